@@ -1,0 +1,555 @@
+//! The state of a cluster: its nodes, the versions each runs, its add-ons and its etcd.
+//!
+//! A [`ClusterState`] is plain data. It is read from an inventory file
+//! ([`crate::inventory`]), discovered from a live cluster (kupgrade-kube), or produced by the
+//! planner as it simulates a plan step by step.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Component, KubeVersion, Minor};
+
+/// The label that says which failure zone a node is in.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+
+/// A whole cluster as kupgrade sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterState {
+    /// The cluster's name, for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How etcd runs.
+    #[serde(default)]
+    pub etcd: EtcdTopology,
+    /// Cluster add-ons whose versions kubeadm manages.
+    #[serde(default)]
+    pub addons: Addons,
+    /// The operators' kubectl version, when known (kubectl on nodes is per node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubectl: Option<KubeVersion>,
+    /// Every node, control plane first by convention (order is kept, never relied upon).
+    pub nodes: Vec<Node>,
+}
+
+/// How etcd runs in the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum EtcdTopology {
+    /// A static pod on each control-plane node (its version is in each node's `etcd`).
+    #[default]
+    Stacked,
+    /// A separate etcd cluster that kubeadm does not upgrade.
+    External {
+        /// Its version, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<KubeVersion>,
+        /// Client endpoints, for reports.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        endpoints: Vec<String>,
+    },
+}
+
+/// Add-ons that `kubeadm upgrade apply` moves along with the control plane.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Addons {
+    /// The kube-proxy DaemonSet's version (it runs on every node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy: Option<KubeVersion>,
+    /// The CoreDNS Deployment's version (`v1.10.1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coredns: Option<KubeVersion>,
+}
+
+/// One node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Node {
+    /// The node's name (an RFC 1123 subdomain).
+    pub name: NodeName,
+    /// The node's roles; a node with no role is a worker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<Role>,
+    /// Node labels (the zone is `topology.kubernetes.io/zone`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Operating system, which decides the package commands.
+    #[serde(default)]
+    pub os: Os,
+    /// The versions of the components on this node.
+    pub versions: NodeVersions,
+    /// Whether the node reports Ready.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub ready: bool,
+    /// Whether the node is cordoned.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unschedulable: bool,
+    /// How to reach the node over SSH, for executors that need it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshTarget>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Where and as whom to reach a node over SSH.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SshTarget {
+    /// Host name or address (defaults to the node name when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Port (defaults to the SSH client's configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// User (defaults to the SSH client's configuration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// The role of a node.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Runs the control-plane static pods.
+    ControlPlane,
+    /// Runs workloads.
+    Worker,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+        })
+    }
+}
+
+/// The operating system of a node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Os {
+    /// The family, which decides the package manager.
+    #[serde(default)]
+    pub family: OsFamily,
+    /// The release (`ubuntu-22.04`, `rhel-9.3`), for reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+}
+
+/// Operating-system families, by package manager.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum OsFamily {
+    /// Debian, Ubuntu: apt and dpkg.
+    #[default]
+    Debian,
+    /// RHEL, Rocky, Alma, Fedora, CentOS Stream: dnf (or yum) and rpm.
+    Rhel,
+    /// Anything else: kupgrade renders no package commands for it.
+    Other,
+}
+
+impl fmt::Display for OsFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OsFamily::Debian => "debian",
+            OsFamily::Rhel => "rhel",
+            OsFamily::Other => "other",
+        })
+    }
+}
+
+/// The versions of the components on one node. Control-plane components are only present on
+/// control-plane nodes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeVersions {
+    /// The kubelet (required on every node).
+    pub kubelet: Option<KubeVersion>,
+    /// The kubeadm binary installed on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeadm: Option<KubeVersion>,
+    /// The kubectl binary installed on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubectl: Option<KubeVersion>,
+    /// The kube-proxy pod on this node, when it differs from the add-on version (mid-rollout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy: Option<KubeVersion>,
+    /// The API server static pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_apiserver: Option<KubeVersion>,
+    /// The controller manager static pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_controller_manager: Option<KubeVersion>,
+    /// The scheduler static pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_scheduler: Option<KubeVersion>,
+    /// The cloud controller manager, when it runs on this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_controller_manager: Option<KubeVersion>,
+    /// The stacked etcd static pod (`3.5.9-0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<KubeVersion>,
+}
+
+impl NodeVersions {
+    /// The version of `component` on this node, if it runs here. CoreDNS is a cluster add-on
+    /// and never per node.
+    pub fn get(&self, component: Component) -> Option<&KubeVersion> {
+        match component {
+            Component::KubeApiserver => self.kube_apiserver.as_ref(),
+            Component::KubeControllerManager => self.kube_controller_manager.as_ref(),
+            Component::KubeScheduler => self.kube_scheduler.as_ref(),
+            Component::CloudControllerManager => self.cloud_controller_manager.as_ref(),
+            Component::Kubelet => self.kubelet.as_ref(),
+            Component::KubeProxy => self.kube_proxy.as_ref(),
+            Component::Kubectl => self.kubectl.as_ref(),
+            Component::Kubeadm => self.kubeadm.as_ref(),
+            Component::Etcd => self.etcd.as_ref(),
+            Component::CoreDns => None,
+        }
+    }
+
+    /// A mutable slot for `component` (`None` for CoreDNS, a cluster add-on).
+    pub fn slot_mut(&mut self, component: Component) -> Option<&mut Option<KubeVersion>> {
+        Some(match component {
+            Component::KubeApiserver => &mut self.kube_apiserver,
+            Component::KubeControllerManager => &mut self.kube_controller_manager,
+            Component::KubeScheduler => &mut self.kube_scheduler,
+            Component::CloudControllerManager => &mut self.cloud_controller_manager,
+            Component::Kubelet => &mut self.kubelet,
+            Component::KubeProxy => &mut self.kube_proxy,
+            Component::Kubectl => &mut self.kubectl,
+            Component::Kubeadm => &mut self.kubeadm,
+            Component::Etcd => &mut self.etcd,
+            Component::CoreDns => return None,
+        })
+    }
+
+    /// Every component present on the node with its version.
+    pub fn iter(&self) -> impl Iterator<Item = (Component, &KubeVersion)> + '_ {
+        Component::ALL
+            .into_iter()
+            .filter_map(move |c| self.get(c).map(|v| (c, v)))
+    }
+}
+
+impl Node {
+    /// A Ready worker running `kubelet` (and kubeadm, kubectl at the same version).
+    pub fn worker(name: &str, kubelet: KubeVersion) -> Result<Node, NodeNameError> {
+        Ok(Node {
+            name: name.parse()?,
+            roles: vec![Role::Worker],
+            labels: BTreeMap::new(),
+            os: Os::default(),
+            versions: NodeVersions {
+                kubeadm: Some(kubelet.clone()),
+                kubectl: Some(kubelet.clone()),
+                kubelet: Some(kubelet),
+                ..NodeVersions::default()
+            },
+            ready: true,
+            unschedulable: false,
+            ssh: None,
+        })
+    }
+
+    /// A Ready control-plane node whose kubelet and static pods all run `version`, with
+    /// stacked etcd at `etcd` when given.
+    pub fn control_plane(
+        name: &str,
+        version: KubeVersion,
+        etcd: Option<KubeVersion>,
+    ) -> Result<Node, NodeNameError> {
+        let mut node = Node::worker(name, version.clone())?;
+        node.roles = vec![Role::ControlPlane];
+        let v = &mut node.versions;
+        v.kube_apiserver = Some(version.clone());
+        v.kube_controller_manager = Some(version.clone());
+        v.kube_scheduler = Some(version);
+        v.etcd = etcd;
+        Ok(node)
+    }
+
+    /// Sets a label, builder style.
+    pub fn with_label(mut self, key: &str, value: &str) -> Node {
+        self.labels.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// True when the node runs the control plane.
+    pub fn is_control_plane(&self) -> bool {
+        self.roles.contains(&Role::ControlPlane)
+    }
+
+    /// The node's zone label, if any.
+    pub fn zone(&self) -> Option<&str> {
+        self.labels.get(ZONE_LABEL).map(String::as_str)
+    }
+
+    /// The kubelet's version; validated inventories always have one.
+    pub fn kubelet(&self) -> Option<&KubeVersion> {
+        self.versions.kubelet.as_ref()
+    }
+}
+
+impl ClusterState {
+    /// A state with these nodes, stacked etcd and no add-on versions.
+    pub fn new(nodes: Vec<Node>) -> Self {
+        ClusterState {
+            name: None,
+            etcd: EtcdTopology::Stacked,
+            addons: Addons::default(),
+            kubectl: None,
+            nodes,
+        }
+    }
+
+    /// The control-plane nodes.
+    pub fn control_plane(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.nodes.iter().filter(|n| n.is_control_plane())
+    }
+
+    /// The nodes that are not control-plane nodes.
+    pub fn workers(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.nodes.iter().filter(|n| !n.is_control_plane())
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name.as_str() == name)
+    }
+
+    /// The node called `name`, mutably.
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut Node> {
+        self.nodes.iter_mut().find(|n| n.name.as_str() == name)
+    }
+
+    /// The oldest API server version (the cluster's effective version, as kubeadm sees it).
+    pub fn apiserver_min(&self) -> Option<&KubeVersion> {
+        self.control_plane()
+            .filter_map(|n| n.versions.kube_apiserver.as_ref())
+            .min()
+    }
+
+    /// The newest API server version.
+    pub fn apiserver_max(&self) -> Option<&KubeVersion> {
+        self.control_plane()
+            .filter_map(|n| n.versions.kube_apiserver.as_ref())
+            .max()
+    }
+
+    /// The minor of the oldest API server: the minor the control plane is at.
+    pub fn control_plane_minor(&self) -> Option<Minor> {
+        self.apiserver_min().map(KubeVersion::minor)
+    }
+
+    /// The oldest kubelet in the cluster.
+    pub fn kubelet_min(&self) -> Option<&KubeVersion> {
+        self.nodes.iter().filter_map(Node::kubelet).min()
+    }
+
+    /// The version of kube-proxy on `node`: the node's own value when the inventory gives one,
+    /// otherwise the add-on's.
+    pub fn kube_proxy_on<'a>(&'a self, node: &'a Node) -> Option<&'a KubeVersion> {
+        node.versions
+            .kube_proxy
+            .as_ref()
+            .or(self.addons.kube_proxy.as_ref())
+    }
+
+    /// The etcd version: the oldest stacked member, or the external cluster's.
+    pub fn etcd_version(&self) -> Option<&KubeVersion> {
+        match &self.etcd {
+            EtcdTopology::Stacked => self
+                .control_plane()
+                .filter_map(|n| n.versions.etcd.as_ref())
+                .min(),
+            EtcdTopology::External { version, .. } => version.as_ref(),
+        }
+    }
+}
+
+/// A valid node name: an RFC 1123 DNS subdomain (lowercase letters, digits, `-` and `.`; each
+/// label 1 to 63 characters starting and ending with a letter or digit; 253 at most).
+///
+/// Such a name can never carry shell syntax, but commands still quote it.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct NodeName(Box<str>);
+
+impl NodeName {
+    /// Validates `name`.
+    pub fn new(name: &str) -> Result<Self, NodeNameError> {
+        let bad = |reason: &str| {
+            Err(NodeNameError {
+                name: name.to_string(),
+                reason: reason.to_string(),
+            })
+        };
+        if name.is_empty() {
+            return bad("it is empty");
+        }
+        if name.len() > 253 {
+            return bad("it is longer than 253 characters");
+        }
+        for label in name.split('.') {
+            if label.is_empty() {
+                return bad("it has an empty label between dots");
+            }
+            if label.len() > 63 {
+                return bad("a label is longer than 63 characters");
+            }
+            if let Some(c) = label
+                .chars()
+                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+            {
+                return bad(&format!(
+                    "{c:?} is not allowed (only lowercase letters, digits, '-' and '.')"
+                ));
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return bad("a label starts or ends with '-'");
+            }
+        }
+        Ok(NodeName(name.into()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl fmt::Debug for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+impl FromStr for NodeName {
+    type Err = NodeNameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NodeName::new(s)
+    }
+}
+impl TryFrom<String> for NodeName {
+    type Error = NodeNameError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        NodeName::new(&s)
+    }
+}
+impl From<NodeName> for String {
+    fn from(n: NodeName) -> String {
+        n.0.into()
+    }
+}
+impl AsRef<str> for NodeName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+impl JsonSchema for NodeName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NodeName".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "An RFC 1123 subdomain: lowercase letters, digits, '-' and '.'",
+            "maxLength": 253,
+            "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+        })
+    }
+}
+
+/// A node name that is not an RFC 1123 subdomain.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not a valid node name: {reason}")]
+pub struct NodeNameError {
+    /// The name given.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_follow_rfc_1123() {
+        for ok in ["w-1", "cp1.example.com", "a", "1node"] {
+            assert!(NodeName::new(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "it is empty"),
+            (
+                "W-1",
+                "'W' is not allowed (only lowercase letters, digits, '-' and '.')",
+            ),
+            ("-w", "a label starts or ends with '-'"),
+            ("a..b", "it has an empty label between dots"),
+            (
+                "a;rm -rf /",
+                "';' is not allowed (only lowercase letters, digits, '-' and '.')",
+            ),
+            (
+                "w_1",
+                "'_' is not allowed (only lowercase letters, digits, '-' and '.')",
+            ),
+        ] {
+            assert_eq!(NodeName::new(bad).unwrap_err().reason, why, "{bad}");
+        }
+        assert!(NodeName::new(&"a".repeat(64)).is_err());
+        assert!(NodeName::new(&["a"; 128].join(".")).is_err());
+    }
+
+    #[test]
+    fn versions_by_component() {
+        let v: KubeVersion = "v1.28.9".parse().unwrap();
+        let cp = Node::control_plane("cp-1", v.clone(), Some("3.5.9-0".parse().unwrap())).unwrap();
+        assert_eq!(cp.versions.get(Component::KubeApiserver), Some(&v));
+        assert_eq!(cp.versions.get(Component::CoreDns), None);
+        assert_eq!(cp.versions.iter().count(), 7);
+        let state = ClusterState::new(vec![
+            cp,
+            Node::worker("w-1", "v1.27.3".parse().unwrap()).unwrap(),
+        ]);
+        assert_eq!(state.control_plane_minor(), Some(Minor::new(1, 28)));
+        assert_eq!(state.kubelet_min().unwrap().to_string(), "v1.27.3");
+        assert_eq!(state.etcd_version().unwrap().to_string(), "v3.5.9-0");
+    }
+}

@@ -1,0 +1,43 @@
+//! # kupgrade-core
+//!
+//! The pure heart of kupgrade: Kubernetes versions, components, the release calendar, cluster
+//! state, version skew policies and kubeadm's upgrade rules. It does no I/O, starts no runtime
+//! and never reads the clock: dates are arguments, data is embedded, so every answer is
+//! reproducible and testable by value.
+//!
+//! ```
+//! use kupgrade_core::{inventory, skew::{SkewPolicy, UpstreamPolicy}};
+//!
+//! let text = r#"
+//! nodes:
+//!   - name: cp-1
+//!     roles: [control-plane]
+//!     versions: { kubelet: v1.28.9, kube-apiserver: v1.28.9 }
+//!   - name: w-1
+//!     versions: { kubelet: v1.24.17 }
+//! "#;
+//! let cluster = inventory::parse(text, "inventory.yaml")?;
+//! let violations = UpstreamPolicy::new().errors(&cluster);
+//! assert_eq!(violations.len(), 1);
+//! assert_eq!(violations[0].rule, "upstream/kubelet");
+//! assert_eq!(violations[0].node.as_ref().unwrap().as_str(), "w-1");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Modules, one concept each: [`version`] (versions and minors), [`component`], [`cluster`]
+//! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
+//! and CoreDNS per minor).
+
+pub mod bundled;
+pub mod cluster;
+pub mod component;
+pub mod inventory;
+pub mod skew;
+pub mod version;
+
+pub use cluster::{
+    Addons, ClusterState, EtcdTopology, Node, NodeName, NodeNameError, NodeVersions, Os, OsFamily,
+    Role, SshTarget, ZONE_LABEL,
+};
+pub use component::{Component, Placement, VersionLine};
+pub use version::{KubeVersion, Minor, Phase, PreRelease, VersionError};

@@ -1,0 +1,286 @@
+//! Version skew policies: which mixes of component versions a cluster may run.
+//!
+//! A [`SkewPolicy`] looks at a [`ClusterState`] and returns every [`Violation`]. Policies are
+//! split into a cluster-wide part and a per-node part so that the planner can re-check only
+//! what a step changed: a step that upgrades one worker's kubelet re-runs
+//! [`SkewPolicy::check_node`] for that node alone, and only steps that move the control plane
+//! re-run everything.
+//!
+//! - [`UpstreamPolicy`]: the Kubernetes version skew policy, with its history.
+//! - [`crate::skew::rules`]: declarative rules from YAML or JSON (`RulePolicy`).
+//! - [`AllOf`]: several policies that must all pass.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ClusterState, Component, KubeVersion, Minor, Node, NodeName};
+
+mod upstream;
+
+pub use upstream::{ControlPlaneEndpoint, UpstreamPolicy};
+
+/// How serious a violation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Advice: the cluster works, but is not what kubeadm would set up.
+    Warning,
+    /// The state is outside the policy; the planner never produces it.
+    Error,
+}
+
+/// A range of minors, both ends included; an end that is absent is open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MinorRange {
+    /// The oldest allowed minor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Minor>,
+    /// The newest allowed minor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Minor>,
+}
+
+impl MinorRange {
+    /// `min..=max`.
+    pub fn new(min: Minor, max: Minor) -> Self {
+        MinorRange {
+            min: Some(min),
+            max: Some(max),
+        }
+    }
+    /// Whether `m` is inside the range.
+    pub fn contains(&self, m: Minor) -> bool {
+        self.min.is_none_or(|lo| m >= lo) && self.max.is_none_or(|hi| m <= hi)
+    }
+}
+
+impl fmt::Display for MinorRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.min, self.max) {
+            (Some(a), Some(b)) if a == b => write!(f, "{a}"),
+            (Some(a), Some(b)) if a > b => write!(f, "none"),
+            (Some(a), Some(b)) => write!(f, "{a} to {b}"),
+            (Some(a), None) => write!(f, "{a} or newer"),
+            (None, Some(b)) => write!(f, "{b} or older"),
+            (None, None) => write!(f, "any"),
+        }
+    }
+}
+
+/// One broken rule: data for programs and a sentence for people.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Violation {
+    /// A stable rule identifier, such as `upstream/kubelet`.
+    pub rule: String,
+    /// How serious it is.
+    pub severity: Severity,
+    /// The component at fault.
+    pub component: Component,
+    /// The node it runs on, for per-node components.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeName>,
+    /// The version found.
+    pub found: KubeVersion,
+    /// What would have been allowed, in words (`1.25 to 1.28`, `v3.5.9-0`).
+    pub allowed: String,
+    /// A sentence a person understands.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{sev}[{}]: {}", self.rule, self.message)
+    }
+}
+
+/// Facts about the whole cluster that per-node rules compare against, computed once per state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Indices (in `state.nodes`) of the control-plane nodes.
+    pub control_plane: Vec<usize>,
+    /// The oldest kube-apiserver.
+    pub apiserver_min: Option<KubeVersion>,
+    /// The newest kube-apiserver.
+    pub apiserver_max: Option<KubeVersion>,
+}
+
+impl Summary {
+    /// Computes the summary of `state` (one pass over the nodes).
+    pub fn of(state: &ClusterState) -> Self {
+        let mut s = Summary::default();
+        for (i, n) in state.nodes.iter().enumerate() {
+            if n.is_control_plane() {
+                s.control_plane.push(i);
+                if let Some(v) = &n.versions.kube_apiserver {
+                    if s.apiserver_min.as_ref().is_none_or(|m| v < m) {
+                        s.apiserver_min = Some(v.clone());
+                    }
+                    if s.apiserver_max.as_ref().is_none_or(|m| v > m) {
+                        s.apiserver_max = Some(v.clone());
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    /// The control-plane nodes of `state`.
+    pub fn control_plane_nodes<'a>(
+        &'a self,
+        state: &'a ClusterState,
+    ) -> impl Iterator<Item = &'a Node> + 'a {
+        self.control_plane.iter().map(|&i| &state.nodes[i])
+    }
+
+    /// The minor of the oldest API server.
+    pub fn min_minor(&self) -> Option<Minor> {
+        self.apiserver_min.as_ref().map(KubeVersion::minor)
+    }
+
+    /// The minor of the newest API server.
+    pub fn max_minor(&self) -> Option<Minor> {
+        self.apiserver_max.as_ref().map(KubeVersion::minor)
+    }
+}
+
+/// What a policy sees: the state and its summary.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The cluster.
+    pub state: &'a ClusterState,
+    /// Its summary.
+    pub summary: &'a Summary,
+}
+
+/// A version skew policy.
+///
+/// Implement [`check_cluster`](SkewPolicy::check_cluster) for rules about the cluster as a whole
+/// (API servers against each other, add-ons, etcd) and [`check_node`](SkewPolicy::check_node)
+/// for rules about one node given the cluster's [`Summary`]. A per-node rule must depend only
+/// on that node and the summary: the planner relies on it to re-check only changed nodes.
+/// Results must not depend on the order of `state.nodes`.
+pub trait SkewPolicy: Send + Sync {
+    /// A short name for reports (`upstream`, `strict-kubelet`).
+    fn name(&self) -> &str;
+
+    /// Appends the violations of cluster-wide rules.
+    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>);
+
+    /// Appends the violations of per-node rules for `node`.
+    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>);
+
+    /// Every violation in `state`, cluster-wide ones first, then node by node.
+    fn evaluate(&self, state: &ClusterState) -> Vec<Violation> {
+        let summary = Summary::of(state);
+        let cx = Context {
+            state,
+            summary: &summary,
+        };
+        let mut out = Vec::new();
+        self.check_cluster(&cx, &mut out);
+        for node in &state.nodes {
+            self.check_node(&cx, node, &mut out);
+        }
+        out
+    }
+
+    /// The errors (not warnings) in `state`.
+    fn errors(&self, state: &ClusterState) -> Vec<Violation> {
+        let mut v = self.evaluate(state);
+        v.retain(|v| v.severity == Severity::Error);
+        v
+    }
+}
+
+impl<P: SkewPolicy + ?Sized> SkewPolicy for &P {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
+        (**self).check_cluster(cx, out)
+    }
+    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+        (**self).check_node(cx, node, out)
+    }
+}
+impl<P: SkewPolicy + ?Sized> SkewPolicy for Box<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
+        (**self).check_cluster(cx, out)
+    }
+    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+        (**self).check_node(cx, node, out)
+    }
+}
+impl<P: SkewPolicy + ?Sized> SkewPolicy for std::sync::Arc<P> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
+        (**self).check_cluster(cx, out)
+    }
+    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+        (**self).check_node(cx, node, out)
+    }
+}
+
+/// Several policies that must all pass; violations of each are reported.
+pub struct AllOf {
+    name: String,
+    policies: Vec<Box<dyn SkewPolicy>>,
+}
+
+impl AllOf {
+    /// Combines `policies`.
+    pub fn new(policies: Vec<Box<dyn SkewPolicy>>) -> Self {
+        let name = policies
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect::<Vec<_>>()
+            .join("+");
+        AllOf { name, policies }
+    }
+}
+
+impl SkewPolicy for AllOf {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
+        for p in &self.policies {
+            p.check_cluster(cx, out);
+        }
+    }
+    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+        for p in &self.policies {
+            p.check_node(cx, node, out);
+        }
+    }
+}
+
+/// Renders violations as a report, errors first, one per line, or `no violations`.
+pub fn report(violations: &[Violation]) -> String {
+    if violations.is_empty() {
+        return "no violations\n".to_string();
+    }
+    let mut sorted: Vec<&Violation> = violations.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule.cmp(&b.rule))
+            .then_with(|| a.node.cmp(&b.node))
+            .then_with(|| a.component.cmp(&b.component))
+    });
+    let mut s = String::new();
+    for v in sorted {
+        s.push_str(&v.to_string());
+        s.push('\n');
+    }
+    s
+}

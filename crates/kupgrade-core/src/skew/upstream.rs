@@ -1,0 +1,601 @@
+//! The upstream Kubernetes version skew policy.
+use super::{Context, MinorRange, Severity, SkewPolicy, Violation};
+use crate::{Component, EtcdTopology, KubeVersion, Minor, Node};
+
+/// The Kubernetes version skew policy, as documented at a given Kubernetes release.
+///
+/// Rules (ids in brackets), as documented since 1.28:
+/// - `upstream/ha-apiserver`: the newest and oldest kube-apiserver are within one minor.
+/// - `upstream/control-plane`: kube-controller-manager, kube-scheduler and
+///   cloud-controller-manager are not newer than the oldest kube-apiserver and at most one
+///   minor older than the newest.
+/// - `upstream/kubelet`: not newer than the oldest kube-apiserver, at most three minors older
+///   than the newest (two when the kubelet is older than 1.25).
+/// - `upstream/kube-proxy`: the same bounds against kube-apiserver; and
+///   `upstream/kube-proxy-kubelet`: within three minors of the kubelet on its node, either way
+///   (two when kube-proxy is older than 1.25).
+/// - `upstream/kubectl`: the cluster's kubectl within one minor of every kube-apiserver (an
+///   error); kubectl installed on a node outside that range is a warning, since node agents do
+///   not use it.
+/// - `upstream/etcd`, `upstream/coredns`: older than what kubeadm ships for the control
+///   plane's minor is a warning.
+/// - `upstream/kubeadm`: a node's kubeadm older than its control plane or kubelet, or more than
+///   one minor newer, is a warning (kubeadm supports its own minor and the one before).
+///
+/// Before 1.28 the page allowed kubelets and kube-proxy two minors behind, and required
+/// kube-proxy to match its kubelet's minor: [`UpstreamPolicy::as_documented_in`] gives those
+/// editions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamPolicy {
+    edition: Minor,
+    endpoint: ControlPlaneEndpoint,
+}
+
+/// Which API servers the controller manager, scheduler and cloud controller manager talk to.
+///
+/// The upstream page says these components must not be newer than the API servers *they
+/// communicate with*. kubeadm points their kubeconfigs at the API server on their own node, which
+/// is what lets `kubeadm upgrade apply` move one control-plane node at a time; behind a load
+/// balancer, every API server counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ControlPlaneEndpoint {
+    /// Each talks to the API server on its own node (kubeadm's layout).
+    #[default]
+    Local,
+    /// Each may reach any API server (a load-balanced endpoint): judged against all of them.
+    LoadBalanced,
+}
+
+impl Default for UpstreamPolicy {
+    fn default() -> Self {
+        UpstreamPolicy::new()
+    }
+}
+
+const V1_25: Minor = Minor::new(1, 25);
+const V1_28: Minor = Minor::new(1, 28);
+
+impl UpstreamPolicy {
+    /// The policy as documented today.
+    pub fn new() -> Self {
+        UpstreamPolicy {
+            edition: V1_28,
+            endpoint: ControlPlaneEndpoint::Local,
+        }
+    }
+
+    /// The same policy for control planes whose components use the given endpoint.
+    pub fn with_endpoint(mut self, endpoint: ControlPlaneEndpoint) -> Self {
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// The policy as documented for Kubernetes `minor` (editions differ before 1.28).
+    pub fn as_documented_in(minor: Minor) -> Self {
+        UpstreamPolicy {
+            edition: if minor >= V1_28 {
+                V1_28
+            } else {
+                Minor::new(1, 27)
+            },
+            endpoint: ControlPlaneEndpoint::Local,
+        }
+    }
+
+    /// How many minors a kubelet or kube-proxy at `m` may lag the API server.
+    fn node_lag(&self, m: Minor) -> i64 {
+        if self.edition >= V1_28 && m >= V1_25 {
+            3
+        } else {
+            2
+        }
+    }
+}
+
+fn range(min: Minor, lag_from: Minor, lag: i64) -> MinorRange {
+    let lo = Minor::new(
+        lag_from.major(),
+        lag_from.minor().saturating_sub(lag as u64),
+    );
+    MinorRange::new(lo, min)
+}
+
+fn minors(n: i64) -> String {
+    if n == 1 {
+        "1 minor".into()
+    } else {
+        format!("{n} minors")
+    }
+}
+
+impl SkewPolicy for UpstreamPolicy {
+    fn name(&self) -> &str {
+        "upstream"
+    }
+
+    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
+        let s = cx.summary;
+        let (Some(lo), Some(hi)) = (&s.apiserver_min, &s.apiserver_max) else {
+            return;
+        };
+        let (lo_m, hi_m) = (lo.minor(), hi.minor());
+        if lo_m.skew_to(hi_m) > 1 {
+            for n in s.control_plane_nodes(cx.state) {
+                if let Some(v) = &n.versions.kube_apiserver {
+                    if v.minor() == lo_m {
+                        out.push(Violation {
+                            rule: "upstream/ha-apiserver".into(),
+                            severity: Severity::Error,
+                            component: Component::KubeApiserver,
+                            node: Some(n.name.clone()),
+                            found: v.clone(),
+                            allowed: MinorRange::new(hi_m.prev().unwrap_or(hi_m), hi_m).to_string(),
+                            message: format!(
+                                "kube-apiserver on node {:?} is {v}, {} older than the newest kube-apiserver ({hi}); API servers of one cluster must be within 1 minor",
+                                n.name.as_str(),
+                                minors(v.minor().skew_to(hi_m)),
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(kubectl) = &cx.state.kubectl {
+            if let Some(v) = kubectl_violation(kubectl, lo, hi, None, Severity::Error) {
+                out.push(v);
+            }
+        }
+        if let Some(kp) = &cx.state.addons.kube_proxy {
+            self.kube_proxy_vs_apiserver(kp, lo, hi, None, out);
+        }
+        let bundle = crate::bundled::bundled(lo_m);
+        if let (Some(b), Some(found)) = (bundle, &cx.state.addons.coredns) {
+            if let Some(want) = &b.coredns {
+                if found.release() < want.release() {
+                    out.push(bundled_warning(Component::CoreDns, None, found, want, lo_m));
+                }
+            }
+        }
+        if let Some(want) = bundle.and_then(|b| b.etcd.as_ref()) {
+            match &cx.state.etcd {
+                EtcdTopology::Stacked => {
+                    for n in s.control_plane_nodes(cx.state) {
+                        if let Some(found) = &n.versions.etcd {
+                            if found < want {
+                                out.push(bundled_warning(
+                                    Component::Etcd,
+                                    Some(n),
+                                    found,
+                                    want,
+                                    lo_m,
+                                ));
+                            }
+                        }
+                    }
+                }
+                EtcdTopology::External {
+                    version: Some(found),
+                    ..
+                } if found < want => {
+                    out.push(bundled_warning(Component::Etcd, None, found, want, lo_m));
+                }
+                EtcdTopology::External { .. } => {}
+            }
+        }
+    }
+
+    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+        let s = cx.summary;
+        let (Some(lo), Some(hi)) = (&s.apiserver_min, &s.apiserver_max) else {
+            return;
+        };
+        let (lo_m, hi_m) = (lo.minor(), hi.minor());
+        let v = &node.versions;
+        if node.is_control_plane() {
+            // The API servers these components talk to.
+            let (lo, hi) = match (self.endpoint, &v.kube_apiserver) {
+                (ControlPlaneEndpoint::Local, Some(local)) => (local, local),
+                _ => (lo, hi),
+            };
+            let (lo_m, hi_m) = (lo.minor(), hi.minor());
+            for c in [
+                Component::KubeControllerManager,
+                Component::KubeScheduler,
+                Component::CloudControllerManager,
+            ] {
+                let Some(found) = v.get(c) else { continue };
+                let m = found.minor();
+                let allowed = MinorRange::new(hi_m.prev().unwrap_or(hi_m), lo_m);
+                if !allowed.contains(m) {
+                    let which = match self.endpoint {
+                        ControlPlaneEndpoint::Local => "the kube-apiserver on its node",
+                        ControlPlaneEndpoint::LoadBalanced if m > lo_m => {
+                            "the oldest kube-apiserver"
+                        }
+                        ControlPlaneEndpoint::LoadBalanced => "the newest kube-apiserver",
+                    };
+                    let why = if m > lo_m {
+                        format!("newer than {which} ({lo})")
+                    } else {
+                        format!("{} older than {which} ({hi})", minors(m.skew_to(hi_m)))
+                    };
+                    out.push(Violation {
+                        rule: "upstream/control-plane".into(),
+                        severity: Severity::Error,
+                        component: c,
+                        node: Some(node.name.clone()),
+                        found: found.clone(),
+                        allowed: allowed.to_string(),
+                        message: format!(
+                            "{c} on node {:?} is {found}, {why}; it may be at most 1 minor older than kube-apiserver and never newer (allowed: {allowed})",
+                            node.name.as_str()
+                        ),
+                    });
+                }
+            }
+        }
+        if let Some(kubelet) = &v.kubelet {
+            let m = kubelet.minor();
+            let lag = self.node_lag(m);
+            let allowed = range(lo_m, hi_m, lag);
+            if !allowed.contains(m) {
+                let why = if m > lo_m {
+                    format!("newer than the oldest kube-apiserver ({lo})")
+                } else {
+                    format!(
+                        "{} older than the newest kube-apiserver ({hi})",
+                        minors(m.skew_to(hi_m))
+                    )
+                };
+                out.push(Violation {
+                    rule: "upstream/kubelet".into(),
+                    severity: Severity::Error,
+                    component: Component::Kubelet,
+                    node: Some(node.name.clone()),
+                    found: kubelet.clone(),
+                    allowed: allowed.to_string(),
+                    message: format!(
+                        "kubelet on node {:?} is {kubelet}, {why}; a kubelet at {m} may be at most {} older and never newer (allowed: {allowed})",
+                        node.name.as_str(),
+                        minors(lag)
+                    ),
+                });
+            }
+        }
+        if let Some(kp) = &v.kube_proxy {
+            self.kube_proxy_vs_apiserver(kp, lo, hi, Some(node), out);
+        }
+        if let (Some(kp), Some(kubelet)) = (cx.state.kube_proxy_on(node), &v.kubelet) {
+            let (pm, km) = (kp.minor(), kubelet.minor());
+            let (ok, allowed, said) = if self.edition >= V1_28 {
+                let lag = self.node_lag(pm);
+                let d = km.skew_to(pm).abs();
+                let lo = Minor::new(km.major(), km.minor().saturating_sub(lag as u64));
+                let hi = Minor::new(km.major(), km.minor() + lag as u64);
+                (
+                    d <= lag,
+                    MinorRange::new(lo, hi),
+                    format!("within {} of", minors(lag)),
+                )
+            } else {
+                (
+                    pm == km,
+                    MinorRange::new(km, km),
+                    "the same minor as".to_string(),
+                )
+            };
+            if !ok {
+                out.push(Violation {
+                    rule: "upstream/kube-proxy-kubelet".into(),
+                    severity: Severity::Error,
+                    component: Component::KubeProxy,
+                    node: Some(node.name.clone()),
+                    found: kp.clone(),
+                    allowed: allowed.to_string(),
+                    message: format!(
+                        "kube-proxy on node {:?} is {kp} but its kubelet is {kubelet}; kube-proxy must be {said} the kubelet beside it (allowed: {allowed})",
+                        node.name.as_str()
+                    ),
+                });
+            }
+        }
+        if let Some(kubectl) = &v.kubectl {
+            if let Some(v) = kubectl_violation(kubectl, lo, hi, Some(node), Severity::Warning) {
+                out.push(v);
+            }
+        }
+        if let Some(kubeadm) = &v.kubeadm {
+            let km = kubeadm.minor();
+            let base = v
+                .kube_apiserver
+                .as_ref()
+                .or(v.kubelet.as_ref())
+                .map(KubeVersion::minor);
+            if let Some(base) = base {
+                let allowed = MinorRange::new(base, base.next());
+                if !allowed.contains(km) {
+                    out.push(Violation {
+                        rule: "upstream/kubeadm".into(),
+                        severity: Severity::Warning,
+                        component: Component::Kubeadm,
+                        node: Some(node.name.clone()),
+                        found: kubeadm.clone(),
+                        allowed: allowed.to_string(),
+                        message: format!(
+                            "kubeadm on node {:?} is {kubeadm}; kubeadm manages components of its own minor and the one before, and this node runs {base} (allowed: {allowed})",
+                            node.name.as_str()
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl UpstreamPolicy {
+    fn kube_proxy_vs_apiserver(
+        &self,
+        kp: &KubeVersion,
+        lo: &KubeVersion,
+        hi: &KubeVersion,
+        node: Option<&Node>,
+        out: &mut Vec<Violation>,
+    ) {
+        let (lo_m, hi_m) = (lo.minor(), hi.minor());
+        let m = kp.minor();
+        let lag = self.node_lag(m);
+        let allowed = range(lo_m, hi_m, lag);
+        if allowed.contains(m) {
+            return;
+        }
+        let why = if m > lo_m {
+            format!("newer than the oldest kube-apiserver ({lo})")
+        } else {
+            format!(
+                "{} older than the newest kube-apiserver ({hi})",
+                minors(m.skew_to(hi_m))
+            )
+        };
+        let where_ = match node {
+            Some(n) => format!("kube-proxy on node {:?}", n.name.as_str()),
+            None => "the kube-proxy DaemonSet".to_string(),
+        };
+        out.push(Violation {
+            rule: "upstream/kube-proxy".into(),
+            severity: Severity::Error,
+            component: Component::KubeProxy,
+            node: node.map(|n| n.name.clone()),
+            found: kp.clone(),
+            allowed: allowed.to_string(),
+            message: format!(
+                "{where_} is {kp}, {why}; kube-proxy at {m} may be at most {} older and never newer (allowed: {allowed})",
+                minors(lag)
+            ),
+        });
+    }
+}
+
+fn kubectl_violation(
+    kubectl: &KubeVersion,
+    lo: &KubeVersion,
+    hi: &KubeVersion,
+    node: Option<&Node>,
+    severity: Severity,
+) -> Option<Violation> {
+    let (lo_m, hi_m) = (lo.minor(), hi.minor());
+    let allowed = MinorRange::new(hi_m.prev().unwrap_or(hi_m), lo_m.next());
+    let m = kubectl.minor();
+    if allowed.contains(m) {
+        return None;
+    }
+    let where_ = match node {
+        Some(n) => format!("kubectl installed on node {:?}", n.name.as_str()),
+        None => "the cluster's kubectl".to_string(),
+    };
+    Some(Violation {
+        rule: "upstream/kubectl".into(),
+        severity,
+        component: Component::Kubectl,
+        node: node.map(|n| n.name.clone()),
+        found: kubectl.clone(),
+        allowed: allowed.to_string(),
+        message: format!(
+            "{where_} is {kubectl}; kubectl must be within 1 minor of every kube-apiserver ({lo} to {hi}) (allowed: {allowed})"
+        ),
+    })
+}
+
+fn bundled_warning(
+    c: Component,
+    node: Option<&Node>,
+    found: &KubeVersion,
+    want: &KubeVersion,
+    minor: Minor,
+) -> Violation {
+    let where_ = match node {
+        Some(n) => format!("{c} on node {:?}", n.name.as_str()),
+        None => c.to_string(),
+    };
+    Violation {
+        rule: format!("upstream/{}", c.name()),
+        severity: Severity::Warning,
+        component: c,
+        node: node.map(|n| n.name.clone()),
+        found: found.clone(),
+        allowed: format!("{} or newer", want.to_plain_string()),
+        message: format!(
+            "{where_} is {}, older than the {} kubeadm ships for Kubernetes {minor}",
+            found.to_plain_string(),
+            want.to_plain_string()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ClusterState, Node};
+
+    fn v(s: &str) -> KubeVersion {
+        s.parse().unwrap()
+    }
+
+    /// Two API servers (1.31 and 1.30) and one node, as in the examples of the upstream page.
+    fn ha(kubelet: &str) -> ClusterState {
+        let mut a = Node::control_plane("cp-a", v("1.31.2"), None).unwrap();
+        a.versions.kubelet = Some(v("1.30.0"));
+        a.versions.kubeadm = Some(v("1.31.2"));
+        a.versions.kubectl = None;
+        let mut b = Node::control_plane("cp-b", v("1.30.5"), None).unwrap();
+        b.versions.kubectl = None;
+        let mut w = Node::worker("w-1", v(kubelet)).unwrap();
+        w.versions.kubeadm = None;
+        w.versions.kubectl = None;
+        ClusterState::new(vec![a, b, w])
+    }
+
+    fn rules(state: &ClusterState) -> Vec<String> {
+        let mut r: Vec<String> = UpstreamPolicy::new()
+            .errors(state)
+            .into_iter()
+            .map(|v| {
+                format!(
+                    "{} {}",
+                    v.rule,
+                    v.node.map(|n| n.to_string()).unwrap_or_default()
+                )
+            })
+            .collect();
+        r.sort();
+        r
+    }
+
+    /// The worked examples of the upstream version skew policy page, as a table.
+    #[test]
+    fn upstream_page_examples() {
+        // kubelet with API servers at 1.31 and 1.30: 1.30, 1.29, 1.28 allowed; 1.31 too new;
+        // 1.27 four behind the newest.
+        for (kubelet, ok) in [
+            ("1.30.1", true),
+            ("1.29.0", true),
+            ("1.28.3", true),
+            ("1.31.0", false),
+            ("1.27.9", false),
+        ] {
+            assert_eq!(
+                rules(&ha(kubelet)).is_empty(),
+                ok,
+                "kubelet {kubelet}: {:?}",
+                rules(&ha(kubelet))
+            );
+        }
+        // controller-manager etc. with API servers at 1.31 and 1.30: 1.30 only.
+        for (cm, ok) in [("1.30.0", true), ("1.31.0", false), ("1.29.0", false)] {
+            let mut s = ha("1.30.0");
+            for n in &mut s.nodes[..2] {
+                n.versions.kube_controller_manager = Some(v(cm));
+            }
+            assert_eq!(rules(&s).is_empty(), ok, "controller-manager {cm}");
+        }
+        // Behind a load balancer the page's example holds literally: cp-a's 1.31 controller
+        // manager may reach the 1.30 API server.
+        let lb = UpstreamPolicy::new().with_endpoint(ControlPlaneEndpoint::LoadBalanced);
+        let errs = lb.errors(&ha("1.30.0"));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0]
+                .message
+                .contains("newer than the oldest kube-apiserver (v1.30.5)")
+        );
+        // kubectl with API servers at 1.31 and 1.30: 1.31 and 1.30 allowed.
+        for (kubectl, ok) in [
+            ("1.31.0", true),
+            ("1.30.0", true),
+            ("1.32.0", false),
+            ("1.29.0", false),
+        ] {
+            let mut s = ha("1.30.0");
+            s.kubectl = Some(v(kubectl));
+            assert_eq!(rules(&s).is_empty(), ok, "kubectl {kubectl}");
+        }
+        // HA API servers two minors apart.
+        let mut s = ha("1.29.0");
+        s.nodes[1].versions.kube_apiserver = Some(v("1.29.0"));
+        s.nodes[1].versions.kube_controller_manager = Some(v("1.29.0"));
+        s.nodes[1].versions.kube_scheduler = Some(v("1.29.0"));
+        assert!(
+            rules(&s).contains(&"upstream/ha-apiserver cp-b".to_string()),
+            "{:?}",
+            rules(&s)
+        );
+    }
+
+    #[test]
+    fn kubelets_older_than_1_25_may_lag_two() {
+        let mut s = ClusterState::new(vec![
+            Node::control_plane("cp", v("1.27.0"), None).unwrap(),
+            Node::worker("w", v("1.24.0")).unwrap(),
+        ]);
+        s.nodes[1].versions.kubectl = None;
+        assert_eq!(rules(&s), vec!["upstream/kubelet w"]);
+        s.nodes[1].versions.kubelet = Some(v("1.25.0"));
+        s.nodes[0].versions.kube_apiserver = Some(v("1.28.0"));
+        for c in [Component::KubeControllerManager, Component::KubeScheduler] {
+            *s.nodes[0].versions.slot_mut(c).unwrap() = Some(v("1.28.0"));
+        }
+        assert!(rules(&s).is_empty(), "{:?}", rules(&s));
+        // The same cluster under the pre-1.28 page: only two minors.
+        assert_eq!(
+            UpstreamPolicy::as_documented_in(Minor::new(1, 27))
+                .errors(&s)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn kube_proxy_rules() {
+        let mut s = ha("1.28.0");
+        s.addons.kube_proxy = Some(v("1.31.0"));
+        assert_eq!(rules(&s), vec!["upstream/kube-proxy "]);
+        s.addons.kube_proxy = Some(v("1.30.0"));
+        assert!(rules(&s).is_empty());
+        // kube-proxy 1.30 beside a 1.26 kubelet: 4 apart (also too old against the apiserver).
+        s.nodes[2].versions.kubelet = Some(v("1.26.0"));
+        assert!(rules(&s).contains(&"upstream/kube-proxy-kubelet w-1".to_string()));
+        // Pre-1.28 edition: kube-proxy must match the kubelet's minor.
+        s.nodes[2].versions.kubelet = Some(v("1.29.0"));
+        let old = UpstreamPolicy::as_documented_in(Minor::new(1, 27));
+        assert!(
+            old.errors(&s)
+                .iter()
+                .any(|v| v.rule == "upstream/kube-proxy-kubelet")
+        );
+    }
+
+    #[test]
+    fn messages_name_node_found_and_allowed() {
+        let errs = UpstreamPolicy::new().errors(&ha("1.27.9"));
+        assert_eq!(
+            errs[0].message,
+            "kubelet on node \"w-1\" is v1.27.9, 4 minors older than the newest kube-apiserver (v1.31.2); a kubelet at 1.27 may be at most 3 minors older and never newer (allowed: 1.28 to 1.30)"
+        );
+        assert_eq!(errs[0].allowed, "1.28 to 1.30");
+    }
+
+    #[test]
+    fn bundled_versions_are_warnings() {
+        let mut s = ClusterState::new(vec![
+            Node::control_plane("cp", v("1.28.3"), Some(v("3.5.6-0"))).unwrap(),
+        ]);
+        s.addons.coredns = Some(v("v1.9.3"));
+        let all = UpstreamPolicy::new().evaluate(&s);
+        assert!(all.iter().all(|x| x.severity == Severity::Warning));
+        let rules: Vec<_> = all.iter().map(|x| x.rule.as_str()).collect();
+        assert_eq!(rules, vec!["upstream/coredns", "upstream/etcd"]);
+        assert_eq!(
+            all[1].message,
+            "etcd on node \"cp\" is 3.5.6-0, older than the 3.5.9-0 kubeadm ships for Kubernetes 1.28"
+        );
+    }
+}
