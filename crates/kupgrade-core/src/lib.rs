@@ -26,12 +26,13 @@
 //!
 //! Modules, one concept each: [`version`] (versions and minors), [`component`], [`cluster`]
 //! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
-//! and CoreDNS per minor).
+//! and CoreDNS per minor), [`ports`] (the traits adapters implement).
 
 pub mod bundled;
 pub mod cluster;
 pub mod component;
 pub mod inventory;
+pub mod ports;
 pub mod skew;
 pub mod version;
 
