@@ -1,0 +1,1 @@
+//! Shared fixtures for kupgrade's criterion benchmarks (see `benches/`).

@@ -1,0 +1,3 @@
+//! # kupgrade-exec
+//!
+//! Runs kupgrade plans (work in progress).

@@ -1,0 +1,3 @@
+//! # kupgrade-kube
+//!
+//! The Kubernetes API adapter (work in progress).
