@@ -262,8 +262,11 @@ impl PartialOrd for KubeVersion {
 }
 
 impl fmt::Display for KubeVersion {
-    /// Prints the canonical form with a leading `v`.
+    /// Prints the canonical form with a leading `v` (width and alignment are honoured).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.width().is_some() {
+            return f.pad(&self.to_string());
+        }
         write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)?;
         if let Some(p) = &self.pre {
             write!(f, "-{p}")?;
@@ -372,6 +375,9 @@ impl Minor {
 
 impl fmt::Display for Minor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.width().is_some() {
+            return f.pad(&format!("{}.{}", self.major, self.minor));
+        }
         write!(f, "{}.{}", self.major, self.minor)
     }
 }
