@@ -46,10 +46,8 @@ cmd_packages() {
     log "installing: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    log "packages installed in $((SECONDS - start)) s"
-  else
-    log "all packages present"
   fi
+  log "packages ready in $((SECONDS - start)) s"
   install -d -m 755 /run/sshd   # sshd's privilege-separation dir; nothing else creates it here
 }
 
@@ -69,7 +67,7 @@ cmd_apiserver() {
   need apt-get rsync make curl
   [[ -x $GO_ROOT/bin/go && -d $REFLECT2_SRC ]] || die "Go 1.19 or reflect2 missing; run: $0 packages"
 
-  local start=$SECONDS work uri codename src k build_log=$CACHE_DIR/kube-apiserver-$K8S_VERSION.build.log
+  local start=$SECONDS work uri codename src k build_log=$APISERVER_DIR.build.log
   work=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
   # shellcheck disable=SC2064  # expand $work now: it is local
   trap "chmod -R u+w '$work' 2>/dev/null; rm -rf '$work'" EXIT
@@ -94,8 +92,7 @@ cmd_apiserver() {
 
   # The vendored reflect2 v1.0.1 panics under Go >= 1.18 (POST of a Pod: nil deref in
   # reflect2.Type2); Debian's 1.0.2 is API-compatible and fixes it.
-  rm -rf "$k/vendor/github.com/modern-go/reflect2"
-  mkdir -p "$k/vendor/github.com/modern-go/reflect2"
+  rm -rf "$k/vendor/github.com/modern-go/reflect2" && mkdir "$k/vendor/github.com/modern-go/reflect2"
   cp "$REFLECT2_SRC"/*.go "$REFLECT2_SRC"/*.s "$k/vendor/github.com/modern-go/reflect2/"
 
   # k8s 1.20 builds in GOPATH mode and generates code first, so `make`, not `go build`.
@@ -113,11 +110,9 @@ cmd_apiserver() {
     die "built binary reports: $("$k/_output/bin/kube-apiserver" --version)"
 
   # Install: binary first under a temporary name, checksum (the "done" marker) last.
-  mkdir -p "$APISERVER_DIR"
-  rm -f "$APISERVER_BIN.sha256"
+  mkdir -p "$APISERVER_DIR" && rm -f "$APISERVER_BIN.sha256"
   cp "$k/_output/bin/kube-apiserver" "$APISERVER_BIN.tmp" && mv -f "$APISERVER_BIN.tmp" "$APISERVER_BIN"
-  (cd "$APISERVER_DIR" && sha256sum kube-apiserver >kube-apiserver.sha256.tmp &&
-    mv -f kube-apiserver.sha256.tmp kube-apiserver.sha256)
+  (cd "$APISERVER_DIR" && sha256sum kube-apiserver >.sha256.tmp && mv -f .sha256.tmp kube-apiserver.sha256)
   chmod -R u+w "$work" && rm -rf "$work" && trap - EXIT
   log "kube-apiserver $K8S_VERSION built in $((SECONDS - start)) s: $APISERVER_BIN"
 }
@@ -142,8 +137,7 @@ is_ours() {
 
 # Run until the command succeeds or the deadline passes; fail early if a server died.
 wait_for() {
-  local what=$1 dir=$2 deadline=$((SECONDS + READY_TIMEOUT)) name
-  shift 2
+  local what=$1 dir=$2 deadline=$((SECONDS + READY_TIMEOUT)) name && shift 2
   until "$@"; do
     for name in etcd apiserver; do
       if [[ -f $dir/$name.pid ]] && ! is_ours "$(<"$dir/$name.pid")" "$dir"; then
@@ -155,18 +149,15 @@ wait_for() {
   done
 }
 
-fail_up() {
+fail_up() {   # fail_up DIR MESSAGE: show the end of both logs, stop what runs, exit 1
   local f
-  for f in "$1"/etcd.log "$1"/apiserver.log; do
-    [[ -f $f ]] && { log "--- last lines of $f"; tail -n 25 "$f" >&2; }
-  done
+  for f in "$1"/etcd.log "$1"/apiserver.log; do log "--- end of $f"; tail -n 25 "$f" >&2 || true; done
   cmd_down "$1"
   die "$2"
 }
 
 start_bg() {   # start_bg DIR NAME CMD...: detached, logs to DIR/NAME.log, PID to DIR/NAME.pid
-  local dir=$1 name=$2
-  shift 2
+  local dir=$1 name=$2 && shift 2
   setsid "$@" </dev/null >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
 }
@@ -181,9 +172,6 @@ contexts: [{name: $2, context: {cluster: kupgrade-test, user: $2}}]
 current-context: $2
 EOF
 }
-
-# True once GET URL/readyz with the remaining curl args answers "ok".
-readyz_ok() { [[ $(curl -s "${@:2}" "$1/readyz" 2>/dev/null) == ok ]]; }
 
 cmd_up() {
   local dir=$1 p_etcd p_peer p_metrics p_api admin_tok limited_tok url etcd_url start=$SECONDS
@@ -218,21 +206,17 @@ cmd_up() {
     --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
     --service-cluster-ip-range=10.0.0.0/24 --disable-admission-plugins=ServiceAccount
   local auth=(-H "Authorization: Bearer $admin_tok" --cacert "$dir/certs/apiserver.crt" --max-time 3)
-  wait_for "apiserver /readyz" "$dir" readyz_ok "$url" "${auth[@]}"
+  wait_for "apiserver /readyz" "$dir" curl -fs -o /dev/null "${auth[@]}" "$url/readyz"   # 500 until ready
   wait_for "RBAC bootstrap" "$dir" curl -fs -o /dev/null "${auth[@]}" \
     "$url/apis/rbac.authorization.k8s.io/v1/clusterroles/cluster-admin"
 
   # The self-signed cert the apiserver wrote (apiserver.crt) is the CA; rustls accepts it.
   write_kubeconfig "$dir/kubeconfig" admin "$admin_tok" "$url" "$dir/certs/apiserver.crt"
   write_kubeconfig "$dir/kubeconfig-limited" limited "$limited_tok" "$url" "$dir/certs/apiserver.crt"
-  {
-    printf 'export KUPGRADE_TEST_KUBECONFIG=%q\n' "$dir/kubeconfig"
-    printf 'export KUPGRADE_TEST_KUBECONFIG_LIMITED=%q\n' "$dir/kubeconfig-limited"
-    printf 'export KUPGRADE_TEST_APISERVER_URL=%q\n' "$url"
-    printf 'export KUPGRADE_TEST_ETCD_ENDPOINT=%q\n' "$etcd_url"
-    printf 'export KUPGRADE_TEST_ETCD_PID=%q\n' "$(<"$dir/etcd.pid")"
-    printf 'export KUPGRADE_TEST_APISERVER_PID=%q\n' "$(<"$dir/apiserver.pid")"
-  } >"$dir/env"
+  printf 'export %s=%q\n' >"$dir/env" \
+    KUPGRADE_TEST_KUBECONFIG "$dir/kubeconfig" KUPGRADE_TEST_KUBECONFIG_LIMITED "$dir/kubeconfig-limited" \
+    KUPGRADE_TEST_APISERVER_URL "$url" KUPGRADE_TEST_ETCD_ENDPOINT "$etcd_url" \
+    KUPGRADE_TEST_ETCD_PID "$(<"$dir/etcd.pid")" KUPGRADE_TEST_APISERVER_PID "$(<"$dir/apiserver.pid")"
   log "ready in $((SECONDS - start)) s: apiserver $url, etcd $etcd_url; source $dir/env"
 }
 
@@ -246,7 +230,7 @@ cmd_down() {
     if is_ours "$pid" "$dir"; then
       kill -TERM "$pid" 2>/dev/null || true
       for ((i = 0; i < 50; i++)); do is_ours "$pid" "$dir" || break; sleep 0.1; done
-      if is_ours "$pid" "$dir"; then log "$name ($pid) ignored TERM; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+      is_ours "$pid" "$dir" && { log "$name ($pid) ignored TERM: KILL"; kill -KILL "$pid" 2>/dev/null || true; }
       log "stopped $name ($pid)"
     fi
     rm -f "$dir/$name.pid"

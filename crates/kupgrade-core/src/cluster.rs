@@ -401,10 +401,11 @@ impl ClusterState {
 /// A valid node name: an RFC 1123 DNS subdomain (lowercase letters, digits, `-` and `.`; each
 /// label 1 to 63 characters starting and ending with a letter or digit; 253 at most).
 ///
-/// Such a name can never carry shell syntax, but commands still quote it.
+/// Such a name can never carry shell syntax, but commands still quote it. Cloning is cheap (a
+/// reference count), since plans for large clusters repeat names many times.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct NodeName(Box<str>);
+pub struct NodeName(std::sync::Arc<str>);
 
 impl NodeName {
     /// Validates `name`.
@@ -473,7 +474,7 @@ impl TryFrom<String> for NodeName {
 }
 impl From<NodeName> for String {
     fn from(n: NodeName) -> String {
-        n.0.into()
+        n.0.to_string()
     }
 }
 impl AsRef<str> for NodeName {
