@@ -26,7 +26,7 @@ readonly PACKAGES=(openssh-server openssh-client etcd-server etcd-client curl op
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '3,10s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
+usage() { sed -n '4,10s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
 need() { local c; for c; do command -v "$c" >/dev/null || die "'$c' not found; run: $0 packages"; done; }
 
 # ---------------------------------------------------------------------------- packages
@@ -53,10 +53,7 @@ cmd_packages() {
 
 # --------------------------------------------------------------------------- apiserver
 # The binary counts as built only if its checksum file (written last) matches.
-apiserver_ok() {
-  [[ -x $APISERVER_BIN && -f $APISERVER_BIN.sha256 ]] &&
-    (cd "$APISERVER_DIR" && sha256sum --status -c kube-apiserver.sha256)
-}
+apiserver_ok() { [[ -f $APISERVER_BIN.sha256 ]] && (cd "$APISERVER_DIR" && sha256sum --status -c kube-apiserver.sha256); }
 
 cmd_apiserver() {
   if apiserver_ok; then log "kube-apiserver cached: $APISERVER_BIN"; return; fi
@@ -66,12 +63,10 @@ cmd_apiserver() {
   if apiserver_ok; then log "kube-apiserver built by a concurrent run"; return; fi
   need apt-get rsync make curl
   [[ -x $GO_ROOT/bin/go && -d $REFLECT2_SRC ]] || die "Go 1.19 or reflect2 missing; run: $0 packages"
-
   local start=$SECONDS work uri codename src k build_log=$APISERVER_DIR.build.log
   work=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
   # shellcheck disable=SC2064  # expand $work now: it is local
   trap "chmod -R u+w '$work' 2>/dev/null; rm -rf '$work'" EXIT
-
   # Debian source package through a private apt setup: /etc/apt is never touched.
   uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
   # shellcheck disable=SC1091
@@ -182,7 +177,6 @@ cmd_up() {
   rm -rf "$dir/etcd-data" "$dir/certs" && install -d -m 700 "$dir/certs"
   read -r p_etcd p_peer p_metrics p_api < <(free_ports 4)
   etcd_url=http://127.0.0.1:$p_etcd url=https://127.0.0.1:$p_api
-
   start_bg "$dir" etcd etcd --name kupgrade-test --data-dir "$dir/etcd-data" \
     --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
     --listen-peer-urls "http://127.0.0.1:$p_peer" --initial-advertise-peer-urls "http://127.0.0.1:$p_peer" \
