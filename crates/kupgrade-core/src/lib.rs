@@ -26,12 +26,14 @@
 //!
 //! Modules, one concept each: [`version`] (versions and minors), [`component`], [`cluster`]
 //! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
-//! and CoreDNS per minor), [`ports`] (the traits adapters implement).
+//! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`ports`]
+//! (the traits adapters implement).
 
 pub mod bundled;
 pub mod cluster;
 pub mod component;
 pub mod inventory;
+pub mod lifecycle;
 pub mod ports;
 pub mod skew;
 pub mod version;
@@ -41,4 +43,5 @@ pub use cluster::{
     Role, SshTarget, ZONE_LABEL,
 };
 pub use component::{Component, Placement, VersionLine};
+pub use lifecycle::{ReleaseCalendar, SupportStatus};
 pub use version::{KubeVersion, Minor, Phase, PreRelease, VersionError};

@@ -1,0 +1,260 @@
+//! Reading a release calendar from JSON (the format of `data/k8s-releases.json`).
+use std::fmt;
+
+use jiff::civil::Date;
+use serde::Deserialize;
+
+use super::{MinorRelease, PatchRelease, ReleaseCalendar};
+use crate::{KubeVersion, Minor};
+
+/// Why a release calendar could not be read. The message names the source, the minor and the
+/// field: `newer.json: minor 1.28: field patches[2].version: v1.29.1 is not a patch of 1.28`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CalendarError {
+    origin: String,
+    location: Option<(usize, usize)>,
+    minor: Option<String>,
+    field: Option<String>,
+    reason: String,
+}
+
+impl CalendarError {
+    /// The name of the calendar's source, as given to [`ReleaseCalendar::from_json`].
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+    /// The minor entry at fault (`1.28`, or `minors[3]` when it has no readable name).
+    pub fn minor(&self) -> Option<&str> {
+        self.minor.as_deref()
+    }
+    /// The field at fault, as a path inside the entry (`patches[2].version`).
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+    /// Line and column (1-based) of a JSON syntax error.
+    pub fn location(&self) -> Option<(usize, usize)> {
+        self.location
+    }
+    /// What is wrong.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+impl fmt::Display for CalendarError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some((line, column)) = self.location {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(m) = &self.minor {
+            if m.starts_with("minors[") {
+                write!(f, ": {m}")?;
+            } else {
+                write!(f, ": minor {m}")?;
+            }
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": field {field}")?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+impl std::error::Error for CalendarError {}
+
+#[derive(Deserialize)]
+struct RawFile {
+    #[serde(default)]
+    as_of: Option<Date>,
+    minors: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum RawStatus {
+    #[default]
+    Released,
+    Planned,
+}
+
+#[derive(Deserialize)]
+struct RawMinor {
+    minor: Minor,
+    #[serde(default)]
+    status: RawStatus,
+    #[serde(default)]
+    released: Option<Date>,
+    #[serde(default)]
+    planned_release: Option<Date>,
+    #[serde(default)]
+    maintenance_mode_start: Option<Date>,
+    #[serde(default)]
+    end_of_life: Option<Date>,
+    #[serde(default)]
+    end_of_life_planned: Option<Date>,
+    #[serde(default)]
+    final_patch: Option<KubeVersion>,
+    #[serde(default)]
+    patches: Vec<PatchRelease>,
+    #[serde(default)]
+    upcoming_patches: Vec<RawUpcoming>,
+}
+
+#[derive(Deserialize)]
+struct RawUpcoming {
+    version: KubeVersion,
+    #[serde(default)]
+    target_date: Option<Date>,
+}
+
+impl ReleaseCalendar {
+    /// Reads a calendar in the format of the embedded `k8s-releases.json` (unknown fields are
+    /// ignored, `null` means unknown). `origin` names the source in error messages.
+    ///
+    /// ```
+    /// use kupgrade_core::lifecycle::ReleaseCalendar;
+    /// let text = r#"{"minors": [{"minor": "1.28", "released": "2023-08-15",
+    ///     "patches": [{"version": "1.28.0", "date": "2023-08-15"},
+    ///                 {"version": "1.29.1", "date": "2023-09-13"}]}]}"#;
+    /// let err = ReleaseCalendar::from_json(text, "newer.json").unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "newer.json: minor 1.28: field patches[1].version: v1.29.1 is not a patch of 1.28"
+    /// );
+    /// ```
+    pub fn from_json(text: &str, origin: &str) -> Result<ReleaseCalendar, CalendarError> {
+        let err = |minor: Option<String>, field: Option<String>, reason: String| CalendarError {
+            origin: origin.to_string(),
+            location: None,
+            minor,
+            field,
+            reason,
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let file: RawFile = match serde_path_to_error::deserialize(&mut de) {
+            Ok(f) => f,
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    return Err(CalendarError {
+                        location: Some((inner.line(), inner.column())),
+                        ..err(None, None, strip_position(&inner))
+                    });
+                }
+                let field = (path != ".").then_some(path);
+                return Err(err(None, field, strip_position(&inner)));
+            }
+        };
+        if let Err(e) = de.end() {
+            return Err(CalendarError {
+                location: Some((e.line(), e.column())),
+                ..err(None, None, strip_position(&e))
+            });
+        }
+
+        let mut minors: Vec<MinorRelease> = Vec::with_capacity(file.minors.len());
+        for (index, value) in file.minors.into_iter().enumerate() {
+            let label = value
+                .get("minor")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(|| format!("minors[{index}]"), str::to_string);
+            let raw: RawMinor = serde_path_to_error::deserialize(value).map_err(|e| {
+                let path = e.path().to_string();
+                let field = (path != ".").then_some(path);
+                err(Some(label.clone()), field, strip_position(e.inner()))
+            })?;
+            let entry = validate(raw)
+                .map_err(|(field, reason)| err(Some(label.clone()), Some(field), reason))?;
+            if minors.iter().any(|m| m.minor == entry.minor) {
+                return Err(err(
+                    Some(label),
+                    Some("minor".into()),
+                    "listed twice".into(),
+                ));
+            }
+            minors.push(entry);
+        }
+        Ok(ReleaseCalendar::from_minors(minors, file.as_of))
+    }
+}
+
+/// Checks one entry; an error is `(field, reason)`.
+fn validate(raw: RawMinor) -> Result<MinorRelease, (String, String)> {
+    let m = raw.minor;
+    let mut patches = raw.patches;
+    for (i, p) in patches.iter().enumerate() {
+        if p.version.minor() != m {
+            return Err((
+                format!("patches[{i}].version"),
+                format!("{} is not a patch of {m}", p.version),
+            ));
+        }
+        if patches[..i].iter().any(|q| q.version == p.version) {
+            return Err((
+                format!("patches[{i}].version"),
+                format!("{} is listed twice", p.version),
+            ));
+        }
+    }
+    for (i, p) in raw.upcoming_patches.iter().enumerate() {
+        if p.version.minor() != m {
+            return Err((
+                format!("upcoming_patches[{i}].version"),
+                format!("{} is not a patch of {m}", p.version),
+            ));
+        }
+    }
+    if let Some(v) = &raw.final_patch
+        && v.minor() != m
+    {
+        return Err(("final_patch".into(), format!("{v} is not a patch of {m}")));
+    }
+    let order = [
+        ("released", raw.released.or(raw.planned_release)),
+        ("maintenance_mode_start", raw.maintenance_mode_start),
+        ("end_of_life", raw.end_of_life),
+    ];
+    for (i, (later, later_date)) in order.iter().enumerate() {
+        for (earlier, earlier_date) in &order[..i] {
+            if let (Some(a), Some(b)) = (earlier_date, later_date)
+                && b < a
+            {
+                return Err((
+                    (*later).to_string(),
+                    format!("{b} is before {earlier} ({a})"),
+                ));
+            }
+        }
+    }
+    patches.sort_by(|a, b| a.version.cmp(&b.version));
+    Ok(MinorRelease {
+        minor: m,
+        released: raw.released,
+        planned_release: raw.planned_release,
+        maintenance_mode_start: raw.maintenance_mode_start,
+        end_of_life: raw.end_of_life,
+        end_of_life_planned: raw.end_of_life_planned,
+        final_patch: raw.final_patch,
+        patches,
+        upcoming_patches: raw
+            .upcoming_patches
+            .into_iter()
+            .map(|u| PatchRelease {
+                version: u.version,
+                date: u.target_date,
+            })
+            .collect(),
+        planned: raw.status == RawStatus::Planned,
+    })
+}
+
+/// serde_json appends " at line L column C"; the error reports the position on its own.
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) if e.line() > 0 => text[..i].to_string(),
+        _ => text,
+    }
+}
