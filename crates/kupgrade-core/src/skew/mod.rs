@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ClusterState, Component, KubeVersion, Minor, Node, NodeName};
 
+pub mod rules;
 mod upstream;
 
 pub use upstream::{ControlPlaneEndpoint, UpstreamPolicy};
