@@ -19,6 +19,9 @@
 //!     component: kube-proxy
 //!     other: kubelet
 //!     max: 0
+//!   - id: strict/no-end-of-life
+//!     kind: not-end-of-life           # nothing on an end-of-life minor on that date
+//!     date: 2025-12-31
 //!   - id: strict/canary-zone
 //!     severity: warning
 //!     nodes: { role: worker, labels: { topology.kubernetes.io/zone: eu-west-1a } }
@@ -82,7 +85,9 @@ use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
 
 use super::{AllOf, Context, MinorRange, Severity, SkewPolicy, UpstreamPolicy, Violation};
+use crate::lifecycle::{ReleaseCalendar, SupportStatus};
 use crate::{Component, EtcdTopology, KubeVersion, Minor, Node, Role, VersionLine};
+use jiff::civil::Date;
 
 /// The `apiVersion` a rules file may declare.
 pub const API_VERSION: &str = "kupgrade.dev/v1alpha1";
@@ -192,6 +197,8 @@ pub enum Check {
     NodeSkew(NodeSkew),
     /// A component's minor within a range.
     MinorRange(MinorRangeRule),
+    /// No component on a minor past its end of life on a date.
+    NotEndOfLife(NotEndOfLife),
 }
 
 impl Check {
@@ -202,11 +209,18 @@ impl Check {
             Check::SameMinor(_) => "same-minor",
             Check::NodeSkew(_) => "node-skew",
             Check::MinorRange(_) => "minor-range",
+            Check::NotEndOfLife(_) => "not-end-of-life",
         }
     }
 
     /// Every kind, as written in files.
-    pub const KINDS: [&'static str; 4] = ["max-lag", "same-minor", "node-skew", "minor-range"];
+    pub const KINDS: [&'static str; 5] = [
+        "max-lag",
+        "same-minor",
+        "node-skew",
+        "minor-range",
+        "not-end-of-life",
+    ];
 }
 
 /// Which kube-apiserver a rule compares with when the API servers differ (mid-upgrade).
@@ -298,6 +312,40 @@ impl MinorRangeRule {
             max: self.max,
         }
     }
+}
+
+/// `kind: not-end-of-life`: no component on a minor that is past its end of life on `date`,
+/// by the embedded [`ReleaseCalendar`] (estimated dates count).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotEndOfLife {
+    /// The date to judge on (`2025-06-01`): the policy never reads the clock.
+    #[schemars(with = "String", extend("format" = "date"))]
+    #[serde(deserialize_with = "date_field")]
+    pub date: Date,
+    /// The components checked; every component numbered like Kubernetes when left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<Component>,
+}
+
+/// The components numbered like Kubernetes, which the release calendar covers.
+const KUBERNETES_LINE: [Component; 8] = [
+    Component::KubeApiserver,
+    Component::KubeControllerManager,
+    Component::KubeScheduler,
+    Component::CloudControllerManager,
+    Component::Kubelet,
+    Component::KubeProxy,
+    Component::Kubectl,
+    Component::Kubeadm,
+];
+
+/// A date, with the input quoted when it is not one.
+fn date_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|e| {
+        serde::de::Error::custom(format!("{s:?} is not a date (write YYYY-MM-DD): {e}"))
+    })
 }
 
 /// A minor, with a hint when YAML turned it into a number.
@@ -615,14 +663,20 @@ impl RulePolicy {
                         bad("max", format!("{hi} is older than min {lo}"));
                     }
                 }
+                Check::NotEndOfLife(r) => {
+                    for (i, c) in r.components.iter().enumerate() {
+                        if c.version_line() == VersionLine::Own {
+                            bad(
+                                &format!("components[{i}]"),
+                                format!(
+                                    "{c} has its own version numbers; the release calendar covers Kubernetes minors"
+                                ),
+                            );
+                        }
+                    }
+                }
             }
-            let component = match &rule.check {
-                Check::MaxLag(r) => r.component,
-                Check::SameMinor(r) => r.component,
-                Check::NodeSkew(r) => r.component,
-                Check::MinorRange(r) => r.component,
-            };
-            if rule.nodes.is_some() && component == Component::CoreDns {
+            if rule.nodes.is_some() && rule.components() == [Component::CoreDns] {
                 bad(
                     "nodes",
                     "coredns is a cluster add-on, not on any node; drop the selector".into(),
@@ -698,6 +752,7 @@ fn parse_rule(raw: Value, i: usize, locator: &Locator<'_>) -> Result<Rule, RuleP
         "same-minor" => de(from_value(params).map(Check::SameMinor))?,
         "node-skew" => de(from_value(params).map(Check::NodeSkew))?,
         "minor-range" => de(from_value(params).map(Check::MinorRange))?,
+        "not-end-of-life" => de(from_value(params).map(Check::NotEndOfLife))?,
         other => {
             return Err(fail(
                 Some("kind"),
@@ -896,24 +951,27 @@ fn minus(m: Minor, n: u32) -> Minor {
 }
 
 impl Rule {
-    fn component(&self) -> Component {
+    /// The components the rule checks (the one at fault in its violations).
+    pub fn components(&self) -> &[Component] {
         match &self.check {
-            Check::MaxLag(r) => r.component,
-            Check::SameMinor(r) => r.component,
-            Check::NodeSkew(r) => r.component,
-            Check::MinorRange(r) => r.component,
+            Check::MaxLag(r) => std::slice::from_ref(&r.component),
+            Check::SameMinor(r) => std::slice::from_ref(&r.component),
+            Check::NodeSkew(r) => std::slice::from_ref(&r.component),
+            Check::MinorRange(r) => std::slice::from_ref(&r.component),
+            Check::NotEndOfLife(r) if r.components.is_empty() => &KUBERNETES_LINE,
+            Check::NotEndOfLife(r) => &r.components,
         }
     }
 
     fn violation(
         &self,
         place: Place<'_>,
+        c: Component,
         found: &KubeVersion,
         fact: String,
         requirement: String,
         allowed: String,
     ) -> Violation {
-        let c = self.component();
         let requirement = self.description.as_deref().unwrap_or(&requirement);
         Violation {
             rule: self.id.clone(),
@@ -929,11 +987,12 @@ impl Rule {
         }
     }
 
-    /// Checks one version of the rule's component found at `place`.
+    /// Checks the version of component `c` found at `place`.
     fn check(
         &self,
         cx: &Context<'_>,
         place: Place<'_>,
+        c: Component,
         found: &KubeVersion,
         out: &mut Vec<Violation>,
     ) {
@@ -956,6 +1015,7 @@ impl Rule {
                     };
                     out.push(self.violation(
                         place,
+                        c,
                         found,
                         format!(
                             "{} behind the {} kube-apiserver ({api})",
@@ -993,6 +1053,7 @@ impl Rule {
                     };
                     out.push(self.violation(
                         place,
+                        c,
                         found,
                         fact,
                         format!(
@@ -1020,6 +1081,7 @@ impl Rule {
                     );
                     out.push(self.violation(
                         place,
+                        c,
                         found,
                         format!("{} from the {} beside it ({other})", minors(d), r.other),
                         format!(
@@ -1041,10 +1103,31 @@ impl Rule {
                     };
                     out.push(self.violation(
                         place,
+                        c,
                         found,
                         fact,
                         format!("{} must be at {range}", r.component),
                         range.to_string(),
+                    ));
+                }
+            }
+            Check::NotEndOfLife(r) => {
+                let calendar = ReleaseCalendar::embedded();
+                let answer = calendar.status(m, r.date);
+                if let SupportStatus::EndOfLife { since } = answer.status {
+                    let estimated = if answer.estimated { " (estimated)" } else { "" };
+                    let supported = calendar.supported_minors(r.date);
+                    let allowed = match (supported.first(), supported.last()) {
+                        (Some(lo), Some(hi)) => MinorRange::new(*lo, *hi).to_string(),
+                        _ => "none known".to_string(),
+                    };
+                    out.push(self.violation(
+                        place,
+                        c,
+                        found,
+                        format!("and {m} reached its end of life on {since}{estimated}"),
+                        format!("no component may run an end-of-life minor on {}", r.date),
+                        allowed,
                     ));
                 }
             }
@@ -1063,19 +1146,20 @@ impl SkewPolicy for RulePolicy {
             if rule.nodes.is_some() {
                 continue;
             }
-            let c = rule.component();
-            let found = match c {
-                Component::Kubectl => state.kubectl.as_ref(),
-                Component::KubeProxy => state.addons.kube_proxy.as_ref(),
-                Component::CoreDns => state.addons.coredns.as_ref(),
-                Component::Etcd => match &state.etcd {
-                    EtcdTopology::External { version, .. } => version.as_ref(),
-                    EtcdTopology::Stacked => None,
-                },
-                _ => None,
-            };
-            if let Some(found) = found {
-                rule.check(cx, Place::Cluster, found, out);
+            for &c in rule.components() {
+                let found = match c {
+                    Component::Kubectl => state.kubectl.as_ref(),
+                    Component::KubeProxy => state.addons.kube_proxy.as_ref(),
+                    Component::CoreDns => state.addons.coredns.as_ref(),
+                    Component::Etcd => match &state.etcd {
+                        EtcdTopology::External { version, .. } => version.as_ref(),
+                        EtcdTopology::Stacked => None,
+                    },
+                    _ => None,
+                };
+                if let Some(found) = found {
+                    rule.check(cx, Place::Cluster, c, found, out);
+                }
             }
         }
     }
@@ -1085,14 +1169,15 @@ impl SkewPolicy for RulePolicy {
             if rule.nodes.as_ref().is_some_and(|sel| !sel.matches(node)) {
                 continue;
             }
-            let c = rule.component();
-            let found = match &rule.check {
-                // Skew on a node is about what runs there, the add-on's kube-proxy included.
-                Check::NodeSkew(_) if c == Component::KubeProxy => cx.state.kube_proxy_on(node),
-                _ => node.versions.get(c),
-            };
-            if let Some(found) = found {
-                rule.check(cx, Place::Node(node), found, out);
+            for &c in rule.components() {
+                let found = match &rule.check {
+                    // Skew on a node is about what runs there, the add-on's kube-proxy included.
+                    Check::NodeSkew(_) if c == Component::KubeProxy => cx.state.kube_proxy_on(node),
+                    _ => node.versions.get(c),
+                };
+                if let Some(found) = found {
+                    rule.check(cx, Place::Node(node), c, found, out);
+                }
             }
         }
     }
@@ -1292,6 +1377,47 @@ nodes:
     }
 
     #[test]
+    fn end_of_life_on_a_date() {
+        // 1.27 reached its end of life on 2024-07-16, 1.28 on 2024-10-22.
+        let p = policy("  - { id: eol, kind: not-end-of-life, date: 2024-07-16 }\n");
+        assert_eq!(
+            found(&p, &state()),
+            ["eol kubectl -", "eol kubelet w-2"],
+            "the cluster's kubectl (1.27) and w-2's kubelet (1.27)"
+        );
+        let v = &p.evaluate(&state())[1];
+        assert_eq!(
+            v.message,
+            "kubelet on node \"w-2\" is v1.27.13, and 1.27 reached its end of life on 2024-07-16; no component may run an end-of-life minor on 2024-07-16 (allowed: 1.28 to 1.30)"
+        );
+        // A day earlier nothing is past its end of life.
+        let p = policy("  - { id: eol, kind: not-end-of-life, date: 2024-07-15 }\n");
+        assert!(found(&p, &state()).is_empty());
+        // Later, more minors fall out; `components` narrows what is checked.
+        let p = policy(
+            "  - { id: eol, kind: not-end-of-life, date: 2024-11-01, components: [kube-apiserver] }\n",
+        );
+        assert_eq!(found(&p, &state()), ["eol kube-apiserver cp-2"]);
+        let p = policy(
+            "  - { id: eol, kind: not-end-of-life, date: 2024-11-01, nodes: { role: worker } }\n",
+        );
+        assert_eq!(
+            found(&p, &state()),
+            ["eol kubelet w-1", "eol kube-proxy w-1", "eol kubelet w-2"]
+        );
+        assert_eq!(
+            err("rules:\n  - id: e\n    kind: not-end-of-life\n    date: 2024-13-01\n"),
+            "r.yaml:4:11: rule 1 (\"e\"): date: \"2024-13-01\" is not a date (write YYYY-MM-DD): failed to parse two digit integer as month: parameter 'month' is not in the required range of 1..=12"
+        );
+        assert_eq!(
+            err(
+                "rules:\n  - { id: e, kind: not-end-of-life, date: 2024-01-01, components: [kubelet, etcd] }\n"
+            ),
+            "r.yaml:2:67: rule 1 (\"e\"): components[1]: etcd has its own version numbers; the release calendar covers Kubernetes minors"
+        );
+    }
+
+    #[test]
     fn rules_without_an_apiserver_are_silent() {
         let mut s = state();
         for n in &mut s.nodes {
@@ -1329,7 +1455,7 @@ nodes:
         );
         assert_eq!(
             err("rules:\n  - id: a\n    kind: max-lagg\n"),
-            "r.yaml:3:11: rule 1 (\"a\"): kind: unknown kind \"max-lagg\", expected one of max-lag, same-minor, node-skew, minor-range"
+            "r.yaml:3:11: rule 1 (\"a\"): kind: unknown kind \"max-lagg\", expected one of max-lag, same-minor, node-skew, minor-range, not-end-of-life"
         );
         assert_eq!(
             err("rules:\n  - { id: a, kind: max-lag, component: kubelet }\n"),
@@ -1405,7 +1531,7 @@ r.yaml:6:73: rule 5 (\"d\"): nodes: coredns is a cluster add-on, not on any node
         // Inline lists have no per-rule positions.
         assert_eq!(
             err("rules: [{ id: a, kind: x }]\n"),
-            "r.yaml: rule 1 (\"a\"): kind: unknown kind \"x\", expected one of max-lag, same-minor, node-skew, minor-range"
+            "r.yaml: rule 1 (\"a\"): kind: unknown kind \"x\", expected one of max-lag, same-minor, node-skew, minor-range, not-end-of-life"
         );
         assert!(
             err("rules: [\n").starts_with("r.yaml:"),
