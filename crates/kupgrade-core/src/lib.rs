@@ -26,13 +26,14 @@
 //!
 //! Modules, one concept each: [`version`] (versions and minors), [`component`], [`cluster`]
 //! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
-//! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`ports`]
-//! (the traits adapters implement).
+//! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`kubeadm`]
+//! (kubeadm's own upgrade verdicts), [`ports`] (the traits adapters implement).
 
 pub mod bundled;
 pub mod cluster;
 pub mod component;
 pub mod inventory;
+pub mod kubeadm;
 pub mod lifecycle;
 pub mod ports;
 pub mod skew;
