@@ -1,27 +1,202 @@
-//! `cargo run --example check [-- FILE]`: reads an inventory and prints its component versions
-//! and skew report.
+//! `cargo run --example check [-- FILE] [--date YYYY-MM-DD]`: reads a cluster inventory and
+//! prints the component versions per node, the version skew report (upstream policy) and the
+//! support status of every minor the cluster runs on the given date (default: today).
+//!
+//! The default inventory is the bundled HA sample (`examples/clusters/ha.yaml`).
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use clap::Parser;
+use jiff::civil::Date;
+use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::skew::{self, SkewPolicy, UpstreamPolicy};
+use kupgrade_core::{ClusterState, Component, EtcdTopology, Minor, VersionLine};
 
-/// Check a cluster inventory against the version skew policy.
+/// Check a cluster inventory: versions, version skew and support status.
 #[derive(Parser)]
 struct Args {
     /// The inventory file (YAML or JSON).
     #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml"))]
     file: String,
+    /// The date to judge support status on (default: today, local time).
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    date: Option<Date>,
 }
+
+/// Table columns: the per-node components, short headers.
+const COLUMNS: [(Component, &str); 9] = [
+    (Component::KubeApiserver, "APISERVER"),
+    (Component::KubeControllerManager, "CONTROLLER-MGR"),
+    (Component::KubeScheduler, "SCHEDULER"),
+    (Component::CloudControllerManager, "CLOUD-CM"),
+    (Component::Etcd, "ETCD"),
+    (Component::Kubelet, "KUBELET"),
+    (Component::KubeProxy, "KUBE-PROXY"),
+    (Component::Kubeadm, "KUBEADM"),
+    (Component::Kubectl, "KUBECTL"),
+];
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file))?;
+    let text =
+        std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file))?;
     let cluster = kupgrade_core::inventory::parse(&text, &args.file)?;
+    let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
+
+    let name = cluster.name.as_deref().unwrap_or("(unnamed)");
+    println!(
+        "Cluster {name} ({}): {} nodes, {} control plane",
+        args.file,
+        cluster.nodes.len(),
+        cluster.control_plane().count()
+    );
+    println!();
+    print!("{}", versions_table(&cluster));
+    println!();
+    println!("{}", addons_line(&cluster));
+    println!();
+
+    println!("Version skew (upstream policy):");
+    let violations = UpstreamPolicy::new().evaluate(&cluster);
+    for line in skew::report(&violations).lines() {
+        println!("  {line}");
+    }
+    println!();
+
+    print!("{}", support_section(&cluster, date));
+    Ok(())
+}
+
+/// One row per node, one column per component present anywhere; `-` where absent.
+fn versions_table(cluster: &ClusterState) -> String {
+    let columns: Vec<(Component, &str)> = COLUMNS
+        .into_iter()
+        .filter(|(c, _)| cluster.nodes.iter().any(|n| cell(cluster, n, *c).is_some()))
+        .collect();
+    let mut rows: Vec<Vec<String>> = vec![
+        ["NODE", "ROLE", "ZONE"]
+            .into_iter()
+            .map(String::from)
+            .chain(columns.iter().map(|(_, h)| h.to_string()))
+            .collect(),
+    ];
     for node in &cluster.nodes {
-        println!("{}", node.name);
+        let role = if node.is_control_plane() {
+            "control-plane"
+        } else {
+            "worker"
+        };
+        let mut row = vec![
+            node.name.to_string(),
+            role.to_string(),
+            node.zone().unwrap_or("-").to_string(),
+        ];
+        row.extend(
+            columns
+                .iter()
+                .map(|(c, _)| cell(cluster, node, *c).unwrap_or_else(|| "-".to_string())),
+        );
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The version of `c` on `node`; kube-proxy falls back to the add-on's version.
+fn cell(cluster: &ClusterState, node: &kupgrade_core::Node, c: Component) -> Option<String> {
+    match c {
+        Component::KubeProxy => cluster.kube_proxy_on(node).map(ToString::to_string),
+        // etcd image tags are written without the `v` (3.5.9-0).
+        Component::Etcd => node.versions.etcd.as_ref().map(|v| v.to_plain_string()),
+        _ => node.versions.get(c).map(ToString::to_string),
+    }
+}
+
+fn addons_line(cluster: &ClusterState) -> String {
+    let show =
+        |v: Option<&kupgrade_core::KubeVersion>| v.map_or("-".to_string(), |v| v.to_string());
+    let etcd = match &cluster.etcd {
+        EtcdTopology::Stacked => "stacked".to_string(),
+        EtcdTopology::External { version, .. } => {
+            format!("external {}", show(version.as_ref()))
+        }
+    };
+    format!(
+        "Add-ons: kube-proxy {}, CoreDNS {}; etcd {etcd}; operators' kubectl {}",
+        show(cluster.addons.kube_proxy.as_ref()),
+        show(cluster.addons.coredns.as_ref()),
+        show(cluster.kubectl.as_ref()),
+    )
+}
+
+/// Every Kubernetes minor the cluster runs, with its status on `date`, the components on it
+/// and the newest patch the calendar knows by then.
+fn support_section(cluster: &ClusterState, date: Date) -> String {
+    let calendar = ReleaseCalendar::embedded();
+    // minor -> component -> number of nodes (0 for cluster-wide versions)
+    let mut minors: BTreeMap<Minor, BTreeMap<Component, usize>> = BTreeMap::new();
+    for node in &cluster.nodes {
         for (c, v) in node.versions.iter() {
-            println!("  {c:<24} {v}");
+            if c.version_line() == VersionLine::Kubernetes {
+                *minors.entry(v.minor()).or_default().entry(c).or_default() += 1;
+            }
         }
     }
-    print!("{}", skew::report(&UpstreamPolicy::new().evaluate(&cluster)));
-    Ok(())
+    for v in [cluster.addons.kube_proxy.as_ref(), cluster.kubectl.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        minors.entry(v.minor()).or_default();
+    }
+
+    let mut out = format!("Support status on {date}");
+    if let Some(as_of) = calendar.as_of() {
+        out.push_str(&format!(" (release calendar as of {as_of})"));
+    }
+    out.push_str(":\n");
+    let statuses: Vec<String> = minors
+        .keys()
+        .map(|m| calendar.status(*m, date).to_string())
+        .collect();
+    let width = statuses.iter().map(String::len).max().unwrap_or(0);
+    for ((minor, components), status) in minors.iter().zip(&statuses) {
+        let newest = calendar.latest_patch_on(*minor, date).map_or_else(
+            || "no patch yet".to_string(),
+            |v| format!("newest patch {v}"),
+        );
+        out.push_str(&format!("  {minor:<5} {status:<width$}  {newest}\n"));
+        if !components.is_empty() {
+            let list: Vec<String> = components
+                .iter()
+                .map(|(c, n)| format!("{c} ({n})"))
+                .collect();
+            out.push_str(&format!("        runs: {}\n", list.join(", ")));
+        }
+    }
+    let supported: Vec<String> = calendar
+        .supported_minors(date)
+        .into_iter()
+        .map(|m| m.to_string())
+        .collect();
+    out.push_str(&format!(
+        "Minors receiving patches on {date}: {}\n",
+        if supported.is_empty() {
+            "none known".to_string()
+        } else {
+            supported.join(", ")
+        }
+    ));
+    out
 }
