@@ -133,15 +133,15 @@ pub fn parse(text: &str, file: &str) -> Result<ClusterState, InventoryError> {
         }
     };
     for (key, want) in [("apiVersion", API_VERSION), ("kind", KIND)] {
-        if let Some(v) = top.remove(key) {
-            if v.as_str() != Some(want) {
-                problems.push(problem(
-                    locator.key(None, key),
-                    None,
-                    Some(key),
-                    &format!("expected {want:?}, found {}", short(&v)),
-                ));
-            }
+        if let Some(v) = top.remove(key)
+            && v.as_str() != Some(want)
+        {
+            problems.push(problem(
+                locator.key(None, key),
+                None,
+                Some(key),
+                &format!("expected {want:?}, found {}", short(&v)),
+            ));
         }
     }
     let raw_nodes = match top.remove("nodes") {

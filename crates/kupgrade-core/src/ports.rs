@@ -105,7 +105,7 @@ mod opt_secs {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let v = Option::<f64>::deserialize(d)?;
         match v {
-            Some(x) if x.is_finite() && x >= 0.0 && x < 1e12 => {
+            Some(x) if x.is_finite() && (0.0..1e12).contains(&x) => {
                 Ok(Some(Duration::from_secs_f64(x)))
             }
             Some(x) => Err(serde::de::Error::custom(format!(
@@ -325,7 +325,10 @@ pub enum Stream {
 
 /// Receives output lines as they arrive (without the newline). Cheap to clone.
 #[derive(Clone, Default)]
-pub struct LineSink(Option<Arc<dyn Fn(Stream, &str) + Send + Sync>>);
+pub struct LineSink(Option<Arc<LineFn>>);
+
+/// The callback inside a [`LineSink`].
+pub type LineFn = dyn Fn(Stream, &str) + Send + Sync;
 
 impl LineSink {
     /// A sink that drops every line.

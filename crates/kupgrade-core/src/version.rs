@@ -265,8 +265,16 @@ impl fmt::Display for KubeVersion {
     /// Prints the canonical form with a leading `v` (width and alignment are honoured).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if f.width().is_some() {
-            return f.pad(&self.to_string());
+            let mut s = String::new();
+            self.write_to(&mut s)?;
+            return f.pad(&s);
         }
+        self.write_to(f)
+    }
+}
+
+impl KubeVersion {
+    fn write_to(&self, f: &mut impl fmt::Write) -> fmt::Result {
         write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)?;
         if let Some(p) = &self.pre {
             write!(f, "-{p}")?;

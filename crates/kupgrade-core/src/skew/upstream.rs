@@ -121,9 +121,10 @@ impl SkewPolicy for UpstreamPolicy {
         let (lo_m, hi_m) = (lo.minor(), hi.minor());
         if lo_m.skew_to(hi_m) > 1 {
             for n in s.control_plane_nodes(cx.state) {
-                if let Some(v) = &n.versions.kube_apiserver {
-                    if v.minor() == lo_m {
-                        out.push(Violation {
+                if let Some(v) = &n.versions.kube_apiserver
+                    && v.minor() == lo_m
+                {
+                    out.push(Violation {
                             rule: "upstream/ha-apiserver".into(),
                             severity: Severity::Error,
                             component: Component::KubeApiserver,
@@ -136,40 +137,32 @@ impl SkewPolicy for UpstreamPolicy {
                                 minors(v.minor().skew_to(hi_m)),
                             ),
                         });
-                    }
                 }
             }
         }
-        if let Some(kubectl) = &cx.state.kubectl {
-            if let Some(v) = kubectl_violation(kubectl, lo, hi, None, Severity::Error) {
-                out.push(v);
-            }
+        if let Some(kubectl) = &cx.state.kubectl
+            && let Some(v) = kubectl_violation(kubectl, lo, hi, None, Severity::Error)
+        {
+            out.push(v);
         }
         if let Some(kp) = &cx.state.addons.kube_proxy {
             self.kube_proxy_vs_apiserver(kp, lo, hi, None, out);
         }
         let bundle = crate::bundled::bundled(lo_m);
-        if let (Some(b), Some(found)) = (bundle, &cx.state.addons.coredns) {
-            if let Some(want) = &b.coredns {
-                if found.release() < want.release() {
-                    out.push(bundled_warning(Component::CoreDns, None, found, want, lo_m));
-                }
-            }
+        if let (Some(b), Some(found)) = (bundle, &cx.state.addons.coredns)
+            && let Some(want) = &b.coredns
+            && found.release() < want.release()
+        {
+            out.push(bundled_warning(Component::CoreDns, None, found, want, lo_m));
         }
         if let Some(want) = bundle.and_then(|b| b.etcd.as_ref()) {
             match &cx.state.etcd {
                 EtcdTopology::Stacked => {
                     for n in s.control_plane_nodes(cx.state) {
-                        if let Some(found) = &n.versions.etcd {
-                            if found < want {
-                                out.push(bundled_warning(
-                                    Component::Etcd,
-                                    Some(n),
-                                    found,
-                                    want,
-                                    lo_m,
-                                ));
-                            }
+                        if let Some(found) = &n.versions.etcd
+                            && found < want
+                        {
+                            out.push(bundled_warning(Component::Etcd, Some(n), found, want, lo_m));
                         }
                     }
                 }
@@ -299,10 +292,10 @@ impl SkewPolicy for UpstreamPolicy {
                 });
             }
         }
-        if let Some(kubectl) = &v.kubectl {
-            if let Some(v) = kubectl_violation(kubectl, lo, hi, Some(node), Severity::Warning) {
-                out.push(v);
-            }
+        if let Some(kubectl) = &v.kubectl
+            && let Some(v) = kubectl_violation(kubectl, lo, hi, Some(node), Severity::Warning)
+        {
+            out.push(v);
         }
         if let Some(kubeadm) = &v.kubeadm {
             let km = kubeadm.minor();
