@@ -1,0 +1,165 @@
+//! Which PodDisruptionBudgets cover a pod, to name them when they block a drain.
+//!
+//! The budgets of the pod's namespace are listed as `policy/v1` (falling back to
+//! `policy/v1beta1` on servers that serve only that) and their label selectors matched against
+//! the pod's labels, as the eviction code of the API server does. The two versions differ on
+//! one point: an empty selector matches every pod in `policy/v1` and no pod in
+//! `policy/v1beta1`.
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::Client;
+use serde::Deserialize;
+
+use crate::error::status_code;
+use crate::eviction::PolicyVersion;
+
+#[derive(Deserialize)]
+struct BudgetList {
+    #[serde(default)]
+    items: Vec<Budget>,
+}
+
+#[derive(Deserialize)]
+struct Budget {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<BudgetSpec>,
+}
+
+#[derive(Deserialize)]
+struct BudgetSpec {
+    #[serde(default)]
+    selector: Option<LabelSelector>,
+}
+
+/// The names of the budgets in `namespace` whose selector matches `labels`, sorted.
+pub(crate) async fn budgets_for(
+    client: &Client,
+    first: PolicyVersion,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<Vec<String>, kube::Error> {
+    let order = match first {
+        PolicyVersion::V1 => [PolicyVersion::V1, PolicyVersion::V1beta1],
+        PolicyVersion::V1beta1 => [PolicyVersion::V1beta1, PolicyVersion::V1],
+    };
+    let mut last = None;
+    for v in order {
+        let url = format!(
+            "/apis/{}/namespaces/{namespace}/poddisruptionbudgets",
+            v.api_version()
+        );
+        let req = http::Request::get(url)
+            .body(Vec::new())
+            .map_err(kube::Error::HttpError)?;
+        match client.request::<BudgetList>(req).await {
+            Ok(list) => {
+                let mut names: Vec<String> = list
+                    .items
+                    .iter()
+                    .filter(|b| {
+                        selector_matches(
+                            b.spec.as_ref().and_then(|s| s.selector.as_ref()),
+                            labels,
+                            v == PolicyVersion::V1,
+                        )
+                    })
+                    .filter_map(|b| b.metadata.name.clone())
+                    .collect();
+                names.sort();
+                return Ok(names);
+            }
+            Err(e) if status_code(&e) == Some(404) => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("two versions were tried"))
+}
+
+/// Whether `selector` selects an object with `labels`. A missing selector selects nothing; an
+/// empty one selects everything when `empty_matches_all` (policy/v1) and nothing otherwise.
+pub(crate) fn selector_matches(
+    selector: Option<&LabelSelector>,
+    labels: &BTreeMap<String, String>,
+    empty_matches_all: bool,
+) -> bool {
+    let Some(sel) = selector else {
+        return false;
+    };
+    let match_labels = sel.match_labels.as_ref().filter(|m| !m.is_empty());
+    let exprs = sel.match_expressions.as_ref().filter(|e| !e.is_empty());
+    if match_labels.is_none() && exprs.is_none() {
+        return empty_matches_all;
+    }
+    let labels_ok = match_labels
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let exprs_ok = exprs.into_iter().flatten().all(|e| {
+        let value = labels.get(&e.key);
+        let values = e.values.as_deref().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    labels_ok && exprs_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn match_labels_and_expressions() {
+        let pod = labels(&[("app", "web"), ("tier", "front")]);
+        let sel = LabelSelector {
+            match_labels: Some(labels(&[("app", "web")])),
+            match_expressions: Some(vec![
+                req("tier", "In", &["front", "edge"]),
+                req("canary", "DoesNotExist", &[]),
+                req("app", "NotIn", &["db"]),
+                req("tier", "Exists", &[]),
+            ]),
+        };
+        assert!(selector_matches(Some(&sel), &pod, true));
+        let other = labels(&[("app", "web"), ("tier", "back")]);
+        assert!(!selector_matches(Some(&sel), &other, true));
+        let canary = labels(&[("app", "web"), ("tier", "front"), ("canary", "1")]);
+        assert!(!selector_matches(Some(&sel), &canary, true));
+        let bad_op = LabelSelector {
+            match_expressions: Some(vec![req("app", "Like", &["web"])]),
+            ..LabelSelector::default()
+        };
+        assert!(!selector_matches(Some(&bad_op), &pod, true));
+    }
+
+    #[test]
+    fn empty_and_missing_selectors_differ_by_version() {
+        let pod = labels(&[("app", "web")]);
+        assert!(!selector_matches(None, &pod, true));
+        let empty = LabelSelector::default();
+        assert!(selector_matches(Some(&empty), &pod, true));
+        assert!(!selector_matches(Some(&empty), &pod, false));
+    }
+}

@@ -1,0 +1,488 @@
+//! `kubectl drain`'s semantics through the Eviction API.
+//!
+//! 1. Cordon the node.
+//! 2. List its pods (`fieldSelector=spec.nodeName=NODE`, every namespace) and sort each into
+//!    skip, evict or refuse, as kubectl does:
+//!    - mirror pods (annotation `kubernetes.io/config.mirror`: the kubelet's static pods) are
+//!      skipped: the API cannot remove them;
+//!    - pods controlled by a DaemonSet are skipped with `ignore_daemonsets`, refused otherwise
+//!      (the DaemonSet controller would recreate them at once);
+//!    - finished pods (Succeeded, Failed) are evicted without further checks;
+//!    - pods with an `emptyDir` volume are refused unless `delete_emptydir_data`;
+//!    - pods with no controller are refused unless `force` (nothing would recreate them).
+//!
+//!    If any pod is refused, nothing is evicted and the drain fails at once with
+//!    [`OpsError::DrainBlocked`] listing each refused pod and why.
+//! 3. Evict the rest in parallel (at most [`KubeClusterOps::eviction_concurrency`] at once),
+//!    each with the grace period asked for and a UID precondition. An eviction refused with
+//!    HTTP 429 (a PodDisruptionBudget would be violated) is retried with exponential backoff
+//!    until the drain's deadline; then the pod is reported blocked, with the budget(s) whose
+//!    selector matches it.
+//! 4. Watch the node's pods until every evicted pod is gone (by UID: a replacement with the
+//!    same name does not count), or until the deadline.
+//!
+//! The deadline is `options.timeout_seconds` from the start and bounds every request. The
+//! node stays cordoned when the drain fails, as with kubectl; uncordon it to give up.
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use kupgrade_core::NodeName;
+use kupgrade_core::ports::{BlockedPod, DrainOptions, DrainReport, OpsError, PodRef};
+use tokio::time::{Instant, sleep, timeout_at};
+
+use crate::budgets::budgets_for;
+use crate::error::{fatal_watch_error, is_connect, ops_error, status_code};
+use crate::eviction::{budget_named_in, pod_is_gone, refusal_text};
+use crate::ops::KubeClusterOps;
+
+/// The annotation the kubelet puts on the API's copy of a static pod.
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
+/// What a drain does with one pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    Skip(String),
+    Evict,
+    Refuse(String),
+}
+
+/// kubectl's filters, in kubectl's order.
+pub(crate) fn classify(pod: &Pod, options: &DrainOptions) -> Disposition {
+    if pod.annotations().contains_key(MIRROR_ANNOTATION) {
+        return Disposition::Skip("mirror pod of a static pod (the kubelet manages it)".into());
+    }
+    let controller = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true));
+    if controller.is_some_and(|c| c.kind == "DaemonSet") {
+        return if options.ignore_daemonsets {
+            Disposition::Skip("DaemonSet-managed pod".into())
+        } else {
+            Disposition::Refuse(
+                "DaemonSet-managed pod: its DaemonSet would recreate it (set ignoreDaemonsets to leave it)"
+                    .into(),
+            )
+        };
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return Disposition::Evict;
+    }
+    let empty_dir = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|vs| vs.iter().any(|v| v.empty_dir.is_some()));
+    if empty_dir && !options.delete_emptydir_data {
+        return Disposition::Refuse(
+            "pod has emptyDir data that eviction deletes (set deleteEmptydirData to evict it)"
+                .into(),
+        );
+    }
+    if controller.is_none() && !options.force {
+        return Disposition::Refuse(
+            "pod has no controller, so nothing would recreate it (set force to evict it)".into(),
+        );
+    }
+    Disposition::Evict
+}
+
+fn pod_ref(pod: &Pod) -> PodRef {
+    PodRef {
+        namespace: pod.namespace().unwrap_or_default(),
+        name: pod.name_any(),
+    }
+}
+
+/// How one eviction ended.
+enum Outcome {
+    /// Accepted: the pod is terminating.
+    Evicted { pod: PodRef, uid: String },
+    /// The pod (with that UID) was already gone.
+    Gone(PodRef),
+    /// Refused until the deadline (or for good).
+    Blocked {
+        pod: PodRef,
+        labels: BTreeMap<String, String>,
+        reason: String,
+    },
+    /// A failure that ends the drain (forbidden, unreachable, a server error).
+    Failed(OpsError),
+}
+
+impl KubeClusterOps {
+    pub(crate) async fn drain_node(
+        &self,
+        node: &NodeName,
+        options: &DrainOptions,
+    ) -> Result<DrainReport, OpsError> {
+        let limit = Duration::from_secs(options.timeout_seconds);
+        let deadline = Instant::now() + limit;
+        let timed_out = |what: &str| OpsError::TimedOut {
+            what: format!("{what} (draining node {node})"),
+            after: limit,
+        };
+        timeout_at(deadline, self.cordon_node(node))
+            .await
+            .map_err(|_| timed_out("cordon"))??;
+
+        let pods_api: Api<Pod> = Api::all(self.client.clone());
+        let selector = format!("spec.nodeName={node}");
+        let pods = timeout_at(
+            deadline,
+            pods_api.list(&ListParams::default().fields(&selector)),
+        )
+        .await
+        .map_err(|_| timed_out("list the node's pods"))?
+        .map_err(|e| ops_error(&format!("list pods on node {node}"), e))?
+        .items;
+
+        let mut report = DrainReport::default();
+        let mut refused = Vec::new();
+        let mut to_evict = Vec::new();
+        for pod in pods {
+            match classify(&pod, options) {
+                Disposition::Skip(reason) => report.skipped.push((pod_ref(&pod), reason)),
+                Disposition::Refuse(reason) => refused.push(BlockedPod {
+                    pod: pod_ref(&pod),
+                    budget: None,
+                    reason,
+                }),
+                Disposition::Evict => to_evict.push(pod),
+            }
+        }
+        report.skipped.sort();
+        if !refused.is_empty() {
+            refused.sort_by(|a, b| a.pod.cmp(&b.pod));
+            report.blocked = refused;
+            return Err(OpsError::DrainBlocked {
+                node: node.clone(),
+                report,
+            });
+        }
+
+        let outcomes: Vec<Outcome> = futures::stream::iter(to_evict)
+            .map(|pod| self.evict_until(pod, options.grace_period_seconds, deadline))
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut pending: HashMap<String, PodRef> = HashMap::new();
+        let mut gone = Vec::new();
+        let mut blocked = Vec::new();
+        let mut failure = None;
+        for o in outcomes {
+            match o {
+                Outcome::Evicted { pod, uid } => {
+                    pending.insert(uid, pod);
+                }
+                Outcome::Gone(pod) => gone.push(pod),
+                Outcome::Blocked {
+                    pod,
+                    labels,
+                    reason,
+                } => blocked.push((pod, labels, reason)),
+                Outcome::Failed(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+
+        let still_there = self.wait_gone(node, pending.clone(), deadline).await?;
+        for (uid, pod) in pending {
+            if !still_there.contains_key(&uid) {
+                gone.push(pod);
+            }
+        }
+        gone.sort();
+        report.evicted = gone;
+
+        for (pod, labels, reason) in blocked {
+            let budget = self.budget_of(&pod, &labels, &reason).await;
+            report.blocked.push(BlockedPod {
+                pod,
+                budget,
+                reason,
+            });
+        }
+        for pod in still_there.into_values() {
+            report.blocked.push(BlockedPod {
+                pod,
+                budget: None,
+                reason: format!(
+                    "evicted, but still on the node (terminating) when the drain's {}s deadline passed",
+                    options.timeout_seconds
+                ),
+            });
+        }
+        report.blocked.sort_by(|a, b| a.pod.cmp(&b.pod));
+        if report.blocked.is_empty() {
+            Ok(report)
+        } else {
+            Err(OpsError::DrainBlocked {
+                node: node.clone(),
+                report,
+            })
+        }
+    }
+
+    /// Evicts `pod`, retrying 429 refusals with backoff until `deadline`.
+    async fn evict_until(&self, pod: Pod, grace: Option<u64>, deadline: Instant) -> Outcome {
+        let r = pod_ref(&pod);
+        let uid = pod.meta().uid.clone().unwrap_or_default();
+        let labels = pod.labels().clone();
+        let mut delay = self.backoff.0;
+        let mut last: Option<String> = None;
+        loop {
+            let attempt = timeout_at(deadline, self.evictor.evict(&r, &uid, grace)).await;
+            let err = match attempt {
+                Err(_) => {
+                    return Outcome::Blocked {
+                        pod: r,
+                        labels,
+                        reason: last.unwrap_or_else(|| {
+                            "the eviction got no answer before the drain's deadline".into()
+                        }),
+                    };
+                }
+                Ok(Ok(())) => return Outcome::Evicted { pod: r, uid },
+                Ok(Err(e)) => e,
+            };
+            if pod_is_gone(&err, &r.name) {
+                return Outcome::Gone(r);
+            }
+            match status_code(&err) {
+                // Refused by a disruption budget (or the budget is not yet processed): retry.
+                Some(429) => last = Some(refusal_text(&err)),
+                // The UID precondition failed: the pod listed is gone, a new one has its name.
+                Some(409)
+                    if refusal_text(&err).contains("UID") || refusal_text(&err).contains("uid") =>
+                {
+                    return Outcome::Gone(r);
+                }
+                Some(409) => last = Some(refusal_text(&err)),
+                // More than one budget covers the pod: the API server refuses for good.
+                Some(500) if refusal_text(&err).contains("more than one PodDisruptionBudget") => {
+                    return Outcome::Blocked {
+                        pod: r,
+                        labels,
+                        reason: refusal_text(&err),
+                    };
+                }
+                _ if is_connect(&err) || status_code(&err).is_some() => {
+                    return Outcome::Failed(ops_error(
+                        &format!("evict pod {r} (create pods/eviction)"),
+                        err,
+                    ));
+                }
+                _ => {
+                    return Outcome::Failed(ops_error(&format!("evict pod {r}"), err));
+                }
+            }
+            let now = Instant::now();
+            if now + delay >= deadline {
+                sleep(deadline.saturating_duration_since(now)).await;
+                return Outcome::Blocked {
+                    pod: r,
+                    labels,
+                    reason: last.unwrap_or_default(),
+                };
+            }
+            sleep(delay).await;
+            delay = (delay * 2).min(self.backoff.1);
+        }
+    }
+
+    /// Watches the node's pods until none of `pending` (by UID) is left, or `deadline`.
+    /// Returns those still there. Always looks at least once, even past the deadline.
+    async fn wait_gone(
+        &self,
+        node: &NodeName,
+        mut pending: HashMap<String, PodRef>,
+        deadline: Instant,
+    ) -> Result<HashMap<String, PodRef>, OpsError> {
+        if pending.is_empty() {
+            return Ok(pending);
+        }
+        let api: Api<Pod> = Api::all(self.client.clone());
+        let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+        let mut stream = watcher(api, config).boxed();
+        // The first listing is always waited for (a few seconds at most), so that a drain whose
+        // evictions used up the time still reports which pods are gone.
+        let first_look = deadline.max(Instant::now() + Duration::from_secs(5));
+        let mut listed = false;
+        let mut present: HashMap<String, ()> = HashMap::new();
+        loop {
+            let until = if listed { deadline } else { first_look };
+            let event = match timeout_at(until, stream.try_next()).await {
+                Err(_) => return Ok(pending),
+                Ok(Ok(Some(e))) => e,
+                Ok(Ok(None)) => return Ok(pending),
+                Ok(Err(e)) => {
+                    let e = match fatal_watch_error(&format!("watch pods on node {node}"), e) {
+                        Ok(fatal) => return Err(fatal),
+                        Err(e) => e,
+                    };
+                    tracing::debug!("watching pods on node {node}: {e}; retrying");
+                    if Instant::now() >= until {
+                        return Ok(pending);
+                    }
+                    sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            match event {
+                watcher::Event::Init => present.clear(),
+                watcher::Event::InitApply(p) => {
+                    if let Some(uid) = p.meta().uid.clone() {
+                        present.insert(uid, ());
+                    }
+                }
+                watcher::Event::InitDone => {
+                    listed = true;
+                    pending.retain(|uid, _| present.contains_key(uid));
+                }
+                watcher::Event::Apply(_) => {}
+                watcher::Event::Delete(p) => {
+                    if let Some(uid) = &p.meta().uid {
+                        pending.remove(uid);
+                    }
+                }
+            }
+            if listed && pending.is_empty() {
+                return Ok(pending);
+            }
+            if listed && Instant::now() >= deadline {
+                return Ok(pending);
+            }
+        }
+    }
+
+    /// The budget(s) covering a blocked pod: those whose selector matches it, or else the one
+    /// the server's refusal names.
+    async fn budget_of(
+        &self,
+        pod: &PodRef,
+        labels: &BTreeMap<String, String>,
+        reason: &str,
+    ) -> Option<String> {
+        let listed = tokio::time::timeout(
+            Duration::from_secs(10),
+            budgets_for(&self.client, self.evictor.version(), &pod.namespace, labels),
+        )
+        .await;
+        match listed {
+            Ok(Ok(names)) if !names.is_empty() => Some(names.join(", ")),
+            Ok(Err(e)) => {
+                tracing::debug!("listing disruption budgets in {}: {e}", pod.namespace);
+                budget_named_in(reason)
+            }
+            _ => budget_named_in(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, PodSpec, PodStatus, Volume};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    fn pod(owner: Option<&str>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                owner_references: owner.map(|kind| {
+                    vec![OwnerReference {
+                        api_version: "apps/v1".into(),
+                        kind: kind.into(),
+                        name: "owner".into(),
+                        uid: "u".into(),
+                        controller: Some(true),
+                        block_owner_deletion: None,
+                    }]
+                }),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec::default()),
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                ..PodStatus::default()
+            }),
+        }
+    }
+
+    fn with_empty_dir(mut p: Pod) -> Pod {
+        p.spec.as_mut().unwrap().volumes = Some(vec![Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }]);
+        p
+    }
+
+    fn is_refused(d: &Disposition, needle: &str) -> bool {
+        matches!(d, Disposition::Refuse(r) if r.contains(needle))
+    }
+
+    #[test]
+    fn kubectl_filters() {
+        let defaults = DrainOptions::default();
+        assert_eq!(
+            classify(&pod(Some("ReplicaSet")), &defaults),
+            Disposition::Evict
+        );
+
+        let mut mirror = pod(None);
+        mirror
+            .metadata
+            .annotations
+            .get_or_insert_default()
+            .insert(MIRROR_ANNOTATION.into(), "abc".into());
+        assert!(
+            matches!(classify(&mirror, &defaults), Disposition::Skip(r) if r.starts_with("mirror pod"))
+        );
+
+        let ds = pod(Some("DaemonSet"));
+        assert_eq!(
+            classify(&ds, &defaults),
+            Disposition::Skip("DaemonSet-managed pod".into())
+        );
+        let strict = DrainOptions {
+            ignore_daemonsets: false,
+            ..DrainOptions::default()
+        };
+        assert!(is_refused(&classify(&ds, &strict), "ignoreDaemonsets"));
+
+        let bare = pod(None);
+        assert!(is_refused(&classify(&bare, &defaults), "no controller"));
+        let force = DrainOptions {
+            force: true,
+            ..DrainOptions::default()
+        };
+        assert_eq!(classify(&bare, &force), Disposition::Evict);
+
+        let scratch = with_empty_dir(pod(Some("ReplicaSet")));
+        assert!(is_refused(&classify(&scratch, &defaults), "emptyDir"));
+        let lose = DrainOptions {
+            delete_emptydir_data: true,
+            ..DrainOptions::default()
+        };
+        assert_eq!(classify(&scratch, &lose), Disposition::Evict);
+
+        // A finished pod goes whatever its volumes and owners.
+        let mut done = with_empty_dir(pod(None));
+        done.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        assert_eq!(classify(&done, &defaults), Disposition::Evict);
+    }
+}

@@ -1,0 +1,602 @@
+//! [`PodRunner`]: run a node command in a short-lived privileged pod pinned to the node.
+//!
+//! # How a command runs
+//!
+//! For each command the runner creates one pod in its namespace:
+//!
+//! - `spec.nodeName` set to the node: the scheduler is bypassed, so the pod lands there even
+//!   when the node is cordoned;
+//! - tolerations `[{operator: Exists}]`: it tolerates every taint, including the control
+//!   plane's `NoSchedule` and the `NoExecute` taints of an unhealthy node;
+//! - `hostPID: true` and a container with `securityContext.privileged: true`, whose command is
+//!   `nsenter -t 1 -m -u -i -n -p -- sh -c '<the command line>'`: the command runs as root in
+//!   the mount, UTS, IPC, network and PID namespaces of the node's PID 1, that is, on the host,
+//!   exactly as a root shell over SSH would run it (the host's `sh`, the host's binaries);
+//! - `restartPolicy: Never`, `activeDeadlineSeconds` (start-up time plus the command's
+//!   timeout) so the kubelet stops it even if kupgrade goes away, no service account token,
+//!   and `terminationMessagePolicy: FallbackToLogsOnError`.
+//!
+//! It then watches the pod (no polling) until the container has terminated, takes the exit code
+//! (or signal) from the container's terminated state, reads the output from the pod's log
+//! (which the API server fetches from the kubelet), or, when the log cannot be served, from the
+//! termination message (where the kubelet puts the log's tail when the command failed). The
+//! pod is **always deleted** afterwards, with grace period 0: after success, failure, timeout,
+//! an error, and also when the future is dropped (the deletion is then spawned on the runtime).
+//!
+//! Limits: stdout and stderr arrive merged (the kubelet's log does not keep them apart), as
+//! [`CommandOutput::stdout`]; output lines are delivered to the [`LineSink`] when the command
+//! has finished, not while it runs. Standard input cannot be fed: a [`CommandSpec`] with
+//! `stdin` is refused with [`RunnerError::Unsupported`]. `sudo` is dropped from the command
+//! line, since the command already runs as root on the host.
+//!
+//! # Privileges it needs
+//!
+//! This runner is root on every node it touches; grant it accordingly.
+//!
+//! - RBAC, in the runner's namespace only (`examples/rbac/node-command.yaml`): `pods`: create,
+//!   get, list, watch, delete; `pods/log`: get.
+//! - Admission: the namespace must admit privileged, host-PID pods: with Pod Security Admission
+//!   the label `pod-security.kubernetes.io/enforce: privileged` on the namespace (the manifest
+//!   creates `kupgrade-system` so labelled); with PodSecurityPolicy (before 1.25), `use` of a
+//!   policy allowing `privileged` and `hostPID`; other policy engines (Kyverno, Gatekeeper)
+//!   need an exception for the namespace.
+//! - The image (default [`PodRunner::DEFAULT_IMAGE`]) must be pullable on the nodes and provide
+//!   `nsenter` (busybox and util-linux both do).
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::{AsyncReadExt, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerStateTerminated, Pod, PodSpec, SecurityContext, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use kupgrade_core::NodeName;
+use kupgrade_core::ports::{
+    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Privilege, RunnerError, Stream,
+};
+use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::error::{runner_error, status_code};
+
+/// The container's name in a command pod.
+pub const CONTAINER: &str = "command";
+/// The label value (`app.kubernetes.io/component`) that marks command pods.
+pub const COMPONENT_LABEL_VALUE: &str = "node-command";
+/// The annotation naming the node a command pod runs on.
+pub const NODE_ANNOTATION: &str = "kupgrade.io/node";
+
+/// Runs commands on nodes in privileged pods; see the [module docs](self).
+///
+/// ```no_run
+/// use kupgrade_core::ports::{CommandRunnerExt, CommandSpec};
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = kupgrade_kube::connect(None, None).await?;
+/// let runner = kupgrade_kube::PodRunner::new(client).namespace("kupgrade-system");
+/// let out = runner.output(&"w-1".parse()?, &CommandSpec::new("kubelet").arg("--version")).await?;
+/// println!("{} {}", out.status, out.stdout_text());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PodRunner {
+    client: Client,
+    namespace: String,
+    image: String,
+    start_timeout: Duration,
+    default_timeout: Duration,
+}
+
+impl fmt::Debug for PodRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PodRunner")
+            .field("namespace", &self.namespace)
+            .field("image", &self.image)
+            .field("start_timeout", &self.start_timeout)
+            .field("default_timeout", &self.default_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PodRunner {
+    /// The default image: busybox, whose `nsenter` applet is all the runner needs.
+    pub const DEFAULT_IMAGE: &'static str = "docker.io/library/busybox:1.36";
+    /// The default namespace, created by `examples/rbac/node-command.yaml`.
+    pub const DEFAULT_NAMESPACE: &'static str = "kupgrade-system";
+    /// How long a pod may take to start (image pull included) by default.
+    pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(300);
+    /// The timeout of a command whose spec gives none.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+
+    /// A runner with the default namespace, image and timeouts.
+    pub fn new(client: Client) -> Self {
+        PodRunner {
+            client,
+            namespace: Self::DEFAULT_NAMESPACE.into(),
+            image: Self::DEFAULT_IMAGE.into(),
+            start_timeout: Self::DEFAULT_START_TIMEOUT,
+            default_timeout: Self::DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Creates the pods in `namespace`.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// Uses `image` (it must provide `nsenter`).
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = image.into();
+        self
+    }
+
+    /// Gives up when a pod has not started its container after `d` (image pull included).
+    pub fn start_timeout(mut self, d: Duration) -> Self {
+        self.start_timeout = d;
+        self
+    }
+
+    /// The timeout of commands whose spec has none.
+    pub fn default_timeout(mut self, d: Duration) -> Self {
+        self.default_timeout = d;
+        self
+    }
+
+    /// The pod that would run `spec` on `node`, for review. Refuses specs the runner cannot
+    /// honour.
+    pub fn pod_for(&self, node: &NodeName, spec: &CommandSpec) -> Result<Pod, RunnerError> {
+        if spec.stdin.is_some() {
+            return Err(RunnerError::Unsupported {
+                what: "feed standard input to a command run in a pod (the pod runner does not attach to it)"
+                    .into(),
+            });
+        }
+        // The pod is root on the host already: `sudo -n` would only add a dependency.
+        let line = CommandSpec {
+            privilege: Privilege::None,
+            ..spec.clone()
+        }
+        .to_shell_line();
+        let run_for = spec.timeout.unwrap_or(self.default_timeout);
+        let deadline = (self.start_timeout + run_for).as_secs_f64().ceil().max(1.0) as i64;
+        let mut command: Vec<String> = [
+            "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "sh", "-c",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
+        command.push(line);
+        let prefix: String = node
+            .as_str()
+            .chars()
+            .map(|c| if c == '.' { '-' } else { c })
+            .take(40)
+            .collect();
+        let prefix = prefix.trim_end_matches('-');
+        Ok(Pod {
+            metadata: ObjectMeta {
+                generate_name: Some(format!("kupgrade-{prefix}-")),
+                namespace: Some(self.namespace.clone()),
+                labels: Some(BTreeMap::from([
+                    ("app.kubernetes.io/name".to_string(), "kupgrade".to_string()),
+                    (
+                        "app.kubernetes.io/component".to_string(),
+                        COMPONENT_LABEL_VALUE.to_string(),
+                    ),
+                ])),
+                annotations: Some(BTreeMap::from([(
+                    NODE_ANNOTATION.to_string(),
+                    node.to_string(),
+                )])),
+                ..ObjectMeta::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some(node.to_string()),
+                host_pid: Some(true),
+                restart_policy: Some("Never".into()),
+                active_deadline_seconds: Some(deadline),
+                automount_service_account_token: Some(false),
+                enable_service_links: Some(false),
+                termination_grace_period_seconds: Some(0),
+                tolerations: Some(vec![Toleration {
+                    operator: Some("Exists".into()),
+                    ..Toleration::default()
+                }]),
+                containers: vec![Container {
+                    name: CONTAINER.into(),
+                    image: Some(self.image.clone()),
+                    command: Some(command),
+                    security_context: Some(SecurityContext {
+                        privileged: Some(true),
+                        ..SecurityContext::default()
+                    }),
+                    termination_message_policy: Some("FallbackToLogsOnError".into()),
+                    ..Container::default()
+                }],
+                ..PodSpec::default()
+            }),
+            status: None,
+        })
+    }
+
+    async fn wait_terminated(
+        &self,
+        api: &Api<Pod>,
+        node: &NodeName,
+        name: &str,
+        spec: &CommandSpec,
+        line: &str,
+    ) -> Result<ContainerStateTerminated, RunnerError> {
+        let run_for = spec.timeout.unwrap_or(self.default_timeout);
+        let created = Instant::now();
+        let start_deadline = created + self.start_timeout;
+        let mut run_deadline: Option<Instant> = None;
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut stream = watcher(api.clone(), config).boxed();
+        let mut waiting = String::from("not yet scheduled by the kubelet");
+        let timed_out = || RunnerError::TimedOut {
+            node: node.clone(),
+            after: run_for,
+            command: line.to_string(),
+        };
+        loop {
+            let until = run_deadline.unwrap_or(start_deadline);
+            let event = match timeout_at(until, stream.try_next()).await {
+                Err(_) if run_deadline.is_some() => return Err(timed_out()),
+                Err(_) => {
+                    return Err(RunnerError::Connect {
+                        node: node.clone(),
+                        message: format!(
+                            "pod {}/{name} did not start within {:?} ({waiting})",
+                            self.namespace, self.start_timeout
+                        ),
+                        source: None,
+                    });
+                }
+                Ok(Ok(Some(e))) => e,
+                Ok(Ok(None)) => {
+                    return Err(other(
+                        node,
+                        format!("the watch of pod {}/{name} ended", self.namespace),
+                    ));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!("watching pod {}/{name}: {e}; retrying", self.namespace);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if Instant::now() >= until {
+                        return Err(other(
+                            node,
+                            format!("watching pod {}/{name}: {e}", self.namespace),
+                        ));
+                    }
+                    continue;
+                }
+            };
+            let pod = match event {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => p,
+                watcher::Event::Delete(_) => {
+                    return Err(other(
+                        node,
+                        format!(
+                            "pod {}/{name} was deleted before its command finished",
+                            self.namespace
+                        ),
+                    ));
+                }
+                watcher::Event::Init | watcher::Event::InitDone => continue,
+            };
+            let Some(status) = pod.status else { continue };
+            let container = status
+                .container_statuses
+                .as_ref()
+                .and_then(|cs| cs.iter().find(|c| c.name == CONTAINER));
+            let state = container.and_then(|c| c.state.as_ref());
+            if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+                return Ok(t.clone());
+            }
+            if state.is_some_and(|s| s.running.is_some()) && run_deadline.is_none() {
+                run_deadline = Some(Instant::now() + run_for);
+            }
+            if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
+                let reason = w.reason.clone().unwrap_or_default();
+                waiting = format!(
+                    "container waiting: {reason} {}",
+                    w.message.clone().unwrap_or_default()
+                )
+                .trim()
+                .to_string();
+                if matches!(
+                    reason.as_str(),
+                    "InvalidImageName"
+                        | "ErrImageNeverPull"
+                        | "CreateContainerConfigError"
+                        | "CreateContainerError"
+                ) {
+                    return Err(other(
+                        node,
+                        format!("pod {}/{name} cannot start: {waiting}", self.namespace),
+                    ));
+                }
+            }
+            if status.phase.as_deref() == Some("Failed") {
+                let reason = status.reason.unwrap_or_default();
+                if reason == "DeadlineExceeded" {
+                    return Err(timed_out());
+                }
+                return Err(other(
+                    node,
+                    format!(
+                        "pod {}/{name} failed before its command ran: {reason} {}",
+                        self.namespace,
+                        status.message.unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+
+    /// The log's last `max` bytes, when the kubelet serves it.
+    async fn read_log(
+        &self,
+        api: &Api<Pod>,
+        name: &str,
+        max: usize,
+    ) -> Result<(Vec<u8>, bool), kube::Error> {
+        let params = LogParams {
+            container: Some(CONTAINER.into()),
+            ..LogParams::default()
+        };
+        let mut reader = api.log_stream(name, &params).await?;
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        let mut truncated = false;
+        loop {
+            let n = reader
+                .read(&mut chunk)
+                .await
+                .map_err(kube::Error::ReadEvents)?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.len() > max.saturating_mul(2).max(64 * 1024) {
+                buf.drain(..buf.len() - max);
+                truncated = true;
+            }
+        }
+        if buf.len() > max {
+            buf.drain(..buf.len() - max);
+            truncated = true;
+        }
+        Ok((buf, truncated))
+    }
+
+    async fn run_in_pod(
+        &self,
+        api: &Api<Pod>,
+        node: &NodeName,
+        name: &str,
+        spec: &CommandSpec,
+        lines: &LineSink,
+    ) -> Result<CommandOutput, RunnerError> {
+        let line = spec.to_shell_line();
+        let t = self.wait_terminated(api, node, name, spec, &line).await?;
+        let status = match t.signal {
+            Some(s) if s != 0 => ExitStatus::Signal(s),
+            _ => ExitStatus::Code(t.exit_code),
+        };
+        let (mut output, mut truncated) = match timeout(
+            Duration::from_secs(30),
+            self.read_log(api, name, spec.max_output),
+        )
+        .await
+        {
+            Ok(Ok(log)) => log,
+            Ok(Err(e)) => {
+                tracing::debug!(
+                    "log of pod {}/{name} not served ({}); using the termination message",
+                    self.namespace,
+                    crate::error::describe(&e)
+                );
+                (Vec::new(), false)
+            }
+            Err(_) => (Vec::new(), false),
+        };
+        if output.is_empty()
+            && let Some(m) = t.message.as_deref()
+        {
+            output = m.as_bytes().to_vec();
+            if output.len() > spec.max_output {
+                output.drain(..output.len() - spec.max_output);
+                truncated = true;
+            }
+        }
+        if lines.is_active() {
+            for l in String::from_utf8_lossy(&output).lines() {
+                lines.line(Stream::Stdout, l);
+            }
+        }
+        Ok(CommandOutput {
+            status,
+            stdout: output,
+            stderr: Vec::new(),
+            truncated,
+        })
+    }
+}
+
+fn other(node: &NodeName, message: String) -> RunnerError {
+    RunnerError::Other {
+        node: node.clone(),
+        message,
+        source: None,
+    }
+}
+
+/// Deletes the pod if the run is dropped before it could (cancellation).
+struct Cleanup {
+    api: Api<Pod>,
+    name: String,
+    armed: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let api = self.api.clone();
+            let name = std::mem::take(&mut self.name);
+            rt.spawn(async move {
+                if let Err(e) = api
+                    .delete(&name, &DeleteParams::default().grace_period(0))
+                    .await
+                    && status_code(&e) != Some(404)
+                {
+                    tracing::warn!("could not delete command pod {name}: {e}");
+                }
+            });
+        }
+    }
+}
+
+#[async_trait]
+impl CommandRunner for PodRunner {
+    async fn run(
+        &self,
+        node: &NodeName,
+        spec: &CommandSpec,
+        lines: &LineSink,
+    ) -> Result<CommandOutput, RunnerError> {
+        let pod = self.pod_for(node, spec)?;
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let created = api
+            .create(&PostParams::default(), &pod)
+            .await
+            .map_err(|e| {
+                runner_error(
+                    node,
+                    &format!(
+                        "create a command pod in namespace {} (create pods)",
+                        self.namespace
+                    ),
+                    e,
+                )
+            })?;
+        let name = created.name_any();
+        tracing::debug!(
+            "running on node {node} in pod {}/{name}: {spec}",
+            self.namespace
+        );
+        let mut cleanup = Cleanup {
+            api: api.clone(),
+            name: name.clone(),
+            armed: true,
+        };
+        let result = self.run_in_pod(&api, node, &name, spec, lines).await;
+        cleanup.armed = false;
+        match api
+            .delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if status_code(&e) == Some(404) => {}
+            Err(e) => {
+                tracing::warn!(
+                    "could not delete command pod {}/{name}: {}",
+                    self.namespace,
+                    crate::error::describe(&e)
+                );
+                if result.is_ok() {
+                    return Err(runner_error(
+                        node,
+                        &format!(
+                            "the command finished, but its pod {}/{name} could not be deleted (delete pods)",
+                            self.namespace
+                        ),
+                        e,
+                    ));
+                }
+            }
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runner() -> PodRunner {
+        // A client that is never used: pod_for is pure.
+        let (svc, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        PodRunner::new(Client::new(svc, "default")).namespace("ops")
+    }
+
+    #[tokio::test]
+    async fn pod_is_privileged_pinned_tolerant_and_quotes_the_command() {
+        let node: NodeName = "cp-1.example".parse().unwrap();
+        let spec = CommandSpec::new("echo")
+            .arg("it's; rm -rf /")
+            .sudo()
+            .env("A", "b c")
+            .timeout(Duration::from_secs(60));
+        let pod = runner().pod_for(&node, &spec).unwrap();
+        let s = pod.spec.as_ref().unwrap();
+        assert_eq!(
+            pod.metadata.generate_name.as_deref(),
+            Some("kupgrade-cp-1-example-")
+        );
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("ops"));
+        assert_eq!(s.node_name.as_deref(), Some("cp-1.example"));
+        assert_eq!(s.host_pid, Some(true));
+        assert_eq!(s.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(s.active_deadline_seconds, Some(360));
+        let tol = s.tolerations.as_ref().unwrap();
+        assert_eq!(tol.len(), 1);
+        assert_eq!(tol[0].operator.as_deref(), Some("Exists"));
+        assert_eq!(tol[0].key, None);
+        assert_eq!(tol[0].effect, None);
+        let c = &s.containers[0];
+        assert_eq!(c.security_context.as_ref().unwrap().privileged, Some(true));
+        assert_eq!(
+            c.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
+        assert_eq!(
+            c.command.as_ref().unwrap(),
+            &[
+                "nsenter",
+                "-t",
+                "1",
+                "-m",
+                "-u",
+                "-i",
+                "-n",
+                "-p",
+                "--",
+                "sh",
+                "-c",
+                r"env 'A=b c' echo 'it'\''s; rm -rf /'"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn stdin_is_refused() {
+        let node: NodeName = "w-1".parse().unwrap();
+        let err = runner()
+            .pod_for(&node, &CommandSpec::new("cat").stdin("x"))
+            .unwrap_err();
+        assert!(matches!(err, RunnerError::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("standard input"), "{err}");
+    }
+}
