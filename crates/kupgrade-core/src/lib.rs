@@ -32,6 +32,8 @@
 pub mod bundled;
 pub mod cluster;
 pub mod component;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;

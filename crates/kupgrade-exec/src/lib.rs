@@ -1,3 +1,50 @@
 //! # kupgrade-exec
 //!
-//! Runs kupgrade plans (work in progress).
+//! Carries kupgrade's plans out into the world. This crate holds the adapters behind
+//! kupgrade-core's ports that touch processes, networks and files:
+//!
+//! - [`LocalRunner`]: a [`CommandRunner`](kupgrade_core::ports::CommandRunner) over local
+//!   processes, with optional per-node sandboxes ([`NodeEnv`]) for tests and demos.
+//! - [`SshRunner`]: a `CommandRunner` over OpenSSH, one multiplexed connection per node,
+//!   strict host-key checking, timeouts that kill the remote process group
+//!   ([`ssh`] explains the choices, and why the `openssh` crate rather than `russh`).
+//! - [`Journal`]: the crash-safe, append-only JSON-lines file a run records its progress in,
+//!   so an interrupted upgrade resumes where it stopped.
+//!
+//! Both runners pass kupgrade-core's command-runner conformance suite
+//! (`kupgrade_core::conformance`, feature `conformance`): the SSH runner against a real `sshd`
+//! started by the tests.
+//!
+//! ```
+//! use kupgrade_core::ports::{CommandRunnerExt, CommandSpec, ExitStatus};
+//! use kupgrade_exec::LocalRunner;
+//! use std::time::Duration;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let runner = LocalRunner::new();
+//! let node = "w-1".parse()?;
+//! let cmd = CommandSpec::new("sh")
+//!     .args(["-c", "read name; echo \"hello $name\"; exit 3"])
+//!     .stdin("kupgrade\n")
+//!     .timeout(Duration::from_secs(10));
+//! let out = runner.output(&node, &cmd).await?;
+//! assert_eq!(out.stdout_text(), "hello kupgrade\n");
+//! assert_eq!(out.status, ExitStatus::Code(3));
+//! # Ok(()) }
+//! ```
+//!
+//! Every runner is used through the port, so a plan executor takes an
+//! `Arc<dyn CommandRunner>` and works the same over the simulated cluster, a local sandbox or
+//! real nodes.
+
+pub mod journal;
+mod local;
+mod node_env;
+mod output;
+pub mod ssh;
+
+pub use journal::{Journal, JournalError, Recovered, TornTail};
+pub use local::LocalRunner;
+pub use node_env::NodeEnv;
+pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};
