@@ -28,6 +28,12 @@
 //! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
 //! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`kubeadm`]
 //! (kubeadm's own upgrade verdicts), [`ports`] (the traits adapters implement).
+//!
+//! Property-testing your own policy takes about fifteen lines: with the `proptest` feature,
+//! the `testing` module offers strategies (versions, cluster states that satisfy a policy,
+//! declarative policies) and `check_policy`, which runs the library's invariants against any
+//! [`skew::SkewPolicy`]; its documentation opens with that example.
+#![cfg_attr(feature = "proptest", doc = "See [`testing`].")]
 
 pub mod bundled;
 pub mod cluster;
@@ -39,6 +45,8 @@ pub mod kubeadm;
 pub mod lifecycle;
 pub mod ports;
 pub mod skew;
+#[cfg(feature = "proptest")]
+pub mod testing;
 pub mod version;
 
 pub use cluster::{
