@@ -43,6 +43,7 @@ pub mod conformance;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;
+pub mod plan;
 pub mod ports;
 pub mod skew;
 #[cfg(feature = "proptest")]

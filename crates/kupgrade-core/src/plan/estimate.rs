@@ -1,0 +1,151 @@
+//! Duration estimates per step and the plan's totals.
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::step::{Action, Step};
+
+/// How long each kind of step takes, in seconds (the nodes of one step run at the same time).
+/// The defaults are rough figures for a healthy cluster; measure yours and set them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct Durations {
+    /// Pre-flight checks.
+    pub preflight: u64,
+    /// An etcd snapshot.
+    pub etcd_snapshot: u64,
+    /// A copy of `/etc/kubernetes`.
+    pub backup_config: u64,
+    /// Switching the package repository.
+    pub switch_repository: u64,
+    /// Installing packages (with the index update).
+    pub install_packages: u64,
+    /// `kubeadm version`.
+    pub check_kubeadm_version: u64,
+    /// `kubeadm upgrade plan`.
+    pub kubeadm_upgrade_plan: u64,
+    /// `kubeadm upgrade apply`.
+    pub kubeadm_upgrade_apply: u64,
+    /// `kubeadm upgrade node` on a control-plane node.
+    pub kubeadm_upgrade_node: u64,
+    /// `kubeadm upgrade node` on a worker (kubelet configuration only).
+    pub kubeadm_upgrade_node_config: u64,
+    /// Cordon.
+    pub cordon: u64,
+    /// Drain.
+    pub drain: u64,
+    /// Restarting the kubelet.
+    pub restart_kubelet: u64,
+    /// Waiting for Ready.
+    pub wait_ready: u64,
+    /// Uncordon.
+    pub uncordon: u64,
+    /// The operator upgrading their kubectl.
+    pub kubectl_client: u64,
+    /// Provisioning nodes until they are Ready.
+    pub provision: u64,
+    /// Removing nodes.
+    pub remove: u64,
+    /// The final verification.
+    pub verify: u64,
+}
+
+impl Default for Durations {
+    fn default() -> Self {
+        Durations {
+            preflight: 60,
+            etcd_snapshot: 60,
+            backup_config: 30,
+            switch_repository: 15,
+            install_packages: 90,
+            check_kubeadm_version: 5,
+            kubeadm_upgrade_plan: 60,
+            kubeadm_upgrade_apply: 420,
+            kubeadm_upgrade_node: 240,
+            kubeadm_upgrade_node_config: 30,
+            cordon: 5,
+            drain: 180,
+            restart_kubelet: 20,
+            wait_ready: 60,
+            uncordon: 5,
+            kubectl_client: 60,
+            provision: 420,
+            remove: 90,
+            verify: 60,
+        }
+    }
+}
+
+impl Durations {
+    /// The estimate for `action`.
+    pub fn of(&self, action: &Action) -> u64 {
+        match action {
+            Action::Preflight { .. } => self.preflight,
+            Action::EtcdSnapshot { .. } => self.etcd_snapshot,
+            Action::BackupConfig { .. } => self.backup_config,
+            Action::SwitchRepository { .. } => self.switch_repository,
+            Action::InstallPackages { .. } => self.install_packages,
+            Action::CheckKubeadmVersion { .. } => self.check_kubeadm_version,
+            Action::KubeadmUpgradePlan { .. } => self.kubeadm_upgrade_plan,
+            Action::KubeadmUpgradeApply { .. } => self.kubeadm_upgrade_apply,
+            Action::KubeadmUpgradeNode {
+                control_plane: Some(_),
+                ..
+            } => self.kubeadm_upgrade_node,
+            Action::KubeadmUpgradeNode { .. } => self.kubeadm_upgrade_node_config,
+            Action::Cordon => self.cordon,
+            Action::Drain { .. } => self.drain,
+            Action::RestartKubelet { .. } => self.restart_kubelet,
+            Action::WaitReady { .. } => self.wait_ready,
+            Action::Uncordon => self.uncordon,
+            Action::UpgradeKubectlClient { .. } => self.kubectl_client,
+            Action::ProvisionNodes { .. } => self.provision,
+            Action::RemoveNodes => self.remove,
+            Action::Verify { .. } => self.verify,
+        }
+    }
+}
+
+/// Time and disruption estimates for a plan.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Estimate {
+    /// Total wall time, in seconds: the steps run one after another.
+    pub total_seconds: u64,
+    /// The number of steps.
+    pub steps: usize,
+    /// Node drains in all.
+    pub drains: usize,
+    /// The most drains any one node goes through.
+    pub max_drains_per_node: usize,
+    /// The most nodes cordoned at the same time.
+    pub max_unavailable: usize,
+    /// Nodes replaced (replace strategy).
+    pub nodes_replaced: usize,
+}
+
+impl Estimate {
+    /// The start time of each step, in seconds from the start of the plan.
+    pub fn start_times(steps: &[Step]) -> Vec<u64> {
+        let mut t = 0;
+        steps
+            .iter()
+            .map(|s| {
+                let start = t;
+                t += s.duration_seconds;
+                start
+            })
+            .collect()
+    }
+}
+
+/// `3h 05m`, `12m 30s`, `45s`.
+pub fn human_duration(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if h > 0 {
+        format!("{h}h {m:02}m")
+    } else if m > 0 {
+        format!("{m}m {s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}

@@ -1,0 +1,798 @@
+//! The upgrade planner: from a cluster state and a target, the step-by-step plan a careful
+//! operator would follow, in which every intermediate state satisfies the skew policy.
+//!
+//! ```
+//! use jiff::civil::date;
+//! use kupgrade_core::plan::{PlanRequest, Target};
+//!
+//! let text = r#"
+//! addons: { kube-proxy: v1.29.10, coredns: v1.11.1 }
+//! nodes:
+//!   - name: cp-1
+//!     roles: [control-plane]
+//!     versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kube-apiserver: v1.29.10,
+//!                 kube-controller-manager: v1.29.10, kube-scheduler: v1.29.10, etcd: 3.5.10-0 }
+//!   - name: w-1
+//!     versions: { kubelet: v1.29.10, kubeadm: v1.29.10 }
+//! "#;
+//! let cluster = kupgrade_core::inventory::parse(text, "cluster.yaml")?;
+//! let plan = PlanRequest::new("1.31".parse()?, date(2025, 3, 1)).plan(&cluster)?;
+//! let hops: Vec<String> = plan.hops.iter().map(|h| h.to.to_string()).collect();
+//! assert_eq!(hops, ["v1.30.10", "v1.31.6"]); // latest patches on that date
+//! assert!(plan.steps.iter().any(|s| s.point_of_no_return));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # How a plan is made
+//!
+//! 1. The target is resolved ([`Target`]) and the hops computed: one minor at a time for the
+//!    control plane, landing on the latest patch of each intermediate minor released by the
+//!    plan's date; an interrupted hop (API servers at different versions) is finished first.
+//! 2. For each hop, kubeadm's way: on the first control-plane node `kubeadm upgrade apply`
+//!    (the point of no return), on the others `kubeadm upgrade node`, one at a time; the
+//!    add-ons move when the last control-plane node is upgraded (kubeadm 1.28 and later) or at
+//!    `apply` (before 1.28). Then the control-plane kubelets, one node at a time, drained: a
+//!    kubelet may not be newer than any API server, so they wait for the last API server.
+//! 3. Workers: in place, in batches (a count or a percentage, never more of one zone than
+//!    allowed), either after every hop ([`WorkerPacing::EveryHop`], kubeadm's way) or as late as
+//!    the policy allows ([`WorkerPacing::Deferred`]), catching up several minors in one drain
+//!    window. With [`Strategy::Replace`], new nodes join at the control plane's version and the
+//!    old ones are drained and removed, as few times as the policy allows.
+//! 4. Every step is simulated on the model ([`Simulation`]) and the policy checked after it
+//!    (only what the step changed is checked again). The planner returns a plan whose every
+//!    intermediate state is valid, or a [`PlanError`] naming the rule and the node in the way.
+//!
+//! Making the plan again from any state the plan passes through gives the rest of the plan
+//! (the same steps that change the cluster, with the same ids), after a fresh pre-flight: a
+//! run can always be resumed by planning again.
+use std::fmt;
+use std::str::FromStr;
+use std::sync::LazyLock;
+
+use jiff::civil::Date;
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::lifecycle::ReleaseCalendar;
+use crate::ports::DrainOptions;
+use crate::skew::{SkewPolicy, UpstreamPolicy, Violation};
+use crate::{ClusterState, Component, KubeVersion, Minor, NodeName, OsFamily, Role, ZONE_LABEL};
+
+mod available;
+mod batch;
+mod check;
+mod estimate;
+mod hops;
+mod packages;
+mod planner;
+pub mod render;
+mod schema;
+mod simulate;
+mod step;
+
+pub use available::{AvailableUpgrade, available_upgrades};
+pub use estimate::{Durations, Estimate, human_duration};
+pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
+pub use schema::{SCHEMA, schema_json};
+pub use simulate::{Effect, Simulation, SimulationError};
+pub use step::{
+    Action, AddonVersions, Executor, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck,
+    Step, StepId,
+};
+
+/// The `apiVersion` of the serialized plan format.
+pub const API_VERSION: &str = "kupgrade.dev/v1alpha1";
+/// The `kind` of the serialized plan format.
+pub const KIND: &str = "UpgradePlan";
+
+/// What to upgrade to.
+///
+/// ```
+/// use kupgrade_core::plan::Target;
+/// assert_eq!("v1.31.2".parse::<Target>()?, Target::Version("1.31.2".parse()?));
+/// assert_eq!("1.31".parse::<Target>()?, Target::Minor("1.31".parse()?));
+/// assert_eq!("latest".parse::<Target>()?, Target::Stable);
+/// assert_eq!(
+///     "1.x".parse::<Target>().unwrap_err().to_string(),
+///     r#""1.x" is not a target: expected a version (v1.31.2), a minor (1.31), "stable" or "latest""#
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// Exactly this version.
+    Version(KubeVersion),
+    /// The latest patch of this minor released by the plan's date.
+    Minor(Minor),
+    /// The newest stable release by the plan's date (`stable` or `latest`).
+    Stable,
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Version(v) => write!(f, "{v}"),
+            Target::Minor(m) => write!(f, "{m}"),
+            Target::Stable => f.write_str("stable"),
+        }
+    }
+}
+
+/// A target that could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a target: expected a version (v1.31.2), a minor (1.31), \"stable\" or \"latest\""
+)]
+pub struct TargetParseError(pub String);
+
+impl FromStr for Target {
+    type Err = TargetParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stable" | "latest" => return Ok(Target::Stable),
+            _ => {}
+        }
+        if let Ok(m) = Minor::parse(s) {
+            return Ok(Target::Minor(m));
+        }
+        KubeVersion::parse(s)
+            .map(Target::Version)
+            .map_err(|_| TargetParseError(s.to_string()))
+    }
+}
+
+/// How worker nodes get the new version.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Upgrade the packages on each node, kubeadm's way.
+    #[default]
+    InPlace,
+    /// Join new nodes at the control plane's version, then drain and remove the old ones (as
+    /// cloud node groups and Cluster API do). The control plane is still upgraded in place.
+    Replace,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Strategy::InPlace => "in-place",
+            Strategy::Replace => "replace",
+        })
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "in-place" => Ok(Strategy::InPlace),
+            "replace" => Ok(Strategy::Replace),
+            _ => Err(format!(
+                "{s:?} is not a strategy: expected \"in-place\" or \"replace\""
+            )),
+        }
+    }
+}
+
+/// When workers move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkerPacing {
+    /// After every hop of the control plane, one minor at a time (kubeadm's way).
+    EveryHop,
+    /// As late as the policy allows, then several minors in one drain window (or one
+    /// replacement): the fewest drains.
+    Deferred,
+}
+
+/// How many nodes a batch takes: a count, or a percentage of the workers (rounded up).
+///
+/// ```
+/// use kupgrade_core::plan::BatchSize;
+/// assert_eq!("25%".parse::<BatchSize>()?.of(10), 3);
+/// assert_eq!("2".parse::<BatchSize>()?.of(10), 2);
+/// assert!("0".parse::<BatchSize>().is_err());
+/// assert!("120%".parse::<BatchSize>().is_err());
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BatchSize {
+    /// This many nodes (at least 1).
+    Count(u32),
+    /// This percentage of the nodes, rounded up (1 to 100).
+    Percent(u8),
+}
+
+impl BatchSize {
+    /// The number of nodes out of `total` (at least 1).
+    pub fn of(self, total: usize) -> usize {
+        match self {
+            BatchSize::Count(n) => (n as usize).max(1),
+            BatchSize::Percent(p) => (total * p as usize).div_ceil(100).max(1),
+        }
+    }
+}
+
+impl Default for BatchSize {
+    fn default() -> Self {
+        BatchSize::Count(1)
+    }
+}
+
+impl fmt::Display for BatchSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchSize::Count(n) => write!(f, "{n}"),
+            BatchSize::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl FromStr for BatchSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("{s:?} is not a batch size: expected a count (3) or a percentage (25%)");
+        if let Some(p) = s.strip_suffix('%') {
+            let p: u8 = p.parse().map_err(|_| bad())?;
+            if p == 0 || p > 100 {
+                return Err(format!(
+                    "{s:?} is not a batch size: a percentage is 1% to 100%"
+                ));
+            }
+            Ok(BatchSize::Percent(p))
+        } else {
+            let n: u32 = s.parse().map_err(|_| bad())?;
+            if n == 0 {
+                return Err(format!("{s:?} is not a batch size: at least 1 node"));
+            }
+            Ok(BatchSize::Count(n))
+        }
+    }
+}
+
+impl Serialize for BatchSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for BatchSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+impl JsonSchema for BatchSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "BatchSize".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A count of nodes (3) or a percentage (25%)",
+            "pattern": r"^[1-9][0-9]*%?$"
+        })
+    }
+}
+
+/// How to plan. `Default` gives kubeadm's way: in place, one node at a time, workers after
+/// every hop, an etcd snapshot and a copy of `/etc/kubernetes` before the control plane moves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct PlanOptions {
+    /// In place or by replacement (workers).
+    pub strategy: Strategy,
+    /// When workers move; by default after every hop in place, and as late as the policy
+    /// allows when replacing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_pacing: Option<WorkerPacing>,
+    /// How many workers one batch takes (all of them are unavailable at once).
+    pub batch: BatchSize,
+    /// Replace strategy: how many new nodes may exist beyond the old ones at once (at least 1).
+    pub max_surge: u32,
+    /// The label that names a node's zone.
+    pub zone_key: String,
+    /// The most nodes of one zone in a batch (a percentage counts that zone's workers); no
+    /// limit beyond the batch size when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_per_zone: Option<BatchSize>,
+    /// How to drain.
+    pub drain: DrainOptions,
+    /// Before moving to a newer minor, first upgrade to the latest patch of the current one.
+    pub patch_first: bool,
+    /// Where an etcd snapshot is written on the first control-plane node before each
+    /// `kubeadm upgrade apply` (stacked etcd); none when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd_snapshot_dir: Option<String>,
+    /// Where each control-plane node's `/etc/kubernetes` is copied before anything changes;
+    /// none when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<String>,
+    /// Accept a target version the calendar does not know.
+    pub allow_unknown_versions: bool,
+    /// Accept a pre-release target (alpha, beta, rc).
+    pub allow_prerelease: bool,
+    /// Accept a target minor that is past its end of life (or not yet released) on the date.
+    pub allow_unsupported_target: bool,
+    /// Plan even though the cluster violates the policy now: those violations may persist
+    /// until the plan removes them, nothing new may appear, and the final state must be clean.
+    pub tolerate_initial_violations: bool,
+    /// Plan even though some nodes are not Ready.
+    pub allow_not_ready: bool,
+    /// How long to wait for a node to become Ready, in seconds.
+    pub ready_timeout_seconds: u64,
+    /// Per-step duration estimates.
+    pub durations: Durations,
+}
+
+/// The default directory for backups and snapshots on control-plane nodes.
+pub const DEFAULT_BACKUP_DIR: &str = "/var/backups/kupgrade";
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            strategy: Strategy::InPlace,
+            worker_pacing: None,
+            batch: BatchSize::Count(1),
+            max_surge: 1,
+            zone_key: ZONE_LABEL.to_string(),
+            max_per_zone: None,
+            drain: DrainOptions::default(),
+            patch_first: false,
+            etcd_snapshot_dir: Some(DEFAULT_BACKUP_DIR.to_string()),
+            backup_dir: Some(DEFAULT_BACKUP_DIR.to_string()),
+            allow_unknown_versions: false,
+            allow_prerelease: false,
+            allow_unsupported_target: false,
+            tolerate_initial_violations: false,
+            allow_not_ready: false,
+            ready_timeout_seconds: 600,
+            durations: Durations::default(),
+        }
+    }
+}
+
+impl PlanOptions {
+    /// The pacing in effect: the explicit one, or the strategy's default.
+    pub fn pacing(&self) -> WorkerPacing {
+        self.worker_pacing.unwrap_or(match self.strategy {
+            Strategy::InPlace => WorkerPacing::EveryHop,
+            Strategy::Replace => WorkerPacing::Deferred,
+        })
+    }
+}
+
+static UPSTREAM: LazyLock<UpstreamPolicy> = LazyLock::new(UpstreamPolicy::new);
+
+/// Everything the planner needs besides the cluster: the target, the date, the release
+/// calendar, the policy and the options.
+pub struct PlanRequest<'a> {
+    /// What to upgrade to.
+    pub target: Target,
+    /// The date: which releases exist, whether the target is supported.
+    pub date: Date,
+    /// The release calendar.
+    pub calendar: &'a ReleaseCalendar,
+    /// The skew policy every intermediate state must satisfy.
+    pub policy: &'a dyn SkewPolicy,
+    /// The options.
+    pub options: PlanOptions,
+}
+
+impl PlanRequest<'static> {
+    /// A request with the embedded calendar, the upstream policy and default options.
+    pub fn new(target: Target, date: Date) -> Self {
+        PlanRequest {
+            target,
+            date,
+            calendar: ReleaseCalendar::embedded(),
+            policy: &*UPSTREAM,
+            options: PlanOptions::default(),
+        }
+    }
+}
+
+impl<'a> PlanRequest<'a> {
+    /// Uses `policy` instead.
+    pub fn policy<'b>(self, policy: &'b dyn SkewPolicy) -> PlanRequest<'b>
+    where
+        'a: 'b,
+    {
+        PlanRequest {
+            policy,
+            calendar: self.calendar,
+            target: self.target,
+            date: self.date,
+            options: self.options,
+        }
+    }
+
+    /// Uses `calendar` instead.
+    pub fn calendar<'b>(self, calendar: &'b ReleaseCalendar) -> PlanRequest<'b>
+    where
+        'a: 'b,
+    {
+        PlanRequest {
+            calendar,
+            policy: self.policy,
+            target: self.target,
+            date: self.date,
+            options: self.options,
+        }
+    }
+
+    /// Uses `options` instead.
+    pub fn options(mut self, options: PlanOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Plans the upgrade of `state`.
+    pub fn plan(&self, state: &ClusterState) -> Result<UpgradePlan, PlanError> {
+        planner::plan(state, self)
+    }
+}
+
+/// How a hop came about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum HopKind {
+    /// Finishes a hop already under way (API servers at different versions).
+    Resume,
+    /// A patch release of the same minor.
+    Patch,
+    /// The next minor.
+    Minor,
+}
+
+/// When a hop's add-ons (kube-proxy, CoreDNS) move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AddonsAt {
+    /// During `kubeadm upgrade apply` (kubeadm before 1.28, or a single control-plane node).
+    Apply,
+    /// When the last control-plane node is upgraded (kubeadm 1.28 and later).
+    LastControlPlaneNode,
+}
+
+/// One move of the control plane.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Hop {
+    /// The oldest API server before the hop.
+    pub from: KubeVersion,
+    /// The version the control plane lands on.
+    pub to: KubeVersion,
+    /// Resume, patch or minor.
+    pub kind: HopKind,
+    /// The etcd version kubeadm ships with the hop's minor, when known; it is deployed on
+    /// control-plane nodes (stacked etcd) that run an older one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<KubeVersion>,
+    /// The CoreDNS version kubeadm ships with the hop's minor, when known; it is deployed when
+    /// the cluster runs an older one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coredns: Option<KubeVersion>,
+    /// When the add-ons move.
+    pub addons_at: AddonsAt,
+}
+
+/// How many nodes run a version of a component.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionCount {
+    /// The version.
+    pub version: KubeVersion,
+    /// How many nodes (1 for cluster add-ons).
+    pub count: usize,
+}
+
+/// A component's versions now and after the plan, as `kubeadm upgrade plan` shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentChange {
+    /// The component.
+    pub component: Component,
+    /// Its versions now, oldest first.
+    pub current: Vec<VersionCount>,
+    /// Its version after the plan (absent: not changed by kubeadm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<KubeVersion>,
+}
+
+/// A node as the plan knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanNode {
+    /// The name.
+    pub name: NodeName,
+    /// Control plane or worker.
+    pub role: Role,
+    /// Which commands it gets.
+    pub os: OsFamily,
+    /// Its zone (the `zoneKey` label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Its kubelet at the start (absent for nodes the plan provisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet: Option<KubeVersion>,
+    /// Created by the plan (replace strategy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisioned: bool,
+    /// Removed by the plan (replace strategy).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+}
+
+/// An upgrade plan: hops, steps and estimates. Serialized (JSON, YAML) in a versioned format
+/// whose JSON Schema is [`SCHEMA`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradePlan {
+    /// Always [`API_VERSION`].
+    pub api_version: String,
+    /// Always [`KIND`].
+    pub kind: String,
+    /// The cluster's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The date the plan was made for.
+    #[schemars(with = "String")]
+    pub date: Date,
+    /// The skew policy checked after every step.
+    pub policy: String,
+    /// The oldest API server at the start.
+    pub from: KubeVersion,
+    /// The target.
+    pub target: KubeVersion,
+    /// The options it was made with.
+    pub options: PlanOptions,
+    /// The control plane's hops, in order.
+    pub hops: Vec<Hop>,
+    /// Components now and after.
+    pub components: Vec<ComponentChange>,
+    /// Every node the plan touches or creates, sorted by name.
+    pub nodes: Vec<PlanNode>,
+    /// The most nodes any one step acts on at once.
+    pub max_parallel: usize,
+    /// The steps, in order (each depends on the one before).
+    pub steps: Vec<Step>,
+    /// Time and disruption estimates.
+    pub estimate: Estimate,
+    /// Things the operator should know.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl UpgradePlan {
+    /// The node called `name`.
+    pub fn node(&self, name: &str) -> Option<&PlanNode> {
+        self.nodes
+            .binary_search_by(|n| n.name.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.nodes[i])
+    }
+
+    /// The commands `step` runs on `node` (empty for steps that run no commands).
+    pub fn commands_for<'s>(&self, step: &'s Step, node: &str) -> &'s [crate::ports::CommandSpec] {
+        match self.node(node) {
+            Some(n) => step.commands_for(n.os),
+            None => &[],
+        }
+    }
+
+    /// The step called `id`.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id.as_str() == id)
+    }
+
+    /// True when there is nothing to do (every node already at the target).
+    pub fn is_empty(&self) -> bool {
+        !self.steps.iter().any(Step::changes_state)
+    }
+}
+
+/// A target that cannot be planned for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TargetError {
+    /// The target is older than the control plane.
+    #[error("target {to} is older than the control plane ({from}): downgrades are not supported")]
+    Downgrade {
+        /// The control plane's version.
+        from: KubeVersion,
+        /// The target.
+        to: KubeVersion,
+    },
+    /// The calendar does not know the target.
+    #[error(
+        "{version} is not a known Kubernetes release{}; allow unknown versions to plan for it anyway",
+        match as_of { Some(d) => format!(" (the release calendar goes up to {d})"), None => String::new() }
+    )]
+    UnknownVersion {
+        /// The target.
+        version: KubeVersion,
+        /// How recent the calendar is.
+        as_of: Option<Date>,
+    },
+    /// A pre-release target without permission.
+    #[error("{version} is a pre-release ({phase}); allow pre-releases to plan for it")]
+    PreRelease {
+        /// The target.
+        version: KubeVersion,
+        /// Its phase.
+        phase: crate::Phase,
+    },
+    /// A vendor build as the target.
+    #[error(
+        "{version} is a vendor build; give the upstream release ({release}) as the target, vendor builds are upgraded by their vendor"
+    )]
+    VendorTarget {
+        /// The target.
+        version: KubeVersion,
+        /// The upstream release.
+        release: KubeVersion,
+    },
+    /// A hop needs a minor that has no release by the date.
+    #[error(
+        "no release of Kubernetes {minor} is known by {date}, so the upgrade cannot pass through it"
+    )]
+    NoRelease {
+        /// The minor.
+        minor: Minor,
+        /// The plan's date.
+        date: Date,
+    },
+    /// The target is not supported on the date.
+    #[error(
+        "target {version} is {status} on {date}; allow unsupported targets to plan for it anyway"
+    )]
+    Unsupported {
+        /// The target.
+        version: KubeVersion,
+        /// Its status, in words.
+        status: String,
+        /// The plan's date.
+        date: Date,
+    },
+    /// The target is of another major version.
+    #[error("target {to} is of another major version than the control plane ({from})")]
+    MajorChange {
+        /// The control plane's version.
+        from: KubeVersion,
+        /// The target.
+        to: KubeVersion,
+    },
+}
+
+impl From<TargetError> for PlanError {
+    fn from(e: TargetError) -> Self {
+        PlanError::Target(Box::new(e))
+    }
+}
+
+/// Why no plan could be made. Each says what blocks and, where there is one, the rule and the
+/// node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// The target cannot be planned for.
+    #[error(transparent)]
+    Target(Box<TargetError>),
+    /// No API server version is known.
+    #[error("the cluster has no control-plane node with a kube-apiserver version")]
+    NoControlPlane,
+    /// Some nodes are not Ready.
+    #[error(
+        "nodes not Ready: {}; fix them first (or allow not-ready nodes)",
+        names(nodes)
+    )]
+    NotReady {
+        /// The nodes.
+        nodes: Vec<NodeName>,
+    },
+    /// The cluster violates the policy now.
+    #[error(
+        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations to plan a repair):\n{}",
+        crate::skew::report(violations).trim_end()
+    )]
+    InvalidStart {
+        /// The policy.
+        policy: String,
+        /// Every error.
+        violations: Vec<Violation>,
+    },
+    /// A step would break the policy.
+    #[error(
+        "no valid plan: step {step} ({what}{}) would break rule {}: {}{}",
+        on_nodes(nodes), violation.rule, violation.message,
+        hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
+    )]
+    Blocked {
+        /// The step that would break it.
+        step: StepId,
+        /// What the step does.
+        what: String,
+        /// The step's nodes.
+        nodes: Vec<NodeName>,
+        /// The violation.
+        violation: Box<Violation>,
+        /// What could help.
+        hint: Option<String>,
+    },
+    /// The plan would end with violations (tolerated initial ones that never went away).
+    #[error(
+        "the plan ends with violations the upgrade does not remove:\n{}",
+        crate::skew::report(violations).trim_end()
+    )]
+    EndsInvalid {
+        /// The remaining errors.
+        violations: Vec<Violation>,
+    },
+    /// kubeadm's own version policy would refuse a hop.
+    #[error("kubeadm would refuse `kubeadm upgrade apply {version}`: {findings}")]
+    Kubeadm {
+        /// The hop's version.
+        version: KubeVersion,
+        /// kubeadm's findings, in words.
+        findings: String,
+    },
+    /// An option has a bad value.
+    #[error("option {option}: {message}")]
+    InvalidOption {
+        /// The option.
+        option: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The planner made a step that does not fit its own model (a bug).
+    #[error("internal error: {0}")]
+    Internal(#[from] SimulationError),
+}
+
+impl PlanError {
+    /// The rule in the way, for policy errors.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            PlanError::Blocked { violation, .. } => Some(&violation.rule),
+            PlanError::InvalidStart { violations, .. } | PlanError::EndsInvalid { violations } => {
+                violations.first().map(|v| v.rule.as_str())
+            }
+            _ => None,
+        }
+    }
+
+    /// The node in the way, where there is one.
+    pub fn node(&self) -> Option<&NodeName> {
+        match self {
+            PlanError::Blocked {
+                violation, nodes, ..
+            } => violation.node.as_ref().or(nodes.first()),
+            PlanError::InvalidStart { violations, .. } | PlanError::EndsInvalid { violations } => {
+                violations.iter().find_map(|v| v.node.as_ref())
+            }
+            PlanError::NotReady { nodes } => nodes.first(),
+            _ => None,
+        }
+    }
+}
+
+fn names(nodes: &[NodeName]) -> String {
+    const SHOWN: usize = 10;
+    let mut s: Vec<&str> = nodes.iter().take(SHOWN).map(NodeName::as_str).collect();
+    let more;
+    if nodes.len() > SHOWN {
+        more = format!("and {} more", nodes.len() - SHOWN);
+        s.push(&more);
+    }
+    s.join(", ")
+}
+
+fn on_nodes(nodes: &[NodeName]) -> String {
+    if nodes.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", names(nodes))
+    }
+}

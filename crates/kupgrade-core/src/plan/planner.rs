@@ -1,0 +1,1592 @@
+//! The planner: ordering, batching, simulation and incremental checking.
+//!
+//! Everything is decided from the simulated state alone (no memory of what the plan did
+//! except which package repository a node was last pointed at), which is what makes planning
+//! again from any intermediate state give the rest of the plan.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::kubeadm::{UpgradeRequest, enforce_version_policies};
+use crate::skew::{Context, Severity, Summary, Violation};
+use crate::{
+    ClusterState, Component, EtcdTopology, KubeVersion, Minor, Node, NodeName, OsFamily, Role,
+};
+
+use super::batch::{self, Item};
+use super::check::Checker;
+use super::estimate::Estimate;
+use super::hops;
+use super::packages::{KUBELET_PACKAGES, node_commands, validate_path};
+use super::simulate::Simulation;
+use super::step::{
+    Action, AddonVersions, Executor, Fact, NodeList, Package, Phase, PreflightCheck, Step, StepId,
+};
+use super::{
+    API_VERSION, AddonsAt, ComponentChange, Hop, HopKind, KIND, PlanError, PlanNode, PlanRequest,
+    Strategy, TargetError, UpgradePlan, VersionCount, WorkerPacing,
+};
+
+pub(crate) fn plan(state: &ClusterState, req: &PlanRequest<'_>) -> Result<UpgradePlan, PlanError> {
+    let opts = &req.options;
+    check_options(req)?;
+    let lo = state
+        .apiserver_min()
+        .ok_or(PlanError::NoControlPlane)?
+        .clone();
+    let hi = state
+        .apiserver_max()
+        .ok_or(PlanError::NoControlPlane)?
+        .clone();
+    let target = hops::resolve(&req.target, req.calendar, req.date, opts)?;
+    let cp_count = state.control_plane().count();
+    let hops = hops::hops(&lo, &hi, &target, req.calendar, req.date, opts, cp_count)?;
+    let status = match hops::supported(&target, req.calendar, req.date) {
+        Ok(s) => s,
+        Err(s) if opts.allow_unsupported_target => s,
+        Err(status) => {
+            return Err(TargetError::Unsupported {
+                version: target,
+                status,
+                date: req.date,
+            }
+            .into());
+        }
+    };
+    if !opts.allow_not_ready {
+        let mut not_ready: Vec<NodeName> = state
+            .nodes
+            .iter()
+            .filter(|n| !n.ready)
+            .map(|n| n.name.clone())
+            .collect();
+        if !not_ready.is_empty() {
+            not_ready.sort();
+            return Err(PlanError::NotReady { nodes: not_ready });
+        }
+    }
+    let mut p = Planner::new(state, req, target, hops)?;
+    p.run(status)?;
+    p.finish(state, lo)
+}
+
+fn check_options(req: &PlanRequest<'_>) -> Result<(), PlanError> {
+    let opts = &req.options;
+    for (option, value) in [
+        ("etcdSnapshotDir", &opts.etcd_snapshot_dir),
+        ("backupDir", &opts.backup_dir),
+    ] {
+        if let Some(path) = value {
+            validate_path(path).map_err(|e| PlanError::InvalidOption {
+                option,
+                message: e.to_string(),
+            })?;
+        }
+    }
+    if opts.strategy == Strategy::Replace && opts.max_surge == 0 {
+        return Err(PlanError::InvalidOption {
+            option: "maxSurge",
+            message: "the replace strategy needs at least 1: new nodes join before old ones leave, so that planning again mid-way finds every node".into(),
+        });
+    }
+    if opts.zone_key.is_empty() {
+        return Err(PlanError::InvalidOption {
+            option: "zoneKey",
+            message: "the zone label key is empty".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The nodes of one step and the OS families among them.
+#[derive(Clone)]
+struct Batch {
+    nodes: NodeList,
+    oses: Vec<OsFamily>,
+}
+
+impl Batch {
+    fn none() -> Self {
+        Batch {
+            nodes: NodeList::empty(),
+            oses: Vec::new(),
+        }
+    }
+    fn of(nodes: &[&Node]) -> Self {
+        Batch::members(
+            nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.os.family))
+                .collect(),
+        )
+    }
+    fn members(members: Vec<(NodeName, OsFamily)>) -> Self {
+        let mut oses: Vec<OsFamily> = members.iter().map(|m| m.1).collect();
+        oses.sort();
+        oses.dedup();
+        Batch {
+            nodes: NodeList::new(members.into_iter().map(|m| m.0).collect()),
+            oses,
+        }
+    }
+}
+
+/// The names and OS families of a batch's nodes.
+type Members = Vec<(NodeName, OsFamily)>;
+
+/// What the nodes of a batch have in common: everything that decides their steps.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Head {
+    /// Cordoned nodes (an interrupted upgrade) go first.
+    cordoned: bool,
+    /// Replace strategy: the replacement already exists.
+    has_replacement: bool,
+    kubelet: Option<KubeVersion>,
+    kubeadm: Option<KubeVersion>,
+}
+
+impl Head {
+    fn of(n: &Node) -> Self {
+        Head {
+            cordoned: n.unschedulable,
+            has_replacement: false,
+            kubelet: n.kubelet().map(KubeVersion::release),
+            kubeadm: n.versions.kubeadm.as_ref().map(KubeVersion::release),
+        }
+    }
+    /// The minor the nodes' package repository points at: the minor of their kubeadm (or
+    /// kubelet). Derived from the state alone, so planning again agrees with the plan.
+    fn repo(&self) -> Minor {
+        self.kubeadm
+            .as_ref()
+            .or(self.kubelet.as_ref())
+            .map_or(Minor::new(0, 0), KubeVersion::minor)
+    }
+    fn order(&self) -> (bool, bool, &Option<KubeVersion>, &Option<KubeVersion>) {
+        (
+            !self.cordoned,
+            !self.has_replacement,
+            &self.kubelet,
+            &self.kubeadm,
+        )
+    }
+}
+
+/// Why a group of workers moves now.
+#[derive(Clone)]
+enum Why {
+    EveryHop,
+    CatchUp { next: KubeVersion, rule: String },
+    Final { deferred: bool },
+}
+
+struct Planner<'r, 'a> {
+    req: &'r PlanRequest<'a>,
+    sim: Simulation,
+    checker: Checker<'r>,
+    steps: Vec<Step>,
+    ids: HashSet<StepId>,
+    versions: BTreeMap<Minor, KubeVersion>,
+    hops: Vec<Hop>,
+    target: KubeVersion,
+    hop: Option<usize>,
+    drains: HashMap<NodeName, usize>,
+    max_unavailable: usize,
+    replaced: usize,
+    batch_size: usize,
+    zone_totals: HashMap<Option<String>, usize>,
+    kubeadm_checked: Vec<KubeVersion>,
+}
+
+impl<'r, 'a> Planner<'r, 'a> {
+    fn new(
+        state: &ClusterState,
+        req: &'r PlanRequest<'a>,
+        target: KubeVersion,
+        hops: Vec<Hop>,
+    ) -> Result<Self, PlanError> {
+        let sim = Simulation::new(state.clone());
+        let checker = Checker::start(req.policy, &sim, req.options.tolerate_initial_violations)
+            .map_err(|violations| PlanError::InvalidStart {
+                policy: req.policy.name().to_string(),
+                violations,
+            })?;
+        let mut versions = BTreeMap::new();
+        for h in &hops {
+            versions.insert(h.to.minor(), h.to.clone());
+        }
+        versions.insert(target.minor(), target.clone());
+        // Distinct base names (a replacement counts as the node it replaces), per zone.
+        let mut bases: HashSet<(Option<String>, String)> = HashSet::new();
+        for n in state.workers() {
+            bases.insert((zone(n, &req.options.zone_key), base_name(&n.name)));
+        }
+        let mut zone_totals: HashMap<Option<String>, usize> = HashMap::new();
+        for (z, _) in &bases {
+            *zone_totals.entry(z.clone()).or_default() += 1;
+        }
+        let mut batch_size = req.options.batch.of(bases.len());
+        if req.options.strategy == Strategy::Replace {
+            batch_size = batch_size.min(req.options.max_surge as usize).max(1);
+        }
+        Ok(Planner {
+            req,
+            max_unavailable: sim.cordoned(),
+            sim,
+            checker,
+            steps: Vec::new(),
+            ids: HashSet::new(),
+            versions,
+            hops,
+            target,
+            hop: None,
+            drains: HashMap::new(),
+            replaced: 0,
+            batch_size,
+            zone_totals,
+            kubeadm_checked: Vec::new(),
+        })
+    }
+
+    fn opts(&self) -> &super::PlanOptions {
+        &self.req.options
+    }
+
+    fn node(&self, name: &NodeName) -> Result<&Node, PlanError> {
+        self.sim.node(name).ok_or_else(|| {
+            PlanError::Internal(super::SimulationError {
+                step: "(planning)".into(),
+                message: format!("node {name} vanished"),
+            })
+        })
+    }
+
+    /// The version a node passes through at `minor`: the hop's, the target's, or the latest
+    /// patch released by the plan's date.
+    fn version_for(&mut self, minor: Minor) -> Result<KubeVersion, PlanError> {
+        if let Some(v) = self.versions.get(&minor) {
+            return Ok(v.clone());
+        }
+        let v = self
+            .req
+            .calendar
+            .latest_patch_on(minor, self.req.date)
+            .ok_or(TargetError::NoRelease {
+                minor,
+                date: self.req.date,
+            })?;
+        self.versions.insert(minor, v.clone());
+        Ok(v)
+    }
+
+    // ---- steps ---------------------------------------------------------------------------
+
+    fn push(
+        &mut self,
+        phase: Phase,
+        batch: &Batch,
+        action: Action,
+        goal: &KubeVersion,
+        reason: impl Into<String>,
+    ) -> Result<(), PlanError> {
+        let id = self.id(goal, &batch.nodes, &action);
+        let commands = if action.executor() == Executor::Node {
+            batch
+                .oses
+                .iter()
+                .filter_map(|os| node_commands(&action, *os))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let (pre, post) = facts(&action, goal);
+        let step = Step {
+            id,
+            hop: self.hop,
+            phase,
+            nodes: batch.nodes.clone(),
+            commands,
+            depends_on: self
+                .steps
+                .last()
+                .map(|s| s.id.clone())
+                .into_iter()
+                .collect(),
+            idempotent: !matches!(action, Action::ProvisionNodes { .. }),
+            point_of_no_return: matches!(action, Action::KubeadmUpgradeApply { .. }),
+            pre,
+            post,
+            duration_seconds: self.opts().durations.of(&action),
+            reason: reason.into(),
+            action,
+        };
+        let effect = self.sim.apply(&step)?;
+        if let Err(v) = self.checker.after(&self.sim, &step, effect) {
+            return Err(self.blocked(&step, v));
+        }
+        match &step.action {
+            Action::Drain { .. } => {
+                for n in &step.nodes {
+                    *self.drains.entry(n.clone()).or_default() += 1;
+                }
+            }
+            Action::RemoveNodes => self.replaced += step.nodes.len(),
+            _ => {}
+        }
+        self.max_unavailable = self.max_unavailable.max(self.sim.cordoned());
+        self.ids.insert(step.id.clone());
+        self.steps.push(step);
+        Ok(())
+    }
+
+    fn id(&self, goal: &KubeVersion, nodes: &NodeList, action: &Action) -> StepId {
+        let subject = match nodes.as_slice() {
+            [] => "cluster".to_string(),
+            [one] => one.to_string(),
+            [first, rest @ ..] => format!("{first}+{}", rest.len()),
+        };
+        let base = format!("{goal}/{subject}/{}", action.verb());
+        let mut id = StepId(base.clone());
+        let mut k = 2;
+        while self.ids.contains(&id) {
+            id = StepId(format!("{base}#{k}"));
+            k += 1;
+        }
+        id
+    }
+
+    fn blocked(&self, step: &Step, v: Box<Violation>) -> PlanError {
+        let in_step = v
+            .node
+            .as_ref()
+            .is_some_and(|n| step.nodes.iter().any(|s| s == n));
+        let hint = match &step.action {
+            Action::KubeadmUpgradeApply { version, addons, .. }
+                if v.component == Component::KubeProxy && addons.kube_proxy.is_some() =>
+            {
+                Some(format!(
+                    "kubeadm {} upgrades kube-proxy during `kubeadm upgrade apply`, while the other API servers are still older (kubeadm waits for the last control-plane node only since 1.28); no kubeadm plan for this hop keeps kube-proxy within the policy",
+                    version.minor()
+                ))
+            }
+            _ if v.component == Component::CloudControllerManager => Some(
+                "kubeadm does not upgrade the cloud-controller-manager: upgrade it with your provider's tooling in step with the control plane".into(),
+            ),
+            _ if !in_step && v.node.is_some() => Some(format!(
+                "this step leaves node {} outside the policy; upgrade that node first, or plan with a policy that allows the skew",
+                v.node.as_ref().map(NodeName::as_str).unwrap_or_default()
+            )),
+            _ => None,
+        };
+        PlanError::Blocked {
+            step: step.id.clone(),
+            what: step.action.describe(),
+            nodes: step.nodes.iter().take(10).cloned().collect(),
+            violation: v,
+            hint,
+        }
+    }
+
+    /// Switches the batch's repository when it points elsewhere (`repo`, updated), then
+    /// installs `packages` at `version`.
+    #[allow(clippy::too_many_arguments)]
+    fn packages(
+        &mut self,
+        phase: Phase,
+        batch: &Batch,
+        repo: &mut Minor,
+        packages: &[Package],
+        version: &KubeVersion,
+        goal: &KubeVersion,
+        reason: String,
+    ) -> Result<(), PlanError> {
+        let minor = version.minor();
+        if *repo != minor {
+            self.push(
+                phase,
+                batch,
+                Action::SwitchRepository { minor },
+                goal,
+                format!(
+                    "pkgs.k8s.io has one repository per minor: {version} comes from the v{minor} repository"
+                ),
+            )?;
+            *repo = minor;
+        }
+        self.push(
+            phase,
+            batch,
+            Action::InstallPackages {
+                packages: packages.to_vec(),
+                version: version.clone(),
+            },
+            goal,
+            reason,
+        )
+    }
+
+    // ---- the plan ------------------------------------------------------------------------
+
+    fn run(&mut self, status: String) -> Result<(), PlanError> {
+        let target = self.target.clone();
+        let cp: Vec<NodeName> = self.control_plane_names();
+        let mut checks = vec![
+            PreflightCheck::NodesReady,
+            PreflightCheck::PolicyHolds {
+                policy: self.req.policy.name().to_string(),
+            },
+            PreflightCheck::TargetSupported {
+                version: target.clone(),
+                status,
+            },
+        ];
+        let applied: Vec<KubeVersion> = self
+            .hops
+            .iter()
+            .filter(|h| h.kind != HopKind::Resume)
+            .map(|h| h.to.clone())
+            .collect();
+        if !applied.is_empty() {
+            checks.push(PreflightCheck::KubeadmVerdict { versions: applied });
+        }
+        self.push(
+            Phase::Preflight,
+            &Batch::none(),
+            Action::Preflight { checks },
+            &target,
+            "nothing changes before these checks pass",
+        )?;
+        if let Some(dir) = self.opts().backup_dir.clone()
+            && !self.hops.is_empty()
+        {
+            let from = self.sim.summary().apiserver_min.unwrap_or(target.clone());
+            let nodes: Vec<Node> = cp
+                .iter()
+                .map(|n| self.node(n).cloned())
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&Node> = nodes.iter().collect();
+            self.push(
+                Phase::Preflight,
+                &Batch::of(&refs),
+                Action::BackupConfig {
+                    path: format!("{}/etc-kubernetes-{from}", dir.trim_end_matches('/')),
+                },
+                &target,
+                "a copy of each control-plane node's configuration before anything changes",
+            )?;
+        }
+        for h in 0..self.hops.len() {
+            self.hop = Some(h);
+            self.run_hop(h)?;
+        }
+        self.hop = None;
+        // Whatever is left: the add-ons, kubectl, the control-plane kubelets, every worker.
+        self.ensure_addons(&target)?;
+        self.ensure_kubectl(&target, None)?;
+        self.control_plane_kubelets(&target)?;
+        let deferred = self.opts().pacing() == WorkerPacing::Deferred;
+        self.workers_to(&target, |_| true, Why::Final { deferred })?;
+        self.push(
+            Phase::Verify,
+            &Batch::none(),
+            Action::Verify {
+                version: target.clone(),
+            },
+            &target,
+            format!("the plan ends when every node runs {target} and the policy holds"),
+        )
+    }
+
+    fn control_plane_names(&self) -> Vec<NodeName> {
+        let mut names: Vec<NodeName> = self.sim.control_plane().map(|n| n.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    fn run_hop(&mut self, h: usize) -> Result<(), PlanError> {
+        let hop = self.hops[h].clone();
+        let v = hop.to.clone();
+        let cp = self.control_plane_names();
+        let at = |p: &Self, n: &NodeName| {
+            p.sim
+                .node(n)
+                .and_then(|n| n.versions.kube_apiserver.as_ref())
+                .is_some_and(|a| a.release() == v)
+        };
+        let started = cp.iter().any(|n| at(self, n));
+        if !started {
+            self.before_hop(&hop)?;
+        }
+        let pending: Vec<NodeName> = cp.iter().filter(|n| !at(self, n)).cloned().collect();
+        for (i, name) in pending.iter().enumerate() {
+            let node = self.node(name)?.clone();
+            let batch = Batch::of(&[&node]);
+            let last = i + 1 == pending.len();
+            if node.versions.kubeadm.as_ref().map(KubeVersion::release) != Some(v.clone()) {
+                let mut repo = Head::of(&node).repo();
+                self.packages(
+                    Phase::ControlPlane,
+                    &batch,
+                    &mut repo,
+                    &[Package::Kubeadm],
+                    &v,
+                    &v,
+                    format!("kubeadm {v} must be on the node before it can move the control plane to {v}"),
+                )?;
+            }
+            let etcd = self.etcd_for(&node, &v);
+            if i == 0 && !started {
+                self.push(
+                    Phase::ControlPlane,
+                    &batch,
+                    Action::CheckKubeadmVersion { version: v.clone() },
+                    &v,
+                    format!("the kubeadm that runs next must be {v}"),
+                )?;
+                if let (Some(dir), EtcdTopology::Stacked) = (
+                    self.opts().etcd_snapshot_dir.clone(),
+                    &self.sim.state().etcd,
+                ) {
+                    self.push(
+                        Phase::ControlPlane,
+                        &batch,
+                        Action::EtcdSnapshot {
+                            path: format!("{}/etcd-before-{v}.db", dir.trim_end_matches('/')),
+                        },
+                        &v,
+                        "an etcd snapshot before the point of no return",
+                    )?;
+                }
+                self.push(
+                    Phase::ControlPlane,
+                    &batch,
+                    Action::KubeadmUpgradePlan { version: v.clone() },
+                    &v,
+                    format!("kubeadm's own pre-flight checks for {v}; changes nothing"),
+                )?;
+                self.kubeadm_verdict(&v)?;
+                let addons = if hop.addons_at == AddonsAt::Apply {
+                    self.addons_for(&v)
+                } else {
+                    AddonVersions::default()
+                };
+                let mut reason = format!(
+                    "the first control-plane node ({name}) runs `kubeadm upgrade apply`: one minor per hop, since kubeadm refuses to skip minors; from here a downgrade is not supported"
+                );
+                if !addons.is_empty() {
+                    reason.push_str(if cp.len() > 1 {
+                        "; kubeadm before 1.28 moves kube-proxy and CoreDNS here"
+                    } else {
+                        "; as the only control-plane node it also moves kube-proxy and CoreDNS"
+                    });
+                }
+                self.push(
+                    Phase::ControlPlane,
+                    &batch,
+                    Action::KubeadmUpgradeApply {
+                        version: v.clone(),
+                        etcd,
+                        addons,
+                    },
+                    &v,
+                    reason,
+                )?;
+            } else {
+                let addons = if last && hop.addons_at == AddonsAt::LastControlPlaneNode {
+                    self.addons_for(&v)
+                } else {
+                    AddonVersions::default()
+                };
+                let mut reason = "the other control-plane nodes follow with `kubeadm upgrade node`, one at a time (API servers may be one minor apart meanwhile)".to_string();
+                if !addons.is_empty() {
+                    reason.push_str("; the last one also moves kube-proxy and CoreDNS (kubeadm 1.28 and later wait for every control-plane node)");
+                }
+                self.push(
+                    Phase::ControlPlane,
+                    &batch,
+                    Action::KubeadmUpgradeNode {
+                        control_plane: Some(v.clone()),
+                        etcd,
+                        addons,
+                    },
+                    &v,
+                    reason,
+                )?;
+            }
+        }
+        self.ensure_addons(&v)?;
+        let next = self.hops.get(h + 1).map(|n| n.to.clone());
+        self.ensure_kubectl(&v, next.as_ref())?;
+        self.control_plane_kubelets(&v)?;
+        if self.opts().pacing() == WorkerPacing::EveryHop {
+            self.workers_to(&v, |_| true, Why::EveryHop)?;
+        }
+        Ok(())
+    }
+
+    fn kubeadm_verdict(&mut self, v: &KubeVersion) -> Result<(), PlanError> {
+        let Some(req) = UpgradeRequest::for_cluster(self.sim.state(), v.clone(), v.clone()) else {
+            return Err(PlanError::NoControlPlane);
+        };
+        let allow = self.opts().allow_prerelease;
+        let req = req
+            .allow_experimental_upgrades(allow)
+            .allow_release_candidate_upgrades(allow);
+        let findings = enforce_version_policies(&req);
+        if !findings.is_clear() {
+            return Err(PlanError::Kubeadm {
+                version: v.clone(),
+                findings: findings.to_string().trim_end().replace('\n', "; "),
+            });
+        }
+        self.kubeadm_checked.push(v.clone());
+        Ok(())
+    }
+
+    /// The stacked etcd version `kubeadm upgrade` deploys on `node` for `v` (never older).
+    fn etcd_for(&self, node: &Node, v: &KubeVersion) -> Option<KubeVersion> {
+        if !matches!(self.sim.state().etcd, EtcdTopology::Stacked) {
+            return None;
+        }
+        let want = crate::bundled::bundled(v.minor())?.etcd.clone()?;
+        let have = node.versions.etcd.as_ref()?;
+        (have.release() < want.release()).then_some(want)
+    }
+
+    /// The add-on versions kubeadm deploys for `v`, where the cluster runs older ones.
+    fn addons_for(&self, v: &KubeVersion) -> AddonVersions {
+        let addons = &self.sim.state().addons;
+        AddonVersions {
+            kube_proxy: addons
+                .kube_proxy
+                .as_ref()
+                .filter(|kp| kp.release() < *v)
+                .map(|_| v.clone()),
+            coredns: match (&addons.coredns, crate::bundled::bundled(v.minor())) {
+                (Some(have), Some(b)) => b
+                    .coredns
+                    .clone()
+                    .filter(|want| have.release() < want.release()),
+                _ => None,
+            },
+        }
+    }
+
+    /// Moves add-ons that lag the control plane at `v` (all of it there already).
+    fn ensure_addons(&mut self, v: &KubeVersion) -> Result<(), PlanError> {
+        let addons = self.addons_for(v);
+        if addons.is_empty() {
+            return Ok(());
+        }
+        let cp = self.control_plane_names();
+        let all_at = cp.iter().all(|n| {
+            self.sim
+                .node(n)
+                .and_then(|n| n.versions.kube_apiserver.as_ref())
+                .is_some_and(|a| a.release() == *v)
+        });
+        let Some(last) = cp.last().filter(|_| all_at) else {
+            return Ok(());
+        };
+        let node = self.node(last)?.clone();
+        self.push(
+            Phase::ControlPlane,
+            &Batch::of(&[&node]),
+            Action::KubeadmUpgradeNode {
+                control_plane: Some(v.clone()),
+                etcd: None,
+                addons,
+            },
+            v,
+            "the add-ons lag the control plane: `kubeadm upgrade node` on a control-plane node moves kube-proxy and CoreDNS once every control-plane node runs the new version",
+        )
+    }
+
+    fn ensure_kubectl(
+        &mut self,
+        v: &KubeVersion,
+        next: Option<&KubeVersion>,
+    ) -> Result<(), PlanError> {
+        let lags = self
+            .sim
+            .state()
+            .kubectl
+            .as_ref()
+            .is_some_and(|k| k.release() < *v);
+        if !lags {
+            return Ok(());
+        }
+        let why = match next {
+            Some(n) => format!(
+                "kubectl must stay within one minor of every API server: before the control plane moves on to {n}, your kubectl must be {v}"
+            ),
+            None => "kubectl must stay within one minor of every API server: upgrade it with the cluster".to_string(),
+        };
+        self.push(
+            Phase::ControlPlane,
+            &Batch::none(),
+            Action::UpgradeKubectlClient { version: v.clone() },
+            v,
+            why,
+        )
+    }
+
+    /// Control-plane kubelets, one node at a time, once every API server runs `v`.
+    fn control_plane_kubelets(&mut self, v: &KubeVersion) -> Result<(), PlanError> {
+        for name in self.control_plane_names() {
+            let node = self.node(&name)?.clone();
+            let Some(kubelet) = node.kubelet() else {
+                continue;
+            };
+            if kubelet.release() >= *v && !node.unschedulable {
+                continue;
+            }
+            let why = format!(
+                "control-plane kubelets move only once every API server runs {v} (a kubelet must not be newer than any API server it talks to), one control-plane node at a time"
+            );
+            let batch = Batch::of(&[&node]);
+            self.in_place_window(
+                Phase::ControlPlaneKubelets,
+                &batch,
+                Head::of(&node),
+                v,
+                true,
+                why,
+            )?;
+        }
+        Ok(())
+    }
+
+    // ---- workers -------------------------------------------------------------------------
+
+    /// Before the control plane moves to `hop.to`: finish cordoned workers, and catch up the
+    /// workers the policy would no longer allow once it has moved.
+    fn before_hop(&mut self, hop: &Hop) -> Result<(), PlanError> {
+        let Some(now) = self.sim.summary().apiserver_min.map(|v| v.release()) else {
+            return Ok(());
+        };
+        let failing = self.probe(hop)?;
+        let rule = failing
+            .values()
+            .next()
+            .cloned()
+            .unwrap_or_else(|| "in flight".to_string());
+        self.workers_to(
+            &now,
+            |n| n.unschedulable || failing.contains_key(&n.name),
+            Why::CatchUp {
+                next: hop.to.clone(),
+                rule,
+            },
+        )
+    }
+
+    /// The workers that would break the policy while or after the control plane moves to
+    /// `hop.to`, each with the rule.
+    fn probe(&self, hop: &Hop) -> Result<BTreeMap<NodeName, String>, PlanError> {
+        let v = &hop.to;
+        let state = self.sim.state();
+        let mut cp: Vec<Node> = self.sim.control_plane().cloned().collect();
+        cp.sort_by(|a, b| a.name.cmp(&b.name));
+        let moved = self.addons_for(v);
+        let mut addons_moved = state.addons.clone();
+        if let Some(kp) = &moved.kube_proxy {
+            addons_moved.kube_proxy = Some(kp.clone());
+        }
+        if let Some(dns) = &moved.coredns {
+            addons_moved.coredns = Some(dns.clone());
+        }
+        let mut mid = ClusterState {
+            name: None,
+            etcd: state.etcd.clone(),
+            addons: if hop.addons_at == AddonsAt::Apply {
+                addons_moved.clone()
+            } else {
+                state.addons.clone()
+            },
+            kubectl: state.kubectl.clone(),
+            nodes: cp.clone(),
+        };
+        if let Some(first) = mid.nodes.first_mut() {
+            first.versions.kube_apiserver = Some(v.clone());
+        }
+        let mut end = ClusterState {
+            addons: addons_moved,
+            kubectl: state.kubectl.as_ref().map(|k| k.clone().max(v.clone())),
+            nodes: cp,
+            ..mid.clone()
+        };
+        for n in &mut end.nodes {
+            n.versions.kube_apiserver = Some(v.clone());
+        }
+        let probes = [(Summary::of(&mid), &mid), (Summary::of(&end), &end)];
+        let mut out = BTreeMap::new();
+        let mut buf = Vec::new();
+        for node in state.workers() {
+            for (summary, st) in &probes {
+                let cx = Context { state: st, summary };
+                self.req.policy.check_node(&cx, node, &mut buf);
+                if let Some(bad) = buf.iter().find(|x| x.severity == Severity::Error) {
+                    out.insert(node.name.clone(), bad.rule.clone());
+                    buf.clear();
+                    break;
+                }
+                buf.clear();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the workers `select` picks (and every cordoned one) that run older than `goal`
+    /// to `goal`, group by group (nodes that need the same steps), in batches.
+    fn workers_to(
+        &mut self,
+        goal: &KubeVersion,
+        select: impl Fn(&Node) -> bool,
+        why: Why,
+    ) -> Result<(), PlanError> {
+        let replace = self.opts().strategy == Strategy::Replace;
+        let zone_key = self.opts().zone_key.as_str();
+        let max_per_zone = self.opts().max_per_zone;
+        let totals = &self.zone_totals;
+        let cap = |z: Option<&str>| match max_per_zone {
+            Some(b) => b.of(totals.get(&z.map(str::to_string)).copied().unwrap_or(1)),
+            None => usize::MAX,
+        };
+        let mut work: Vec<(Head, Vec<Members>)> = Vec::new();
+        {
+            let state = self.sim.state();
+            let names: HashSet<&str> = if replace {
+                state.nodes.iter().map(|n| n.name.as_str()).collect()
+            } else {
+                HashSet::new()
+            };
+            let mut groups: BTreeMap<Head, Vec<Item<'_>>> = BTreeMap::new();
+            for node in state.workers() {
+                let Some(kubelet) = node.kubelet() else {
+                    continue;
+                };
+                let behind = kubelet.release() < *goal;
+                let has_replacement = replace
+                    && replacement_name(&node.name, goal)
+                        .is_some_and(|r| names.contains(r.as_str()));
+                if !(node.unschedulable || has_replacement || (behind && select(node))) {
+                    continue;
+                }
+                if replace && !behind && !node.unschedulable {
+                    continue;
+                }
+                let head = if replace {
+                    Head {
+                        cordoned: node.unschedulable,
+                        has_replacement,
+                        kubelet: None,
+                        kubeadm: None,
+                    }
+                } else {
+                    Head::of(node)
+                };
+                groups.entry(head).or_default().push(Item {
+                    zone: node.labels.get(zone_key).map(String::as_str),
+                    name: node.name.clone(),
+                    os: node.os.family,
+                });
+            }
+            let mut groups: Vec<(Head, Vec<Item<'_>>)> = groups.into_iter().collect();
+            groups.sort_by(|a, b| a.0.order().cmp(&b.0.order()));
+            for (head, items) in groups {
+                work.push((head, batch::batches(items, self.batch_size, cap)));
+            }
+        }
+        let count: usize = work.iter().map(|w| w.1.len()).sum();
+        let mut i = 0;
+        for (head, batches) in work {
+            for members in batches {
+                i += 1;
+                let batch = Batch::members(members);
+                let why = self.why_text(&why, goal, i, count, batch.nodes.len());
+                if replace {
+                    self.replace_window(&batch, &head, goal, why)?;
+                } else {
+                    self.in_place_window(Phase::Workers, &batch, head.clone(), goal, false, why)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn why_text(&self, why: &Why, goal: &KubeVersion, i: usize, n: usize, size: usize) -> String {
+        let what = match why {
+            Why::EveryHop => format!(
+                "workers follow the control plane to {goal}, one minor at a time (kubeadm's way)"
+            ),
+            Why::CatchUp { next, rule } if rule != "in flight" => format!(
+                "the policy would not allow these kubelets once the control plane moves to {next} ({rule}): they catch up to {goal} first"
+            ),
+            Why::CatchUp { .. } => {
+                format!("these nodes were cordoned mid-upgrade: they finish at {goal} first")
+            }
+            Why::Final { deferred: true } => format!(
+                "workers move to {goal}, deferred as long as the policy allowed (fewest drains)"
+            ),
+            Why::Final { deferred: false } => format!("workers move to {goal}"),
+        };
+        format!(
+            "{what}; batch {i} of {n} ({size} node{} at once)",
+            if size == 1 { "" } else { "s" }
+        )
+    }
+
+    /// One drain window: cordon, drain, one kubelet minor at a time up to `goal` (kubeadm
+    /// first on workers), uncordon. All nodes of `batch` are like `head`.
+    fn in_place_window(
+        &mut self,
+        phase: Phase,
+        batch: &Batch,
+        head: Head,
+        goal: &KubeVersion,
+        control_plane: bool,
+        why: String,
+    ) -> Result<(), PlanError> {
+        if batch.nodes.is_empty() {
+            return Ok(());
+        }
+        let mut repo = head.repo();
+        let kubeadm_behind = !control_plane && head.kubeadm.as_ref().is_none_or(|k| k < goal);
+        let mut seq = Vec::new();
+        if let Some(k) = &head.kubelet
+            && k < goal
+        {
+            let mut m = k.minor();
+            while m < goal.minor() {
+                m = m.next();
+                seq.push(self.version_for(m)?);
+            }
+            if k.minor() == goal.minor() {
+                seq.push(goal.clone());
+            }
+        }
+        let worker = !control_plane;
+        // On workers `kubeadm upgrade node` writes the kubelet configuration; it runs (again,
+        // it is idempotent) whenever the kubelet is to reach `goal`, since nothing in the
+        // cluster state shows whether it already did.
+        let mut configured = !worker;
+        // kubeadm's order for one minor: kubeadm and `kubeadm upgrade node` before the drain
+        // (a shorter window). Across several minors kubeadm comes last: an older kubelet must
+        // not restart with a newer kubelet configuration.
+        if worker && !head.cordoned && seq.len() == 1 {
+            self.worker_kubeadm(batch, &mut repo, goal, kubeadm_behind)?;
+            configured = true;
+        }
+        if !head.cordoned {
+            self.push(phase, batch, Action::Cordon, goal, why)?;
+        }
+        if !seq.is_empty() || !configured {
+            self.push(
+                phase,
+                batch,
+                Action::Drain {
+                    options: self.opts().drain.clone(),
+                },
+                goal,
+                "workloads leave the node before its kubelet changes",
+            )?;
+        }
+        if head.cordoned
+            && let Some(k) = &head.kubelet
+        {
+            // An interrupted window: make sure whatever was installed runs.
+            self.push(
+                    phase,
+                    batch,
+                    Action::RestartKubelet { version: k.clone() },
+                    goal,
+                    format!("the node was left cordoned mid-upgrade: the kubelet installed ({k}) runs once restarted"),
+                )?;
+            self.push(
+                phase,
+                batch,
+                Action::WaitReady {
+                    version: k.clone(),
+                    timeout_seconds: self.opts().ready_timeout_seconds,
+                },
+                goal,
+                format!("nothing else changes until the node is Ready and reports {k}"),
+            )?;
+        }
+        for v in &seq {
+            let last = v == goal;
+            if last && !configured {
+                self.worker_kubeadm(batch, &mut repo, goal, kubeadm_behind)?;
+                configured = true;
+            }
+            let reason = if last {
+                if control_plane {
+                    format!(
+                        "the kubelet may move to {} now that every API server runs {goal}",
+                        goal.minor()
+                    )
+                } else {
+                    format!("the kubelet follows the control plane to {goal}")
+                }
+            } else {
+                format!("one minor at a time: the kubelet passes through {v} on its way to {goal}")
+            };
+            self.packages(phase, batch, &mut repo, &KUBELET_PACKAGES, v, goal, reason)?;
+            self.push(
+                phase,
+                batch,
+                Action::RestartKubelet { version: v.clone() },
+                goal,
+                format!("the kubelet runs {v} once restarted"),
+            )?;
+            self.push(
+                phase,
+                batch,
+                Action::WaitReady {
+                    version: v.clone(),
+                    timeout_seconds: self.opts().ready_timeout_seconds,
+                },
+                goal,
+                format!("nothing else changes until the node is Ready and reports {v}"),
+            )?;
+        }
+        if !configured {
+            self.worker_kubeadm(batch, &mut repo, goal, kubeadm_behind)?;
+        }
+        self.push(
+            phase,
+            batch,
+            Action::Uncordon,
+            goal,
+            format!("the node runs {goal} and is Ready: workloads may return"),
+        )
+    }
+
+    fn worker_kubeadm(
+        &mut self,
+        batch: &Batch,
+        repo: &mut Minor,
+        goal: &KubeVersion,
+        install: bool,
+    ) -> Result<(), PlanError> {
+        if install {
+            self.packages(
+                Phase::Workers,
+                batch,
+                repo,
+                &[Package::Kubeadm],
+                goal,
+                goal,
+                format!("kubeadm {goal} writes the kubelet configuration of {goal} next"),
+            )?;
+        }
+        self.push(
+            Phase::Workers,
+            batch,
+            Action::KubeadmUpgradeNode {
+                control_plane: None,
+                etcd: None,
+                addons: AddonVersions::default(),
+            },
+            goal,
+            "on a worker `kubeadm upgrade node` writes the new kubelet configuration (one minor per run)",
+        )
+    }
+
+    /// Replace: new nodes at `goal` join first (max surge), then the old ones are cordoned,
+    /// drained and removed.
+    fn replace_window(
+        &mut self,
+        old: &Batch,
+        head: &Head,
+        goal: &KubeVersion,
+        why: String,
+    ) -> Result<(), PlanError> {
+        let mut new_names = Vec::new();
+        let mut templates = Vec::new();
+        for n in &old.nodes {
+            let name = replacement_name(n, goal).ok_or_else(|| PlanError::InvalidOption {
+                option: "strategy",
+                message: format!(
+                    "no valid name for a replacement of node {n} (names are limited to 253 characters)"
+                ),
+            })?;
+            if self.sim.node(&name).is_none() {
+                new_names.push(name);
+                templates.push(n.clone());
+            }
+        }
+        if !new_names.is_empty() {
+            let fresh = Batch {
+                nodes: NodeList::new(new_names),
+                oses: old.oses.clone(),
+            };
+            self.push(
+                Phase::Workers,
+                &fresh,
+                Action::ProvisionNodes {
+                    version: goal.clone(),
+                    templates: NodeList::new(templates),
+                },
+                goal,
+                format!(
+                    "{why}; new nodes join at the control plane's version before the old ones leave"
+                ),
+            )?;
+        }
+        if !head.cordoned {
+            self.push(
+                Phase::Workers,
+                old,
+                Action::Cordon,
+                goal,
+                "no new workloads on the nodes being replaced",
+            )?;
+        }
+        self.push(
+            Phase::Workers,
+            old,
+            Action::Drain {
+                options: self.opts().drain.clone(),
+            },
+            goal,
+            "workloads move to the new nodes",
+        )?;
+        self.push(
+            Phase::Workers,
+            old,
+            Action::RemoveNodes,
+            goal,
+            "the drained nodes leave the cluster",
+        )
+    }
+
+    // ---- the result ----------------------------------------------------------------------
+
+    fn finish(self, start: &ClusterState, from: KubeVersion) -> Result<UpgradePlan, PlanError> {
+        if self.checker.has_tolerated() {
+            let errors = self.req.policy.errors(self.sim.state());
+            if !errors.is_empty() {
+                return Err(PlanError::EndsInvalid { violations: errors });
+            }
+        }
+        let end = self.sim.state();
+        let zone_key = &self.req.options.zone_key;
+        let mut nodes: Vec<PlanNode> = start
+            .nodes
+            .iter()
+            .map(|n| PlanNode {
+                name: n.name.clone(),
+                role: if n.is_control_plane() {
+                    Role::ControlPlane
+                } else {
+                    Role::Worker
+                },
+                os: n.os.family,
+                zone: zone(n, zone_key),
+                kubelet: n.kubelet().cloned(),
+                provisioned: false,
+                removed: false,
+            })
+            .collect();
+        let mut removed: HashSet<&NodeName> = HashSet::new();
+        for s in &self.steps {
+            match &s.action {
+                Action::ProvisionNodes { templates, .. } => {
+                    for (name, t) in s.nodes.iter().zip(templates) {
+                        let (role, os, zone) = match start.node(t.as_str()).or(end.node(t.as_str()))
+                        {
+                            Some(t) => (
+                                if t.is_control_plane() {
+                                    Role::ControlPlane
+                                } else {
+                                    Role::Worker
+                                },
+                                t.os.family,
+                                zone(t, zone_key),
+                            ),
+                            None => (Role::Worker, OsFamily::default(), None),
+                        };
+                        nodes.push(PlanNode {
+                            name: name.clone(),
+                            role,
+                            os,
+                            zone,
+                            kubelet: None,
+                            provisioned: true,
+                            removed: false,
+                        });
+                    }
+                }
+                Action::RemoveNodes => removed.extend(s.nodes.iter()),
+                _ => {}
+            }
+        }
+        for n in &mut nodes {
+            n.removed = removed.contains(&n.name);
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.dedup_by(|a, b| a.name == b.name);
+        let estimate = Estimate {
+            total_seconds: self.steps.iter().map(|s| s.duration_seconds).sum(),
+            steps: self.steps.len(),
+            drains: self.drains.values().sum(),
+            max_drains_per_node: self.drains.values().copied().max().unwrap_or(0),
+            max_unavailable: self.max_unavailable,
+            nodes_replaced: self.replaced,
+        };
+        let notes = notes(start, &self);
+        let components = components(start, end);
+        let max_parallel = self.steps.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
+        Ok(UpgradePlan {
+            api_version: API_VERSION.to_string(),
+            kind: KIND.to_string(),
+            cluster: start.name.clone(),
+            date: self.req.date,
+            policy: self.req.policy.name().to_string(),
+            from,
+            target: self.target.clone(),
+            options: self.req.options.clone(),
+            hops: self.hops.clone(),
+            components,
+            nodes,
+            max_parallel,
+            steps: self.steps,
+            estimate,
+            notes,
+        })
+    }
+}
+
+/// What must hold before `action` and after it (see [`Fact`]).
+fn facts(action: &Action, goal: &KubeVersion) -> (Vec<Fact>, Vec<Fact>) {
+    let version = |component, version: &KubeVersion| Fact::Version {
+        component,
+        version: version.clone(),
+    };
+    let addon_facts = |addons: &AddonVersions| {
+        let mut f = Vec::new();
+        if let Some(v) = &addons.kube_proxy {
+            f.push(Fact::Addon {
+                component: Component::KubeProxy,
+                version: v.clone(),
+            });
+        }
+        if let Some(v) = &addons.coredns {
+            f.push(Fact::Addon {
+                component: Component::CoreDns,
+                version: v.clone(),
+            });
+        }
+        f
+    };
+    match action {
+        Action::Preflight { .. } => (vec![], vec![Fact::PolicyHolds]),
+        Action::EtcdSnapshot { .. } | Action::BackupConfig { .. } => (vec![Fact::Present], vec![]),
+        Action::SwitchRepository { .. } => (vec![Fact::Present], vec![]),
+        Action::InstallPackages {
+            packages,
+            version: v,
+        } => {
+            let mut pre = vec![Fact::Present];
+            if packages.contains(&Package::Kubelet) {
+                pre.push(Fact::Cordoned);
+            }
+            let post = packages.iter().map(|p| version(p.component(), v)).collect();
+            (pre, post)
+        }
+        Action::CheckKubeadmVersion { version: v } | Action::KubeadmUpgradePlan { version: v } => {
+            (vec![version(Component::Kubeadm, v)], vec![])
+        }
+        Action::KubeadmUpgradeApply {
+            version: v, addons, ..
+        } => {
+            let mut post = vec![
+                version(Component::KubeApiserver, v),
+                Fact::ControlPlaneStarted { version: v.clone() },
+            ];
+            post.extend(addon_facts(addons));
+            (
+                vec![version(Component::Kubeadm, v), Fact::PolicyHolds],
+                post,
+            )
+        }
+        Action::KubeadmUpgradeNode {
+            control_plane: Some(v),
+            addons,
+            ..
+        } => {
+            let mut post = vec![version(Component::KubeApiserver, v)];
+            post.extend(addon_facts(addons));
+            (
+                vec![
+                    version(Component::Kubeadm, v),
+                    Fact::ControlPlaneStarted { version: v.clone() },
+                ],
+                post,
+            )
+        }
+        Action::KubeadmUpgradeNode { .. } => (
+            vec![
+                version(Component::Kubeadm, goal),
+                Fact::ControlPlaneAt {
+                    version: goal.clone(),
+                },
+            ],
+            vec![],
+        ),
+        Action::Cordon => (vec![Fact::Present], vec![Fact::Cordoned]),
+        Action::Drain { .. } => (vec![Fact::Cordoned], vec![Fact::Cordoned]),
+        Action::RestartKubelet { .. } => (vec![Fact::Cordoned], vec![]),
+        Action::WaitReady { version: v, .. } => {
+            (vec![], vec![Fact::Ready, version(Component::Kubelet, v)])
+        }
+        Action::Uncordon => (
+            vec![Fact::Ready, version(Component::Kubelet, goal)],
+            vec![Fact::Schedulable],
+        ),
+        Action::UpgradeKubectlClient { version: v } => {
+            (vec![], vec![Fact::KubectlClient { version: v.clone() }])
+        }
+        Action::ProvisionNodes { version: v, .. } => (
+            vec![Fact::Absent, Fact::ControlPlaneAt { version: v.clone() }],
+            vec![Fact::Present, Fact::Ready, version(Component::Kubelet, v)],
+        ),
+        Action::RemoveNodes => (vec![Fact::Cordoned], vec![Fact::Absent]),
+        Action::Verify { version: v } => (
+            vec![],
+            vec![
+                Fact::ControlPlaneAt { version: v.clone() },
+                Fact::PolicyHolds,
+            ],
+        ),
+    }
+}
+
+fn zone(n: &Node, key: &str) -> Option<String> {
+    n.labels.get(key).cloned()
+}
+
+/// The name without a replacement suffix (`-v1-30-10`).
+pub(crate) fn base_name(name: &NodeName) -> String {
+    let s = name.as_str();
+    let (first, rest) = s.split_once('.').map_or((s, ""), |(a, b)| (a, b));
+    let base = strip_version_suffix(first);
+    if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}.{rest}")
+    }
+}
+
+fn strip_version_suffix(label: &str) -> &str {
+    // `-v` followed by at least three dash-separated numbers, at the end.
+    if let Some(i) = label.rfind("-v") {
+        let tail = &label[i + 2..];
+        let parts: Vec<&str> = tail.split('-').collect();
+        if parts.len() >= 3
+            && parts[..3]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            && parts[3..]
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+            && i > 0
+        {
+            return &label[..i];
+        }
+    }
+    label
+}
+
+/// The name of the node that replaces `old` at `version`: the first DNS label gets a
+/// `-v1-30-10` suffix (an earlier suffix is replaced), shortened to fit 63 characters.
+pub(crate) fn replacement_name(old: &NodeName, version: &KubeVersion) -> Option<NodeName> {
+    let s = old.as_str();
+    let (first, rest) = s.split_once('.').map_or((s, ""), |(a, b)| (a, b));
+    let base = strip_version_suffix(first);
+    let suffix = format!(
+        "-v{}",
+        version
+            .to_plain_string()
+            .replace(['.', '+'], "-")
+            .to_ascii_lowercase()
+    );
+    let keep = 63usize.checked_sub(suffix.len())?;
+    let base = base[..base.len().min(keep)].trim_end_matches('-');
+    let name = if rest.is_empty() {
+        format!("{base}{suffix}")
+    } else {
+        format!("{base}{suffix}.{rest}")
+    };
+    NodeName::new(&name).ok()
+}
+
+fn components(start: &ClusterState, end: &ClusterState) -> Vec<ComponentChange> {
+    let count = |state: &ClusterState, c: Component| -> BTreeMap<KubeVersion, usize> {
+        let mut m = BTreeMap::new();
+        match c {
+            Component::CoreDns => {
+                if let Some(v) = &state.addons.coredns {
+                    m.insert(v.clone(), 1);
+                }
+            }
+            Component::KubeProxy => {
+                let mut any = false;
+                for n in &state.nodes {
+                    if let Some(v) = &n.versions.kube_proxy {
+                        *m.entry(v.clone()).or_default() += 1;
+                        any = true;
+                    }
+                }
+                if !any && let Some(v) = &state.addons.kube_proxy {
+                    m.insert(v.clone(), 1);
+                }
+            }
+            Component::Kubectl => {
+                for n in &state.nodes {
+                    if let Some(v) = &n.versions.kubectl {
+                        *m.entry(v.clone()).or_default() += 1;
+                    }
+                }
+            }
+            Component::Etcd if !matches!(state.etcd, EtcdTopology::Stacked) => {
+                if let Some(v) = state.etcd_version() {
+                    m.insert(v.clone(), 1);
+                }
+            }
+            _ => {
+                for n in &state.nodes {
+                    if let Some(v) = n.versions.get(c) {
+                        *m.entry(v.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        m
+    };
+    Component::ALL
+        .into_iter()
+        .filter_map(|c| {
+            let before = count(start, c);
+            if before.is_empty() {
+                return None;
+            }
+            let after = count(end, c);
+            let target = (after != before)
+                .then(|| after.keys().next_back().cloned())
+                .flatten();
+            Some(ComponentChange {
+                component: c,
+                current: before
+                    .into_iter()
+                    .map(|(version, count)| VersionCount { version, count })
+                    .collect(),
+                target,
+            })
+        })
+        .collect()
+}
+
+fn notes(start: &ClusterState, p: &Planner<'_, '_>) -> Vec<String> {
+    let mut notes = Vec::new();
+    let has_packages = p.steps.iter().any(|s| {
+        matches!(
+            s.action,
+            Action::InstallPackages { .. } | Action::SwitchRepository { .. }
+        )
+    });
+    if has_packages {
+        notes.push("Package commands assume the nodes install Kubernetes from pkgs.k8s.io (the legacy apt.kubernetes.io and yum.kubernetes.io repositories were removed on 2024-03-04) with the apt keyring at /etc/apt/keyrings/kubernetes-apt-keyring.gpg.".to_string());
+    }
+    let vendor: Vec<&str> = start
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.versions
+                .iter()
+                .any(|(_, v)| v.vendor().is_some() && v.major() == 1)
+        })
+        .map(|n| n.name.as_str())
+        .take(5)
+        .collect();
+    if !vendor.is_empty() {
+        notes.push(format!(
+            "Some nodes run vendor builds (for example {}): the commands install upstream packages, which is only right for self-managed kubeadm clusters; managed offerings upgrade through their provider.",
+            vendor.join(", ")
+        ));
+    }
+    if let EtcdTopology::External { .. } = start.etcd {
+        notes.push("etcd is external: kubeadm neither snapshots nor upgrades it. Back it up, and upgrade it to the version each hop's kubeadm ships, with your etcd tooling.".to_string());
+    }
+    let cordoned: Vec<&str> = start
+        .nodes
+        .iter()
+        .filter(|n| n.unschedulable)
+        .map(|n| n.name.as_str())
+        .take(5)
+        .collect();
+    if !cordoned.is_empty() {
+        notes.push(format!(
+            "Nodes cordoned now (for example {}) are taken as cordoned by an interrupted upgrade: the plan finishes and uncordons them first.",
+            cordoned.join(", ")
+        ));
+    }
+    if start.nodes.iter().any(|n| n.os.family == OsFamily::Other) {
+        notes.push("Some nodes have OS family \"other\": their package steps are described, not rendered as commands.".to_string());
+    }
+    if p.steps.iter().any(|s| s.commands.iter().any(|c| c.manual.is_some()) && matches!(&s.action, Action::InstallPackages { version, .. } if version.minor() < super::packages::FIRST_PACKAGED_MINOR)) {
+        notes.push(format!(
+            "pkgs.k8s.io has no packages before v{}: steps through older minors need your own repository or mirror.",
+            super::packages::FIRST_PACKAGED_MINOR
+        ));
+    }
+    if start
+        .nodes
+        .iter()
+        .any(|n| n.versions.cloud_controller_manager.is_some())
+    {
+        notes.push("kubeadm does not upgrade the cloud-controller-manager: keep it in step with the control plane yourself.".to_string());
+    }
+    if !p.kubeadm_checked.is_empty() {
+        notes.push(
+            "kubeadm's version policy is checked as kubeadm 1.29 and later decide it.".to_string(),
+        );
+    }
+    if p.checker.has_tolerated() {
+        notes.push("The cluster violated the policy at the start; those violations were tolerated until the plan removed them.".to_string());
+    }
+    notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacement_names() {
+        let v: KubeVersion = "v1.30.10".parse().unwrap();
+        let n = |s: &str| NodeName::new(s).unwrap();
+        assert_eq!(
+            replacement_name(&n("worker-1"), &v).unwrap().as_str(),
+            "worker-1-v1-30-10"
+        );
+        assert_eq!(
+            replacement_name(&n("worker-1-v1-29-3"), &v)
+                .unwrap()
+                .as_str(),
+            "worker-1-v1-30-10"
+        );
+        assert_eq!(
+            replacement_name(&n("ip-10-0-2-20.ec2.internal"), &v)
+                .unwrap()
+                .as_str(),
+            "ip-10-0-2-20-v1-30-10.ec2.internal"
+        );
+        let long = n(&"a".repeat(63));
+        let r = replacement_name(&long, &v).unwrap();
+        assert_eq!(r.as_str().len(), 63);
+        assert!(r.as_str().ends_with("-v1-30-10"));
+        assert_eq!(base_name(&n("worker-1-v1-30-10")), "worker-1");
+        assert_eq!(base_name(&n("v1-2-3")), "v1-2-3");
+    }
+}

@@ -1,0 +1,352 @@
+//! What each step does to the model: the planner simulates every step on a [`ClusterState`]
+//! with this, tests replay plans with it, and executors can use it to predict the state a step
+//! leaves.
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::skew::Summary;
+use crate::{ClusterState, Component, KubeVersion, Node, NodeName, NodeVersions};
+
+use super::step::{Action, AddonVersions, Step};
+
+/// A cluster state that steps can be applied to, with an index from node names to nodes.
+///
+/// ```
+/// use kupgrade_core::plan::Simulation;
+/// use kupgrade_core::{ClusterState, Node};
+/// let state = ClusterState::new(vec![Node::worker("w-1", "v1.29.3".parse()?)?]);
+/// let sim = Simulation::new(state);
+/// assert_eq!(sim.state().nodes.len(), 1);
+/// assert_eq!(sim.cordoned(), 0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Simulation {
+    state: ClusterState,
+    index: HashMap<NodeName, usize>,
+    control_plane: Vec<usize>,
+    cordoned: usize,
+}
+
+/// What a step changed, so that only that is checked again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Effect {
+    /// Some of the step's nodes changed (or were added).
+    pub nodes: bool,
+    /// A control-plane node changed.
+    pub control_plane: bool,
+    /// A cluster-wide field changed: add-ons, etcd or the cluster's kubectl.
+    pub cluster_fields: bool,
+    /// Nodes were removed.
+    pub removed: bool,
+}
+
+impl Effect {
+    /// True when nothing changed.
+    pub fn is_none(&self) -> bool {
+        *self == Effect::default()
+    }
+}
+
+/// A step that does not fit the state it is applied to.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct SimulationError {
+    /// The step.
+    pub step: String,
+    /// What does not fit.
+    pub message: String,
+}
+
+impl fmt::Display for SimulationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "step {}: {}", self.step, self.message)
+    }
+}
+
+impl Simulation {
+    /// Starts from `state`. Node names are unique in any validated inventory; should one repeat,
+    /// the first node of that name is the one steps act on.
+    pub fn new(state: ClusterState) -> Self {
+        let mut index = HashMap::with_capacity(state.nodes.len());
+        let mut control_plane = Vec::new();
+        let mut cordoned = 0;
+        for (i, n) in state.nodes.iter().enumerate() {
+            index.entry(n.name.clone()).or_insert(i);
+            if n.is_control_plane() {
+                control_plane.push(i);
+            }
+            if n.unschedulable {
+                cordoned += 1;
+            }
+        }
+        Simulation {
+            state,
+            index,
+            control_plane,
+            cordoned,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &ClusterState {
+        &self.state
+    }
+
+    /// The final state.
+    pub fn into_state(self) -> ClusterState {
+        self.state
+    }
+
+    /// The node called `name`.
+    pub fn node(&self, name: &NodeName) -> Option<&Node> {
+        self.index.get(name).map(|&i| &self.state.nodes[i])
+    }
+
+    /// How many nodes are cordoned now.
+    pub fn cordoned(&self) -> usize {
+        self.cordoned
+    }
+
+    /// The control-plane nodes, in state order.
+    pub fn control_plane(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.control_plane.iter().map(|&i| &self.state.nodes[i])
+    }
+
+    /// The policy summary of the current state, computed from the control-plane nodes alone
+    /// (equal to [`Summary::of`]).
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            control_plane: self.control_plane.clone(),
+            ..Summary::default()
+        };
+        for n in self.control_plane() {
+            if let Some(v) = &n.versions.kube_apiserver {
+                if s.apiserver_min.as_ref().is_none_or(|m| v < m) {
+                    s.apiserver_min = Some(v.clone());
+                }
+                if s.apiserver_max.as_ref().is_none_or(|m| v > m) {
+                    s.apiserver_max = Some(v.clone());
+                }
+            }
+        }
+        s
+    }
+
+    fn index_of(&self, step: &Step, name: &NodeName) -> Result<usize, SimulationError> {
+        self.index
+            .get(name)
+            .copied()
+            .ok_or_else(|| SimulationError {
+                step: step.id.to_string(),
+                message: format!("node {name} is not in the cluster"),
+            })
+    }
+
+    /// Applies `step`'s effect (see [`Action`]) and says what changed.
+    pub fn apply(&mut self, step: &Step) -> Result<Effect, SimulationError> {
+        let mut effect = Effect::default();
+        match &step.action {
+            Action::InstallPackages { packages, version } => {
+                for name in &step.nodes {
+                    let i = self.index_of(step, name)?;
+                    let node = &mut self.state.nodes[i];
+                    for p in packages {
+                        if let Some(slot) = node.versions.slot_mut(p.component())
+                            && slot.as_ref() != Some(version)
+                        {
+                            *slot = Some(version.clone());
+                            effect.nodes = true;
+                            effect.control_plane |= node.is_control_plane();
+                        }
+                    }
+                }
+            }
+            Action::KubeadmUpgradeApply {
+                version,
+                etcd,
+                addons,
+            }
+            | Action::KubeadmUpgradeNode {
+                control_plane: Some(version),
+                etcd,
+                addons,
+            } => {
+                for name in &step.nodes {
+                    let i = self.index_of(step, name)?;
+                    let node = &mut self.state.nodes[i];
+                    if !node.is_control_plane() {
+                        return Err(SimulationError {
+                            step: step.id.to_string(),
+                            message: format!("node {name} is not a control-plane node"),
+                        });
+                    }
+                    set_control_plane(&mut node.versions, version, etcd.as_ref());
+                    effect.nodes = true;
+                    effect.control_plane = true;
+                }
+                effect.cluster_fields |= self.move_addons(addons);
+            }
+            Action::KubeadmUpgradeNode {
+                control_plane: None,
+                addons,
+                ..
+            } => {
+                effect.cluster_fields |= self.move_addons(addons);
+            }
+            Action::Cordon | Action::Drain { .. } | Action::Uncordon => {
+                let cordon = !matches!(step.action, Action::Uncordon);
+                for name in &step.nodes {
+                    let i = self.index_of(step, name)?;
+                    let node = &mut self.state.nodes[i];
+                    if node.unschedulable != cordon {
+                        node.unschedulable = cordon;
+                        if cordon {
+                            self.cordoned += 1;
+                        } else {
+                            self.cordoned -= 1;
+                        }
+                        effect.nodes = true;
+                        effect.control_plane |= node.is_control_plane();
+                    }
+                }
+            }
+            Action::UpgradeKubectlClient { version } => {
+                if let Some(k) = &mut self.state.kubectl
+                    && k != version
+                {
+                    *k = version.clone();
+                    effect.cluster_fields = true;
+                }
+            }
+            Action::ProvisionNodes { version, templates } => {
+                if templates.len() != step.nodes.len() {
+                    return Err(SimulationError {
+                        step: step.id.to_string(),
+                        message: format!(
+                            "{} nodes to provision but {} templates",
+                            step.nodes.len(),
+                            templates.len()
+                        ),
+                    });
+                }
+                for (name, template) in step.nodes.iter().zip(templates) {
+                    if self.index.contains_key(name) {
+                        return Err(SimulationError {
+                            step: step.id.to_string(),
+                            message: format!("node {name} already exists"),
+                        });
+                    }
+                    let t = &self.state.nodes[self.index_of(step, template)?];
+                    let node = Node {
+                        name: name.clone(),
+                        roles: t.roles.clone(),
+                        labels: t.labels.clone(),
+                        os: t.os.clone(),
+                        versions: NodeVersions {
+                            kubelet: Some(version.clone()),
+                            kubeadm: Some(version.clone()),
+                            kubectl: Some(version.clone()),
+                            ..NodeVersions::default()
+                        },
+                        ready: true,
+                        unschedulable: false,
+                        ssh: None,
+                    };
+                    let i = self.state.nodes.len();
+                    if node.is_control_plane() {
+                        self.control_plane.push(i);
+                        effect.control_plane = true;
+                    }
+                    self.state.nodes.push(node);
+                    self.index.insert(name.clone(), i);
+                    effect.nodes = true;
+                }
+            }
+            Action::RemoveNodes => {
+                for name in &step.nodes {
+                    let i = self.index_of(step, name)?;
+                    self.remove_at(i);
+                    effect.removed = true;
+                }
+            }
+            Action::Preflight { .. }
+            | Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::RestartKubelet { .. }
+            | Action::WaitReady { .. }
+            | Action::Verify { .. } => {}
+        }
+        Ok(effect)
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        let node = self.state.nodes.swap_remove(i);
+        self.index.remove(&node.name);
+        if node.unschedulable {
+            self.cordoned -= 1;
+        }
+        let last = self.state.nodes.len();
+        if node.is_control_plane() {
+            self.control_plane.retain(|&c| c != i);
+        }
+        if i < last {
+            // The former last node now lives at `i`.
+            let moved = &self.state.nodes[i];
+            self.index.insert(moved.name.clone(), i);
+            if moved.is_control_plane() {
+                for c in &mut self.control_plane {
+                    if *c == last {
+                        *c = i;
+                    }
+                }
+                self.control_plane.sort_unstable();
+            }
+        }
+    }
+
+    /// Moves the add-ons; true when something changed.
+    fn move_addons(&mut self, addons: &AddonVersions) -> bool {
+        let mut changed = false;
+        if let Some(v) = &addons.kube_proxy {
+            if let Some(kp) = &mut self.state.addons.kube_proxy
+                && kp != v
+            {
+                *kp = v.clone();
+                changed = true;
+            }
+            // The DaemonSet rolls out to every node.
+            for n in &mut self.state.nodes {
+                if n.versions.kube_proxy.take().is_some() {
+                    changed = true;
+                }
+            }
+        }
+        if let Some(v) = &addons.coredns
+            && let Some(dns) = &mut self.state.addons.coredns
+            && dns != v
+        {
+            *dns = v.clone();
+            changed = true;
+        }
+        changed
+    }
+}
+
+/// What `kubeadm upgrade apply|node` does to a control-plane node: the static pods it manages
+/// move to `version` (the cloud controller manager is not kubeadm's), stacked etcd to `etcd`.
+fn set_control_plane(v: &mut NodeVersions, version: &KubeVersion, etcd: Option<&KubeVersion>) {
+    v.kube_apiserver = Some(version.clone());
+    for c in [Component::KubeControllerManager, Component::KubeScheduler] {
+        if let Some(slot) = v.slot_mut(c)
+            && slot.is_some()
+        {
+            *slot = Some(version.clone());
+        }
+    }
+    if let (Some(e), Some(slot)) = (etcd, v.etcd.as_mut()) {
+        *slot = e.clone();
+    }
+}

@@ -1,0 +1,635 @@
+//! One step of an upgrade plan: what it does, where, what must hold before it and what it
+//! leaves behind.
+//!
+//! A [`Step`] is data an executor can act on without interpreting prose:
+//!
+//! - [`Step::nodes`]: the nodes it acts on. A step with several nodes may act on them in any
+//!   order or all at once: the planner only batches changes that per-node rules judge, so every
+//!   partial application is as valid as the whole.
+//! - [`Step::action`]: a typed [`Action`]; [`Action::executor`] says which port carries it out
+//!   (node commands, cluster operations, the node provider, a check, or the operator).
+//! - [`Step::commands`]: for node actions, the commands per operating-system family
+//!   ([`OsCommands`]), already validated and quoted.
+//! - [`Step::pre`] and [`Step::post`]: [`Fact`]s to re-check on the live cluster before the step
+//!   and after it (or after a crash, to decide whether it already happened).
+//! - [`Step::idempotent`], [`Step::point_of_no_return`], [`Step::duration_seconds`] and
+//!   [`Step::reason`], the rule that put the step where it stands.
+use std::fmt;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::ports::{CommandSpec, DrainOptions};
+use crate::{Component, KubeVersion, Minor, NodeName, OsFamily};
+
+/// A step's identifier, stable for the same input and, for steps that change the cluster,
+/// the same when the plan is made again from any intermediate state (so journals survive a
+/// re-plan). Shaped `<goal version>/<subject>/<verb>`, for example
+/// `v1.29.15/cp-1/kubeadm-upgrade-apply` or `v1.29.15/worker-1+4/drain` (a batch of five).
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(transparent)]
+pub struct StepId(pub String);
+
+impl StepId {
+    /// The identifier as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+/// A shared, immutable list of node names. The steps of one batch share one allocation, which
+/// keeps plans for tens of thousands of nodes small. Serialized as a list of names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NodeList(Arc<[NodeName]>);
+
+impl NodeList {
+    /// A list of these names.
+    pub fn new(names: Vec<NodeName>) -> Self {
+        NodeList(names.into())
+    }
+    /// No nodes (a cluster-wide step).
+    pub fn empty() -> Self {
+        NodeList::default()
+    }
+    /// The names.
+    pub fn as_slice(&self) -> &[NodeName] {
+        &self.0
+    }
+    /// How many nodes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The names, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, NodeName> {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a NodeList {
+    type Item = &'a NodeName;
+    type IntoIter = std::slice::Iter<'a, NodeName>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl Serialize for NodeList {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+impl<'de> Deserialize<'de> for NodeList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<NodeName>::deserialize(d).map(NodeList::new)
+    }
+}
+impl JsonSchema for NodeList {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "NodeList".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <Vec<NodeName>>::json_schema(generator)
+    }
+}
+
+/// Where a step stands in the upgrade.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Checks and backups before anything changes.
+    Preflight,
+    /// kubeadm moves the control-plane components, node by node.
+    ControlPlane,
+    /// The kubelets of control-plane nodes, one node at a time.
+    ControlPlaneKubelets,
+    /// Worker nodes, in batches.
+    Workers,
+    /// The final check.
+    Verify,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Phase::Preflight => "pre-flight",
+            Phase::ControlPlane => "control plane",
+            Phase::ControlPlaneKubelets => "control-plane kubelets",
+            Phase::Workers => "workers",
+            Phase::Verify => "verify",
+        })
+    }
+}
+
+/// A Kubernetes package on a node.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Package {
+    /// `kubeadm`.
+    Kubeadm,
+    /// `kubelet`.
+    Kubelet,
+    /// `kubectl`.
+    Kubectl,
+}
+
+impl Package {
+    /// The package (and binary) name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Package::Kubeadm => "kubeadm",
+            Package::Kubelet => "kubelet",
+            Package::Kubectl => "kubectl",
+        }
+    }
+    /// The component the package installs.
+    pub fn component(self) -> Component {
+        match self {
+            Package::Kubeadm => Component::Kubeadm,
+            Package::Kubelet => Component::Kubelet,
+            Package::Kubectl => Component::Kubectl,
+        }
+    }
+}
+
+impl fmt::Display for Package {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// The add-on versions a kubeadm step deploys (absent: unchanged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub struct AddonVersions {
+    /// The kube-proxy DaemonSet's new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_proxy: Option<KubeVersion>,
+    /// The CoreDNS Deployment's new version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coredns: Option<KubeVersion>,
+}
+
+impl AddonVersions {
+    /// True when nothing moves.
+    pub fn is_empty(&self) -> bool {
+        self.kube_proxy.is_none() && self.coredns.is_none()
+    }
+}
+
+/// A check the pre-flight step makes (the planner made it on the model; an executor makes it
+/// again on the live cluster).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    tag = "check",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum PreflightCheck {
+    /// Every node reports Ready.
+    NodesReady,
+    /// The skew policy holds now.
+    PolicyHolds {
+        /// The policy's name.
+        policy: String,
+    },
+    /// The target is a supported release on the plan's date.
+    TargetSupported {
+        /// The target.
+        version: KubeVersion,
+        /// Its support status on the plan's date, in words.
+        status: String,
+    },
+    /// kubeadm's own version policy accepts every hop (nothing mandatory, nothing that would
+    /// need `--force`).
+    KubeadmVerdict {
+        /// The hops' versions, in order.
+        versions: Vec<KubeVersion>,
+    },
+}
+
+impl fmt::Display for PreflightCheck {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PreflightCheck::NodesReady => write!(f, "every node is Ready"),
+            PreflightCheck::PolicyHolds { policy } => {
+                write!(f, "the {policy} skew policy holds now")
+            }
+            PreflightCheck::TargetSupported { version, status } => {
+                write!(f, "target {version} is {status}")
+            }
+            PreflightCheck::KubeadmVerdict { versions } => {
+                let v: Vec<String> = versions.iter().map(ToString::to_string).collect();
+                write!(f, "kubeadm's version policy accepts {}", v.join(", "))
+            }
+        }
+    }
+}
+
+/// What a step does. The effect of each action on the model is fixed (see
+/// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
+/// are part of the action, so replaying a plan needs no lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Action {
+    /// Checks made before anything changes.
+    Preflight {
+        /// The checks.
+        checks: Vec<PreflightCheck>,
+    },
+    /// `etcdctl snapshot save` on a control-plane node (stacked etcd).
+    EtcdSnapshot {
+        /// The snapshot file on the node.
+        path: String,
+    },
+    /// A copy of `/etc/kubernetes` on each control-plane node.
+    BackupConfig {
+        /// The directory the copy goes to.
+        path: String,
+    },
+    /// Point the node's Kubernetes package repository at `minor` (pkgs.k8s.io has one
+    /// repository per minor).
+    SwitchRepository {
+        /// The minor.
+        minor: Minor,
+    },
+    /// Unhold, install at an exact version, hold again.
+    InstallPackages {
+        /// The packages.
+        packages: Vec<Package>,
+        /// Their version.
+        version: KubeVersion,
+    },
+    /// `kubeadm version` must print `version`.
+    CheckKubeadmVersion {
+        /// The expected version.
+        version: KubeVersion,
+    },
+    /// `kubeadm upgrade plan <version>`: kubeadm's own pre-flight, changes nothing.
+    KubeadmUpgradePlan {
+        /// The target of the hop.
+        version: KubeVersion,
+    },
+    /// `kubeadm upgrade apply <version> --yes` on the first control-plane node: moves its
+    /// control-plane components (and stacked etcd), and the add-ons where kubeadm does so at
+    /// apply. After it a downgrade is no longer supported.
+    KubeadmUpgradeApply {
+        /// The new control-plane version.
+        version: KubeVersion,
+        /// The stacked etcd version it deploys on the node, when it changes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etcd: Option<KubeVersion>,
+        /// The add-ons it moves.
+        #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
+        addons: AddonVersions,
+    },
+    /// `kubeadm upgrade node`: on a control-plane node, moves its components to the version
+    /// `kubeadm upgrade apply` set (and the add-ons, on the last one since kubeadm 1.28); on a
+    /// worker, refreshes the kubelet configuration.
+    KubeadmUpgradeNode {
+        /// The control-plane version it deploys (control-plane nodes only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        control_plane: Option<KubeVersion>,
+        /// The stacked etcd version it deploys, when it changes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etcd: Option<KubeVersion>,
+        /// The add-ons it moves.
+        #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
+        addons: AddonVersions,
+    },
+    /// Mark the nodes unschedulable.
+    Cordon,
+    /// Evict the nodes' pods (cordoning them first), honouring disruption budgets.
+    Drain {
+        /// How.
+        options: DrainOptions,
+    },
+    /// `systemctl daemon-reload` and `systemctl restart kubelet`, so that the kubelet installed
+    /// at `version` runs.
+    RestartKubelet {
+        /// The kubelet version installed.
+        version: KubeVersion,
+    },
+    /// Wait until the nodes are Ready and their kubelets report `version`.
+    WaitReady {
+        /// The kubelet version expected.
+        version: KubeVersion,
+        /// Give up after this long.
+        timeout_seconds: u64,
+    },
+    /// Mark the nodes schedulable again.
+    Uncordon,
+    /// The operator's own kubectl must be upgraded to `version` (kubectl must stay within one
+    /// minor of every API server). Not something a runner can do on a node.
+    UpgradeKubectlClient {
+        /// The version.
+        version: KubeVersion,
+    },
+    /// Create the step's nodes, each like its template (roles, labels, OS), running `version`,
+    /// and wait until they have joined and are Ready (the replace strategy).
+    ProvisionNodes {
+        /// The version they join with.
+        version: KubeVersion,
+        /// For each of the step's nodes, in order, the node it replaces (its template).
+        templates: NodeList,
+    },
+    /// Remove the (drained) nodes from the cluster and delete their machines.
+    RemoveNodes,
+    /// The final check: every node at the target, the policy holds.
+    Verify {
+        /// The target.
+        version: KubeVersion,
+    },
+}
+
+/// Which port carries an action out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    /// Commands on each of the step's nodes ([`Step::commands`], a `CommandRunner`).
+    Node,
+    /// Cluster operations (cordon, drain, uncordon, wait Ready: `ClusterOperations`).
+    Cluster,
+    /// The node provider (`NodeProvider`).
+    Provider,
+    /// A check against the cluster state and the policy; changes nothing.
+    Check,
+    /// Something only the operator can do (their own kubectl).
+    Operator,
+}
+
+impl Action {
+    /// Which port carries the action out.
+    pub fn executor(&self) -> Executor {
+        match self {
+            Action::Preflight { .. } | Action::Verify { .. } => Executor::Check,
+            Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::InstallPackages { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::KubeadmUpgradeApply { .. }
+            | Action::KubeadmUpgradeNode { .. }
+            | Action::RestartKubelet { .. } => Executor::Node,
+            Action::Cordon | Action::Drain { .. } | Action::WaitReady { .. } | Action::Uncordon => {
+                Executor::Cluster
+            }
+            Action::ProvisionNodes { .. } | Action::RemoveNodes => Executor::Provider,
+            Action::UpgradeKubectlClient { .. } => Executor::Operator,
+        }
+    }
+
+    /// A short verb for identifiers (`kubeadm-upgrade-apply`, `install-kubelet-kubectl`).
+    pub fn verb(&self) -> String {
+        match self {
+            Action::Preflight { .. } => "preflight".into(),
+            Action::EtcdSnapshot { .. } => "etcd-snapshot".into(),
+            Action::BackupConfig { .. } => "backup-config".into(),
+            Action::SwitchRepository { minor } => format!("repository-{minor}"),
+            Action::InstallPackages { packages, version } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
+                format!("install-{}@{version}", names.join("-"))
+            }
+            Action::CheckKubeadmVersion { .. } => "kubeadm-version".into(),
+            Action::KubeadmUpgradePlan { .. } => "kubeadm-upgrade-plan".into(),
+            Action::KubeadmUpgradeApply { .. } => "kubeadm-upgrade-apply".into(),
+            Action::KubeadmUpgradeNode { control_plane, .. } => match control_plane {
+                Some(_) => "kubeadm-upgrade-node".into(),
+                None => "kubeadm-upgrade-node-config".into(),
+            },
+            Action::Cordon => "cordon".into(),
+            Action::Drain { .. } => "drain".into(),
+            Action::RestartKubelet { version } => format!("restart-kubelet@{version}"),
+            Action::WaitReady { version, .. } => format!("wait-ready@{version}"),
+            Action::Uncordon => "uncordon".into(),
+            Action::UpgradeKubectlClient { .. } => "kubectl-client".into(),
+            Action::ProvisionNodes { .. } => "provision".into(),
+            Action::RemoveNodes => "remove".into(),
+            Action::Verify { .. } => "verify".into(),
+        }
+    }
+
+    /// What the action does, in a few words (`kubeadm upgrade apply v1.29.15`).
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Preflight { .. } => "pre-flight checks".into(),
+            Action::EtcdSnapshot { path } => format!("etcd snapshot to {path}"),
+            Action::BackupConfig { path } => format!("back up /etc/kubernetes to {path}"),
+            Action::SwitchRepository { minor } => {
+                format!("switch the package repository to v{minor}")
+            }
+            Action::InstallPackages { packages, version } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
+                format!("install {} {version}", names.join(", "))
+            }
+            Action::CheckKubeadmVersion { version } => format!("check kubeadm is {version}"),
+            Action::KubeadmUpgradePlan { version } => format!("kubeadm upgrade plan {version}"),
+            Action::KubeadmUpgradeApply { version, .. } => {
+                format!("kubeadm upgrade apply {version}")
+            }
+            Action::KubeadmUpgradeNode { control_plane, .. } => match control_plane {
+                Some(v) => format!("kubeadm upgrade node (control plane to {v})"),
+                None => "kubeadm upgrade node (kubelet configuration)".into(),
+            },
+            Action::Cordon => "cordon".into(),
+            Action::Drain { .. } => "drain".into(),
+            Action::RestartKubelet { version } => format!("restart the kubelet ({version})"),
+            Action::WaitReady { version, .. } => format!("wait until Ready at {version}"),
+            Action::Uncordon => "uncordon".into(),
+            Action::UpgradeKubectlClient { version } => {
+                format!("upgrade your own kubectl to {version}")
+            }
+            Action::ProvisionNodes { version, .. } => format!("provision nodes at {version}"),
+            Action::RemoveNodes => "remove nodes".into(),
+            Action::Verify { version } => format!("verify every node at {version}"),
+        }
+    }
+}
+
+/// A fact about the cluster an executor can check. Node facts hold for every node of the step;
+/// the others are about the cluster.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    tag = "fact",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Fact {
+    /// `component` on each node runs the same release as `version` (vendor suffixes ignored).
+    /// For the kubelet this is the installed package until the kubelet restarts, and the
+    /// reported version after.
+    Version {
+        /// The component.
+        component: Component,
+        /// The release.
+        version: KubeVersion,
+    },
+    /// `component` on each node is older than `version` (not yet upgraded).
+    Below {
+        /// The component.
+        component: Component,
+        /// The release it has not reached.
+        version: KubeVersion,
+    },
+    /// Each node is cordoned.
+    Cordoned,
+    /// Each node is schedulable.
+    Schedulable,
+    /// Each node reports Ready.
+    Ready,
+    /// Each node exists.
+    Present,
+    /// No node of the step exists.
+    Absent,
+    /// The cluster add-on `component` runs `version`.
+    Addon {
+        /// kube-proxy or CoreDNS.
+        component: Component,
+        /// The release.
+        version: KubeVersion,
+    },
+    /// Some API server already runs `version` (`kubeadm upgrade apply` has happened).
+    ControlPlaneStarted {
+        /// The hop's version.
+        version: KubeVersion,
+    },
+    /// Every API server runs `version`.
+    ControlPlaneAt {
+        /// The version.
+        version: KubeVersion,
+    },
+    /// The operator's kubectl is at least `version`.
+    KubectlClient {
+        /// The version.
+        version: KubeVersion,
+    },
+    /// The skew policy holds.
+    PolicyHolds,
+}
+
+impl fmt::Display for Fact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fact::Version { component, version } => write!(f, "{component} is {version}"),
+            Fact::Below { component, version } => write!(f, "{component} is older than {version}"),
+            Fact::Cordoned => f.write_str("cordoned"),
+            Fact::Schedulable => f.write_str("schedulable"),
+            Fact::Ready => f.write_str("Ready"),
+            Fact::Present => f.write_str("present"),
+            Fact::Absent => f.write_str("absent"),
+            Fact::Addon { component, version } => write!(f, "add-on {component} is {version}"),
+            Fact::ControlPlaneStarted { version } => {
+                write!(f, "some kube-apiserver runs {version}")
+            }
+            Fact::ControlPlaneAt { version } => write!(f, "every kube-apiserver runs {version}"),
+            Fact::KubectlClient { version } => write!(f, "your kubectl is at least {version}"),
+            Fact::PolicyHolds => f.write_str("the skew policy holds"),
+        }
+    }
+}
+
+/// The commands of a node step for one operating-system family.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OsCommands {
+    /// The family these commands are for.
+    pub os: OsFamily,
+    /// The commands, in order; each must succeed.
+    #[schemars(with = "Vec<super::schema::CommandSpecSchema>")]
+    pub commands: Vec<CommandSpec>,
+    /// When kupgrade cannot render the commands (an unknown OS, a release with no package
+    /// repository), what the operator must do by hand instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<String>,
+}
+
+/// One step of an [`UpgradePlan`](super::UpgradePlan).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// Stable identifier.
+    pub id: StepId,
+    /// The hop it belongs to (an index into the plan's hops), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hop: Option<usize>,
+    /// Where it stands.
+    pub phase: Phase,
+    /// The nodes it acts on (none for cluster-wide steps).
+    #[serde(default, skip_serializing_if = "NodeList::is_empty")]
+    pub nodes: NodeList,
+    /// What it does.
+    pub action: Action,
+    /// For node actions: the commands per OS family present among the nodes, run on each
+    /// node in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<OsCommands>,
+    /// Steps that must have finished first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<StepId>,
+    /// Safe to run again after a failure or a crash.
+    pub idempotent: bool,
+    /// After this step, going back is not supported (kubeadm cannot downgrade).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub point_of_no_return: bool,
+    /// What must hold before it starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<Fact>,
+    /// What holds once it has finished (check it after a crash before running it again).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post: Vec<Fact>,
+    /// Estimated wall time, in seconds (the nodes of a step run at the same time).
+    pub duration_seconds: u64,
+    /// Why the step stands where it stands.
+    pub reason: String,
+}
+
+impl Step {
+    /// The commands for a node of family `os` (empty for non-node steps).
+    pub fn commands_for(&self, os: OsFamily) -> &[CommandSpec] {
+        self.commands
+            .iter()
+            .find(|c| c.os == os)
+            .map_or(&[], |c| c.commands.as_slice())
+    }
+
+    /// True when the step changes the modelled cluster state (versions, schedulability,
+    /// membership); checks, backups, repository switches, restarts and waits do not. (A drain
+    /// cordons, but in kupgrade's plans a drain always follows a cordon.)
+    pub fn changes_state(&self) -> bool {
+        matches!(
+            self.action,
+            Action::InstallPackages { .. }
+                | Action::KubeadmUpgradeApply { .. }
+                | Action::KubeadmUpgradeNode {
+                    control_plane: Some(_),
+                    ..
+                }
+                | Action::Cordon
+                | Action::Uncordon
+                | Action::UpgradeKubectlClient { .. }
+                | Action::ProvisionNodes { .. }
+                | Action::RemoveNodes
+        ) || matches!(&self.action, Action::KubeadmUpgradeNode { addons, .. } if !addons.is_empty())
+    }
+}
