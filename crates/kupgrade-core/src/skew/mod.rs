@@ -164,6 +164,23 @@ pub struct Context<'a> {
 /// for rules about one node given the cluster's [`Summary`]. A per-node rule must depend only
 /// on that node and the summary: the planner relies on it to re-check only changed nodes.
 /// Results must not depend on the order of `state.nodes`.
+///
+/// # The contract the planner relies on
+///
+/// The planner (`crate::plan`) re-checks only what each simulated step changed, so a policy
+/// must keep to these dependencies:
+///
+/// - `check_cluster` reads only the control-plane nodes (through [`Summary::control_plane`]),
+///   the add-ons, etcd and the cluster's kubectl (`state.addons`, `state.etcd`,
+///   `state.kubectl`), never a worker node.
+/// - `check_node` reads only its `node`, the summary and those cluster-wide fields, never
+///   another node. Its `node` need not be in `state.nodes` (the planner probes what a node
+///   would face after a control-plane move).
+///
+/// After a step that changes workers the planner re-runs `check_node` for them; after one that
+/// changes a control-plane node it also re-runs `check_cluster`, and `check_node` for every
+/// node when the summary changed; after one that changes a cluster-wide field it re-runs
+/// everything.
 pub trait SkewPolicy: Send + Sync {
     /// A short name for reports (`upstream`, `strict-kubelet`).
     fn name(&self) -> &str;
