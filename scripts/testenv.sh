@@ -198,7 +198,8 @@ cmd_up() {
     --cert-dir="$dir/certs" --token-auth-file="$dir/tokens.csv" --authorization-mode=RBAC \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$dir/sa.pub" --service-account-signing-key-file="$dir/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 --disable-admission-plugins=ServiceAccount
+    --service-cluster-ip-range=10.0.0.0/24 --disable-admission-plugins=ServiceAccount \
+    --allow-privileged=true   # as kubeadm sets it; kupgrade-kube's node-command pods are privileged
   local auth=(-H "Authorization: Bearer $admin_tok" --cacert "$dir/certs/apiserver.crt" --max-time 3)
   wait_for "apiserver /readyz" "$dir" curl -fs -o /dev/null "${auth[@]}" "$url/readyz"   # 500 until ready
   wait_for "RBAC bootstrap" "$dir" curl -fs -o /dev/null "${auth[@]}" \
