@@ -434,7 +434,8 @@ impl RulePolicy {
             rules,
         };
         let mut problems = Vec::new();
-        policy.validate(&mut problems);
+        let indices: Vec<usize> = (0..policy.rules.len()).collect();
+        policy.validate(&indices, &mut problems);
         if problems.is_empty() {
             Ok(policy)
         } else {
@@ -500,7 +501,7 @@ impl RulePolicy {
                     Some("name".into()),
                     format!("expected a non-empty string, found {}", short(&other)),
                 ));
-                String::new()
+                "rules".to_string()
             }
         };
         let raw_rules = match top.remove("rules") {
@@ -537,23 +538,27 @@ impl RulePolicy {
             ));
         }
         let mut rules = Vec::with_capacity(raw_rules.len());
+        let mut indices = Vec::with_capacity(raw_rules.len());
         for (i, raw) in raw_rules.into_iter().enumerate() {
             match parse_rule(raw, i, &locator) {
-                Ok(rule) => rules.push(rule),
+                Ok(rule) => {
+                    rules.push(rule);
+                    indices.push(i);
+                }
                 Err(p) => problems.push(p),
             }
         }
         let policy = RulePolicy { name, rules };
-        if problems.is_empty() {
-            let mut found = Vec::new();
-            policy.validate(&mut found);
-            for p in &mut found {
-                if let Some((n, _)) = &p.rule {
-                    p.location = locator.rule_field(n - 1, p.field.as_deref());
-                }
+        // The rules that did parse are checked too, so one pass reports every problem.
+        let mut found = Vec::new();
+        policy.validate(&indices, &mut found);
+        for p in &mut found {
+            if let Some((n, _)) = &p.rule {
+                p.location = locator.rule_field(n - 1, p.field.as_deref());
             }
-            problems = found;
         }
+        problems.extend(found);
+        problems.sort_by_key(|p| p.rule.as_ref().map_or(0, |r| r.0));
         if problems.is_empty() {
             Ok(policy)
         } else {
@@ -595,7 +600,8 @@ impl RulePolicy {
         with_upstream(UpstreamPolicy::new(), self)
     }
 
-    fn validate(&self, out: &mut Vec<RuleProblem>) {
+    /// Checks the rules; `indices[i]` is rule `i`'s 0-based position in its file.
+    fn validate(&self, indices: &[usize], out: &mut Vec<RuleProblem>) {
         if self.name.trim().is_empty() {
             out.push(problem(
                 None,
@@ -605,7 +611,7 @@ impl RulePolicy {
             ));
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
-        for (i, rule) in self.rules.iter().enumerate() {
+        for (&i, rule) in indices.iter().zip(&self.rules) {
             let at = Some((i + 1, Some(rule.id.clone())));
             let mut bad = |field: &str, message: String| {
                 out.push(problem(None, at.clone(), Some(field.into()), message));
@@ -1022,12 +1028,19 @@ impl Rule {
                             minors(lag),
                             r.apiserver
                         ),
-                        format!(
-                            "{} may be at most {} behind the {} kube-apiserver",
-                            r.component,
-                            minors(r.minors.into()),
-                            r.apiserver
-                        ),
+                        if r.minors == 0 {
+                            format!(
+                                "{} may not be behind the {} kube-apiserver",
+                                r.component, r.apiserver
+                            )
+                        } else {
+                            format!(
+                                "{} may be at most {} behind the {} kube-apiserver",
+                                r.component,
+                                minors(r.minors.into()),
+                                r.apiserver
+                            )
+                        },
                         allowed.to_string(),
                     ));
                 }
@@ -1073,23 +1086,36 @@ impl Rule {
                 };
                 let Some(other) = other else { return };
                 let om = other.minor();
-                let d = om.skew_to(m).abs();
-                if d > i64::from(r.max) {
+                let d = om.skew_to(m);
+                if d.abs() > i64::from(r.max) {
                     let allowed = MinorRange::new(
                         minus(om, r.max),
                         Minor::new(om.major(), om.minor() + u64::from(r.max)),
                     );
-                    out.push(self.violation(
-                        place,
-                        c,
-                        found,
-                        format!("{} from the {} beside it ({other})", minors(d), r.other),
+                    let (n, way) = if d > 0 { (d, "newer") } else { (-d, "older") };
+                    let requirement = if r.max == 0 {
+                        format!(
+                            "{} must be at the minor of the {} on its node",
+                            r.component, r.other
+                        )
+                    } else {
                         format!(
                             "{} must be within {} of the {} on its node",
                             r.component,
                             minors(r.max.into()),
                             r.other
+                        )
+                    };
+                    out.push(self.violation(
+                        place,
+                        c,
+                        found,
+                        format!(
+                            "{} {way} than the {} beside it ({other})",
+                            minors(n),
+                            r.other
                         ),
+                        requirement,
                         allowed.to_string(),
                     ));
                 }
@@ -1126,7 +1152,11 @@ impl Rule {
                         c,
                         found,
                         format!("and {m} reached its end of life on {since}{estimated}"),
-                        format!("no component may run an end-of-life minor on {}", r.date),
+                        if r.components.is_empty() {
+                            format!("no component may run an end-of-life minor on {}", r.date)
+                        } else {
+                            format!("{c} may not run an end-of-life minor on {}", r.date)
+                        },
                         allowed,
                     ));
                 }
@@ -1313,7 +1343,7 @@ nodes:
         assert_eq!(v.allowed, "1.27");
         assert_eq!(
             v.message,
-            "kube-proxy on node \"w-2\" is v1.29.4, 2 minors from the kubelet beside it (v1.27.13); kube-proxy must be within 0 minors of the kubelet on its node (allowed: 1.27)"
+            "kube-proxy on node \"w-2\" is v1.29.4, 2 minors newer than the kubelet beside it (v1.27.13); kube-proxy must be at the minor of the kubelet on its node (allowed: 1.27)"
         );
         let p = policy(
             "  - { id: px, kind: node-skew, component: kube-proxy, other: kubelet, max: 1 }\n",
