@@ -81,7 +81,9 @@ impl NodeEnv {
 
 /// Maps a node to its [`NodeEnv`]; shared by the runners.
 #[derive(Clone, Default)]
-pub(crate) struct NodeEnvFn(Option<Arc<dyn Fn(&NodeName) -> NodeEnv + Send + Sync>>);
+pub(crate) struct NodeEnvFn(Option<Arc<NodeEnvCallback>>);
+
+type NodeEnvCallback = dyn Fn(&NodeName) -> NodeEnv + Send + Sync;
 
 impl NodeEnvFn {
     pub(crate) fn new(f: impl Fn(&NodeName) -> NodeEnv + Send + Sync + 'static) -> Self {

@@ -27,7 +27,7 @@
 //!   `kill -KILL` over the same connection (through `sudo -n` for sudo commands), then returns
 //!   [`RunnerError::TimedOut`]; so does dropping the `run` future.
 //! - Output is bounded and streamed like the local runner's. Exit status 127 of a
-//!   [`Program::Exec`](kupgrade_core::ports::Program::Exec) command is
+//!   [`Program::Exec`] command is
 //!   [`RunnerError::NotFound`]. A command killed by a signal reports `128 + signal` (OpenSSH's
 //!   multiplexing protocol does not carry signal numbers).
 //! - The node's login shell must be POSIX-like (bash, dash, zsh, ksh); what its start-up files
@@ -88,6 +88,34 @@ struct State {
     dir: tempfile::TempDir,
     config_file: Option<PathBuf>,
     slots: Mutex<HashMap<NodeName, Arc<Slot>>>,
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // openssh's own drop only asks a master to stop listening, which leaves it running
+        // until its idle timeout: ask each to exit (all at once, then wait).
+        let slots = std::mem::take(self.slots.get_mut().unwrap_or_else(|e| e.into_inner()));
+        let exiting: Vec<_> = slots
+            .values()
+            .filter_map(|slot| slot.session.try_lock().ok()?.take())
+            .filter_map(|session| exit_master(&session).spawn().ok())
+            .collect();
+        for mut child in exiting {
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `ssh -O exit` for a session's master: it closes the connection and exits.
+fn exit_master(session: &Session) -> std::process::Command {
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-S")
+        .arg(session.control_socket())
+        .args(["-O", "exit", "kupgrade-node"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
 }
 
 /// One node's connection and its session budget.
@@ -192,22 +220,24 @@ impl SshRunner {
         s
     }
 
-    /// Closes every open connection (they also close when the runner is dropped).
+    /// Closes every open connection now; commands still running on them fail. (Connections
+    /// also close when the last clone of the runner is dropped.)
     pub async fn close(&self) {
         let slots: Vec<Arc<Slot>> = self
             .state
             .slots
             .lock()
-            .unwrap()
+            .unwrap_or_else(|e| e.into_inner())
             .drain()
             .map(|(_, s)| s)
             .collect();
         for slot in slots {
             if let Some(session) = slot.session.lock().await.take() {
-                if let Ok(session) = Arc::try_unwrap(session) {
-                    if let Err(e) = session.close().await {
-                        tracing::debug!(error = %e, "closing an SSH connection failed");
-                    }
+                let status = tokio::process::Command::from(exit_master(&session))
+                    .status()
+                    .await;
+                if !status.as_ref().is_ok_and(|s| s.success()) {
+                    tracing::debug!(?status, "asking an SSH master to exit failed");
                 }
             }
         }
@@ -416,6 +446,18 @@ impl Drop for RemoteKill {
     }
 }
 
+/// How often a refused session is retried before giving up (about 5 s in all).
+const MAX_REFUSALS: u32 = 25;
+
+fn refusal_backoff(attempt: u32) -> Duration {
+    Duration::from_millis((10 * u64::from(attempt)).min(250))
+}
+
+/// True when the server refused to open a session on the connection (nothing ran).
+fn session_refused(e: &openssh::Error) -> bool {
+    matches!(e, openssh::Error::SshMux(inner) if inner.to_string().contains("refused by peer"))
+}
+
 /// Sends `SIGKILL` to process group `pgid` on the node, over `session`.
 async fn kill_group(session: &Arc<Session>, node: &NodeName, pgid: u32, sudo: bool) {
     let line = if sudo {
@@ -423,12 +465,22 @@ async fn kill_group(session: &Arc<Session>, node: &NodeName, pgid: u32, sudo: bo
     } else {
         format!("kill -KILL -- -{pgid}")
     };
-    let result = Session::to_raw_command(session.clone(), &line)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await;
+    let mut attempt = 0;
+    let result = loop {
+        let r = Session::to_raw_command(session.clone(), &line)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        match r {
+            Err(e) if session_refused(&e) && attempt < MAX_REFUSALS => {
+                attempt += 1;
+                tokio::time::sleep(refusal_backoff(attempt)).await;
+            }
+            r => break r,
+        }
+    };
     match result {
         Ok(s) if s.success() => tracing::debug!(node = %node, pgid, "killed the remote command"),
         Ok(s) => {
@@ -503,6 +555,7 @@ impl CommandRunner for SshRunner {
                 source: Some(Box::new(e)),
             })?;
         let mut reconnected = false;
+        let mut refusals = 0u32;
         let (session, mut child) = loop {
             let session = self.session(node, &slot).await?;
             let spawned = Session::to_raw_command(session.clone(), &line)
@@ -523,6 +576,26 @@ impl CommandRunner for SshRunner {
                     tracing::debug!(node = %node, "SSH connection gone; reconnecting");
                     slot.forget(&session).await;
                     reconnected = true;
+                }
+                // The server refused a new session: usually its MaxSessions, while the
+                // sessions of commands that just ended are still being closed. Nothing ran;
+                // try again shortly.
+                Err(e) if session_refused(&e) && refusals < MAX_REFUSALS => {
+                    refusals += 1;
+                    tracing::debug!(node = %node, refusals, "session refused; retrying");
+                    tokio::time::sleep(refusal_backoff(refusals)).await;
+                }
+                Err(e) if session_refused(&e) => {
+                    return Err(RunnerError::Other {
+                        node: node.clone(),
+                        message: format!(
+                            "{} kept refusing new sessions on its connection; its sshd \
+                             MaxSessions may be lower than SshConfig::max_sessions_per_node ({})",
+                            self.destination(node),
+                            self.config.max_sessions_per_node
+                        ),
+                        source: Some(Box::new(e)),
+                    });
                 }
                 Err(e) => {
                     if matches!(e, openssh::Error::Disconnected) {
@@ -686,13 +759,11 @@ impl CommandRunner for SshRunner {
                 source: None,
             });
         };
-        if code == 127 {
-            if let Program::Exec { program, .. } = &spec.program {
-                return Err(RunnerError::NotFound {
-                    node: node.clone(),
-                    program: program.clone(),
-                });
-            }
+        if let (127, Program::Exec { program, .. }) = (code, &spec.program) {
+            return Err(RunnerError::NotFound {
+                node: node.clone(),
+                program: program.clone(),
+            });
         }
         Ok(CommandOutput {
             status: ExitStatus::Code(code),

@@ -36,6 +36,11 @@ impl Sshd {
     /// Starts a server, or returns `None` (after saying why) when openssh-server is missing
     /// and real servers are not required.
     pub fn start() -> Option<Sshd> {
+        Sshd::start_with(&[])
+    }
+
+    /// Like [`Sshd::start`], with extra `sshd_config` lines (`"MaxSessions 2"`).
+    pub fn start_with(extra_config: &[&str]) -> Option<Sshd> {
         if !Path::new(SSHD).exists() {
             if std::env::var("KUPGRADE_REQUIRE_REAL_SERVERS").as_deref() == Ok("1") {
                 panic!(
@@ -46,10 +51,10 @@ impl Sshd {
             eprintln!("skipped: openssh-server not installed (run scripts/test.sh)");
             return None;
         }
-        Some(Sshd::start_real())
+        Some(Sshd::start_real(extra_config))
     }
 
-    fn start_real() -> Sshd {
+    fn start_real(extra_config: &[&str]) -> Sshd {
         ensure_privsep_dir();
         let dir = tempfile::Builder::new()
             .prefix("kupgrade-sshd-")
@@ -67,7 +72,7 @@ impl Sshd {
         for _attempt in 0..5 {
             let port = free_port();
             let config = d.join("sshd_config");
-            fs::write(&config, sshd_config(d, port)).expect("sshd_config");
+            fs::write(&config, sshd_config(d, port, extra_config)).expect("sshd_config");
             let log = fs::File::create(d.join("sshd.log")).expect("sshd.log");
             let mut child = Command::new(SSHD)
                 .args(["-D", "-e", "-f"])
@@ -198,7 +203,7 @@ impl Drop for Sshd {
     }
 }
 
-fn sshd_config(d: &Path, port: u16) -> String {
+fn sshd_config(d: &Path, port: u16, extra: &[&str]) -> String {
     let p = |name: &str| d.join(name).display().to_string();
     [
         "ListenAddress 127.0.0.1".to_string(),
@@ -218,6 +223,9 @@ fn sshd_config(d: &Path, port: u16) -> String {
             p("bin")
         ),
     ]
+    .into_iter()
+    .chain(extra.iter().map(|l| l.to_string()))
+    .collect::<Vec<_>>()
     .join("\n")
         + "\n"
 }

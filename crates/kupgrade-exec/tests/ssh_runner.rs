@@ -1,0 +1,443 @@
+//! SshRunner against a real OpenSSH server on 127.0.0.1 (see support/sshd.rs): the
+//! conformance suite, host-key refusal, connection reuse, remote kills.
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use kupgrade_core::conformance::command_runner::{self, Capabilities, SignalReport, SudoSupport};
+use kupgrade_core::ports::{CommandRunner, CommandRunnerExt, CommandSpec, LineSink, RunnerError};
+use kupgrade_core::{NodeName, SshTarget};
+use kupgrade_exec::{NodeEnv, SshConfig, SshRunner};
+use support::sshd::Sshd;
+use support::{processes_with, uid, write_script, write_stub_sudo};
+
+fn node(name: &str) -> NodeName {
+    name.parse().unwrap()
+}
+
+fn target(sshd: &Sshd) -> SshTarget {
+    SshTarget {
+        host: Some("127.0.0.1".into()),
+        port: Some(sshd.port()),
+        user: Some(sshd.user().to_string()),
+    }
+}
+
+/// A config that reaches `sshd` with its key and known_hosts, keeping state in `state`.
+fn config(sshd: &Sshd, state: &Path) -> SshConfig {
+    SshConfig::new()
+        .identity_file(sshd.client_key())
+        .known_hosts_file(sshd.known_hosts())
+        .state_dir(state)
+}
+
+fn ssh_runner(sshd: &Sshd, state: &Path, nodes: &[&str]) -> SshRunner {
+    let r = SshRunner::new(config(sshd, state)).unwrap();
+    r.with_targets(nodes.iter().map(|n| (node(n), target(sshd))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conforms_over_a_real_sshd() {
+    let Some(sshd) = Sshd::start() else { return };
+    write_stub_sudo(&sshd.bin_dir());
+    let state = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap(); // the "remote" node is this machine
+    let runner = ssh_runner(&sshd, state.path(), &["node-1"]);
+    let caps = Capabilities::new(scratch.path().to_str().unwrap())
+        .sudo(SudoSupport::Honoured { uid: uid() })
+        .signals(SignalReport::ShellStatus);
+    command_runner::run_all(&runner, &node("node-1"), &caps).await;
+    // Every command of the suite, including the concurrent ones and the kills, went over one
+    // connection.
+    assert_eq!(sshd.accepted_logins(), 1, "{}", sshd.log());
+    runner.close().await;
+}
+
+#[tokio::test]
+async fn unknown_host_key_is_refused() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let empty = state.path().join("known_hosts_empty");
+    std::fs::write(&empty, "").unwrap();
+    let config = config(&sshd, state.path()).known_hosts_file(&empty);
+    let runner = SshRunner::new(config.clone())
+        .unwrap()
+        .with_target(node("w-1"), target(&sshd));
+    let e = runner
+        .output(&node("w-1"), &CommandSpec::new("true"))
+        .await
+        .unwrap_err();
+    let RunnerError::HostKey { node: n, message } = &e else {
+        panic!("expected HostKey, got {e:?}")
+    };
+    assert_eq!(n.as_str(), "w-1");
+    let dest = format!("{}@127.0.0.1:{}", sshd.user(), sshd.port());
+    assert!(
+        message.starts_with(&format!(
+            "{dest} presented a host key that is not in {}, and unknown host keys are refused. \
+             Nothing was run.",
+            empty.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("SshConfig::accept_new_host_keys()"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("ssh-keyscan -p {} 127.0.0.1", sshd.port())),
+        "{message}"
+    );
+    assert!(
+        message.contains("No ED25519 host key is known for"),
+        "{message}"
+    );
+    assert!(
+        e.to_string()
+            .starts_with("host key of node w-1 not trusted: "),
+        "{e}"
+    );
+    assert_eq!(sshd.accepted_logins(), 0, "nothing may log in");
+    assert_eq!(
+        std::fs::read_to_string(&empty).unwrap(),
+        "",
+        "known_hosts must not change"
+    );
+
+    // Trust on first use is an explicit opt-in; it records the key.
+    let runner = SshRunner::new(config.accept_new_host_keys())
+        .unwrap()
+        .with_target(node("w-1"), target(&sshd));
+    let out = runner
+        .output(&node("w-1"), &CommandSpec::new("echo").arg("in"))
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "in\n");
+    // (Debian's ssh_config hashes host names, so compare the key itself.)
+    let recorded = std::fs::read_to_string(&empty).unwrap();
+    let host_key = std::fs::read_to_string(sshd.dir().join("host_key.pub")).unwrap();
+    let blob = host_key.split_whitespace().nth(1).unwrap();
+    assert!(
+        recorded
+            .trim_end()
+            .ends_with(&format!("ssh-ed25519 {blob}")),
+        "{recorded}"
+    );
+}
+
+#[tokio::test]
+async fn changed_host_key_is_refused_even_with_accept_new() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let other = state.path().join("other_host_key");
+    sshd.keygen(&other);
+    let wrong = state.path().join("known_hosts_wrong");
+    sshd.write_known_hosts(&wrong, &other.with_extension("pub"));
+    for config in [
+        config(&sshd, state.path()).known_hosts_file(&wrong),
+        config(&sshd, state.path())
+            .known_hosts_file(&wrong)
+            .accept_new_host_keys(),
+    ] {
+        let runner = SshRunner::new(config)
+            .unwrap()
+            .with_target(node("cp-1"), target(&sshd));
+        let e = runner
+            .output(&node("cp-1"), &CommandSpec::new("true"))
+            .await
+            .unwrap_err();
+        let RunnerError::HostKey { node: n, message } = &e else {
+            panic!("expected HostKey, got {e:?}")
+        };
+        assert_eq!(n.as_str(), "cp-1");
+        assert!(
+            message.contains(&format!(
+                "presented a host key that does NOT match the one recorded for it in {}",
+                wrong.display()
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!(
+                "ssh-keygen -R '[127.0.0.1]:{}' -f {}",
+                sshd.port(),
+                wrong.display()
+            )),
+            "{message}"
+        );
+    }
+    assert_eq!(sshd.accepted_logins(), 0);
+}
+
+#[tokio::test]
+async fn an_unauthorized_key_is_an_auth_error() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let stranger = state.path().join("stranger");
+    sshd.keygen(&stranger);
+    let runner = SshRunner::new(config(&sshd, state.path()).identity_file(&stranger))
+        .unwrap()
+        .with_target(node("w-2"), target(&sshd));
+    let e = runner
+        .output(&node("w-2"), &CommandSpec::new("true"))
+        .await
+        .unwrap_err();
+    let RunnerError::Auth { node: n, message } = &e else {
+        panic!("expected Auth, got {e:?}")
+    };
+    assert_eq!(n.as_str(), "w-2");
+    assert!(
+        message.contains("Permission denied (publickey)"),
+        "{message}"
+    );
+    assert!(message.contains("authorized_keys"), "{message}");
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connect_error() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let runner = SshRunner::new(config(&sshd, state.path()))
+        .unwrap()
+        .with_target(
+            node("w-3"),
+            SshTarget {
+                port: Some(port),
+                ..target(&sshd)
+            },
+        );
+    let e = runner
+        .output(&node("w-3"), &CommandSpec::new("true"))
+        .await
+        .unwrap_err();
+    let RunnerError::Connect {
+        node: n, message, ..
+    } = &e
+    else {
+        panic!("expected Connect, got {e:?}")
+    };
+    assert_eq!(n.as_str(), "w-3");
+    assert!(message.contains("Connection refused"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_per_node_reused_and_reopened() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = ssh_runner(&sshd, state.path(), &["a", "b"]);
+    let mut runs = Vec::new();
+    for i in 0..24 {
+        let (runner, n) = (runner.clone(), node(if i % 2 == 0 { "a" } else { "b" }));
+        runs.push(tokio::spawn(async move {
+            runner
+                .output(&n, &CommandSpec::new("echo").arg(i.to_string()))
+                .await
+                .unwrap()
+                .stdout_text()
+        }));
+    }
+    for (i, r) in runs.into_iter().enumerate() {
+        assert_eq!(r.await.unwrap(), format!("{i}\n"));
+    }
+    assert_eq!(
+        sshd.accepted_logins(),
+        2,
+        "one login per node: {}",
+        sshd.log()
+    );
+    let masters = control_sockets(state.path());
+    assert_eq!(masters.len(), 2, "{masters:?}");
+
+    // Ask node a's master to exit, as an idle timeout would: the next command reconnects.
+    let status = std::process::Command::new("ssh")
+        .arg("-S")
+        .arg(&masters[0])
+        .args(["-O", "exit", "x"])
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    for n in ["a", "b"] {
+        let out = runner
+            .output(&node(n), &CommandSpec::new("echo").arg(n))
+            .await
+            .unwrap();
+        assert_eq!(out.stdout_text(), format!("{n}\n"));
+    }
+    assert_eq!(
+        sshd.accepted_logins(),
+        3,
+        "exactly one reconnection: {}",
+        sshd.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_refused_by_max_sessions_are_retried() {
+    // The server allows 2 sessions per connection; the runner tries 6 commands at once.
+    let Some(sshd) = Sshd::start_with(&["MaxSessions 2"]) else {
+        return;
+    };
+    let state = tempfile::tempdir().unwrap();
+    let runner = SshRunner::new(config(&sshd, state.path()).max_sessions_per_node(6))
+        .unwrap()
+        .with_target(node("w-1"), target(&sshd));
+    let mut runs = Vec::new();
+    for i in 0..6 {
+        let runner = runner.clone();
+        runs.push(tokio::spawn(async move {
+            let spec = CommandSpec::shell(format!("sleep 0.2; echo {i}"));
+            runner.output(&node("w-1"), &spec).await
+        }));
+    }
+    for (i, r) in runs.into_iter().enumerate() {
+        assert_eq!(r.await.unwrap().unwrap().stdout_text(), format!("{i}\n"));
+    }
+    assert_eq!(sshd.accepted_logins(), 1);
+}
+
+#[tokio::test]
+async fn dropping_the_runner_closes_its_connections() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = ssh_runner(&sshd, state.path(), &["a", "b"]);
+    for n in ["a", "b"] {
+        runner
+            .output(&node(n), &CommandSpec::new("true"))
+            .await
+            .unwrap();
+    }
+    let closed = || sshd.log().matches("Disconnected from user").count();
+    assert_eq!(closed(), 0);
+    drop(runner);
+    for _ in 0..250 {
+        if closed() == 2 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "connections still open after the runner was dropped: {}",
+        sshd.log()
+    );
+}
+
+/// The control sockets under the runner's state directory.
+fn control_sockets(state: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for private in std::fs::read_dir(state).unwrap().flatten() {
+        for conn in std::fs::read_dir(private.path()).unwrap().flatten() {
+            let master = conn.path().join("master");
+            if master.exists() {
+                found.push(master);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_kills_the_remote_process_group() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
+    // Both the command's child and grandchild carry a tag we can find in /proc.
+    let tag = format!("31{}", sshd.port());
+    let spec = CommandSpec::shell(format!("sh -c 'sleep {tag}1' & sleep {tag}2; true"))
+        .timeout(Duration::from_millis(800));
+    let e = runner.output(&node("w-1"), &spec).await.unwrap_err();
+    assert!(matches!(e, RunnerError::TimedOut { .. }), "{e:?}");
+    for _ in 0..100 {
+        if processes_with(&format!("sleep {tag}")).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "remote processes survived the timeout: {:?}",
+        processes_with(&format!("sleep {tag}"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_run_kills_the_remote_process_group() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
+    let tag = format!("32{}", sshd.port());
+    let spec = CommandSpec::shell(format!("echo started; sleep {tag}"));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let sink = LineSink::new(move |_, _| {
+        if let Some(tx) = tx.lock().unwrap().take() {
+            let _ = tx.send(());
+        }
+    });
+    let n = node("w-1");
+    {
+        let run = runner.run(&n, &spec, &sink);
+        tokio::select! {
+            r = run => panic!("the command ended: {r:?}"),
+            _ = rx => {} // started: give up on it, as Ctrl-C would
+        }
+    }
+    for _ in 0..200 {
+        if processes_with(&format!("sleep {tag}")).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the remote command survived the cancelled run");
+}
+
+#[tokio::test]
+async fn node_env_sandboxes_work_remotely() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    for n in ["cp-1", "w-1"] {
+        let bin = root.path().join(n).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        write_script(
+            &bin,
+            "kubeadm",
+            &format!("echo \"stub of {n} in $(pwd) root=$KUPGRADE_NODE_ROOT\"\n"),
+        );
+    }
+    let sandboxes = root.path().to_path_buf();
+    let runner = ssh_runner(&sshd, state.path(), &["cp-1", "w-1"])
+        .with_node_env(move |n| NodeEnv::sandbox(&sandboxes, n));
+    for n in ["cp-1", "w-1"] {
+        let out = runner
+            .output(&node(n), &CommandSpec::new("kubeadm").arg("version"))
+            .await
+            .unwrap();
+        let d = root.path().join(n);
+        assert_eq!(
+            out.stdout_text(),
+            format!("stub of {n} in {d} root={d}\n", d = d.display())
+        );
+    }
+
+    let broken = ssh_runner(&sshd, state.path(), &["w-9"])
+        .with_node_env(|_| NodeEnv::new().dir("/nonexistent/kupgrade-sandbox"));
+    let e = broken
+        .output(&node("w-9"), &CommandSpec::new("true"))
+        .await
+        .unwrap_err();
+    let RunnerError::Other { message, .. } = &e else {
+        panic!("expected Other, got {e:?}")
+    };
+    assert!(
+        message.starts_with("the command did not start"),
+        "{message}"
+    );
+    assert!(
+        message.contains("/nonexistent/kupgrade-sandbox"),
+        "{message}"
+    );
+}
