@@ -1,7 +1,81 @@
-//! Mermaid gantt.
-use crate::plan::UpgradePlan;
+//! A Mermaid gantt chart of the estimated schedule: a section per hop and phase, a bar per
+//! step, the point of no return marked critical. Times start at midnight of the plan's date.
+use std::fmt::Write as _;
 
-/// The plan as a Mermaid gantt chart.
+use jiff::ToSpan;
+use jiff::civil::DateTime;
+
+use crate::plan::step::Phase;
+use crate::plan::{Estimate, UpgradePlan};
+
+use super::node_summary;
+
+/// The plan's schedule as a Mermaid gantt chart.
 pub fn mermaid(plan: &UpgradePlan) -> String {
-    format!("{}\n", plan.target)
+    let mut out = String::new();
+    let o = &mut out;
+    let name = plan.cluster.as_deref().unwrap_or("cluster");
+    let _ = writeln!(o, "gantt");
+    let _ = writeln!(
+        o,
+        "    title {} from {} to {} (estimated)",
+        clean(name),
+        plan.from,
+        plan.target
+    );
+    let _ = writeln!(o, "    dateFormat YYYY-MM-DD HH:mm:ss");
+    let _ = writeln!(o, "    axisFormat %H:%M");
+    let start: DateTime = plan.date.at(0, 0, 0, 0);
+    let at = |seconds: u64| -> String {
+        let t = i64::try_from(seconds)
+            .ok()
+            .and_then(|s| start.checked_add(s.seconds()).ok())
+            .unwrap_or(start);
+        t.strftime("%Y-%m-%d %H:%M:%S").to_string()
+    };
+    let starts = Estimate::start_times(&plan.steps);
+    let mut section: Option<(Option<usize>, Phase)> = None;
+    for (i, (step, begin)) in plan.steps.iter().zip(starts).enumerate() {
+        let here = (step.hop, step.phase);
+        if section != Some(here) {
+            section = Some(here);
+            let title = match step.hop.and_then(|h| plan.hops.get(h)) {
+                Some(hop) => format!("{} {}", hop.to, step.phase),
+                None => step.phase.to_string(),
+            };
+            let _ = writeln!(o, "    section {}", clean(&title));
+        }
+        let nodes = if step.nodes.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", node_summary(step.nodes.as_slice(), 2))
+        };
+        let label = clean(&format!("{nodes}{}", step.action.describe()));
+        let tags = if step.point_of_no_return {
+            "crit, "
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            o,
+            "    {label} :{tags}s{}, {}, {}",
+            i + 1,
+            at(begin),
+            at(begin + step.duration_seconds.max(1))
+        );
+    }
+    out
+}
+
+/// Removes the characters that end a Mermaid gantt label or start a comment.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if matches!(c, ':' | ';' | '#' | '%' | '\n') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }

@@ -1,5 +1,14 @@
-//! Renderers: text for a terminal, a Markdown runbook, JSON and YAML (one versioned format),
-//! and a Mermaid gantt chart. Same plan, same bytes.
+//! Renderers: text for a terminal ([`text`]), a Markdown runbook ([`markdown`]), JSON and
+//! YAML ([`to_json`], [`to_yaml`]: one versioned format, described by
+//! [`SCHEMA`](super::SCHEMA)), and a Mermaid gantt chart of the estimated schedule
+//! ([`mermaid`]). Each is a pure function of the plan: same plan, same bytes.
+use std::fmt::Write as _;
+
+use crate::NodeName;
+use crate::ports::{CommandSpec, Privilege, Program, shell_quote};
+
+use super::step::{Action, Step};
+
 mod json;
 mod markdown;
 mod mermaid;
@@ -9,3 +18,209 @@ pub use json::{from_json, from_yaml, to_json, to_yaml};
 pub use markdown::markdown;
 pub use mermaid::mermaid;
 pub use text::text;
+
+/// The output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// [`text`].
+    Text,
+    /// [`markdown`].
+    Markdown,
+    /// [`to_json`].
+    Json,
+    /// [`to_yaml`].
+    Yaml,
+    /// [`mermaid`].
+    Mermaid,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 5] = [
+        Format::Text,
+        Format::Markdown,
+        Format::Json,
+        Format::Yaml,
+        Format::Mermaid,
+    ];
+
+    /// Its name on a command line (`text`, `markdown`, `json`, `yaml`, `mermaid`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Markdown => "markdown",
+            Format::Json => "json",
+            Format::Yaml => "yaml",
+            Format::Mermaid => "mermaid",
+        }
+    }
+
+    /// Renders `plan`.
+    pub fn render(self, plan: &super::UpgradePlan) -> String {
+        match self {
+            Format::Text => text(plan),
+            Format::Markdown => markdown(plan),
+            Format::Json => to_json(plan),
+            Format::Yaml => to_yaml(plan),
+            Format::Mermaid => mermaid(plan),
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s || (s == "md" && *f == Format::Markdown))
+            .ok_or_else(|| {
+                format!("{s:?} is not a format: expected text, markdown, json, yaml or mermaid")
+            })
+    }
+}
+
+/// A command as a person types it: `sudo` (not `sudo -n`), environment variables as
+/// `NAME=value` prefixes, standard input as a quoted here-document. Every word is quoted where
+/// needed.
+///
+/// ```
+/// use kupgrade_core::plan::render::human_line;
+/// use kupgrade_core::ports::CommandSpec;
+/// let cmd = CommandSpec::new("tee").arg("/etc/x.list").stdin("deb x /\n").sudo();
+/// assert_eq!(human_line(&cmd), "sudo tee /etc/x.list <<'EOF'\ndeb x /\nEOF");
+/// let cmd = CommandSpec::new("apt-get").env("DEBIAN_FRONTEND", "noninteractive")
+///     .args(["install", "-y", "kubelet=1.30.1-*"]).sudo();
+/// assert_eq!(human_line(&cmd), "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y 'kubelet=1.30.1-*'");
+/// ```
+pub fn human_line(spec: &CommandSpec) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let sudo = spec.privilege == Privilege::Sudo;
+    if sudo {
+        words.push("sudo".into());
+    }
+    for (k, v) in &spec.env {
+        words.push(format!("{k}={}", shell_quote(v)));
+    }
+    match &spec.program {
+        Program::Exec { program, args } => {
+            words.push(shell_quote(program));
+            words.extend(args.iter().map(|a| shell_quote(a)));
+        }
+        Program::Shell { script } => {
+            if words.is_empty() {
+                words.push(script.clone());
+            } else {
+                words.extend(["sh".to_string(), "-c".to_string(), shell_quote(script)]);
+            }
+        }
+    }
+    let mut line = words.join(" ");
+    if let Some(stdin) = &spec.stdin {
+        let text = String::from_utf8_lossy(stdin);
+        if text.ends_with('\n') && !text.lines().any(|l| l == "EOF") {
+            let _ = write!(line, " <<'EOF'\n{text}EOF");
+        } else {
+            line = format!("printf '%s' {} | {line}", shell_quote(&text));
+        }
+    }
+    line
+}
+
+/// What a person runs for a step that is not a node command: `kubectl` lines for cluster
+/// operations, prose for the provider and the operator, one item per check.
+pub fn manual_lines(step: &Step) -> Vec<String> {
+    let nodes = step.nodes.as_slice();
+    let each = |cmd: &dyn Fn(&str) -> String| -> Vec<String> {
+        match nodes {
+            [] => Vec::new(),
+            [one] => vec![cmd(&shell_quote(one.as_str()))],
+            many => vec![format!(
+                "for node in {}; do {}; done",
+                many.iter()
+                    .map(|n| shell_quote(n.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                cmd("\"$node\"")
+            )],
+        }
+    };
+    match &step.action {
+        Action::Cordon => each(&|n| format!("kubectl cordon {n}")),
+        Action::Uncordon => each(&|n| format!("kubectl uncordon {n}")),
+        Action::Drain { options } => {
+            let mut flags = String::new();
+            if options.ignore_daemonsets {
+                flags.push_str(" --ignore-daemonsets");
+            }
+            if options.delete_emptydir_data {
+                flags.push_str(" --delete-emptydir-data");
+            }
+            if options.force {
+                flags.push_str(" --force");
+            }
+            if let Some(g) = options.grace_period_seconds {
+                let _ = write!(flags, " --grace-period={g}");
+            }
+            let _ = write!(flags, " --timeout={}s", options.timeout_seconds);
+            each(&|n| format!("kubectl drain {n}{flags}"))
+        }
+        Action::WaitReady {
+            version,
+            timeout_seconds,
+        } => each(&|n| {
+            format!(
+                "kubectl wait --for=condition=Ready node/{n} --timeout={timeout_seconds}s && kubectl get node {n} -o jsonpath='{{.status.nodeInfo.kubeletVersion}}'  # expect {version}"
+            )
+        }),
+        Action::ProvisionNodes { version, templates } => nodes
+            .iter()
+            .zip(templates)
+            .map(|(n, t)| {
+                format!("create node {n} like {t} (roles, labels, OS) at {version} with your provider, and wait until it is Ready")
+            })
+            .collect(),
+        Action::RemoveNodes => each(&|n| format!("kubectl delete node {n}"))
+            .into_iter()
+            .chain(std::iter::once(
+                "then delete the machines with your provider".to_string(),
+            ))
+            .collect(),
+        Action::UpgradeKubectlClient { version } => vec![format!(
+            "upgrade the kubectl you use to {version}; `kubectl version --client` must say {version}"
+        )],
+        Action::Preflight { checks } => checks.iter().map(ToString::to_string).collect(),
+        Action::Verify { version } => vec![
+            format!("every node runs kubelet {version}: kubectl get nodes"),
+            "the skew policy holds".to_string(),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// `a, b, c` or `a, b, c (+N more)` beyond `max` names.
+pub(crate) fn node_summary(nodes: &[NodeName], max: usize) -> String {
+    let shown: Vec<&str> = nodes.iter().take(max).map(NodeName::as_str).collect();
+    let mut s = shown.join(", ");
+    if nodes.len() > max {
+        let _ = write!(s, " (+{} more)", nodes.len() - max);
+    }
+    s
+}
+
+/// The OS family's name in runbooks.
+pub(crate) fn os_title(os: crate::OsFamily) -> &'static str {
+    match os {
+        crate::OsFamily::Debian => "Debian/Ubuntu",
+        crate::OsFamily::Rhel => "RHEL-like",
+        crate::OsFamily::Other => "other OS",
+    }
+}
+
+/// A version as its project writes it: etcd without the `v` (`3.5.12-0`), the others with.
+pub(crate) fn show_version(c: crate::Component, v: &crate::KubeVersion) -> String {
+    if c == crate::Component::Etcd {
+        v.to_plain_string()
+    } else {
+        v.to_string()
+    }
+}

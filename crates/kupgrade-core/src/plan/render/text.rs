@@ -1,7 +1,196 @@
-//! Text for a terminal.
-use crate::plan::UpgradePlan;
+//! Text for a terminal: a summary, the hops, a kubeadm-style table of components now and
+//! after, then a numbered runbook.
+use std::fmt::Write as _;
 
-/// The plan as text.
+use crate::plan::step::{Executor, Step};
+use crate::plan::{HopKind, UpgradePlan, WorkerPacing, human_duration};
+
+use super::{human_line, manual_lines, node_summary, os_title};
+
+/// The plan as text for a terminal.
 pub fn text(plan: &UpgradePlan) -> String {
-    format!("{}\n", plan.target)
+    let mut out = String::new();
+    let o = &mut out;
+    let name = plan.cluster.as_deref().unwrap_or("cluster");
+    let _ = writeln!(
+        o,
+        "Upgrade plan for {name}: {} to {}",
+        plan.from, plan.target
+    );
+    let _ = writeln!(o, "{}", summary_line(plan));
+    if plan.is_empty() {
+        let _ = writeln!(
+            o,
+            "\nNothing to do: every node already runs {}.",
+            plan.target
+        );
+    }
+    if !plan.hops.is_empty() {
+        let _ = writeln!(o, "\nControl-plane hops:");
+        for (i, h) in plan.hops.iter().enumerate() {
+            let kind = match h.kind {
+                HopKind::Resume => "finish the hop under way",
+                HopKind::Patch => "patch",
+                HopKind::Minor => "minor",
+            };
+            let _ = write!(o, "  {}. {} -> {} ({kind})", i + 1, h.from, h.to);
+            let mut with = Vec::new();
+            if let Some(e) = &h.etcd {
+                with.push(format!("etcd {}", e.to_plain_string()));
+            }
+            if let Some(c) = &h.coredns {
+                with.push(format!("CoreDNS {c}"));
+            }
+            if !with.is_empty() {
+                let _ = write!(o, "; kubeadm ships {}", with.join(", "));
+            }
+            let _ = writeln!(o);
+        }
+    }
+    let rows: Vec<[String; 3]> = plan
+        .components
+        .iter()
+        .map(|c| {
+            let current = c
+                .current
+                .iter()
+                .map(|v| {
+                    let shown = super::show_version(c.component, &v.version);
+                    if v.count > 1 {
+                        format!("{shown} x{}", v.count)
+                    } else {
+                        shown
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let target = c.target.as_ref().map_or_else(
+                || "(unchanged)".to_string(),
+                |t| super::show_version(c.component, t),
+            );
+            [c.component.to_string(), current, target]
+        })
+        .collect();
+    let header = [
+        "COMPONENT".to_string(),
+        "CURRENT".to_string(),
+        "TARGET".to_string(),
+    ];
+    let w0 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[0].len())
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .chain([&header])
+        .map(|r| r[1].len())
+        .max()
+        .unwrap_or(0);
+    let _ = writeln!(o);
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        let _ = writeln!(o, "{:<w0$}   {:<w1$}   {}", r[0], r[1], r[2]);
+    }
+    let e = &plan.estimate;
+    let _ = writeln!(
+        o,
+        "\nEstimate: {} over {} steps; {} drains, at most {} per node; at most {} node{} unavailable at once{}.",
+        human_duration(e.total_seconds),
+        e.steps,
+        e.drains,
+        e.max_drains_per_node,
+        e.max_unavailable,
+        if e.max_unavailable == 1 { "" } else { "s" },
+        if e.nodes_replaced > 0 {
+            format!("; {} nodes replaced", e.nodes_replaced)
+        } else {
+            String::new()
+        }
+    );
+    let _ = writeln!(o, "\nRunbook:");
+    let width = plan.steps.len().to_string().len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        step_text(o, i + 1, width, step);
+    }
+    if !plan.notes.is_empty() {
+        let _ = writeln!(o, "\nNotes:");
+        for n in &plan.notes {
+            let _ = writeln!(o, "  - {n}");
+        }
+    }
+    out
+}
+
+pub(crate) fn summary_line(plan: &UpgradePlan) -> String {
+    let opts = &plan.options;
+    let pacing = match opts.pacing() {
+        WorkerPacing::EveryHop => "workers after every hop",
+        WorkerPacing::Deferred => "workers deferred as long as the policy allows",
+    };
+    let mut s = format!(
+        "Date {}, policy {}, strategy {}, batches of {}, {pacing}",
+        plan.date, plan.policy, opts.strategy, opts.batch
+    );
+    if let Some(z) = opts.max_per_zone {
+        let _ = write!(s, ", at most {z} per zone ({})", opts.zone_key);
+    }
+    s.push('.');
+    s
+}
+
+fn step_text(o: &mut String, n: usize, width: usize, step: &Step) {
+    let nodes = if step.nodes.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", node_summary(step.nodes.as_slice(), 5))
+    };
+    let _ = write!(
+        o,
+        "{n:>width$}. [{}] {nodes}{}",
+        step.phase,
+        step.action.describe()
+    );
+    if step.point_of_no_return {
+        let _ = write!(o, "  [POINT OF NO RETURN]");
+    }
+    let _ = writeln!(o);
+    let pad = " ".repeat(width + 2);
+    match step.action.executor() {
+        Executor::Node => {
+            let same = step
+                .commands
+                .windows(2)
+                .all(|w| w[0].commands == w[1].commands && w[0].manual == w[1].manual);
+            for c in &step.commands {
+                let label = if same || step.commands.len() == 1 {
+                    String::new()
+                } else {
+                    format!("[{}] ", os_title(c.os))
+                };
+                if let Some(m) = &c.manual {
+                    let _ = writeln!(o, "{pad}{label}by hand: {m}");
+                }
+                for cmd in &c.commands {
+                    // Here-document lines stay flush left, so that a copied command works.
+                    let line = human_line(cmd);
+                    let _ = writeln!(o, "{pad}{label}$ {line}");
+                }
+                if same {
+                    break;
+                }
+            }
+        }
+        Executor::Cluster => {
+            for l in manual_lines(step) {
+                let _ = writeln!(o, "{pad}$ {l}");
+            }
+        }
+        Executor::Provider | Executor::Check | Executor::Operator => {
+            for l in manual_lines(step) {
+                let _ = writeln!(o, "{pad}- {l}");
+            }
+        }
+    }
+    let _ = writeln!(o, "{pad}why: {}", step.reason);
 }
