@@ -98,6 +98,7 @@ mod tests {
     /// The checked-in schema matches the types. `KUPGRADE_BLESS=1 cargo test -p kupgrade-core
     /// plan::schema` rewrites it.
     #[test]
+    #[allow(clippy::disallowed_methods)]
     fn schema_is_in_sync() {
         let fresh = schema_json();
         if fresh != SCHEMA {
