@@ -1,0 +1,115 @@
+//! `cargo run --example plan`: plans the upgrade of a cluster and prints the runbook.
+//!
+//! With no arguments it plans the bundled HA sample (`clusters/ha.yaml`, 1.28) to the newest
+//! stable release on today's date and prints the text runbook. Every intermediate state of the
+//! plan satisfies the skew policy; when none can, the error names the rule and the node.
+//!
+//! ```text
+//! cargo run --example plan -- --target 1.30 --format markdown --batch 2
+//! cargo run --example plan -- --cluster my-cluster.yaml --strategy replace --date 2025-03-01
+//! cargo run --example plan -- --policy examples/policies/strict.yaml --format json
+//! ```
+use anyhow::Context;
+use clap::Parser;
+use jiff::civil::Date;
+use kupgrade_core::plan::render::Format;
+use kupgrade_core::plan::{
+    BatchSize, PlanOptions, PlanRequest, Strategy, Target, WorkerPacing, available_upgrades,
+};
+use kupgrade_core::skew::{SkewPolicy, UpstreamPolicy, rules::RulePolicy};
+
+/// Plan a Kubernetes upgrade in which every intermediate state satisfies the skew policy.
+#[derive(Parser)]
+struct Args {
+    /// The cluster inventory (YAML or JSON).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml"))]
+    cluster: String,
+    /// The target: a version (v1.31.2), a minor (1.31 = its latest patch), `stable` or `latest`.
+    #[arg(long, default_value = "stable")]
+    target: Target,
+    /// Output format: text, markdown, json, yaml or mermaid.
+    #[arg(long, default_value = "text")]
+    format: Format,
+    /// in-place (kubeadm's way) or replace (new nodes join, old ones leave).
+    #[arg(long, default_value = "in-place")]
+    strategy: Strategy,
+    /// Workers per batch: a count (3) or a percentage (25%).
+    #[arg(long, default_value = "1")]
+    batch: BatchSize,
+    /// At most this many nodes of one zone per batch: a count or a percentage of the zone.
+    #[arg(long)]
+    max_per_zone: Option<BatchSize>,
+    /// Replace strategy: new nodes beyond the old ones at once.
+    #[arg(long, default_value_t = 1)]
+    max_surge: u32,
+    /// Move workers as late as the policy allows, several minors per drain (the default for
+    /// the replace strategy).
+    #[arg(long)]
+    defer_workers: bool,
+    /// First upgrade to the latest patch of the current minor.
+    #[arg(long)]
+    patch_first: bool,
+    /// The date that decides which releases exist and are supported (default: today).
+    #[arg(long)]
+    date: Option<Date>,
+    /// Declarative skew rules (YAML or JSON) checked on top of the upstream policy.
+    #[arg(long)]
+    policy: Option<String>,
+    /// Plan even though the cluster violates the policy now (a repair).
+    #[arg(long)]
+    tolerate_initial_violations: bool,
+    /// Accept a target past its end of life on the date.
+    #[arg(long)]
+    allow_unsupported_target: bool,
+    /// List the available upgrades (like `kubeadm upgrade plan`) instead of planning.
+    #[arg(long)]
+    available: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.cluster)
+        .with_context(|| format!("reading {}", args.cluster))?;
+    let cluster = kupgrade_core::inventory::parse(&text, &args.cluster)?;
+    let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
+    let calendar = kupgrade_core::lifecycle::ReleaseCalendar::embedded();
+    if args.available {
+        for u in available_upgrades(&cluster, calendar, date) {
+            println!(
+                "{:<10} {:<32} {} hop(s), etcd {}, CoreDNS {}, {}",
+                u.version.to_string(),
+                u.labels.join(", "),
+                u.hops,
+                u.etcd.map_or("-".into(), |e| e.to_plain_string()),
+                u.coredns.map_or("-".into(), |c| c.to_string()),
+                u.status
+            );
+        }
+        return Ok(());
+    }
+    let policy: Box<dyn SkewPolicy> = match &args.policy {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+            Box::new(RulePolicy::parse(&text, file)?.with_upstream())
+        }
+        None => Box::new(UpstreamPolicy::new()),
+    };
+    let options = PlanOptions {
+        strategy: args.strategy,
+        batch: args.batch,
+        max_per_zone: args.max_per_zone,
+        max_surge: args.max_surge,
+        worker_pacing: args.defer_workers.then_some(WorkerPacing::Deferred),
+        patch_first: args.patch_first,
+        tolerate_initial_violations: args.tolerate_initial_violations,
+        allow_unsupported_target: args.allow_unsupported_target,
+        ..PlanOptions::default()
+    };
+    let plan = PlanRequest::new(args.target, date)
+        .policy(policy.as_ref())
+        .options(options)
+        .plan(&cluster)
+        .with_context(|| format!("planning the upgrade of {}", args.cluster))?;
+    print!("{}", args.format.render(&plan));
+    Ok(())
+}
