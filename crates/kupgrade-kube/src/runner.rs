@@ -35,11 +35,11 @@
 //!
 //! - RBAC, in the runner's namespace only (`examples/rbac/node-command.yaml`): `pods`: create,
 //!   get, list, watch, delete; `pods/log`: get.
-//! - Admission: the namespace must admit privileged, host-PID pods: with Pod Security Admission
-//!   the label `pod-security.kubernetes.io/enforce: privileged` on the namespace (the manifest
-//!   creates `kupgrade-system` so labelled); with PodSecurityPolicy (before 1.25), `use` of a
-//!   policy allowing `privileged` and `hostPID`; other policy engines (Kyverno, Gatekeeper)
-//!   need an exception for the namespace.
+//! - Admission: the namespace must admit privileged, host-PID pods. With Pod Security
+//!   Admission, the label `pod-security.kubernetes.io/enforce: privileged` on the namespace
+//!   (the manifest creates `kupgrade-node-commands` so labelled, with nothing else in it); with
+//!   PodSecurityPolicy (before 1.25), `use` of a policy allowing `privileged` and `hostPID`;
+//!   other policy engines (Kyverno, Gatekeeper) need an exception for the namespace.
 //! - The image (default [`PodRunner::DEFAULT_IMAGE`]) must be pullable on the nodes and provide
 //!   `nsenter` (busybox and util-linux both do).
 use std::collections::BTreeMap;
@@ -76,7 +76,7 @@ pub const NODE_ANNOTATION: &str = "kupgrade.io/node";
 /// use kupgrade_core::ports::{CommandRunnerExt, CommandSpec};
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = kupgrade_kube::connect(None, None).await?;
-/// let runner = kupgrade_kube::PodRunner::new(client).namespace("kupgrade-system");
+/// let runner = kupgrade_kube::PodRunner::new(client).image("registry.example/tools/busybox:1.36");
 /// let out = runner.output(&"w-1".parse()?, &CommandSpec::new("kubelet").arg("--version")).await?;
 /// println!("{} {}", out.status, out.stdout_text());
 /// # Ok(()) }
@@ -104,8 +104,9 @@ impl fmt::Debug for PodRunner {
 impl PodRunner {
     /// The default image: busybox, whose `nsenter` applet is all the runner needs.
     pub const DEFAULT_IMAGE: &'static str = "docker.io/library/busybox:1.36";
-    /// The default namespace, created by `examples/rbac/node-command.yaml`.
-    pub const DEFAULT_NAMESPACE: &'static str = "kupgrade-system";
+    /// The default namespace, created (and admitted for privileged pods) by
+    /// `examples/rbac/node-command.yaml`.
+    pub const DEFAULT_NAMESPACE: &'static str = "kupgrade-node-commands";
     /// How long a pod may take to start (image pull included) by default.
     pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(300);
     /// The timeout of a command whose spec gives none.

@@ -1,0 +1,936 @@
+//! kupgrade-kube against a real kube-apiserver (v1.20.2 from `scripts/testenv.sh`).
+//!
+//! Reads `KUPGRADE_TEST_KUBECONFIG`; without it the tests print "skipped: no test apiserver"
+//! and pass, unless `KUPGRADE_REQUIRE_REAL_SERVERS=1` (CI), when they fail. The harness in
+//! `support` plays kubelet and controllers. Every test has its own namespace and nodes.
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kupgrade_core::cluster::{ClusterState, EtcdTopology, Node, NodeVersions, Os, OsFamily, Role};
+use kupgrade_core::conformance::cluster_ops::{self, Capabilities, ClusterFixture, PodKind};
+use kupgrade_core::ports::{
+    BoxError, ClusterOperations, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions,
+    ExitStatus, LineSink, OpsError, PodRef, RunnerError,
+};
+use kupgrade_core::{KubeVersion, NodeName};
+use kupgrade_kube::{DiscoverError, Discovery, KubeClusterOps, PodRunner};
+use serde_json::{Value, json};
+use support::{Env, Kind, NodeSpec, Reply, Scope, labels, v};
+
+// ------------------------------------------------------------------------------ discovery
+
+struct Cp<'a> {
+    suffix: &'a str,
+    zone: &'a str,
+    apiserver: &'a str,
+}
+
+/// Nodes, static pods, kubeadm-config, kube-proxy and CoreDNS, as kubeadm leaves them.
+async fn kubeadm_cluster(scope: &Scope, ns: &str, cps: &[Cp<'_>], etcd_image: &str) {
+    for cp in cps {
+        let node = scope
+            .node(
+                cp.suffix,
+                NodeSpec {
+                    control_plane: true,
+                    kubelet: "v1.29.3",
+                    os: "Ubuntu 22.04.4 LTS",
+                    zone: Some(cp.zone),
+                    ready: true,
+                },
+            )
+            .await;
+        for (component, image) in [
+            (
+                "kube-apiserver",
+                format!("registry.k8s.io/kube-apiserver:{}", cp.apiserver),
+            ),
+            (
+                "kube-controller-manager",
+                "registry.k8s.io/kube-controller-manager:v1.29.3".into(),
+            ),
+            (
+                "kube-scheduler",
+                "registry.k8s.io/kube-scheduler:v1.29.3".into(),
+            ),
+            ("etcd", etcd_image.to_string()),
+        ] {
+            let name = format!("{component}-{node}");
+            let l = labels(&[("component", component), ("tier", "control-plane")]);
+            scope
+                .pod_in(ns, &name, &node, Kind::Mirror, &l, &image)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn kubeadm_objects(scope: &Scope, ns: &str, cluster_configuration: &str) {
+    let cm = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
+    scope
+        .create_dynamic(
+            ns,
+            &cm,
+            json!({ "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": { "name": "kubeadm-config", "namespace": ns },
+                "data": { "ClusterConfiguration": cluster_configuration } }),
+        )
+        .await
+        .unwrap();
+    let ds = ApiResource::erase::<k8s_openapi::api::apps::v1::DaemonSet>(&());
+    scope
+        .create_dynamic(
+            ns,
+            &ds,
+            workload(
+                "DaemonSet",
+                ns,
+                "kube-proxy",
+                "kube-proxy",
+                "registry.k8s.io/kube-proxy:v1.29.3",
+            ),
+        )
+        .await
+        .unwrap();
+    let deploy = ApiResource::erase::<k8s_openapi::api::apps::v1::Deployment>(&());
+    scope
+        .create_dynamic(
+            ns,
+            &deploy,
+            workload(
+                "Deployment",
+                ns,
+                "coredns",
+                "coredns",
+                "registry.k8s.io/coredns/coredns:v1.11.1",
+            ),
+        )
+        .await
+        .unwrap();
+}
+
+fn workload(kind: &str, ns: &str, name: &str, container: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": kind,
+        "metadata": { "name": name, "namespace": ns, "labels": { "k8s-app": name } },
+        "spec": {
+            "selector": { "matchLabels": { "k8s-app": name } },
+            "template": {
+                "metadata": { "labels": { "k8s-app": name } },
+                "spec": { "containers": [{ "name": container, "image": image }] }
+            }
+        }
+    })
+}
+
+const STACKED: &str = "apiVersion: kubeadm.k8s.io/v1beta3\nkind: ClusterConfiguration\nclusterName: kupgrade-test\n\
+    etcd:\n  local:\n    dataDir: /var/lib/etcd\nkubernetesVersion: v1.29.3\n";
+
+fn node_labels(
+    scope: &Scope,
+    name: &NodeName,
+    cp: bool,
+    zone: Option<&str>,
+) -> BTreeMap<String, String> {
+    let mut l = labels(&[
+        ("kubernetes.io/hostname", name.as_str()),
+        ("kubernetes.io/os", "linux"),
+        ("kubernetes.io/arch", "amd64"),
+        ("kupgrade-test", &scope.id),
+    ]);
+    if cp {
+        l.insert(
+            "node-role.kubernetes.io/control-plane".into(),
+            String::new(),
+        );
+    }
+    if let Some(z) = zone {
+        l.insert("topology.kubernetes.io/zone".into(), z.into());
+    }
+    l
+}
+
+#[tokio::test]
+async fn discovery_reads_a_kubeadm_shaped_cluster() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "discovery").await;
+    let ns = scope.ns.clone();
+    let cps = [
+        Cp {
+            suffix: "cp-1",
+            zone: "zone-a",
+            apiserver: "v1.29.3",
+        },
+        Cp {
+            suffix: "cp-2",
+            zone: "zone-b",
+            apiserver: "v1.29.3",
+        },
+        Cp {
+            suffix: "cp-3",
+            zone: "zone-c",
+            apiserver: "v1.29.2",
+        },
+    ];
+    kubeadm_cluster(&scope, &ns, &cps, "registry.k8s.io/etcd:3.5.12-0").await;
+    kubeadm_objects(&scope, &ns, STACKED).await;
+    let w1 = scope
+        .node(
+            "w-1",
+            NodeSpec {
+                os: "Rocky Linux 9.3 (Blue Onyx)",
+                zone: Some("zone-a"),
+                ..NodeSpec::worker("v1.28.9")
+            },
+        )
+        .await;
+    let w2 = scope
+        .node(
+            "w-2",
+            NodeSpec {
+                os: "Flatcar Container Linux by Kinvolk 3815.2.0",
+                ready: false,
+                ..NodeSpec::worker("v1.29.3")
+            },
+        )
+        .await;
+    let ops = KubeClusterOps::new(env.client.clone()).with_discovery(
+        Discovery::new(env.client.clone())
+            .node_selector(format!("kupgrade-test={}", scope.id))
+            .system_namespace(&ns),
+    );
+    ops.cordon(&w2).await.unwrap();
+
+    let state = ops.state().await.unwrap_or_else(|e| panic!("{e}"));
+
+    let mut want = ClusterState::new(Vec::new());
+    want.name = Some("kupgrade-test".into());
+    want.etcd = EtcdTopology::Stacked;
+    want.addons.kube_proxy = Some(v("v1.29.3"));
+    want.addons.coredns = Some(v("v1.11.1"));
+    for cp in &cps {
+        let name = scope.node_name(cp.suffix);
+        want.nodes.push(Node {
+            labels: node_labels(&scope, &name, true, Some(cp.zone)),
+            roles: vec![Role::ControlPlane],
+            os: Os {
+                family: OsFamily::Debian,
+                release: Some("Ubuntu 22.04.4 LTS".into()),
+            },
+            versions: NodeVersions {
+                kubelet: Some(v("v1.29.3")),
+                kube_apiserver: Some(v(cp.apiserver)),
+                kube_controller_manager: Some(v("v1.29.3")),
+                kube_scheduler: Some(v("v1.29.3")),
+                etcd: Some(v("3.5.12-0")),
+                ..NodeVersions::default()
+            },
+            ready: true,
+            unschedulable: false,
+            ssh: None,
+            name,
+        });
+    }
+    want.nodes.push(Node {
+        labels: node_labels(&scope, &w1, false, Some("zone-a")),
+        roles: vec![Role::Worker],
+        os: Os {
+            family: OsFamily::Rhel,
+            release: Some("Rocky Linux 9.3 (Blue Onyx)".into()),
+        },
+        versions: NodeVersions {
+            kubelet: Some(v("v1.28.9")),
+            ..NodeVersions::default()
+        },
+        ready: true,
+        unschedulable: false,
+        ssh: None,
+        name: w1,
+    });
+    want.nodes.push(Node {
+        labels: node_labels(&scope, &w2, false, None),
+        roles: vec![Role::Worker],
+        os: Os {
+            family: OsFamily::Other,
+            release: Some("Flatcar Container Linux by Kinvolk 3815.2.0".into()),
+        },
+        versions: NodeVersions {
+            kubelet: Some(v("v1.29.3")),
+            ..NodeVersions::default()
+        },
+        ready: false,
+        unschedulable: true,
+        ssh: None,
+        name: w2,
+    });
+    assert_eq!(state, want);
+    assert_eq!(state.apiserver_min(), Some(&v("v1.29.2")));
+    scope.cleanup().await;
+}
+
+#[tokio::test]
+async fn discovery_reports_unreadable_values_by_object_and_field() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "discoverybad").await;
+    let ns = scope.ns.clone();
+    kubeadm_cluster(
+        &scope,
+        &ns,
+        &[Cp {
+            suffix: "cp-1",
+            zone: "z",
+            apiserver: "latest",
+        }],
+        "registry.k8s.io/etcd@sha256:0123",
+    )
+    .await;
+    let external =
+        "kind: ClusterConfiguration\netcd:\n  external:\n    endpoints: [https://10.0.0.9:2379]\n";
+    kubeadm_objects(&scope, &ns, external).await;
+    let err = Discovery::new(env.client.clone())
+        .node_selector(format!("kupgrade-test={}", scope.id))
+        .system_namespace(&ns)
+        .run()
+        .await
+        .unwrap_err();
+    let node = scope.node_name("cp-1");
+    let DiscoverError::Invalid { problems } = &err else {
+        panic!("{err}")
+    };
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            format!(
+                r#"pod {ns}/etcd-{node}: spec.containers[0].image "registry.k8s.io/etcd@sha256:0123": image has no tag, so its version is unknown"#
+            ),
+            format!(
+                r#"pod {ns}/kube-apiserver-{node}: spec.containers[0].image "registry.k8s.io/kube-apiserver:latest": tag is not a version"#
+            ),
+        ]
+    );
+    assert!(
+        err.to_string()
+            .starts_with("discovery found 2 problem(s): pod "),
+        "{err}"
+    );
+    scope.cleanup().await;
+}
+
+// ------------------------------------------------------------------ conformance suite
+
+struct KubeFixture {
+    scope: Scope,
+    ops: KubeClusterOps,
+    nodes: AtomicUsize,
+}
+
+impl KubeFixture {
+    async fn new(env: &Env, test: &str) -> KubeFixture {
+        KubeFixture {
+            scope: Scope::new(env, test).await,
+            ops: KubeClusterOps::new(env.client.clone())
+                .eviction_backoff(Duration::from_millis(100), Duration::from_millis(500)),
+            nodes: AtomicUsize::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl ClusterFixture for KubeFixture {
+    fn ops(&self) -> &dyn ClusterOperations {
+        &self.ops
+    }
+    async fn add_node(&self, version: &KubeVersion) -> Result<NodeName, BoxError> {
+        let n = self.nodes.fetch_add(1, Ordering::Relaxed);
+        Ok(self
+            .scope
+            .node(&format!("n{n}"), NodeSpec::worker(&version.to_string()))
+            .await)
+    }
+    async fn add_pod(
+        &self,
+        node: &NodeName,
+        kind: PodKind,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<PodRef, BoxError> {
+        let kind = match kind {
+            PodKind::Replicated => Kind::Replicated,
+            PodKind::DaemonSet => Kind::DaemonSet,
+            PodKind::Mirror => Kind::Mirror,
+            PodKind::Unreplicated => Kind::Unreplicated,
+            other => return Err(format!("the harness cannot make {other:?} pods").into()),
+        };
+        self.scope.pod(node, kind, labels).await
+    }
+    async fn add_budget(
+        &self,
+        labels: &BTreeMap<String, String>,
+        disruptions: u32,
+    ) -> Result<String, BoxError> {
+        self.scope.budget(labels, disruptions).await
+    }
+    async fn pods_on(&self, node: &NodeName) -> Result<Vec<PodRef>, BoxError> {
+        self.scope.pods_on(node).await
+    }
+    async fn is_cordoned(&self, node: &NodeName) -> Result<bool, BoxError> {
+        self.scope.is_cordoned(node).await
+    }
+    async fn set_kubelet(
+        &self,
+        node: &NodeName,
+        version: &KubeVersion,
+        ready: bool,
+    ) -> Result<(), BoxError> {
+        self.scope
+            .set_node_status(node, &version.to_string(), "Ubuntu 22.04.4 LTS", ready)
+            .await
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let Some(env) = support::env().await else { return };
+            let f = KubeFixture::new(&env, stringify!($name)).await;
+            run_check!($name, &f);
+            f.scope.cleanup().await;
+        }
+    )*};
+}
+
+macro_rules! run_check {
+    (cordon_is_idempotent, $f:expr) => {
+        cluster_ops::cordon_is_idempotent($f).await
+    };
+    ($name:ident, $f:expr) => {
+        cluster_ops::$name($f, &Capabilities::default()).await
+    };
+}
+
+conformance!(
+    cordon_is_idempotent,
+    drain_evicts_and_skips,
+    drain_refuses_unless_asked,
+    drain_honours_disruption_budgets,
+    wait_ready,
+);
+
+// ------------------------------------------------------------------------- drain details
+
+#[tokio::test]
+async fn a_blocked_drain_ends_at_its_deadline_with_a_report() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "deadline").await;
+    let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
+    let app = labels(&[("app", "quorum")]);
+    let a = scope.pod(&node, Kind::Replicated, &app).await.unwrap();
+    let b = scope.pod(&node, Kind::Replicated, &app).await.unwrap();
+    let budget = scope.budget(&app, 0).await.unwrap();
+    let ops = KubeClusterOps::new(env.client.clone());
+    let started = Instant::now();
+    let err = ops
+        .drain(
+            &node,
+            &DrainOptions {
+                timeout_seconds: 2,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    // kube's own 429 retry would hold each eviction for minutes; the drain's deadline rules.
+    assert!(took < Duration::from_secs(12), "a 2 s drain took {took:?}");
+    let OpsError::DrainBlocked { report, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(report.evicted.is_empty(), "{report:?}");
+    assert_eq!(
+        report
+            .blocked
+            .iter()
+            .map(|b| b.pod.clone())
+            .collect::<Vec<_>>(),
+        [a.clone(), b.clone()]
+    );
+    assert_eq!(
+        report.blocked[0].reason,
+        format!(
+            "Cannot evict pod as it would violate the pod's disruption budget. The disruption budget {budget} needs 2 healthy pods and has 2 currently"
+        )
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "drain of node {node} blocked: {a} (disruption budget {budget}: {r}); {b} (disruption budget {budget}: {r})",
+            r = report.blocked[0].reason
+        )
+    );
+    assert!(scope.is_cordoned(&node).await.unwrap());
+    scope.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_grace_period_reaches_the_server() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    // No kubelet: a pod deleted with a grace period stays Terminating; only grace 0 removes it.
+    let scope = Scope::with_kubelet(&env, "grace", false).await;
+    let ops = KubeClusterOps::new(env.client.clone());
+    let now = scope.node("now", NodeSpec::worker("v1.29.3")).await;
+    let pod = scope
+        .pod(&now, Kind::Replicated, &labels(&[("app", "a")]))
+        .await
+        .unwrap();
+    let report = ops
+        .drain(
+            &now,
+            &DrainOptions {
+                grace_period_seconds: Some(0),
+                timeout_seconds: 20,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.evicted, [pod]);
+
+    let slow = scope.node("slow", NodeSpec::worker("v1.29.3")).await;
+    let pod = scope
+        .pod(&slow, Kind::Replicated, &labels(&[("app", "b")]))
+        .await
+        .unwrap();
+    let err = ops
+        .drain(
+            &slow,
+            &DrainOptions {
+                grace_period_seconds: Some(30),
+                timeout_seconds: 2,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let OpsError::DrainBlocked { report, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(report.blocked.len(), 1);
+    assert_eq!(report.blocked[0].pod, pod);
+    assert_eq!(report.blocked[0].budget, None);
+    assert!(
+        report.blocked[0].reason.contains("terminating"),
+        "{:?}",
+        report.blocked[0]
+    );
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), &scope.ns);
+    let p = api.get(&pod.name).await.unwrap();
+    assert_eq!(p.metadata.deletion_grace_period_seconds, Some(30));
+    scope.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_drain_refuses_emptydir_data_unless_asked() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "emptydir").await;
+    let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
+    let pod = scope
+        .pod(&node, Kind::EmptyDir, &labels(&[("app", "cache")]))
+        .await
+        .unwrap();
+    let ops = KubeClusterOps::new(env.client.clone());
+    let err = ops
+        .drain(
+            &node,
+            &DrainOptions {
+                timeout_seconds: 20,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let OpsError::DrainBlocked { report, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(report.blocked[0].pod, pod);
+    assert!(report.blocked[0].reason.contains("emptyDir"));
+    let report = ops
+        .drain(
+            &node,
+            &DrainOptions {
+                timeout_seconds: 20,
+                delete_emptydir_data: true,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.evicted, [pod]);
+    scope.cleanup().await;
+}
+
+// ------------------------------------------------------------------------ node commands
+
+fn command_pods(env: &Env, ns: &str) -> impl std::future::Future<Output = Vec<Pod>> + use<> {
+    let api: Api<Pod> = Api::namespaced(env.client.clone(), ns);
+    async move {
+        api.list(&ListParams::default().labels("app.kubernetes.io/component=node-command"))
+            .await
+            .unwrap()
+            .items
+    }
+}
+
+#[tokio::test]
+async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "nodecmd").await;
+    let node = scope
+        .node(
+            "cp",
+            NodeSpec {
+                control_plane: true,
+                ..NodeSpec::worker("v1.29.3")
+            },
+        )
+        .await;
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    scope.reply_with(move |line| {
+        log.lock().unwrap().push(line.to_string());
+        match line {
+            "kubelet --version" => Reply::Exit(0, "Kubernetes v1.29.3\n".into()),
+            "sleep 3600" => Reply::Hang,
+            _ => Reply::Exit(3, "boom\nit failed\n".into()),
+        }
+    });
+    let runner = PodRunner::new(env.client.clone())
+        .namespace(&scope.ns)
+        .start_timeout(Duration::from_secs(20));
+
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink_lines = lines.clone();
+    let sink = LineSink::new(move |_, l| sink_lines.lock().unwrap().push(l.to_string()));
+    let out = runner
+        .run(
+            &node,
+            &CommandSpec::new("kubelet").arg("--version").sudo(),
+            &sink,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Code(0));
+    assert_eq!(out.stdout_text(), "Kubernetes v1.29.3\n");
+    assert_eq!(*lines.lock().unwrap(), ["Kubernetes v1.29.3"]);
+    assert!(
+        command_pods(&env, &scope.ns).await.is_empty(),
+        "the pod was not deleted"
+    );
+
+    let out = runner
+        .output(&node, &CommandSpec::shell("echo boom >&2; exit 3"))
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Code(3));
+    assert_eq!(out.stdout_text(), "boom\nit failed\n");
+    assert!(
+        command_pods(&env, &scope.ns).await.is_empty(),
+        "the pod was not deleted"
+    );
+
+    let err = runner
+        .output(
+            &node,
+            &CommandSpec::new("sleep")
+                .arg("3600")
+                .timeout(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunnerError::TimedOut { .. }), "{err}");
+    assert!(
+        command_pods(&env, &scope.ns).await.is_empty(),
+        "the pod was not deleted after the timeout"
+    );
+
+    let err = runner
+        .output(&node, &CommandSpec::new("cat").stdin("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunnerError::Unsupported { .. }), "{err}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["kubelet --version", "echo boom >&2; exit 3", "sleep 3600"]
+    );
+    scope.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_node_command_that_never_starts_is_reported_and_cleaned_up() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "nostart").await;
+    let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
+    // No reply: the simulated kubelet never starts the pod.
+    let runner = PodRunner::new(env.client.clone())
+        .namespace(&scope.ns)
+        .start_timeout(Duration::from_secs(1));
+    let err = runner
+        .output(&node, &CommandSpec::new("true"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunnerError::Connect { .. }), "{err}");
+    assert!(err.to_string().contains("did not start within 1s"), "{err}");
+    assert!(command_pods(&env, &scope.ns).await.is_empty());
+    scope.cleanup().await;
+}
+
+// --------------------------------------------------------------------------------- RBAC
+
+fn resource_of(kind: &str) -> (ApiResource, bool) {
+    let (group, version, plural, namespaced) = match kind {
+        "Namespace" => ("", "v1", "namespaces", false),
+        "ServiceAccount" => ("", "v1", "serviceaccounts", true),
+        "ClusterRole" => ("rbac.authorization.k8s.io", "v1", "clusterroles", false),
+        "ClusterRoleBinding" => (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "clusterrolebindings",
+            false,
+        ),
+        "Role" => ("rbac.authorization.k8s.io", "v1", "roles", true),
+        "RoleBinding" => ("rbac.authorization.k8s.io", "v1", "rolebindings", true),
+        other => panic!("the RBAC manifests should hold only RBAC objects, found {other}"),
+    };
+    let api_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    (
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version,
+            kind: kind.into(),
+            plural: plural.into(),
+        },
+        namespaced,
+    )
+}
+
+/// Applies every manifest in examples/rbac (server-side apply), to be deleted with `scope`,
+/// and returns how many objects.
+async fn apply_rbac(env: &Env, scope: &Scope) -> usize {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rbac");
+    let mut count = 0;
+    for file in [
+        "namespace.yaml",
+        "discover.yaml",
+        "drain.yaml",
+        "node-command.yaml",
+    ] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            let obj: DynamicObject = serde_json::from_value(value.clone()).unwrap();
+            let kind = value["kind"].as_str().unwrap();
+            let (ar, namespaced) = resource_of(kind);
+            let api: Api<DynamicObject> = if namespaced {
+                Api::namespaced_with(
+                    env.client.clone(),
+                    obj.metadata.namespace.as_deref().unwrap(),
+                    &ar,
+                )
+            } else {
+                Api::all_with(env.client.clone(), &ar)
+            };
+            let name = obj.metadata.name.clone().unwrap();
+            api.patch(
+                &name,
+                &PatchParams::apply("kupgrade-tests").force(),
+                &Patch::Apply(&value),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{file}: apply {kind} {name}: {e}"));
+            let prefix = if ar.group.is_empty() {
+                "/api/v1".to_string()
+            } else {
+                format!("/apis/{}", ar.api_version)
+            };
+            let ns = obj
+                .metadata
+                .namespace
+                .as_deref()
+                .map(|n| format!("/namespaces/{n}"));
+            scope.delete_later(format!(
+                "{prefix}{}/{}/{name}",
+                ns.unwrap_or_default(),
+                ar.plural
+            ));
+            count += 1;
+        }
+    }
+    count
+}
+
+fn forbidden(e: &OpsError) -> &str {
+    match e {
+        OpsError::Forbidden { message } => message,
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rbac_manifests_grant_what_they_say_and_refusals_are_clear() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "rbac").await;
+    assert_eq!(apply_rbac(&env, &scope).await, 13);
+    // Discovery reads kube-system, as the Role in discover.yaml allows; this is the only test
+    // that puts objects there.
+    kubeadm_cluster(
+        &scope,
+        "kube-system",
+        &[Cp {
+            suffix: "cp",
+            zone: "z",
+            apiserver: "v1.29.3",
+        }],
+        "registry.k8s.io/etcd:3.5.12-0",
+    )
+    .await;
+    let cp = scope.node_name("cp");
+    let worker = scope.node("w", NodeSpec::worker("v1.29.3")).await;
+    let web = scope
+        .pod(&worker, Kind::Replicated, &labels(&[("app", "web")]))
+        .await
+        .unwrap();
+    let selector = format!("kupgrade-test={}", scope.id);
+    let sa = |name: &str| format!("system:serviceaccount:kupgrade-system:{name}");
+    let groups = [
+        "system:serviceaccounts",
+        "system:serviceaccounts:kupgrade-system",
+    ];
+
+    // Read-only discovery: discovers, cannot cordon.
+    let client = support::impersonating(&env, &sa("kupgrade-discover"), &groups).await;
+    let reader = KubeClusterOps::new(client.clone())
+        .with_discovery(Discovery::new(client).node_selector(&selector));
+    let state = reader.state().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state.nodes.len(), 2);
+    assert_eq!(
+        state.node(cp.as_str()).unwrap().versions.kube_apiserver,
+        Some(v("v1.29.3"))
+    );
+    let err = reader.cordon(&worker).await.unwrap_err();
+    assert_eq!(
+        forbidden(&err),
+        format!(
+            r#"cordon node {worker} (patch nodes): nodes "{worker}" is forbidden: User "{}" cannot patch resource "nodes" in API group "" at the cluster scope"#,
+            sa("kupgrade-discover")
+        )
+    );
+    assert!(!scope.is_cordoned(&worker).await.unwrap());
+
+    // Cordon and drain: works, and cannot read kube-system's ConfigMaps.
+    let client = support::impersonating(&env, &sa("kupgrade-drain"), &groups).await;
+    let drainer = KubeClusterOps::new(client.clone())
+        .with_discovery(Discovery::new(client).node_selector(&selector));
+    let report = drainer
+        .drain(
+            &worker,
+            &DrainOptions {
+                timeout_seconds: 20,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report.evicted, [web]);
+    drainer.uncordon(&worker).await.unwrap();
+    drainer
+        .wait_ready(&worker, &v("v1.29.3"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    let err = drainer.state().await.unwrap_err();
+    assert!(
+        forbidden(&err).contains(r#"cannot get resource "configmaps""#),
+        "{err}"
+    );
+
+    // Node commands: pods in kupgrade-node-commands only.
+    let ns = "kupgrade-node-commands";
+    scope.kubelet_for(ns);
+    scope.reply_with(|_| Reply::Exit(0, "ok\n".into()));
+    let client = support::impersonating(&env, &sa("kupgrade-node-command"), &groups).await;
+    let runner = PodRunner::new(client.clone()).start_timeout(Duration::from_secs(20));
+    let out = runner
+        .output(&cp, &CommandSpec::new("true"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (out.status, out.stdout_text().as_str()),
+        (ExitStatus::Code(0), "ok\n")
+    );
+    assert!(command_pods(&env, ns).await.is_empty());
+    let err = runner
+        .clone()
+        .namespace(&scope.ns)
+        .output(&cp, &CommandSpec::new("true"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RunnerError::Auth { .. }), "{err}");
+    assert!(
+        err.to_string().contains(r#"cannot create resource "pods""#),
+        "{err}"
+    );
+    let err = KubeClusterOps::new(client)
+        .cordon(&worker)
+        .await
+        .unwrap_err();
+    assert!(forbidden(&err).contains("cannot patch resource"), "{err}");
+
+    // A user with no grants at all.
+    if let Some(limited) = &env.limited {
+        let config = kupgrade_kube::kubeconfig_config(limited, None)
+            .await
+            .unwrap();
+        let ops = KubeClusterOps::from_config(config).unwrap();
+        let err = ops.state().await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"forbidden: discovery: list nodes: nodes is forbidden: User "limited" cannot list resource "nodes" in API group "" at the cluster scope"#
+        );
+        let err = ops
+            .wait_ready(&worker, &v("v1.29.3"), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            forbidden(&err).contains("cannot list resource \"nodes\""),
+            "{err}"
+        );
+    }
+    scope.cleanup().await;
+}
