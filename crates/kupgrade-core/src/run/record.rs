@@ -1,0 +1,386 @@
+//! Journal records: what a run writes down, one record per line, so that a later session can
+//! resume exactly where it stopped.
+//!
+//! Every record carries the format version (`v`), the time it was made (`at`) and its kind
+//! (`record`), with the kind's fields beside them:
+//!
+//! ```json
+//! {"v":1,"at":"2026-11-25T10:00:03Z","record":"task-started","step":"v1.29.5/cp-1/kubeadm-upgrade-apply","node":"cp-1","attempt":1}
+//! ```
+//!
+//! A reader refuses records of a newer format (see [`FORMAT`]); fields added later are optional,
+//! so newer readers accept older journals.
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::StepId;
+use crate::{Component, NodeName};
+
+use super::report::Finished;
+
+/// The journal format this crate writes and the newest it reads.
+pub const FORMAT: u32 = 1;
+
+/// One task of a run: a step on one of its nodes, or a step without nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskId {
+    /// The step.
+    pub step: StepId,
+    /// The node, for steps that act on nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeName>,
+}
+
+impl TaskId {
+    /// The task of `step` on `node` (`None` for cluster-wide steps).
+    pub fn new(step: StepId, node: Option<NodeName>) -> Self {
+        TaskId { step, node }
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.node {
+            Some(n) if !self.step.as_str().contains(&format!("/{n}/")) => {
+                write!(f, "{} on {n}", self.step)
+            }
+            _ => write!(f, "{}", self.step),
+        }
+    }
+}
+
+/// One line of the journal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The format version ([`FORMAT`] when written by this crate).
+    pub v: u32,
+    /// When it happened (the driver's clock).
+    pub at: Timestamp,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: RecordKind,
+}
+
+impl Record {
+    /// A record of the current format.
+    pub fn new(at: Timestamp, kind: RecordKind) -> Self {
+        Record {
+            v: FORMAT,
+            at,
+            kind,
+        }
+    }
+}
+
+/// What a journal record says.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "record",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+#[non_exhaustive]
+pub enum RecordKind {
+    /// The first record: which plan this journal belongs to, and what was already amiss in the
+    /// cluster when the run began (and is therefore not drift).
+    RunStarted {
+        /// The plan's fingerprint ([`super::fingerprint`]); a resume with another plan is
+        /// refused.
+        plan: String,
+        /// How many steps the plan has.
+        steps: usize,
+        /// What was tolerated at the start.
+        #[serde(default)]
+        baseline: Baseline,
+    },
+    /// A later session (a resume) began.
+    SessionStarted {
+        /// The session's number (the first run is session 1).
+        session: u32,
+    },
+    /// A task is about to be carried out. Written (and on disk) before anything is done, so a
+    /// crash leaves a started task without an end: "in flight".
+    TaskStarted {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// Its attempt number, from 1, counted over every session.
+        attempt: u32,
+    },
+    /// A task ended.
+    TaskFinished {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// The attempt that ended.
+        attempt: u32,
+        /// How.
+        end: TaskEnd,
+    },
+    /// The operator decided about a task the run would not decide alone.
+    Resolved {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// The decision.
+        resolution: Resolution,
+    },
+    /// The session ended (completed, stopped on purpose, or halted with a report).
+    Stopped {
+        /// How.
+        outcome: Finished,
+    },
+}
+
+/// How a task ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+#[non_exhaustive]
+pub enum TaskEnd {
+    /// It was carried out and succeeded.
+    Succeeded,
+    /// It was in flight (or had failed) in an earlier session, and the cluster shows its effect:
+    /// it was not run again.
+    AlreadyDone {
+        /// The facts that showed it.
+        evidence: Vec<String>,
+    },
+    /// Only the operator can do it; they were told, and the run went on.
+    Manual {
+        /// What they were asked to do.
+        instructions: String,
+    },
+    /// It failed.
+    Failed {
+        /// Why.
+        failure: Failure,
+        /// When it will be tried again (idempotent steps with retries left); `None`: the run
+        /// stops.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_at: Option<Timestamp>,
+    },
+    /// It was aborted (cancellation) before it ended; whether it took effect is unknown.
+    Interrupted,
+}
+
+/// A task's failure, grouped by what the run can do about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// The command that failed, for node commands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The last lines of its standard error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr_tail: Option<String>,
+}
+
+impl Failure {
+    /// A failure of `kind` saying `message`.
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            command: None,
+            stderr_tail: None,
+        }
+    }
+
+    /// Names the command that failed.
+    pub fn with_command(mut self, command: impl Into<String>) -> Self {
+        self.command = Some(command.into());
+        self
+    }
+
+    /// Keeps the tail of the command's standard error.
+    pub fn with_stderr_tail(mut self, tail: impl Into<String>) -> Self {
+        let tail = tail.into();
+        if !tail.trim().is_empty() {
+            self.stderr_tail = Some(tail);
+        }
+        self
+    }
+
+    /// True when trying again may help (for steps that are safe to repeat).
+    pub fn retryable(&self) -> bool {
+        self.kind.retryable()
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(tail) = &self.stderr_tail {
+            write!(f, "; stderr: {}", tail.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+/// Failures grouped by what can be done about them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// A command ran and exited unsuccessfully.
+    CommandFailed,
+    /// Something ran out of time (and was killed).
+    TimedOut,
+    /// The node or the cluster could not be reached.
+    Unreachable,
+    /// A drain could not evict every pod (a disruption budget refused).
+    DrainBlocked,
+    /// Credentials, host keys or permissions were refused: trying again will not help.
+    Refused,
+    /// The backend cannot do what the step asks: trying again will not help.
+    Unsupported,
+    /// Anything else.
+    Other,
+}
+
+impl FailureKind {
+    /// True when trying again may help.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            FailureKind::CommandFailed
+                | FailureKind::TimedOut
+                | FailureKind::Unreachable
+                | FailureKind::DrainBlocked
+                | FailureKind::Other
+        )
+    }
+}
+
+/// What the operator decided about a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Resolution {
+    /// It happened (or was done by hand): mark it done.
+    MarkDone,
+    /// It did not happen: run it (again), even if it is not safe to repeat.
+    Retry,
+}
+
+/// What was already amiss when the run began, and is therefore not drift.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Baseline {
+    /// Nodes that were not Ready (plans made with `allowNotReady`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_ready: Vec<NodeName>,
+    /// Policy errors that were tolerated (plans made with `tolerateInitialViolations`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerated: Vec<ViolationKey>,
+}
+
+/// A policy violation's identity: rule, component and node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ViolationKey {
+    /// The rule.
+    pub rule: String,
+    /// The component.
+    pub component: Component,
+    /// The node, for per-node rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeName>,
+}
+
+impl From<&crate::skew::Violation> for ViolationKey {
+    fn from(v: &crate::skew::Violation) -> Self {
+        ViolationKey {
+            rule: v.rule.clone(),
+            component: v.component,
+            node: v.node.clone(),
+        }
+    }
+}
+
+/// What a task's outcome, as the driver reports it to [`super::Run::record`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome {
+    /// The task.
+    pub task: TaskId,
+    /// The attempt (as given in the [`super::Task`]).
+    pub attempt: u32,
+    /// How it went.
+    pub result: TaskResult,
+}
+
+/// How a task went, as the driver saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TaskResult {
+    /// It succeeded.
+    Succeeded,
+    /// It failed.
+    Failed(Failure),
+    /// It was aborted before it ended.
+    Interrupted,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_one_flat_json_object() {
+        let at: Timestamp = "2026-11-25T10:00:03Z".parse().unwrap();
+        let r = Record::new(
+            at,
+            RecordKind::TaskStarted {
+                task: TaskId::new(
+                    StepId("v1.29.5/cp-1/kubeadm-upgrade-apply".into()),
+                    Some("cp-1".parse().unwrap()),
+                ),
+                attempt: 1,
+            },
+        );
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":1,"at":"2026-11-25T10:00:03Z","record":"task-started","step":"v1.29.5/cp-1/kubeadm-upgrade-apply","node":"cp-1","attempt":1}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+
+        let f = Record::new(
+            at,
+            RecordKind::TaskFinished {
+                task: TaskId::new(StepId("v1.29.5/cluster/preflight".into()), None),
+                attempt: 2,
+                end: TaskEnd::Failed {
+                    failure: Failure::new(FailureKind::CommandFailed, "exit code 100")
+                        .with_command("apt-get update"),
+                    retry_at: Some(at),
+                },
+            },
+        );
+        let text = serde_json::to_string(&f).unwrap();
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), f);
+        assert!(text.contains(r#""end":{"kind":"failed","failure":{"kind":"command-failed""#));
+    }
+
+    #[test]
+    fn task_ids_read_well() {
+        let on = |s: &str, n: &str| TaskId::new(StepId(s.into()), Some(n.parse().unwrap()));
+        assert_eq!(on("v1/cp-1/apply", "cp-1").to_string(), "v1/cp-1/apply");
+        assert_eq!(
+            on("v1/cp-1+2/backup-config", "cp-2").to_string(),
+            "v1/cp-1+2/backup-config on cp-2"
+        );
+        assert_eq!(
+            TaskId::new(StepId("v1/cluster/verify".into()), None).to_string(),
+            "v1/cluster/verify"
+        );
+    }
+}

@@ -1,0 +1,752 @@
+//! The run state machine against a model cluster (the planner's own [`Simulation`]), crashes
+//! replayed exactly.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use jiff::civil::date;
+
+use super::*;
+use crate::plan::{PlanOptions, PlanRequest, Simulation, Strategy};
+use crate::skew::UpstreamPolicy;
+
+const HA: &str = include_str!("../../../../examples/clusters/ha.yaml");
+
+fn cluster() -> ClusterState {
+    crate::inventory::parse(HA, "ha.yaml").unwrap()
+}
+
+fn plan_with(options: PlanOptions) -> Arc<UpgradePlan> {
+    Arc::new(
+        PlanRequest::new("1.29".parse().unwrap(), date(2024, 6, 1))
+            .options(options)
+            .plan(&cluster())
+            .unwrap(),
+    )
+}
+
+fn plan() -> Arc<UpgradePlan> {
+    plan_with(PlanOptions::default())
+}
+
+fn replace_plan() -> Arc<UpgradePlan> {
+    plan_with(PlanOptions {
+        strategy: Strategy::Replace,
+        batch: "2".parse().unwrap(),
+        max_surge: 2,
+        ..PlanOptions::default()
+    })
+}
+
+fn new_run(plan: &Arc<UpgradePlan>, records: &[Record]) -> Run {
+    Run::resume(
+        plan.clone(),
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+        records,
+    )
+    .unwrap()
+}
+
+fn t0() -> Timestamp {
+    "2026-11-25T10:00:00Z".parse().unwrap()
+}
+
+/// Where a simulated process dies: before or after the effect of the n-th task it carries out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Crash {
+    Before(usize),
+    After(usize),
+}
+
+/// A test driver: carries tasks out on the model, one at a time, journaling as the real driver
+/// does (records before tasks start).
+struct Harness {
+    plan: Arc<UpgradePlan>,
+    model: Simulation,
+    journal: Vec<Record>,
+    events: Vec<Event>,
+    /// How often each task's effect was applied.
+    executed: HashMap<TaskId, usize>,
+    /// Tasks carried out in this process (for crash points).
+    count: usize,
+    now: Timestamp,
+}
+
+impl Harness {
+    fn new(plan: Arc<UpgradePlan>) -> Self {
+        Harness {
+            plan,
+            model: Simulation::new(cluster()),
+            journal: Vec::new(),
+            events: Vec::new(),
+            executed: HashMap::new(),
+            count: 0,
+            now: t0(),
+        }
+    }
+
+    fn take(&mut self, out: Output) -> Vec<Task> {
+        // The journal is written through serde, as the file would be.
+        for r in out.records {
+            let line = serde_json::to_string(&r).unwrap();
+            self.journal.push(serde_json::from_str(&line).unwrap());
+        }
+        self.events.extend(out.events);
+        out.tasks
+    }
+
+    /// Drives `run` until it finishes or the crash point is reached (returns false then).
+    fn drive(&mut self, run: &mut Run, crash: Option<Crash>) -> bool {
+        while !run.is_finished() {
+            assert!(run.wants_state(self.now), "stuck: {run:?}");
+            let out = run.next(self.model.state(), self.now);
+            let tasks = self.take(out);
+            for task in tasks {
+                self.count += 1;
+                self.now += jiff::SignedDuration::from_secs(7);
+                if crash == Some(Crash::Before(self.count)) {
+                    return false;
+                }
+                let step = &self.plan.steps[task.step_index];
+                self.model
+                    .apply(&step.on_node(task.id.node.as_ref()))
+                    .unwrap();
+                *self.executed.entry(task.id.clone()).or_default() += 1;
+                if crash == Some(Crash::After(self.count)) {
+                    return false;
+                }
+                let out = run
+                    .record(
+                        Outcome {
+                            task: task.id,
+                            attempt: task.attempt,
+                            result: TaskResult::Succeeded,
+                        },
+                        self.now,
+                    )
+                    .unwrap();
+                let more = self.take(out);
+                assert!(more.is_empty());
+            }
+        }
+        true
+    }
+
+    /// Tasks the journal says finished.
+    fn finished_tasks(&self) -> Vec<TaskId> {
+        self.journal
+            .iter()
+            .filter_map(|r| match &r.kind {
+                RecordKind::TaskFinished {
+                    task,
+                    end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. },
+                    ..
+                } => Some(task.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_run_carries_out_every_task_once_and_ends_at_the_target() {
+    let plan = plan();
+    let mut h = Harness::new(plan.clone());
+    let mut run = new_run(&plan, &[]);
+    assert!(h.drive(&mut run, None));
+    assert_eq!(run.finished(), Some(&Finished::Completed));
+    let (done, total) = run.progress();
+    assert_eq!(done, total);
+    // Each node task ran once; check steps ran inside the machine.
+    let node_tasks: usize = plan
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.action.executor(), Executor::Check | Executor::Operator))
+        .map(|s| s.nodes.len())
+        .sum();
+    assert_eq!(h.executed.len(), node_tasks);
+    assert!(h.executed.values().all(|&n| n == 1));
+    for n in &h.model.state().nodes {
+        assert_eq!(n.kubelet().unwrap().to_string(), "v1.29.5", "{}", n.name);
+    }
+    // Events: PlanStarted first, PlanFinished last, every task started before it finished.
+    assert!(matches!(
+        h.events.first(),
+        Some(Event::PlanStarted { resumed: false, .. })
+    ));
+    assert!(matches!(
+        h.events.last(),
+        Some(Event::PlanFinished {
+            outcome: Finished::Completed,
+            ..
+        })
+    ));
+    let mut open: HashMap<TaskId, usize> = HashMap::new();
+    for e in &h.events {
+        match e {
+            Event::StepStarted { task, .. } => *open.entry(task.clone()).or_default() += 1,
+            Event::StepFinished { task, .. } => {
+                let n = open.get_mut(task).expect("finished before started");
+                *n -= 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(open.values().all(|&n| n == 0));
+    let ready = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::NodeReady { .. }))
+        .count();
+    assert_eq!(ready, 9);
+    // The journal opens with the plan's fingerprint and closes with the outcome.
+    assert!(
+        matches!(&h.journal[0].kind, RecordKind::RunStarted { plan: p, .. } if p == run.fingerprint())
+    );
+    assert!(matches!(
+        &h.journal.last().unwrap().kind,
+        RecordKind::Stopped {
+            outcome: Finished::Completed
+        }
+    ));
+}
+
+#[test]
+fn the_nodes_of_a_batch_start_together_up_to_the_limit() {
+    let plan = plan_with(PlanOptions {
+        batch: "3".parse().unwrap(),
+        ..PlanOptions::default()
+    });
+    let batch = plan
+        .steps
+        .iter()
+        .position(|s| s.action == Action::Cordon && s.nodes.len() == 3)
+        .unwrap();
+    for (limit, expect) in [(None, 3), (Some(2), 2)] {
+        let mut run = Run::new(
+            plan.clone(),
+            Arc::new(UpstreamPolicy::new()),
+            RunOptions {
+                max_parallel: limit,
+                ..RunOptions::default()
+            },
+        )
+        .unwrap();
+        let mut model = Simulation::new(cluster());
+        let mut widest = 0;
+        while !run.is_finished() {
+            let out = run.next(model.state(), t0());
+            let tasks = out.tasks;
+            if tasks.iter().any(|t| t.step_index == batch) {
+                widest = widest.max(tasks.len());
+            }
+            assert!(run.in_flight() <= limit.unwrap_or(plan.max_parallel));
+            for t in tasks {
+                model
+                    .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
+                    .unwrap();
+                run.record(
+                    Outcome {
+                        task: t.id,
+                        attempt: t.attempt,
+                        result: TaskResult::Succeeded,
+                    },
+                    t0(),
+                )
+                .unwrap();
+            }
+        }
+        assert_eq!(widest, expect, "limit {limit:?}");
+    }
+}
+
+/// Every crash point of a whole run, replayed: the journal up to the crash (what reached the
+/// disk) and the model with every effect that happened. The resumed run must end at the same
+/// state; a task the journal had finished is never run again; a task in flight runs at most
+/// once more.
+#[test]
+fn every_crash_point_resumes_to_the_same_end() {
+    let plan = plan();
+    let mut reference = Harness::new(plan.clone());
+    assert!(reference.drive(&mut new_run(&plan, &[]), None));
+    let total = reference.count;
+    assert!(total > 80, "{total}");
+    for n in 1..=total {
+        for crash in [Crash::Before(n), Crash::After(n)] {
+            let mut h = Harness::new(plan.clone());
+            let mut run = new_run(&plan, &[]);
+            assert!(!h.drive(&mut run, Some(crash)), "{crash:?}");
+            let done_before = h.finished_tasks();
+            let executed_before = h.executed.clone();
+            drop(run);
+
+            // A new process: the journal is all that is left of the run.
+            let mut run = new_run(&plan, &h.journal);
+            h.count = 0;
+            assert!(h.drive(&mut run, None), "{crash:?}");
+            assert_eq!(
+                run.finished(),
+                Some(&Finished::Completed),
+                "{crash:?}: {:?}",
+                run.finished()
+            );
+            assert_eq!(h.model.state(), reference.model.state(), "{crash:?}");
+            for t in &done_before {
+                assert_eq!(
+                    h.executed.get(t),
+                    executed_before.get(t),
+                    "{crash:?}: {t} ran again after it was journaled as done"
+                );
+            }
+            for (t, &k) in &h.executed {
+                assert!(k <= 2, "{crash:?}: {t} ran {k} times");
+            }
+            // Only the crashed task may have run twice.
+            let twice: Vec<&TaskId> = h
+                .executed
+                .iter()
+                .filter(|(_, k)| **k == 2)
+                .map(|(t, _)| t)
+                .collect();
+            assert!(twice.len() <= 1, "{crash:?}: {twice:?}");
+            if let Crash::Before(_) = crash {
+                assert!(twice.is_empty(), "{crash:?}: {twice:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
+    let plan = plan();
+    let cordon = plan
+        .steps
+        .iter()
+        .position(|s| s.action == Action::Cordon)
+        .unwrap();
+    // Find the crash point of the first cordon and of the drain after it.
+    let mut h = Harness::new(plan.clone());
+    let mut run = new_run(&plan, &[]);
+    let mut n = 0;
+    let mut cordon_at = 0;
+    while !run.is_finished() && cordon_at == 0 {
+        let out = run.next(h.model.state(), t0());
+        for t in h.take(out) {
+            n += 1;
+            if t.step_index == cordon {
+                cordon_at = n;
+            }
+            h.model
+                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
+                .unwrap();
+            let out = run
+                .record(
+                    Outcome {
+                        task: t.id,
+                        attempt: t.attempt,
+                        result: TaskResult::Succeeded,
+                    },
+                    t0(),
+                )
+                .unwrap();
+            h.take(out);
+        }
+    }
+    for (crash, cordon_end, drain_runs) in [
+        (Crash::After(cordon_at), StepOutcome::AlreadyDone, 1),
+        (Crash::After(cordon_at + 1), StepOutcome::Succeeded, 2),
+    ] {
+        let mut h = Harness::new(plan.clone());
+        assert!(!h.drive(&mut new_run(&plan, &[]), Some(crash)));
+        let mut run = new_run(&plan, &h.journal);
+        h.events.clear();
+        assert!(h.drive(&mut run, None));
+        let first_end = h
+            .events
+            .iter()
+            .find_map(|e| match e {
+                Event::StepFinished { outcome, .. } => Some(*outcome),
+                _ => None,
+            })
+            .unwrap();
+        let drain = TaskId::new(
+            plan.steps[cordon + 1].id.clone(),
+            plan.steps[cordon + 1].nodes.as_slice().first().cloned(),
+        );
+        assert_eq!(h.executed[&drain], drain_runs, "{crash:?}");
+        if drain_runs == 1 {
+            assert_eq!(first_end, cordon_end, "{crash:?}");
+        }
+    }
+}
+
+#[test]
+fn a_step_not_safe_to_repeat_is_never_run_twice() {
+    let plan = replace_plan();
+    let provisions: Vec<usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.idempotent)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(!provisions.is_empty());
+    let mut reference = Harness::new(plan.clone());
+    assert!(reference.drive(&mut new_run(&plan, &[]), None));
+    let mut halts = 0;
+    for n in 1..=reference.count {
+        for crash in [Crash::Before(n), Crash::After(n)] {
+            let mut h = Harness::new(plan.clone());
+            assert!(!h.drive(&mut new_run(&plan, &[]), Some(crash)));
+            let mut run = new_run(&plan, &h.journal);
+            h.count = 0;
+            // Resume; when the run cannot tell whether a provision happened, play the operator:
+            // look at the cluster and decide.
+            loop {
+                h.drive(&mut run, None);
+                match run.finished() {
+                    Some(Finished::Completed) => break,
+                    Some(Finished::Halted(r)) if r.reason == StopReason::Unsure => {
+                        halts += 1;
+                        let task = r.task.clone().unwrap();
+                        assert!(r.advice.contains("mark"), "{r}");
+                        let exists = h.model.node(task.node.as_ref().unwrap()).is_some();
+                        let mut again = new_run(&plan, &h.journal);
+                        let resolution = if exists {
+                            Resolution::MarkDone
+                        } else {
+                            Resolution::Retry
+                        };
+                        let out = again.resolve(&task, resolution, h.now).unwrap();
+                        h.take(out);
+                        run = again;
+                    }
+                    other => panic!("{crash:?}: {other:?}"),
+                }
+            }
+            assert_eq!(h.model.state(), reference.model.state(), "{crash:?}");
+            for (t, &k) in &h.executed {
+                let step = plan.step(t.step.as_str()).unwrap();
+                if !step.idempotent {
+                    assert_eq!(k, 1, "{crash:?}: {t} ran {k} times");
+                }
+            }
+        }
+    }
+    // Crashing just before a provision takes effect leaves the run unable to tell.
+    assert!(halts > 0);
+}
+
+#[test]
+fn a_node_upgraded_by_hand_stops_the_run_with_what_differs() {
+    let plan = plan();
+    let mut h = Harness::new(plan.clone());
+    let mut run = new_run(&plan, &[]);
+    // Run until the first worker step, then upgrade worker-6's kubelet by hand.
+    let mut meddled = false;
+    while !run.is_finished() {
+        let mut state = h.model.state().clone();
+        if meddled {
+            // The operator's meddling persists in the live cluster, not in the model.
+            let n = state.node_mut("worker-6").unwrap();
+            n.versions.kubelet = Some("v1.30.1".parse().unwrap());
+        }
+        let out = run.next(&state, t0());
+        for t in h.take(out) {
+            if plan.steps[t.step_index].phase == crate::plan::Phase::Workers {
+                meddled = true;
+            }
+            h.model
+                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
+                .unwrap();
+            let out = run
+                .record(
+                    Outcome {
+                        task: t.id,
+                        attempt: t.attempt,
+                        result: TaskResult::Succeeded,
+                    },
+                    t0(),
+                )
+                .unwrap();
+            h.take(out);
+        }
+    }
+    let report = run.finished().unwrap().report().unwrap();
+    assert_eq!(report.reason, StopReason::PolicyViolated, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("worker-6"), "{text}");
+    assert!(text.contains("v1.30.1"), "{text}");
+    assert!(
+        text.starts_with("the live cluster violates the upstream skew policy"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_node_that_goes_not_ready_stops_the_run() {
+    let plan = plan();
+    let mut run = new_run(&plan, &[]);
+    let mut model = Simulation::new(cluster());
+    let mut steps = 0;
+    while !run.is_finished() {
+        let mut state = model.state().clone();
+        if steps > 20 {
+            state.node_mut("worker-3").unwrap().ready = false;
+        }
+        let out = run.next(&state, t0());
+        for t in out.tasks {
+            steps += 1;
+            model
+                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
+                .unwrap();
+            run.record(
+                Outcome {
+                    task: t.id,
+                    attempt: t.attempt,
+                    result: TaskResult::Succeeded,
+                },
+                t0(),
+            )
+            .unwrap();
+        }
+    }
+    let report = run.finished().unwrap().report().unwrap();
+    assert_eq!(report.reason, StopReason::NodeNotReady);
+    assert_eq!(
+        report.differences,
+        [Difference {
+            node: Some("worker-3".parse().unwrap()),
+            expected: "Ready".into(),
+            found: "NotReady".into()
+        }]
+    );
+    assert_eq!(
+        report.to_string(),
+        "1 node(s) went NotReady outside the plan's steps\n  - worker-3: expected Ready, found NotReady\nwhat to do: find out why (kubectl describe node), fix it, and resume once the nodes are Ready again"
+    );
+}
+
+#[test]
+fn a_restarted_kubelet_may_be_not_ready_until_its_wait() {
+    let plan = plan();
+    let mut run = new_run(&plan, &[]);
+    let mut model = Simulation::new(cluster());
+    let mut restarting: Option<NodeName> = None;
+    while !run.is_finished() {
+        let mut state = model.state().clone();
+        if let Some(n) = &restarting {
+            state.node_mut(n.as_str()).unwrap().ready = false;
+        }
+        let out = run.next(&state, t0());
+        for t in out.tasks {
+            let step = &plan.steps[t.step_index];
+            match step.action {
+                Action::RestartKubelet { .. } => restarting = t.id.node.clone(),
+                Action::WaitReady { .. } => restarting = None,
+                _ => {}
+            }
+            model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
+            run.record(
+                Outcome {
+                    task: t.id,
+                    attempt: t.attempt,
+                    result: TaskResult::Succeeded,
+                },
+                t0(),
+            )
+            .unwrap();
+        }
+    }
+    assert_eq!(run.finished(), Some(&Finished::Completed));
+}
+
+#[test]
+fn failures_are_retried_with_backoff_only_when_safe() {
+    let plan = plan();
+    let mut run = new_run(&plan, &[]);
+    let model = Simulation::new(cluster());
+    let now = t0();
+    // Preflight and the backup run first; take the first node task.
+    let out = run.next(model.state(), now);
+    let task = out.tasks[0].clone();
+    let fail = |kind| Outcome {
+        task: task.id.clone(),
+        attempt: task.attempt,
+        result: TaskResult::Failed(Failure::new(kind, "boom").with_command("cp -a")),
+    };
+    let out = run.record(fail(FailureKind::CommandFailed), now).unwrap();
+    let retry_at = now + jiff::SignedDuration::from_secs(5);
+    assert!(
+        matches!(&out.events[..], [Event::StepRetrying { retry_at: r, attempt: 1, .. }] if *r == retry_at)
+    );
+    // The other nodes of the batch are running; the retry waits for its time.
+    assert_eq!(run.wake_at(), Some(retry_at));
+    assert!(!run.wants_state(now));
+    assert!(run.wants_state(retry_at));
+    let out = run.next(model.state(), retry_at);
+    let again = out.tasks.iter().find(|t| t.id == task.id).unwrap();
+    assert_eq!(again.attempt, 2);
+    // A refusal is not retried: the run halts once the running tasks end.
+    let out = run
+        .record(
+            Outcome {
+                task: task.id.clone(),
+                attempt: 2,
+                result: TaskResult::Failed(Failure::new(FailureKind::Refused, "host key changed")),
+            },
+            retry_at,
+        )
+        .unwrap();
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        Event::StepFinished {
+            outcome: StepOutcome::Failed,
+            ..
+        }
+    )));
+    assert!(!run.is_finished());
+    assert!(!run.wants_state(retry_at));
+    let others: Vec<Task> = out.tasks;
+    assert!(others.is_empty());
+    // Finish the other nodes of the batch.
+    let running: Vec<TaskId> = plan.steps[task.step_index]
+        .nodes
+        .iter()
+        .filter(|n| Some(*n) != task.id.node.as_ref())
+        .map(|n| TaskId::new(task.id.step.clone(), Some(n.clone())))
+        .collect();
+    for id in running {
+        run.record(
+            Outcome {
+                task: id,
+                attempt: 1,
+                result: TaskResult::Succeeded,
+            },
+            retry_at,
+        )
+        .unwrap();
+    }
+    let report = run.finished().unwrap().report().unwrap();
+    assert_eq!(report.reason, StopReason::StepFailed);
+    assert!(report.summary.contains("host key changed"), "{report}");
+    assert!(report.advice.contains("safe to repeat"), "{report}");
+}
+
+#[test]
+fn a_journal_of_another_plan_is_refused() {
+    let plan = plan();
+    let mut h = Harness::new(plan.clone());
+    h.drive(&mut new_run(&plan, &[]), Some(Crash::After(3)));
+    let other = replace_plan();
+    let e = Run::resume(
+        other,
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+        &h.journal,
+    )
+    .unwrap_err();
+    assert!(matches!(e, RunError::OtherPlan { .. }));
+    assert!(
+        e.to_string()
+            .starts_with("the journal belongs to another plan")
+    );
+    let mut newer = h.journal.clone();
+    newer[2].v = FORMAT + 1;
+    let e = Run::resume(
+        plan.clone(),
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+        &newer,
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        RunError::NewerFormat {
+            record: 3,
+            found: FORMAT + 1
+        }
+    );
+    let e = Run::resume(
+        plan,
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+        &h.journal[1..],
+    )
+    .unwrap_err();
+    assert!(matches!(e, RunError::Malformed { record: 1, .. }), "{e}");
+}
+
+#[test]
+fn cancelling_lets_running_tasks_end_and_resume_goes_on() {
+    let plan = plan();
+    let mut h = Harness::new(plan.clone());
+    let mut run = new_run(&plan, &[]);
+    let out = run.next(h.model.state(), t0());
+    let tasks = h.take(out);
+    assert!(!tasks.is_empty());
+    let out = run.cancel(t0());
+    h.take(out);
+    assert!(!run.is_finished());
+    assert!(!run.wants_state(t0()));
+    // One task ends normally, the others are aborted.
+    let mut iter = tasks.into_iter();
+    let first = iter.next().unwrap();
+    h.model
+        .apply(&plan.steps[first.step_index].on_node(first.id.node.as_ref()))
+        .unwrap();
+    let out = run
+        .record(
+            Outcome {
+                task: first.id,
+                attempt: 1,
+                result: TaskResult::Succeeded,
+            },
+            t0(),
+        )
+        .unwrap();
+    h.take(out);
+    for t in iter {
+        let out = run
+            .record(
+                Outcome {
+                    task: t.id,
+                    attempt: 1,
+                    result: TaskResult::Interrupted,
+                },
+                t0(),
+            )
+            .unwrap();
+        h.take(out);
+    }
+    assert_eq!(run.finished(), Some(&Finished::Cancelled));
+    let mut run = new_run(&plan, &h.journal);
+    assert!(h.drive(&mut run, None));
+    assert_eq!(run.finished(), Some(&Finished::Completed));
+    assert!(matches!(
+        h.events
+            .iter()
+            .rev()
+            .find(|e| matches!(e, Event::PlanStarted { .. })),
+        Some(Event::PlanStarted { resumed: true, .. })
+    ));
+}
+
+#[test]
+fn events_serialize_with_a_tag_and_flat_task() {
+    let e = Event::StepStarted {
+        at: t0(),
+        task: TaskId::new(
+            StepId("v1.29.5/cp-1/cordon".into()),
+            Some("cp-1".parse().unwrap()),
+        ),
+        attempt: 1,
+        action: "cordon".into(),
+        executor: Executor::Cluster,
+    };
+    assert_eq!(
+        serde_json::to_string(&e).unwrap(),
+        r#"{"event":"step-started","at":"2026-11-25T10:00:00Z","step":"v1.29.5/cp-1/cordon","node":"cp-1","attempt":1,"action":"cordon","executor":"cluster"}"#
+    );
+}
