@@ -1,0 +1,129 @@
+//! `cargo run --example discover -- [--kubeconfig PATH] [--context NAME] [--node-selector SEL]`:
+//! reads a live kubeadm cluster through the Kubernetes API and prints its nodes, the component
+//! versions on each (control-plane versions from the static pods), etcd, the add-ons, and the
+//! version skew report (upstream policy).
+//!
+//! Without `--kubeconfig`, the configuration is found as `kubectl` finds it (`KUBECONFIG`,
+//! `~/.kube/config`, or the in-cluster service account). The permissions it needs are in
+//! `examples/rbac/discover.yaml`.
+use std::path::PathBuf;
+
+use clap::Parser;
+use kupgrade_core::skew::{self, SkewPolicy, UpstreamPolicy};
+use kupgrade_core::{ClusterState, Component, EtcdTopology};
+use kupgrade_kube::Discovery;
+
+/// Discover a live cluster and check its version skew.
+#[derive(Parser)]
+struct Args {
+    /// The kubeconfig to use (default: KUBECONFIG, ~/.kube/config, in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long)]
+    context: Option<String>,
+    /// Only nodes matching this label selector.
+    #[arg(long)]
+    node_selector: Option<String>,
+    /// Print the discovered state as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+const COLUMNS: [(Component, &str); 5] = [
+    (Component::KubeApiserver, "APISERVER"),
+    (Component::KubeControllerManager, "CONTROLLER-MGR"),
+    (Component::KubeScheduler, "SCHEDULER"),
+    (Component::Etcd, "ETCD"),
+    (Component::Kubelet, "KUBELET"),
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let client =
+        kupgrade_kube::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let mut discovery = Discovery::new(client);
+    if let Some(selector) = &args.node_selector {
+        discovery = discovery.node_selector(selector);
+    }
+    let cluster = discovery.run().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&cluster)?);
+        return Ok(());
+    }
+
+    let name = cluster.name.as_deref().unwrap_or("(unnamed)");
+    println!(
+        "Cluster {name}: {} nodes, {} control plane",
+        cluster.nodes.len(),
+        cluster.control_plane().count()
+    );
+    println!();
+    print!("{}", table(&cluster));
+    println!();
+    match &cluster.etcd {
+        EtcdTopology::Stacked => println!("etcd: stacked (static pods on the control plane)"),
+        EtcdTopology::External { endpoints, .. } => {
+            println!("etcd: external ({})", endpoints.join(", "))
+        }
+    }
+    let show = |v: &Option<kupgrade_core::KubeVersion>| {
+        v.as_ref().map_or("-".to_string(), ToString::to_string)
+    };
+    println!(
+        "add-ons: kube-proxy {}, coredns {}",
+        show(&cluster.addons.kube_proxy),
+        show(&cluster.addons.coredns)
+    );
+    println!();
+    println!("Version skew (upstream policy):");
+    for line in skew::report(&UpstreamPolicy::new().evaluate(&cluster)).lines() {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+/// One row per node: roles, state, OS, then the version of each component.
+fn table(cluster: &ClusterState) -> String {
+    let mut rows = vec![
+        ["NODE", "ROLE", "STATUS", "OS"]
+            .into_iter()
+            .map(String::from)
+            .chain(COLUMNS.iter().map(|(_, h)| h.to_string()))
+            .collect::<Vec<_>>(),
+    ];
+    for n in &cluster.nodes {
+        let role = n
+            .roles
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut status = if n.ready { "Ready" } else { "NotReady" }.to_string();
+        if n.unschedulable {
+            status.push_str(",SchedulingDisabled");
+        }
+        let mut row = vec![n.name.to_string(), role, status, n.os.family.to_string()];
+        row.extend(COLUMNS.iter().map(|(c, _)| {
+            n.versions
+                .get(*c)
+                .map_or("-".to_string(), ToString::to_string)
+        }));
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
