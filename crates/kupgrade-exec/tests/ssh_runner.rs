@@ -325,6 +325,25 @@ async fn dropping_the_runner_closes_its_connections() {
     );
 }
 
+#[tokio::test]
+async fn sessions_start_with_an_empty_home() {
+    // The harness's SetEnv gives sessions an empty HOME, so the login shell reads no start-up
+    // files (root's ~/.bashrc here exports PYENV_ROOT and costs ~120 ms).
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
+    let spec = CommandSpec::shell("printf '%s|%s|%s' \"$HOME\" \"${PYENV_ROOT-unset}\" \"$PATH\"");
+    let out = runner.output(&node("w-1"), &spec).await.unwrap();
+    assert_eq!(
+        out.stdout_text(),
+        format!(
+            "{}|unset|{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            sshd.home().display(),
+            sshd.bin_dir().display()
+        )
+    );
+}
+
 /// The control sockets under the runner's state directory.
 fn control_sockets(state: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
