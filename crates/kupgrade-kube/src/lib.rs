@@ -4,7 +4,7 @@
 //! [`ClusterState`](kupgrade_core::ClusterState) and carries out the cluster side of an upgrade
 //! through the API, with the semantics operators trust from `kubectl drain`:
 //!
-//! - [`discover`] / [`Discovery`]: nodes, kubelet versions, roles, OS, control-plane versions
+//! - [`discover()`] / [`Discovery`]: nodes, kubelet versions, roles, OS, control-plane versions
 //!   per node from the static pods, stacked or external etcd, kube-proxy and CoreDNS. Whatever
 //!   cannot be read is reported by object and field ([`DiscoverError`]), never guessed.
 //! - [`KubeClusterOps`]: the core's
@@ -22,6 +22,10 @@
 //!
 //! Minimal permissions for each use are in `examples/rbac/` (read-only discovery; cordon and
 //! drain; node commands).
+//!
+//! Modules: [`discover`](mod@discover) (what is read where), [`drain`] (the drain, step by step),
+//! [`runner`] (the command pod and the privileges it needs), [`config`] (client configuration
+//! and the retry setting), [`ops`]. Their items are re-exported here.
 //!
 //! ```no_run
 //! use kupgrade_core::ports::{ClusterOperations, CommandRunnerExt, CommandSpec, DrainOptions};
@@ -50,12 +54,12 @@
 
 mod budgets;
 pub mod config;
-mod discover;
-mod drain;
+pub mod discover;
+pub mod drain;
 mod error;
 mod eviction;
-mod ops;
-mod runner;
+pub mod ops;
+pub mod runner;
 
 pub use config::{ConfigError, client, connect, infer_config, kubeconfig_config};
 pub use discover::{

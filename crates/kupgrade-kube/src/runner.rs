@@ -70,7 +70,7 @@ pub const COMPONENT_LABEL_VALUE: &str = "node-command";
 /// The annotation naming the node a command pod runs on.
 pub const NODE_ANNOTATION: &str = "kupgrade.io/node";
 
-/// Runs commands on nodes in privileged pods; see the [module docs](self).
+/// Runs commands on nodes in privileged pods; see the [module docs](crate::runner).
 ///
 /// ```no_run
 /// use kupgrade_core::ports::{CommandRunnerExt, CommandSpec};
