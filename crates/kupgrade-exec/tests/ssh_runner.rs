@@ -344,6 +344,48 @@ async fn sessions_start_with_an_empty_home() {
     );
 }
 
+#[tokio::test]
+async fn login_shell_noise_is_discarded_or_reported() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
+    // bash reads ~/.bashrc for commands run by sshd: make it talk.
+    let bashrc = sshd.home().join(".bashrc");
+    std::fs::write(&bashrc, "echo 'Welcome to node w-1'\n").unwrap();
+    let plain = std::process::Command::new("ssh")
+        .args(sshd.ssh_args())
+        .args(["127.0.0.1", "echo hi"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        "Welcome to node w-1\nhi\n"
+    );
+    let out = runner
+        .output(&node("w-1"), &CommandSpec::new("echo").arg("hi"))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.stdout_text(),
+        "hi\n",
+        "the greeting is not the command's output"
+    );
+
+    // Far too much noise: kupgrade cannot tell where the command's output starts, and says so.
+    std::fs::write(&bashrc, "head -c 100000 /dev/zero | tr '\\0' x\n").unwrap();
+    let e = runner
+        .output(&node("w-1"), &CommandSpec::new("echo").arg("hi"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "kupgrade's start marker was not in the first 64 KiB of output (do the login \
+             shell's start-up files print that much?); the command may have run (exit status 0)"
+        ),
+        "{e}"
+    );
+}
+
 /// The control sockets under the runner's state directory.
 fn control_sockets(state: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();

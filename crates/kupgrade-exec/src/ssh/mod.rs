@@ -492,29 +492,45 @@ async fn kill_group(session: &Arc<Session>, node: &NodeName, pgid: u32, sudo: bo
     }
 }
 
-/// Reads stdout: first the wrapper's marker (the process group), then the command's output.
-/// Returns whether the marker was seen.
+/// What the start of stdout said about the command.
+#[derive(Debug, PartialEq, Eq)]
+enum Start {
+    /// The wrapper reported the process group: the command ran.
+    Seen,
+    /// Stdout ended before the marker: the set-up failed and nothing ran.
+    Missing,
+    /// No marker in the first bytes: unknown whether the command ran.
+    Garbled,
+}
+
+/// Reads stdout to its end: first the wrapper's marker (the process group), then the
+/// command's output. Read errors end the stream (they are logged).
 async fn pump_marked<R: AsyncRead + Unpin>(
     reader: &mut R,
     capture: &mut StreamCapture,
     sink: &LineSink,
     pgid: &AtomicU32,
-) -> io::Result<bool> {
+) -> Start {
     let mut prelude = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let n = reader.read(&mut buf).await?;
+        let n = match reader.read(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading stdout failed");
+                0
+            }
+        };
         if n == 0 {
-            return Ok(false);
+            return Start::Missing;
         }
         prelude.extend_from_slice(&buf[..n]);
         match find_marker(&prelude) {
             Marker::Pending => continue,
             Marker::Invalid => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "the remote wrapper did not report its process group",
-                ));
+                // Keep reading, so the remote side never blocks on a full pipe.
+                while matches!(reader.read(&mut buf).await, Ok(n) if n > 0) {}
+                return Start::Garbled;
             }
             Marker::Found { pgid: id, rest } => {
                 if rest > MARKER_LINE_MAX {
@@ -525,8 +541,10 @@ async fn pump_marked<R: AsyncRead + Unpin>(
                 }
                 pgid.store(id, Ordering::Release);
                 capture.push(&prelude[rest..], sink);
-                pump(reader, capture, sink).await?;
-                return Ok(true);
+                if let Err(e) = pump(reader, capture, sink).await {
+                    tracing::debug!(error = %e, "reading stdout failed");
+                }
+                return Start::Seen;
             }
         }
     }
@@ -636,7 +654,7 @@ impl CommandRunner for SshRunner {
                 }
                 drop(stdin.take()); // EOF
             };
-            let (_, marked, e) = tokio::join!(
+            let (_, started, e) = tokio::join!(
                 feed,
                 pump_marked(&mut stdout, &mut out, lines, &pgid),
                 pump(&mut stderr, &mut err, lines)
@@ -646,7 +664,7 @@ impl CommandRunner for SshRunner {
             }
             // Wait for the status only once the output is drained: the status ends the
             // channel, and with it any output still in flight.
-            (marked, child.wait().await)
+            (started, child.wait().await)
         };
         let finished = {
             let mut work = pin!(work);
@@ -697,7 +715,7 @@ impl CommandRunner for SshRunner {
             }
         };
         guard.disarm();
-        let (marked, status) = finished?;
+        let (started, status) = finished?;
 
         let code = match status {
             Ok(s) => s.code(),
@@ -725,28 +743,30 @@ impl CommandRunner for SshRunner {
         };
         let (stdout, t1) = out.finish(lines);
         let (stderr, t2) = err.finish(lines);
-        match marked {
-            Ok(true) => {}
-            Ok(false) | Err(_) => {
-                let tail = String::from_utf8_lossy(&stderr);
-                let tail: Vec<&str> = tail
-                    .lines()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
+        let status_text = code.map_or("unknown".to_string(), |c| c.to_string());
+        match started {
+            Start::Seen => {}
+            Start::Missing => {
+                let text = String::from_utf8_lossy(&stderr);
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(5)..].join(" / ");
                 return Err(RunnerError::Other {
                     node: node.clone(),
                     message: format!(
-                        "the command did not start (exit status {}): {}",
-                        code.map_or("unknown".to_string(), |c| c.to_string()),
-                        match (&marked, tail.is_empty()) {
-                            (Err(e), _) => e.to_string(),
-                            (_, true) => "no output".to_string(),
-                            (_, false) => tail.join(" / "),
-                        }
+                        "the command did not start (exit status {status_text}): {}",
+                        if tail.is_empty() { "no output" } else { &tail }
+                    ),
+                    source: None,
+                });
+            }
+            Start::Garbled => {
+                return Err(RunnerError::Other {
+                    node: node.clone(),
+                    message: format!(
+                        "kupgrade's start marker was not in the first {} KiB of output (do the \
+                         login shell's start-up files print that much?); the command may have \
+                         run (exit status {status_text})",
+                        wrapper::MAX_PRELUDE / 1024
                     ),
                     source: None,
                 });
