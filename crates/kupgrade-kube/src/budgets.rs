@@ -33,13 +33,40 @@ struct BudgetSpec {
     selector: Option<LabelSelector>,
 }
 
-/// The names of the budgets in `namespace` whose selector matches `labels`, sorted.
-pub(crate) async fn budgets_for(
+/// The budgets of one namespace, as listed.
+pub(crate) struct Budgets {
+    /// Listed as policy/v1 (empty selectors select everything).
+    v1: bool,
+    items: Vec<Budget>,
+}
+
+impl Budgets {
+    /// The names of the budgets whose selector matches `labels`, sorted.
+    pub(crate) fn covering(&self, labels: &BTreeMap<String, String>) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .items
+            .iter()
+            .filter(|b| {
+                selector_matches(
+                    b.spec.as_ref().and_then(|s| s.selector.as_ref()),
+                    labels,
+                    self.v1,
+                )
+            })
+            .filter_map(|b| b.metadata.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Lists the budgets in `namespace`, as `first` and then the other policy version if the
+/// server does not serve `first`.
+pub(crate) async fn list_budgets(
     client: &Client,
     first: PolicyVersion,
     namespace: &str,
-    labels: &BTreeMap<String, String>,
-) -> Result<Vec<String>, kube::Error> {
+) -> Result<Budgets, kube::Error> {
     let order = match first {
         PolicyVersion::V1 => [PolicyVersion::V1, PolicyVersion::V1beta1],
         PolicyVersion::V1beta1 => [PolicyVersion::V1beta1, PolicyVersion::V1],
@@ -55,20 +82,10 @@ pub(crate) async fn budgets_for(
             .map_err(kube::Error::HttpError)?;
         match client.request::<BudgetList>(req).await {
             Ok(list) => {
-                let mut names: Vec<String> = list
-                    .items
-                    .iter()
-                    .filter(|b| {
-                        selector_matches(
-                            b.spec.as_ref().and_then(|s| s.selector.as_ref()),
-                            labels,
-                            v == PolicyVersion::V1,
-                        )
-                    })
-                    .filter_map(|b| b.metadata.name.clone())
-                    .collect();
-                names.sort();
-                return Ok(names);
+                return Ok(Budgets {
+                    v1: v == PolicyVersion::V1,
+                    items: list.items,
+                });
             }
             Err(e) if status_code(&e) == Some(404) => last = Some(e),
             Err(e) => return Err(e),

@@ -35,7 +35,7 @@ use kupgrade_core::NodeName;
 use kupgrade_core::ports::{BlockedPod, DrainOptions, DrainReport, OpsError, PodRef};
 use tokio::time::{Instant, sleep, timeout_at};
 
-use crate::budgets::budgets_for;
+use crate::budgets::{Budgets, list_budgets};
 use crate::error::{fatal_watch_error, is_connect, ops_error, status_code};
 use crate::eviction::{budget_named_in, pod_is_gone, refusal_text};
 use crate::ops::KubeClusterOps;
@@ -206,8 +206,21 @@ impl KubeClusterOps {
         gone.sort();
         report.evicted = gone;
 
+        let mut budgets: HashMap<String, Option<Budgets>> = HashMap::new();
         for (pod, labels, reason) in blocked {
-            let budget = self.budget_of(&pod, &labels, &reason).await;
+            if !budgets.contains_key(&pod.namespace) {
+                let listed = self.budgets_in(&pod.namespace).await;
+                budgets.insert(pod.namespace.clone(), listed);
+            }
+            let covering = budgets[&pod.namespace]
+                .as_ref()
+                .map(|b| b.covering(&labels))
+                .unwrap_or_default();
+            let budget = if covering.is_empty() {
+                budget_named_in(&reason)
+            } else {
+                Some(covering.join(", "))
+            };
             report.blocked.push(BlockedPod {
                 pod,
                 budget,
@@ -367,26 +380,24 @@ impl KubeClusterOps {
         }
     }
 
-    /// The budget(s) covering a blocked pod: those whose selector matches it, or else the one
-    /// the server's refusal names.
-    async fn budget_of(
-        &self,
-        pod: &PodRef,
-        labels: &BTreeMap<String, String>,
-        reason: &str,
-    ) -> Option<String> {
+    /// The disruption budgets of `namespace`, or `None` when they cannot be listed (the
+    /// refusal's text then names the budget).
+    async fn budgets_in(&self, namespace: &str) -> Option<Budgets> {
         let listed = tokio::time::timeout(
             Duration::from_secs(10),
-            budgets_for(&self.client, self.evictor.version(), &pod.namespace, labels),
+            list_budgets(&self.client, self.evictor.version(), namespace),
         )
         .await;
         match listed {
-            Ok(Ok(names)) if !names.is_empty() => Some(names.join(", ")),
+            Ok(Ok(b)) => Some(b),
             Ok(Err(e)) => {
-                tracing::debug!("listing disruption budgets in {}: {e}", pod.namespace);
-                budget_named_in(reason)
+                tracing::debug!(
+                    "listing disruption budgets in {namespace}: {}",
+                    crate::error::describe(&e)
+                );
+                None
             }
-            _ => budget_named_in(reason),
+            Err(_) => None,
         }
     }
 }

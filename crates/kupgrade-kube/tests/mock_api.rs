@@ -324,7 +324,7 @@ async fn a_pod_already_gone_counts_as_evicted_without_fallback() {
 
 #[tokio::test]
 async fn a_budget_blocking_until_the_deadline_is_named_from_policy_v1_budgets() {
-    let m = mock_with_budgets(pdb_list_for_test());
+    let m = mock_with_budgets(Some(pdb_list_for_test()));
     let err = m
         .ops()
         .drain(
@@ -370,7 +370,7 @@ fn pdb_list_for_test() -> Value {
     ]})
 }
 
-fn mock_with_budgets(pdbs: Value) -> Mock {
+fn mock_with_budgets(pdbs: Option<Value>) -> Mock {
     mock(move |c| {
         if c.is("PATCH", "/api/v1/nodes/w-1") {
             return Answer::Json(
@@ -389,7 +389,15 @@ fn mock_with_budgets(pdbs: Value) -> Mock {
             "GET",
             "/apis/policy/v1/namespaces/shop/poddisruptionbudgets",
         ) {
-            return Answer::Json(200, pdbs.clone());
+            return match &pdbs {
+                Some(list) => Answer::Json(200, list.clone()),
+                None => status(
+                    403,
+                    "Forbidden",
+                    r#"poddisruptionbudgets.policy is forbidden: User "ci" cannot list resource "poddisruptionbudgets""#,
+                    json!({}),
+                ),
+            };
         }
         if c.path.ends_with("/eviction") {
             return budget_refusal();
@@ -401,6 +409,31 @@ fn mock_with_budgets(pdbs: Value) -> Mock {
             json!({}),
         )
     })
+}
+
+#[tokio::test]
+async fn without_permission_to_list_budgets_the_refusal_names_the_budget() {
+    let m = mock_with_budgets(None);
+    let err = m
+        .ops()
+        .drain(
+            &w1(),
+            &DrainOptions {
+                timeout_seconds: 1,
+                ..DrainOptions::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    let OpsError::DrainBlocked { report, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(report.blocked[0].budget.as_deref(), Some("web-budget"));
+    assert!(
+        m.calls()
+            .iter()
+            .any(|c| c.path == "/apis/policy/v1/namespaces/shop/poddisruptionbudgets")
+    );
 }
 
 #[tokio::test]
