@@ -10,6 +10,13 @@
 //!   ([`ssh`] explains the choices, and why the `openssh` crate rather than `russh`).
 //! - [`Journal`]: the crash-safe, append-only JSON-lines file a run records its progress in,
 //!   so an interrupted upgrade resumes where it stopped.
+//! - [`driver`]: the async [`Driver`](driver::Driver) that carries a plan out by moving data
+//!   between kupgrade-core's run state machine (`kupgrade_core::run::Run`) and these ports:
+//!   concurrency within a batch, timeouts, retries with backoff, Ctrl-C (finish the current
+//!   step or abort it), dry runs, an event stream and `tracing` spans per step.
+//! - [`sim`]: a simulated kubeadm cluster ([`SimCluster`](sim::SimCluster)) behind all three
+//!   ports, in virtual time, with fault injection and a state file that survives a killed
+//!   process: the test bed of the driver, the examples and the benches.
 //!
 //! Both runners pass kupgrade-core's command-runner conformance suite
 //! (`kupgrade_core::conformance`, feature `conformance`): the SSH runner against a real `sshd`
@@ -38,10 +45,12 @@
 //! `Arc<dyn CommandRunner>` and works the same over the simulated cluster, a local sandbox or
 //! real nodes.
 
+pub mod driver;
 pub mod journal;
 mod local;
 mod node_env;
 mod output;
+pub mod sim;
 pub mod ssh;
 
 pub use journal::{Journal, JournalError, Recovered, TornTail};

@@ -1,0 +1,986 @@
+//! A simulated cluster: [`CommandRunner`], [`ClusterOperations`] and [`NodeProvider`] over an
+//! in-memory model of a kubeadm cluster. It is the test bed of the driver, the examples and
+//! the benches.
+//!
+//! - The node commands kupgrade renders do what they do on real nodes (see the `node` rules
+//!   below): package installs succeed only for released versions of the minor the node's
+//!   repository is switched to; `kubeadm upgrade apply|node` move the control plane, etcd and
+//!   the add-ons; a kubelet restart changes the reported version. Commands it does not model
+//!   exit 127.
+//! - Drains cordon, refuse DaemonSet, unmanaged and emptyDir pods as `kubectl drain` does, and
+//!   honour disruption budgets: an evicted pod starts again elsewhere and is not Ready for a
+//!   while, so a budget may hold the next eviction back until the drain's deadline.
+//! - Time is the tokio clock: every step takes its simulated duration ([`Timings`]) with
+//!   `tokio::time::sleep`. Under a paused runtime (`start_paused`), an upgrade of hours runs
+//!   in milliseconds without sleeping; [`SimCluster::with_speed`] makes a watchable demo in
+//!   real time.
+//! - Faults ([`Fault`]): a command fails or hangs, a node never becomes Ready, evictions stay
+//!   blocked, a node is unreachable.
+//! - [`SimCluster::persist_to`] saves the whole state after every change (write, then rename),
+//!   so a process that drives it can be killed at any point and another one can
+//!   [`SimCluster::load`] it; [`SimCluster::on_op`] lets a test stop a process at an exact
+//!   point.
+//! - Things a careful operator would not have done (a kubelet changing minor on an undrained
+//!   node, a kubelet newer than the API server) are recorded as [`SimState::problems`].
+//!
+//! ```
+//! use kupgrade_core::ports::{ClusterOperations, CommandRunnerExt, CommandSpec};
+//! use kupgrade_exec::sim::SimCluster;
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let node = kupgrade_core::Node::worker("w-1", "v1.29.3".parse()?)?;
+//! let sim = SimCluster::new(kupgrade_core::ClusterState::new(vec![node]));
+//! let node = "w-1".parse()?;
+//! // kubeadm 1.30 is not in the node's 1.29 repository...
+//! let install = CommandSpec::new("apt-get").args(["install", "-y", "kubeadm=1.30.2-*"]).sudo();
+//! let apt_mark = CommandSpec::new("apt-mark").args(["unhold", "kubeadm"]).sudo();
+//! sim.output(&node, &apt_mark).await?;
+//! assert_eq!(sim.output(&node, &install).await?.status.success(), false);
+//! // ...until the node is switched to the 1.30 repository and apt has read it.
+//! let repo = CommandSpec::new("tee").arg("/etc/apt/sources.list.d/kubernetes.list")
+//!     .stdin(kupgrade_core::plan::apt_source("1.30".parse()?)).sudo();
+//! sim.output(&node, &repo).await?;
+//! sim.output(&node, &CommandSpec::new("apt-get").arg("update").sudo()).await?;
+//! assert!(sim.output(&node, &install).await?.status.success());
+//! let state = sim.state().await?;
+//! assert_eq!(state.nodes[0].versions.kubeadm.as_ref().unwrap().to_string(), "v1.30.2");
+//! # Ok(()) }
+//! ```
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kupgrade_core::ports::{
+    ClusterOperations, CommandOutput, CommandRunner, CommandSpec, DrainOptions, DrainReport,
+    ExitStatus, LineSink, NodeProvider, OpsError, PodRef, RunnerError, Stream,
+};
+use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName, NodeVersions};
+
+mod fault;
+mod model;
+mod node;
+mod workload;
+
+pub use fault::{Fault, FaultKind};
+pub use model::{
+    Budget, Effect, Host, Pod, PodKind, Repo, RepoKind, STATE_FORMAT, SimState, Timings,
+};
+pub use workload::{App, Workload};
+
+/// Before or after the effect of an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpPhase {
+    /// The operation has started; nothing has changed yet.
+    Before,
+    /// Its effect has happened (and was saved, with [`SimCluster::persist_to`]); the caller
+    /// has not been told yet.
+    After,
+}
+
+/// An operation of the simulated cluster that may change it (a command, cordon, drain,
+/// uncordon, provision, remove), as [`SimCluster::on_op`] sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct OpPoint<'a> {
+    /// Operations started by this [`SimCluster`] value so far, this one included (from 1).
+    pub op: u64,
+    /// Before or after its effect.
+    pub phase: OpPhase,
+    /// The node.
+    pub node: &'a NodeName,
+    /// The command line or the operation.
+    pub what: &'a str,
+}
+
+type Hook = dyn Fn(&OpPoint<'_>) + Send + Sync;
+
+/// Why a simulated cluster could not be loaded or saved.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// The file could not be read or written.
+    #[error("cannot {action} simulated cluster {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a simulated cluster.
+    #[error("{}: not a simulated cluster: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The file was written by a newer kupgrade.
+    #[error("{}: simulated cluster format {found} is newer than this kupgrade reads ({STATE_FORMAT})", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        found: u32,
+    },
+}
+
+/// The simulated cluster. Cheap to clone: clones share the cluster.
+#[derive(Clone)]
+pub struct SimCluster {
+    inner: Arc<Mutex<Inner>>,
+    hook: Option<Arc<Hook>>,
+}
+
+impl fmt::Debug for SimCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("SimCluster")
+            .field("nodes", &inner.state.cluster.nodes.len())
+            .field("clock_ms", &inner.state.clock_ms)
+            .field("persist", &inner.persist)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub state: SimState,
+    index: HashMap<NodeName, usize>,
+    pub timings: Timings,
+    persist: Option<PathBuf>,
+    epoch: tokio::time::Instant,
+    base_ms: u64,
+    speed: f64,
+    ops: u64,
+    reschedule: bool,
+    cursor: usize,
+}
+
+impl Inner {
+    fn new(state: SimState) -> Inner {
+        let mut inner = Inner {
+            base_ms: state.clock_ms,
+            state,
+            index: HashMap::new(),
+            timings: Timings::default(),
+            persist: None,
+            epoch: tokio::time::Instant::now(),
+            speed: 1.0,
+            ops: 0,
+            reschedule: true,
+            cursor: 0,
+        };
+        inner.reindex();
+        inner
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .state
+            .cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+    }
+
+    fn now_ms(&self) -> u64 {
+        let elapsed = self.epoch.elapsed().as_secs_f64() * self.speed * 1000.0;
+        self.base_ms + elapsed as u64
+    }
+
+    fn has(&self, node: &NodeName) -> bool {
+        self.index.contains_key(node)
+    }
+
+    /// The node (which must exist).
+    pub fn node(&self, node: &NodeName) -> &Node {
+        &self.state.cluster.nodes[self.index[node]]
+    }
+
+    pub fn node_mut(&mut self, node: &NodeName) -> &mut Node {
+        let i = self.index[node];
+        &mut self.state.cluster.nodes[i]
+    }
+
+    pub fn host(&mut self, node: &NodeName) -> &mut Host {
+        self.state.hosts.entry(node.clone()).or_default()
+    }
+
+    /// The version kubeadm upgrades to next: its recorded cluster version, or the oldest API
+    /// server.
+    pub fn cluster_version(&self) -> Option<KubeVersion> {
+        self.state
+            .kubeadm_config
+            .clone()
+            .or_else(|| self.state.cluster.apiserver_min().cloned())
+    }
+
+    pub fn problem(&mut self, text: String) {
+        tracing::warn!(target: "kupgrade::sim", "{text}");
+        self.state.problems.push(text);
+    }
+
+    fn ready(&self, i: usize) -> bool {
+        let n = &self.state.cluster.nodes[i];
+        if !n.ready {
+            return false;
+        }
+        let never = self.state.faults.iter().any(|f| {
+            f.kind == FaultKind::NeverReady
+                && f.applies(&n.name, None)
+                && self
+                    .state
+                    .hosts
+                    .get(&n.name)
+                    .is_some_and(|h| h.ready_at_ms.is_some())
+        });
+        match self.state.hosts.get(&n.name).and_then(|h| h.ready_at_ms) {
+            Some(t) => !never && self.now_ms() >= t,
+            None => true,
+        }
+    }
+
+    fn record(&mut self, node: &NodeName, what: String) {
+        let at_ms = self.now_ms();
+        let task = crate::driver::current_task().map(|t| t.to_string());
+        self.state.history.push(Effect {
+            at_ms,
+            node: node.clone(),
+            task,
+            what,
+        });
+    }
+
+    fn save(&mut self) -> Result<(), SimError> {
+        self.state.clock_ms = self.now_ms();
+        let Some(path) = &self.persist else {
+            return Ok(());
+        };
+        let io = |action, source| SimError::Io {
+            action,
+            path: path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec(&self.state).map_err(|e| io("encode", e.into()))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| io("write", e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io("write", e))
+    }
+
+    /// A schedulable, Ready worker for a pod, other than `not`.
+    fn place(&mut self, not: Option<&NodeName>) -> Option<NodeName> {
+        let n = self.state.cluster.nodes.len();
+        let workers = self.state.cluster.workers().count();
+        for _ in 0..n {
+            self.cursor = (self.cursor + 1) % n;
+            let i = self.cursor;
+            let node = &self.state.cluster.nodes[i];
+            if node.unschedulable
+                || Some(&node.name) == not
+                || (workers > 0 && node.is_control_plane())
+                || !self.ready(i)
+            {
+                continue;
+            }
+            return Some(node.name.clone());
+        }
+        None
+    }
+
+    /// Starts pending pods where there is room.
+    fn schedule_pending(&mut self) {
+        let now = self.now_ms();
+        let start = self.timings.pod_start.as_millis() as u64;
+        for i in 0..self.state.pods.len() {
+            if self.state.pods[i].node.is_none() {
+                let Some(target) = self.place(None) else {
+                    return;
+                };
+                let pod = &mut self.state.pods[i];
+                pod.node = Some(target);
+                pod.ready_at_ms = Some(now + start);
+            }
+        }
+    }
+}
+
+impl SimCluster {
+    /// A simulated cluster in `state`: every node a kubeadm node with its packages installed
+    /// (and held) at its versions, pointing at its minor's repository; no pods.
+    pub fn new(state: ClusterState) -> SimCluster {
+        let hosts = state
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), Host::of(n)))
+            .collect();
+        SimCluster::from_state(SimState {
+            format: STATE_FORMAT,
+            cluster: state,
+            hosts,
+            kubeadm_config: None,
+            pods: Vec::new(),
+            budgets: Vec::new(),
+            faults: Vec::new(),
+            clock_ms: 0,
+            history: Vec::new(),
+            problems: Vec::new(),
+        })
+    }
+
+    /// A simulated cluster in a saved state.
+    pub fn from_state(state: SimState) -> SimCluster {
+        SimCluster {
+            inner: Arc::new(Mutex::new(Inner::new(state))),
+            hook: None,
+        }
+    }
+
+    /// Loads a cluster saved by [`SimCluster::persist_to`]; it keeps saving to `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<SimCluster, SimError> {
+        let path = path.as_ref().to_path_buf();
+        let bytes = std::fs::read(&path).map_err(|source| SimError::Io {
+            action: "read",
+            path: path.clone(),
+            source,
+        })?;
+        let format = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("format")?.as_u64())
+            .unwrap_or(0);
+        if format > u64::from(STATE_FORMAT) {
+            return Err(SimError::Format {
+                path,
+                found: format as u32,
+            });
+        }
+        let state: SimState = serde_json::from_slice(&bytes).map_err(|source| SimError::Parse {
+            path: path.clone(),
+            source,
+        })?;
+        let sim = SimCluster::from_state(state);
+        sim.lock().persist = Some(path);
+        Ok(sim)
+    }
+
+    /// Saves the state to `path` now and after every change.
+    pub fn persist_to(self, path: impl Into<PathBuf>) -> Result<SimCluster, SimError> {
+        {
+            let mut inner = self.lock();
+            inner.persist = Some(path.into());
+            inner.save()?;
+        }
+        Ok(self)
+    }
+
+    /// Uses these durations.
+    pub fn with_timings(self, timings: Timings) -> SimCluster {
+        self.lock().timings = timings;
+        self
+    }
+
+    /// Runs simulated time `speed` times faster than the tokio clock (a real-time demo of an
+    /// hour-long upgrade with 600 takes six seconds). Under a paused runtime it makes no
+    /// difference.
+    pub fn with_speed(self, speed: f64) -> SimCluster {
+        {
+            let mut inner = self.lock();
+            inner.base_ms = inner.now_ms();
+            inner.epoch = tokio::time::Instant::now();
+            inner.speed = if speed > 0.0 { speed } else { 1.0 };
+        }
+        self
+    }
+
+    /// Places the pods of `workload` on the workers (on every node if there are none) and
+    /// adds its budgets.
+    pub fn with_workload(self, workload: &Workload) -> SimCluster {
+        workload::place(&mut self.lock(), workload);
+        self
+    }
+
+    /// Whether evicted replicated pods start again on another node (the default) or simply go
+    /// (as with a controller that is slow to replace them).
+    pub fn with_rescheduling(self, reschedule: bool) -> SimCluster {
+        self.lock().reschedule = reschedule;
+        self
+    }
+
+    /// Adds a fault.
+    pub fn inject(&self, fault: Fault) {
+        let mut inner = self.lock();
+        inner.state.faults.push(fault);
+        let _ = inner.save();
+    }
+
+    /// Calls `hook` before and after the effect of every operation that may change the
+    /// cluster (outside any lock). A crash test uses it to stop the process at an exact point.
+    pub fn on_op(mut self, hook: impl Fn(&OpPoint<'_>) + Send + Sync + 'static) -> SimCluster {
+        self.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// A copy of the whole state.
+    pub fn snapshot(&self) -> SimState {
+        let mut inner = self.lock();
+        inner.state.clock_ms = inner.now_ms();
+        inner.state.clone()
+    }
+
+    /// The cluster as its API shows it now (what [`ClusterOperations::state`] returns).
+    pub fn cluster(&self) -> ClusterState {
+        let inner = self.lock();
+        let mut c = inner.state.cluster.clone();
+        for (i, n) in c.nodes.iter_mut().enumerate() {
+            n.ready = inner.ready(i);
+        }
+        c
+    }
+
+    /// Simulated time so far.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.lock().now_ms())
+    }
+
+    /// Adds a node (a Ready kubeadm node with its packages installed at its versions).
+    pub fn add_node(&self, node: Node) -> Result<(), OpsError> {
+        let mut inner = self.lock();
+        if inner.has(&node.name) {
+            return Err(OpsError::Other {
+                message: format!("node {} already exists", node.name),
+                source: None,
+            });
+        }
+        inner.state.hosts.insert(node.name.clone(), Host::of(&node));
+        inner.state.cluster.nodes.push(node);
+        inner.reindex();
+        inner.save().map_err(ops_err)
+    }
+
+    /// Adds a Ready pod on `node`; returns its reference.
+    pub fn add_pod(
+        &self,
+        node: &NodeName,
+        kind: PodKind,
+        labels: BTreeMap<String, String>,
+    ) -> Result<PodRef, OpsError> {
+        let mut inner = self.lock();
+        if !inner.has(node) {
+            return Err(OpsError::NodeNotFound(node.clone()));
+        }
+        let name = format!(
+            "{}-{}",
+            labels.get("app").map_or("pod", String::as_str),
+            inner.state.pods.len() + 1
+        );
+        let pod = Pod {
+            namespace: "default".into(),
+            name,
+            labels,
+            kind,
+            node: Some(node.clone()),
+            ready_at_ms: Some(0),
+            empty_dir: false,
+        };
+        let r = PodRef {
+            namespace: pod.namespace.clone(),
+            name: pod.name.clone(),
+        };
+        inner.state.pods.push(pod);
+        inner.save().map_err(ops_err)?;
+        Ok(r)
+    }
+
+    /// Adds a budget over the pods with `selector` (in `default`) that allows `disruptions`
+    /// more disruptions of the pods it covers now. Returns its name.
+    pub fn add_budget(&self, selector: BTreeMap<String, String>, disruptions: u32) -> String {
+        let mut inner = self.lock();
+        let name = format!("budget-{}", inner.state.budgets.len() + 1);
+        let mut b = Budget {
+            namespace: "default".into(),
+            name: name.clone(),
+            selector,
+            min_available: None,
+            max_unavailable: Some(disruptions),
+            expected: 0,
+        };
+        let now = inner.now_ms();
+        b.expected = inner
+            .state
+            .pods
+            .iter()
+            .filter(|p| b.covers(p) && p.ready(now))
+            .count() as u32;
+        inner.state.budgets.push(b);
+        let _ = inner.save();
+        name
+    }
+
+    /// The pods on `node`, sorted.
+    pub fn pods_on(&self, node: &NodeName) -> Vec<PodRef> {
+        let inner = self.lock();
+        let mut pods: Vec<PodRef> = inner
+            .state
+            .pods
+            .iter()
+            .filter(|p| p.node.as_ref() == Some(node))
+            .map(|p| PodRef {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+            })
+            .collect();
+        pods.sort();
+        pods
+    }
+
+    /// Makes `node` report kubelet `version` and Ready = `ready` (as if its kubelet had been
+    /// replaced behind kupgrade's back).
+    pub fn set_kubelet(
+        &self,
+        node: &NodeName,
+        version: &KubeVersion,
+        ready: bool,
+    ) -> Result<(), OpsError> {
+        let mut inner = self.lock();
+        if !inner.has(node) {
+            return Err(OpsError::NodeNotFound(node.clone()));
+        }
+        let n = inner.node_mut(node);
+        n.versions.kubelet = Some(version.clone());
+        n.ready = ready;
+        inner.host(node).ready_at_ms = None;
+        inner.save().map_err(ops_err)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves a state a test wants to see, not a poison.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hook(&self, op: u64, phase: OpPhase, node: &NodeName, what: &str) {
+        if let Some(h) = &self.hook {
+            h(&OpPoint {
+                op,
+                phase,
+                node,
+                what,
+            });
+        }
+    }
+
+    /// Starts an operation on an existing node: its number.
+    fn begin(&self, node: &NodeName, what: &str) -> Result<u64, OpsError> {
+        let op = {
+            let mut inner = self.lock();
+            if !inner.has(node) {
+                return Err(OpsError::NodeNotFound(node.clone()));
+            }
+            inner.ops += 1;
+            inner.ops
+        };
+        self.hook(op, OpPhase::Before, node, what);
+        Ok(op)
+    }
+
+    async fn pass(&self, d: Duration) {
+        let speed = self.lock().speed;
+        if !d.is_zero() {
+            tokio::time::sleep(d.div_f64(speed)).await;
+        }
+    }
+
+    async fn set_cordon(&self, node: &NodeName, cordon: bool) -> Result<(), OpsError> {
+        let what = if cordon { "cordon" } else { "uncordon" };
+        let op = self.begin(node, what)?;
+        let d = self.lock().timings.cordon;
+        self.pass(d).await;
+        {
+            let mut inner = self.lock();
+            if !inner.has(node) {
+                return Err(OpsError::NodeNotFound(node.clone()));
+            }
+            let n = inner.node_mut(node);
+            if n.unschedulable != cordon {
+                n.unschedulable = cordon;
+                inner.record(node, what.to_string());
+                if !cordon {
+                    inner.schedule_pending();
+                }
+                inner.save().map_err(ops_err)?;
+            }
+        }
+        self.hook(op, OpPhase::After, node, what);
+        Ok(())
+    }
+}
+
+fn ops_err(e: SimError) -> OpsError {
+    OpsError::Other {
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    }
+}
+
+fn bounded(mut bytes: Vec<u8>, max: usize) -> (Vec<u8>, bool) {
+    if bytes.len() > max {
+        bytes.drain(..bytes.len() - max);
+        (bytes, true)
+    } else {
+        (bytes, false)
+    }
+}
+
+#[async_trait]
+impl CommandRunner for SimCluster {
+    async fn run(
+        &self,
+        node: &NodeName,
+        spec: &CommandSpec,
+        lines: &LineSink,
+    ) -> Result<CommandOutput, RunnerError> {
+        let line = spec.to_shell_line();
+        let (fault, d) = {
+            let mut inner = self.lock();
+            if !inner.has(node) {
+                return Err(RunnerError::Connect {
+                    node: node.clone(),
+                    message: "no such host in the simulated cluster".into(),
+                    source: None,
+                });
+            }
+            let fault = fault::take_command_fault(&mut inner.state.faults, node, &line);
+            (fault, node::duration(spec, &inner.timings))
+        };
+        if fault == Some(FaultKind::Unreachable) {
+            return Err(RunnerError::Connect {
+                node: node.clone(),
+                message: "connection timed out (simulated)".into(),
+                source: None,
+            });
+        }
+        let op = self.begin(node, &line).map_err(|_| RunnerError::Connect {
+            node: node.clone(),
+            message: "no such host in the simulated cluster".into(),
+            source: None,
+        })?;
+        let timed_out = || RunnerError::TimedOut {
+            node: node.clone(),
+            after: spec.timeout.unwrap_or_default(),
+            command: line.clone(),
+        };
+        match (&fault, spec.timeout) {
+            (Some(FaultKind::CommandHangs), Some(t)) => {
+                self.pass(t).await;
+                return Err(timed_out());
+            }
+            (Some(FaultKind::CommandHangs), None) => std::future::pending::<()>().await,
+            (_, Some(t)) if d > t => {
+                self.pass(t).await;
+                return Err(timed_out());
+            }
+            _ => self.pass(d).await,
+        }
+        let exec = {
+            let mut inner = self.lock();
+            if !inner.has(node) {
+                return Err(RunnerError::Connect {
+                    node: node.clone(),
+                    message: "the node left the simulated cluster".into(),
+                    source: None,
+                });
+            }
+            let exec = match fault {
+                Some(FaultKind::CommandFails { code, stderr }) => node::Exec {
+                    code,
+                    stderr,
+                    ..node::Exec::default()
+                },
+                _ => {
+                    let now = inner.now_ms();
+                    node::exec(&mut inner, node, spec, now)
+                }
+            };
+            if exec.changed {
+                inner.record(node, line.clone());
+            }
+            // Faults are counted down even when nothing else changed.
+            inner.save().map_err(|e| RunnerError::Other {
+                node: node.clone(),
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            })?;
+            exec
+        };
+        self.hook(op, OpPhase::After, node, &line);
+        for l in exec.stdout.lines() {
+            lines.line(Stream::Stdout, l);
+        }
+        for l in exec.stderr.lines() {
+            lines.line(Stream::Stderr, l);
+        }
+        let (stdout, t1) = bounded(exec.stdout.into_bytes(), spec.max_output);
+        let (stderr, t2) = bounded(exec.stderr.into_bytes(), spec.max_output);
+        Ok(CommandOutput {
+            status: ExitStatus::Code(exec.code),
+            stdout,
+            stderr,
+            truncated: t1 || t2,
+        })
+    }
+}
+
+#[async_trait]
+impl ClusterOperations for SimCluster {
+    async fn state(&self) -> Result<ClusterState, OpsError> {
+        Ok(self.cluster())
+    }
+
+    async fn cordon(&self, node: &NodeName) -> Result<(), OpsError> {
+        self.set_cordon(node, true).await
+    }
+
+    async fn uncordon(&self, node: &NodeName) -> Result<(), OpsError> {
+        self.set_cordon(node, false).await
+    }
+
+    async fn drain(
+        &self,
+        node: &NodeName,
+        options: &DrainOptions,
+    ) -> Result<DrainReport, OpsError> {
+        let op = self.begin(node, "drain")?;
+        let (cordon, eviction, retry) = {
+            let t = &self.lock().timings;
+            (t.cordon, t.eviction, t.eviction_retry)
+        };
+        self.pass(cordon).await;
+        let deadline = {
+            let mut inner = self.lock();
+            if !inner.has(node) {
+                return Err(OpsError::NodeNotFound(node.clone()));
+            }
+            if !inner.node(node).unschedulable {
+                inner.node_mut(node).unschedulable = true;
+                inner.record(node, "cordon".into());
+                inner.save().map_err(ops_err)?;
+            }
+            inner.now_ms() + options.timeout_seconds * 1000
+        };
+        let mut report = DrainReport::default();
+        loop {
+            let done = {
+                let mut inner = self.lock();
+                workload::evict_round(&mut inner, node, options, &mut report)
+            };
+            match done {
+                workload::Round::Refused => {
+                    self.hook(op, OpPhase::After, node, "drain");
+                    return Err(OpsError::DrainBlocked {
+                        node: node.clone(),
+                        report,
+                    });
+                }
+                workload::Round::Done => break,
+                workload::Round::Blocked => {
+                    let now = self.lock().now_ms();
+                    if now >= deadline {
+                        self.hook(op, OpPhase::After, node, "drain");
+                        return Err(OpsError::DrainBlocked {
+                            node: node.clone(),
+                            report,
+                        });
+                    }
+                    let wait =
+                        Duration::from_millis((deadline - now).min(retry.as_millis() as u64));
+                    self.pass(wait).await;
+                }
+                workload::Round::Progress => self.pass(eviction).await,
+            }
+        }
+        {
+            let mut inner = self.lock();
+            inner.record(node, "drain".into());
+            inner.save().map_err(ops_err)?;
+        }
+        self.hook(op, OpPhase::After, node, "drain");
+        Ok(report)
+    }
+
+    async fn wait_ready(
+        &self,
+        node: &NodeName,
+        version: &KubeVersion,
+        timeout: Duration,
+    ) -> Result<(), OpsError> {
+        let (start, poll) = {
+            let inner = self.lock();
+            if !inner.has(node) {
+                return Err(OpsError::NodeNotFound(node.clone()));
+            }
+            (inner.now_ms(), inner.timings.poll)
+        };
+        let deadline = start + timeout.as_millis() as u64;
+        loop {
+            let (ok, now, ready_at) = {
+                let inner = self.lock();
+                if !inner.has(node) {
+                    return Err(OpsError::NodeNotFound(node.clone()));
+                }
+                let i = inner.index[node];
+                let n = &inner.state.cluster.nodes[i];
+                let at = n
+                    .versions
+                    .kubelet
+                    .as_ref()
+                    .is_some_and(|k| k.release() == version.release());
+                let ready_at = inner.state.hosts.get(node).and_then(|h| h.ready_at_ms);
+                (at && inner.ready(i), inner.now_ms(), ready_at)
+            };
+            if ok {
+                return Ok(());
+            }
+            if now >= deadline {
+                return Err(OpsError::TimedOut {
+                    what: format!("node {node} to be Ready at {version}"),
+                    after: timeout,
+                });
+            }
+            let next = ready_at
+                .filter(|t| *t > now)
+                .unwrap_or(now + poll.as_millis() as u64);
+            let wait = next.min(deadline).saturating_sub(now).max(1);
+            self.pass(Duration::from_millis(wait)).await;
+        }
+    }
+}
+
+#[async_trait]
+impl NodeProvider for SimCluster {
+    async fn provision(
+        &self,
+        name: &NodeName,
+        template: &Node,
+        version: &KubeVersion,
+    ) -> Result<Node, OpsError> {
+        let what = format!("provision {name} at {version}");
+        let op = {
+            let mut inner = self.lock();
+            inner.ops += 1;
+            inner.ops
+        };
+        self.hook(op, OpPhase::Before, name, &what);
+        let d = self.lock().timings.provision;
+        self.pass(d).await;
+        let (node, never) = {
+            let mut inner = self.lock();
+            if inner.has(name) {
+                return Err(OpsError::Other {
+                    message: format!("node {name} already exists"),
+                    source: None,
+                });
+            }
+            let node = Node {
+                name: name.clone(),
+                roles: template.roles.clone(),
+                labels: template.labels.clone(),
+                os: template.os.clone(),
+                versions: NodeVersions {
+                    kubelet: Some(version.clone()),
+                    kubeadm: Some(version.clone()),
+                    kubectl: Some(version.clone()),
+                    ..NodeVersions::default()
+                },
+                ready: true,
+                unschedulable: false,
+                ssh: None,
+            };
+            let never = fault::node_fault(
+                &mut inner.state.faults,
+                name,
+                |k| *k == FaultKind::NeverReady,
+                false,
+            )
+            .is_some();
+            let mut host = Host::of(&node);
+            if never {
+                host.ready_at_ms = Some(u64::MAX);
+            }
+            inner.state.hosts.insert(name.clone(), host);
+            inner.state.cluster.nodes.push(node.clone());
+            inner.reindex();
+            inner.record(name, what.clone());
+            inner.schedule_pending();
+            inner.save().map_err(ops_err)?;
+            (node, never)
+        };
+        self.hook(op, OpPhase::After, name, &what);
+        if never {
+            return Err(OpsError::TimedOut {
+                what: format!("node {name} to join and become Ready"),
+                after: d,
+            });
+        }
+        Ok(node)
+    }
+
+    async fn remove(&self, node: &NodeName) -> Result<(), OpsError> {
+        let op = {
+            let mut inner = self.lock();
+            inner.ops += 1;
+            inner.ops
+        };
+        self.hook(op, OpPhase::Before, node, "remove");
+        let d = self.lock().timings.remove;
+        self.pass(d).await;
+        {
+            let mut inner = self.lock();
+            if !inner.has(node) {
+                // Already gone: removing is idempotent.
+                return Ok(());
+            }
+            let left = inner
+                .state
+                .pods
+                .iter()
+                .filter(|p| {
+                    p.node.as_ref() == Some(node)
+                        && matches!(p.kind, PodKind::Replicated | PodKind::Unreplicated)
+                })
+                .count();
+            if left > 0 {
+                inner.problem(format!(
+                    "node {node} was removed with {left} workload pod(s) still on it"
+                ));
+            }
+            inner
+                .state
+                .pods
+                .retain(|p| p.node.as_ref() != Some(node) || p.kind == PodKind::Replicated);
+            for p in &mut inner.state.pods {
+                if p.node.as_ref() == Some(node) {
+                    p.node = None;
+                    p.ready_at_ms = None;
+                }
+            }
+            let i = inner.index[node];
+            inner.state.cluster.nodes.remove(i);
+            inner.state.hosts.remove(node);
+            inner.reindex();
+            inner.record(node, "remove".into());
+            inner.schedule_pending();
+            inner.save().map_err(ops_err)?;
+        }
+        self.hook(op, OpPhase::After, node, "remove");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

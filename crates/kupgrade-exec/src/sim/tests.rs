@@ -1,0 +1,678 @@
+//! The simulated cluster's rules, the driver over it, and the cluster-operations conformance
+//! suite. Every test runs on a paused tokio clock: hours of simulated upgrade, no sleeping.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::civil::date;
+use kupgrade_core::plan::{PlanOptions, PlanRequest, Strategy, UpgradePlan};
+use kupgrade_core::ports::{
+    BoxError, ClusterOperations, CommandRunnerExt, CommandSpec, ExitStatus, PodRef,
+};
+use kupgrade_core::run::{
+    Event, Finished, Record, RecordKind, Run, RunOptions, StepOutcome, StopReason, TaskEnd,
+};
+use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::driver::{Driver, JournalSink, stop_channel};
+
+const HA: &str = include_str!("../../../../examples/clusters/ha.yaml");
+
+fn ha() -> ClusterState {
+    kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap()
+}
+
+fn name(s: &str) -> NodeName {
+    s.parse().unwrap()
+}
+
+fn v(s: &str) -> KubeVersion {
+    s.parse().unwrap()
+}
+
+fn plan(target: &str, options: PlanOptions) -> Arc<UpgradePlan> {
+    let options = PlanOptions {
+        allow_unsupported_target: true,
+        ..options
+    };
+    Arc::new(
+        PlanRequest::new(target.parse().unwrap(), date(2025, 11, 1))
+            .options(options)
+            .plan(&ha())
+            .unwrap(),
+    )
+}
+
+fn new_run(plan: &Arc<UpgradePlan>, records: &[Record]) -> Run {
+    Run::resume(
+        plan.clone(),
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+        records,
+    )
+    .unwrap()
+}
+
+struct Outcome {
+    finished: Finished,
+    events: Vec<Event>,
+}
+
+async fn drive_with(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<Record>) -> Outcome {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut run = new_run(plan, journal);
+    let finished = driver
+        .events(tx)
+        .drive(&mut run, journal as &mut dyn JournalSink)
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    Outcome { finished, events }
+}
+
+fn driver(sim: &SimCluster) -> Driver {
+    let s = Arc::new(sim.clone());
+    Driver::new(s.clone(), s.clone()).provider(s)
+}
+
+// ---- node commands -----------------------------------------------------------------------
+
+async fn sh(sim: &SimCluster, node: &str, spec: CommandSpec) -> (i32, String) {
+    let out = sim.output(&name(node), &spec).await.unwrap();
+    let ExitStatus::Code(c) = out.status else {
+        panic!("{:?}", out.status)
+    };
+    (c, out.stderr_text() + &out.stdout_text())
+}
+
+fn sudo(program: &str, args: &[&str]) -> CommandSpec {
+    CommandSpec::new(program).args(args.iter().copied()).sudo()
+}
+
+#[tokio::test(start_paused = true)]
+async fn packages_follow_repositories_holds_and_excludes() {
+    let sim = SimCluster::new(ha());
+    // Held: apt refuses.
+    let install = sudo("apt-get", &["install", "-y", "kubeadm=1.28.15-*"]);
+    let (code, text) = sh(&sim, "worker-1", install.clone()).await;
+    assert_eq!(code, 100);
+    assert!(text.contains("Held packages were changed"), "{text}");
+    sh(&sim, "worker-1", sudo("apt-mark", &["unhold", "kubeadm"])).await;
+    assert_eq!(sh(&sim, "worker-1", install).await.0, 0);
+    // Another minor: not in the 1.28 repository, nor before `apt-get update`.
+    let next = sudo("apt-get", &["install", "-y", "kubeadm=1.29.15-*"]);
+    assert_eq!(sh(&sim, "worker-1", next.clone()).await.0, 100);
+    let repo = sudo("tee", &["/etc/apt/sources.list.d/kubernetes.list"])
+        .stdin(kupgrade_core::plan::apt_source("1.29".parse().unwrap()));
+    assert_eq!(sh(&sim, "worker-1", repo).await.0, 0);
+    let (code, text) = sh(&sim, "worker-1", next.clone()).await;
+    assert_eq!(code, 100, "{text}");
+    assert!(text.contains("Version '1.29.15-*' for 'kubeadm' was not found"));
+    sh(&sim, "worker-1", sudo("apt-get", &["update"])).await;
+    assert_eq!(sh(&sim, "worker-1", next).await.0, 0);
+    // A version that was never released is not found either.
+    let bogus = sudo("apt-get", &["install", "-y", "kubeadm=1.29.99-*"]);
+    assert_eq!(sh(&sim, "worker-1", bogus).await.0, 100);
+    // RHEL: dnf needs --disableexcludes, apt does not exist.
+    assert_eq!(
+        sh(&sim, "worker-3", sudo("apt-get", &["update"])).await.0,
+        127
+    );
+    let dnf = sudo("dnf", &["install", "-y", "kubeadm-1.28.15-*"]);
+    let (code, text) = sh(&sim, "worker-3", dnf).await;
+    assert_eq!(code, 1);
+    assert!(text.contains("Unable to find a match"), "{text}");
+    let dnf = sudo(
+        "dnf",
+        &[
+            "install",
+            "-y",
+            "kubeadm-1.28.15-*",
+            "--disableexcludes=kubernetes",
+        ],
+    );
+    assert_eq!(sh(&sim, "worker-3", dnf).await.0, 0);
+    // Without sudo, nothing.
+    let plain = CommandSpec::new("apt-get").arg("update");
+    assert_eq!(sh(&sim, "worker-1", plain).await.0, 100);
+    // Unknown commands are not modelled.
+    assert_eq!(sh(&sim, "worker-1", sudo("reboot", &[])).await.0, 127);
+    let state = sim.cluster();
+    assert_eq!(
+        state.node("worker-1").unwrap().versions.kubeadm,
+        Some(v("v1.29.15"))
+    );
+    assert_eq!(
+        state.node("worker-3").unwrap().versions.kubeadm,
+        Some(v("v1.28.15"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn kubeadm_moves_the_control_plane_one_minor_at_a_time() {
+    let sim = SimCluster::new(ha());
+    let cp = "cp-1";
+    let apply = |ver: &str| sudo("kubeadm", &["upgrade", "apply", ver, "--yes"]);
+    // kubeadm must be upgraded first.
+    let (code, text) = sh(&sim, cp, apply("v1.29.15")).await;
+    assert_eq!(code, 1);
+    assert!(text.contains("higher than the kubeadm version"), "{text}");
+    let host = |sim: &SimCluster| sim.snapshot().hosts[&name(cp)].clone();
+    // Give cp-1 kubeadm 1.30 straight away (as if by hand): a minor may not be skipped.
+    {
+        let mut inner = sim.lock();
+        inner
+            .host(&name(cp))
+            .installed
+            .insert(kupgrade_core::plan::Package::Kubeadm, v("v1.30.14"));
+    }
+    let (code, text) = sh(&sim, cp, apply("v1.30.14")).await;
+    assert_eq!(code, 1);
+    assert!(text.contains("only 1 minor version at a time"), "{text}");
+    assert_eq!(sh(&sim, cp, apply("v1.29.15")).await.0, 0);
+    let state = sim.cluster();
+    let n = state.node(cp).unwrap();
+    assert_eq!(n.versions.kube_apiserver, Some(v("v1.29.15")));
+    assert_eq!(n.versions.kube_scheduler, Some(v("v1.29.15")));
+    assert_eq!(
+        n.versions.etcd.as_ref().unwrap().to_plain_string(),
+        "3.5.10-0"
+    );
+    // Two control-plane nodes are behind: the add-ons wait for the last (kubeadm >= 1.28).
+    assert_eq!(state.addons.kube_proxy, Some(v("v1.28.9")));
+    assert_eq!(host(&sim).kubelet_config, Some("1.29".parse().unwrap()));
+    for other in ["cp-2", "cp-3"] {
+        {
+            let mut inner = sim.lock();
+            inner
+                .host(&name(other))
+                .installed
+                .insert(kupgrade_core::plan::Package::Kubeadm, v("v1.29.15"));
+        }
+        let (code, text) = sh(&sim, other, sudo("kubeadm", &["upgrade", "node"])).await;
+        assert_eq!(code, 0, "{text}");
+    }
+    let state = sim.cluster();
+    assert_eq!(state.addons.kube_proxy, Some(v("v1.29.15")));
+    assert_eq!(state.addons.coredns, Some(v("v1.11.1")));
+    assert_eq!(state.apiserver_min(), Some(&v("v1.29.15")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kubelet_restart_changes_the_reported_version_after_a_while() {
+    let sim = SimCluster::new(ha());
+    {
+        let mut inner = sim.lock();
+        inner
+            .host(&name("cp-1"))
+            .installed
+            .insert(kupgrade_core::plan::Package::Kubelet, v("v1.28.15"));
+    }
+    assert_eq!(
+        sim.cluster().node("cp-1").unwrap().versions.kubelet,
+        Some(v("v1.28.9"))
+    );
+    sh(&sim, "cp-1", sudo("systemctl", &["restart", "kubelet"])).await;
+    let n = sim.cluster().node("cp-1").unwrap().clone();
+    assert_eq!(n.versions.kubelet, Some(v("v1.28.15")));
+    assert!(!n.ready);
+    sim.wait_ready(
+        &name("cp-1"),
+        &v("v1.28.15"),
+        std::time::Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(sim.cluster().node("cp-1").unwrap().ready);
+    // The patch changed, the minor did not: nothing to complain about.
+    assert!(sim.snapshot().problems.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_state_survives_a_save_and_a_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sim.json");
+    let sim = SimCluster::new(ha())
+        .with_workload(&Workload::sample())
+        .persist_to(&path)
+        .unwrap();
+    sim.cordon(&name("worker-2")).await.unwrap();
+    sim.inject(Fault::new(FaultKind::NeverReady).on_node(name("worker-1")));
+    let loaded = SimCluster::load(&path).unwrap();
+    assert_eq!(loaded.snapshot().cluster, sim.snapshot().cluster);
+    assert_eq!(loaded.snapshot().pods, sim.snapshot().pods);
+    assert_eq!(loaded.snapshot().faults.len(), 1);
+    assert!(loaded.cluster().node("worker-2").unwrap().unschedulable);
+    std::fs::write(&path, "{\"format\": 9}").unwrap();
+    let e = SimCluster::load(&path).unwrap_err();
+    assert!(e.to_string().contains("format 9 is newer"), "{e}");
+}
+
+// ---- the driver over the simulation -------------------------------------------------------
+
+#[tokio::test(start_paused = true)]
+async fn the_ha_sample_upgrades_to_the_newest_stable_release() {
+    let plan = plan("stable", PlanOptions::default());
+    let sim = SimCluster::new(ha()).with_workload(&Workload::sample());
+    let mut journal = Vec::new();
+    let out = drive_with(driver(&sim), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Completed, "{}", out.finished);
+    let state = sim.cluster();
+    for n in &state.nodes {
+        assert_eq!(n.kubelet(), Some(&plan.target), "{}", n.name);
+        assert!(n.ready && !n.unschedulable, "{}", n.name);
+        if n.is_control_plane() {
+            assert_eq!(n.versions.kube_apiserver.as_ref(), Some(&plan.target));
+        }
+    }
+    assert_eq!(state.addons.kube_proxy.as_ref(), Some(&plan.target));
+    let snap = sim.snapshot();
+    assert!(snap.problems.is_empty(), "{:?}", snap.problems);
+    // Drains went through the budgets; every workload pod is Ready again on a worker.
+    assert!(
+        snap.history
+            .iter()
+            .any(|e| e.what.starts_with("evict default/db-"))
+    );
+    // `kubeadm upgrade apply` ran once per hop, on cp-1, labelled with its task.
+    let applies: Vec<&Effect> = snap
+        .history
+        .iter()
+        .filter(|e| e.what.contains("kubeadm upgrade apply"))
+        .collect();
+    assert_eq!(applies.len(), plan.hops.len());
+    assert!(applies.iter().all(|e| {
+        e.node.as_str() == "cp-1"
+            && e.task
+                .as_deref()
+                .is_some_and(|t| t.ends_with("/cp-1/kubeadm-upgrade-apply"))
+    }));
+    // Hours of simulated time.
+    assert!(sim.elapsed() > std::time::Duration::from_secs(3600 * 3));
+    // Events bracket the run; command output arrives between a task's start and end.
+    assert!(matches!(
+        out.events.first(),
+        Some(Event::PlanStarted { .. })
+    ));
+    assert!(matches!(
+        out.events.last(),
+        Some(Event::PlanFinished { .. })
+    ));
+    assert!(out.events.iter().any(|e| matches!(e, Event::CommandOutput { line, .. } if line.contains("SUCCESS! Your cluster was upgraded"))));
+    let mut open = std::collections::HashSet::new();
+    for e in &out.events {
+        match e {
+            Event::StepStarted { task, .. } => assert!(open.insert(task.clone())),
+            Event::StepFinished { task, .. } | Event::StepRetrying { task, .. } => {
+                assert!(open.remove(task), "{task} ended but was not running")
+            }
+            Event::CommandStarted { task, .. } | Event::CommandOutput { task, .. } => {
+                assert!(open.contains(task), "{task}: output outside its step")
+            }
+            _ => {}
+        }
+    }
+    // The journal says every task finished.
+    let finished = journal
+        .iter()
+        .filter(|r| matches!(r.kind, RecordKind::TaskFinished { .. }))
+        .count();
+    assert_eq!(finished, new_run(&plan, &[]).progress().1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_replace_strategy_provisions_and_removes_through_the_provider() {
+    let options = PlanOptions {
+        strategy: Strategy::Replace,
+        batch: "2".parse().unwrap(),
+        max_surge: 2,
+        ..PlanOptions::default()
+    };
+    let plan = plan("1.30", options);
+    let sim = SimCluster::new(ha()).with_workload(&Workload::sample());
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    assert_eq!(out.finished, Finished::Completed, "{}", out.finished);
+    let state = sim.cluster();
+    assert!(state.node("worker-1").is_none());
+    assert_eq!(
+        state.node("worker-1-v1-30-14").unwrap().kubelet(),
+        Some(&v("v1.30.14"))
+    );
+    assert_eq!(state.workers().count(), 6);
+    assert!(
+        sim.snapshot().problems.is_empty(),
+        "{:?}",
+        sim.snapshot().problems
+    );
+    // Without a provider, the first provision fails for good.
+    let sim = SimCluster::new(ha());
+    let s = Arc::new(sim.clone());
+    let out = drive_with(Driver::new(s.clone(), s), &plan, &mut Vec::new()).await;
+    let report = out.finished.report().unwrap();
+    assert_eq!(report.reason, StopReason::StepFailed);
+    assert!(report.summary.contains("no node provider"), "{report}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_and_hangs_of_repeatable_steps_are_retried() {
+    let plan = plan("1.29", PlanOptions::default());
+    let sim = SimCluster::new(ha());
+    sim.inject(
+        Fault::new(FaultKind::fail(
+            100,
+            "E: Could not get lock /var/lib/dpkg/lock-frontend",
+        ))
+        .on_node(name("worker-2"))
+        .matching("apt-get install")
+        .times(2),
+    );
+    sim.inject(
+        Fault::new(FaultKind::CommandHangs)
+            .matching("kubeadm upgrade plan")
+            .times(1),
+    );
+    let mut journal = Vec::new();
+    let out = drive_with(driver(&sim), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Completed, "{}", out.finished);
+    let retries: Vec<String> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepRetrying { task, error, .. } => Some(format!("{task}: {error}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retries.len(), 3, "{retries:#?}");
+    assert!(retries[0].contains("kubeadm-upgrade-plan") && retries[0].contains("timed out"));
+    assert!(retries[1].contains("worker-2") && retries[1].contains("Could not get lock"));
+    let Some(Event::PlanFinished { counts, .. }) = out.events.last() else {
+        panic!()
+    };
+    assert_eq!(counts.retried, 3);
+    assert_eq!(counts.failed, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_that_never_becomes_ready_halts_the_run() {
+    let plan = plan("1.29", PlanOptions::default());
+    let sim = SimCluster::new(ha());
+    sim.inject(Fault::new(FaultKind::NeverReady).on_node(name("worker-4")));
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    let report = out.finished.report().unwrap();
+    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+    assert_eq!(
+        report.task.as_ref().unwrap().to_string(),
+        "v1.29.15/worker-4/wait-ready@v1.29.15"
+    );
+    assert!(report.summary.contains("timed out"), "{report}");
+    // It was tried three times; nothing ran after it.
+    let tries = out
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::StepStarted { task, .. } if task.step.as_str().contains("worker-4/wait-ready")))
+        .count();
+    assert_eq!(tries, 3);
+    assert!(
+        !sim.snapshot()
+            .history
+            .iter()
+            .any(|e| e.node.as_str() == "worker-4" && e.what == "uncordon")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_blocked_eviction_halts_with_the_budget_named() {
+    let plan = plan("1.29", PlanOptions::default());
+    let sim = SimCluster::new(ha()).with_workload(&Workload::sample());
+    sim.inject(
+        Fault::new(FaultKind::EvictionBlocked {
+            budget: "payments-pdb".into(),
+        })
+        .on_node(name("worker-1")),
+    );
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    let report = out.finished.report().unwrap();
+    assert_eq!(report.reason, StopReason::StepFailed);
+    assert!(
+        report.summary.contains("disruption budget payments-pdb"),
+        "{report}"
+    );
+    assert!(sim.cluster().node("worker-1").unwrap().unschedulable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_upgraded_by_hand_halts_the_run_before_its_turn() {
+    let plan = plan("1.29", PlanOptions::default());
+    // Right after `kubeadm upgrade apply` on cp-1, someone upgrades worker-6's kubelet by hand.
+    let sim = SimCluster::new(ha());
+    let meddler = sim.clone();
+    let sim = sim.on_op(move |p| {
+        if p.phase == OpPhase::After && p.what.contains("kubeadm upgrade apply") {
+            let mut inner = meddler.lock();
+            inner.node_mut(&name("worker-6")).versions.kubelet = Some(v("v1.29.15"));
+        }
+    });
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    let report = out.finished.report().expect("halted");
+    // The kubelet is now newer than two API servers: the policy check catches it at once.
+    assert_eq!(report.reason, StopReason::PolicyViolated, "{report}");
+    let text = report.to_string();
+    assert!(text.contains("worker-6: expected kubelet within"), "{text}");
+    assert!(text.contains("found v1.29.15"), "{text}");
+    // Nothing ran after the apply.
+    let history = sim.snapshot().history;
+    assert!(
+        history
+            .last()
+            .unwrap()
+            .what
+            .contains("kubeadm upgrade apply")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_uncordoned_by_hand_halts_before_its_drain() {
+    let plan = plan("1.29", PlanOptions::default());
+    let sim = SimCluster::new(ha());
+    let meddler = sim.clone();
+    let sim = sim.on_op(move |p| {
+        if p.phase == OpPhase::After && p.what == "cordon" && p.node.as_str() == "worker-1" {
+            meddler.lock().node_mut(&name("worker-1")).unschedulable = false;
+        }
+    });
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    let report = out.finished.report().expect("halted");
+    assert_eq!(report.reason, StopReason::Drift, "{report}");
+    assert_eq!(
+        report.to_string(),
+        "stopped before v1.29.15/worker-1/drain (drain): the cluster does not match what the step expects\n  - worker-1: expected cordoned, found schedulable\nwhat to do: someone or something changed the cluster outside this run: check the node(s) above; resume once the cluster matches again, or, if the change was meant (a node upgraded by hand), plan again from the live cluster and start a new run"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_touches_nothing_and_lists_every_command() {
+    let plan = plan("1.29", PlanOptions::default());
+    let sim = SimCluster::new(ha()).with_workload(&Workload::sample());
+    let before = sim.snapshot();
+    let mut journal = Vec::new();
+    let out = drive_with(driver(&sim).dry_run(true), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Completed);
+    let after = sim.snapshot();
+    assert_eq!(after.cluster, before.cluster);
+    assert_eq!(after.hosts, before.hosts);
+    assert!(after.history.is_empty());
+    assert!(journal.is_empty());
+    let would: Vec<String> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::WouldRun { task, what } => Some(format!("{task}: {what}")),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        would.contains(
+            &"v1.29.15/cp-1/kubeadm-upgrade-apply: sudo -n kubeadm upgrade apply v1.29.15 --yes"
+                .to_string()
+        ),
+        "{would:#?}"
+    );
+    assert!(would.iter().any(|w| w.starts_with(
+        "v1.29.15/worker-3/install-kubelet-kubectl@v1.29.15: sudo -n dnf install -y"
+    )));
+    assert!(
+        would
+            .iter()
+            .any(|w| w
+                .starts_with("v1.29.15/worker-1/drain: drain (timeout 600s, ignore DaemonSets"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_finishes_the_current_step_and_a_resume_goes_on() {
+    let plan = plan("1.29", PlanOptions::default());
+    let sim = SimCluster::new(ha());
+    let (handle, signal) = stop_channel();
+    // Ask to stop while cp-1's kubeadm upgrade apply runs.
+    let h = handle.clone();
+    let sim = sim.on_op(move |p| {
+        if p.phase == OpPhase::Before && p.what.contains("kubeadm upgrade apply") {
+            h.finish_current();
+        }
+    });
+    let mut journal = Vec::new();
+    let out = drive_with(driver(&sim).stop_on(signal), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Cancelled);
+    // The apply finished and was journaled; nothing started after it.
+    let last_start = journal
+        .iter()
+        .rev()
+        .find_map(|r| match &r.kind {
+            RecordKind::TaskStarted { task, .. } => Some(task.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(last_start.step.as_str().ends_with("kubeadm-upgrade-apply"));
+    assert!(matches!(
+        &journal[journal.len() - 2].kind,
+        RecordKind::TaskFinished {
+            end: TaskEnd::Succeeded,
+            ..
+        }
+    ));
+    let sim2 = SimCluster::from_state(sim.snapshot());
+    let out = drive_with(driver(&sim2), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Completed);
+    assert_eq!(
+        sim2.snapshot()
+            .history
+            .iter()
+            .filter(|e| e.what.contains("kubeadm upgrade apply"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn aborting_interrupts_the_step_and_a_resume_checks_it() {
+    let plan = plan("1.29", PlanOptions::default());
+    let sim = SimCluster::new(ha());
+    let (handle, signal) = stop_channel();
+    let h = handle.clone();
+    let sim = sim.on_op(move |p| {
+        if p.phase == OpPhase::Before && p.what == "drain" && p.node.as_str() == "worker-2" {
+            h.abort();
+        }
+    });
+    let mut journal = Vec::new();
+    let out = drive_with(driver(&sim).stop_on(signal), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Cancelled);
+    assert!(out.events.iter().any(|e| matches!(e, Event::StepFinished { outcome: StepOutcome::Interrupted, task, .. } if task.step.as_str() == "v1.29.15/worker-2/drain")));
+    // The drain (whose postcondition, cordoned, already held before it) runs again.
+    let sim2 = SimCluster::from_state(sim.snapshot());
+    let out = drive_with(driver(&sim2), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Completed);
+    assert!(
+        matches!(out.events.iter().find(|e| matches!(e, Event::StepStarted { .. })), Some(Event::StepStarted { task, attempt: 2, .. }) if task.step.as_str() == "v1.29.15/worker-2/drain")
+    );
+}
+
+// ---- conformance ----------------------------------------------------------------------------
+
+struct Fixture {
+    sim: SimCluster,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl kupgrade_core::conformance::cluster_ops::ClusterFixture for Fixture {
+    fn ops(&self) -> &dyn ClusterOperations {
+        &self.sim
+    }
+    async fn add_node(&self, version: &KubeVersion) -> Result<NodeName, BoxError> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let node = Node::worker(&format!("conformance-{n}"), version.clone())?;
+        let name = node.name.clone();
+        self.sim.add_node(node)?;
+        Ok(name)
+    }
+    async fn add_pod(
+        &self,
+        node: &NodeName,
+        kind: kupgrade_core::conformance::cluster_ops::PodKind,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<PodRef, BoxError> {
+        use kupgrade_core::conformance::cluster_ops::PodKind as K;
+        let kind = match kind {
+            K::Replicated => PodKind::Replicated,
+            K::DaemonSet => PodKind::DaemonSet,
+            K::Mirror => PodKind::Mirror,
+            K::Unreplicated => PodKind::Unreplicated,
+            other => return Err(format!("unknown pod kind {other:?}").into()),
+        };
+        Ok(self.sim.add_pod(node, kind, labels.clone())?)
+    }
+    async fn add_budget(
+        &self,
+        labels: &BTreeMap<String, String>,
+        disruptions: u32,
+    ) -> Result<String, BoxError> {
+        Ok(self.sim.add_budget(labels.clone(), disruptions))
+    }
+    async fn pods_on(&self, node: &NodeName) -> Result<Vec<PodRef>, BoxError> {
+        Ok(self.sim.pods_on(node))
+    }
+    async fn is_cordoned(&self, node: &NodeName) -> Result<bool, BoxError> {
+        Ok(self
+            .sim
+            .cluster()
+            .node(node.as_str())
+            .ok_or("no such node")?
+            .unschedulable)
+    }
+    async fn set_kubelet(
+        &self,
+        node: &NodeName,
+        version: &KubeVersion,
+        ready: bool,
+    ) -> Result<(), BoxError> {
+        Ok(self.sim.set_kubelet(node, version, ready)?)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_simulation_passes_the_cluster_operations_conformance_suite() {
+    use kupgrade_core::conformance::cluster_ops::{Capabilities, run_all};
+    let fixture = Fixture {
+        // Evicted pods are not replaced during a check (the suite's contract).
+        sim: SimCluster::new(ClusterState::new(Vec::new())).with_rescheduling(false),
+        next: Default::default(),
+    };
+    run_all(&fixture, &Capabilities::default()).await;
+}
