@@ -335,6 +335,17 @@ pub enum ResolveError {
     /// The task is running.
     #[error("task {0} is running")]
     Running(TaskId),
+    /// No step has this id.
+    #[error("the plan has no step {0:?}")]
+    NoSuchStep(String),
+    /// The step acts on several nodes and none was named.
+    #[error("step {step} acts on {nodes} nodes: name one, as in '{step} on NODE'")]
+    WhichNode {
+        /// The step.
+        step: StepId,
+        /// How many nodes it acts on.
+        nodes: usize,
+    },
 }
 
 /// Why [`Run::record`] refused an outcome.
@@ -1337,6 +1348,41 @@ impl Run {
         out
     }
 
+    /// The task `text` names: `STEP`, or `STEP on NODE` for a step with several nodes (as
+    /// [`TaskId`]'s display and stop reports print them).
+    pub fn find_task(&self, text: &str) -> Result<TaskId, ResolveError> {
+        let text = text.trim();
+        let (step, node) = match text.rsplit_once(" on ") {
+            Some((s, n)) => (s.trim(), Some(n.trim())),
+            None => (text, None),
+        };
+        let si = *self
+            .index
+            .get(&StepId(step.to_string()))
+            .ok_or_else(|| ResolveError::NoSuchStep(step.to_string()))?;
+        let s = &self.plan.steps[si];
+        let node = match (node, s.nodes.as_slice()) {
+            (Some(n), nodes) => Some(nodes.iter().find(|m| m.as_str() == n).cloned().ok_or_else(
+                || ResolveError::UnknownTask(TaskId::new(s.id.clone(), n.parse().ok())),
+            )?),
+            (None, []) => None,
+            (None, [one]) => Some(one.clone()),
+            (None, many) => {
+                return Err(ResolveError::WhichNode {
+                    step: s.id.clone(),
+                    nodes: many.len(),
+                });
+            }
+        };
+        Ok(TaskId::new(s.id.clone(), node))
+    }
+
+    /// True when the task is done (in this session or an earlier one).
+    pub fn is_done(&self, task: &TaskId) -> bool {
+        self.locate(task)
+            .is_ok_and(|(si, ti)| self.steps[si].tasks[ti].state == TaskState::Done)
+    }
+
     /// Records the operator's decision about a task the run would not decide alone (a step
     /// that is not safe to repeat and may or may not have happened, or a step done by hand).
     /// Call it before [`Run::next`].
@@ -1544,11 +1590,7 @@ impl Run {
             task: Some(id.clone()),
             differences: diffs,
             advice: format!(
-                "check whether it happened (for a provisioned node: does its machine exist?). If it did, mark {id} done; if it did not, tell the run to retry it; then resume (kupgrade's apply example: --mark-done or --retry with the step id{})",
-                id.node
-                    .as_ref()
-                    .map(|n| format!(" and @{n}"))
-                    .unwrap_or_default()
+                "check whether it happened (for a provisioned node: does its machine exist?). If it did, mark it done; if it did not, tell the run to retry it; then resume (kupgrade's apply example: --mark-done '{id}' or --retry '{id}')"
             ),
         }))
     }
@@ -1690,7 +1732,7 @@ impl Run {
                 task: Some(id.clone()),
                 differences: Vec::new(),
                 advice: format!(
-                    "{what}; then mark {id} done and resume (kupgrade's apply example: --mark-done)"
+                    "{what}; then mark it done and resume (kupgrade's apply example: --mark-done '{id}')"
                 ),
             })
         };

@@ -734,6 +734,36 @@ fn cancelling_lets_running_tasks_end_and_resume_goes_on() {
 }
 
 #[test]
+fn tasks_are_found_by_what_reports_print() {
+    let plan = plan();
+    let run = new_run(&plan, &[]);
+    let backup = plan.steps.iter().find(|s| s.nodes.len() == 3).unwrap();
+    let id = TaskId::new(backup.id.clone(), Some(backup.nodes.as_slice()[1].clone()));
+    assert_eq!(run.find_task(&id.to_string()).unwrap(), id);
+    assert_eq!(
+        run.find_task(backup.id.as_str()).unwrap_err().to_string(),
+        format!(
+            "step {0} acts on 3 nodes: name one, as in '{0} on NODE'",
+            backup.id
+        )
+    );
+    let apply = "v1.29.5/cp-1/kubeadm-upgrade-apply";
+    assert_eq!(
+        run.find_task(apply).unwrap(),
+        TaskId::new(StepId(apply.into()), Some("cp-1".parse().unwrap()))
+    );
+    assert_eq!(
+        run.find_task("v1.29.5/cluster/verify").unwrap(),
+        TaskId::new(StepId("v1.29.5/cluster/verify".into()), None)
+    );
+    assert!(matches!(
+        run.find_task("nope"),
+        Err(ResolveError::NoSuchStep(_))
+    ));
+    assert!(!run.is_done(&id));
+}
+
+#[test]
 fn events_serialize_with_a_tag_and_flat_task() {
     let e = Event::StepStarted {
         at: t0(),
