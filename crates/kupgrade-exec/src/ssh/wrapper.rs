@@ -14,6 +14,12 @@
 //! a signal death as `128 + signal`. On timeout the runner kills the group with
 //! `kill -KILL -- -PGID` over the same connection. A missing marker means the set-up failed
 //! (for example the working directory does not exist) and nothing ran.
+//!
+//! Why not `timeout --signal=KILL N cmd` on the node instead: the client would no longer own
+//! the deadline (a cancelled run, Ctrl-C, could not stop the command), the command's own exit
+//! status 137 or 124 would be indistinguishable from a timeout, and it needs GNU coreutils'
+//! `timeout` on every node. Killing the group from the client covers the timeout and the
+//! cancellation with one mechanism; it needs only a POSIX shell's `kill`.
 use kupgrade_core::ports::{CommandSpec, RunnerError, shell_quote};
 
 use crate::NodeEnv;
