@@ -135,6 +135,10 @@ type Members = Vec<(NodeName, OsFamily)>;
 /// What the nodes of a batch have in common: everything that decides their steps.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Head {
+    /// How far the nodes got already (an interrupted plan): 0 cordoned, 1 kubeadm done but
+    /// not cordoned yet, 2 untouched. Nodes under way go first, so that planning again
+    /// mid-way continues with them.
+    progress: u8,
     /// Cordoned nodes (an interrupted upgrade) go first.
     cordoned: bool,
     /// Replace strategy: the replacement already exists.
@@ -146,6 +150,7 @@ struct Head {
 impl Head {
     fn of(n: &Node) -> Self {
         Head {
+            progress: if n.unschedulable { 0 } else { 2 },
             cordoned: n.unschedulable,
             has_replacement: false,
             kubelet: n.kubelet().map(KubeVersion::release),
@@ -160,9 +165,9 @@ impl Head {
             .or(self.kubelet.as_ref())
             .map_or(Minor::new(0, 0), KubeVersion::minor)
     }
-    fn order(&self) -> (bool, bool, &Option<KubeVersion>, &Option<KubeVersion>) {
+    fn order(&self) -> (u8, bool, &Option<KubeVersion>, &Option<KubeVersion>) {
         (
-            !self.cordoned,
+            self.progress,
             !self.has_replacement,
             &self.kubelet,
             &self.kubeadm,
@@ -173,7 +178,7 @@ impl Head {
 /// Why a group of workers moves now.
 #[derive(Clone)]
 enum Why {
-    EveryHop,
+    EveryHop { next: KubeVersion },
     CatchUp { next: KubeVersion, rule: String },
     Final { deferred: bool },
 }
@@ -209,11 +214,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                 policy: req.policy.name().to_string(),
                 violations,
             })?;
-        let mut versions = BTreeMap::new();
-        for h in &hops {
-            versions.insert(h.to.minor(), h.to.clone());
-        }
-        versions.insert(target.minor(), target.clone());
+        let versions = BTreeMap::new();
         // Distinct base names (a replacement counts as the node it replaces), per zone.
         let mut bases: HashSet<(Option<String>, String)> = HashSet::new();
         for n in state.workers() {
@@ -259,8 +260,9 @@ impl<'r, 'a> Planner<'r, 'a> {
         })
     }
 
-    /// The version a node passes through at `minor`: the hop's, the target's, or the latest
-    /// patch released by the plan's date.
+    /// The version a kubelet passes through at `minor` on its way to a newer one: the latest
+    /// patch released by the plan's date (not the hops' versions, which depend on where the
+    /// plan started).
     fn version_for(&mut self, minor: Minor) -> Result<KubeVersion, PlanError> {
         if let Some(v) = self.versions.get(&minor) {
             return Ok(v.clone());
@@ -480,8 +482,8 @@ impl<'r, 'a> Planner<'r, 'a> {
         self.hop = None;
         // Whatever is left: the add-ons, kubectl, the control-plane kubelets, every worker.
         self.ensure_addons(&target)?;
-        self.ensure_kubectl(&target, None)?;
         self.control_plane_kubelets(&target)?;
+        self.ensure_kubectl(&target, &target, false)?;
         let deferred = self.opts().pacing() == WorkerPacing::Deferred;
         self.workers_to(&target, |_| true, Why::Final { deferred })?;
         self.push(
@@ -514,6 +516,9 @@ impl<'r, 'a> Planner<'r, 'a> {
         let started = cp.iter().any(|n| at(self, n));
         if !started {
             self.before_hop(&hop)?;
+            // kubectl may be at most one minor older than the newest API server.
+            let floor = v.minor().prev().unwrap_or(v.minor()).first_patch();
+            self.ensure_kubectl(&v, &floor, true)?;
         }
         let pending: Vec<NodeName> = cp.iter().filter(|n| !at(self, n)).cloned().collect();
         for (i, name) in pending.iter().enumerate() {
@@ -613,13 +618,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             }
         }
         self.ensure_addons(&v)?;
-        let next = self.hops.get(h + 1).map(|n| n.to.clone());
-        self.ensure_kubectl(&v, next.as_ref())?;
-        self.control_plane_kubelets(&v)?;
-        if self.opts().pacing() == WorkerPacing::EveryHop {
-            self.workers_to(&v, |_| true, Why::EveryHop)?;
-        }
-        Ok(())
+        self.control_plane_kubelets(&v)
     }
 
     fn kubeadm_verdict(&mut self, v: &KubeVersion) -> Result<(), PlanError> {
@@ -691,7 +690,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             Phase::ControlPlane,
             &Batch::of(&[&node]),
             Action::KubeadmUpgradeNode {
-                control_plane: Some(v.clone()),
+                control_plane: None,
                 etcd: None,
                 addons,
             },
@@ -700,25 +699,30 @@ impl<'r, 'a> Planner<'r, 'a> {
         )
     }
 
+    /// Upgrades the operators' kubectl to `v` when it is older than `below` (kubectl must stay
+    /// within one minor of every API server): before a hop when it would fall out of range,
+    /// and at the end.
     fn ensure_kubectl(
         &mut self,
         v: &KubeVersion,
-        next: Option<&KubeVersion>,
+        below: &KubeVersion,
+        hop: bool,
     ) -> Result<(), PlanError> {
         let lags = self
             .sim
             .state()
             .kubectl
             .as_ref()
-            .is_some_and(|k| k.release() < *v);
+            .is_some_and(|k| k.release() < *below);
         if !lags {
             return Ok(());
         }
-        let why = match next {
-            Some(n) => format!(
-                "kubectl must stay within one minor of every API server: before the control plane moves on to {n}, your kubectl must be {v}"
-            ),
-            None => "kubectl must stay within one minor of every API server: upgrade it with the cluster".to_string(),
+        let why = if hop {
+            format!(
+                "kubectl must stay within one minor of every API server: before the control plane moves to {v}, your kubectl moves there (it may be one minor ahead)"
+            )
+        } else {
+            "kubectl must stay within one minor of every API server: it ends at the target with the cluster".to_string()
         };
         self.push(
             Phase::ControlPlane,
@@ -757,12 +761,29 @@ impl<'r, 'a> Planner<'r, 'a> {
 
     // ---- workers -------------------------------------------------------------------------
 
-    /// Before the control plane moves to `hop.to`: finish cordoned workers, and catch up the
-    /// workers the policy would no longer allow once it has moved.
+    /// Before the control plane moves to `hop.to`: finish cordoned workers; then, kubeadm's
+    /// way, bring every worker to the control plane's version, or (deferred) only those the
+    /// policy would no longer allow once it has moved.
+    ///
+    /// Deciding this before a hop (rather than after the previous one) keeps the decision a
+    /// function of the state alone, so that planning again mid-way agrees with the plan.
     fn before_hop(&mut self, hop: &Hop) -> Result<(), PlanError> {
         let Some(now) = self.sim.summary().apiserver_min.map(|v| v.release()) else {
             return Ok(());
         };
+        // Add-ons and control-plane kubelets left behind (or cordoned mid-window) catch up
+        // first.
+        self.ensure_addons(&now)?;
+        self.control_plane_kubelets(&now)?;
+        if self.opts().pacing() == WorkerPacing::EveryHop {
+            return self.workers_to(
+                &now,
+                |_| true,
+                Why::EveryHop {
+                    next: hop.to.clone(),
+                },
+            );
+        }
         let failing = self.probe(hop)?;
         let rule = failing
             .values()
@@ -876,13 +897,18 @@ impl<'r, 'a> Planner<'r, 'a> {
                 }
                 let head = if replace {
                     Head {
+                        progress: u8::from(!node.unschedulable),
                         cordoned: node.unschedulable,
                         has_replacement,
                         kubelet: None,
                         kubeadm: None,
                     }
                 } else {
-                    Head::of(node)
+                    let mut head = Head::of(node);
+                    if !head.cordoned && head.kubeadm.as_ref().is_some_and(|k| k >= goal) {
+                        head.progress = 1;
+                    }
+                    head
                 };
                 groups.entry(head).or_default().push(Item {
                     zone: node.labels.get(zone_key).map(String::as_str),
@@ -915,8 +941,8 @@ impl<'r, 'a> Planner<'r, 'a> {
 
     fn why_text(&self, why: &Why, goal: &KubeVersion, i: usize, n: usize, size: usize) -> String {
         let what = match why {
-            Why::EveryHop => format!(
-                "workers follow the control plane to {goal}, one minor at a time (kubeadm's way)"
+            Why::EveryHop { next } => format!(
+                "workers follow the control plane to {goal} before it moves on to {next}, one minor at a time (kubeadm's way)"
             ),
             Why::CatchUp { next, rule } if rule != "in flight" => format!(
                 "the policy would not allow these kubelets once the control plane moves to {next} ({rule}): they catch up to {goal} first"
@@ -958,7 +984,11 @@ impl<'r, 'a> Planner<'r, 'a> {
             let mut m = k.minor();
             while m < goal.minor() {
                 m = m.next();
-                seq.push(self.version_for(m)?);
+                seq.push(if m == goal.minor() {
+                    goal.clone()
+                } else {
+                    self.version_for(m)?
+                });
             }
             if k.minor() == goal.minor() {
                 seq.push(goal.clone());
@@ -1325,14 +1355,14 @@ fn facts(action: &Action, goal: &KubeVersion) -> (Vec<Fact>, Vec<Fact>) {
                 post,
             )
         }
-        Action::KubeadmUpgradeNode { .. } => (
+        Action::KubeadmUpgradeNode { addons, .. } => (
             vec![
                 version(Component::Kubeadm, goal),
                 Fact::ControlPlaneAt {
                     version: goal.clone(),
                 },
             ],
-            vec![],
+            addon_facts(addons),
         ),
         Action::Cordon => (vec![Fact::Present], vec![Fact::Cordoned]),
         Action::Drain { .. } => (vec![Fact::Cordoned], vec![Fact::Cordoned]),

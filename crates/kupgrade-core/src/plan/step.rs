@@ -304,8 +304,9 @@ pub enum Action {
         addons: AddonVersions,
     },
     /// `kubeadm upgrade node`: on a control-plane node, moves its components to the version
-    /// `kubeadm upgrade apply` set (and the add-ons, on the last one since kubeadm 1.28); on a
-    /// worker, refreshes the kubelet configuration.
+    /// `kubeadm upgrade apply` set (and the add-ons, on the last one since kubeadm 1.28; run
+    /// again on a control-plane node already upgraded, only the add-ons move); on a worker,
+    /// refreshes the kubelet configuration.
     KubeadmUpgradeNode {
         /// The control-plane version it deploys (control-plane nodes only).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -414,9 +415,14 @@ impl Action {
             Action::CheckKubeadmVersion { .. } => "kubeadm-version".into(),
             Action::KubeadmUpgradePlan { .. } => "kubeadm-upgrade-plan".into(),
             Action::KubeadmUpgradeApply { .. } => "kubeadm-upgrade-apply".into(),
-            Action::KubeadmUpgradeNode { control_plane, .. } => match control_plane {
+            Action::KubeadmUpgradeNode {
+                control_plane,
+                addons,
+                ..
+            } => match control_plane {
                 Some(_) => "kubeadm-upgrade-node".into(),
-                None => "kubeadm-upgrade-node-config".into(),
+                None if addons.is_empty() => "kubeadm-upgrade-node-config".into(),
+                None => "kubeadm-upgrade-node-addons".into(),
             },
             Action::Cordon => "cordon".into(),
             Action::Drain { .. } => "drain".into(),
@@ -448,9 +454,14 @@ impl Action {
             Action::KubeadmUpgradeApply { version, .. } => {
                 format!("kubeadm upgrade apply {version}")
             }
-            Action::KubeadmUpgradeNode { control_plane, .. } => match control_plane {
+            Action::KubeadmUpgradeNode {
+                control_plane,
+                addons,
+                ..
+            } => match control_plane {
                 Some(v) => format!("kubeadm upgrade node (control plane to {v})"),
-                None => "kubeadm upgrade node (kubelet configuration)".into(),
+                None if addons.is_empty() => "kubeadm upgrade node (kubelet configuration)".into(),
+                None => "kubeadm upgrade node (add-ons kube-proxy and CoreDNS)".into(),
             },
             Action::Cordon => "cordon".into(),
             Action::Drain { .. } => "drain".into(),

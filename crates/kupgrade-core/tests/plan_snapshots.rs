@@ -1,0 +1,107 @@
+//! Snapshots of the plan for every bundled sample in every output format, on a fixed date.
+//! Review changes with `cargo insta review` (or read the `.snap.new` files), never blindly.
+use jiff::civil::{Date, date};
+use kupgrade_core::inventory;
+use kupgrade_core::plan::render::{self, Format};
+use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
+
+/// Never the clock: 2024-06-01, when 1.30.1 was the newest release.
+const DATE: Date = date(2024, 6, 1);
+
+/// Each sample with the target its snapshots plan for (small enough to review).
+const SAMPLES: [(&str, &str, &str); 5] = [
+    (
+        "ha",
+        include_str!("../../../examples/clusters/ha.yaml"),
+        "1.29",
+    ),
+    (
+        "single-node",
+        include_str!("../../../examples/clusters/single-node.yaml"),
+        "stable",
+    ),
+    (
+        "vendor-eks",
+        include_str!("../../../examples/clusters/vendor-eks.yaml"),
+        "stable",
+    ),
+    (
+        "old-1.24",
+        include_str!("../../../examples/clusters/old-1.24.yaml"),
+        "1.27",
+    ),
+    (
+        "mid-upgrade",
+        include_str!("../../../examples/clusters/mid-upgrade.yaml"),
+        "1.29",
+    ),
+];
+
+fn plan(text: &str, file: &str, target: &str, options: PlanOptions) -> Result<UpgradePlan, String> {
+    let state = inventory::parse(text, file).map_err(|e| e.to_string())?;
+    PlanRequest::new(target.parse().map_err(|e| format!("{e}"))?, DATE)
+        .options(options)
+        .plan(&state)
+        .map_err(|e| e.to_string())
+}
+
+fn extension(f: Format) -> &'static str {
+    match f {
+        Format::Text => "txt",
+        Format::Markdown => "md",
+        Format::Json => "json",
+        Format::Yaml => "yaml",
+        Format::Mermaid => "mmd",
+    }
+}
+
+#[test]
+fn every_sample_in_every_format() {
+    for (name, text, target) in SAMPLES {
+        let file = format!("{name}.yaml");
+        match plan(text, &file, target, PlanOptions::default()) {
+            Ok(p) => {
+                for f in Format::ALL {
+                    insta::assert_snapshot!(format!("{name}.{}", extension(f)), f.render(&p));
+                }
+            }
+            // A cluster that violates the policy now gets an error that names the rules.
+            Err(e) => insta::assert_snapshot!(format!("{name}.error"), e),
+        }
+    }
+}
+
+/// The mid-upgrade sample violates the policy (kubeadm before 1.28 moved kube-proxy early and
+/// cp-1's kubelet went first); tolerating that, the plan finishes the hop under way first.
+#[test]
+fn mid_upgrade_sample_repaired() {
+    let (name, text, target) = SAMPLES[4];
+    let options = PlanOptions {
+        tolerate_initial_violations: true,
+        ..PlanOptions::default()
+    };
+    let p = plan(text, &format!("{name}.yaml"), target, options).unwrap();
+    for f in Format::ALL {
+        insta::assert_snapshot!(format!("{name}-repaired.{}", extension(f)), f.render(&p));
+    }
+}
+
+/// JSON and YAML read back to the same plan.
+#[test]
+fn json_and_yaml_round_trip() {
+    for (name, text, target) in SAMPLES {
+        let Ok(p) = plan(text, name, target, PlanOptions::default()) else {
+            continue;
+        };
+        assert_eq!(
+            render::from_json(&render::to_json(&p)).unwrap(),
+            p,
+            "{name}"
+        );
+        assert_eq!(
+            render::from_yaml(&render::to_yaml(&p)).unwrap(),
+            p,
+            "{name}"
+        );
+    }
+}
