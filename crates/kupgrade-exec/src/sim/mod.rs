@@ -154,6 +154,7 @@ pub(crate) struct Inner {
     index: HashMap<NodeName, usize>,
     pub timings: Timings,
     persist: Option<PathBuf>,
+    saved_history: usize,
     epoch: tokio::time::Instant,
     base_ms: u64,
     speed: f64,
@@ -170,6 +171,7 @@ impl Inner {
             index: HashMap::new(),
             timings: Timings::default(),
             persist: None,
+            saved_history: 0,
             epoch: tokio::time::Instant::now(),
             speed: 1.0,
             ops: 0,
@@ -269,7 +271,25 @@ impl Inner {
             path: path.clone(),
             source,
         };
-        let bytes = serde_json::to_vec(&self.state).map_err(|e| io("encode", e.into()))?;
+        // The history only grows: it is appended to its own file, the rest rewritten.
+        let history = std::mem::take(&mut self.state.history);
+        let bytes = serde_json::to_vec(&self.state);
+        self.state.history = history;
+        let bytes = bytes.map_err(|e| io("encode", e.into()))?;
+        if self.saved_history < self.state.history.len() {
+            let mut lines = Vec::new();
+            for e in &self.state.history[self.saved_history..] {
+                serde_json::to_writer(&mut lines, e).map_err(|e| io("encode", e.into()))?;
+                lines.push(b'\n');
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(history_path(path))
+                .map_err(|e| io("write", e))?;
+            std::io::Write::write_all(&mut f, &lines).map_err(|e| io("write", e))?;
+            self.saved_history = self.state.history.len();
+        }
         let tmp = path.with_extension("tmp");
         std::fs::write(&tmp, bytes).map_err(|e| io("write", e))?;
         std::fs::rename(&tmp, path).map_err(|e| io("write", e))
@@ -361,20 +381,42 @@ impl SimCluster {
                 found: format as u32,
             });
         }
-        let state: SimState = serde_json::from_slice(&bytes).map_err(|source| SimError::Parse {
-            path: path.clone(),
-            source,
-        })?;
+        let mut state: SimState =
+            serde_json::from_slice(&bytes).map_err(|source| SimError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        let hpath = history_path(&path);
+        if let Ok(text) = std::fs::read_to_string(&hpath) {
+            for line in text.lines() {
+                state
+                    .history
+                    .push(
+                        serde_json::from_str(line).map_err(|source| SimError::Parse {
+                            path: hpath.clone(),
+                            source,
+                        })?,
+                    );
+            }
+        }
         let sim = SimCluster::from_state(state);
-        sim.lock().persist = Some(path);
+        {
+            let mut inner = sim.lock();
+            inner.saved_history = inner.state.history.len();
+            inner.persist = Some(path);
+        }
         Ok(sim)
     }
 
-    /// Saves the state to `path` now and after every change.
+    /// Saves the state to `path` now and after every change (the history of effects goes to
+    /// `path` + `.history`, one JSON line per effect).
     pub fn persist_to(self, path: impl Into<PathBuf>) -> Result<SimCluster, SimError> {
         {
             let mut inner = self.lock();
-            inner.persist = Some(path.into());
+            let path = path.into();
+            let _ = std::fs::remove_file(history_path(&path));
+            inner.saved_history = 0;
+            inner.persist = Some(path);
             inner.save()?;
         }
         Ok(self)
@@ -619,6 +661,12 @@ impl SimCluster {
         self.hook(op, OpPhase::After, node, what);
         Ok(())
     }
+}
+
+fn history_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".history");
+    PathBuf::from(p)
 }
 
 fn ops_err(e: SimError) -> OpsError {

@@ -39,8 +39,8 @@ pub struct SimState {
     pub faults: Vec<Fault>,
     /// Simulated time, in milliseconds since the simulation began.
     pub clock_ms: u64,
-    /// Every effect, in order.
-    #[serde(default)]
+    /// Every effect, in order (a persisted cluster keeps them in a file of their own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<Effect>,
     /// Things a careful operator would not have done (a kubelet changing minor on a node that
     /// was not drained, a kubelet newer than an API server, …). Tests expect none.

@@ -245,6 +245,8 @@ async fn the_state_survives_a_save_and_a_load() {
     sim.cordon(&name("worker-2")).await.unwrap();
     sim.inject(Fault::new(FaultKind::NeverReady).on_node(name("worker-1")));
     let loaded = SimCluster::load(&path).unwrap();
+    assert_eq!(loaded.snapshot().history, sim.snapshot().history);
+    assert_eq!(loaded.snapshot().history.len(), 1);
     assert_eq!(loaded.snapshot().cluster, sim.snapshot().cluster);
     assert_eq!(loaded.snapshot().pods, sim.snapshot().pods);
     assert_eq!(loaded.snapshot().faults.len(), 1);
