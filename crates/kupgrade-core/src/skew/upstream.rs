@@ -1,6 +1,8 @@
 //! The upstream Kubernetes version skew policy.
-use super::{Context, MinorRange, Severity, SkewPolicy, Violation};
-use crate::{Component, EtcdTopology, KubeVersion, Minor, Node};
+use std::fmt::Write as _;
+
+use super::{Context, MinorRange, Severity, SkewPolicy, Summary, Violation};
+use crate::{ClusterState, Component, EtcdTopology, KubeVersion, Minor, Node};
 
 /// The Kubernetes version skew policy, as documented at a given Kubernetes release.
 ///
@@ -141,7 +143,7 @@ impl SkewPolicy for UpstreamPolicy {
             }
         }
         if let Some(kubectl) = &cx.state.kubectl
-            && let Some(v) = kubectl_violation(kubectl, lo, hi, None, Severity::Error)
+            && let Some(v) = kubectl_violation(kubectl, lo, hi, None, Severity::Error, None)
         {
             out.push(v);
         }
@@ -178,13 +180,51 @@ impl SkewPolicy for UpstreamPolicy {
     }
 
     fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+        self.node_rules(cx, node, node.is_control_plane(), None, out);
+    }
+
+    /// The same violations as the default: cluster-wide ones, then node by node. It only saves
+    /// reading each node's roles a second time ([`Summary::of`] already found the control
+    /// plane), which on a large cluster is a cache miss per node.
+    fn evaluate(&self, state: &ClusterState) -> Vec<Violation> {
+        let summary = Summary::of(state);
+        let cx = Context {
+            state,
+            summary: &summary,
+        };
+        let mut out = Vec::new();
+        self.check_cluster(&cx, &mut out);
+        let texts = match (&summary.apiserver_min, &summary.apiserver_max) {
+            (Some(lo), Some(hi)) => Some(KubectlTexts::new(lo, hi)),
+            _ => None,
+        };
+        let mut control_plane = summary.control_plane.iter().peekable();
+        for (i, node) in state.nodes.iter().enumerate() {
+            let is_cp = control_plane.next_if(|&&c| c == i).is_some();
+            self.node_rules(&cx, node, is_cp, texts.as_ref(), &mut out);
+        }
+        out
+    }
+}
+
+impl UpstreamPolicy {
+    /// The per-node rules; `is_cp` says whether `node` is a control-plane node, `texts` are
+    /// the kubectl texts of this summary when already built.
+    fn node_rules(
+        &self,
+        cx: &Context<'_>,
+        node: &Node,
+        is_cp: bool,
+        texts: Option<&KubectlTexts>,
+        out: &mut Vec<Violation>,
+    ) {
         let s = cx.summary;
         let (Some(lo), Some(hi)) = (&s.apiserver_min, &s.apiserver_max) else {
             return;
         };
         let (lo_m, hi_m) = (lo.minor(), hi.minor());
         let v = &node.versions;
-        if node.is_control_plane() {
+        if is_cp {
             // The API servers these components talk to.
             let (lo, hi) = match (self.endpoint, &v.kube_apiserver) {
                 (ControlPlaneEndpoint::Local, Some(local)) => (local, local),
@@ -293,7 +333,8 @@ impl SkewPolicy for UpstreamPolicy {
             }
         }
         if let Some(kubectl) = &v.kubectl
-            && let Some(v) = kubectl_violation(kubectl, lo, hi, Some(node), Severity::Warning)
+            && let Some(v) =
+                kubectl_violation(kubectl, lo, hi, Some(node), Severity::Warning, texts)
         {
             out.push(v);
         }
@@ -368,33 +409,69 @@ impl UpstreamPolicy {
     }
 }
 
+/// The minors kubectl may be at: within one minor of every API server.
+fn kubectl_range(lo: &KubeVersion, hi: &KubeVersion) -> MinorRange {
+    let (lo_m, hi_m) = (lo.minor(), hi.minor());
+    MinorRange::new(hi_m.prev().unwrap_or(hi_m), lo_m.next())
+}
+
+/// The parts of a kubectl violation that depend only on the API servers. On a large fleet
+/// this warning is frequent, so [`UpstreamPolicy`]'s `evaluate` builds them once.
+struct KubectlTexts {
+    allowed: String,
+    /// Everything after the version in the message.
+    tail: String,
+}
+
+impl KubectlTexts {
+    fn new(lo: &KubeVersion, hi: &KubeVersion) -> Self {
+        let allowed = kubectl_range(lo, hi).to_string();
+        let tail = format!(
+            "; kubectl must be within 1 minor of every kube-apiserver ({lo} to {hi}) (allowed: {allowed})"
+        );
+        KubectlTexts { allowed, tail }
+    }
+}
+
 fn kubectl_violation(
     kubectl: &KubeVersion,
     lo: &KubeVersion,
     hi: &KubeVersion,
     node: Option<&Node>,
     severity: Severity,
+    texts: Option<&KubectlTexts>,
 ) -> Option<Violation> {
-    let (lo_m, hi_m) = (lo.minor(), hi.minor());
-    let allowed = MinorRange::new(hi_m.prev().unwrap_or(hi_m), lo_m.next());
-    let m = kubectl.minor();
-    if allowed.contains(m) {
+    if kubectl_range(lo, hi).contains(kubectl.minor()) {
         return None;
     }
-    let where_ = match node {
-        Some(n) => format!("kubectl installed on node {:?}", n.name.as_str()),
-        None => "the cluster's kubectl".to_string(),
+    let built;
+    let texts = match texts {
+        Some(t) => t,
+        None => {
+            built = KubectlTexts::new(lo, hi);
+            &built
+        }
     };
+    let mut message = String::with_capacity(64 + texts.tail.len());
+    match node {
+        // Node names are RFC 1123 subdomains: quoting them needs no escapes.
+        Some(n) => {
+            message.push_str("kubectl installed on node \"");
+            message.push_str(n.name.as_str());
+            message.push('"');
+        }
+        None => message.push_str("the cluster's kubectl"),
+    }
+    let _ = write!(message, " is {kubectl}");
+    message.push_str(&texts.tail);
     Some(Violation {
         rule: "upstream/kubectl".into(),
         severity,
         component: Component::Kubectl,
         node: node.map(|n| n.name.clone()),
         found: kubectl.clone(),
-        allowed: allowed.to_string(),
-        message: format!(
-            "{where_} is {kubectl}; kubectl must be within 1 minor of every kube-apiserver ({lo} to {hi}) (allowed: {allowed})"
-        ),
+        allowed: texts.allowed.clone(),
+        message,
     })
 }
 
