@@ -39,6 +39,8 @@ pub struct Durations {
     pub wait_ready: u64,
     /// Uncordon.
     pub uncordon: u64,
+    /// Waiting for the kube-proxy DaemonSet to finish rolling out.
+    pub kube_proxy_rollout: u64,
     /// The operator upgrading their kubectl.
     pub kubectl_client: u64,
     /// Provisioning nodes until they are Ready.
@@ -67,6 +69,7 @@ impl Default for Durations {
             restart_kubelet: 20,
             wait_ready: 60,
             uncordon: 5,
+            kube_proxy_rollout: 120,
             kubectl_client: 60,
             provision: 420,
             remove: 90,
@@ -97,6 +100,7 @@ impl Durations {
             Action::RestartKubelet { .. } => self.restart_kubelet,
             Action::WaitReady { .. } => self.wait_ready,
             Action::Uncordon => self.uncordon,
+            Action::WaitKubeProxyRollout { .. } => self.kube_proxy_rollout,
             Action::UpgradeKubectlClient { .. } => self.kubectl_client,
             Action::ProvisionNodes { .. } => self.provision,
             Action::RemoveNodes => self.remove,

@@ -295,6 +295,7 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
         | Action::Drain { .. }
         | Action::WaitReady { .. }
         | Action::Uncordon
+        | Action::WaitKubeProxyRollout { .. }
         | Action::UpgradeKubectlClient { .. }
         | Action::ProvisionNodes { .. }
         | Action::RemoveNodes

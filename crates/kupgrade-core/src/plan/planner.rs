@@ -475,6 +475,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                 "a copy of each control-plane node's configuration before anything changes",
             )?;
         }
+        self.finish_kube_proxy_rollout()?;
         for h in 0..self.hops.len() {
             self.hop = Some(h);
             self.run_hop(h)?;
@@ -494,6 +495,32 @@ impl<'r, 'a> Planner<'r, 'a> {
             },
             &target,
             format!("the plan ends when every node runs {target} and the policy holds"),
+        )
+    }
+
+    /// Nodes whose kube-proxy pod runs another version than the DaemonSet (a rollout under
+    /// way): wait for the rollout before anything moves.
+    fn finish_kube_proxy_rollout(&mut self) -> Result<(), PlanError> {
+        let state = self.sim.state();
+        if !state.nodes.iter().any(|n| n.versions.kube_proxy.is_some()) {
+            return Ok(());
+        }
+        let v = state.addons.kube_proxy.clone();
+        let shown = v
+            .as_ref()
+            .map_or_else(|| "version unknown".into(), ToString::to_string);
+        let timeout_seconds = self.opts().ready_timeout_seconds;
+        self.push(
+            Phase::Preflight,
+            &Batch::none(),
+            Action::WaitKubeProxyRollout {
+                version: v,
+                timeout_seconds,
+            },
+            &self.target.clone(),
+            format!(
+                "some kube-proxy pods still run another version than the DaemonSet ({shown}): the rollout finishes before anything moves"
+            ),
         )
     }
 
@@ -1373,6 +1400,15 @@ fn facts(action: &Action, goal: &KubeVersion) -> (Vec<Fact>, Vec<Fact>) {
         Action::Uncordon => (
             vec![Fact::Ready, version(Component::Kubelet, goal)],
             vec![Fact::Schedulable],
+        ),
+        Action::WaitKubeProxyRollout { version: v, .. } => (
+            vec![],
+            v.iter()
+                .map(|v| Fact::Addon {
+                    component: Component::KubeProxy,
+                    version: v.clone(),
+                })
+                .collect(),
         ),
         Action::UpgradeKubectlClient { version: v } => {
             (vec![], vec![Fact::KubectlClient { version: v.clone() }])

@@ -210,6 +210,14 @@ impl Simulation {
                     }
                 }
             }
+            Action::WaitKubeProxyRollout { .. } => {
+                // Every kube-proxy pod now runs the DaemonSet's version.
+                for n in &mut self.state.nodes {
+                    if n.versions.kube_proxy.take().is_some() {
+                        effect.cluster_fields = true;
+                    }
+                }
+            }
             Action::UpgradeKubectlClient { version } => {
                 if let Some(k) = &mut self.state.kubectl
                     && k != version

@@ -340,6 +340,15 @@ pub enum Action {
     },
     /// Mark the nodes schedulable again.
     Uncordon,
+    /// Wait until the kube-proxy DaemonSet runs its version on every node (a rollout under
+    /// way finishes: `kubectl -n kube-system rollout status daemonset/kube-proxy`).
+    WaitKubeProxyRollout {
+        /// The DaemonSet's version, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<KubeVersion>,
+        /// Give up after this long.
+        timeout_seconds: u64,
+    },
     /// The operator's own kubectl must be upgraded to `version` (kubectl must stay within one
     /// minor of every API server). Not something a runner can do on a node.
     UpgradeKubectlClient {
@@ -393,9 +402,11 @@ impl Action {
             | Action::KubeadmUpgradeApply { .. }
             | Action::KubeadmUpgradeNode { .. }
             | Action::RestartKubelet { .. } => Executor::Node,
-            Action::Cordon | Action::Drain { .. } | Action::WaitReady { .. } | Action::Uncordon => {
-                Executor::Cluster
-            }
+            Action::Cordon
+            | Action::Drain { .. }
+            | Action::WaitReady { .. }
+            | Action::Uncordon
+            | Action::WaitKubeProxyRollout { .. } => Executor::Cluster,
             Action::ProvisionNodes { .. } | Action::RemoveNodes => Executor::Provider,
             Action::UpgradeKubectlClient { .. } => Executor::Operator,
         }
@@ -429,6 +440,7 @@ impl Action {
             Action::RestartKubelet { version } => format!("restart-kubelet@{version}"),
             Action::WaitReady { version, .. } => format!("wait-ready@{version}"),
             Action::Uncordon => "uncordon".into(),
+            Action::WaitKubeProxyRollout { .. } => "kube-proxy-rollout".into(),
             Action::UpgradeKubectlClient { .. } => "kubectl-client".into(),
             Action::ProvisionNodes { .. } => "provision".into(),
             Action::RemoveNodes => "remove".into(),
@@ -468,6 +480,10 @@ impl Action {
             Action::RestartKubelet { version } => format!("restart the kubelet ({version})"),
             Action::WaitReady { version, .. } => format!("wait until Ready at {version}"),
             Action::Uncordon => "uncordon".into(),
+            Action::WaitKubeProxyRollout { version, .. } => match version {
+                Some(v) => format!("wait until kube-proxy {v} runs on every node"),
+                None => "wait until the kube-proxy DaemonSet has rolled out".into(),
+            },
             Action::UpgradeKubectlClient { version } => {
                 format!("upgrade your own kubectl to {version}")
             }
@@ -638,6 +654,7 @@ impl Step {
                 }
                 | Action::Cordon
                 | Action::Uncordon
+                | Action::WaitKubeProxyRollout { .. }
                 | Action::UpgradeKubectlClient { .. }
                 | Action::ProvisionNodes { .. }
                 | Action::RemoveNodes

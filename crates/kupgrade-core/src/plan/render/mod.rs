@@ -172,6 +172,16 @@ pub fn manual_lines(step: &Step) -> Vec<String> {
                 "kubectl wait --for=condition=Ready node/{n} --timeout={timeout_seconds}s && kubectl get node {n} -o jsonpath='{{.status.nodeInfo.kubeletVersion}}'  # expect {version}"
             )
         }),
+        Action::WaitKubeProxyRollout {
+            version,
+            timeout_seconds,
+        } => vec![format!(
+            "kubectl -n kube-system rollout status daemonset/kube-proxy --timeout={timeout_seconds}s{}",
+            version
+                .as_ref()
+                .map(|v| format!("  # every pod at {v}"))
+                .unwrap_or_default()
+        )],
         Action::ProvisionNodes { version, templates } => nodes
             .iter()
             .zip(templates)
