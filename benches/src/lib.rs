@@ -1,1 +1,150 @@
 //! Shared fixtures for kupgrade's criterion benchmarks (see `benches/`).
+//!
+//! Everything here is deterministic: the same arguments give the same cluster on every run and
+//! every machine, so benchmark figures compare across commits.
+use kupgrade_core::{ClusterState, KubeVersion, Minor, Node, NodeName, ZONE_LABEL};
+
+/// A small, fast, deterministic random source (SplitMix64): fixtures must not depend on a
+/// random seed or on the `rand` crate's algorithm choices.
+#[derive(Clone, Debug)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator started at `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+/// The minor the fixture's control plane runs.
+pub const CONTROL_PLANE: Minor = Minor::new(1, 31);
+
+/// A realistic cluster of `nodes` nodes (at least 3), the same for the same `seed`:
+///
+/// - 3 to 5 control-plane nodes at v1.31.x with stacked etcd at kubeadm's bundled version,
+///   spread over three zones;
+/// - workers whose kubelets lag the control plane by 0 to 3 minors (about 55 % current,
+///   25 % one behind, 15 % two, 5 % three: a fleet rolled forward in waves), each with the
+///   kubeadm and kubectl packages of its kubelet's version, as kubeadm's install guide leaves
+///   them; one in ten has its kube-proxy pod still at its kubelet's version (a rollout in
+///   progress);
+/// - the kube-proxy DaemonSet and CoreDNS at the control plane's versions.
+///
+/// Every state is valid and within the upstream policy's errors; workers two and three minors
+/// behind carry kubectl warnings, as real fleets do.
+pub fn cluster(nodes: usize, seed: u64) -> ClusterState {
+    let nodes = nodes.max(3);
+    let mut rng = SplitMix64::new(seed);
+    let control_plane = (3 + rng.below(3) as usize).min(nodes);
+    let zones = ["zone-a", "zone-b", "zone-c"];
+    let cp_version = CONTROL_PLANE.with_patch(4 + rng.below(4));
+    let bundled = kupgrade_core::bundled::bundled(CONTROL_PLANE);
+    let etcd = bundled.and_then(|b| b.etcd.clone());
+    let mut out = Vec::with_capacity(nodes);
+    for i in 0..control_plane {
+        let node = Node::control_plane(&format!("cp-{}", i + 1), cp_version.clone(), etcd.clone())
+            .expect("valid name")
+            .with_label(ZONE_LABEL, zones[i % zones.len()]);
+        out.push(node);
+    }
+    for i in 0..nodes - control_plane {
+        let lag = match rng.below(100) {
+            0..55 => 0,
+            55..80 => 1,
+            80..95 => 2,
+            _ => 3,
+        };
+        let minor = Minor::new(1, CONTROL_PLANE.minor() - lag);
+        let kubelet = minor.with_patch(rng.below(12));
+        let mut node = Node::worker(&format!("worker-{:05}", i + 1), kubelet.clone())
+            .expect("valid name")
+            .with_label(ZONE_LABEL, zones[rng.below(3) as usize]);
+        if rng.below(10) == 0 {
+            node.versions.kube_proxy = Some(kubelet);
+        }
+        out.push(node);
+    }
+    let mut state = ClusterState::new(out);
+    state.name = Some(format!("bench-{nodes}"));
+    state.addons.kube_proxy = Some(cp_version.clone());
+    state.addons.coredns = bundled.and_then(|b| b.coredns.clone());
+    state.kubectl = Some(cp_version);
+    state
+}
+
+/// Version strings as they appear in real inventories and API responses.
+pub const TYPICAL_VERSIONS: [&str; 8] = [
+    "v1.29.3",
+    "1.30.12",
+    "v1.31.0-rc.1",
+    "v1.32.0-alpha.3.120+7f8b2c9e1d",
+    "v1.29.3-eks-5e0fdde",
+    "v1.28.9-gke.1000000",
+    "v1.29.3+k3s1",
+    "3.5.12-0",
+];
+
+/// The node name of worker `i` (1-based) in [`cluster`]'s fixtures.
+pub fn worker_name(i: usize) -> NodeName {
+    NodeName::new(&format!("worker-{i:05}")).expect("valid name")
+}
+
+/// Parses `text`, which the fixtures only call with valid versions.
+pub fn version(text: &str) -> KubeVersion {
+    text.parse().expect("a valid version")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kupgrade_core::skew::{Severity, SkewPolicy, UpstreamPolicy};
+
+    #[test]
+    fn fixtures_are_deterministic_valid_and_realistic() {
+        let a = cluster(5_000, 7);
+        assert_eq!(a, cluster(5_000, 7));
+        assert_ne!(a, cluster(5_000, 8));
+        assert_eq!(a.nodes.len(), 5_000);
+        kupgrade_core::inventory::validate(&a).unwrap();
+        let cps = a.control_plane().count();
+        assert!((3..=5).contains(&cps), "{cps}");
+        let violations = UpstreamPolicy::new().evaluate(&a);
+        assert!(
+            violations.iter().all(|v| v.severity == Severity::Warning),
+            "{:?}",
+            violations.iter().find(|v| v.severity == Severity::Error)
+        );
+        // Workers lag 0 to 3 minors, each lag present.
+        for lag in 0..=3u64 {
+            let m = Minor::new(1, CONTROL_PLANE.minor() - lag);
+            assert!(
+                a.workers().any(|w| w.kubelet().unwrap().minor() == m),
+                "no worker at {m}"
+            );
+        }
+        assert_eq!(
+            a.node(worker_name(1).as_str()).unwrap().name,
+            worker_name(1)
+        );
+        for text in TYPICAL_VERSIONS {
+            assert_eq!(
+                version(text).to_string().trim_start_matches('v'),
+                text.trim_start_matches('v')
+            );
+        }
+    }
+}

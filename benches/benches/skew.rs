@@ -1,0 +1,40 @@
+//! Skew evaluation of large clusters: `UpstreamPolicy::evaluate` on a 5,000-node and a
+//! 65,000-node cluster (3 to 5 control-plane nodes, workers lagging 0 to 3 minors; see
+//! `kupgrade_benches::cluster`), and the sample rules file on the same states.
+//!
+//! Target: under 5 ms median at 65,000 nodes for the upstream policy on the project's 2-core
+//! machine. Run:
+//! `cargo bench -p kupgrade-benches --bench skew -- --warm-up-time 1 --measurement-time 5`.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kupgrade_benches::cluster;
+use kupgrade_core::skew::rules::RulePolicy;
+use kupgrade_core::skew::{SkewPolicy, Summary, UpstreamPolicy};
+
+const STRICT: &str = include_str!("../../examples/policies/strict.yaml");
+
+fn skew(c: &mut Criterion) {
+    let upstream = UpstreamPolicy::new();
+    let strict = RulePolicy::parse(STRICT, "strict.yaml").expect("the sample parses");
+    let mut group = c.benchmark_group("evaluate");
+    for nodes in [5_000usize, 65_000] {
+        let state = cluster(nodes, 42);
+        group.throughput(Throughput::Elements(nodes as u64));
+        group.bench_with_input(BenchmarkId::new("upstream", nodes), &state, |b, s| {
+            b.iter(|| upstream.evaluate(black_box(s)))
+        });
+        group.bench_with_input(BenchmarkId::new("strict rules", nodes), &state, |b, s| {
+            b.iter(|| strict.evaluate(black_box(s)))
+        });
+        group.bench_with_input(BenchmarkId::new("summary", nodes), &state, |b, s| {
+            b.iter(|| Summary::of(black_box(s)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, skew);
+criterion_main!(benches);
