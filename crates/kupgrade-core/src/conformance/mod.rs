@@ -26,6 +26,7 @@
 //! - [`join_all`]: runs futures concurrently without a runtime (used by the suites, and
 //!   handy in their callers).
 
+pub mod cluster_ops;
 pub mod command_runner;
 
 use std::future::Future;
