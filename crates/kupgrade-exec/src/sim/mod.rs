@@ -892,6 +892,12 @@ impl ClusterOperations for SimCluster {
                 (at && inner.ready(i), inner.now_ms(), ready_at)
             };
             if ok {
+                // The kubelet is back: that no longer depends on the clock (a cluster loaded
+                // later, whose clock resumes from its last save, must not see it NotReady).
+                let mut inner = self.lock();
+                if inner.host(node).ready_at_ms.take().is_some() {
+                    inner.save().map_err(ops_err)?;
+                }
                 return Ok(());
             }
             if now >= deadline {

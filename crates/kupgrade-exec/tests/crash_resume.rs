@@ -1,0 +1,1026 @@
+//! Crash and resume, with real processes: the runner is a child process (this test binary,
+//! re-run as `crash_child`), killed with SIGKILL at deterministic points chosen by a seed,
+//! then started again on the same journal until the upgrade is done.
+//!
+//! - `simulated_upgrades_survive_sigkill_at_50_seeds`: the HA sample (3 control-plane nodes,
+//!   6 workers, a workload with disruption budgets) from 1.28 to 1.29 on the simulated
+//!   cluster, its state in a file. Even seeds upgrade in place; odd seeds replace the workers
+//!   (provisioning a node is not safe to repeat). Each seed kills the child once or twice,
+//!   before or after the effect of its n-th operation, and sometimes leaves a torn last
+//!   journal line behind (a crash in the middle of a write).
+//! - `upgrades_over_a_real_sshd_survive_sigkill`: a control-plane node and two workers (one
+//!   Debian, one RHEL), each a sandbox directory behind a real OpenSSH server whose `PATH`
+//!   starts with stub `apt-get`, `apt-mark`, `dnf`, `kubeadm`, `systemctl`, `kubectl` (and
+//!   `sudo`, `tee`, `mkdir`, `cp`, `etcdctl`) scripts that log what they were asked and keep
+//!   versions in files; 8 seeds.
+//!
+//! After the last run: the cluster is at the target everywhere, no node is left cordoned,
+//! the journal ends with a completed run, no task the journal had finished was started
+//! again, every effect of a task had its start journaled first (write-ahead), and every step
+//! that is not safe to repeat ran exactly once. When the runner cannot tell whether such a
+//! step happened it halts and asks; the test answers as an operator would, from the cluster.
+//!
+//! Nothing outside the tests' temporary directories is touched: the stubs write under their
+//! sandbox, the SSH client keeps its sockets in the test's directory.
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::civil::date;
+use kupgrade_core::plan::{PlanOptions, PlanRequest, Strategy, UpgradePlan};
+use kupgrade_core::ports::{
+    ClusterOperations, CommandOutput, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions,
+    DrainReport, LineSink, OpsError, RunnerError,
+};
+use kupgrade_core::run::{
+    Finished, Record, RecordKind, Resolution, Run, RunOptions, StopReason, TaskEnd, TaskId,
+};
+use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::{ClusterState, KubeVersion, NodeName, SshTarget};
+use kupgrade_exec::driver::Driver;
+use kupgrade_exec::sim::{OpPhase, SimCluster, Workload};
+use kupgrade_exec::{Journal, NodeEnv, SshConfig, SshRunner};
+
+const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
+const CHILD: &str = "KUPGRADE_CRASH_CHILD";
+const CRASH_MARK: &str = "KUPGRADE-CRASH-POINT";
+const OUTCOME_MARK: &str = "KUPGRADE-OUTCOME ";
+
+// ---- seeds --------------------------------------------------------------------------------
+
+/// splitmix64: a tiny deterministic generator (no dependency needed).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Where a child dies: before or after the effect of its n-th operation.
+#[derive(Clone, Copy, Debug)]
+struct CrashAt {
+    op: u64,
+    after: bool,
+}
+
+impl CrashAt {
+    fn env(self) -> String {
+        format!(
+            "{}:{}",
+            self.op,
+            if self.after { "after" } else { "before" }
+        )
+    }
+    fn parse(s: &str) -> Option<CrashAt> {
+        let (op, phase) = s.split_once(':')?;
+        Some(CrashAt {
+            op: op.parse().ok()?,
+            after: phase == "after",
+        })
+    }
+}
+
+// ---- the child ------------------------------------------------------------------------------
+
+/// Not a test by itself: the child process the crash tests start (it returns at once unless
+/// `KUPGRADE_CRASH_CHILD` is set).
+#[test]
+fn crash_child() {
+    let Ok(kind) = std::env::var(CHILD) else {
+        return;
+    };
+    let dir = PathBuf::from(std::env::var("KUPGRADE_CRASH_DIR").unwrap());
+    let crash = std::env::var("KUPGRADE_CRASH_AT")
+        .ok()
+        .and_then(|s| CrashAt::parse(&s));
+    let resolve = std::env::var("KUPGRADE_RESOLVE").unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(kind == "sim")
+        .build()
+        .unwrap();
+    let outcome = runtime.block_on(child(&kind, &dir, crash, &resolve));
+    println!("{OUTCOME_MARK}{}", serde_json::to_string(&outcome).unwrap());
+}
+
+/// Stops the process at the crash point (operation `op`, before or after its effect): says
+/// so, then waits to be killed.
+fn crash_point(op: u64, crash: Option<CrashAt>, after: bool) {
+    if let Some(c) = crash
+        && c.after == after
+        && c.op == op
+    {
+        println!("{CRASH_MARK} {}", c.env());
+        let _ = std::io::stdout().flush();
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+async fn child(kind: &str, dir: &Path, crash: Option<CrashAt>, resolve: &str) -> Finished {
+    let plan: UpgradePlan =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    let plan = Arc::new(plan);
+    let (mut journal, recovered) = Journal::<Record>::open(dir.join("journal")).unwrap();
+    let mut run = Run::resume(
+        plan.clone(),
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+        &recovered.records,
+    )
+    .unwrap();
+    for r in resolve.split(';').filter(|r| !r.is_empty()) {
+        let (how, task) = r.split_once('=').unwrap();
+        let how = if how == "retry" {
+            Resolution::Retry
+        } else {
+            Resolution::MarkDone
+        };
+        let task = run.find_task(task).unwrap();
+        for rec in run
+            .resolve(&task, how, jiff::Timestamp::now())
+            .unwrap()
+            .records
+        {
+            journal.append(&rec).unwrap();
+        }
+    }
+    let counter = Arc::new(AtomicU64::new(0));
+    let driver = match kind {
+        "sim" => {
+            let sim = SimCluster::load(dir.join("sim.json"))
+                .unwrap()
+                .on_op(move |p| crash_point(p.op, crash, p.phase == OpPhase::After));
+            let s = Arc::new(sim);
+            Driver::new(s.clone(), s.clone()).provider(s)
+        }
+        _ => {
+            let ssh = ssh_child_runner(dir);
+            let runner = Arc::new(Crashing {
+                inner: ssh,
+                counter: counter.clone(),
+                crash,
+            });
+            let ops = SandboxOps {
+                runner: runner.clone(),
+                root: dir.join("nodes"),
+                base: plan_cluster(dir),
+            };
+            Driver::new(runner, Arc::new(ops))
+        }
+    };
+    driver.drive(&mut run, &mut journal).await.unwrap()
+}
+
+// ---- running children -----------------------------------------------------------------------
+
+enum Ended {
+    Crashed,
+    Finished(Finished),
+}
+
+fn run_child(
+    kind: &str,
+    dir: &Path,
+    crash: Option<CrashAt>,
+    resolve: &str,
+    env: &[(&str, String)],
+) -> Ended {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    cmd.args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, kind)
+        .env("KUPGRADE_CRASH_DIR", dir)
+        .env("KUPGRADE_RESOLVE", resolve)
+        .env_remove("KUPGRADE_CRASH_AT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(c) = crash {
+        cmd.env("KUPGRADE_CRASH_AT", c.env());
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut outcome = None;
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        // libtest prints `test crash_child ... ` without a newline before the test's output.
+        if line.contains(CRASH_MARK) {
+            // SIGKILL, by the id of the process this test started.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return Ended::Crashed;
+        }
+        if let Some((_, json)) = line.split_once(OUTCOME_MARK) {
+            outcome = Some(serde_json::from_str(json).unwrap());
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "child {kind} in {} failed: {status}",
+        dir.display()
+    );
+    Ended::Finished(outcome.expect("the child reported no outcome"))
+}
+
+/// Runs children until the upgrade completes: first with the seed's crash points, then
+/// without, answering the runner's questions about steps that are not safe to repeat.
+fn run_to_completion(
+    kind: &str,
+    dir: &Path,
+    env: &[(&str, String)],
+    crashes: &[CrashAt],
+    torn_tail: bool,
+    decide: impl Fn(&TaskId) -> Resolution,
+) -> (usize, usize) {
+    let mut crashed = 0;
+    let mut asked = 0;
+    let mut resolve = String::new();
+    let mut pending = crashes.iter().copied();
+    for _ in 0..20 {
+        let crash = pending.next();
+        match run_child(kind, dir, crash, &resolve, env) {
+            Ended::Crashed => {
+                crashed += 1;
+                if torn_tail {
+                    // A crash in the middle of a write leaves half a line behind.
+                    let mut f = std::fs::OpenOptions::new()
+                        .append(true)
+                        .open(dir.join("journal"))
+                        .unwrap();
+                    f.write_all(br#"{"v":1,"at":"2026-11-25T10:00:00Z","record":"task-sta"#)
+                        .unwrap();
+                }
+                resolve.clear();
+            }
+            Ended::Finished(Finished::Completed) => return (crashed, asked),
+            Ended::Finished(Finished::Halted(r)) if r.reason == StopReason::Unsure => {
+                asked += 1;
+                let task = r.task.clone().unwrap();
+                let how = match decide(&task) {
+                    Resolution::Retry => "retry",
+                    _ => "mark-done",
+                };
+                resolve = format!("{how}={task}");
+            }
+            Ended::Finished(other) => panic!("{}: the run ended {other}", dir.display()),
+        }
+    }
+    panic!("{}: no end after 20 runs", dir.display())
+}
+
+fn records(dir: &Path) -> Vec<Record> {
+    Journal::<Record>::read(dir.join("journal"))
+        .unwrap()
+        .records
+}
+
+/// Journal invariants: it ends with a completed run; no task is started after the journal
+/// recorded it done; returns how often each task was started.
+fn check_journal(dir: &Path) -> HashMap<TaskId, usize> {
+    let records = records(dir);
+    assert!(
+        matches!(
+            records.last().map(|r| &r.kind),
+            Some(RecordKind::Stopped {
+                outcome: Finished::Completed
+            })
+        ),
+        "{}: the journal does not end with a completed run",
+        dir.display()
+    );
+    let mut done: HashMap<TaskId, usize> = HashMap::new();
+    let mut started: HashMap<TaskId, usize> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        match &r.kind {
+            RecordKind::TaskStarted { task, .. } => {
+                assert!(
+                    !done.contains_key(task),
+                    "{}: {task} started again (record {}) after it was done (record {})",
+                    dir.display(),
+                    i + 1,
+                    done[task] + 1
+                );
+                *started.entry(task.clone()).or_default() += 1;
+            }
+            RecordKind::TaskFinished {
+                task,
+                end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. },
+                ..
+            } => {
+                done.insert(task.clone(), i);
+            }
+            RecordKind::Resolved {
+                task,
+                resolution: Resolution::MarkDone,
+            } => {
+                done.insert(task.clone(), i);
+            }
+            _ => {}
+        }
+    }
+    started
+}
+
+/// `KUPGRADE_CRASH_SEEDS=3,17` runs only those seeds (to look at one closely).
+fn only_seeds() -> Option<Vec<u64>> {
+    let s = std::env::var("KUPGRADE_CRASH_SEEDS").ok()?;
+    Some(s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+}
+
+/// A temporary directory that is kept when the test fails (its path is in the message).
+struct Keep(Option<tempfile::TempDir>);
+
+impl Keep {
+    fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/nonexistent"))
+    }
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(d) = self.0.take()
+        {
+            eprintln!("kept {}", d.keep().display());
+        }
+    }
+}
+
+// ---- the simulated upgrade ------------------------------------------------------------------
+
+fn ha() -> ClusterState {
+    kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap()
+}
+
+fn sim_plan(replace: bool) -> UpgradePlan {
+    let mut options = PlanOptions::default();
+    if replace {
+        options.strategy = Strategy::Replace;
+        options.batch = "2".parse().unwrap();
+        options.max_surge = 2;
+    }
+    PlanRequest::new("1.29".parse().unwrap(), date(2024, 6, 1))
+        .options(options)
+        .plan(&ha())
+        .unwrap()
+}
+
+/// Operations in a whole uncrashed run of `plan` (counted in-process).
+async fn count_ops(plan: &UpgradePlan) -> u64 {
+    let counter = Arc::new(AtomicU64::new(0));
+    let c = counter.clone();
+    let sim = SimCluster::new(ha())
+        .with_workload(&Workload::sample())
+        .on_op(move |p| {
+            if p.phase == OpPhase::Before {
+                c.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let s = Arc::new(sim);
+    let mut run = Run::new(
+        Arc::new(plan.clone()),
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+    )
+    .unwrap();
+    let out = Driver::new(s.clone(), s.clone())
+        .provider(s)
+        .drive(&mut run, &mut Vec::new())
+        .await
+        .unwrap();
+    assert!(out.is_completed());
+    counter.load(Ordering::SeqCst)
+}
+
+fn sim_seed(seed: u64, plans: &[(UpgradePlan, u64); 2]) {
+    let replace = seed % 2 == 1;
+    let (plan, total) = &plans[usize::from(replace)];
+    let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xdead_beef);
+    let crashes: Vec<CrashAt> = (0..1 + rng.below(2))
+        .map(|_| CrashAt {
+            op: 1 + rng.below(*total),
+            after: rng.below(2) == 1,
+        })
+        .collect();
+    let torn = rng.below(4) == 0;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("kupgrade-crash-sim-{seed}-"))
+        .tempdir()
+        .unwrap();
+    let dir = Keep(Some(dir));
+    let d = dir.path();
+    std::fs::write(d.join("plan.json"), serde_json::to_string(plan).unwrap()).unwrap();
+    SimCluster::new(ha())
+        .with_workload(&Workload::sample())
+        .persist_to(d.join("sim.json"))
+        .unwrap();
+    let state_file = d.join("sim.json");
+    let (crashed, asked) = run_to_completion("sim", d, &[], &crashes, torn, |task| {
+        // The operator looks: does the node exist?
+        let sim = SimCluster::load(&state_file).unwrap();
+        let exists = task
+            .node
+            .as_ref()
+            .is_some_and(|n| sim.cluster().node(n.as_str()).is_some());
+        if exists {
+            Resolution::MarkDone
+        } else {
+            Resolution::Retry
+        }
+    });
+    assert!(
+        crashed >= 1 || crashes.iter().all(|c| c.op > *total),
+        "seed {seed}: no crash at {crashes:?} of {total} operations"
+    );
+
+    // The cluster is at the target, nothing left cordoned, nothing careless done.
+    let sim = SimCluster::load(d.join("sim.json")).unwrap();
+    let state = sim.snapshot();
+    let target = &plan.target;
+    assert_eq!(state.cluster.nodes.len(), 9, "seed {seed}");
+    for n in &state.cluster.nodes {
+        assert_eq!(n.kubelet(), Some(target), "seed {seed}: {}", n.name);
+        assert!(!n.unschedulable, "seed {seed}: {} left cordoned", n.name);
+        if n.is_control_plane() {
+            assert_eq!(
+                n.versions.kube_apiserver.as_ref(),
+                Some(target),
+                "seed {seed}"
+            );
+        }
+    }
+    assert_eq!(
+        state.cluster.addons.kube_proxy.as_ref(),
+        Some(target),
+        "seed {seed}"
+    );
+    assert!(
+        state.problems.is_empty(),
+        "seed {seed}: {:?}",
+        state.problems
+    );
+
+    // Write-ahead: every effect of a task had its start journaled first; steps that are not
+    // safe to repeat ran exactly once.
+    let started = check_journal(d);
+    let mut effects: HashMap<(String, String), usize> = HashMap::new();
+    for e in &state.history {
+        if let Some(t) = &e.task {
+            *effects.entry((t.clone(), e.what.clone())).or_default() += 1;
+        }
+    }
+    let by_name: HashMap<String, &TaskId> = started.keys().map(|t| (t.to_string(), t)).collect();
+    for ((task, what), n) in &effects {
+        let id = by_name
+            .get(task)
+            .unwrap_or_else(|| panic!("seed {seed}: {what} ran for {task}, never journaled"));
+        assert!(
+            *n <= started[*id],
+            "seed {seed}: `{what}` ran {n} times for {task}, started {} times",
+            started[*id]
+        );
+        let step = plan.step(id.step.as_str()).unwrap();
+        if !step.idempotent {
+            assert_eq!(
+                *n, 1,
+                "seed {seed}: {task} is not safe to repeat and ran {n} times"
+            );
+        }
+    }
+    for s in plan.steps.iter().filter(|s| !s.idempotent) {
+        for node in &s.nodes {
+            let t = TaskId::new(s.id.clone(), Some(node.clone())).to_string();
+            let n: usize = effects
+                .iter()
+                .filter(|((task, _), _)| *task == t)
+                .map(|(_, n)| n)
+                .sum();
+            assert_eq!(n, 1, "seed {seed}: {t} ran {n} times");
+        }
+    }
+    eprintln!(
+        "seed {seed}: {} crash(es) at {:?}{}, {crashed} crashed run(s), {asked} question(s) answered",
+        crashes.len(),
+        crashes.iter().map(|c| c.env()).collect::<Vec<_>>(),
+        if torn { ", torn journal tails" } else { "" }
+    );
+}
+
+#[test]
+fn simulated_upgrades_survive_sigkill_at_50_seeds() {
+    let plans = {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let a = sim_plan(false);
+        let b = sim_plan(true);
+        let (ta, tb) = rt.block_on(async { (count_ops(&a).await, count_ops(&b).await) });
+        [(a, ta), (b, tb)]
+    };
+    assert!(plans[1].0.steps.iter().any(|s| !s.idempotent));
+    // Two seeds at a time: the children spend most of their time in fsync.
+    let next = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::SeqCst);
+                    if seed >= 50 {
+                        break;
+                    }
+                    if only_seeds().is_none_or(|s| s.contains(&seed)) {
+                        sim_seed(seed, &plans);
+                    }
+                }
+            });
+        }
+    });
+}
+
+// ---- the real sshd --------------------------------------------------------------------------
+
+const SMALL: &str = r#"
+name: sandboxed
+etcd: { mode: stacked }
+nodes:
+  - name: cp-1
+    roles: [control-plane]
+    os: { family: debian }
+    versions: { kubelet: v1.28.9, kubeadm: v1.28.9, kubectl: v1.28.9, kube-apiserver: v1.28.9,
+                kube-controller-manager: v1.28.9, kube-scheduler: v1.28.9, etcd: 3.5.9-0 }
+  - name: w-deb
+    os: { family: debian }
+    versions: { kubelet: v1.28.9, kubeadm: v1.28.9, kubectl: v1.28.9 }
+  - name: w-rhel
+    os: { family: rhel }
+    versions: { kubelet: v1.28.9, kubeadm: v1.28.9, kubectl: v1.28.9 }
+"#;
+
+fn small() -> ClusterState {
+    kupgrade_core::inventory::parse(SMALL, "small.yaml").unwrap()
+}
+
+fn plan_cluster(dir: &Path) -> ClusterState {
+    let _ = dir;
+    small()
+}
+
+/// The stub programs of a sandbox node. Every stub logs its arguments to `$R/log`; state
+/// lives in `$R/state`; files the commands would write go under `$R/fs`.
+const STUBS: &[(&str, &str)] = &[
+    (
+        "apt-get",
+        r#"case "$1" in
+update) [ -f "$S/repo" ] && echo 1 > "$S/fresh"; echo "Reading package lists... Done" ;;
+install)
+  shift; [ "$1" = -y ] && shift
+  for pin in "$@"; do
+    name=${pin%%=*}; ver=${pin#*=}; ver=${ver%-\*}
+    if [ "$(cat "$S/repo")" != "${ver%.*}" ] || [ "$(cat "$S/fresh")" != 1 ]; then
+      echo "E: Version '$ver-*' for '$name' was not found" >&2; exit 100; fi
+    if [ -f "$S/held.$name" ] && [ "$(cat "$S/$name.pkg")" != "$ver" ]; then
+      echo "E: Held packages were changed and -y was used without --allow-change-held-packages." >&2; exit 100; fi
+  done
+  for pin in "$@"; do
+    name=${pin%%=*}; ver=${pin#*=}; ver=${ver%-\*}
+    echo "$ver" > "$S/$name.pkg"; echo "Setting up $name ($ver-1.1) ..."
+  done ;;
+*) echo "E: Invalid operation $1" >&2; exit 100 ;;
+esac
+"#,
+    ),
+    (
+        "apt-mark",
+        r#"verb=$1; shift
+for p in "$@"; do
+  case "$verb" in
+    hold) : > "$S/held.$p"; echo "$p set on hold." ;;
+    unhold) rm -f "$S/held.$p"; echo "Canceled hold on $p." ;;
+    *) exit 1 ;;
+  esac
+done
+"#,
+    ),
+    (
+        "dnf",
+        r#"[ "$1" = install ] && [ "$2" = -y ] || exit 1
+shift 2
+case " $* " in *" --disableexcludes=kubernetes "*) ;; *) echo "Error: Unable to find a match" >&2; exit 1 ;; esac
+for a in "$@"; do
+  case "$a" in --*) continue ;; esac
+  name=${a%%-[0-9]*}; ver=${a#"$name"-}; ver=${ver%-\*}
+  if [ "$(cat "$S/repo")" != "${ver%.*}" ]; then echo "Error: Unable to find a match: $a" >&2; exit 1; fi
+  echo "$ver" > "$S/$name.pkg"; echo "Installed: $name-$ver"
+done
+"#,
+    ),
+    (
+        "kubeadm",
+        r#"case "$1 $2" in
+"version -o") echo "v$(cat "$S/kubeadm.pkg")" ;;
+"upgrade plan") echo "[upgrade/versions] Target version: $3" ;;
+"upgrade apply")
+  v=${3#v}
+  [ "$(cat "$S/kubeadm.pkg")" = "$v" ] || { echo "kubeadm is not $v" >&2; exit 1; }
+  echo "$v" > "$S/apiserver"; echo "$v" > "$R/../cluster-version"
+  echo "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v$v\". Enjoy!" ;;
+"upgrade node")
+  cv=$(cat "$R/../cluster-version")
+  [ -f "$S/apiserver" ] && echo "$cv" > "$S/apiserver"
+  echo "${cv%.*}" > "$S/kubelet.config"
+  echo "[upgrade] The configuration for this node was successfully updated!" ;;
+*) echo "stub kubeadm: $*" >&2; exit 1 ;;
+esac
+"#,
+    ),
+    (
+        "systemctl",
+        r#"case "$1 $2" in
+"daemon-reload ") ;;
+"restart kubelet") /bin/cp "$S/kubelet.pkg" "$S/kubelet.running" ;;
+*) exit 1 ;;
+esac
+"#,
+    ),
+    (
+        "kubectl",
+        r#"[ "$1" = --kubeconfig ] && shift 2
+case "$1" in
+cordon) : > "$S/cordoned"; echo "node/$2 cordoned" ;;
+uncordon) rm -f "$S/cordoned"; echo "node/$2 uncordoned" ;;
+drain) : > "$S/cordoned"; echo "node/$2 drained" ;;
+*) exit 1 ;;
+esac
+"#,
+    ),
+    (
+        "tee",
+        r#"/bin/mkdir -p "$R/fs$(dirname "$1")"
+/bin/cat > "$R/fs$1"
+case "$1" in
+/etc/apt/sources.list.d/kubernetes.list|/etc/yum.repos.d/kubernetes.repo)
+  sed -n 's#.*/core:/stable:/v\([0-9.]*\)/.*#\1#p' "$R/fs$1" | head -n1 > "$S/repo"
+  [ "$1" = /etc/apt/sources.list.d/kubernetes.list ] && echo 0 > "$S/fresh" ;;
+esac
+/bin/cat "$R/fs$1"
+"#,
+    ),
+    (
+        "mkdir",
+        "[ \"$1\" = -p ] && shift\n/bin/mkdir -p \"$R/fs$1\"\n",
+    ),
+    (
+        "cp",
+        "[ \"$1 $2 $3\" = \"-a -T /etc/kubernetes\" ] || exit 1\n/bin/mkdir -p \"$R/fs$4\"\necho copied > \"$R/fs$4/admin.conf\"\n",
+    ),
+    (
+        "etcdctl",
+        "for last; do :; done\n/bin/mkdir -p \"$R/fs$(dirname \"$last\")\"\necho snapshot > \"$R/fs$last\"\n",
+    ),
+];
+
+fn write_sandboxes(root: &Path, cluster: &ClusterState) {
+    for n in &cluster.nodes {
+        let r = root.join(n.name.as_str());
+        let bin = r.join("bin");
+        let s = r.join("state");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&s).unwrap();
+        support::write_stub_sudo(&bin);
+        for (name, body) in STUBS {
+            support::write_script(
+                &bin,
+                name,
+                &format!(
+                    "R=\"$KUPGRADE_NODE_ROOT\"; S=\"$R/state\"\necho \"{name} $*\" >> \"$R/log\"\n{body}"
+                ),
+            );
+        }
+        let plain = |v: &Option<KubeVersion>| v.as_ref().unwrap().to_plain_string();
+        let w = |f: &str, text: String| std::fs::write(s.join(f), text + "\n").unwrap();
+        w("kubelet.pkg", plain(&n.versions.kubelet));
+        w("kubelet.running", plain(&n.versions.kubelet));
+        w("kubeadm.pkg", plain(&n.versions.kubeadm));
+        w("kubectl.pkg", plain(&n.versions.kubectl));
+        w(
+            "repo",
+            n.versions.kubeadm.as_ref().unwrap().minor().to_string(),
+        );
+        w("fresh", "1".into());
+        for p in ["kubelet", "kubeadm", "kubectl"] {
+            std::fs::write(s.join(format!("held.{p}")), "").unwrap();
+        }
+        if n.is_control_plane() {
+            w("apiserver", plain(&n.versions.kube_apiserver));
+            std::fs::write(
+                root.join("cluster-version"),
+                plain(&n.versions.kube_apiserver) + "\n",
+            )
+            .unwrap();
+        }
+    }
+}
+
+fn read(path: PathBuf) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// The sandbox world's cluster API: what the nodes' state files say; cordon, drain and
+/// uncordon through the `kubectl` stub on the node itself, over the (crashing) SSH runner.
+struct SandboxOps {
+    runner: Arc<Crashing>,
+    root: PathBuf,
+    base: ClusterState,
+}
+
+impl SandboxOps {
+    async fn kubectl(&self, node: &NodeName, verb: &str) -> Result<(), OpsError> {
+        let spec = CommandSpec::new("kubectl")
+            .args([
+                "--kubeconfig",
+                "/etc/kubernetes/admin.conf",
+                verb,
+                node.as_str(),
+            ])
+            .sudo()
+            .timeout(Duration::from_secs(60));
+        let out = self
+            .runner
+            .output(node, &spec)
+            .await
+            .map_err(|e| OpsError::Connect {
+                message: e.to_string(),
+                source: None,
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(OpsError::Other {
+                message: out.stderr_text(),
+                source: None,
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl ClusterOperations for SandboxOps {
+    async fn state(&self) -> Result<ClusterState, OpsError> {
+        let mut state = self.base.clone();
+        for n in &mut state.nodes {
+            let s = self.root.join(n.name.as_str()).join("state");
+            let v = |f: &str| read(s.join(f)).and_then(|t| KubeVersion::parse(&t).ok());
+            n.versions.kubelet = v("kubelet.running");
+            n.versions.kubeadm = v("kubeadm.pkg");
+            n.versions.kubectl = v("kubectl.pkg");
+            if n.is_control_plane() {
+                let api = v("apiserver");
+                n.versions.kube_apiserver = api.clone();
+                n.versions.kube_controller_manager = api.clone();
+                n.versions.kube_scheduler = api;
+            }
+            n.unschedulable = s.join("cordoned").exists();
+        }
+        Ok(state)
+    }
+    async fn cordon(&self, node: &NodeName) -> Result<(), OpsError> {
+        self.kubectl(node, "cordon").await
+    }
+    async fn uncordon(&self, node: &NodeName) -> Result<(), OpsError> {
+        self.kubectl(node, "uncordon").await
+    }
+    async fn drain(&self, node: &NodeName, _: &DrainOptions) -> Result<DrainReport, OpsError> {
+        self.kubectl(node, "drain").await?;
+        Ok(DrainReport::default())
+    }
+    async fn wait_ready(
+        &self,
+        node: &NodeName,
+        version: &KubeVersion,
+        timeout: Duration,
+    ) -> Result<(), OpsError> {
+        let s = self.root.join(node.as_str()).join("state");
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if read(s.join("kubelet.running")) == Some(version.to_plain_string()) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(OpsError::TimedOut {
+                    what: format!("{node} at {version}"),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The SSH runner, with the crash points around each command.
+struct Crashing {
+    inner: SshRunner,
+    counter: Arc<AtomicU64>,
+    crash: Option<CrashAt>,
+}
+
+#[async_trait]
+impl CommandRunner for Crashing {
+    async fn run(
+        &self,
+        node: &NodeName,
+        spec: &CommandSpec,
+        lines: &LineSink,
+    ) -> Result<CommandOutput, RunnerError> {
+        let op = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
+        crash_point(op, self.crash, false);
+        let out = self.inner.run(node, spec, lines).await;
+        crash_point(op, self.crash, true);
+        out
+    }
+}
+
+fn ssh_child_runner(dir: &Path) -> SshRunner {
+    let env = |k: &str| std::env::var(k).unwrap();
+    let config = SshConfig::new()
+        .identity_file(env("KUPGRADE_CRASH_SSH_KEY"))
+        .known_hosts_file(env("KUPGRADE_CRASH_SSH_KNOWN_HOSTS"))
+        .state_dir(dir.join("ssh"))
+        // A killed child's connections close themselves soon.
+        .idle_timeout(Duration::from_secs(2));
+    let target = SshTarget {
+        host: Some("127.0.0.1".into()),
+        port: Some(env("KUPGRADE_CRASH_SSH_PORT").parse().unwrap()),
+        user: Some(env("KUPGRADE_CRASH_SSH_USER")),
+    };
+    let root = dir.join("nodes");
+    SshRunner::new(config)
+        .unwrap()
+        .with_targets(
+            small()
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), target.clone())),
+        )
+        .with_node_env(move |n| NodeEnv::sandbox(&root, n))
+}
+
+#[test]
+fn upgrades_over_a_real_sshd_survive_sigkill() {
+    let Some(sshd) = support::sshd::Sshd::start() else {
+        return;
+    };
+    let cluster = small();
+    let plan = PlanRequest::new("1.29".parse().unwrap(), date(2024, 6, 1))
+        .plan(&cluster)
+        .unwrap();
+    // Commands and cluster operations of a whole run (each goes through the runner).
+    let total: u64 = plan
+        .steps
+        .iter()
+        .map(|s| {
+            let per_node =
+                s.commands
+                    .iter()
+                    .map(|c| c.commands.len())
+                    .max()
+                    .unwrap_or(usize::from(matches!(
+                        s.action,
+                        kupgrade_core::plan::Action::Cordon
+                            | kupgrade_core::plan::Action::Drain { .. }
+                            | kupgrade_core::plan::Action::Uncordon
+                    )));
+            (per_node * s.nodes.len()) as u64
+        })
+        .sum();
+    assert!(total > 30, "{total}");
+    for seed in 0..8u64 {
+        let mut rng = Rng(seed ^ 0x5eed_0000_55d0);
+        let crashes: Vec<CrashAt> = (0..1 + rng.below(2))
+            .map(|_| CrashAt {
+                op: 1 + rng.below(total),
+                after: rng.below(2) == 1,
+            })
+            .collect();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("kupgrade-crash-ssh-{seed}-"))
+            .tempdir()
+            .unwrap();
+        let dir = Keep(Some(dir));
+        let d = dir.path();
+        std::fs::write(d.join("plan.json"), serde_json::to_string(&plan).unwrap()).unwrap();
+        std::fs::create_dir_all(d.join("ssh")).unwrap();
+        write_sandboxes(&d.join("nodes"), &cluster);
+        let envs = [
+            (
+                "KUPGRADE_CRASH_SSH_KEY",
+                sshd.client_key().display().to_string(),
+            ),
+            (
+                "KUPGRADE_CRASH_SSH_KNOWN_HOSTS",
+                sshd.known_hosts().display().to_string(),
+            ),
+            ("KUPGRADE_CRASH_SSH_PORT", sshd.port().to_string()),
+            ("KUPGRADE_CRASH_SSH_USER", sshd.user().to_string()),
+        ];
+        let (crashed, _) = run_to_completion("ssh", d, &envs, &crashes, seed % 3 == 0, |_| {
+            panic!("an in-place upgrade has no step that is not safe to repeat")
+        });
+
+        // Every node at the target, its packages held again, none cordoned.
+        let root = d.join("nodes");
+        for n in &cluster.nodes {
+            let s = root.join(n.name.as_str()).join("state");
+            for f in [
+                "kubelet.running",
+                "kubelet.pkg",
+                "kubeadm.pkg",
+                "kubectl.pkg",
+            ] {
+                assert_eq!(
+                    read(s.join(f)).as_deref(),
+                    Some("1.29.5"),
+                    "seed {seed}: {} {f}",
+                    n.name
+                );
+            }
+            for p in ["kubelet", "kubeadm", "kubectl"] {
+                assert!(
+                    s.join(format!("held.{p}")).exists(),
+                    "seed {seed}: {} {p} not held",
+                    n.name
+                );
+            }
+            assert!(
+                !s.join("cordoned").exists(),
+                "seed {seed}: {} cordoned",
+                n.name
+            );
+            if n.is_control_plane() {
+                assert_eq!(read(s.join("apiserver")).as_deref(), Some("1.29.5"));
+            }
+        }
+        // Write-ahead: `kubeadm upgrade apply` ran at least once and never more often than
+        // its task was journaled as started.
+        let started = check_journal(d);
+        let log = std::fs::read_to_string(root.join("cp-1").join("log")).unwrap();
+        let applies = log
+            .lines()
+            .filter(|l| l.starts_with("kubeadm upgrade apply"))
+            .count();
+        let apply_task = started
+            .iter()
+            .find(|(t, _)| t.step.as_str().ends_with("kubeadm-upgrade-apply"))
+            .map(|(_, n)| *n)
+            .unwrap();
+        assert!(
+            (1..=apply_task).contains(&applies),
+            "seed {seed}: apply ran {applies} times, journaled {apply_task}"
+        );
+        let kubeadm_upgrades: BTreeMap<String, usize> = cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                let log = std::fs::read_to_string(root.join(n.name.as_str()).join("log")).unwrap();
+                (
+                    n.name.to_string(),
+                    log.lines()
+                        .filter(|l| l.starts_with("kubeadm upgrade"))
+                        .count(),
+                )
+            })
+            .collect();
+        eprintln!(
+            "ssh seed {seed}: crashes {:?}, {crashed} crashed run(s), kubeadm upgrade runs {kubeadm_upgrades:?}",
+            crashes.iter().map(|c| c.env()).collect::<Vec<_>>()
+        );
+        // Connections of killed children: close them (by pid, only ours).
+        for pid in support::processes_with(&d.display().to_string()) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    }
+}
