@@ -43,8 +43,12 @@ run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 \
 run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 \
   --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json" --resume
 
-# discover: the live test apiserver.
+# discover: the live test apiserver, seeded first with a small kubeadm-shaped demo cluster
+# (testenv.sh writes the kubeconfig, token and CA into one directory).
 if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
+  echo "+ scripts/seed-demo-cluster.sh"
+  scripts/seed-demo-cluster.sh "$(dirname "$KUPGRADE_TEST_KUBECONFIG")" 2>"$OUT/seed" ||
+    { cat "$OUT/seed" >&2; echo "seeding the demo cluster failed" >&2; exit 1; }
   run discover -- --kubeconfig "$KUPGRADE_TEST_KUBECONFIG"
 elif [ "${KUPGRADE_REQUIRE_REAL_SERVERS:-0}" = 1 ]; then
   echo "discover needs KUPGRADE_TEST_KUBECONFIG (scripts/test.sh starts a test apiserver)" >&2
