@@ -33,7 +33,7 @@ for c in examples/clusters/*.yaml; do
 done
 for f in text markdown json yaml mermaid; do run plan -- --date "$DATE" --format "$f"; done
 run plan -- --date "$DATE" --strategy replace --batch 2
-run plan -- --date "$DATE" --batch 34% --policy examples/policies/strict.yaml
+run plan -- --date "$DATE" --batch 34% --policy examples/policies/kubelet-one-behind.yaml
 
 # apply: the simulated cluster end to end, a dry run, and an interrupted run resumed.
 run apply -- --date "$DATE" --executor sim --sim-speed 0
