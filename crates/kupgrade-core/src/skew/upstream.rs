@@ -300,24 +300,21 @@ impl UpstreamPolicy {
         }
         if let (Some(kp), Some(kubelet)) = (cx.state.kube_proxy_on(node), &v.kubelet) {
             let (pm, km) = (kp.minor(), kubelet.minor());
-            let (ok, allowed, said) = if self.edition >= V1_28 {
+            // Only the verdict is computed for every node; the words only for a violation.
+            let (ok, allowed, lag) = if self.edition >= V1_28 {
                 let lag = self.node_lag(pm);
                 let d = km.skew_to(pm).abs();
                 let lo = Minor::new(km.major(), km.minor().saturating_sub(lag as u64));
                 let hi = Minor::new(km.major(), km.minor() + lag as u64);
-                (
-                    d <= lag,
-                    MinorRange::new(lo, hi),
-                    format!("within {} of", minors(lag)),
-                )
+                (d <= lag, MinorRange::new(lo, hi), Some(lag))
             } else {
-                (
-                    pm == km,
-                    MinorRange::new(km, km),
-                    "the same minor as".to_string(),
-                )
+                (pm == km, MinorRange::new(km, km), None)
             };
             if !ok {
+                let said = match lag {
+                    Some(lag) => format!("within {} of", minors(lag)),
+                    None => "the same minor as".to_string(),
+                };
                 out.push(Violation {
                     rule: "upstream/kube-proxy-kubelet".into(),
                     severity: Severity::Error,
@@ -452,17 +449,20 @@ fn kubectl_violation(
             &built
         }
     };
-    let mut message = String::with_capacity(64 + texts.tail.len());
+    const ON_NODE: &str = "kubectl installed on node \"";
+    let name = node.map_or("", |n| n.name.as_str());
+    let mut message = String::with_capacity(ON_NODE.len() + name.len() + 40 + texts.tail.len());
     match node {
         // Node names are RFC 1123 subdomains: quoting them needs no escapes.
-        Some(n) => {
-            message.push_str("kubectl installed on node \"");
-            message.push_str(n.name.as_str());
+        Some(_) => {
+            message.push_str(ON_NODE);
+            message.push_str(name);
             message.push('"');
         }
         None => message.push_str("the cluster's kubectl"),
     }
-    let _ = write!(message, " is {kubectl}");
+    message.push_str(" is ");
+    push_version(&mut message, kubectl);
     message.push_str(&texts.tail);
     Some(Violation {
         rule: "upstream/kubectl".into(),
@@ -473,6 +473,37 @@ fn kubectl_violation(
         allowed: texts.allowed.clone(),
         message,
     })
+}
+
+/// Appends `v` exactly as its `Display` prints it; plain releases skip the formatting
+/// machinery (frequent warnings on large fleets spend most of their time there).
+fn push_version(out: &mut String, v: &KubeVersion) {
+    if v.pre_release().is_some() || v.vendor().is_some() || v.build().is_some() {
+        let _ = write!(out, "{v}");
+        return;
+    }
+    out.push('v');
+    push_number(out, v.major());
+    out.push('.');
+    push_number(out, v.minor_number());
+    out.push('.');
+    push_number(out, v.patch());
+}
+
+fn push_number(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
 }
 
 fn bundled_warning(
@@ -651,6 +682,22 @@ mod tests {
             "kubelet on node \"w-1\" is v1.27.9, 4 minors older than the newest kube-apiserver (v1.31.2); a kubelet at 1.27 may be at most 3 minors older and never newer (allowed: 1.28 to 1.30)"
         );
         assert_eq!(errs[0].allowed, "1.28 to 1.30");
+    }
+
+    #[test]
+    fn versions_are_written_as_display_prints_them() {
+        for text in [
+            "v0.0.0",
+            "v1.31.4",
+            "v18446744073709551615.10.1",
+            "v1.30.0-rc.1",
+            "v1.29.3-eks-5e0fdde",
+            "v1.29.3+k3s1",
+        ] {
+            let mut s = String::new();
+            push_version(&mut s, &v(text));
+            assert_eq!(s, v(text).to_string());
+        }
     }
 
     #[test]
