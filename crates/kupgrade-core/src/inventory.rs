@@ -451,6 +451,31 @@ impl<'a> Locator<'a> {
     }
 }
 
+/// The inventory's JSON Schema, freshly generated from the types.
+pub fn schema_json() -> String {
+    let mut schema = schemars::schema_for!(ClusterState);
+    if let Some(props) = schema
+        .as_object_mut()
+        .and_then(|o| o.get_mut("properties"))
+        .and_then(|p| p.as_object_mut())
+    {
+        props.insert(
+            "apiVersion".into(),
+            serde_json::json!({ "const": API_VERSION, "description": "Optional format header" }),
+        );
+        props.insert(
+            "kind".into(),
+            serde_json::json!({ "const": KIND, "description": "Optional format header" }),
+        );
+    }
+    if let Some(o) = schema.as_object_mut() {
+        o.insert("title".into(), "kupgrade inventory".into());
+    }
+    let mut s = serde_json::to_string_pretty(&schema).expect("a schema serializes");
+    s.push('\n');
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,29 +606,4 @@ nodes:
             }
         }
     }
-}
-
-/// The inventory's JSON Schema, freshly generated from the types.
-pub fn schema_json() -> String {
-    let mut schema = schemars::schema_for!(ClusterState);
-    if let Some(props) = schema
-        .as_object_mut()
-        .and_then(|o| o.get_mut("properties"))
-        .and_then(|p| p.as_object_mut())
-    {
-        props.insert(
-            "apiVersion".into(),
-            serde_json::json!({ "const": API_VERSION, "description": "Optional format header" }),
-        );
-        props.insert(
-            "kind".into(),
-            serde_json::json!({ "const": KIND, "description": "Optional format header" }),
-        );
-    }
-    if let Some(o) = schema.as_object_mut() {
-        o.insert("title".into(), "kupgrade inventory".into());
-    }
-    let mut s = serde_json::to_string_pretty(&schema).expect("a schema serializes");
-    s.push('\n');
-    s
 }
