@@ -29,7 +29,7 @@ for c in examples/clusters/*.yaml; do run check -- "$c" --date "$DATE"; done
 run plan
 for c in examples/clusters/*.yaml; do
   run plan -- --cluster "$c" --date "$DATE" --available
-  run plan -- --cluster "$c" --date "$DATE" --target 1.31 --allow-unsupported-target
+  run plan -- --cluster "$c" --date "$DATE" --target 1.31 --allow-unsupported-target --tolerate-initial-violations
 done
 for f in text markdown json yaml mermaid; do run plan -- --date "$DATE" --format "$f"; done
 run plan -- --date "$DATE" --strategy replace --batch 2

@@ -15,7 +15,7 @@ use kupgrade_core::{ClusterState, EtcdTopology, KubeVersion, inventory};
 const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
 const SINGLE: &str = include_str!("../../../examples/clusters/single-node.yaml");
 const OLD: &str = include_str!("../../../examples/clusters/old-1.24.yaml");
-const MID: &str = include_str!("../../../examples/clusters/mid-upgrade.yaml");
+const MID: &str = include_str!("../../../examples/clusters/mid-upgrade-docs-order.yaml");
 const JUNE_2024: Date = date(2024, 6, 1);
 const JUNE_2025: Date = date(2025, 6, 1);
 

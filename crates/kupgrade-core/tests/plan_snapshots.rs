@@ -71,11 +71,15 @@ fn every_sample_in_every_format() {
     }
 }
 
-/// The mid-upgrade sample violates the policy (kubeadm before 1.28 moved kube-proxy early and
-/// cp-1's kubelet went first); tolerating that, the plan finishes the hop under way first.
+/// The docs-order mid-upgrade sample violates the policy (kubeadm before 1.28 moved kube-proxy
+/// early and cp-1's kubelet went first); tolerating that, the plan finishes the hop under way.
 #[test]
 fn mid_upgrade_sample_repaired() {
-    let (name, text, target) = SAMPLES[4];
+    let (name, text, target) = (
+        "mid-upgrade",
+        include_str!("../../../examples/clusters/mid-upgrade-docs-order.yaml"),
+        "1.29",
+    );
     let options = PlanOptions {
         tolerate_initial_violations: true,
         ..PlanOptions::default()
