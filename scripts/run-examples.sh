@@ -38,9 +38,9 @@ run plan -- --date "$DATE" --batch 34% --policy examples/policies/kubelet-one-be
 # apply: the simulated cluster end to end, a dry run, and an interrupted run resumed.
 run apply -- --date "$DATE" --executor sim --sim-speed 0
 run apply -- --date "$DATE" --executor sim --dry-run
-run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 \
+run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-unsupported-target \
   --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json"
-run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 \
+run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-unsupported-target \
   --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json" --resume
 
 # discover: the live test apiserver, seeded first with a small kubeadm-shaped demo cluster
