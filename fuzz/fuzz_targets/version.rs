@@ -117,7 +117,10 @@ fn check_version(text: &str) -> Option<KubeVersion> {
     assert_eq!(again.to_string(), printed, "printing is not canonical");
     assert_eq!(KubeVersion::parse(&v.to_plain_string()).as_ref(), Ok(&v));
     let json = serde_json::to_string(&v).expect("serializes");
-    assert_eq!(serde_json::from_str::<KubeVersion>(&json).expect("deserializes"), v);
+    assert_eq!(
+        serde_json::from_str::<KubeVersion>(&json).expect("deserializes"),
+        v
+    );
     assert_eq!(v.cmp(&v), Ordering::Equal);
     assert!(v.release() <= v, "a release sorts before its vendor builds");
     Some(v)
@@ -126,7 +129,11 @@ fn check_version(text: &str) -> Option<KubeVersion> {
 fn check_pair(a: &KubeVersion, b: &KubeVersion) {
     let ab = a.cmp(b);
     assert_eq!(ab, b.cmp(a).reverse(), "{a} vs {b}: not antisymmetric");
-    assert_eq!(ab == Ordering::Equal, a == b, "{a} vs {b}: order disagrees with ==");
+    assert_eq!(
+        ab == Ordering::Equal,
+        a == b,
+        "{a} vs {b}: order disagrees with =="
+    );
     assert_eq!(a.partial_cmp(b), Some(ab));
     if a == b {
         assert_eq!(hash(a), hash(b), "{a} == {b} but hashes differ");
