@@ -9,7 +9,7 @@ use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
 const DATE: Date = date(2024, 6, 1);
 
 /// Each sample with the target its snapshots plan for (small enough to review).
-const SAMPLES: [(&str, &str, &str); 5] = [
+const SAMPLES: [(&str, &str, &str); 6] = [
     (
         "ha",
         include_str!("../../../examples/clusters/ha.yaml"),
@@ -29,6 +29,11 @@ const SAMPLES: [(&str, &str, &str); 5] = [
         "old-1.24",
         include_str!("../../../examples/clusters/old-1.24.yaml"),
         "1.27",
+    ),
+    (
+        "mid-upgrade-docs-order",
+        include_str!("../../../examples/clusters/mid-upgrade-docs-order.yaml"),
+        "1.29",
     ),
     (
         "mid-upgrade",

@@ -8,30 +8,44 @@ use std::collections::VecDeque;
 
 use crate::{NodeName, OsFamily};
 
-/// One node to batch: its zone (if any), name and OS family.
-pub(crate) struct Item<'a> {
-    pub zone: Option<&'a str>,
+/// A node in a batch: its name, OS family and position in the state.
+pub(crate) type Member = (NodeName, OsFamily, usize);
+
+/// One node to batch: its zone (an index into the zone names), name, OS family and position
+/// in the state.
+pub(crate) struct Item {
+    pub zone: u32,
     pub name: NodeName,
     pub os: OsFamily,
+    pub at: usize,
 }
 
 /// Splits `items` into batches of at most `size`, with at most `cap(zone)` nodes of one zone
-/// (at least 1) in each.
+/// (at least 1) in each. Items must come in zone order (then name, or inventory order), or be
+/// sorted by zone name (`sort`: the zone names) and node name.
 pub(crate) fn batches(
-    mut items: Vec<Item<'_>>,
+    mut items: Vec<Item>,
     size: usize,
-    cap: impl Fn(Option<&str>) -> usize,
-) -> Vec<Vec<(NodeName, OsFamily)>> {
-    items.sort_by(|a, b| a.zone.cmp(&b.zone).then_with(|| a.name.cmp(&b.name)));
-    let mut zones: Vec<(usize, VecDeque<(NodeName, OsFamily)>)> = Vec::new();
-    let mut last: Option<Option<&str>> = None;
+    cap: impl Fn(u32) -> usize,
+    sort: Option<&[Option<String>]>,
+) -> Vec<Vec<Member>> {
+    if let Some(names) = sort {
+        let zone = |z: u32| names.get(z as usize).and_then(Option::as_deref);
+        items.sort_by(|a, b| {
+            zone(a.zone)
+                .cmp(&zone(b.zone))
+                .then_with(|| a.name.cmp(&b.name))
+        });
+    }
+    let mut zones: Vec<(usize, VecDeque<Member>)> = Vec::new();
+    let mut last: Option<u32> = None;
     for item in items {
         if last != Some(item.zone) {
             zones.push((cap(item.zone).max(1), VecDeque::new()));
             last = Some(item.zone);
         }
         if let Some(z) = zones.last_mut() {
-            z.1.push_back((item.name, item.os));
+            z.1.push_back((item.name, item.os, item.at));
         }
     }
     let size = size.max(1);
@@ -68,19 +82,26 @@ pub(crate) fn batches(
 mod tests {
     use super::*;
 
-    fn items<'a>(spec: &[(&'a str, &str)]) -> Vec<Item<'a>> {
+    const ZONES: [Option<&str>; 4] = [None, Some("a"), Some("b"), Some("c")];
+
+    fn names_of_zones() -> Vec<Option<String>> {
+        ZONES.iter().map(|z| z.map(str::to_string)).collect()
+    }
+
+    fn items(spec: &[(&str, &str)]) -> Vec<Item> {
         spec.iter()
             .map(|(z, n)| Item {
-                zone: Some(z),
+                zone: ZONES.iter().position(|x| *x == Some(*z)).unwrap() as u32,
                 name: n.parse().unwrap(),
                 os: OsFamily::Debian,
+                at: 0,
             })
             .collect()
     }
 
-    fn names(b: &[Vec<(NodeName, OsFamily)>]) -> Vec<Vec<&str>> {
+    fn names(b: &[Vec<Member>]) -> Vec<Vec<&str>> {
         b.iter()
-            .map(|v| v.iter().map(|(n, _)| n.as_str()).collect())
+            .map(|v| v.iter().map(|(n, _, _)| n.as_str()).collect())
             .collect()
     }
 
@@ -93,7 +114,7 @@ mod tests {
             ("b", "w3"),
             ("c", "w5"),
         ]);
-        let b = batches(it, 2, |_| usize::MAX);
+        let b = batches(it, 2, |_| usize::MAX, Some(&names_of_zones()));
         assert_eq!(names(&b), [vec!["w1", "w2"], vec!["w3", "w4"], vec!["w5"]]);
     }
 
@@ -107,7 +128,7 @@ mod tests {
             ("b", "w5"),
             ("c", "w6"),
         ]);
-        let b = batches(it, 3, |_| 1);
+        let b = batches(it, 3, |_| 1, Some(&names_of_zones()));
         assert_eq!(
             names(&b),
             [vec!["w1", "w4", "w6"], vec!["w2", "w5"], vec!["w3"]]
@@ -115,7 +136,7 @@ mod tests {
         // Batching what is left gives the rest of the batches.
         let rest = items(&[("a", "w2"), ("a", "w3"), ("b", "w5")]);
         assert_eq!(
-            names(&batches(rest, 3, |_| 1)),
+            names(&batches(rest, 3, |_| 1, Some(&names_of_zones()))),
             [vec!["w2", "w5"], vec!["w3"]]
         );
     }
@@ -124,12 +145,13 @@ mod tests {
     fn nodes_without_zone_come_first_and_all_are_taken() {
         let mut it = items(&[("a", "w2")]);
         it.push(Item {
-            zone: None,
+            zone: 0,
             name: "w1".parse().unwrap(),
             os: OsFamily::Rhel,
+            at: 0,
         });
-        let b = batches(it, 1, |_| 1);
+        let b = batches(it, 1, |_| 1, Some(&names_of_zones()));
         assert_eq!(names(&b), [vec!["w1"], vec!["w2"]]);
-        assert!(batches(Vec::new(), 3, |_| 1).is_empty());
+        assert!(batches(Vec::new(), 3, |_| 1, Some(&names_of_zones())).is_empty());
     }
 }

@@ -61,6 +61,7 @@ use crate::{ClusterState, Component, KubeVersion, Minor, NodeName, OsFamily, Rol
 mod available;
 mod batch;
 mod check;
+mod classes;
 mod estimate;
 mod hops;
 mod packages;

@@ -4,6 +4,7 @@
 //! except which package repository a node was last pointed at), which is what makes planning
 //! again from any intermediate state give the rest of the plan.
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::kubeadm::{UpgradeRequest, enforce_version_policies};
 use crate::skew::{Context, Severity, Summary, Violation};
@@ -96,11 +97,13 @@ fn check_options(req: &PlanRequest<'_>) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// The nodes of one step and the OS families among them.
+/// The nodes of one step, the OS families among them and, when they cannot move, their
+/// positions in the simulated state.
 #[derive(Clone)]
 struct Batch {
     nodes: NodeList,
     oses: Vec<OsFamily>,
+    at: Option<Arc<[usize]>>,
 }
 
 impl Batch {
@@ -108,32 +111,27 @@ impl Batch {
         Batch {
             nodes: NodeList::empty(),
             oses: Vec::new(),
+            at: Some(Arc::from(Vec::new())),
         }
     }
-    fn of(nodes: &[&Node]) -> Self {
-        Batch::members(
-            nodes
-                .iter()
-                .map(|n| (n.name.clone(), n.os.family))
-                .collect(),
-        )
-    }
-    fn members(members: Vec<(NodeName, OsFamily)>) -> Self {
+    fn members(members: Members, positions: bool) -> Self {
         let mut oses: Vec<OsFamily> = members.iter().map(|m| m.1).collect();
         oses.sort();
         oses.dedup();
+        let at = positions.then(|| members.iter().map(|m| m.2).collect());
         Batch {
             nodes: NodeList::new(members.into_iter().map(|m| m.0).collect()),
             oses,
+            at,
         }
     }
 }
 
-/// The names and OS families of a batch's nodes.
-type Members = Vec<(NodeName, OsFamily)>;
+/// The names, OS families and positions of a batch's nodes.
+type Members = Vec<(NodeName, OsFamily, usize)>;
 
 /// What the nodes of a batch have in common: everything that decides their steps.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Head {
     /// How far the nodes got already (an interrupted plan): 0 cordoned, 1 kubeadm done but
     /// not cordoned yet, 2 untouched. Nodes under way go first, so that planning again
@@ -193,11 +191,18 @@ struct Planner<'r, 'a> {
     hops: Vec<Hop>,
     target: KubeVersion,
     hop: Option<usize>,
+    /// Drains per node, by position (in place) or by name (replace: positions move).
+    drains_at: Vec<usize>,
     drains: HashMap<NodeName, usize>,
+    /// Whether node positions stay put (no step removes nodes: the in-place strategy).
+    positions: bool,
     max_unavailable: usize,
     replaced: usize,
     batch_size: usize,
     zone_totals: HashMap<Option<String>, usize>,
+    /// Zone names, and each node's zone by position (in place, where positions stay put).
+    zone_names: Vec<Option<String>>,
+    zone_at: Vec<u32>,
     kubeadm_checked: Vec<KubeVersion>,
 }
 
@@ -208,23 +213,104 @@ impl<'r, 'a> Planner<'r, 'a> {
         target: KubeVersion,
         hops: Vec<Hop>,
     ) -> Result<Self, PlanError> {
-        let sim = Simulation::new(state.clone());
-        let checker = Checker::start(req.policy, &sim, req.options.tolerate_initial_violations)
-            .map_err(|violations| PlanError::InvalidStart {
-                policy: req.policy.name().to_string(),
-                violations,
-            })?;
+        // Nodes in (zone, name) order: batches take them in this order without sorting again.
+        // Nodes by zone; within a zone in inventory order (in place: the simulation keeps that
+        // order, so planning again mid-way sees it too) or by name (replacing moves nodes).
+        let zone_key = req.options.zone_key.as_str();
+        let mut order: Vec<(Option<&String>, &NodeName, usize)> = state
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.labels.get(zone_key), &n.name, i))
+            .collect();
+        if req.options.strategy == Strategy::Replace {
+            order.sort_unstable();
+        } else {
+            // A stable bucket sort by zone: few zones, many nodes.
+            let mut zones: Vec<Option<&String>> = Vec::new();
+            let mut known: HashMap<Option<&String>, usize> = HashMap::new();
+            let mut zone_of = Vec::with_capacity(order.len());
+            for o in &order {
+                let z = *known.entry(o.0).or_insert_with(|| {
+                    zones.push(o.0);
+                    zones.len() - 1
+                });
+                zone_of.push(z);
+            }
+            let mut rank: Vec<usize> = (0..zones.len()).collect();
+            rank.sort_by(|&a, &b| zones[a].cmp(&zones[b]));
+            let mut place = vec![0; zones.len()];
+            for (r, &z) in rank.iter().enumerate() {
+                place[z] = r;
+            }
+            let mut keyed: Vec<(usize, usize)> = zone_of
+                .iter()
+                .enumerate()
+                .map(|(i, &z)| (place[z], i))
+                .collect();
+            keyed.sort_unstable();
+            order = keyed.into_iter().map(|(_, i)| order[i]).collect();
+        }
+        let start = ClusterState {
+            name: state.name.clone(),
+            etcd: state.etcd.clone(),
+            addons: state.addons.clone(),
+            kubectl: state.kubectl.clone(),
+            nodes: order
+                .iter()
+                .map(|&(_, _, i)| state.nodes[i].clone())
+                .collect(),
+        };
+        let sim = Simulation::new(start);
+        let checker = Checker::start(
+            req.policy,
+            &sim,
+            req.options.tolerate_initial_violations,
+            req.options.strategy == Strategy::InPlace,
+        )
+        .map_err(|violations| PlanError::InvalidStart {
+            policy: req.policy.name().to_string(),
+            violations,
+        })?;
         let versions = BTreeMap::new();
-        // Distinct base names (a replacement counts as the node it replaces), per zone.
-        let mut bases: HashSet<(Option<String>, String)> = HashSet::new();
-        for n in state.workers() {
-            bases.insert((zone(n, &req.options.zone_key), base_name(&n.name)));
+        // Workers per zone. Replacing, a replacement counts as the node it replaces (distinct
+        // base names), so that the numbers stay put while a replacement is under way.
+        let zone_key = req.options.zone_key.as_str();
+        let mut per_zone: HashMap<Option<&str>, usize> = HashMap::new();
+        if req.options.strategy == Strategy::Replace {
+            let mut bases: HashSet<(Option<&str>, String)> = HashSet::new();
+            for n in state.workers() {
+                let z = n.labels.get(zone_key).map(String::as_str);
+                if bases.insert((z, base_name(&n.name))) {
+                    *per_zone.entry(z).or_default() += 1;
+                }
+            }
+        } else {
+            for n in state.workers() {
+                *per_zone
+                    .entry(n.labels.get(zone_key).map(String::as_str))
+                    .or_default() += 1;
+            }
         }
-        let mut zone_totals: HashMap<Option<String>, usize> = HashMap::new();
-        for (z, _) in &bases {
-            *zone_totals.entry(z.clone()).or_default() += 1;
+        let workers = per_zone.values().sum();
+        let zone_totals: HashMap<Option<String>, usize> = per_zone
+            .into_iter()
+            .map(|(z, n)| (z.map(str::to_string), n))
+            .collect();
+        let mut zone_names: Vec<Option<String>> = Vec::new();
+        let mut zone_at = Vec::with_capacity(sim.state().nodes.len());
+        {
+            let mut known: HashMap<Option<&str>, u32> = HashMap::new();
+            for n in &sim.state().nodes {
+                let z = n.labels.get(zone_key).map(String::as_str);
+                let id = *known.entry(z).or_insert_with(|| {
+                    zone_names.push(z.map(str::to_string));
+                    (zone_names.len() - 1) as u32
+                });
+                zone_at.push(id);
+            }
         }
-        let mut batch_size = req.options.batch.of(bases.len());
+        let mut batch_size = req.options.batch.of(workers);
         if req.options.strategy == Strategy::Replace {
             batch_size = batch_size.min(req.options.max_surge as usize).max(1);
         }
@@ -239,12 +325,29 @@ impl<'r, 'a> Planner<'r, 'a> {
             hops,
             target,
             hop: None,
+            drains_at: Vec::new(),
             drains: HashMap::new(),
+            positions: req.options.strategy == Strategy::InPlace,
             replaced: 0,
             batch_size,
             zone_totals,
+            zone_names,
+            zone_at,
             kubeadm_checked: Vec::new(),
         })
+    }
+
+    /// The batch of these nodes (taken from the simulated state, so positions are fresh).
+    fn batch_of(&self, nodes: &[&Node]) -> Batch {
+        let members = nodes
+            .iter()
+            .map(|n| {
+                let at = self.sim.position(&n.name).unwrap_or(usize::MAX);
+                (n.name.clone(), n.os.family, at)
+            })
+            .collect::<Members>();
+        let known = members.iter().all(|m| m.2 != usize::MAX);
+        Batch::members(members, self.positions && known)
     }
 
     fn opts(&self) -> &super::PlanOptions {
@@ -320,16 +423,32 @@ impl<'r, 'a> Planner<'r, 'a> {
             reason: reason.into(),
             action,
         };
-        let effect = self.sim.apply(&step)?;
-        if let Err(v) = self.checker.after(&self.sim, &step, effect) {
-            return Err(self.blocked(&step, v));
+        if !no_effect(&step.action) {
+            let at = batch.at.as_deref();
+            let effect = match at {
+                Some(at) => self.sim.apply_at(&step, at)?,
+                None => self.sim.apply(&step)?,
+            };
+            if let Err(v) = self.checker.after(&self.sim, &step, effect, at) {
+                return Err(self.blocked(&step, v));
+            }
         }
         match &step.action {
-            Action::Drain { .. } => {
-                for n in &step.nodes {
-                    *self.drains.entry(n.clone()).or_default() += 1;
+            Action::Drain { .. } => match batch.at.as_deref() {
+                Some(at) => {
+                    for &i in at {
+                        if self.drains_at.len() <= i {
+                            self.drains_at.resize(i + 1, 0);
+                        }
+                        self.drains_at[i] += 1;
+                    }
                 }
-            }
+                None => {
+                    for n in &step.nodes {
+                        *self.drains.entry(n.clone()).or_default() += 1;
+                    }
+                }
+            },
             Action::RemoveNodes => self.replaced += step.nodes.len(),
             _ => {}
         }
@@ -467,7 +586,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             let refs: Vec<&Node> = nodes.iter().collect();
             self.push(
                 Phase::Preflight,
-                &Batch::of(&refs),
+                &self.batch_of(&refs),
                 Action::BackupConfig {
                     path: format!("{}/etc-kubernetes-{from}", dir.trim_end_matches('/')),
                 },
@@ -550,7 +669,7 @@ impl<'r, 'a> Planner<'r, 'a> {
         let pending: Vec<NodeName> = cp.iter().filter(|n| !at(self, n)).cloned().collect();
         for (i, name) in pending.iter().enumerate() {
             let node = self.node(name)?.clone();
-            let batch = Batch::of(&[&node]);
+            let batch = self.batch_of(&[&node]);
             let last = i + 1 == pending.len();
             if node.versions.kubeadm.as_ref().map(KubeVersion::release) != Some(v.clone()) {
                 let mut repo = Head::of(&node).repo();
@@ -649,14 +768,36 @@ impl<'r, 'a> Planner<'r, 'a> {
     }
 
     fn kubeadm_verdict(&mut self, v: &KubeVersion) -> Result<(), PlanError> {
-        let Some(req) = UpgradeRequest::for_cluster(self.sim.state(), v.clone(), v.clone()) else {
+        let state = self.sim.state();
+        let Some(cluster) = state.apiserver_min().cloned() else {
             return Err(PlanError::NoControlPlane);
         };
         let allow = self.opts().allow_prerelease;
-        let req = req
-            .allow_experimental_upgrades(allow)
-            .allow_release_candidate_upgrades(allow);
-        let findings = enforce_version_policies(&req);
+        let request = |kubelets: Vec<(NodeName, KubeVersion)>| {
+            UpgradeRequest::new(cluster.clone(), v.clone(), v.clone())
+                .with_kubelets(kubelets)
+                .allow_experimental_upgrades(allow)
+                .allow_release_candidate_upgrades(allow)
+        };
+        // kubeadm judges kubelet versions, not nodes: one node per version decides, and every
+        // node is listed only when there is something to report.
+        let mut seen: HashSet<&KubeVersion> = HashSet::new();
+        let some = state
+            .nodes
+            .iter()
+            .filter_map(|n| n.kubelet().map(|k| (n, k)))
+            .filter(|(_, k)| seen.insert(k))
+            .map(|(n, k)| (n.name.clone(), k.clone()))
+            .collect();
+        let mut findings = enforce_version_policies(&request(some));
+        if !findings.is_clear() {
+            let all = state
+                .nodes
+                .iter()
+                .filter_map(|n| n.kubelet().map(|k| (n.name.clone(), k.clone())))
+                .collect();
+            findings = enforce_version_policies(&request(all));
+        }
         if !findings.is_clear() {
             return Err(PlanError::Kubeadm {
                 version: v.clone(),
@@ -715,7 +856,7 @@ impl<'r, 'a> Planner<'r, 'a> {
         let node = self.node(last)?.clone();
         self.push(
             Phase::ControlPlane,
-            &Batch::of(&[&node]),
+            &self.batch_of(&[&node]),
             Action::KubeadmUpgradeNode {
                 control_plane: None,
                 etcd: None,
@@ -773,7 +914,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             let why = format!(
                 "control-plane kubelets move only once every API server runs {v} (a kubelet must not be newer than any API server it talks to), one control-plane node at a time"
             );
-            let batch = Batch::of(&[&node]);
+            let batch = self.batch_of(&[&node]);
             self.in_place_window(
                 Phase::ControlPlaneKubelets,
                 &batch,
@@ -895,10 +1036,9 @@ impl<'r, 'a> Planner<'r, 'a> {
         let zone_key = self.opts().zone_key.as_str();
         let max_per_zone = self.opts().max_per_zone;
         let totals = &self.zone_totals;
-        let cap = |z: Option<&str>| match max_per_zone {
-            Some(b) => b.of(totals.get(&z.map(str::to_string)).copied().unwrap_or(1)),
-            None => usize::MAX,
-        };
+        let mut zone_names = self.zone_names.clone();
+        let zone_at = &self.zone_at;
+        let positions = self.positions;
         let mut work: Vec<(Head, Vec<Members>)> = Vec::new();
         {
             let state = self.sim.state();
@@ -907,8 +1047,21 @@ impl<'r, 'a> Planner<'r, 'a> {
             } else {
                 HashSet::new()
             };
-            let mut groups: BTreeMap<Head, Vec<Item<'_>>> = BTreeMap::new();
-            for node in state.workers() {
+            let mut groups: Vec<(Head, Vec<Item>)> = Vec::new();
+            let mut index: HashMap<Head, usize> = HashMap::new();
+            let mut last: Option<usize> = None;
+            let mut cp = self
+                .sim
+                .control_plane_positions()
+                .iter()
+                .copied()
+                .peekable();
+            for (at, node) in state.nodes.iter().enumerate() {
+                // Control-plane positions come in order: no need to look at the node's roles.
+                if cp.peek() == Some(&at) {
+                    cp.next();
+                    continue;
+                }
                 let Some(kubelet) = node.kubelet() else {
                     continue;
                 };
@@ -937,16 +1090,48 @@ impl<'r, 'a> Planner<'r, 'a> {
                     }
                     head
                 };
-                groups.entry(head).or_default().push(Item {
-                    zone: node.labels.get(zone_key).map(String::as_str),
+                let zone = match zone_at.get(at) {
+                    Some(&z) if positions => z,
+                    _ => {
+                        let z = node.labels.get(zone_key);
+                        match zone_names.iter().position(|n| n.as_ref() == z) {
+                            Some(i) => i as u32,
+                            None => {
+                                zone_names.push(z.cloned());
+                                (zone_names.len() - 1) as u32
+                            }
+                        }
+                    }
+                };
+                let item = Item {
+                    zone,
                     name: node.name.clone(),
                     os: node.os.family,
-                });
+                    at,
+                };
+                // Most nodes look like the one before: skip the lookup then.
+                let g = match last {
+                    Some(g) if groups[g].0 == head => g,
+                    _ => *index.entry(head.clone()).or_insert_with(|| {
+                        groups.push((head, Vec::new()));
+                        groups.len() - 1
+                    }),
+                };
+                groups[g].1.push(item);
+                last = Some(g);
             }
-            let mut groups: Vec<(Head, Vec<Item<'_>>)> = groups.into_iter().collect();
             groups.sort_by(|a, b| a.0.order().cmp(&b.0.order()));
+            let cap = |z: u32| match max_per_zone {
+                Some(b) => b.of(totals
+                    .get(zone_names.get(z as usize).unwrap_or(&None))
+                    .copied()
+                    .unwrap_or(1)),
+                None => usize::MAX,
+            };
             for (head, items) in groups {
-                work.push((head, batch::batches(items, self.batch_size, cap)));
+                // The state is in zone order, unless replacements moved nodes.
+                let sort = replace.then_some(zone_names.as_slice());
+                work.push((head, batch::batches(items, self.batch_size, cap, sort)));
             }
         }
         let count: usize = work.iter().map(|w| w.1.len()).sum();
@@ -954,7 +1139,7 @@ impl<'r, 'a> Planner<'r, 'a> {
         for (head, batches) in work {
             for members in batches {
                 i += 1;
-                let batch = Batch::members(members);
+                let batch = Batch::members(members, self.positions);
                 let why = self.why_text(&why, goal, i, count, batch.nodes.len());
                 if replace {
                     self.replace_window(&batch, &head, goal, why)?;
@@ -1176,6 +1361,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             let fresh = Batch {
                 nodes: NodeList::new(new_names),
                 oses: old.oses.clone(),
+                at: None,
             };
             self.push(
                 Phase::Workers,
@@ -1228,66 +1414,80 @@ impl<'r, 'a> Planner<'r, 'a> {
         }
         let end = self.sim.state();
         let zone_key = &self.req.options.zone_key;
-        let mut nodes: Vec<PlanNode> = start
-            .nodes
-            .iter()
-            .map(|n| PlanNode {
-                name: n.name.clone(),
-                role: if n.is_control_plane() {
-                    Role::ControlPlane
-                } else {
-                    Role::Worker
-                },
-                os: n.os.family,
-                zone: zone(n, zone_key),
-                kubelet: n.kubelet().cloned(),
-                provisioned: false,
-                removed: false,
-            })
-            .collect();
+        let plan_node = |n: &Node, provisioned: bool| PlanNode {
+            name: n.name.clone(),
+            role: if n.is_control_plane() {
+                Role::ControlPlane
+            } else {
+                Role::Worker
+            },
+            os: n.os.family,
+            zone: zone(n, zone_key),
+            kubelet: (!provisioned).then(|| n.kubelet().cloned()).flatten(),
+            provisioned,
+            removed: false,
+        };
+        let mut order: Vec<&Node> = start.nodes.iter().collect();
+        if !order.is_sorted_by(|a, b| a.name <= b.name) {
+            order.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        }
+        order.dedup_by(|a, b| a.name == b.name);
+        let mut nodes: Vec<PlanNode> = order.iter().map(|n| plan_node(n, false)).collect();
         let mut removed: HashSet<&NodeName> = HashSet::new();
+        let mut provisioned = Vec::new();
         for s in &self.steps {
             match &s.action {
                 Action::ProvisionNodes { templates, .. } => {
                     for (name, t) in s.nodes.iter().zip(templates) {
-                        let (role, os, zone) = match start.node(t.as_str()).or(end.node(t.as_str()))
-                        {
-                            Some(t) => (
-                                if t.is_control_plane() {
-                                    Role::ControlPlane
-                                } else {
-                                    Role::Worker
-                                },
-                                t.os.family,
-                                zone(t, zone_key),
-                            ),
-                            None => (Role::Worker, OsFamily::default(), None),
-                        };
-                        nodes.push(PlanNode {
-                            name: name.clone(),
-                            role,
-                            os,
-                            zone,
-                            kubelet: None,
-                            provisioned: true,
-                            removed: false,
-                        });
+                        provisioned.push((name, t));
                     }
                 }
                 Action::RemoveNodes => removed.extend(s.nodes.iter()),
                 _ => {}
             }
         }
-        for n in &mut nodes {
-            n.removed = removed.contains(&n.name);
+        if !provisioned.is_empty() {
+            let by_name: HashMap<&str, &Node> = start
+                .nodes
+                .iter()
+                .chain(&end.nodes)
+                .map(|n| (n.name.as_str(), n))
+                .collect();
+            for (name, t) in provisioned {
+                let mut p = match by_name.get(t.as_str()) {
+                    Some(t) => plan_node(t, true),
+                    None => PlanNode {
+                        name: name.clone(),
+                        role: Role::Worker,
+                        os: OsFamily::default(),
+                        zone: None,
+                        kubelet: None,
+                        provisioned: true,
+                        removed: false,
+                    },
+                };
+                p.name = name.clone();
+                nodes.push(p);
+            }
+            nodes.sort_by(|a, b| a.name.cmp(&b.name));
+            nodes.dedup_by(|a, b| a.name == b.name);
         }
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        nodes.dedup_by(|a, b| a.name == b.name);
+        if !removed.is_empty() {
+            for n in &mut nodes {
+                n.removed = removed.contains(&n.name);
+            }
+        }
         let estimate = Estimate {
             total_seconds: self.steps.iter().map(|s| s.duration_seconds).sum(),
             steps: self.steps.len(),
-            drains: self.drains.values().sum(),
-            max_drains_per_node: self.drains.values().copied().max().unwrap_or(0),
+            drains: self.drains.values().sum::<usize>() + self.drains_at.iter().sum::<usize>(),
+            max_drains_per_node: self
+                .drains
+                .values()
+                .chain(&self.drains_at)
+                .copied()
+                .max()
+                .unwrap_or(0),
             max_unavailable: self.max_unavailable,
             nodes_replaced: self.replaced,
         };
@@ -1312,6 +1512,30 @@ impl<'r, 'a> Planner<'r, 'a> {
             notes,
         })
     }
+}
+
+/// True for actions that never change the modelled state: the planner neither simulates nor
+/// re-checks them.
+fn no_effect(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Preflight { .. }
+            | Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::RestartKubelet { .. }
+            | Action::WaitReady { .. }
+            | Action::Verify { .. }
+    ) || matches!(
+        action,
+        Action::KubeadmUpgradeNode {
+            control_plane: None,
+            addons,
+            ..
+        } if addons.is_empty()
+    )
 }
 
 /// What must hold before `action` and after it (see [`Fact`]).
@@ -1487,48 +1711,83 @@ pub(crate) fn replacement_name(old: &NodeName, version: &KubeVersion) -> Option<
     NodeName::new(&name).ok()
 }
 
+/// Counts versions; clusters run few distinct ones, so a short list beats a map.
+#[derive(Default)]
+struct Tally<'a> {
+    seen: Vec<(&'a KubeVersion, usize)>,
+    last: usize,
+}
+
+impl<'a> Tally<'a> {
+    fn add(&mut self, v: &'a KubeVersion) {
+        if let Some(e) = self.seen.get_mut(self.last)
+            && e.0 == v
+        {
+            e.1 += 1;
+            return;
+        }
+        match self.seen.iter().position(|e| e.0 == v) {
+            Some(i) => {
+                self.seen[i].1 += 1;
+                self.last = i;
+            }
+            None => {
+                self.seen.push((v, 1));
+                self.last = self.seen.len() - 1;
+            }
+        }
+    }
+    fn into_map(self) -> BTreeMap<KubeVersion, usize> {
+        let mut m = BTreeMap::new();
+        for (v, n) in self.seen {
+            *m.entry(v.clone()).or_default() += n;
+        }
+        m
+    }
+}
+
 fn components(start: &ClusterState, end: &ClusterState) -> Vec<ComponentChange> {
     let count = |state: &ClusterState, c: Component| -> BTreeMap<KubeVersion, usize> {
-        let mut m = BTreeMap::new();
+        let mut m = Tally::default();
         match c {
             Component::CoreDns => {
                 if let Some(v) = &state.addons.coredns {
-                    m.insert(v.clone(), 1);
+                    m.add(v);
                 }
             }
             Component::KubeProxy => {
                 let mut any = false;
                 for n in &state.nodes {
                     if let Some(v) = &n.versions.kube_proxy {
-                        *m.entry(v.clone()).or_default() += 1;
+                        m.add(v);
                         any = true;
                     }
                 }
                 if !any && let Some(v) = &state.addons.kube_proxy {
-                    m.insert(v.clone(), 1);
+                    m.add(v);
                 }
             }
             Component::Kubectl => {
                 for n in &state.nodes {
                     if let Some(v) = &n.versions.kubectl {
-                        *m.entry(v.clone()).or_default() += 1;
+                        m.add(v);
                     }
                 }
             }
             Component::Etcd if !matches!(state.etcd, EtcdTopology::Stacked) => {
                 if let Some(v) = state.etcd_version() {
-                    m.insert(v.clone(), 1);
+                    m.add(v);
                 }
             }
             _ => {
                 for n in &state.nodes {
                     if let Some(v) = n.versions.get(c) {
-                        *m.entry(v.clone()).or_default() += 1;
+                        m.add(v);
                     }
                 }
             }
         }
-        m
+        m.into_map()
     };
     Component::ALL
         .into_iter()

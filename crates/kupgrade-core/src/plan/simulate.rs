@@ -23,19 +23,24 @@ use super::step::{Action, AddonVersions, Step};
 #[derive(Clone, Debug)]
 pub struct Simulation {
     state: ClusterState,
-    index: HashMap<NodeName, usize>,
+    index: HashMap<NodeName, usize, BuildFnv>,
     control_plane: Vec<usize>,
     cordoned: usize,
 }
 
-/// What a step changed, so that only that is checked again.
+/// What a step changed, so that only that is checked again (see the contract on
+/// [`SkewPolicy`](crate::skew::SkewPolicy)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Effect {
-    /// Some of the step's nodes changed (or were added).
+    /// Versions on some of the step's nodes changed, or nodes were added.
     pub nodes: bool,
+    /// Some of the step's nodes were cordoned or uncordoned.
+    pub schedulability: bool,
     /// A control-plane node changed.
     pub control_plane: bool,
-    /// A cluster-wide field changed: add-ons, etcd or the cluster's kubectl.
+    /// The add-ons changed (kube-proxy, CoreDNS), or which kube-proxy version nodes run.
+    pub addons: bool,
+    /// Another cluster-wide field changed: the operators' kubectl.
     pub cluster_fields: bool,
     /// Nodes were removed.
     pub removed: bool,
@@ -67,7 +72,7 @@ impl Simulation {
     /// Starts from `state`. Node names are unique in any validated inventory; should one repeat,
     /// the first node of that name is the one steps act on.
     pub fn new(state: ClusterState) -> Self {
-        let mut index = HashMap::with_capacity(state.nodes.len());
+        let mut index = HashMap::with_capacity_and_hasher(state.nodes.len(), BuildFnv);
         let mut control_plane = Vec::new();
         let mut cordoned = 0;
         for (i, n) in state.nodes.iter().enumerate() {
@@ -112,6 +117,11 @@ impl Simulation {
         self.control_plane.iter().map(|&i| &self.state.nodes[i])
     }
 
+    /// The positions of the control-plane nodes, in order.
+    pub(crate) fn control_plane_positions(&self) -> &[usize] {
+        &self.control_plane
+    }
+
     /// The policy summary of the current state, computed from the control-plane nodes alone
     /// (equal to [`Summary::of`]).
     pub fn summary(&self) -> Summary {
@@ -142,22 +152,82 @@ impl Simulation {
             })
     }
 
+    /// The position of `name` in [`Simulation::state`]'s nodes. Positions stay put until a
+    /// step removes nodes.
+    pub fn position(&self, name: &NodeName) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
     /// Applies `step`'s effect (see [`Action`]) and says what changed.
     pub fn apply(&mut self, step: &Step) -> Result<Effect, SimulationError> {
+        match &step.action {
+            Action::ProvisionNodes { .. } | Action::RemoveNodes => self.apply_at(step, &[]),
+            _ if Self::nodes_unused(&step.action) => self.apply_at(step, &[]),
+            _ => {
+                let at = step
+                    .nodes
+                    .iter()
+                    .map(|n| self.index_of(step, n))
+                    .collect::<Result<Vec<usize>, _>>()?;
+                self.apply_at(step, &at)
+            }
+        }
+    }
+
+    /// True for actions whose effect does not depend on the step's nodes.
+    fn nodes_unused(action: &Action) -> bool {
+        matches!(
+            action,
+            Action::Preflight { .. }
+                | Action::EtcdSnapshot { .. }
+                | Action::BackupConfig { .. }
+                | Action::SwitchRepository { .. }
+                | Action::CheckKubeadmVersion { .. }
+                | Action::KubeadmUpgradePlan { .. }
+                | Action::RestartKubelet { .. }
+                | Action::WaitReady { .. }
+                | Action::Verify { .. }
+                | Action::WaitKubeProxyRollout { .. }
+                | Action::UpgradeKubectlClient { .. }
+                | Action::KubeadmUpgradeNode {
+                    control_plane: None,
+                    ..
+                }
+        )
+    }
+
+    /// Applies `step` to the nodes at positions `at` (the step's nodes, in order; see
+    /// [`Simulation::position`]). Provision and remove steps go by name and ignore `at`.
+    pub(crate) fn apply_at(
+        &mut self,
+        step: &Step,
+        at: &[usize],
+    ) -> Result<Effect, SimulationError> {
         let mut effect = Effect::default();
+        let bad = |message: String| SimulationError {
+            step: step.id.to_string(),
+            message,
+        };
+        if at.iter().any(|&i| i >= self.state.nodes.len()) {
+            return Err(bad("a node position is out of range".into()));
+        }
         match &step.action {
             Action::InstallPackages { packages, version } => {
-                for name in &step.nodes {
-                    let i = self.index_of(step, name)?;
+                for &i in at {
                     let node = &mut self.state.nodes[i];
+                    let mut changed = false;
                     for p in packages {
                         if let Some(slot) = node.versions.slot_mut(p.component())
                             && slot.as_ref() != Some(version)
                         {
                             *slot = Some(version.clone());
-                            effect.nodes = true;
-                            effect.control_plane |= node.is_control_plane();
+                            changed = true;
                         }
+                    }
+                    if changed {
+                        effect.nodes = true;
+                        // Positions of control-plane nodes are kept sorted.
+                        effect.control_plane |= self.control_plane.binary_search(&i).is_ok();
                     }
                 }
             }
@@ -171,32 +241,30 @@ impl Simulation {
                 etcd,
                 addons,
             } => {
-                for name in &step.nodes {
-                    let i = self.index_of(step, name)?;
+                for &i in at {
                     let node = &mut self.state.nodes[i];
                     if !node.is_control_plane() {
-                        return Err(SimulationError {
-                            step: step.id.to_string(),
-                            message: format!("node {name} is not a control-plane node"),
-                        });
+                        return Err(bad(format!(
+                            "node {} is not a control-plane node",
+                            node.name
+                        )));
                     }
                     set_control_plane(&mut node.versions, version, etcd.as_ref());
                     effect.nodes = true;
                     effect.control_plane = true;
                 }
-                effect.cluster_fields |= self.move_addons(addons);
+                effect.addons |= self.move_addons(addons);
             }
             Action::KubeadmUpgradeNode {
                 control_plane: None,
                 addons,
                 ..
             } => {
-                effect.cluster_fields |= self.move_addons(addons);
+                effect.addons |= self.move_addons(addons);
             }
             Action::Cordon | Action::Drain { .. } | Action::Uncordon => {
                 let cordon = !matches!(step.action, Action::Uncordon);
-                for name in &step.nodes {
-                    let i = self.index_of(step, name)?;
+                for &i in at {
                     let node = &mut self.state.nodes[i];
                     if node.unschedulable != cordon {
                         node.unschedulable = cordon;
@@ -205,8 +273,7 @@ impl Simulation {
                         } else {
                             self.cordoned -= 1;
                         }
-                        effect.nodes = true;
-                        effect.control_plane |= node.is_control_plane();
+                        effect.schedulability = true;
                     }
                 }
             }
@@ -214,7 +281,7 @@ impl Simulation {
                 // Every kube-proxy pod now runs the DaemonSet's version.
                 for n in &mut self.state.nodes {
                     if n.versions.kube_proxy.take().is_some() {
-                        effect.cluster_fields = true;
+                        effect.addons = true;
                     }
                 }
             }
@@ -228,21 +295,15 @@ impl Simulation {
             }
             Action::ProvisionNodes { version, templates } => {
                 if templates.len() != step.nodes.len() {
-                    return Err(SimulationError {
-                        step: step.id.to_string(),
-                        message: format!(
-                            "{} nodes to provision but {} templates",
-                            step.nodes.len(),
-                            templates.len()
-                        ),
-                    });
+                    return Err(bad(format!(
+                        "{} nodes to provision but {} templates",
+                        step.nodes.len(),
+                        templates.len()
+                    )));
                 }
                 for (name, template) in step.nodes.iter().zip(templates) {
                     if self.index.contains_key(name) {
-                        return Err(SimulationError {
-                            step: step.id.to_string(),
-                            message: format!("node {name} already exists"),
-                        });
+                        return Err(bad(format!("node {name} already exists")));
                     }
                     let t = &self.state.nodes[self.index_of(step, template)?];
                     let node = Node {
@@ -340,6 +401,32 @@ impl Simulation {
             changed = true;
         }
         changed
+    }
+}
+
+/// FNV-1a: node names are short and not attacker-chosen here (they are validated RFC 1123
+/// names from the caller's own inventory), so a fast hash suits the name index.
+#[derive(Clone, Copy, Debug, Default)]
+struct BuildFnv;
+
+impl std::hash::BuildHasher for BuildFnv {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
     }
 }
 

@@ -173,14 +173,20 @@ pub struct Context<'a> {
 /// - `check_cluster` reads only the control-plane nodes (through [`Summary::control_plane`]),
 ///   the add-ons, etcd and the cluster's kubectl (`state.addons`, `state.etcd`,
 ///   `state.kubectl`), never a worker node.
-/// - `check_node` reads only its `node`, the summary and those cluster-wide fields, never
-///   another node. Its `node` need not be in `state.nodes` (the planner probes what a node
-///   would face after a control-plane move).
+/// - `check_node` reads only its `node`, the summary and the add-ons (`state.addons`), never
+///   another node, etcd or the cluster's kubectl. Its `node` need not be in `state.nodes`
+///   (the planner probes what a node would face after a control-plane move).
+/// - Which rules a node breaks depends only on its versions, roles, labels and OS: not on its
+///   name (messages name it, verdicts do not), whether it is Ready or cordoned, or how to
+///   reach it. Nodes alike in those get the same verdict, so the planner checks a class of
+///   equal nodes once.
 ///
-/// After a step that changes workers the planner re-runs `check_node` for them; after one that
-/// changes a control-plane node it also re-runs `check_cluster`, and `check_node` for every
-/// node when the summary changed; after one that changes a cluster-wide field it re-runs
-/// everything.
+/// After a step that changes versions on workers the planner re-runs `check_node` for them
+/// (one per class of equal nodes); a step that only cordons or uncordons is not re-checked;
+/// after one that changes a control-plane node it also re-runs `check_cluster`, and
+/// `check_node` for every class of nodes when the summary changed; after one that changes the
+/// add-ons it re-runs everything, and after one that changes the cluster's kubectl,
+/// `check_cluster`.
 pub trait SkewPolicy: Send + Sync {
     /// A short name for reports (`upstream`, `strict-kubelet`).
     fn name(&self) -> &str;
