@@ -27,7 +27,8 @@
 //! Modules, one concept each: [`version`] (versions and minors), [`component`], [`cluster`]
 //! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
 //! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`kubeadm`]
-//! (kubeadm's own upgrade verdicts), [`ports`] (the traits adapters implement), [`run`] (carrying a plan out: the execution state machine, its journal records and events).
+//! (kubeadm's own upgrade verdicts), [`plan`] (the upgrade planner, its steps and renderers),
+//! [`ports`] (the traits adapters implement), [`run`] (carrying a plan out: the execution state machine, its journal records and events).
 //!
 //! Property-testing your own policy takes about fifteen lines: with the `proptest` feature,
 //! the `testing` module offers strategies (versions, cluster states that satisfy a policy,
