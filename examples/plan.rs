@@ -8,7 +8,16 @@
 //! cargo run --example plan -- --target 1.30 --format markdown --batch 2
 //! cargo run --example plan -- --cluster my-cluster.yaml --strategy replace --date 2025-03-01
 //! cargo run --example plan -- --policy examples/policies/strict.yaml --format json
+//! cargo run --example plan -- --kubeconfig ~/.kube/config --context prod --target 1.30
 //! ```
+//!
+//! `--kubeconfig` (with `--context`, `--node-selector`) plans from a live kubeadm cluster
+//! instead of an inventory: the state is read through the Kubernetes API the way the
+//! `discover` example reads it (permissions: `examples/rbac/discover.yaml`). It excludes
+//! `--cluster`. The API does not show the `kubeadm` and `kubectl` binaries on the nodes; the
+//! plan assumes they match the kubelet.
+use std::path::PathBuf;
+
 use anyhow::Context;
 use clap::Parser;
 use jiff::civil::Date;
@@ -21,9 +30,18 @@ use kupgrade_core::skew::{SkewPolicy, UpstreamPolicy, rules::RulePolicy};
 /// Plan a Kubernetes upgrade in which every intermediate state satisfies the skew policy.
 #[derive(Parser)]
 struct Args {
-    /// The cluster inventory (YAML or JSON).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml"))]
-    cluster: String,
+    /// The cluster inventory (YAML or JSON) [default: the bundled clusters/ha.yaml].
+    #[arg(long, conflicts_with = "kubeconfig")]
+    cluster: Option<String>,
+    /// Plan from the live cluster this kubeconfig reaches instead of an inventory.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the kubeconfig context (default: its current context).
+    #[arg(long, requires = "kubeconfig")]
+    context: Option<String>,
+    /// With --kubeconfig: only nodes matching this label selector.
+    #[arg(long, requires = "kubeconfig")]
+    node_selector: Option<String>,
     /// The target: a version (v1.31.2), a minor (1.31 = its latest patch), `stable` or `latest`.
     #[arg(long, default_value = "stable")]
     target: Target,
@@ -68,9 +86,28 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let text = std::fs::read_to_string(&args.cluster)
-        .with_context(|| format!("reading {}", args.cluster))?;
-    let cluster = kupgrade_core::inventory::parse(&text, &args.cluster)?;
+    let (cluster, source) = match &args.kubeconfig {
+        Some(path) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let cluster = runtime.block_on(discover(
+                path,
+                args.context.as_deref(),
+                args.node_selector.as_deref(),
+            ))?;
+            let name = cluster.name.clone().unwrap_or_else(|| "cluster".into());
+            (cluster, format!("{name} (live, {})", path.display()))
+        }
+        None => {
+            let file = args
+                .cluster
+                .clone()
+                .unwrap_or_else(|| DEFAULT_CLUSTER.into());
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+            (kupgrade_core::inventory::parse(&text, &file)?, file)
+        }
+    };
     let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
     let calendar = kupgrade_core::lifecycle::ReleaseCalendar::embedded();
     if args.available {
@@ -109,7 +146,27 @@ fn main() -> anyhow::Result<()> {
         .policy(policy.as_ref())
         .options(options)
         .plan(&cluster)
-        .with_context(|| format!("planning the upgrade of {}", args.cluster))?;
+        .with_context(|| format!("planning the upgrade of {source}"))?;
     print!("{}", args.format.render(&plan));
     Ok(())
+}
+
+/// The bundled HA sample, planned when neither --cluster nor --kubeconfig is given.
+const DEFAULT_CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml");
+
+/// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field).
+async fn discover(
+    kubeconfig: &std::path::Path,
+    context: Option<&str>,
+    node_selector: Option<&str>,
+) -> anyhow::Result<kupgrade_core::ClusterState> {
+    let client = kupgrade_kube::connect(Some(kubeconfig), context).await?;
+    let mut discovery = kupgrade_kube::Discovery::new(client);
+    if let Some(selector) = node_selector {
+        discovery = discovery.node_selector(selector);
+    }
+    discovery
+        .run()
+        .await
+        .with_context(|| format!("discovering the cluster through {}", kubeconfig.display()))
 }
