@@ -12,14 +12,44 @@
 //! cargo run --example apply -- --journal /tmp/up.journal --sim-state /tmp/up.sim.json   # Ctrl-C, then:
 //! cargo run --example apply -- --journal /tmp/up.journal --sim-state /tmp/up.sim.json --resume
 //! cargo run --example apply -- --executor ssh --cluster my-hosts.yaml --journal up.journal
+//! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --cluster my-hosts.yaml
+//! cargo run --example apply -- --kubeconfig admin.conf --executor pod --journal up.journal
+//! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --ssh-node-names --dry-run
 //! ```
 //!
-//! `--executor ssh` reaches each node at its inventory `ssh` fields (OpenSSH, one connection
-//! per node, strict host keys) and runs the cluster operations (cordon, drain, uncordon, wait
-//! until Ready, reading the cluster) with `kubectl --kubeconfig /etc/kubernetes/admin.conf` on
-//! the first control-plane node: the seam where kupgrade-kube's API client (`--kubeconfig`)
-//! will plug in. `--executor local` runs every node's commands on this machine inside
-//! per-node sandbox directories (`--sandbox DIR/NODE`, whose `bin/` holds the programs).
+//! # Executors
+//!
+//! - `--executor ssh` reaches each node over OpenSSH (one connection per node, strict host
+//!   keys, `--ssh-user`, `--ssh-key`, `--known-hosts`).
+//! - `--executor pod` (needs `--kubeconfig`) runs each node command in a short-lived
+//!   privileged pod pinned to the node (`--pod-namespace`, `--pod-image`; permissions and
+//!   admission in `examples/rbac/node-command.yaml`).
+//! - `--executor local` runs every node's commands on this machine inside per-node sandbox
+//!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` first in `PATH`);
+//!   `scripts/demo-sandboxes.sh` builds sandboxes that emulate kubeadm nodes against a test
+//!   API server.
+//!
+//! # With `--kubeconfig`: a live cluster
+//!
+//! With `--kubeconfig` (and `--context`) the cluster's state is read through the Kubernetes
+//! API (as the `discover` example reads it), and the cluster operations go through the API too:
+//! cordon, a drain through the Eviction API that honours PodDisruptionBudgets
+//! (`--drain-grace-period`, `--drain-timeout`), uncordon, a watch for Ready at the new kubelet
+//! version, and re-reading the state for the drift checks between steps. Permissions:
+//! `examples/rbac/drain.yaml`. `--dry-run` reads the cluster and changes nothing.
+//!
+//! Nodes in the API carry no SSH address. With `--executor ssh`, each node's target comes from
+//! the `ssh:` fields of the node of the same name in a `--cluster` inventory given beside
+//! `--kubeconfig` (only its `ssh:` fields are used; versions come from the API). With
+//! `--ssh-node-names`, nodes without such an entry are reached at their node name (as
+//! `~/.ssh/config` or DNS resolves it). A node with neither stops the run before anything
+//! starts, with an error naming it.
+//!
+//! # Without `--kubeconfig`
+//!
+//! The state comes from the `--cluster` inventory, and the ssh and local executors run the
+//! cluster operations with `kubectl --kubeconfig /etc/kubernetes/admin.conf` on the first
+//! control-plane node (`--kubectl-node`).
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,23 +57,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use async_trait::async_trait;
 use clap::{Parser, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::civil::Date;
 use kupgrade_core::plan::{BatchSize, PlanOptions, PlanRequest, Strategy, Target, UpgradePlan};
-use kupgrade_core::ports::{
-    ClusterOperations, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions, DrainReport,
-    NodeProvider, OpsError,
-};
+use kupgrade_core::ports::DrainOptions;
 use kupgrade_core::run::{
     Event, Finished, Record, RecordKind, Resolution, Run, RunOptions, TaskEnd, TaskId,
 };
 use kupgrade_core::skew::UpstreamPolicy;
-use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
+use kupgrade_core::{ClusterState, KubeVersion, NodeName};
+use kupgrade_exec::Journal;
 use kupgrade_exec::driver::{Driver, JournalSink, NoJournal, stop_channel};
-use kupgrade_exec::sim::{SimCluster, Workload};
-use kupgrade_exec::{Journal, LocalRunner, NodeEnv, SshConfig, SshRunner};
+use kupgrade_kube::{Discovery, KubeClusterOps, PodRunner};
+
+#[path = "apply/backend.rs"]
+mod backend;
+#[path = "apply/kubectl_ops.rs"]
+mod kubectl_ops;
+
+use backend::{Backend, Source};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Executor {
@@ -51,6 +84,8 @@ enum Executor {
     Sim,
     /// Real hosts over SSH.
     Ssh,
+    /// Privileged pods pinned to each node, through the Kubernetes API (needs --kubeconfig).
+    Pod,
     /// This machine, one sandbox directory per node.
     Local,
 }
@@ -58,9 +93,23 @@ enum Executor {
 /// Carry a Kubernetes upgrade out: plan it, then run it step by step, resumably.
 #[derive(Parser)]
 struct Args {
-    /// The cluster inventory (YAML or JSON).
-    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml"))]
-    cluster: String,
+    /// The cluster inventory (YAML or JSON) [default: the bundled clusters/ha.yaml]. With
+    /// --kubeconfig: only its nodes' `ssh:` fields are used, matched by node name.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Upgrade the live cluster this kubeconfig reaches: state, cordon, drain, uncordon and
+    /// the wait for Ready through the Kubernetes API.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// With --kubeconfig: the kubeconfig context (default: its current context).
+    #[arg(long, requires = "kubeconfig")]
+    context: Option<String>,
+    /// Grace period of each evicted pod, in seconds (default: each pod's own).
+    #[arg(long)]
+    drain_grace_period: Option<u64>,
+    /// Give up a drain after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    drain_timeout: u64,
     /// The target: a version, a minor, `stable` or `latest`.
     #[arg(long, default_value = "stable")]
     target: Target,
@@ -119,8 +168,18 @@ struct Args {
     /// ssh: the known_hosts file (unknown host keys are refused).
     #[arg(long)]
     known_hosts: Option<PathBuf>,
-    /// ssh, local: the node whose kubectl runs the cluster operations (default: the first
-    /// control-plane node).
+    /// ssh with --kubeconfig: reach nodes that have no `ssh:` entry in --cluster at their
+    /// node name.
+    #[arg(long, requires = "kubeconfig")]
+    ssh_node_names: bool,
+    /// pod: the namespace of the command pods (it must admit privileged pods).
+    #[arg(long, default_value = PodRunner::DEFAULT_NAMESPACE)]
+    pod_namespace: String,
+    /// pod: the image of the command pods (it must provide `nsenter`).
+    #[arg(long, default_value = PodRunner::DEFAULT_IMAGE)]
+    pod_image: String,
+    /// ssh, local without --kubeconfig: the node whose kubectl runs the cluster operations
+    /// (default: the first control-plane node).
     #[arg(long)]
     kubectl_node: Option<NodeName>,
     /// local: the directory holding one sandbox per node.
@@ -144,10 +203,44 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(apply(args))
 }
 
+/// The bundled HA sample, upgraded when neither --cluster nor --kubeconfig is given.
+const DEFAULT_CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml");
+
+fn read_inventory(file: &str) -> anyhow::Result<ClusterState> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    Ok(kupgrade_core::inventory::parse(&text, file)?)
+}
+
+/// The cluster to plan from (an inventory, or the live cluster), a name for messages, and
+/// where the executors get the state from.
+async fn load_cluster(args: &Args) -> anyhow::Result<(ClusterState, String, Source)> {
+    let Some(path) = &args.kubeconfig else {
+        let file = args.cluster.as_deref().unwrap_or(DEFAULT_CLUSTER);
+        return Ok((read_inventory(file)?, file.to_string(), Source::Inventory));
+    };
+    let overlay = args
+        .cluster
+        .as_deref()
+        .map(read_inventory)
+        .transpose()?
+        .map(Box::new);
+    let client = kupgrade_kube::connect(Some(path), args.context.as_deref()).await?;
+    let discovery = Discovery::new(client.clone());
+    let cluster = discovery
+        .run()
+        .await
+        .with_context(|| format!("discovering the cluster through {}", path.display()))?;
+    let name = format!(
+        "{} (live, {})",
+        cluster.name.as_deref().unwrap_or("cluster"),
+        path.display()
+    );
+    let ops = Box::new(KubeClusterOps::new(client).with_discovery(discovery));
+    Ok((cluster, name, Source::Live { ops, overlay }))
+}
+
 async fn apply(args: Args) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.cluster)
-        .with_context(|| format!("reading {}", args.cluster))?;
-    let cluster = kupgrade_core::inventory::parse(&text, &args.cluster)?;
+    let (cluster, source_name, source) = load_cluster(&args).await?;
 
     // The journal and the plan it belongs to.
     let plan_file = args
@@ -194,12 +287,17 @@ async fn apply(args: Args) -> anyhow::Result<()> {
                 batch: args.batch,
                 max_surge: args.max_surge,
                 allow_unsupported_target: args.allow_unsupported_target,
+                drain: DrainOptions {
+                    grace_period_seconds: args.drain_grace_period,
+                    timeout_seconds: args.drain_timeout,
+                    ..DrainOptions::default()
+                },
                 ..PlanOptions::default()
             };
             let plan = PlanRequest::new(args.target.clone(), date)
                 .options(options)
                 .plan(&cluster)
-                .with_context(|| format!("planning the upgrade of {}", args.cluster))?;
+                .with_context(|| format!("planning the upgrade of {source_name}"))?;
             if let (Some(file), false) = (&plan_file, args.dry_run) {
                 std::fs::write(file, serde_json::to_string_pretty(&plan)?)
                     .with_context(|| format!("writing {}", file.display()))?;
@@ -233,7 +331,7 @@ async fn apply(args: Args) -> anyhow::Result<()> {
     }
 
     // The ports.
-    let backend = Backend::new(&args, &cluster, plan.as_ref()).await?;
+    let backend = Backend::new(&args, &cluster, plan.as_ref(), &source).await?;
     let (stop, signal) = stop_channel();
     let mut driver = Driver::new(backend.runner.clone(), backend.ops.clone())
         .stop_on(signal)
@@ -285,85 +383,6 @@ async fn apply(args: Args) -> anyhow::Result<()> {
         Finished::Cancelled => std::process::exit(130),
         Finished::Halted(_) => std::process::exit(2),
         _ => std::process::exit(1),
-    }
-}
-
-/// The ports for the chosen executor.
-struct Backend {
-    runner: Arc<dyn CommandRunner>,
-    ops: Arc<dyn ClusterOperations>,
-    provider: Option<Arc<dyn NodeProvider>>,
-    sim: Option<SimCluster>,
-}
-
-impl Backend {
-    async fn new(args: &Args, cluster: &ClusterState, plan: &UpgradePlan) -> anyhow::Result<Self> {
-        let kubectl_node = || -> anyhow::Result<NodeName> {
-            args.kubectl_node
-                .clone()
-                .or_else(|| cluster.control_plane().next().map(|n| n.name.clone()))
-                .context("the inventory has no control-plane node to run kubectl on")
-        };
-        match args.executor {
-            Executor::Sim => {
-                let sim = match &args.sim_state {
-                    Some(path) if args.resume && path.exists() => SimCluster::load(path)?,
-                    Some(path) => SimCluster::new(cluster.clone())
-                        .with_workload(&Workload::sample())
-                        .persist_to(path)?,
-                    None => SimCluster::new(cluster.clone()).with_workload(&Workload::sample()),
-                };
-                let sim = sim.with_speed(args.sim_speed.max(0.0));
-                let s = Arc::new(sim.clone());
-                Ok(Backend {
-                    runner: s.clone(),
-                    ops: s.clone(),
-                    provider: Some(s),
-                    sim: Some(sim),
-                })
-            }
-            Executor::Ssh => {
-                let mut config = SshConfig::new();
-                if let Some(u) = &args.ssh_user {
-                    config = config.user(u);
-                }
-                if let Some(k) = &args.ssh_key {
-                    config = config.identity_file(k);
-                }
-                if let Some(k) = &args.known_hosts {
-                    config = config.known_hosts_file(k);
-                }
-                let runner: Arc<dyn CommandRunner> =
-                    Arc::new(SshRunner::new(config)?.with_cluster(cluster));
-                let ops = KubectlOps::new(runner.clone(), kubectl_node()?, cluster.clone());
-                if plan.options.strategy == Strategy::Replace {
-                    eprintln!(
-                        "note: the ssh executor has no node provider: provisioning steps will fail"
-                    );
-                }
-                Ok(Backend {
-                    ops: Arc::new(ops),
-                    runner,
-                    provider: None,
-                    sim: None,
-                })
-            }
-            Executor::Local => {
-                let root = args.sandbox.clone().context("--sandbox is required")?;
-                let runner: Arc<dyn CommandRunner> = Arc::new(
-                    LocalRunner::new()
-                        .allow_sudo()
-                        .with_node_env(move |node| NodeEnv::sandbox(&root, node)),
-                );
-                let ops = KubectlOps::new(runner.clone(), kubectl_node()?, cluster.clone());
-                Ok(Backend {
-                    ops: Arc::new(ops),
-                    runner,
-                    provider: None,
-                    sim: None,
-                })
-            }
-        }
     }
 }
 
@@ -574,6 +593,23 @@ async fn summary(
         }
         _ => println!("time: {:.1}s", wall.as_secs_f64()),
     }
+    if args.kubeconfig.is_some() && !args.dry_run {
+        // What the API shows now, read as the drift checks read it.
+        match backend.ops.state().await {
+            Ok(state) => {
+                for n in &state.nodes {
+                    println!(
+                        "  {}: kubelet {}, {}{}",
+                        n.name,
+                        n.kubelet().map_or("?".into(), KubeVersion::to_string),
+                        if n.ready { "Ready" } else { "NotReady" },
+                        if n.unschedulable { ", cordoned" } else { "" }
+                    );
+                }
+            }
+            Err(e) => println!("  could not read the cluster afterwards: {e}"),
+        }
+    }
     if let Some(j) = &args.journal
         && !outcome.is_completed()
         && !args.dry_run
@@ -586,242 +622,5 @@ async fn summary(
             resume.push_str(&format!(" --sim-state {}", s.display()));
         }
         println!("resume with: {resume}");
-    }
-}
-
-/// Cluster operations through `kubectl` on one node (over whatever runner reaches it), with
-/// the admin kubeconfig kubeadm leaves on control-plane nodes. The cluster's state is the
-/// inventory overlaid with what the API shows: nodes (presence, kubelet version, Ready,
-/// cordoned) and the versions of the control-plane static pods, kube-proxy and CoreDNS. The
-/// `kubeadm` and `kubectl` binaries on nodes are not visible to the API: they are reported as
-/// unknown.
-struct KubectlOps {
-    runner: Arc<dyn CommandRunner>,
-    on: NodeName,
-    base: ClusterState,
-}
-
-impl KubectlOps {
-    fn new(runner: Arc<dyn CommandRunner>, on: NodeName, base: ClusterState) -> Self {
-        KubectlOps { runner, on, base }
-    }
-
-    fn kubectl<I, S>(args: I, timeout: Duration) -> CommandSpec
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        CommandSpec::new("kubectl")
-            .args(["--kubeconfig", "/etc/kubernetes/admin.conf"])
-            .args(args)
-            .sudo()
-            .timeout(timeout)
-    }
-
-    async fn call(&self, spec: CommandSpec) -> Result<String, OpsError> {
-        let out = self
-            .runner
-            .output(&self.on, &spec)
-            .await
-            .map_err(|e| OpsError::Connect {
-                message: format!("running kubectl on {}: {e}", self.on),
-                source: Some(Box::new(e)),
-            })?;
-        if out.status.success() {
-            Ok(out.stdout_text())
-        } else {
-            let tail = out.stderr_tail(5);
-            Err(if tail.contains("NotFound") || tail.contains("not found") {
-                OpsError::Other {
-                    message: format!("`{spec}` on {}: {tail}", self.on),
-                    source: None,
-                }
-            } else if tail.contains("Forbidden") || tail.contains("forbidden") {
-                OpsError::Forbidden { message: tail }
-            } else {
-                OpsError::Other {
-                    message: format!("`{spec}` on {} ended with {}: {tail}", self.on, out.status),
-                    source: None,
-                }
-            })
-        }
-    }
-
-    async fn json(&self, args: &[&str]) -> Result<serde_json::Value, OpsError> {
-        let text = self
-            .call(Self::kubectl(args.iter().copied(), Duration::from_secs(60)))
-            .await?;
-        serde_json::from_str(&text).map_err(|e| OpsError::Other {
-            message: format!("kubectl {} printed no JSON: {e}", args.join(" ")),
-            source: None,
-        })
-    }
-}
-
-/// The version in an image reference (`registry.k8s.io/kube-apiserver:v1.29.3`).
-fn image_version(pod: &serde_json::Value) -> Option<KubeVersion> {
-    let image = pod["spec"]["containers"][0]["image"].as_str()?;
-    let tag = image.rsplit_once(':')?.1;
-    KubeVersion::parse(tag).ok()
-}
-
-#[async_trait]
-impl ClusterOperations for KubectlOps {
-    async fn state(&self) -> Result<ClusterState, OpsError> {
-        let nodes = self.json(&["get", "nodes", "-o", "json"]).await?;
-        let pods = self
-            .json(&["get", "pods", "-n", "kube-system", "-o", "json"])
-            .await?;
-        let mut state = self.base.clone();
-        let base: HashMap<String, Node> = state
-            .nodes
-            .drain(..)
-            .map(|n| (n.name.to_string(), n))
-            .collect();
-        for item in nodes["items"].as_array().into_iter().flatten() {
-            let Some(name) = item["metadata"]["name"].as_str() else {
-                continue;
-            };
-            let Some(kubelet) = item["status"]["nodeInfo"]["kubeletVersion"]
-                .as_str()
-                .and_then(|v| KubeVersion::parse(v).ok())
-            else {
-                continue;
-            };
-            let mut node = match base.get(name) {
-                Some(n) => n.clone(),
-                None => match Node::worker(name, kubelet.clone()) {
-                    Ok(n) => n,
-                    Err(_) => continue,
-                },
-            };
-            node.versions.kubelet = Some(kubelet);
-            node.versions.kubeadm = None;
-            node.versions.kubectl = None;
-            node.unschedulable = item["spec"]["unschedulable"].as_bool().unwrap_or(false);
-            node.ready = item["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            state.nodes.push(node);
-        }
-        for pod in pods["items"].as_array().into_iter().flatten() {
-            let Some(v) = image_version(pod) else {
-                continue;
-            };
-            let labels = &pod["metadata"]["labels"];
-            match (labels["component"].as_str(), labels["k8s-app"].as_str()) {
-                (Some(component), _) => {
-                    let Some(node) = pod["spec"]["nodeName"].as_str() else {
-                        continue;
-                    };
-                    let Some(n) = state.node_mut(node) else {
-                        continue;
-                    };
-                    let slot = match component {
-                        "kube-apiserver" => &mut n.versions.kube_apiserver,
-                        "kube-controller-manager" => &mut n.versions.kube_controller_manager,
-                        "kube-scheduler" => &mut n.versions.kube_scheduler,
-                        "etcd" => &mut n.versions.etcd,
-                        _ => continue,
-                    };
-                    *slot = Some(v);
-                }
-                (None, Some("kube-proxy")) => {
-                    let a = &mut state.addons.kube_proxy;
-                    if a.as_ref().is_none_or(|cur| v < *cur) {
-                        *a = Some(v);
-                    }
-                }
-                (None, Some("kube-dns")) => state.addons.coredns = Some(v),
-                _ => {}
-            }
-        }
-        Ok(state)
-    }
-
-    async fn cordon(&self, node: &NodeName) -> Result<(), OpsError> {
-        self.call(Self::kubectl(
-            ["cordon", node.as_str()],
-            Duration::from_secs(60),
-        ))
-        .await
-        .map(|_| ())
-    }
-
-    async fn uncordon(&self, node: &NodeName) -> Result<(), OpsError> {
-        self.call(Self::kubectl(
-            ["uncordon", node.as_str()],
-            Duration::from_secs(60),
-        ))
-        .await
-        .map(|_| ())
-    }
-
-    async fn drain(&self, node: &NodeName, o: &DrainOptions) -> Result<DrainReport, OpsError> {
-        let mut args = vec!["drain".to_string(), node.to_string()];
-        if o.ignore_daemonsets {
-            args.push("--ignore-daemonsets".into());
-        }
-        if o.delete_emptydir_data {
-            args.push("--delete-emptydir-data".into());
-        }
-        if o.force {
-            args.push("--force".into());
-        }
-        if let Some(g) = o.grace_period_seconds {
-            args.push(format!("--grace-period={g}"));
-        }
-        args.push(format!("--timeout={}s", o.timeout_seconds));
-        let timeout = Duration::from_secs(o.timeout_seconds + 60);
-        let text = self.call(Self::kubectl(args, timeout)).await?;
-        let mut report = DrainReport::default();
-        for line in text.lines() {
-            // `pod/web-1 evicted`
-            if let Some(name) = line
-                .strip_prefix("pod/")
-                .and_then(|l| l.strip_suffix(" evicted"))
-            {
-                report.evicted.push(kupgrade_core::ports::PodRef {
-                    namespace: String::new(),
-                    name: name.to_string(),
-                });
-            }
-        }
-        Ok(report)
-    }
-
-    async fn wait_ready(
-        &self,
-        node: &NodeName,
-        version: &KubeVersion,
-        timeout: Duration,
-    ) -> Result<(), OpsError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let item = self
-                .json(&["get", "node", node.as_str(), "-o", "json"])
-                .await?;
-            let ready = item["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True");
-            let at = item["status"]["nodeInfo"]["kubeletVersion"]
-                .as_str()
-                .and_then(|v| KubeVersion::parse(v).ok())
-                .is_some_and(|v| v.release() == version.release());
-            if ready && at {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(OpsError::TimedOut {
-                    what: format!("node {node} to be Ready at {version}"),
-                    after: timeout,
-                });
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
     }
 }

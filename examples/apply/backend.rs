@@ -1,0 +1,197 @@
+//! The apply example's ports for each executor, with and without `--kubeconfig`.
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use kupgrade_core::plan::{Strategy, UpgradePlan};
+use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider};
+use kupgrade_core::{ClusterState, NodeName, SshTarget};
+use kupgrade_exec::sim::{SimCluster, Workload};
+use kupgrade_exec::{LocalRunner, NodeEnv, SshConfig, SshRunner};
+use kupgrade_kube::{KubeClusterOps, PodRunner};
+
+use super::kubectl_ops::KubectlOps;
+use super::{Args, Executor};
+
+/// The ports for the chosen executor.
+pub(crate) struct Backend {
+    pub(crate) runner: Arc<dyn CommandRunner>,
+    pub(crate) ops: Arc<dyn ClusterOperations>,
+    pub(crate) provider: Option<Arc<dyn NodeProvider>>,
+    pub(crate) sim: Option<SimCluster>,
+}
+
+/// Where the cluster's state comes from.
+pub(crate) enum Source {
+    /// An inventory file (no `--kubeconfig`).
+    Inventory,
+    /// The Kubernetes API (`--kubeconfig`), through these operations; `overlay` is the
+    /// `--cluster` inventory given beside it, if any (SSH targets only).
+    Live {
+        ops: Box<KubeClusterOps>,
+        overlay: Option<Box<ClusterState>>,
+    },
+}
+
+impl Backend {
+    pub(crate) async fn new(
+        args: &Args,
+        cluster: &ClusterState,
+        plan: &UpgradePlan,
+        source: &Source,
+    ) -> anyhow::Result<Self> {
+        let kubectl_node = || -> anyhow::Result<NodeName> {
+            args.kubectl_node
+                .clone()
+                .or_else(|| cluster.control_plane().next().map(|n| n.name.clone()))
+                .context("the inventory has no control-plane node to run kubectl on")
+        };
+        // The cluster operations of the real executors: the API with --kubeconfig, kubectl
+        // on a node (over the executor's runner) without.
+        let ops = |runner: &Arc<dyn CommandRunner>| -> anyhow::Result<Arc<dyn ClusterOperations>> {
+            Ok(match source {
+                Source::Live { ops, .. } => Arc::new(ops.as_ref().clone()),
+                Source::Inventory => Arc::new(KubectlOps::new(
+                    runner.clone(),
+                    kubectl_node()?,
+                    cluster.clone(),
+                )),
+            })
+        };
+        if plan.options.strategy == Strategy::Replace && args.executor != Executor::Sim {
+            eprintln!(
+                "note: the {:?} executor has no node provider: provisioning steps will fail",
+                args.executor
+            );
+        }
+        match args.executor {
+            Executor::Sim => {
+                if matches!(source, Source::Live { .. }) {
+                    bail!(
+                        "--executor sim simulates an inventory, not a live cluster: with --kubeconfig use --executor ssh, pod or local"
+                    );
+                }
+                let sim = match &args.sim_state {
+                    Some(path) if args.resume && path.exists() => SimCluster::load(path)?,
+                    Some(path) => SimCluster::new(cluster.clone())
+                        .with_workload(&Workload::sample())
+                        .persist_to(path)?,
+                    None => SimCluster::new(cluster.clone()).with_workload(&Workload::sample()),
+                };
+                let sim = sim.with_speed(args.sim_speed.max(0.0));
+                let s = Arc::new(sim.clone());
+                Ok(Backend {
+                    runner: s.clone(),
+                    ops: s.clone(),
+                    provider: Some(s),
+                    sim: Some(sim),
+                })
+            }
+            Executor::Ssh => {
+                let mut config = SshConfig::new();
+                if let Some(u) = &args.ssh_user {
+                    config = config.user(u);
+                }
+                if let Some(k) = &args.ssh_key {
+                    config = config.identity_file(k);
+                }
+                if let Some(k) = &args.known_hosts {
+                    config = config.known_hosts_file(k);
+                }
+                let runner = SshRunner::new(config)?;
+                let runner = match source {
+                    Source::Inventory => runner.with_cluster(cluster),
+                    Source::Live { overlay, .. } => runner.with_targets(ssh_targets(
+                        cluster,
+                        overlay.as_deref(),
+                        args.ssh_node_names,
+                    )?),
+                };
+                let runner: Arc<dyn CommandRunner> = Arc::new(runner);
+                Ok(Backend {
+                    ops: ops(&runner)?,
+                    runner,
+                    provider: None,
+                    sim: None,
+                })
+            }
+            Executor::Pod => {
+                let Source::Live { ops: live, .. } = source else {
+                    bail!(
+                        "--executor pod runs node commands in pods through the Kubernetes API: it needs --kubeconfig"
+                    );
+                };
+                let runner: Arc<dyn CommandRunner> = Arc::new(
+                    PodRunner::new(live.client().clone())
+                        .namespace(&args.pod_namespace)
+                        .image(&args.pod_image),
+                );
+                Ok(Backend {
+                    ops: ops(&runner)?,
+                    runner,
+                    provider: None,
+                    sim: None,
+                })
+            }
+            Executor::Local => {
+                let root = args.sandbox.clone().context("--sandbox is required")?;
+                let runner: Arc<dyn CommandRunner> = Arc::new(
+                    LocalRunner::new()
+                        .allow_sudo()
+                        .with_node_env(move |node| NodeEnv::sandbox(&root, node)),
+                );
+                Ok(Backend {
+                    ops: ops(&runner)?,
+                    runner,
+                    provider: None,
+                    sim: None,
+                })
+            }
+        }
+    }
+}
+
+/// The SSH target of every node of the live `cluster`: the `ssh` fields of the node of the
+/// same name in the `--cluster` overlay, else (with `--ssh-node-names`) the node name itself.
+/// A node with neither is an error naming it: kupgrade never guesses where to log in.
+fn ssh_targets(
+    cluster: &ClusterState,
+    overlay: Option<&ClusterState>,
+    by_node_name: bool,
+) -> anyhow::Result<Vec<(NodeName, SshTarget)>> {
+    let mut targets = Vec::new();
+    let mut missing = Vec::new();
+    for node in &cluster.nodes {
+        let from_overlay = overlay
+            .and_then(|o| o.nodes.iter().find(|n| n.name == node.name))
+            .and_then(|n| n.ssh.clone());
+        match from_overlay {
+            Some(t) => targets.push((node.name.clone(), t)),
+            None if by_node_name => targets.push((
+                node.name.clone(),
+                SshTarget {
+                    host: Some(node.name.to_string()),
+                    port: None,
+                    user: None,
+                },
+            )),
+            None => missing.push(node.name.to_string()),
+        }
+    }
+    if let Some(o) = overlay {
+        for n in &o.nodes {
+            if !cluster.nodes.iter().any(|c| c.name == n.name) {
+                eprintln!(
+                    "note: node {} of the --cluster inventory is not in the live cluster; ignored",
+                    n.name
+                );
+            }
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "no SSH target for node(s) {}: give each an `ssh:` entry in a --cluster inventory (matched by node name), or pass --ssh-node-names to log in at the node name",
+            missing.join(", ")
+        );
+    }
+    Ok(targets)
+}
