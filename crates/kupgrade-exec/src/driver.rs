@@ -482,10 +482,12 @@ impl Driver {
                 .ok_or_else(|| Failure::new(FailureKind::Other, format!("{id} names no node")))
         };
         let started = |command: String| {
-            self.emit(vec![Event::CommandStarted {
-                task: id.clone(),
-                command,
-            }])
+            if self.events.is_some() {
+                self.emit(vec![Event::CommandStarted {
+                    task: id.clone(),
+                    command,
+                }])
+            }
         };
         let output = |line: String| {
             self.emit(vec![Event::CommandOutput {
@@ -499,7 +501,9 @@ impl Driver {
                 let node = node()?;
                 for spec in commands {
                     let line = spec.to_shell_line();
-                    started(line.clone());
+                    if self.events.is_some() {
+                        started(line.clone());
+                    }
                     let sink = match &self.events {
                         Some(tx) => {
                             let tx = tx.clone();
@@ -558,6 +562,39 @@ impl Driver {
                     .wait_ready(&node, version, *timeout)
                     .await
                     .map_err(ops_failure)
+            }
+            Work::WaitKubeProxyRollout { version, timeout } => {
+                started(task.work.describe());
+                let deadline = tokio::time::Instant::now() + *timeout;
+                loop {
+                    let state = self.ops.state().await.map_err(ops_failure)?;
+                    let want = version.as_ref().or(state.addons.kube_proxy.as_ref());
+                    let behind: Vec<String> = state
+                        .nodes
+                        .iter()
+                        .filter_map(|n| {
+                            let running = state.kube_proxy_on(n)?;
+                            (want.is_some_and(|w| w.release() != running.release()))
+                                .then(|| format!("{} ({running})", n.name))
+                        })
+                        .collect();
+                    if behind.is_empty() {
+                        return Ok(());
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        let shown: Vec<&str> = behind.iter().take(5).map(String::as_str).collect();
+                        return Err(Failure::new(
+                            FailureKind::TimedOut,
+                            format!(
+                                "after {}s kube-proxy still runs another version on {} node(s): {}",
+                                timeout.as_secs(),
+                                behind.len(),
+                                shown.join(", ")
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
             }
             Work::Provision { template, version } => {
                 let node = node()?;

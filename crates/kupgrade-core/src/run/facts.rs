@@ -31,6 +31,7 @@ pub(crate) struct View<'a> {
     policy: &'a dyn SkewPolicy,
     tolerated: &'a HashSet<ViolationKey>,
     errors: Option<Vec<Violation>>,
+    control_plane: Option<Vec<&'a Node>>,
 }
 
 impl<'a> View<'a> {
@@ -49,6 +50,7 @@ impl<'a> View<'a> {
             policy,
             tolerated,
             errors: None,
+            control_plane: None,
         }
     }
 
@@ -58,6 +60,13 @@ impl<'a> View<'a> {
 
     pub fn contains(&self, name: &NodeName) -> bool {
         self.index.contains_key(name.as_str())
+    }
+
+    /// The control-plane nodes (found once).
+    fn control_plane(&mut self) -> &[&'a Node] {
+        let state = self.state;
+        self.control_plane
+            .get_or_insert_with(|| state.control_plane().collect())
     }
 
     /// The policy errors that were not tolerated at the start.
@@ -141,7 +150,7 @@ impl<'a> View<'a> {
             }
             Fact::ControlPlaneStarted { version } => {
                 let mut seen = Vec::new();
-                for n in state.control_plane() {
+                for n in self.control_plane() {
                     if let Some(v) = &n.versions.kube_apiserver {
                         if same_release(v, version) {
                             return Verdict::Holds;
@@ -158,7 +167,7 @@ impl<'a> View<'a> {
             Fact::ControlPlaneAt { version } => {
                 let mut off = Vec::new();
                 let mut any = false;
-                for n in state.control_plane() {
+                for n in self.control_plane() {
                     if let Some(v) = &n.versions.kube_apiserver {
                         any = true;
                         if !same_release(v, version) {

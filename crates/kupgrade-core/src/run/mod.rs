@@ -208,6 +208,14 @@ pub enum Work {
         /// For at most this long.
         timeout: Duration,
     },
+    /// Wait until every node runs the kube-proxy DaemonSet's version (the driver watches
+    /// `ClusterOperations::state`).
+    WaitKubeProxyRollout {
+        /// The DaemonSet's version, when known (otherwise: whatever the DaemonSet runs).
+        version: Option<KubeVersion>,
+        /// For at most this long.
+        timeout: Duration,
+    },
     /// Create the task's node like `template` at `version` (`NodeProvider::provision`).
     Provision {
         /// The node it replaces, as the cluster showed it.
@@ -251,6 +259,13 @@ impl Work {
                     timeout.as_secs()
                 )
             }
+            Work::WaitKubeProxyRollout { version, timeout } => format!(
+                "wait until kube-proxy {} runs on every node (at most {}s)",
+                version
+                    .as_ref()
+                    .map_or("(the DaemonSet's version)".to_string(), ToString::to_string),
+                timeout.as_secs()
+            ),
             Work::Provision { template, version } => {
                 format!("provision a node like {} at {version}", template.name)
             }
@@ -431,6 +446,8 @@ pub struct Run {
     retries: BTreeSet<(Timestamp, usize, usize)>,
     stalled: bool,
     busy: HashSet<NodeName>,
+    /// Where each running task is (outcomes name tasks; steps may have thousands of nodes).
+    running: HashMap<TaskId, (usize, usize)>,
     settling: HashSet<NodeName>,
     presence: HashMap<NodeName, Presence>,
     baseline: Option<Baseline>,
@@ -568,6 +585,7 @@ impl Run {
             retries: BTreeSet::new(),
             stalled: false,
             busy: HashSet::new(),
+            running: HashMap::new(),
             settling: HashSet::new(),
             presence,
             baseline: None,
@@ -695,6 +713,7 @@ impl Run {
         self.retries.clear();
         self.in_flight = 0;
         self.busy.clear();
+        self.running.clear();
         let mut finished = vec![false; n];
         for (si, s) in self.steps.iter_mut().enumerate() {
             s.done = s
@@ -723,9 +742,12 @@ impl Run {
                     }
                     TaskState::Running { .. } => {
                         self.in_flight += 1;
-                        if let Some(node) = self.plan.steps[si].nodes.as_slice().get(ti) {
-                            self.busy.insert(node.clone());
+                        let node = self.plan.steps[si].nodes.as_slice().get(ti).cloned();
+                        if let Some(n) = &node {
+                            self.busy.insert(n.clone());
                         }
+                        let id = TaskId::new(self.plan.steps[si].id.clone(), node);
+                        self.running.insert(id, (si, ti));
                     }
                     TaskState::Failed | TaskState::Done => {}
                 }
@@ -983,6 +1005,7 @@ impl Run {
         if let Some(n) = &id.node {
             self.busy.insert(n.clone());
         }
+        self.running.insert(id.clone(), (si, ti));
         self.start_effects(si, ti);
         self.counts.started += 1;
         out.records.push(Record::new(
@@ -1245,12 +1268,13 @@ impl Run {
             task: outcome.task.clone(),
             attempt: outcome.attempt,
         };
-        let (si, ti) = self.locate(&outcome.task).map_err(|_| bad())?;
+        let (si, ti) = *self.running.get(&outcome.task).ok_or_else(bad)?;
         let t = &self.steps[si].tasks[ti];
         let since = match t.state {
             TaskState::Running { since } if t.attempts == outcome.attempt => since,
             _ => return Err(bad()),
         };
+        self.running.remove(&outcome.task);
         let mut out = Output::default();
         self.in_flight -= 1;
         self.stalled = false;
@@ -1750,6 +1774,13 @@ impl Run {
                 timeout: Duration::from_secs(*timeout_seconds),
             },
             Action::RemoveNodes => Work::Remove,
+            Action::WaitKubeProxyRollout {
+                version,
+                timeout_seconds,
+            } => Work::WaitKubeProxyRollout {
+                version: version.clone(),
+                timeout: Duration::from_secs(*timeout_seconds),
+            },
             Action::ProvisionNodes { version, templates } => {
                 let Some(template) = templates.as_slice().get(ti) else {
                     return Err(manual(format!(
@@ -1776,6 +1807,13 @@ impl Run {
                     template: Box::new(t.clone()),
                     version: version.clone(),
                 }
+            }
+            _ if step.action.executor() != Executor::Node => {
+                // An action this run does not know how to carry out (a newer plan format).
+                return Err(manual(format!(
+                    "this version of kupgrade's run cannot carry out `{}`: do it by hand",
+                    step.action.describe()
+                )));
             }
             _ => {
                 let Some(name) = &node else {
@@ -1845,7 +1883,9 @@ fn deadline(work: &Work) -> Option<Duration> {
             .map(|d| d + SLACK),
         Work::Cordon | Work::Uncordon => Some(Duration::from_secs(300)),
         Work::Drain { options } => Some(Duration::from_secs(options.timeout_seconds) + SLACK),
-        Work::WaitReady { timeout, .. } => Some(*timeout + SLACK),
+        Work::WaitReady { timeout, .. } | Work::WaitKubeProxyRollout { timeout, .. } => {
+            Some(*timeout + SLACK)
+        }
         Work::Provision { .. } | Work::Remove => Some(Duration::from_secs(3600)),
     }
 }

@@ -161,6 +161,8 @@ pub(crate) struct Inner {
     ops: u64,
     reschedule: bool,
     cursor: usize,
+    rollout_pending: bool,
+    control_plane: Vec<usize>,
 }
 
 impl Inner {
@@ -177,7 +179,15 @@ impl Inner {
             ops: 0,
             reschedule: true,
             cursor: 0,
+            rollout_pending: false,
+            control_plane: Vec::new(),
         };
+        inner.rollout_pending = inner
+            .state
+            .cluster
+            .nodes
+            .iter()
+            .any(|n| n.versions.kube_proxy.is_some());
         inner.reindex();
         inner
     }
@@ -191,6 +201,29 @@ impl Inner {
             .enumerate()
             .map(|(i, n)| (n.name.clone(), i))
             .collect();
+        self.control_plane = self
+            .state
+            .cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.is_control_plane())
+            .map(|(i, _)| i)
+            .collect();
+    }
+
+    /// The control-plane nodes.
+    pub fn control_plane(&self) -> impl Iterator<Item = &Node> + '_ {
+        self.control_plane
+            .iter()
+            .map(|&i| &self.state.cluster.nodes[i])
+    }
+
+    /// The oldest API server.
+    pub fn apiserver_min(&self) -> Option<&KubeVersion> {
+        self.control_plane()
+            .filter_map(|n| n.versions.kube_apiserver.as_ref())
+            .min()
     }
 
     fn now_ms(&self) -> u64 {
@@ -222,7 +255,7 @@ impl Inner {
         self.state
             .kubeadm_config
             .clone()
-            .or_else(|| self.state.cluster.apiserver_min().cloned())
+            .or_else(|| self.apiserver_min().cloned())
     }
 
     pub fn problem(&mut self, text: String) {
@@ -235,18 +268,37 @@ impl Inner {
         if !n.ready {
             return false;
         }
-        let never = self.state.faults.iter().any(|f| {
-            f.kind == FaultKind::NeverReady
-                && f.applies(&n.name, None)
-                && self
-                    .state
-                    .hosts
-                    .get(&n.name)
-                    .is_some_and(|h| h.ready_at_ms.is_some())
-        });
-        match self.state.hosts.get(&n.name).and_then(|h| h.ready_at_ms) {
-            Some(t) => !never && self.now_ms() >= t,
-            None => true,
+        let Some(at) = self.state.hosts.get(&n.name).and_then(|h| h.ready_at_ms) else {
+            return true;
+        };
+        self.ready_at(&n.name, at)
+    }
+
+    /// Whether a node whose kubelet restarted, Ready again at `at`, is Ready now.
+    fn ready_at(&self, name: &NodeName, at: u64) -> bool {
+        let never = self
+            .state
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::NeverReady && f.applies(name, None));
+        !never && self.now_ms() >= at
+    }
+
+    /// A kube-proxy rollout under way at the start finishes after
+    /// [`Timings::daemonset_rollout`].
+    fn finish_rollout(&mut self) {
+        if !self.rollout_pending
+            || self.now_ms() < self.timings.daemonset_rollout.as_millis() as u64
+        {
+            return;
+        }
+        self.rollout_pending = false;
+        let mut changed = false;
+        for n in &mut self.state.cluster.nodes {
+            changed |= n.versions.kube_proxy.take().is_some();
+        }
+        if changed {
+            let _ = self.save();
         }
     }
 
@@ -476,12 +528,20 @@ impl SimCluster {
         inner.state.clone()
     }
 
-    /// The cluster as its API shows it now (what [`ClusterOperations::state`] returns).
+    /// The cluster as its API shows it now (what [`ClusterOperations::state`] returns). Like a
+    /// real API server, it does not know the operator's own kubectl (`kubectl` is `None`).
     pub fn cluster(&self) -> ClusterState {
-        let inner = self.lock();
+        let mut inner = self.lock();
+        inner.finish_rollout();
         let mut c = inner.state.cluster.clone();
-        for (i, n) in c.nodes.iter_mut().enumerate() {
-            n.ready = inner.ready(i);
+        c.kubectl = None;
+        // Only restarted kubelets can be NotReady for a while.
+        for (name, host) in &inner.state.hosts {
+            if let (Some(at), Some(&i)) = (host.ready_at_ms, inner.index.get(name))
+                && c.nodes[i].ready
+            {
+                c.nodes[i].ready = inner.ready_at(name, at);
+            }
         }
         c
     }

@@ -274,6 +274,9 @@ pub struct Timings {
     pub remove: Duration,
     /// How often `wait_ready` looks.
     pub poll: Duration,
+    /// A kube-proxy rollout under way when the simulation starts (nodes whose kube-proxy
+    /// differs from the DaemonSet) finishes this long after it started.
+    pub daemonset_rollout: Duration,
 }
 
 impl Default for Timings {
@@ -296,6 +299,7 @@ impl Default for Timings {
             provision: s(180),
             remove: s(30),
             poll: s(2),
+            daemonset_rollout: s(60),
         }
     }
 }

@@ -492,7 +492,7 @@ fn upgrade_control_plane(inner: &mut Inner, node: &NodeName, v: &KubeVersion) {
         .get(&Package::Kubeadm)
         .cloned()
         .unwrap_or_else(|| v.clone());
-    let behind = inner.state.cluster.control_plane().any(|c| {
+    let behind = inner.control_plane().any(|c| {
         c.versions
             .kube_apiserver
             .as_ref()
@@ -546,7 +546,7 @@ fn restart_kubelet(inner: &mut Inner, node: &NodeName, now_ms: u64) {
             ));
         }
     }
-    if let Some(api) = inner.state.cluster.apiserver_min()
+    if let Some(api) = inner.apiserver_min()
         && installed.minor() > api.minor()
     {
         let api = api.clone();

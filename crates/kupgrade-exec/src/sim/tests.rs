@@ -678,3 +678,39 @@ async fn the_simulation_passes_the_cluster_operations_conformance_suite() {
     };
     run_all(&fixture, &Capabilities::default()).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unfinished_kube_proxy_rollout_is_waited_for() {
+    let mut cluster = ha();
+    cluster.node_mut("worker-2").unwrap().versions.kube_proxy = Some(v("v1.28.8"));
+    let plan = Arc::new(
+        PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
+            .options(PlanOptions {
+                allow_unsupported_target: true,
+                ..PlanOptions::default()
+            })
+            .plan(&cluster)
+            .unwrap(),
+    );
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| s.id.as_str().ends_with("kube-proxy-rollout"))
+    );
+    let sim = SimCluster::new(cluster.clone());
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    assert_eq!(out.finished, Finished::Completed, "{}", out.finished);
+    // A rollout that never finishes makes the wait time out, and the run halt.
+    let stuck = SimCluster::new(cluster).with_timings(Timings {
+        daemonset_rollout: std::time::Duration::from_secs(86_400),
+        ..Timings::default()
+    });
+    let out = drive_with(driver(&stuck), &plan, &mut Vec::new()).await;
+    let report = out.finished.report().expect("halted");
+    assert!(
+        report
+            .summary
+            .contains("kube-proxy still runs another version on 1 node(s): worker-2 (v1.28.8)"),
+        "{report}"
+    );
+}
