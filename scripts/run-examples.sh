@@ -43,17 +43,54 @@ run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-u
 run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-unsupported-target \
   --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json" --resume
 
-# discover: the live test apiserver, seeded first with a small kubeadm-shaped demo cluster
-# (testenv.sh writes the kubeconfig, token and CA into one directory).
+# The live test apiserver, seeded first with a small kubeadm-shaped demo cluster (testenv.sh
+# writes the kubeconfig, token and CA into one directory): discover it, plan from it, and
+# upgrade it for real, one minor, with node sandboxes standing in for the machines
+# (scripts/demo-sandboxes.sh: their systemctl and kubeadm stubs patch the API as a kubelet and
+# kubeadm would); cordon, drain (through the Eviction API), uncordon and the wait for Ready go
+# through the API. Then check that the cluster really changed.
 if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
+  LIVE_START=$SECONDS
+  KC=$KUPGRADE_TEST_KUBECONFIG
+  TESTDIR=$(dirname "$KC")
   echo "+ scripts/seed-demo-cluster.sh"
-  scripts/seed-demo-cluster.sh "$(dirname "$KUPGRADE_TEST_KUBECONFIG")" 2>"$OUT/seed" ||
+  scripts/seed-demo-cluster.sh "$TESTDIR" 2>"$OUT/seed" ||
     { cat "$OUT/seed" >&2; echo "seeding the demo cluster failed" >&2; exit 1; }
-  run discover -- --kubeconfig "$KUPGRADE_TEST_KUBECONFIG"
+  run discover -- --kubeconfig "$KC"
+  LIVE=(--kubeconfig "$KC" --date "$DATE" --target 1.30 --allow-unsupported-target)
+  run plan -- "${LIVE[@]}"
+  run plan -- "${LIVE[@]}" --format json
+  run apply -- "${LIVE[@]}" --executor ssh --ssh-node-names --dry-run
+  echo "+ scripts/demo-sandboxes.sh"
+  scripts/demo-sandboxes.sh "$OUT/sandboxes" "$TESTDIR" demo-cp-1 demo-w-1 demo-w-2 2>"$OUT/sandboxes.log" ||
+    { cat "$OUT/sandboxes.log" >&2; echo "making the node sandboxes failed" >&2; exit 1; }
+  run apply -- "${LIVE[@]}" --executor local --sandbox "$OUT/sandboxes" \
+    --drain-grace-period 0 --drain-timeout 60 --journal "$OUT/live.journal"
+  # What the API shows now: every kubelet and the control plane at v1.30.14, nothing cordoned,
+  # the workload pods evicted from the workers, the DaemonSet pods left in place.
+  run discover -- --kubeconfig "$KC" --json
+  fail() { cat "$OUT/out"; echo "after the live apply: $*" >&2; exit 1; }
+  [ "$(grep -c '"kubelet": "v1.30.14"' "$OUT/out")" = 3 ] || fail "not every kubelet reports v1.30.14"
+  ! grep -q '"kubelet": "v1.29\|"kubelet": "v1.28' "$OUT/out" || fail "a kubelet still reports an old version"
+  grep -q '"kube-apiserver": "v1.30.14"' "$OUT/out" || fail "kube-apiserver is not at v1.30.14"
+  grep -q '"kube-proxy": "v1.30.14"' "$OUT/out" || fail "kube-proxy is not at v1.30.14"
+  ! grep -q '"unschedulable": true' "$OUT/out" || fail "a node is left cordoned"
+  TOKEN=$(awk -F, '$2 == "admin" { print $1; exit }' "$TESTDIR/tokens.csv")
+  pod_status() {
+    curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$TESTDIR/certs/apiserver.crt" \
+      -H "Authorization: Bearer $TOKEN" "$KUPGRADE_TEST_APISERVER_URL/api/v1/namespaces/$1/pods/$2"
+  }
+  for node in demo-w-1 demo-w-2; do
+    [ "$(pod_status default "demo-web-$node")" = 404 ] || fail "pod default/demo-web-$node was not evicted"
+    [ "$(pod_status kube-system "kube-proxy-$node")" = 200 ] || fail "the drain removed DaemonSet pod kube-proxy-$node"
+  done
+  grep -q '^kubeadm upgrade apply v1.30.14' "$OUT/sandboxes/demo-cp-1/log" ||
+    fail "kubeadm upgrade apply did not run on demo-cp-1"
+  echo "  live apply checked: 3 kubelets at v1.30.14, control plane and kube-proxy at v1.30.14, none cordoned, 2 pods evicted ($((SECONDS - LIVE_START)) s for the live steps)"
 elif [ "${KUPGRADE_REQUIRE_REAL_SERVERS:-0}" = 1 ]; then
-  echo "discover needs KUPGRADE_TEST_KUBECONFIG (scripts/test.sh starts a test apiserver)" >&2
+  echo "discover, plan and apply --kubeconfig need KUPGRADE_TEST_KUBECONFIG (scripts/test.sh starts a test apiserver)" >&2
   exit 1
 else
-  echo "not run: discover (no test apiserver; scripts/test.sh starts one)"
+  echo "not run: discover, plan --kubeconfig, apply --kubeconfig (no test apiserver; scripts/test.sh starts one)"
 fi
 echo "examples: $n passed, 0 failed"

@@ -13,9 +13,14 @@
 #             kube-controller-manager, kube-scheduler v1.29.15, etcd 3.5.10-0 (stacked)
 #   config    ConfigMap kube-system/kubeadm-config (ClusterConfiguration, etcd.local)
 #   add-ons   DaemonSet kube-system/kube-proxy v1.29.15, Deployment kube-system/coredns v1.11.1
+#   workload  for drains to evict: pods default/demo-web-NODE on each worker (controlled by a
+#             ReplicaSet) and kube-system/kube-proxy-NODE on every node (controlled by the
+#             DaemonSet, which drains leave); no controller runs, so an evicted pod stays gone
 # Discovery reads only image tags, labels and spec.nodeName from pods, so pod status is not set.
-# Idempotent: an object that already exists (409) is left as it is; status patches are re-applied.
-# Any other HTTP error stops the script with the server's response.
+# Idempotent, and it resets what an upgrade changes: an object that already exists (409) is
+# left as it is, then node status, spec.unschedulable and every image tag are patched back to
+# the versions above; evicted pods are created again. Any other HTTP error stops the script
+# with the server's response.
 set -euo pipefail
 
 log() { printf 'seed-demo-cluster: %s\n' "$*" >&2; }
@@ -47,10 +52,12 @@ done <"$DIR/tokens.csv"
 RESP=$(mktemp)
 trap 'rm -f "$RESP"' EXIT
 
-# api METHOD PATH BODY: sends BODY (JSON); POSTs accept 409 AlreadyExists, PATCHes are merge patches.
+# api METHOD PATH BODY [PATCH-TYPE]: sends BODY (JSON); POSTs accept 409 AlreadyExists,
+# PATCHes are merge patches unless PATCH-TYPE says `strategic` (containers merged by name).
 api() {
   local method=$1 path=$2 body=$3 ctype=application/json code
   [[ $method == PATCH ]] && ctype=application/merge-patch+json
+  [[ ${4:-} == strategic ]] && ctype=application/strategic-merge-patch+json
   code=$(curl -sS --max-time 10 --cacert "$CA" -H "Authorization: Bearer $TOKEN" \
     -H "Content-Type: $ctype" -X "$method" --data-binary "$body" -o "$RESP" -w '%{http_code}' \
     "$URL$path") || die "$method $path: curl failed"
@@ -89,6 +96,7 @@ node() {
 }
 EOF
 )"
+  api PATCH "/api/v1/nodes/$name" '{"spec":{"unschedulable":null}}'
   api PATCH "/api/v1/nodes/$name/status" "$(cat <<EOF
 {
   "status": {
@@ -133,7 +141,31 @@ static_pod() {
 }
 EOF
 )"
+  api PATCH "/api/v1/namespaces/$NS/pods/$component-$node" \
+    "{\"spec\":{\"containers\":[{\"name\":\"$component\",\"image\":\"$image\"}]}}" strategic
   log "pod $NS/$component-$node: $image"
+}
+
+# owned_pod NAMESPACE NAME NODE IMAGE OWNER-KIND OWNER-NAME: a pod bound to NODE, as its
+# controller would have created it (the owner is only named: no controller runs here).
+owned_pod() {
+  local ns=$1 name=$2 node=$3 image=$4 kind=$5 owner=$6
+  api POST "/api/v1/namespaces/$ns/pods" "$(cat <<EOF
+{
+  "apiVersion": "v1", "kind": "Pod",
+  "metadata": {
+    "name": "$name", "namespace": "$ns", "labels": { "app": "$owner" },
+    "ownerReferences": [{ "apiVersion": "apps/v1", "kind": "$kind", "name": "$owner",
+      "uid": "00000000-0000-4000-8000-000000000001", "controller": true }]
+  },
+  "spec": {
+    "nodeName": "$node",
+    "containers": [{ "name": "main", "image": "$image" }]
+  }
+}
+EOF
+)"
+  log "pod $ns/$name on $node ($kind $owner)"
 }
 
 # workload KIND(DaemonSet|Deployment) PLURAL NAME IMAGE
@@ -153,6 +185,8 @@ workload() {
 }
 EOF
 )"
+  api PATCH "/apis/apps/v1/namespaces/$NS/$plural/$name" \
+    "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"$name\",\"image\":\"$image\"}]}}}}" strategic
   log "${kind,,} $NS/$name: $image"
 }
 
@@ -179,4 +213,11 @@ log "configmap $NS/kubeadm-config: clusterName demo, stacked etcd"
 
 workload DaemonSet daemonsets kube-proxy "registry.k8s.io/kube-proxy:$KUBE"
 workload Deployment deployments coredns registry.k8s.io/coredns/coredns:v1.11.1
+
+for n in demo-cp-1 demo-w-1 demo-w-2; do
+  owned_pod "$NS" "kube-proxy-$n" "$n" "registry.k8s.io/kube-proxy:$KUBE" DaemonSet kube-proxy
+done
+for n in demo-w-1 demo-w-2; do
+  owned_pod default "demo-web-$n" "$n" registry.k8s.io/pause:3.9 ReplicaSet demo-web-5d8f7c
+done
 log "done: $URL"
