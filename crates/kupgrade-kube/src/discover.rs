@@ -465,7 +465,7 @@ fn read_node(n: &KNode, problems: &mut Problems) -> Option<Node> {
         } else {
             Role::Worker
         }],
-        labels,
+        labels: labels.into(),
         os,
         versions: NodeVersions {
             kubelet,

@@ -220,7 +220,7 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
     for cp in &cps {
         let name = scope.node_name(cp.suffix);
         want.nodes.push(Node {
-            labels: node_labels(&scope, &name, true, Some(cp.zone)),
+            labels: node_labels(&scope, &name, true, Some(cp.zone)).into(),
             roles: vec![Role::ControlPlane],
             os: Os {
                 family: OsFamily::Debian,
@@ -241,7 +241,7 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
         });
     }
     want.nodes.push(Node {
-        labels: node_labels(&scope, &w1, false, Some("zone-a")),
+        labels: node_labels(&scope, &w1, false, Some("zone-a")).into(),
         roles: vec![Role::Worker],
         os: Os {
             family: OsFamily::Rhel,
@@ -257,7 +257,7 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
         name: w1,
     });
     want.nodes.push(Node {
-        labels: node_labels(&scope, &w2, false, None),
+        labels: node_labels(&scope, &w2, false, None).into(),
         roles: vec![Role::Worker],
         os: Os {
             family: OsFamily::Other,
