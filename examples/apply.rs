@@ -17,6 +17,15 @@
 //! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --ssh-node-names --dry-run
 //! ```
 //!
+//! On the test apiserver (`scripts/testenv.sh up DIR`, `scripts/seed-demo-cluster.sh DIR`), with
+//! sandboxes standing in for the nodes, as `scripts/run-examples.sh` runs it:
+//!
+//! ```text
+//! scripts/demo-sandboxes.sh /tmp/sb DIR demo-cp-1 demo-w-1 demo-w-2
+//! cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb \
+//!   --target 1.30 --allow-unsupported-target --drain-grace-period 0
+//! ```
+//!
 //! # Executors
 //!
 //! - `--executor ssh` reaches each node over OpenSSH (one connection per node, strict host

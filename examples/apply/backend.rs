@@ -63,6 +63,16 @@ impl Backend {
                 args.executor
             );
         }
+        if let Source::Live {
+            overlay: Some(_), ..
+        } = source
+            && args.executor != Executor::Ssh
+        {
+            eprintln!(
+                "note: with --kubeconfig, --cluster only gives SSH targets: the {:?} executor ignores it",
+                args.executor
+            );
+        }
         match args.executor {
             Executor::Sim => {
                 if matches!(source, Source::Live { .. }) {
