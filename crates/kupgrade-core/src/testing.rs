@@ -66,9 +66,9 @@ pub fn minor() -> impl Strategy<Value = Minor> {
     (0u64..=40).prop_map(|m| Minor::new(1, m))
 }
 
-/// A version number: mostly small, sometimes anywhere in `u64`.
+/// A version number: mostly small, sometimes anywhere in `u32` (the largest a version holds).
 fn number() -> impl Strategy<Value = u64> {
-    prop_oneof![4 => 0u64..40, 1 => any::<u64>()]
+    prop_oneof![4 => 0u64..40, 1 => any::<u32>().prop_map(u64::from)]
 }
 
 /// A stable release with no suffix: `v1.M.P` with M up to 40.
@@ -78,7 +78,7 @@ pub fn stable_version() -> impl Strategy<Value = KubeVersion> {
 
 /// Any version the grammar allows: stable, pre-release (`-alpha.1`, `-rc.0`, `-beta.2.12`),
 /// vendor builds (`-eks-5e0fdde`, `-gke.1000000`, `-0`) and build metadata (`+k3s1`), with
-/// numbers from small to `u64::MAX`.
+/// numbers from small to `u32::MAX`.
 pub fn version() -> impl Strategy<Value = KubeVersion> {
     version_text().prop_map(|s| KubeVersion::parse(&s).expect("generated version text parses"))
 }
@@ -88,8 +88,9 @@ pub fn version_text() -> impl Strategy<Value = String> {
     let pre = (
         prop_oneof![Just("alpha"), Just("beta"), Just("rc")],
         proptest::option::of(0u64..20),
-        // Further identifiers start with a letter: `alpha.01` would print as `alpha.1`.
-        proptest::option::of("[a-z][a-z0-9]{0,3}(\\.[a-z0-9]{1,4}){0,2}"),
+        // Further identifiers start with a letter (else they would be the number), and
+        // numeric ones have no leading zero (the parser refuses `alpha.1.01`, as semver does).
+        proptest::option::of("[a-z][a-z0-9]{0,3}(\\.([a-z][a-z0-9]{0,3}|[1-9][0-9]{0,3}|0)){0,2}"),
     )
         .prop_map(|(phase, n, rest)| {
             let mut s = format!("-{phase}");

@@ -25,7 +25,7 @@
 //! and finally build metadata breaks the last ties the same way (none first). Use
 //! [`KubeVersion::release`] to compare releases while ignoring vendor and build parts.
 use std::cmp::Ordering;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -45,11 +45,31 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert!(v < "v1.29.4-rc.0".parse()?);
 /// # Ok::<(), kupgrade_core::VersionError>(())
 /// ```
+///
+/// # Size
+///
+/// A version is 32 bytes, and so is `Option<KubeVersion>`: the major and patch numbers are
+/// `u32` (the parser refuses larger ones; the minor keeps [`Minor`]'s full `u64` range) and the
+/// rare textual parts (pre-release, vendor suffix, build metadata) share one box that plain
+/// releases do without. A node lists up to nine versions and a
+/// cluster may have tens of thousands of nodes, so compact versions keep skew evaluation in
+/// cache.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KubeVersion {
-    major: u64,
     minor: u64,
-    patch: u64,
+    major: u32,
+    patch: u32,
+    /// The phase of `extra.pre` (stable without one), kept inline so that `phase` and
+    /// `is_stable` need no pointer chase; it also gives `Option<KubeVersion>` its niche.
+    phase: Phase,
+    /// `None` exactly when there is no pre-release, vendor suffix or build metadata, so that
+    /// equal versions are equal field by field.
+    extra: Option<Box<Extra>>,
+}
+
+/// The textual parts of a version, rare in practice (at least one is present).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Extra {
     pre: Option<PreRelease>,
     vendor: Option<Box<str>>,
     build: Option<Box<str>>,
@@ -155,15 +175,40 @@ fn cmp_idents(a: Option<&str>, b: Option<&str>) -> Ordering {
 
 impl KubeVersion {
     /// A stable version `major.minor.patch` with no suffix.
+    ///
+    /// # Panics
+    ///
+    /// If `major` or `patch` is larger than `u32::MAX` (4294967295). No Kubernetes, etcd or
+    /// CoreDNS version comes near; [`KubeVersion::parse`] refuses such input with an error
+    /// instead.
     pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
+        assert!(
+            major <= u32::MAX as u64 && patch <= u32::MAX as u64,
+            "KubeVersion::new: major and patch numbers are at most 4294967295"
+        );
         KubeVersion {
-            major,
+            major: major as u32,
             minor,
-            patch,
-            pre: None,
-            vendor: None,
-            build: None,
+            patch: patch as u32,
+            phase: Phase::Stable,
+            extra: None,
         }
+    }
+
+    /// `self` with these textual parts (replacing any it had).
+    fn with_parts(
+        mut self,
+        pre: Option<PreRelease>,
+        vendor: Option<Box<str>>,
+        build: Option<Box<str>>,
+    ) -> Self {
+        self.phase = pre.as_ref().map_or(Phase::Stable, |p| p.phase);
+        self.extra = if pre.is_none() && vendor.is_none() && build.is_none() {
+            None
+        } else {
+            Some(Box::new(Extra { pre, vendor, build }))
+        };
+        self
     }
 
     /// Parses a version; see the [module documentation](self) for the grammar.
@@ -173,7 +218,7 @@ impl KubeVersion {
 
     /// The major number (always 1 for Kubernetes so far).
     pub fn major(&self) -> u64 {
-        self.major
+        u64::from(self.major)
     }
     /// The minor number (`29` in `v1.29.3`).
     pub fn minor_number(&self) -> u64 {
@@ -181,55 +226,57 @@ impl KubeVersion {
     }
     /// The patch number.
     pub fn patch(&self) -> u64 {
-        self.patch
+        u64::from(self.patch)
     }
     /// The minor this version belongs to (`1.29` for `v1.29.3`).
     pub fn minor(&self) -> Minor {
-        Minor::new(self.major, self.minor)
+        Minor::new(u64::from(self.major), self.minor)
     }
     /// The pre-release tag, if any.
     pub fn pre_release(&self) -> Option<&PreRelease> {
-        self.pre.as_ref()
+        self.extra.as_ref().and_then(|e| e.pre.as_ref())
     }
     /// The release phase: alpha, beta, rc or stable.
     pub fn phase(&self) -> Phase {
-        self.pre.as_ref().map_or(Phase::Stable, |p| p.phase)
+        self.phase
     }
     /// True for released versions, vendor builds included.
     pub fn is_stable(&self) -> bool {
-        self.pre.is_none()
+        self.phase == Phase::Stable
     }
     /// The vendor suffix (`eks-5e0fdde` in `v1.29.3-eks-5e0fdde`), if any.
     pub fn vendor(&self) -> Option<&str> {
-        self.vendor.as_deref()
+        self.extra.as_ref().and_then(|e| e.vendor.as_deref())
     }
     /// The build metadata (`k3s1` in `v1.29.3+k3s1`), if any.
     pub fn build(&self) -> Option<&str> {
-        self.build.as_deref()
+        self.extra.as_ref().and_then(|e| e.build.as_deref())
     }
     /// The upstream release this version is (or is a build of): vendor suffix and build metadata
     /// removed, pre-release kept.
     pub fn release(&self) -> KubeVersion {
-        KubeVersion {
-            vendor: None,
-            build: None,
-            ..self.clone()
-        }
+        KubeVersion::new(self.major(), self.minor_number(), self.patch()).with_parts(
+            self.pre_release().cloned(),
+            None,
+            None,
+        )
     }
     /// The version without the leading `v`, as package managers and kubeadm's flags spell it
     /// (`1.29.3`, `1.30.0-rc.0`).
     pub fn to_plain_string(&self) -> String {
-        let s = self.to_string();
-        s[1..].to_string()
+        let mut s = String::new();
+        // Writing to a `String` cannot fail.
+        let _ = self.write_plain(&mut s);
+        s
     }
     /// The same version as a [`semver::Version`]. Vendor suffixes become build metadata there
     /// (semver would order them as pre-releases otherwise).
     pub fn to_semver(&self) -> semver::Version {
-        let mut v = semver::Version::new(self.major, self.minor, self.patch);
-        if let Some(p) = &self.pre {
+        let mut v = semver::Version::new(self.major(), self.minor_number(), self.patch());
+        if let Some(p) = self.pre_release() {
             v.pre = semver::Prerelease::new(&p.to_string()).unwrap_or(semver::Prerelease::EMPTY);
         }
-        let build: Vec<&str> = [self.vendor.as_deref(), self.build.as_deref()]
+        let build: Vec<&str> = [self.vendor(), self.build()]
             .into_iter()
             .flatten()
             .collect();
@@ -243,16 +290,28 @@ impl KubeVersion {
 
 impl Ord for KubeVersion {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.major, self.minor, self.patch)
-            .cmp(&(other.major, other.minor, other.patch))
-            .then_with(|| match (&self.pre, &other.pre) {
+        let numbers =
+            (self.major, self.minor, self.patch).cmp(&(other.major, other.minor, other.patch));
+        let (Some(a), Some(b)) = (&self.extra, &other.extra) else {
+            // At most one side has textual parts: a pre-release sorts first, a vendor build
+            // or build metadata after the plain release.
+            return numbers.then_with(|| match (&self.extra, &other.extra) {
+                (None, None) => Ordering::Equal,
+                (Some(a), _) if a.pre.is_some() => Ordering::Less,
+                (Some(_), _) => Ordering::Greater,
+                (_, Some(b)) if b.pre.is_some() => Ordering::Greater,
+                (_, Some(_)) => Ordering::Less,
+            });
+        };
+        numbers
+            .then_with(|| match (&a.pre, &b.pre) {
                 (None, None) => Ordering::Equal,
                 (None, Some(_)) => Ordering::Greater,
                 (Some(_), None) => Ordering::Less,
                 (Some(a), Some(b)) => a.cmp(b),
             })
-            .then_with(|| cmp_idents(self.vendor.as_deref(), other.vendor.as_deref()))
-            .then_with(|| cmp_idents(self.build.as_deref(), other.build.as_deref()))
+            .then_with(|| cmp_idents(a.vendor.as_deref(), b.vendor.as_deref()))
+            .then_with(|| cmp_idents(a.build.as_deref(), b.build.as_deref()))
     }
 }
 impl PartialOrd for KubeVersion {
@@ -265,25 +324,29 @@ impl fmt::Display for KubeVersion {
     /// Prints the canonical form with a leading `v` (width and alignment are honoured).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if f.width().is_some() {
-            let mut s = String::new();
-            self.write_to(&mut s)?;
+            let mut s = String::from("v");
+            self.write_plain(&mut s)?;
             return f.pad(&s);
         }
-        self.write_to(f)
+        f.write_char('v')?;
+        self.write_plain(f)
     }
 }
 
 impl KubeVersion {
-    fn write_to(&self, f: &mut impl fmt::Write) -> fmt::Result {
-        write!(f, "v{}.{}.{}", self.major, self.minor, self.patch)?;
-        if let Some(p) = &self.pre {
-            write!(f, "-{p}")?;
-        }
-        if let Some(v) = &self.vendor {
-            write!(f, "-{v}")?;
-        }
-        if let Some(b) = &self.build {
-            write!(f, "+{b}")?;
+    /// Writes the version without its leading `v`.
+    fn write_plain(&self, f: &mut impl fmt::Write) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)?;
+        if let Some(e) = &self.extra {
+            if let Some(p) = &e.pre {
+                write!(f, "-{p}")?;
+            }
+            if let Some(v) = &e.vendor {
+                write!(f, "-{v}")?;
+            }
+            if let Some(b) = &e.build {
+                write!(f, "+{b}")?;
+            }
         }
         Ok(())
     }
@@ -457,6 +520,8 @@ impl VersionError {
 }
 
 const MAX_LEN: usize = 256;
+/// The largest major or patch number a version holds.
+const SMALL: u64 = u32::MAX as u64;
 
 struct Parser<'a> {
     input: &'a str,
@@ -502,7 +567,9 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn number(&mut self, field: &str) -> Result<u64, VersionError> {
+    /// A number of at most `max`: versions keep major and patch numbers in `u32`s (see
+    /// `KubeVersion`'s size), minors in `u64`s.
+    fn number(&mut self, field: &str, max: u64) -> Result<u64, VersionError> {
         let rest = &self.input[self.pos..];
         let len = rest.bytes().take_while(u8::is_ascii_digit).count();
         if len == 0 {
@@ -517,7 +584,9 @@ impl<'a> Parser<'a> {
         }
         let n = digits
             .parse::<u64>()
-            .map_err(|_| self.err(format!("{field} is too large")))?;
+            .ok()
+            .filter(|&n| n <= max)
+            .ok_or_else(|| self.err(format!("{field} is too large")))?;
         self.pos += len;
         Ok(n)
     }
@@ -536,9 +605,9 @@ impl<'a> Parser<'a> {
     fn minor_only(mut self) -> Result<Minor, VersionError> {
         self.what = "minor";
         self.start()?;
-        let major = self.number("major")?;
+        let major = self.number("major", SMALL)?;
         self.expect_dot("major", "minor")?;
-        let minor = self.number("minor")?;
+        let minor = self.number("minor", u64::MAX)?;
         match self.peek() {
             None => Ok(Minor::new(major, minor)),
             Some('.') => Err(self.err("a minor has no patch (write 1.29, not 1.29.3)")),
@@ -548,12 +617,13 @@ impl<'a> Parser<'a> {
 
     fn version(mut self) -> Result<KubeVersion, VersionError> {
         self.start()?;
-        let major = self.number("major")?;
+        let major = self.number("major", SMALL)?;
         self.expect_dot("major", "minor")?;
-        let minor = self.number("minor")?;
+        let minor = self.number("minor", u64::MAX)?;
         self.expect_dot("minor", "patch")?;
-        let patch = self.number("patch")?;
-        let mut v = KubeVersion::new(major, minor, patch);
+        let patch = self.number("patch", SMALL)?;
+        let v = KubeVersion::new(major, minor, patch);
+        let (mut pre, mut vendor) = (None, None);
         match self.peek() {
             None => return Ok(v),
             Some('-') => {
@@ -574,6 +644,9 @@ impl<'a> Parser<'a> {
                 match phase {
                     Some(phase) => {
                         let tail = parts.next();
+                        if let Some(t) = tail {
+                            self.no_leading_zeros(t, self.pos + head.len() + 1)?;
+                        }
                         let (number, rest) = match tail {
                             None => (None, None),
                             Some(t) => {
@@ -585,26 +658,50 @@ impl<'a> Parser<'a> {
                                 }
                             }
                         };
-                        v.pre = Some(PreRelease {
+                        pre = Some(PreRelease {
                             phase,
                             number,
                             rest: rest.map(Into::into),
                         });
                     }
-                    None => v.vendor = Some(suffix.into()),
+                    None => vendor = Some(suffix.into()),
                 }
                 self.pos = end;
             }
             Some('+') => {}
             Some(c) => return Err(self.err(format!("unexpected character {c:?} in patch"))),
         }
+        let mut build = None;
         if self.peek() == Some('+') {
             self.pos += 1;
-            let build = &self.input[self.pos..];
-            self.idents(build, "build metadata", false)?;
-            v.build = Some(build.into());
+            let text = &self.input[self.pos..];
+            self.idents(text, "build metadata", false)?;
+            build = Some(text.into());
         }
-        Ok(v)
+        Ok(v.with_parts(pre, vendor, build))
+    }
+
+    /// Refuses numeric identifiers with a leading zero in the dot-separated pre-release tail
+    /// `tail` (which starts at byte `base`), as semver does: `alpha.01` would otherwise read
+    /// as `alpha.1`. Vendor suffixes and build metadata may have them (etcd's `-0`, commit
+    /// hashes).
+    fn no_leading_zeros(&mut self, tail: &str, base: usize) -> Result<(), VersionError> {
+        let mut at = base;
+        for (i, ident) in tail.split('.').enumerate() {
+            if ident.len() > 1
+                && ident.starts_with('0')
+                && ident.bytes().all(|b| b.is_ascii_digit())
+            {
+                self.pos = at;
+                return Err(self.err(if i == 0 {
+                    "leading zero in pre-release number".to_string()
+                } else {
+                    format!("leading zero in pre-release identifier {ident:?}")
+                }));
+            }
+            at += ident.len() + 1;
+        }
+        Ok(())
     }
 
     /// Checks a dot (and, when allowed, dash) separated list of non-empty `[0-9A-Za-z]`
@@ -713,6 +810,64 @@ mod tests {
         }
         assert_eq!(KubeVersion::parse("1.29.x").unwrap_err().offset(), 5);
         assert_eq!(
+            Minor::parse("4294967296.1").unwrap_err().to_string(),
+            r#""4294967296.1" is not a minor: major is too large"#
+        );
+    }
+
+    #[test]
+    fn numbers_with_a_leading_zero_are_refused_where_semver_refuses_them() {
+        for (input, msg, offset) in [
+            (
+                "v1.30.0-alpha.01",
+                r#""v1.30.0-alpha.01" is not a version: leading zero in pre-release number"#,
+                14,
+            ),
+            (
+                "v1.30.0-rc.00",
+                r#""v1.30.0-rc.00" is not a version: leading zero in pre-release number"#,
+                11,
+            ),
+            (
+                "v1.30.0-beta.1.007+abc",
+                r#""v1.30.0-beta.1.007+abc" is not a version: leading zero in pre-release identifier "007""#,
+                15,
+            ),
+            (
+                "v01.30.0",
+                r#""v01.30.0" is not a version: leading zero in major"#,
+                1,
+            ),
+            (
+                "1.30.00",
+                r#""1.30.00" is not a version: leading zero in patch"#,
+                5,
+            ),
+            (
+                "1.2.4294967296",
+                r#""1.2.4294967296" is not a version: patch is too large"#,
+                4,
+            ),
+        ] {
+            let err = KubeVersion::parse(input).unwrap_err();
+            assert_eq!(err.to_string(), msg);
+            assert_eq!(err.offset(), offset, "{input}");
+        }
+        // Zero itself, identifiers that are not all digits, vendor suffixes (etcd's image
+        // revision, commit hashes) and build metadata keep parsing, and print as written.
+        for text in [
+            "v1.30.0-alpha.0",
+            "v1.30.0-alpha.1.0",
+            "v1.30.0-alpha.1.0a",
+            "v3.5.9-0",
+            "v1.29.3-eks-0123456",
+            "v1.28.9-gke.0100",
+            "v1.29.3+k3s.01",
+            "v4294967295.18446744073709551615.4294967295",
+        ] {
+            assert_eq!(v(text).to_string(), text);
+        }
+        assert_eq!(
             Minor::parse("1.29.3").unwrap_err().to_string(),
             r#""1.29.3" is not a minor: a minor has no patch (write 1.29, not 1.29.3)"#
         );
@@ -740,6 +895,23 @@ mod tests {
         for w in sorted.windows(2) {
             assert!(v(w[0]) < v(w[1]), "{} < {}", w[0], w[1]);
         }
+    }
+
+    #[test]
+    fn versions_are_compact() {
+        assert!(
+            size_of::<KubeVersion>() <= 32,
+            "{}",
+            size_of::<KubeVersion>()
+        );
+        assert!(size_of::<Option<KubeVersion>>() <= 32);
+        // Plain releases need no box; the textual parts share one.
+        assert!(v("v1.29.3").extra.is_none());
+        assert!(v("v1.29.3+k3s1").extra.is_some());
+        assert_eq!(v("v1.29.3-eks-5e0fdde+b.1").release(), v("1.29.3"));
+        assert!(v("v1.29.3-eks-5e0fdde").release().extra.is_none());
+        assert_eq!(v("v1.30.0-rc.1+abc").release().to_string(), "v1.30.0-rc.1");
+        assert_eq!(format!("[{:>10}]", v("1.2.3")), "[    v1.2.3]");
     }
 
     #[test]
