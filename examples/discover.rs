@@ -97,7 +97,7 @@ fn table(cluster: &ClusterState) -> String {
         let role = n
             .roles
             .iter()
-            .map(ToString::to_string)
+            .map(|r| r.to_string())
             .collect::<Vec<_>>()
             .join(",");
         let mut status = if n.ready { "Ready" } else { "NotReady" }.to_string();

@@ -151,6 +151,134 @@ impl<'de> Deserialize<'de> for Labels {
     }
 }
 
+/// A node's roles: a set of [`Role`]s, stored in one byte (so copying a node allocates
+/// nothing for them). Written as a list (`[control-plane]`), in [`Role`] order.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Roles(u8);
+
+impl Roles {
+    const ALL: [Role; 2] = [Role::ControlPlane, Role::Worker];
+
+    fn bit(role: Role) -> u8 {
+        match role {
+            Role::ControlPlane => 1,
+            Role::Worker => 2,
+        }
+    }
+
+    /// No roles (a worker, by the inventory's convention).
+    pub fn new() -> Roles {
+        Roles(0)
+    }
+
+    /// Whether `role` is among them.
+    pub fn contains(&self, role: &Role) -> bool {
+        self.0 & Roles::bit(*role) != 0
+    }
+
+    /// Adds `role`; false if it was there already.
+    pub fn insert(&mut self, role: Role) -> bool {
+        let had = self.contains(&role);
+        self.0 |= Roles::bit(role);
+        !had
+    }
+
+    /// Removes `role`; false if it was not there.
+    pub fn remove(&mut self, role: Role) -> bool {
+        let had = self.contains(&role);
+        self.0 &= !Roles::bit(role);
+        had
+    }
+
+    /// Removes every role.
+    pub fn clear(&mut self) {
+        self.0 = 0;
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// The roles, in [`Role`] order.
+    pub fn iter(&self) -> impl Iterator<Item = Role> + '_ {
+        let set = *self;
+        Roles::ALL.into_iter().filter(move |r| set.contains(r))
+    }
+}
+
+impl fmt::Debug for Roles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Role> for Roles {
+    fn from(role: Role) -> Roles {
+        Roles(Roles::bit(role))
+    }
+}
+
+impl FromIterator<Role> for Roles {
+    fn from_iter<I: IntoIterator<Item = Role>>(iter: I) -> Roles {
+        let mut set = Roles::new();
+        for r in iter {
+            set.insert(r);
+        }
+        set
+    }
+}
+
+impl From<Vec<Role>> for Roles {
+    fn from(roles: Vec<Role>) -> Roles {
+        roles.into_iter().collect()
+    }
+}
+
+impl<const N: usize> From<[Role; N]> for Roles {
+    fn from(roles: [Role; N]) -> Roles {
+        roles.into_iter().collect()
+    }
+}
+
+impl PartialEq<Vec<Role>> for Roles {
+    fn eq(&self, other: &Vec<Role>) -> bool {
+        self.iter().eq(other.iter().copied())
+    }
+}
+
+impl Serialize for Roles {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Roles {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Roles, D::Error> {
+        Vec::<Role>::deserialize(deserializer).map(Roles::from)
+    }
+}
+
+/// The schema of a list of roles, inlined.
+impl JsonSchema for Roles {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        Vec::<Role>::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Vec::<Role>::json_schema(generator)
+    }
+}
+
 /// One node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -158,8 +286,8 @@ pub struct Node {
     /// The node's name (an RFC 1123 subdomain).
     pub name: NodeName,
     /// The node's roles; a node with no role is a worker.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub roles: Vec<Role>,
+    #[serde(default, skip_serializing_if = "Roles::is_empty")]
+    pub roles: Roles,
     /// Node labels (the zone is `topology.kubernetes.io/zone`).
     #[serde(default, skip_serializing_if = "Labels::is_empty")]
     pub labels: Labels,
@@ -353,7 +481,7 @@ impl Node {
     pub fn worker(name: &str, kubelet: KubeVersion) -> Result<Node, NodeNameError> {
         Ok(Node {
             name: name.parse()?,
-            roles: vec![Role::Worker],
+            roles: Role::Worker.into(),
             labels: Labels::default(),
             os: Os::default(),
             versions: NodeVersions {
@@ -376,7 +504,7 @@ impl Node {
         etcd: Option<KubeVersion>,
     ) -> Result<Node, NodeNameError> {
         let mut node = Node::worker(name, version.clone())?;
-        node.roles = vec![Role::ControlPlane];
+        node.roles = Role::ControlPlane.into();
         let v = &mut node.versions;
         v.kube_apiserver = Some(version.clone());
         v.kube_controller_manager = Some(version.clone());

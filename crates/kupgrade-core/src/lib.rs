@@ -54,7 +54,7 @@ pub mod version;
 
 pub use cluster::{
     Addons, ClusterState, EtcdTopology, Node, NodeName, NodeNameError, NodeVersions, Os, OsFamily,
-    Labels, Role, SshTarget, ZONE_LABEL,
+    Labels, Role, Roles, SshTarget, ZONE_LABEL,
 };
 pub use component::{Component, Placement, VersionLine};
 pub use lifecycle::{ReleaseCalendar, SupportStatus};

@@ -460,11 +460,12 @@ fn read_node(n: &KNode, problems: &mut Problems) -> Option<Node> {
         .is_some_and(|c| c.status == "True");
     Some(Node {
         name,
-        roles: vec![if control_plane {
+        roles: if control_plane {
             Role::ControlPlane
         } else {
             Role::Worker
-        }],
+        }
+        .into(),
         labels: labels.into(),
         os,
         versions: NodeVersions {

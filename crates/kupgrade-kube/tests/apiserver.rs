@@ -221,7 +221,7 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
         let name = scope.node_name(cp.suffix);
         want.nodes.push(Node {
             labels: node_labels(&scope, &name, true, Some(cp.zone)).into(),
-            roles: vec![Role::ControlPlane],
+            roles: Role::ControlPlane.into(),
             os: Os {
                 family: OsFamily::Debian,
                 release: Some("Ubuntu 22.04.4 LTS".into()),
@@ -242,7 +242,7 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
     }
     want.nodes.push(Node {
         labels: node_labels(&scope, &w1, false, Some("zone-a")).into(),
-        roles: vec![Role::Worker],
+        roles: Role::Worker.into(),
         os: Os {
             family: OsFamily::Rhel,
             release: Some("Rocky Linux 9.3 (Blue Onyx)".into()),
@@ -258,7 +258,7 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
     });
     want.nodes.push(Node {
         labels: node_labels(&scope, &w2, false, None).into(),
-        roles: vec![Role::Worker],
+        roles: Role::Worker.into(),
         os: Os {
             family: OsFamily::Other,
             release: Some("Flatcar Container Linux by Kinvolk 3815.2.0".into()),
