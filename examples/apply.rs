@@ -70,9 +70,9 @@ use clap::{Parser, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jiff::civil::Date;
 use kupgrade_core::plan::{BatchSize, PlanOptions, PlanRequest, Strategy, Target, UpgradePlan};
-use kupgrade_core::ports::DrainOptions;
+use kupgrade_core::ports::{DrainOptions, shell_quote};
 use kupgrade_core::run::{
-    Event, Finished, Record, RecordKind, Resolution, Run, RunOptions, TaskEnd, TaskId,
+    Event, Finished, Record, RecordKind, Resolution, RetryPolicy, Run, RunOptions, TaskEnd, TaskId,
 };
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_core::{ClusterState, KubeVersion, NodeName};
@@ -159,6 +159,10 @@ struct Args {
     /// Tasks in flight at once (default: the plan's largest batch).
     #[arg(long)]
     max_parallel: Option<usize>,
+    /// Attempts of a failed step that is safe to repeat, the first included (1: stop at the
+    /// first failure), before the run halts.
+    #[arg(long, default_value_t = RetryPolicy::default().max_attempts)]
+    attempts: u32,
     /// Print every event as a JSON line on stdout instead of progress bars.
     #[arg(long)]
     json_events: bool,
@@ -320,7 +324,10 @@ async fn apply(args: Args) -> anyhow::Result<()> {
         Arc::new(UpstreamPolicy::new()),
         RunOptions {
             max_parallel: args.max_parallel,
-            ..RunOptions::default()
+            retry: RetryPolicy {
+                max_attempts: args.attempts.max(1),
+                ..RetryPolicy::default()
+            },
         },
         &records,
     )?;
@@ -627,9 +634,26 @@ async fn summary(
             "cargo run --example apply -- --journal {} --resume",
             j.display()
         );
-        if let Some(s) = &args.sim_state {
-            resume.push_str(&format!(" --sim-state {}", s.display()));
+        // What the run was reached through, so the resume reaches the same cluster.
+        let mut arg = |flag: &str, value: Option<String>| {
+            if let Some(v) = value {
+                resume.push_str(&format!(" {flag} {}", shell_quote(&v)));
+            }
+        };
+        let show = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        arg("--sim-state", show(&args.sim_state));
+        arg("--kubeconfig", show(&args.kubeconfig));
+        arg("--context", args.context.clone());
+        arg("--cluster", args.cluster.clone());
+        if args.executor != Executor::Sim {
+            arg(
+                "--executor",
+                args.executor
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string()),
+            );
         }
+        arg("--sandbox", show(&args.sandbox));
         println!("resume with: {resume}");
     }
 }

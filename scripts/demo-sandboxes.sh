@@ -15,7 +15,9 @@
 # ROOT/NODE/state, write the files commands would write under ROOT/NODE/fs, log every call
 # to ROOT/NODE/log, and make the API show what a kubelet and kubeadm would:
 #   systemctl restart kubelet   PATCH nodes/NODE/status: nodeInfo.kubeletVersion (and
-#                               kubeProxyVersion) = the installed kubelet package, Ready
+#                               kubeProxyVersion) = the installed kubelet package, Ready;
+#                               fails while ROOT/NODE/state/kubelet.broken exists (a node to
+#                               fix by hand before resuming)
 #   kubeadm upgrade apply vX    PATCH the static (mirror) pods of NODE to vX (etcd and CoreDNS
 #                               to the versions kubeadm bundles for that minor, from
 #                               crates/kupgrade-core/data/kubeadm-bundled-versions.json) and
@@ -146,6 +148,9 @@ done'
   stub systemctl 'case "$1 ${2:-}" in
 "daemon-reload ") ;;
 "restart kubelet")
+  if [ -f "$S/kubelet.broken" ]; then
+    echo "Job for kubelet.service failed because the control process exited with error code." >&2; exit 1
+  fi
   v=v$(cat "$S/kubelet.pkg")
   api PATCH "/api/v1/nodes/$NODE/status" "{\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"$v\",\"kubeProxyVersion\":\"$v\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"kubelet $v (scripts/demo-sandboxes.sh)\",\"lastHeartbeatTime\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\",\"lastTransitionTime\":\"$(date -u +%Y-%m-%dT%H:%M:%SZ)\"}]}}"
   echo "$v" >"$S/kubelet.running" ;;

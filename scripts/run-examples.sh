@@ -53,40 +53,74 @@ if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
   LIVE_START=$SECONDS
   KC=$KUPGRADE_TEST_KUBECONFIG
   TESTDIR=$(dirname "$KC")
-  echo "+ scripts/seed-demo-cluster.sh"
-  scripts/seed-demo-cluster.sh "$TESTDIR" 2>"$OUT/seed" ||
-    { cat "$OUT/seed" >&2; echo "seeding the demo cluster failed" >&2; exit 1; }
+  TOKEN=$(awk -F, '$2 == "admin" { print $1; exit }' "$TESTDIR/tokens.csv")
+  seed() {
+    echo "+ scripts/seed-demo-cluster.sh"
+    scripts/seed-demo-cluster.sh "$TESTDIR" 2>"$OUT/seed" ||
+      { cat "$OUT/seed" >&2; echo "seeding the demo cluster failed" >&2; exit 1; }
+  }
+  sandboxes() { # sandboxes ROOT
+    echo "+ scripts/demo-sandboxes.sh $1"
+    scripts/demo-sandboxes.sh "$1" "$TESTDIR" demo-cp-1 demo-w-1 demo-w-2 2>"$OUT/sandboxes.log" ||
+      { cat "$OUT/sandboxes.log" >&2; echo "making the node sandboxes failed" >&2; exit 1; }
+  }
+  fail() { cat "$OUT/out" "$OUT/err"; echo "live apply: $*" >&2; exit 1; }
+  pod_status() { # pod_status NAMESPACE NAME: the HTTP status of a GET of that pod
+    curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$TESTDIR/certs/apiserver.crt" \
+      -H "Authorization: Bearer $TOKEN" "$KUPGRADE_TEST_APISERVER_URL/api/v1/namespaces/$1/pods/$2"
+  }
+  # upgraded SANDBOXES: what the API shows after an apply: every kubelet, the control plane and
+  # kube-proxy at v1.30.14, nothing cordoned, the workload pods evicted from the workers, the
+  # DaemonSet pods left in place; and kubeadm ran on the control-plane node.
+  upgraded() {
+    run discover -- --kubeconfig "$KC" --json
+    [ "$(grep -c '"kubelet": "v1.30.14"' "$OUT/out")" = 3 ] || fail "not every kubelet reports v1.30.14"
+    ! grep -q '"kubelet": "v1.29\|"kubelet": "v1.28' "$OUT/out" || fail "a kubelet still reports an old version"
+    grep -q '"kube-apiserver": "v1.30.14"' "$OUT/out" || fail "kube-apiserver is not at v1.30.14"
+    grep -q '"kube-proxy": "v1.30.14"' "$OUT/out" || fail "kube-proxy is not at v1.30.14"
+    ! grep -q '"unschedulable": true' "$OUT/out" || fail "a node is left cordoned"
+    local node
+    for node in demo-w-1 demo-w-2; do
+      [ "$(pod_status default "demo-web-$node")" = 404 ] || fail "pod default/demo-web-$node was not evicted"
+      [ "$(pod_status kube-system "kube-proxy-$node")" = 200 ] || fail "the drain removed DaemonSet pod kube-proxy-$node"
+    done
+    grep -q '^kubeadm upgrade apply v1.30.14' "$1/demo-cp-1/log" || fail "kubeadm upgrade apply did not run on demo-cp-1"
+    echo "  checked on the server: 3 kubelets, the control plane and kube-proxy at v1.30.14, none cordoned, 2 pods evicted"
+  }
+
+  seed
   run discover -- --kubeconfig "$KC"
   LIVE=(--kubeconfig "$KC" --date "$DATE" --target 1.30 --allow-unsupported-target)
   run plan -- "${LIVE[@]}"
   run plan -- "${LIVE[@]}" --format json
   run apply -- "${LIVE[@]}" --executor ssh --ssh-node-names --dry-run
-  echo "+ scripts/demo-sandboxes.sh"
-  scripts/demo-sandboxes.sh "$OUT/sandboxes" "$TESTDIR" demo-cp-1 demo-w-1 demo-w-2 2>"$OUT/sandboxes.log" ||
-    { cat "$OUT/sandboxes.log" >&2; echo "making the node sandboxes failed" >&2; exit 1; }
-  run apply -- "${LIVE[@]}" --executor local --sandbox "$OUT/sandboxes" \
-    --drain-grace-period 0 --drain-timeout 60 --journal "$OUT/live.journal"
-  # What the API shows now: every kubelet and the control plane at v1.30.14, nothing cordoned,
-  # the workload pods evicted from the workers, the DaemonSet pods left in place.
-  run discover -- --kubeconfig "$KC" --json
-  fail() { cat "$OUT/out"; echo "after the live apply: $*" >&2; exit 1; }
-  [ "$(grep -c '"kubelet": "v1.30.14"' "$OUT/out")" = 3 ] || fail "not every kubelet reports v1.30.14"
-  ! grep -q '"kubelet": "v1.29\|"kubelet": "v1.28' "$OUT/out" || fail "a kubelet still reports an old version"
-  grep -q '"kube-apiserver": "v1.30.14"' "$OUT/out" || fail "kube-apiserver is not at v1.30.14"
-  grep -q '"kube-proxy": "v1.30.14"' "$OUT/out" || fail "kube-proxy is not at v1.30.14"
-  ! grep -q '"unschedulable": true' "$OUT/out" || fail "a node is left cordoned"
-  TOKEN=$(awk -F, '$2 == "admin" { print $1; exit }' "$TESTDIR/tokens.csv")
-  pod_status() {
-    curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$TESTDIR/certs/apiserver.crt" \
-      -H "Authorization: Bearer $TOKEN" "$KUPGRADE_TEST_APISERVER_URL/api/v1/namespaces/$1/pods/$2"
-  }
-  for node in demo-w-1 demo-w-2; do
-    [ "$(pod_status default "demo-web-$node")" = 404 ] || fail "pod default/demo-web-$node was not evicted"
-    [ "$(pod_status kube-system "kube-proxy-$node")" = 200 ] || fail "the drain removed DaemonSet pod kube-proxy-$node"
-  done
-  grep -q '^kubeadm upgrade apply v1.30.14' "$OUT/sandboxes/demo-cp-1/log" ||
-    fail "kubeadm upgrade apply did not run on demo-cp-1"
-  echo "  live apply checked: 3 kubelets at v1.30.14, control plane and kube-proxy at v1.30.14, none cordoned, 2 pods evicted ($((SECONDS - LIVE_START)) s for the live steps)"
+
+  # The real thing, straight through.
+  sandboxes "$OUT/sb1"
+  run apply -- "${LIVE[@]}" --executor local --sandbox "$OUT/sb1" \
+    --drain-grace-period 0 --drain-timeout 60 --journal "$OUT/live1.journal"
+  upgraded "$OUT/sb1"
+
+  # Again from the start, with demo-w-1's kubelet failing to restart: the run halts with
+  # demo-w-1 drained and cordoned; once the kubelet is fixed, --resume finishes the job.
+  seed
+  sandboxes "$OUT/sb2"
+  : >"$OUT/sb2/demo-w-1/state/kubelet.broken"
+  ARGS=(--executor local --sandbox "$OUT/sb2" --journal "$OUT/live2.journal")
+  echo "+ cargo run --example apply -- ${LIVE[*]} ${ARGS[*]} --attempts 1 --drain-grace-period 0 (halts)"
+  rc=0
+  cargo run -q -p kupgrade-examples --example apply -- "${LIVE[@]}" "${ARGS[@]}" --attempts 1 \
+    --drain-grace-period 0 --drain-timeout 60 >"$OUT/out" 2>"$OUT/err" || rc=$?
+  [ "$rc" = 2 ] || fail "expected the run to halt (exit code 2), got $rc"
+  grep -q '^outcome: halted: .*demo-w-1/restart-kubelet' "$OUT/out" || fail "halted elsewhere than demo-w-1's kubelet restart"
+  grep -q 'demo-w-1: kubelet v1.29.15, Ready, cordoned' "$OUT/out" || fail "demo-w-1 is not left cordoned at v1.29.15"
+  grep -q "^resume with: .*--kubeconfig" "$OUT/out" || fail "the resume hint does not name the cluster"
+  tail -n 3 "$OUT/out"
+  n=$((n + 1))
+  rm "$OUT/sb2/demo-w-1/state/kubelet.broken"
+  run apply -- --kubeconfig "$KC" "${ARGS[@]}" --resume
+  upgraded "$OUT/sb2"
+  echo "  live steps: $((SECONDS - LIVE_START)) s"
 elif [ "${KUPGRADE_REQUIRE_REAL_SERVERS:-0}" = 1 ]; then
   echo "discover, plan and apply --kubeconfig need KUPGRADE_TEST_KUBECONFIG (scripts/test.sh starts a test apiserver)" >&2
   exit 1
