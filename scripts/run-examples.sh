@@ -94,6 +94,16 @@ if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
   run plan -- "${LIVE[@]}"
   run plan -- "${LIVE[@]}" --format json
   run apply -- "${LIVE[@]}" --executor ssh --ssh-node-names --dry-run
+  run apply -- "${LIVE[@]}" --executor pod --dry-run
+  # The dry runs changed nothing: versions as seeded, nothing cordoned or evicted, no command pod.
+  run discover -- --kubeconfig "$KC" --json
+  [ "$(grep -c '"kubelet": "v1.29.15"' "$OUT/out")" = 2 ] || fail "a dry run changed a kubelet"
+  ! grep -q '"unschedulable": true' "$OUT/out" || fail "a dry run cordoned a node"
+  [ "$(pod_status default demo-web-demo-w-1)" = 200 ] || fail "a dry run evicted default/demo-web-demo-w-1"
+  curl -sS --max-time 10 --cacert "$TESTDIR/certs/apiserver.crt" -H "Authorization: Bearer $TOKEN" \
+    "$KUPGRADE_TEST_APISERVER_URL/api/v1/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dnode-command" \
+    >"$OUT/out"
+  grep -q '"items": *\[\]' "$OUT/out" || fail "a dry run created a node-command pod"
 
   # The real thing, straight through.
   sandboxes "$OUT/sb1"
