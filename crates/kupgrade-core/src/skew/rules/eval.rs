@@ -1,0 +1,299 @@
+//! Checking declarative rules against a cluster state.
+use super::*;
+
+/// Where a checked version was found.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Node(&'a Node),
+    Cluster,
+}
+
+impl Place<'_> {
+    fn subject(self, c: Component) -> String {
+        match self {
+            Place::Node(n) => format!("{c} on node {:?}", n.name.as_str()),
+            Place::Cluster => match c {
+                Component::Kubectl => "the cluster's kubectl".into(),
+                Component::KubeProxy => "the kube-proxy DaemonSet".into(),
+                Component::CoreDns => "the CoreDNS Deployment".into(),
+                Component::Etcd => "the external etcd".into(),
+                other => other.to_string(),
+            },
+        }
+    }
+    fn node(self) -> Option<crate::NodeName> {
+        match self {
+            Place::Node(n) => Some(n.name.clone()),
+            Place::Cluster => None,
+        }
+    }
+}
+
+fn minors(n: i64) -> String {
+    if n == 1 {
+        "1 minor".into()
+    } else {
+        format!("{n} minors")
+    }
+}
+
+fn minus(m: Minor, n: u32) -> Minor {
+    Minor::new(m.major(), m.minor().saturating_sub(u64::from(n)))
+}
+
+impl Rule {
+    /// The components the rule checks (the one at fault in its violations).
+    pub fn components(&self) -> &[Component] {
+        match &self.check {
+            Check::MaxLag(r) => std::slice::from_ref(&r.component),
+            Check::SameMinor(r) => std::slice::from_ref(&r.component),
+            Check::NodeSkew(r) => std::slice::from_ref(&r.component),
+            Check::MinorRange(r) => std::slice::from_ref(&r.component),
+            Check::NotEndOfLife(r) if r.components.is_empty() => &KUBERNETES_LINE,
+            Check::NotEndOfLife(r) => &r.components,
+        }
+    }
+
+    fn violation(
+        &self,
+        place: Place<'_>,
+        c: Component,
+        found: &KubeVersion,
+        fact: String,
+        requirement: String,
+        allowed: String,
+    ) -> Violation {
+        let requirement = self.description.as_deref().unwrap_or(&requirement);
+        Violation {
+            rule: self.id.clone(),
+            severity: self.severity,
+            component: c,
+            node: place.node(),
+            found: found.clone(),
+            message: format!(
+                "{} is {found}, {fact}; {requirement} (allowed: {allowed})",
+                place.subject(c)
+            ),
+            allowed,
+        }
+    }
+
+    /// Checks the version of component `c` found at `place`.
+    fn check(
+        &self,
+        cx: &Context<'_>,
+        place: Place<'_>,
+        c: Component,
+        found: &KubeVersion,
+        out: &mut Vec<Violation>,
+    ) {
+        let s = cx.summary;
+        let apiserver = |which: Apiserver| match which {
+            Apiserver::Newest => s.apiserver_max.as_ref(),
+            Apiserver::Oldest => s.apiserver_min.as_ref(),
+        };
+        let m = found.minor();
+        match &self.check {
+            Check::MaxLag(r) => {
+                let Some(api) = apiserver(r.apiserver) else {
+                    return;
+                };
+                let lag = m.skew_to(api.minor());
+                if lag > i64::from(r.minors) {
+                    let allowed = MinorRange {
+                        min: Some(minus(api.minor(), r.minors)),
+                        max: None,
+                    };
+                    out.push(self.violation(
+                        place,
+                        c,
+                        found,
+                        format!(
+                            "{} behind the {} kube-apiserver ({api})",
+                            minors(lag),
+                            r.apiserver
+                        ),
+                        if r.minors == 0 {
+                            format!(
+                                "{} may not be behind the {} kube-apiserver",
+                                r.component, r.apiserver
+                            )
+                        } else {
+                            format!(
+                                "{} may be at most {} behind the {} kube-apiserver",
+                                r.component,
+                                minors(r.minors.into()),
+                                r.apiserver
+                            )
+                        },
+                        allowed.to_string(),
+                    ));
+                }
+            }
+            Check::SameMinor(r) => {
+                let Some(api) = apiserver(r.apiserver) else {
+                    return;
+                };
+                if m != api.minor() {
+                    let d = m.skew_to(api.minor());
+                    let fact = if d > 0 {
+                        format!(
+                            "{} behind the {} kube-apiserver ({api})",
+                            minors(d),
+                            r.apiserver
+                        )
+                    } else {
+                        format!(
+                            "{} ahead of the {} kube-apiserver ({api})",
+                            minors(-d),
+                            r.apiserver
+                        )
+                    };
+                    out.push(self.violation(
+                        place,
+                        c,
+                        found,
+                        fact,
+                        format!(
+                            "{} must be at the minor of the {} kube-apiserver",
+                            r.component, r.apiserver
+                        ),
+                        api.minor().to_string(),
+                    ));
+                }
+            }
+            Check::NodeSkew(r) => {
+                let Place::Node(node) = place else { return };
+                let other = if r.other == Component::KubeProxy {
+                    cx.state.kube_proxy_on(node)
+                } else {
+                    node.versions.get(r.other)
+                };
+                let Some(other) = other else { return };
+                let om = other.minor();
+                let d = om.skew_to(m);
+                if d.abs() > i64::from(r.max) {
+                    let allowed = MinorRange::new(
+                        minus(om, r.max),
+                        Minor::new(om.major(), om.minor() + u64::from(r.max)),
+                    );
+                    let (n, way) = if d > 0 { (d, "newer") } else { (-d, "older") };
+                    let requirement = if r.max == 0 {
+                        format!(
+                            "{} must be at the minor of the {} on its node",
+                            r.component, r.other
+                        )
+                    } else {
+                        format!(
+                            "{} must be within {} of the {} on its node",
+                            r.component,
+                            minors(r.max.into()),
+                            r.other
+                        )
+                    };
+                    out.push(self.violation(
+                        place,
+                        c,
+                        found,
+                        format!(
+                            "{} {way} than the {} beside it ({other})",
+                            minors(n),
+                            r.other
+                        ),
+                        requirement,
+                        allowed.to_string(),
+                    ));
+                }
+            }
+            Check::MinorRange(r) => {
+                let range = r.range();
+                if !range.contains(m) {
+                    let fact = match (r.min, r.max) {
+                        (Some(lo), _) if m < lo => format!("older than {lo}"),
+                        _ => format!("newer than {}", r.max.unwrap_or(m)),
+                    };
+                    out.push(self.violation(
+                        place,
+                        c,
+                        found,
+                        fact,
+                        format!("{} must be at {range}", r.component),
+                        range.to_string(),
+                    ));
+                }
+            }
+            Check::NotEndOfLife(r) => {
+                let calendar = ReleaseCalendar::embedded();
+                let answer = calendar.status(m, r.date);
+                if let SupportStatus::EndOfLife { since } = answer.status {
+                    let estimated = if answer.estimated { " (estimated)" } else { "" };
+                    let supported = calendar.supported_minors(r.date);
+                    let allowed = match (supported.first(), supported.last()) {
+                        (Some(lo), Some(hi)) => MinorRange::new(*lo, *hi).to_string(),
+                        _ => "none known".to_string(),
+                    };
+                    out.push(self.violation(
+                        place,
+                        c,
+                        found,
+                        format!("and {m} reached its end of life on {since}{estimated}"),
+                        if r.components.is_empty() {
+                            format!("no component may run an end-of-life minor on {}", r.date)
+                        } else {
+                            format!("{c} may not run an end-of-life minor on {}", r.date)
+                        },
+                        allowed,
+                    ));
+                }
+            }
+        }
+    }
+}
+
+impl SkewPolicy for RulePolicy {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
+        let state = cx.state;
+        for rule in &self.rules {
+            if rule.nodes.is_some() {
+                continue;
+            }
+            for &c in rule.components() {
+                let found = match c {
+                    Component::Kubectl => state.kubectl.as_ref(),
+                    Component::KubeProxy => state.addons.kube_proxy.as_ref(),
+                    Component::CoreDns => state.addons.coredns.as_ref(),
+                    Component::Etcd => match &state.etcd {
+                        EtcdTopology::External { version, .. } => version.as_ref(),
+                        EtcdTopology::Stacked => None,
+                    },
+                    _ => None,
+                };
+                if let Some(found) = found {
+                    rule.check(cx, Place::Cluster, c, found, out);
+                }
+            }
+        }
+    }
+
+    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+        for rule in &self.rules {
+            if rule.nodes.as_ref().is_some_and(|sel| !sel.matches(node)) {
+                continue;
+            }
+            for &c in rule.components() {
+                let found = match &rule.check {
+                    // Skew on a node is about what runs there, the add-on's kube-proxy included.
+                    Check::NodeSkew(_) if c == Component::KubeProxy => cx.state.kube_proxy_on(node),
+                    _ => node.versions.get(c),
+                };
+                if let Some(found) = found {
+                    rule.check(cx, Place::Node(node), c, found, out);
+                }
+            }
+        }
+    }
+}
