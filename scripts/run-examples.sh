@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(mktemp -d /tmp/kupgrade-examples.XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
+KUBELET_PID=   # scripts/demo-kubelet.sh, in its own process group, while it runs
+trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
 DATE=2026-11-25   # a fixed date: the same plans on every run
 
 cargo build -q -p kupgrade-examples --examples
@@ -130,6 +131,22 @@ if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
   rm "$OUT/sb2/demo-w-1/state/kubelet.broken"
   run apply -- --kubeconfig "$KC" "${ARGS[@]}" --resume
   upgraded "$OUT/sb2"
+
+  # Once more through the pod executor: each node command runs in a pod pinned to its node,
+  # which scripts/demo-kubelet.sh (the test server has no kubelet) runs in the node's sandbox.
+  if command -v jq >/dev/null; then
+    seed
+    sandboxes "$OUT/sb3"
+    echo "+ scripts/demo-kubelet.sh $OUT/sb3 (in the background)"
+    setsid scripts/demo-kubelet.sh "$OUT/sb3" "$TESTDIR" 2>"$OUT/kubelet.log" &
+    KUBELET_PID=$!
+    run apply -- "${LIVE[@]}" --executor pod --drain-grace-period 0 --drain-timeout 60
+    kill -- "-$KUBELET_PID"
+    KUBELET_PID=
+    upgraded "$OUT/sb3"
+  else
+    echo "not run: apply --executor pod on the test apiserver (scripts/demo-kubelet.sh needs jq)"
+  fi
   echo "  live steps: $((SECONDS - LIVE_START)) s"
 elif [ "${KUPGRADE_REQUIRE_REAL_SERVERS:-0}" = 1 ]; then
   echo "discover, plan and apply --kubeconfig need KUPGRADE_TEST_KUBECONFIG (scripts/test.sh starts a test apiserver)" >&2
