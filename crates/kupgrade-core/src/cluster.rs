@@ -615,11 +615,25 @@ impl ClusterState {
 /// A valid node name: an RFC 1123 DNS subdomain (lowercase letters, digits, `-` and `.`; each
 /// label 1 to 63 characters starting and ending with a letter or digit; 253 at most).
 ///
-/// Such a name can never carry shell syntax, but commands still quote it. Cloning is cheap (a
-/// reference count), since plans for large clusters repeat names many times.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Such a name can never carry shell syntax, but commands still quote it. Cloning is cheap,
+/// since plans and skew reports for large clusters repeat names many times: names of up to 22
+/// bytes (nearly all: `worker-00042`, `ip-10-0-1-10`) are kept inline, with no allocation to
+/// reach, and longer ones share one allocation (a reference count).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct NodeName(std::sync::Arc<str>);
+pub struct NodeName(Name);
+
+/// A node name's bytes: inline when short, shared when long.
+#[derive(Clone)]
+enum Name {
+    /// The first `len` bytes of `bytes` (ASCII, as every valid name is).
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    /// A longer name.
+    Shared(Arc<str>),
+}
+
+/// The longest name kept inline (the most that keeps a `NodeName` at 24 bytes).
+const INLINE_NAME: usize = 22;
 
 impl NodeName {
     /// Validates `name`.
@@ -655,23 +669,60 @@ impl NodeName {
                 return bad("a label starts or ends with '-'");
             }
         }
-        Ok(NodeName(name.into()))
+        if name.len() <= INLINE_NAME {
+            let mut bytes = [0; INLINE_NAME];
+            bytes[..name.len()].copy_from_slice(name.as_bytes());
+            Ok(NodeName(Name::Inline {
+                len: name.len() as u8,
+                bytes,
+            }))
+        } else {
+            Ok(NodeName(Name::Shared(name.into())))
+        }
     }
 
     /// The name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // Always valid: the bytes are a whole `&str`, copied.
+            Name::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Name::Shared(name) => name,
+        }
+    }
+}
+
+impl PartialEq for NodeName {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+impl Eq for NodeName {}
+impl PartialOrd for NodeName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for NodeName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+impl std::hash::Hash for NodeName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
     }
 }
 
 impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 impl fmt::Debug for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", &*self.0)
+        write!(f, "{:?}", self.as_str())
     }
 }
 impl FromStr for NodeName {
@@ -688,12 +739,12 @@ impl TryFrom<String> for NodeName {
 }
 impl From<NodeName> for String {
     fn from(n: NodeName) -> String {
-        n.0.to_string()
+        n.as_str().to_string()
     }
 }
 impl AsRef<str> for NodeName {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 impl JsonSchema for NodeName {
@@ -750,6 +801,35 @@ mod tests {
         }
         assert!(NodeName::new(&"a".repeat(64)).is_err());
         assert!(NodeName::new(&["a"; 128].join(".")).is_err());
+    }
+
+    #[test]
+    fn short_and_long_names_behave_alike() {
+        use std::collections::HashSet;
+        // 22 bytes fit inline, 23 do not: both kinds compare, order, hash and print by text.
+        let short = NodeName::new("ip-10-0-1-10.internal").unwrap();
+        let edge = NodeName::new("ip-10-0-1-10.internal0").unwrap();
+        let long = NodeName::new("ip-10-0-1-10.ec2.internal").unwrap();
+        assert!(matches!(edge.0, Name::Inline { .. }));
+        assert!(matches!(long.0, Name::Shared(_)));
+        assert_eq!(edge.as_str(), "ip-10-0-1-10.internal0");
+        assert_eq!(long.as_str(), "ip-10-0-1-10.ec2.internal");
+        assert!(short < edge && long < short);
+        assert_eq!(long.clone(), long);
+        let set: HashSet<NodeName> =
+            [short.clone(), edge.clone(), long.clone(), edge.clone()].into();
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(&NodeName::new("ip-10-0-1-10.ec2.internal").unwrap()));
+        assert_eq!(
+            format!("{long} {edge:?}"),
+            r#"ip-10-0-1-10.ec2.internal "ip-10-0-1-10.internal0""#
+        );
+        assert_eq!(String::from(short), "ip-10-0-1-10.internal");
+        assert_eq!(
+            serde_json::to_string(&long).unwrap(),
+            r#""ip-10-0-1-10.ec2.internal""#
+        );
+        assert!(size_of::<NodeName>() <= 24 && size_of::<Option<NodeName>>() <= 24);
     }
 
     #[test]

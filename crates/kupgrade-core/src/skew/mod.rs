@@ -112,15 +112,9 @@ pub struct Summary {
 impl Summary {
     /// Computes the summary of `state` (one pass over the nodes).
     pub fn of(state: &ClusterState) -> Self {
-        Summary::of_nodes(state, |_| true)
-    }
-
-    /// The summary of `state` counting only the control-plane nodes that `may_count` lets
-    /// through (it is asked first, so it can spare reading the roles of most nodes).
-    pub(crate) fn of_nodes(state: &ClusterState, may_count: impl Fn(&Node) -> bool) -> Self {
         let mut s = Summary::default();
         for (i, n) in state.nodes.iter().enumerate() {
-            if may_count(n) && n.is_control_plane() {
+            if n.is_control_plane() {
                 s.control_plane.push(i);
                 if let Some(v) = &n.versions.kube_apiserver {
                     if s.apiserver_min.as_ref().is_none_or(|m| v < m) {

@@ -183,25 +183,11 @@ impl SkewPolicy for UpstreamPolicy {
         self.node_rules(cx, node, node.is_control_plane(), None, out);
     }
 
-    /// The same violations as the default: cluster-wide ones, then node by node, in one pass
-    /// to find the control plane and one to check the nodes.
-    ///
-    /// On a large cluster both passes are bound by memory, not by the rules. The first pass
-    /// reads a node's roles (a separate allocation, so a cache miss per node) only when the
-    /// node runs a component that this policy judges by role: kube-apiserver, the controller
-    /// manager, the scheduler, the cloud controller manager or stacked etcd. A control-plane
-    /// node running none of them breaks no rule through its role, so leaving it out of the
-    /// summary changes no violation; workers, nearly every node, cost only their versions. The
-    /// second pass knows the control plane from the summary, so it never reads roles at all.
+    /// The same violations as the default: cluster-wide ones, then node by node. It only saves
+    /// reading each node's roles a second time ([`Summary::of`] already found the control
+    /// plane).
     fn evaluate(&self, state: &ClusterState) -> Vec<Violation> {
-        let summary = Summary::of_nodes(state, |n| {
-            let v = &n.versions;
-            v.kube_apiserver.is_some()
-                || v.kube_controller_manager.is_some()
-                || v.kube_scheduler.is_some()
-                || v.cloud_controller_manager.is_some()
-                || v.etcd.is_some()
-        });
+        let summary = Summary::of(state);
         let cx = Context {
             state,
             summary: &summary,
