@@ -112,12 +112,22 @@ if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
     --drain-grace-period 0 --drain-timeout 60 --journal "$OUT/live1.journal"
   upgraded "$OUT/sb1"
 
-  # Again from the start, with demo-w-1's kubelet failing to restart: the run halts with
-  # demo-w-1 drained and cordoned; once the kubelet is fixed, --resume finishes the job.
+  # Again from the start, through the pod executor: each node command runs in a pod pinned to
+  # its node, which scripts/demo-kubelet.sh (the test server has no kubelet) runs in the node's
+  # sandbox. demo-w-1's kubelet fails to restart: the run halts with demo-w-1 drained and
+  # cordoned; once the kubelet is fixed, --resume finishes the job.
   seed
   sandboxes "$OUT/sb2"
   : >"$OUT/sb2/demo-w-1/state/kubelet.broken"
-  ARGS=(--executor local --sandbox "$OUT/sb2" --journal "$OUT/live2.journal")
+  if command -v jq >/dev/null; then
+    echo "+ scripts/demo-kubelet.sh $OUT/sb2 (in the background)"
+    setsid scripts/demo-kubelet.sh "$OUT/sb2" "$TESTDIR" 2>"$OUT/kubelet.log" &
+    KUBELET_PID=$!
+    ARGS=(--executor pod --journal "$OUT/live2.journal")
+  else
+    echo "not run: apply --executor pod on the test apiserver (scripts/demo-kubelet.sh needs jq); the local executor instead"
+    ARGS=(--executor local --sandbox "$OUT/sb2" --journal "$OUT/live2.journal")
+  fi
   echo "+ cargo run --example apply -- ${LIVE[*]} ${ARGS[*]} --attempts 1 --drain-grace-period 0 (halts)"
   rc=0
   cargo run -q -p kupgrade-examples --example apply -- "${LIVE[@]}" "${ARGS[@]}" --attempts 1 \
@@ -130,23 +140,11 @@ if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
   n=$((n + 1))
   rm "$OUT/sb2/demo-w-1/state/kubelet.broken"
   run apply -- --kubeconfig "$KC" "${ARGS[@]}" --resume
-  upgraded "$OUT/sb2"
-
-  # Once more through the pod executor: each node command runs in a pod pinned to its node,
-  # which scripts/demo-kubelet.sh (the test server has no kubelet) runs in the node's sandbox.
-  if command -v jq >/dev/null; then
-    seed
-    sandboxes "$OUT/sb3"
-    echo "+ scripts/demo-kubelet.sh $OUT/sb3 (in the background)"
-    setsid scripts/demo-kubelet.sh "$OUT/sb3" "$TESTDIR" 2>"$OUT/kubelet.log" &
-    KUBELET_PID=$!
-    run apply -- "${LIVE[@]}" --executor pod --drain-grace-period 0 --drain-timeout 60
+  if [ -n "$KUBELET_PID" ]; then
     kill -- "-$KUBELET_PID"
     KUBELET_PID=
-    upgraded "$OUT/sb3"
-  else
-    echo "not run: apply --executor pod on the test apiserver (scripts/demo-kubelet.sh needs jq)"
   fi
+  upgraded "$OUT/sb2"
   echo "  live steps: $((SECONDS - LIVE_START)) s"
 elif [ "${KUPGRADE_REQUIRE_REAL_SERVERS:-0}" = 1 ]; then
   echo "discover, plan and apply --kubeconfig need KUPGRADE_TEST_KUBECONFIG (scripts/test.sh starts a test apiserver)" >&2
