@@ -32,7 +32,10 @@
 //!   keys, `--ssh-user`, `--ssh-key`, `--known-hosts`).
 //! - `--executor pod` (needs `--kubeconfig`) runs each node command in a short-lived
 //!   privileged pod pinned to the node (`--pod-namespace`, `--pod-image`; permissions and
-//!   admission in `examples/rbac/node-command.yaml`).
+//!   admission in `examples/rbac/node-command.yaml`). A pod cannot be fed standard input, so
+//!   a command's text input (the repository file the plan writes with `tee`) travels in its
+//!   shell line. On the test apiserver, `scripts/demo-kubelet.sh` answers the command pods in
+//!   the demo sandboxes.
 //! - `--executor local` runs every node's commands on this machine inside per-node sandbox
 //!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` first in `PATH`);
 //!   `scripts/demo-sandboxes.sh` builds sandboxes that emulate kubeadm nodes against a test
@@ -45,7 +48,9 @@
 //! cordon, a drain through the Eviction API that honours PodDisruptionBudgets
 //! (`--drain-grace-period`, `--drain-timeout`), uncordon, a watch for Ready at the new kubelet
 //! version, and re-reading the state for the drift checks between steps. Permissions:
-//! `examples/rbac/drain.yaml`. `--dry-run` reads the cluster and changes nothing.
+//! `examples/rbac/drain.yaml`. `--dry-run` reads the cluster and changes nothing. A step
+//! that fails is retried (`--attempts`), then the run halts; `--resume` (with the same
+//! `--kubeconfig` and executor flags, as the summary prints them) goes on from the journal.
 //!
 //! Nodes in the API carry no SSH address. With `--executor ssh`, each node's target comes from
 //! the `ssh:` fields of the node of the same name in a `--cluster` inventory given beside

@@ -49,7 +49,9 @@ run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-u
 # upgrade it for real, one minor, with node sandboxes standing in for the machines
 # (scripts/demo-sandboxes.sh: their systemctl and kubeadm stubs patch the API as a kubelet and
 # kubeadm would); cordon, drain (through the Eviction API), uncordon and the wait for Ready go
-# through the API. Then check that the cluster really changed.
+# through the API. Twice: straight through with the local executor, then through the pod
+# executor (scripts/demo-kubelet.sh answers the command pods; needs jq) halted by a broken
+# kubelet and resumed. After each, check on the server that the cluster really changed.
 if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
   LIVE_START=$SECONDS
   KC=$KUPGRADE_TEST_KUBECONFIG
