@@ -5,7 +5,7 @@
 //! own kubectl. Unknown is neither: a precondition that cannot be checked does not stop the
 //! run (the step's own commands check it, `kubeadm version` for instance), and a
 //! postcondition that cannot be checked is no proof that a step happened.
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use crate::plan::Fact;
 use crate::skew::{Severity, SkewPolicy, Violation};

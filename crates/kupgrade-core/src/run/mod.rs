@@ -67,7 +67,9 @@
 //! assert_eq!(model.state().nodes[0].versions.kubelet.as_ref().unwrap().minor().to_string(), "1.30");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -47,7 +47,7 @@
 //! assert_eq!(state.nodes[0].versions.kubeadm.as_ref().unwrap().to_string(), "v1.30.2");
 //! # Ok(()) }
 //! ```
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -163,6 +163,9 @@ pub(crate) struct Inner {
     cursor: usize,
     rollout_pending: bool,
     control_plane: Vec<usize>,
+    /// Hosts with a kubelet restart not yet seen Ready by `wait_ready` (`ready_at_ms` set):
+    /// the only nodes whose readiness depends on the clock.
+    restarting: BTreeSet<NodeName>,
 }
 
 impl Inner {
@@ -181,6 +184,7 @@ impl Inner {
             cursor: 0,
             rollout_pending: false,
             control_plane: Vec::new(),
+            restarting: BTreeSet::new(),
         };
         inner.rollout_pending = inner
             .state
@@ -193,6 +197,13 @@ impl Inner {
     }
 
     fn reindex(&mut self) {
+        self.restarting = self
+            .state
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.ready_at_ms.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
         self.index = self
             .state
             .cluster
@@ -535,9 +546,22 @@ impl SimCluster {
         inner.finish_rollout();
         let mut c = inner.state.cluster.clone();
         c.kubectl = None;
-        // Only restarted kubelets can be NotReady for a while.
-        for (name, host) in &inner.state.hosts {
-            if let (Some(at), Some(&i)) = (host.ready_at_ms, inner.index.get(name))
+        // Only restarted kubelets can be NotReady for a while: until their ready time, or for
+        // good under a never-ready fault.
+        let now = inner.now_ms();
+        let never_ready = inner
+            .state
+            .faults
+            .iter()
+            .any(|f| f.kind == FaultKind::NeverReady);
+        for name in &inner.restarting {
+            let Some(at) = inner.state.hosts.get(name).and_then(|h| h.ready_at_ms) else {
+                continue;
+            };
+            if at <= now && !never_ready {
+                continue;
+            }
+            if let Some(&i) = inner.index.get(name)
                 && c.nodes[i].ready
             {
                 c.nodes[i].ready = inner.ready_at(name, at);
@@ -658,6 +682,7 @@ impl SimCluster {
         n.versions.kubelet = Some(version.clone());
         n.ready = ready;
         inner.host(node).ready_at_ms = None;
+        inner.restarting.remove(node);
         inner.save().map_err(ops_err)
     }
 
@@ -955,6 +980,7 @@ impl ClusterOperations for SimCluster {
                 // The kubelet is back: that no longer depends on the clock (a cluster loaded
                 // later, whose clock resumes from its last save, must not see it NotReady).
                 let mut inner = self.lock();
+                inner.restarting.remove(node);
                 if inner.host(node).ready_at_ms.take().is_some() {
                     inner.save().map_err(ops_err)?;
                 }

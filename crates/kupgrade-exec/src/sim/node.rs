@@ -556,4 +556,5 @@ fn restart_kubelet(inner: &mut Inner, node: &NodeName, now_ms: u64) {
     }
     inner.node_mut(node).versions.kubelet = Some(installed);
     inner.host(node).ready_at_ms = Some(now_ms + ready_ms);
+    inner.restarting.insert(node.clone());
 }
