@@ -308,7 +308,7 @@ impl Simulation {
                     let t = &self.state.nodes[self.index_of(step, template)?];
                     let node = Node {
                         name: name.clone(),
-                        roles: t.roles.clone(),
+                        roles: t.roles,
                         labels: t.labels.clone(),
                         os: t.os.clone(),
                         versions: NodeVersions {

@@ -943,7 +943,7 @@ impl Run {
                 }
                 if !globals_checked {
                     if let Err(report) = self.check_globals(view) {
-                        self.halt(report);
+                        self.halt(*report);
                         return;
                     }
                     globals_checked = true;
@@ -1453,10 +1453,10 @@ impl Run {
 
     /// Checks that apply before any step: the policy, every node the plan expects present,
     /// and Ready unless the plan made it otherwise.
-    fn check_globals(&self, view: &mut View<'_>) -> Result<(), StopReport> {
+    fn check_globals(&self, view: &mut View<'_>) -> Result<(), Box<StopReport>> {
         let errors = view.policy_errors();
         if !errors.is_empty() {
-            return Err(StopReport {
+            return Err(Box::new(StopReport {
                 reason: StopReason::PolicyViolated,
                 task: None,
                 summary: format!(
@@ -1473,7 +1473,7 @@ impl Run {
                     })
                     .collect(),
                 advice: "find out what changed (a component upgraded or downgraded by hand?), bring the cluster back within the policy, then resume; if the change was meant, plan again from the live cluster and start a new run".into(),
-            });
+            }));
         }
         let mut missing: Vec<&NodeName> = self
             .presence
@@ -1483,7 +1483,7 @@ impl Run {
             .collect();
         if !missing.is_empty() {
             missing.sort();
-            return Err(StopReport {
+            return Err(Box::new(StopReport {
                 reason: StopReason::Drift,
                 task: None,
                 summary: format!(
@@ -1500,7 +1500,7 @@ impl Run {
                     })
                     .collect(),
                 advice: "find out why the nodes left (deleted, renamed?); if they are gone for good, plan again from the live cluster and start a new run; otherwise resume once they are back".into(),
-            });
+            }));
         }
         let mut not_ready: Vec<&NodeName> = view
             .state
@@ -1516,7 +1516,7 @@ impl Run {
             .collect();
         if !not_ready.is_empty() {
             not_ready.sort();
-            return Err(StopReport {
+            return Err(Box::new(StopReport {
                 reason: StopReason::NodeNotReady,
                 task: None,
                 summary: format!(
@@ -1533,7 +1533,7 @@ impl Run {
                     })
                     .collect(),
                 advice: "find out why (kubectl describe node), fix it, and resume once the nodes are Ready again".into(),
-            });
+            }));
         }
         Ok(())
     }

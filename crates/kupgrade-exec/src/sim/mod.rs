@@ -1028,7 +1028,7 @@ impl NodeProvider for SimCluster {
             }
             let node = Node {
                 name: name.clone(),
-                roles: template.roles.clone(),
+                roles: template.roles,
                 labels: template.labels.clone(),
                 os: template.os.clone(),
                 versions: NodeVersions {
