@@ -25,9 +25,31 @@
 //!
 //! Limits: stdout and stderr arrive merged (the kubelet's log does not keep them apart), as
 //! [`CommandOutput::stdout`]; output lines are delivered to the [`LineSink`] when the command
-//! has finished, not while it runs. Standard input cannot be fed: a [`CommandSpec`] with
-//! `stdin` is refused with [`RunnerError::Unsupported`]. `sudo` is dropped from the command
-//! line, since the command already runs as root on the host.
+//! has finished, not while it runs. `sudo` is dropped from the command line, since the
+//! command already runs as root on the host.
+//!
+//! # Standard input
+//!
+//! The runner does not attach to the container, so a [`CommandSpec`]'s `stdin` travels inside
+//! the pod spec: it is base64-encoded into the shell line, which then reads
+//!
+//! ```text
+//! command -v base64 >/dev/null 2>&1 || { echo 'kupgrade: ...' >&2; exit 127; }
+//! printf %s 'BASE64' | base64 -d | {
+//! <the command line>
+//! }
+//! ```
+//!
+//! The command (the whole line, for a shell script) reads exactly the given bytes, then end of
+//! file; any bytes pass (NUL, non-UTF-8), and nothing in them is ever parsed by a shell, as
+//! the base64 alphabet has no shell syntax in it and is quoted anyway. The input is limited to
+//! [`PodRunner::MAX_STDIN`] (64 KiB): the whole line is one argument of `nsenter` and of the
+//! host's `sh`, and Linux refuses a single argument over 128 KiB (`MAX_ARG_STRLEN`), which the
+//! encoded input (4/3 of its size) must share with the command. Bigger input, or a line over
+//! [`PodRunner::MAX_LINE`] however it got there, is refused with [`RunnerError::Unsupported`]
+//! naming both sizes, and no pod is created. The input is visible to whoever may read the pods
+//! of the namespace: it must not be a secret. Without `stdin`, the command's standard input
+//! is the container's, which is empty.
 //!
 //! # Privileges it needs
 //!
@@ -42,11 +64,17 @@
 //!   other policy engines (Kyverno, Gatekeeper) need an exception for the namespace.
 //! - The image (default [`PodRunner::DEFAULT_IMAGE`]) must be pullable on the nodes and provide
 //!   `nsenter` (busybox and util-linux both do).
+//! - The node itself must have `sh`, and, for commands given standard input, `base64`
+//!   (GNU coreutils and busybox both have it): after `nsenter` into PID 1's mount namespace
+//!   the line runs with the node's own binaries, not the image's. A node without `base64`
+//!   fails such a command with exit code 127 and a message naming `base64`.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::{AsyncReadExt, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{
     Container, ContainerStateTerminated, Pod, PodSpec, SecurityContext, Toleration,
@@ -57,7 +85,8 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use kupgrade_core::NodeName;
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Privilege, RunnerError, Stream,
+    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Privilege, RunnerError,
+    Stream, shell_quote,
 };
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -111,6 +140,12 @@ impl PodRunner {
     pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(300);
     /// The timeout of a command whose spec gives none.
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1800);
+    /// The most standard input a command may be given, in bytes (64 KiB): it travels
+    /// base64-encoded in the shell line, see [Standard input](crate::runner#standard-input).
+    pub const MAX_STDIN: usize = 64 * 1024;
+    /// The longest shell line, in bytes: Linux's limit on one argument (`MAX_ARG_STRLEN`,
+    /// 128 KiB with the terminating NUL).
+    pub const MAX_LINE: usize = 128 * 1024 - 1;
 
     /// A runner with the default namespace, image and timeouts.
     pub fn new(client: Client) -> Self {
@@ -150,18 +185,7 @@ impl PodRunner {
     /// The pod that would run `spec` on `node`, for review. Refuses specs the runner cannot
     /// honour.
     pub fn pod_for(&self, node: &NodeName, spec: &CommandSpec) -> Result<Pod, RunnerError> {
-        if spec.stdin.is_some() {
-            return Err(RunnerError::Unsupported {
-                what: "feed standard input to a command run in a pod (the pod runner does not attach to it)"
-                    .into(),
-            });
-        }
-        // The pod is root on the host already: `sudo -n` would only add a dependency.
-        let line = CommandSpec {
-            privilege: Privilege::None,
-            ..spec.clone()
-        }
-        .to_shell_line();
+        let line = host_line(spec)?;
         let run_for = spec.timeout.unwrap_or(self.default_timeout);
         let deadline = (self.start_timeout + run_for).as_secs_f64().ceil().max(1.0) as i64;
         let mut command: Vec<String> = [
@@ -430,6 +454,52 @@ impl PodRunner {
     }
 }
 
+/// The line the host's `sh -c` runs for `spec`: its command line without `sudo` (the pod is
+/// root on the host already: `sudo -n` would only add a dependency), fed its standard input
+/// (see [Standard input](crate::runner#standard-input)).
+fn host_line(spec: &CommandSpec) -> Result<String, RunnerError> {
+    let line = CommandSpec {
+        privilege: Privilege::None,
+        stdin: None,
+        ..spec.clone()
+    }
+    .to_shell_line();
+    let line = match spec.stdin.as_deref() {
+        None => line,
+        Some(input) if input.len() > PodRunner::MAX_STDIN => {
+            return Err(RunnerError::Unsupported {
+                what: format!(
+                    "feed {} bytes of standard input to a command run in a pod: the limit is {} bytes (64 KiB), as the input travels base64-encoded in the pod's command line (command: {line})",
+                    input.len(),
+                    PodRunner::MAX_STDIN
+                ),
+            });
+        }
+        Some(input) => format!(
+            "command -v base64 >/dev/null 2>&1 || {{ echo {} >&2; exit 127; }}\nprintf %s {} | base64 -d | {{\n{line}\n}}",
+            shell_quote(
+                "kupgrade: base64 not found on the node; it is needed to feed the command's standard input"
+            ),
+            shell_quote(&BASE64.encode(input)),
+        ),
+    };
+    if line.len() > PodRunner::MAX_LINE {
+        return Err(RunnerError::Unsupported {
+            what: format!(
+                "run a shell line of {} bytes in a pod: Linux limits one argument to {} bytes{}",
+                line.len(),
+                PodRunner::MAX_LINE,
+                if spec.stdin.is_some() {
+                    " (the line carries the command's standard input, base64-encoded)"
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
+    Ok(line)
+}
+
 fn other(node: &NodeName, message: String) -> RunnerError {
     RunnerError::Other {
         node: node.clone(),
@@ -591,13 +661,139 @@ mod tests {
         );
     }
 
+    /// Runs the host line of `pod` with the local `sh`, as `nsenter ... sh -c LINE` would.
+    fn run_line(pod: &Pod) -> std::process::Output {
+        let command = pod.spec.as_ref().unwrap().containers[0]
+            .command
+            .as_ref()
+            .unwrap();
+        assert_eq!(command[command.len() - 3..command.len() - 1], ["sh", "-c"]);
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command.last().unwrap())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run sh")
+    }
+
+    fn tricky_input() -> Vec<u8> {
+        let mut input = b"it's \"quoted\"; $(touch /nonexistent/x) `id`\n\nline 3\\\n\x00\xff\xfe not utf-8 \xe2\x9c\x93".to_vec();
+        input.extend(0..=255u8);
+        input
+    }
+
     #[tokio::test]
-    async fn stdin_is_refused() {
+    async fn stdin_reaches_the_command_byte_for_byte_through_the_host_shell() {
         let node: NodeName = "w-1".parse().unwrap();
+        let input = tricky_input();
+        let spec = CommandSpec::new("cat").stdin(input.clone()).sudo();
+        let pod = runner().pod_for(&node, &spec).unwrap();
+        let line = pod.spec.as_ref().unwrap().containers[0]
+            .command
+            .as_ref()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert!(line.is_ascii(), "{line}");
+        assert!(!line.contains("sudo"), "{line}");
+        assert!(line.ends_with("| base64 -d | {\ncat\n}"), "{line}");
+        let out = run_line(&pod);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout, input);
+        assert!(out.stderr.is_empty(), "{out:?}");
+
+        // A script gets the input as a whole (not only its first command), keeps its exit
+        // code and its environment.
+        let spec =
+            CommandSpec::shell("read -r first; printf '%s|%s|' \"$first\" \"$A\"; cat; exit 4")
+                .env("A", "b 'c'")
+                .stdin(input.clone());
+        let out = run_line(&runner().pod_for(&node, &spec).unwrap());
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        let first_line_end = input.iter().position(|&b| b == b'\n').unwrap();
+        let mut expected = input[..first_line_end].to_vec();
+        expected.extend_from_slice(b"|b 'c'|");
+        expected.extend_from_slice(&input[first_line_end + 1..]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&expected)
+        );
+        assert_eq!(out.stdout, expected);
+
+        // Empty input is end of file at once.
+        let spec = CommandSpec::shell("wc -c | tr -d ' '").stdin(Vec::new());
+        let out = run_line(&runner().pod_for(&node, &spec).unwrap());
+        assert_eq!(out.stdout, b"0\n");
+    }
+
+    #[tokio::test]
+    async fn stdin_up_to_the_limit_fits_one_argument_and_more_is_refused() {
+        let node: NodeName = "w-1".parse().unwrap();
+        let input: Vec<u8> = (0..PodRunner::MAX_STDIN)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect();
+        let spec = CommandSpec::shell("wc -c | tr -d ' '").stdin(input);
+        let pod = runner().pod_for(&node, &spec).unwrap();
+        let line = pod.spec.as_ref().unwrap().containers[0]
+            .command
+            .as_ref()
+            .unwrap()
+            .last()
+            .unwrap()
+            .len();
+        assert!(line <= PodRunner::MAX_LINE, "{line}");
+        let out = run_line(&pod);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}\n", PodRunner::MAX_STDIN)
+        );
+
         let err = runner()
-            .pod_for(&node, &CommandSpec::new("cat").stdin("x"))
+            .pod_for(
+                &node,
+                &CommandSpec::new("cat").stdin(vec![b'x'; PodRunner::MAX_STDIN + 1]),
+            )
             .unwrap_err();
         assert!(matches!(err, RunnerError::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("standard input"), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("65537 bytes of standard input"), "{msg}");
+        assert!(msg.contains("the limit is 65536 bytes"), "{msg}");
+
+        let err = runner()
+            .pod_for(
+                &node,
+                &CommandSpec::new("echo").arg("y".repeat(PodRunner::MAX_LINE)),
+            )
+            .unwrap_err();
+        assert!(matches!(err, RunnerError::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("131071 bytes"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_node_without_base64_is_told_so() {
+        let node: NodeName = "w-1".parse().unwrap();
+        let pod = runner()
+            .pod_for(&node, &CommandSpec::new("cat").stdin("x"))
+            .unwrap();
+        let line = pod.spec.as_ref().unwrap().containers[0]
+            .command
+            .as_ref()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        // `command` is a shell builtin; an empty PATH hides every program, base64 included.
+        let out = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(&line)
+            .env("PATH", "")
+            .output()
+            .expect("run sh");
+        assert_eq!(out.status.code(), Some(127), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("base64 not found on the node"),
+            "{out:?}"
+        );
     }
 }
