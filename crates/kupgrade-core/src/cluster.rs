@@ -691,11 +691,19 @@ impl NodeName {
             Name::Shared(name) => name,
         }
     }
+
+    /// The name's bytes, for comparing and hashing without re-checking UTF-8.
+    fn bytes(&self) -> &[u8] {
+        match &self.0 {
+            Name::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Name::Shared(name) => name.as_bytes(),
+        }
+    }
 }
 
 impl PartialEq for NodeName {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
+        self.bytes() == other.bytes()
     }
 }
 impl Eq for NodeName {}
@@ -706,12 +714,15 @@ impl PartialOrd for NodeName {
 }
 impl Ord for NodeName {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        // Byte order is `str` order.
+        self.bytes().cmp(other.bytes())
     }
 }
 impl std::hash::Hash for NodeName {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state)
+        // As `str` hashes.
+        state.write(self.bytes());
+        state.write_u8(0xff);
     }
 }
 

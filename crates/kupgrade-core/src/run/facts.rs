@@ -27,7 +27,7 @@ pub(crate) enum Verdict {
 /// A cluster state indexed by node name, with the policy's errors computed once.
 pub(crate) struct View<'a> {
     pub state: &'a ClusterState,
-    index: HashMap<&'a str, &'a Node>,
+    index: HashMap<&'a NodeName, &'a Node>,
     policy: &'a dyn SkewPolicy,
     tolerated: &'a HashSet<ViolationKey>,
     errors: Option<Vec<Violation>>,
@@ -42,7 +42,7 @@ impl<'a> View<'a> {
     ) -> Self {
         let mut index = HashMap::with_capacity(state.nodes.len());
         for n in &state.nodes {
-            index.entry(n.name.as_str()).or_insert(n);
+            index.entry(&n.name).or_insert(n);
         }
         View {
             state,
@@ -55,11 +55,11 @@ impl<'a> View<'a> {
     }
 
     pub fn node(&self, name: &NodeName) -> Option<&'a Node> {
-        self.index.get(name.as_str()).copied()
+        self.index.get(name).copied()
     }
 
     pub fn contains(&self, name: &NodeName) -> bool {
-        self.index.contains_key(name.as_str())
+        self.index.contains_key(name)
     }
 
     /// The control-plane nodes (found once).
