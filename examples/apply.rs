@@ -32,9 +32,9 @@
 //!   keys, `--ssh-user`, `--ssh-key`, `--known-hosts`).
 //! - `--executor pod` (needs `--kubeconfig`) runs each node command in a short-lived
 //!   privileged pod pinned to the node (`--pod-namespace`, `--pod-image`; permissions and
-//!   admission in `examples/rbac/node-command.yaml`). A pod cannot be fed standard input, so
-//!   a command's text input (the repository file the plan writes with `tee`) travels in its
-//!   shell line. On the test apiserver, `scripts/demo-kubelet.sh` answers the command pods in
+//!   admission in `examples/rbac/node-command.yaml`). The pod runner carries a command's
+//!   standard input (the repository file the plan writes with `tee`) base64-encoded in the
+//!   pod's shell line, up to 64 KiB. On the test apiserver, `scripts/demo-kubelet.sh` answers the command pods in
 //!   the demo sandboxes.
 //! - `--executor local` runs every node's commands on this machine inside per-node sandbox
 //!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` first in `PATH`);

@@ -2,12 +2,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use async_trait::async_trait;
 use kupgrade_core::plan::{Strategy, UpgradePlan};
-use kupgrade_core::ports::{
-    ClusterOperations, CommandOutput, CommandRunner, CommandSpec, LineSink, NodeProvider,
-    Privilege, RunnerError, shell_quote,
-};
+use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider};
 use kupgrade_core::{ClusterState, NodeName, SshTarget};
 use kupgrade_exec::sim::{SimCluster, Workload};
 use kupgrade_exec::{LocalRunner, NodeEnv, SshConfig, SshRunner};
@@ -134,11 +130,13 @@ impl Backend {
                         "--executor pod runs node commands in pods through the Kubernetes API: it needs --kubeconfig"
                     );
                 };
-                let runner: Arc<dyn CommandRunner> = Arc::new(StdinInShellLine(
+                // The runner feeds standard input itself (base64 in the pod's command line),
+                // as the plan's `sudo tee FILE` steps need.
+                let runner: Arc<dyn CommandRunner> = Arc::new(
                     PodRunner::new(live.client().clone())
                         .namespace(&args.pod_namespace)
                         .image(&args.pod_image),
-                ));
+                );
                 Ok(Backend {
                     ops: ops(&runner)?,
                     runner,
@@ -208,41 +206,4 @@ fn ssh_targets(
         );
     }
     Ok(targets)
-}
-
-/// Feeds a command's standard input through its shell line, for runners that cannot attach
-/// to standard input (the pod runner): `printf '%s' 'TEXT' | COMMAND`. The plan writes the
-/// package repository file that way (`sudo tee FILE` with the file as input). Input that is
-/// not UTF-8 text is passed on unchanged, for the runner to refuse.
-struct StdinInShellLine<R>(R);
-
-#[async_trait]
-impl<R: CommandRunner> CommandRunner for StdinInShellLine<R> {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        let Some(text) = spec
-            .stdin
-            .as_deref()
-            .and_then(|b| std::str::from_utf8(b).ok())
-        else {
-            return self.0.run(node, spec, lines).await;
-        };
-        let mut inner = spec.clone();
-        inner.stdin = None;
-        // The whole line gets the privilege once, outside the pipe.
-        inner.privilege = Privilege::None;
-        let mut piped = CommandSpec::shell(format!(
-            "printf '%s' {} | {}",
-            shell_quote(text),
-            inner.to_shell_line()
-        ));
-        piped.privilege = spec.privilege;
-        piped.timeout = spec.timeout;
-        piped.max_output = spec.max_output;
-        self.0.run(node, &piped, lines).await
-    }
 }

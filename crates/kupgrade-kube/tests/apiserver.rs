@@ -672,15 +672,109 @@ async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
         "the pod was not deleted after the timeout"
     );
 
+    // Standard input over the limit is refused before any pod is made.
     let err = runner
-        .output(&node, &CommandSpec::new("cat").stdin("x"))
+        .output(
+            &node,
+            &CommandSpec::new("cat").stdin(vec![b'x'; PodRunner::MAX_STDIN + 1]),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, RunnerError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("standard input"), "{err}");
     assert_eq!(
         *seen.lock().unwrap(),
         ["kubelet --version", "echo boom >&2; exit 3", "sleep 3600"]
     );
+    scope.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "nodestdin").await;
+    let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
+    // The simulated kubelet runs each pod's shell line here, as the node's shell would: what
+    // the command reads can only come from the pod the runner created.
+    let dir = std::env::temp_dir().join(format!("kupgrade-{}", scope.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    let here = dir.clone();
+    scope.reply_with(move |line| support::run_here(line, &here));
+    let runner = PodRunner::new(env.client.clone())
+        .namespace(&scope.ns)
+        .start_timeout(Duration::from_secs(20));
+
+    let mut input = b"it's \"quoted\"; $(touch pwned) `touch pwned`\n\nlast line\\".to_vec();
+    input.extend([0u8, 0xff, 0xfe, b'\n']);
+    input.extend(0..=255u8);
+    // The termination message is text: the bytes come back as hex.
+    let hex: String = input.iter().map(|b| format!("{b:02x}")).collect();
+    let out = runner
+        .output(
+            &node,
+            &CommandSpec::shell("od -An -v -tx1 | tr -d ' \\n'")
+                .stdin(input.clone())
+                .sudo(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Code(0), "{}", out.stdout_text());
+    assert_eq!(out.stdout_text(), hex);
+    assert!(!dir.join("pwned").exists(), "the input was run by a shell");
+
+    // The plan's way of writing a file: `sudo tee FILE` with the content as input.
+    let content =
+        "deb [signed-by=/etc/apt/keyrings/k.gpg] https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n";
+    let out = runner
+        .output(
+            &node,
+            &CommandSpec::new("tee")
+                .arg(dir.join("kubernetes.list").to_str().unwrap())
+                .stdin(content)
+                .sudo(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Code(0), "{}", out.stdout_text());
+    assert_eq!(out.stdout_text(), content);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("kubernetes.list")).unwrap(),
+        content
+    );
+
+    // A script reads the input as a whole and keeps its exit code; empty input is EOF.
+    let out = runner
+        .output(
+            &node,
+            &CommandSpec::shell("read -r a; read -r b; echo \"$b,$a\"; exit 5").stdin("one\ntwo\n"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Code(5));
+    assert_eq!(out.stdout_text(), "two,one\n");
+    let out = runner
+        .output(&node, &CommandSpec::new("cat").stdin(Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Code(0));
+    assert_eq!(out.stdout_text(), "");
+
+    // The largest input allowed arrives whole.
+    let out = runner
+        .output(
+            &node,
+            &CommandSpec::shell("wc -c | tr -d ' '").stdin(vec![b'k'; PodRunner::MAX_STDIN]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), format!("{}\n", PodRunner::MAX_STDIN));
+    assert!(
+        command_pods(&env, &scope.ns).await.is_empty(),
+        "a pod was not deleted"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
     scope.cleanup().await;
 }
 

@@ -88,6 +88,29 @@ pub enum Reply {
 
 type Replier = Arc<dyn Fn(&str) -> Reply + Send + Sync>;
 
+/// Runs a node-command pod's shell line with the local `sh` in `dir`, as the node's shell
+/// would after `nsenter`, and replies with its exit code and its output (stdout then stderr,
+/// lossy UTF-8) as the termination message. Only for lines the test chose to run.
+pub fn run_here(line: &str, dir: &std::path::Path) -> Reply {
+    match std::process::Command::new("sh")
+        .arg("-c")
+        .arg(line)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => {
+            let mut message = out.stdout;
+            message.extend_from_slice(&out.stderr);
+            Reply::Exit(
+                out.status.code().unwrap_or(128),
+                String::from_utf8_lossy(&message).into_owned(),
+            )
+        }
+        Err(e) => Reply::Exit(127, format!("sh: {e}")),
+    }
+}
+
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// One test's corner of the server.
