@@ -24,10 +24,46 @@ pub(crate) enum Verdict {
     Unknown(String),
 }
 
+/// Where each node of a cluster state is, by name. The run keeps it from one read of the
+/// cluster to the next and rebuilds it only when the node list changed (rarely: a node
+/// replaced or removed), since indexing thousands of names on every read would cost more
+/// than the checks themselves.
+#[derive(Default)]
+pub(crate) struct Layout {
+    names: Vec<NodeName>,
+    positions: HashMap<NodeName, usize>,
+    /// The run's presence generation for which every node the run expects was found here.
+    pub presence_ok: Option<u64>,
+}
+
+impl Layout {
+    /// Makes this the layout of `state`, rebuilding it only when the node list differs.
+    pub fn follow(&mut self, state: &ClusterState) {
+        let same = self.names.len() == state.nodes.len()
+            && self
+                .names
+                .iter()
+                .zip(&state.nodes)
+                .all(|(a, n)| *a == n.name);
+        if same {
+            return;
+        }
+        self.names = state.nodes.iter().map(|n| n.name.clone()).collect();
+        self.positions = HashMap::with_capacity(self.names.len());
+        for (i, n) in self.names.iter().enumerate() {
+            // The first of duplicate names wins, as a lookup by name in the list would.
+            self.positions.entry(n.clone()).or_insert(i);
+        }
+        self.presence_ok = None;
+    }
+}
+
 /// A cluster state indexed by node name, with the policy's errors computed once.
 pub(crate) struct View<'a> {
     pub state: &'a ClusterState,
-    index: HashMap<&'a NodeName, &'a Node>,
+    layout: &'a Layout,
+    /// Set by the run's global check: the presence generation verified against this state.
+    pub presence_checked: Option<u64>,
     policy: &'a dyn SkewPolicy,
     tolerated: &'a HashSet<ViolationKey>,
     errors: Option<Vec<Violation>>,
@@ -39,14 +75,12 @@ impl<'a> View<'a> {
         state: &'a ClusterState,
         policy: &'a dyn SkewPolicy,
         tolerated: &'a HashSet<ViolationKey>,
+        layout: &'a Layout,
     ) -> Self {
-        let mut index = HashMap::with_capacity(state.nodes.len());
-        for n in &state.nodes {
-            index.entry(&n.name).or_insert(n);
-        }
         View {
             state,
-            index,
+            layout,
+            presence_checked: layout.presence_ok,
             policy,
             tolerated,
             errors: None,
@@ -55,11 +89,12 @@ impl<'a> View<'a> {
     }
 
     pub fn node(&self, name: &NodeName) -> Option<&'a Node> {
-        self.index.get(name).copied()
+        let i = *self.layout.positions.get(name)?;
+        self.state.nodes.get(i)
     }
 
     pub fn contains(&self, name: &NodeName) -> bool {
-        self.index.contains_key(name)
+        self.layout.positions.contains_key(name)
     }
 
     /// The control-plane nodes (found once).

@@ -97,7 +97,7 @@ pub use record::{
 };
 pub use report::{Difference, Finished, StopReason, StopReport};
 
-use facts::{Verdict, View, same_release};
+use facts::{Layout, Verdict, View, same_release};
 
 /// How a run behaves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -452,6 +452,10 @@ pub struct Run {
     running: HashMap<TaskId, (usize, usize)>,
     settling: HashSet<NodeName>,
     presence: HashMap<NodeName, Presence>,
+    /// Bumped whenever `presence` changes.
+    presence_gen: u64,
+    /// The live cluster's node list, kept between reads.
+    layout: Layout,
     baseline: Option<Baseline>,
     tolerated: HashSet<ViolationKey>,
     not_ready_ok: HashSet<NodeName>,
@@ -590,6 +594,8 @@ impl Run {
             running: HashMap::new(),
             settling: HashSet::new(),
             presence,
+            presence_gen: 0,
+            layout: Layout::default(),
             baseline: None,
             tolerated: HashSet::new(),
             not_ready_ok: HashSet::new(),
@@ -854,9 +860,14 @@ impl Run {
         if self.stopping.is_none() {
             let policy = Arc::clone(&self.policy);
             let tolerated = std::mem::take(&mut self.tolerated);
-            let mut view = View::new(state, &*policy, &tolerated);
+            let mut layout = std::mem::take(&mut self.layout);
+            layout.follow(state);
+            let mut view = View::new(state, &*policy, &tolerated, &layout);
             self.start_tasks(&mut view, now, &mut out);
+            let presence_checked = view.presence_checked;
             drop(view);
+            layout.presence_ok = presence_checked;
+            self.layout = layout;
             self.tolerated = tolerated;
         }
         self.settle(now, &mut out);
@@ -1200,9 +1211,11 @@ impl Run {
             Action::ProvisionNodes { .. } => {
                 self.settling.insert(node.clone());
                 self.presence.insert(node.clone(), Presence::Either);
+                self.presence_gen += 1;
             }
             Action::RemoveNodes => {
                 self.presence.insert(node.clone(), Presence::Either);
+                self.presence_gen += 1;
             }
             _ => {}
         }
@@ -1220,10 +1233,12 @@ impl Run {
             Action::ProvisionNodes { .. } => {
                 self.settling.remove(node);
                 self.presence.insert(node.clone(), Presence::Present);
+                self.presence_gen += 1;
             }
             Action::RemoveNodes => {
                 self.settling.remove(node);
                 self.presence.insert(node.clone(), Presence::Absent);
+                self.presence_gen += 1;
             }
             _ => {}
         }
@@ -1475,12 +1490,17 @@ impl Run {
                 advice: "find out what changed (a component upgraded or downgraded by hand?), bring the cluster back within the policy, then resume; if the change was meant, plan again from the live cluster and start a new run".into(),
             }));
         }
-        let mut missing: Vec<&NodeName> = self
-            .presence
-            .iter()
-            .filter(|(n, p)| **p == Presence::Present && !view.contains(n))
-            .map(|(n, _)| n)
-            .collect();
+        // Every node the run expects is there: checked again only when the node list or the
+        // expectations changed since the last check.
+        let mut missing: Vec<&NodeName> = if view.presence_checked == Some(self.presence_gen) {
+            Vec::new()
+        } else {
+            self.presence
+                .iter()
+                .filter(|(n, p)| **p == Presence::Present && !view.contains(n))
+                .map(|(n, _)| n)
+                .collect()
+        };
         if !missing.is_empty() {
             missing.sort();
             return Err(Box::new(StopReport {
@@ -1502,6 +1522,7 @@ impl Run {
                 advice: "find out why the nodes left (deleted, renamed?); if they are gone for good, plan again from the live cluster and start a new run; otherwise resume once they are back".into(),
             }));
         }
+        view.presence_checked = Some(self.presence_gen);
         let mut not_ready: Vec<&NodeName> = view
             .state
             .nodes

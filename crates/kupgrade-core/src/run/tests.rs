@@ -484,6 +484,60 @@ fn a_node_upgraded_by_hand_stops_the_run_with_what_differs() {
     );
 }
 
+/// Drives a run on the model, changing the state it reads with `meddle` once `after` tasks
+/// ran; returns the report it stopped with.
+fn halted_when(after: usize, meddle: impl Fn(&mut ClusterState)) -> StopReport {
+    let plan = plan();
+    let mut run = new_run(&plan, &[]);
+    let mut model = Simulation::new(cluster());
+    let mut steps = 0;
+    while !run.is_finished() {
+        let mut state = model.state().clone();
+        if steps > after {
+            meddle(&mut state);
+        }
+        let out = run.next(&state, t0());
+        for t in out.tasks {
+            steps += 1;
+            model
+                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
+                .unwrap();
+            run.record(
+                Outcome {
+                    task: t.id,
+                    attempt: t.attempt,
+                    result: TaskResult::Succeeded,
+                },
+                t0(),
+            )
+            .unwrap();
+        }
+    }
+    run.finished().unwrap().report().expect("halted").clone()
+}
+
+#[test]
+fn a_node_that_leaves_the_cluster_stops_the_run_even_after_many_clean_reads() {
+    // The run remembers the node list between reads: a node removed, or replaced by one of
+    // another name (same count), must still be seen.
+    let gone = halted_when(20, |s| s.nodes.retain(|n| n.name.as_str() != "worker-4"));
+    let renamed = halted_when(20, |s| {
+        let w = s.nodes.iter_mut().find(|n| n.name.as_str() == "worker-4").unwrap();
+        w.name = "worker-4b".parse().unwrap();
+    });
+    for report in [gone, renamed] {
+        assert_eq!(report.reason, StopReason::Drift, "{report}");
+        assert_eq!(
+            report.differences,
+            [Difference {
+                node: Some("worker-4".parse().unwrap()),
+                expected: "present".into(),
+                found: "absent".into()
+            }]
+        );
+    }
+}
+
 #[test]
 fn a_node_that_goes_not_ready_stops_the_run() {
     let plan = plan();
