@@ -522,7 +522,11 @@ fn a_node_that_leaves_the_cluster_stops_the_run_even_after_many_clean_reads() {
     // another name (same count), must still be seen.
     let gone = halted_when(20, |s| s.nodes.retain(|n| n.name.as_str() != "worker-4"));
     let renamed = halted_when(20, |s| {
-        let w = s.nodes.iter_mut().find(|n| n.name.as_str() == "worker-4").unwrap();
+        let w = s
+            .nodes
+            .iter_mut()
+            .find(|n| n.name.as_str() == "worker-4")
+            .unwrap();
         w.name = "worker-4b".parse().unwrap();
     });
     for report in [gone, renamed] {
