@@ -180,7 +180,7 @@ impl SkewPolicy for UpstreamPolicy {
     }
 
     fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
-        self.node_rules(cx, node, node.is_control_plane(), None, out);
+        self.node_rules(cx, node, node.is_control_plane(), None, true, out);
     }
 
     /// The same violations as the default: cluster-wide ones, then node by node.
@@ -192,6 +192,22 @@ impl SkewPolicy for UpstreamPolicy {
     /// memory reads of several nodes. Only the nodes that break a rule go through the rules
     /// that write violations.
     fn evaluate(&self, state: &ClusterState) -> Vec<Violation> {
+        self.evaluate_with(state, true)
+    }
+
+    /// The same errors as the default, without building the warnings first (a run checks the
+    /// live cluster's errors before every step; on large clusters kubectl warnings are many).
+    fn errors(&self, state: &ClusterState) -> Vec<Violation> {
+        let mut v = self.evaluate_with(state, false);
+        v.retain(|v| v.severity == Severity::Error);
+        v
+    }
+}
+
+impl UpstreamPolicy {
+    /// [`SkewPolicy::evaluate`]; without `warnings`, the per-node warning rules (kubectl,
+    /// kubeadm) are skipped.
+    fn evaluate_with(&self, state: &ClusterState, warnings: bool) -> Vec<Violation> {
         let summary = Summary::of(state);
         let cx = Context {
             state,
@@ -211,11 +227,11 @@ impl SkewPolicy for UpstreamPolicy {
             let is_cp = control_plane.next_if(|&&c| c == i).is_some();
             if !is_cp
                 && let Some(bounds) = bounds
-                && self.node_is_clean(state, node, bounds)
+                && self.node_is_clean(state, node, bounds, warnings)
             {
                 continue;
             }
-            self.node_rules(&cx, node, is_cp, texts.as_ref(), &mut out);
+            self.node_rules(&cx, node, is_cp, texts.as_ref(), warnings, &mut out);
         }
         out
     }
@@ -232,6 +248,7 @@ impl UpstreamPolicy {
         state: &ClusterState,
         node: &Node,
         (lo_m, hi_m, kubectl): (Minor, Minor, MinorRange),
+        warnings: bool,
     ) -> bool {
         let v = &node.versions;
         let agent_ok = |m: Minor| range(lo_m, hi_m, self.node_lag(m)).contains(m);
@@ -256,6 +273,9 @@ impl UpstreamPolicy {
                 return false;
             }
         }
+        if !warnings {
+            return true;
+        }
         if v.kubectl
             .as_ref()
             .is_some_and(|c| !kubectl.contains(c.minor()))
@@ -278,13 +298,15 @@ impl UpstreamPolicy {
 
 impl UpstreamPolicy {
     /// The per-node rules; `is_cp` says whether `node` is a control-plane node, `texts` are
-    /// the kubectl texts of this summary when already built.
+    /// the kubectl texts of this summary when already built; without `warnings`, only the
+    /// rules that can give errors.
     fn node_rules(
         &self,
         cx: &Context<'_>,
         node: &Node,
         is_cp: bool,
         texts: Option<&KubectlTexts>,
+        warnings: bool,
         out: &mut Vec<Violation>,
     ) {
         let s = cx.summary;
@@ -397,6 +419,9 @@ impl UpstreamPolicy {
                     ),
                 });
             }
+        }
+        if !warnings {
+            return;
         }
         if let Some(kubectl) = &v.kubectl
             && let Some(v) =
@@ -605,6 +630,30 @@ fn bundled_warning(
 mod tests {
     use super::*;
     use crate::{ClusterState, Node};
+
+    #[cfg(feature = "proptest")]
+    proptest::proptest! {
+        /// `errors` skips building warnings but finds exactly the errors `evaluate` finds, in
+        /// the same order, under every edition and endpoint reading.
+        #[test]
+        fn errors_are_the_errors_of_evaluate(
+            state in crate::testing::cluster_state(1..40),
+            old_edition in proptest::bool::ANY,
+            balanced in proptest::bool::ANY,
+        ) {
+            let mut policy = if old_edition {
+                UpstreamPolicy::as_documented_in(Minor::new(1, 27))
+            } else {
+                UpstreamPolicy::new()
+            };
+            if balanced {
+                policy = policy.with_endpoint(ControlPlaneEndpoint::LoadBalanced);
+            }
+            let mut want = policy.evaluate(&state);
+            want.retain(|v| v.severity == Severity::Error);
+            proptest::prop_assert_eq!(policy.errors(&state), want);
+        }
+    }
 
     fn v(s: &str) -> KubeVersion {
         s.parse().unwrap()
