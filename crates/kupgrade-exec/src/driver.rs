@@ -481,11 +481,12 @@ impl Driver {
                 .clone()
                 .ok_or_else(|| Failure::new(FailureKind::Other, format!("{id} names no node")))
         };
-        let started = |command: String| {
+        // What a task does is only written out when someone listens.
+        let started = |command: &dyn Fn() -> String| {
             if self.events.is_some() {
                 self.emit(vec![Event::CommandStarted {
                     task: id.clone(),
-                    command,
+                    command: command(),
                 }])
             }
         };
@@ -500,10 +501,7 @@ impl Driver {
             Work::Commands { commands } => {
                 let node = node()?;
                 for spec in commands {
-                    let line = spec.to_shell_line();
-                    if self.events.is_some() {
-                        started(line.clone());
-                    }
+                    started(&|| spec.to_shell_line());
                     let sink = match &self.events {
                         Some(tx) => {
                             let tx = tx.clone();
@@ -521,6 +519,7 @@ impl Driver {
                     match self.runner.run(&node, spec, &sink).await {
                         Ok(out) if out.status.success() => {}
                         Ok(out) => {
+                            let line = spec.to_shell_line();
                             return Err(Failure::new(
                                 FailureKind::CommandFailed,
                                 format!("`{line}` on {node} ended with {}", out.status),
@@ -528,24 +527,24 @@ impl Driver {
                             .with_command(line)
                             .with_stderr_tail(out.stderr_tail(5)));
                         }
-                        Err(e) => return Err(runner_failure(e).with_command(line)),
+                        Err(e) => return Err(runner_failure(e).with_command(spec.to_shell_line())),
                     }
                 }
                 Ok(())
             }
             Work::Cordon => {
                 let node = node()?;
-                started(task.work.describe());
+                started(&|| task.work.describe());
                 self.ops.cordon(&node).await.map_err(ops_failure)
             }
             Work::Uncordon => {
                 let node = node()?;
-                started(task.work.describe());
+                started(&|| task.work.describe());
                 self.ops.uncordon(&node).await.map_err(ops_failure)
             }
             Work::Drain { options } => {
                 let node = node()?;
-                started(task.work.describe());
+                started(&|| task.work.describe());
                 let report = self.ops.drain(&node, options).await.map_err(ops_failure)?;
                 for p in &report.evicted {
                     output(format!("evicted {p}"));
@@ -557,14 +556,14 @@ impl Driver {
             }
             Work::WaitReady { version, timeout } => {
                 let node = node()?;
-                started(task.work.describe());
+                started(&|| task.work.describe());
                 self.ops
                     .wait_ready(&node, version, *timeout)
                     .await
                     .map_err(ops_failure)
             }
             Work::WaitKubeProxyRollout { version, timeout } => {
-                started(task.work.describe());
+                started(&|| task.work.describe());
                 let deadline = tokio::time::Instant::now() + *timeout;
                 loop {
                     let state = self.ops.state().await.map_err(ops_failure)?;
@@ -598,7 +597,7 @@ impl Driver {
             }
             Work::Provision { template, version } => {
                 let node = node()?;
-                started(task.work.describe());
+                started(&|| task.work.describe());
                 let Some(p) = &self.provider else {
                     return Err(no_provider());
                 };
@@ -609,7 +608,7 @@ impl Driver {
             }
             Work::Remove => {
                 let node = node()?;
-                started(task.work.describe());
+                started(&|| task.work.describe());
                 let Some(p) = &self.provider else {
                     return Err(no_provider());
                 };
