@@ -5,8 +5,9 @@
 //! is a few dozen classes. The planner keeps each node's class as steps change nodes (a batch's
 //! nodes of one class all move to the same new class, so the new class is found once per old
 //! class and step) and checks one member per class instead of every node.
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::{ClusterState, Node};
 
@@ -31,7 +32,8 @@ fn same(a: &Node, b: &Node) -> bool {
 }
 
 fn hash(n: &Node) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    // A fixed seed: the same classes in the same order on every run.
+    let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
     n.roles.hash(&mut h);
     n.labels.hash(&mut h);
     n.os.family.hash(&mut h);
