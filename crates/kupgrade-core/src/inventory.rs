@@ -427,6 +427,11 @@ impl<'a> Locator<'a> {
     }
 
     fn find_key(&self, start: usize, key: &str, in_node: bool) -> Option<(usize, usize)> {
+        if key.is_empty() {
+            // A path ending in a dot (a label key such as `topology.kubernetes.`) names no key
+            // to look for; searching for "" would never advance.
+            return None;
+        }
         for (i, line) in self.lines.iter().enumerate().skip(start) {
             if in_node && i > start && line.trim_start().starts_with("- ") && line.contains("name")
             {
@@ -511,6 +516,19 @@ nodes:
         // JSON is accepted too and round-trips through serde.
         let json = serde_json::to_string_pretty(&s).unwrap();
         assert_eq!(parse(&json, "inv.json").unwrap(), s);
+    }
+
+    #[test]
+    fn a_flow_map_broken_after_a_dotted_key_is_an_error_not_a_hang() {
+        // Found by the inventory fuzzer: the error's field path ends in a dot, and locating
+        // it searched for an empty key forever.
+        let text = GOOD.replace(
+            "labels: { topology.kubernetes.io/zone: a }",
+            "labels: { topology.kubernetes.}",
+        );
+        let e = parse(&text, "inv.yaml").unwrap_err();
+        assert_eq!(e.file, "inv.yaml");
+        assert!(!e.problems.is_empty());
     }
 
     #[test]
