@@ -544,33 +544,7 @@ fn a_node_that_leaves_the_cluster_stops_the_run_even_after_many_clean_reads() {
 
 #[test]
 fn a_node_that_goes_not_ready_stops_the_run() {
-    let plan = plan();
-    let mut run = new_run(&plan, &[]);
-    let mut model = Simulation::new(cluster());
-    let mut steps = 0;
-    while !run.is_finished() {
-        let mut state = model.state().clone();
-        if steps > 20 {
-            state.node_mut("worker-3").unwrap().ready = false;
-        }
-        let out = run.next(&state, t0());
-        for t in out.tasks {
-            steps += 1;
-            model
-                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
-                .unwrap();
-            run.record(
-                Outcome {
-                    task: t.id,
-                    attempt: t.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                t0(),
-            )
-            .unwrap();
-        }
-    }
-    let report = run.finished().unwrap().report().unwrap();
+    let report = halted_when(20, |s| s.node_mut("worker-3").unwrap().ready = false);
     assert_eq!(report.reason, StopReason::NodeNotReady);
     assert_eq!(
         report.differences,
