@@ -662,15 +662,20 @@ mod tests {
     }
 
     /// Runs the host line of `pod` with the local `sh`, as `nsenter ... sh -c LINE` would.
-    fn run_line(pod: &Pod) -> std::process::Output {
+    /// The shell line the pod's container runs (`... sh -c LINE`).
+    fn shell_line(pod: &Pod) -> &str {
         let command = pod.spec.as_ref().unwrap().containers[0]
             .command
             .as_ref()
             .unwrap();
         assert_eq!(command[command.len() - 3..command.len() - 1], ["sh", "-c"]);
+        command.last().unwrap()
+    }
+
+    fn run_line(pod: &Pod) -> std::process::Output {
         std::process::Command::new("sh")
             .arg("-c")
-            .arg(command.last().unwrap())
+            .arg(shell_line(pod))
             .stdin(std::process::Stdio::null())
             .output()
             .expect("run sh")
@@ -688,13 +693,7 @@ mod tests {
         let input = tricky_input();
         let spec = CommandSpec::new("cat").stdin(input.clone()).sudo();
         let pod = runner().pod_for(&node, &spec).unwrap();
-        let line = pod.spec.as_ref().unwrap().containers[0]
-            .command
-            .as_ref()
-            .unwrap()
-            .last()
-            .unwrap()
-            .clone();
+        let line = shell_line(&pod).to_string();
         assert!(line.is_ascii(), "{line}");
         assert!(!line.contains("sudo"), "{line}");
         assert!(line.ends_with("| base64 -d | {\ncat\n}"), "{line}");
@@ -735,13 +734,7 @@ mod tests {
             .collect();
         let spec = CommandSpec::shell("wc -c | tr -d ' '").stdin(input);
         let pod = runner().pod_for(&node, &spec).unwrap();
-        let line = pod.spec.as_ref().unwrap().containers[0]
-            .command
-            .as_ref()
-            .unwrap()
-            .last()
-            .unwrap()
-            .len();
+        let line = shell_line(&pod).len();
         assert!(line <= PodRunner::MAX_LINE, "{line}");
         let out = run_line(&pod);
         assert_eq!(
@@ -776,13 +769,7 @@ mod tests {
         let pod = runner()
             .pod_for(&node, &CommandSpec::new("cat").stdin("x"))
             .unwrap();
-        let line = pod.spec.as_ref().unwrap().containers[0]
-            .command
-            .as_ref()
-            .unwrap()
-            .last()
-            .unwrap()
-            .clone();
+        let line = shell_line(&pod).to_string();
         // `command` is a shell builtin; an empty PATH hides every program, base64 included.
         let out = std::process::Command::new("/bin/sh")
             .arg("-c")
