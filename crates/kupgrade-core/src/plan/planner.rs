@@ -423,7 +423,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             reason: reason.into(),
             action,
         };
-        if !no_effect(&step.action) {
+        if !Simulation::no_effect(&step.action) {
             let at = batch.at.as_deref();
             let effect = match at {
                 Some(at) => self.sim.apply_at(&step, at)?,
@@ -1512,30 +1512,6 @@ impl<'r, 'a> Planner<'r, 'a> {
             notes,
         })
     }
-}
-
-/// True for actions that never change the modelled state: the planner neither simulates nor
-/// re-checks them.
-fn no_effect(action: &Action) -> bool {
-    matches!(
-        action,
-        Action::Preflight { .. }
-            | Action::EtcdSnapshot { .. }
-            | Action::BackupConfig { .. }
-            | Action::SwitchRepository { .. }
-            | Action::CheckKubeadmVersion { .. }
-            | Action::KubeadmUpgradePlan { .. }
-            | Action::RestartKubelet { .. }
-            | Action::WaitReady { .. }
-            | Action::Verify { .. }
-    ) || matches!(
-        action,
-        Action::KubeadmUpgradeNode {
-            control_plane: None,
-            addons,
-            ..
-        } if addons.is_empty()
-    )
 }
 
 /// What must hold before `action` and after it (see [`Fact`]).

@@ -174,8 +174,9 @@ impl Simulation {
         }
     }
 
-    /// True for actions whose effect does not depend on the step's nodes.
-    fn nodes_unused(action: &Action) -> bool {
+    /// True for actions that never change the modelled state: the planner neither simulates nor
+    /// re-checks them.
+    pub(crate) fn no_effect(action: &Action) -> bool {
         matches!(
             action,
             Action::Preflight { .. }
@@ -187,13 +188,28 @@ impl Simulation {
                 | Action::RestartKubelet { .. }
                 | Action::WaitReady { .. }
                 | Action::Verify { .. }
-                | Action::WaitKubeProxyRollout { .. }
-                | Action::UpgradeKubectlClient { .. }
-                | Action::KubeadmUpgradeNode {
-                    control_plane: None,
-                    ..
-                }
+        ) || matches!(
+            action,
+            Action::KubeadmUpgradeNode {
+                control_plane: None,
+                addons,
+                ..
+            } if addons.is_empty()
         )
+    }
+
+    /// True for actions whose effect does not depend on the step's nodes.
+    fn nodes_unused(action: &Action) -> bool {
+        Self::no_effect(action)
+            || matches!(
+                action,
+                Action::WaitKubeProxyRollout { .. }
+                    | Action::UpgradeKubectlClient { .. }
+                    | Action::KubeadmUpgradeNode {
+                        control_plane: None,
+                        ..
+                    }
+            )
     }
 
     /// Applies `step` to the nodes at positions `at` (the step's nodes, in order; see
