@@ -175,7 +175,7 @@ fn ssh_targets(
     for node in &cluster.nodes {
         let from_overlay = overlay
             .and_then(|o| o.nodes.iter().find(|n| n.name == node.name))
-            .and_then(|n| n.ssh.clone());
+            .and_then(|n| n.ssh.as_deref().cloned());
         match from_overlay {
             Some(t) => targets.push((node.name.clone(), t)),
             None if by_node_name => targets.push((

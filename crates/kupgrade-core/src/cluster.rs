@@ -303,8 +303,9 @@ pub struct Node {
     #[serde(default, skip_serializing_if = "is_false")]
     pub unschedulable: bool,
     /// How to reach the node over SSH, for executors that need it.
+    // Boxed: most nodes have none, and a node stays small in states of tens of thousands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh: Option<SshTarget>,
+    pub ssh: Option<Box<SshTarget>>,
 }
 
 fn yes() -> bool {
@@ -841,6 +842,18 @@ mod tests {
             r#""ip-10-0-1-10.ec2.internal""#
         );
         assert!(size_of::<NodeName>() <= 24 && size_of::<Option<NodeName>>() <= 24);
+    }
+
+    /// Large clusters are read node by node (skew checks, plans, a runner's state reads): a
+    /// node's size is the memory each pass streams through.
+    #[test]
+    fn nodes_are_compact() {
+        assert!(
+            size_of::<NodeVersions>() <= 9 * 24,
+            "{}",
+            size_of::<NodeVersions>()
+        );
+        assert!(size_of::<Node>() <= 296, "{}", size_of::<Node>());
     }
 
     #[test]

@@ -48,17 +48,17 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 ///
 /// # Size
 ///
-/// A version is 32 bytes, and so is `Option<KubeVersion>`: the major and patch numbers are
-/// `u32` (the parser refuses larger ones; the minor keeps [`Minor`]'s full `u64` range) and the
-/// rare textual parts (pre-release, vendor suffix, build metadata) share one box that plain
+/// A version is 24 bytes, and so is `Option<KubeVersion>`: the major number is a `u16` and
+/// the patch a `u32` (the parser refuses larger ones; the minor keeps [`Minor`]'s full `u64`
+/// range) and the rare textual parts (pre-release, vendor suffix, build metadata) share one box that plain
 /// releases do without. A node lists up to nine versions and a
 /// cluster may have tens of thousands of nodes, so compact versions keep skew evaluation in
 /// cache.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct KubeVersion {
     minor: u64,
-    major: u32,
     patch: u32,
+    major: u16,
     /// The phase of `extra.pre` (stable without one), kept inline so that `phase` and
     /// `is_stable` need no pointer chase; it also gives `Option<KubeVersion>` its niche.
     phase: Phase,
@@ -178,16 +178,16 @@ impl KubeVersion {
     ///
     /// # Panics
     ///
-    /// If `major` or `patch` is larger than `u32::MAX` (4294967295). No Kubernetes, etcd or
-    /// CoreDNS version comes near; [`KubeVersion::parse`] refuses such input with an error
-    /// instead.
+    /// If `major` is larger than `u16::MAX` (65535) or `patch` larger than `u32::MAX`
+    /// (4294967295). No Kubernetes, etcd or CoreDNS version comes near; [`KubeVersion::parse`]
+    /// refuses such input with an error instead.
     pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
         assert!(
-            major <= u32::MAX as u64 && patch <= u32::MAX as u64,
-            "KubeVersion::new: major and patch numbers are at most 4294967295"
+            major <= MAX_MAJOR && patch <= MAX_PATCH,
+            "KubeVersion::new: major numbers are at most 65535 and patch numbers at most 4294967295"
         );
         KubeVersion {
-            major: major as u32,
+            major: major as u16,
             minor,
             patch: patch as u32,
             phase: Phase::Stable,
@@ -520,8 +520,10 @@ impl VersionError {
 }
 
 const MAX_LEN: usize = 256;
-/// The largest major or patch number a version holds.
-const SMALL: u64 = u32::MAX as u64;
+/// The largest major number a version or minor holds.
+const MAX_MAJOR: u64 = u16::MAX as u64;
+/// The largest patch number a version holds.
+const MAX_PATCH: u64 = u32::MAX as u64;
 
 struct Parser<'a> {
     input: &'a str,
@@ -567,8 +569,8 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// A number of at most `max`: versions keep major and patch numbers in `u32`s (see
-    /// `KubeVersion`'s size), minors in `u64`s.
+    /// A number of at most `max`: versions keep major numbers in `u16`s and patch numbers in
+    /// `u32`s (see `KubeVersion`'s size), minors in `u64`s.
     fn number(&mut self, field: &str, max: u64) -> Result<u64, VersionError> {
         let rest = &self.input[self.pos..];
         let len = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -605,7 +607,7 @@ impl<'a> Parser<'a> {
     fn minor_only(mut self) -> Result<Minor, VersionError> {
         self.what = "minor";
         self.start()?;
-        let major = self.number("major", SMALL)?;
+        let major = self.number("major", MAX_MAJOR)?;
         self.expect_dot("major", "minor")?;
         let minor = self.number("minor", u64::MAX)?;
         match self.peek() {
@@ -617,11 +619,11 @@ impl<'a> Parser<'a> {
 
     fn version(mut self) -> Result<KubeVersion, VersionError> {
         self.start()?;
-        let major = self.number("major", SMALL)?;
+        let major = self.number("major", MAX_MAJOR)?;
         self.expect_dot("major", "minor")?;
         let minor = self.number("minor", u64::MAX)?;
         self.expect_dot("minor", "patch")?;
-        let patch = self.number("patch", SMALL)?;
+        let patch = self.number("patch", MAX_PATCH)?;
         let v = KubeVersion::new(major, minor, patch);
         let (mut pre, mut vendor) = (None, None);
         match self.peek() {
@@ -813,6 +815,11 @@ mod tests {
             Minor::parse("4294967296.1").unwrap_err().to_string(),
             r#""4294967296.1" is not a minor: major is too large"#
         );
+        assert_eq!(
+            KubeVersion::parse("65536.1.0").unwrap_err().to_string(),
+            r#""65536.1.0" is not a version: major is too large"#
+        );
+        assert_eq!(KubeVersion::parse("65535.1.0").unwrap().major(), 65535);
     }
 
     #[test]
@@ -863,7 +870,7 @@ mod tests {
             "v1.29.3-eks-0123456",
             "v1.28.9-gke.0100",
             "v1.29.3+k3s.01",
-            "v4294967295.18446744073709551615.4294967295",
+            "v65535.18446744073709551615.4294967295",
         ] {
             assert_eq!(v(text).to_string(), text);
         }
@@ -900,11 +907,11 @@ mod tests {
     #[test]
     fn versions_are_compact() {
         assert!(
-            size_of::<KubeVersion>() <= 32,
+            size_of::<KubeVersion>() <= 24,
             "{}",
             size_of::<KubeVersion>()
         );
-        assert!(size_of::<Option<KubeVersion>>() <= 32);
+        assert!(size_of::<Option<KubeVersion>>() <= 24);
         // Plain releases need no box; the textual parts share one.
         assert!(v("v1.29.3").extra.is_none());
         assert!(v("v1.29.3+k3s1").extra.is_some());

@@ -6,9 +6,15 @@ pub fn minor() -> impl Strategy<Value = Minor> {
     (0u64..=40).prop_map(|m| Minor::new(1, m))
 }
 
-/// A version number: mostly small, sometimes anywhere in `u32` (the largest a version holds).
+/// A version number: mostly small, sometimes anywhere in `u32` (the largest patch a version
+/// holds).
 fn number() -> impl Strategy<Value = u64> {
     prop_oneof![4 => 0u64..40, 1 => any::<u32>().prop_map(u64::from)]
+}
+
+/// A major number: mostly small, sometimes anywhere in `u16` (the largest a version holds).
+fn major() -> impl Strategy<Value = u64> {
+    prop_oneof![4 => 0u64..40, 1 => any::<u16>().prop_map(u64::from)]
 }
 
 /// A stable release with no suffix: `v1.M.P` with M up to 40.
@@ -18,7 +24,7 @@ pub fn stable_version() -> impl Strategy<Value = KubeVersion> {
 
 /// Any version the grammar allows: stable, pre-release (`-alpha.1`, `-rc.0`, `-beta.2.12`),
 /// vendor builds (`-eks-5e0fdde`, `-gke.1000000`, `-0`) and build metadata (`+k3s1`), with
-/// numbers from small to `u32::MAX`.
+/// numbers from small to the largest a version holds.
 pub fn version() -> impl Strategy<Value = KubeVersion> {
     version_text().prop_map(|s| KubeVersion::parse(&s).expect("generated version text parses"))
 }
@@ -61,7 +67,7 @@ pub fn version_text() -> impl Strategy<Value = String> {
         2 => vendor,
     ];
     let build = proptest::option::weighted(0.2, "[a-zA-Z0-9]{1,6}(\\.[a-zA-Z0-9]{1,6}){0,2}");
-    (any::<bool>(), number(), number(), number(), suffix, build).prop_map(
+    (any::<bool>(), major(), number(), number(), suffix, build).prop_map(
         |(v, major, minor, patch, suffix, build)| {
             let mut s = format!(
                 "{}{major}.{minor}.{patch}{suffix}",

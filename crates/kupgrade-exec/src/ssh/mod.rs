@@ -190,7 +190,7 @@ impl SshRunner {
         let targets: Vec<_> = cluster
             .nodes
             .iter()
-            .filter_map(|n| n.ssh.clone().map(|t| (n.name.clone(), t)))
+            .filter_map(|n| n.ssh.as_deref().map(|t| (n.name.clone(), t.clone())))
             .collect();
         self.with_targets(targets)
     }
