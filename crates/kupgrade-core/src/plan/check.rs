@@ -13,14 +13,14 @@
 //! - a step that changes the add-ons re-runs everything.
 use std::collections::{HashMap, HashSet};
 
-use crate::skew::{Context, Severity, SkewPolicy, Summary, Violation};
+use crate::skew::{Context, Severity, SkewPolicy, SmolStr, Summary, Violation};
 use crate::{Component, NodeName};
 
 use super::classes::Classes;
 use super::simulate::{Effect, Simulation};
 use super::step::Step;
 
-type Key = (String, Component, Option<NodeName>);
+type Key = (SmolStr, Component, Option<NodeName>);
 
 fn key(v: &Violation) -> Key {
     (v.rule.clone(), v.component, v.node.clone())
@@ -193,14 +193,15 @@ impl<'a> Checker<'a> {
                     // Report it on a node of the class that is in the cluster now.
                     let node = classes.member(k).map(|i| &state.nodes[i]);
                     let v = node.and_then(|n| first_error(n, buf));
-                    return Err(Box::new(v.unwrap_or_else(|| Violation {
-                        rule: "internal".into(),
-                        severity: Severity::Error,
-                        component: Component::Kubelet,
-                        node: None,
-                        found: crate::KubeVersion::new(0, 0, 0),
-                        allowed: String::new(),
-                        message: "a class of nodes failed but no member reproduces it".into(),
+                    return Err(Box::new(v.unwrap_or_else(|| {
+                        Violation::new(
+                            "internal",
+                            Severity::Error,
+                            Component::Kubelet,
+                            crate::KubeVersion::new(0, 0, 0),
+                            SmolStr::default(),
+                            "a class of nodes failed but no member reproduces it",
+                        )
                     })));
                 }
             } else {

@@ -707,7 +707,7 @@ pub enum PlanError {
     /// A step would break the policy.
     #[error(
         "no valid plan: step {step} ({what}{}) would break rule {}: {}{}",
-        on_nodes(nodes), violation.rule, violation.message,
+        on_nodes(nodes), violation.rule, violation.message(),
         hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
     )]
     Blocked {

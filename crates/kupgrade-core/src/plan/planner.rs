@@ -1014,7 +1014,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                 let cx = Context { state: st, summary };
                 self.req.policy.check_node(&cx, node, &mut buf);
                 if let Some(bad) = buf.iter().find(|x| x.severity == Severity::Error) {
-                    out.insert(node.name.clone(), bad.rule.clone());
+                    out.insert(node.name.clone(), bad.rule.to_string());
                     buf.clear();
                     break;
                 }

@@ -263,7 +263,7 @@ pub(crate) fn describe_violations(v: &[Violation]) -> String {
     let mut parts: Vec<String> = v
         .iter()
         .take(SHOWN)
-        .map(|v| format!("{}: {}", v.rule, v.message))
+        .map(|v| format!("{}: {}", v.rule, v.message()))
         .collect();
     if v.len() > SHOWN {
         parts.push(format!("and {} more", v.len() - SHOWN));

@@ -300,7 +300,7 @@ pub struct ViolationKey {
 impl From<&crate::skew::Violation> for ViolationKey {
     fn from(v: &crate::skew::Violation) -> Self {
         ViolationKey {
-            rule: v.rule.clone(),
+            rule: v.rule.to_string(),
             component: v.component,
             node: v.node.clone(),
         }

@@ -12,8 +12,9 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+pub use smol_str::SmolStr;
 
-use crate::{ClusterState, Component, KubeVersion, Minor, Node, NodeName};
+use crate::{ClusterState, KubeVersion, Minor, Node};
 
 pub mod rules;
 mod upstream;
@@ -68,35 +69,8 @@ impl fmt::Display for MinorRange {
     }
 }
 
-/// One broken rule: data for programs and a sentence for people.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Violation {
-    /// A stable rule identifier, such as `upstream/kubelet`.
-    pub rule: String,
-    /// How serious it is.
-    pub severity: Severity,
-    /// The component at fault.
-    pub component: Component,
-    /// The node it runs on, for per-node components.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<NodeName>,
-    /// The version found.
-    pub found: KubeVersion,
-    /// What would have been allowed, in words (`1.25 to 1.28`, `v3.5.9-0`).
-    pub allowed: String,
-    /// A sentence a person understands.
-    pub message: String,
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sev = match self.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        };
-        write!(f, "{sev}[{}]: {}", self.rule, self.message)
-    }
-}
+mod violation;
+pub use violation::Violation;
 
 /// Facts about the whole cluster that per-node rules compare against, computed once per state.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,5 +1,6 @@
 //! The upstream Kubernetes version skew policy.
-use std::fmt::Write as _;
+
+use smol_str::{SmolStr, ToSmolStr, format_smolstr};
 
 use super::{Context, MinorRange, Severity, SkewPolicy, Summary, Violation};
 use crate::{ClusterState, Component, EtcdTopology, KubeVersion, Minor, Node};
@@ -126,19 +127,11 @@ impl SkewPolicy for UpstreamPolicy {
                 if let Some(v) = &n.versions.kube_apiserver
                     && v.minor() == lo_m
                 {
-                    out.push(Violation {
-                            rule: "upstream/ha-apiserver".into(),
-                            severity: Severity::Error,
-                            component: Component::KubeApiserver,
-                            node: Some(n.name.clone()),
-                            found: v.clone(),
-                            allowed: MinorRange::new(hi_m.prev().unwrap_or(hi_m), hi_m).to_string(),
-                            message: format!(
+                    out.push(Violation::new("upstream/ha-apiserver", Severity::Error, Component::KubeApiserver, v.clone(), MinorRange::new(hi_m.prev().unwrap_or(hi_m), hi_m).to_smolstr(), format!(
                                 "kube-apiserver on node {:?} is {v}, {} older than the newest kube-apiserver ({hi}); API servers of one cluster must be within 1 minor",
                                 n.name.as_str(),
                                 minors(v.minor().skew_to(hi_m)),
-                            ),
-                        });
+                            )).on_node(n.name.clone()));
                 }
             }
         }
@@ -215,84 +208,121 @@ impl UpstreamPolicy {
         };
         let mut out = Vec::new();
         self.check_cluster(&cx, &mut out);
-        let (texts, bounds) = match (&summary.apiserver_min, &summary.apiserver_max) {
-            (Some(lo), Some(hi)) => (
-                Some(KubectlTexts::new(lo, hi)),
-                Some((lo.minor(), hi.minor(), kubectl_range(lo, hi))),
-            ),
-            _ => (None, None),
+        let (Some(lo), Some(hi)) = (&summary.apiserver_min, &summary.apiserver_max) else {
+            // No API server: the per-node rules have nothing to compare with.
+            return out;
         };
+        let texts = KubectlTexts::new(lo, hi);
+        let bounds = Bounds::new(self, lo.minor(), hi.minor(), kubectl_range(lo, hi));
         let mut control_plane = summary.control_plane.iter().peekable();
         for (i, node) in state.nodes.iter().enumerate() {
             let is_cp = control_plane.next_if(|&&c| c == i).is_some();
-            if !is_cp
-                && let Some(bounds) = bounds
-                && self.node_is_clean(state, node, bounds, warnings)
-            {
+            if !is_cp && self.node_is_clean(state, node, &bounds, warnings) {
                 continue;
             }
-            self.node_rules(&cx, node, is_cp, texts.as_ref(), warnings, &mut out);
+            // While the node is in cache: the words.
+            self.node_rules(&cx, node, is_cp, Some(&texts), warnings, &mut out);
         }
         out
     }
 }
 
-impl UpstreamPolicy {
-    /// Whether [`UpstreamPolicy::node_rules`] finds nothing on `node`, a node outside the
-    /// control plane, given the oldest and newest API servers' minors and kubectl's range:
-    /// the same verdicts, without their words. (`check_policy`'s invariants, run on this
-    /// policy in the tests, compare `evaluate` with `check_node`, which never takes this path.)
+/// A minor as one number that orders as [`Minor`] does (major first), for comparisons
+/// without branches.
+#[inline]
+fn key(m: Minor) -> u128 {
+    (u128::from(m.major()) << 64) | u128::from(m.minor())
+}
+
+/// `lo <= k <= hi`, both tested.
+#[inline]
+fn within(k: u128, (lo, hi): (u128, u128)) -> bool {
+    (k >= lo) & (k <= hi)
+}
+
+/// What [`UpstreamPolicy::node_is_clean`] compares a node with, computed once per summary.
+struct Bounds {
+    /// Where kubelets and kube-proxies may be: at 1.25 or newer under today's edition (three
+    /// minors of lag), and otherwise (two).
+    agent_new: (u128, u128),
+    agent_old: (u128, u128),
+    /// 1.25, when today's edition applies (else past every minor).
+    new_from: u128,
+    /// Where kubectl may be.
+    kubectl: (u128, u128),
+    /// Whether kube-proxy may be three minors from its kubelet (else it matches its minor).
+    proxy_lag: bool,
+}
+
+impl Bounds {
+    fn new(p: &UpstreamPolicy, lo_m: Minor, hi_m: Minor, kubectl: MinorRange) -> Self {
+        let keys = |r: MinorRange| match (r.min, r.max) {
+            (Some(a), Some(b)) => (key(a), key(b)),
+            (a, b) => (a.map_or(0, key), b.map_or(u128::MAX, key)),
+        };
+        let new_edition = p.edition >= V1_28;
+        Bounds {
+            agent_new: keys(range(lo_m, hi_m, 3)),
+            agent_old: keys(range(lo_m, hi_m, 2)),
+            new_from: if new_edition { key(V1_25) } else { u128::MAX },
+            kubectl: keys(kubectl),
+            proxy_lag: new_edition,
+        }
+    }
+
+    /// Whether a kubelet or kube-proxy at `m` is within the API servers' bounds.
     #[inline]
-    fn node_is_clean(
-        &self,
-        state: &ClusterState,
-        node: &Node,
-        (lo_m, hi_m, kubectl): (Minor, Minor, MinorRange),
-        warnings: bool,
-    ) -> bool {
+    fn agent_ok(&self, m: Minor) -> bool {
+        let k = key(m);
+        let r = if k >= self.new_from {
+            self.agent_new
+        } else {
+            self.agent_old
+        };
+        within(k, r)
+    }
+}
+
+impl UpstreamPolicy {
+    /// Whether [`UpstreamPolicy::node_rules`] finds nothing on `node` as a node outside the
+    /// control plane, given the API servers' bounds: the same verdicts, without their words
+    /// (every test is made, without branching on the outcome). (The tests
+    /// compare `evaluate` with `check_node`, which never takes this path, on generated
+    /// clusters.)
+    #[inline]
+    fn node_is_clean(&self, state: &ClusterState, node: &Node, b: &Bounds, warnings: bool) -> bool {
         let v = &node.versions;
-        let agent_ok = |m: Minor| range(lo_m, hi_m, self.node_lag(m)).contains(m);
         let kubelet = v.kubelet.as_ref().map(KubeVersion::minor);
-        if kubelet.is_some_and(|m| !agent_ok(m)) {
-            return false;
-        }
-        if v.kube_proxy
+        let mut ok = kubelet.is_none_or(|m| b.agent_ok(m));
+        ok &= v
+            .kube_proxy
             .as_ref()
-            .is_some_and(|kp| !agent_ok(kp.minor()))
-        {
-            return false;
-        }
+            .is_none_or(|kp| b.agent_ok(kp.minor()));
         if let (Some(kp), Some(km)) = (state.kube_proxy_on(node), kubelet) {
             let pm = kp.minor();
-            let ok = if self.edition >= V1_28 {
+            ok &= if b.proxy_lag {
                 km.skew_to(pm).abs() <= self.node_lag(pm)
             } else {
                 pm == km
             };
-            if !ok {
-                return false;
+        }
+        if warnings {
+            ok &= v
+                .kubectl
+                .as_ref()
+                .is_none_or(|c| within(key(c.minor()), b.kubectl));
+            if let Some(kubeadm) = &v.kubeadm
+                && let Some(base) = v
+                    .kube_apiserver
+                    .as_ref()
+                    .map(KubeVersion::minor)
+                    .or(kubelet)
+            {
+                let base = key(base);
+                ok &= within(key(kubeadm.minor()), (base, base + 1));
             }
         }
-        if !warnings {
-            return true;
-        }
-        if v.kubectl
-            .as_ref()
-            .is_some_and(|c| !kubectl.contains(c.minor()))
-        {
-            return false;
-        }
-        if let Some(kubeadm) = &v.kubeadm
-            && let Some(base) = v
-                .kube_apiserver
-                .as_ref()
-                .map(KubeVersion::minor)
-                .or(kubelet)
-            && !MinorRange::new(base, base.next()).contains(kubeadm.minor())
-        {
-            return false;
-        }
-        true
+        ok
     }
 }
 
@@ -343,18 +373,10 @@ impl UpstreamPolicy {
                     } else {
                         format!("{} older than {which} ({hi})", minors(m.skew_to(hi_m)))
                     };
-                    out.push(Violation {
-                        rule: "upstream/control-plane".into(),
-                        severity: Severity::Error,
-                        component: c,
-                        node: Some(node.name.clone()),
-                        found: found.clone(),
-                        allowed: allowed.to_string(),
-                        message: format!(
+                    out.push(Violation::new("upstream/control-plane", Severity::Error, c, found.clone(), allowed.to_smolstr(), format!(
                             "{c} on node {:?} is {found}, {why}; it may be at most 1 minor older than kube-apiserver and never newer (allowed: {allowed})",
                             node.name.as_str()
-                        ),
-                    });
+                        )).on_node(node.name.clone()));
                 }
             }
         }
@@ -371,19 +393,11 @@ impl UpstreamPolicy {
                         minors(m.skew_to(hi_m))
                     )
                 };
-                out.push(Violation {
-                    rule: "upstream/kubelet".into(),
-                    severity: Severity::Error,
-                    component: Component::Kubelet,
-                    node: Some(node.name.clone()),
-                    found: kubelet.clone(),
-                    allowed: allowed.to_string(),
-                    message: format!(
+                out.push(Violation::new("upstream/kubelet", Severity::Error, Component::Kubelet, kubelet.clone(), allowed.to_smolstr(), format!(
                         "kubelet on node {:?} is {kubelet}, {why}; a kubelet at {m} may be at most {} older and never newer (allowed: {allowed})",
                         node.name.as_str(),
                         minors(lag)
-                    ),
-                });
+                    )).on_node(node.name.clone()));
             }
         }
         if let Some(kp) = &v.kube_proxy {
@@ -406,18 +420,10 @@ impl UpstreamPolicy {
                     Some(lag) => format!("within {} of", minors(lag)),
                     None => "the same minor as".to_string(),
                 };
-                out.push(Violation {
-                    rule: "upstream/kube-proxy-kubelet".into(),
-                    severity: Severity::Error,
-                    component: Component::KubeProxy,
-                    node: Some(node.name.clone()),
-                    found: kp.clone(),
-                    allowed: allowed.to_string(),
-                    message: format!(
+                out.push(Violation::new("upstream/kube-proxy-kubelet", Severity::Error, Component::KubeProxy, kp.clone(), allowed.to_smolstr(), format!(
                         "kube-proxy on node {:?} is {kp} but its kubelet is {kubelet}; kube-proxy must be {said} the kubelet beside it (allowed: {allowed})",
                         node.name.as_str()
-                    ),
-                });
+                    )).on_node(node.name.clone()));
             }
         }
         if !warnings {
@@ -439,18 +445,10 @@ impl UpstreamPolicy {
             if let Some(base) = base {
                 let allowed = MinorRange::new(base, base.next());
                 if !allowed.contains(km) {
-                    out.push(Violation {
-                        rule: "upstream/kubeadm".into(),
-                        severity: Severity::Warning,
-                        component: Component::Kubeadm,
-                        node: Some(node.name.clone()),
-                        found: kubeadm.clone(),
-                        allowed: allowed.to_string(),
-                        message: format!(
+                    out.push(Violation::new("upstream/kubeadm", Severity::Warning, Component::Kubeadm, kubeadm.clone(), allowed.to_smolstr(), format!(
                             "kubeadm on node {:?} is {kubeadm}; kubeadm manages components of its own minor and the one before, and this node runs {base} (allowed: {allowed})",
                             node.name.as_str()
-                        ),
-                    });
+                        )).on_node(node.name.clone()));
                 }
             }
         }
@@ -485,18 +483,10 @@ impl UpstreamPolicy {
             Some(n) => format!("kube-proxy on node {:?}", n.name.as_str()),
             None => "the kube-proxy DaemonSet".to_string(),
         };
-        out.push(Violation {
-            rule: "upstream/kube-proxy".into(),
-            severity: Severity::Error,
-            component: Component::KubeProxy,
-            node: node.map(|n| n.name.clone()),
-            found: kp.clone(),
-            allowed: allowed.to_string(),
-            message: format!(
+        out.push(Violation::new("upstream/kube-proxy", Severity::Error, Component::KubeProxy, kp.clone(), allowed.to_smolstr(), format!(
                 "{where_} is {kp}, {why}; kube-proxy at {m} may be at most {} older and never newer (allowed: {allowed})",
                 minors(lag)
-            ),
-        });
+            )).on_node(node.map(|n| n.name.clone())));
     }
 }
 
@@ -507,17 +497,20 @@ fn kubectl_range(lo: &KubeVersion, hi: &KubeVersion) -> MinorRange {
 }
 
 /// The parts of a kubectl violation that depend only on the API servers. On a large fleet
-/// this warning is frequent, so [`UpstreamPolicy`]'s `evaluate` builds them once.
+/// this warning is frequent, so [`UpstreamPolicy`]'s `evaluate` builds them once and every
+/// warning shares them (the sentence is written when someone reads it).
 struct KubectlTexts {
-    allowed: String,
+    allowed: SmolStr,
     /// Everything after the version in the message.
-    tail: String,
+    tail: SmolStr,
 }
+
+const KUBECTL_RULE: SmolStr = SmolStr::new_static("upstream/kubectl");
 
 impl KubectlTexts {
     fn new(lo: &KubeVersion, hi: &KubeVersion) -> Self {
-        let allowed = kubectl_range(lo, hi).to_string();
-        let tail = format!(
+        let allowed = kubectl_range(lo, hi).to_smolstr();
+        let tail = format_smolstr!(
             "; kubectl must be within 1 minor of every kube-apiserver ({lo} to {hi}) (allowed: {allowed})"
         );
         KubectlTexts { allowed, tail }
@@ -543,61 +536,24 @@ fn kubectl_violation(
             &built
         }
     };
-    const ON_NODE: &str = "kubectl installed on node \"";
-    let name = node.map_or("", |n| n.name.as_str());
-    let mut message = String::with_capacity(ON_NODE.len() + name.len() + 40 + texts.tail.len());
-    match node {
-        // Node names are RFC 1123 subdomains: quoting them needs no escapes.
-        Some(_) => {
-            message.push_str(ON_NODE);
-            message.push_str(name);
-            message.push('"');
-        }
-        None => message.push_str("the cluster's kubectl"),
-    }
-    message.push_str(" is ");
-    push_version(&mut message, kubectl);
-    message.push_str(&texts.tail);
-    Some(Violation {
-        rule: "upstream/kubectl".into(),
-        severity,
-        component: Component::Kubectl,
-        node: node.map(|n| n.name.clone()),
-        found: kubectl.clone(),
-        allowed: texts.allowed.clone(),
-        message,
+    Some(match node {
+        Some(node) => Violation::kubectl_on_node(
+            KUBECTL_RULE,
+            severity,
+            node.name.clone(),
+            kubectl.clone(),
+            texts.allowed.clone(),
+            texts.tail.clone(),
+        ),
+        None => Violation::new(
+            KUBECTL_RULE,
+            severity,
+            Component::Kubectl,
+            kubectl.clone(),
+            texts.allowed.clone(),
+            format!("the cluster's kubectl is {kubectl}{}", texts.tail),
+        ),
     })
-}
-
-/// Appends `v` exactly as its `Display` prints it; plain releases skip the formatting
-/// machinery (frequent warnings on large fleets spend most of their time there).
-fn push_version(out: &mut String, v: &KubeVersion) {
-    if v.pre_release().is_some() || v.vendor().is_some() || v.build().is_some() {
-        let _ = write!(out, "{v}");
-        return;
-    }
-    out.push('v');
-    push_number(out, v.major());
-    out.push('.');
-    push_number(out, v.minor_number());
-    out.push('.');
-    push_number(out, v.patch());
-}
-
-fn push_number(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
 }
 
 fn bundled_warning(
@@ -611,19 +567,19 @@ fn bundled_warning(
         Some(n) => format!("{c} on node {:?}", n.name.as_str()),
         None => c.to_string(),
     };
-    Violation {
-        rule: format!("upstream/{}", c.name()),
-        severity: Severity::Warning,
-        component: c,
-        node: node.map(|n| n.name.clone()),
-        found: found.clone(),
-        allowed: format!("{} or newer", want.to_plain_string()),
-        message: format!(
+    Violation::new(
+        format_smolstr!("upstream/{}", c.name()),
+        Severity::Warning,
+        c,
+        found.clone(),
+        format_smolstr!("{} or newer", want.to_plain_string()),
+        format!(
             "{where_} is {}, older than the {} kubeadm ships for Kubernetes {minor}",
             found.to_plain_string(),
             want.to_plain_string()
         ),
-    }
+    )
+    .on_node(node.map(|n| n.name.clone()))
 }
 
 #[cfg(test)]
@@ -723,7 +679,7 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(
             errs[0]
-                .message
+                .message()
                 .contains("newer than the oldest kube-apiserver (v1.30.5)")
         );
         // kubectl with API servers at 1.31 and 1.30: 1.31 and 1.30 allowed.
@@ -796,26 +752,10 @@ mod tests {
     fn messages_name_node_found_and_allowed() {
         let errs = UpstreamPolicy::new().errors(&ha("1.27.9"));
         assert_eq!(
-            errs[0].message,
+            errs[0].message(),
             "kubelet on node \"w-1\" is v1.27.9, 4 minors older than the newest kube-apiserver (v1.31.2); a kubelet at 1.27 may be at most 3 minors older and never newer (allowed: 1.28 to 1.30)"
         );
         assert_eq!(errs[0].allowed, "1.28 to 1.30");
-    }
-
-    #[test]
-    fn versions_are_written_as_display_prints_them() {
-        for text in [
-            "v0.0.0",
-            "v1.31.4",
-            "v4294967295.18446744073709551615.1",
-            "v1.30.0-rc.1",
-            "v1.29.3-eks-5e0fdde",
-            "v1.29.3+k3s1",
-        ] {
-            let mut s = String::new();
-            push_version(&mut s, &v(text));
-            assert_eq!(s, v(text).to_string());
-        }
     }
 
     #[test]
@@ -829,7 +769,7 @@ mod tests {
         let rules: Vec<_> = all.iter().map(|x| x.rule.as_str()).collect();
         assert_eq!(rules, vec!["upstream/coredns", "upstream/etcd"]);
         assert_eq!(
-            all[1].message,
+            all[1].message(),
             "etcd on node \"cp\" is 3.5.6-0, older than the 3.5.9-0 kubeadm ships for Kubernetes 1.28"
         );
     }

@@ -15,9 +15,9 @@
 //!     fn check_node(&self, _: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
 //!         let Some(v) = node.kubelet() else { return };
 //!         if v.minor() < Minor::new(1, 25) {
-//!             out.push(Violation { rule: "floor".into(), severity: Severity::Error,
-//!                 component: kupgrade_core::Component::Kubelet, node: Some(node.name.clone()),
-//!                 found: v.clone(), allowed: "1.25 or newer".into(), message: format!("{v} is too old") });
+//!             out.push(Violation::new("floor", Severity::Error, kupgrade_core::Component::Kubelet,
+//!                 v.clone(), "1.25 or newer", format!("kubelet on node {:?} is {v}, too old", node.name.as_str()))
+//!                 .on_node(node.name.clone()));
 //!         }
 //!     }
 //! }

@@ -130,15 +130,17 @@ fn a_non_local_policy_is_caught() {
                 return;
             };
             if own.minor() > min.minor() {
-                out.push(Violation {
-                    rule: "peeks".into(),
-                    severity: Severity::Error,
-                    component: Component::Kubelet,
-                    node: Some(node.name.clone()),
-                    found: own.clone(),
-                    allowed: min.minor().to_string(),
-                    message: "newer than the oldest kubelet".into(),
-                });
+                out.push(
+                    Violation::new(
+                        "peeks",
+                        Severity::Error,
+                        Component::Kubelet,
+                        own.clone(),
+                        min.minor().to_string(),
+                        "newer than the oldest kubelet",
+                    )
+                    .on_node(node.name.clone()),
+                );
             }
         }
     }
@@ -168,15 +170,17 @@ fn an_order_dependent_policy_is_caught() {
         }
         fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
             let n = &cx.state.nodes[0];
-            out.push(Violation {
-                rule: "first".into(),
-                severity: Severity::Warning,
-                component: Component::Kubelet,
-                node: Some(n.name.clone()),
-                found: n.kubelet().cloned().unwrap_or(KubeVersion::new(1, 0, 0)),
-                allowed: "any".into(),
-                message: "listed first".into(),
-            });
+            out.push(
+                Violation::new(
+                    "first",
+                    Severity::Warning,
+                    Component::Kubelet,
+                    n.kubelet().cloned().unwrap_or(KubeVersion::new(1, 0, 0)),
+                    "any",
+                    "listed first",
+                )
+                .on_node(n.name.clone()),
+            );
         }
         fn check_node(&self, _: &Context<'_>, _: &Node, _: &mut Vec<Violation>) {}
     }

@@ -64,18 +64,19 @@ impl Rule {
         allowed: String,
     ) -> Violation {
         let requirement = self.description.as_deref().unwrap_or(&requirement);
-        Violation {
-            rule: self.id.clone(),
-            severity: self.severity,
-            component: c,
-            node: place.node(),
-            found: found.clone(),
-            message: format!(
-                "{} is {found}, {fact}; {requirement} (allowed: {allowed})",
-                place.subject(c)
-            ),
+        let message = format!(
+            "{} is {found}, {fact}; {requirement} (allowed: {allowed})",
+            place.subject(c)
+        );
+        Violation::new(
+            self.id.as_str(),
+            self.severity,
+            c,
+            found.clone(),
             allowed,
-        }
+            message,
+        )
+        .on_node(place.node())
     }
 
     /// Checks the version of component `c` found at `place`.

@@ -71,7 +71,7 @@
 //! let errors = policy.errors(&cluster);
 //! assert_eq!(errors.len(), 1);
 //! assert_eq!(
-//!     errors[0].message,
+//!     errors[0].message(),
 //!     "kubelet on node \"w\" is v1.27.13, 2 minors behind the newest kube-apiserver (v1.29.4); \
 //!      kubelet may be at most 1 minor behind the newest kube-apiserver (allowed: 1.28 or newer)"
 //! );

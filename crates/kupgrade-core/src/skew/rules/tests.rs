@@ -51,7 +51,7 @@ fn max_lag_against_newest_or_oldest() {
     assert_eq!(v.allowed, "1.28 or newer");
     assert_eq!(v.found.to_string(), "v1.27.13");
     assert_eq!(
-        v.message,
+        v.message(),
         "kubelet on node \"w-2\" is v1.27.13, 2 minors behind the newest kube-apiserver (v1.29.4); kubelet may be at most 1 minor behind the newest kube-apiserver (allowed: 1.28 or newer)"
     );
     // Against the oldest API server (1.28), 1.27 is one behind: fine. Zero lag forbids it.
@@ -82,12 +82,16 @@ fn same_minor_as_the_apiserver() {
     let v = &p.evaluate(&state())[0];
     assert_eq!(v.allowed, "1.29");
     assert_eq!(
-        v.message,
+        v.message(),
         "the cluster's kubectl is v1.27.1, 2 minors behind the newest kube-apiserver (v1.29.4); kubectl must be at the minor of the newest kube-apiserver (allowed: 1.29)"
     );
     let p = policy("  - { id: eq, kind: same-minor, component: kubectl, apiserver: oldest }\n");
     assert_eq!(found(&p, &state()), ["eq kubectl -", "eq kubectl cp-1"]);
-    assert!(p.evaluate(&state())[1].message.contains("1 minor ahead of"));
+    assert!(
+        p.evaluate(&state())[1]
+            .message()
+            .contains("1 minor ahead of")
+    );
 }
 
 #[test]
@@ -103,7 +107,7 @@ fn node_skew_uses_the_add_on_when_the_node_has_no_own_value() {
     let v = &p.evaluate(&state())[1];
     assert_eq!(v.allowed, "1.27");
     assert_eq!(
-        v.message,
+        v.message(),
         "kube-proxy on node \"w-2\" is v1.29.4, 2 minors newer than the kubelet beside it (v1.27.13); kube-proxy must be at the minor of the kubelet on its node (allowed: 1.27)"
     );
     let p =
@@ -125,11 +129,11 @@ fn minor_range_and_selectors() {
     let all = p.evaluate(&state());
     assert!(all.iter().all(|v| v.severity == Severity::Warning));
     assert_eq!(
-        all[0].message,
+        all[0].message(),
         "kubelet on node \"cp-1\" is v1.29.4, newer than 1.28; the fleet stays on 1.28 this quarter (allowed: 1.28)"
     );
     assert_eq!(all[1].allowed, "1.28");
-    assert!(all[1].message.contains("older than 1.28"));
+    assert!(all[1].message().contains("older than 1.28"));
     // Selectors: role and labels, all must hold.
     let sel = |nodes: &str| {
         policy(&format!(
@@ -176,7 +180,7 @@ fn end_of_life_on_a_date() {
     );
     let v = &p.evaluate(&state())[1];
     assert_eq!(
-        v.message,
+        v.message(),
         "kubelet on node \"w-2\" is v1.27.13, and 1.27 reached its end of life on 2024-07-16; no component may run an end-of-life minor on 2024-07-16 (allowed: 1.28 to 1.30)"
     );
     // A day earlier nothing is past its end of life.
