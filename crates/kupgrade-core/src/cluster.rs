@@ -34,7 +34,103 @@ pub struct ClusterState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubectl: Option<KubeVersion>,
     /// Every node, control plane first by convention (order is kept, never relied upon).
-    pub nodes: Vec<Node>,
+    pub nodes: Nodes,
+}
+
+/// A cluster's nodes: a list, read and changed like a [`Vec`] (it derefs to one).
+///
+/// Copies of a state share one list until one of them changes it (copy on write): a runner
+/// reads the whole cluster before every step, and a reader that only looks costs nothing to
+/// copy. Serialized as a plain list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Nodes(Arc<Vec<Node>>);
+
+impl Nodes {
+    /// The list, copied first when another state shares it.
+    pub fn into_vec(self) -> Vec<Node> {
+        Arc::unwrap_or_clone(self.0)
+    }
+}
+
+impl Deref for Nodes {
+    type Target = Vec<Node>;
+
+    fn deref(&self) -> &Vec<Node> {
+        &self.0
+    }
+}
+
+impl DerefMut for Nodes {
+    /// The list to change, copied first when another state shares it.
+    fn deref_mut(&mut self) -> &mut Vec<Node> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Vec<Node>> for Nodes {
+    fn from(nodes: Vec<Node>) -> Nodes {
+        Nodes(Arc::new(nodes))
+    }
+}
+
+impl FromIterator<Node> for Nodes {
+    fn from_iter<I: IntoIterator<Item = Node>>(iter: I) -> Nodes {
+        Nodes(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl<'a> IntoIterator for &'a Nodes {
+    type Item = &'a Node;
+    type IntoIter = std::slice::Iter<'a, Node>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a mut Nodes {
+    type Item = &'a mut Node;
+    type IntoIter = std::slice::IterMut<'a, Node>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Arc::make_mut(&mut self.0).iter_mut()
+    }
+}
+
+impl IntoIterator for Nodes {
+    type Item = Node;
+    type IntoIter = std::vec::IntoIter<Node>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_vec().into_iter()
+    }
+}
+
+impl Serialize for Nodes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+/// The schema of a plain list, inlined (the sharing is not part of the format).
+impl JsonSchema for Nodes {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        Vec::<Node>::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Vec::<Node>::json_schema(generator)
+    }
+}
+
+impl<'de> Deserialize<'de> for Nodes {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Nodes, D::Error> {
+        Vec::deserialize(deserializer).map(Nodes::from)
+    }
 }
 
 /// How etcd runs in the cluster.
@@ -544,7 +640,7 @@ impl ClusterState {
             etcd: EtcdTopology::Stacked,
             addons: Addons::default(),
             kubectl: None,
-            nodes,
+            nodes: nodes.into(),
         }
     }
 

@@ -220,7 +220,7 @@ pub fn parse(text: &str, file: &str) -> Result<ClusterState, InventoryError> {
     }
     if problems.is_empty() {
         let mut state = state.take().expect("no problems means the header parsed");
-        state.nodes = nodes;
+        state.nodes = nodes.into();
         if state.control_plane().next().is_none() {
             problems.push(problem(
                 None,

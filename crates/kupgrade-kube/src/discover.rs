@@ -406,7 +406,7 @@ impl Objects {
         nodes.sort_by(|a, b| {
             (!a.is_control_plane(), a.name.as_str()).cmp(&(!b.is_control_plane(), b.name.as_str()))
         });
-        state.nodes = nodes;
+        state.nodes = nodes.into();
         (state, problems.0)
     }
 }

@@ -992,7 +992,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                 state.addons.clone()
             },
             kubectl: state.kubectl.clone(),
-            nodes: cp.clone(),
+            nodes: cp.clone().into(),
         };
         if let Some(first) = mid.nodes.first_mut() {
             first.versions.kube_apiserver = Some(v.clone());
@@ -1000,7 +1000,7 @@ impl<'r, 'a> Planner<'r, 'a> {
         let mut end = ClusterState {
             addons: addons_moved,
             kubectl: state.kubectl.as_ref().map(|k| k.clone().max(v.clone())),
-            nodes: cp,
+            nodes: cp.into(),
             ..mid.clone()
         };
         for n in &mut end.nodes {

@@ -167,7 +167,7 @@ pub fn cluster_state(nodes: impl Into<SizeRange>) -> impl Strategy<Value = Clust
                 etcd,
                 addons,
                 kubectl,
-                nodes: Vec::new(),
+                nodes: Default::default(),
             };
             (Just(state), Just(nodes).prop_shuffle())
         })
@@ -177,7 +177,7 @@ pub fn cluster_state(nodes: impl Into<SizeRange>) -> impl Strategy<Value = Clust
                     n.versions.etcd = None;
                 }
             }
-            state.nodes = nodes;
+            state.nodes = nodes.into();
             state
         })
 }

@@ -561,10 +561,12 @@ impl SimCluster {
             if at <= now && !never_ready {
                 continue;
             }
+            // The copy shares the simulator's node list until a node differs.
             if let Some(&i) = inner.index.get(name)
                 && c.nodes[i].ready
+                && !inner.ready_at(name, at)
             {
-                c.nodes[i].ready = inner.ready_at(name, at);
+                c.nodes[i].ready = false;
             }
         }
         c
