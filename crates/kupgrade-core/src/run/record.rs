@@ -43,12 +43,18 @@ impl TaskId {
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.node {
-            Some(n) if !self.step.as_str().contains(&format!("/{n}/")) => {
+            Some(n) if !names_node(self.step.as_str(), n.as_str()) => {
                 write!(f, "{} on {n}", self.step)
             }
             _ => write!(f, "{}", self.step),
         }
     }
+}
+
+/// Whether `step` names `node` as one of its path segments (`upgrade/w-1/drain`).
+fn names_node(step: &str, node: &str) -> bool {
+    step.match_indices(node)
+        .any(|(i, _)| step[..i].ends_with('/') && step[i + node.len()..].starts_with('/'))
 }
 
 /// One line of the journal.
@@ -374,6 +380,15 @@ mod tests {
     fn task_ids_read_well() {
         let on = |s: &str, n: &str| TaskId::new(StepId(s.into()), Some(n.parse().unwrap()));
         assert_eq!(on("v1/cp-1/apply", "cp-1").to_string(), "v1/cp-1/apply");
+        // A segment that only starts or ends like the node's name does not name it.
+        assert_eq!(
+            on("v1/cp-10/apply", "cp-1").to_string(),
+            "v1/cp-10/apply on cp-1"
+        );
+        assert_eq!(
+            on("v1/xcp-1/apply", "cp-1").to_string(),
+            "v1/xcp-1/apply on cp-1"
+        );
         assert_eq!(
             on("v1/cp-1+2/backup-config", "cp-2").to_string(),
             "v1/cp-1+2/backup-config on cp-2"
