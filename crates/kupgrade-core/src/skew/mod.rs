@@ -86,10 +86,15 @@ pub struct Summary {
 impl Summary {
     /// Computes the summary of `state` (one pass over the nodes).
     pub fn of(state: &ClusterState) -> Self {
+        Summary::of_nodes(&state.nodes, 0)
+    }
+
+    /// The summary of `nodes`, the nodes from position `offset` on.
+    pub(crate) fn of_nodes(nodes: &[Node], offset: usize) -> Self {
         let mut s = Summary::default();
-        for (i, n) in state.nodes.iter().enumerate() {
+        for (i, n) in nodes.iter().enumerate() {
             if n.is_control_plane() {
-                s.control_plane.push(i);
+                s.control_plane.push(offset + i);
                 if let Some(v) = &n.versions.kube_apiserver {
                     if s.apiserver_min.as_ref().is_none_or(|m| v < m) {
                         s.apiserver_min = Some(v.clone());
@@ -101,6 +106,20 @@ impl Summary {
             }
         }
         s
+    }
+
+    /// The summary of two parts of a node list, `self` first.
+    pub(crate) fn merge(mut self, other: Summary) -> Self {
+        self.control_plane.extend(other.control_plane);
+        self.apiserver_min = match (self.apiserver_min, other.apiserver_min) {
+            (Some(a), Some(b)) => Some(if b < a { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self.apiserver_max = match (self.apiserver_max, other.apiserver_max) {
+            (Some(a), Some(b)) => Some(if b > a { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self
     }
 
     /// The control-plane nodes of `state`.

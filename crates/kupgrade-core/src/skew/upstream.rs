@@ -28,10 +28,16 @@ use crate::{ClusterState, Component, EtcdTopology, KubeVersion, Minor, Node};
 /// Before 1.28 the page allowed kubelets and kube-proxy two minors behind, and required
 /// kube-proxy to match its kubelet's minor: [`UpstreamPolicy::as_documented_in`] gives those
 /// editions.
+///
+/// On large clusters (from [`UpstreamPolicy::PARALLEL_FROM`] nodes) `evaluate` and `errors`
+/// share the nodes out to several threads, as many as the machine has (at most
+/// [`UpstreamPolicy::MAX_THREADS`]); [`UpstreamPolicy::with_threads`] sets the number. The
+/// result is the same, in the same order, however many threads there are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpstreamPolicy {
     edition: Minor,
     endpoint: ControlPlaneEndpoint,
+    threads: Option<usize>,
 }
 
 /// Which API servers the controller manager, scheduler and cloud controller manager talk to.
@@ -64,6 +70,7 @@ impl UpstreamPolicy {
         UpstreamPolicy {
             edition: V1_28,
             endpoint: ControlPlaneEndpoint::Local,
+            threads: None,
         }
     }
 
@@ -82,7 +89,36 @@ impl UpstreamPolicy {
                 Minor::new(1, 27)
             },
             endpoint: ControlPlaneEndpoint::Local,
+            threads: None,
         }
+    }
+
+    /// The number of nodes from which `evaluate` and `errors` use several threads.
+    pub const PARALLEL_FROM: usize = 16_384;
+    /// The most threads `evaluate` and `errors` use by default.
+    pub const MAX_THREADS: usize = 4;
+
+    /// The same policy, judging large clusters with `threads` threads (1: on the caller's
+    /// thread only). By default: the machine's parallelism, at most
+    /// [`UpstreamPolicy::MAX_THREADS`].
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads.max(1));
+        self
+    }
+
+    /// How many threads judge `nodes` nodes.
+    fn threads_for(&self, nodes: usize) -> usize {
+        static MACHINE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        if nodes < Self::PARALLEL_FROM {
+            return 1;
+        }
+        self.threads.unwrap_or_else(|| {
+            *MACHINE.get_or_init(|| {
+                std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .min(Self::MAX_THREADS)
+            })
+        })
     }
 
     /// How many minors a kubelet or kube-proxy at `m` may lag the API server.
@@ -201,7 +237,19 @@ impl UpstreamPolicy {
     /// [`SkewPolicy::evaluate`]; without `warnings`, the per-node warning rules (kubectl,
     /// kubeadm) are skipped.
     fn evaluate_with(&self, state: &ClusterState, warnings: bool) -> Vec<Violation> {
-        let summary = Summary::of(state);
+        let nodes = &state.nodes[..];
+        let threads = self.threads_for(nodes.len());
+        // Equal parts, in order: part `k` holds the nodes from `starts[k]`.
+        let part = nodes.len().div_ceil(threads).max(1);
+        let parts: Vec<(usize, &[Node])> = nodes
+            .chunks(part)
+            .enumerate()
+            .map(|(k, c)| (k * part, c))
+            .collect();
+        let summary = in_parts(&parts, |&(at, c)| Summary::of_nodes(c, at))
+            .into_iter()
+            .reduce(Summary::merge)
+            .unwrap_or_default();
         let cx = Context {
             state,
             summary: &summary,
@@ -212,19 +260,58 @@ impl UpstreamPolicy {
             // No API server: the per-node rules have nothing to compare with.
             return out;
         };
-        let texts = KubectlTexts::new(lo, hi);
         let bounds = Bounds::new(self, lo.minor(), hi.minor(), kubectl_range(lo, hi));
-        let mut control_plane = summary.control_plane.iter().peekable();
-        for (i, node) in state.nodes.iter().enumerate() {
-            let is_cp = control_plane.next_if(|&&c| c == i).is_some();
-            if !is_cp && self.node_is_clean(state, node, &bounds, warnings) {
-                continue;
+        let found = in_parts(&parts, |&(at, c)| {
+            // Texts of its own for each thread: sharing one would make the threads take turns
+            // at its reference count.
+            let texts = KubectlTexts::new(lo, hi);
+            let mut out = Vec::new();
+            let first = summary.control_plane.partition_point(|&i| i < at);
+            let mut control_plane = summary.control_plane[first..].iter().peekable();
+            for (i, node) in c.iter().enumerate() {
+                let is_cp = control_plane.next_if(|&&cp| cp == at + i).is_some();
+                if !is_cp && self.node_is_clean(state, node, &bounds, warnings) {
+                    continue;
+                }
+                // While the node is in cache: the words.
+                self.node_rules(&cx, node, is_cp, Some(&texts), warnings, &mut out);
             }
-            // While the node is in cache: the words.
-            self.node_rules(&cx, node, is_cp, Some(&texts), warnings, &mut out);
+            out
+        });
+        let mut parts = found.into_iter();
+        let mut all = parts.next().unwrap_or_default();
+        if !out.is_empty() {
+            // Cluster-wide violations (rare) go first.
+            all.splice(0..0, out);
+        }
+        all.reserve(parts.as_slice().iter().map(Vec::len).sum());
+        for mut part in parts {
+            all.append(&mut part);
+        }
+        all
+    }
+}
+
+/// `f` of each part, in order: the first on this thread, the others each on a thread of its
+/// own.
+fn in_parts<P: Sync, R: Send>(parts: &[P], f: impl Fn(&P) -> R + Sync) -> Vec<R> {
+    let Some((first, rest)) = parts.split_first() else {
+        return Vec::new();
+    };
+    if rest.is_empty() {
+        return vec![f(first)];
+    }
+    std::thread::scope(|s| {
+        let f = &f;
+        let others: Vec<_> = rest.iter().map(|p| s.spawn(move || f(p))).collect();
+        let mut out = Vec::with_capacity(parts.len());
+        out.push(f(first));
+        for t in others {
+            // A part's panic is the caller's (as on one thread).
+            out.push(t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         }
         out
-    }
+    })
 }
 
 /// A minor as one number that orders as [`Minor`] does (major first), for comparisons
@@ -627,6 +714,47 @@ mod tests {
         w.versions.kubeadm = None;
         w.versions.kubectl = None;
         ClusterState::new(vec![a, b, w])
+    }
+
+    /// Large clusters are judged in parts on several threads: the same violations, in the
+    /// same order, as on one thread, whatever the number of threads and wherever the
+    /// control-plane nodes are.
+    #[test]
+    fn threads_change_nothing() {
+        let n = UpstreamPolicy::PARALLEL_FROM + 3_001;
+        let nodes = (0..n)
+            .map(|i| {
+                if [0, 7_777, n - 1].contains(&i) {
+                    let apiserver = if i == 7_777 { "1.30.5" } else { "1.31.2" };
+                    return Node::control_plane(&format!("cp-{i}"), v(apiserver), None).unwrap();
+                }
+                // Kubelets 1.26 to 1.31 (1.26 and 1.27 too old), kubectl and kubeadm of
+                // their own minor or the next.
+                let m = 26 + (i * 7 % 6) as u64;
+                let mut w =
+                    Node::worker(&format!("w-{i}"), Minor::new(1, m).with_patch(1)).unwrap();
+                w.versions.kubectl = Some(Minor::new(1, m + (i % 2) as u64).with_patch(0));
+                w.versions.kubeadm = Some(Minor::new(1, m + (i % 3 == 0) as u64).with_patch(0));
+                if i % 11 == 0 {
+                    w.versions.kube_proxy = Some(Minor::new(1, 26).with_patch(0));
+                }
+                w
+            })
+            .collect();
+        let state = ClusterState::new(nodes);
+        let one = UpstreamPolicy::new().with_threads(1);
+        let all = one.evaluate(&state);
+        assert!(all.len() > 10_000, "{}", all.len());
+        assert!(all.iter().any(|v| v.severity == Severity::Error));
+        for threads in [2, 3, 4] {
+            let many = UpstreamPolicy::new().with_threads(threads);
+            assert!(many.evaluate(&state) == all, "{threads} threads");
+            assert!(
+                many.errors(&state) == one.errors(&state),
+                "{threads} threads"
+            );
+        }
+        assert_eq!(UpstreamPolicy::new().threads_for(100), 1);
     }
 
     fn rules(state: &ClusterState) -> Vec<String> {
