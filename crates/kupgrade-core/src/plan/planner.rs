@@ -3,7 +3,9 @@
 //! Everything is decided from the simulated state alone (no memory of what the plan did
 //! except which package repository a node was last pointed at), which is what makes planning
 //! again from any intermediate state give the rest of the plan.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use crate::kubeadm::{UpgradeRequest, enforce_version_policies};
