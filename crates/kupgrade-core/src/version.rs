@@ -420,9 +420,10 @@ impl Minor {
     pub fn minor(self) -> u64 {
         self.minor
     }
-    /// The next minor (`1.30` after `1.29`).
+    /// The next minor (`1.30` after `1.29`); the largest minor number has no next and gives
+    /// itself (no real version comes near, and `next` never panics on parsed input).
     pub fn next(self) -> Minor {
-        Minor::new(self.major, self.minor + 1)
+        Minor::new(self.major, self.minor.saturating_add(1))
     }
     /// The previous minor, or `None` at `x.0`.
     pub fn prev(self) -> Option<Minor> {
@@ -815,6 +816,9 @@ mod tests {
             Minor::parse("4294967296.1").unwrap_err().to_string(),
             r#""4294967296.1" is not a minor: major is too large"#
         );
+        let last = Minor::parse("1.18446744073709551615").unwrap();
+        assert_eq!(last.next(), last);
+        assert_eq!(Minor::new(1, 29).next(), Minor::new(1, 30));
         assert_eq!(
             KubeVersion::parse("65536.1.0").unwrap_err().to_string(),
             r#""65536.1.0" is not a version: major is too large"#

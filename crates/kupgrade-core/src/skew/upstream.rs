@@ -405,8 +405,7 @@ impl UpstreamPolicy {
                     .map(KubeVersion::minor)
                     .or(kubelet)
             {
-                let base = key(base);
-                ok &= within(key(kubeadm.minor()), (base, base + 1));
+                ok &= within(key(kubeadm.minor()), (key(base), key(base.next())));
             }
         }
         ok
