@@ -37,102 +37,6 @@ pub struct ClusterState {
     pub nodes: Nodes,
 }
 
-/// A cluster's nodes: a list, read and changed like a [`Vec`] (it derefs to one).
-///
-/// Copies of a state share one list until one of them changes it (copy on write): a runner
-/// reads the whole cluster before every step, and a reader that only looks costs nothing to
-/// copy. Serialized as a plain list.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Nodes(Arc<Vec<Node>>);
-
-impl Nodes {
-    /// The list, copied first when another state shares it.
-    pub fn into_vec(self) -> Vec<Node> {
-        Arc::unwrap_or_clone(self.0)
-    }
-}
-
-impl Deref for Nodes {
-    type Target = Vec<Node>;
-
-    fn deref(&self) -> &Vec<Node> {
-        &self.0
-    }
-}
-
-impl DerefMut for Nodes {
-    /// The list to change, copied first when another state shares it.
-    fn deref_mut(&mut self) -> &mut Vec<Node> {
-        Arc::make_mut(&mut self.0)
-    }
-}
-
-impl From<Vec<Node>> for Nodes {
-    fn from(nodes: Vec<Node>) -> Nodes {
-        Nodes(Arc::new(nodes))
-    }
-}
-
-impl FromIterator<Node> for Nodes {
-    fn from_iter<I: IntoIterator<Item = Node>>(iter: I) -> Nodes {
-        Nodes(Arc::new(iter.into_iter().collect()))
-    }
-}
-
-impl<'a> IntoIterator for &'a Nodes {
-    type Item = &'a Node;
-    type IntoIter = std::slice::Iter<'a, Node>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
-    }
-}
-
-impl<'a> IntoIterator for &'a mut Nodes {
-    type Item = &'a mut Node;
-    type IntoIter = std::slice::IterMut<'a, Node>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        Arc::make_mut(&mut self.0).iter_mut()
-    }
-}
-
-impl IntoIterator for Nodes {
-    type Item = Node;
-    type IntoIter = std::vec::IntoIter<Node>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.into_vec().into_iter()
-    }
-}
-
-impl Serialize for Nodes {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
-    }
-}
-
-/// The schema of a plain list, inlined (the sharing is not part of the format).
-impl JsonSchema for Nodes {
-    fn inline_schema() -> bool {
-        true
-    }
-
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        Vec::<Node>::schema_name()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        Vec::<Node>::json_schema(generator)
-    }
-}
-
-impl<'de> Deserialize<'de> for Nodes {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Nodes, D::Error> {
-        Vec::deserialize(deserializer).map(Nodes::from)
-    }
-}
-
 /// How etcd runs in the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
@@ -163,13 +67,28 @@ pub struct Addons {
     pub coredns: Option<KubeVersion>,
 }
 
-/// A node's labels: a map from key to value, read like a [`BTreeMap`] (it derefs to one).
+/// Data shared between copies until one of them changes it (copy on write): it derefs to
+/// the `T` inside, and [`DerefMut`] copies it first when another copy shares it. Serialized,
+/// and described in schemas, as a plain `T`.
 ///
-/// Copies share one map until one of them changes it (copy on write): the planner and the
-/// runner copy whole cluster states for every step they check, and labels are most of a
-/// node's heap data. Serialized as a plain map.
+/// The planner and the runner copy whole cluster states for every step they check or read:
+/// a state's [`Nodes`] and each node's [`Labels`] are shared this way, so copying a state
+/// that nobody changes costs nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Arc<BTreeMap<String, String>>);
+pub struct Shared<T>(Arc<T>);
+
+/// A cluster's nodes: a list, read and changed like a [`Vec`].
+pub type Nodes = Shared<Vec<Node>>;
+
+/// A node's labels: a map from key to value, read and changed like a [`BTreeMap`].
+pub type Labels = Shared<BTreeMap<String, String>>;
+
+impl<T: Clone> Shared<T> {
+    /// The data, copied first when another copy shares it.
+    pub fn into_inner(self) -> T {
+        Arc::unwrap_or_clone(self.0)
+    }
+}
 
 impl Labels {
     /// No labels.
@@ -184,66 +103,90 @@ impl Labels {
     }
 }
 
-impl Deref for Labels {
-    type Target = BTreeMap<String, String>;
+impl<T> Deref for Shared<T> {
+    type Target = T;
 
-    fn deref(&self) -> &BTreeMap<String, String> {
+    fn deref(&self) -> &T {
         &self.0
     }
 }
 
-impl DerefMut for Labels {
-    /// The map to change, copied first when another copy of the node shares it.
-    fn deref_mut(&mut self) -> &mut BTreeMap<String, String> {
+impl<T: Clone> DerefMut for Shared<T> {
+    /// The data to change, copied first when another copy shares it.
+    fn deref_mut(&mut self) -> &mut T {
         Arc::make_mut(&mut self.0)
     }
 }
 
-impl From<BTreeMap<String, String>> for Labels {
-    fn from(map: BTreeMap<String, String>) -> Labels {
-        Labels(Arc::new(map))
+impl<T> From<T> for Shared<T> {
+    fn from(data: T) -> Shared<T> {
+        Shared(Arc::new(data))
     }
 }
 
-impl FromIterator<(String, String)> for Labels {
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Labels {
-        Labels(Arc::new(iter.into_iter().collect()))
+impl<A, T: FromIterator<A>> FromIterator<A> for Shared<T> {
+    fn from_iter<I: IntoIterator<Item = A>>(iter: I) -> Shared<T> {
+        Shared(Arc::new(iter.into_iter().collect()))
     }
 }
 
-impl<'a> IntoIterator for &'a Labels {
-    type Item = (&'a String, &'a String);
-    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+impl<'a, T> IntoIterator for &'a Shared<T>
+where
+    &'a T: IntoIterator,
+{
+    type Item = <&'a T as IntoIterator>::Item;
+    type IntoIter = <&'a T as IntoIterator>::IntoIter;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.0.as_ref().into_iter()
     }
 }
 
-impl Serialize for Labels {
+impl<'a, T: Clone> IntoIterator for &'a mut Shared<T>
+where
+    &'a mut T: IntoIterator,
+{
+    type Item = <&'a mut T as IntoIterator>::Item;
+    type IntoIter = <&'a mut T as IntoIterator>::IntoIter;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Arc::make_mut(&mut self.0).into_iter()
+    }
+}
+
+impl<T: Clone + IntoIterator> IntoIterator for Shared<T> {
+    type Item = T::Item;
+    type IntoIter = T::IntoIter;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.into_inner().into_iter()
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.0.serialize(serializer)
     }
 }
 
-/// The schema of a plain map, inlined (the sharing is not part of the format).
-impl JsonSchema for Labels {
+/// The schema of a plain `T`, inlined (the sharing is not part of the format).
+impl<T: JsonSchema> JsonSchema for Shared<T> {
     fn inline_schema() -> bool {
         true
     }
 
     fn schema_name() -> std::borrow::Cow<'static, str> {
-        BTreeMap::<String, String>::schema_name()
+        T::schema_name()
     }
 
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        BTreeMap::<String, String>::json_schema(generator)
+        T::json_schema(generator)
     }
 }
 
-impl<'de> Deserialize<'de> for Labels {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Labels, D::Error> {
-        BTreeMap::deserialize(deserializer).map(Labels::from)
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Shared<T>, D::Error> {
+        T::deserialize(deserializer).map(Shared::from)
     }
 }
 

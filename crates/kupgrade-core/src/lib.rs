@@ -53,8 +53,8 @@ pub mod testing;
 pub mod version;
 
 pub use cluster::{
-    Addons, ClusterState, EtcdTopology, Labels, Node, NodeName, NodeNameError, NodeVersions, Os,
-    OsFamily, Role, Roles, SshTarget, ZONE_LABEL,
+    Addons, ClusterState, EtcdTopology, Labels, Node, NodeName, NodeNameError, NodeVersions, Nodes,
+    Os, OsFamily, Role, Roles, SshTarget, ZONE_LABEL,
 };
 pub use component::{Component, Placement, VersionLine};
 pub use lifecycle::{ReleaseCalendar, SupportStatus};
