@@ -83,6 +83,13 @@ pub type Nodes = Shared<Vec<Node>>;
 /// A node's labels: a map from key to value, read and changed like a [`BTreeMap`].
 pub type Labels = Shared<BTreeMap<String, String>>;
 
+impl<T> Shared<T> {
+    /// True when `self` and `other` share one copy of the data.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 impl<T: Clone> Shared<T> {
     /// The data, copied first when another copy shares it.
     pub fn into_inner(self) -> T {

@@ -16,9 +16,8 @@ use std::collections::{HashMap, HashSet};
 use crate::skew::{Context, Severity, SkewPolicy, SmolStr, Summary, Violation};
 use crate::{Component, NodeName};
 
-use super::classes::Classes;
-use super::simulate::{Effect, Simulation};
-use super::step::Step;
+use super::fleet::Fleet;
+use super::simulate::Effect;
 
 type Key = (SmolStr, Component, Option<NodeName>);
 
@@ -37,67 +36,61 @@ struct Tolerated {
 pub(crate) struct Checker<'a> {
     policy: &'a dyn SkewPolicy,
     summary: Summary,
+    /// With tolerated violations every node is judged on its own (tolerance is per node);
+    /// without, one node per class.
     tolerated: Option<Tolerated>,
-    /// Node classes, when checking by class (node positions stay put, nothing tolerated).
-    classes: Option<Classes>,
+    /// Per class: whether its nodes pass under the current summary and add-ons (`None`: not
+    /// judged since they last changed).
+    passes: Vec<Option<bool>>,
     buf: Vec<Violation>,
 }
 
 impl<'a> Checker<'a> {
     /// Checks the starting state in full. Without `tolerate`, any error is returned (all of
-    /// them); with it, the errors found become the tolerated set.
-    ///
-    /// With `by_class` (node positions must stay put: no step removes nodes), nodes are
-    /// checked one class of equal nodes at a time.
+    /// them, node by node); with it, the errors found become the tolerated set.
     pub(crate) fn start(
         policy: &'a dyn SkewPolicy,
-        sim: &Simulation,
+        fleet: &Fleet,
         tolerate: bool,
-        by_class: bool,
     ) -> Result<Self, Vec<Violation>> {
-        let summary = sim.summary();
-        let state = sim.state();
+        let summary = fleet.summary();
         let cx = Context {
-            state,
+            state: fleet.shell(),
             summary: &summary,
         };
-        if by_class && !tolerate {
-            // One check per class; only when some class fails, every node (to list them all).
-            let classes = Classes::of(state);
-            let mut buf = Vec::new();
-            policy.check_cluster(&cx, &mut buf);
-            let mut bad = buf.iter().any(|v| v.severity == Severity::Error);
-            for (_, rep) in classes.present() {
-                if bad {
-                    break;
-                }
-                buf.clear();
-                policy.check_node(&cx, rep, &mut buf);
-                bad = buf.iter().any(|v| v.severity == Severity::Error);
-            }
-            if !bad {
-                buf.clear();
-                return Ok(Checker {
-                    policy,
-                    summary,
-                    tolerated: None,
-                    classes: Some(classes),
-                    buf,
-                });
-            }
+        let mut checker = Checker {
+            policy,
+            summary: summary.clone(),
+            tolerated: None,
+            passes: Vec::new(),
+            buf: Vec::new(),
+        };
+        // One check per class; only the nodes of failing classes are judged one by one.
+        policy.check_cluster(&cx, &mut checker.buf);
+        let mut cluster: Vec<Violation> = checker
+            .buf
+            .drain(..)
+            .filter(|v| v.severity == Severity::Error)
+            .collect();
+        let mut failing = vec![false; fleet.class_count()];
+        for (k, class) in fleet.present() {
+            failing[k as usize] = checker.first_error(&cx, &class.rep).is_some();
         }
-        let mut cluster = Vec::new();
-        policy.check_cluster(&cx, &mut cluster);
-        cluster.retain(|v| v.severity == Severity::Error);
-        let mut all = cluster.clone();
+        if cluster.is_empty() && !failing.contains(&true) {
+            return Ok(checker);
+        }
         let mut tolerated = Tolerated {
             cluster: cluster.iter().map(key).collect(),
             nodes: HashMap::new(),
         };
-        let mut buf = Vec::new();
-        for node in &state.nodes {
-            policy.check_node(&cx, node, &mut buf);
-            for v in buf.drain(..) {
+        let mut all = std::mem::take(&mut cluster);
+        for i in 0..fleet.len() {
+            if !failing[fleet.class_of(i) as usize] {
+                continue;
+            }
+            let node = fleet.node_at(i);
+            policy.check_node(&cx, &node, &mut checker.buf);
+            for v in checker.buf.drain(..) {
                 if v.severity == Severity::Error {
                     tolerated
                         .nodes
@@ -108,20 +101,17 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        if !all.is_empty() && !tolerate {
+        if all.is_empty() {
+            // A policy that failed a class but no member of it (against its contract): judge
+            // node by node from here on.
+            checker.tolerated = Some(tolerated);
+            return Ok(checker);
+        }
+        if !tolerate {
             return Err(all);
         }
-        Ok(Checker {
-            policy,
-            summary,
-            tolerated: if all.is_empty() {
-                None
-            } else {
-                Some(tolerated)
-            },
-            classes: None,
-            buf,
-        })
+        checker.tolerated = Some(tolerated);
+        Ok(checker)
     }
 
     /// True while some tolerated violation from the start persists.
@@ -131,123 +121,138 @@ impl<'a> Checker<'a> {
             .is_some_and(|t| !t.cluster.is_empty() || t.nodes.values().any(|s| !s.is_empty()))
     }
 
-    /// Re-checks what `effect` says `step` changed; `at` are the positions of the step's nodes
-    /// when known. Returns the first new error.
+    fn first_error(&mut self, cx: &Context<'_>, node: &crate::Node) -> Option<Violation> {
+        self.policy.check_node(cx, node, &mut self.buf);
+        let bad = self
+            .buf
+            .iter()
+            .find(|v| v.severity == Severity::Error)
+            .cloned();
+        self.buf.clear();
+        bad
+    }
+
+    /// Re-checks what `effect` says a step changed; `at` are the positions of the nodes it
+    /// changed or added. Returns the first new error.
     pub(crate) fn after(
         &mut self,
-        sim: &Simulation,
-        step: &Step,
+        fleet: &Fleet,
         effect: Effect,
-        at: Option<&[usize]>,
+        at: &[usize],
     ) -> Result<(), Box<Violation>> {
         let mut all_nodes = effect.addons;
         let cluster = effect.control_plane || effect.addons || effect.cluster_fields;
         if effect.control_plane || effect.addons {
-            let summary = sim.summary();
+            let summary = fleet.summary();
             all_nodes |= summary != self.summary;
             self.summary = summary;
         }
-        let state = sim.state();
-        let Checker {
-            policy,
-            summary,
-            tolerated,
-            classes,
-            buf,
-        } = self;
-        let cx = Context { state, summary };
-        if let Some(classes) = classes {
-            // Keep classes current, then check one member per class concerned.
-            let members = match at {
-                Some(at) if effect.nodes => classes.moved(state, at),
-                None if effect.nodes => {
-                    classes.moved_all(state);
-                    Vec::new()
-                }
-                _ => Vec::new(),
-            };
-            if effect.addons {
-                classes.moved_all(state);
+        if all_nodes {
+            self.passes.clear();
+        }
+        let summary = self.summary.clone();
+        let cx = Context {
+            state: fleet.shell(),
+            summary: &summary,
+        };
+        if self.tolerated.is_some() {
+            return self.after_node_by_node(fleet, &cx, cluster, all_nodes, effect, at);
+        }
+        if cluster {
+            self.policy.check_cluster(&cx, &mut self.buf);
+            let bad = self
+                .buf
+                .iter()
+                .find(|v| v.severity == Severity::Error)
+                .cloned();
+            self.buf.clear();
+            if let Some(v) = bad {
+                return Err(Box::new(v));
             }
-            if cluster {
-                policy.check_cluster(&cx, buf);
-                let bad = buf.iter().find(|v| v.severity == Severity::Error).cloned();
-                buf.clear();
-                if let Some(v) = bad {
-                    return Err(Box::new(v));
-                }
+        }
+        if self.passes.len() < fleet.class_count() {
+            self.passes.resize(fleet.class_count(), None);
+        }
+        if all_nodes {
+            let present: Vec<u32> = fleet.present().map(|(k, _)| k).collect();
+            for k in present {
+                self.judge_class(fleet, &cx, k, None)?;
             }
-            let first_error = |node: &crate::Node, buf: &mut Vec<Violation>| {
-                policy.check_node(&cx, node, buf);
-                let bad = buf.iter().find(|v| v.severity == Severity::Error).cloned();
-                buf.clear();
-                bad
-            };
-            if all_nodes || (effect.nodes && at.is_none()) {
-                let failing: Vec<u32> = classes
-                    .present()
-                    .filter_map(|(k, rep)| first_error(rep, buf).map(|_| k))
-                    .take(1)
-                    .collect();
-                if let Some(&k) = failing.first() {
-                    // Report it on a node of the class that is in the cluster now.
-                    let node = classes.member(k).map(|i| &state.nodes[i]);
-                    let v = node.and_then(|n| first_error(n, buf));
-                    return Err(Box::new(v.unwrap_or_else(|| {
-                        Violation::new(
-                            "internal",
-                            Severity::Error,
-                            Component::Kubelet,
-                            crate::KubeVersion::new(0, 0, 0),
-                            SmolStr::default(),
-                            "a class of nodes failed but no member reproduces it",
-                        )
-                    })));
-                }
-            } else {
-                for i in members {
-                    if let Some(v) = first_error(&state.nodes[i], buf) {
-                        return Err(Box::new(v));
-                    }
-                }
+        } else if effect.nodes {
+            for &(k, i) in fleet.touched() {
+                self.judge_class(fleet, &cx, k, Some(i))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Judges class `k` (once while the summary and add-ons stay put); a failure is reported
+    /// on a member, the one at `at` when given.
+    fn judge_class(
+        &mut self,
+        fleet: &Fleet,
+        cx: &Context<'_>,
+        k: u32,
+        at: Option<usize>,
+    ) -> Result<(), Box<Violation>> {
+        if self.passes[k as usize] == Some(true) {
             return Ok(());
         }
-        let mut check = |node: Option<&NodeName>, buf: &mut Vec<Violation>| {
-            let r = if buf.is_empty() && tolerated.is_none() {
-                Ok(())
-            } else {
-                judge(tolerated, node, buf)
-            };
+        let pass = self.first_error(cx, &fleet.class(k).rep).is_none();
+        self.passes[k as usize] = Some(pass);
+        if pass {
+            return Ok(());
+        }
+        let at = at.or_else(|| (0..fleet.len()).find(|&i| fleet.class_of(i) == k));
+        let v = at.and_then(|i| self.first_error(cx, &fleet.node_at(i)));
+        Err(Box::new(v.unwrap_or_else(|| {
+            Violation::new(
+                "internal",
+                Severity::Error,
+                Component::Kubelet,
+                crate::KubeVersion::new(0, 0, 0),
+                SmolStr::default(),
+                "a class of nodes failed but no member reproduces it",
+            )
+        })))
+    }
+
+    /// With tolerated violations: every changed node (or every node) on its own.
+    fn after_node_by_node(
+        &mut self,
+        fleet: &Fleet,
+        cx: &Context<'_>,
+        cluster: bool,
+        all_nodes: bool,
+        effect: Effect,
+        at: &[usize],
+    ) -> Result<(), Box<Violation>> {
+        let Checker {
+            policy,
+            tolerated,
+            buf,
+            ..
+        } = self;
+        if cluster {
+            policy.check_cluster(cx, buf);
+            let r = judge(tolerated, None, buf);
+            buf.clear();
+            r?;
+        }
+        let mut check = |i: usize| {
+            let node = fleet.node_at(i);
+            policy.check_node(cx, &node, buf);
+            let r = judge(tolerated, Some(&node.name), buf);
             buf.clear();
             r
         };
-        if cluster {
-            policy.check_cluster(&cx, buf);
-            check(None, buf)?;
-        }
         if all_nodes {
-            for node in &state.nodes {
-                policy.check_node(&cx, node, buf);
-                check(Some(&node.name), buf)?;
+            for i in 0..fleet.len() {
+                check(i)?;
             }
         } else if effect.nodes {
-            match at {
-                Some(at) => {
-                    for &i in at {
-                        let node = &state.nodes[i];
-                        policy.check_node(&cx, node, buf);
-                        check(Some(&node.name), buf)?;
-                    }
-                }
-                None => {
-                    for name in &step.nodes {
-                        // Removed nodes have nothing left to check.
-                        let Some(node) = sim.node(name) else { continue };
-                        policy.check_node(&cx, node, buf);
-                        check(Some(name), buf)?;
-                    }
-                }
+            for &i in at {
+                check(i)?;
             }
         }
         Ok(())

@@ -38,8 +38,9 @@
 //!    the policy allows ([`WorkerPacing::Deferred`]), catching up several minors in one drain
 //!    window. With [`Strategy::Replace`], new nodes join at the control plane's version and the
 //!    old ones are drained and removed, as few times as the policy allows.
-//! 4. Every step is simulated on the model ([`Simulation`]) and the policy checked after it
-//!    (only what the step changed is checked again). The planner returns a plan whose every
+//! 4. Every step is simulated on the model and the policy checked after it (only what the
+//!    step changed is checked again, once per class of equal nodes; [`Simulation`] applies
+//!    the same effects node by node, to replay a plan). The planner returns a plan whose every
 //!    intermediate state is valid, or a [`PlanError`] naming the rule and the node in the way.
 //!
 //! Making the plan again from any state the plan passes through gives the rest of the plan
@@ -61,8 +62,8 @@ use crate::{ClusterState, Component, KubeVersion, Minor, NodeName, OsFamily, Rol
 mod available;
 mod batch;
 mod check;
-mod classes;
 mod estimate;
+mod fleet;
 mod hops;
 mod packages;
 mod planner;

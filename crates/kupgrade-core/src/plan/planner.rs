@@ -3,6 +3,7 @@
 //! Everything is decided from the simulated state alone (no memory of what the plan did
 //! except which package repository a node was last pointed at), which is what makes planning
 //! again from any intermediate state give the rest of the plan.
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -17,6 +18,7 @@ use crate::{
 use super::batch::{self, Item};
 use super::check::Checker;
 use super::estimate::Estimate;
+use super::fleet::Fleet;
 use super::hops;
 use super::packages::{KUBELET_PACKAGES, node_commands, validate_path};
 use super::simulate::Simulation;
@@ -148,10 +150,11 @@ struct Head {
 }
 
 impl Head {
-    fn of(n: &Node) -> Self {
+    /// The head of `n`'s class, its nodes cordoned or not.
+    fn of(n: &Node, cordoned: bool) -> Self {
         Head {
-            progress: if n.unschedulable { 0 } else { 2 },
-            cordoned: n.unschedulable,
+            progress: if cordoned { 0 } else { 2 },
+            cordoned,
             has_replacement: false,
             kubelet: n.kubelet().map(KubeVersion::release),
             kubeadm: n.versions.kubeadm.as_ref().map(KubeVersion::release),
@@ -185,7 +188,8 @@ enum Why {
 
 struct Planner<'r, 'a> {
     req: &'r PlanRequest<'a>,
-    sim: Simulation,
+    /// The cluster as the steps so far leave it.
+    sim: Fleet,
     checker: Checker<'r>,
     steps: Vec<Step>,
     ids: HashSet<StepId>,
@@ -202,9 +206,6 @@ struct Planner<'r, 'a> {
     replaced: usize,
     batch_size: usize,
     zone_totals: HashMap<Option<String>, usize>,
-    /// Zone names, and each node's zone by position (in place, where positions stay put).
-    zone_names: Vec<Option<String>>,
-    zone_at: Vec<u32>,
     kubeadm_checked: Vec<KubeVersion>,
 }
 
@@ -215,103 +216,44 @@ impl<'r, 'a> Planner<'r, 'a> {
         target: KubeVersion,
         hops: Vec<Hop>,
     ) -> Result<Self, PlanError> {
-        // Nodes in (zone, name) order: batches take them in this order without sorting again.
-        // Nodes by zone; within a zone in inventory order (in place: the simulation keeps that
+        // Nodes by zone; within a zone in inventory order (in place: the model keeps that
         // order, so planning again mid-way sees it too) or by name (replacing moves nodes).
+        // Batches take them in this order without sorting again.
         let zone_key = req.options.zone_key.as_str();
-        let mut order: Vec<(Option<&String>, &NodeName, usize)> = state
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.labels.get(zone_key), &n.name, i))
-            .collect();
-        if req.options.strategy == Strategy::Replace {
-            order.sort_unstable();
-        } else {
-            // A stable bucket sort by zone: few zones, many nodes.
-            let mut zones: Vec<Option<&String>> = Vec::new();
-            let mut known: HashMap<Option<&String>, usize> = HashMap::new();
-            let mut zone_of = Vec::with_capacity(order.len());
-            for o in &order {
-                let z = *known.entry(o.0).or_insert_with(|| {
-                    zones.push(o.0);
-                    zones.len() - 1
-                });
-                zone_of.push(z);
-            }
-            let mut rank: Vec<usize> = (0..zones.len()).collect();
-            rank.sort_by(|&a, &b| zones[a].cmp(&zones[b]));
-            let mut place = vec![0; zones.len()];
-            for (r, &z) in rank.iter().enumerate() {
-                place[z] = r;
-            }
-            let mut keyed: Vec<(usize, usize)> = zone_of
-                .iter()
-                .enumerate()
-                .map(|(i, &z)| (place[z], i))
-                .collect();
-            keyed.sort_unstable();
-            order = keyed.into_iter().map(|(_, i)| order[i]).collect();
-        }
-        let start = ClusterState {
-            name: state.name.clone(),
-            etcd: state.etcd.clone(),
-            addons: state.addons.clone(),
-            kubectl: state.kubectl.clone(),
-            nodes: order
-                .iter()
-                .map(|&(_, _, i)| state.nodes[i].clone())
-                .collect(),
-        };
-        let sim = Simulation::new(start);
-        let checker = Checker::start(
-            req.policy,
-            &sim,
-            req.options.tolerate_initial_violations,
-            req.options.strategy == Strategy::InPlace,
-        )
-        .map_err(|violations| PlanError::InvalidStart {
-            policy: req.policy.name().to_string(),
-            violations,
-        })?;
+        let sim = Fleet::new(state, zone_key, req.options.strategy == Strategy::Replace);
+        let checker = Checker::start(req.policy, &sim, req.options.tolerate_initial_violations)
+            .map_err(|violations| PlanError::InvalidStart {
+                policy: req.policy.name().to_string(),
+                violations,
+            })?;
         let versions = BTreeMap::new();
         // Workers per zone. Replacing, a replacement counts as the node it replaces (distinct
         // base names), so that the numbers stay put while a replacement is under way.
-        let zone_key = req.options.zone_key.as_str();
-        let mut per_zone: HashMap<Option<&str>, usize> = HashMap::new();
+        let mut per_zone: Vec<usize> = vec![0; sim.zone_names().len()];
         if req.options.strategy == Strategy::Replace {
-            let mut bases: HashSet<(Option<&str>, String)> = HashSet::new();
-            for n in state.workers() {
-                let z = n.labels.get(zone_key).map(String::as_str);
-                if bases.insert((z, base_name(&n.name))) {
-                    *per_zone.entry(z).or_default() += 1;
+            let mut bases: HashSet<(u32, String)> = HashSet::new();
+            for i in 0..sim.len() {
+                let class = sim.class(sim.class_of(i));
+                if !class.rep.is_control_plane()
+                    && bases.insert((class.zone, base_name(sim.name(i))))
+                {
+                    per_zone[class.zone as usize] += 1;
                 }
             }
         } else {
-            for n in state.workers() {
-                *per_zone
-                    .entry(n.labels.get(zone_key).map(String::as_str))
-                    .or_default() += 1;
+            for (_, class) in sim.present() {
+                if !class.rep.is_control_plane() {
+                    per_zone[class.zone as usize] += class.count;
+                }
             }
         }
-        let workers = per_zone.values().sum();
+        let workers = per_zone.iter().sum();
         let zone_totals: HashMap<Option<String>, usize> = per_zone
             .into_iter()
-            .map(|(z, n)| (z.map(str::to_string), n))
+            .enumerate()
+            .filter(|&(_, n)| n > 0)
+            .map(|(z, n)| (sim.zone_names()[z].clone(), n))
             .collect();
-        let mut zone_names: Vec<Option<String>> = Vec::new();
-        let mut zone_at = Vec::with_capacity(sim.state().nodes.len());
-        {
-            let mut known: HashMap<Option<&str>, u32> = HashMap::new();
-            for n in &sim.state().nodes {
-                let z = n.labels.get(zone_key).map(String::as_str);
-                let id = *known.entry(z).or_insert_with(|| {
-                    zone_names.push(z.map(str::to_string));
-                    (zone_names.len() - 1) as u32
-                });
-                zone_at.push(id);
-            }
-        }
         let mut batch_size = req.options.batch.of(workers);
         if req.options.strategy == Strategy::Replace {
             batch_size = batch_size.min(req.options.max_surge as usize).max(1);
@@ -333,8 +275,6 @@ impl<'r, 'a> Planner<'r, 'a> {
             replaced: 0,
             batch_size,
             zone_totals,
-            zone_names,
-            zone_at,
             kubeadm_checked: Vec::new(),
         })
     }
@@ -356,13 +296,18 @@ impl<'r, 'a> Planner<'r, 'a> {
         &self.req.options
     }
 
+    /// The control-plane node called `name`.
     fn node(&self, name: &NodeName) -> Result<&Node, PlanError> {
-        self.sim.node(name).ok_or_else(|| {
-            PlanError::Internal(super::SimulationError {
-                step: "(planning)".into(),
-                message: format!("node {name} vanished"),
+        self.sim
+            .control_plane()
+            .iter()
+            .find(|n| n.name == *name)
+            .ok_or_else(|| {
+                PlanError::Internal(super::SimulationError {
+                    step: "(planning)".into(),
+                    message: format!("node {name} vanished"),
+                })
             })
-        })
     }
 
     /// The version a kubelet passes through at `minor` on its way to a newer one: the latest
@@ -426,12 +371,25 @@ impl<'r, 'a> Planner<'r, 'a> {
             action,
         };
         if !Simulation::no_effect(&step.action) {
-            let at = batch.at.as_deref();
-            let effect = match at {
-                Some(at) => self.sim.apply_at(&step, at)?,
-                None => self.sim.apply(&step)?,
+            let (effect, at) = match batch.at.as_deref() {
+                Some(at) => (self.sim.apply_at(&step, at)?, Cow::Borrowed(at)),
+                None => {
+                    let before = self.sim.len();
+                    let effect = self.sim.apply(&step)?;
+                    // The positions of the nodes the step changed or added, now.
+                    let at: Vec<usize> = match step.action {
+                        Action::ProvisionNodes { .. } => (before..self.sim.len()).collect(),
+                        Action::RemoveNodes => Vec::new(),
+                        _ => step
+                            .nodes
+                            .iter()
+                            .filter_map(|n| self.sim.position(n))
+                            .collect(),
+                    };
+                    (effect, Cow::Owned(at))
+                }
             };
-            if let Err(v) = self.checker.after(&self.sim, &step, effect, at) {
+            if let Err(v) = self.checker.after(&self.sim, effect, &at) {
                 return Err(self.blocked(&step, v));
             }
         }
@@ -622,10 +580,14 @@ impl<'r, 'a> Planner<'r, 'a> {
     /// Nodes whose kube-proxy pod runs another version than the DaemonSet (a rollout under
     /// way): wait for the rollout before anything moves.
     fn finish_kube_proxy_rollout(&mut self) -> Result<(), PlanError> {
-        let state = self.sim.state();
-        if !state.nodes.iter().any(|n| n.versions.kube_proxy.is_some()) {
+        if !self
+            .sim
+            .present()
+            .any(|(_, c)| c.rep.versions.kube_proxy.is_some())
+        {
             return Ok(());
         }
+        let state = self.sim.shell();
         let v = state.addons.kube_proxy.clone();
         let shown = v
             .as_ref()
@@ -646,7 +608,12 @@ impl<'r, 'a> Planner<'r, 'a> {
     }
 
     fn control_plane_names(&self) -> Vec<NodeName> {
-        let mut names: Vec<NodeName> = self.sim.control_plane().map(|n| n.name.clone()).collect();
+        let mut names: Vec<NodeName> = self
+            .sim
+            .control_plane()
+            .iter()
+            .map(|n| n.name.clone())
+            .collect();
         names.sort();
         names
     }
@@ -656,8 +623,8 @@ impl<'r, 'a> Planner<'r, 'a> {
         let v = hop.to.clone();
         let cp = self.control_plane_names();
         let at = |p: &Self, n: &NodeName| {
-            p.sim
-                .node(n)
+            p.node(n)
+                .ok()
                 .and_then(|n| n.versions.kube_apiserver.as_ref())
                 .is_some_and(|a| a.release() == v)
         };
@@ -674,7 +641,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             let batch = self.batch_of(&[&node]);
             let last = i + 1 == pending.len();
             if node.versions.kubeadm.as_ref().map(KubeVersion::release) != Some(v.clone()) {
-                let mut repo = Head::of(&node).repo();
+                let mut repo = Head::of(&node, node.unschedulable).repo();
                 self.packages(
                     Phase::ControlPlane,
                     &batch,
@@ -696,7 +663,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                 )?;
                 if let (Some(dir), EtcdTopology::Stacked) = (
                     self.opts().etcd_snapshot_dir.clone(),
-                    &self.sim.state().etcd,
+                    &self.sim.shell().etcd,
                 ) {
                     self.push(
                         Phase::ControlPlane,
@@ -770,7 +737,7 @@ impl<'r, 'a> Planner<'r, 'a> {
     }
 
     fn kubeadm_verdict(&mut self, v: &KubeVersion) -> Result<(), PlanError> {
-        let state = self.sim.state();
+        let state = self.sim.shell();
         let Some(cluster) = state.apiserver_min().cloned() else {
             return Err(PlanError::NoControlPlane);
         };
@@ -783,20 +750,28 @@ impl<'r, 'a> Planner<'r, 'a> {
         };
         // kubeadm judges kubelet versions, not nodes: one node per version decides, and every
         // node is listed only when there is something to report.
+        let fleet = &self.sim;
+        let mut class_seen = vec![false; fleet.class_count()];
         let mut seen: HashSet<&KubeVersion> = HashSet::new();
-        let some = state
-            .nodes
-            .iter()
-            .filter_map(|n| n.kubelet().map(|k| (n, k)))
-            .filter(|(_, k)| seen.insert(k))
-            .map(|(n, k)| (n.name.clone(), k.clone()))
-            .collect();
+        let mut some = Vec::new();
+        for i in 0..fleet.len() {
+            let k = fleet.class_of(i);
+            if std::mem::replace(&mut class_seen[k as usize], true) {
+                continue;
+            }
+            if let Some(kubelet) = fleet.class(k).rep.kubelet()
+                && seen.insert(kubelet)
+            {
+                some.push((fleet.name(i).clone(), kubelet.clone()));
+            }
+        }
         let mut findings = enforce_version_policies(&request(some));
         if !findings.is_clear() {
-            let all = state
-                .nodes
-                .iter()
-                .filter_map(|n| n.kubelet().map(|k| (n.name.clone(), k.clone())))
+            let all = (0..fleet.len())
+                .filter_map(|i| {
+                    let kubelet = fleet.rep(i).kubelet()?;
+                    Some((fleet.name(i).clone(), kubelet.clone()))
+                })
                 .collect();
             findings = enforce_version_policies(&request(all));
         }
@@ -812,7 +787,7 @@ impl<'r, 'a> Planner<'r, 'a> {
 
     /// The stacked etcd version `kubeadm upgrade` deploys on `node` for `v` (never older).
     fn etcd_for(&self, node: &Node, v: &KubeVersion) -> Option<KubeVersion> {
-        if !matches!(self.sim.state().etcd, EtcdTopology::Stacked) {
+        if !matches!(self.sim.shell().etcd, EtcdTopology::Stacked) {
             return None;
         }
         let want = crate::bundled::bundled(v.minor())?.etcd.clone()?;
@@ -822,7 +797,7 @@ impl<'r, 'a> Planner<'r, 'a> {
 
     /// The add-on versions kubeadm deploys for `v`, where the cluster runs older ones.
     fn addons_for(&self, v: &KubeVersion) -> AddonVersions {
-        let addons = &self.sim.state().addons;
+        let addons = &self.sim.shell().addons;
         AddonVersions {
             kube_proxy: addons
                 .kube_proxy
@@ -847,8 +822,8 @@ impl<'r, 'a> Planner<'r, 'a> {
         }
         let cp = self.control_plane_names();
         let all_at = cp.iter().all(|n| {
-            self.sim
-                .node(n)
+            self.node(n)
+                .ok()
                 .and_then(|n| n.versions.kube_apiserver.as_ref())
                 .is_some_and(|a| a.release() == *v)
         });
@@ -880,7 +855,7 @@ impl<'r, 'a> Planner<'r, 'a> {
     ) -> Result<(), PlanError> {
         let lags = self
             .sim
-            .state()
+            .shell()
             .kubectl
             .as_ref()
             .is_some_and(|k| k.release() < *below);
@@ -920,7 +895,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             self.in_place_window(
                 Phase::ControlPlaneKubelets,
                 &batch,
-                Head::of(&node),
+                Head::of(&node, node.unschedulable),
                 v,
                 true,
                 why,
@@ -954,28 +929,24 @@ impl<'r, 'a> Planner<'r, 'a> {
                 },
             );
         }
-        let failing = self.probe(hop)?;
-        let rule = failing
-            .values()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "in flight".to_string());
+        let (failing, rule) = self.probe(hop);
         self.workers_to(
             &now,
-            |n| n.unschedulable || failing.contains_key(&n.name),
+            |k| failing[k as usize],
             Why::CatchUp {
                 next: hop.to.clone(),
-                rule,
+                rule: rule.unwrap_or_else(|| "in flight".to_string()),
             },
         )
     }
 
-    /// The workers that would break the policy while or after the control plane moves to
-    /// `hop.to`, each with the rule.
-    fn probe(&self, hop: &Hop) -> Result<BTreeMap<NodeName, String>, PlanError> {
+    /// The classes of workers that would break the policy while or after the control plane
+    /// moves to `hop.to` (indexed by class), and the rule the first of those workers by name
+    /// would break.
+    fn probe(&self, hop: &Hop) -> (Vec<bool>, Option<String>) {
         let v = &hop.to;
-        let state = self.sim.state();
-        let mut cp: Vec<Node> = self.sim.control_plane().cloned().collect();
+        let state = self.sim.shell();
+        let mut cp: Vec<Node> = self.sim.control_plane().to_vec();
         cp.sort_by(|a, b| a.name.cmp(&b.name));
         let moved = self.addons_for(v);
         let mut addons_moved = state.addons.clone();
@@ -1009,21 +980,31 @@ impl<'r, 'a> Planner<'r, 'a> {
             n.versions.kube_apiserver = Some(v.clone());
         }
         let probes = [(Summary::of(&mid), &mid), (Summary::of(&end), &end)];
-        let mut out = BTreeMap::new();
+        let fleet = &self.sim;
+        let mut rules: Vec<Option<String>> = vec![None; fleet.class_count()];
         let mut buf = Vec::new();
-        for node in state.workers() {
+        for (k, class) in fleet.present() {
+            if class.rep.is_control_plane() {
+                continue;
+            }
             for (summary, st) in &probes {
                 let cx = Context { state: st, summary };
-                self.req.policy.check_node(&cx, node, &mut buf);
-                if let Some(bad) = buf.iter().find(|x| x.severity == Severity::Error) {
-                    out.insert(node.name.clone(), bad.rule.to_string());
-                    buf.clear();
-                    break;
+                self.req.policy.check_node(&cx, &class.rep, &mut buf);
+                let bad = buf.iter().find(|x| x.severity == Severity::Error);
+                if let Some(bad) = bad {
+                    rules[k as usize] = Some(bad.rule.to_string());
                 }
                 buf.clear();
+                if rules[k as usize].is_some() {
+                    break;
+                }
             }
         }
-        Ok(out)
+        let first = (0..fleet.len())
+            .filter(|&i| rules[fleet.class_of(i) as usize].is_some())
+            .min_by(|&a, &b| fleet.name(a).cmp(fleet.name(b)));
+        let rule = first.and_then(|i| rules[fleet.class_of(i) as usize].clone());
+        (rules.iter().map(Option::is_some).collect(), rule)
     }
 
     /// Moves the workers `select` picks (and every cordoned one) that run older than `goal`
@@ -1031,96 +1012,105 @@ impl<'r, 'a> Planner<'r, 'a> {
     fn workers_to(
         &mut self,
         goal: &KubeVersion,
-        select: impl Fn(&Node) -> bool,
+        select: impl Fn(u32) -> bool,
         why: Why,
     ) -> Result<(), PlanError> {
         let replace = self.opts().strategy == Strategy::Replace;
-        let zone_key = self.opts().zone_key.as_str();
         let max_per_zone = self.opts().max_per_zone;
         let totals = &self.zone_totals;
-        let mut zone_names = self.zone_names.clone();
-        let zone_at = &self.zone_at;
-        let positions = self.positions;
+        let fleet = &self.sim;
+        let zone_names = fleet.zone_names();
         let mut work: Vec<(Head, Vec<Members>)> = Vec::new();
         {
-            let state = self.sim.state();
             let names: HashSet<&str> = if replace {
-                state.nodes.iter().map(|n| n.name.as_str()).collect()
+                (0..fleet.len()).map(|i| fleet.name(i).as_str()).collect()
             } else {
                 HashSet::new()
             };
             let mut groups: Vec<(Head, Vec<Item>)> = Vec::new();
             let mut index: HashMap<Head, usize> = HashMap::new();
-            let mut last: Option<usize> = None;
-            let mut cp = self
-                .sim
-                .control_plane_positions()
-                .iter()
-                .copied()
-                .peekable();
-            for (at, node) in state.nodes.iter().enumerate() {
+            // Per class: whether its kubelet is behind `goal` and picked (None: no kubelet),
+            // and (in place) the group of its nodes, cordoned or not.
+            const UNSEEN: u8 = 0;
+            const NO_KUBELET: u8 = 1;
+            const PICKED: u8 = 2;
+            const BEHIND: u8 = 3;
+            const CURRENT: u8 = 4;
+            let mut verdict = vec![UNSEEN; fleet.class_count()];
+            let mut group_of = vec![[usize::MAX; 2]; fleet.class_count()];
+            let mut cp = fleet.control_plane_positions().iter().copied().peekable();
+            for at in 0..fleet.len() {
                 // Control-plane positions come in order: no need to look at the node's roles.
                 if cp.peek() == Some(&at) {
                     cp.next();
                     continue;
                 }
-                let Some(kubelet) = node.kubelet() else {
-                    continue;
-                };
-                let behind = kubelet.release() < *goal;
-                let has_replacement = replace
-                    && replacement_name(&node.name, goal)
-                        .is_some_and(|r| names.contains(r.as_str()));
-                if !(node.unschedulable || has_replacement || (behind && select(node))) {
+                let k = fleet.class_of(at);
+                let class = fleet.class(k);
+                let node = &class.rep;
+                if verdict[k as usize] == UNSEEN {
+                    verdict[k as usize] = match node.kubelet() {
+                        None => NO_KUBELET,
+                        Some(kubelet) if kubelet.release() < *goal => {
+                            if select(k) {
+                                PICKED
+                            } else {
+                                BEHIND
+                            }
+                        }
+                        Some(_) => CURRENT,
+                    };
+                }
+                let v = verdict[k as usize];
+                if v == NO_KUBELET {
                     continue;
                 }
-                if replace && !behind && !node.unschedulable {
+                let behind = v != CURRENT;
+                let cordoned = fleet.is_cordoned(at);
+                let name = fleet.name(at);
+                let has_replacement = replace
+                    && replacement_name(name, goal).is_some_and(|r| names.contains(r.as_str()));
+                if !(cordoned || has_replacement || v == PICKED) {
+                    continue;
+                }
+                if replace && !behind && !cordoned {
+                    continue;
+                }
+                let item = Item {
+                    zone: class.zone,
+                    name: name.clone(),
+                    os: node.os.family,
+                    at,
+                };
+                if !replace && group_of[k as usize][usize::from(cordoned)] != usize::MAX {
+                    groups[group_of[k as usize][usize::from(cordoned)]]
+                        .1
+                        .push(item);
                     continue;
                 }
                 let head = if replace {
                     Head {
-                        progress: u8::from(!node.unschedulable),
-                        cordoned: node.unschedulable,
+                        progress: u8::from(!cordoned),
+                        cordoned,
                         has_replacement,
                         kubelet: None,
                         kubeadm: None,
                     }
                 } else {
-                    let mut head = Head::of(node);
+                    let mut head = Head::of(node, cordoned);
                     if !head.cordoned && head.kubeadm.as_ref().is_some_and(|k| k >= goal) {
                         head.progress = 1;
                     }
                     head
                 };
-                let zone = match zone_at.get(at) {
-                    Some(&z) if positions => z,
-                    _ => {
-                        let z = node.labels.get(zone_key);
-                        match zone_names.iter().position(|n| n.as_ref() == z) {
-                            Some(i) => i as u32,
-                            None => {
-                                zone_names.push(z.cloned());
-                                (zone_names.len() - 1) as u32
-                            }
-                        }
-                    }
-                };
-                let item = Item {
-                    zone,
-                    name: node.name.clone(),
-                    os: node.os.family,
-                    at,
-                };
-                // Most nodes look like the one before: skip the lookup then.
-                let g = match last {
-                    Some(g) if groups[g].0 == head => g,
-                    _ => *index.entry(head.clone()).or_insert_with(|| {
-                        groups.push((head, Vec::new()));
-                        groups.len() - 1
-                    }),
-                };
+                let g = *index.entry(head.clone()).or_insert_with(|| {
+                    groups.push((head, Vec::new()));
+                    groups.len() - 1
+                });
+                if !replace {
+                    group_of[k as usize][usize::from(cordoned)] = g;
+                }
                 groups[g].1.push(item);
-                last = Some(g);
             }
             groups.sort_by(|a, b| a.0.order().cmp(&b.0.order()));
             let cap = |z: u32| match max_per_zone {
@@ -1132,7 +1122,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             };
             for (head, items) in groups {
                 // The state is in zone order, unless replacements moved nodes.
-                let sort = replace.then_some(zone_names.as_slice());
+                let sort = replace.then_some(zone_names);
                 work.push((head, batch::batches(items, self.batch_size, cap, sort)));
             }
         }
@@ -1354,7 +1344,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                     "no valid name for a replacement of node {n} (names are limited to 253 characters)"
                 ),
             })?;
-            if self.sim.node(&name).is_none() {
+            if self.sim.position(&name).is_none() {
                 new_names.push(name);
                 templates.push(n.clone());
             }
@@ -1409,12 +1399,11 @@ impl<'r, 'a> Planner<'r, 'a> {
 
     fn finish(self, start: &ClusterState, from: KubeVersion) -> Result<UpgradePlan, PlanError> {
         if self.checker.has_tolerated() {
-            let errors = self.req.policy.errors(self.sim.state());
+            let errors = self.req.policy.errors(&self.sim.to_state());
             if !errors.is_empty() {
                 return Err(PlanError::EndsInvalid { violations: errors });
             }
         }
-        let end = self.sim.state();
         let zone_key = &self.req.options.zone_key;
         let plan_node = |n: &Node, provisioned: bool| PlanNode {
             name: n.name.clone(),
@@ -1449,15 +1438,15 @@ impl<'r, 'a> Planner<'r, 'a> {
             }
         }
         if !provisioned.is_empty() {
-            let by_name: HashMap<&str, &Node> = start
-                .nodes
-                .iter()
-                .chain(&end.nodes)
-                .map(|n| (n.name.as_str(), n))
-                .collect();
+            let by_name: HashMap<&str, &Node> =
+                start.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
             for (name, t) in provisioned {
-                let mut p = match by_name.get(t.as_str()) {
-                    Some(t) => plan_node(t, true),
+                let now = by_name
+                    .get(t.as_str())
+                    .map(|&n| Cow::Borrowed(n))
+                    .or_else(|| self.sim.node(t).map(Cow::Owned));
+                let mut p = match now {
+                    Some(t) => plan_node(&t, true),
                     None => PlanNode {
                         name: name.clone(),
                         role: Role::Worker,
@@ -1494,7 +1483,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             nodes_replaced: self.replaced,
         };
         let notes = notes(start, &self);
-        let components = components(start, end);
+        let components = components(start, &self.sim);
         let max_parallel = self.steps.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
         Ok(UpgradePlan {
             api_version: API_VERSION.to_string(),
@@ -1697,20 +1686,20 @@ struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
-    fn add(&mut self, v: &'a KubeVersion) {
+    fn add(&mut self, v: &'a KubeVersion, n: usize) {
         if let Some(e) = self.seen.get_mut(self.last)
             && e.0 == v
         {
-            e.1 += 1;
+            e.1 += n;
             return;
         }
         match self.seen.iter().position(|e| e.0 == v) {
             Some(i) => {
-                self.seen[i].1 += 1;
+                self.seen[i].1 += n;
                 self.last = i;
             }
             None => {
-                self.seen.push((v, 1));
+                self.seen.push((v, n));
                 self.last = self.seen.len() - 1;
             }
         }
@@ -1724,57 +1713,61 @@ impl<'a> Tally<'a> {
     }
 }
 
-fn components(start: &ClusterState, end: &ClusterState) -> Vec<ComponentChange> {
-    let count = |state: &ClusterState, c: Component| -> BTreeMap<KubeVersion, usize> {
-        let mut m = Tally::default();
-        match c {
-            Component::CoreDns => {
-                if let Some(v) = &state.addons.coredns {
-                    m.add(v);
+/// The versions of component `c` in a cluster with these fields and nodes (each with how many
+/// nodes are like it).
+fn count<'a>(
+    state: &'a ClusterState,
+    nodes: impl Iterator<Item = (&'a Node, usize)>,
+    c: Component,
+) -> BTreeMap<KubeVersion, usize> {
+    let mut m = Tally::default();
+    match c {
+        Component::CoreDns => {
+            if let Some(v) = &state.addons.coredns {
+                m.add(v, 1);
+            }
+        }
+        Component::KubeProxy => {
+            let mut any = false;
+            for (node, n) in nodes {
+                if let Some(v) = &node.versions.kube_proxy {
+                    m.add(v, n);
+                    any = true;
                 }
             }
-            Component::KubeProxy => {
-                let mut any = false;
-                for n in &state.nodes {
-                    if let Some(v) = &n.versions.kube_proxy {
-                        m.add(v);
-                        any = true;
-                    }
-                }
-                if !any && let Some(v) = &state.addons.kube_proxy {
-                    m.add(v);
-                }
+            if !any && let Some(v) = &state.addons.kube_proxy {
+                m.add(v, 1);
             }
-            Component::Kubectl => {
-                for n in &state.nodes {
-                    if let Some(v) = &n.versions.kubectl {
-                        m.add(v);
-                    }
-                }
+        }
+        Component::Etcd if !matches!(state.etcd, EtcdTopology::Stacked) => {
+            if let Some(v) = state.etcd_version() {
+                m.add(v, 1);
             }
-            Component::Etcd if !matches!(state.etcd, EtcdTopology::Stacked) => {
-                if let Some(v) = state.etcd_version() {
-                    m.add(v);
-                }
-            }
-            _ => {
-                for n in &state.nodes {
-                    if let Some(v) = n.versions.get(c) {
-                        m.add(v);
-                    }
+        }
+        _ => {
+            for (node, n) in nodes {
+                if let Some(v) = node.versions.get(c) {
+                    m.add(v, n);
                 }
             }
         }
-        m.into_map()
-    };
+    }
+    m.into_map()
+}
+
+fn components(start: &ClusterState, end: &Fleet) -> Vec<ComponentChange> {
     Component::ALL
         .into_iter()
         .filter_map(|c| {
-            let before = count(start, c);
+            let before = count(start, end.start(), c);
             if before.is_empty() {
                 return None;
             }
-            let after = count(end, c);
+            let after = count(
+                end.shell(),
+                end.present().map(|(_, k)| (&k.rep, k.count)),
+                c,
+            );
             let target = (after != before)
                 .then(|| after.keys().next_back().cloned())
                 .flatten();

@@ -1,6 +1,7 @@
-//! What each step does to the model: the planner simulates every step on a [`ClusterState`]
-//! with this, tests replay plans with it, and executors can use it to predict the state a step
-//! leaves.
+//! What each step does to the model, node by node: tests replay plans on a [`ClusterState`]
+//! with this, and executors can use it to predict the state a step leaves. The planner applies
+//! the same effects to its own model, which keeps nodes as classes of equal nodes (see
+//! `fleet.rs`); the property tests hold the two to the same answers.
 use std::collections::HashMap;
 use std::fmt;
 
@@ -115,11 +116,6 @@ impl Simulation {
     /// The control-plane nodes, in state order.
     pub fn control_plane(&self) -> impl Iterator<Item = &Node> + '_ {
         self.control_plane.iter().map(|&i| &self.state.nodes[i])
-    }
-
-    /// The positions of the control-plane nodes, in order.
-    pub(crate) fn control_plane_positions(&self) -> &[usize] {
-        &self.control_plane
     }
 
     /// The policy summary of the current state, computed from the control-plane nodes alone
@@ -448,7 +444,11 @@ impl std::hash::Hasher for Fnv {
 
 /// What `kubeadm upgrade apply|node` does to a control-plane node: the static pods it manages
 /// move to `version` (the cloud controller manager is not kubeadm's), stacked etcd to `etcd`.
-fn set_control_plane(v: &mut NodeVersions, version: &KubeVersion, etcd: Option<&KubeVersion>) {
+pub(crate) fn set_control_plane(
+    v: &mut NodeVersions,
+    version: &KubeVersion,
+    etcd: Option<&KubeVersion>,
+) {
     v.kube_apiserver = Some(version.clone());
     for c in [Component::KubeControllerManager, Component::KubeScheduler] {
         if let Some(slot) = v.slot_mut(c)

@@ -1,0 +1,749 @@
+//! The planner's model of the cluster: every node as a class of equal content.
+//!
+//! [`Simulation`](super::Simulation) keeps every node whole, which is what tests and executors
+//! replay plans on. The planner keeps instead, per node, its name, whether it is cordoned or
+//! Ready, and its *class*: the content a policy judges (versions, roles, labels, OS; see the
+//! contract on [`SkewPolicy`](crate::skew::SkewPolicy)). A step moves its nodes of one class to
+//! one new class, found once per class and step, so applying a step to thousands of nodes is a
+//! few integer writes per node, and a policy judges one node per class. A cluster of 65,000
+//! nodes is a few hundred classes.
+//!
+//! Policies see a state that holds the cluster-wide fields and the control-plane nodes (their
+//! [`Summary`] indexes those), which is all the contract lets them read besides the node they
+//! judge. The property tests replay every plan on the whole-node simulation and check each
+//! state in full, so both models are held to the same answers.
+use std::cell::OnceCell;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::{HashMap, HashMapExt};
+
+use crate::skew::Summary;
+use crate::{ClusterState, Labels, Node, NodeName, NodeVersions};
+
+use super::simulate::{Effect, SimulationError, set_control_plane};
+use super::step::{Action, AddonVersions, Step};
+
+/// Nodes alike in everything a policy may judge.
+pub(crate) struct Class {
+    /// A node with the class's content (its name, readiness and schedulability are any
+    /// member's and mean nothing).
+    pub rep: Node,
+    /// Members now.
+    pub count: usize,
+    /// The zone (an index into [`Fleet::zone_names`]).
+    pub zone: u32,
+    /// The number of the class's label map (equal maps, equal numbers).
+    labels: u32,
+}
+
+/// A cluster state as classes: see the module documentation.
+pub(crate) struct Fleet {
+    /// The cluster-wide fields, with the control-plane nodes (whole) as its nodes.
+    shell: ClusterState,
+    /// The positions of `shell.nodes`, ascending.
+    cp_at: Vec<usize>,
+    names: Vec<NodeName>,
+    class: Vec<u32>,
+    cordoned: Vec<bool>,
+    ready: Vec<bool>,
+    /// Name to position, built when first needed (in-place plans look up only the control
+    /// plane).
+    index: OnceCell<HashMap<NodeName, usize>>,
+    classes: Vec<Class>,
+    by_hash: HashMap<u64, Vec<u32>>,
+    zone_key: String,
+    zone_names: Vec<Option<String>>,
+    cordoned_count: usize,
+    /// The classes and their member counts at the start.
+    start: Vec<(u32, usize)>,
+    /// The classes the last step's nodes are in now, each with the position of one of them.
+    touched: Vec<(u32, usize)>,
+}
+
+/// Distinct label maps seen while classifying, so that a node's labels are hashed at most
+/// once per distinct map rather than with every node.
+struct LabelIds<'a> {
+    recent: Vec<(&'a Labels, u32)>,
+    by_hash: HashMap<u64, Vec<(&'a Labels, u32)>>,
+    next: u32,
+}
+
+impl<'a> LabelIds<'a> {
+    fn id(&mut self, labels: &'a Labels) -> u32 {
+        if let Some(&(_, id)) = self.recent.iter().find(|(l, _)| l.ptr_eq(labels)) {
+            return id;
+        }
+        if let Some(&(_, id)) = self.recent.iter().find(|(l, _)| *l == labels) {
+            return id;
+        }
+        let h = foldhash::fast::FixedState::with_seed(1).hash_one(labels);
+        let bucket = self.by_hash.entry(h).or_default();
+        let id = match bucket.iter().find(|(l, _)| *l == labels) {
+            Some(&(_, id)) => id,
+            None => {
+                let id = self.next;
+                self.next += 1;
+                bucket.push((labels, id));
+                id
+            }
+        };
+        if self.recent.len() == 4 {
+            self.recent.remove(0);
+        }
+        self.recent.push((labels, id));
+        id
+    }
+}
+
+/// The part of a node a policy may judge (not its name, readiness, schedulability or SSH),
+/// the labels by their map's number.
+fn same(class: &Class, n: &Node, labels: u32) -> bool {
+    class.labels == labels
+        && class.rep.versions == n.versions
+        && class.rep.roles == n.roles
+        && class.rep.os == n.os
+}
+
+fn hash(n: &Node, labels: u32) -> u64 {
+    // A fixed seed: the same classes in the same order on every run.
+    let mut h = foldhash::fast::FixedState::with_seed(0).build_hasher();
+    n.roles.hash(&mut h);
+    labels.hash(&mut h);
+    n.os.family.hash(&mut h);
+    n.os.release.hash(&mut h);
+    for (c, v) in n.versions.iter() {
+        c.hash(&mut h);
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+impl Fleet {
+    /// The nodes of `state` by zone (the value of label `zone_key`), within a zone by name
+    /// (`by_name`) or in inventory order.
+    pub(crate) fn new(state: &ClusterState, zone_key: &str, by_name: bool) -> Fleet {
+        let mut fleet = Fleet {
+            shell: ClusterState {
+                name: state.name.clone(),
+                etcd: state.etcd.clone(),
+                addons: state.addons.clone(),
+                kubectl: state.kubectl.clone(),
+                nodes: Vec::new().into(),
+            },
+            cp_at: Vec::new(),
+            names: Vec::with_capacity(state.nodes.len()),
+            class: Vec::with_capacity(state.nodes.len()),
+            cordoned: Vec::with_capacity(state.nodes.len()),
+            ready: Vec::with_capacity(state.nodes.len()),
+            index: OnceCell::new(),
+            classes: Vec::new(),
+            by_hash: HashMap::new(),
+            zone_key: zone_key.to_string(),
+            zone_names: Vec::new(),
+            cordoned_count: 0,
+            start: Vec::new(),
+            touched: Vec::new(),
+        };
+        // Classes in inventory order. Classes are keyed by a hash that takes each distinct
+        // label map's number instead of the map.
+        let mut of = Vec::with_capacity(state.nodes.len());
+        {
+            let mut labels = LabelIds {
+                recent: Vec::new(),
+                by_hash: HashMap::new(),
+                next: 0,
+            };
+            let mut last: Option<u32> = None;
+            for n in &state.nodes {
+                let id = labels.id(&n.labels);
+                let k = match last {
+                    Some(k) if same(&fleet.classes[k as usize], n, id) => k,
+                    _ => fleet.find_or_add(n, id),
+                };
+                of.push(k);
+                last = Some(k);
+            }
+        }
+        // Zones in order of their names (nodes without the label first).
+        let mut rank: Vec<u32> = (0..fleet.zone_names.len() as u32).collect();
+        rank.sort_by(|&a, &b| fleet.zone_names[a as usize].cmp(&fleet.zone_names[b as usize]));
+        let mut place = vec![0u32; rank.len()];
+        for (r, &z) in rank.iter().enumerate() {
+            place[z as usize] = r as u32;
+        }
+        let zone_of = |i: usize| place[fleet.classes[of[i] as usize].zone as usize];
+        let mut order: Vec<usize> = (0..state.nodes.len()).collect();
+        if by_name {
+            order.sort_by(|&a, &b| {
+                zone_of(a)
+                    .cmp(&zone_of(b))
+                    .then_with(|| state.nodes[a].name.cmp(&state.nodes[b].name))
+                    .then(a.cmp(&b))
+            });
+        } else {
+            // Stable: inventory order within a zone.
+            order.sort_by_key(|&i| zone_of(i));
+        }
+        for i in order {
+            let n = &state.nodes[i];
+            let k = of[i];
+            fleet.classes[k as usize].count += 1;
+            if n.unschedulable {
+                fleet.cordoned_count += 1;
+            }
+            if n.is_control_plane() {
+                fleet.cp_at.push(fleet.names.len());
+                fleet.shell.nodes.push(n.clone());
+            }
+            fleet.names.push(n.name.clone());
+            fleet.class.push(k);
+            fleet.cordoned.push(n.unschedulable);
+            fleet.ready.push(n.ready);
+        }
+        fleet.start = fleet.present().map(|(k, c)| (k, c.count)).collect();
+        fleet
+    }
+
+    /// The class of `n`, whose label map has number `labels`.
+    fn find_or_add(&mut self, n: &Node, labels: u32) -> u32 {
+        let h = hash(n, labels);
+        let bucket = self.by_hash.entry(h).or_default();
+        if let Some(&k) = bucket
+            .iter()
+            .find(|&&k| same(&self.classes[k as usize], n, labels))
+        {
+            return k;
+        }
+        let k = self.classes.len() as u32;
+        let zone = n.labels.get(&self.zone_key);
+        let zone = match self.zone_names.iter().position(|z| z.as_ref() == zone) {
+            Some(z) => z as u32,
+            None => {
+                self.zone_names.push(zone.cloned());
+                (self.zone_names.len() - 1) as u32
+            }
+        };
+        let mut rep = n.clone();
+        rep.ready = true;
+        rep.unschedulable = false;
+        rep.ssh = None;
+        self.classes.push(Class {
+            rep,
+            count: 0,
+            zone,
+            labels,
+        });
+        bucket.push(k);
+        k
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    /// The cluster-wide fields and the control-plane nodes: the state policies judge against.
+    pub(crate) fn shell(&self) -> &ClusterState {
+        &self.shell
+    }
+
+    /// How many nodes there are.
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The name of the node at `i`.
+    pub(crate) fn name(&self, i: usize) -> &NodeName {
+        &self.names[i]
+    }
+
+    /// The class of the node at `i`.
+    pub(crate) fn class_of(&self, i: usize) -> u32 {
+        self.class[i]
+    }
+
+    /// Class `k`.
+    pub(crate) fn class(&self, k: u32) -> &Class {
+        &self.classes[k as usize]
+    }
+
+    /// How many classes were ever made (class numbers are below this).
+    pub(crate) fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// The content of the node at `i` (its name is another member's).
+    pub(crate) fn rep(&self, i: usize) -> &Node {
+        &self.classes[self.class[i] as usize].rep
+    }
+
+    /// Whether the node at `i` is cordoned.
+    pub(crate) fn is_cordoned(&self, i: usize) -> bool {
+        self.cordoned[i]
+    }
+
+    /// The zone names; classes refer to them by index.
+    pub(crate) fn zone_names(&self) -> &[Option<String>] {
+        &self.zone_names
+    }
+
+    /// The classes with members now.
+    pub(crate) fn present(&self) -> impl Iterator<Item = (u32, &Class)> + '_ {
+        self.classes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.count > 0)
+            .map(|(k, c)| (k as u32, c))
+    }
+
+    /// The classes at the start, with their member counts then.
+    pub(crate) fn start(&self) -> impl Iterator<Item = (&Node, usize)> + '_ {
+        self.start
+            .iter()
+            .map(|&(k, n)| (&self.classes[k as usize].rep, n))
+    }
+
+    /// The classes the last step's nodes are in now, each with one of those nodes' position.
+    pub(crate) fn touched(&self) -> &[(u32, usize)] {
+        &self.touched
+    }
+
+    /// How many nodes are cordoned now.
+    pub(crate) fn cordoned(&self) -> usize {
+        self.cordoned_count
+    }
+
+    /// The control-plane nodes (whole), in position order.
+    pub(crate) fn control_plane(&self) -> &[Node] {
+        &self.shell.nodes
+    }
+
+    /// The positions of the control-plane nodes, ascending.
+    pub(crate) fn control_plane_positions(&self) -> &[usize] {
+        &self.cp_at
+    }
+
+    /// The policy summary now (its control-plane indices point into [`Fleet::shell`]).
+    pub(crate) fn summary(&self) -> Summary {
+        Summary::of(&self.shell)
+    }
+
+    fn index(&self) -> &HashMap<NodeName, usize> {
+        self.index.get_or_init(|| {
+            let mut index = HashMap::with_capacity(self.names.len());
+            for (i, n) in self.names.iter().enumerate() {
+                index.entry(n.clone()).or_insert(i);
+            }
+            index
+        })
+    }
+
+    /// The position of the node called `name`. Control-plane nodes are found without the
+    /// name index (which plans that never look up a worker by name do not build).
+    pub(crate) fn position(&self, name: &NodeName) -> Option<usize> {
+        if let Some(index) = self.index.get() {
+            return index.get(name).copied();
+        }
+        match self.shell.nodes.iter().position(|n| n.name == *name) {
+            Some(j) => Some(self.cp_at[j]),
+            None => self.index().get(name).copied(),
+        }
+    }
+
+    /// The node at `i`, whole (without its SSH target).
+    pub(crate) fn node_at(&self, i: usize) -> Node {
+        let mut n = self.rep(i).clone();
+        n.name = self.names[i].clone();
+        n.ready = self.ready[i];
+        n.unschedulable = self.cordoned[i];
+        n
+    }
+
+    /// The node called `name`, whole (without its SSH target).
+    pub(crate) fn node(&self, name: &NodeName) -> Option<Node> {
+        self.position(name).map(|i| self.node_at(i))
+    }
+
+    /// The whole state (without SSH targets), nodes in position order.
+    pub(crate) fn to_state(&self) -> ClusterState {
+        ClusterState {
+            nodes: (0..self.len()).map(|i| self.node_at(i)).collect(),
+            ..self.shell.clone()
+        }
+    }
+
+    // ---- changing ------------------------------------------------------------------------
+
+    /// Moves the nodes at `at` (or every node) to the classes `change` makes of theirs, once
+    /// per class. `change` says whether it changed anything. Returns whether any node moved.
+    fn remap(&mut self, at: Option<&[usize]>, change: impl Fn(&mut Node) -> bool) -> bool {
+        const NONE: u32 = u32::MAX;
+        let mut memo = vec![NONE; self.classes.len()];
+        let mut moved = false;
+        let mut seen = vec![false; self.classes.len()];
+        self.touched.clear();
+        let mut visit = |fleet: &mut Fleet, i: usize| {
+            let old = fleet.class[i];
+            let mut new = memo[old as usize];
+            if new == NONE {
+                let mut n = fleet.classes[old as usize].rep.clone();
+                // Steps change versions, never labels.
+                new = if change(&mut n) {
+                    fleet.find_or_add(&n, fleet.classes[old as usize].labels)
+                } else {
+                    old
+                };
+                memo[old as usize] = new;
+            }
+            if new != old {
+                fleet.classes[old as usize].count -= 1;
+                fleet.classes[new as usize].count += 1;
+                fleet.class[i] = new;
+                moved = true;
+                if let Ok(j) = fleet.cp_at.binary_search(&i) {
+                    fleet.shell.nodes[j].versions =
+                        fleet.classes[new as usize].rep.versions.clone();
+                }
+            }
+            if seen.len() <= new as usize {
+                seen.resize(new as usize + 1, false);
+            }
+            if !seen[new as usize] {
+                seen[new as usize] = true;
+                fleet.touched.push((new, i));
+            }
+        };
+        match at {
+            Some(at) => {
+                for &i in at {
+                    visit(self, i);
+                }
+            }
+            None => {
+                for i in 0..self.len() {
+                    visit(self, i);
+                }
+            }
+        }
+        moved
+    }
+
+    /// Applies `step` to the nodes at positions `at` (its nodes, in order), as
+    /// [`Simulation::apply_at`](super::Simulation) does; provision and remove steps go by name.
+    pub(crate) fn apply_at(
+        &mut self,
+        step: &Step,
+        at: &[usize],
+    ) -> Result<Effect, SimulationError> {
+        let mut effect = Effect::default();
+        let bad = |message: String| SimulationError {
+            step: step.id.to_string(),
+            message,
+        };
+        if at.iter().any(|&i| i >= self.len()) {
+            return Err(bad("a node position is out of range".into()));
+        }
+        self.touched.clear();
+        match &step.action {
+            Action::InstallPackages { packages, version } => {
+                let moved = self.remap(Some(at), |n| {
+                    let mut changed = false;
+                    for p in packages {
+                        if let Some(slot) = n.versions.slot_mut(p.component())
+                            && slot.as_ref() != Some(version)
+                        {
+                            *slot = Some(version.clone());
+                            changed = true;
+                        }
+                    }
+                    changed
+                });
+                if moved {
+                    effect.nodes = true;
+                    effect.control_plane = at.iter().any(|i| self.cp_at.binary_search(i).is_ok());
+                }
+            }
+            Action::KubeadmUpgradeApply {
+                version,
+                etcd,
+                addons,
+            }
+            | Action::KubeadmUpgradeNode {
+                control_plane: Some(version),
+                etcd,
+                addons,
+            } => {
+                if let Some(&i) = at.iter().find(|&&i| !self.rep(i).is_control_plane()) {
+                    return Err(bad(format!(
+                        "node {} is not a control-plane node",
+                        self.names[i]
+                    )));
+                }
+                self.remap(Some(at), |n| {
+                    let before = n.versions.clone();
+                    set_control_plane(&mut n.versions, version, etcd.as_ref());
+                    n.versions != before
+                });
+                if !at.is_empty() {
+                    effect.nodes = true;
+                    effect.control_plane = true;
+                }
+                effect.addons |= self.move_addons(addons);
+            }
+            Action::KubeadmUpgradeNode {
+                control_plane: None,
+                addons,
+                ..
+            } => {
+                effect.addons |= self.move_addons(addons);
+            }
+            Action::Cordon | Action::Drain { .. } | Action::Uncordon => {
+                let cordon = !matches!(step.action, Action::Uncordon);
+                for &i in at {
+                    if self.cordoned[i] != cordon {
+                        self.cordoned[i] = cordon;
+                        if cordon {
+                            self.cordoned_count += 1;
+                        } else {
+                            self.cordoned_count -= 1;
+                        }
+                        if let Ok(j) = self.cp_at.binary_search(&i) {
+                            self.shell.nodes[j].unschedulable = cordon;
+                        }
+                        effect.schedulability = true;
+                    }
+                }
+            }
+            Action::WaitKubeProxyRollout { .. } => {
+                effect.addons |= self.roll_out_kube_proxy();
+            }
+            Action::UpgradeKubectlClient { version } => {
+                if let Some(k) = &mut self.shell.kubectl
+                    && k != version
+                {
+                    *k = version.clone();
+                    effect.cluster_fields = true;
+                }
+            }
+            Action::ProvisionNodes { version, templates } => {
+                if templates.len() != step.nodes.len() {
+                    return Err(bad(format!(
+                        "{} nodes to provision but {} templates",
+                        step.nodes.len(),
+                        templates.len()
+                    )));
+                }
+                for (name, template) in step.nodes.iter().zip(templates) {
+                    if self.position(name).is_some() {
+                        return Err(bad(format!("node {name} already exists")));
+                    }
+                    let t = self
+                        .position(template)
+                        .ok_or_else(|| bad(format!("node {template} is not in the cluster")))?;
+                    let labels = self.classes[self.class[t] as usize].labels;
+                    let mut node = self.rep(t).clone();
+                    node.name = name.clone();
+                    node.versions = NodeVersions {
+                        kubelet: Some(version.clone()),
+                        kubeadm: Some(version.clone()),
+                        kubectl: Some(version.clone()),
+                        ..NodeVersions::default()
+                    };
+                    let k = self.find_or_add(&node, labels);
+                    let i = self.len();
+                    self.classes[k as usize].count += 1;
+                    if node.is_control_plane() {
+                        self.cp_at.push(i);
+                        self.shell.nodes.push(node);
+                        effect.control_plane = true;
+                    }
+                    self.names.push(name.clone());
+                    self.class.push(k);
+                    self.cordoned.push(false);
+                    self.ready.push(true);
+                    if let Some(index) = self.index.get_mut() {
+                        index.insert(name.clone(), i);
+                    }
+                    if !self.touched.iter().any(|t| t.0 == k) {
+                        self.touched.push((k, i));
+                    }
+                    effect.nodes = true;
+                }
+            }
+            Action::RemoveNodes => {
+                for name in &step.nodes {
+                    let i = self
+                        .position(name)
+                        .ok_or_else(|| bad(format!("node {name} is not in the cluster")))?;
+                    self.remove_at(i);
+                    effect.removed = true;
+                }
+            }
+            Action::Preflight { .. }
+            | Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::RestartKubelet { .. }
+            | Action::WaitReady { .. }
+            | Action::Verify { .. } => {}
+        }
+        Ok(effect)
+    }
+
+    /// Applies `step` to its nodes, found by name.
+    pub(crate) fn apply(&mut self, step: &Step) -> Result<Effect, SimulationError> {
+        let by_name = !matches!(
+            step.action,
+            Action::ProvisionNodes { .. } | Action::RemoveNodes
+        );
+        let at = if by_name {
+            step.nodes
+                .iter()
+                .map(|n| {
+                    self.position(n).ok_or_else(|| SimulationError {
+                        step: step.id.to_string(),
+                        message: format!("node {n} is not in the cluster"),
+                    })
+                })
+                .collect::<Result<Vec<usize>, _>>()?
+        } else {
+            Vec::new()
+        };
+        self.apply_at(step, &at)
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        let name = self.names.swap_remove(i);
+        let k = self.class.swap_remove(i);
+        let cordoned = self.cordoned.swap_remove(i);
+        self.ready.swap_remove(i);
+        self.classes[k as usize].count -= 1;
+        if cordoned {
+            self.cordoned_count -= 1;
+        }
+        let last = self.names.len();
+        if let Some(index) = self.index.get_mut() {
+            index.remove(&name);
+            if i < last {
+                index.insert(self.names[i].clone(), i);
+            }
+        }
+        if let Ok(j) = self.cp_at.binary_search(&i) {
+            self.cp_at.remove(j);
+            self.shell.nodes.remove(j);
+        }
+        if i < last
+            && let Ok(j) = self.cp_at.binary_search(&last)
+        {
+            // The former last node, a control-plane node, now lives at `i`: keep the order.
+            self.cp_at.remove(j);
+            let node = self.shell.nodes.remove(j);
+            let at = self.cp_at.partition_point(|&c| c < i);
+            self.cp_at.insert(at, i);
+            self.shell.nodes.insert(at, node);
+        }
+    }
+
+    /// Every kube-proxy pod runs the DaemonSet's version; true when some did not.
+    fn roll_out_kube_proxy(&mut self) -> bool {
+        if !self
+            .present()
+            .any(|(_, c)| c.rep.versions.kube_proxy.is_some())
+        {
+            return false;
+        }
+        self.remap(None, |n| n.versions.kube_proxy.take().is_some());
+        self.touched.clear();
+        true
+    }
+
+    /// Moves the add-ons; true when something changed.
+    fn move_addons(&mut self, addons: &AddonVersions) -> bool {
+        let mut changed = false;
+        if let Some(v) = &addons.kube_proxy {
+            if let Some(kp) = &mut self.shell.addons.kube_proxy
+                && kp != v
+            {
+                *kp = v.clone();
+                changed = true;
+            }
+            // The DaemonSet rolls out to every node.
+            changed |= self.roll_out_kube_proxy();
+        }
+        if let Some(v) = &addons.coredns
+            && let Some(dns) = &mut self.shell.addons.coredns
+            && dns != v
+        {
+            *dns = v.clone();
+            changed = true;
+        }
+        changed
+    }
+}
+
+#[cfg(all(test, feature = "proptest"))]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::plan::{PlanOptions, PlanRequest, Simulation, Strategy, Target, WorkerPacing};
+    use crate::skew::UpstreamPolicy;
+    use crate::testing;
+
+    /// A state's nodes by name, without what the planner's model leaves out (SSH targets).
+    fn by_name(state: &ClusterState) -> Vec<Node> {
+        let mut nodes: Vec<Node> = state.nodes.iter().cloned().collect();
+        for n in &mut nodes {
+            n.ssh = None;
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// Every step of a plan leaves the class model and the node-by-node simulation in the
+        /// same state: the same nodes with the same versions, cordons and readiness, the same
+        /// cluster-wide fields, and the same summary.
+        #[test]
+        fn the_class_model_agrees_with_the_simulation(
+            state in testing::cluster_state_satisfying(UpstreamPolicy::new(), 1..=12),
+            hops in 0u64..=3,
+            replace in any::<bool>(),
+            deferred in any::<bool>(),
+        ) {
+            let minor = state.apiserver_max().expect("a control plane").minor();
+            let target = Target::Minor(crate::Minor::new(minor.major(), minor.minor() + hops));
+            let options = PlanOptions {
+                strategy: if replace { Strategy::Replace } else { Strategy::InPlace },
+                batch: crate::plan::BatchSize::Count(2),
+                allow_unsupported_target: true,
+                worker_pacing: Some(if deferred { WorkerPacing::Deferred } else { WorkerPacing::EveryHop }),
+                ..PlanOptions::default()
+            };
+            let Ok(plan) = PlanRequest::new(target, jiff::civil::date(2026, 11, 25))
+                .options(options)
+                .plan(&state)
+            else {
+                return Ok(());
+            };
+            let mut sim = Simulation::new(state.clone());
+            let mut fleet = Fleet::new(&state, crate::cluster::ZONE_LABEL, replace);
+            prop_assert_eq!(by_name(&fleet.to_state()), by_name(sim.state()));
+            for step in &plan.steps {
+                sim.apply(step).expect("the plan replays");
+                fleet.apply(step).expect("the plan replays on classes");
+                let (a, b) = (fleet.to_state(), sim.state());
+                prop_assert_eq!(by_name(&a), by_name(b), "after step {}", step.id);
+                prop_assert_eq!(&a.addons, &b.addons);
+                prop_assert_eq!(&a.kubectl, &b.kubectl);
+                prop_assert_eq!(fleet.cordoned(), sim.cordoned());
+                let (s, t) = (fleet.summary(), sim.summary());
+                prop_assert_eq!((s.apiserver_min, s.apiserver_max), (t.apiserver_min, t.apiserver_max));
+                prop_assert_eq!(s.control_plane.len(), t.control_plane.len());
+                let counted: usize = fleet.present().map(|(_, c)| c.count).sum();
+                prop_assert_eq!(counted, fleet.len());
+            }
+        }
+    }
+}
