@@ -56,6 +56,10 @@ pub(crate) struct Fleet {
     cordoned_count: usize,
     /// The classes and their member counts at the start.
     start: Vec<(u32, usize)>,
+    /// How many nodes were cordoned at the start.
+    start_cordoned: usize,
+    /// The zone of each node at the start, in inventory order.
+    start_zones: Vec<u32>,
     /// The classes the last step's nodes are in now, each with the position of one of them.
     touched: Vec<(u32, usize)>,
 }
@@ -69,29 +73,30 @@ struct LabelIds<'a> {
 }
 
 impl<'a> LabelIds<'a> {
-    fn id(&mut self, labels: &'a Labels) -> u32 {
+    /// The number of `labels`, and whether it is new.
+    fn id(&mut self, labels: &'a Labels) -> (u32, bool) {
         if let Some(&(_, id)) = self.recent.iter().find(|(l, _)| l.ptr_eq(labels)) {
-            return id;
+            return (id, false);
         }
         if let Some(&(_, id)) = self.recent.iter().find(|(l, _)| *l == labels) {
-            return id;
+            return (id, false);
         }
         let h = foldhash::fast::FixedState::with_seed(1).hash_one(labels);
         let bucket = self.by_hash.entry(h).or_default();
-        let id = match bucket.iter().find(|(l, _)| *l == labels) {
-            Some(&(_, id)) => id,
+        let (id, new) = match bucket.iter().find(|(l, _)| *l == labels) {
+            Some(&(_, id)) => (id, false),
             None => {
                 let id = self.next;
                 self.next += 1;
                 bucket.push((labels, id));
-                id
+                (id, true)
             }
         };
         if self.recent.len() == 4 {
             self.recent.remove(0);
         }
         self.recent.push((labels, id));
-        id
+        (id, new)
     }
 }
 
@@ -142,6 +147,8 @@ impl Fleet {
             zone_names: Vec::new(),
             cordoned_count: 0,
             start: Vec::new(),
+            start_cordoned: 0,
+            start_zones: Vec::with_capacity(state.nodes.len()),
             touched: Vec::new(),
         };
         // Classes in inventory order. Classes are keyed by a hash that takes each distinct
@@ -154,8 +161,14 @@ impl Fleet {
                 next: 0,
             };
             let mut last: Option<u32> = None;
+            // The zone of each label map.
+            let mut zones: Vec<u32> = Vec::new();
             for n in &state.nodes {
-                let id = labels.id(&n.labels);
+                let (id, new) = labels.id(&n.labels);
+                if new {
+                    zones.push(fleet.zone_id(&n.labels));
+                }
+                fleet.start_zones.push(zones[id as usize]);
                 let k = match last {
                     Some(k) if same(&fleet.classes[k as usize], n, id) => k,
                     _ => fleet.find_or_add(n, id),
@@ -201,28 +214,22 @@ impl Fleet {
             fleet.ready.push(n.ready);
         }
         fleet.start = fleet.present().map(|(k, c)| (k, c.count)).collect();
+        fleet.start_cordoned = fleet.cordoned_count;
         fleet
     }
 
     /// The class of `n`, whose label map has number `labels`.
     fn find_or_add(&mut self, n: &Node, labels: u32) -> u32 {
         let h = hash(n, labels);
-        let bucket = self.by_hash.entry(h).or_default();
-        if let Some(&k) = bucket
-            .iter()
-            .find(|&&k| same(&self.classes[k as usize], n, labels))
-        {
+        if let Some(&k) = self.by_hash.get(&h).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|&&k| same(&self.classes[k as usize], n, labels))
+        }) {
             return k;
         }
         let k = self.classes.len() as u32;
-        let zone = n.labels.get(&self.zone_key);
-        let zone = match self.zone_names.iter().position(|z| z.as_ref() == zone) {
-            Some(z) => z as u32,
-            None => {
-                self.zone_names.push(zone.cloned());
-                (self.zone_names.len() - 1) as u32
-            }
-        };
+        let zone = self.zone_id(&n.labels);
         let mut rep = n.clone();
         rep.ready = true;
         rep.unschedulable = false;
@@ -233,11 +240,28 @@ impl Fleet {
             zone,
             labels,
         });
-        bucket.push(k);
+        self.by_hash.entry(h).or_default().push(k);
         k
     }
 
+    /// The number of the zone these labels name.
+    fn zone_id(&mut self, labels: &Labels) -> u32 {
+        let zone = labels.get(&self.zone_key);
+        match self.zone_names.iter().position(|z| z.as_ref() == zone) {
+            Some(z) => z as u32,
+            None => {
+                self.zone_names.push(zone.cloned());
+                (self.zone_names.len() - 1) as u32
+            }
+        }
+    }
+
     // ---- reading -------------------------------------------------------------------------
+
+    /// The zone of node `i` of the state this model started from (inventory order).
+    pub(crate) fn start_zone(&self, i: usize) -> Option<&String> {
+        self.zone_names[self.start_zones[i] as usize].as_ref()
+    }
 
     /// The cluster-wide fields and the control-plane nodes: the state policies judge against.
     pub(crate) fn shell(&self) -> &ClusterState {
@@ -298,6 +322,11 @@ impl Fleet {
         self.start
             .iter()
             .map(|&(k, n)| (&self.classes[k as usize].rep, n))
+    }
+
+    /// How many nodes were cordoned at the start.
+    pub(crate) fn start_cordoned(&self) -> usize {
+        self.start_cordoned
     }
 
     /// The classes the last step's nodes are in now, each with one of those nodes' position.

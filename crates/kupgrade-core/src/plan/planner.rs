@@ -1405,7 +1405,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             }
         }
         let zone_key = &self.req.options.zone_key;
-        let plan_node = |n: &Node, provisioned: bool| PlanNode {
+        let plan_node = |n: &Node, provisioned: bool, zone: Option<String>| PlanNode {
             name: n.name.clone(),
             role: if n.is_control_plane() {
                 Role::ControlPlane
@@ -1413,17 +1413,22 @@ impl<'r, 'a> Planner<'r, 'a> {
                 Role::Worker
             },
             os: n.os.family,
-            zone: zone(n, zone_key),
+            zone,
             kubelet: (!provisioned).then(|| n.kubelet().cloned()).flatten(),
             provisioned,
             removed: false,
         };
-        let mut order: Vec<&Node> = start.nodes.iter().collect();
-        if !order.is_sorted_by(|a, b| a.name <= b.name) {
-            order.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        // The nodes of the start by name; their zones as the model found them.
+        let mut order: Vec<usize> = (0..start.nodes.len()).collect();
+        let name = |i: &usize| &start.nodes[*i].name;
+        if !order.is_sorted_by(|a, b| name(a) <= name(b)) {
+            order.sort_unstable_by(|a, b| name(a).cmp(name(b)));
         }
-        order.dedup_by(|a, b| a.name == b.name);
-        let mut nodes: Vec<PlanNode> = order.iter().map(|n| plan_node(n, false)).collect();
+        order.dedup_by(|a, b| name(a) == name(b));
+        let mut nodes: Vec<PlanNode> = order
+            .iter()
+            .map(|&i| plan_node(&start.nodes[i], false, self.sim.start_zone(i).cloned()))
+            .collect();
         let mut removed: HashSet<&NodeName> = HashSet::new();
         let mut provisioned = Vec::new();
         for s in &self.steps {
@@ -1446,7 +1451,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                     .map(|&n| Cow::Borrowed(n))
                     .or_else(|| self.sim.node(t).map(Cow::Owned));
                 let mut p = match now {
-                    Some(t) => plan_node(&t, true),
+                    Some(t) => plan_node(&t, true, zone(&t, zone_key)),
                     None => PlanNode {
                         name: name.clone(),
                         role: Role::Worker,
@@ -1794,18 +1799,22 @@ fn notes(start: &ClusterState, p: &Planner<'_, '_>) -> Vec<String> {
     if has_packages {
         notes.push("Package commands assume the nodes install Kubernetes from pkgs.k8s.io (the legacy apt.kubernetes.io and yum.kubernetes.io repositories were removed on 2024-03-04) with the apt keyring at /etc/apt/keyrings/kubernetes-apt-keyring.gpg.".to_string());
     }
-    let vendor: Vec<&str> = start
-        .nodes
-        .iter()
-        .filter(|n| {
-            n.versions
-                .iter()
-                .any(|(_, v)| v.vendor().is_some() && v.major() == 1)
-        })
-        .map(|n| n.name.as_str())
-        .take(5)
-        .collect();
-    if !vendor.is_empty() {
+    // The model's classes at the start say whether any node qualifies; only then are the
+    // nodes themselves read (for names).
+    let vendor_build = |n: &Node| {
+        n.versions
+            .iter()
+            .any(|(_, v)| v.vendor().is_some() && v.major() == 1)
+    };
+    let classes = || p.sim.start().map(|(n, _)| n);
+    if classes().any(vendor_build) {
+        let vendor: Vec<&str> = start
+            .nodes
+            .iter()
+            .filter(|n| vendor_build(n))
+            .map(|n| n.name.as_str())
+            .take(5)
+            .collect();
         notes.push(format!(
             "Some nodes run vendor builds (for example {}): the commands install upstream packages, which is only right for self-managed kubeadm clusters; managed offerings upgrade through their provider.",
             vendor.join(", ")
@@ -1814,20 +1823,20 @@ fn notes(start: &ClusterState, p: &Planner<'_, '_>) -> Vec<String> {
     if let EtcdTopology::External { .. } = start.etcd {
         notes.push("etcd is external: kubeadm neither snapshots nor upgrades it. Back it up, and upgrade it to the version each hop's kubeadm ships, with your etcd tooling.".to_string());
     }
-    let cordoned: Vec<&str> = start
-        .nodes
-        .iter()
-        .filter(|n| n.unschedulable)
-        .map(|n| n.name.as_str())
-        .take(5)
-        .collect();
-    if !cordoned.is_empty() {
+    if p.sim.start_cordoned() > 0 {
+        let cordoned: Vec<&str> = start
+            .nodes
+            .iter()
+            .filter(|n| n.unschedulable)
+            .map(|n| n.name.as_str())
+            .take(5)
+            .collect();
         notes.push(format!(
             "Nodes cordoned now (for example {}) are taken as cordoned by an interrupted upgrade: the plan finishes and uncordons them first.",
             cordoned.join(", ")
         ));
     }
-    if start.nodes.iter().any(|n| n.os.family == OsFamily::Other) {
+    if classes().any(|n| n.os.family == OsFamily::Other) {
         notes.push("Some nodes have OS family \"other\": their package steps are described, not rendered as commands.".to_string());
     }
     if p.steps.iter().any(|s| s.commands.iter().any(|c| c.manual.is_some()) && matches!(&s.action, Action::InstallPackages { version, .. } if version.minor() < super::packages::FIRST_PACKAGED_MINOR)) {
@@ -1836,11 +1845,7 @@ fn notes(start: &ClusterState, p: &Planner<'_, '_>) -> Vec<String> {
             super::packages::FIRST_PACKAGED_MINOR
         ));
     }
-    if start
-        .nodes
-        .iter()
-        .any(|n| n.versions.cloud_controller_manager.is_some())
-    {
+    if classes().any(|n| n.versions.cloud_controller_manager.is_some()) {
         notes.push("kubeadm does not upgrade the cloud-controller-manager: keep it in step with the control plane yourself.".to_string());
     }
     if !p.kubeadm_checked.is_empty() {
