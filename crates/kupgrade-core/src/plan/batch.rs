@@ -4,40 +4,39 @@
 //! each as many nodes as the zone's cap and the room left allow. Without caps this goes zone by
 //! zone; with caps it spreads a batch over zones. Taking batches from what is left gives the
 //! same batches as before, which keeps re-planning from the middle of a run stable.
+use std::cmp::Ordering;
 use std::collections::VecDeque;
 
-use crate::{NodeName, OsFamily};
-
-/// A node in a batch: its name, OS family and position in the state.
-pub(crate) type Member = (NodeName, OsFamily, usize);
-
-/// One node to batch: its zone (an index into the zone names), name, OS family and position
-/// in the state.
-pub(crate) struct Item {
+/// One node to batch: its zone (an index into the zone names) and what batches keep of it.
+pub(crate) struct Item<T> {
     pub zone: u32,
-    pub name: NodeName,
-    pub os: OsFamily,
-    pub at: usize,
+    pub node: T,
+}
+
+/// Sorts `items` by zone name (`zones`: the zone names; nodes without a zone first), then by
+/// node name (`by_name` compares two nodes' names).
+pub(crate) fn sort_by_zone<T>(
+    items: &mut [Item<T>],
+    zones: &[Option<String>],
+    by_name: impl Fn(&T, &T) -> Ordering,
+) {
+    let zone = |z: u32| zones.get(z as usize).and_then(Option::as_deref);
+    items.sort_by(|a, b| {
+        zone(a.zone)
+            .cmp(&zone(b.zone))
+            .then_with(|| by_name(&a.node, &b.node))
+    });
 }
 
 /// Splits `items` into batches of at most `size`, with at most `cap(zone)` nodes of one zone
-/// (at least 1) in each. Items must come in zone order (then name, or inventory order), or be
-/// sorted by zone name (`sort`: the zone names) and node name.
-pub(crate) fn batches(
-    mut items: Vec<Item>,
+/// (at least 1) in each. Items must come in zone order (then name, or inventory order; see
+/// [`sort_by_zone`]).
+pub(crate) fn batches<T>(
+    items: Vec<Item<T>>,
     size: usize,
     cap: impl Fn(u32) -> usize,
-    sort: Option<&[Option<String>]>,
-) -> Vec<Vec<Member>> {
-    if let Some(names) = sort {
-        let zone = |z: u32| names.get(z as usize).and_then(Option::as_deref);
-        items.sort_by(|a, b| {
-            zone(a.zone)
-                .cmp(&zone(b.zone))
-                .then_with(|| a.name.cmp(&b.name))
-        });
-    }
-    let mut zones: Vec<(usize, VecDeque<Member>)> = Vec::new();
+) -> Vec<Vec<T>> {
+    let mut zones: Vec<(usize, VecDeque<T>)> = Vec::new();
     let mut last: Option<u32> = None;
     for item in items {
         if last != Some(item.zone) {
@@ -45,7 +44,7 @@ pub(crate) fn batches(
             last = Some(item.zone);
         }
         if let Some(z) = zones.last_mut() {
-            z.1.push_back((item.name, item.os, item.at));
+            z.1.push_back(item.node);
         }
     }
     let size = size.max(1);
@@ -81,6 +80,7 @@ pub(crate) fn batches(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::NodeName;
 
     const ZONES: [Option<&str>; 4] = [None, Some("a"), Some("b"), Some("c")];
 
@@ -88,20 +88,28 @@ mod tests {
         ZONES.iter().map(|z| z.map(str::to_string)).collect()
     }
 
-    fn items(spec: &[(&str, &str)]) -> Vec<Item> {
+    fn items(spec: &[(&str, &str)]) -> Vec<Item<NodeName>> {
         spec.iter()
             .map(|(z, n)| Item {
                 zone: ZONES.iter().position(|x| *x == Some(*z)).unwrap() as u32,
-                name: n.parse().unwrap(),
-                os: OsFamily::Debian,
-                at: 0,
+                node: n.parse().unwrap(),
             })
             .collect()
     }
 
-    fn names(b: &[Vec<Member>]) -> Vec<Vec<&str>> {
+    /// The batches of `items`, sorted first.
+    fn batched(
+        mut items: Vec<Item<NodeName>>,
+        size: usize,
+        cap: impl Fn(u32) -> usize,
+    ) -> Vec<Vec<NodeName>> {
+        sort_by_zone(&mut items, &names_of_zones(), NodeName::cmp);
+        batches(items, size, cap)
+    }
+
+    fn names(b: &[Vec<NodeName>]) -> Vec<Vec<&str>> {
         b.iter()
-            .map(|v| v.iter().map(|(n, _, _)| n.as_str()).collect())
+            .map(|v| v.iter().map(NodeName::as_str).collect())
             .collect()
     }
 
@@ -114,7 +122,7 @@ mod tests {
             ("b", "w3"),
             ("c", "w5"),
         ]);
-        let b = batches(it, 2, |_| usize::MAX, Some(&names_of_zones()));
+        let b = batched(it, 2, |_| usize::MAX);
         assert_eq!(names(&b), [vec!["w1", "w2"], vec!["w3", "w4"], vec!["w5"]]);
     }
 
@@ -128,7 +136,7 @@ mod tests {
             ("b", "w5"),
             ("c", "w6"),
         ]);
-        let b = batches(it, 3, |_| 1, Some(&names_of_zones()));
+        let b = batched(it, 3, |_| 1);
         assert_eq!(
             names(&b),
             [vec!["w1", "w4", "w6"], vec!["w2", "w5"], vec!["w3"]]
@@ -136,7 +144,7 @@ mod tests {
         // Batching what is left gives the rest of the batches.
         let rest = items(&[("a", "w2"), ("a", "w3"), ("b", "w5")]);
         assert_eq!(
-            names(&batches(rest, 3, |_| 1, Some(&names_of_zones()))),
+            names(&batched(rest, 3, |_| 1)),
             [vec!["w2", "w5"], vec!["w3"]]
         );
     }
@@ -146,12 +154,10 @@ mod tests {
         let mut it = items(&[("a", "w2")]);
         it.push(Item {
             zone: 0,
-            name: "w1".parse().unwrap(),
-            os: OsFamily::Rhel,
-            at: 0,
+            node: "w1".parse().unwrap(),
         });
-        let b = batches(it, 1, |_| 1, Some(&names_of_zones()));
+        let b = batched(it, 1, |_| 1);
         assert_eq!(names(&b), [vec!["w1"], vec!["w2"]]);
-        assert!(batches(Vec::new(), 3, |_| 1, Some(&names_of_zones())).is_empty());
+        assert!(batched(Vec::new(), 3, |_| 1).is_empty());
     }
 }

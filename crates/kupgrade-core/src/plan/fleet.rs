@@ -43,6 +43,8 @@ pub(crate) struct Fleet {
     /// The positions of `shell.nodes`, ascending.
     cp_at: Vec<usize>,
     names: Vec<NodeName>,
+    /// Whether the node at a position is a control-plane node (a copy of it is in `shell`).
+    is_cp: Vec<bool>,
     class: Vec<u32>,
     cordoned: Vec<bool>,
     ready: Vec<bool>,
@@ -137,6 +139,7 @@ impl Fleet {
             },
             cp_at: Vec::new(),
             names: Vec::with_capacity(state.nodes.len()),
+            is_cp: Vec::with_capacity(state.nodes.len()),
             class: Vec::with_capacity(state.nodes.len()),
             cordoned: Vec::with_capacity(state.nodes.len()),
             ready: Vec::with_capacity(state.nodes.len()),
@@ -204,10 +207,12 @@ impl Fleet {
             if n.unschedulable {
                 fleet.cordoned_count += 1;
             }
-            if n.is_control_plane() {
+            let cp = fleet.classes[k as usize].rep.is_control_plane();
+            if cp {
                 fleet.cp_at.push(fleet.names.len());
                 fleet.shell.nodes.push(n.clone());
             }
+            fleet.is_cp.push(cp);
             fleet.names.push(n.name.clone());
             fleet.class.push(k);
             fleet.cordoned.push(n.unschedulable);
@@ -426,7 +431,9 @@ impl Fleet {
                 fleet.classes[new as usize].count += 1;
                 fleet.class[i] = new;
                 moved = true;
-                if let Ok(j) = fleet.cp_at.binary_search(&i) {
+                if fleet.is_cp[i]
+                    && let Ok(j) = fleet.cp_at.binary_search(&i)
+                {
                     fleet.shell.nodes[j].versions =
                         fleet.classes[new as usize].rep.versions.clone();
                 }
@@ -486,7 +493,7 @@ impl Fleet {
                 });
                 if moved {
                     effect.nodes = true;
-                    effect.control_plane = at.iter().any(|i| self.cp_at.binary_search(i).is_ok());
+                    effect.control_plane = at.iter().any(|&i| self.is_cp[i]);
                 }
             }
             Action::KubeadmUpgradeApply {
@@ -533,7 +540,9 @@ impl Fleet {
                         } else {
                             self.cordoned_count -= 1;
                         }
-                        if let Ok(j) = self.cp_at.binary_search(&i) {
+                        if self.is_cp[i]
+                            && let Ok(j) = self.cp_at.binary_search(&i)
+                        {
                             self.shell.nodes[j].unschedulable = cordon;
                         }
                         effect.schedulability = true;
@@ -578,11 +587,13 @@ impl Fleet {
                     let k = self.find_or_add(&node, labels);
                     let i = self.len();
                     self.classes[k as usize].count += 1;
-                    if node.is_control_plane() {
+                    let cp = node.is_control_plane();
+                    if cp {
                         self.cp_at.push(i);
                         self.shell.nodes.push(node);
                         effect.control_plane = true;
                     }
+                    self.is_cp.push(cp);
                     self.names.push(name.clone());
                     self.class.push(k);
                     self.cordoned.push(false);
@@ -642,6 +653,7 @@ impl Fleet {
 
     fn remove_at(&mut self, i: usize) {
         let name = self.names.swap_remove(i);
+        self.is_cp.swap_remove(i);
         let k = self.class.swap_remove(i);
         let cordoned = self.cordoned.swap_remove(i);
         self.ready.swap_remove(i);

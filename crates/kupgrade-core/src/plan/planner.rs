@@ -129,7 +129,22 @@ impl Batch {
             at,
         }
     }
+    /// The batch of the nodes at these positions now (with their OS families); `positions`:
+    /// whether the positions stay put until the batch's steps are done.
+    fn at(fleet: &Fleet, members: Vec<(usize, OsFamily)>, positions: bool) -> Self {
+        let mut oses: Vec<OsFamily> = members.iter().map(|m| m.1).collect();
+        oses.sort();
+        oses.dedup();
+        Batch {
+            nodes: NodeList::new(members.iter().map(|m| fleet.name(m.0).clone()).collect()),
+            oses,
+            at: positions.then(|| members.iter().map(|m| m.0).collect()),
+        }
+    }
 }
+
+/// A worker to batch: its position and OS family.
+type Worker = Item<(usize, OsFamily)>;
 
 /// The names, OS families and positions of a batch's nodes.
 type Members = Vec<(NodeName, OsFamily, usize)>;
@@ -1020,14 +1035,14 @@ impl<'r, 'a> Planner<'r, 'a> {
         let totals = &self.zone_totals;
         let fleet = &self.sim;
         let zone_names = fleet.zone_names();
-        let mut work: Vec<(Head, Vec<Members>)> = Vec::new();
+        let mut work: Vec<(Head, Vec<Batch>)> = Vec::new();
         {
             let names: HashSet<&str> = if replace {
                 (0..fleet.len()).map(|i| fleet.name(i).as_str()).collect()
             } else {
                 HashSet::new()
             };
-            let mut groups: Vec<(Head, Vec<Item>)> = Vec::new();
+            let mut groups: Vec<(Head, Vec<Worker>)> = Vec::new();
             let mut index: HashMap<Head, usize> = HashMap::new();
             // Per class: whether its kubelet is behind `goal` and picked (None: no kubelet),
             // and (in place) the group of its nodes, cordoned or not.
@@ -1078,9 +1093,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                 }
                 let item = Item {
                     zone: class.zone,
-                    name: name.clone(),
-                    os: node.os.family,
-                    at,
+                    node: (at, node.os.family),
                 };
                 if !replace && group_of[k as usize][usize::from(cordoned)] != usize::MAX {
                     groups[group_of[k as usize][usize::from(cordoned)]]
@@ -1120,18 +1133,26 @@ impl<'r, 'a> Planner<'r, 'a> {
                     .unwrap_or(1)),
                 None => usize::MAX,
             };
-            for (head, items) in groups {
+            for (head, mut items) in groups {
                 // The state is in zone order, unless replacements moved nodes.
-                let sort = replace.then_some(zone_names);
-                work.push((head, batch::batches(items, self.batch_size, cap, sort)));
+                if replace {
+                    batch::sort_by_zone(&mut items, zone_names, |a, b| {
+                        fleet.name(a.0).cmp(fleet.name(b.0))
+                    });
+                }
+                // Names now: replacing moves nodes as the windows go.
+                let batches = batch::batches(items, self.batch_size, cap)
+                    .into_iter()
+                    .map(|members| Batch::at(fleet, members, self.positions))
+                    .collect();
+                work.push((head, batches));
             }
         }
         let count: usize = work.iter().map(|w| w.1.len()).sum();
         let mut i = 0;
         for (head, batches) in work {
-            for members in batches {
+            for batch in batches {
                 i += 1;
-                let batch = Batch::members(members, self.positions);
                 let why = self.why_text(&why, goal, i, count, batch.nodes.len());
                 if replace {
                     self.replace_window(&batch, &head, goal, why)?;
@@ -1421,10 +1442,11 @@ impl<'r, 'a> Planner<'r, 'a> {
         // The nodes of the start by name; their zones as the model found them.
         let mut order: Vec<usize> = (0..start.nodes.len()).collect();
         let name = |i: &usize| &start.nodes[*i].name;
-        if !order.is_sorted_by(|a, b| name(a) <= name(b)) {
-            order.sort_unstable_by(|a, b| name(a).cmp(name(b)));
+        // Strictly ascending names need neither sorting nor removing repeats.
+        if !order.is_sorted_by(|a, b| name(a) < name(b)) {
+            order.sort_by(|a, b| name(a).cmp(name(b)));
+            order.dedup_by(|a, b| name(a) == name(b));
         }
-        order.dedup_by(|a, b| name(a) == name(b));
         let mut nodes: Vec<PlanNode> = order
             .iter()
             .map(|&i| plan_node(&start.nodes[i], false, self.sim.start_zone(i).cloned()))
