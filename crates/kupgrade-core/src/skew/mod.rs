@@ -9,6 +9,7 @@
 //! - [`UpstreamPolicy`]: the Kubernetes version skew policy, with its history.
 //! - [`crate::skew::rules`]: declarative rules from YAML or JSON (`RulePolicy`).
 //! - [`AllOf`]: several policies that must all pass.
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -150,6 +151,55 @@ pub struct Context<'a> {
     pub summary: &'a Summary,
 }
 
+/// The node labels a policy reads (see [`SkewPolicy::label_keys`]).
+///
+/// ```
+/// use kupgrade_core::skew::LabelKeys;
+/// let zone = LabelKeys::only(["topology.kubernetes.io/zone"]);
+/// assert!(zone.contains("topology.kubernetes.io/zone"));
+/// assert!(!zone.contains("kubernetes.io/hostname"));
+/// assert_eq!(zone.clone().union(LabelKeys::All), LabelKeys::All);
+/// assert_eq!(LabelKeys::none().union(zone.clone()), zone);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LabelKeys {
+    /// Any label may matter.
+    All,
+    /// Only the labels with these keys.
+    Only(BTreeSet<String>),
+}
+
+impl LabelKeys {
+    /// No label matters.
+    pub fn none() -> Self {
+        LabelKeys::Only(BTreeSet::new())
+    }
+
+    /// Only these keys matter.
+    pub fn only<S: Into<String>>(keys: impl IntoIterator<Item = S>) -> Self {
+        LabelKeys::Only(keys.into_iter().map(Into::into).collect())
+    }
+
+    /// Whether label `key` matters.
+    pub fn contains(&self, key: &str) -> bool {
+        match self {
+            LabelKeys::All => true,
+            LabelKeys::Only(keys) => keys.contains(key),
+        }
+    }
+
+    /// The labels either reads.
+    pub fn union(self, other: LabelKeys) -> Self {
+        match (self, other) {
+            (LabelKeys::Only(mut a), LabelKeys::Only(b)) => {
+                a.extend(b);
+                LabelKeys::Only(a)
+            }
+            _ => LabelKeys::All,
+        }
+    }
+}
+
 /// A version skew policy.
 ///
 /// Implement [`check_cluster`](SkewPolicy::check_cluster) for rules about the cluster as a whole
@@ -173,6 +223,9 @@ pub struct Context<'a> {
 ///   name (messages name it, verdicts do not), whether it is Ready or cordoned, or how to
 ///   reach it. Nodes alike in those get the same verdict, so the planner checks a class of
 ///   equal nodes once.
+/// - Of a node's labels, only those [`label_keys`](SkewPolicy::label_keys) names count (all of
+///   them unless the policy says otherwise): nodes that differ only in other labels (every
+///   node has its own `kubernetes.io/hostname`) are alike.
 ///
 /// After a step that changes versions on workers the planner re-runs `check_node` for them
 /// (one per class of equal nodes); a step that only cordons or uncordons is not re-checked;
@@ -186,6 +239,13 @@ pub trait SkewPolicy: Send + Sync {
 
     /// Appends the violations of cluster-wide rules.
     fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>);
+
+    /// The node labels whose values the verdicts depend on. The default, [`LabelKeys::All`],
+    /// is always right; naming the keys (or none) lets the planner judge nodes that differ
+    /// only in other labels as one.
+    fn label_keys(&self) -> LabelKeys {
+        LabelKeys::All
+    }
 
     /// Appends the violations of per-node rules for `node`.
     fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>);
@@ -217,6 +277,9 @@ impl<P: SkewPolicy + ?Sized> SkewPolicy for &P {
     fn name(&self) -> &str {
         (**self).name()
     }
+    fn label_keys(&self) -> LabelKeys {
+        (**self).label_keys()
+    }
     fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
         (**self).check_cluster(cx, out)
     }
@@ -228,6 +291,9 @@ impl<P: SkewPolicy + ?Sized> SkewPolicy for Box<P> {
     fn name(&self) -> &str {
         (**self).name()
     }
+    fn label_keys(&self) -> LabelKeys {
+        (**self).label_keys()
+    }
     fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
         (**self).check_cluster(cx, out)
     }
@@ -238,6 +304,9 @@ impl<P: SkewPolicy + ?Sized> SkewPolicy for Box<P> {
 impl<P: SkewPolicy + ?Sized> SkewPolicy for std::sync::Arc<P> {
     fn name(&self) -> &str {
         (**self).name()
+    }
+    fn label_keys(&self) -> LabelKeys {
+        (**self).label_keys()
     }
     fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
         (**self).check_cluster(cx, out)
@@ -273,6 +342,11 @@ impl SkewPolicy for AllOf {
         for p in &self.policies {
             p.check_cluster(cx, out);
         }
+    }
+    fn label_keys(&self) -> LabelKeys {
+        self.policies
+            .iter()
+            .fold(LabelKeys::none(), |keys, p| keys.union(p.label_keys()))
     }
     fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
         for p in &self.policies {

@@ -2,7 +2,7 @@
 
 use smol_str::{SmolStr, ToSmolStr, format_smolstr};
 
-use super::{Context, MinorRange, Severity, SkewPolicy, Summary, Violation};
+use super::{Context, LabelKeys, MinorRange, Severity, SkewPolicy, Summary, Violation};
 use crate::{ClusterState, Component, EtcdTopology, KubeVersion, Minor, Node};
 
 /// The Kubernetes version skew policy, as documented at a given Kubernetes release.
@@ -150,6 +150,11 @@ fn minors(n: i64) -> String {
 impl SkewPolicy for UpstreamPolicy {
     fn name(&self) -> &str {
         "upstream"
+    }
+
+    /// The upstream policy reads no labels.
+    fn label_keys(&self) -> LabelKeys {
+        LabelKeys::none()
     }
 
     fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {

@@ -31,7 +31,8 @@ impl std::error::Error for PolicyCheckError {}
 /// `check_node` for each node; `errors` is `evaluate`'s errors; the violations do not depend on
 /// the order of the nodes; every violation names an existing node (or none), and `check_node`
 /// only the node it was given; and a node's violations do not change when another worker
-/// changes (per-node rules depend only on the node and the [`Summary`]).
+/// changes (per-node rules depend only on the node and the [`Summary`]); and labels the policy
+/// does not read ([`SkewPolicy::label_keys`]) do not change a node's verdicts.
 pub fn check_policy<P: SkewPolicy + ?Sized>(policy: &P) {
     let config = Config {
         cases: 256,
@@ -77,6 +78,9 @@ pub fn check_policy_with<P: SkewPolicy + ?Sized>(
             },
         })
 }
+
+/// A label no policy is expected to read, added to nodes to see that verdicts ignore it.
+const UNREAD_LABEL: &str = "example.com/kupgrade-check-policy";
 
 /// A sortable key for comparing violations as multisets.
 fn sorted(mut v: Vec<Violation>) -> Vec<Violation> {
@@ -143,6 +147,47 @@ fn invariants<P: SkewPolicy + ?Sized>(
                 "a violation names node {:?}, which is not in the cluster: {}",
                 name.as_str(),
                 v
+            );
+        }
+    }
+
+    // Labels the policy does not read (see `SkewPolicy::label_keys`) must not change verdicts.
+    let keys = policy.label_keys();
+    let verdicts = |v: &[Violation]| -> Vec<(String, Severity, Component)> {
+        v.iter()
+            .map(|x| (x.rule.to_string(), x.severity, x.component))
+            .collect()
+    };
+    for (i, node) in state.nodes.iter().enumerate() {
+        let unread: Vec<String> = node
+            .labels
+            .keys()
+            .filter(|k| !keys.contains(k))
+            .cloned()
+            .collect();
+        // Other values for the unread labels (and one more), or none of them.
+        let mut relabelled = node.clone();
+        for k in &unread {
+            relabelled.labels.insert(k.clone(), "relabelled".into());
+        }
+        if !keys.contains(UNREAD_LABEL) {
+            relabelled
+                .labels
+                .insert(UNREAD_LABEL.into(), node.name.to_string());
+        }
+        let mut unlabelled = node.clone();
+        for k in &unread {
+            unlabelled.labels.remove(k);
+        }
+        for other in [relabelled, unlabelled] {
+            let mut out = Vec::new();
+            policy.check_node(&cx, &other, &mut out);
+            prop_assert_eq!(
+                verdicts(&out),
+                verdicts(&per_node[i]),
+                "node {:?}'s violations changed with labels the policy does not read (label_keys: {:?})",
+                node.name.as_str(),
+                keys
             );
         }
     }

@@ -4,13 +4,15 @@
 //! # Property-testing a custom policy
 //!
 //! ```
-//! use kupgrade_core::{Node, Minor, skew::{Context, Severity, SkewPolicy, Violation}, testing};
+//! use kupgrade_core::{Node, Minor, skew::{Context, LabelKeys, Severity, SkewPolicy, Violation}, testing};
 //! use proptest::prelude::*;
 //!
 //! /// House rule: no kubelet older than 1.25.
 //! struct KubeletFloor;
 //! impl SkewPolicy for KubeletFloor {
 //!     fn name(&self) -> &str { "kubelet-floor" }
+//!     // Reads no labels: the planner may judge nodes that differ only in labels as one.
+//!     fn label_keys(&self) -> LabelKeys { LabelKeys::none() }
 //!     fn check_cluster(&self, _: &Context<'_>, _: &mut Vec<Violation>) {}
 //!     fn check_node(&self, _: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
 //!         let Some(v) = node.kubelet() else { return };
@@ -22,7 +24,7 @@
 //!     }
 //! }
 //!
-//! testing::check_policy(&KubeletFloor); // order independence, locality, determinism, ...
+//! testing::check_policy(&KubeletFloor); // order independence, locality, labels, ...
 //! proptest!(|(state in testing::cluster_state_satisfying(KubeletFloor, 1..=30))| {
 //!     prop_assert!(state.nodes.iter().all(|n| n.kubelet().unwrap().minor() >= Minor::new(1, 25)));
 //! });

@@ -187,3 +187,75 @@ fn an_order_dependent_policy_is_caught() {
     let err = check_policy_with(&FirstNode, &mut quiet_runner()).unwrap_err();
     assert!(err.reason.contains("another order"), "{err}");
 }
+
+/// A policy that reads a label it does not declare in `label_keys` is caught.
+#[test]
+fn a_policy_reading_undeclared_labels_is_caught() {
+    struct ZoneA;
+    impl SkewPolicy for ZoneA {
+        fn name(&self) -> &str {
+            "zone-a"
+        }
+        fn label_keys(&self) -> crate::skew::LabelKeys {
+            crate::skew::LabelKeys::none()
+        }
+        fn check_cluster(&self, _: &Context<'_>, _: &mut Vec<Violation>) {}
+        fn check_node(&self, _: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+            if node.zone().is_some() {
+                out.push(
+                    Violation::new(
+                        "zone-a",
+                        Severity::Error,
+                        Component::Kubelet,
+                        node.kubelet().cloned().unwrap_or(KubeVersion::new(1, 0, 0)),
+                        "no zone",
+                        "nodes with a zone label are refused",
+                    )
+                    .on_node(node.name.clone()),
+                );
+            }
+        }
+    }
+    let err = check_policy_with(&ZoneA, &mut quiet_runner()).unwrap_err();
+    assert!(
+        err.reason.contains("labels the policy does not read"),
+        "{err}"
+    );
+}
+
+/// The label keys each policy declares, through every wrapper.
+#[test]
+fn policies_declare_the_labels_they_read() {
+    use crate::skew::{AllOf, LabelKeys};
+    let upstream = UpstreamPolicy::new();
+    assert_eq!(upstream.label_keys(), LabelKeys::none());
+    let rules = RulePolicy::parse(
+        "rules:\n  - { id: pool, kind: max-lag, component: kubelet, apiserver: newest, minors: 1, nodes: { labels: { pool: legacy } } }\n  - { id: any, kind: max-lag, component: kubelet, apiserver: newest, minors: 2 }\n",
+        "r.yaml",
+    )
+    .unwrap();
+    assert_eq!(rules.label_keys(), LabelKeys::only(["pool"]));
+    let both = AllOf::new(vec![Box::new(upstream.clone()), Box::new(rules.clone())]);
+    assert_eq!(both.label_keys(), LabelKeys::only(["pool"]));
+    let boxed: Box<dyn SkewPolicy> = Box::new(rules.clone());
+    assert_eq!(boxed.label_keys(), LabelKeys::only(["pool"]));
+    fn through(p: impl SkewPolicy) -> LabelKeys {
+        p.label_keys()
+    }
+    assert_eq!(through(&upstream), LabelKeys::none());
+    assert_eq!(
+        std::sync::Arc::new(rules).label_keys(),
+        LabelKeys::only(["pool"])
+    );
+    struct Default;
+    impl SkewPolicy for Default {
+        fn name(&self) -> &str {
+            "default"
+        }
+        fn check_cluster(&self, _: &Context<'_>, _: &mut Vec<Violation>) {}
+        fn check_node(&self, _: &Context<'_>, _: &Node, _: &mut Vec<Violation>) {}
+    }
+    assert_eq!(Default.label_keys(), LabelKeys::All);
+    let with_default = AllOf::new(vec![Box::new(Default), Box::new(UpstreamPolicy::new())]);
+    assert_eq!(with_default.label_keys(), LabelKeys::All);
+}

@@ -256,6 +256,16 @@ impl SkewPolicy for RulePolicy {
         &self.name
     }
 
+    /// The label keys of the rules' node selectors.
+    fn label_keys(&self) -> LabelKeys {
+        LabelKeys::only(
+            self.rules
+                .iter()
+                .filter_map(|r| r.nodes.as_ref())
+                .flat_map(|n| n.labels.keys().cloned()),
+        )
+    }
+
     fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
         let state = cx.state;
         for rule in &self.rules {

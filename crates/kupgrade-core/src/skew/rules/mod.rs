@@ -84,7 +84,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{AllOf, Context, MinorRange, Severity, SkewPolicy, UpstreamPolicy, Violation};
+use super::{
+    AllOf, Context, LabelKeys, MinorRange, Severity, SkewPolicy, UpstreamPolicy, Violation,
+};
 use crate::lifecycle::{ReleaseCalendar, SupportStatus};
 use crate::{Component, EtcdTopology, KubeVersion, Minor, Node, Role, VersionLine};
 use jiff::civil::Date;
