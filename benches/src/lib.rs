@@ -86,6 +86,16 @@ pub fn cluster(nodes: usize, seed: u64) -> ClusterState {
     state
 }
 
+/// `state` with every node labelled `kubernetes.io/hostname` (its name), as the kubelet
+/// labels nodes: no two nodes have the same labels any more.
+pub fn with_hostnames(mut state: ClusterState) -> ClusterState {
+    for node in state.nodes.iter_mut() {
+        let name = node.name.to_string();
+        node.labels.insert("kubernetes.io/hostname".into(), name);
+    }
+    state
+}
+
 /// Version strings as they appear in real inventories and API responses.
 pub const TYPICAL_VERSIONS: [&str; 8] = [
     "v1.29.3",

@@ -17,7 +17,7 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use foldhash::{HashMap, HashMapExt};
 
-use crate::skew::Summary;
+use crate::skew::{LabelKeys, Summary};
 use crate::{ClusterState, Labels, Node, NodeName, NodeVersions};
 
 use super::simulate::{Effect, SimulationError, set_control_plane};
@@ -46,6 +46,9 @@ pub(crate) struct Fleet {
     /// Whether the node at a position is a control-plane node (a copy of it is in `shell`).
     is_cp: Vec<bool>,
     class: Vec<u32>,
+    /// Each node's own labels (its class's are another member's, alike only in what the
+    /// policy reads).
+    labels: Vec<Labels>,
     cordoned: Vec<bool>,
     ready: Vec<bool>,
     /// Name to position, built when first needed (in-place plans look up only the control
@@ -66,39 +69,89 @@ pub(crate) struct Fleet {
     touched: Vec<(u32, usize)>,
 }
 
-/// Distinct label maps seen while classifying, so that a node's labels are hashed at most
-/// once per distinct map rather than with every node.
-struct LabelIds<'a> {
-    recent: Vec<(&'a Labels, u32)>,
-    by_hash: HashMap<u64, Vec<(&'a Labels, u32)>>,
-    next: u32,
+/// Numbers for what a policy sees of nodes' labels (see [`LabelKeys`]): equal numbers, equal
+/// labels as far as the policy can tell. A node's labels are read once; with every label
+/// counting, each distinct map is hashed once rather than with every node.
+enum LabelIds<'a> {
+    /// Every label counts: whole maps.
+    All {
+        recent: Vec<(&'a Labels, u32)>,
+        by_hash: HashMap<u64, Vec<(&'a Labels, u32)>>,
+        next: u32,
+    },
+    /// Only the values of these keys count.
+    Keys {
+        keys: Vec<&'a str>,
+        ids: HashMap<Vec<Option<&'a str>>, u32>,
+        scratch: Vec<Option<&'a str>>,
+    },
 }
 
 impl<'a> LabelIds<'a> {
+    /// Numbers for the labels `keys` names, and `zone_key`.
+    fn new(keys: &'a LabelKeys, zone_key: &'a str) -> Self {
+        match keys {
+            LabelKeys::All => LabelIds::All {
+                recent: Vec::new(),
+                by_hash: HashMap::new(),
+                next: 0,
+            },
+            LabelKeys::Only(keys) => {
+                let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                if !keys.contains(&zone_key) {
+                    keys.push(zone_key);
+                }
+                LabelIds::Keys {
+                    keys,
+                    ids: HashMap::new(),
+                    scratch: Vec::new(),
+                }
+            }
+        }
+    }
+
     /// The number of `labels`, and whether it is new.
     fn id(&mut self, labels: &'a Labels) -> (u32, bool) {
-        if let Some(&(_, id)) = self.recent.iter().find(|(l, _)| l.ptr_eq(labels)) {
-            return (id, false);
-        }
-        if let Some(&(_, id)) = self.recent.iter().find(|(l, _)| *l == labels) {
-            return (id, false);
-        }
-        let h = foldhash::fast::FixedState::with_seed(1).hash_one(labels);
-        let bucket = self.by_hash.entry(h).or_default();
-        let (id, new) = match bucket.iter().find(|(l, _)| *l == labels) {
-            Some(&(_, id)) => (id, false),
-            None => {
-                let id = self.next;
-                self.next += 1;
-                bucket.push((labels, id));
+        match self {
+            LabelIds::All {
+                recent,
+                by_hash,
+                next,
+            } => {
+                if let Some(&(_, id)) = recent.iter().find(|(l, _)| l.ptr_eq(labels)) {
+                    return (id, false);
+                }
+                if let Some(&(_, id)) = recent.iter().find(|(l, _)| *l == labels) {
+                    return (id, false);
+                }
+                let h = foldhash::fast::FixedState::with_seed(1).hash_one(labels);
+                let bucket = by_hash.entry(h).or_default();
+                let (id, new) = match bucket.iter().find(|(l, _)| *l == labels) {
+                    Some(&(_, id)) => (id, false),
+                    None => {
+                        let id = *next;
+                        *next += 1;
+                        bucket.push((labels, id));
+                        (id, true)
+                    }
+                };
+                if recent.len() == 4 {
+                    recent.remove(0);
+                }
+                recent.push((labels, id));
+                (id, new)
+            }
+            LabelIds::Keys { keys, ids, scratch } => {
+                scratch.clear();
+                scratch.extend(keys.iter().map(|k| labels.get(*k).map(String::as_str)));
+                if let Some(&id) = ids.get(scratch.as_slice()) {
+                    return (id, false);
+                }
+                let id = ids.len() as u32;
+                ids.insert(scratch.clone(), id);
                 (id, true)
             }
-        };
-        if self.recent.len() == 4 {
-            self.recent.remove(0);
         }
-        self.recent.push((labels, id));
-        (id, new)
     }
 }
 
@@ -127,8 +180,14 @@ fn hash(n: &Node, labels: u32) -> u64 {
 
 impl Fleet {
     /// The nodes of `state` by zone (the value of label `zone_key`), within a zone by name
-    /// (`by_name`) or in inventory order.
-    pub(crate) fn new(state: &ClusterState, zone_key: &str, by_name: bool) -> Fleet {
+    /// (`by_name`) or in inventory order; of their labels, the policy reads those `keys`
+    /// names (nodes that differ in others are one class).
+    pub(crate) fn new(
+        state: &ClusterState,
+        zone_key: &str,
+        by_name: bool,
+        keys: &LabelKeys,
+    ) -> Fleet {
         let mut fleet = Fleet {
             shell: ClusterState {
                 name: state.name.clone(),
@@ -141,6 +200,7 @@ impl Fleet {
             names: Vec::with_capacity(state.nodes.len()),
             is_cp: Vec::with_capacity(state.nodes.len()),
             class: Vec::with_capacity(state.nodes.len()),
+            labels: Vec::with_capacity(state.nodes.len()),
             cordoned: Vec::with_capacity(state.nodes.len()),
             ready: Vec::with_capacity(state.nodes.len()),
             index: OnceCell::new(),
@@ -158,11 +218,7 @@ impl Fleet {
         // label map's number instead of the map.
         let mut of = Vec::with_capacity(state.nodes.len());
         {
-            let mut labels = LabelIds {
-                recent: Vec::new(),
-                by_hash: HashMap::new(),
-                next: 0,
-            };
+            let mut labels = LabelIds::new(keys, zone_key);
             let mut last: Option<u32> = None;
             // The zone of each label map.
             let mut zones: Vec<u32> = Vec::new();
@@ -215,6 +271,7 @@ impl Fleet {
             fleet.is_cp.push(cp);
             fleet.names.push(n.name.clone());
             fleet.class.push(k);
+            fleet.labels.push(n.labels.clone());
             fleet.cordoned.push(n.unschedulable);
             fleet.ready.push(n.ready);
         }
@@ -385,6 +442,7 @@ impl Fleet {
     pub(crate) fn node_at(&self, i: usize) -> Node {
         let mut n = self.rep(i).clone();
         n.name = self.names[i].clone();
+        n.labels = self.labels[i].clone();
         n.ready = self.ready[i];
         n.unschedulable = self.cordoned[i];
         n
@@ -578,6 +636,7 @@ impl Fleet {
                     let labels = self.classes[self.class[t] as usize].labels;
                     let mut node = self.rep(t).clone();
                     node.name = name.clone();
+                    node.labels = self.labels[t].clone();
                     node.versions = NodeVersions {
                         kubelet: Some(version.clone()),
                         kubeadm: Some(version.clone()),
@@ -588,6 +647,7 @@ impl Fleet {
                     let i = self.len();
                     self.classes[k as usize].count += 1;
                     let cp = node.is_control_plane();
+                    let node_labels = node.labels.clone();
                     if cp {
                         self.cp_at.push(i);
                         self.shell.nodes.push(node);
@@ -596,6 +656,7 @@ impl Fleet {
                     self.is_cp.push(cp);
                     self.names.push(name.clone());
                     self.class.push(k);
+                    self.labels.push(node_labels);
                     self.cordoned.push(false);
                     self.ready.push(true);
                     if let Some(index) = self.index.get_mut() {
@@ -655,6 +716,7 @@ impl Fleet {
         let name = self.names.swap_remove(i);
         self.is_cp.swap_remove(i);
         let k = self.class.swap_remove(i);
+        self.labels.swap_remove(i);
         let cordoned = self.cordoned.swap_remove(i);
         self.ready.swap_remove(i);
         self.classes[k as usize].count -= 1;
@@ -752,6 +814,7 @@ mod tests {
             hops in 0u64..=3,
             replace in any::<bool>(),
             deferred in any::<bool>(),
+            all_labels in any::<bool>(),
         ) {
             let minor = state.apiserver_max().expect("a control plane").minor();
             let target = Target::Minor(crate::Minor::new(minor.major(), minor.minor() + hops));
@@ -769,7 +832,9 @@ mod tests {
                 return Ok(());
             };
             let mut sim = Simulation::new(state.clone());
-            let mut fleet = Fleet::new(&state, crate::cluster::ZONE_LABEL, replace);
+            // Every label counting, or none (as for the upstream policy): nodes stay whole.
+            let keys = if all_labels { LabelKeys::All } else { LabelKeys::none() };
+            let mut fleet = Fleet::new(&state, crate::cluster::ZONE_LABEL, replace, &keys);
             prop_assert_eq!(by_name(&fleet.to_state()), by_name(sim.state()));
             for step in &plan.steps {
                 sim.apply(step).expect("the plan replays");

@@ -235,7 +235,12 @@ impl<'r, 'a> Planner<'r, 'a> {
         // order, so planning again mid-way sees it too) or by name (replacing moves nodes).
         // Batches take them in this order without sorting again.
         let zone_key = req.options.zone_key.as_str();
-        let sim = Fleet::new(state, zone_key, req.options.strategy == Strategy::Replace);
+        let sim = Fleet::new(
+            state,
+            zone_key,
+            req.options.strategy == Strategy::Replace,
+            &req.policy.label_keys(),
+        );
         let checker = Checker::start(req.policy, &sim, req.options.tolerate_initial_violations)
             .map_err(|violations| PlanError::InvalidStart {
                 policy: req.policy.name().to_string(),
