@@ -39,9 +39,9 @@ pub(crate) struct Checker<'a> {
     /// With tolerated violations every node is judged on its own (tolerance is per node);
     /// without, one node per class.
     tolerated: Option<Tolerated>,
-    /// Per class: whether its nodes pass under the current summary and add-ons (`None`: not
-    /// judged since they last changed).
-    passes: Vec<Option<bool>>,
+    /// Per class number: the generation of the class judged and whether its nodes pass under
+    /// the current summary and add-ons (`None`: not judged since they last changed).
+    passes: Vec<Option<(u32, bool)>>,
     buf: Vec<Violation>,
 }
 
@@ -195,11 +195,12 @@ impl<'a> Checker<'a> {
         k: u32,
         at: Option<usize>,
     ) -> Result<(), Box<Violation>> {
-        if self.passes[k as usize] == Some(true) {
+        let class = fleet.class(k);
+        if self.passes[k as usize] == Some((class.generation, true)) {
             return Ok(());
         }
-        let pass = self.first_error(cx, &fleet.class(k).rep).is_none();
-        self.passes[k as usize] = Some(pass);
+        let pass = self.first_error(cx, &class.rep).is_none();
+        self.passes[k as usize] = Some((class.generation, pass));
         if pass {
             return Ok(());
         }
@@ -298,4 +299,111 @@ fn judge(
     }
     set.retain(|k| now.contains(k));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::step::{Action, NodeList, Package, Phase, Step, StepId};
+    use crate::skew::{LabelKeys, UpstreamPolicy};
+    use crate::{ClusterState, KubeVersion, Node};
+
+    fn v(text: &str) -> KubeVersion {
+        text.parse().unwrap()
+    }
+
+    fn install_kubelet(node: &str, version: &str) -> Step {
+        Step {
+            id: StepId(format!("{version}/{node}/install")),
+            hop: None,
+            phase: Phase::Workers,
+            nodes: NodeList::new(vec![node.parse().unwrap()]),
+            action: Action::InstallPackages {
+                packages: vec![Package::Kubelet],
+                version: v(version),
+            },
+            commands: Vec::new(),
+            depends_on: Vec::new(),
+            idempotent: true,
+            point_of_no_return: false,
+            pre: Vec::new(),
+            post: Vec::new(),
+            duration_seconds: 0,
+            reason: String::new(),
+        }
+    }
+
+    /// A class number that stands for other content now (a node's own class changed, or a
+    /// freed number used again) is judged again: a verdict kept for the content it had
+    /// before must not pass the new one.
+    #[test]
+    fn a_class_number_with_new_content_is_judged_again() {
+        let mut cp = Node::control_plane("cp-1", v("v1.31.4"), None).unwrap();
+        cp.labels
+            .insert("kubernetes.io/hostname".into(), "cp-1".into());
+        let mut w = Node::worker("w-1", v("v1.31.4")).unwrap();
+        w.labels
+            .insert("kubernetes.io/hostname".into(), "w-1".into());
+        let state = ClusterState::new(vec![cp, w]);
+        // Every label counting: each node is a class of its own.
+        let mut fleet = Fleet::new(&state, crate::ZONE_LABEL, false, &LabelKeys::All);
+        let policy = UpstreamPolicy::new();
+        let mut checker = Checker::start(&policy, &fleet, false).unwrap();
+        let w = fleet.position(&"w-1".parse().unwrap()).unwrap();
+        let mut step = |fleet: &mut Fleet, version: &str| {
+            let effect = fleet
+                .apply_at(&install_kubelet("w-1", version), &[w])
+                .unwrap();
+            let class = fleet.class_of(w);
+            (checker.after(fleet, effect, &[w]), class)
+        };
+        let (ok, first) = step(&mut fleet, "v1.30.1");
+        assert!(ok.is_ok());
+        let (ok, _) = step(&mut fleet, "v1.29.1");
+        assert!(ok.is_ok());
+        // Four minors behind: the kubelet is too old, in the class number judged above.
+        let (bad, reused) = step(&mut fleet, "v1.27.1");
+        assert_eq!(reused, first, "the node's own class changes in place");
+        assert!(ok_or_rule(bad).contains("kubelet"));
+    }
+
+    /// The same with a class of two nodes: its number is freed when both move on, and used
+    /// again for the next class made.
+    #[test]
+    fn a_freed_class_number_used_again_is_judged_again() {
+        let cp = Node::control_plane("cp-1", v("v1.31.4"), None).unwrap();
+        let workers = ["w-1", "w-2"].map(|n| Node::worker(n, v("v1.31.4")).unwrap());
+        let mut nodes = vec![cp];
+        nodes.extend(workers);
+        let state = ClusterState::new(nodes);
+        let mut fleet = Fleet::new(&state, crate::ZONE_LABEL, false, &LabelKeys::All);
+        let policy = UpstreamPolicy::new();
+        let mut checker = Checker::start(&policy, &fleet, false).unwrap();
+        let at: Vec<usize> = ["w-1", "w-2"]
+            .map(|n| fleet.position(&n.parse().unwrap()).unwrap())
+            .to_vec();
+        let mut step = |fleet: &mut Fleet, version: &str| {
+            let mut install = install_kubelet("w-1", version);
+            install.nodes = NodeList::new(vec!["w-1".parse().unwrap(), "w-2".parse().unwrap()]);
+            let effect = fleet.apply_at(&install, &at).unwrap();
+            let class = fleet.class_of(at[0]);
+            assert_eq!(class, fleet.class_of(at[1]));
+            (checker.after(fleet, effect, &at), class)
+        };
+        let (ok, first) = step(&mut fleet, "v1.30.1");
+        assert!(ok.is_ok());
+        let (ok, second) = step(&mut fleet, "v1.29.1");
+        assert!(ok.is_ok());
+        assert_ne!(second, first);
+        let (bad, reused) = step(&mut fleet, "v1.27.1");
+        assert_eq!(reused, first, "the freed class number is used again");
+        assert!(ok_or_rule(bad).contains("kubelet"));
+    }
+
+    fn ok_or_rule(r: Result<(), Box<Violation>>) -> String {
+        match r {
+            Ok(()) => "passed".into(),
+            Err(v) => format!("{} on {:?}", v.rule, v.node),
+        }
+    }
 }

@@ -34,6 +34,13 @@ pub(crate) struct Class {
     pub zone: u32,
     /// The number of the class's label map (equal maps, equal numbers).
     labels: u32,
+    /// Its key in `Fleet::by_hash`.
+    hash: u64,
+    /// How many classes had this number before (numbers of classes left without members are
+    /// used again).
+    pub generation: u32,
+    /// A class of the start, kept for the plan's summary even without members.
+    pinned: bool,
 }
 
 /// A cluster state as classes: see the module documentation.
@@ -56,6 +63,9 @@ pub(crate) struct Fleet {
     index: OnceCell<HashMap<NodeName, usize>>,
     classes: Vec<Class>,
     by_hash: HashMap<u64, Vec<u32>>,
+    /// Numbers of classes without members, to use again (nodes that each have a class of
+    /// their own would otherwise leave one dead class per node and step).
+    free: Vec<u32>,
     zone_key: String,
     zone_names: Vec<Option<String>>,
     cordoned_count: usize,
@@ -206,6 +216,7 @@ impl Fleet {
             index: OnceCell::new(),
             classes: Vec::new(),
             by_hash: HashMap::new(),
+            free: Vec::new(),
             zone_key: zone_key.to_string(),
             zone_names: Vec::new(),
             cordoned_count: 0,
@@ -275,6 +286,9 @@ impl Fleet {
             fleet.cordoned.push(n.unschedulable);
             fleet.ready.push(n.ready);
         }
+        for class in &mut fleet.classes {
+            class.pinned = true;
+        }
         fleet.start = fleet.present().map(|(k, c)| (k, c.count)).collect();
         fleet.start_cordoned = fleet.cordoned_count;
         fleet
@@ -290,20 +304,94 @@ impl Fleet {
         }) {
             return k;
         }
-        let k = self.classes.len() as u32;
         let zone = self.zone_id(&n.labels);
         let mut rep = n.clone();
         rep.ready = true;
         rep.unschedulable = false;
         rep.ssh = None;
-        self.classes.push(Class {
+        let mut class = Class {
             rep,
             count: 0,
             zone,
             labels,
-        });
+            hash: h,
+            generation: 0,
+            pinned: false,
+        };
+        let k = match self.free.pop() {
+            Some(k) => {
+                class.generation = self.classes[k as usize].generation + 1;
+                self.classes[k as usize] = class;
+                k
+            }
+            None => {
+                self.classes.push(class);
+                (self.classes.len() - 1) as u32
+            }
+        };
         self.by_hash.entry(h).or_default().push(k);
         k
+    }
+
+    /// Applies `change` to class `k`, which has one member: returns the class that member is
+    /// in now (`k`, or an existing class with the new content, `k` then freed) and whether
+    /// `k` itself changed.
+    fn change_own_class(&mut self, k: u32, change: impl Fn(&mut Node) -> bool) -> (u32, bool) {
+        if !change(&mut self.classes[k as usize].rep) {
+            return (k, false);
+        }
+        let class = &self.classes[k as usize];
+        let (before, labels) = (class.hash, class.labels);
+        let h = hash(&class.rep, labels);
+        // Out of the bucket of its old content.
+        if let Some(bucket) = self.by_hash.get_mut(&before) {
+            bucket.retain(|&x| x != k);
+            if bucket.is_empty() {
+                self.by_hash.remove(&before);
+            }
+        }
+        let existing = self.by_hash.get(&h).and_then(|bucket| {
+            bucket.iter().copied().find(|&x| {
+                same(
+                    &self.classes[x as usize],
+                    &self.classes[k as usize].rep,
+                    labels,
+                )
+            })
+        });
+        if let Some(x) = existing {
+            // The caller moves the member to `x`, which leaves `k` empty.
+            self.free.push(k);
+            return (x, false);
+        }
+        let class = &mut self.classes[k as usize];
+        class.hash = h;
+        class.generation += 1;
+        self.by_hash.entry(h).or_default().push(k);
+        (k, true)
+    }
+
+    /// Frees those of `classes` that have no members left (and are not the start's).
+    fn free_empty(&mut self, classes: &[u32]) {
+        for &k in classes {
+            let class = &self.classes[k as usize];
+            if class.count > 0 || class.pinned {
+                continue;
+            }
+            let h = class.hash;
+            let Some(bucket) = self.by_hash.get_mut(&h) else {
+                continue;
+            };
+            let Some(at) = bucket.iter().position(|&x| x == k) else {
+                // Freed already.
+                continue;
+            };
+            bucket.swap_remove(at);
+            if bucket.is_empty() {
+                self.by_hash.remove(&h);
+            }
+            self.free.push(k);
+        }
     }
 
     /// The number of the zone these labels name.
@@ -470,21 +558,42 @@ impl Fleet {
         let mut memo = vec![NONE; self.classes.len()];
         let mut moved = false;
         let mut seen = vec![false; self.classes.len()];
+        let mut left: Vec<u32> = Vec::new();
         self.touched.clear();
         let mut visit = |fleet: &mut Fleet, i: usize| {
             let old = fleet.class[i];
             let mut new = memo[old as usize];
+            // The node's own class changed under its number.
+            let mut in_place = false;
             if new == NONE {
-                let mut n = fleet.classes[old as usize].rep.clone();
-                // Steps change versions, never labels.
-                new = if change(&mut n) {
-                    fleet.find_or_add(&n, fleet.classes[old as usize].labels)
+                let class = &fleet.classes[old as usize];
+                if class.count == 1 && !class.pinned {
+                    // A class of one node (nodes that each have their own labels): change it
+                    // rather than copy it.
+                    (new, in_place) = fleet.change_own_class(old, &change);
                 } else {
-                    old
-                };
+                    let mut n = class.rep.clone();
+                    // Steps change versions, never labels.
+                    new = if change(&mut n) {
+                        fleet.find_or_add(&n, fleet.classes[old as usize].labels)
+                    } else {
+                        old
+                    };
+                    if new != old {
+                        left.push(old);
+                    }
+                }
                 memo[old as usize] = new;
             }
-            if new != old {
+            if in_place {
+                moved = true;
+                if fleet.is_cp[i]
+                    && let Ok(j) = fleet.cp_at.binary_search(&i)
+                {
+                    fleet.shell.nodes[j].versions =
+                        fleet.classes[new as usize].rep.versions.clone();
+                }
+            } else if new != old {
                 fleet.classes[old as usize].count -= 1;
                 fleet.classes[new as usize].count += 1;
                 fleet.class[i] = new;
@@ -516,6 +625,7 @@ impl Fleet {
                 }
             }
         }
+        self.free_empty(&left);
         moved
     }
 
@@ -720,6 +830,7 @@ impl Fleet {
         let cordoned = self.cordoned.swap_remove(i);
         self.ready.swap_remove(i);
         self.classes[k as usize].count -= 1;
+        self.free_empty(&[k]);
         if cordoned {
             self.cordoned_count -= 1;
         }
@@ -789,7 +900,7 @@ mod tests {
 
     use super::*;
     use crate::plan::{PlanOptions, PlanRequest, Simulation, Strategy, Target, WorkerPacing};
-    use crate::skew::UpstreamPolicy;
+    use crate::skew::{Context, SkewPolicy, UpstreamPolicy, Violation};
     use crate::testing;
 
     /// A state's nodes by name, without what the planner's model leaves out (SSH targets).
@@ -802,12 +913,29 @@ mod tests {
         nodes
     }
 
+    /// The upstream policy without its label declaration: every label counts.
+    struct Opaque(UpstreamPolicy);
+
+    impl SkewPolicy for Opaque {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
+            self.0.check_cluster(cx, out)
+        }
+        fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+            self.0.check_node(cx, node, out)
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
         /// Every step of a plan leaves the class model and the node-by-node simulation in the
-        /// same state: the same nodes with the same versions, cordons and readiness, the same
-        /// cluster-wide fields, and the same summary.
+        /// same state: the same nodes with the same versions, labels, cordons and readiness,
+        /// the same cluster-wide fields, and the same summary. With a label of its own on
+        /// every node and every label counting, each node is a class of its own, and classes
+        /// left without members are used again.
         #[test]
         fn the_class_model_agrees_with_the_simulation(
             state in testing::cluster_state_satisfying(UpstreamPolicy::new(), 1..=12),
@@ -815,7 +943,15 @@ mod tests {
             replace in any::<bool>(),
             deferred in any::<bool>(),
             all_labels in any::<bool>(),
+            hostnames in any::<bool>(),
         ) {
+            let mut state = state;
+            if hostnames {
+                for node in state.nodes.iter_mut() {
+                    let name = node.name.to_string();
+                    node.labels.insert("kubernetes.io/hostname".into(), name);
+                }
+            }
             let minor = state.apiserver_max().expect("a control plane").minor();
             let target = Target::Minor(crate::Minor::new(minor.major(), minor.minor() + hops));
             let options = PlanOptions {
@@ -825,12 +961,19 @@ mod tests {
                 worker_pacing: Some(if deferred { WorkerPacing::Deferred } else { WorkerPacing::EveryHop }),
                 ..PlanOptions::default()
             };
-            let Ok(plan) = PlanRequest::new(target, jiff::civil::date(2026, 11, 25))
-                .options(options)
-                .plan(&state)
-            else {
+            let request = || {
+                PlanRequest::new(target.clone(), jiff::civil::date(2026, 11, 25)).options(options.clone())
+            };
+            let Ok(plan) = request().plan(&state) else {
                 return Ok(());
             };
+            // Which labels count changes how nodes are grouped, never the plan.
+            let opaque = Opaque(UpstreamPolicy::new());
+            let again = request().policy(&opaque).plan(&state).expect("the same plan");
+            prop_assert_eq!(
+                crate::plan::render::to_json(&plan),
+                crate::plan::render::to_json(&again)
+            );
             let mut sim = Simulation::new(state.clone());
             // Every label counting, or none (as for the upstream policy): nodes stay whole.
             let keys = if all_labels { LabelKeys::All } else { LabelKeys::none() };
@@ -849,6 +992,13 @@ mod tests {
                 prop_assert_eq!(s.control_plane.len(), t.control_plane.len());
                 let counted: usize = fleet.present().map(|(_, c)| c.count).sum();
                 prop_assert_eq!(counted, fleet.len());
+                // No class is kept twice: live classes are distinct.
+                let live: Vec<&Class> = fleet.present().map(|(_, c)| c).collect();
+                for (i, c) in live.iter().enumerate() {
+                    for d in &live[i + 1..] {
+                        prop_assert!(!(c.labels == d.labels && same(c, &d.rep, d.labels)), "a class is kept twice");
+                    }
+                }
             }
         }
     }
