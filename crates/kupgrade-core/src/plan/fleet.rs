@@ -53,9 +53,14 @@ pub(crate) struct Fleet {
     /// Whether the node at a position is a control-plane node (a copy of it is in `shell`).
     is_cp: Vec<bool>,
     class: Vec<u32>,
-    /// Each node's own labels (its class's are another member's, alike only in what the
-    /// policy reads).
-    labels: Vec<Labels>,
+    /// Where each node's own labels are (its class's are another member's, alike only in
+    /// what the policy reads): below the start's node count, that node of the start; above,
+    /// a provisioned node's in `added_labels`.
+    origin: Vec<u32>,
+    /// The nodes of the start (shared, not copied).
+    start_nodes: crate::Nodes,
+    /// The labels of provisioned nodes.
+    added_labels: Vec<Labels>,
     cordoned: Vec<bool>,
     ready: Vec<bool>,
     /// Name to position, built when first needed (in-place plans look up only the control
@@ -210,7 +215,9 @@ impl Fleet {
             names: Vec::with_capacity(state.nodes.len()),
             is_cp: Vec::with_capacity(state.nodes.len()),
             class: Vec::with_capacity(state.nodes.len()),
-            labels: Vec::with_capacity(state.nodes.len()),
+            origin: Vec::with_capacity(state.nodes.len()),
+            start_nodes: state.nodes.clone(),
+            added_labels: Vec::new(),
             cordoned: Vec::with_capacity(state.nodes.len()),
             ready: Vec::with_capacity(state.nodes.len()),
             index: OnceCell::new(),
@@ -228,6 +235,10 @@ impl Fleet {
         // Classes in inventory order. Classes are keyed by a hash that takes each distinct
         // label map's number instead of the map.
         let mut of = Vec::with_capacity(state.nodes.len());
+        // What the model keeps of each node, read in this one pass over the nodes in their
+        // order (reading them again in zone order would jump around memory).
+        let mut names: Vec<NodeName> = Vec::with_capacity(state.nodes.len());
+        let mut flags: Vec<(bool, bool)> = Vec::with_capacity(state.nodes.len());
         {
             let mut labels = LabelIds::new(keys, zone_key);
             let mut last: Option<u32> = None;
@@ -245,6 +256,8 @@ impl Fleet {
                 };
                 of.push(k);
                 last = Some(k);
+                names.push(n.name.clone());
+                flags.push((n.unschedulable, n.ready));
             }
         }
         // Zones in order of their names (nodes without the label first).
@@ -260,7 +273,7 @@ impl Fleet {
             order.sort_by(|&a, &b| {
                 zone_of(a)
                     .cmp(&zone_of(b))
-                    .then_with(|| state.nodes[a].name.cmp(&state.nodes[b].name))
+                    .then_with(|| names[a].cmp(&names[b]))
                     .then(a.cmp(&b))
             });
         } else {
@@ -268,23 +281,23 @@ impl Fleet {
             order.sort_by_key(|&i| zone_of(i));
         }
         for i in order {
-            let n = &state.nodes[i];
             let k = of[i];
+            let (cordoned, ready) = flags[i];
             fleet.classes[k as usize].count += 1;
-            if n.unschedulable {
+            if cordoned {
                 fleet.cordoned_count += 1;
             }
             let cp = fleet.classes[k as usize].rep.is_control_plane();
             if cp {
                 fleet.cp_at.push(fleet.names.len());
-                fleet.shell.nodes.push(n.clone());
+                fleet.shell.nodes.push(state.nodes[i].clone());
             }
             fleet.is_cp.push(cp);
-            fleet.names.push(n.name.clone());
+            fleet.names.push(names[i].clone());
             fleet.class.push(k);
-            fleet.labels.push(n.labels.clone());
-            fleet.cordoned.push(n.unschedulable);
-            fleet.ready.push(n.ready);
+            fleet.origin.push(i as u32);
+            fleet.cordoned.push(cordoned);
+            fleet.ready.push(ready);
         }
         for class in &mut fleet.classes {
             class.pinned = true;
@@ -526,11 +539,20 @@ impl Fleet {
         }
     }
 
+    /// The labels of the node at `i`.
+    fn labels(&self, i: usize) -> &Labels {
+        let o = self.origin[i] as usize;
+        match self.start_nodes.get(o) {
+            Some(n) => &n.labels,
+            None => &self.added_labels[o - self.start_nodes.len()],
+        }
+    }
+
     /// The node at `i`, whole (without its SSH target).
     pub(crate) fn node_at(&self, i: usize) -> Node {
         let mut n = self.rep(i).clone();
         n.name = self.names[i].clone();
-        n.labels = self.labels[i].clone();
+        n.labels = self.labels(i).clone();
         n.ready = self.ready[i];
         n.unschedulable = self.cordoned[i];
         n
@@ -746,7 +768,7 @@ impl Fleet {
                     let labels = self.classes[self.class[t] as usize].labels;
                     let mut node = self.rep(t).clone();
                     node.name = name.clone();
-                    node.labels = self.labels[t].clone();
+                    node.labels = self.labels(t).clone();
                     node.versions = NodeVersions {
                         kubelet: Some(version.clone()),
                         kubeadm: Some(version.clone()),
@@ -766,7 +788,9 @@ impl Fleet {
                     self.is_cp.push(cp);
                     self.names.push(name.clone());
                     self.class.push(k);
-                    self.labels.push(node_labels);
+                    self.origin
+                        .push((self.start_nodes.len() + self.added_labels.len()) as u32);
+                    self.added_labels.push(node_labels);
                     self.cordoned.push(false);
                     self.ready.push(true);
                     if let Some(index) = self.index.get_mut() {
@@ -826,7 +850,7 @@ impl Fleet {
         let name = self.names.swap_remove(i);
         self.is_cp.swap_remove(i);
         let k = self.class.swap_remove(i);
-        self.labels.swap_remove(i);
+        self.origin.swap_remove(i);
         let cordoned = self.cordoned.swap_remove(i);
         self.ready.swap_remove(i);
         self.classes[k as usize].count -= 1;
