@@ -5,12 +5,16 @@
 //! kubectl), `check_node` only on its node's versions, roles and labels, the [`Summary`] and
 //! the add-ons, and neither on whether a node is cordoned. So:
 //!
-//! - a step that changes versions on worker nodes re-runs `check_node` for those nodes;
+//! - a step that changes versions on worker nodes re-runs `check_node` for the classes those
+//!   nodes are in now (see `fleet.rs`), once per class until the summary or the add-ons change;
 //! - a step that only cordons or uncordons re-runs nothing;
 //! - a step that changes a control-plane node also re-runs `check_cluster`, and `check_node`
-//!   for every node when the summary (the oldest and newest API server) changed;
+//!   for every class when the summary (the oldest and newest API server) changed;
 //! - a step that changes the operators' kubectl re-runs `check_cluster`;
 //! - a step that changes the add-ons re-runs everything.
+//!
+//! With violations tolerated at the start (tolerance is per node), nodes are judged one by
+//! one instead.
 use std::collections::{HashMap, HashSet};
 
 use crate::skew::{Context, Severity, SkewPolicy, SmolStr, Summary, Violation};
