@@ -5,8 +5,9 @@
 //! Ready, and its *class*: the content a policy judges (versions, roles, labels, OS; see the
 //! contract on [`SkewPolicy`](crate::skew::SkewPolicy)). A step moves its nodes of one class to
 //! one new class, found once per class and step, so applying a step to thousands of nodes is a
-//! few integer writes per node, and a policy judges one node per class. A cluster of 65,000
-//! nodes is a few hundred classes.
+//! few integer writes per node, and a policy judges one node per class. Of the labels, only
+//! those the policy reads ([`LabelKeys`]) and the zone count, so the 65,000 nodes of the plan
+//! bench, each with its own hostname label, are a few hundred classes.
 //!
 //! Policies see a state that holds the cluster-wide fields and the control-plane nodes (their
 //! [`Summary`] indexes those), which is all the contract lets them read besides the node they
@@ -26,7 +27,8 @@ use super::step::{Action, AddonVersions, Step};
 /// Nodes alike in everything a policy may judge.
 pub(crate) struct Class {
     /// A node with the class's content (its name, readiness and schedulability are any
-    /// member's and mean nothing).
+    /// member's and mean nothing; its labels agree with every member's in the labels the
+    /// policy reads and the zone).
     pub rep: Node,
     /// Members now.
     pub count: usize,
