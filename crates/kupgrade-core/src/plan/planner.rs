@@ -1042,8 +1042,14 @@ impl<'r, 'a> Planner<'r, 'a> {
         let zone_names = fleet.zone_names();
         let mut work: Vec<(Head, Vec<Batch>)> = Vec::new();
         {
+            // Replacements at `goal` that exist already: nodes whose name carries its suffix
+            // (none, unless a run was interrupted mid-way).
+            let suffix = replacement_suffix(goal);
             let names: HashSet<&str> = if replace {
-                (0..fleet.len()).map(|i| fleet.name(i).as_str()).collect()
+                (0..fleet.len())
+                    .map(|i| fleet.name(i).as_str())
+                    .filter(|n| n.contains(suffix.as_str()))
+                    .collect()
             } else {
                 HashSet::new()
             };
@@ -1089,7 +1095,8 @@ impl<'r, 'a> Planner<'r, 'a> {
                 let cordoned = fleet.is_cordoned(at);
                 let name = fleet.name(at);
                 let has_replacement = replace
-                    && replacement_name(name, goal).is_some_and(|r| names.contains(r.as_str()));
+                    && !names.is_empty()
+                    && replacement_with(name, &suffix).is_some_and(|r| names.contains(r.as_str()));
                 if !(cordoned || has_replacement || v == PICKED) {
                     continue;
                 }
@@ -1363,8 +1370,9 @@ impl<'r, 'a> Planner<'r, 'a> {
     ) -> Result<(), PlanError> {
         let mut new_names = Vec::new();
         let mut templates = Vec::new();
+        let suffix = replacement_suffix(goal);
         for n in &old.nodes {
-            let name = replacement_name(n, goal).ok_or_else(|| PlanError::InvalidOption {
+            let name = replacement_with(n, &suffix).ok_or_else(|| PlanError::InvalidOption {
                 option: "strategy",
                 message: format!(
                     "no valid name for a replacement of node {n} (names are limited to 253 characters)"
@@ -1689,17 +1697,27 @@ fn strip_version_suffix(label: &str) -> &str {
 
 /// The name of the node that replaces `old` at `version`: the first DNS label gets a
 /// `-v1-30-10` suffix (an earlier suffix is replaced), shortened to fit 63 characters.
-pub(crate) fn replacement_name(old: &NodeName, version: &KubeVersion) -> Option<NodeName> {
-    let s = old.as_str();
-    let (first, rest) = s.split_once('.').map_or((s, ""), |(a, b)| (a, b));
-    let base = strip_version_suffix(first);
-    let suffix = format!(
+#[cfg(test)]
+fn replacement_name(old: &NodeName, version: &KubeVersion) -> Option<NodeName> {
+    replacement_with(old, &replacement_suffix(version))
+}
+
+/// The suffix of replacements at `version` (`-v1-30-10`).
+fn replacement_suffix(version: &KubeVersion) -> String {
+    format!(
         "-v{}",
         version
             .to_plain_string()
             .replace(['.', '+'], "-")
             .to_ascii_lowercase()
-    );
+    )
+}
+
+/// [`replacement_name`] with the version's suffix made already.
+fn replacement_with(old: &NodeName, suffix: &str) -> Option<NodeName> {
+    let s = old.as_str();
+    let (first, rest) = s.split_once('.').map_or((s, ""), |(a, b)| (a, b));
+    let base = strip_version_suffix(first);
     let keep = 63usize.checked_sub(suffix.len())?;
     let base = base[..base.len().min(keep)].trim_end_matches('-');
     let name = if rest.is_empty() {
