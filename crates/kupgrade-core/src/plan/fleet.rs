@@ -24,6 +24,9 @@ use crate::{ClusterState, Labels, Node, NodeName, NodeVersions};
 use super::simulate::{Effect, SimulationError, set_control_plane};
 use super::step::{Action, AddonVersions, Step};
 
+/// The end of a chain of classes with one hash.
+const END: u32 = u32::MAX;
+
 /// Nodes alike in everything a policy may judge.
 pub(crate) struct Class {
     /// A node with the class's content (its name, readiness and schedulability are any
@@ -36,8 +39,12 @@ pub(crate) struct Class {
     pub zone: u32,
     /// The number of the class's label map (equal maps, equal numbers).
     labels: u32,
-    /// Its key in `Fleet::by_hash`.
+    /// The hash of its content, its key in `Fleet::by_hash`.
     hash: u64,
+    /// The next class with the same hash ([`END`]: none).
+    next: u32,
+    /// Whether it is in `Fleet::by_hash` (not freed).
+    linked: bool,
     /// How many classes had this number before (numbers of classes left without members are
     /// used again).
     pub generation: u32,
@@ -69,7 +76,9 @@ pub(crate) struct Fleet {
     /// plane).
     index: OnceCell<HashMap<NodeName, usize>>,
     classes: Vec<Class>,
-    by_hash: HashMap<u64, Vec<u32>>,
+    /// The first class with a content hash; the others follow through [`Class::next`] (no
+    /// list to allocate as classes come and go).
+    by_hash: HashMap<u64, u32>,
     /// Numbers of classes without members, to use again (nodes that each have a class of
     /// their own would otherwise leave one dead class per node and step).
     free: Vec<u32>,
@@ -309,14 +318,61 @@ impl Fleet {
         fleet
     }
 
+    /// The class with `n`'s content (hash `h`, label map number `labels`), if any.
+    fn find(&self, h: u64, n: &Node, labels: u32) -> Option<u32> {
+        let mut k = *self.by_hash.get(&h)?;
+        while k != END {
+            let class = &self.classes[k as usize];
+            if same(class, n, labels) {
+                return Some(k);
+            }
+            k = class.next;
+        }
+        None
+    }
+
+    /// Puts class `k` into the chain of its hash.
+    fn link(&mut self, k: u32) {
+        let h = self.classes[k as usize].hash;
+        let next = self.by_hash.insert(h, k).unwrap_or(END);
+        let class = &mut self.classes[k as usize];
+        class.next = next;
+        class.linked = true;
+    }
+
+    /// Takes class `k` out of the chain of its hash; false when it was not in it.
+    fn unlink(&mut self, k: u32) -> bool {
+        let class = &self.classes[k as usize];
+        if !class.linked {
+            return false;
+        }
+        let (h, next) = (class.hash, class.next);
+        let head = self.by_hash.get(&h).copied().unwrap_or(END);
+        if head == k {
+            if next == END {
+                self.by_hash.remove(&h);
+            } else {
+                self.by_hash.insert(h, next);
+            }
+        } else {
+            let mut prev = head;
+            while prev != END && self.classes[prev as usize].next != k {
+                prev = self.classes[prev as usize].next;
+            }
+            if prev != END {
+                self.classes[prev as usize].next = next;
+            }
+        }
+        let class = &mut self.classes[k as usize];
+        class.linked = false;
+        class.next = END;
+        true
+    }
+
     /// The class of `n`, whose label map has number `labels`.
     fn find_or_add(&mut self, n: &Node, labels: u32) -> u32 {
         let h = hash(n, labels);
-        if let Some(&k) = self.by_hash.get(&h).and_then(|bucket| {
-            bucket
-                .iter()
-                .find(|&&k| same(&self.classes[k as usize], n, labels))
-        }) {
+        if let Some(k) = self.find(h, n, labels) {
             return k;
         }
         let zone = self.zone_id(&n.labels);
@@ -330,6 +386,8 @@ impl Fleet {
             zone,
             labels,
             hash: h,
+            next: END,
+            linked: false,
             generation: 0,
             pinned: false,
         };
@@ -344,7 +402,7 @@ impl Fleet {
                 (self.classes.len() - 1) as u32
             }
         };
-        self.by_hash.entry(h).or_default().push(k);
+        self.link(k);
         k
     }
 
@@ -355,26 +413,11 @@ impl Fleet {
         if !change(&mut self.classes[k as usize].rep) {
             return (k, false);
         }
+        // Out of the chain of its old content.
+        self.unlink(k);
         let class = &self.classes[k as usize];
-        let (before, labels) = (class.hash, class.labels);
-        let h = hash(&class.rep, labels);
-        // Out of the bucket of its old content.
-        if let Some(bucket) = self.by_hash.get_mut(&before) {
-            bucket.retain(|&x| x != k);
-            if bucket.is_empty() {
-                self.by_hash.remove(&before);
-            }
-        }
-        let existing = self.by_hash.get(&h).and_then(|bucket| {
-            bucket.iter().copied().find(|&x| {
-                same(
-                    &self.classes[x as usize],
-                    &self.classes[k as usize].rep,
-                    labels,
-                )
-            })
-        });
-        if let Some(x) = existing {
+        let h = hash(&class.rep, class.labels);
+        if let Some(x) = self.find(h, &class.rep, class.labels) {
             // The caller moves the member to `x`, which leaves `k` empty.
             self.free.push(k);
             return (x, false);
@@ -382,7 +425,7 @@ impl Fleet {
         let class = &mut self.classes[k as usize];
         class.hash = h;
         class.generation += 1;
-        self.by_hash.entry(h).or_default().push(k);
+        self.link(k);
         (k, true)
     }
 
@@ -393,19 +436,10 @@ impl Fleet {
             if class.count > 0 || class.pinned {
                 continue;
             }
-            let h = class.hash;
-            let Some(bucket) = self.by_hash.get_mut(&h) else {
-                continue;
-            };
-            let Some(at) = bucket.iter().position(|&x| x == k) else {
-                // Freed already.
-                continue;
-            };
-            bucket.swap_remove(at);
-            if bucket.is_empty() {
-                self.by_hash.remove(&h);
+            // A class freed already is out of its chain.
+            if self.unlink(k) {
+                self.free.push(k);
             }
-            self.free.push(k);
         }
     }
 
@@ -1027,5 +1061,45 @@ mod tests {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod chain_tests {
+    use super::*;
+
+    /// Classes whose hashes collide share a chain: each is found, and taking any one out
+    /// (first, middle, last) leaves the others found.
+    #[test]
+    fn colliding_classes_share_a_chain() {
+        let nodes = ["v1.31.1", "v1.30.1", "v1.29.1"]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Node::worker(&format!("w-{i}"), v.parse().unwrap()).unwrap())
+            .collect();
+        let state = ClusterState::new(nodes);
+        let mut fleet = Fleet::new(&state, crate::ZONE_LABEL, false, &LabelKeys::none());
+        assert_eq!(fleet.class_count(), 3);
+        for k in 0..3 {
+            assert!(fleet.unlink(k));
+            assert!(!fleet.unlink(k), "out of the chain already");
+            fleet.classes[k as usize].hash = 42;
+            fleet.link(k);
+        }
+        let found = |fleet: &Fleet, k: u32| {
+            let c = &fleet.classes[k as usize];
+            fleet.find(42, &c.rep, c.labels)
+        };
+        for k in 0..3 {
+            assert_eq!(found(&fleet, k), Some(k));
+        }
+        // The chain is 2 -> 1 -> 0: take out the middle, then the head, then the last.
+        assert!(fleet.unlink(1));
+        assert_eq!(found(&fleet, 1), None);
+        assert_eq!((found(&fleet, 0), found(&fleet, 2)), (Some(0), Some(2)));
+        assert!(fleet.unlink(2));
+        assert_eq!((found(&fleet, 0), found(&fleet, 2)), (Some(0), None));
+        assert!(fleet.unlink(0));
+        assert!(!fleet.by_hash.contains_key(&42));
     }
 }
