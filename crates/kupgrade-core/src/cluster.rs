@@ -566,6 +566,37 @@ impl Node {
         self
     }
 
+    /// The node called `name` that joins at `version` in place of `template` (a replacement,
+    /// as cloud node groups and Cluster API make them): the template's roles, labels and OS;
+    /// kubelet, kubeadm and kubectl at `version`; Ready and schedulable.
+    ///
+    /// ```
+    /// use kupgrade_core::Node;
+    /// let old = Node::worker("w-1", "v1.29.3".parse()?)?.with_label("pool", "a");
+    /// let new = Node::provisioned(&"w-1-v1-30-2".parse()?, &old, &"v1.30.2".parse()?);
+    /// assert_eq!(new.kubelet().map(ToString::to_string).as_deref(), Some("v1.30.2"));
+    /// assert_eq!(new.labels.get("pool").map(String::as_str), Some("a"));
+    /// assert!(new.ready && !new.unschedulable);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn provisioned(name: &NodeName, template: &Node, version: &KubeVersion) -> Node {
+        Node {
+            name: name.clone(),
+            roles: template.roles,
+            labels: template.labels.clone(),
+            os: template.os.clone(),
+            versions: NodeVersions {
+                kubelet: Some(version.clone()),
+                kubeadm: Some(version.clone()),
+                kubectl: Some(version.clone()),
+                ..NodeVersions::default()
+            },
+            ready: true,
+            unschedulable: false,
+            ssh: None,
+        }
+    }
+
     /// True when the node runs the control plane.
     pub fn is_control_plane(&self) -> bool {
         self.roles.contains(&Role::ControlPlane)

@@ -127,13 +127,7 @@ impl<'a> Checker<'a> {
 
     fn first_error(&mut self, cx: &Context<'_>, node: &crate::Node) -> Option<Violation> {
         self.policy.check_node(cx, node, &mut self.buf);
-        let bad = self
-            .buf
-            .iter()
-            .find(|v| v.severity == Severity::Error)
-            .cloned();
-        self.buf.clear();
-        bad
+        take_first_error(&mut self.buf)
     }
 
     /// Re-checks what `effect` says a step changed; `at` are the positions of the nodes it
@@ -164,13 +158,7 @@ impl<'a> Checker<'a> {
         }
         if cluster {
             self.policy.check_cluster(&cx, &mut self.buf);
-            let bad = self
-                .buf
-                .iter()
-                .find(|v| v.severity == Severity::Error)
-                .cloned();
-            self.buf.clear();
-            if let Some(v) = bad {
+            if let Some(v) = take_first_error(&mut self.buf) {
                 return Err(Box::new(v));
             }
         }
@@ -262,6 +250,14 @@ impl<'a> Checker<'a> {
         }
         Ok(())
     }
+}
+
+/// The first error among `found`, which is emptied.
+fn take_first_error(found: &mut Vec<Violation>) -> Option<Violation> {
+    let at = found.iter().position(|v| v.severity == Severity::Error);
+    let bad = at.map(|i| found.swap_remove(i));
+    found.clear();
+    bad
 }
 
 /// Judges the full set of violations of one scope (the cluster, or one node).

@@ -19,9 +19,11 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::skew::{LabelKeys, Summary};
-use crate::{ClusterState, Labels, Node, NodeName, NodeVersions};
+use crate::{ClusterState, Labels, Node, NodeName};
 
-use super::simulate::{Effect, SimulationError, set_control_plane};
+use super::simulate::{
+    Effect, SimulationError, install, move_addon_versions, set_control_plane, upgrade_kubectl,
+};
 use super::step::{Action, AddonVersions, Step};
 
 /// The end of a chain of classes with one hash.
@@ -705,18 +707,7 @@ impl Fleet {
         self.touched.clear();
         match &step.action {
             Action::InstallPackages { packages, version } => {
-                let moved = self.remap(Some(at), |n| {
-                    let mut changed = false;
-                    for p in packages {
-                        if let Some(slot) = n.versions.slot_mut(p.component())
-                            && slot.as_ref() != Some(version)
-                        {
-                            *slot = Some(version.clone());
-                            changed = true;
-                        }
-                    }
-                    changed
-                });
+                let moved = self.remap(Some(at), |n| install(&mut n.versions, packages, version));
                 if moved {
                     effect.nodes = true;
                     effect.control_plane = at.iter().any(|&i| self.is_cp[i]);
@@ -779,12 +770,7 @@ impl Fleet {
                 effect.addons |= self.roll_out_kube_proxy();
             }
             Action::UpgradeKubectlClient { version } => {
-                if let Some(k) = &mut self.shell.kubectl
-                    && k != version
-                {
-                    *k = version.clone();
-                    effect.cluster_fields = true;
-                }
+                effect.cluster_fields |= upgrade_kubectl(&mut self.shell.kubectl, version);
             }
             Action::ProvisionNodes { version, templates } => {
                 if templates.len() != step.nodes.len() {
@@ -802,15 +788,7 @@ impl Fleet {
                         .position(template)
                         .ok_or_else(|| bad(format!("node {template} is not in the cluster")))?;
                     let labels = self.classes[self.class[t] as usize].labels;
-                    let mut node = self.rep(t).clone();
-                    node.name = name.clone();
-                    node.labels = self.labels(t).clone();
-                    node.versions = NodeVersions {
-                        kubelet: Some(version.clone()),
-                        kubeadm: Some(version.clone()),
-                        kubectl: Some(version.clone()),
-                        ..NodeVersions::default()
-                    };
+                    let node = Node::provisioned(name, &self.node_at(t), version);
                     let k = self.find_or_add(&node, labels);
                     let i = self.len();
                     self.classes[k as usize].count += 1;
@@ -932,23 +910,10 @@ impl Fleet {
 
     /// Moves the add-ons; true when something changed.
     fn move_addons(&mut self, addons: &AddonVersions) -> bool {
-        let mut changed = false;
-        if let Some(v) = &addons.kube_proxy {
-            if let Some(kp) = &mut self.shell.addons.kube_proxy
-                && kp != v
-            {
-                *kp = v.clone();
-                changed = true;
-            }
+        let mut changed = move_addon_versions(&mut self.shell.addons, addons);
+        if addons.kube_proxy.is_some() {
             // The DaemonSet rolls out to every node.
             changed |= self.roll_out_kube_proxy();
-        }
-        if let Some(v) = &addons.coredns
-            && let Some(dns) = &mut self.shell.addons.coredns
-            && dns != v
-        {
-            *dns = v.clone();
-            changed = true;
         }
         changed
     }

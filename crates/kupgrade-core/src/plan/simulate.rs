@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::skew::Summary;
-use crate::{ClusterState, Component, KubeVersion, Node, NodeName, NodeVersions};
+use crate::{Addons, ClusterState, Component, KubeVersion, Node, NodeName, NodeVersions};
 
-use super::step::{Action, AddonVersions, Step};
+use super::step::{Action, AddonVersions, Package, Step};
 
 /// A cluster state that steps can be applied to, with an index from node names to nodes.
 ///
@@ -226,17 +226,7 @@ impl Simulation {
         match &step.action {
             Action::InstallPackages { packages, version } => {
                 for &i in at {
-                    let node = &mut self.state.nodes[i];
-                    let mut changed = false;
-                    for p in packages {
-                        if let Some(slot) = node.versions.slot_mut(p.component())
-                            && slot.as_ref() != Some(version)
-                        {
-                            *slot = Some(version.clone());
-                            changed = true;
-                        }
-                    }
-                    if changed {
+                    if install(&mut self.state.nodes[i].versions, packages, version) {
                         effect.nodes = true;
                         // Positions of control-plane nodes are kept sorted.
                         effect.control_plane |= self.control_plane.binary_search(&i).is_ok();
@@ -298,12 +288,7 @@ impl Simulation {
                 }
             }
             Action::UpgradeKubectlClient { version } => {
-                if let Some(k) = &mut self.state.kubectl
-                    && k != version
-                {
-                    *k = version.clone();
-                    effect.cluster_fields = true;
-                }
+                effect.cluster_fields |= upgrade_kubectl(&mut self.state.kubectl, version);
             }
             Action::ProvisionNodes { version, templates } => {
                 if templates.len() != step.nodes.len() {
@@ -318,21 +303,7 @@ impl Simulation {
                         return Err(bad(format!("node {name} already exists")));
                     }
                     let t = &self.state.nodes[self.index_of(step, template)?];
-                    let node = Node {
-                        name: name.clone(),
-                        roles: t.roles,
-                        labels: t.labels.clone(),
-                        os: t.os.clone(),
-                        versions: NodeVersions {
-                            kubelet: Some(version.clone()),
-                            kubeadm: Some(version.clone()),
-                            kubectl: Some(version.clone()),
-                            ..NodeVersions::default()
-                        },
-                        ready: true,
-                        unschedulable: false,
-                        ssh: None,
-                    };
+                    let node = Node::provisioned(name, t, version);
                     let i = self.state.nodes.len();
                     if node.is_control_plane() {
                         self.control_plane.push(i);
@@ -390,27 +361,14 @@ impl Simulation {
 
     /// Moves the add-ons; true when something changed.
     fn move_addons(&mut self, addons: &AddonVersions) -> bool {
-        let mut changed = false;
-        if let Some(v) = &addons.kube_proxy {
-            if let Some(kp) = &mut self.state.addons.kube_proxy
-                && kp != v
-            {
-                *kp = v.clone();
-                changed = true;
-            }
+        let mut changed = move_addon_versions(&mut self.state.addons, addons);
+        if addons.kube_proxy.is_some() {
             // The DaemonSet rolls out to every node.
             for n in &mut self.state.nodes {
                 if n.versions.kube_proxy.take().is_some() {
                     changed = true;
                 }
             }
-        }
-        if let Some(v) = &addons.coredns
-            && let Some(dns) = &mut self.state.addons.coredns
-            && dns != v
-        {
-            *dns = v.clone();
-            changed = true;
         }
         changed
     }
@@ -440,6 +398,49 @@ impl std::hash::Hasher for Fnv {
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
+}
+
+/// What installing `packages` at `version` does to a node's versions; true when one changed.
+pub(crate) fn install(v: &mut NodeVersions, packages: &[Package], version: &KubeVersion) -> bool {
+    let mut changed = false;
+    for p in packages {
+        if let Some(slot) = v.slot_mut(p.component())
+            && slot.as_ref() != Some(version)
+        {
+            *slot = Some(version.clone());
+            changed = true;
+        }
+    }
+    changed
+}
+
+/// The operators' kubectl moves to `version` (when there is one); true when it changed.
+pub(crate) fn upgrade_kubectl(kubectl: &mut Option<KubeVersion>, version: &KubeVersion) -> bool {
+    match kubectl {
+        Some(k) if k != version => {
+            *k = version.clone();
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The add-ons' versions move (the kube-proxy DaemonSet, CoreDNS, where known); true when one
+/// changed. The kube-proxy pods on the nodes are the caller's to roll out.
+pub(crate) fn move_addon_versions(have: &mut Addons, to: &AddonVersions) -> bool {
+    let mut changed = false;
+    for (slot, v) in [
+        (&mut have.kube_proxy, &to.kube_proxy),
+        (&mut have.coredns, &to.coredns),
+    ] {
+        if let (Some(have), Some(v)) = (slot, v)
+            && have != v
+        {
+            *have = v.clone();
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// What `kubeadm upgrade apply|node` does to a control-plane node: the static pods it manages

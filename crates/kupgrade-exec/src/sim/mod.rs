@@ -58,7 +58,7 @@ use kupgrade_core::ports::{
     ClusterOperations, CommandOutput, CommandRunner, CommandSpec, DrainOptions, DrainReport,
     ExitStatus, LineSink, NodeProvider, OpsError, PodRef, RunnerError, Stream,
 };
-use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName, NodeVersions};
+use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
 mod fault;
 mod model;
@@ -1028,21 +1028,7 @@ impl NodeProvider for SimCluster {
                     source: None,
                 });
             }
-            let node = Node {
-                name: name.clone(),
-                roles: template.roles,
-                labels: template.labels.clone(),
-                os: template.os.clone(),
-                versions: NodeVersions {
-                    kubelet: Some(version.clone()),
-                    kubeadm: Some(version.clone()),
-                    kubectl: Some(version.clone()),
-                    ..NodeVersions::default()
-                },
-                ready: true,
-                unschedulable: false,
-                ssh: None,
-            };
+            let node = Node::provisioned(name, template, version);
             let never = fault::node_fault(
                 &mut inner.state.faults,
                 name,
