@@ -678,6 +678,40 @@ impl ClusterState {
             .or(self.addons.kube_proxy.as_ref())
     }
 
+    /// The nodes whose kube-proxy runs another release than `target` (the version a rollout
+    /// waits for; `None`: the DaemonSet's, [`Addons::kube_proxy`]), each with the version it
+    /// runs ([`ClusterState::kube_proxy_on`]), in node order. "Behind" is the usual case; a
+    /// node ahead of the target (after a rollback of the DaemonSet) is listed too. Releases
+    /// are compared, so a vendor build of the target (`v1.30.2-eks-1a2b3c`) is at it. Nodes
+    /// with no known kube-proxy version, and every node when there is no target at all, are
+    /// not listed.
+    ///
+    /// ```
+    /// use kupgrade_core::{ClusterState, Node};
+    /// let mut state = ClusterState::new(vec![
+    ///     Node::worker("w-1", "v1.30.2".parse()?)?,
+    ///     Node::worker("w-2", "v1.30.2".parse()?)?,
+    /// ]);
+    /// state.addons.kube_proxy = Some("v1.30.2".parse()?);
+    /// state.node_mut("w-2").unwrap().versions.kube_proxy = Some("v1.29.6".parse()?);
+    /// let behind: Vec<String> = state
+    ///     .nodes_behind_kube_proxy(None)
+    ///     .map(|(node, running)| format!("{} ({running})", node.name))
+    ///     .collect();
+    /// assert_eq!(behind, ["w-2 (v1.29.6)"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn nodes_behind_kube_proxy<'a>(
+        &'a self,
+        target: Option<&'a KubeVersion>,
+    ) -> impl Iterator<Item = (&'a Node, &'a KubeVersion)> + 'a {
+        let target = target.or(self.addons.kube_proxy.as_ref());
+        self.nodes.iter().filter_map(move |node| {
+            let running = self.kube_proxy_on(node)?;
+            (target?.release() != running.release()).then_some((node, running))
+        })
+    }
+
     /// The etcd version: the oldest stacked member, or the external cluster's.
     pub fn etcd_version(&self) -> Option<&KubeVersion> {
         match &self.etcd {
@@ -931,6 +965,49 @@ mod tests {
             size_of::<NodeVersions>()
         );
         assert!(size_of::<Node>() <= 296, "{}", size_of::<Node>());
+    }
+
+    #[test]
+    fn nodes_behind_kube_proxy_are_those_at_another_release_than_the_target() {
+        let v = |s: &str| -> KubeVersion { s.parse().unwrap() };
+        let names = |state: &ClusterState, target: Option<&KubeVersion>| -> Vec<String> {
+            state
+                .nodes_behind_kube_proxy(target)
+                .map(|(n, running)| format!("{}={running}", n.name))
+                .collect()
+        };
+        let mut state = ClusterState::new(vec![
+            Node::control_plane("cp-1", v("v1.30.2"), None).unwrap(),
+            Node::worker("w-1", v("v1.30.2")).unwrap(),
+            Node::worker("w-2", v("v1.29.6")).unwrap(),
+            Node::worker("w-3", v("v1.30.2")).unwrap(),
+        ]);
+        // No DaemonSet version and no target: nothing to be behind.
+        assert!(names(&state, None).is_empty());
+        state.node_mut("w-2").unwrap().versions.kube_proxy = Some(v("v1.29.6"));
+        assert!(names(&state, None).is_empty());
+
+        state.addons.kube_proxy = Some(v("v1.30.2"));
+        // A node's own value wins over the DaemonSet's; a vendor build of the target's
+        // release is at it; a node ahead of the target is listed too.
+        state.node_mut("w-3").unwrap().versions.kube_proxy = Some(v("v1.30.2-eks-1a2b3c"));
+        state.node_mut("cp-1").unwrap().versions.kube_proxy = Some(v("v1.31.0"));
+        assert_eq!(names(&state, None), ["cp-1=v1.31.0", "w-2=v1.29.6"]);
+        // An explicit target: nodes without their own value run the DaemonSet's version.
+        assert_eq!(
+            names(&state, Some(&v("v1.29.6"))),
+            ["cp-1=v1.31.0", "w-1=v1.30.2", "w-3=v1.30.2-eks-1a2b3c"]
+        );
+        // Patch releases differ: another release.
+        assert_eq!(
+            names(&state, Some(&v("v1.30.3"))),
+            [
+                "cp-1=v1.31.0",
+                "w-1=v1.30.2",
+                "w-2=v1.29.6",
+                "w-3=v1.30.2-eks-1a2b3c"
+            ]
+        );
     }
 
     #[test]

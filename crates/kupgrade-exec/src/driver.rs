@@ -567,15 +567,9 @@ impl Driver {
                 let deadline = tokio::time::Instant::now() + *timeout;
                 loop {
                     let state = self.ops.state().await.map_err(ops_failure)?;
-                    let want = version.as_ref().or(state.addons.kube_proxy.as_ref());
                     let behind: Vec<String> = state
-                        .nodes
-                        .iter()
-                        .filter_map(|n| {
-                            let running = state.kube_proxy_on(n)?;
-                            (want.is_some_and(|w| w.release() != running.release()))
-                                .then(|| format!("{} ({running})", n.name))
-                        })
+                        .nodes_behind_kube_proxy(version.as_ref())
+                        .map(|(n, running)| format!("{} ({running})", n.name))
                         .collect();
                     if behind.is_empty() {
                         return Ok(());
