@@ -63,7 +63,7 @@
 //!
 //! The state comes from the `--cluster` inventory, and the ssh and local executors run the
 //! cluster operations with `kubectl --kubeconfig /etc/kubernetes/admin.conf` on the first
-//! control-plane node (`--kubectl-node`).
+//! control-plane node (`--kubectl-node`), through `kupgrade_exec::KubectlOps`.
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -87,8 +87,6 @@ use kupgrade_kube::{Discovery, KubeClusterOps, PodRunner};
 
 #[path = "apply/backend.rs"]
 mod backend;
-#[path = "apply/kubectl_ops.rs"]
-mod kubectl_ops;
 
 use backend::{Backend, Source};
 

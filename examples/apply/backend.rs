@@ -6,10 +6,9 @@ use kupgrade_core::plan::{Strategy, UpgradePlan};
 use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider};
 use kupgrade_core::{ClusterState, NodeName, SshTarget};
 use kupgrade_exec::sim::{SimCluster, Workload};
-use kupgrade_exec::{LocalRunner, NodeEnv, SshConfig, SshRunner};
+use kupgrade_exec::{KubectlOps, LocalRunner, NodeEnv, SshConfig, SshRunner};
 use kupgrade_kube::{KubeClusterOps, PodRunner};
 
-use super::kubectl_ops::KubectlOps;
 use super::{Args, Executor};
 
 /// The ports for the chosen executor.

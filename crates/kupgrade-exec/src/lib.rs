@@ -8,6 +8,9 @@
 //! - [`SshRunner`]: a `CommandRunner` over OpenSSH, one multiplexed connection per node,
 //!   strict host-key checking, timeouts that kill the remote process group
 //!   ([`ssh`] explains the choices, and why the `openssh` crate rather than `russh`).
+//! - [`KubectlOps`]: a [`ClusterOperations`](kupgrade_core::ports::ClusterOperations)
+//!   backend through `kubectl` on one node, over any runner, for clusters reached only
+//!   through their nodes ([`kubectl`] says how each operation is done).
 //! - [`Journal`]: the crash-safe, append-only JSON-lines file a run records its progress in,
 //!   so an interrupted upgrade resumes where it stopped.
 //! - [`driver`]: the async [`Driver`](driver::Driver) that carries a plan out by moving data
@@ -20,7 +23,8 @@
 //!
 //! Both runners pass kupgrade-core's command-runner conformance suite
 //! (`kupgrade_core::conformance`, feature `conformance`): the SSH runner against a real `sshd`
-//! started by the tests.
+//! started by the tests. `KubectlOps` passes the cluster-operations suite against a real API
+//! server, through kubectl and the local runner.
 //!
 //! ```
 //! use kupgrade_core::ports::{CommandRunnerExt, CommandSpec, ExitStatus};
@@ -47,6 +51,7 @@
 
 pub mod driver;
 pub mod journal;
+pub mod kubectl;
 mod local;
 mod node_env;
 mod output;
@@ -54,6 +59,7 @@ pub mod sim;
 pub mod ssh;
 
 pub use journal::{Journal, JournalError, Recovered, TornTail};
+pub use kubectl::KubectlOps;
 pub use local::LocalRunner;
 pub use node_env::NodeEnv;
 pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};
