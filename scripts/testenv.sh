@@ -4,12 +4,13 @@
 # Usage:
 #   scripts/testenv.sh packages     install the missing Debian packages (starts no service)
 #   scripts/testenv.sh apiserver    build kube-apiserver v1.20.2 once into the cache
+#   scripts/testenv.sh kubectl      unpack Debian's kubectl v1.20.2 once into the cache
 #   scripts/testenv.sh up DIR       start etcd + kube-apiserver; write DIR/kubeconfig,
 #                                   DIR/kubeconfig-limited and DIR/env (source it)
 #   scripts/testenv.sh down DIR     stop exactly the processes recorded in DIR (idempotent)
 #   scripts/testenv.sh sshd-check   check that sshd accepts a throwaway loopback config
 #
-# Environment: KUPGRADE_CACHE_DIR (default /var/cache/kupgrade) holds the built binary;
+# Environment: KUPGRADE_CACHE_DIR (default /var/cache/kupgrade) holds the built binaries;
 # KUPGRADE_READY_TIMEOUT (default 60) bounds each wait in `up`, in seconds.
 # Background: /work/shared/testenv.md (why Go 1.19, the reflect2 swap, the apiserver flags).
 set -euo pipefail
@@ -18,6 +19,8 @@ readonly K8S_VERSION=v1.20.2
 readonly CACHE_DIR=${KUPGRADE_CACHE_DIR:-/var/cache/kupgrade}
 readonly APISERVER_DIR=$CACHE_DIR/kube-apiserver-$K8S_VERSION
 readonly APISERVER_BIN=$APISERVER_DIR/kube-apiserver
+readonly KUBECTL_DIR=$CACHE_DIR/kubectl-$K8S_VERSION
+readonly KUBECTL_BIN=$KUBECTL_DIR/kubectl
 readonly READY_TIMEOUT=${KUPGRADE_READY_TIMEOUT:-60}
 readonly GO_ROOT=/usr/lib/go-1.19   # Debian's Go 1.19: new enough, old enough for k8s 1.20
 readonly REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
@@ -26,7 +29,7 @@ readonly PACKAGES=(openssh-server openssh-client etcd-server etcd-client curl op
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '4,10s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
+usage() { sed -n '4,11s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
 need() { local c; for c; do command -v "$c" >/dev/null || die "'$c' not found; run: $0 packages"; done; }
 
 # ---------------------------------------------------------------------------- packages
@@ -51,6 +54,22 @@ cmd_packages() {
   install -d -m 755 /run/sshd   # sshd's privilege-separation dir; nothing else creates it here
 }
 
+# A private apt setup under WORK for Debian's main archive (deb or deb-src lines): /etc/apt
+# is never touched. Sets APTO, the options that select it, and updates its lists.
+APTO=()
+private_apt() {
+  local work=$1 kind=$2 uri codename
+  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  # shellcheck disable=SC1091
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+  mkdir -p "$work"/apt/{lists/partial,cache/archives/partial,sources.list.d}
+  echo "$kind [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${uri:-http://deb.debian.org/debian} $codename main" \
+    >"$work/apt/sources.list"
+  APTO=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=$work/apt/sources.list.d"
+    -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache" -o APT::Sandbox::User=root)
+  apt-get "${APTO[@]}" update -qq
+}
+
 # --------------------------------------------------------------------------- apiserver
 # The binary counts as built only if its checksum file (written last) matches.
 apiserver_ok() { [[ -f $APISERVER_BIN.sha256 ]] && (cd "$APISERVER_DIR" && sha256sum --status -c kube-apiserver.sha256); }
@@ -63,22 +82,14 @@ cmd_apiserver() {
   if apiserver_ok; then log "kube-apiserver built by a concurrent run"; return; fi
   need apt-get rsync make curl
   [[ -x $GO_ROOT/bin/go && -d $REFLECT2_SRC ]] || die "Go 1.19 or reflect2 missing; run: $0 packages"
-  local start=$SECONDS work uri codename src k build_log=$APISERVER_DIR.build.log
+  local start=$SECONDS work src k build_log=$APISERVER_DIR.build.log
   work=$(mktemp -d "$CACHE_DIR/build.XXXXXX")
   # shellcheck disable=SC2064  # expand $work now: it is local
   trap "chmod -R u+w '$work' 2>/dev/null; rm -rf '$work'" EXIT
-  # Debian source package through a private apt setup: /etc/apt is never touched.
-  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  # shellcheck disable=SC1091
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
-  mkdir -p "$work"/apt/{lists/partial,cache/archives/partial,sources.list.d} "$work"/{src,home}
-  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${uri:-http://deb.debian.org/debian} $codename main" \
-    >"$work/apt/sources.list"
-  local apto=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=$work/apt/sources.list.d"
-    -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache" -o APT::Sandbox::User=root)
+  private_apt "$work" deb-src
+  mkdir -p "$work"/{src,home}
   log "downloading the kubernetes source package"
-  apt-get "${apto[@]}" update -qq
-  (cd "$work/src" && apt-get "${apto[@]}" source --download-only -qq kubernetes)
+  (cd "$work/src" && apt-get "${APTO[@]}" source --download-only -qq kubernetes)
   src=$(compgen -G "$work/src/kubernetes_*really${K8S_VERSION#v}.orig.tar.gz" | head -n1) ||
     die "no kubernetes ${K8S_VERSION} orig tarball in: $(ls "$work/src")"
   tar -xzf "$src" -C "$work/src"
@@ -110,6 +121,39 @@ cmd_apiserver() {
   (cd "$APISERVER_DIR" && sha256sum kube-apiserver >.sha256.tmp && mv -f .sha256.tmp kube-apiserver.sha256)
   chmod -R u+w "$work" && rm -rf "$work" && trap - EXIT
   log "kube-apiserver $K8S_VERSION built in $((SECONDS - start)) s: $APISERVER_BIN"
+}
+
+# ----------------------------------------------------------------------------- kubectl
+# Debian's kubernetes-client (kubectl, built from the same source as the test apiserver) is
+# unpacked into the cache, not installed: its /usr/bin/kubectl clashes with other kubectl
+# packages (Google Cloud SDK's `kubectl` owns that path on some machines), and the tests want
+# this version whatever else is installed. The binary counts as ready only if its checksum
+# file (written last) matches.
+kubectl_ok() { [[ -f $KUBECTL_BIN.sha256 ]] && (cd "$KUBECTL_DIR" && sha256sum --status -c kubectl.sha256); }
+
+cmd_kubectl() {
+  if kubectl_ok; then log "kubectl cached: $KUBECTL_BIN"; return; fi
+  mkdir -p "$CACHE_DIR"
+  exec 8>"$CACHE_DIR/kubectl-$K8S_VERSION.lock"
+  flock -n 8 || { log "another download holds the lock; waiting"; flock 8; }
+  if kubectl_ok; then log "kubectl unpacked by a concurrent run"; return; fi
+  need apt-get dpkg-deb sha256sum
+  local start=$SECONDS work deb
+  work=$(mktemp -d "$CACHE_DIR/kubectl.XXXXXX")
+  # shellcheck disable=SC2064  # expand $work now: it is local
+  trap "rm -rf '$work'" EXIT
+  private_apt "$work" deb
+  (cd "$work" && apt-get "${APTO[@]}" download -qq kubernetes-client)
+  deb=$(compgen -G "$work/kubernetes-client_*really${K8S_VERSION#v}-*.deb" | head -n1) ||
+    die "no kubernetes-client ${K8S_VERSION} package in: $(ls "$work")"
+  dpkg-deb -x "$deb" "$work/root"
+  "$work/root/usr/bin/kubectl" version --client --short | grep -qx "Client Version: $K8S_VERSION" ||
+    die "the unpacked kubectl reports: $("$work/root/usr/bin/kubectl" version --client --short)"
+  mkdir -p "$KUBECTL_DIR" && rm -f "$KUBECTL_BIN.sha256"
+  cp "$work/root/usr/bin/kubectl" "$KUBECTL_BIN.tmp" && mv -f "$KUBECTL_BIN.tmp" "$KUBECTL_BIN"
+  (cd "$KUBECTL_DIR" && sha256sum kubectl >.sha256.tmp && mv -f .sha256.tmp kubectl.sha256)
+  rm -rf "$work" && trap - EXIT
+  log "kubectl $K8S_VERSION ready in $((SECONDS - start)) s: $KUBECTL_BIN"
 }
 
 # ---------------------------------------------------------------------------- up / down
@@ -171,6 +215,7 @@ EOF
 cmd_up() {
   local dir=$1 p_etcd p_peer p_metrics p_api admin_tok limited_tok url etcd_url start=$SECONDS
   cmd_apiserver
+  cmd_kubectl
   need etcd curl openssl ss setsid
   mkdir -p "$dir" && dir=$(cd "$dir" && pwd -P)
   cmd_down "$dir"   # an earlier `up` on the same DIR is replaced, not doubled
@@ -210,7 +255,7 @@ cmd_up() {
   write_kubeconfig "$dir/kubeconfig-limited" limited "$limited_tok" "$url" "$dir/certs/apiserver.crt"
   printf 'export %s=%q\n' >"$dir/env" \
     KUPGRADE_TEST_KUBECONFIG "$dir/kubeconfig" KUPGRADE_TEST_KUBECONFIG_LIMITED "$dir/kubeconfig-limited" \
-    KUPGRADE_TEST_APISERVER_URL "$url" KUPGRADE_TEST_ETCD_ENDPOINT "$etcd_url" \
+    KUPGRADE_TEST_APISERVER_URL "$url" KUPGRADE_TEST_ETCD_ENDPOINT "$etcd_url" KUPGRADE_TEST_KUBECTL "$KUBECTL_BIN" \
     KUPGRADE_TEST_ETCD_PID "$(<"$dir/etcd.pid")" KUPGRADE_TEST_APISERVER_PID "$(<"$dir/apiserver.pid")"
   log "ready in $((SECONDS - start)) s: apiserver $url, etcd $etcd_url; source $dir/env"
 }
@@ -254,6 +299,7 @@ cmd_sshd_check() {
 case ${1:-} in
   packages) cmd_packages ;;
   apiserver) cmd_apiserver ;;
+  kubectl) cmd_kubectl ;;
   up) [[ $# -eq 2 ]] || usage; cmd_up "$2" ;;
   down) [[ $# -eq 2 ]] || usage; cmd_down "$2" ;;
   sshd-check) cmd_sshd_check ;;
