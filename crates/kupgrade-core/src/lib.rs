@@ -28,7 +28,8 @@
 //! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
 //! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`kubeadm`]
 //! (kubeadm's own upgrade verdicts), [`plan`] (the upgrade planner, its steps and renderers),
-//! [`ports`] (the traits adapters implement), [`run`] (carrying a plan out: the execution state machine, its journal records and events).
+//! [`ports`] (the traits adapters implement), [`capture`] (a command's bounded output and its
+//! lines, for runner backends), [`run`] (carrying a plan out: the execution state machine, its journal records and events).
 //!
 //! Property-testing your own policy takes about fifteen lines: with the `proptest` feature,
 //! the `testing` module offers strategies (versions, cluster states that satisfy a policy,
@@ -37,6 +38,7 @@
 #![cfg_attr(feature = "proptest", doc = "See [`testing`].")]
 
 pub mod bundled;
+pub mod capture;
 pub mod cluster;
 pub mod component;
 #[cfg(feature = "conformance")]
