@@ -6,8 +6,10 @@
 //! checks:
 //!
 //! - exit codes are kept (0, 1, 7, 255), for programs and for shell scripts;
-//! - stderr is captured apart from stdout;
-//! - stdin is delivered byte for byte and then closed (EOF), and is empty when not given;
+//! - stderr is captured apart from stdout, or (where the backend says so) merged into it in
+//!   the order it was written ([`StderrCapture`]);
+//! - stdin is delivered byte for byte and then closed (EOF), and is empty when not given; input
+//!   over the backend's limit ([`Capabilities::max_stdin`]) is refused before anything runs;
 //! - arguments reach the program exactly (spaces, quotes, `$(...)`, backquotes, `;`, newlines,
 //!   empty arguments, unicode) and nothing in them is executed;
 //! - environment variables are honoured;
@@ -17,7 +19,9 @@
 //! - output is bounded to `max_output` (the tail is kept, `truncated` is set) while every line
 //!   is still streamed, in order, per stream, and (where the backend streams live) while the
 //!   command runs;
-//! - sudo is either refused with [`RunnerError::Unsupported`] or really goes through `sudo -n`;
+//! - sudo is refused with [`RunnerError::Unsupported`], really goes through `sudo -n`, or
+//!   changes nothing because every command already runs as the user sudo would give
+//!   ([`SudoSupport`]);
 //! - a command killed by a signal reports it the way the backend says it does;
 //! - several commands run at once on one node.
 use std::sync::{Arc, Mutex};
@@ -45,10 +49,16 @@ pub struct Capabilities {
     pub streams_live: bool,
     /// How many commands the suite runs at once on one node (at least 2).
     pub concurrency: usize,
+    /// The most standard input the backend carries, in bytes; more is refused with
+    /// [`RunnerError::Unsupported`]. `None`: any amount (the suite sends 3 MiB).
+    pub max_stdin: Option<usize>,
+    /// Where the backend puts what a command writes to stderr.
+    pub stderr: StderrCapture,
 }
 
 impl Capabilities {
-    /// Sudo refused, signals reported by number, live streaming, 4 concurrent commands.
+    /// Sudo refused, signals reported by number, live streaming, 4 concurrent commands, any
+    /// amount of stdin, stderr apart.
     pub fn new(scratch_dir: impl Into<String>) -> Self {
         Capabilities {
             scratch_dir: scratch_dir.into(),
@@ -56,6 +66,8 @@ impl Capabilities {
             signals: SignalReport::Number,
             streams_live: true,
             concurrency: 4,
+            max_stdin: None,
+            stderr: StderrCapture::Separate,
         }
     }
     /// Sets how sudo is treated.
@@ -78,6 +90,28 @@ impl Capabilities {
         self.concurrency = n;
         self
     }
+    /// Sets the most standard input the backend carries.
+    pub fn max_stdin(mut self, bytes: usize) -> Self {
+        self.max_stdin = Some(bytes);
+        self
+    }
+    /// Sets where stderr goes.
+    pub fn stderr(mut self, stderr: StderrCapture) -> Self {
+        self.stderr = stderr;
+        self
+    }
+}
+
+/// Where a backend puts what a command writes to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StderrCapture {
+    /// In [`CommandOutput::stderr`], and as [`Stream::Stderr`] lines.
+    Separate,
+    /// Merged into stdout in the order it was written ([`CommandOutput::stdout`],
+    /// [`Stream::Stdout`] lines), with [`CommandOutput::stderr`] always empty: for transports
+    /// that carry one stream, such as a container's log.
+    MergedIntoStdout,
 }
 
 /// How a backend treats [`Privilege::Sudo`](crate::ports::Privilege::Sudo).
@@ -90,6 +124,13 @@ pub enum SudoSupport {
     /// (as sudo does), and the spec's environment still reaches the command.
     Honoured {
         /// The user id commands run as under sudo (usually `"0"`).
+        uid: String,
+    },
+    /// Every command already runs as `uid`, with or without sudo, so sudo is accepted and
+    /// changes nothing (a command run on the host by a privileged pod is root already); the
+    /// spec's environment still reaches the command.
+    Implicit {
+        /// The user id every command runs as (usually `"0"`).
         uid: String,
     },
 }
@@ -108,12 +149,12 @@ pub enum SignalReport {
 /// Runs every check, in order.
 pub async fn run_all(runner: &dyn CommandRunner, node: &NodeName, caps: &Capabilities) {
     exit_codes(runner, node).await;
-    stderr_is_separate(runner, node).await;
-    stdin_is_delivered_and_closed(runner, node).await;
+    stderr_is_captured(runner, node, caps).await;
+    stdin_is_delivered_and_closed(runner, node, caps).await;
     arguments_arrive_exactly(runner, node, caps).await;
     environment_is_honoured(runner, node).await;
     missing_program_is_not_found(runner, node).await;
-    output_is_bounded(runner, node).await;
+    output_is_bounded(runner, node, caps).await;
     lines_stream_in_order(runner, node, caps).await;
     sudo(runner, node, caps).await;
     signals(runner, node, caps).await;
@@ -255,27 +296,30 @@ pub async fn exit_codes(runner: &dyn CommandRunner, node: &NodeName) {
     );
 }
 
-/// Stdout and stderr are captured apart.
-pub async fn stderr_is_separate(runner: &dyn CommandRunner, node: &NodeName) {
+/// Stdout and stderr are captured apart, or merged in the order they were written.
+pub async fn stderr_is_captured(runner: &dyn CommandRunner, node: &NodeName, caps: &Capabilities) {
+    let check = "stderr_is_captured";
     let spec =
         CommandSpec::shell("printf out1; printf err1 >&2; printf out2; printf 'err2\\n' >&2");
-    let o = out(runner, node, "stderr_is_separate", &spec).await;
-    assert_eq!(
-        o.stdout_text(),
-        "out1out2",
-        "conformance/stderr_is_separate: stdout"
-    );
-    assert_eq!(
-        o.stderr_text(),
-        "err1err2\n",
-        "conformance/stderr_is_separate: stderr"
-    );
+    let o = out(runner, node, check, &spec).await;
+    let (stdout, stderr) = match caps.stderr {
+        StderrCapture::Separate => ("out1out2", "err1err2\n"),
+        StderrCapture::MergedIntoStdout => ("out1err1out2err2\n", ""),
+    };
+    assert_eq!(o.stdout_text(), stdout, "conformance/{check}: stdout");
+    assert_eq!(o.stderr_text(), stderr, "conformance/{check}: stderr");
     assert_eq!(o.status, ExitStatus::Code(0));
     assert!(!o.truncated);
 }
 
 /// Stdin arrives byte for byte and is then closed; without stdin the command reads nothing.
-pub async fn stdin_is_delivered_and_closed(runner: &dyn CommandRunner, node: &NodeName) {
+/// As much input as the backend carries arrives whole (3 MiB, more than any pipe buffer,
+/// when it has no limit); one byte more is refused, and nothing runs.
+pub async fn stdin_is_delivered_and_closed(
+    runner: &dyn CommandRunner,
+    node: &NodeName,
+    caps: &Capabilities,
+) {
     let check = "stdin_is_delivered_and_closed";
     let mut input = b"first line\nsecond line\n\nno newline at the end: \xe2\x9c\x93".to_vec();
     input.extend(0..=255u8);
@@ -293,20 +337,42 @@ pub async fn stdin_is_delivered_and_closed(runner: &dyn CommandRunner, node: &No
         "conformance/{check}: stdin did not round-trip through cat"
     );
 
-    // More than any pipe buffer, while the command also writes.
-    let big = vec![b'k'; 3 << 20];
+    // As much as the backend carries, while the command also writes.
+    let most = caps.max_stdin.unwrap_or(3 << 20);
+    assert!(
+        most >= 1024,
+        "conformance/{check}: max_stdin must be at least 1 KiB"
+    );
     let o = out(
         runner,
         node,
         check,
-        &CommandSpec::shell("wc -c | tr -d ' '").stdin(big),
+        &CommandSpec::shell("wc -c | tr -d ' '").stdin(vec![b'k'; most]),
     )
     .await;
     assert_eq!(
         o.stdout_text(),
-        format!("{}\n", 3 << 20),
-        "conformance/{check}: 3 MiB of stdin"
+        format!("{most}\n"),
+        "conformance/{check}: {most} bytes of stdin"
     );
+    if let Some(max) = caps.max_stdin {
+        let dir = fresh_dir(runner, node, caps, check).await;
+        let ran = format!("{dir}/ran");
+        let spec = CommandSpec::shell(format!("touch {}; cat >/dev/null", shell_quote(&ran)))
+            .stdin(vec![b'k'; max + 1])
+            .timeout(BOUND);
+        match runner.run(node, &spec, &LineSink::none()).await {
+            Err(RunnerError::Unsupported { .. }) => {}
+            other => panic!(
+                "conformance/{check}: {} bytes of stdin (over max_stdin) should be refused, gave {other:?}",
+                max + 1
+            ),
+        }
+        assert!(
+            !exists(runner, node, check, &ran).await,
+            "conformance/{check}: a command with too much stdin ran"
+        );
+    }
 
     let o = out(runner, node, check, &CommandSpec::new("cat")).await;
     assert_eq!(
@@ -459,7 +525,7 @@ pub async fn missing_program_is_not_found(runner: &dyn CommandRunner, node: &Nod
 
 /// Huge output keeps only the last `max_output` bytes of each stream and says so, while
 /// every line still reaches the sink.
-pub async fn output_is_bounded(runner: &dyn CommandRunner, node: &NodeName) {
+pub async fn output_is_bounded(runner: &dyn CommandRunner, node: &NodeName, caps: &Capabilities) {
     let check = "output_is_bounded";
     let max = 4096;
     let lines = 40_000; // 34 bytes each: 1.3 MiB
@@ -488,20 +554,20 @@ pub async fn output_is_bounded(runner: &dyn CommandRunner, node: &NodeName) {
     );
     assert_eq!(got.last().map(String::as_str), Some("END"));
 
-    // The same on stderr.
+    // The same on stderr (or in stdout, where stderr is merged into it).
     let spec = CommandSpec::shell(format!("{{ {body}; }} >&2")).max_output(max);
     let o = out(runner, node, check, &spec).await;
+    let (kept, other) = match caps.stderr {
+        StderrCapture::Separate => (&o.stderr, &o.stdout),
+        StderrCapture::MergedIntoStdout => (&o.stdout, &o.stderr),
+    };
     assert!(
-        o.truncated && o.stdout.is_empty(),
+        o.truncated && other.is_empty(),
         "conformance/{check}: stderr"
     );
-    assert_eq!(
-        o.stderr.len(),
-        max,
-        "conformance/{check}: kept stderr bytes"
-    );
+    assert_eq!(kept.len(), max, "conformance/{check}: kept stderr bytes");
     assert!(
-        o.stderr_text().ends_with("filler\nEND\n"),
+        kept.ends_with(b"filler\nEND\n"),
         "conformance/{check}: stderr tail"
     );
 
@@ -540,9 +606,19 @@ pub async fn lines_stream_in_order(
     );
     let o = run_ok(runner, node, check, &spec, &sink).await;
     let got = got.lock().unwrap().clone();
-    let mut want_out: Vec<String> = (1..=300).map(|i| format!("out {i}")).collect();
+    let (mut want_out, want_err): (Vec<String>, Vec<String>) = match caps.stderr {
+        StderrCapture::Separate => (
+            (1..=300).map(|i| format!("out {i}")).collect(),
+            (1..=300).map(|i| format!("err {i}")).collect(),
+        ),
+        StderrCapture::MergedIntoStdout => (
+            (1..=300)
+                .flat_map(|i| [format!("out {i}"), format!("err {i}")])
+                .collect(),
+            Vec::new(),
+        ),
+    };
     want_out.push("no newline".into());
-    let want_err: Vec<String> = (1..=300).map(|i| format!("err {i}")).collect();
     assert_eq!(
         of(&got, Stream::Stdout),
         want_out,
@@ -619,7 +695,8 @@ pub async fn lines_stream_in_order(
     );
 }
 
-/// Sudo is refused with [`RunnerError::Unsupported`], or really runs through `sudo -n`.
+/// Sudo is refused with [`RunnerError::Unsupported`], really runs through `sudo -n`, or
+/// changes nothing because every command runs as the user sudo would give.
 pub async fn sudo(runner: &dyn CommandRunner, node: &NodeName, caps: &Capabilities) {
     let check = "sudo";
     match &caps.sudo {
@@ -668,6 +745,25 @@ pub async fn sudo(runner: &dyn CommandRunner, node: &NodeName, caps: &Capabiliti
             )
             .await;
             assert_eq!(text, "42\n", "conformance/{check}: a script under sudo");
+        }
+        SudoSupport::Implicit { uid } => {
+            for spec in [
+                CommandSpec::new("id").arg("-u"),
+                CommandSpec::new("id").arg("-u").sudo(),
+                CommandSpec::shell("id -u").sudo(),
+            ] {
+                let text = ok_text(runner, node, check, &spec).await;
+                assert_eq!(text.trim(), uid, "conformance/{check}: `{spec}`");
+            }
+            let probe = CommandSpec::new("sh")
+                .args(["-c", "printf '%s' \"$KUPGRADE_UNDER_SUDO\""])
+                .env("KUPGRADE_UNDER_SUDO", "it's here")
+                .sudo();
+            let text = ok_text(runner, node, check, &probe).await;
+            assert_eq!(
+                text, "it's here",
+                "conformance/{check}: the environment did not reach a sudo command"
+            );
         }
     }
 }
