@@ -23,6 +23,10 @@
 //! Minimal permissions for each use are in `examples/rbac/` (read-only discovery; cordon and
 //! drain; node commands).
 //!
+//! Both ports pass kupgrade-core's conformance suites (`kupgrade_core::conformance`) against
+//! a real API server, with a test harness playing the kubelet (`tests/apiserver.rs`,
+//! `tests/pod_runner.rs`).
+//!
 //! Modules: [`discover`](mod@discover) (what is read where), [`drain`] (the drain, step by step),
 //! [`runner`] (the command pod and the privileges it needs), [`config`] (client configuration
 //! and the retry setting), [`ops`]. Their items are re-exported here.

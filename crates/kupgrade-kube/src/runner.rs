@@ -23,10 +23,18 @@
 //! pod is **always deleted** afterwards, with grace period 0: after success, failure, timeout,
 //! an error, and also when the future is dropped (the deletion is then spawned on the runtime).
 //!
-//! Limits: stdout and stderr arrive merged (the kubelet's log does not keep them apart), as
-//! [`CommandOutput::stdout`]; output lines are delivered to the [`LineSink`] when the command
-//! has finished, not while it runs. `sudo` is dropped from the command line, since the
-//! command already runs as root on the host.
+//! Output is bounded like the other runners' (the last `max_output` bytes are kept) and every
+//! line of it reaches the [`LineSink`]. A command of a program (not a shell script) that exits
+//! with status 127 is [`RunnerError::NotFound`], as the host's `sh` reports a missing program
+//! that way (or, for a command given stdin, a missing `base64`).
+//!
+//! Limits: stdout and stderr arrive merged in the order they were written (the kubelet's log
+//! does not keep them apart), as [`CommandOutput::stdout`]; output lines are delivered to the
+//! [`LineSink`] when the command has finished, not while it runs. A command killed by a
+//! signal reports the container's exit code, `128 + signal` (the kubelet has the signal from
+//! containerd only as that code). `sudo` is dropped from the command
+//! line, since the command already runs as root on the host. The runner passes kupgrade-core's
+//! command-runner conformance suite with these as its capabilities (`tests/pod_runner.rs`).
 //!
 //! # Standard input
 //!
@@ -84,9 +92,10 @@ use kube::api::{Api, DeleteParams, LogParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use kupgrade_core::NodeName;
+use kupgrade_core::capture::StreamCapture;
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Privilege, RunnerError,
-    Stream, shell_quote,
+    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Privilege, Program,
+    RunnerError, Stream, shell_quote,
 };
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -364,40 +373,36 @@ impl PodRunner {
         }
     }
 
-    /// The log's last `max` bytes, when the kubelet serves it.
+    /// Reads the log, when the kubelet serves it, into `capture` (which keeps its tail and
+    /// hands every line to `lines`); returns how many bytes it read, also when the read
+    /// failed part of the way.
     async fn read_log(
         &self,
         api: &Api<Pod>,
         name: &str,
-        max: usize,
-    ) -> Result<(Vec<u8>, bool), kube::Error> {
+        capture: &mut StreamCapture,
+        lines: &LineSink,
+    ) -> (usize, Result<(), kube::Error>) {
         let params = LogParams {
             container: Some(CONTAINER.into()),
             ..LogParams::default()
         };
-        let mut reader = api.log_stream(name, &params).await?;
-        let mut buf = Vec::new();
+        let mut reader = match api.log_stream(name, &params).await {
+            Ok(r) => r,
+            Err(e) => return (0, Err(e)),
+        };
         let mut chunk = vec![0u8; 16 * 1024];
-        let mut truncated = false;
+        let mut read = 0;
         loop {
-            let n = reader
-                .read(&mut chunk)
-                .await
-                .map_err(kube::Error::ReadEvents)?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.len() > max.saturating_mul(2).max(64 * 1024) {
-                buf.drain(..buf.len() - max);
-                truncated = true;
+            match reader.read(&mut chunk).await {
+                Ok(0) => return (read, Ok(())),
+                Ok(n) => {
+                    read += n;
+                    capture.push(&chunk[..n], lines);
+                }
+                Err(e) => return (read, Err(kube::Error::ReadEvents(e))),
             }
         }
-        if buf.len() > max {
-            buf.drain(..buf.len() - max);
-            truncated = true;
-        }
-        Ok((buf, truncated))
     }
 
     async fn run_in_pod(
@@ -414,40 +419,45 @@ impl PodRunner {
             Some(s) if s != 0 => ExitStatus::Signal(s),
             _ => ExitStatus::Code(t.exit_code),
         };
-        let (mut output, mut truncated) = match timeout(
+        let mut capture = StreamCapture::new(Stream::Stdout, spec.max_output, lines);
+        let log = timeout(
             Duration::from_secs(30),
-            self.read_log(api, name, spec.max_output),
+            self.read_log(api, name, &mut capture, lines),
         )
-        .await
-        {
-            Ok(Ok(log)) => log,
-            Ok(Err(e)) => {
+        .await;
+        let read = match log {
+            Ok((read, Ok(()))) => read,
+            Ok((read, Err(e))) => {
                 tracing::debug!(
-                    "log of pod {}/{name} not served ({}); using the termination message",
+                    "log of pod {}/{name} not served after {read} bytes ({})",
                     self.namespace,
                     crate::error::describe(&e)
                 );
-                (Vec::new(), false)
+                read
             }
-            Err(_) => (Vec::new(), false),
+            Err(_) => {
+                tracing::debug!("log of pod {}/{name} not read within 30 s", self.namespace);
+                0
+            }
         };
-        if output.is_empty()
+        if read == 0
             && let Some(m) = t.message.as_deref()
         {
-            output = m.as_bytes().to_vec();
-            if output.len() > spec.max_output {
-                output.drain(..output.len() - spec.max_output);
-                truncated = true;
-            }
+            // The kubelet's copy of the log's tail, for a command that failed.
+            capture.push(m.as_bytes(), lines);
         }
-        if lines.is_active() {
-            for l in String::from_utf8_lossy(&output).lines() {
-                lines.line(Stream::Stdout, l);
-            }
+        let (stdout, truncated) = capture.finish(lines);
+        if let ExitStatus::Code(127) = status
+            && let Some(program) = missing_program(spec, &stdout)
+        {
+            return Err(RunnerError::NotFound {
+                node: node.clone(),
+                program,
+            });
         }
         Ok(CommandOutput {
             status,
-            stdout: output,
+            stdout,
             stderr: Vec::new(),
             truncated,
         })
@@ -477,9 +487,7 @@ fn host_line(spec: &CommandSpec) -> Result<String, RunnerError> {
         }
         Some(input) => format!(
             "command -v base64 >/dev/null 2>&1 || {{ echo {} >&2; exit 127; }}\nprintf %s {} | base64 -d | {{\n{line}\n}}",
-            shell_quote(
-                "kupgrade: base64 not found on the node; it is needed to feed the command's standard input"
-            ),
+            shell_quote(BASE64_MISSING),
             shell_quote(&BASE64.encode(input)),
         ),
     };
@@ -499,6 +507,27 @@ fn host_line(spec: &CommandSpec) -> Result<String, RunnerError> {
     }
     Ok(line)
 }
+
+/// The program a command that exited with status 127 did not find: `base64` when the line
+/// feeding the command's stdin said so, otherwise the spec's program (the host's `sh` reports
+/// a missing program as 127). `None` for a shell script, whose own exit code that is.
+fn missing_program(spec: &CommandSpec, output: &[u8]) -> Option<String> {
+    if spec.stdin.is_some()
+        && output
+            .windows(BASE64_MISSING.len())
+            .any(|w| w == BASE64_MISSING.as_bytes())
+    {
+        return Some("base64".into());
+    }
+    match &spec.program {
+        Program::Exec { program, .. } => Some(program.clone()),
+        Program::Shell { .. } => None,
+    }
+}
+
+/// What the shell line prints when the node has no `base64` to decode a command's stdin.
+const BASE64_MISSING: &str =
+    "kupgrade: base64 not found on the node; it is needed to feed the command's standard input";
 
 fn other(node: &NodeName, message: String) -> RunnerError {
     RunnerError::Other {
