@@ -11,6 +11,10 @@
 //! - A simulated kubelet per scope watches the scope's namespace: it finalizes pods marked for
 //!   deletion (delete with grace 0) and completes node-command pods with the exit code and
 //!   message the test chose.
+//! - `kubelet.rs` (not a submodule here: `tests/pod_runner.rs` includes it, as it needs TLS)
+//!   is a kubelet that really runs node-command pods as local processes and serves their logs.
+//!
+//! kupgrade-exec's `tests/kubectl_ops.rs` includes this module too.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
