@@ -196,9 +196,16 @@ fail_up() {   # fail_up DIR MESSAGE: show the end of both logs, stop what runs, 
 }
 
 start_bg() {   # start_bg DIR NAME CMD...: detached, logs to DIR/NAME.log, PID to DIR/NAME.pid
-  local dir=$1 name=$2 && shift 2
+  local dir=$1 name=$2 pid i && shift 2
   setsid "$@" </dev/null >"$dir/$name.log" 2>&1 &
-  echo $! >"$dir/$name.pid"
+  pid=$!
+  echo "$pid" >"$dir/$name.pid"
+  # Until the child execs, its command line is this script's, and is_ours would take a server
+  # still starting for one that exited: wait (briefly) for the exec, or for the child's end.
+  for ((i = 0; i < 50; i++)); do
+    { is_ours "$pid" "$dir" || ! kill -0 "$pid" 2>/dev/null; } && break
+    sleep 0.1
+  done
 }
 
 write_kubeconfig() {   # write_kubeconfig FILE USER TOKEN URL CA (YAML flow style, one user)
