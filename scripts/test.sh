@@ -2,13 +2,14 @@
 # The whole test suite, exactly as CI runs it (.ci/run calls this).
 #
 # It installs what the tests need when missing (openssh-server, etcd, the Go toolchain that
-# builds the test kube-apiserver), builds that apiserver once into a cache outside the repo,
-# starts etcd + apiserver on loopback for the run and stops them after. Nothing that needs a
-# real server is skipped: KUPGRADE_REQUIRE_REAL_SERVERS=1 turns a missing server into a failure.
+# builds the test kube-apiserver), builds that apiserver and unpacks a matching kubectl once
+# into a cache outside the repo, starts etcd + apiserver on loopback for the run and stops
+# them after. Nothing that needs a real server is skipped: KUPGRADE_REQUIRE_REAL_SERVERS=1
+# turns a missing server into a failure.
 #
 # Environment:
 #   CARGO_TARGET_DIR     defaults to /var/cache/kupgrade/target (kept between runs)
-#   KUPGRADE_CACHE_DIR   defaults to /var/cache/kupgrade (test apiserver build)
+#   KUPGRADE_CACHE_DIR   defaults to /var/cache/kupgrade (test apiserver build, kubectl)
 #   KUPGRADE_QUICK=1     skip the bench and fuzz builds
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +35,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 
-step "test kube-apiserver (cached build)"
+step "test kube-apiserver and kubectl (cached)"
 scripts/testenv.sh apiserver
+scripts/testenv.sh kubectl
 
 ENVDIR=$(mktemp -d /tmp/kupgrade-testenv.XXXXXX)
 cleanup() { scripts/testenv.sh down "$ENVDIR" || true; rm -rf "$ENVDIR"; }
