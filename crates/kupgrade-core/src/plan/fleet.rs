@@ -21,10 +21,11 @@ use foldhash::{HashMap, HashMapExt};
 use crate::skew::{LabelKeys, Summary};
 use crate::{ClusterState, Labels, Node, NodeName};
 
+use super::action::Action;
 use super::simulate::{
     Effect, SimulationError, install, move_addon_versions, set_control_plane, upgrade_kubectl,
 };
-use super::step::{Action, AddonVersions, Step};
+use super::step::{AddonVersions, Step};
 
 /// The end of a chain of classes with one hash.
 const END: u32 = u32::MAX;

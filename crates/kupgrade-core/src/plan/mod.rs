@@ -59,6 +59,7 @@ use crate::ports::DrainOptions;
 use crate::skew::{SkewPolicy, UpstreamPolicy, Violation};
 use crate::{ClusterState, Component, KubeVersion, Minor, NodeName, OsFamily, Role, ZONE_LABEL};
 
+mod action;
 mod available;
 mod batch;
 mod check;
@@ -72,14 +73,14 @@ mod schema;
 mod simulate;
 mod step;
 
+pub use action::{Action, Executor};
 pub use available::{AvailableUpgrade, available_upgrades};
 pub use estimate::{Durations, Estimate, human_duration};
 pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
 pub use schema::{SCHEMA, schema_json};
 pub use simulate::{Effect, Simulation, SimulationError};
 pub use step::{
-    Action, AddonVersions, Executor, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck,
-    Step, StepId,
+    AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, Step, StepId,
 };
 
 /// The `apiVersion` of the serialized plan format.

@@ -15,6 +15,7 @@ use crate::{
     ClusterState, Component, EtcdTopology, KubeVersion, Minor, Node, NodeName, OsFamily, Role,
 };
 
+use super::action::{Action, Executor};
 use super::batch::{self, Item};
 use super::check::Checker;
 use super::estimate::Estimate;
@@ -22,9 +23,7 @@ use super::fleet::Fleet;
 use super::hops;
 use super::packages::{KUBELET_PACKAGES, node_commands, validate_path};
 use super::simulate::Simulation;
-use super::step::{
-    Action, AddonVersions, Executor, Fact, NodeList, Package, Phase, PreflightCheck, Step, StepId,
-};
+use super::step::{AddonVersions, Fact, NodeList, Package, Phase, PreflightCheck, Step, StepId};
 use super::{
     API_VERSION, AddonsAt, ComponentChange, Hop, HopKind, KIND, PlanError, PlanNode, PlanRequest,
     Strategy, TargetError, UpgradePlan, VersionCount, WorkerPacing,

@@ -8,7 +8,8 @@ use std::fmt;
 use crate::skew::Summary;
 use crate::{Addons, ClusterState, Component, KubeVersion, Node, NodeName, NodeVersions};
 
-use super::step::{Action, AddonVersions, Package, Step};
+use super::action::Action;
+use super::step::{AddonVersions, Package, Step};
 
 /// A cluster state that steps can be applied to, with an index from node names to nodes.
 ///

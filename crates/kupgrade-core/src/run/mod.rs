@@ -76,7 +76,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::plan::{Action, Executor, PreflightCheck, Step, StepId, UpgradePlan};
+use crate::plan::{Action, Executor, PreflightCheck, StepId, UpgradePlan};
 use crate::ports::{CommandSpec, DrainOptions};
 use crate::skew::SkewPolicy;
 use crate::{ClusterState, KubeVersion, Node, NodeName};
@@ -476,29 +476,6 @@ impl fmt::Debug for Run {
             .field("in_flight", &self.in_flight)
             .field("finished", &self.finished)
             .finish_non_exhaustive()
-    }
-}
-
-impl Step {
-    /// This step restricted to `node` (all of it for `None` or a step without nodes): what
-    /// one task of a run does, for models such as
-    /// [`Simulation`](crate::plan::Simulation) that apply whole steps.
-    pub fn on_node(&self, node: Option<&NodeName>) -> Step {
-        let mut step = self.clone();
-        if let Some(n) = node
-            && let Some(i) = self.nodes.iter().position(|m| m == n)
-        {
-            step.nodes = crate::plan::NodeList::new(vec![n.clone()]);
-            if let Action::ProvisionNodes { version, templates } = &self.action {
-                step.action = Action::ProvisionNodes {
-                    version: version.clone(),
-                    templates: crate::plan::NodeList::new(
-                        templates.as_slice().get(i).cloned().into_iter().collect(),
-                    ),
-                };
-            }
-        }
-        step
     }
 }
 

@@ -1,0 +1,288 @@
+//! What an action means, in one place.
+//!
+//! An [`Action`] is what a [`Step`] does. Everything kupgrade derives from it is answered
+//! here: which port carries it out ([`Action::executor`]), its name in step ids
+//! ([`Action::verb`]) and in words ([`Action::describe`]), and what one task of it does
+//! ([`Step::on_node`]).
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ports::DrainOptions;
+use crate::{KubeVersion, Minor, NodeName};
+
+use super::step::{AddonVersions, NodeList, Package, PreflightCheck, Step};
+
+/// What a step does. The effect of each action on the model is fixed (see
+/// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
+/// are part of the action, so replaying a plan needs no lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Action {
+    /// Checks made before anything changes.
+    Preflight {
+        /// The checks.
+        checks: Vec<PreflightCheck>,
+    },
+    /// `etcdctl snapshot save` on a control-plane node (stacked etcd).
+    EtcdSnapshot {
+        /// The snapshot file on the node.
+        path: String,
+    },
+    /// A copy of `/etc/kubernetes` on each control-plane node.
+    BackupConfig {
+        /// The directory the copy goes to.
+        path: String,
+    },
+    /// Point the node's Kubernetes package repository at `minor` (pkgs.k8s.io has one
+    /// repository per minor).
+    SwitchRepository {
+        /// The minor.
+        minor: Minor,
+    },
+    /// Unhold, install at an exact version, hold again.
+    InstallPackages {
+        /// The packages.
+        packages: Vec<Package>,
+        /// Their version.
+        version: KubeVersion,
+    },
+    /// `kubeadm version` must print `version`.
+    CheckKubeadmVersion {
+        /// The expected version.
+        version: KubeVersion,
+    },
+    /// `kubeadm upgrade plan <version>`: kubeadm's own pre-flight, changes nothing.
+    KubeadmUpgradePlan {
+        /// The target of the hop.
+        version: KubeVersion,
+    },
+    /// `kubeadm upgrade apply <version> --yes` on the first control-plane node: moves its
+    /// control-plane components (and stacked etcd), and the add-ons where kubeadm does so at
+    /// apply. After it a downgrade is no longer supported.
+    KubeadmUpgradeApply {
+        /// The new control-plane version.
+        version: KubeVersion,
+        /// The stacked etcd version it deploys on the node, when it changes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etcd: Option<KubeVersion>,
+        /// The add-ons it moves.
+        #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
+        addons: AddonVersions,
+    },
+    /// `kubeadm upgrade node`: on a control-plane node, moves its components to the version
+    /// `kubeadm upgrade apply` set (and the add-ons, on the last one since kubeadm 1.28; run
+    /// again on a control-plane node already upgraded, only the add-ons move); on a worker,
+    /// refreshes the kubelet configuration.
+    KubeadmUpgradeNode {
+        /// The control-plane version it deploys (control-plane nodes only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        control_plane: Option<KubeVersion>,
+        /// The stacked etcd version it deploys, when it changes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etcd: Option<KubeVersion>,
+        /// The add-ons it moves.
+        #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
+        addons: AddonVersions,
+    },
+    /// Mark the nodes unschedulable.
+    Cordon,
+    /// Evict the nodes' pods (cordoning them first), honouring disruption budgets.
+    Drain {
+        /// How.
+        options: DrainOptions,
+    },
+    /// `systemctl daemon-reload` and `systemctl restart kubelet`, so that the kubelet installed
+    /// at `version` runs.
+    RestartKubelet {
+        /// The kubelet version installed.
+        version: KubeVersion,
+    },
+    /// Wait until the nodes are Ready and their kubelets report `version`.
+    WaitReady {
+        /// The kubelet version expected.
+        version: KubeVersion,
+        /// Give up after this long.
+        timeout_seconds: u64,
+    },
+    /// Mark the nodes schedulable again.
+    Uncordon,
+    /// Wait until the kube-proxy DaemonSet runs its version on every node (a rollout under
+    /// way finishes: `kubectl -n kube-system rollout status daemonset/kube-proxy`).
+    WaitKubeProxyRollout {
+        /// The DaemonSet's version, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<KubeVersion>,
+        /// Give up after this long.
+        timeout_seconds: u64,
+    },
+    /// The operator's own kubectl must be upgraded to `version` (kubectl must stay within one
+    /// minor of every API server). Not something a runner can do on a node.
+    UpgradeKubectlClient {
+        /// The version.
+        version: KubeVersion,
+    },
+    /// Create the step's nodes, each like its template (roles, labels, OS), running `version`,
+    /// and wait until they have joined and are Ready (the replace strategy).
+    ProvisionNodes {
+        /// The version they join with.
+        version: KubeVersion,
+        /// For each of the step's nodes, in order, the node it replaces (its template).
+        templates: NodeList,
+    },
+    /// Remove the (drained) nodes from the cluster and delete their machines.
+    RemoveNodes,
+    /// The final check: every node at the target, the policy holds.
+    Verify {
+        /// The target.
+        version: KubeVersion,
+    },
+}
+
+/// Which port carries an action out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    /// Commands on each of the step's nodes ([`Step::commands`], a `CommandRunner`).
+    Node,
+    /// Cluster operations (cordon, drain, uncordon, wait Ready: `ClusterOperations`).
+    Cluster,
+    /// The node provider (`NodeProvider`).
+    Provider,
+    /// A check against the cluster state and the policy; changes nothing.
+    Check,
+    /// Something only the operator can do (their own kubectl).
+    Operator,
+}
+
+impl Action {
+    /// Which port carries the action out.
+    pub fn executor(&self) -> Executor {
+        match self {
+            Action::Preflight { .. } | Action::Verify { .. } => Executor::Check,
+            Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::InstallPackages { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::KubeadmUpgradeApply { .. }
+            | Action::KubeadmUpgradeNode { .. }
+            | Action::RestartKubelet { .. } => Executor::Node,
+            Action::Cordon
+            | Action::Drain { .. }
+            | Action::WaitReady { .. }
+            | Action::Uncordon
+            | Action::WaitKubeProxyRollout { .. } => Executor::Cluster,
+            Action::ProvisionNodes { .. } | Action::RemoveNodes => Executor::Provider,
+            Action::UpgradeKubectlClient { .. } => Executor::Operator,
+        }
+    }
+
+    /// A short verb for identifiers (`kubeadm-upgrade-apply`, `install-kubelet-kubectl`).
+    pub fn verb(&self) -> String {
+        match self {
+            Action::Preflight { .. } => "preflight".into(),
+            Action::EtcdSnapshot { .. } => "etcd-snapshot".into(),
+            Action::BackupConfig { .. } => "backup-config".into(),
+            Action::SwitchRepository { minor } => format!("repository-{minor}"),
+            Action::InstallPackages { packages, version } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
+                format!("install-{}@{version}", names.join("-"))
+            }
+            Action::CheckKubeadmVersion { .. } => "kubeadm-version".into(),
+            Action::KubeadmUpgradePlan { .. } => "kubeadm-upgrade-plan".into(),
+            Action::KubeadmUpgradeApply { .. } => "kubeadm-upgrade-apply".into(),
+            Action::KubeadmUpgradeNode {
+                control_plane,
+                addons,
+                ..
+            } => match control_plane {
+                Some(_) => "kubeadm-upgrade-node".into(),
+                None if addons.is_empty() => "kubeadm-upgrade-node-config".into(),
+                None => "kubeadm-upgrade-node-addons".into(),
+            },
+            Action::Cordon => "cordon".into(),
+            Action::Drain { .. } => "drain".into(),
+            Action::RestartKubelet { version } => format!("restart-kubelet@{version}"),
+            Action::WaitReady { version, .. } => format!("wait-ready@{version}"),
+            Action::Uncordon => "uncordon".into(),
+            Action::WaitKubeProxyRollout { .. } => "kube-proxy-rollout".into(),
+            Action::UpgradeKubectlClient { .. } => "kubectl-client".into(),
+            Action::ProvisionNodes { .. } => "provision".into(),
+            Action::RemoveNodes => "remove".into(),
+            Action::Verify { .. } => "verify".into(),
+        }
+    }
+
+    /// What the action does, in a few words (`kubeadm upgrade apply v1.29.15`).
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Preflight { .. } => "pre-flight checks".into(),
+            Action::EtcdSnapshot { path } => format!("etcd snapshot to {path}"),
+            Action::BackupConfig { path } => format!("back up /etc/kubernetes to {path}"),
+            Action::SwitchRepository { minor } => {
+                format!("switch the package repository to v{minor}")
+            }
+            Action::InstallPackages { packages, version } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
+                format!("install {} {version}", names.join(", "))
+            }
+            Action::CheckKubeadmVersion { version } => format!("check kubeadm is {version}"),
+            Action::KubeadmUpgradePlan { version } => format!("kubeadm upgrade plan {version}"),
+            Action::KubeadmUpgradeApply { version, .. } => {
+                format!("kubeadm upgrade apply {version}")
+            }
+            Action::KubeadmUpgradeNode {
+                control_plane,
+                addons,
+                ..
+            } => match control_plane {
+                Some(v) => format!("kubeadm upgrade node (control plane to {v})"),
+                None if addons.is_empty() => "kubeadm upgrade node (kubelet configuration)".into(),
+                None => "kubeadm upgrade node (add-ons kube-proxy and CoreDNS)".into(),
+            },
+            Action::Cordon => "cordon".into(),
+            Action::Drain { .. } => "drain".into(),
+            Action::RestartKubelet { version } => format!("restart the kubelet ({version})"),
+            Action::WaitReady { version, .. } => format!("wait until Ready at {version}"),
+            Action::Uncordon => "uncordon".into(),
+            Action::WaitKubeProxyRollout { version, .. } => match version {
+                Some(v) => format!("wait until kube-proxy {v} runs on every node"),
+                None => "wait until the kube-proxy DaemonSet has rolled out".into(),
+            },
+            Action::UpgradeKubectlClient { version } => {
+                format!("upgrade your own kubectl to {version}")
+            }
+            Action::ProvisionNodes { version, .. } => format!("provision nodes at {version}"),
+            Action::RemoveNodes => "remove nodes".into(),
+            Action::Verify { version } => format!("verify every node at {version}"),
+        }
+    }
+}
+
+impl Step {
+    /// This step restricted to `node` (all of it for `None` or a step without nodes): what
+    /// one task of a run does, for models such as
+    /// [`Simulation`](crate::plan::Simulation) that apply whole steps.
+    pub fn on_node(&self, node: Option<&NodeName>) -> Step {
+        let mut step = self.clone();
+        if let Some(n) = node
+            && let Some(i) = self.nodes.iter().position(|m| m == n)
+        {
+            step.nodes = NodeList::new(vec![n.clone()]);
+            if let Action::ProvisionNodes { version, templates } = &self.action {
+                step.action = Action::ProvisionNodes {
+                    version: version.clone(),
+                    templates: NodeList::new(
+                        templates.as_slice().get(i).cloned().into_iter().collect(),
+                    ),
+                };
+            }
+        }
+        step
+    }
+}
