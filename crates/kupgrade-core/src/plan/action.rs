@@ -8,9 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ports::DrainOptions;
-use crate::{KubeVersion, Minor, NodeName};
+use crate::{Component, KubeVersion, Minor, NodeName};
 
-use super::step::{AddonVersions, NodeList, Package, PreflightCheck, Step};
+use super::step::{AddonVersions, Fact, NodeList, Package, PreflightCheck, Step};
 
 /// What a step does. The effect of each action on the model is fixed (see
 /// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
@@ -260,6 +260,127 @@ impl Action {
             Action::ProvisionNodes { version, .. } => format!("provision nodes at {version}"),
             Action::RemoveNodes => "remove nodes".into(),
             Action::Verify { version } => format!("verify every node at {version}"),
+        }
+    }
+
+    /// What must hold before the action and what holds after it, on each of the step's
+    /// nodes or on the cluster (see [`Fact`]); `goal` is the version of the hop the step
+    /// belongs to. A run checks the preconditions before it starts a task and, after a crash,
+    /// the postconditions that are not already preconditions, to tell whether the task
+    /// happened.
+    pub fn facts(&self, goal: &KubeVersion) -> (Vec<Fact>, Vec<Fact>) {
+        let version = |component, version: &KubeVersion| Fact::Version {
+            component,
+            version: version.clone(),
+        };
+        let addon_facts = |addons: &AddonVersions| {
+            let mut f = Vec::new();
+            if let Some(v) = &addons.kube_proxy {
+                f.push(Fact::Addon {
+                    component: Component::KubeProxy,
+                    version: v.clone(),
+                });
+            }
+            if let Some(v) = &addons.coredns {
+                f.push(Fact::Addon {
+                    component: Component::CoreDns,
+                    version: v.clone(),
+                });
+            }
+            f
+        };
+        match self {
+            Action::Preflight { .. } => (vec![], vec![Fact::PolicyHolds]),
+            Action::EtcdSnapshot { .. } | Action::BackupConfig { .. } => {
+                (vec![Fact::Present], vec![])
+            }
+            Action::SwitchRepository { .. } => (vec![Fact::Present], vec![]),
+            Action::InstallPackages {
+                packages,
+                version: v,
+            } => {
+                let mut pre = vec![Fact::Present];
+                if packages.contains(&Package::Kubelet) {
+                    pre.push(Fact::Cordoned);
+                }
+                let post = packages.iter().map(|p| version(p.component(), v)).collect();
+                (pre, post)
+            }
+            Action::CheckKubeadmVersion { version: v }
+            | Action::KubeadmUpgradePlan { version: v } => {
+                (vec![version(Component::Kubeadm, v)], vec![])
+            }
+            Action::KubeadmUpgradeApply {
+                version: v, addons, ..
+            } => {
+                let mut post = vec![
+                    version(Component::KubeApiserver, v),
+                    Fact::ControlPlaneStarted { version: v.clone() },
+                ];
+                post.extend(addon_facts(addons));
+                (
+                    vec![version(Component::Kubeadm, v), Fact::PolicyHolds],
+                    post,
+                )
+            }
+            Action::KubeadmUpgradeNode {
+                control_plane: Some(v),
+                addons,
+                ..
+            } => {
+                let mut post = vec![version(Component::KubeApiserver, v)];
+                post.extend(addon_facts(addons));
+                (
+                    vec![
+                        version(Component::Kubeadm, v),
+                        Fact::ControlPlaneStarted { version: v.clone() },
+                    ],
+                    post,
+                )
+            }
+            Action::KubeadmUpgradeNode { addons, .. } => (
+                vec![
+                    version(Component::Kubeadm, goal),
+                    Fact::ControlPlaneAt {
+                        version: goal.clone(),
+                    },
+                ],
+                addon_facts(addons),
+            ),
+            Action::Cordon => (vec![Fact::Present], vec![Fact::Cordoned]),
+            Action::Drain { .. } => (vec![Fact::Cordoned], vec![Fact::Cordoned]),
+            Action::RestartKubelet { .. } => (vec![Fact::Cordoned], vec![]),
+            Action::WaitReady { version: v, .. } => {
+                (vec![], vec![Fact::Ready, version(Component::Kubelet, v)])
+            }
+            Action::Uncordon => (
+                vec![Fact::Ready, version(Component::Kubelet, goal)],
+                vec![Fact::Schedulable],
+            ),
+            Action::WaitKubeProxyRollout { version: v, .. } => (
+                vec![],
+                v.iter()
+                    .map(|v| Fact::Addon {
+                        component: Component::KubeProxy,
+                        version: v.clone(),
+                    })
+                    .collect(),
+            ),
+            Action::UpgradeKubectlClient { version: v } => {
+                (vec![], vec![Fact::KubectlClient { version: v.clone() }])
+            }
+            Action::ProvisionNodes { version: v, .. } => (
+                vec![Fact::Absent, Fact::ControlPlaneAt { version: v.clone() }],
+                vec![Fact::Present, Fact::Ready, version(Component::Kubelet, v)],
+            ),
+            Action::RemoveNodes => (vec![Fact::Cordoned], vec![Fact::Absent]),
+            Action::Verify { version: v } => (
+                vec![],
+                vec![
+                    Fact::ControlPlaneAt { version: v.clone() },
+                    Fact::PolicyHolds,
+                ],
+            ),
         }
     }
 }
