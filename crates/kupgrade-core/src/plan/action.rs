@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::ports::DrainOptions;
 use crate::{Component, KubeVersion, Minor, NodeName};
 
+use super::change::Change;
 use super::step::{AddonVersions, Fact, NodeList, Package, PreflightCheck, Step};
 
 /// What a step does. The effect of each action on the model is fixed (see
@@ -260,6 +261,49 @@ impl Action {
             Action::ProvisionNodes { version, .. } => format!("provision nodes at {version}"),
             Action::RemoveNodes => "remove nodes".into(),
             Action::Verify { version } => format!("verify every node at {version}"),
+        }
+    }
+
+    /// What the action changes ([`Change`]): what the models of the cluster apply, and what
+    /// a run expects of the action's nodes while it runs.
+    pub fn change(&self) -> Change<'_> {
+        match self {
+            Action::Preflight { .. }
+            | Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::Verify { .. } => Change::Nothing,
+            Action::InstallPackages { packages, version } => Change::Install { packages, version },
+            Action::KubeadmUpgradeApply {
+                version,
+                etcd,
+                addons,
+            }
+            | Action::KubeadmUpgradeNode {
+                control_plane: Some(version),
+                etcd,
+                addons,
+            } => Change::ControlPlane {
+                version,
+                etcd: etcd.as_ref(),
+                addons,
+            },
+            // A worker's kubelet configuration is not modelled.
+            Action::KubeadmUpgradeNode { addons, .. } if addons.is_empty() => Change::Nothing,
+            Action::KubeadmUpgradeNode { addons, .. } => Change::Addons(addons),
+            // A drain cordons first.
+            Action::Cordon | Action::Drain { .. } => Change::Schedulable(false),
+            Action::Uncordon => Change::Schedulable(true),
+            Action::RestartKubelet { .. } => Change::KubeletRestart,
+            Action::WaitReady { .. } => Change::AwaitReady,
+            Action::WaitKubeProxyRollout { .. } => Change::RollOutKubeProxy,
+            Action::UpgradeKubectlClient { version } => Change::Kubectl(version),
+            Action::ProvisionNodes { version, templates } => {
+                Change::Provision { version, templates }
+            }
+            Action::RemoveNodes => Change::Remove,
         }
     }
 

@@ -19,12 +19,10 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use foldhash::{HashMap, HashMapExt};
 
 use crate::skew::{LabelKeys, Summary};
-use crate::{ClusterState, Labels, Node, NodeName};
+use crate::{ClusterState, KubeVersion, Labels, Node, NodeName};
 
-use super::action::Action;
-use super::simulate::{
-    Effect, SimulationError, install, move_addon_versions, set_control_plane, upgrade_kubectl,
-};
+use super::change::{Change, install, move_addon_versions, set_control_plane, upgrade_kubectl};
+use super::simulate::{Effect, SimulationError};
 use super::step::{AddonVersions, Step};
 
 /// The end of a chain of classes with one hash.
@@ -690,11 +688,48 @@ impl Fleet {
         moved
     }
 
-    /// Applies `step` to the nodes at positions `at` (its nodes, in order), as
-    /// [`Simulation::apply_at`](super::Simulation) does; provision and remove steps go by name.
+    /// Applies `step` to the nodes at positions `at` (its nodes, in order, for changes made at
+    /// the nodes; see [`Fleet::apply_change`]).
     pub(crate) fn apply_at(
         &mut self,
         step: &Step,
+        at: &[usize],
+    ) -> Result<Effect, SimulationError> {
+        if at.iter().any(|&i| i >= self.len()) {
+            return Err(SimulationError {
+                step: step.id.to_string(),
+                message: "a node position is out of range".into(),
+            });
+        }
+        self.apply_change(step, &step.action.change(), at)
+    }
+
+    /// Applies `step` to its nodes, found by name.
+    pub(crate) fn apply(&mut self, step: &Step) -> Result<Effect, SimulationError> {
+        let change = step.action.change();
+        let at = if change.at_nodes() {
+            step.nodes
+                .iter()
+                .map(|n| {
+                    self.position(n).ok_or_else(|| SimulationError {
+                        step: step.id.to_string(),
+                        message: format!("node {n} is not in the cluster"),
+                    })
+                })
+                .collect::<Result<Vec<usize>, _>>()?
+        } else {
+            Vec::new()
+        };
+        self.apply_change(step, &change, &at)
+    }
+
+    /// Applies `change`, `step`'s, to the nodes at positions `at` (the step's nodes, in
+    /// order, for changes made at the nodes), as the whole-node
+    /// [`Simulation`](super::Simulation) does; provisioning and removal go by the step's names.
+    fn apply_change(
+        &mut self,
+        step: &Step,
+        change: &Change<'_>,
         at: &[usize],
     ) -> Result<Effect, SimulationError> {
         let mut effect = Effect::default();
@@ -702,25 +737,18 @@ impl Fleet {
             step: step.id.to_string(),
             message,
         };
-        if at.iter().any(|&i| i >= self.len()) {
-            return Err(bad("a node position is out of range".into()));
-        }
         self.touched.clear();
-        match &step.action {
-            Action::InstallPackages { packages, version } => {
+        match *change {
+            Change::Nothing | Change::KubeletRestart | Change::AwaitReady => {}
+            Change::Install { packages, version } => {
                 let moved = self.remap(Some(at), |n| install(&mut n.versions, packages, version));
                 if moved {
                     effect.nodes = true;
                     effect.control_plane = at.iter().any(|&i| self.is_cp[i]);
                 }
             }
-            Action::KubeadmUpgradeApply {
+            Change::ControlPlane {
                 version,
-                etcd,
-                addons,
-            }
-            | Action::KubeadmUpgradeNode {
-                control_plane: Some(version),
                 etcd,
                 addons,
             } => {
@@ -732,7 +760,7 @@ impl Fleet {
                 }
                 self.remap(Some(at), |n| {
                     let before = n.versions.clone();
-                    set_control_plane(&mut n.versions, version, etcd.as_ref());
+                    set_control_plane(&mut n.versions, version, etcd);
                     n.versions != before
                 });
                 if !at.is_empty() {
@@ -741,15 +769,11 @@ impl Fleet {
                 }
                 effect.addons |= self.move_addons(addons);
             }
-            Action::KubeadmUpgradeNode {
-                control_plane: None,
-                addons,
-                ..
-            } => {
+            Change::Addons(addons) => {
                 effect.addons |= self.move_addons(addons);
             }
-            Action::Cordon | Action::Drain { .. } | Action::Uncordon => {
-                let cordon = !matches!(step.action, Action::Uncordon);
+            Change::Schedulable(schedulable) => {
+                let cordon = !schedulable;
                 for &i in at {
                     if self.cordoned[i] != cordon {
                         self.cordoned[i] = cordon;
@@ -767,13 +791,13 @@ impl Fleet {
                     }
                 }
             }
-            Action::WaitKubeProxyRollout { .. } => {
+            Change::RollOutKubeProxy => {
                 effect.addons |= self.roll_out_kube_proxy();
             }
-            Action::UpgradeKubectlClient { version } => {
+            Change::Kubectl(version) => {
                 effect.cluster_fields |= upgrade_kubectl(&mut self.shell.kubectl, version);
             }
-            Action::ProvisionNodes { version, templates } => {
+            Change::Provision { version, templates } => {
                 if templates.len() != step.nodes.len() {
                     return Err(bad(format!(
                         "{} nodes to provision but {} templates",
@@ -788,36 +812,11 @@ impl Fleet {
                     let t = self
                         .position(template)
                         .ok_or_else(|| bad(format!("node {template} is not in the cluster")))?;
-                    let labels = self.classes[self.class[t] as usize].labels;
-                    let node = Node::provisioned(name, &self.node_at(t), version);
-                    let k = self.find_or_add(&node, labels);
-                    let i = self.len();
-                    self.classes[k as usize].count += 1;
-                    let cp = node.is_control_plane();
-                    let node_labels = node.labels.clone();
-                    if cp {
-                        self.cp_at.push(i);
-                        self.shell.nodes.push(node);
-                        effect.control_plane = true;
-                    }
-                    self.is_cp.push(cp);
-                    self.names.push(name.clone());
-                    self.class.push(k);
-                    self.origin
-                        .push((self.start_nodes.len() + self.added_labels.len()) as u32);
-                    self.added_labels.push(node_labels);
-                    self.cordoned.push(false);
-                    self.ready.push(true);
-                    if let Some(index) = self.index.get_mut() {
-                        index.insert(name.clone(), i);
-                    }
-                    if !self.touched.iter().any(|t| t.0 == k) {
-                        self.touched.push((k, i));
-                    }
+                    effect.control_plane |= self.provision(name, t, version);
                     effect.nodes = true;
                 }
             }
-            Action::RemoveNodes => {
+            Change::Remove => {
                 for name in &step.nodes {
                     let i = self
                         .position(name)
@@ -826,39 +825,39 @@ impl Fleet {
                     effect.removed = true;
                 }
             }
-            Action::Preflight { .. }
-            | Action::EtcdSnapshot { .. }
-            | Action::BackupConfig { .. }
-            | Action::SwitchRepository { .. }
-            | Action::CheckKubeadmVersion { .. }
-            | Action::KubeadmUpgradePlan { .. }
-            | Action::RestartKubelet { .. }
-            | Action::WaitReady { .. }
-            | Action::Verify { .. } => {}
         }
         Ok(effect)
     }
 
-    /// Applies `step` to its nodes, found by name.
-    pub(crate) fn apply(&mut self, step: &Step) -> Result<Effect, SimulationError> {
-        let by_name = !matches!(
-            step.action,
-            Action::ProvisionNodes { .. } | Action::RemoveNodes
-        );
-        let at = if by_name {
-            step.nodes
-                .iter()
-                .map(|n| {
-                    self.position(n).ok_or_else(|| SimulationError {
-                        step: step.id.to_string(),
-                        message: format!("node {n} is not in the cluster"),
-                    })
-                })
-                .collect::<Result<Vec<usize>, _>>()?
-        } else {
-            Vec::new()
-        };
-        self.apply_at(step, &at)
+    /// Adds node `name`, made like the node at `t` at `version`, at the end; true when it is
+    /// a control-plane node.
+    fn provision(&mut self, name: &NodeName, t: usize, version: &KubeVersion) -> bool {
+        let labels = self.classes[self.class[t] as usize].labels;
+        let node = Node::provisioned(name, &self.node_at(t), version);
+        let k = self.find_or_add(&node, labels);
+        let i = self.len();
+        self.classes[k as usize].count += 1;
+        let cp = node.is_control_plane();
+        let node_labels = node.labels.clone();
+        if cp {
+            self.cp_at.push(i);
+            self.shell.nodes.push(node);
+        }
+        self.is_cp.push(cp);
+        self.names.push(name.clone());
+        self.class.push(k);
+        self.origin
+            .push((self.start_nodes.len() + self.added_labels.len()) as u32);
+        self.added_labels.push(node_labels);
+        self.cordoned.push(false);
+        self.ready.push(true);
+        if let Some(index) = self.index.get_mut() {
+            index.insert(name.clone(), i);
+        }
+        if !self.touched.iter().any(|t| t.0 == k) {
+            self.touched.push((k, i));
+        }
+        cp
     }
 
     fn remove_at(&mut self, i: usize) {

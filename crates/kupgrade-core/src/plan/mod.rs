@@ -62,6 +62,7 @@ use crate::{ClusterState, Component, KubeVersion, Minor, NodeName, OsFamily, Rol
 mod action;
 mod available;
 mod batch;
+mod change;
 mod check;
 mod estimate;
 mod fleet;
@@ -75,6 +76,7 @@ mod step;
 
 pub use action::{Action, Executor};
 pub use available::{AvailableUpgrade, available_upgrades};
+pub use change::{Change, NodeExpectation, Presence};
 pub use estimate::{Durations, Estimate, human_duration};
 pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
 pub use schema::{SCHEMA, schema_json};

@@ -22,7 +22,6 @@ use super::estimate::Estimate;
 use super::fleet::Fleet;
 use super::hops;
 use super::packages::{KUBELET_PACKAGES, node_commands, validate_path};
-use super::simulate::Simulation;
 use super::step::{AddonVersions, NodeList, Package, Phase, PreflightCheck, Step, StepId};
 use super::{
     API_VERSION, AddonsAt, ComponentChange, Hop, HopKind, KIND, PlanError, PlanNode, PlanRequest,
@@ -389,7 +388,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             reason: reason.into(),
             action,
         };
-        if !Simulation::no_effect(&step.action) {
+        if step.action.change().is_modelled() {
             let (effect, at) = match batch.at.as_deref() {
                 Some(at) => (self.sim.apply_at(&step, at)?, Cow::Borrowed(at)),
                 None => {

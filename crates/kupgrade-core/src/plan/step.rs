@@ -391,23 +391,10 @@ impl Step {
     }
 
     /// True when the step changes the modelled cluster state (versions, schedulability,
-    /// membership); checks, backups, repository switches, restarts and waits do not. (A drain
-    /// cordons, but in kupgrade's plans a drain always follows a cordon.)
+    /// membership, add-ons, the operators' kubectl: see
+    /// [`Change::is_modelled`](super::Change::is_modelled)); checks, backups, repository
+    /// switches, restarts and waits do not.
     pub fn changes_state(&self) -> bool {
-        matches!(
-            self.action,
-            Action::InstallPackages { .. }
-                | Action::KubeadmUpgradeApply { .. }
-                | Action::KubeadmUpgradeNode {
-                    control_plane: Some(_),
-                    ..
-                }
-                | Action::Cordon
-                | Action::Uncordon
-                | Action::WaitKubeProxyRollout { .. }
-                | Action::UpgradeKubectlClient { .. }
-                | Action::ProvisionNodes { .. }
-                | Action::RemoveNodes
-        ) || matches!(&self.action, Action::KubeadmUpgradeNode { addons, .. } if !addons.is_empty())
+        self.action.change().is_modelled()
     }
 }
