@@ -7,7 +7,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::ports::DrainOptions;
+use std::time::Duration;
+
+use crate::ports::{CommandSpec, DrainOptions};
 use crate::{Component, KubeVersion, Minor, NodeName};
 
 use super::change::Change;
@@ -307,6 +309,32 @@ impl Action {
         }
     }
 
+    /// How long one task of the action may take, all told, before the driver gives up on it
+    /// (and reports it timed out). Node commands get the sum of their own timeouts
+    /// (`commands`: the ones the task runs; none without a timeout: no deadline); the waits
+    /// their own timeouts; each with a minute's slack. Checks and the operator's steps are
+    /// decided by the run itself: `None`.
+    pub fn deadline(&self, commands: &[CommandSpec]) -> Option<Duration> {
+        const SLACK: Duration = Duration::from_secs(60);
+        match self {
+            _ if self.executor() == Executor::Node => commands
+                .iter()
+                .map(|c| c.timeout)
+                .sum::<Option<Duration>>()
+                .map(|d| d + SLACK),
+            Action::Cordon | Action::Uncordon => Some(Duration::from_secs(300)),
+            Action::Drain { options } => Some(Duration::from_secs(options.timeout_seconds) + SLACK),
+            Action::WaitReady {
+                timeout_seconds, ..
+            }
+            | Action::WaitKubeProxyRollout {
+                timeout_seconds, ..
+            } => Some(Duration::from_secs(*timeout_seconds) + SLACK),
+            Action::ProvisionNodes { .. } | Action::RemoveNodes => Some(Duration::from_secs(3600)),
+            _ => None,
+        }
+    }
+
     /// What must hold before the action and what holds after it, on each of the step's
     /// nodes or on the cluster (see [`Fact`]); `goal` is the version of the hop the step
     /// belongs to. A run checks the preconditions before it starts a task and, after a crash,
@@ -449,5 +477,38 @@ impl Step {
             }
         }
         step
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OsFamily;
+    use crate::plan::node_commands;
+
+    /// A node task may take as long as its commands' timeouts and a minute; a command without
+    /// a timeout leaves it without a deadline. A wait gets its own timeout and a minute.
+    #[test]
+    fn a_task_deadline_is_its_own_timeouts_and_a_minute() {
+        let action = Action::InstallPackages {
+            packages: vec![Package::Kubelet, Package::Kubectl],
+            version: "v1.30.1".parse().unwrap(),
+        };
+        let commands = node_commands(&action, OsFamily::Debian).unwrap().commands;
+        let total: Duration = commands.iter().map(|c| c.timeout.unwrap()).sum();
+        let minute = Duration::from_secs(60);
+        assert_eq!(action.deadline(&commands), Some(total + minute));
+        let mut untimed = commands.clone();
+        untimed[0].timeout = None;
+        assert_eq!(action.deadline(&untimed), None);
+        let wait = Action::WaitReady {
+            version: "v1.30.1".parse().unwrap(),
+            timeout_seconds: 600,
+        };
+        assert_eq!(wait.deadline(&[]), Some(Duration::from_secs(600) + minute));
+        let check = Action::Verify {
+            version: "v1.30.1".parse().unwrap(),
+        };
+        assert_eq!(check.deadline(&[]), None);
     }
 }

@@ -76,11 +76,12 @@ pub enum Change<'a> {
 /// Whether the run expects a node to exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Presence {
-    /// The node must exist.
+    /// The node is there; should it leave, the run stops.
     Present,
-    /// The node must not exist.
+    /// The node is gone (the plan removed it) or not there yet (the plan provisions it); the
+    /// final check passes it over.
     Absent,
-    /// Either (a task that creates or removes it is under way).
+    /// A task that creates or removes it is under way: either.
     Either,
 }
 
