@@ -1,9 +1,32 @@
 //! What an action means, in one place.
 //!
-//! An [`Action`] is what a [`Step`] does. Everything kupgrade derives from it is answered
-//! here: which port carries it out ([`Action::executor`]), its name in step ids
-//! ([`Action::verb`]) and in words ([`Action::describe`]), and what one task of it does
-//! ([`Step::on_node`]).
+//! An [`Action`] is what a [`Step`] does. What kupgrade derives from it is answered here:
+//!
+//! - [`Action::executor`]: which port carries it out;
+//! - [`Action::verb`] and [`Action::describe`]: its name in step ids, and in words;
+//! - [`Action::facts`]: what must hold before it and what holds after it (the run checks
+//!   both);
+//! - [`Action::change`]: what it changes, a [`Change`] that the planner's model and the
+//!   [`Simulation`](super::Simulation) both apply, and from which the run takes what it
+//!   expects of a task's node while the task runs;
+//! - [`Action::deadline`]: how long one task may take before the driver gives up on it;
+//! - [`Step::on_node`]: what one task of a step does.
+//!
+//! # Adding an action
+//!
+//! 1. A variant of [`Action`] (its serde form is part of the plan format: add, never rename)
+//!    and its arm in each `match` of this file; the compiler lists them.
+//! 2. If it runs commands on nodes ([`Executor::Node`]): its commands in `node_commands`
+//!    (`packages.rs`).
+//! 3. Only if it changes something no kind of [`Change`] describes yet: a new kind in
+//!    `change.rs`, and one arm in each model's `apply_change` (`simulate.rs`, `fleet.rs`),
+//!    which the compiler asks for; the property test in `fleet.rs` holds the two models to
+//!    the same answers.
+//!
+//! Besides these, its estimate is a field of [`Durations`](super::Durations) (`estimate.rs`,
+//! asked for by the compiler too); an action for another port than node commands needs its
+//! [`Work`](crate::run::Work) in the run and its driver; the renderers' manual lines
+//! (`render/mod.rs`) say how a person does it by hand.
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

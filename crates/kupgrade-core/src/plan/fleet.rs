@@ -11,8 +11,9 @@
 //!
 //! Policies see a state that holds the cluster-wide fields and the control-plane nodes (their
 //! [`Summary`] indexes those), which is all the contract lets them read besides the node they
-//! judge. The property tests replay every plan on the whole-node simulation and check each
-//! state in full, so both models are held to the same answers.
+//! judge. Both models apply a step's [`Change`] in one `apply_change` each, over their own
+//! storage; the property tests replay every plan on both and check each state in full, so
+//! they are held to the same answers.
 use std::cell::OnceCell;
 use std::hash::{BuildHasher, Hash, Hasher};
 

@@ -40,8 +40,12 @@
 //!    old ones are drained and removed, as few times as the policy allows.
 //! 4. Every step is simulated on the model and the policy checked after it (only what the
 //!    step changed is checked again, once per class of equal nodes; [`Simulation`] applies
-//!    the same effects node by node, to replay a plan). The planner returns a plan whose every
+//!    the same changes node by node, to replay a plan). The planner returns a plan whose every
 //!    intermediate state is valid, or a [`PlanError`] naming the rule and the node in the way.
+//!
+//! What an [`Action`] means (which port carries it out, its facts, the [`Change`] both models
+//! apply and the run expects, its deadline) is answered in one file, `plan/action.rs`, whose
+//! documentation also says what to edit to add an action.
 //!
 //! Making the plan again from any state the plan passes through gives the rest of the plan
 //! (the same steps that change the cluster, with the same ids), after a fresh pre-flight: a

@@ -1,7 +1,9 @@
 //! What each step does to the model, node by node: tests replay plans on a [`ClusterState`]
-//! with this, and executors can use it to predict the state a step leaves. The planner applies
-//! the same effects to its own model, which keeps nodes as classes of equal nodes (see
-//! `fleet.rs`); the property tests hold the two to the same answers.
+//! with this, and executors can use it to predict the state a step leaves. A step's
+//! [`Change`] (what its action changes, see `action.rs` and `change.rs`) is applied in one
+//! place, [`Simulation::apply`]. The planner applies the same changes to its own model, which
+//! keeps nodes as classes of equal nodes (see `fleet.rs`); the property tests hold the two to
+//! the same answers.
 use std::collections::HashMap;
 use std::fmt;
 

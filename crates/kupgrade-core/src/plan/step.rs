@@ -7,7 +7,9 @@
 //!   order or all at once: the planner only batches changes that per-node rules judge, so every
 //!   partial application is as valid as the whole.
 //! - [`Step::action`]: a typed [`Action`]; [`Action::executor`] says which port carries it out
-//!   (node commands, cluster operations, the node provider, a check, or the operator).
+//!   (node commands, cluster operations, the node provider, a check, or the operator). What
+//!   an action means (its executor, facts, change, deadline) is answered in one place,
+//!   `action.rs`; this file holds the step around it.
 //! - [`Step::commands`]: for node actions, the commands per operating-system family
 //!   ([`OsCommands`]), already validated and quoted.
 //! - [`Step::pre`] and [`Step::post`]: [`Fact`]s to re-check on the live cluster before the step
