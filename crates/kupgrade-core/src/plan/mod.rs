@@ -71,6 +71,7 @@ mod check;
 mod estimate;
 mod fleet;
 mod hops;
+mod label_ids;
 mod packages;
 mod planner;
 pub mod render;
