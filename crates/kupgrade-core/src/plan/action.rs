@@ -27,10 +27,10 @@
 //! asked for by the compiler too); an action for another port than node commands needs its
 //! [`Work`](crate::run::Work) in the run and its driver; the renderers' manual lines
 //! (`render/mod.rs`) say how a person does it by hand.
+use std::time::Duration;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-use std::time::Duration;
 
 use crate::ports::{CommandSpec, DrainOptions};
 use crate::{Component, KubeVersion, Minor, NodeName};
@@ -340,7 +340,15 @@ impl Action {
     pub fn deadline(&self, commands: &[CommandSpec]) -> Option<Duration> {
         const SLACK: Duration = Duration::from_secs(60);
         match self {
-            _ if self.executor() == Executor::Node => commands
+            Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::InstallPackages { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::KubeadmUpgradeApply { .. }
+            | Action::KubeadmUpgradeNode { .. }
+            | Action::RestartKubelet { .. } => commands
                 .iter()
                 .map(|c| c.timeout)
                 .sum::<Option<Duration>>()
@@ -354,7 +362,9 @@ impl Action {
                 timeout_seconds, ..
             } => Some(Duration::from_secs(*timeout_seconds) + SLACK),
             Action::ProvisionNodes { .. } | Action::RemoveNodes => Some(Duration::from_secs(3600)),
-            _ => None,
+            Action::Preflight { .. }
+            | Action::Verify { .. }
+            | Action::UpgradeKubectlClient { .. } => None,
         }
     }
 
@@ -529,6 +539,25 @@ mod tests {
             timeout_seconds: 600,
         };
         assert_eq!(wait.deadline(&[]), Some(Duration::from_secs(600) + minute));
+        // Every node action of a plan is timed by its commands.
+        let cluster = crate::inventory::parse(
+            include_str!("../../../../examples/clusters/ha.yaml"),
+            "ha.yaml",
+        )
+        .unwrap();
+        let plan =
+            crate::plan::PlanRequest::new("1.29".parse().unwrap(), jiff::civil::date(2024, 6, 1))
+                .plan(&cluster)
+                .unwrap();
+        let mut timed = 0;
+        for step in &plan.steps {
+            for c in &step.commands {
+                let total: Option<Duration> = c.commands.iter().map(|c| c.timeout).sum();
+                assert_eq!(step.action.deadline(&c.commands), total.map(|t| t + minute));
+                timed += 1;
+            }
+        }
+        assert!(timed > 10, "the plan has node steps");
         let check = Action::Verify {
             version: "v1.30.1".parse().unwrap(),
         };
