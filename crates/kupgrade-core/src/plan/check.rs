@@ -304,7 +304,8 @@ fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::step::{Action, NodeList, Package, Phase, Step, StepId};
+    use crate::plan::action::Action;
+    use crate::plan::step::{NodeList, Package, Phase, Step, StepId};
     use crate::skew::{LabelKeys, UpstreamPolicy};
     use crate::{ClusterState, KubeVersion, Node};
 

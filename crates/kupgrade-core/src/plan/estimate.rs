@@ -2,7 +2,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::step::{Action, Step};
+use super::action::Action;
+use super::step::Step;
 
 /// How long each kind of step takes, in seconds (the nodes of one step run at the same time).
 /// The defaults are rough figures for a healthy cluster; measure yours and set them.

@@ -40,8 +40,12 @@
 //!    old ones are drained and removed, as few times as the policy allows.
 //! 4. Every step is simulated on the model and the policy checked after it (only what the
 //!    step changed is checked again, once per class of equal nodes; [`Simulation`] applies
-//!    the same effects node by node, to replay a plan). The planner returns a plan whose every
+//!    the same changes node by node, to replay a plan). The planner returns a plan whose every
 //!    intermediate state is valid, or a [`PlanError`] naming the rule and the node in the way.
+//!
+//! What an [`Action`] means (which port carries it out, its facts, the [`Change`] both models
+//! apply and the run expects, its deadline) is answered in one file, `plan/action.rs`, whose
+//! documentation also says what to edit to add an action.
 //!
 //! Making the plan again from any state the plan passes through gives the rest of the plan
 //! (the same steps that change the cluster, with the same ids), after a fresh pre-flight: a
@@ -59,12 +63,15 @@ use crate::ports::DrainOptions;
 use crate::skew::{SkewPolicy, UpstreamPolicy, Violation};
 use crate::{ClusterState, Component, KubeVersion, Minor, NodeName, OsFamily, Role, ZONE_LABEL};
 
+mod action;
 mod available;
 mod batch;
+mod change;
 mod check;
 mod estimate;
 mod fleet;
 mod hops;
+mod label_ids;
 mod packages;
 mod planner;
 pub mod render;
@@ -72,14 +79,15 @@ mod schema;
 mod simulate;
 mod step;
 
+pub use action::{Action, Executor};
 pub use available::{AvailableUpgrade, available_upgrades};
+pub use change::{Change, NodeExpectation, Presence};
 pub use estimate::{Durations, Estimate, human_duration};
 pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
 pub use schema::{SCHEMA, schema_json};
 pub use simulate::{Effect, Simulation, SimulationError};
 pub use step::{
-    Action, AddonVersions, Executor, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck,
-    Step, StepId,
+    AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, Step, StepId,
 };
 
 /// The `apiVersion` of the serialized plan format.

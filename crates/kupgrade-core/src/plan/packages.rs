@@ -16,7 +16,8 @@ use std::time::Duration;
 use crate::ports::{CommandSpec, shell_quote};
 use crate::{KubeVersion, Minor, OsFamily};
 
-use super::step::{Action, OsCommands, Package};
+use super::action::Action;
+use super::step::{OsCommands, Package};
 
 /// The apt source list kubeadm's documentation uses.
 pub const APT_LIST: &str = "/etc/apt/sources.list.d/kubernetes.list";

@@ -15,16 +15,14 @@ use crate::{
     ClusterState, Component, EtcdTopology, KubeVersion, Minor, Node, NodeName, OsFamily, Role,
 };
 
+use super::action::{Action, Executor};
 use super::batch::{self, Item};
 use super::check::Checker;
 use super::estimate::Estimate;
 use super::fleet::Fleet;
 use super::hops;
 use super::packages::{KUBELET_PACKAGES, node_commands, validate_path};
-use super::simulate::Simulation;
-use super::step::{
-    Action, AddonVersions, Executor, Fact, NodeList, Package, Phase, PreflightCheck, Step, StepId,
-};
+use super::step::{AddonVersions, NodeList, Package, Phase, PreflightCheck, Step, StepId};
 use super::{
     API_VERSION, AddonsAt, ComponentChange, Hop, HopKind, KIND, PlanError, PlanNode, PlanRequest,
     Strategy, TargetError, UpgradePlan, VersionCount, WorkerPacing,
@@ -369,7 +367,7 @@ impl<'r, 'a> Planner<'r, 'a> {
         } else {
             Vec::new()
         };
-        let (pre, post) = facts(&action, goal);
+        let (pre, post) = action.facts(goal);
         let step = Step {
             id,
             hop: self.hop,
@@ -390,7 +388,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             reason: reason.into(),
             action,
         };
-        if !Simulation::no_effect(&step.action) {
+        if step.action.change().is_modelled() {
             let (effect, at) = match batch.at.as_deref() {
                 Some(at) => (self.sim.apply_at(&step, at)?, Cow::Borrowed(at)),
                 None => {
@@ -1542,120 +1540,6 @@ impl<'r, 'a> Planner<'r, 'a> {
             estimate,
             notes,
         })
-    }
-}
-
-/// What must hold before `action` and after it (see [`Fact`]).
-fn facts(action: &Action, goal: &KubeVersion) -> (Vec<Fact>, Vec<Fact>) {
-    let version = |component, version: &KubeVersion| Fact::Version {
-        component,
-        version: version.clone(),
-    };
-    let addon_facts = |addons: &AddonVersions| {
-        let mut f = Vec::new();
-        if let Some(v) = &addons.kube_proxy {
-            f.push(Fact::Addon {
-                component: Component::KubeProxy,
-                version: v.clone(),
-            });
-        }
-        if let Some(v) = &addons.coredns {
-            f.push(Fact::Addon {
-                component: Component::CoreDns,
-                version: v.clone(),
-            });
-        }
-        f
-    };
-    match action {
-        Action::Preflight { .. } => (vec![], vec![Fact::PolicyHolds]),
-        Action::EtcdSnapshot { .. } | Action::BackupConfig { .. } => (vec![Fact::Present], vec![]),
-        Action::SwitchRepository { .. } => (vec![Fact::Present], vec![]),
-        Action::InstallPackages {
-            packages,
-            version: v,
-        } => {
-            let mut pre = vec![Fact::Present];
-            if packages.contains(&Package::Kubelet) {
-                pre.push(Fact::Cordoned);
-            }
-            let post = packages.iter().map(|p| version(p.component(), v)).collect();
-            (pre, post)
-        }
-        Action::CheckKubeadmVersion { version: v } | Action::KubeadmUpgradePlan { version: v } => {
-            (vec![version(Component::Kubeadm, v)], vec![])
-        }
-        Action::KubeadmUpgradeApply {
-            version: v, addons, ..
-        } => {
-            let mut post = vec![
-                version(Component::KubeApiserver, v),
-                Fact::ControlPlaneStarted { version: v.clone() },
-            ];
-            post.extend(addon_facts(addons));
-            (
-                vec![version(Component::Kubeadm, v), Fact::PolicyHolds],
-                post,
-            )
-        }
-        Action::KubeadmUpgradeNode {
-            control_plane: Some(v),
-            addons,
-            ..
-        } => {
-            let mut post = vec![version(Component::KubeApiserver, v)];
-            post.extend(addon_facts(addons));
-            (
-                vec![
-                    version(Component::Kubeadm, v),
-                    Fact::ControlPlaneStarted { version: v.clone() },
-                ],
-                post,
-            )
-        }
-        Action::KubeadmUpgradeNode { addons, .. } => (
-            vec![
-                version(Component::Kubeadm, goal),
-                Fact::ControlPlaneAt {
-                    version: goal.clone(),
-                },
-            ],
-            addon_facts(addons),
-        ),
-        Action::Cordon => (vec![Fact::Present], vec![Fact::Cordoned]),
-        Action::Drain { .. } => (vec![Fact::Cordoned], vec![Fact::Cordoned]),
-        Action::RestartKubelet { .. } => (vec![Fact::Cordoned], vec![]),
-        Action::WaitReady { version: v, .. } => {
-            (vec![], vec![Fact::Ready, version(Component::Kubelet, v)])
-        }
-        Action::Uncordon => (
-            vec![Fact::Ready, version(Component::Kubelet, goal)],
-            vec![Fact::Schedulable],
-        ),
-        Action::WaitKubeProxyRollout { version: v, .. } => (
-            vec![],
-            v.iter()
-                .map(|v| Fact::Addon {
-                    component: Component::KubeProxy,
-                    version: v.clone(),
-                })
-                .collect(),
-        ),
-        Action::UpgradeKubectlClient { version: v } => {
-            (vec![], vec![Fact::KubectlClient { version: v.clone() }])
-        }
-        Action::ProvisionNodes { version: v, .. } => (
-            vec![Fact::Absent, Fact::ControlPlaneAt { version: v.clone() }],
-            vec![Fact::Present, Fact::Ready, version(Component::Kubelet, v)],
-        ),
-        Action::RemoveNodes => (vec![Fact::Cordoned], vec![Fact::Absent]),
-        Action::Verify { version: v } => (
-            vec![],
-            vec![
-                Fact::ControlPlaneAt { version: v.clone() },
-                Fact::PolicyHolds,
-            ],
-        ),
     }
 }
 

@@ -1,14 +1,17 @@
 //! What each step does to the model, node by node: tests replay plans on a [`ClusterState`]
-//! with this, and executors can use it to predict the state a step leaves. The planner applies
-//! the same effects to its own model, which keeps nodes as classes of equal nodes (see
-//! `fleet.rs`); the property tests hold the two to the same answers.
+//! with this, and executors can use it to predict the state a step leaves. A step's
+//! [`Change`] (what its action changes, see `action.rs` and `change.rs`) is applied in one
+//! place, [`Simulation::apply`]. The planner applies the same changes to its own model, which
+//! keeps nodes as classes of equal nodes (see `fleet.rs`); the property tests hold the two to
+//! the same answers.
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::skew::Summary;
-use crate::{Addons, ClusterState, Component, KubeVersion, Node, NodeName, NodeVersions};
+use crate::{ClusterState, Node, NodeName};
 
-use super::step::{Action, AddonVersions, Package, Step};
+use super::change::{Change, install, move_addon_versions, set_control_plane, upgrade_kubectl};
+use super::step::{AddonVersions, Step};
 
 /// A cluster state that steps can be applied to, with an index from node names to nodes.
 ///
@@ -154,65 +157,28 @@ impl Simulation {
         self.index.get(name).copied()
     }
 
-    /// Applies `step`'s effect (see [`Action`]) and says what changed.
+    /// Applies `step`'s change (see [`Action::change`](super::Action::change)) and says what
+    /// changed.
     pub fn apply(&mut self, step: &Step) -> Result<Effect, SimulationError> {
-        match &step.action {
-            Action::ProvisionNodes { .. } | Action::RemoveNodes => self.apply_at(step, &[]),
-            _ if Self::nodes_unused(&step.action) => self.apply_at(step, &[]),
-            _ => {
-                let at = step
-                    .nodes
-                    .iter()
-                    .map(|n| self.index_of(step, n))
-                    .collect::<Result<Vec<usize>, _>>()?;
-                self.apply_at(step, &at)
-            }
-        }
+        let change = step.action.change();
+        let at = if change.at_nodes() {
+            step.nodes
+                .iter()
+                .map(|n| self.index_of(step, n))
+                .collect::<Result<Vec<usize>, _>>()?
+        } else {
+            Vec::new()
+        };
+        self.apply_change(step, &change, &at)
     }
 
-    /// True for actions that never change the modelled state: the planner neither simulates nor
-    /// re-checks them.
-    pub(crate) fn no_effect(action: &Action) -> bool {
-        matches!(
-            action,
-            Action::Preflight { .. }
-                | Action::EtcdSnapshot { .. }
-                | Action::BackupConfig { .. }
-                | Action::SwitchRepository { .. }
-                | Action::CheckKubeadmVersion { .. }
-                | Action::KubeadmUpgradePlan { .. }
-                | Action::RestartKubelet { .. }
-                | Action::WaitReady { .. }
-                | Action::Verify { .. }
-        ) || matches!(
-            action,
-            Action::KubeadmUpgradeNode {
-                control_plane: None,
-                addons,
-                ..
-            } if addons.is_empty()
-        )
-    }
-
-    /// True for actions whose effect does not depend on the step's nodes.
-    fn nodes_unused(action: &Action) -> bool {
-        Self::no_effect(action)
-            || matches!(
-                action,
-                Action::WaitKubeProxyRollout { .. }
-                    | Action::UpgradeKubectlClient { .. }
-                    | Action::KubeadmUpgradeNode {
-                        control_plane: None,
-                        ..
-                    }
-            )
-    }
-
-    /// Applies `step` to the nodes at positions `at` (the step's nodes, in order; see
-    /// [`Simulation::position`]). Provision and remove steps go by name and ignore `at`.
-    pub(crate) fn apply_at(
+    /// Applies `change`, `step`'s, to the nodes at positions `at` (the step's nodes, in order,
+    /// for changes made [at the nodes](Change::at_nodes)); provisioning and removal go by the
+    /// step's names.
+    fn apply_change(
         &mut self,
         step: &Step,
+        change: &Change<'_>,
         at: &[usize],
     ) -> Result<Effect, SimulationError> {
         let mut effect = Effect::default();
@@ -220,11 +186,9 @@ impl Simulation {
             step: step.id.to_string(),
             message,
         };
-        if at.iter().any(|&i| i >= self.state.nodes.len()) {
-            return Err(bad("a node position is out of range".into()));
-        }
-        match &step.action {
-            Action::InstallPackages { packages, version } => {
+        match *change {
+            Change::Nothing | Change::KubeletRestart | Change::AwaitReady => {}
+            Change::Install { packages, version } => {
                 for &i in at {
                     if install(&mut self.state.nodes[i].versions, packages, version) {
                         effect.nodes = true;
@@ -233,13 +197,8 @@ impl Simulation {
                     }
                 }
             }
-            Action::KubeadmUpgradeApply {
+            Change::ControlPlane {
                 version,
-                etcd,
-                addons,
-            }
-            | Action::KubeadmUpgradeNode {
-                control_plane: Some(version),
                 etcd,
                 addons,
             } => {
@@ -251,21 +210,17 @@ impl Simulation {
                             node.name
                         )));
                     }
-                    set_control_plane(&mut node.versions, version, etcd.as_ref());
+                    set_control_plane(&mut node.versions, version, etcd);
                     effect.nodes = true;
                     effect.control_plane = true;
                 }
                 effect.addons |= self.move_addons(addons);
             }
-            Action::KubeadmUpgradeNode {
-                control_plane: None,
-                addons,
-                ..
-            } => {
+            Change::Addons(addons) => {
                 effect.addons |= self.move_addons(addons);
             }
-            Action::Cordon | Action::Drain { .. } | Action::Uncordon => {
-                let cordon = !matches!(step.action, Action::Uncordon);
+            Change::Schedulable(schedulable) => {
+                let cordon = !schedulable;
                 for &i in at {
                     let node = &mut self.state.nodes[i];
                     if node.unschedulable != cordon {
@@ -279,7 +234,7 @@ impl Simulation {
                     }
                 }
             }
-            Action::WaitKubeProxyRollout { .. } => {
+            Change::RollOutKubeProxy => {
                 // Every kube-proxy pod now runs the DaemonSet's version.
                 for n in &mut self.state.nodes {
                     if n.versions.kube_proxy.take().is_some() {
@@ -287,10 +242,10 @@ impl Simulation {
                     }
                 }
             }
-            Action::UpgradeKubectlClient { version } => {
+            Change::Kubectl(version) => {
                 effect.cluster_fields |= upgrade_kubectl(&mut self.state.kubectl, version);
             }
-            Action::ProvisionNodes { version, templates } => {
+            Change::Provision { version, templates } => {
                 if templates.len() != step.nodes.len() {
                     return Err(bad(format!(
                         "{} nodes to provision but {} templates",
@@ -314,22 +269,13 @@ impl Simulation {
                     effect.nodes = true;
                 }
             }
-            Action::RemoveNodes => {
+            Change::Remove => {
                 for name in &step.nodes {
                     let i = self.index_of(step, name)?;
                     self.remove_at(i);
                     effect.removed = true;
                 }
             }
-            Action::Preflight { .. }
-            | Action::EtcdSnapshot { .. }
-            | Action::BackupConfig { .. }
-            | Action::SwitchRepository { .. }
-            | Action::CheckKubeadmVersion { .. }
-            | Action::KubeadmUpgradePlan { .. }
-            | Action::RestartKubelet { .. }
-            | Action::WaitReady { .. }
-            | Action::Verify { .. } => {}
         }
         Ok(effect)
     }
@@ -397,68 +343,5 @@ impl std::hash::Hasher for Fnv {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
-    }
-}
-
-/// What installing `packages` at `version` does to a node's versions; true when one changed.
-pub(crate) fn install(v: &mut NodeVersions, packages: &[Package], version: &KubeVersion) -> bool {
-    let mut changed = false;
-    for p in packages {
-        if let Some(slot) = v.slot_mut(p.component())
-            && slot.as_ref() != Some(version)
-        {
-            *slot = Some(version.clone());
-            changed = true;
-        }
-    }
-    changed
-}
-
-/// The operators' kubectl moves to `version` (when there is one); true when it changed.
-pub(crate) fn upgrade_kubectl(kubectl: &mut Option<KubeVersion>, version: &KubeVersion) -> bool {
-    match kubectl {
-        Some(k) if k != version => {
-            *k = version.clone();
-            true
-        }
-        _ => false,
-    }
-}
-
-/// The add-ons' versions move (the kube-proxy DaemonSet, CoreDNS, where known); true when one
-/// changed. The kube-proxy pods on the nodes are the caller's to roll out.
-pub(crate) fn move_addon_versions(have: &mut Addons, to: &AddonVersions) -> bool {
-    let mut changed = false;
-    for (slot, v) in [
-        (&mut have.kube_proxy, &to.kube_proxy),
-        (&mut have.coredns, &to.coredns),
-    ] {
-        if let (Some(have), Some(v)) = (slot, v)
-            && have != v
-        {
-            *have = v.clone();
-            changed = true;
-        }
-    }
-    changed
-}
-
-/// What `kubeadm upgrade apply|node` does to a control-plane node: the static pods it manages
-/// move to `version` (the cloud controller manager is not kubeadm's), stacked etcd to `etcd`.
-pub(crate) fn set_control_plane(
-    v: &mut NodeVersions,
-    version: &KubeVersion,
-    etcd: Option<&KubeVersion>,
-) {
-    v.kube_apiserver = Some(version.clone());
-    for c in [Component::KubeControllerManager, Component::KubeScheduler] {
-        if let Some(slot) = v.slot_mut(c)
-            && slot.is_some()
-        {
-            *slot = Some(version.clone());
-        }
-    }
-    if let (Some(e), Some(slot)) = (etcd, v.etcd.as_mut()) {
-        *slot = e.clone();
     }
 }

@@ -7,7 +7,9 @@
 //!   order or all at once: the planner only batches changes that per-node rules judge, so every
 //!   partial application is as valid as the whole.
 //! - [`Step::action`]: a typed [`Action`]; [`Action::executor`] says which port carries it out
-//!   (node commands, cluster operations, the node provider, a check, or the operator).
+//!   (node commands, cluster operations, the node provider, a check, or the operator). What
+//!   an action means (its executor, facts, change, deadline) is answered in one place,
+//!   `action.rs`; this file holds the step around it.
 //! - [`Step::commands`]: for node actions, the commands per operating-system family
 //!   ([`OsCommands`]), already validated and quoted.
 //! - [`Step::pre`] and [`Step::post`]: [`Fact`]s to re-check on the live cluster before the step
@@ -20,8 +22,10 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ports::{CommandSpec, DrainOptions};
-use crate::{Component, KubeVersion, Minor, NodeName, OsFamily};
+use crate::ports::CommandSpec;
+use crate::{Component, KubeVersion, NodeName, OsFamily};
+
+use super::action::Action;
 
 /// A step's identifier, stable for the same input and, for steps that change the cluster,
 /// the same when the plan is made again from any intermediate state (so journals survive a
@@ -242,258 +246,6 @@ impl fmt::Display for PreflightCheck {
     }
 }
 
-/// What a step does. The effect of each action on the model is fixed (see
-/// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
-/// are part of the action, so replaying a plan needs no lookups.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(
-    tag = "type",
-    rename_all = "kebab-case",
-    rename_all_fields = "camelCase"
-)]
-pub enum Action {
-    /// Checks made before anything changes.
-    Preflight {
-        /// The checks.
-        checks: Vec<PreflightCheck>,
-    },
-    /// `etcdctl snapshot save` on a control-plane node (stacked etcd).
-    EtcdSnapshot {
-        /// The snapshot file on the node.
-        path: String,
-    },
-    /// A copy of `/etc/kubernetes` on each control-plane node.
-    BackupConfig {
-        /// The directory the copy goes to.
-        path: String,
-    },
-    /// Point the node's Kubernetes package repository at `minor` (pkgs.k8s.io has one
-    /// repository per minor).
-    SwitchRepository {
-        /// The minor.
-        minor: Minor,
-    },
-    /// Unhold, install at an exact version, hold again.
-    InstallPackages {
-        /// The packages.
-        packages: Vec<Package>,
-        /// Their version.
-        version: KubeVersion,
-    },
-    /// `kubeadm version` must print `version`.
-    CheckKubeadmVersion {
-        /// The expected version.
-        version: KubeVersion,
-    },
-    /// `kubeadm upgrade plan <version>`: kubeadm's own pre-flight, changes nothing.
-    KubeadmUpgradePlan {
-        /// The target of the hop.
-        version: KubeVersion,
-    },
-    /// `kubeadm upgrade apply <version> --yes` on the first control-plane node: moves its
-    /// control-plane components (and stacked etcd), and the add-ons where kubeadm does so at
-    /// apply. After it a downgrade is no longer supported.
-    KubeadmUpgradeApply {
-        /// The new control-plane version.
-        version: KubeVersion,
-        /// The stacked etcd version it deploys on the node, when it changes.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        etcd: Option<KubeVersion>,
-        /// The add-ons it moves.
-        #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
-        addons: AddonVersions,
-    },
-    /// `kubeadm upgrade node`: on a control-plane node, moves its components to the version
-    /// `kubeadm upgrade apply` set (and the add-ons, on the last one since kubeadm 1.28; run
-    /// again on a control-plane node already upgraded, only the add-ons move); on a worker,
-    /// refreshes the kubelet configuration.
-    KubeadmUpgradeNode {
-        /// The control-plane version it deploys (control-plane nodes only).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        control_plane: Option<KubeVersion>,
-        /// The stacked etcd version it deploys, when it changes.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        etcd: Option<KubeVersion>,
-        /// The add-ons it moves.
-        #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
-        addons: AddonVersions,
-    },
-    /// Mark the nodes unschedulable.
-    Cordon,
-    /// Evict the nodes' pods (cordoning them first), honouring disruption budgets.
-    Drain {
-        /// How.
-        options: DrainOptions,
-    },
-    /// `systemctl daemon-reload` and `systemctl restart kubelet`, so that the kubelet installed
-    /// at `version` runs.
-    RestartKubelet {
-        /// The kubelet version installed.
-        version: KubeVersion,
-    },
-    /// Wait until the nodes are Ready and their kubelets report `version`.
-    WaitReady {
-        /// The kubelet version expected.
-        version: KubeVersion,
-        /// Give up after this long.
-        timeout_seconds: u64,
-    },
-    /// Mark the nodes schedulable again.
-    Uncordon,
-    /// Wait until the kube-proxy DaemonSet runs its version on every node (a rollout under
-    /// way finishes: `kubectl -n kube-system rollout status daemonset/kube-proxy`).
-    WaitKubeProxyRollout {
-        /// The DaemonSet's version, when known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        version: Option<KubeVersion>,
-        /// Give up after this long.
-        timeout_seconds: u64,
-    },
-    /// The operator's own kubectl must be upgraded to `version` (kubectl must stay within one
-    /// minor of every API server). Not something a runner can do on a node.
-    UpgradeKubectlClient {
-        /// The version.
-        version: KubeVersion,
-    },
-    /// Create the step's nodes, each like its template (roles, labels, OS), running `version`,
-    /// and wait until they have joined and are Ready (the replace strategy).
-    ProvisionNodes {
-        /// The version they join with.
-        version: KubeVersion,
-        /// For each of the step's nodes, in order, the node it replaces (its template).
-        templates: NodeList,
-    },
-    /// Remove the (drained) nodes from the cluster and delete their machines.
-    RemoveNodes,
-    /// The final check: every node at the target, the policy holds.
-    Verify {
-        /// The target.
-        version: KubeVersion,
-    },
-}
-
-/// Which port carries an action out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Executor {
-    /// Commands on each of the step's nodes ([`Step::commands`], a `CommandRunner`).
-    Node,
-    /// Cluster operations (cordon, drain, uncordon, wait Ready: `ClusterOperations`).
-    Cluster,
-    /// The node provider (`NodeProvider`).
-    Provider,
-    /// A check against the cluster state and the policy; changes nothing.
-    Check,
-    /// Something only the operator can do (their own kubectl).
-    Operator,
-}
-
-impl Action {
-    /// Which port carries the action out.
-    pub fn executor(&self) -> Executor {
-        match self {
-            Action::Preflight { .. } | Action::Verify { .. } => Executor::Check,
-            Action::EtcdSnapshot { .. }
-            | Action::BackupConfig { .. }
-            | Action::SwitchRepository { .. }
-            | Action::InstallPackages { .. }
-            | Action::CheckKubeadmVersion { .. }
-            | Action::KubeadmUpgradePlan { .. }
-            | Action::KubeadmUpgradeApply { .. }
-            | Action::KubeadmUpgradeNode { .. }
-            | Action::RestartKubelet { .. } => Executor::Node,
-            Action::Cordon
-            | Action::Drain { .. }
-            | Action::WaitReady { .. }
-            | Action::Uncordon
-            | Action::WaitKubeProxyRollout { .. } => Executor::Cluster,
-            Action::ProvisionNodes { .. } | Action::RemoveNodes => Executor::Provider,
-            Action::UpgradeKubectlClient { .. } => Executor::Operator,
-        }
-    }
-
-    /// A short verb for identifiers (`kubeadm-upgrade-apply`, `install-kubelet-kubectl`).
-    pub fn verb(&self) -> String {
-        match self {
-            Action::Preflight { .. } => "preflight".into(),
-            Action::EtcdSnapshot { .. } => "etcd-snapshot".into(),
-            Action::BackupConfig { .. } => "backup-config".into(),
-            Action::SwitchRepository { minor } => format!("repository-{minor}"),
-            Action::InstallPackages { packages, version } => {
-                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
-                format!("install-{}@{version}", names.join("-"))
-            }
-            Action::CheckKubeadmVersion { .. } => "kubeadm-version".into(),
-            Action::KubeadmUpgradePlan { .. } => "kubeadm-upgrade-plan".into(),
-            Action::KubeadmUpgradeApply { .. } => "kubeadm-upgrade-apply".into(),
-            Action::KubeadmUpgradeNode {
-                control_plane,
-                addons,
-                ..
-            } => match control_plane {
-                Some(_) => "kubeadm-upgrade-node".into(),
-                None if addons.is_empty() => "kubeadm-upgrade-node-config".into(),
-                None => "kubeadm-upgrade-node-addons".into(),
-            },
-            Action::Cordon => "cordon".into(),
-            Action::Drain { .. } => "drain".into(),
-            Action::RestartKubelet { version } => format!("restart-kubelet@{version}"),
-            Action::WaitReady { version, .. } => format!("wait-ready@{version}"),
-            Action::Uncordon => "uncordon".into(),
-            Action::WaitKubeProxyRollout { .. } => "kube-proxy-rollout".into(),
-            Action::UpgradeKubectlClient { .. } => "kubectl-client".into(),
-            Action::ProvisionNodes { .. } => "provision".into(),
-            Action::RemoveNodes => "remove".into(),
-            Action::Verify { .. } => "verify".into(),
-        }
-    }
-
-    /// What the action does, in a few words (`kubeadm upgrade apply v1.29.15`).
-    pub fn describe(&self) -> String {
-        match self {
-            Action::Preflight { .. } => "pre-flight checks".into(),
-            Action::EtcdSnapshot { path } => format!("etcd snapshot to {path}"),
-            Action::BackupConfig { path } => format!("back up /etc/kubernetes to {path}"),
-            Action::SwitchRepository { minor } => {
-                format!("switch the package repository to v{minor}")
-            }
-            Action::InstallPackages { packages, version } => {
-                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
-                format!("install {} {version}", names.join(", "))
-            }
-            Action::CheckKubeadmVersion { version } => format!("check kubeadm is {version}"),
-            Action::KubeadmUpgradePlan { version } => format!("kubeadm upgrade plan {version}"),
-            Action::KubeadmUpgradeApply { version, .. } => {
-                format!("kubeadm upgrade apply {version}")
-            }
-            Action::KubeadmUpgradeNode {
-                control_plane,
-                addons,
-                ..
-            } => match control_plane {
-                Some(v) => format!("kubeadm upgrade node (control plane to {v})"),
-                None if addons.is_empty() => "kubeadm upgrade node (kubelet configuration)".into(),
-                None => "kubeadm upgrade node (add-ons kube-proxy and CoreDNS)".into(),
-            },
-            Action::Cordon => "cordon".into(),
-            Action::Drain { .. } => "drain".into(),
-            Action::RestartKubelet { version } => format!("restart the kubelet ({version})"),
-            Action::WaitReady { version, .. } => format!("wait until Ready at {version}"),
-            Action::Uncordon => "uncordon".into(),
-            Action::WaitKubeProxyRollout { version, .. } => match version {
-                Some(v) => format!("wait until kube-proxy {v} runs on every node"),
-                None => "wait until the kube-proxy DaemonSet has rolled out".into(),
-            },
-            Action::UpgradeKubectlClient { version } => {
-                format!("upgrade your own kubectl to {version}")
-            }
-            Action::ProvisionNodes { version, .. } => format!("provision nodes at {version}"),
-            Action::RemoveNodes => "remove nodes".into(),
-            Action::Verify { version } => format!("verify every node at {version}"),
-        }
-    }
-}
-
 /// A fact about the cluster an executor can check. Node facts hold for every node of the step;
 /// the others are about the cluster.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -641,23 +393,10 @@ impl Step {
     }
 
     /// True when the step changes the modelled cluster state (versions, schedulability,
-    /// membership); checks, backups, repository switches, restarts and waits do not. (A drain
-    /// cordons, but in kupgrade's plans a drain always follows a cordon.)
+    /// membership, add-ons, the operators' kubectl: see
+    /// [`Change::is_modelled`](super::Change::is_modelled)); checks, backups, repository
+    /// switches, restarts and waits do not.
     pub fn changes_state(&self) -> bool {
-        matches!(
-            self.action,
-            Action::InstallPackages { .. }
-                | Action::KubeadmUpgradeApply { .. }
-                | Action::KubeadmUpgradeNode {
-                    control_plane: Some(_),
-                    ..
-                }
-                | Action::Cordon
-                | Action::Uncordon
-                | Action::WaitKubeProxyRollout { .. }
-                | Action::UpgradeKubectlClient { .. }
-                | Action::ProvisionNodes { .. }
-                | Action::RemoveNodes
-        ) || matches!(&self.action, Action::KubeadmUpgradeNode { addons, .. } if !addons.is_empty())
+        self.action.change().is_modelled()
     }
 }

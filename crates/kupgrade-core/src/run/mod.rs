@@ -76,7 +76,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::plan::{Action, Executor, PreflightCheck, Step, StepId, UpgradePlan};
+use crate::plan::{
+    Action, Change, Executor, NodeExpectation, PreflightCheck, Presence, StepId, UpgradePlan,
+};
 use crate::ports::{CommandSpec, DrainOptions};
 use crate::skew::SkewPolicy;
 use crate::{ClusterState, KubeVersion, Node, NodeName};
@@ -420,13 +422,6 @@ struct StepRun {
     done: usize,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Presence {
-    Present,
-    Absent,
-    Either,
-}
-
 /// The execution state machine of one plan. See the [module documentation](self).
 pub struct Run {
     plan: Arc<UpgradePlan>,
@@ -476,29 +471,6 @@ impl fmt::Debug for Run {
             .field("in_flight", &self.in_flight)
             .field("finished", &self.finished)
             .finish_non_exhaustive()
-    }
-}
-
-impl Step {
-    /// This step restricted to `node` (all of it for `None` or a step without nodes): what
-    /// one task of a run does, for models such as
-    /// [`Simulation`](crate::plan::Simulation) that apply whole steps.
-    pub fn on_node(&self, node: Option<&NodeName>) -> Step {
-        let mut step = self.clone();
-        if let Some(n) = node
-            && let Some(i) = self.nodes.iter().position(|m| m == n)
-        {
-            step.nodes = crate::plan::NodeList::new(vec![n.clone()]);
-            if let Action::ProvisionNodes { version, templates } = &self.action {
-                step.action = Action::ProvisionNodes {
-                    version: version.clone(),
-                    templates: crate::plan::NodeList::new(
-                        templates.as_slice().get(i).cloned().into_iter().collect(),
-                    ),
-                };
-            }
-        }
-        step
     }
 }
 
@@ -1035,7 +1007,10 @@ impl Run {
             action: step.action.describe(),
             executor: step.action.executor(),
         });
-        let deadline = deadline(&work);
+        let deadline = step.action.deadline(match &work {
+            Work::Commands { commands } => commands,
+            _ => &[],
+        });
         out.tasks.push(Task {
             id,
             step_index: si,
@@ -1198,49 +1173,35 @@ impl Run {
         }
     }
 
-    /// What starting a task means for the nodes' expected presence and readiness.
+    /// What starting a task means for its node's expected presence and readiness.
     fn start_effects(&mut self, si: usize, ti: usize) {
-        let step = &self.plan.steps[si];
-        let Some(node) = step.nodes.as_slice().get(ti) else {
-            return;
-        };
-        match step.action {
-            Action::RestartKubelet { .. } => {
-                self.settling.insert(node.clone());
-            }
-            Action::ProvisionNodes { .. } => {
-                self.settling.insert(node.clone());
-                self.presence.insert(node.clone(), Presence::Either);
-                self.presence_gen += 1;
-            }
-            Action::RemoveNodes => {
-                self.presence.insert(node.clone(), Presence::Either);
-                self.presence_gen += 1;
-            }
-            _ => {}
-        }
+        self.expect(si, ti, |c| c.on_start());
     }
 
+    /// What a task being done means for its node's expected presence and readiness.
     fn done_effects(&mut self, si: usize, ti: usize) {
+        self.expect(si, ti, |c| c.on_done());
+    }
+
+    /// Takes on what the step's change (`when`: on start or once done) says of the task's node.
+    fn expect(&mut self, si: usize, ti: usize, when: fn(&Change<'_>) -> NodeExpectation) {
         let step = &self.plan.steps[si];
         let Some(node) = step.nodes.as_slice().get(ti) else {
             return;
         };
-        match step.action {
-            Action::WaitReady { .. } => {
+        let expect = when(&step.action.change());
+        match expect.settling {
+            Some(true) => {
+                self.settling.insert(node.clone());
+            }
+            Some(false) => {
                 self.settling.remove(node);
             }
-            Action::ProvisionNodes { .. } => {
-                self.settling.remove(node);
-                self.presence.insert(node.clone(), Presence::Present);
-                self.presence_gen += 1;
-            }
-            Action::RemoveNodes => {
-                self.settling.remove(node);
-                self.presence.insert(node.clone(), Presence::Absent);
-                self.presence_gen += 1;
-            }
-            _ => {}
+            None => {}
+        }
+        if let Some(p) = expect.presence {
+            self.presence.insert(node.clone(), p);
+            self.presence_gen += 1;
         }
     }
 
@@ -1893,24 +1854,6 @@ enum Decision {
     Done(Vec<String>),
     Rerun,
     Halt(Box<StopReport>),
-}
-
-/// How long a task may take, all told, before the driver gives up on it.
-fn deadline(work: &Work) -> Option<Duration> {
-    const SLACK: Duration = Duration::from_secs(60);
-    match work {
-        Work::Commands { commands } => commands
-            .iter()
-            .map(|c| c.timeout)
-            .sum::<Option<Duration>>()
-            .map(|d| d + SLACK),
-        Work::Cordon | Work::Uncordon => Some(Duration::from_secs(300)),
-        Work::Drain { options } => Some(Duration::from_secs(options.timeout_seconds) + SLACK),
-        Work::WaitReady { timeout, .. } | Work::WaitKubeProxyRollout { timeout, .. } => {
-            Some(*timeout + SLACK)
-        }
-        Work::Provision { .. } | Work::Remove => Some(Duration::from_secs(3600)),
-    }
 }
 
 fn millis(now: Timestamp, since: Timestamp) -> u64 {

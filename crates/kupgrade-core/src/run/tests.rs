@@ -594,6 +594,49 @@ fn a_restarted_kubelet_may_be_not_ready_until_its_wait() {
     assert_eq!(run.finished(), Some(&Finished::Completed));
 }
 
+/// From the moment its provisioning is done, the run expects a new node: one that leaves the
+/// cluster after that stops the run.
+#[test]
+fn a_provisioned_node_is_expected_once_its_task_is_done() {
+    let plan = replace_plan();
+    let mut run = new_run(&plan, &[]);
+    let mut model = Simulation::new(cluster());
+    let mut provisioned: Option<NodeName> = None;
+    while !run.is_finished() {
+        let mut state = model.state().clone();
+        if let Some(n) = &provisioned {
+            state.nodes.retain(|m| m.name != *n);
+        }
+        let out = run.next(&state, t0());
+        for t in out.tasks {
+            let step = &plan.steps[t.step_index];
+            model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
+            if provisioned.is_none() && matches!(step.action, Action::ProvisionNodes { .. }) {
+                provisioned = t.id.node.clone();
+            }
+            run.record(
+                Outcome {
+                    task: t.id,
+                    attempt: t.attempt,
+                    result: TaskResult::Succeeded,
+                },
+                t0(),
+            )
+            .unwrap();
+        }
+    }
+    let report = run.finished().unwrap().report().expect("halted");
+    assert_eq!(report.reason, StopReason::Drift, "{report}");
+    assert_eq!(
+        report.differences,
+        [Difference {
+            node: provisioned,
+            expected: "present".into(),
+            found: "absent".into()
+        }]
+    );
+}
+
 #[test]
 fn failures_are_retried_with_backoff_only_when_safe() {
     let plan = plan();

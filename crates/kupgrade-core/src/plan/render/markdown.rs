@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::plan::step::{Executor, Phase, Step};
+use crate::plan::action::Executor;
+use crate::plan::step::{Phase, Step};
 use crate::plan::{HopKind, UpgradePlan, human_duration};
 use crate::{NodeName, OsFamily};
 

@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use crate::NodeName;
 use crate::ports::{CommandSpec, Privilege, Program, shell_quote};
 
-use super::step::{Action, Step};
+use super::action::Action;
+use super::step::Step;
 
 mod json;
 mod markdown;

@@ -2,7 +2,8 @@
 //! after, then a numbered runbook.
 use std::fmt::Write as _;
 
-use crate::plan::step::{Executor, Step};
+use crate::plan::action::Executor;
+use crate::plan::step::Step;
 use crate::plan::{HopKind, UpgradePlan, WorkerPacing, human_duration};
 
 use super::{human_line, manual_lines, node_summary, os_title};

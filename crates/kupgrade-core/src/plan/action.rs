@@ -1,0 +1,566 @@
+//! What an action means, in one place.
+//!
+//! An [`Action`] is what a [`Step`] does. What kupgrade derives from it is answered here:
+//!
+//! - [`Action::executor`]: which port carries it out;
+//! - [`Action::verb`] and [`Action::describe`]: its name in step ids, and in words;
+//! - [`Action::facts`]: what must hold before it and what holds after it (the run checks
+//!   both);
+//! - [`Action::change`]: what it changes, a [`Change`] that the planner's model and the
+//!   [`Simulation`](super::Simulation) both apply, and from which the run takes what it
+//!   expects of a task's node while the task runs;
+//! - [`Action::deadline`]: how long one task may take before the driver gives up on it;
+//! - [`Step::on_node`]: what one task of a step does.
+//!
+//! # Adding an action
+//!
+//! 1. A variant of [`Action`] (its serde form is part of the plan format: add, never rename)
+//!    and its arm in each `match` of this file; the compiler lists them.
+//! 2. If it runs commands on nodes ([`Executor::Node`]): its commands in `node_commands`
+//!    (`packages.rs`).
+//! 3. Only if it changes something no kind of [`Change`] describes yet: a new kind in
+//!    `change.rs`, and one arm in each model's `apply_change` (`simulate.rs`, `fleet.rs`),
+//!    which the compiler asks for; the property test in `fleet.rs` holds the two models to
+//!    the same answers.
+//!
+//! Besides these, its estimate is a field of [`Durations`](super::Durations) (`estimate.rs`,
+//! asked for by the compiler too); an action for another port than node commands needs its
+//! [`Work`](crate::run::Work) in the run and its driver; the renderers' manual lines
+//! (`render/mod.rs`) say how a person does it by hand.
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::ports::{CommandSpec, DrainOptions};
+use crate::{Component, KubeVersion, Minor, NodeName};
+
+use super::change::Change;
+use super::step::{AddonVersions, Fact, NodeList, Package, PreflightCheck, Step};
+
+/// What a step does. The effect of each action on the model is fixed (see
+/// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
+/// are part of the action, so replaying a plan needs no lookups.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
+pub enum Action {
+    /// Checks made before anything changes.
+    Preflight {
+        /// The checks.
+        checks: Vec<PreflightCheck>,
+    },
+    /// `etcdctl snapshot save` on a control-plane node (stacked etcd).
+    EtcdSnapshot {
+        /// The snapshot file on the node.
+        path: String,
+    },
+    /// A copy of `/etc/kubernetes` on each control-plane node.
+    BackupConfig {
+        /// The directory the copy goes to.
+        path: String,
+    },
+    /// Point the node's Kubernetes package repository at `minor` (pkgs.k8s.io has one
+    /// repository per minor).
+    SwitchRepository {
+        /// The minor.
+        minor: Minor,
+    },
+    /// Unhold, install at an exact version, hold again.
+    InstallPackages {
+        /// The packages.
+        packages: Vec<Package>,
+        /// Their version.
+        version: KubeVersion,
+    },
+    /// `kubeadm version` must print `version`.
+    CheckKubeadmVersion {
+        /// The expected version.
+        version: KubeVersion,
+    },
+    /// `kubeadm upgrade plan <version>`: kubeadm's own pre-flight, changes nothing.
+    KubeadmUpgradePlan {
+        /// The target of the hop.
+        version: KubeVersion,
+    },
+    /// `kubeadm upgrade apply <version> --yes` on the first control-plane node: moves its
+    /// control-plane components (and stacked etcd), and the add-ons where kubeadm does so at
+    /// apply. After it a downgrade is no longer supported.
+    KubeadmUpgradeApply {
+        /// The new control-plane version.
+        version: KubeVersion,
+        /// The stacked etcd version it deploys on the node, when it changes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etcd: Option<KubeVersion>,
+        /// The add-ons it moves.
+        #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
+        addons: AddonVersions,
+    },
+    /// `kubeadm upgrade node`: on a control-plane node, moves its components to the version
+    /// `kubeadm upgrade apply` set (and the add-ons, on the last one since kubeadm 1.28; run
+    /// again on a control-plane node already upgraded, only the add-ons move); on a worker,
+    /// refreshes the kubelet configuration.
+    KubeadmUpgradeNode {
+        /// The control-plane version it deploys (control-plane nodes only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        control_plane: Option<KubeVersion>,
+        /// The stacked etcd version it deploys, when it changes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etcd: Option<KubeVersion>,
+        /// The add-ons it moves.
+        #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
+        addons: AddonVersions,
+    },
+    /// Mark the nodes unschedulable.
+    Cordon,
+    /// Evict the nodes' pods (cordoning them first), honouring disruption budgets.
+    Drain {
+        /// How.
+        options: DrainOptions,
+    },
+    /// `systemctl daemon-reload` and `systemctl restart kubelet`, so that the kubelet installed
+    /// at `version` runs.
+    RestartKubelet {
+        /// The kubelet version installed.
+        version: KubeVersion,
+    },
+    /// Wait until the nodes are Ready and their kubelets report `version`.
+    WaitReady {
+        /// The kubelet version expected.
+        version: KubeVersion,
+        /// Give up after this long.
+        timeout_seconds: u64,
+    },
+    /// Mark the nodes schedulable again.
+    Uncordon,
+    /// Wait until the kube-proxy DaemonSet runs its version on every node (a rollout under
+    /// way finishes: `kubectl -n kube-system rollout status daemonset/kube-proxy`).
+    WaitKubeProxyRollout {
+        /// The DaemonSet's version, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<KubeVersion>,
+        /// Give up after this long.
+        timeout_seconds: u64,
+    },
+    /// The operator's own kubectl must be upgraded to `version` (kubectl must stay within one
+    /// minor of every API server). Not something a runner can do on a node.
+    UpgradeKubectlClient {
+        /// The version.
+        version: KubeVersion,
+    },
+    /// Create the step's nodes, each like its template (roles, labels, OS), running `version`,
+    /// and wait until they have joined and are Ready (the replace strategy).
+    ProvisionNodes {
+        /// The version they join with.
+        version: KubeVersion,
+        /// For each of the step's nodes, in order, the node it replaces (its template).
+        templates: NodeList,
+    },
+    /// Remove the (drained) nodes from the cluster and delete their machines.
+    RemoveNodes,
+    /// The final check: every node at the target, the policy holds.
+    Verify {
+        /// The target.
+        version: KubeVersion,
+    },
+}
+
+/// Which port carries an action out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    /// Commands on each of the step's nodes ([`Step::commands`], a `CommandRunner`).
+    Node,
+    /// Cluster operations (cordon, drain, uncordon, wait Ready: `ClusterOperations`).
+    Cluster,
+    /// The node provider (`NodeProvider`).
+    Provider,
+    /// A check against the cluster state and the policy; changes nothing.
+    Check,
+    /// Something only the operator can do (their own kubectl).
+    Operator,
+}
+
+impl Action {
+    /// Which port carries the action out.
+    pub fn executor(&self) -> Executor {
+        match self {
+            Action::Preflight { .. } | Action::Verify { .. } => Executor::Check,
+            Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::InstallPackages { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::KubeadmUpgradeApply { .. }
+            | Action::KubeadmUpgradeNode { .. }
+            | Action::RestartKubelet { .. } => Executor::Node,
+            Action::Cordon
+            | Action::Drain { .. }
+            | Action::WaitReady { .. }
+            | Action::Uncordon
+            | Action::WaitKubeProxyRollout { .. } => Executor::Cluster,
+            Action::ProvisionNodes { .. } | Action::RemoveNodes => Executor::Provider,
+            Action::UpgradeKubectlClient { .. } => Executor::Operator,
+        }
+    }
+
+    /// A short verb for identifiers (`kubeadm-upgrade-apply`, `install-kubelet-kubectl`).
+    pub fn verb(&self) -> String {
+        match self {
+            Action::Preflight { .. } => "preflight".into(),
+            Action::EtcdSnapshot { .. } => "etcd-snapshot".into(),
+            Action::BackupConfig { .. } => "backup-config".into(),
+            Action::SwitchRepository { minor } => format!("repository-{minor}"),
+            Action::InstallPackages { packages, version } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
+                format!("install-{}@{version}", names.join("-"))
+            }
+            Action::CheckKubeadmVersion { .. } => "kubeadm-version".into(),
+            Action::KubeadmUpgradePlan { .. } => "kubeadm-upgrade-plan".into(),
+            Action::KubeadmUpgradeApply { .. } => "kubeadm-upgrade-apply".into(),
+            Action::KubeadmUpgradeNode {
+                control_plane,
+                addons,
+                ..
+            } => match control_plane {
+                Some(_) => "kubeadm-upgrade-node".into(),
+                None if addons.is_empty() => "kubeadm-upgrade-node-config".into(),
+                None => "kubeadm-upgrade-node-addons".into(),
+            },
+            Action::Cordon => "cordon".into(),
+            Action::Drain { .. } => "drain".into(),
+            Action::RestartKubelet { version } => format!("restart-kubelet@{version}"),
+            Action::WaitReady { version, .. } => format!("wait-ready@{version}"),
+            Action::Uncordon => "uncordon".into(),
+            Action::WaitKubeProxyRollout { .. } => "kube-proxy-rollout".into(),
+            Action::UpgradeKubectlClient { .. } => "kubectl-client".into(),
+            Action::ProvisionNodes { .. } => "provision".into(),
+            Action::RemoveNodes => "remove".into(),
+            Action::Verify { .. } => "verify".into(),
+        }
+    }
+
+    /// What the action does, in a few words (`kubeadm upgrade apply v1.29.15`).
+    pub fn describe(&self) -> String {
+        match self {
+            Action::Preflight { .. } => "pre-flight checks".into(),
+            Action::EtcdSnapshot { path } => format!("etcd snapshot to {path}"),
+            Action::BackupConfig { path } => format!("back up /etc/kubernetes to {path}"),
+            Action::SwitchRepository { minor } => {
+                format!("switch the package repository to v{minor}")
+            }
+            Action::InstallPackages { packages, version } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
+                format!("install {} {version}", names.join(", "))
+            }
+            Action::CheckKubeadmVersion { version } => format!("check kubeadm is {version}"),
+            Action::KubeadmUpgradePlan { version } => format!("kubeadm upgrade plan {version}"),
+            Action::KubeadmUpgradeApply { version, .. } => {
+                format!("kubeadm upgrade apply {version}")
+            }
+            Action::KubeadmUpgradeNode {
+                control_plane,
+                addons,
+                ..
+            } => match control_plane {
+                Some(v) => format!("kubeadm upgrade node (control plane to {v})"),
+                None if addons.is_empty() => "kubeadm upgrade node (kubelet configuration)".into(),
+                None => "kubeadm upgrade node (add-ons kube-proxy and CoreDNS)".into(),
+            },
+            Action::Cordon => "cordon".into(),
+            Action::Drain { .. } => "drain".into(),
+            Action::RestartKubelet { version } => format!("restart the kubelet ({version})"),
+            Action::WaitReady { version, .. } => format!("wait until Ready at {version}"),
+            Action::Uncordon => "uncordon".into(),
+            Action::WaitKubeProxyRollout { version, .. } => match version {
+                Some(v) => format!("wait until kube-proxy {v} runs on every node"),
+                None => "wait until the kube-proxy DaemonSet has rolled out".into(),
+            },
+            Action::UpgradeKubectlClient { version } => {
+                format!("upgrade your own kubectl to {version}")
+            }
+            Action::ProvisionNodes { version, .. } => format!("provision nodes at {version}"),
+            Action::RemoveNodes => "remove nodes".into(),
+            Action::Verify { version } => format!("verify every node at {version}"),
+        }
+    }
+
+    /// What the action changes ([`Change`]): what the models of the cluster apply, and what
+    /// a run expects of the action's nodes while it runs.
+    pub fn change(&self) -> Change<'_> {
+        match self {
+            Action::Preflight { .. }
+            | Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::Verify { .. } => Change::Nothing,
+            Action::InstallPackages { packages, version } => Change::Install { packages, version },
+            Action::KubeadmUpgradeApply {
+                version,
+                etcd,
+                addons,
+            }
+            | Action::KubeadmUpgradeNode {
+                control_plane: Some(version),
+                etcd,
+                addons,
+            } => Change::ControlPlane {
+                version,
+                etcd: etcd.as_ref(),
+                addons,
+            },
+            // A worker's kubelet configuration is not modelled.
+            Action::KubeadmUpgradeNode { addons, .. } if addons.is_empty() => Change::Nothing,
+            Action::KubeadmUpgradeNode { addons, .. } => Change::Addons(addons),
+            // A drain cordons first.
+            Action::Cordon | Action::Drain { .. } => Change::Schedulable(false),
+            Action::Uncordon => Change::Schedulable(true),
+            Action::RestartKubelet { .. } => Change::KubeletRestart,
+            Action::WaitReady { .. } => Change::AwaitReady,
+            Action::WaitKubeProxyRollout { .. } => Change::RollOutKubeProxy,
+            Action::UpgradeKubectlClient { version } => Change::Kubectl(version),
+            Action::ProvisionNodes { version, templates } => {
+                Change::Provision { version, templates }
+            }
+            Action::RemoveNodes => Change::Remove,
+        }
+    }
+
+    /// How long one task of the action may take, all told, before the driver gives up on it
+    /// (and reports it timed out). Node commands get the sum of their own timeouts
+    /// (`commands`: the ones the task runs; none without a timeout: no deadline); the waits
+    /// their own timeouts; each with a minute's slack. Checks and the operator's steps are
+    /// decided by the run itself: `None`.
+    pub fn deadline(&self, commands: &[CommandSpec]) -> Option<Duration> {
+        const SLACK: Duration = Duration::from_secs(60);
+        match self {
+            Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::InstallPackages { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::KubeadmUpgradeApply { .. }
+            | Action::KubeadmUpgradeNode { .. }
+            | Action::RestartKubelet { .. } => commands
+                .iter()
+                .map(|c| c.timeout)
+                .sum::<Option<Duration>>()
+                .map(|d| d + SLACK),
+            Action::Cordon | Action::Uncordon => Some(Duration::from_secs(300)),
+            Action::Drain { options } => Some(Duration::from_secs(options.timeout_seconds) + SLACK),
+            Action::WaitReady {
+                timeout_seconds, ..
+            }
+            | Action::WaitKubeProxyRollout {
+                timeout_seconds, ..
+            } => Some(Duration::from_secs(*timeout_seconds) + SLACK),
+            Action::ProvisionNodes { .. } | Action::RemoveNodes => Some(Duration::from_secs(3600)),
+            Action::Preflight { .. }
+            | Action::Verify { .. }
+            | Action::UpgradeKubectlClient { .. } => None,
+        }
+    }
+
+    /// What must hold before the action and what holds after it, on each of the step's
+    /// nodes or on the cluster (see [`Fact`]); `goal` is the version of the hop the step
+    /// belongs to. A run checks the preconditions before it starts a task and, after a crash,
+    /// the postconditions that are not already preconditions, to tell whether the task
+    /// happened.
+    pub fn facts(&self, goal: &KubeVersion) -> (Vec<Fact>, Vec<Fact>) {
+        let version = |component, version: &KubeVersion| Fact::Version {
+            component,
+            version: version.clone(),
+        };
+        let addon_facts = |addons: &AddonVersions| {
+            let mut f = Vec::new();
+            if let Some(v) = &addons.kube_proxy {
+                f.push(Fact::Addon {
+                    component: Component::KubeProxy,
+                    version: v.clone(),
+                });
+            }
+            if let Some(v) = &addons.coredns {
+                f.push(Fact::Addon {
+                    component: Component::CoreDns,
+                    version: v.clone(),
+                });
+            }
+            f
+        };
+        match self {
+            Action::Preflight { .. } => (vec![], vec![Fact::PolicyHolds]),
+            Action::EtcdSnapshot { .. } | Action::BackupConfig { .. } => {
+                (vec![Fact::Present], vec![])
+            }
+            Action::SwitchRepository { .. } => (vec![Fact::Present], vec![]),
+            Action::InstallPackages {
+                packages,
+                version: v,
+            } => {
+                let mut pre = vec![Fact::Present];
+                if packages.contains(&Package::Kubelet) {
+                    pre.push(Fact::Cordoned);
+                }
+                let post = packages.iter().map(|p| version(p.component(), v)).collect();
+                (pre, post)
+            }
+            Action::CheckKubeadmVersion { version: v }
+            | Action::KubeadmUpgradePlan { version: v } => {
+                (vec![version(Component::Kubeadm, v)], vec![])
+            }
+            Action::KubeadmUpgradeApply {
+                version: v, addons, ..
+            } => {
+                let mut post = vec![
+                    version(Component::KubeApiserver, v),
+                    Fact::ControlPlaneStarted { version: v.clone() },
+                ];
+                post.extend(addon_facts(addons));
+                (
+                    vec![version(Component::Kubeadm, v), Fact::PolicyHolds],
+                    post,
+                )
+            }
+            Action::KubeadmUpgradeNode {
+                control_plane: Some(v),
+                addons,
+                ..
+            } => {
+                let mut post = vec![version(Component::KubeApiserver, v)];
+                post.extend(addon_facts(addons));
+                (
+                    vec![
+                        version(Component::Kubeadm, v),
+                        Fact::ControlPlaneStarted { version: v.clone() },
+                    ],
+                    post,
+                )
+            }
+            Action::KubeadmUpgradeNode { addons, .. } => (
+                vec![
+                    version(Component::Kubeadm, goal),
+                    Fact::ControlPlaneAt {
+                        version: goal.clone(),
+                    },
+                ],
+                addon_facts(addons),
+            ),
+            Action::Cordon => (vec![Fact::Present], vec![Fact::Cordoned]),
+            Action::Drain { .. } => (vec![Fact::Cordoned], vec![Fact::Cordoned]),
+            Action::RestartKubelet { .. } => (vec![Fact::Cordoned], vec![]),
+            Action::WaitReady { version: v, .. } => {
+                (vec![], vec![Fact::Ready, version(Component::Kubelet, v)])
+            }
+            Action::Uncordon => (
+                vec![Fact::Ready, version(Component::Kubelet, goal)],
+                vec![Fact::Schedulable],
+            ),
+            Action::WaitKubeProxyRollout { version: v, .. } => (
+                vec![],
+                v.iter()
+                    .map(|v| Fact::Addon {
+                        component: Component::KubeProxy,
+                        version: v.clone(),
+                    })
+                    .collect(),
+            ),
+            Action::UpgradeKubectlClient { version: v } => {
+                (vec![], vec![Fact::KubectlClient { version: v.clone() }])
+            }
+            Action::ProvisionNodes { version: v, .. } => (
+                vec![Fact::Absent, Fact::ControlPlaneAt { version: v.clone() }],
+                vec![Fact::Present, Fact::Ready, version(Component::Kubelet, v)],
+            ),
+            Action::RemoveNodes => (vec![Fact::Cordoned], vec![Fact::Absent]),
+            Action::Verify { version: v } => (
+                vec![],
+                vec![
+                    Fact::ControlPlaneAt { version: v.clone() },
+                    Fact::PolicyHolds,
+                ],
+            ),
+        }
+    }
+}
+
+impl Step {
+    /// This step restricted to `node` (all of it for `None` or a step without nodes): what
+    /// one task of a run does, for models such as
+    /// [`Simulation`](crate::plan::Simulation) that apply whole steps.
+    pub fn on_node(&self, node: Option<&NodeName>) -> Step {
+        let mut step = self.clone();
+        if let Some(n) = node
+            && let Some(i) = self.nodes.iter().position(|m| m == n)
+        {
+            step.nodes = NodeList::new(vec![n.clone()]);
+            if let Action::ProvisionNodes { version, templates } = &self.action {
+                step.action = Action::ProvisionNodes {
+                    version: version.clone(),
+                    templates: NodeList::new(
+                        templates.as_slice().get(i).cloned().into_iter().collect(),
+                    ),
+                };
+            }
+        }
+        step
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OsFamily;
+    use crate::plan::node_commands;
+
+    /// A node task may take as long as its commands' timeouts and a minute; a command without
+    /// a timeout leaves it without a deadline. A wait gets its own timeout and a minute.
+    #[test]
+    fn a_task_deadline_is_its_own_timeouts_and_a_minute() {
+        let action = Action::InstallPackages {
+            packages: vec![Package::Kubelet, Package::Kubectl],
+            version: "v1.30.1".parse().unwrap(),
+        };
+        let commands = node_commands(&action, OsFamily::Debian).unwrap().commands;
+        let total: Duration = commands.iter().map(|c| c.timeout.unwrap()).sum();
+        let minute = Duration::from_secs(60);
+        assert_eq!(action.deadline(&commands), Some(total + minute));
+        let mut untimed = commands.clone();
+        untimed[0].timeout = None;
+        assert_eq!(action.deadline(&untimed), None);
+        let wait = Action::WaitReady {
+            version: "v1.30.1".parse().unwrap(),
+            timeout_seconds: 600,
+        };
+        assert_eq!(wait.deadline(&[]), Some(Duration::from_secs(600) + minute));
+        // Every node action of a plan is timed by its commands.
+        let cluster = crate::inventory::parse(
+            include_str!("../../../../examples/clusters/ha.yaml"),
+            "ha.yaml",
+        )
+        .unwrap();
+        let plan =
+            crate::plan::PlanRequest::new("1.29".parse().unwrap(), jiff::civil::date(2024, 6, 1))
+                .plan(&cluster)
+                .unwrap();
+        let mut timed = 0;
+        for step in &plan.steps {
+            for c in &step.commands {
+                let total: Option<Duration> = c.commands.iter().map(|c| c.timeout).sum();
+                assert_eq!(step.action.deadline(&c.commands), total.map(|t| t + minute));
+                timed += 1;
+            }
+        }
+        assert!(timed > 10, "the plan has node steps");
+        let check = Action::Verify {
+            version: "v1.30.1".parse().unwrap(),
+        };
+        assert_eq!(check.deadline(&[]), None);
+    }
+}
