@@ -65,7 +65,7 @@ mod check;
 mod estimate;
 mod fleet;
 mod hops;
-mod packages;
+pub mod packages;
 mod planner;
 pub mod render;
 mod schema;

@@ -100,7 +100,7 @@ impl RepoKind {
         match family {
             OsFamily::Debian => Some(RepoKind::Apt),
             OsFamily::Rhel => Some(RepoKind::Yum),
-            OsFamily::Other => None,
+            OsFamily::Suse | OsFamily::Other => None,
         }
     }
 }
