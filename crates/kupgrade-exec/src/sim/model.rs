@@ -103,6 +103,15 @@ impl RepoKind {
             OsFamily::Suse | OsFamily::Other => None,
         }
     }
+
+    /// Whether the package manager reads a changed repository file only after a refresh
+    /// (`apt-get update`); dnf reads it on its next run.
+    pub(crate) fn needs_refresh(self) -> bool {
+        match self {
+            RepoKind::Apt => true,
+            RepoKind::Yum => false,
+        }
+    }
 }
 
 impl Host {

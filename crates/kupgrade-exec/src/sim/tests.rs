@@ -154,6 +154,29 @@ async fn packages_follow_repositories_holds_and_excludes() {
     );
 }
 
+/// A command refused for want of root writes nothing (it used to record the backup or the
+/// snapshot it refused to write).
+#[tokio::test(start_paused = true)]
+async fn commands_refused_without_root_write_no_file() {
+    let sim = SimCluster::new(ha());
+    let files = |sim: &SimCluster| sim.snapshot().hosts[&name("cp-1")].files.clone();
+    let backup = CommandSpec::new("cp").args(["-a", "-T", "/etc/kubernetes", "/var/backups/k"]);
+    let snapshot = CommandSpec::new("etcdctl").args(["snapshot", "save", "/var/backups/etcd.db"]);
+    for spec in [&backup, &snapshot] {
+        let (code, text) = sh(&sim, "cp-1", spec.clone()).await;
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("Permission denied"), "{text}");
+    }
+    assert!(files(&sim).is_empty(), "{:?}", files(&sim));
+    for spec in [backup, snapshot] {
+        assert_eq!(sh(&sim, "cp-1", spec.sudo()).await.0, 0);
+    }
+    assert_eq!(
+        files(&sim).into_iter().collect::<Vec<_>>(),
+        ["/var/backups/etcd.db", "/var/backups/k"]
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn kubeadm_moves_the_control_plane_one_minor_at_a_time() {
     let sim = SimCluster::new(ha());
