@@ -20,6 +20,7 @@ use super::node::{Command, Exec};
 
 mod apt;
 mod dnf;
+mod zypper;
 
 /// A family's simulated package manager.
 struct Rule {
@@ -40,7 +41,11 @@ fn rule(family: OsFamily) -> Option<Rule> {
             exec: dnf::exec,
             duration: dnf::duration,
         }),
-        OsFamily::Suse | OsFamily::Other => None,
+        OsFamily::Suse => Some(Rule {
+            exec: zypper::exec,
+            duration: zypper::duration,
+        }),
+        OsFamily::Other => None,
     }
 }
 
