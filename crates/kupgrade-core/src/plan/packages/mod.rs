@@ -281,51 +281,14 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
                     .timeout(Duration::from_secs(5 * MIN)),
             ]
         }
-        Action::SwitchRepository { minor } => {
-            if *minor < FIRST_PACKAGED_MINOR {
-                return Some(manual(
-                    os,
-                    format!(
-                        "pkgs.k8s.io has no packages before v{FIRST_PACKAGED_MINOR}: point this node at a repository or mirror that carries Kubernetes v{minor}"
-                    ),
-                ));
-            }
-            match manager(os) {
-                Some(m) => m.switch_repository(*minor),
-                None => {
-                    return Some(manual(
-                        os,
-                        format!(
-                            "point this node's package manager at the Kubernetes v{minor} repository (kupgrade renders commands for {} systems only)",
-                            rendered_families()
-                        ),
-                    ));
-                }
-            }
-        }
+        Action::SwitchRepository { minor } => match switch_repository(*minor, os) {
+            Ok(commands) => commands,
+            Err(what) => return Some(manual(os, what)),
+        },
         Action::InstallPackages { packages, version } => {
-            let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
-            if version.minor() < FIRST_PACKAGED_MINOR {
-                return Some(manual(
-                    os,
-                    format!(
-                        "install {} {version} from the repository or mirror this node uses (pkgs.k8s.io has no packages before v{FIRST_PACKAGED_MINOR}), then hold them",
-                        names.join(", ")
-                    ),
-                ));
-            }
-            match manager(os) {
-                Some(m) => m.install(packages, version),
-                None => {
-                    return Some(manual(
-                        os,
-                        format!(
-                            "install {} {version} with this node's package manager (kupgrade renders commands for {} systems only)",
-                            names.join(", "),
-                            rendered_families()
-                        ),
-                    ));
-                }
+            match install_packages(packages, version, os) {
+                Ok(commands) => commands,
+                Err(what) => return Some(manual(os, what)),
             }
         }
         Action::CheckKubeadmVersion { version } => vec![
@@ -377,6 +340,51 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
         commands,
         manual: None,
     })
+}
+
+/// The commands that point a node of `os` at `minor`'s repository, or what to do by hand.
+fn switch_repository(minor: Minor, os: OsFamily) -> Result<Vec<CommandSpec>, String> {
+    if minor < FIRST_PACKAGED_MINOR {
+        return Err(format!(
+            "pkgs.k8s.io has no packages before v{FIRST_PACKAGED_MINOR}: point this node at a repository or mirror that carries Kubernetes v{minor}"
+        ));
+    }
+    match manager(os) {
+        Some(m) => Ok(m.switch_repository(minor)),
+        None => Err(format!(
+            "point this node's package manager at the Kubernetes v{minor} repository (kupgrade renders commands for {} systems only)",
+            rendered_families()
+        )),
+    }
+}
+
+/// The commands that install `packages` at `version` on a node of `os`, or what to do by hand.
+fn install_packages(
+    packages: &[Package],
+    version: &KubeVersion,
+    os: OsFamily,
+) -> Result<Vec<CommandSpec>, String> {
+    let names = || {
+        packages
+            .iter()
+            .map(|p| p.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if version.minor() < FIRST_PACKAGED_MINOR {
+        return Err(format!(
+            "install {} {version} from the repository or mirror this node uses (pkgs.k8s.io has no packages before v{FIRST_PACKAGED_MINOR}), then hold them",
+            names()
+        ));
+    }
+    match manager(os) {
+        Some(m) => Ok(m.install(packages, version)),
+        None => Err(format!(
+            "install {} {version} with this node's package manager (kupgrade renders commands for {} systems only)",
+            names(),
+            rendered_families()
+        )),
+    }
 }
 
 /// The packages a kubelet upgrade installs together.
