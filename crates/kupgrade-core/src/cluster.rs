@@ -441,14 +441,8 @@ pub enum OsFamily {
 }
 
 impl OsFamily {
-    /// Every family, in order. Each but [`OsFamily::Other`] has a package manager
-    /// ([`crate::plan::packages::manager`]).
-    pub const ALL: [OsFamily; 4] = [
-        OsFamily::Debian,
-        OsFamily::Rhel,
-        OsFamily::Suse,
-        OsFamily::Other,
-    ];
+    /// Every family, in order; each but `Other` has a [`crate::plan::packages::manager`].
+    pub const ALL: [OsFamily; 4] = [Self::Debian, Self::Rhel, Self::Suse, Self::Other];
 }
 
 impl fmt::Display for OsFamily {
