@@ -24,8 +24,9 @@
 #                               the kube-proxy DaemonSet to vX; records the cluster version
 #   kubeadm upgrade node        on a node with a kube-apiserver mirror pod, the same static pod
 #                               patches at the recorded cluster version
-# Package installs are refused unless the pinned minor's repository was configured first (as
-# pkgs.k8s.io behaves), and `kubeadm upgrade apply` unless the installed kubeadm is vX.
+# Package installs (apt-get, dnf, zypper) are refused unless the pinned minor's repository was
+# configured first (as pkgs.k8s.io behaves), and `kubeadm upgrade apply` unless the installed
+# kubeadm is vX.
 # Nothing outside ROOT and the test apiserver is touched.
 set -euo pipefail
 
@@ -144,6 +145,23 @@ for a; do
   case $a in --*) continue ;; esac
   name=${a%%-[0-9]*}; v=${a#"$name"-}; install_pkg "$name" "${v%-\*}"
 done'
+
+  # zypper [--non-interactive] [--gpg-auto-import-keys] COMMAND: locks as files, like apt-mark.
+  stub zypper "$INSTALL"'
+while [ $# -gt 0 ]; do
+  case $1 in --non-interactive|--gpg-auto-import-keys) shift ;; -*) echo "stub zypper: $1" >&2; exit 2 ;; *) break ;; esac
+done
+[ $# -gt 0 ] || { echo "stub zypper: no command" >&2; exit 1; }
+verb=$1; shift
+case $verb in
+refresh) echo "Specified repositories have been refreshed." ;;
+addlock) for p; do : >"$S/held.$p"; done ;;
+removelock) for p; do rm -f "$S/held.$p"; done ;;
+install)
+  [ "${1:-}" = --oldpackage ] && shift
+  for cap; do install_pkg "${cap%%=*}" "${cap#*=}"; done ;;
+*) echo "stub zypper: $verb $*" >&2; exit 1 ;;
+esac'
 
   stub systemctl 'case "$1 ${2:-}" in
 "daemon-reload ") ;;

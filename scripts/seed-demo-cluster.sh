@@ -7,8 +7,9 @@
 #   DIR/env, the admin token from DIR/tokens.csv, the CA from DIR/certs/apiserver.crt.
 #
 # Creates what discovery reads (crates/kupgrade-kube/src/discover.rs):
-#   nodes     demo-cp-1 (control plane, v1.29.15, zone-a), demo-w-1 (v1.29.15, zone-a),
-#             demo-w-2 (v1.28.15, zone-b); kubelet version, OS image and Ready set via /status
+#   nodes     demo-cp-1 (control plane, v1.29.15, zone-a, Ubuntu), demo-w-1 (v1.29.15, zone-a,
+#             openSUSE Leap), demo-w-2 (v1.28.15, zone-b, Rocky Linux): apt, zypper and dnf;
+#             kubelet version, OS image and Ready set via /status
 #   pods      kube-system static (mirror) pods on demo-cp-1: kube-apiserver,
 #             kube-controller-manager, kube-scheduler v1.29.15, etcd 3.5.10-0 (stacked)
 #   config    ConfigMap kube-system/kubeadm-config (ClusterConfiguration, etcd.local)
@@ -191,7 +192,7 @@ EOF
 }
 
 node demo-cp-1 "$KUBE" "$OS_CP" zone-a cp
-node demo-w-1 "$KUBE" "$OS_CP" zone-a worker
+node demo-w-1 "$KUBE" "openSUSE Leap 15.5" zone-a worker
 node demo-w-2 v1.28.15 "Rocky Linux 9.3 (Blue Onyx)" zone-b worker
 
 for c in kube-apiserver kube-controller-manager kube-scheduler; do

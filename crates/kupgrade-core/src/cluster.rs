@@ -434,8 +434,15 @@ pub enum OsFamily {
     Debian,
     /// RHEL, Rocky, Alma, Fedora, CentOS Stream: dnf (or yum) and rpm.
     Rhel,
+    /// openSUSE Leap and Tumbleweed, SUSE Linux Enterprise Server: zypper and rpm.
+    Suse,
     /// Anything else: kupgrade renders no package commands for it.
     Other,
+}
+
+impl OsFamily {
+    /// Every family, in order; each but `Other` has a [`crate::plan::packages::manager`].
+    pub const ALL: [OsFamily; 4] = [Self::Debian, Self::Rhel, Self::Suse, Self::Other];
 }
 
 impl fmt::Display for OsFamily {
@@ -443,6 +450,7 @@ impl fmt::Display for OsFamily {
         f.write_str(match self {
             OsFamily::Debian => "debian",
             OsFamily::Rhel => "rhel",
+            OsFamily::Suse => "suse",
             OsFamily::Other => "other",
         })
     }
@@ -958,6 +966,24 @@ mod tests {
             size_of::<NodeVersions>()
         );
         assert!(size_of::<Node>() <= 296, "{}", size_of::<Node>());
+    }
+
+    /// `OsFamily::ALL` lists every variant (the schema lists what serde accepts), and each
+    /// displays as its serde name.
+    #[test]
+    fn os_family_all_is_every_family() {
+        let schema = serde_json::to_value(schemars::schema_for!(OsFamily)).unwrap();
+        let names: Vec<&str> = schema["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["const"].as_str().unwrap())
+            .collect();
+        let all: Vec<String> = OsFamily::ALL.iter().map(ToString::to_string).collect();
+        assert_eq!(names, all);
+        for os in OsFamily::ALL {
+            assert_eq!(serde_json::to_value(os).unwrap(), os.to_string());
+        }
     }
 
     #[test]

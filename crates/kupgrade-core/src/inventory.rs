@@ -17,6 +17,9 @@
 //!     versions: { kubelet: v1.28.9 }
 //! ```
 //!
+//! A node's `os.family` (`debian`, `rhel`, `suse` or `other`, default `debian`) decides the
+//! package commands its steps run; see [`crate::plan::packages`].
+//!
 //! Parsing never panics. Every problem found is reported at once, each naming the file, the node
 //! and the field, with a line and column where they can be found:
 //!

@@ -9,7 +9,7 @@ use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
 const DATE: Date = date(2024, 6, 1);
 
 /// Each sample with the target its snapshots plan for (small enough to review).
-const SAMPLES: [(&str, &str, &str); 6] = [
+const SAMPLES: [(&str, &str, &str); 7] = [
     (
         "ha",
         include_str!("../../../examples/clusters/ha.yaml"),
@@ -39,6 +39,11 @@ const SAMPLES: [(&str, &str, &str); 6] = [
         "mid-upgrade",
         include_str!("../../../examples/clusters/mid-upgrade.yaml"),
         "1.29",
+    ),
+    (
+        "mixed-os",
+        include_str!("../../../examples/clusters/mixed-os.yaml"),
+        "1.30",
     ),
 ];
 

@@ -5,7 +5,7 @@
 //! | nodes | `GET /api/v1/nodes` (optionally label-selected) |
 //! | kubelet version | `status.nodeInfo.kubeletVersion` |
 //! | roles | label `node-role.kubernetes.io/control-plane` (or the legacy `…/master`) |
-//! | OS family | `status.nodeInfo.osImage` (Ubuntu, Debian: debian; RHEL, Rocky, Alma, CentOS, Fedora, Amazon Linux, Oracle Linux: rhel) |
+//! | OS family | `status.nodeInfo.osImage`, as each package family recognises it ([`kupgrade_core::plan::packages::family_of_os_image`]: Ubuntu, Debian: debian; RHEL, Rocky, Alma, CentOS, Fedora, Amazon Linux, Oracle Linux: rhel; openSUSE Leap and Tumbleweed, SLES: suse; anything else: other) |
 //! | Ready, cordoned | the `Ready` condition, `spec.unschedulable` |
 //! | control-plane versions per node | the static pods in `kube-system` labelled `component=` `kube-apiserver`, `kube-controller-manager`, `kube-scheduler`, `etcd`: the image tag, on `spec.nodeName` |
 //! | stacked or external etcd | ConfigMap `kube-system/kubeadm-config`, key `ClusterConfiguration`, field `etcd.external` |
@@ -482,27 +482,10 @@ fn read_node(n: &KNode, problems: &mut Problems) -> Option<Node> {
     })
 }
 
-/// The OS family of a node's `osImage` (`Ubuntu 22.04.4 LTS`, `Rocky Linux 9.3 (Blue Onyx)`).
+/// The OS family of a node's `osImage` (`Ubuntu 22.04.4 LTS`, `Rocky Linux 9.3 (Blue Onyx)`,
+/// `openSUSE Leap 15.5`), as the family files of [`kupgrade_core::plan::packages`] recognise it.
 pub fn os_family(os_image: &str) -> OsFamily {
-    let s = os_image.to_ascii_lowercase();
-    let has = |words: &[&str]| words.iter().any(|w| s.contains(w));
-    if has(&["ubuntu", "debian"]) {
-        OsFamily::Debian
-    } else if has(&[
-        "red hat",
-        "rhel",
-        "rocky",
-        "almalinux",
-        "alma linux",
-        "centos",
-        "fedora",
-        "amazon linux",
-        "oracle linux",
-    ]) {
-        OsFamily::Rhel
-    } else {
-        OsFamily::Other
-    }
+    kupgrade_core::plan::packages::family_of_os_image(os_image)
 }
 
 /// The tag of a container image reference: `v1.29.3` in `registry.k8s.io/kube-proxy:v1.29.3`,

@@ -72,7 +72,7 @@ mod estimate;
 mod fleet;
 mod hops;
 mod label_ids;
-mod packages;
+pub mod packages;
 mod planner;
 pub mod render;
 mod schema;

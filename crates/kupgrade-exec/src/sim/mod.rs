@@ -63,6 +63,7 @@ use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 mod fault;
 mod model;
 mod node;
+mod packages;
 mod workload;
 
 pub use fault::{Fault, FaultKind};

@@ -58,7 +58,7 @@ pub struct Host {
     /// Installed package versions.
     #[serde(default)]
     pub installed: BTreeMap<Package, KubeVersion>,
-    /// Packages on hold (apt-mark hold).
+    /// Packages on hold (`apt-mark hold`) or locked (`zypper addlock`).
     #[serde(default)]
     pub held: BTreeSet<Package>,
     /// The minor of the kubelet configuration kubeadm last wrote (`kubeadm upgrade node`).
@@ -76,11 +76,12 @@ pub struct Host {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Repo {
-    /// apt or yum.
+    /// apt, yum or zypper.
     pub kind: RepoKind,
     /// The Kubernetes minor it carries.
     pub minor: Minor,
-    /// apt only: whether `apt-get update` has read it since it changed.
+    /// Whether the package manager has read it since it changed (apt and zypper read a
+    /// change after `apt-get update` or `zypper refresh`; dnf at once).
     pub fresh: bool,
 }
 
@@ -92,6 +93,8 @@ pub enum RepoKind {
     Apt,
     /// `/etc/yum.repos.d/kubernetes.repo`.
     Yum,
+    /// `/etc/zypp/repos.d/kubernetes.repo`.
+    Zypper,
 }
 
 impl RepoKind {
@@ -100,7 +103,17 @@ impl RepoKind {
         match family {
             OsFamily::Debian => Some(RepoKind::Apt),
             OsFamily::Rhel => Some(RepoKind::Yum),
+            OsFamily::Suse => Some(RepoKind::Zypper),
             OsFamily::Other => None,
+        }
+    }
+
+    /// Whether the package manager reads a changed repository file only after a refresh
+    /// (`apt-get update`, `zypper refresh`); dnf reads it on its next run.
+    pub(crate) fn needs_refresh(self) -> bool {
+        match self {
+            RepoKind::Apt | RepoKind::Zypper => true,
+            RepoKind::Yum => false,
         }
     }
 }
@@ -244,9 +257,9 @@ pub struct Effect {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Timings {
-    /// `apt-get update`.
+    /// Reading a changed repository (`apt-get update`, `zypper refresh`).
     pub apt_update: Duration,
-    /// Installing packages (`apt-get install`, `dnf install`).
+    /// Installing packages (`apt-get install`, `dnf install`, `zypper install`).
     pub install: Duration,
     /// `kubeadm upgrade apply`.
     pub kubeadm_apply: Duration,

@@ -2,13 +2,12 @@
 //!
 //! Only the commands kupgrade renders are modelled, strictly: anything else exits 127, so a
 //! change in the planner's commands shows up as a failing simulation rather than as a silent
-//! success. The rules follow the real tools:
+//! success. [`exec`] parses a command ([`Command`]) and hands it to the rule of its program;
+//! the rules check what the real tool would refuse, then apply their effect on the node
+//! ([`install`], `upgrade_control_plane`, `restart_kubelet`). They follow the real tools:
 //!
-//! - `tee` of the apt list or yum repository file points the node at the minor in its text;
-//!   apt then needs `apt-get update` before it sees the new repository.
-//! - `apt-get install pkg=1.29.3-*` / `dnf install pkg-1.29.3-*` succeed only for a released
-//!   version of the minor the repository carries, only when the package is not held (apt) or
-//!   excludes are lifted (`--disableexcludes=kubernetes`, dnf). Installing the kubelet package
+//! - Package managers, one rule per OS family (see [`super::packages`]): repository files,
+//!   installs at a pinned version, holds, excludes and locks. Installing the kubelet package
 //!   does not change the running kubelet.
 //! - `kubeadm upgrade apply vX --yes` (control-plane node, kubeadm at least vX, at most one
 //!   minor above the cluster's version) moves the node's control-plane static pods and stacked
@@ -18,17 +17,17 @@
 //!   one moves the add-ons) and rewrites the kubelet configuration on workers.
 //! - `systemctl restart kubelet` makes the node report the installed kubelet, NotReady for a
 //!   while.
+//! - `mkdir`, `cp` (the configuration backup), `etcdctl snapshot save` and `tee` need root and
+//!   record the files they write.
 use std::time::Duration;
 
 use kupgrade_core::plan::Package;
 use kupgrade_core::ports::{CommandSpec, Privilege, Program};
-use kupgrade_core::{Component, KubeVersion, Minor, NodeName, ReleaseCalendar};
+use kupgrade_core::{Component, KubeVersion, Minor, NodeName};
 
 use super::Inner;
-use super::model::{PodKind, Repo, RepoKind, Timings};
-
-const APT_LIST: &str = "/etc/apt/sources.list.d/kubernetes.list";
-const YUM_REPO: &str = "/etc/yum.repos.d/kubernetes.repo";
+use super::model::{PodKind, Timings};
+use super::packages;
 
 /// What a command did.
 #[derive(Debug, Default)]
@@ -41,20 +40,20 @@ pub(crate) struct Exec {
 }
 
 impl Exec {
-    fn ok(stdout: impl Into<String>) -> Exec {
+    pub(super) fn ok(stdout: impl Into<String>) -> Exec {
         Exec {
             stdout: stdout.into(),
             ..Exec::default()
         }
     }
-    fn changed(stdout: impl Into<String>) -> Exec {
+    pub(super) fn changed(stdout: impl Into<String>) -> Exec {
         Exec {
             stdout: stdout.into(),
             changed: true,
             ..Exec::default()
         }
     }
-    fn fail(code: i32, stderr: impl Into<String>) -> Exec {
+    pub(super) fn fail(code: i32, stderr: impl Into<String>) -> Exec {
         Exec {
             code,
             stderr: stderr.into(),
@@ -63,50 +62,88 @@ impl Exec {
     }
 }
 
-/// How long `spec` takes.
-pub(crate) fn duration(spec: &CommandSpec, t: &Timings) -> Duration {
-    match &spec.program {
-        Program::Exec { program, args } => {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            match (program.as_str(), a.as_slice()) {
-                ("apt-get", ["update", ..]) => t.apt_update,
-                ("apt-get" | "dnf", ["install", ..]) => t.install,
-                ("kubeadm", ["upgrade", "apply", ..]) => t.kubeadm_apply,
-                ("kubeadm", ["upgrade", "node", ..]) => t.kubeadm_node,
-                ("kubeadm", ["upgrade", "plan", ..]) => t.kubeadm_plan,
-                ("etcdctl", _) => t.etcd_snapshot,
-                _ => t.command,
-            }
-        }
-        Program::Shell { .. } => t.command,
-    }
+/// A command as a simulated node receives it: a program and its arguments (kupgrade renders
+/// no other shell text than the kubeadm version check, see [`shell`]).
+pub(super) struct Command<'a> {
+    /// The program.
+    pub program: &'a str,
+    /// Its arguments.
+    pub args: Vec<&'a str>,
+    /// Run through sudo.
+    pub root: bool,
+    /// What it reads on standard input.
+    pub stdin: &'a [u8],
 }
 
-/// Runs `spec` on `node` (which exists) at `now_ms`.
-pub(crate) fn exec(inner: &mut Inner, node: &NodeName, spec: &CommandSpec, now_ms: u64) -> Exec {
-    let (program, args) = match &spec.program {
-        Program::Exec { program, args } => (program.as_str(), args.clone()),
-        Program::Shell { script } => return shell(inner, node, script),
-    };
-    let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let root = spec.privilege == Privilege::Sudo;
-    let needs_root = |e: Exec| {
-        if root {
-            e
+impl<'a> Command<'a> {
+    /// The command of `spec`, or the script of a shell command.
+    fn parse(spec: &'a CommandSpec) -> Result<Command<'a>, &'a str> {
+        match &spec.program {
+            Program::Exec { program, args } => Ok(Command {
+                program,
+                args: args.iter().map(String::as_str).collect(),
+                root: spec.privilege == Privilege::Sudo,
+                stdin: spec.stdin.as_deref().unwrap_or_default(),
+            }),
+            Program::Shell { script } => Err(script),
+        }
+    }
+
+    /// `then()` when run as root, else the refusal of a program that needs root.
+    fn as_root(&self, then: impl FnOnce() -> Exec) -> Exec {
+        if self.root {
+            then()
         } else {
             Exec::fail(
                 1,
-                format!("{program}: Permission denied (are you root? the command needs sudo)"),
+                format!(
+                    "{}: Permission denied (are you root? the command needs sudo)",
+                    self.program
+                ),
             )
         }
+    }
+}
+
+/// How long `spec` takes.
+pub(crate) fn duration(spec: &CommandSpec, t: &Timings) -> Duration {
+    let Program::Exec { program, args } = &spec.program else {
+        return t.command;
     };
-    let family = inner.node(node).os.family;
-    match (program, a.as_slice()) {
-        ("mkdir", ["-p", _dir]) => needs_root(Exec::ok("")),
-        ("cp", ["-a", "-T", "/etc/kubernetes", dest]) => {
-            let dest = dest.to_string();
-            needs_root(file(inner, node, dest))
-        }
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Some(d) = packages::duration(program, &a, t) {
+        return d;
+    }
+    match (program.as_str(), a.as_slice()) {
+        ("kubeadm", ["upgrade", "apply", ..]) => t.kubeadm_apply,
+        ("kubeadm", ["upgrade", "node", ..]) => t.kubeadm_node,
+        ("kubeadm", ["upgrade", "plan", ..]) => t.kubeadm_plan,
+        ("etcdctl", _) => t.etcd_snapshot,
+        _ => t.command,
+    }
+}
+
+/// Runs `spec` on `node` (which exists) at `now_ms`: parses it, and hands it to the rule of
+/// its program.
+pub(crate) fn exec(inner: &mut Inner, node: &NodeName, spec: &CommandSpec, now_ms: u64) -> Exec {
+    let cmd = match Command::parse(spec) {
+        Ok(cmd) => cmd,
+        Err(script) => return shell(inner, node, script),
+    };
+    match cmd.program {
+        "mkdir" | "cp" | "etcdctl" | "tee" => files(inner, node, &cmd),
+        "kubeadm" => kubeadm(inner, node, &cmd),
+        "systemctl" => systemctl(inner, node, &cmd, now_ms),
+        program => packages::exec(inner, node, &cmd).unwrap_or_else(|| unknown(program)),
+    }
+}
+
+/// `mkdir -p`, the configuration backup (`cp -a -T /etc/kubernetes DEST`), the etcd
+/// snapshot, and `tee` (of a package repository: see [`packages::write_repository`]).
+fn files(inner: &mut Inner, node: &NodeName, cmd: &Command<'_>) -> Exec {
+    match (cmd.program, cmd.args.as_slice()) {
+        ("mkdir", ["-p", _dir]) => cmd.as_root(|| Exec::ok("")),
+        ("cp", ["-a", "-T", "/etc/kubernetes", dest]) => cmd.as_root(|| file(inner, node, dest)),
         ("etcdctl", rest) => {
             let n = inner.node(node);
             if !n.is_control_plane() || n.versions.etcd.is_none() {
@@ -116,177 +153,23 @@ pub(crate) fn exec(inner: &mut Inner, node: &NodeName, spec: &CommandSpec, now_m
                 );
             }
             match rest {
-                [.., "snapshot", "save", path] => {
-                    let path = path.to_string();
-                    needs_root(file(inner, node, path))
-                }
-                _ => unknown(program),
+                [.., "snapshot", "save", path] => cmd.as_root(|| file(inner, node, path)),
+                _ => unknown(cmd.program),
             }
         }
-        ("tee", [path]) => {
-            let text =
-                String::from_utf8_lossy(spec.stdin.as_deref().unwrap_or_default()).into_owned();
-            if !root {
-                return Exec::fail(1, format!("tee: {path}: Permission denied"));
-            }
-            let kind = match *path {
-                APT_LIST => RepoKind::Apt,
-                YUM_REPO => RepoKind::Yum,
-                _ => return file(inner, node, path.to_string()),
-            };
-            let Some(minor) = repo_minor(&text) else {
-                return Exec::fail(
-                    1,
-                    format!("sim: {path}: no pkgs.k8s.io repository in {text:?}"),
-                );
-            };
-            let host = inner.host(node);
-            // The file is written either way; only the package manager of the node's family
-            // reads it.
-            if RepoKind::of(family) == Some(kind) {
-                host.repo = Some(Repo {
-                    kind,
-                    minor,
-                    fresh: kind == RepoKind::Yum,
-                });
-            }
-            Exec::changed(text)
-        }
-        ("apt-get" | "apt-mark", _) if family != kupgrade_core::OsFamily::Debian => {
-            Exec::fail(127, format!("sh: 1: {program}: not found"))
-        }
-        ("dnf", _) if family != kupgrade_core::OsFamily::Rhel => {
-            Exec::fail(127, format!("sh: 1: {program}: not found"))
-        }
-        ("apt-get", ["update"]) => {
-            if !root {
-                return Exec::fail(
-                    100,
-                    "E: Could not open lock file /var/lib/apt/lists/lock - open (13: Permission denied)",
-                );
-            }
-            if let Some(r) = &mut inner.host(node).repo {
-                r.fresh = true;
-            }
-            Exec::ok(
-                "Hit:1 https://pkgs.k8s.io/core:/stable:/ InRelease\nReading package lists... Done\n",
-            )
-        }
-        ("apt-mark", [verb @ ("hold" | "unhold"), pkgs @ ..]) => {
-            if !root {
-                return Exec::fail(
-                    1,
-                    "E: Could not create temporary file for /var/lib/dpkg/status - (13: Permission denied)",
-                );
-            }
-            let mut out = String::new();
-            for p in pkgs {
-                let Some(pkg) = package(p) else {
-                    return Exec::fail(100, format!("E: Unable to locate package {p}"));
-                };
-                let host = inner.host(node);
-                if *verb == "hold" {
-                    host.held.insert(pkg);
-                    out.push_str(&format!("{p} set on hold.\n"));
-                } else {
-                    host.held.remove(&pkg);
-                    out.push_str(&format!("Canceled hold on {p}.\n"));
-                }
-            }
-            Exec::changed(out)
-        }
-        ("apt-get", ["install", "-y", pins @ ..]) => {
-            if !root {
-                return Exec::fail(
-                    100,
-                    "E: Could not open lock file /var/lib/dpkg/lock-frontend - open (13: Permission denied)",
-                );
-            }
-            let mut wanted = Vec::new();
-            for pin in pins {
-                let Some((name, version)) = pin.split_once('=') else {
-                    return Exec::fail(100, format!("sim: unpinned install of {pin}"));
-                };
-                let (Some(pkg), Some(v)) = (package(name), pin_version(version)) else {
-                    return Exec::fail(
-                        100,
-                        format!("E: Version '{version}' for '{name}' was not found"),
-                    );
-                };
-                wanted.push((pkg, v, name, version));
-            }
-            let host = inner.host(node);
-            for (pkg, v, name, version) in &wanted {
-                let repo_ok = host
-                    .repo
-                    .as_ref()
-                    .is_some_and(|r| r.kind == RepoKind::Apt && r.fresh && r.minor == v.minor());
-                if !repo_ok || !released(v) {
-                    return Exec::fail(
-                        100,
-                        format!("E: Version '{version}' for '{name}' was not found"),
-                    );
-                }
-                if host.held.contains(pkg) && host.installed.get(pkg) != Some(v) {
-                    return Exec::fail(
-                        100,
-                        "E: Held packages were changed and -y was used without --allow-change-held-packages.",
-                    );
-                }
-            }
-            install(
-                inner,
-                node,
-                wanted.into_iter().map(|(p, v, ..)| (p, v)).collect(),
-            )
-        }
-        ("dnf", ["install", "-y", rest @ ..]) => {
-            if !root {
-                return Exec::fail(
-                    1,
-                    "Error: This command has to be run with superuser privileges (under the root user on most systems).",
-                );
-            }
-            let lifted = rest.contains(&"--disableexcludes=kubernetes");
-            let mut wanted = Vec::new();
-            for arg in rest.iter().filter(|a| !a.starts_with("--")) {
-                let parsed = ["kubelet", "kubeadm", "kubectl"].iter().find_map(|name| {
-                    let version = arg.strip_prefix(name)?.strip_prefix('-')?;
-                    Some((package(name)?, pin_version(version)?))
-                });
-                let Some((pkg, v)) = parsed else {
-                    return Exec::fail(1, format!("Error: Unable to find a match: {arg}"));
-                };
-                let host = inner.host(node);
-                let repo_ok = host
-                    .repo
-                    .as_ref()
-                    .is_some_and(|r| r.kind == RepoKind::Yum && r.minor == v.minor());
-                if !lifted || !repo_ok || !released(&v) {
-                    return Exec::fail(1, format!("Error: Unable to find a match: {arg}"));
-                }
-                wanted.push((pkg, v));
-            }
-            install(inner, node, wanted)
-        }
-        ("kubeadm", ["upgrade", "plan", version]) => {
-            let Ok(v) = KubeVersion::parse(version) else {
-                return Exec::fail(
-                    1,
-                    format!("[upgrade/versions] FATAL: invalid version {version:?}"),
-                );
-            };
-            if let Err(e) = kubeadm_can_reach(inner, node, &v) {
-                return e;
-            }
-            let cluster = inner.cluster_version();
-            Exec::ok(format!(
-                "[upgrade/versions] Cluster version: {}\n[upgrade/versions] Target version: {v}\nYou can now apply the upgrade by executing the following command:\n\n\tkubeadm upgrade apply {v}\n",
-                cluster.map_or("unknown".into(), |c| c.to_string())
-            ))
-        }
-        ("kubeadm", ["upgrade", "apply", version, flags @ ..]) => {
-            if !root {
+        ("tee", [path]) if !cmd.root => Exec::fail(1, format!("tee: {path}: Permission denied")),
+        ("tee", [path]) => packages::write_repository(inner, node, path, cmd.stdin)
+            .unwrap_or_else(|| file(inner, node, path)),
+        _ => unknown(cmd.program),
+    }
+}
+
+/// `kubeadm upgrade plan|apply|node`.
+fn kubeadm(inner: &mut Inner, node: &NodeName, cmd: &Command<'_>) -> Exec {
+    match cmd.args.as_slice() {
+        ["upgrade", "plan", version] => kubeadm_plan(inner, node, version),
+        ["upgrade", "apply", version, flags @ ..] => {
+            if !cmd.root {
                 return Exec::fail(1, "[preflight] FATAL: user is not running as root");
             }
             if !flags.contains(&"--yes") && !flags.contains(&"-y") {
@@ -295,92 +178,124 @@ pub(crate) fn exec(inner: &mut Inner, node: &NodeName, spec: &CommandSpec, now_m
                     "[upgrade/confirm] Are you sure you want to proceed? [y/N]: error: not a terminal",
                 );
             }
-            let Ok(v) = KubeVersion::parse(version) else {
-                return Exec::fail(
-                    1,
-                    format!("[upgrade/version] FATAL: invalid version {version:?}"),
-                );
-            };
-            if !inner.node(node).is_control_plane() {
-                return Exec::fail(
-                    1,
-                    "couldn't create a Kubernetes client from file \"/etc/kubernetes/admin.conf\": no such file or directory",
-                );
-            }
-            if let Err(e) = kubeadm_can_reach(inner, node, &v) {
-                return e;
-            }
-            if let Some(c) = inner.cluster_version() {
-                if v.release() < c.release() {
-                    return Exec::fail(
-                        1,
-                        format!(
-                            "[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- Specified version to upgrade to \"{v}\" is equal to or lower than the cluster version \"{c}\". Downgrades are not supported yet"
-                        ),
-                    );
-                }
-                if v.minor_number() > c.minor_number() + 1 {
-                    return Exec::fail(
-                        1,
-                        format!(
-                            "[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- Specified version to upgrade to \"{v}\" is too high; kubeadm can upgrade only 1 minor version at a time"
-                        ),
-                    );
-                }
-            }
-            inner.state.kubeadm_config = Some(v.clone());
-            upgrade_control_plane(inner, node, &v);
-            Exec::changed(format!(
-                "[upgrade/apply] Upgrading your Static Pod-hosted control plane to version \"{v}\"...\n[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{v}\". Enjoy!\n"
-            ))
+            kubeadm_apply(inner, node, version)
         }
-        ("kubeadm", ["upgrade", "node"]) => {
-            if !root {
+        ["upgrade", "node"] => {
+            if !cmd.root {
                 return Exec::fail(1, "[preflight] FATAL: user is not running as root");
             }
-            let Some(target) = inner.cluster_version() else {
-                return Exec::fail(1, "unable to fetch the kubeadm-config ConfigMap");
-            };
-            if inner.node(node).is_control_plane() {
-                if let Err(e) = kubeadm_can_reach(inner, node, &target) {
-                    return e;
-                }
-                upgrade_control_plane(inner, node, &target);
-                Exec::changed(format!(
-                    "[upgrade] Upgrading your Static Pod-hosted control plane instance to version \"{target}\"...\n[upgrade] The control plane instance for this node was successfully updated!\n"
-                ))
-            } else {
-                let Some(kubeadm) = inner.host(node).installed.get(&Package::Kubeadm).cloned()
-                else {
-                    return Exec::fail(127, "sh: 1: kubeadm: not found");
-                };
-                inner.host(node).kubelet_config = Some(kubeadm.minor().min(target.minor()));
-                Exec::changed(
-                    "[upgrade] The configuration for this node was successfully updated!\n",
-                )
-            }
+            kubeadm_node(inner, node)
         }
-        ("systemctl", ["daemon-reload"]) => needs_root(Exec::ok("")),
-        ("systemctl", ["restart", "kubelet"]) => {
-            if !root {
+        _ => unknown(cmd.program),
+    }
+}
+
+fn kubeadm_plan(inner: &mut Inner, node: &NodeName, version: &str) -> Exec {
+    let Ok(v) = KubeVersion::parse(version) else {
+        return Exec::fail(
+            1,
+            format!("[upgrade/versions] FATAL: invalid version {version:?}"),
+        );
+    };
+    if let Err(e) = kubeadm_can_reach(inner, node, &v) {
+        return e;
+    }
+    let cluster = inner.cluster_version();
+    Exec::ok(format!(
+        "[upgrade/versions] Cluster version: {}\n[upgrade/versions] Target version: {v}\nYou can now apply the upgrade by executing the following command:\n\n\tkubeadm upgrade apply {v}\n",
+        cluster.map_or("unknown".into(), |c| c.to_string())
+    ))
+}
+
+/// `kubeadm upgrade apply VERSION --yes`, as root.
+fn kubeadm_apply(inner: &mut Inner, node: &NodeName, version: &str) -> Exec {
+    let Ok(v) = KubeVersion::parse(version) else {
+        return Exec::fail(
+            1,
+            format!("[upgrade/version] FATAL: invalid version {version:?}"),
+        );
+    };
+    if !inner.node(node).is_control_plane() {
+        return Exec::fail(
+            1,
+            "couldn't create a Kubernetes client from file \"/etc/kubernetes/admin.conf\": no such file or directory",
+        );
+    }
+    if let Err(e) = kubeadm_can_reach(inner, node, &v) {
+        return e;
+    }
+    if let Some(c) = inner.cluster_version() {
+        if v.release() < c.release() {
+            return Exec::fail(
+                1,
+                format!(
+                    "[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- Specified version to upgrade to \"{v}\" is equal to or lower than the cluster version \"{c}\". Downgrades are not supported yet"
+                ),
+            );
+        }
+        if v.minor_number() > c.minor_number() + 1 {
+            return Exec::fail(
+                1,
+                format!(
+                    "[upgrade/version] FATAL: the --version argument is invalid due to these errors:\n\n\t- Specified version to upgrade to \"{v}\" is too high; kubeadm can upgrade only 1 minor version at a time"
+                ),
+            );
+        }
+    }
+    inner.state.kubeadm_config = Some(v.clone());
+    upgrade_control_plane(inner, node, &v);
+    Exec::changed(format!(
+        "[upgrade/apply] Upgrading your Static Pod-hosted control plane to version \"{v}\"...\n[upgrade/successful] SUCCESS! Your cluster was upgraded to \"{v}\". Enjoy!\n"
+    ))
+}
+
+/// `kubeadm upgrade node`, as root.
+fn kubeadm_node(inner: &mut Inner, node: &NodeName) -> Exec {
+    let Some(target) = inner.cluster_version() else {
+        return Exec::fail(1, "unable to fetch the kubeadm-config ConfigMap");
+    };
+    if inner.node(node).is_control_plane() {
+        if let Err(e) = kubeadm_can_reach(inner, node, &target) {
+            return e;
+        }
+        upgrade_control_plane(inner, node, &target);
+        Exec::changed(format!(
+            "[upgrade] Upgrading your Static Pod-hosted control plane instance to version \"{target}\"...\n[upgrade] The control plane instance for this node was successfully updated!\n"
+        ))
+    } else {
+        let Some(kubeadm) = inner.host(node).installed.get(&Package::Kubeadm).cloned() else {
+            return Exec::fail(127, "sh: 1: kubeadm: not found");
+        };
+        inner.host(node).kubelet_config = Some(kubeadm.minor().min(target.minor()));
+        Exec::changed("[upgrade] The configuration for this node was successfully updated!\n")
+    }
+}
+
+/// `systemctl daemon-reload` and `systemctl restart kubelet`.
+fn systemctl(inner: &mut Inner, node: &NodeName, cmd: &Command<'_>, now_ms: u64) -> Exec {
+    match cmd.args.as_slice() {
+        ["daemon-reload"] => cmd.as_root(|| Exec::ok("")),
+        ["restart", "kubelet"] => {
+            if !cmd.root {
                 return Exec::fail(1, "Failed to restart kubelet.service: Access denied");
             }
             restart_kubelet(inner, node, now_ms);
             Exec::changed("")
         }
-        _ => unknown(program),
+        _ => unknown(cmd.program),
     }
 }
 
-fn unknown(program: &str) -> Exec {
+/// A program the simulated cluster does not model.
+pub(super) fn unknown(program: &str) -> Exec {
     Exec::fail(
         127,
         format!("sh: 1: {program}: not found (the simulated cluster does not model this command)"),
     )
 }
 
-fn file(inner: &mut Inner, node: &NodeName, path: String) -> Exec {
-    inner.host(node).files.insert(path);
+fn file(inner: &mut Inner, node: &NodeName, path: &str) -> Exec {
+    inner.host(node).files.insert(path.to_string());
     Exec::changed("")
 }
 
@@ -400,33 +315,13 @@ fn shell(inner: &mut Inner, node: &NodeName, script: &str) -> Exec {
     }
 }
 
-fn package(name: &str) -> Option<Package> {
-    match name {
-        "kubelet" => Some(Package::Kubelet),
-        "kubeadm" => Some(Package::Kubeadm),
-        "kubectl" => Some(Package::Kubectl),
-        _ => None,
-    }
-}
-
-/// `1.29.3-*` or `1.30.0~rc.1-*` as a version.
-fn pin_version(pin: &str) -> Option<KubeVersion> {
-    let base = pin.strip_suffix("-*")?;
-    KubeVersion::parse(&base.replacen('~', "-", 1)).ok()
-}
-
-fn released(v: &KubeVersion) -> bool {
-    ReleaseCalendar::embedded().knows(v)
-}
-
-/// The minor of a pkgs.k8s.io repository in an apt line or a yum file.
-fn repo_minor(text: &str) -> Option<Minor> {
-    let rest = &text[text.find("/core:/stable:/v")? + "/core:/stable:/v".len()..];
-    let end = rest.find('/')?;
-    Minor::parse(&rest[..end]).ok()
-}
-
-fn install(inner: &mut Inner, node: &NodeName, wanted: Vec<(Package, KubeVersion)>) -> Exec {
+/// Installs `wanted` on `node`: kubeadm and kubectl change at once, the kubelet package when
+/// the kubelet restarts.
+pub(super) fn install(
+    inner: &mut Inner,
+    node: &NodeName,
+    wanted: Vec<(Package, KubeVersion)>,
+) -> Exec {
     let mut out = String::new();
     for (pkg, v) in wanted {
         let host = inner.host(node);

@@ -20,9 +20,15 @@ use super::*;
 use crate::driver::{Driver, JournalSink, stop_channel};
 
 const HA: &str = include_str!("../../../../examples/clusters/ha.yaml");
+const MIXED_OS: &str = include_str!("../../../../examples/clusters/mixed-os.yaml");
 
 fn ha() -> ClusterState {
     kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap()
+}
+
+/// A SLES control plane; Ubuntu, Rocky and openSUSE Leap workers; all at v1.29.4.
+fn mixed_os() -> ClusterState {
+    kupgrade_core::inventory::parse(MIXED_OS, "mixed-os.yaml").unwrap()
 }
 
 fn name(s: &str) -> NodeName {
@@ -151,6 +157,133 @@ async fn packages_follow_repositories_holds_and_excludes() {
     assert_eq!(
         state.node("worker-3").unwrap().versions.kubeadm,
         Some(v("v1.28.15"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn zypper_follows_its_repository_refreshes_and_locks() {
+    let sim = SimCluster::new(mixed_os());
+    let zypper = |args: &[&str]| {
+        CommandSpec::new("zypper")
+            .arg("--non-interactive")
+            .args(args.iter().copied())
+            .sudo()
+    };
+    let kubeadm = |sim: &SimCluster| {
+        sim.cluster()
+            .node("leap-1")
+            .unwrap()
+            .versions
+            .kubeadm
+            .clone()
+    };
+    // Locked (as kubeadm clusters keep them): a solver problem.
+    let install = |v: &str| zypper(&["install", "--oldpackage", v]);
+    let (code, text) = sh(&sim, "leap-1", install("kubeadm=1.29.5")).await;
+    assert_eq!(code, 4, "{text}");
+    assert!(
+        text.contains("the installed kubeadm-1.29.4 is locked"),
+        "{text}"
+    );
+    // Interactive or without sudo: nothing.
+    let prompt = CommandSpec::new("zypper")
+        .args(["removelock", "kubeadm"])
+        .sudo();
+    assert_eq!(sh(&sim, "leap-1", prompt).await.0, 1);
+    let plain = CommandSpec::new("zypper").args(["--non-interactive", "removelock", "kubeadm"]);
+    assert_eq!(sh(&sim, "leap-1", plain).await.0, 5);
+    assert_eq!(
+        sh(&sim, "leap-1", zypper(&["removelock", "kubeadm"]))
+            .await
+            .0,
+        0
+    );
+    assert_eq!(sh(&sim, "leap-1", install("kubeadm=1.29.5")).await.0, 0);
+    assert_eq!(kubeadm(&sim), Some(v("v1.29.5")));
+    // Another minor: not in the 1.29 repository, nor before `zypper refresh`.
+    let (code, text) = sh(&sim, "leap-1", install("kubeadm=1.30.2")).await;
+    assert_eq!(code, 104, "{text}");
+    assert!(
+        text.contains("No provider of 'kubeadm=1.30.2' found."),
+        "{text}"
+    );
+    let repo = CommandSpec::new("tee")
+        .arg("/etc/zypp/repos.d/kubernetes.repo")
+        .stdin(kupgrade_core::plan::packages::zypper_repo(
+            "1.30".parse().unwrap(),
+        ))
+        .sudo();
+    assert_eq!(sh(&sim, "leap-1", repo).await.0, 0);
+    assert_eq!(sh(&sim, "leap-1", install("kubeadm=1.30.2")).await.0, 104);
+    let refresh = zypper(&["--gpg-auto-import-keys", "refresh", "kubernetes"]);
+    assert_eq!(sh(&sim, "leap-1", refresh).await.0, 0);
+    assert_eq!(sh(&sim, "leap-1", install("kubeadm=1.30.2")).await.0, 0);
+    assert_eq!(kubeadm(&sim), Some(v("v1.30.2")));
+    // A version that was never released is not found either.
+    assert_eq!(sh(&sim, "leap-1", install("kubeadm=1.30.99")).await.0, 104);
+    // Without --oldpackage zypper only says it would go back, and succeeds.
+    let back = zypper(&["install", "kubeadm=1.30.1"]);
+    let (code, text) = sh(&sim, "leap-1", back).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("has lower version than the installed one"),
+        "{text}"
+    );
+    assert_eq!(kubeadm(&sim), Some(v("v1.30.2")));
+    assert_eq!(sh(&sim, "leap-1", install("kubeadm=1.30.1")).await.0, 0);
+    assert_eq!(kubeadm(&sim), Some(v("v1.30.1")));
+    // addlock puts the lock back.
+    assert_eq!(
+        sh(&sim, "leap-1", zypper(&["addlock", "kubeadm"])).await.0,
+        0
+    );
+    assert_eq!(sh(&sim, "leap-1", install("kubeadm=1.30.2")).await.0, 4);
+    assert!(
+        sim.snapshot().hosts[&name("leap-1")]
+            .held
+            .contains(&kupgrade_core::plan::Package::Kubeadm)
+    );
+    // Each family has its own package manager only; the zypper file is not dnf's.
+    assert_eq!(
+        sh(&sim, "leap-1", sudo("apt-get", &["update"])).await.0,
+        127
+    );
+    assert_eq!(
+        sh(&sim, "rocky-1", zypper(&["addlock", "kubeadm"])).await.0,
+        127
+    );
+    let rocky_repo = |sim: &SimCluster| sim.snapshot().hosts[&name("rocky-1")].repo.clone();
+    let before = rocky_repo(&sim);
+    let repo = CommandSpec::new("tee")
+        .arg("/etc/zypp/repos.d/kubernetes.repo")
+        .stdin(kupgrade_core::plan::packages::zypper_repo(
+            "1.30".parse().unwrap(),
+        ))
+        .sudo();
+    assert_eq!(sh(&sim, "rocky-1", repo).await.0, 0);
+    assert_eq!(rocky_repo(&sim), before);
+}
+
+/// A command refused for want of root writes nothing (it used to record the backup or the
+/// snapshot it refused to write).
+#[tokio::test(start_paused = true)]
+async fn commands_refused_without_root_write_no_file() {
+    let sim = SimCluster::new(ha());
+    let files = |sim: &SimCluster| sim.snapshot().hosts[&name("cp-1")].files.clone();
+    let backup = CommandSpec::new("cp").args(["-a", "-T", "/etc/kubernetes", "/var/backups/k"]);
+    let snapshot = CommandSpec::new("etcdctl").args(["snapshot", "save", "/var/backups/etcd.db"]);
+    for spec in [&backup, &snapshot] {
+        let (code, text) = sh(&sim, "cp-1", spec.clone()).await;
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains("Permission denied"), "{text}");
+    }
+    assert!(files(&sim).is_empty(), "{:?}", files(&sim));
+    for spec in [backup, snapshot] {
+        assert_eq!(sh(&sim, "cp-1", spec.sudo()).await.0, 0);
+    }
+    assert_eq!(
+        files(&sim).into_iter().collect::<Vec<_>>(),
+        ["/var/backups/etcd.db", "/var/backups/k"]
     );
 }
 
@@ -326,6 +459,67 @@ async fn the_ha_sample_upgrades_to_the_newest_stable_release() {
         .filter(|r| matches!(r.kind, RecordKind::TaskFinished { .. }))
         .count();
     assert_eq!(finished, new_run(&plan, &[]).progress().1);
+}
+
+/// A plan for the mixed-OS sample runs through apt, dnf and zypper: every node reaches the
+/// target, through its own family's commands.
+#[tokio::test(start_paused = true)]
+async fn the_mixed_os_sample_upgrades_through_each_family_s_package_manager() {
+    let plan = Arc::new(
+        PlanRequest::new("1.31".parse().unwrap(), date(2025, 11, 1))
+            .options(PlanOptions {
+                allow_unsupported_target: true,
+                ..PlanOptions::default()
+            })
+            .plan(&mixed_os())
+            .unwrap(),
+    );
+    assert_eq!(plan.hops.len(), 2);
+    let sim = SimCluster::new(mixed_os()).with_workload(&Workload::sample());
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    assert_eq!(out.finished, Finished::Completed, "{}", out.finished);
+    let state = sim.cluster();
+    for n in &state.nodes {
+        assert_eq!(n.kubelet(), Some(&plan.target), "{}", n.name);
+        assert_eq!(
+            n.versions.kubeadm.as_ref(),
+            Some(&plan.target),
+            "{}",
+            n.name
+        );
+        assert!(n.ready && !n.unschedulable, "{}", n.name);
+    }
+    assert_eq!(
+        state.node("cp-1").unwrap().versions.kube_apiserver.as_ref(),
+        Some(&plan.target)
+    );
+    let snap = sim.snapshot();
+    assert!(snap.problems.is_empty(), "{:?}", snap.problems);
+    let ran = |node: &str, what: &str| {
+        snap.history
+            .iter()
+            .filter(|e| e.node.as_str() == node && e.what.contains(what))
+            .count()
+    };
+    let target = plan.target.to_plain_string();
+    for suse in ["cp-1", "leap-1"] {
+        // Per hop: kubeadm, then kubelet and kubectl, each unlocked, installed and locked.
+        assert_eq!(
+            ran(suse, "zypper --non-interactive install --oldpackage"),
+            4
+        );
+        assert_eq!(ran(suse, "zypper --non-interactive removelock"), 4);
+        assert_eq!(ran(suse, "zypper --non-interactive addlock"), 4);
+        assert_eq!(ran(suse, &format!("kubelet={target} kubectl={target}")), 1);
+        assert_eq!(ran(suse, "/etc/zypp/repos.d/kubernetes.repo"), 2);
+        assert_eq!(ran(suse, "apt-get") + ran(suse, "dnf"), 0);
+        let host = &snap.hosts[&name(suse)];
+        assert_eq!(host.repo.as_ref().unwrap().kind, RepoKind::Zypper);
+        assert_eq!(host.held.len(), 3, "{suse}: every package locked again");
+    }
+    assert_eq!(ran("ubuntu-1", "apt-get install"), 4);
+    assert_eq!(ran("rocky-1", "dnf install"), 4);
+    assert_eq!(ran("ubuntu-1", "zypper") + ran("rocky-1", "zypper"), 0);
 }
 
 #[tokio::test(start_paused = true)]

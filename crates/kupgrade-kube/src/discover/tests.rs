@@ -319,6 +319,13 @@ fn image_tags_and_os_families() {
         ("CentOS Stream 9", OsFamily::Rhel),
         ("Fedora Linux 39 (Server Edition)", OsFamily::Rhel),
         ("Amazon Linux 2023", OsFamily::Rhel),
+        ("Oracle Linux Server 8.9", OsFamily::Rhel),
+        ("openSUSE Leap 15.5", OsFamily::Suse),
+        ("openSUSE Tumbleweed", OsFamily::Suse),
+        ("SUSE Linux Enterprise Server 15 SP5", OsFamily::Suse),
+        // A read-only root: packages go through transactional-update, not zypper install.
+        ("SUSE Linux Enterprise Micro 5.5", OsFamily::Other),
+        ("openSUSE MicroOS", OsFamily::Other),
         ("Bottlerocket OS 1.19.0 (aws-k8s-1.29)", OsFamily::Other),
         ("Container-Optimized OS from Google", OsFamily::Other),
     ] {

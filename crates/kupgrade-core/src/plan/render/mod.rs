@@ -218,13 +218,9 @@ pub(crate) fn node_summary(nodes: &[NodeName], max: usize) -> String {
     s
 }
 
-/// The OS family's name in runbooks.
+/// The OS family's name in runbooks (its package manager's title).
 pub(crate) fn os_title(os: crate::OsFamily) -> &'static str {
-    match os {
-        crate::OsFamily::Debian => "Debian/Ubuntu",
-        crate::OsFamily::Rhel => "RHEL-like",
-        crate::OsFamily::Other => "other OS",
-    }
+    super::packages::title(os)
 }
 
 /// A version as its project writes it: etcd without the `v` (`3.5.12-0`), the others with.

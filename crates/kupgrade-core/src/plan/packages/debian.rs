@@ -1,0 +1,132 @@
+//! Debian and Ubuntu: apt and dpkg.
+//!
+//! pkgs.k8s.io's repository is one line in `/etc/apt/sources.list.d/kubernetes.list`, signed by
+//! the key in `/etc/apt/keyrings/kubernetes-apt-keyring.gpg` (the same key for every minor).
+//! The packages are held with `apt-mark hold`, so an install unholds them, installs pinned
+//! versions (`kubeadm=1.29.3-*`) and holds them again. apt reads a changed source list only
+//! after `apt-get update`.
+use std::time::Duration;
+
+use crate::ports::CommandSpec;
+use crate::{KubeVersion, Minor, OsFamily};
+
+use super::{MIN, Package, PackageManager, package_pin, sudo};
+
+/// The apt source list kubeadm's documentation uses.
+pub const APT_LIST: &str = "/etc/apt/sources.list.d/kubernetes.list";
+/// The apt keyring kubeadm's documentation uses.
+pub const APT_KEYRING: &str = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg";
+
+/// The apt source line for `minor`.
+pub fn apt_source(minor: Minor) -> String {
+    format!("deb [signed-by={APT_KEYRING}] https://pkgs.k8s.io/core:/stable:/v{minor}/deb/ /\n")
+}
+
+/// apt, on Debian and Ubuntu.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Apt;
+
+impl PackageManager for Apt {
+    fn family(&self) -> OsFamily {
+        OsFamily::Debian
+    }
+
+    fn title(&self) -> &'static str {
+        "Debian/Ubuntu"
+    }
+
+    fn recognises(&self, os_image: &str) -> bool {
+        super::mentions(os_image, &["ubuntu", "debian"])
+    }
+
+    fn programs(&self) -> &'static [&'static str] {
+        &["apt-get", "apt-mark"]
+    }
+
+    fn repository_path(&self) -> &'static str {
+        APT_LIST
+    }
+
+    fn repository(&self, minor: Minor) -> String {
+        apt_source(minor)
+    }
+
+    fn install(&self, packages: &[Package], version: &KubeVersion) -> Vec<CommandSpec> {
+        let names = packages.iter().map(|p| p.name());
+        let pin = package_pin(version);
+        vec![
+            sudo("apt-get")
+                .arg("update")
+                .timeout(Duration::from_secs(5 * MIN)),
+            sudo("apt-mark")
+                .arg("unhold")
+                .args(names.clone())
+                .timeout(Duration::from_secs(MIN)),
+            sudo("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["install", "-y"])
+                .args(packages.iter().map(|p| format!("{}={pin}", p.name())))
+                .timeout(Duration::from_secs(15 * MIN)),
+            sudo("apt-mark")
+                .arg("hold")
+                .args(names)
+                .timeout(Duration::from_secs(MIN)),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::lines;
+    use super::*;
+    use crate::plan::Action;
+
+    #[test]
+    fn install_unholds_pins_and_holds() {
+        let a = Action::InstallPackages {
+            packages: vec![Package::Kubelet, Package::Kubectl],
+            version: "v1.29.3".parse().unwrap(),
+        };
+        assert_eq!(
+            lines(&a, OsFamily::Debian),
+            [
+                "sudo -n apt-get update",
+                "sudo -n apt-mark unhold kubelet kubectl",
+                "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y 'kubelet=1.29.3-*' 'kubectl=1.29.3-*'",
+                "sudo -n apt-mark hold kubelet kubectl",
+            ]
+        );
+        let rc = Action::InstallPackages {
+            packages: vec![Package::Kubeadm],
+            version: "v1.30.0-rc.1".parse().unwrap(),
+        };
+        assert_eq!(
+            lines(&rc, OsFamily::Debian)[2],
+            "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y 'kubeadm=1.30.0~rc.1-*'"
+        );
+    }
+
+    #[test]
+    fn the_source_list_names_the_minor_and_the_keyring() {
+        let a = Action::SwitchRepository {
+            minor: "1.30".parse().unwrap(),
+        };
+        let deb = super::super::node_commands(&a, OsFamily::Debian).unwrap();
+        assert_eq!(
+            deb.commands[0].to_shell_line(),
+            "sudo -n tee /etc/apt/sources.list.d/kubernetes.list"
+        );
+        assert_eq!(
+            String::from_utf8(deb.commands[0].stdin.clone().unwrap()).unwrap(),
+            "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.30/deb/ /\n"
+        );
+    }
+
+    #[test]
+    fn recognises_debian_and_ubuntu_images() {
+        for image in ["ubuntu 22.04.4 lts", "debian gnu/linux 12 (bookworm)"] {
+            assert!(Apt.recognises(image), "{image}");
+        }
+        assert!(!Apt.recognises("rocky linux 9.3 (blue onyx)"));
+    }
+}

@@ -1,0 +1,132 @@
+//! RHEL-like systems (RHEL, Rocky, Alma, CentOS Stream, Fedora, Amazon and Oracle Linux): dnf
+//! (or yum) and rpm.
+//!
+//! pkgs.k8s.io's repository is described in `/etc/yum.repos.d/kubernetes.repo`, whose
+//! `exclude=` line keeps the packages out of ordinary updates; installs lift it for one
+//! command with `--disableexcludes=kubernetes` and pin versions as `kubeadm-1.29.3-*`. dnf
+//! reads a changed repository file on its next run.
+use std::time::Duration;
+
+use crate::ports::CommandSpec;
+use crate::{KubeVersion, Minor, OsFamily};
+
+use super::{MIN, Package, PackageManager, package_pin, sudo};
+
+/// The yum/dnf repository file kubeadm's documentation uses.
+pub const YUM_REPO: &str = "/etc/yum.repos.d/kubernetes.repo";
+
+/// The yum/dnf repository file for `minor`.
+pub fn yum_repo(minor: Minor) -> String {
+    format!(
+        "[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/\nenabled=1\ngpgcheck=1\ngpgkey=https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/repodata/repomd.xml.key\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n"
+    )
+}
+
+/// dnf, on RHEL-like systems.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Dnf;
+
+impl PackageManager for Dnf {
+    fn family(&self) -> OsFamily {
+        OsFamily::Rhel
+    }
+
+    fn title(&self) -> &'static str {
+        "RHEL-like"
+    }
+
+    fn recognises(&self, os_image: &str) -> bool {
+        super::mentions(
+            os_image,
+            &[
+                "red hat",
+                "rhel",
+                "rocky",
+                "almalinux",
+                "alma linux",
+                "centos",
+                "fedora",
+                "amazon linux",
+                "oracle linux",
+            ],
+        )
+    }
+
+    fn programs(&self) -> &'static [&'static str] {
+        &["dnf"]
+    }
+
+    fn repository_path(&self) -> &'static str {
+        YUM_REPO
+    }
+
+    fn repository(&self, minor: Minor) -> String {
+        yum_repo(minor)
+    }
+
+    fn install(&self, packages: &[Package], version: &KubeVersion) -> Vec<CommandSpec> {
+        let pin = package_pin(version);
+        vec![
+            sudo("dnf")
+                .args(["install", "-y"])
+                .args(packages.iter().map(|p| format!("{}-{pin}", p.name())))
+                .arg("--disableexcludes=kubernetes")
+                .timeout(Duration::from_secs(15 * MIN)),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::lines;
+    use super::*;
+    use crate::plan::Action;
+
+    #[test]
+    fn install_lifts_the_excludes_for_one_command() {
+        let a = Action::InstallPackages {
+            packages: vec![Package::Kubelet, Package::Kubectl],
+            version: "v1.29.3".parse().unwrap(),
+        };
+        assert_eq!(
+            lines(&a, OsFamily::Rhel),
+            [
+                "sudo -n dnf install -y 'kubelet-1.29.3-*' 'kubectl-1.29.3-*' --disableexcludes=kubernetes"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_repository_file_names_the_minor_and_excludes_the_packages() {
+        let a = Action::SwitchRepository {
+            minor: "1.30".parse().unwrap(),
+        };
+        let rpm = super::super::node_commands(&a, OsFamily::Rhel).unwrap();
+        assert_eq!(
+            rpm.commands[0].to_shell_line(),
+            "sudo -n tee /etc/yum.repos.d/kubernetes.repo"
+        );
+        let text = String::from_utf8(rpm.commands[0].stdin.clone().unwrap()).unwrap();
+        assert!(text.contains("baseurl=https://pkgs.k8s.io/core:/stable:/v1.30/rpm/\n"));
+        assert!(text.contains(
+            "gpgkey=https://pkgs.k8s.io/core:/stable:/v1.30/rpm/repodata/repomd.xml.key\n"
+        ));
+        assert!(text.ends_with("exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n"));
+    }
+
+    #[test]
+    fn recognises_rhel_like_images() {
+        for image in [
+            "red hat enterprise linux 9.3 (plow)",
+            "rocky linux 9.3 (blue onyx)",
+            "almalinux 9.3 (shamrock pampas cat)",
+            "centos stream 9",
+            "fedora linux 39 (server edition)",
+            "amazon linux 2023",
+            "oracle linux server 8.9",
+        ] {
+            assert!(Dnf.recognises(image), "{image}");
+        }
+        assert!(!Dnf.recognises("opensuse leap 15.5"));
+    }
+}
