@@ -47,6 +47,7 @@ pub mod lifecycle;
 pub mod plan;
 pub mod ports;
 pub mod run;
+mod schema;
 pub mod skew;
 #[cfg(feature = "proptest")]
 pub mod testing;

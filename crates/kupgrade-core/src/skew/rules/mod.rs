@@ -461,22 +461,13 @@ pub fn with_upstream(upstream: UpstreamPolicy, rules: RulePolicy) -> AllOf {
 
 /// The rules file's JSON Schema, freshly generated from the types.
 pub fn schema_json() -> String {
-    let mut schema = schemars::schema_for!(RulePolicy);
-    if let Some(props) = schema
-        .as_object_mut()
-        .and_then(|o| o.get_mut("properties"))
-        .and_then(|p| p.as_object_mut())
-    {
-        props.insert(
-            "apiVersion".into(),
-            serde_json::json!({ "const": API_VERSION, "description": "Optional format header" }),
-        );
-        props.insert(
-            "kind".into(),
-            serde_json::json!({ "const": KIND, "description": "Optional format header" }),
-        );
-    }
-    let mut s = serde_json::to_string_pretty(&schema).expect("a schema serializes");
-    s.push('\n');
-    s
+    crate::schema::schema_json::<RulePolicy>(&HEADER, &[])
 }
+
+/// A rules file's optional header, as its schema describes it.
+const HEADER: crate::schema::Header = crate::schema::Header {
+    api_version: API_VERSION,
+    api_version_doc: "Optional format header",
+    kind: KIND,
+    kind_doc: "Optional format header",
+};
