@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Modules, one concept each: [`version`] (versions and minors), [`component`], [`cluster`]
-//! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
+//! (state), [`inventory`] (the file format), [`diagnostics`] (problems in input files, said one
+//! way), [`skew`] (policies), [`bundled`] (kubeadm's etcd
 //! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`kubeadm`]
 //! (kubeadm's own upgrade verdicts), [`plan`] (the upgrade planner, its steps and renderers),
 //! [`ports`] (the traits adapters implement), [`run`] (carrying a plan out: the execution state machine, its journal records and events).
@@ -41,6 +42,7 @@ pub mod cluster;
 pub mod component;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod diagnostics;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;

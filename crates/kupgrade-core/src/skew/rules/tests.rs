@@ -365,3 +365,21 @@ fn the_sample_file_parses() {
     assert_eq!(p.policy_name(), "strict");
     assert!(p.rules().len() >= 5);
 }
+
+/// Many bad rules: every one reported, each at its own place.
+#[test]
+fn every_bad_rule_is_located() {
+    let mut text = String::from("rules:\n");
+    for i in 0..2_000 {
+        text.push_str(&format!(
+            "  - id: r{i}\n    kind: max-lag\n    component: kublet\n    minors: 1\n"
+        ));
+    }
+    let e = RulePolicy::parse(&text, "r.yaml").unwrap_err();
+    assert_eq!(e.problems.len(), 2_000);
+    assert_eq!(e.problems[1_999].location, Some((1 + 4 * 1_999 + 3, 16)));
+    assert_eq!(
+        e.problems[1_999].entry.as_ref().unwrap().to_string(),
+        "rule 2000 (\"r1999\")"
+    );
+}
