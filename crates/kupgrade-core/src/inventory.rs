@@ -435,6 +435,26 @@ nodes:
         );
     }
 
+    /// Nesting past the limit is refused by the pre-scan, where it starts, before the YAML
+    /// parser (whose cost grows with the square of the depth) sees it.
+    #[test]
+    fn deep_nesting_is_refused_where_it_passes_the_limit() {
+        let brackets = "[".repeat(100_000);
+        let e = parse(&brackets, "deep.yaml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "deep.yaml:1:129: lists and mappings are nested more than 128 deep"
+        );
+        let text = format!(
+            "nodes:\n  - name: a\n    labels: {{ x: {} }}\n",
+            "{".repeat(200)
+        );
+        assert_eq!(
+            errors(&text),
+            "inv.yaml:3:145: lists and mappings are nested more than 128 deep"
+        );
+    }
+
     /// Every problem of a large file is found and located (in time in proportion to the file:
     /// see the `parse` bench).
     #[test]

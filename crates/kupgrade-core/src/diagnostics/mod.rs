@@ -21,14 +21,20 @@
 //! ```
 //!
 //! Positions are found by reading the source once, and only when a problem needs one (see
-//! `locate`), so a file with many problems costs time in proportion to its size.
+//! `locate`); before YAML is parsed, a linear pre-scan refuses lists and mappings nested deeper
+//! than [`MAX_DEPTH`] (see `nesting`), so neither a hostile nor a badly broken file costs more
+//! than time in proportion to its size.
 use std::fmt;
 
 use serde_yaml_ng::Value;
 
 mod locate;
+mod nesting;
 
 pub(crate) use locate::{Locator, Step};
+
+/// The deepest lists and mappings (`[` and `{`) may be nested in an input file.
+pub const MAX_DEPTH: usize = 128;
 
 /// How a file's entries are named in its messages (`node "w-1"`, `rule 2 ("lag")`,
 /// `minor 1.28`).
@@ -139,8 +145,15 @@ impl<E: Entry> fmt::Display for FileError<E> {
 
 impl<E: Entry + fmt::Debug> std::error::Error for FileError<E> {}
 
-/// Reads `text` as YAML (JSON is YAML); a syntax error is a problem at its line and column.
+/// Reads `text` as YAML (JSON is YAML) after [`MAX_DEPTH`]'s linear check; a syntax error is
+/// a problem at its line and column.
 pub(crate) fn parse_yaml<E>(text: &str) -> Result<Value, FileProblem<E>> {
+    if let Some(at) = nesting::too_deep(text, MAX_DEPTH) {
+        return Err(FileProblem::new(format!(
+            "lists and mappings are nested more than {MAX_DEPTH} deep"
+        ))
+        .at(Some(at)));
+    }
     serde_yaml_ng::from_str(text).map_err(|e| {
         let location = e.location().map(|l| (l.line(), l.column()));
         let message = e.to_string();

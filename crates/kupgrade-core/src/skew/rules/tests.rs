@@ -366,6 +366,22 @@ fn the_sample_file_parses() {
     assert!(p.rules().len() >= 5);
 }
 
+#[test]
+fn deep_nesting_is_refused_before_parsing() {
+    assert_eq!(
+        err(&"[".repeat(100_000)),
+        "r.yaml:1:129: lists and mappings are nested more than 128 deep"
+    );
+    let text = format!(
+        "rules:\n  - id: a\n    kind: max-lag\n    minors: {}\n",
+        "[".repeat(150)
+    );
+    assert_eq!(
+        err(&text),
+        "r.yaml:4:141: lists and mappings are nested more than 128 deep"
+    );
+}
+
 /// Many bad rules: every one reported, each at its own place.
 #[test]
 fn every_bad_rule_is_located() {
