@@ -136,6 +136,31 @@ pub fn parse(text: &str, file: &str) -> Result<ClusterState, InventoryError> {
             None
         }
     };
+    let nodes = read_nodes(raw_nodes, &locator, &mut problems);
+    if problems.is_empty() {
+        let mut state = state.take().expect("no problems means the header parsed");
+        state.nodes = nodes.into();
+        if state.control_plane().next().is_none() {
+            problems.push(
+                FileProblem::new(
+                    "no node has the control-plane role: kupgrade needs to know where the API servers run",
+                )
+                .in_field("nodes"),
+            );
+        } else {
+            return Ok(state);
+        }
+    }
+    problems.sort_by_key(|p| p.location.unwrap_or((usize::MAX, 0)));
+    Err(fail(problems))
+}
+
+/// The nodes of the file's `nodes` list that deserialize, each checked; the problems of all.
+fn read_nodes(
+    raw_nodes: Vec<Value>,
+    locator: &Locator<'_>,
+    problems: &mut Vec<InventoryProblem>,
+) -> Vec<Node> {
     let mut nodes = Vec::with_capacity(raw_nodes.len());
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (i, raw) in raw_nodes.into_iter().enumerate() {
@@ -159,7 +184,7 @@ pub fn parse(text: &str, file: &str) -> Result<ClusterState, InventoryError> {
                         .in_field("name"),
                     );
                 }
-                check_node(&node, &label, Some((&locator, i)), &mut problems);
+                check_node(&node, &label, Some((locator, i)), problems);
                 nodes.push(node);
             }
             Err(refused) => {
@@ -180,22 +205,7 @@ pub fn parse(text: &str, file: &str) -> Result<ClusterState, InventoryError> {
             }
         }
     }
-    if problems.is_empty() {
-        let mut state = state.take().expect("no problems means the header parsed");
-        state.nodes = nodes.into();
-        if state.control_plane().next().is_none() {
-            problems.push(
-                FileProblem::new(
-                    "no node has the control-plane role: kupgrade needs to know where the API servers run",
-                )
-                .in_field("nodes"),
-            );
-        } else {
-            return Ok(state);
-        }
-    }
-    problems.sort_by_key(|p| p.location.unwrap_or((usize::MAX, 0)));
-    Err(fail(problems))
+    nodes
 }
 
 /// The path of `field` (as messages write it) in the inventory's node `i`.
