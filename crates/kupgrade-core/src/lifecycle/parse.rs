@@ -5,6 +5,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use super::{MinorRelease, PatchRelease, ReleaseCalendar};
+use crate::diagnostics::{Entry, FileProblem, json_message};
 use crate::{KubeVersion, Minor};
 
 /// Why a release calendar could not be read. The message names the source, the minor and the
@@ -12,10 +13,26 @@ use crate::{KubeVersion, Minor};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CalendarError {
     origin: String,
-    location: Option<(usize, usize)>,
-    minor: Option<String>,
-    field: Option<String>,
-    reason: String,
+    problem: FileProblem<MinorEntry>,
+}
+
+/// The calendar entry a problem is about: its minor (`1.28`), or `minors[3]` when it has no
+/// readable one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MinorEntry(String);
+
+impl fmt::Display for MinorEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.starts_with("minors[") {
+            f.write_str(&self.0)
+        } else {
+            write!(f, "minor {}", self.0)
+        }
+    }
+}
+
+impl Entry for MinorEntry {
+    const FIELD_PREFIX: &'static str = "field ";
 }
 
 impl CalendarError {
@@ -25,39 +42,25 @@ impl CalendarError {
     }
     /// The minor entry at fault (`1.28`, or `minors[3]` when it has no readable name).
     pub fn minor(&self) -> Option<&str> {
-        self.minor.as_deref()
+        self.problem.entry.as_ref().map(|m| m.0.as_str())
     }
     /// The field at fault, as a path inside the entry (`patches[2].version`).
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.problem.field.as_deref()
     }
     /// Line and column (1-based) of a JSON syntax error.
     pub fn location(&self) -> Option<(usize, usize)> {
-        self.location
+        self.problem.location
     }
     /// What is wrong.
     pub fn reason(&self) -> &str {
-        &self.reason
+        &self.problem.message
     }
 }
 
 impl fmt::Display for CalendarError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)?;
-        if let Some((line, column)) = self.location {
-            write!(f, ":{line}:{column}")?;
-        }
-        if let Some(m) = &self.minor {
-            if m.starts_with("minors[") {
-                write!(f, ": {m}")?;
-            } else {
-                write!(f, ": minor {m}")?;
-            }
-        }
-        if let Some(field) = &self.field {
-            write!(f, ": field {field}")?;
-        }
-        write!(f, ": {}", self.reason)
+        self.problem.display_in(&self.origin).fmt(f)
     }
 }
 
@@ -126,10 +129,16 @@ impl ReleaseCalendar {
     pub fn from_json(text: &str, origin: &str) -> Result<ReleaseCalendar, CalendarError> {
         let err = |minor: Option<String>, field: Option<String>, reason: String| CalendarError {
             origin: origin.to_string(),
-            location: None,
-            minor,
-            field,
-            reason,
+            problem: FileProblem {
+                location: None,
+                entry: minor.map(MinorEntry),
+                field,
+                message: reason,
+            },
+        };
+        let syntax = |e: &serde_json::Error| CalendarError {
+            origin: origin.to_string(),
+            problem: FileProblem::new(json_message(e)).at(Some((e.line(), e.column()))),
         };
         let mut de = serde_json::Deserializer::from_str(text);
         let file: RawFile = match serde_path_to_error::deserialize(&mut de) {
@@ -138,20 +147,14 @@ impl ReleaseCalendar {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 if inner.is_syntax() || inner.is_eof() {
-                    return Err(CalendarError {
-                        location: Some((inner.line(), inner.column())),
-                        ..err(None, None, strip_position(&inner))
-                    });
+                    return Err(syntax(&inner));
                 }
                 let field = (path != ".").then_some(path);
-                return Err(err(None, field, strip_position(&inner)));
+                return Err(err(None, field, json_message(&inner)));
             }
         };
         if let Err(e) = de.end() {
-            return Err(CalendarError {
-                location: Some((e.line(), e.column())),
-                ..err(None, None, strip_position(&e))
-            });
+            return Err(syntax(&e));
         }
 
         let mut minors: Vec<MinorRelease> = Vec::with_capacity(file.minors.len());
@@ -163,7 +166,7 @@ impl ReleaseCalendar {
             let raw: RawMinor = serde_path_to_error::deserialize(value).map_err(|e| {
                 let path = e.path().to_string();
                 let field = (path != ".").then_some(path);
-                err(Some(label.clone()), field, strip_position(e.inner()))
+                err(Some(label.clone()), field, json_message(e.inner()))
             })?;
             let entry = validate(raw)
                 .map_err(|(field, reason)| err(Some(label.clone()), Some(field), reason))?;
@@ -248,13 +251,4 @@ fn validate(raw: RawMinor) -> Result<MinorRelease, (String, String)> {
             .collect(),
         planned: raw.status == RawStatus::Planned,
     })
-}
-
-/// serde_json appends " at line L column C"; the error reports the position on its own.
-fn strip_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) if e.line() > 0 => text[..i].to_string(),
-        _ => text,
-    }
 }

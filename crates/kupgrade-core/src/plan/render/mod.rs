@@ -68,15 +68,18 @@ impl Format {
     }
 }
 
+/// A format that could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a format: expected text, markdown, json, yaml or mermaid")]
+pub struct FormatParseError(pub String);
+
 impl std::str::FromStr for Format {
-    type Err = String;
+    type Err = FormatParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Format::ALL
             .into_iter()
             .find(|f| f.name() == s || (s == "md" && *f == Format::Markdown))
-            .ok_or_else(|| {
-                format!("{s:?} is not a format: expected text, markdown, json, yaml or mermaid")
-            })
+            .ok_or_else(|| FormatParseError(s.to_string()))
     }
 }
 
