@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use jiff::ToSpan;
 use jiff::civil::DateTime;
 
+use crate::escape;
 use crate::plan::step::Phase;
 use crate::plan::{Estimate, UpgradePlan};
 
@@ -19,7 +20,7 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
     let _ = writeln!(
         o,
         "    title {} from {} to {} (estimated)",
-        clean(name),
+        escape::mermaid(name),
         plan.from,
         plan.target
     );
@@ -43,14 +44,15 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
                 Some(hop) => format!("{} {}", hop.to, step.phase),
                 None => step.phase.to_string(),
             };
-            let _ = writeln!(o, "    section {}", clean(&title));
+            let _ = writeln!(o, "    section {}", escape::mermaid(&title));
         }
         let nodes = if step.nodes.is_empty() {
             String::new()
         } else {
             format!("{} ", node_summary(step.nodes.as_slice(), 2))
         };
-        let label = clean(&format!("{nodes}{}", step.action.describe()));
+        let label = format!("{nodes}{}", step.action.describe());
+        let label = escape::mermaid(&label);
         let tags = if step.point_of_no_return {
             "crit, "
         } else {
@@ -65,17 +67,4 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
         );
     }
     out
-}
-
-/// Removes the characters that end a Mermaid gantt label or start a comment.
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if matches!(c, ':' | ';' | '#' | '%' | '\n') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }
