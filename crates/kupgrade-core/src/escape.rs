@@ -24,6 +24,8 @@
 //! - [`markdown_prose`]: a sentence kupgrade wrote around such values (which may use code
 //!   spans on purpose): hidden characters, HTML and link brackets escaped, the rest kept.
 //! - [`code_fence`]: a fence for a fenced code block that its content cannot close.
+//! - [`shell_word`]: a word of a command line shown to a person, quoted for a POSIX shell,
+//!   its hidden characters written as `printf` escapes, so that a pasted line is exact.
 //! - [`mermaid`]: a label of a Mermaid chart: hidden characters escaped, what ends a label or
 //!   starts a comment (`:`, `;`, `#`, `%`, a line break) replaced by a space, and `<`, `>`,
 //!   `&`, `"` and the backtick written as Mermaid's entity codes (`#60;`).
@@ -161,7 +163,7 @@ pub fn text(s: &str) -> Cow<'_, str> {
 /// ```
 pub fn text_lines(s: &str) -> Cow<'_, str> {
     rewrite(s, |c, out| {
-        let hidden = is_hidden(c) && c != '\n' && c != '\t';
+        let hidden = hidden_in_lines(c);
         if hidden {
             push_escape(out, c);
         }
@@ -251,6 +253,54 @@ pub fn markdown_prose(s: &str) -> Cow<'_, str> {
 pub fn code_fence(content: &str) -> String {
     let longest = content.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat(longest.max(2) + 1)
+}
+
+/// True for a hidden character that is not a line break or a tab (which a terminal shows as
+/// what they are).
+fn hidden_in_lines(c: char) -> bool {
+    is_hidden(c) && c != '\n' && c != '\t'
+}
+
+/// One word of a command line shown to a person, to read and to paste into a POSIX shell:
+/// quoted as [`shell_quote`](crate::ports::shell_quote) quotes it, except that hidden
+/// characters (other than line breaks and tabs) are written as `"$(printf '\033')"`, octal
+/// escapes of their UTF-8 bytes. Nothing hidden reaches the terminal, and the pasted word is
+/// the exact value.
+///
+/// ```
+/// use kupgrade_core::escape::shell_word;
+/// assert_eq!(shell_word("/tmp/up.journal"), "/tmp/up.journal");
+/// assert_eq!(shell_word("a $(id)"), "'a $(id)'");
+/// assert_eq!(shell_word("x\u{1b}[2Jy"), "x\"$(printf '\\033')\"'[2Jy'");
+/// ```
+pub fn shell_word(word: &str) -> Cow<'_, str> {
+    use crate::ports::shell_quote;
+    if !word.chars().any(hidden_in_lines) {
+        let quoted = shell_quote(word);
+        return if quoted == word {
+            Cow::Borrowed(word)
+        } else {
+            Cow::Owned(quoted)
+        };
+    }
+    let mut out = String::new();
+    let mut rest = word;
+    while !rest.is_empty() {
+        let visible = rest.find(hidden_in_lines).unwrap_or(rest.len());
+        if visible > 0 {
+            out.push_str(&shell_quote(&rest[..visible]));
+            rest = &rest[visible..];
+            continue;
+        }
+        let hidden = rest.find(|c| !hidden_in_lines(c)).unwrap_or(rest.len());
+        out.push_str("\"$(printf '");
+        for b in rest[..hidden].bytes() {
+            let _ = write!(out, "\\{b:03o}");
+        }
+        out.push_str("')\"");
+        rest = &rest[hidden..];
+    }
+    Cow::Owned(out)
 }
 
 /// A label in a Mermaid chart (a title, a section, a task): hidden characters as visible
@@ -440,6 +490,24 @@ mod tests {
         for s in HOSTILE {
             let fence = code_fence(s);
             assert!(!s.contains(&fence), "{s:?} holds {fence}");
+        }
+    }
+
+    #[test]
+    fn shell_words_show_nothing_hidden() {
+        assert_eq!(shell_word("plain-word_1.2"), "plain-word_1.2");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("a\nb\tc"), "'a\nb\tc'");
+        assert_eq!(
+            shell_word("\u{202e}x\u{1b}\r"),
+            "\"$(printf '\\342\\200\\256')\"x\"$(printf '\\033\\015')\""
+        );
+        for s in HOSTILE {
+            let w = shell_word(s);
+            assert!(
+                !w.chars().any(|c| is_hidden(c) && c != '\n'),
+                "{s:?} -> {w:?}"
+            );
         }
     }
 

@@ -103,7 +103,13 @@ fn text_shows_hostile_values_escaped() {
     }
     let out = render::text(&edited_plan());
     assert!(out.contains("why: because\\r\\n```\\n<img"), "{out}");
-    assert!(out.contains("\\u{1b}[8m\\u{202e}"), "{out}");
+    // A command keeps its exact value when pasted: hidden characters as printf escapes.
+    assert!(
+        out.contains(
+            "'x\n```\n<b>hi</b>'\"$(printf '\\033')\"'[8m'\"$(printf '\\342\\200\\256')\""
+        ),
+        "{out}"
+    );
 }
 
 /// Lines of a Markdown document outside its fenced code blocks, and the blocks' contents, as
