@@ -646,6 +646,9 @@ async fn node_env_sandboxes_work_remotely() {
             "kubeadm",
             &format!("echo \"stub of {n} in $(pwd) root=$KUPGRADE_NODE_ROOT\"\n"),
         );
+        // The wrapper runs the command line with `sh` and sets the node's variables with
+        // `env`, both found in the strict PATH.
+        kupgrade_exec::node_env::provide_programs(&bin, &["sh", "env"]).unwrap();
     }
     let sandboxes = root.path().to_path_buf();
     let runner = ssh_runner(&sshd, state.path(), &["cp-1", "w-1"])
@@ -659,6 +662,18 @@ async fn node_env_sandboxes_work_remotely() {
         assert_eq!(
             out.stdout_text(),
             format!("stub of {n} in {d} root={d}\n", d = d.display())
+        );
+    }
+
+    // Nothing else of the node is reachable by name: not its sudo, not its programs.
+    for program in ["apt-get", "sudo"] {
+        let e = runner
+            .output(&node("w-1"), &CommandSpec::new(program).arg("--version"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, RunnerError::NotFound { program: p, .. } if p == program),
+            "{e:?}"
         );
     }
 
