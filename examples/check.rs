@@ -43,7 +43,8 @@ fn main() -> anyhow::Result<()> {
     let cluster = kupgrade_core::inventory::parse(&text, &args.file)?;
     let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
 
-    let name = cluster.name.as_deref().unwrap_or("(unnamed)");
+    // The name, zones and rule messages are the file's text: escaped for the terminal.
+    let name = kupgrade_core::escape::text(cluster.name.as_deref().unwrap_or("(unnamed)"));
     println!(
         "Cluster {name} ({}): {} nodes, {} control plane",
         args.file,
@@ -89,7 +90,7 @@ fn versions_table(cluster: &ClusterState) -> String {
         let mut row = vec![
             node.name.to_string(),
             role.to_string(),
-            node.zone().unwrap_or("-").to_string(),
+            kupgrade_core::escape::text(node.zone().unwrap_or("-")).into_owned(),
         ];
         row.extend(
             columns
