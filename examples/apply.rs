@@ -70,7 +70,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use kupgrade_core::ClusterState;
 use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
 use kupgrade_core::ports::DrainOptions;
@@ -86,6 +86,8 @@ mod args;
 mod backend;
 #[path = "apply/display.rs"]
 mod display;
+#[path = "apply/resume.rs"]
+mod resume;
 #[path = "apply/summary.rs"]
 mod summary;
 
@@ -95,7 +97,9 @@ use display::Display;
 use summary::summary;
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    args.resume_words = resume::words(&matches);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

@@ -93,8 +93,8 @@ pub(crate) struct Args {
     /// sim: simulated seconds per real second; 0 runs in virtual time, as fast as it can.
     #[arg(long, default_value_t = 3000.0)]
     pub(crate) sim_speed: f64,
-    /// ssh: the user for nodes whose inventory names none.
-    #[arg(long)]
+    /// ssh: the user for nodes whose inventory names none (a POSIX user name).
+    #[arg(long, value_parser = posix_user)]
     pub(crate) ssh_user: Option<String>,
     /// ssh: use only this private key.
     #[arg(long)]
@@ -109,9 +109,14 @@ pub(crate) struct Args {
     /// pod: the namespace of the command pods (it must admit privileged pods).
     #[arg(long, default_value = PodRunner::DEFAULT_NAMESPACE)]
     pub(crate) pod_namespace: String,
-    /// pod: the image of the command pods (it must provide `nsenter`).
+    /// pod: the image of the command pods (it must provide `nsenter`), named by digest
+    /// (`NAME[:TAG]@sha256:...`): the pods run privileged in each node's PID namespace.
     #[arg(long, default_value = PodRunner::DEFAULT_IMAGE)]
     pub(crate) pod_image: String,
+    /// pod: accept a --pod-image without a digest (a tag, which whoever controls the registry
+    /// can move to other content that then runs as root on the nodes).
+    #[arg(long)]
+    pub(crate) pod_image_unpinned: bool,
     /// ssh, local without --kubeconfig: the node whose kubectl runs the cluster operations
     /// (default: the first control-plane node).
     #[arg(long)]
@@ -119,4 +124,14 @@ pub(crate) struct Args {
     /// local: the directory holding one sandbox per node.
     #[arg(long, required_if_eq("executor", "local"))]
     pub(crate) sandbox: Option<PathBuf>,
+    /// Not an option: the arguments of the command that resumes this session
+    /// (`resume::words`, from the options given).
+    #[arg(skip)]
+    pub(crate) resume_words: Vec<std::ffi::OsString>,
+}
+
+/// `--ssh-user`: a POSIX user name, refused otherwise (it reaches `ssh`, and through it any
+/// `ProxyCommand` that writes `%r`).
+fn posix_user(text: &str) -> Result<String, String> {
+    kupgrade_core::ssh_target::check_user(text).map(|()| text.to_string())
 }

@@ -1,16 +1,16 @@
 //! What the apply example prints when a session ends, with the command that resumes it.
-use std::path::PathBuf;
+//! Text that came from outside (the cluster's name, a node's error output, a problem the
+//! simulator saw) is escaped for the terminal (`kupgrade_core::escape`).
 use std::time::Duration;
 
-use clap::ValueEnum;
 use kupgrade_core::KubeVersion;
+use kupgrade_core::escape;
 use kupgrade_core::plan::UpgradePlan;
-use kupgrade_core::ports::shell_quote;
 use kupgrade_core::run::{Finished, Run};
 
+use super::Args;
 use super::backend::Backend;
 use super::display::Seen;
-use super::{Args, Executor};
 
 pub(crate) async fn summary(
     args: &Args,
@@ -29,7 +29,7 @@ pub(crate) async fn summary(
     println!();
     println!(
         "{}: {} -> {} ({} hop(s), {} steps), executor {:?}{}",
-        plan.cluster.as_deref().unwrap_or("cluster"),
+        escape::text(plan.cluster.as_deref().unwrap_or("cluster")),
         plan.from,
         plan.target,
         plan.hops.len(),
@@ -37,7 +37,7 @@ pub(crate) async fn summary(
         args.executor,
         if args.dry_run { ", dry run" } else { "" }
     );
-    println!("outcome: {outcome}");
+    println!("outcome: {}", escape::text_lines(&outcome.to_string()));
     println!(
         "tasks: {done}/{total} done; this session {} started, {} succeeded, {} found done, {} retried, {} failed, {} left to you",
         c.started, c.succeeded, c.already_done, c.retried, c.failed, c.manual
@@ -72,7 +72,7 @@ pub(crate) async fn summary(
                 );
             }
             for p in problems {
-                println!("  problem: {p}");
+                println!("  problem: {}", escape::text(&p.to_string()));
             }
         }
         _ => println!("time: {:.1}s", wall.as_secs_f64()),
@@ -91,37 +91,14 @@ pub(crate) async fn summary(
                     );
                 }
             }
-            Err(e) => println!("  could not read the cluster afterwards: {e}"),
+            Err(e) => println!(
+                "  could not read the cluster afterwards: {}",
+                escape::text(&e.to_string())
+            ),
         }
     }
-    if let Some(j) = &args.journal
-        && !outcome.is_completed()
-        && !args.dry_run
-    {
-        let mut resume = format!(
-            "cargo run --example apply -- --journal {} --resume",
-            j.display()
-        );
-        // What the run was reached through, so the resume reaches the same cluster.
-        let mut arg = |flag: &str, value: Option<String>| {
-            if let Some(v) = value {
-                resume.push_str(&format!(" {flag} {}", shell_quote(&v)));
-            }
-        };
-        let show = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-        arg("--sim-state", show(&args.sim_state));
-        arg("--kubeconfig", show(&args.kubeconfig));
-        arg("--context", args.context.clone());
-        arg("--cluster", args.cluster.clone());
-        if args.executor != Executor::Sim {
-            arg(
-                "--executor",
-                args.executor
-                    .to_possible_value()
-                    .map(|v| v.get_name().to_string()),
-            );
-        }
-        arg("--sandbox", show(&args.sandbox));
-        println!("resume with: {resume}");
+    if args.journal.is_some() && !outcome.is_completed() && !args.dry_run {
+        // What the run reached and how, quoted (see resume.rs).
+        println!("resume with: {}", super::resume::line(&args.resume_words));
     }
 }
