@@ -135,3 +135,23 @@ pub(crate) struct Args {
 fn posix_user(text: &str) -> Result<String, String> {
     kupgrade_core::ssh_target::check_user(text).map(|()| text.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+
+    /// The user reaches `ssh` (and any `ProxyCommand` writing `%r`): only a POSIX user name
+    /// is taken.
+    #[test]
+    fn ssh_user_must_be_a_posix_user_name() {
+        let parse =
+            |user: &str| Args::try_parse_from(["apply".to_string(), format!("--ssh-user={user}")]);
+        assert_eq!(parse("admin").unwrap().ssh_user.as_deref(), Some("admin"));
+        for bad in ["root;id", "$(id)", "Admin", "-oProxyCommand=x", "a b"] {
+            let e = parse(bad).err().unwrap().to_string();
+            assert!(e.contains("is not a POSIX user name"), "{bad}: {e}");
+        }
+    }
+}
