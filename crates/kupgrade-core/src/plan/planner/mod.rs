@@ -1,0 +1,279 @@
+//! The planner: ordering, batching, simulation and incremental checking.
+//!
+//! Everything is decided from the simulated state alone (no memory of what the plan did
+//! except which package repository a node was last pointed at), which is what makes planning
+//! again from any intermediate state give the rest of the plan.
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+
+use crate::{ClusterState, KubeVersion, Minor, Node, NodeName};
+
+use super::action::Action;
+use super::check::Checker;
+use super::fleet::Fleet;
+use super::hops;
+use super::packages::validate_path;
+use super::step::{Phase, PreflightCheck, Step, StepId};
+use super::{
+    Hop, HopKind, PlanError, PlanOptions, PlanRequest, Strategy, TargetError, UpgradePlan,
+    WorkerPacing,
+};
+
+mod control_plane;
+mod in_place;
+mod names;
+mod preflight;
+mod replace;
+mod steps;
+mod summary;
+mod workers;
+
+use names::base_name;
+use steps::Batch;
+use workers::Why;
+
+pub(crate) fn plan(state: &ClusterState, req: &PlanRequest<'_>) -> Result<UpgradePlan, PlanError> {
+    let opts = &req.options;
+    check_options(req)?;
+    let lo = state
+        .apiserver_min()
+        .ok_or(PlanError::NoControlPlane)?
+        .clone();
+    let hi = state
+        .apiserver_max()
+        .ok_or(PlanError::NoControlPlane)?
+        .clone();
+    let target = hops::resolve(&req.target, req.calendar, req.date, opts)?;
+    let cp_count = state.control_plane().count();
+    let hops = hops::hops(&lo, &hi, &target, req.calendar, req.date, opts, cp_count)?;
+    let status = match hops::supported(&target, req.calendar, req.date) {
+        Ok(s) => s,
+        Err(s) if opts.allow_unsupported_target => s,
+        Err(status) => {
+            return Err(TargetError::Unsupported {
+                version: target,
+                status,
+                date: req.date,
+            }
+            .into());
+        }
+    };
+    if !opts.allow_not_ready {
+        let mut not_ready: Vec<NodeName> = state
+            .nodes
+            .iter()
+            .filter(|n| !n.ready)
+            .map(|n| n.name.clone())
+            .collect();
+        if !not_ready.is_empty() {
+            not_ready.sort();
+            return Err(PlanError::NotReady { nodes: not_ready });
+        }
+    }
+    let mut p = Planner::new(state, req, target, hops)?;
+    p.run(status)?;
+    p.finish(state, lo)
+}
+
+fn check_options(req: &PlanRequest<'_>) -> Result<(), PlanError> {
+    let opts = &req.options;
+    for (option, value) in [
+        ("etcdSnapshotDir", &opts.etcd_snapshot_dir),
+        ("backupDir", &opts.backup_dir),
+    ] {
+        if let Some(path) = value {
+            validate_path(path).map_err(|e| PlanError::InvalidOption {
+                option,
+                message: e.to_string(),
+            })?;
+        }
+    }
+    if opts.strategy == Strategy::Replace && opts.max_surge == 0 {
+        return Err(PlanError::InvalidOption {
+            option: "maxSurge",
+            message: "the replace strategy needs at least 1: new nodes join before old ones leave, so that planning again mid-way finds every node".into(),
+        });
+    }
+    if opts.zone_key.is_empty() {
+        return Err(PlanError::InvalidOption {
+            option: "zoneKey",
+            message: "the zone label key is empty".into(),
+        });
+    }
+    Ok(())
+}
+
+struct Planner<'r, 'a> {
+    req: &'r PlanRequest<'a>,
+    /// The cluster as the steps so far leave it.
+    sim: Fleet,
+    checker: Checker<'r>,
+    steps: Vec<Step>,
+    ids: HashSet<StepId>,
+    versions: BTreeMap<Minor, KubeVersion>,
+    hops: Vec<Hop>,
+    target: KubeVersion,
+    hop: Option<usize>,
+    /// Drains per node, by position (in place) or by name (replace: positions move).
+    drains_at: Vec<usize>,
+    drains: HashMap<NodeName, usize>,
+    /// Whether node positions stay put (no step removes nodes: the in-place strategy).
+    positions: bool,
+    max_unavailable: usize,
+    replaced: usize,
+    batch_size: usize,
+    zone_totals: HashMap<Option<String>, usize>,
+    kubeadm_checked: Vec<KubeVersion>,
+}
+
+impl<'r, 'a> Planner<'r, 'a> {
+    fn new(
+        state: &ClusterState,
+        req: &'r PlanRequest<'a>,
+        target: KubeVersion,
+        hops: Vec<Hop>,
+    ) -> Result<Self, PlanError> {
+        // Nodes by zone; within a zone in inventory order (in place: the model keeps that
+        // order, so planning again mid-way sees it too) or by name (replacing moves nodes).
+        // Batches take them in this order without sorting again.
+        let zone_key = req.options.zone_key.as_str();
+        let sim = Fleet::new(
+            state,
+            zone_key,
+            req.options.strategy == Strategy::Replace,
+            &req.policy.label_keys(),
+        );
+        let checker = Checker::start(req.policy, &sim, req.options.tolerate_initial_violations)
+            .map_err(|violations| PlanError::InvalidStart {
+                policy: req.policy.name().to_string(),
+                violations,
+            })?;
+        let versions = BTreeMap::new();
+        // Workers per zone. Replacing, a replacement counts as the node it replaces (distinct
+        // base names), so that the numbers stay put while a replacement is under way.
+        let mut per_zone: Vec<usize> = vec![0; sim.zone_names().len()];
+        if req.options.strategy == Strategy::Replace {
+            let mut bases: HashSet<(u32, String)> = HashSet::new();
+            for i in 0..sim.len() {
+                let class = sim.class(sim.class_of(i));
+                if !class.rep.is_control_plane()
+                    && bases.insert((class.zone, base_name(sim.name(i))))
+                {
+                    per_zone[class.zone as usize] += 1;
+                }
+            }
+        } else {
+            for (_, class) in sim.present() {
+                if !class.rep.is_control_plane() {
+                    per_zone[class.zone as usize] += class.count;
+                }
+            }
+        }
+        let workers = per_zone.iter().sum();
+        let zone_totals: HashMap<Option<String>, usize> = per_zone
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, n)| n > 0)
+            .map(|(z, n)| (sim.zone_names()[z].clone(), n))
+            .collect();
+        let mut batch_size = req.options.batch.of(workers);
+        if req.options.strategy == Strategy::Replace {
+            batch_size = batch_size.min(req.options.max_surge as usize).max(1);
+        }
+        Ok(Planner {
+            req,
+            max_unavailable: sim.cordoned(),
+            sim,
+            checker,
+            steps: Vec::new(),
+            ids: HashSet::new(),
+            versions,
+            hops,
+            target,
+            hop: None,
+            drains_at: Vec::new(),
+            drains: HashMap::new(),
+            positions: req.options.strategy == Strategy::InPlace,
+            replaced: 0,
+            batch_size,
+            zone_totals,
+            kubeadm_checked: Vec::new(),
+        })
+    }
+
+    fn opts(&self) -> &PlanOptions {
+        &self.req.options
+    }
+
+    fn run(&mut self, status: String) -> Result<(), PlanError> {
+        let target = self.target.clone();
+        let cp: Vec<NodeName> = self.control_plane_names();
+        let mut checks = vec![
+            PreflightCheck::NodesReady,
+            PreflightCheck::PolicyHolds {
+                policy: self.req.policy.name().to_string(),
+            },
+            PreflightCheck::TargetSupported {
+                version: target.clone(),
+                status,
+            },
+        ];
+        let applied: Vec<KubeVersion> = self
+            .hops
+            .iter()
+            .filter(|h| h.kind != HopKind::Resume)
+            .map(|h| h.to.clone())
+            .collect();
+        if !applied.is_empty() {
+            checks.push(PreflightCheck::KubeadmVerdict { versions: applied });
+        }
+        self.push(
+            Phase::Preflight,
+            &Batch::none(),
+            Action::Preflight { checks },
+            &target,
+            "nothing changes before these checks pass",
+        )?;
+        if let Some(dir) = self.opts().backup_dir.clone()
+            && !self.hops.is_empty()
+        {
+            let from = self.sim.summary().apiserver_min.unwrap_or(target.clone());
+            let nodes: Vec<Node> = cp
+                .iter()
+                .map(|n| self.node(n).cloned())
+                .collect::<Result<_, _>>()?;
+            let refs: Vec<&Node> = nodes.iter().collect();
+            self.push(
+                Phase::Preflight,
+                &self.batch_of(&refs),
+                Action::BackupConfig {
+                    path: format!("{}/etc-kubernetes-{from}", dir.trim_end_matches('/')),
+                },
+                &target,
+                "a copy of each control-plane node's configuration before anything changes",
+            )?;
+        }
+        self.finish_kube_proxy_rollout()?;
+        for h in 0..self.hops.len() {
+            self.hop = Some(h);
+            self.run_hop(h)?;
+        }
+        self.hop = None;
+        // Whatever is left: the add-ons, kubectl, the control-plane kubelets, every worker.
+        self.ensure_addons(&target)?;
+        self.control_plane_kubelets(&target)?;
+        self.ensure_kubectl(&target, &target, false)?;
+        let deferred = self.opts().pacing() == WorkerPacing::Deferred;
+        self.workers_to(&target, |_| true, Why::Final { deferred })?;
+        self.push(
+            Phase::Verify,
+            &Batch::none(),
+            Action::Verify {
+                version: target.clone(),
+            },
+            &target,
+            format!("the plan ends when every node runs {target} and the policy holds"),
+        )
+    }
+}
