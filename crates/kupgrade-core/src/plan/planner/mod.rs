@@ -7,17 +7,16 @@ use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
-use crate::{ClusterState, KubeVersion, Minor, Node, NodeName};
+use crate::{ClusterState, KubeVersion, Minor, NodeName};
 
 use super::action::Action;
 use super::check::Checker;
 use super::fleet::Fleet;
 use super::hops;
 use super::packages::validate_path;
-use super::step::{Phase, PreflightCheck, Step, StepId};
+use super::step::{Phase, Step, StepId};
 use super::{
-    Hop, HopKind, PlanError, PlanOptions, PlanRequest, Strategy, TargetError, UpgradePlan,
-    WorkerPacing,
+    Hop, PlanError, PlanOptions, PlanRequest, Strategy, TargetError, UpgradePlan, WorkerPacing,
 };
 
 mod control_plane;
@@ -150,26 +149,7 @@ impl<'r, 'a> Planner<'r, 'a> {
                 violations,
             })?;
         let versions = BTreeMap::new();
-        // Workers per zone. Replacing, a replacement counts as the node it replaces (distinct
-        // base names), so that the numbers stay put while a replacement is under way.
-        let mut per_zone: Vec<usize> = vec![0; sim.zone_names().len()];
-        if req.options.strategy == Strategy::Replace {
-            let mut bases: HashSet<(u32, String)> = HashSet::new();
-            for i in 0..sim.len() {
-                let class = sim.class(sim.class_of(i));
-                if !class.rep.is_control_plane()
-                    && bases.insert((class.zone, base_name(sim.name(i))))
-                {
-                    per_zone[class.zone as usize] += 1;
-                }
-            }
-        } else {
-            for (_, class) in sim.present() {
-                if !class.rep.is_control_plane() {
-                    per_zone[class.zone as usize] += class.count;
-                }
-            }
-        }
+        let per_zone = workers_per_zone(&sim, req.options.strategy == Strategy::Replace);
         let workers = per_zone.iter().sum();
         let zone_totals: HashMap<Option<String>, usize> = per_zone
             .into_iter()
@@ -202,59 +182,16 @@ impl<'r, 'a> Planner<'r, 'a> {
         })
     }
 
+    /// The plan's options.
     fn opts(&self) -> &PlanOptions {
         &self.req.options
     }
 
+    /// The whole plan, phase by phase: pre-flight, each hop (workers that must move first, then
+    /// the control plane), then whatever is left, and the final check.
     fn run(&mut self, status: String) -> Result<(), PlanError> {
         let target = self.target.clone();
-        let cp: Vec<NodeName> = self.control_plane_names();
-        let mut checks = vec![
-            PreflightCheck::NodesReady,
-            PreflightCheck::PolicyHolds {
-                policy: self.req.policy.name().to_string(),
-            },
-            PreflightCheck::TargetSupported {
-                version: target.clone(),
-                status,
-            },
-        ];
-        let applied: Vec<KubeVersion> = self
-            .hops
-            .iter()
-            .filter(|h| h.kind != HopKind::Resume)
-            .map(|h| h.to.clone())
-            .collect();
-        if !applied.is_empty() {
-            checks.push(PreflightCheck::KubeadmVerdict { versions: applied });
-        }
-        self.push(
-            Phase::Preflight,
-            &Batch::none(),
-            Action::Preflight { checks },
-            &target,
-            "nothing changes before these checks pass",
-        )?;
-        if let Some(dir) = self.opts().backup_dir.clone()
-            && !self.hops.is_empty()
-        {
-            let from = self.sim.summary().apiserver_min.unwrap_or(target.clone());
-            let nodes: Vec<Node> = cp
-                .iter()
-                .map(|n| self.node(n).cloned())
-                .collect::<Result<_, _>>()?;
-            let refs: Vec<&Node> = nodes.iter().collect();
-            self.push(
-                Phase::Preflight,
-                &self.batch_of(&refs),
-                Action::BackupConfig {
-                    path: format!("{}/etc-kubernetes-{from}", dir.trim_end_matches('/')),
-                },
-                &target,
-                "a copy of each control-plane node's configuration before anything changes",
-            )?;
-        }
-        self.finish_kube_proxy_rollout()?;
+        self.preflight(status)?;
         for h in 0..self.hops.len() {
             self.hop = Some(h);
             self.run_hop(h)?;
@@ -276,4 +213,27 @@ impl<'r, 'a> Planner<'r, 'a> {
             format!("the plan ends when every node runs {target} and the policy holds"),
         )
     }
+}
+
+/// Workers per zone (by index into the zone names). Replacing, a replacement counts as the
+/// node it replaces (distinct base names), so that the numbers stay put while a replacement is
+/// under way.
+fn workers_per_zone(sim: &Fleet, replace: bool) -> Vec<usize> {
+    let mut per_zone: Vec<usize> = vec![0; sim.zone_names().len()];
+    if replace {
+        let mut bases: HashSet<(u32, String)> = HashSet::new();
+        for i in 0..sim.len() {
+            let class = sim.class(sim.class_of(i));
+            if !class.rep.is_control_plane() && bases.insert((class.zone, base_name(sim.name(i)))) {
+                per_zone[class.zone as usize] += 1;
+            }
+        }
+    } else {
+        for (_, class) in sim.present() {
+            if !class.rep.is_control_plane() {
+                per_zone[class.zone as usize] += class.count;
+            }
+        }
+    }
+    per_zone
 }
