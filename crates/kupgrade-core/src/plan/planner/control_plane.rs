@@ -6,8 +6,8 @@ use crate::kubeadm::{UpgradeRequest, enforce_version_policies};
 use crate::{EtcdTopology, KubeVersion, Node, NodeName};
 
 use super::Planner;
+use super::groups::Head;
 use super::steps::Batch;
-use super::workers::Head;
 use crate::plan::action::Action;
 use crate::plan::step::{AddonVersions, Package, Phase};
 use crate::plan::{AddonsAt, PlanError, SimulationError};

@@ -2,8 +2,8 @@
 use crate::{KubeVersion, Minor};
 
 use super::Planner;
+use super::groups::Head;
 use super::steps::Batch;
-use super::workers::Head;
 use crate::plan::action::Action;
 use crate::plan::packages::KUBELET_PACKAGES;
 use crate::plan::step::{AddonVersions, Package, Phase};

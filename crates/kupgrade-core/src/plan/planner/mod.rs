@@ -20,6 +20,7 @@ use super::{
 };
 
 mod control_plane;
+mod groups;
 mod in_place;
 mod names;
 mod preflight;

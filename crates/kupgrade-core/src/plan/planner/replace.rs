@@ -2,9 +2,9 @@
 use crate::KubeVersion;
 
 use super::Planner;
+use super::groups::Head;
 use super::names::{replacement_suffix, replacement_with};
 use super::steps::Batch;
-use super::workers::Head;
 use crate::plan::PlanError;
 use crate::plan::action::Action;
 use crate::plan::step::{NodeList, Phase};

@@ -1,70 +1,50 @@
-//! Workers: which move before a hop or at the end, grouped by the steps they need, in
-//! batches.
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
-
+//! Workers: which move before a hop (kubeadm's way, or only those the policy would no longer
+//! allow) or at the end, and why; their batches and windows, one after another.
 use crate::skew::{Context, Severity, Summary};
-use crate::{ClusterState, KubeVersion, Minor, Node, OsFamily};
+use crate::{ClusterState, KubeVersion, Node};
 
 use super::Planner;
-use super::names::{replacement_suffix, replacement_with};
+use super::groups::{Head, Worker};
 use super::steps::Batch;
-use crate::plan::batch::{self, Item};
+use crate::plan::batch;
 use crate::plan::step::Phase;
 use crate::plan::{AddonsAt, Hop, PlanError, Strategy, WorkerPacing};
-
-/// A worker to batch: its position and OS family.
-type Worker = Item<(usize, OsFamily)>;
-
-/// What the nodes of a batch have in common: everything that decides their steps.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(super) struct Head {
-    /// How far the nodes got already (an interrupted plan): 0 cordoned, 1 kubeadm done but
-    /// not cordoned yet, 2 untouched. Nodes under way go first, so that planning again
-    /// mid-way continues with them.
-    pub(super) progress: u8,
-    /// Cordoned nodes (an interrupted upgrade) go first.
-    pub(super) cordoned: bool,
-    /// Replace strategy: the replacement already exists.
-    pub(super) has_replacement: bool,
-    pub(super) kubelet: Option<KubeVersion>,
-    pub(super) kubeadm: Option<KubeVersion>,
-}
-
-impl Head {
-    /// The head of `n`'s class, its nodes cordoned or not.
-    pub(super) fn of(n: &Node, cordoned: bool) -> Self {
-        Head {
-            progress: if cordoned { 0 } else { 2 },
-            cordoned,
-            has_replacement: false,
-            kubelet: n.kubelet().map(KubeVersion::release),
-            kubeadm: n.versions.kubeadm.as_ref().map(KubeVersion::release),
-        }
-    }
-    /// The minor the nodes' package repository points at: the minor of their kubeadm (or
-    /// kubelet). Derived from the state alone, so planning again agrees with the plan.
-    pub(super) fn repo(&self) -> Minor {
-        self.kubeadm
-            .as_ref()
-            .or(self.kubelet.as_ref())
-            .map_or(Minor::new(0, 0), KubeVersion::minor)
-    }
-    fn order(&self) -> (u8, bool, &Option<KubeVersion>, &Option<KubeVersion>) {
-        (
-            self.progress,
-            !self.has_replacement,
-            &self.kubelet,
-            &self.kubeadm,
-        )
-    }
-}
 
 /// Why a group of workers moves now.
 #[derive(Clone)]
 pub(super) enum Why {
+    /// Kubeadm's way: workers follow the control plane before it moves on to `next`.
     EveryHop { next: KubeVersion },
+    /// The policy would not allow these kubelets once the control plane moves to `next`
+    /// (`rule`), or ("in flight") they were cordoned mid-upgrade.
     CatchUp { next: KubeVersion, rule: String },
+    /// The end of the plan: every worker moves (`deferred`: as late as the policy allowed).
     Final { deferred: bool },
+}
+
+impl Why {
+    /// The reason of batch `i` of `n` (of `size` nodes) on its way to `goal`.
+    fn reason(&self, goal: &KubeVersion, i: usize, n: usize, size: usize) -> String {
+        let what = match self {
+            Why::EveryHop { next } => format!(
+                "workers follow the control plane to {goal} before it moves on to {next}, one minor at a time (kubeadm's way)"
+            ),
+            Why::CatchUp { next, rule } if rule != "in flight" => format!(
+                "the policy would not allow these kubelets once the control plane moves to {next} ({rule}): they catch up to {goal} first"
+            ),
+            Why::CatchUp { .. } => {
+                format!("these nodes were cordoned mid-upgrade: they finish at {goal} first")
+            }
+            Why::Final { deferred: true } => format!(
+                "workers move to {goal}, deferred as long as the policy allowed (fewest drains)"
+            ),
+            Why::Final { deferred: false } => format!("workers move to {goal}"),
+        };
+        format!(
+            "{what}; batch {i} of {n} ({size} node{} at once)",
+            if size == 1 { "" } else { "s" }
+        )
+    }
 }
 
 impl Planner<'_, '_> {
@@ -169,145 +149,67 @@ impl Planner<'_, '_> {
         (rules.iter().map(Option::is_some).collect(), rule)
     }
 
-    /// Moves the workers `select` picks (and every cordoned one) that run older than `goal`
-    /// to `goal`, group by group (nodes that need the same steps), in batches.
+    /// Moves the workers `select` picks (by class) that run older than `goal`, and every one
+    /// under way, to `goal`: group by group (nodes that need the same steps), in batches.
     pub(super) fn workers_to(
         &mut self,
         goal: &KubeVersion,
         select: impl Fn(u32) -> bool,
         why: Why,
     ) -> Result<(), PlanError> {
+        let groups = self.worker_groups(goal, select);
+        let work = self.cut_batches(groups);
+        self.move_workers(work, goal, &why)
+    }
+
+    /// Each group's batches: at most the batch size, at most a zone's cap of one zone, the
+    /// nodes named now (replacing moves nodes as the windows go).
+    fn cut_batches(&self, groups: Vec<(Head, Vec<Worker>)>) -> Vec<(Head, Vec<Batch>)> {
         let replace = self.opts().strategy == Strategy::Replace;
-        let max_per_zone = self.opts().max_per_zone;
-        let totals = &self.zone_totals;
         let fleet = &self.sim;
         let zone_names = fleet.zone_names();
-        let mut work: Vec<(Head, Vec<Batch>)> = Vec::new();
-        {
-            // Replacements at `goal` that exist already: nodes whose name carries its suffix
-            // (none, unless a run was interrupted mid-way).
-            let suffix = replacement_suffix(goal);
-            let names: HashSet<&str> = if replace {
-                (0..fleet.len())
-                    .map(|i| fleet.name(i).as_str())
-                    .filter(|n| n.contains(suffix.as_str()))
-                    .collect()
-            } else {
-                HashSet::new()
-            };
-            let mut groups: Vec<(Head, Vec<Worker>)> = Vec::new();
-            let mut index: HashMap<Head, usize> = HashMap::new();
-            // Per class: whether its kubelet is behind `goal` and picked (None: no kubelet),
-            // and (in place) the group of its nodes, cordoned or not.
-            const UNSEEN: u8 = 0;
-            const NO_KUBELET: u8 = 1;
-            const PICKED: u8 = 2;
-            const BEHIND: u8 = 3;
-            const CURRENT: u8 = 4;
-            let mut verdict = vec![UNSEEN; fleet.class_count()];
-            let mut group_of = vec![[usize::MAX; 2]; fleet.class_count()];
-            let mut cp = fleet.control_plane_positions().iter().copied().peekable();
-            for at in 0..fleet.len() {
-                // Control-plane positions come in order: no need to look at the node's roles.
-                if cp.peek() == Some(&at) {
-                    cp.next();
-                    continue;
-                }
-                let k = fleet.class_of(at);
-                let class = fleet.class(k);
-                let node = &class.rep;
-                if verdict[k as usize] == UNSEEN {
-                    verdict[k as usize] = match node.kubelet() {
-                        None => NO_KUBELET,
-                        Some(kubelet) if kubelet.release() < *goal => {
-                            if select(k) {
-                                PICKED
-                            } else {
-                                BEHIND
-                            }
-                        }
-                        Some(_) => CURRENT,
-                    };
-                }
-                let v = verdict[k as usize];
-                if v == NO_KUBELET {
-                    continue;
-                }
-                let behind = v != CURRENT;
-                let cordoned = fleet.is_cordoned(at);
-                let name = fleet.name(at);
-                let has_replacement = replace
-                    && !names.is_empty()
-                    && replacement_with(name, &suffix).is_some_and(|r| names.contains(r.as_str()));
-                if !(cordoned || has_replacement || v == PICKED) {
-                    continue;
-                }
-                if replace && !behind && !cordoned {
-                    continue;
-                }
-                let item = Item {
-                    zone: class.zone,
-                    node: (at, node.os.family),
-                };
-                if !replace && group_of[k as usize][usize::from(cordoned)] != usize::MAX {
-                    groups[group_of[k as usize][usize::from(cordoned)]]
-                        .1
-                        .push(item);
-                    continue;
-                }
-                let head = if replace {
-                    Head {
-                        progress: u8::from(!cordoned),
-                        cordoned,
-                        has_replacement,
-                        kubelet: None,
-                        kubeadm: None,
-                    }
-                } else {
-                    let mut head = Head::of(node, cordoned);
-                    if !head.cordoned && head.kubeadm.as_ref().is_some_and(|k| k >= goal) {
-                        head.progress = 1;
-                    }
-                    head
-                };
-                let g = *index.entry(head.clone()).or_insert_with(|| {
-                    groups.push((head, Vec::new()));
-                    groups.len() - 1
-                });
-                if !replace {
-                    group_of[k as usize][usize::from(cordoned)] = g;
-                }
-                groups[g].1.push(item);
-            }
-            groups.sort_by(|a, b| a.0.order().cmp(&b.0.order()));
-            let cap = |z: u32| match max_per_zone {
-                Some(b) => b.of(totals
-                    .get(zone_names.get(z as usize).unwrap_or(&None))
-                    .copied()
-                    .unwrap_or(1)),
-                None => usize::MAX,
-            };
-            for (head, mut items) in groups {
+        let cap = |z: u32| self.zone_cap(z);
+        groups
+            .into_iter()
+            .map(|(head, mut items)| {
                 // The state is in zone order, unless replacements moved nodes.
                 if replace {
                     batch::sort_by_zone(&mut items, zone_names, |a, b| {
                         fleet.name(a.0).cmp(fleet.name(b.0))
                     });
                 }
-                // Names now: replacing moves nodes as the windows go.
                 let batches = batch::batches(items, self.batch_size, cap)
                     .into_iter()
                     .map(|members| Batch::at(fleet, members, self.positions))
                     .collect();
-                work.push((head, batches));
-            }
-        }
+                (head, batches)
+            })
+            .collect()
+    }
+
+    /// The most workers of zone `z` (an index into the zone names) in one batch.
+    fn zone_cap(&self, z: u32) -> usize {
+        let Some(max) = self.opts().max_per_zone else {
+            return usize::MAX;
+        };
+        let zone = self.sim.zone_names().get(z as usize).unwrap_or(&None);
+        max.of(self.zone_totals.get(zone).copied().unwrap_or(1))
+    }
+
+    /// One window per batch, in order, each saying why and which batch of how many it is.
+    fn move_workers(
+        &mut self,
+        work: Vec<(Head, Vec<Batch>)>,
+        goal: &KubeVersion,
+        why: &Why,
+    ) -> Result<(), PlanError> {
+        let replace = self.opts().strategy == Strategy::Replace;
         let count: usize = work.iter().map(|w| w.1.len()).sum();
         let mut i = 0;
         for (head, batches) in work {
             for batch in batches {
                 i += 1;
-                let why = self.why_text(&why, goal, i, count, batch.nodes.len());
+                let why = why.reason(goal, i, count, batch.nodes.len());
                 if replace {
                     self.replace_window(&batch, &head, goal, why)?;
                 } else {
@@ -316,27 +218,5 @@ impl Planner<'_, '_> {
             }
         }
         Ok(())
-    }
-
-    fn why_text(&self, why: &Why, goal: &KubeVersion, i: usize, n: usize, size: usize) -> String {
-        let what = match why {
-            Why::EveryHop { next } => format!(
-                "workers follow the control plane to {goal} before it moves on to {next}, one minor at a time (kubeadm's way)"
-            ),
-            Why::CatchUp { next, rule } if rule != "in flight" => format!(
-                "the policy would not allow these kubelets once the control plane moves to {next} ({rule}): they catch up to {goal} first"
-            ),
-            Why::CatchUp { .. } => {
-                format!("these nodes were cordoned mid-upgrade: they finish at {goal} first")
-            }
-            Why::Final { deferred: true } => format!(
-                "workers move to {goal}, deferred as long as the policy allowed (fewest drains)"
-            ),
-            Why::Final { deferred: false } => format!("workers move to {goal}"),
-        };
-        format!(
-            "{what}; batch {i} of {n} ({size} node{} at once)",
-            if size == 1 { "" } else { "s" }
-        )
     }
 }
