@@ -10,7 +10,7 @@ use super::groups::Head;
 use super::steps::Batch;
 use crate::plan::action::Action;
 use crate::plan::step::{AddonVersions, Package, Phase};
-use crate::plan::{AddonsAt, PlanError, SimulationError};
+use crate::plan::{AddonsAt, Hop, PlanError, SimulationError};
 
 impl Planner<'_, '_> {
     /// The control-plane node called `name`.
@@ -27,6 +27,7 @@ impl Planner<'_, '_> {
             })
     }
 
+    /// The names of the control-plane nodes, sorted: the order they move in.
     pub(super) fn control_plane_names(&self) -> Vec<NodeName> {
         let mut names: Vec<NodeName> = self
             .sim
@@ -38,6 +39,10 @@ impl Planner<'_, '_> {
         names
     }
 
+    /// Hop `h`: unless it started already, the workers that must move first and kubectl;
+    /// then each control-plane node not at the hop's version yet, one at a time (`kubeadm
+    /// upgrade apply` on the first, `kubeadm upgrade node` on the others); then the add-ons
+    /// and the control-plane kubelets.
     pub(super) fn run_hop(&mut self, h: usize) -> Result<(), PlanError> {
         let hop = self.hops[h].clone();
         let v = hop.to.clone();
@@ -59,103 +64,144 @@ impl Planner<'_, '_> {
         for (i, name) in pending.iter().enumerate() {
             let node = self.node(name)?.clone();
             let batch = self.batch_of(&[&node]);
-            let last = i + 1 == pending.len();
-            if node.versions.kubeadm.as_ref().map(KubeVersion::release) != Some(v.clone()) {
-                let mut repo = Head::of(&node, node.unschedulable).repo();
-                self.packages(
-                    Phase::ControlPlane,
-                    &batch,
-                    &mut repo,
-                    &[Package::Kubeadm],
-                    &v,
-                    &v,
-                    format!("kubeadm {v} must be on the node before it can move the control plane to {v}"),
-                )?;
-            }
+            self.control_plane_kubeadm(&node, &batch, &v)?;
             let etcd = self.etcd_for(&node, &v);
             if i == 0 && !started {
-                self.push(
-                    Phase::ControlPlane,
-                    &batch,
-                    Action::CheckKubeadmVersion { version: v.clone() },
-                    &v,
-                    format!("the kubeadm that runs next must be {v}"),
-                )?;
-                if let (Some(dir), EtcdTopology::Stacked) = (
-                    self.opts().etcd_snapshot_dir.clone(),
-                    &self.sim.shell().etcd,
-                ) {
-                    self.push(
-                        Phase::ControlPlane,
-                        &batch,
-                        Action::EtcdSnapshot {
-                            path: format!("{}/etcd-before-{v}.db", dir.trim_end_matches('/')),
-                        },
-                        &v,
-                        "an etcd snapshot before the point of no return",
-                    )?;
-                }
-                self.push(
-                    Phase::ControlPlane,
-                    &batch,
-                    Action::KubeadmUpgradePlan { version: v.clone() },
-                    &v,
-                    format!("kubeadm's own pre-flight checks for {v}; changes nothing"),
-                )?;
-                self.kubeadm_verdict(&v)?;
-                let addons = if hop.addons_at == AddonsAt::Apply {
-                    self.addons_for(&v)
-                } else {
-                    AddonVersions::default()
-                };
-                let mut reason = format!(
-                    "the first control-plane node ({name}) runs `kubeadm upgrade apply`: one minor per hop, since kubeadm refuses to skip minors; from here a downgrade is not supported"
-                );
-                if !addons.is_empty() {
-                    reason.push_str(if cp.len() > 1 {
-                        "; kubeadm before 1.28 moves kube-proxy and CoreDNS here"
-                    } else {
-                        "; as the only control-plane node it also moves kube-proxy and CoreDNS"
-                    });
-                }
-                self.push(
-                    Phase::ControlPlane,
-                    &batch,
-                    Action::KubeadmUpgradeApply {
-                        version: v.clone(),
-                        etcd,
-                        addons,
-                    },
-                    &v,
-                    reason,
-                )?;
+                self.upgrade_apply(&hop, name, &batch, etcd, cp.len())?;
             } else {
-                let addons = if last && hop.addons_at == AddonsAt::LastControlPlaneNode {
-                    self.addons_for(&v)
-                } else {
-                    AddonVersions::default()
-                };
-                let mut reason = "the other control-plane nodes follow with `kubeadm upgrade node`, one at a time (API servers may be one minor apart meanwhile)".to_string();
-                if !addons.is_empty() {
-                    reason.push_str("; the last one also moves kube-proxy and CoreDNS (kubeadm 1.28 and later wait for every control-plane node)");
-                }
-                self.push(
-                    Phase::ControlPlane,
-                    &batch,
-                    Action::KubeadmUpgradeNode {
-                        control_plane: Some(v.clone()),
-                        etcd,
-                        addons,
-                    },
-                    &v,
-                    reason,
-                )?;
+                self.upgrade_node(&hop, &batch, etcd, i + 1 == pending.len())?;
             }
         }
         self.ensure_addons(&v)?;
         self.control_plane_kubelets(&v)
     }
 
+    /// Installs kubeadm `v` on a control-plane node that runs another one.
+    fn control_plane_kubeadm(
+        &mut self,
+        node: &Node,
+        batch: &Batch,
+        v: &KubeVersion,
+    ) -> Result<(), PlanError> {
+        if node.versions.kubeadm.as_ref().map(KubeVersion::release) == Some(v.clone()) {
+            return Ok(());
+        }
+        let mut repo = Head::of(node, node.unschedulable).repo();
+        self.packages(
+            Phase::ControlPlane,
+            batch,
+            &mut repo,
+            &[Package::Kubeadm],
+            v,
+            v,
+            format!("kubeadm {v} must be on the node before it can move the control plane to {v}"),
+        )
+    }
+
+    /// The first control-plane node of a hop (called `name`; `cp_count` of them): kubeadm's
+    /// version checked, an etcd snapshot (stacked etcd, with a snapshot directory),
+    /// `kubeadm upgrade plan`, kubeadm's verdict on the kubelets, then `kubeadm upgrade
+    /// apply`, the point of no return.
+    fn upgrade_apply(
+        &mut self,
+        hop: &Hop,
+        name: &NodeName,
+        batch: &Batch,
+        etcd: Option<KubeVersion>,
+        cp_count: usize,
+    ) -> Result<(), PlanError> {
+        let v = &hop.to;
+        self.push(
+            Phase::ControlPlane,
+            batch,
+            Action::CheckKubeadmVersion { version: v.clone() },
+            v,
+            format!("the kubeadm that runs next must be {v}"),
+        )?;
+        if let (Some(dir), EtcdTopology::Stacked) = (
+            self.opts().etcd_snapshot_dir.clone(),
+            &self.sim.shell().etcd,
+        ) {
+            self.push(
+                Phase::ControlPlane,
+                batch,
+                Action::EtcdSnapshot {
+                    path: format!("{}/etcd-before-{v}.db", dir.trim_end_matches('/')),
+                },
+                v,
+                "an etcd snapshot before the point of no return",
+            )?;
+        }
+        self.push(
+            Phase::ControlPlane,
+            batch,
+            Action::KubeadmUpgradePlan { version: v.clone() },
+            v,
+            format!("kubeadm's own pre-flight checks for {v}; changes nothing"),
+        )?;
+        self.kubeadm_verdict(v)?;
+        let addons = if hop.addons_at == AddonsAt::Apply {
+            self.addons_for(v)
+        } else {
+            AddonVersions::default()
+        };
+        let mut reason = format!(
+            "the first control-plane node ({name}) runs `kubeadm upgrade apply`: one minor per hop, since kubeadm refuses to skip minors; from here a downgrade is not supported"
+        );
+        if !addons.is_empty() {
+            reason.push_str(if cp_count > 1 {
+                "; kubeadm before 1.28 moves kube-proxy and CoreDNS here"
+            } else {
+                "; as the only control-plane node it also moves kube-proxy and CoreDNS"
+            });
+        }
+        self.push(
+            Phase::ControlPlane,
+            batch,
+            Action::KubeadmUpgradeApply {
+                version: v.clone(),
+                etcd,
+                addons,
+            },
+            v,
+            reason,
+        )
+    }
+
+    /// Another control-plane node of a hop: `kubeadm upgrade node`; on the `last` one it also
+    /// moves the add-ons (kubeadm 1.28 and later).
+    fn upgrade_node(
+        &mut self,
+        hop: &Hop,
+        batch: &Batch,
+        etcd: Option<KubeVersion>,
+        last: bool,
+    ) -> Result<(), PlanError> {
+        let v = &hop.to;
+        let addons = if last && hop.addons_at == AddonsAt::LastControlPlaneNode {
+            self.addons_for(v)
+        } else {
+            AddonVersions::default()
+        };
+        let mut reason = "the other control-plane nodes follow with `kubeadm upgrade node`, one at a time (API servers may be one minor apart meanwhile)".to_string();
+        if !addons.is_empty() {
+            reason.push_str("; the last one also moves kube-proxy and CoreDNS (kubeadm 1.28 and later wait for every control-plane node)");
+        }
+        self.push(
+            Phase::ControlPlane,
+            batch,
+            Action::KubeadmUpgradeNode {
+                control_plane: Some(v.clone()),
+                etcd,
+                addons,
+            },
+            v,
+            reason,
+        )
+    }
+
+    /// kubeadm's version policy for `v` on the kubelets (one node per kubelet version,
+    /// every node when something is found); its findings stop the plan.
     fn kubeadm_verdict(&mut self, v: &KubeVersion) -> Result<(), PlanError> {
         let state = self.sim.shell();
         let Some(cluster) = state.apiserver_min().cloned() else {
