@@ -16,6 +16,8 @@ use crate::plan::{
 };
 
 impl Planner<'_, '_> {
+    /// The plan, once every step is made: `start` is the cluster it starts from, `from` the
+    /// oldest API server there.
     pub(super) fn finish(
         self,
         start: &ClusterState,
@@ -27,21 +29,33 @@ impl Planner<'_, '_> {
                 return Err(PlanError::EndsInvalid { violations: errors });
             }
         }
-        let zone_key = &self.req.options.zone_key;
-        let plan_node = |n: &Node, provisioned: bool, zone: Option<String>| PlanNode {
-            name: n.name.clone(),
-            role: if n.is_control_plane() {
-                Role::ControlPlane
-            } else {
-                Role::Worker
-            },
-            os: n.os.family,
-            zone,
-            kubelet: (!provisioned).then(|| n.kubelet().cloned()).flatten(),
-            provisioned,
-            removed: false,
-        };
-        // The nodes of the start by name; their zones as the model found them.
+        let nodes = self.plan_nodes(start);
+        let estimate = self.estimate();
+        let notes = notes(start, &self);
+        let components = components(start, &self.sim);
+        let max_parallel = self.steps.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
+        Ok(UpgradePlan {
+            api_version: API_VERSION.to_string(),
+            kind: KIND.to_string(),
+            cluster: start.name.clone(),
+            date: self.req.date,
+            policy: self.req.policy.name().to_string(),
+            from,
+            target: self.target.clone(),
+            options: self.req.options.clone(),
+            hops: self.hops.clone(),
+            components,
+            nodes,
+            max_parallel,
+            steps: self.steps,
+            estimate,
+            notes,
+        })
+    }
+
+    /// The plan's nodes by name: those of `start` (their zones as the model found them) and
+    /// those the plan provisions, each marked when the plan removes it.
+    fn plan_nodes(&self, start: &ClusterState) -> Vec<PlanNode> {
         let mut order: Vec<usize> = (0..start.nodes.len()).collect();
         let name = |i: &usize| &start.nodes[*i].name;
         // Strictly ascending names need neither sorting nor removing repeats.
@@ -67,37 +81,54 @@ impl Planner<'_, '_> {
             }
         }
         if !provisioned.is_empty() {
-            let by_name: HashMap<&str, &Node> =
-                start.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-            for (name, t) in provisioned {
-                let now = by_name
-                    .get(t.as_str())
-                    .map(|&n| Cow::Borrowed(n))
-                    .or_else(|| self.sim.node(t).map(Cow::Owned));
-                let mut p = match now {
-                    Some(t) => plan_node(&t, true, zone(&t, zone_key)),
-                    None => PlanNode {
-                        name: name.clone(),
-                        role: Role::Worker,
-                        os: OsFamily::default(),
-                        zone: None,
-                        kubelet: None,
-                        provisioned: true,
-                        removed: false,
-                    },
-                };
-                p.name = name.clone();
-                nodes.push(p);
-            }
-            nodes.sort_by(|a, b| a.name.cmp(&b.name));
-            nodes.dedup_by(|a, b| a.name == b.name);
+            self.add_provisioned(start, &mut nodes, provisioned);
         }
         if !removed.is_empty() {
             for n in &mut nodes {
                 n.removed = removed.contains(&n.name);
             }
         }
-        let estimate = Estimate {
+        nodes
+    }
+
+    /// Adds the nodes the plan provisions (name, template) to `nodes`, each like its
+    /// template (in `start`, or as the plan left it), and keeps `nodes` sorted by name.
+    fn add_provisioned(
+        &self,
+        start: &ClusterState,
+        nodes: &mut Vec<PlanNode>,
+        provisioned: Vec<(&NodeName, &NodeName)>,
+    ) {
+        let zone_key = &self.req.options.zone_key;
+        let by_name: HashMap<&str, &Node> =
+            start.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+        for (name, t) in provisioned {
+            let now = by_name
+                .get(t.as_str())
+                .map(|&n| Cow::Borrowed(n))
+                .or_else(|| self.sim.node(t).map(Cow::Owned));
+            let mut p = match now {
+                Some(t) => plan_node(&t, true, zone(&t, zone_key)),
+                None => PlanNode {
+                    name: name.clone(),
+                    role: Role::Worker,
+                    os: OsFamily::default(),
+                    zone: None,
+                    kubelet: None,
+                    provisioned: true,
+                    removed: false,
+                },
+            };
+            p.name = name.clone();
+            nodes.push(p);
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        nodes.dedup_by(|a, b| a.name == b.name);
+    }
+
+    /// What the plan costs: time, steps, drains, nodes out at once, nodes replaced.
+    fn estimate(&self) -> Estimate {
+        Estimate {
             total_seconds: self.steps.iter().map(|s| s.duration_seconds).sum(),
             steps: self.steps.len(),
             drains: self.drains.values().sum::<usize>() + self.drains_at.iter().sum::<usize>(),
@@ -110,30 +141,28 @@ impl Planner<'_, '_> {
                 .unwrap_or(0),
             max_unavailable: self.max_unavailable,
             nodes_replaced: self.replaced,
-        };
-        let notes = notes(start, &self);
-        let components = components(start, &self.sim);
-        let max_parallel = self.steps.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
-        Ok(UpgradePlan {
-            api_version: API_VERSION.to_string(),
-            kind: KIND.to_string(),
-            cluster: start.name.clone(),
-            date: self.req.date,
-            policy: self.req.policy.name().to_string(),
-            from,
-            target: self.target.clone(),
-            options: self.req.options.clone(),
-            hops: self.hops.clone(),
-            components,
-            nodes,
-            max_parallel,
-            steps: self.steps,
-            estimate,
-            notes,
-        })
+        }
     }
 }
 
+/// The table row of node `n` (`provisioned`: a new node, whose kubelet is not shown).
+fn plan_node(n: &Node, provisioned: bool, zone: Option<String>) -> PlanNode {
+    PlanNode {
+        name: n.name.clone(),
+        role: if n.is_control_plane() {
+            Role::ControlPlane
+        } else {
+            Role::Worker
+        },
+        os: n.os.family,
+        zone,
+        kubelet: (!provisioned).then(|| n.kubelet().cloned()).flatten(),
+        provisioned,
+        removed: false,
+    }
+}
+
+/// The zone of `n`: its label `key`.
 fn zone(n: &Node, key: &str) -> Option<String> {
     n.labels.get(key).cloned()
 }
@@ -215,6 +244,8 @@ fn count<'a>(
     m.into_map()
 }
 
+/// The components table: each component's versions at the start, and the newest at the end
+/// when they changed.
 fn components(start: &ClusterState, end: &Fleet) -> Vec<ComponentChange> {
     Component::ALL
         .into_iter()
@@ -243,6 +274,7 @@ fn components(start: &ClusterState, end: &Fleet) -> Vec<ComponentChange> {
         .collect()
 }
 
+/// What the operator should know beyond the steps.
 fn notes(start: &ClusterState, p: &Planner<'_, '_>) -> Vec<String> {
     let mut notes = Vec::new();
     let has_packages = p.steps.iter().any(|s| {
