@@ -5,7 +5,7 @@
 //! again from any intermediate state give the rest of the plan.
 use std::collections::BTreeMap;
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashSet, HashSetExt};
 
 use crate::{ClusterState, KubeVersion, Minor, NodeName};
 
@@ -20,6 +20,7 @@ use super::{
 };
 
 mod control_plane;
+mod costs;
 mod groups;
 mod in_place;
 mod names;
@@ -29,6 +30,7 @@ mod steps;
 mod summary;
 mod workers;
 
+use costs::Costs;
 use names::base_name;
 use steps::Batch;
 use workers::Why;
@@ -104,26 +106,41 @@ fn check_options(req: &PlanRequest<'_>) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// A plan being made. The phases (one file each) add steps through [`Planner::push`], which
+/// keeps the model, the checker, the steps and the costs in step with one another.
 struct Planner<'r, 'a> {
+    // What was asked, fixed for the whole plan.
+    /// The request: options, policy, calendar, date.
     req: &'r PlanRequest<'a>,
-    /// The cluster as the steps so far leave it.
-    sim: Fleet,
-    checker: Checker<'r>,
-    steps: Vec<Step>,
-    ids: HashSet<StepId>,
-    versions: BTreeMap<Minor, KubeVersion>,
-    hops: Vec<Hop>,
+    /// The version the plan ends at.
     target: KubeVersion,
-    hop: Option<usize>,
-    /// Drains per node, by position (in place) or by name (replace: positions move).
-    drains_at: Vec<usize>,
-    drains: HashMap<NodeName, usize>,
+    /// The control plane's hops, one minor at a time.
+    hops: Vec<Hop>,
     /// Whether node positions stay put (no step removes nodes: the in-place strategy).
     positions: bool,
-    max_unavailable: usize,
-    replaced: usize,
+    /// The most workers in one batch.
     batch_size: usize,
+    /// Workers per zone at the start, for the per-zone cap (zones without workers absent).
     zone_totals: HashMap<Option<String>, usize>,
+
+    // The plan so far: `push` keeps these in step with one another, `run` sets the hop.
+    /// The cluster as the steps so far leave it.
+    sim: Fleet,
+    /// The policy, checked after every step on what it changed.
+    checker: Checker<'r>,
+    /// The steps so far, each depending on the one before.
+    steps: Vec<Step>,
+    /// The ids of `steps`, to keep new ids unique.
+    ids: HashSet<StepId>,
+    /// The hop the steps being added belong to (none before the first and after the last).
+    hop: Option<usize>,
+    /// Drains, nodes out at once, nodes replaced.
+    costs: Costs,
+
+    // Remembered answers.
+    /// The version a kubelet passes through at each minor (the calendar's latest patch).
+    versions: BTreeMap<Minor, KubeVersion>,
+    /// The versions whose kubeadm verdict was checked (a note says how).
     kubeadm_checked: Vec<KubeVersion>,
 }
 
@@ -164,7 +181,7 @@ impl<'r, 'a> Planner<'r, 'a> {
         }
         Ok(Planner {
             req,
-            max_unavailable: sim.cordoned(),
+            costs: Costs::new(sim.cordoned()),
             sim,
             checker,
             steps: Vec::new(),
@@ -173,10 +190,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             hops,
             target,
             hop: None,
-            drains_at: Vec::new(),
-            drains: HashMap::new(),
             positions: req.options.strategy == Strategy::InPlace,
-            replaced: 0,
             batch_size,
             zone_totals,
             kubeadm_checked: Vec::new(),

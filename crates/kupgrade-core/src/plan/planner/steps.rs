@@ -72,6 +72,8 @@ impl Planner<'_, '_> {
         Batch::members(members, self.positions && known)
     }
 
+    /// Adds a step doing `action` on `batch` on the way to `goal`: the model takes it and the
+    /// policy is checked on what it changed (a violation stops the plan), then it is counted.
     pub(super) fn push(
         &mut self,
         phase: Phase,
@@ -80,6 +82,27 @@ impl Planner<'_, '_> {
         goal: &KubeVersion,
         reason: impl Into<String>,
     ) -> Result<(), PlanError> {
+        let step = self.step(phase, batch, action, goal, reason.into());
+        if step.action.change().is_modelled() {
+            self.simulate(&step, batch)?;
+        }
+        self.costs
+            .count(&step, batch.at.as_deref(), self.sim.cordoned());
+        self.ids.insert(step.id.clone());
+        self.steps.push(step);
+        Ok(())
+    }
+
+    /// The step doing `action` on `batch`: its id, its commands for the batch's OS families,
+    /// its facts, after the last step so far.
+    fn step(
+        &self,
+        phase: Phase,
+        batch: &Batch,
+        action: Action,
+        goal: &KubeVersion,
+        reason: String,
+    ) -> Step {
         let id = self.id(goal, &batch.nodes, &action);
         let commands = if action.executor() == Executor::Node {
             batch
@@ -91,7 +114,7 @@ impl Planner<'_, '_> {
             Vec::new()
         };
         let (pre, post) = action.facts(goal);
-        let step = Step {
+        Step {
             id,
             hop: self.hop,
             phase,
@@ -108,57 +131,38 @@ impl Planner<'_, '_> {
             pre,
             post,
             duration_seconds: self.opts().durations.of(&action),
-            reason: reason.into(),
+            reason,
             action,
-        };
-        if step.action.change().is_modelled() {
-            let (effect, at) = match batch.at.as_deref() {
-                Some(at) => (self.sim.apply_at(&step, at)?, Cow::Borrowed(at)),
-                None => {
-                    let before = self.sim.len();
-                    let effect = self.sim.apply(&step)?;
-                    // The positions of the nodes the step changed or added, now.
-                    let at: Vec<usize> = match step.action {
-                        Action::ProvisionNodes { .. } => (before..self.sim.len()).collect(),
-                        Action::RemoveNodes => Vec::new(),
-                        _ => step
-                            .nodes
-                            .iter()
-                            .filter_map(|n| self.sim.position(n))
-                            .collect(),
-                    };
-                    (effect, Cow::Owned(at))
-                }
-            };
-            if let Err(v) = self.checker.after(&self.sim, effect, &at) {
-                return Err(self.blocked(&step, v));
-            }
         }
-        match &step.action {
-            Action::Drain { .. } => match batch.at.as_deref() {
-                Some(at) => {
-                    for &i in at {
-                        if self.drains_at.len() <= i {
-                            self.drains_at.resize(i + 1, 0);
-                        }
-                        self.drains_at[i] += 1;
-                    }
-                }
-                None => {
-                    for n in &step.nodes {
-                        *self.drains.entry(n.clone()).or_default() += 1;
-                    }
-                }
-            },
-            Action::RemoveNodes => self.replaced += step.nodes.len(),
-            _ => {}
-        }
-        self.max_unavailable = self.max_unavailable.max(self.sim.cordoned());
-        self.ids.insert(step.id.clone());
-        self.steps.push(step);
-        Ok(())
     }
 
+    /// The model takes `step` (at the batch's positions when they stay put), and the policy is
+    /// checked where it changed something.
+    fn simulate(&mut self, step: &Step, batch: &Batch) -> Result<(), PlanError> {
+        let (effect, at) = match batch.at.as_deref() {
+            Some(at) => (self.sim.apply_at(step, at)?, Cow::Borrowed(at)),
+            None => {
+                let before = self.sim.len();
+                let effect = self.sim.apply(step)?;
+                // The positions of the nodes the step changed or added, now.
+                let at: Vec<usize> = match step.action {
+                    Action::ProvisionNodes { .. } => (before..self.sim.len()).collect(),
+                    Action::RemoveNodes => Vec::new(),
+                    _ => step
+                        .nodes
+                        .iter()
+                        .filter_map(|n| self.sim.position(n))
+                        .collect(),
+                };
+                (effect, Cow::Owned(at))
+            }
+        };
+        self.checker
+            .after(&self.sim, effect, &at)
+            .map_err(|v| self.blocked(step, v))
+    }
+
+    /// A new step's id: `goal/subject/verb`, numbered when taken already.
     fn id(&self, goal: &KubeVersion, nodes: &NodeList, action: &Action) -> StepId {
         let subject = match nodes.as_slice() {
             [] => "cluster".to_string(),
@@ -175,6 +179,7 @@ impl Planner<'_, '_> {
         id
     }
 
+    /// The error of `step` breaking the policy (`v`), with a hint when one is known.
     fn blocked(&self, step: &Step, v: Box<Violation>) -> PlanError {
         let in_step = v
             .node

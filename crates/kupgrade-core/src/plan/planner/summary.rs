@@ -8,7 +8,6 @@ use crate::{ClusterState, Component, EtcdTopology, KubeVersion, Node, NodeName, 
 
 use super::Planner;
 use crate::plan::action::Action;
-use crate::plan::estimate::Estimate;
 use crate::plan::fleet::Fleet;
 use crate::plan::packages::FIRST_PACKAGED_MINOR;
 use crate::plan::{
@@ -30,7 +29,7 @@ impl Planner<'_, '_> {
             }
         }
         let nodes = self.plan_nodes(start);
-        let estimate = self.estimate();
+        let estimate = self.costs.estimate(&self.steps);
         let notes = notes(start, &self);
         let components = components(start, &self.sim);
         let max_parallel = self.steps.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
@@ -124,24 +123,6 @@ impl Planner<'_, '_> {
         }
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         nodes.dedup_by(|a, b| a.name == b.name);
-    }
-
-    /// What the plan costs: time, steps, drains, nodes out at once, nodes replaced.
-    fn estimate(&self) -> Estimate {
-        Estimate {
-            total_seconds: self.steps.iter().map(|s| s.duration_seconds).sum(),
-            steps: self.steps.len(),
-            drains: self.drains.values().sum::<usize>() + self.drains_at.iter().sum::<usize>(),
-            max_drains_per_node: self
-                .drains
-                .values()
-                .chain(&self.drains_at)
-                .copied()
-                .max()
-                .unwrap_or(0),
-            max_unavailable: self.max_unavailable,
-            nodes_replaced: self.replaced,
-        }
     }
 }
 
