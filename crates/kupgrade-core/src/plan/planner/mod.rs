@@ -3,6 +3,25 @@
 //! Everything is decided from the simulated state alone (no memory of what the plan did
 //! except which package repository a node was last pointed at), which is what makes planning
 //! again from any intermediate state give the rest of the plan.
+//!
+//! One file per phase, in the order a plan is made ([`Planner::run`] reads as that list):
+//!
+//! | file | phase |
+//! |---|---|
+//! | `mod.rs` | the entry point: options checked, target and hops resolved, the [`Planner`]'s state, the order of the phases |
+//! | `preflight.rs` | before anything changes: the pre-flight checks, the configuration backup, a kube-proxy rollout under way |
+//! | `control_plane.rs` | each hop: kubeadm on the control-plane nodes (`upgrade apply`, then `upgrade node`), kubeadm's verdict, the add-ons, kubectl, the control-plane kubelets |
+//! | `workers.rs` | which workers move when (before a hop, kubeadm's way or as late as the policy allows; at the end) and why; their batches, one window after another |
+//! | `groups.rs` | the workers that move to a goal, grouped by what decides their steps ([`Head`](groups::Head)) |
+//! | `in_place.rs` | the in-place window: cordon, drain, the kubelet one minor at a time, uncordon |
+//! | `replace.rs` | the replace strategy's window: new nodes join, the old ones are drained and removed |
+//! | `names.rs` | the names of replacement nodes |
+//! | `steps.rs` | how a step joins the plan: its id and commands, the model takes it, the policy is checked |
+//! | `costs.rs` | what the plan costs, counted step by step: drains, nodes out at once, nodes replaced |
+//! | `summary.rs` | the finished plan: its nodes, estimate, components table and notes |
+//!
+//! What an action means (its facts, its change to the model, its commands) is not decided
+//! here but in `plan/action.rs`; the phases only choose actions, their order and reasons.
 use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashSet, HashSetExt};

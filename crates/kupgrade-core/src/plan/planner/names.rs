@@ -51,7 +51,9 @@ pub(super) fn replacement_suffix(version: &KubeVersion) -> String {
     )
 }
 
-/// [`replacement_name`] with the version's suffix made already.
+/// The name of the node that replaces `old` at the version whose suffix
+/// ([`replacement_suffix`]) is `suffix`: the first DNS label gets the suffix (an earlier one
+/// is replaced), shortened to fit 63 characters.
 pub(super) fn replacement_with(old: &NodeName, suffix: &str) -> Option<NodeName> {
     let s = old.as_str();
     let (first, rest) = s.split_once('.').map_or((s, ""), |(a, b)| (a, b));
