@@ -54,6 +54,7 @@ use names::base_name;
 use steps::Batch;
 use workers::Why;
 
+/// The plan for `state` that `req` asks for (what [`PlanRequest::plan`] answers).
 pub(crate) fn plan(state: &ClusterState, req: &PlanRequest<'_>) -> Result<UpgradePlan, PlanError> {
     let opts = &req.options;
     check_options(req)?;
@@ -97,6 +98,7 @@ pub(crate) fn plan(state: &ClusterState, req: &PlanRequest<'_>) -> Result<Upgrad
     p.finish(state, lo)
 }
 
+/// Refuses options that cannot work, naming the option.
 fn check_options(req: &PlanRequest<'_>) -> Result<(), PlanError> {
     let opts = &req.options;
     for (option, value) in [
@@ -164,6 +166,8 @@ struct Planner<'r, 'a> {
 }
 
 impl<'r, 'a> Planner<'r, 'a> {
+    /// A planner at `state`: the model built and the policy checked on it (a violation
+    /// refuses the start unless tolerated), the batch size and the zones' workers counted.
     fn new(
         state: &ClusterState,
         req: &'r PlanRequest<'a>,
