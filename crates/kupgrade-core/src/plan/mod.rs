@@ -45,7 +45,10 @@
 //!
 //! What an [`Action`] means (which port carries it out, its facts, the [`Change`] both models
 //! apply and the run expects, its deadline) is answered in one file, `plan/action.rs`, whose
-//! documentation also says what to edit to add an action.
+//! documentation also says what to edit to add an action. The planner that chooses and
+//! orders the steps lives in `plan/planner/`, one file per phase (pre-flight, control plane,
+//! workers, the in-place and replace windows, the summary); its module documentation says
+//! which file holds which.
 //!
 //! Making the plan again from any state the plan passes through gives the rest of the plan
 //! (the same steps that change the cluster, with the same ids), after a fresh pre-flight: a
