@@ -78,7 +78,7 @@ use kupgrade_exec::driver::{Driver, JournalSink, NoJournal, stop_channel};
 use kupgrade_kube::{Discovery, KubeClusterOps};
 
 #[path = "apply/args.rs"]
-mod args;
+pub(crate) mod args;
 #[path = "apply/backend.rs"]
 mod backend;
 #[path = "apply/display.rs"]
@@ -86,12 +86,12 @@ mod display;
 #[path = "common/inventory.rs"]
 mod inventory;
 #[path = "common/planning.rs"]
-mod planning;
+pub(crate) mod planning;
 #[path = "common/reviewed.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
-mod reviewed;
+pub(crate) mod reviewed;
 #[path = "apply/session.rs"]
-mod session;
+pub(crate) mod session;
 #[path = "apply/summary.rs"]
 mod summary;
 
@@ -127,7 +127,7 @@ fn main() -> anyhow::Result<()> {
 
 /// The cluster to plan from (an inventory, or the live cluster), a name for messages, and
 /// where the executors get the state from.
-async fn load_cluster(args: &Args) -> anyhow::Result<(ClusterState, String, Source)> {
+pub(crate) async fn load_cluster(args: &Args) -> anyhow::Result<(ClusterState, String, Source)> {
     let Some(path) = &args.kubeconfig else {
         let (cluster, name) = inventory::read(args.cluster.as_deref())?;
         return Ok((cluster, name, Source::Inventory));
@@ -272,7 +272,7 @@ fn open_journal(path: &Path, expected: usize) -> anyhow::Result<Journal<Record>>
 }
 
 /// Plans (or reads the plan), then runs it; returns how the run ended.
-async fn apply(args: Args) -> anyhow::Result<Finished> {
+pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     refuse_planning_options(&args)?;
     let (cluster, source_name, source) = load_cluster(&args).await?;
 

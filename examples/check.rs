@@ -53,16 +53,17 @@ const COLUMNS: [(Component, &str); 9] = [
 ];
 
 fn main() -> anyhow::Result<()> {
-    match run(Args::parse()) {
-        Ok(true) => Ok(()),
+    let (text, clean) = report(Args::parse())?;
+    output::quiet_when_closed(output::print(&text))?;
+    if !clean {
         // The report holds errors: it is printed, the status says so.
-        Ok(false) => std::process::exit(1),
-        Err(e) => output::quiet_when_closed(Err(e)),
+        std::process::exit(1);
     }
+    Ok(())
 }
 
-/// Prints the report; `Ok(false)` when the cluster violates the policy (errors, not warnings).
-fn run(args: Args) -> anyhow::Result<bool> {
+/// The report, and whether the cluster is clean (no errors; warnings may be).
+pub(crate) fn report(args: Args) -> anyhow::Result<(String, bool)> {
     let (cluster, file) = inventory::read(args.file.as_deref())?;
     let policy = args.policy.read()?.policy();
     let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
@@ -89,8 +90,8 @@ fn run(args: Args) -> anyhow::Result<bool> {
     out.push('\n');
 
     out.push_str(&support_section(&cluster, date));
-    output::print(&out)?;
-    Ok(!violations.iter().any(|v| v.severity == Severity::Error))
+    let clean = !violations.iter().any(|v| v.severity == Severity::Error);
+    Ok((out, clean))
 }
 
 /// One row per node, one column per component present anywhere; `-` where absent.

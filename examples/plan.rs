@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use kupgrade_core::plan::render::Format;
-use kupgrade_core::plan::{PlanRequest, available_upgrades};
+use kupgrade_core::plan::{PlanRequest, UpgradePlan, available_upgrades};
 
 #[path = "common/inventory.rs"]
 mod inventory;
@@ -30,10 +30,10 @@ mod inventory;
 mod output;
 #[path = "common/planning.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
-mod planning;
+pub(crate) mod planning;
 #[path = "common/reviewed.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
-mod reviewed;
+pub(crate) mod reviewed;
 
 use planning::Planning;
 
@@ -101,16 +101,25 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         return output::print(&out);
     }
-    let policy = args.planning.policy.read()?.policy();
-    let plan = PlanRequest::new(args.planning.target.clone(), date)
-        .policy(policy.as_ref())
-        .options(args.planning.options())
-        .plan(&cluster)
-        .with_context(|| format!("planning the upgrade of {source}"))?;
+    let plan = plan_for(&args.planning, &cluster, &source)?;
     match args.format {
         Format::Json => output::print(&reviewed::to_json(&plan)),
         format => output::print(&format.render(&plan)),
     }
+}
+
+/// The plan `planning` asks for, for `cluster` (called `source` in messages).
+pub(crate) fn plan_for(
+    planning: &Planning,
+    cluster: &kupgrade_core::ClusterState,
+    source: &str,
+) -> anyhow::Result<UpgradePlan> {
+    let policy = planning.policy.read()?.policy();
+    PlanRequest::new(planning.target.clone(), planning.date())
+        .policy(policy.as_ref())
+        .options(planning.options())
+        .plan(cluster)
+        .with_context(|| format!("planning the upgrade of {source}"))
 }
 
 /// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field).
