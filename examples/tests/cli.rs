@@ -154,10 +154,17 @@ fn every_planning_option_reaches_the_plan_of_plan_and_of_apply() {
     assert_eq!(zoned(&both(&["--zone-key", "example.com/rack"], &ha)), 0);
 
     // The policy.
-    let strict = sample("policies/kubelet-one-behind.yaml");
-    let with_policy = both(&["--policy", strict.to_str().unwrap()], &ha);
+    let one_behind = sample("policies/kubelet-one-behind.yaml");
+    let with_policy = both(&["--policy", one_behind.to_str().unwrap()], &ha);
     assert_eq!(base.policy, "upstream");
     assert_eq!(with_policy.policy, "upstream+kubelet-one-behind");
+    // The strict sample plans the HA sample, as its header says.
+    let strict = sample("policies/strict.yaml");
+    let strict = both(
+        &["--policy", strict.to_str().unwrap(), "--target", "stable"],
+        &ha,
+    );
+    assert_eq!(strict.policy, "upstream+strict");
 
     // What to accept: refused without the option (whose name the error gives), planned with it.
     let torn = cluster("mid-upgrade-docs-order.yaml");
