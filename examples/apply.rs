@@ -7,15 +7,37 @@
 //! journal stays consistent and `--resume` goes on.
 //!
 //! ```text
-//! cargo run --example apply -- --target 1.30 --batch 2
-//! cargo run --example apply -- --dry-run --target 1.29
-//! cargo run --example apply -- --journal /tmp/up.journal --sim-state /tmp/up.sim.json   # Ctrl-C, then:
+//! cargo run --example apply -- --target 1.30 --batch 2 --date 2025-03-01
+//! cargo run --example apply -- --dry-run --target 1.29 --date 2025-01-15
+//! cargo run --example apply -- --target 1.30 --date 2025-03-01 --journal /tmp/up.journal --sim-state /tmp/up.sim.json   # Ctrl-C, then:
 //! cargo run --example apply -- --journal /tmp/up.journal --sim-state /tmp/up.sim.json --resume
+//! cargo run --example plan -- --target 1.30 --date 2025-03-01 --format json > /tmp/up.plan.json   # review it, then:
+//! cargo run --example apply -- --plan /tmp/up.plan.json
 //! cargo run --example apply -- --executor ssh --cluster my-hosts.yaml --journal up.journal
 //! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --cluster my-hosts.yaml
 //! cargo run --example apply -- --kubeconfig admin.conf --executor pod --journal up.journal
-//! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --ssh-node-names --dry-run
+//! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --ssh-node-names --target 1.30 --date 2025-06-20 --dry-run
 //! ```
+//!
+//! `apply` takes every planning option `plan` takes (`--target`, `--date`, `--strategy`,
+//! `--batch`, `--max-per-zone`, `--defer-workers`, `--patch-first`, `--policy`, what to accept,
+//! the drain options) and checks each step against the chosen `--policy`. The plan and the
+//! policy are kept beside the journal (`JOURNAL.plan.json`, `JOURNAL.policy.json`); `--resume`
+//! goes on with both, refuses planning options, and refuses a `--policy` other than the one
+//! the run started with.
+//!
+//! `--plan FILE` runs a plan reviewed beforehand (the output of `plan --format json`): the
+//! fingerprint recorded in the file must match the plan in it (an edited file is refused), the
+//! cluster must still be where the plan starts (each node's kubelet, the nodes, the oldest API
+//! server; otherwise the differing nodes are named), and it is not planned again: planning
+//! options beside it are refused, except `--policy`, which must give the policy the plan was
+//! made with.
+//!
+//! Drains follow `kubectl drain`: DaemonSet pods stay (`--ignore-daemonsets=false` refuses
+//! them), pods with emptyDir data or without a controller block the drain unless
+//! `--delete-emptydir-data` or `--force`, and `--disable-eviction` (only by that name) deletes
+//! pods instead of evicting them, so no PodDisruptionBudget is asked: the run and its summary
+//! warn about it.
 //!
 //! On the test apiserver (`scripts/testenv.sh up DIR`, `scripts/seed-demo-cluster.sh DIR`), with
 //! sandboxes standing in for the nodes, as `scripts/run-examples.sh` runs it:
@@ -23,7 +45,7 @@
 //! ```text
 //! scripts/demo-sandboxes.sh /tmp/sb DIR demo-cp-1 demo-w-1 demo-w-2
 //! cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb \
-//!   --target 1.30 --allow-unsupported-target --drain-grace-period 0
+//!   --target 1.30 --date 2025-06-20 --drain-grace-period 0
 //! ```
 //!
 //! # Executors
@@ -46,7 +68,7 @@
 //! With `--kubeconfig` (and `--context`) the cluster's state is read through the Kubernetes
 //! API (as the `discover` example reads it), and the cluster operations go through the API too:
 //! cordon, a drain through the Eviction API that honours PodDisruptionBudgets
-//! (`--drain-grace-period`, `--drain-timeout`), uncordon, a watch for Ready at the new kubelet
+//! (`--drain-grace-period`, `--drain-timeout`, and the other drain options), uncordon, a watch for Ready at the new kubelet
 //! version, and re-reading the state for the drift checks between steps. Permissions:
 //! `examples/rbac/drain.yaml`. `--dry-run` reads the cluster and changes nothing. A step
 //! that fails is retried (`--attempts`), then the run halts; `--resume` (with the same

@@ -5,11 +5,16 @@
 //! plan satisfies the skew policy; when none can, the error names the rule and the node.
 //!
 //! ```text
-//! cargo run --example plan -- --target 1.30 --format markdown --batch 2
-//! cargo run --example plan -- --cluster my-cluster.yaml --strategy replace --date 2025-03-01
-//! cargo run --example plan -- --policy examples/policies/strict.yaml --format json
-//! cargo run --example plan -- --kubeconfig ~/.kube/config --context prod --target 1.30
+//! cargo run --example plan -- --target 1.30 --format markdown --batch 2 --date 2025-03-01
+//! cargo run --example plan -- --cluster examples/clusters/mixed-os.yaml --strategy replace --date 2025-03-01
+//! cargo run --example plan -- --policy examples/policies/strict.yaml --format json --date 2025-03-01
+//! cargo run --example plan -- --kubeconfig ~/.kube/config --target 1.30 --date 2025-06-20
 //! ```
+//!
+//! `--date` fixes the day the release calendar is read on (default: today), so these give the
+//! same plan every day. `--format json` records the plan's fingerprint in the document, for
+//! `apply --plan FILE`. The planning options (`--target`, `--strategy`, `--batch`,
+//! `--policy`, the drain options, ...) are the ones `apply` takes.
 //!
 //! `--kubeconfig` (with `--context`, `--node-selector`) plans from a live kubeadm cluster
 //! instead of an inventory: the state is read through the Kubernetes API the way the
