@@ -4,6 +4,9 @@
 //! alone; and no error text names an option that does not exist.
 //!
 //! The examples are compiled in as modules (`#[path]`), so the tests call their functions.
+// Each example brings its own copy of the shared modules (examples/common/), as it does when
+// it is built as a program.
+#![allow(clippy::duplicate_mod)]
 #[allow(dead_code)]
 #[path = "../apply.rs"]
 mod apply;
@@ -269,6 +272,24 @@ fn waits_are_capped_so_no_deadline_overflows() {
         assert!(plan::Args::try_parse_from(["plan", flag, "604800"]).is_ok());
     }
     assert!(apply::args::Args::parse_from_iter(["apply", "--drain-timeout", "0"]).is_err());
+}
+
+#[test]
+fn disable_eviction_is_off_unless_asked_for_by_its_name() {
+    assert!(!apply_args(&[]).planning.options().drain.disable_eviction);
+    for abbreviation in ["--disable", "--disable-evict", "--no-eviction"] {
+        assert!(
+            apply::args::Args::parse_from_iter(["apply", abbreviation]).is_err(),
+            "{abbreviation} was taken"
+        );
+    }
+    assert!(
+        apply_args(&["--disable-eviction"])
+            .planning
+            .options()
+            .drain
+            .disable_eviction
+    );
 }
 
 #[test]

@@ -135,3 +135,32 @@ fn a_drain_timeout_past_the_cap_is_a_usage_error_not_a_panic() {
         "{err}"
     );
 }
+
+#[test]
+fn a_run_that_deletes_pods_past_their_budgets_says_so_loudly() {
+    let out = run(example("apply").args([
+        "--date",
+        "2025-03-01",
+        "--target",
+        "1.30",
+        "--sim-speed",
+        "0",
+        "--disable-eviction",
+    ]));
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("WARNING: --disable-eviction"), "{err}");
+    assert!(
+        stdout.contains("WARNING: --disable-eviction: the drains deleted pods"),
+        "{stdout}"
+    );
+    let quiet = run(example("apply").args([
+        "--date",
+        "2025-03-01",
+        "--target",
+        "1.30",
+        "--sim-speed",
+        "0",
+    ]));
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("WARNING"));
+}
