@@ -634,7 +634,7 @@ pub enum TargetError {
     },
     /// The calendar does not know the target.
     #[error(
-        "{version} is not a known Kubernetes release{}; allow unknown versions to plan for it anyway",
+        "{version} is not a known Kubernetes release{}; allow unknown versions (--allow-unknown-versions) to plan for it anyway",
         match as_of { Some(d) => format!(" (the release calendar goes up to {d})"), None => String::new() }
     )]
     UnknownVersion {
@@ -644,7 +644,9 @@ pub enum TargetError {
         as_of: Option<Date>,
     },
     /// A pre-release target without permission.
-    #[error("{version} is a pre-release ({phase}); allow pre-releases to plan for it")]
+    #[error(
+        "{version} is a pre-release ({phase}); allow pre-releases (--allow-prerelease) to plan for it"
+    )]
     PreRelease {
         /// The target.
         version: KubeVersion,
@@ -673,7 +675,7 @@ pub enum TargetError {
     },
     /// The target is not supported on the date.
     #[error(
-        "target {version} is {status} on {date}; allow unsupported targets to plan for it anyway"
+        "target {version} is {status} on {date}; allow unsupported targets (--allow-unsupported-target) to plan for it anyway"
     )]
     Unsupported {
         /// The target.
@@ -712,7 +714,7 @@ pub enum PlanError {
     NoControlPlane,
     /// Some nodes are not Ready.
     #[error(
-        "nodes not Ready: {}; fix them first (or allow not-ready nodes)",
+        "nodes not Ready: {}; fix them first (or allow not-ready nodes: --allow-not-ready)",
         names(nodes)
     )]
     NotReady {
@@ -721,7 +723,7 @@ pub enum PlanError {
     },
     /// The cluster violates the policy now.
     #[error(
-        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations to plan a repair):\n{}",
+        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
         crate::skew::report(violations).trim_end()
     )]
     InvalidStart {
