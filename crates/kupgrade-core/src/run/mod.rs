@@ -79,15 +79,15 @@ use jiff::Timestamp;
 use crate::plan::{
     Action, Change, Executor, NodeExpectation, PreflightCheck, Presence, StepId, UpgradePlan,
 };
-use crate::ports::{CommandSpec, DrainOptions};
 use crate::skew::SkewPolicy;
-use crate::{ClusterState, KubeVersion, Node, NodeName};
+use crate::{ClusterState, NodeName};
 
 mod event;
 mod facts;
 mod fingerprint;
 mod record;
 mod report;
+mod task;
 #[cfg(test)]
 mod tests;
 
@@ -95,9 +95,10 @@ pub use event::{Counts, Event, StepOutcome};
 pub use fingerprint::fingerprint;
 pub use record::{
     Baseline, FORMAT, Failure, FailureKind, Outcome, Record, RecordKind, Resolution, TaskEnd,
-    TaskId, TaskResult, ViolationKey,
+    TaskResult, ViolationKey,
 };
 pub use report::{Difference, Finished, StopReason, StopReport};
+pub use task::{Task, TaskId, Work};
 
 use facts::{Layout, Verdict, View, same_release};
 
@@ -164,117 +165,6 @@ impl RetryPolicy {
             }
         }
         d.min(self.max)
-    }
-}
-
-/// Work for the driver: one step on one node (or a cluster-wide step).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Task {
-    /// Which task.
-    pub id: TaskId,
-    /// The step's position in the plan.
-    pub step_index: usize,
-    /// The attempt, from 1 (to pass back in the [`Outcome`]).
-    pub attempt: u32,
-    /// What to do.
-    pub work: Work,
-    /// What the step does, in a few words.
-    pub action: String,
-    /// Give up (and report [`FailureKind::TimedOut`]) after this long.
-    pub deadline: Option<Duration>,
-    /// Safe to repeat.
-    pub idempotent: bool,
-}
-
-/// What a task asks of the ports.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Work {
-    /// Run these commands on the task's node, in order; each must succeed
-    /// (`CommandRunner`).
-    Commands {
-        /// The commands.
-        commands: Vec<CommandSpec>,
-    },
-    /// Cordon the node (`ClusterOperations::cordon`).
-    Cordon,
-    /// Drain the node (`ClusterOperations::drain`).
-    Drain {
-        /// How.
-        options: DrainOptions,
-    },
-    /// Uncordon the node (`ClusterOperations::uncordon`).
-    Uncordon,
-    /// Wait until the node is Ready at `version` (`ClusterOperations::wait_ready`).
-    WaitReady {
-        /// The kubelet version expected.
-        version: KubeVersion,
-        /// For at most this long.
-        timeout: Duration,
-    },
-    /// Wait until every node runs the kube-proxy DaemonSet's version (the driver watches
-    /// `ClusterOperations::state`).
-    WaitKubeProxyRollout {
-        /// The DaemonSet's version, when known (otherwise: whatever the DaemonSet runs).
-        version: Option<KubeVersion>,
-        /// For at most this long.
-        timeout: Duration,
-    },
-    /// Create the task's node like `template` at `version` (`NodeProvider::provision`).
-    Provision {
-        /// The node it replaces, as the cluster showed it.
-        template: Box<Node>,
-        /// The version it joins with.
-        version: KubeVersion,
-    },
-    /// Remove the task's node (`NodeProvider::remove`).
-    Remove,
-}
-
-impl Work {
-    /// What the work does, in a few words (commands are listed by the driver).
-    pub fn describe(&self) -> String {
-        match self {
-            Work::Commands { commands } => commands
-                .iter()
-                .map(CommandSpec::to_shell_line)
-                .collect::<Vec<_>>()
-                .join(" && "),
-            Work::Cordon => "cordon".into(),
-            Work::Drain { options } => format!(
-                "drain (timeout {}s{}{}{})",
-                options.timeout_seconds,
-                if options.ignore_daemonsets {
-                    ", ignore DaemonSets"
-                } else {
-                    ""
-                },
-                if options.delete_emptydir_data {
-                    ", delete emptyDir data"
-                } else {
-                    ""
-                },
-                if options.force { ", force" } else { "" }
-            ),
-            Work::Uncordon => "uncordon".into(),
-            Work::WaitReady { version, timeout } => {
-                format!(
-                    "wait until Ready at {version} (at most {}s)",
-                    timeout.as_secs()
-                )
-            }
-            Work::WaitKubeProxyRollout { version, timeout } => format!(
-                "wait until kube-proxy {} runs on every node (at most {}s)",
-                version
-                    .as_ref()
-                    .map_or("(the DaemonSet's version)".to_string(), ToString::to_string),
-                timeout.as_secs()
-            ),
-            Work::Provision { template, version } => {
-                format!("provision a node like {} at {version}", template.name)
-            }
-            Work::Remove => "remove the node".into(),
-        }
     }
 }
 
