@@ -82,17 +82,23 @@ use crate::plan::{
 use crate::skew::SkewPolicy;
 use crate::{ClusterState, NodeName};
 
+mod error;
 mod event;
 mod facts;
 mod fingerprint;
+mod options;
+mod output;
 mod record;
 mod report;
 mod task;
 #[cfg(test)]
 mod tests;
 
+pub use error::{RecordError, ResolveError, RunError};
 pub use event::{Counts, Event, StepOutcome};
 pub use fingerprint::fingerprint;
+pub use options::{RetryPolicy, RunOptions};
+pub use output::Output;
 pub use record::{
     Baseline, FORMAT, Failure, FailureKind, Outcome, Record, RecordKind, Resolution, TaskEnd,
     TaskResult, ViolationKey,
@@ -101,171 +107,6 @@ pub use report::{Difference, Finished, StopReason, StopReport};
 pub use task::{Task, TaskId, Work};
 
 use facts::{Layout, Verdict, View, same_release};
-
-/// How a run behaves.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RunOptions {
-    /// The most tasks in flight at once; `None`: the plan's `maxParallel` (every node of the
-    /// largest step at once).
-    pub max_parallel: Option<usize>,
-    /// Retries of failed tasks that are safe to repeat.
-    pub retry: RetryPolicy,
-}
-
-/// Retries with exponential backoff, for tasks that are safe to repeat and failures that
-/// trying again may cure. Counted per session: a resume starts afresh.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts per task per session, the first included (1: no retries).
-    pub max_attempts: u32,
-    /// Wait before the first retry.
-    pub initial: Duration,
-    /// Each further wait is this many times the one before.
-    pub factor: u32,
-    /// The longest wait.
-    pub max: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 3,
-            initial: Duration::from_secs(5),
-            factor: 2,
-            max: Duration::from_secs(60),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// No retries.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        }
-    }
-
-    /// The wait after the `failures`-th failure (1-based).
-    ///
-    /// ```
-    /// use kupgrade_core::run::RetryPolicy;
-    /// use std::time::Duration;
-    /// let p = RetryPolicy::default();
-    /// assert_eq!(p.delay(1), Duration::from_secs(5));
-    /// assert_eq!(p.delay(2), Duration::from_secs(10));
-    /// assert_eq!(p.delay(9), Duration::from_secs(60));
-    /// ```
-    pub fn delay(&self, failures: u32) -> Duration {
-        let mut d = self.initial;
-        for _ in 1..failures {
-            d = d.saturating_mul(self.factor.max(1));
-            if d >= self.max {
-                return self.max;
-            }
-        }
-        d.min(self.max)
-    }
-}
-
-/// What [`Run::next`], [`Run::record`], [`Run::resolve`] and [`Run::cancel`] return: tasks
-/// to start, journal records to append (before starting the tasks), and events.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Output {
-    /// Tasks to start now (only from [`Run::next`]).
-    pub tasks: Vec<Task>,
-    /// Records for the journal, in order.
-    pub records: Vec<Record>,
-    /// Events for watchers, in order.
-    pub events: Vec<Event>,
-}
-
-/// Why a run could not be set up or resumed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RunError {
-    /// A step depends on a step the plan does not have.
-    #[error("step {step} depends on {depends_on}, which is not in the plan")]
-    UnknownDependency {
-        /// The step.
-        step: StepId,
-        /// The missing step.
-        depends_on: StepId,
-    },
-    /// Steps depend on each other in a circle.
-    #[error("step {step} depends, through other steps, on itself")]
-    DependencyCycle {
-        /// A step on the circle.
-        step: StepId,
-    },
-    /// Two steps have the same id.
-    #[error("the plan has two steps called {0}")]
-    DuplicateStep(StepId),
-    /// The journal belongs to another plan.
-    #[error(
-        "the journal belongs to another plan (journal {journal}, this plan {plan}): resume with the plan the run started with, or start a new journal"
-    )]
-    OtherPlan {
-        /// The journal's plan fingerprint.
-        journal: String,
-        /// This plan's.
-        plan: String,
-    },
-    /// The journal was written by a newer kupgrade.
-    #[error(
-        "journal record {record} has format {found}, newer than this kupgrade reads ({FORMAT}): resume with the kupgrade that wrote it"
-    )]
-    NewerFormat {
-        /// The record (1-based).
-        record: usize,
-        /// Its format.
-        found: u32,
-    },
-    /// The journal's records do not make sense.
-    #[error("journal record {record}: {message}")]
-    Malformed {
-        /// The record (1-based).
-        record: usize,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-/// Why [`Run::resolve`] refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ResolveError {
-    /// No such task in the plan.
-    #[error("the plan has no task {0}")]
-    UnknownTask(TaskId),
-    /// The task is done already.
-    #[error("task {0} is already done")]
-    AlreadyDone(TaskId),
-    /// The task is running.
-    #[error("task {0} is running")]
-    Running(TaskId),
-    /// No step has this id.
-    #[error("the plan has no step {0:?}")]
-    NoSuchStep(String),
-    /// The step acts on several nodes and none was named.
-    #[error("step {step} acts on {nodes} nodes: name one, as in '{step} on NODE'")]
-    WhichNode {
-        /// The step.
-        step: StepId,
-        /// How many nodes it acts on.
-        nodes: usize,
-    },
-}
-
-/// Why [`Run::record`] refused an outcome.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("outcome for {task} (attempt {attempt}) does not match a running task")]
-pub struct RecordError {
-    /// The task named.
-    pub task: TaskId,
-    /// The attempt named.
-    pub attempt: u32,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Unsure {
