@@ -1,15 +1,21 @@
 //! Tasks: a step on one of its nodes (or a step without nodes). Their ids, as the journal,
 //! the events and the stop reports name them; the [`Task`]s handed to the driver and the
-//! [`Work`] each asks of the ports.
+//! [`Work`] each asks of the ports; and the state each task is in during a run.
 //!
-//! What it guarantees: a [`TaskId`] names a task by its step's id and its node, so it reads
-//! the same in every session.
+//! What it guarantees:
+//! - a [`TaskId`] names a task by its step's id and its node, so it reads the same in every
+//!   session; a `Pos` names the same task by position in the plan, valid for the plan it was
+//!   made from;
+//! - a `TaskState` is one of a few states; only the schedule (`schedule.rs`) moves a task
+//!   from one to another during a session, and the replay (`replay.rs`) when it rebuilds them
+//!   from a journal.
 use std::fmt;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::StepId;
+use crate::plan::{Step, StepId, UpgradePlan};
 use crate::ports::{CommandSpec, DrainOptions};
 use crate::{KubeVersion, Node, NodeName};
 
@@ -156,6 +162,113 @@ impl Work {
             Work::Remove => "remove the node".into(),
         }
     }
+}
+
+/// Where a task is in the plan: its step's index and its node's index in the step (0 for a
+/// step without nodes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct Pos {
+    /// The step's index in the plan.
+    pub step: usize,
+    /// The node's index in the step.
+    pub task: usize,
+}
+
+impl Pos {
+    /// The task at `task` of step `step`.
+    pub fn new(step: usize, task: usize) -> Self {
+        Pos { step, task }
+    }
+
+    /// The task's step.
+    pub fn step(self, plan: &UpgradePlan) -> &Step {
+        &plan.steps[self.step]
+    }
+
+    /// The task's node, for steps that act on nodes.
+    pub fn node(self, plan: &UpgradePlan) -> Option<&NodeName> {
+        self.step(plan).nodes.as_slice().get(self.task)
+    }
+
+    /// The task's id.
+    pub fn id(self, plan: &UpgradePlan) -> TaskId {
+        TaskId::new(self.step(plan).id.clone(), self.node(plan).cloned())
+    }
+}
+
+/// Why the run cannot tell whether a task happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Unsure {
+    /// It was started in an earlier session, which stopped before it ended.
+    InFlight,
+    /// It failed in an earlier session.
+    Failed,
+    /// It was aborted in an earlier session.
+    Interrupted,
+}
+
+impl fmt::Display for Unsure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unsure::InFlight => "was in flight when an earlier session stopped",
+            Unsure::Failed => "failed in an earlier session",
+            Unsure::Interrupted => "was interrupted in an earlier session",
+        })
+    }
+}
+
+/// Where a task stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TaskState {
+    /// Not started, or to be run again.
+    Pending,
+    /// Handed to the driver (or, for a check or an operator step, being decided) at `since`.
+    Running {
+        /// When it started.
+        since: Timestamp,
+    },
+    /// Failed, and will be tried again at `at`.
+    Retry {
+        /// When.
+        at: Timestamp,
+    },
+    /// It may or may not have happened: checked against the cluster before it runs again.
+    Unsure(Unsure),
+    /// Failed for good (this session stops).
+    Failed,
+    /// Done, in this session or an earlier one.
+    Done,
+}
+
+impl TaskState {
+    /// True when the task waits for a start that it may get at `now`.
+    pub fn is_due(self, now: Timestamp) -> bool {
+        match self {
+            TaskState::Pending | TaskState::Unsure(_) => true,
+            TaskState::Retry { at } => at <= now,
+            _ => false,
+        }
+    }
+}
+
+/// One task's state and how often it was tried.
+#[derive(Clone, Debug)]
+pub(super) struct TaskRun {
+    /// Where it stands.
+    pub state: TaskState,
+    /// Attempts over every session (the journal's attempt numbers).
+    pub attempts: u32,
+    /// Failures in this session (retries are counted per session).
+    pub failures: u32,
+}
+
+/// The tasks of one step.
+#[derive(Clone, Debug)]
+pub(super) struct StepRun {
+    /// One per node of the step (one for a step without nodes).
+    pub tasks: Vec<TaskRun>,
+    /// How many of them are done.
+    pub done: usize,
 }
 
 #[cfg(test)]
