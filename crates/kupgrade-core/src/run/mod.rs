@@ -26,8 +26,8 @@
 //! - `schedule.rs`: the tasks' states and what is derived from them (the steps each waits on,
 //!   the ready steps, the startable count, retries by time, the tasks in flight by id and their
 //!   busy nodes, the in-flight limit). Invariant: the derived figures agree with the states
-//!   (`startable` equals the number of Pending or Unsure tasks of ready steps, and so on);
-//!   every change of a task's state is journaled.
+//!   after every call (`startable` equals the number of Pending or Unsure tasks of ready steps,
+//!   and so on), asserted in debug builds; every change of a task's state is journaled.
 //! - `expect.rs`: what the run expects of the live cluster: each node's presence (with a
 //!   generation) and settling, the node layout of the last state read, the baseline with its
 //!   tolerated violations and NotReady nodes. Invariant: only a task's start and end change a
@@ -268,6 +268,7 @@ impl Run {
             self.start_tasks(state, now, &mut out);
         }
         self.settle(now, &mut out);
+        self.debug_check();
         out
     }
 
@@ -492,6 +493,7 @@ impl Run {
             }
         }
         self.settle(now, &mut out);
+        self.debug_check();
         Ok(out)
     }
 
@@ -571,6 +573,13 @@ impl Run {
         ));
         let nodes = &mut self.expect.nodes;
         self.schedule.resolve(&self.plan, nodes, pos, resolution);
+        self.debug_check();
         Ok(out)
+    }
+
+    /// In debug builds, asserts that the schedule's derived figures agree with its task
+    /// states (see `schedule.rs`).
+    fn debug_check(&self) {
+        debug_assert_eq!(self.schedule.check(&self.plan), Ok(()));
     }
 }

@@ -30,6 +30,7 @@ impl Run {
             run.replay(i + 1, r)?;
         }
         run.schedule.in_flight_unsure(&run.plan);
+        run.debug_check();
         Ok(run)
     }
 

@@ -2,7 +2,9 @@
 //! retried, and the counts derived from that.
 //!
 //! [`Schedule`] holds every task's state and, so that a call of the run does not scan a plan of
-//! thousands of tasks, figures derived from those states, kept in step with them:
+//! thousands of tasks, figures derived from those states. After every call of the run (and at
+//! the end of a resume) they agree with the states, as [`Schedule::check`] recomputes them;
+//! debug builds assert it after each call:
 //! - a step's `done` counts its Done tasks, `tasks_done` sums them, and `steps_done` counts
 //!   the steps whose tasks are all done;
 //! - `waiting_on[s]` is the number of steps `s` depends on that are not all done, and `ready`
@@ -496,10 +498,12 @@ impl Schedule {
         }
     }
 
-    /// The released task was aborted: whether it took effect is unknown.
+    /// The released task was aborted: whether it took effect is unknown, so it is checked
+    /// before it runs again (it is startable again; the run stops starting tasks anyway).
     pub fn interrupted(&mut self, plan: &UpgradePlan, ran: Ran, now: Timestamp, out: &mut Output) {
         let id = ran.pos.id(plan);
         self.task_mut(ran.pos).state = TaskState::Unsure(Unsure::Interrupted);
+        self.startable += 1;
         self.counts.interrupted += 1;
         out.records.push(Record::new(
             now,
@@ -681,6 +685,109 @@ impl Schedule {
             }
         }
     }
+
+    // ---- invariants ---------------------------------------------------------------------------
+
+    /// Recomputes the derived figures from the task states and says which one differs, if one
+    /// does (see the module documentation).
+    pub fn check(&self, plan: &UpgradePlan) -> Result<(), String> {
+        let n = self.steps.len();
+        let mut finished = vec![false; n];
+        let (mut tasks_done, mut steps_done) = (0, 0);
+        for (si, s) in self.steps.iter().enumerate() {
+            let done = s
+                .tasks
+                .iter()
+                .filter(|t| t.state == TaskState::Done)
+                .count();
+            if done != s.done {
+                return Err(format!("step {si} counts {} done of {done}", s.done));
+            }
+            tasks_done += done;
+            if done == s.tasks.len() {
+                finished[si] = true;
+                steps_done += 1;
+            }
+        }
+        if (tasks_done, steps_done) != (self.tasks_done, self.steps_done) {
+            return Err(format!(
+                "{}/{} tasks/steps counted done, {tasks_done}/{steps_done} are",
+                self.tasks_done, self.steps_done
+            ));
+        }
+        for i in 0..n {
+            let waiting = self.deps[i].iter().filter(|&&d| !finished[d]).count();
+            if waiting != self.waiting_on[i] {
+                return Err(format!(
+                    "step {i} counts {} steps to wait on, not {waiting}",
+                    self.waiting_on[i]
+                ));
+            }
+            if self.ready.contains(&i) != (!finished[i] && waiting == 0) {
+                return Err(format!("step {i} is wrongly (not) ready"));
+            }
+        }
+        self.check_tasks(plan)
+    }
+
+    /// The part of [`Schedule::check`] about the tasks of ready steps.
+    fn check_tasks(&self, plan: &UpgradePlan) -> Result<(), String> {
+        let mut startable = 0;
+        let mut retries = BTreeSet::new();
+        let mut running = HashMap::new();
+        let mut busy = HashSet::new();
+        for (si, s) in self.steps.iter().enumerate() {
+            let ready = self.ready.contains(&si);
+            for (ti, t) in s.tasks.iter().enumerate() {
+                let pos = Pos::new(si, ti);
+                match t.state {
+                    TaskState::Pending | TaskState::Unsure(_) if ready => startable += 1,
+                    TaskState::Retry { .. } | TaskState::Running { .. } if !ready => {
+                        return Err(format!(
+                            "{} waits or runs in a step that is not ready",
+                            pos.id(plan)
+                        ));
+                    }
+                    TaskState::Retry { at } => {
+                        retries.insert((at, pos));
+                    }
+                    TaskState::Running { .. } => {
+                        let id = pos.id(plan);
+                        if let Some(node) = &id.node
+                            && !busy.insert(node.clone())
+                        {
+                            return Err(format!("two tasks run on {node}"));
+                        }
+                        running.insert(id, pos);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if startable != self.startable {
+            return Err(format!(
+                "{} tasks counted startable, {startable} are",
+                self.startable
+            ));
+        }
+        if retries != self.retries {
+            return Err("the retries differ from the tasks waiting to be retried".into());
+        }
+        if running != self.running || busy != self.busy || self.in_flight != running.len() {
+            return Err(format!(
+                "{} tasks counted in flight, {} run (or their positions or nodes differ)",
+                self.in_flight,
+                running.len()
+            ));
+        }
+        if self.in_flight > self.limit {
+            return Err(format!(
+                "{} tasks in flight, more than {}",
+                self.in_flight, self.limit
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Milliseconds from `since` to `now` (0 when the clock went back).
@@ -716,4 +823,66 @@ fn check_acyclic(plan: &UpgradePlan, deps: &[Vec<usize>]) -> Result<(), RunError
     Err(RunError::DependencyCycle {
         step: plan.steps[i].id.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::PlanRequest;
+
+    const HA: &str = include_str!("../../../../examples/clusters/ha.yaml");
+
+    fn plan() -> UpgradePlan {
+        let cluster = crate::inventory::parse(HA, "ha.yaml").unwrap();
+        PlanRequest::new("1.29".parse().unwrap(), jiff::civil::date(2024, 6, 1))
+            .plan(&cluster)
+            .unwrap()
+    }
+
+    fn t0() -> Timestamp {
+        "2026-11-25T10:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn the_check_finds_each_figure_that_disagrees_with_the_states() {
+        let plan = plan();
+        let mut nodes = NodeExpectations::new(&plan);
+        let fresh = Schedule::new(&plan, 2).unwrap();
+        assert_eq!(fresh.check(&plan), Ok(()));
+        assert_eq!(fresh.startable, 1, "only the first step is ready");
+
+        let mut s = Schedule::new(&plan, 2).unwrap();
+        s.startable += 1;
+        assert!(s.check(&plan).unwrap_err().contains("startable"));
+
+        // A task marked running behind the schedule's back.
+        let mut s = Schedule::new(&plan, 2).unwrap();
+        s.task_mut(Pos::new(0, 0)).state = TaskState::Running { since: t0() };
+        assert!(s.check(&plan).unwrap_err().contains("startable"));
+        s.startable -= 1;
+        assert!(s.check(&plan).unwrap_err().contains("in flight"));
+
+        // Started and ended through the schedule, the figures follow; a step left out of
+        // `ready` is found.
+        let mut s = Schedule::new(&plan, 2).unwrap();
+        let mut out = Output::default();
+        let first = Pos::new(0, 0);
+        let work = Work::Commands {
+            commands: Vec::new(),
+        };
+        s.start(&plan, &mut nodes, first, work, t0(), &mut out);
+        assert_eq!(s.check(&plan), Ok(()));
+        let ran = s.release(&first.id(&plan), 1).unwrap();
+        s.succeeded(&plan, &mut nodes, ran, t0(), &mut out);
+        assert_eq!(s.check(&plan), Ok(()));
+        assert_eq!(s.progress().0, 1);
+        let next = s.ready_from(0).unwrap();
+        s.ready.remove(&next);
+        assert!(s.check(&plan).unwrap_err().contains("ready"));
+
+        // A retry the schedule does not know of.
+        let mut s = Schedule::new(&plan, 2).unwrap();
+        s.retries.insert((t0(), Pos::new(0, 0)));
+        assert!(s.check(&plan).unwrap_err().contains("retries"));
+    }
 }
