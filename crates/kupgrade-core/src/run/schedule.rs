@@ -17,8 +17,9 @@
 //!   at most one running task per node.
 //!
 //! Every change of a task's state made here during a session is written down as it is made:
-//! a journal record and an event into the call's [`Output`], counted in [`Counts`]. Only the
-//! replay changes states without records (it reads them), and recounts afterwards.
+//! a journal record and an event into the call's [`Output`], counted in [`Counts`]. Two
+//! changes come with no record from here: an operator's decision (`Run::resolve` journals it)
+//! and the replay of a journal (it reads the records); both recount afterwards.
 use std::collections::BTreeSet;
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
