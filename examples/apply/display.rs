@@ -2,7 +2,7 @@
 //! (a node's error output, a task's description, the operator's instructions) is escaped for
 //! the terminal (`kupgrade_core::escape`); JSON lines escape control characters themselves.
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kupgrade_core::NodeName;
@@ -108,8 +108,9 @@ impl Display {
         let mut seen = Seen::default();
         while let Some(e) = rx.recv().await {
             if self.json {
+                // A closed stdout loses the lines, never the run.
                 if let Ok(line) = serde_json::to_string(&e) {
-                    println!("{line}");
+                    let _ = writeln!(std::io::stdout(), "{line}");
                 }
                 continue;
             }
@@ -143,7 +144,7 @@ impl Display {
                     seen.operator.push(line);
                 }
                 Event::WouldRun { task, what } if self.dry_run => {
-                    println!("{task}: {}", escape::text_lines(what))
+                    let _ = writeln!(std::io::stdout(), "{task}: {}", escape::text_lines(what));
                 }
                 _ => {}
             }

@@ -1,6 +1,8 @@
 //! What the apply example prints when a session ends, with the command that resumes it.
 //! Text that came from outside (the cluster's name, a node's error output, a problem the
 //! simulator saw) is escaped for the terminal (`kupgrade_core::escape`).
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::Duration;
 
 use kupgrade_core::KubeVersion;
@@ -11,6 +13,13 @@ use kupgrade_core::run::{Finished, Run};
 use super::Args;
 use super::backend::Backend;
 use super::display::Seen;
+
+/// `writeln!` into a `String`, which cannot fail.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
 
 pub(crate) async fn summary(
     args: &Args,
@@ -24,10 +33,13 @@ pub(crate) async fn summary(
     if args.json_events {
         return;
     }
+    // Written at once, and not at all when stdout is closed: the run is over either way.
+    let mut out = String::new();
     let (done, total) = run.progress();
     let c = run.counts();
-    println!();
-    println!(
+    out.push('\n');
+    outln!(
+        out,
         "{}: {} -> {} ({} hop(s), {} steps), executor {:?}{}",
         escape::text(plan.cluster.as_deref().unwrap_or("cluster")),
         plan.from,
@@ -37,18 +49,25 @@ pub(crate) async fn summary(
         args.executor,
         if args.dry_run { ", dry run" } else { "" }
     );
-    println!("outcome: {}", escape::text_lines(&outcome.to_string()));
-    println!(
+    outln!(out, "outcome: {}", escape::text_lines(&outcome.to_string()));
+    outln!(
+        out,
         "tasks: {done}/{total} done; this session {} started, {} succeeded, {} found done, {} retried, {} failed, {} left to you",
-        c.started, c.succeeded, c.already_done, c.retried, c.failed, c.manual
+        c.started,
+        c.succeeded,
+        c.already_done,
+        c.retried,
+        c.failed,
+        c.manual
     );
     for line in seen.retries.iter().chain(&seen.operator) {
-        println!("  {line}");
+        outln!(out, "  {line}");
     }
     match &backend.sim {
         Some(sim) if !args.dry_run => {
             let simulated = sim.elapsed().as_secs();
-            println!(
+            outln!(
+                out,
                 "time: {}h {:02}m simulated, {:.1}s real",
                 simulated / 3600,
                 (simulated % 3600) / 60,
@@ -63,26 +82,28 @@ pub(crate) async fn summary(
                     .push(n.name.as_str());
             }
             for (v, nodes) in versions {
-                println!("  kubelet {v}: {}", nodes.join(", "));
+                outln!(out, "  kubelet {v}: {}", nodes.join(", "));
             }
             let problems = sim.snapshot().problems;
             if problems.is_empty() {
-                println!(
+                outln!(
+                    out,
                     "  no careless operation (drains before kubelet minors changed, no kubelet newer than an API server)"
                 );
             }
             for p in problems {
-                println!("  problem: {}", escape::text(&p.to_string()));
+                outln!(out, "  problem: {}", escape::text(&p.to_string()));
             }
         }
-        _ => println!("time: {:.1}s", wall.as_secs_f64()),
+        _ => outln!(out, "time: {:.1}s", wall.as_secs_f64()),
     }
     if args.kubeconfig.is_some() && !args.dry_run {
         // What the API shows now, read as the drift checks read it.
         match backend.ops.state().await {
             Ok(state) => {
                 for n in &state.nodes {
-                    println!(
+                    outln!(
+                        out,
                         "  {}: kubelet {}, {}{}",
                         n.name,
                         n.kubelet().map_or("?".into(), KubeVersion::to_string),
@@ -91,7 +112,8 @@ pub(crate) async fn summary(
                     );
                 }
             }
-            Err(e) => println!(
+            Err(e) => outln!(
+                out,
                 "  could not read the cluster afterwards: {}",
                 escape::text(&e.to_string())
             ),
@@ -99,6 +121,17 @@ pub(crate) async fn summary(
     }
     if args.journal.is_some() && !outcome.is_completed() && !args.dry_run {
         // What the run reached and how, quoted (see resume.rs).
-        println!("resume with: {}", super::resume::line(&args.resume_words));
+        outln!(
+            out,
+            "resume with: {}",
+            super::resume::line(&args.resume_words)
+        );
     }
+    if plan.options.drain.disable_eviction {
+        outln!(
+            out,
+            "WARNING: --disable-eviction: the drains deleted pods without asking their PodDisruptionBudgets; check that every application is back"
+        );
+    }
+    let _ = std::io::stdout().write_all(out.as_bytes());
 }

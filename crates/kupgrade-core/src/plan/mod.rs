@@ -45,7 +45,10 @@
 //!
 //! What an [`Action`] means (which port carries it out, its facts, the [`Change`] both models
 //! apply and the run expects, its deadline) is answered in one file, `plan/action.rs`, whose
-//! documentation also says what to edit to add an action.
+//! documentation also says what to edit to add an action. The planner that chooses and
+//! orders the steps lives in `plan/planner/`, one file per phase (pre-flight, control plane,
+//! workers, the in-place and replace windows, the summary); its module documentation says
+//! which file holds which.
 //!
 //! Making the plan again from any state the plan passes through gives the rest of the plan
 //! (the same steps that change the cluster, with the same ids), after a fresh pre-flight: a
@@ -631,7 +634,7 @@ pub enum TargetError {
     },
     /// The calendar does not know the target.
     #[error(
-        "{version} is not a known Kubernetes release{}; allow unknown versions to plan for it anyway",
+        "{version} is not a known Kubernetes release{}; allow unknown versions (--allow-unknown-versions) to plan for it anyway",
         match as_of { Some(d) => format!(" (the release calendar goes up to {d})"), None => String::new() }
     )]
     UnknownVersion {
@@ -641,7 +644,9 @@ pub enum TargetError {
         as_of: Option<Date>,
     },
     /// A pre-release target without permission.
-    #[error("{version} is a pre-release ({phase}); allow pre-releases to plan for it")]
+    #[error(
+        "{version} is a pre-release ({phase}); allow pre-releases (--allow-prerelease) to plan for it"
+    )]
     PreRelease {
         /// The target.
         version: KubeVersion,
@@ -670,7 +675,7 @@ pub enum TargetError {
     },
     /// The target is not supported on the date.
     #[error(
-        "target {version} is {status} on {date}; allow unsupported targets to plan for it anyway"
+        "target {version} is {status} on {date}; allow unsupported targets (--allow-unsupported-target) to plan for it anyway"
     )]
     Unsupported {
         /// The target.
@@ -709,7 +714,7 @@ pub enum PlanError {
     NoControlPlane,
     /// Some nodes are not Ready.
     #[error(
-        "nodes not Ready: {}; fix them first (or allow not-ready nodes)",
+        "nodes not Ready: {}; fix them first (or allow not-ready nodes: --allow-not-ready)",
         names(nodes)
     )]
     NotReady {
@@ -718,7 +723,7 @@ pub enum PlanError {
     },
     /// The cluster violates the policy now.
     #[error(
-        "the cluster already violates the {} policy, so no plan can keep every step valid (tolerate initial violations to plan a repair):\n{}",
+        "the cluster already violates the {} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
         crate::escape::text(policy), crate::skew::report(violations).trim_end()
     )]
     InvalidStart {

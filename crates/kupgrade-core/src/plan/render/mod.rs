@@ -163,6 +163,9 @@ pub fn manual_lines(step: &Step) -> Vec<String> {
             if options.force {
                 flags.push_str(" --force");
             }
+            if options.disable_eviction {
+                flags.push_str(" --disable-eviction");
+            }
             if let Some(g) = options.grace_period_seconds {
                 let _ = write!(flags, " --grace-period={g}");
             }
