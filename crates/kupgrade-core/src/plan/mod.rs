@@ -651,7 +651,7 @@ pub enum TargetError {
         /// The target.
         version: KubeVersion,
         /// Its phase.
-        phase: crate::Phase,
+        phase: crate::ReleasePhase,
     },
     /// A vendor build as the target.
     #[error(
