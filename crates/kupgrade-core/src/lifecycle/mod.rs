@@ -44,6 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{KubeVersion, Minor};
 
+pub(crate) mod locate;
 mod parse;
 
 pub use parse::CalendarError;

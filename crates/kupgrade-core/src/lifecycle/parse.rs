@@ -4,11 +4,13 @@ use std::fmt;
 use jiff::civil::Date;
 use serde::Deserialize;
 
+use super::locate::locate;
 use super::{MinorRelease, PatchRelease, ReleaseCalendar};
 use crate::{KubeVersion, Minor};
 
-/// Why a release calendar could not be read. The message names the source, the minor and the
-/// field: `newer.json: minor 1.28: field patches[2].version: v1.29.1 is not a patch of 1.28`.
+/// Why a release calendar (or a kubeadm version table, [`crate::bundled::BundleTable`]) could
+/// not be read. The message names the source, the line and column, the minor and the field:
+/// `newer.json:40:19: minor 1.28: field patches[2].version: v1.29.1 is not a patch of 1.28`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CalendarError {
     origin: String,
@@ -31,7 +33,8 @@ impl CalendarError {
     pub fn field(&self) -> Option<&str> {
         self.field.as_deref()
     }
-    /// Line and column (1-based) of a JSON syntax error.
+    /// Line and column (1-based) of the problem: of a JSON syntax error, or of the value at
+    /// fault (of the entry, for a missing field).
     pub fn location(&self) -> Option<(usize, usize)> {
         self.location
     }
@@ -62,6 +65,25 @@ impl fmt::Display for CalendarError {
 }
 
 impl std::error::Error for CalendarError {}
+
+impl CalendarError {
+    /// A problem with the file `origin`, at `location` (line, column) where known.
+    pub(crate) fn new(
+        origin: &str,
+        location: Option<(usize, usize)>,
+        minor: Option<String>,
+        field: Option<String>,
+        reason: String,
+    ) -> CalendarError {
+        CalendarError {
+            origin: origin.to_string(),
+            location,
+            minor,
+            field,
+            reason,
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct RawFile {
@@ -120,16 +142,28 @@ impl ReleaseCalendar {
     /// let err = ReleaseCalendar::from_json(text, "newer.json").unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
-    ///     "newer.json: minor 1.28: field patches[1].version: v1.29.1 is not a patch of 1.28"
+    ///     "newer.json:3:29: minor 1.28: field patches[1].version: v1.29.1 is not a patch of 1.28"
     /// );
+    /// assert_eq!(err.location(), Some((3, 29)));
     /// ```
     pub fn from_json(text: &str, origin: &str) -> Result<ReleaseCalendar, CalendarError> {
-        let err = |minor: Option<String>, field: Option<String>, reason: String| CalendarError {
-            origin: origin.to_string(),
-            location: None,
-            minor,
-            field,
-            reason,
+        // Every problem names the line of the value at fault (the entry's, for a missing
+        // field); `index` is the entry's position in `minors`.
+        let err = |index: Option<usize>,
+                   minor: Option<String>,
+                   field: Option<String>,
+                   reason: String| {
+            let path = match (index, &field) {
+                (Some(i), Some(f)) => format!("minors[{i}].{f}"),
+                (Some(i), None) => format!("minors[{i}]"),
+                (None, Some(f)) => f.clone(),
+                (None, None) => ".".to_string(),
+            };
+            CalendarError::new(origin, locate(text, &path), minor, field, reason)
+        };
+        let syntax = |e: &serde_json::Error| {
+            let at = Some((e.line(), e.column()));
+            CalendarError::new(origin, at, None, None, strip_position(e))
         };
         let mut de = serde_json::Deserializer::from_str(text);
         let file: RawFile = match serde_path_to_error::deserialize(&mut de) {
@@ -138,20 +172,14 @@ impl ReleaseCalendar {
                 let path = e.path().to_string();
                 let inner = e.into_inner();
                 if inner.is_syntax() || inner.is_eof() {
-                    return Err(CalendarError {
-                        location: Some((inner.line(), inner.column())),
-                        ..err(None, None, strip_position(&inner))
-                    });
+                    return Err(syntax(&inner));
                 }
                 let field = (path != ".").then_some(path);
-                return Err(err(None, field, strip_position(&inner)));
+                return Err(err(None, None, field, strip_position(&inner)));
             }
         };
         if let Err(e) = de.end() {
-            return Err(CalendarError {
-                location: Some((e.line(), e.column())),
-                ..err(None, None, strip_position(&e))
-            });
+            return Err(syntax(&e));
         }
 
         let mut minors: Vec<MinorRelease> = Vec::with_capacity(file.minors.len());
@@ -163,12 +191,14 @@ impl ReleaseCalendar {
             let raw: RawMinor = serde_path_to_error::deserialize(value).map_err(|e| {
                 let path = e.path().to_string();
                 let field = (path != ".").then_some(path);
-                err(Some(label.clone()), field, strip_position(e.inner()))
+                err(Some(index), Some(label.clone()), field, strip_position(e.inner()))
             })?;
-            let entry = validate(raw)
-                .map_err(|(field, reason)| err(Some(label.clone()), Some(field), reason))?;
+            let entry = validate(raw).map_err(|(field, reason)| {
+                err(Some(index), Some(label.clone()), Some(field), reason)
+            })?;
             if minors.iter().any(|m| m.minor == entry.minor) {
                 return Err(err(
+                    Some(index),
                     Some(label),
                     Some("minor".into()),
                     "listed twice".into(),
