@@ -42,6 +42,7 @@ use std::sync::OnceLock;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::bundled::{BundleTable, Bundled};
 use crate::{KubeVersion, Minor};
 
 pub(crate) mod locate;
@@ -183,11 +184,14 @@ impl fmt::Display for StatusAnswer {
     }
 }
 
-/// The release calendar: every known minor, oldest first. See the [module docs](self).
+/// The release calendar: every known minor, oldest first, and what kubeadm ships with each
+/// (the embedded [`BundleTable`] unless another is given). See the [module docs](self).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReleaseCalendar {
     minors: Vec<MinorRelease>,
     as_of: Option<Date>,
+    /// `None`: the embedded table.
+    bundles: Option<BundleTable>,
 }
 
 /// Lifecycle dates of one minor, some perhaps estimated.
@@ -218,7 +222,28 @@ impl ReleaseCalendar {
     pub fn from_minors(mut minors: Vec<MinorRelease>, as_of: Option<Date>) -> ReleaseCalendar {
         minors.sort_by_key(|m| m.minor);
         minors.dedup_by_key(|m| m.minor);
-        ReleaseCalendar { minors, as_of }
+        ReleaseCalendar {
+            minors,
+            as_of,
+            bundles: None,
+        }
+    }
+
+    /// Uses `table` for what kubeadm ships with each minor (etcd, CoreDNS) instead of the
+    /// embedded table.
+    pub fn with_bundles(mut self, table: BundleTable) -> ReleaseCalendar {
+        self.bundles = Some(table);
+        self
+    }
+
+    /// The table of what kubeadm ships with each minor.
+    pub fn bundles(&self) -> &BundleTable {
+        self.bundles.as_ref().unwrap_or_else(|| BundleTable::embedded())
+    }
+
+    /// What kubeadm ships with minor `m` (etcd, CoreDNS), if the table has a row for it.
+    pub fn bundled(&self, m: Minor) -> Option<&Bundled> {
+        self.bundles().get(m)
     }
 
     /// The date of the newest release event the calendar knows about, when it says.
