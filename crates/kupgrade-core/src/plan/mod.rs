@@ -80,7 +80,7 @@ mod simulate;
 mod step;
 
 pub use action::{Action, Executor};
-pub use available::{AvailableUpgrade, available_upgrades};
+pub use available::{AvailableUpgrade, available_upgrades, nothing_available};
 pub use change::{Change, NodeExpectation, Presence};
 pub use estimate::{Durations, Estimate, human_duration};
 pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
