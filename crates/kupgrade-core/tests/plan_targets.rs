@@ -3,7 +3,7 @@
 use jiff::civil::{Date, date};
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{
-    PlanOptions, PlanRequest, Target, available_upgrades, nothing_available,
+    PlanOptions, PlanRequest, Target, UpgradePlan, available_upgrades, nothing_available,
 };
 use kupgrade_core::{ClusterState, inventory};
 
@@ -83,5 +83,30 @@ fn a_cluster_at_the_newest_release_is_told_so() {
         format!(
             "the cluster runs v1.40.0, newer than the newest release the calendar knows on 2025-06-01 ({newest})"
         )
+    );
+}
+
+fn plan(state: &ClusterState, target: &str, day: Date) -> UpgradePlan {
+    PlanRequest::new(target.parse().unwrap(), day)
+        .plan(state)
+        .unwrap_or_else(|e| panic!("{target}: {e}"))
+}
+
+/// The version the cluster runs is "nothing to do", even long after its end of life (the
+/// target is not a choice of an unsupported release: the cluster is there already).
+#[test]
+fn a_target_equal_to_the_current_version_is_nothing_to_do_even_past_end_of_life() {
+    let state = cluster(HA);
+    let p = plan(&state, "v1.28.9", JUNE_2025);
+    assert!(p.is_empty(), "{:?}", p.steps);
+    assert!(p.hops.is_empty());
+    assert_eq!(p.target.to_string(), "v1.28.9");
+    // A newer patch of an end-of-life minor is still refused.
+    let e = PlanRequest::new("v1.28.15".parse().unwrap(), JUNE_2025)
+        .plan(&state)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "target v1.28.15 is end of life since 2024-10-22 on 2025-06-01; allow unsupported targets to plan for it anyway"
     );
 }
