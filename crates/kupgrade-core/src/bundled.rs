@@ -122,7 +122,12 @@ impl BundleTable {
                 } else {
                     (format!("minors[{index}].{field}"), Some(field))
                 };
-                err(&path, Some(label.clone()), field, without_position(e.inner()))
+                err(
+                    &path,
+                    Some(label.clone()),
+                    field,
+                    without_position(e.inner()),
+                )
             })?;
             if rows.iter().any(|r| r.minor == row.minor) {
                 let path = format!("minors[{index}].minor");
@@ -222,7 +227,10 @@ mod tests {
                 "{\"minors\": {}}",
                 "k.json:1:12: field minors: invalid type: map, expected a sequence",
             ),
-            ("{\"minors\": [\n  {,}\n]}", "k.json:2:4: key must be a string"),
+            (
+                "{\"minors\": [\n  {,}\n]}",
+                "k.json:2:4: key must be a string",
+            ),
             ("{}", "k.json:1:1: missing field `minors`"),
         ];
         for (text, want) in cases {

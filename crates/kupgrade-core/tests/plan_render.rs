@@ -11,7 +11,11 @@ const DATE: Date = date(2024, 6, 1);
 /// Every sample that plans, kubeadm's way and with deferred workers.
 fn plans() -> Vec<(String, UpgradePlan)> {
     let samples = [
-        ("ha", include_str!("../../../examples/clusters/ha.yaml"), "1.30"),
+        (
+            "ha",
+            include_str!("../../../examples/clusters/ha.yaml"),
+            "1.30",
+        ),
         (
             "mid-upgrade",
             include_str!("../../../examples/clusters/mid-upgrade.yaml"),

@@ -41,11 +41,7 @@ fn mid_upgrade_offers_nothing_older_than_the_newest_api_server_and_counts_the_pl
                 labels(&["finishes the upgrade under way"]),
                 1
             ),
-            (
-                "v1.29.15".to_string(),
-                labels(&["latest patch of 1.29"]),
-                2
-            ),
+            ("v1.29.15".to_string(), labels(&["latest patch of 1.29"]), 2),
             ("v1.30.13".to_string(), labels(&["next minor"]), 2),
             ("v1.33.1".to_string(), labels(&["newest stable"]), 5),
         ]

@@ -45,17 +45,15 @@ enum Segment<'a> {
 
 /// `a.b[2].c` as `a`, `b`, `[2]`, `c`; a segment that is neither is skipped.
 fn segments(path: &str) -> impl Iterator<Item = Segment<'_>> {
-    path.split('.')
-        .filter(|s| !s.is_empty())
-        .flat_map(|part| {
-            let (key, rest) = part.split_at(part.find('[').unwrap_or(part.len()));
-            let key = (!key.is_empty()).then_some(Segment::Key(key));
-            let indices = rest
-                .split(['[', ']'])
-                .filter(|s| !s.is_empty())
-                .filter_map(|s| s.parse().ok().map(Segment::Index));
-            key.into_iter().chain(indices)
-        })
+    path.split('.').filter(|s| !s.is_empty()).flat_map(|part| {
+        let (key, rest) = part.split_at(part.find('[').unwrap_or(part.len()));
+        let key = (!key.is_empty()).then_some(Segment::Key(key));
+        let indices = rest
+            .split(['[', ']'])
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| s.parse().ok().map(Segment::Index));
+        key.into_iter().chain(indices)
+    })
 }
 
 #[cfg(test)]

@@ -149,18 +149,16 @@ impl ReleaseCalendar {
     pub fn from_json(text: &str, origin: &str) -> Result<ReleaseCalendar, CalendarError> {
         // Every problem names the line of the value at fault (the entry's, for a missing
         // field); `index` is the entry's position in `minors`.
-        let err = |index: Option<usize>,
-                   minor: Option<String>,
-                   field: Option<String>,
-                   reason: String| {
-            let path = match (index, &field) {
-                (Some(i), Some(f)) => format!("minors[{i}].{f}"),
-                (Some(i), None) => format!("minors[{i}]"),
-                (None, Some(f)) => f.clone(),
-                (None, None) => ".".to_string(),
+        let err =
+            |index: Option<usize>, minor: Option<String>, field: Option<String>, reason: String| {
+                let path = match (index, &field) {
+                    (Some(i), Some(f)) => format!("minors[{i}].{f}"),
+                    (Some(i), None) => format!("minors[{i}]"),
+                    (None, Some(f)) => f.clone(),
+                    (None, None) => ".".to_string(),
+                };
+                CalendarError::new(origin, locate(text, &path), minor, field, reason)
             };
-            CalendarError::new(origin, locate(text, &path), minor, field, reason)
-        };
         let syntax = |e: &serde_json::Error| {
             let at = Some((e.line(), e.column()));
             CalendarError::new(origin, at, None, None, strip_position(e))
@@ -191,7 +189,12 @@ impl ReleaseCalendar {
             let raw: RawMinor = serde_path_to_error::deserialize(value).map_err(|e| {
                 let path = e.path().to_string();
                 let field = (path != ".").then_some(path);
-                err(Some(index), Some(label.clone()), field, strip_position(e.inner()))
+                err(
+                    Some(index),
+                    Some(label.clone()),
+                    field,
+                    strip_position(e.inner()),
+                )
             })?;
             let entry = validate(raw).map_err(|(field, reason)| {
                 err(Some(index), Some(label.clone()), Some(field), reason)
