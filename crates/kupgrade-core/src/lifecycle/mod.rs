@@ -58,6 +58,9 @@ pub const STANDARD_SUPPORT_MONTHS: i32 = 12;
 pub const MAINTENANCE_MONTHS: i32 = 2;
 /// Months between two minor releases, for estimates (three releases a year).
 pub const RELEASE_CADENCE_MONTHS: i32 = 4;
+/// Months past a calendar's [`as_of`](ReleaseCalendar::as_of) after which a date is too late
+/// for it: a release cadence, so a whole minor may be missing.
+pub const STALE_AFTER_MONTHS: i32 = 4;
 
 /// One Kubernetes minor release line and its lifecycle dates. `None` means unknown.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,7 +241,9 @@ impl ReleaseCalendar {
 
     /// The table of what kubeadm ships with each minor.
     pub fn bundles(&self) -> &BundleTable {
-        self.bundles.as_ref().unwrap_or_else(|| BundleTable::embedded())
+        self.bundles
+            .as_ref()
+            .unwrap_or_else(|| BundleTable::embedded())
     }
 
     /// What kubeadm ships with minor `m` (etcd, CoreDNS), if the table has a row for it.
@@ -250,6 +255,37 @@ impl ReleaseCalendar {
     /// Releases after it are missing from the calendar.
     pub fn as_of(&self) -> Option<Date> {
         self.as_of
+    }
+
+    /// The date the calendar is complete up to: its `as_of`, or else the date of the newest
+    /// patch it lists.
+    pub fn known_until(&self) -> Option<Date> {
+        self.as_of.or_else(|| {
+            self.minors
+                .iter()
+                .flat_map(|m| m.patches.iter().filter_map(|p| p.date))
+                .max()
+        })
+    }
+
+    /// When `date` is more than [`STALE_AFTER_MONTHS`] past [`known_until`](Self::known_until),
+    /// that date: releases after it are unknown to this calendar, so on `date` the newest
+    /// patches (and perhaps a minor) are missing and [`newest_stable`](Self::newest_stable)
+    /// answers an older release than the real one.
+    ///
+    /// ```
+    /// use jiff::civil::date;
+    /// use kupgrade_core::lifecycle::ReleaseCalendar;
+    /// let calendar = ReleaseCalendar::embedded(); // as of 2026-09-15
+    /// assert_eq!(calendar.unknown_after(date(2027, 1, 15)), None);
+    /// assert_eq!(calendar.unknown_after(date(2027, 1, 16)), Some(date(2026, 9, 15)));
+    /// ```
+    pub fn unknown_after(&self, date: Date) -> Option<Date> {
+        let known = self.known_until()?;
+        let limit = known
+            .checked_add(jiff::Span::new().months(STALE_AFTER_MONTHS))
+            .ok()?;
+        (date > limit).then_some(known)
     }
 
     /// The entry for minor `m`.
