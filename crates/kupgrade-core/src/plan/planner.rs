@@ -1540,6 +1540,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             steps: self.steps,
             estimate,
             notes,
+            warnings: Vec::new(),
         })
     }
 }

@@ -21,6 +21,9 @@ pub fn markdown(plan: &UpgradePlan) -> String {
         plan.from, plan.target
     );
     let _ = writeln!(o, "{}\n", super::text::summary_line(plan));
+    for w in &plan.warnings {
+        let _ = writeln!(o, "> **Warning:** {w}\n");
+    }
     let e = &plan.estimate;
     let _ = writeln!(o, "| Estimate | |\n|---|---|");
     let _ = writeln!(o, "| Total time | {} |", human_duration(e.total_seconds));

@@ -16,6 +16,10 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
     let o = &mut out;
     let name = plan.cluster.as_deref().unwrap_or("cluster");
     let _ = writeln!(o, "gantt");
+    // Warnings as comments: the chart's reader sees them in the source.
+    for w in &plan.warnings {
+        let _ = writeln!(o, "    %% warning: {}", w.message.replace('\n', " "));
+    }
     let _ = writeln!(
         o,
         "    title {} from {} to {} (estimated)",
