@@ -102,5 +102,8 @@ fn a_kubeadm_table_from_a_file_is_planned_with() {
     let deploys_etcd = plan.steps.iter().any(|s| {
         matches!(&s.action, Action::KubeadmUpgradeApply { etcd: Some(e), .. } if e.to_plain_string() == "3.6.11-0")
     });
-    assert!(deploys_etcd, "the 1.37 hop moves etcd to the table's version");
+    assert!(
+        deploys_etcd,
+        "the 1.37 hop moves etcd to the table's version"
+    );
 }
