@@ -66,10 +66,23 @@ fn hops_past_the_kubeadm_table_are_a_warning_naming_the_minors() {
     assert_eq!(kinds(&plan), [WarningKind::MissingKubeadmVersions]);
     assert_eq!(
         plan.warnings[0].message,
-        "the kubeadm version table has no etcd version for 1.37 and no CoreDNS version for 1.36, 1.37: the plan leaves them where they are on those hops, but that kubeadm upgrades them to what it ships; see `kubeadm config images list --kubernetes-version v1.36.4`, or load a newer kubeadm version table"
+        "the kubeadm version table has no etcd version for 1.37 and no CoreDNS version for 1.36, 1.37: a plan leaves them where they are on hops to those minors, but that kubeadm upgrades them to what it ships; see `kubeadm config images list --kubernetes-version v1.36.4`, or load a newer kubeadm version table"
     );
     let hop = |m: &str| plan.hops.iter().find(|h| h.to.minor().to_string() == m);
     assert_eq!(hop("1.37").unwrap().etcd, None);
+    // One minor short of both (as `plan --available` offers it).
+    let offered = kupgrade_core::plan::kubeadm_versions_warning(
+        &ha(),
+        ReleaseCalendar::embedded(),
+        &["v1.37.1".parse().unwrap()],
+    )
+    .unwrap();
+    assert!(
+        offered
+            .message
+            .starts_with("the kubeadm version table has no etcd or CoreDNS version for 1.37: "),
+        "{offered}"
+    );
     // Within the table: no warning.
     let within = plan_on(ReleaseCalendar::embedded(), "1.35", RECENT);
     assert!(within.warnings.is_empty(), "{:?}", within.warnings);

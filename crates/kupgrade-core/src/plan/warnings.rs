@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Hop;
 use crate::lifecycle::{ReleaseCalendar, STALE_AFTER_MONTHS};
-use crate::{ClusterState, EtcdTopology, Minor};
+use crate::{ClusterState, EtcdTopology, KubeVersion, Minor};
 
 /// A warning about a plan: the release data it rests on ends too early for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -66,20 +66,20 @@ pub fn calendar_warning(calendar: &ReleaseCalendar, date: Date) -> Option<PlanWa
     })
 }
 
-/// The warning for hops into minors without kubeadm's etcd or CoreDNS versions in the
-/// calendar's kubeadm version table, if any: etcd counts only when it is stacked, CoreDNS
-/// only when the cluster runs it.
+/// The warning for upgrades of `state` to `versions` (a plan's hops, or the upgrades on offer)
+/// whose minors have no etcd or CoreDNS version in the calendar's kubeadm version table, if
+/// any: etcd counts only when it is stacked, CoreDNS only when the cluster runs it.
 pub fn kubeadm_versions_warning(
     state: &ClusterState,
     calendar: &ReleaseCalendar,
-    hops: &[Hop],
+    versions: &[KubeVersion],
 ) -> Option<PlanWarning> {
     let stacked = matches!(state.etcd, EtcdTopology::Stacked);
     let coredns = state.addons.coredns.is_some();
     let mut no_etcd: Vec<Minor> = Vec::new();
     let mut no_coredns: Vec<Minor> = Vec::new();
-    for hop in hops {
-        let m = hop.to.minor();
+    for v in versions {
+        let m = v.minor();
         let row = calendar.bundled(m);
         if stacked && row.and_then(|r| r.etcd.as_ref()).is_none() && !no_etcd.contains(&m) {
             no_etcd.push(m);
@@ -98,20 +98,22 @@ pub fn kubeadm_versions_warning(
         (true, true) => return None,
         (false, true) => format!("no etcd version for {}", list(&no_etcd)),
         (true, false) => format!("no CoreDNS version for {}", list(&no_coredns)),
+        (false, false) if no_etcd == no_coredns => {
+            format!("no etcd or CoreDNS version for {}", list(&no_etcd))
+        }
         (false, false) => format!(
             "no etcd version for {} and no CoreDNS version for {}",
             list(&no_etcd),
             list(&no_coredns)
         ),
     };
-    let example = hops
+    let example = versions
         .iter()
-        .find(|h| no_etcd.contains(&h.to.minor()) || no_coredns.contains(&h.to.minor()))
-        .map(|h| h.to.clone())?;
+        .find(|v| no_etcd.contains(&v.minor()) || no_coredns.contains(&v.minor()))?;
     Some(PlanWarning {
         kind: WarningKind::MissingKubeadmVersions,
         message: format!(
-            "the kubeadm version table has {missing}: the plan leaves them where they are on those hops, but that kubeadm upgrades them to what it ships; see `kubeadm config images list --kubernetes-version {example}`, or load a newer kubeadm version table"
+            "the kubeadm version table has {missing}: a plan leaves them where they are on hops to those minors, but that kubeadm upgrades them to what it ships; see `kubeadm config images list --kubernetes-version {example}`, or load a newer kubeadm version table"
         ),
     })
 }
@@ -123,8 +125,9 @@ pub(crate) fn plan_warnings(
     date: Date,
     hops: &[Hop],
 ) -> Vec<PlanWarning> {
+    let versions: Vec<KubeVersion> = hops.iter().map(|h| h.to.clone()).collect();
     calendar_warning(calendar, date)
         .into_iter()
-        .chain(kubeadm_versions_warning(state, calendar, hops))
+        .chain(kubeadm_versions_warning(state, calendar, &versions))
         .collect()
 }
