@@ -15,7 +15,12 @@
 //! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --cluster my-hosts.yaml
 //! cargo run --example apply -- --kubeconfig admin.conf --executor pod --journal up.journal
 //! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --ssh-node-names --dry-run
+//! cargo run --example apply -- --live-releases --release-base-url https://mirror.example/release
 //! ```
+//!
+//! Release data comes from the same options as in the `plan` example (`--calendar`,
+//! `--kubeadm-versions`, `--live-releases`); the plan's warnings (a calendar too old for the
+//! date, hops past the kubeadm version table) are printed before the run and in the summary.
 //!
 //! On the test apiserver (`scripts/testenv.sh up DIR`, `scripts/seed-demo-cluster.sh DIR`), with
 //! sandboxes standing in for the nodes, as `scripts/run-examples.sh` runs it:
@@ -85,6 +90,8 @@ mod args;
 mod backend;
 #[path = "apply/display.rs"]
 mod display;
+#[path = "common/releases.rs"]
+mod releases;
 #[path = "apply/summary.rs"]
 mod summary;
 
@@ -200,7 +207,10 @@ async fn apply(args: Args) -> anyhow::Result<()> {
                 },
                 ..PlanOptions::default()
             };
+            let from = cluster.apiserver_min().map(|v| v.minor());
+            let calendar = args.releases.load(from).await?;
             let plan = PlanRequest::new(args.target.clone(), date)
+                .calendar(&calendar)
                 .options(options)
                 .plan(&cluster)
                 .with_context(|| format!("planning the upgrade of {source_name}"))?;
@@ -211,6 +221,7 @@ async fn apply(args: Args) -> anyhow::Result<()> {
             plan
         }
     };
+    args.releases.print_warnings(&plan.warnings);
     let plan = Arc::new(plan);
     let mut run = Run::resume(
         plan.clone(),

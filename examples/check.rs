@@ -2,7 +2,9 @@
 //! prints the component versions per node, the version skew report (upstream policy) and the
 //! support status of every minor the cluster runs on the given date (default: today).
 //!
-//! The default inventory is the bundled HA sample (`examples/clusters/ha.yaml`).
+//! The default inventory is the bundled HA sample (`examples/clusters/ha.yaml`). The release
+//! calendar is the embedded one unless `--calendar FILE` (or `--live-releases`) says otherwise;
+//! a date more than four months past the calendar's end is a warning.
 use std::collections::BTreeMap;
 
 use anyhow::Context;
@@ -11,6 +13,9 @@ use jiff::civil::Date;
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::skew::{self, SkewPolicy, UpstreamPolicy};
 use kupgrade_core::{ClusterState, Component, EtcdTopology, Minor, VersionLine};
+
+#[path = "common/releases.rs"]
+mod releases;
 
 /// Check a cluster inventory: versions, version skew and support status.
 #[derive(Parser)]
@@ -21,6 +26,8 @@ struct Args {
     /// The date to judge support status on (default: today, local time).
     #[arg(long, value_name = "YYYY-MM-DD")]
     date: Option<Date>,
+    #[command(flatten)]
+    releases: releases::ReleaseArgs,
 }
 
 /// Table columns: the per-node components, short headers.
@@ -42,6 +49,14 @@ fn main() -> anyhow::Result<()> {
         std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file))?;
     let cluster = kupgrade_core::inventory::parse(&text, &args.file)?;
     let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
+    let oldest = cluster
+        .nodes
+        .iter()
+        .flat_map(|n| n.versions.iter())
+        .filter(|(c, _)| c.version_line() == VersionLine::Kubernetes)
+        .map(|(_, v)| v.minor())
+        .min();
+    let calendar = args.releases.load_blocking(oldest)?;
 
     let name = cluster.name.as_deref().unwrap_or("(unnamed)");
     println!(
@@ -63,7 +78,13 @@ fn main() -> anyhow::Result<()> {
     }
     println!();
 
-    print!("{}", support_section(&cluster, date));
+    print!("{}", support_section(&cluster, &calendar, date));
+    if let Some(w) = kupgrade_core::plan::calendar_warning(&calendar, date) {
+        println!("Warning: {w}");
+        if let Some(hint) = args.releases.hint(w.kind) {
+            println!("  hint: {hint}");
+        }
+    }
     Ok(())
 }
 
@@ -143,8 +164,7 @@ fn addons_line(cluster: &ClusterState) -> String {
 
 /// Every Kubernetes minor the cluster runs, with its status on `date`, the components on it
 /// and the newest patch the calendar knows by then.
-fn support_section(cluster: &ClusterState, date: Date) -> String {
-    let calendar = ReleaseCalendar::embedded();
+fn support_section(cluster: &ClusterState, calendar: &ReleaseCalendar, date: Date) -> String {
     // minor -> component -> number of nodes (0 for cluster-wide versions)
     let mut minors: BTreeMap<Minor, BTreeMap<Component, usize>> = BTreeMap::new();
     for node in &cluster.nodes {

@@ -9,7 +9,15 @@
 //! cargo run --example plan -- --cluster my-cluster.yaml --strategy replace --date 2025-03-01
 //! cargo run --example plan -- --policy examples/policies/strict.yaml --format json
 //! cargo run --example plan -- --kubeconfig ~/.kube/config --context prod --target 1.30
+//! cargo run --example plan -- --available --live-releases
+//! cargo run --example plan -- --calendar newer-releases.json --kubeadm-versions kubeadm.json
 //! ```
+//!
+//! Release data: `--calendar FILE` and `--kubeadm-versions FILE` replace the embedded release
+//! calendar and kubeadm version table (same JSON formats); `--live-releases` merges the
+//! release team's version labels over the calendar (`--release-base-url` for a mirror). A plan
+//! dated more than four months past the calendar, or with hops past the kubeadm table, carries
+//! a warning in every format (and on stderr, with the option that helps).
 //!
 //! `--kubeconfig` (with `--context`, `--node-selector`) plans from a live kubeadm cluster
 //! instead of an inventory: the state is read through the Kubernetes API the way the
@@ -24,8 +32,12 @@ use jiff::civil::Date;
 use kupgrade_core::plan::render::Format;
 use kupgrade_core::plan::{
     BatchSize, PlanOptions, PlanRequest, Strategy, Target, WorkerPacing, available_upgrades,
+    calendar_warning, kubeadm_versions_warning, nothing_available,
 };
 use kupgrade_core::skew::{SkewPolicy, UpstreamPolicy, rules::RulePolicy};
+
+#[path = "common/releases.rs"]
+mod releases;
 
 /// Plan a Kubernetes upgrade in which every intermediate state satisfies the skew policy.
 #[derive(Parser)]
@@ -82,6 +94,8 @@ struct Args {
     /// List the available upgrades (like `kubeadm upgrade plan`) instead of planning.
     #[arg(long)]
     available: bool,
+    #[command(flatten)]
+    releases: releases::ReleaseArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,9 +123,20 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
-    let calendar = kupgrade_core::lifecycle::ReleaseCalendar::embedded();
+    let from = cluster.apiserver_min().map(|v| v.minor());
+    let calendar = &args.releases.load_blocking(from)?;
     if args.available {
-        for u in available_upgrades(&cluster, calendar, date) {
+        let upgrades = available_upgrades(&cluster, calendar, date);
+        let offered: Vec<_> = upgrades.iter().map(|u| u.version.clone()).collect();
+        let warnings: Vec<_> = calendar_warning(calendar, date)
+            .into_iter()
+            .chain(kubeadm_versions_warning(&cluster, calendar, &offered))
+            .collect();
+        args.releases.print_warnings(&warnings);
+        if upgrades.is_empty() {
+            println!("{}", nothing_available(&cluster, calendar, date));
+        }
+        for u in upgrades {
             println!(
                 "{:<10} {:<32} {} hop(s), etcd {}, CoreDNS {}, {}",
                 u.version.to_string(),
@@ -143,11 +168,13 @@ fn main() -> anyhow::Result<()> {
         ..PlanOptions::default()
     };
     let plan = PlanRequest::new(args.target, date)
+        .calendar(calendar)
         .policy(policy.as_ref())
         .options(options)
         .plan(&cluster)
         .with_context(|| format!("planning the upgrade of {source}"))?;
     print!("{}", args.format.render(&plan));
+    args.releases.print_warnings(&plan.warnings);
     Ok(())
 }
 

@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(mktemp -d /tmp/kupgrade-examples.XXXXXX)
 KUBELET_PID=   # scripts/demo-kubelet.sh, in its own process group, while it runs
-trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
+MIRROR_PID=    # a local HTTP server standing in for dl.k8s.io/release, while it runs
+trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi
+      if [ -n "$MIRROR_PID" ]; then kill "$MIRROR_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
 DATE=2026-11-25   # a fixed date: the same plans on every run
 
 cargo build -q -p kupgrade-examples --examples
@@ -35,6 +37,29 @@ done
 for f in text markdown json yaml mermaid; do run plan -- --date "$DATE" --format "$f"; done
 run plan -- --date "$DATE" --strategy replace --batch 2
 run plan -- --date "$DATE" --batch 34% --policy examples/policies/kubelet-one-behind.yaml
+
+# Release data: the calendar and the kubeadm version table from files (the embedded ones),
+# the release team's labels from a local mirror (python's http.server), and no mirror at all
+# (the plan falls back to the calendar, with a message).
+DATA=crates/kupgrade-core/data
+run plan -- --date "$DATE" --calendar "$DATA/k8s-releases.json" \
+  --kubeadm-versions "$DATA/kubeadm-bundled-versions.json"
+run check -- --date "$DATE" --calendar "$DATA/k8s-releases.json"
+mkdir -p "$OUT/mirror/release"
+echo v1.37.40 >"$OUT/mirror/release/stable.txt"
+for n in $(seq 28 37); do echo "v1.$n.40" >"$OUT/mirror/release/stable-1.$n.txt"; done
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$OUT/mirror" >"$OUT/mirror.log" 2>&1 &
+MIRROR_PID=$!
+for _ in $(seq 50); do grep -q 'port [0-9]' "$OUT/mirror.log" && break; sleep 0.1; done
+MIRROR="http://127.0.0.1:$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$OUT/mirror.log" | head -1)/release"
+run plan -- --available --live-releases --release-base-url "$MIRROR"
+grep -q "live releases: 11 label(s) read from $MIRROR" "$OUT/err" || { cat "$OUT/err"; echo "the mirror's labels were not read" >&2; exit 1; }
+grep -q '^v1.37.40 .*newest stable' "$OUT/out" || { cat "$OUT/out"; echo "plan --available does not offer the mirror's v1.37.40" >&2; exit 1; }
+run apply -- --executor sim --dry-run --target 1.30 --allow-unsupported-target --live-releases --release-base-url "$MIRROR"
+kill "$MIRROR_PID"; wait "$MIRROR_PID" 2>/dev/null || true; MIRROR_PID=
+run plan -- --date "$DATE" --live-releases --release-base-url "$MIRROR" --release-timeout 2
+grep -q "warning: could not reach $MIRROR/stable.txt (.*); using the calendar of 2026-09-15" "$OUT/err" ||
+  { cat "$OUT/err"; echo "no fallback message without the mirror" >&2; exit 1; }
 
 # apply: the simulated cluster end to end, a dry run, and an interrupted run resumed.
 run apply -- --date "$DATE" --executor sim --sim-speed 0

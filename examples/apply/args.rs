@@ -119,4 +119,6 @@ pub(crate) struct Args {
     /// local: the directory holding one sandbox per node.
     #[arg(long, required_if_eq("executor", "local"))]
     pub(crate) sandbox: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) releases: super::releases::ReleaseArgs,
 }

@@ -38,6 +38,9 @@ pub(crate) async fn summary(
         if args.dry_run { ", dry run" } else { "" }
     );
     println!("outcome: {outcome}");
+    for w in &plan.warnings {
+        println!("warning: {w}");
+    }
     println!(
         "tasks: {done}/{total} done; this session {} started, {} succeeded, {} found done, {} retried, {} failed, {} left to you",
         c.started, c.succeeded, c.already_done, c.retried, c.failed, c.manual
