@@ -2,44 +2,7 @@
 //! them: `stable.txt` (the newest stable release) and `stable-1.N.txt` (the newest patch of
 //! 1.N) under `https://dl.k8s.io/release` or a mirror, each holding one version (`v1.31.2`).
 //! Reading them is the caller's business (kupgrade-core does no I/O); here they are parsed
-//! and merged over a calendar.
-//!
-//! # How labels are merged, conservatively
-//!
-//! A label proves that its version was released by the day it was read, and nothing about
-//! when. So:
-//!
-//! - a version the calendar lists changes nothing (its recorded date stands);
-//! - a newer patch of a minor the calendar knows is added, dated the day the labels were read
-//!   (so a plan dated earlier does not use it);
-//! - a minor the calendar has as planned becomes released on its planned date, or on the day
-//!   read if that is earlier;
-//! - a minor the calendar lacks is added, released on the date the release cadence predicts
-//!   or the day read, whichever is earlier (the earlier release gives the earlier end of life,
-//!   so support is never overstated), with maintenance mode and end of life estimated by the
-//!   12 + 2 month rule and marked estimated;
-//! - a label older than the calendar's newest patch of its minor (a stale mirror) is ignored,
-//!   and said so;
-//! - with `stable.txt` read (and not older than the calendar's newest release), the calendar
-//!   is complete up to the day read ([`as_of`](ReleaseCalendar::as_of) moves there).
-//!
-//! ```
-//! use jiff::civil::date;
-//! use kupgrade_core::lifecycle::{ReleaseCalendar, ReleaseLabels, parse_label};
-//! use kupgrade_core::Minor;
-//!
-//! let labels = ReleaseLabels {
-//!     stable: Some(parse_label("v1.39.2\n", None)?),
-//!     minors: vec![parse_label("v1.37.4\n", Some(Minor::new(1, 37)))?],
-//! };
-//! let merged = ReleaseCalendar::embedded().merge_labels(&labels, date(2027, 6, 10));
-//! let calendar = merged.calendar;
-//! assert_eq!(calendar.latest_patch(Minor::new(1, 37)).unwrap().to_string(), "v1.37.4");
-//! assert_eq!(calendar.newest_stable(Some(date(2027, 6, 10))).unwrap().to_string(), "v1.39.2");
-//! assert_eq!(calendar.as_of(), Some(date(2027, 6, 10)));
-//! assert!(calendar.status(Minor::new(1, 39), date(2027, 6, 10)).estimated);
-//! # Ok::<(), kupgrade_core::lifecycle::LabelError>(())
-//! ```
+//! and merged over a calendar ([`ReleaseCalendar::merge_labels`] says how).
 use std::fmt;
 
 use jiff::civil::Date;
@@ -155,8 +118,44 @@ pub struct LabelMerge {
 }
 
 impl ReleaseCalendar {
-    /// This calendar with `labels`, read on `read_on`, merged over it (see the
-    /// [module docs](self) for the rules).
+    /// This calendar with `labels`, read on `read_on`, merged over it.
+    ///
+    /// # Merged conservatively
+    ///
+    /// A label proves that its version was released by the day it was read, and nothing about
+    /// when. So:
+    ///
+    /// - a version the calendar lists changes nothing (its recorded date stands);
+    /// - a newer patch of a minor the calendar knows is added, dated the day the labels were read
+    ///   (so a plan dated earlier does not use it);
+    /// - a minor the calendar has as planned becomes released on its planned date, or on the day
+    ///   read if that is earlier;
+    /// - a minor the calendar lacks is added, released on the date the release cadence predicts
+    ///   or the day read, whichever is earlier (the earlier release gives the earlier end of life,
+    ///   so support is never overstated), with maintenance mode and end of life estimated by the
+    ///   12 + 2 month rule and marked estimated;
+    /// - a label older than the calendar's newest patch of its minor (a stale mirror) is ignored,
+    ///   and said so;
+    /// - with `stable.txt` read (and not older than the calendar's newest release), the calendar
+    ///   is complete up to the day read ([`as_of`](ReleaseCalendar::as_of) moves there).
+    ///
+    /// ```
+    /// use jiff::civil::date;
+    /// use kupgrade_core::lifecycle::{ReleaseCalendar, ReleaseLabels, parse_label};
+    /// use kupgrade_core::Minor;
+    ///
+    /// let labels = ReleaseLabels {
+    ///     stable: Some(parse_label("v1.39.2\n", None)?),
+    ///     minors: vec![parse_label("v1.37.4\n", Some(Minor::new(1, 37)))?],
+    /// };
+    /// let merged = ReleaseCalendar::embedded().merge_labels(&labels, date(2027, 6, 10));
+    /// let calendar = merged.calendar;
+    /// assert_eq!(calendar.latest_patch(Minor::new(1, 37)).unwrap().to_string(), "v1.37.4");
+    /// assert_eq!(calendar.newest_stable(Some(date(2027, 6, 10))).unwrap().to_string(), "v1.39.2");
+    /// assert_eq!(calendar.as_of(), Some(date(2027, 6, 10)));
+    /// assert!(calendar.status(Minor::new(1, 39), date(2027, 6, 10)).estimated);
+    /// # Ok::<(), kupgrade_core::lifecycle::LabelError>(())
+    /// ```
     pub fn merge_labels(&self, labels: &ReleaseLabels, read_on: Date) -> LabelMerge {
         let mut calendar = self.clone();
         let mut changes = Vec::new();

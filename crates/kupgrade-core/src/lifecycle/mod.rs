@@ -6,6 +6,16 @@
 //! one in the same format can be loaded at run time with [`ReleaseCalendar::from_json`]. Every
 //! query takes the date as an argument: nothing here reads the clock.
 //!
+//! # Newer release data
+//!
+//! The embedded data ends on a date ([`ReleaseCalendar::as_of`]); a date more than four months
+//! later is too late for it ([`ReleaseCalendar::unknown_after`], which the planner turns into a
+//! warning). A newer calendar loads from a file ([`ReleaseCalendar::from_json`]), a newer table
+//! of kubeadm's etcd and CoreDNS versions rides along with it
+//! ([`ReleaseCalendar::with_bundles`]), and the release team's version labels (`stable.txt`,
+//! `stable-1.N.txt`, which the caller reads) merge over it, conservatively
+//! ([`parse_label`], [`ReleaseCalendar::merge_labels`]).
+//!
 //! # Support windows
 //!
 //! Since 1.19 a minor is supported for about 14 months (KEP-1498): 12 months of standard
