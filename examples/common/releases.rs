@@ -12,7 +12,7 @@ use anyhow::Context;
 use kupgrade_core::Minor;
 use kupgrade_core::bundled::BundleTable;
 use kupgrade_core::lifecycle::ReleaseCalendar;
-use kupgrade_core::plan::{PlanWarning, WarningKind};
+use kupgrade_core::plan::PlanWarning;
 use kupgrade_exec::releases::LabelClient;
 
 /// Where the release calendar and kubeadm's versions come from.
@@ -99,8 +99,23 @@ impl ReleaseArgs {
         Ok(merged.calendar)
     }
 
+    /// The release-data options given (`--calendar`, `--kubeadm-versions`, `--live-releases`),
+    /// for refusing them where no plan is made.
+    pub(crate) fn given(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.calendar.is_some() {
+            out.push("--calendar");
+        }
+        if self.kubeadm_versions.is_some() {
+            out.push("--kubeadm-versions");
+        }
+        if self.live_releases {
+            out.push("--live-releases");
+        }
+        out
+    }
+
     /// [`load`](Self::load) outside a runtime.
-    #[allow(dead_code)] // the examples that run no runtime of their own
     pub(crate) fn load_blocking(&self, from: Option<Minor>) -> anyhow::Result<ReleaseCalendar> {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -108,29 +123,10 @@ impl ReleaseArgs {
             .block_on(self.load(from))
     }
 
-    /// Prints the warnings of a plan (or a report) on stderr, with the options that help.
-    #[allow(dead_code)] // the examples that print a plan
+    /// Prints the warnings of a plan (or of the upgrades on offer) on stderr.
     pub(crate) fn print_warnings(&self, warnings: &[PlanWarning]) {
         for w in warnings {
             eprintln!("warning: {w}");
-            if let Some(hint) = self.hint(w.kind) {
-                eprintln!("  hint: {hint}");
-            }
-        }
-    }
-
-    /// The options that help with a warning of this kind.
-    pub(crate) fn hint(&self, kind: WarningKind) -> Option<String> {
-        match kind {
-            WarningKind::StaleCalendar => Some(format!(
-                "--calendar FILE loads a newer release calendar; --live-releases reads the newest releases from {}",
-                self.release_base_url
-            )),
-            WarningKind::MissingKubeadmVersions => Some(
-                "--kubeadm-versions FILE loads a newer table of kubeadm's etcd and CoreDNS versions"
-                    .to_string(),
-            ),
-            _ => None,
         }
     }
 }

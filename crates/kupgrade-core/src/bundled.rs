@@ -23,8 +23,8 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::lifecycle::CalendarError;
-use crate::lifecycle::locate::locate;
+use crate::diagnostics::{Locator, json_message};
+use crate::lifecycle::{CalendarError, locate};
 use crate::{KubeVersion, Minor};
 
 const DATA: &str = include_str!("../data/kubeadm-bundled-versions.json");
@@ -84,9 +84,12 @@ impl BundleTable {
     /// );
     /// ```
     pub fn from_json(text: &str, origin: &str) -> Result<BundleTable, CalendarError> {
-        let err = |path: &str, minor: Option<String>, field: Option<String>, reason: String| {
-            CalendarError::new(origin, locate(text, path), minor, field, reason)
-        };
+        let locator = Locator::new(text);
+        let err =
+            |index: Option<usize>, minor: Option<String>, field: Option<String>, reason: String| {
+                let at = locate(&locator, index, field.as_deref());
+                CalendarError::new(origin, at, minor, field, reason)
+            };
         let file: File = {
             let de = &mut serde_json::Deserializer::from_str(text);
             match serde_path_to_error::deserialize(de) {
@@ -96,16 +99,11 @@ impl BundleTable {
                     let inner = e.into_inner();
                     if inner.is_syntax() || inner.is_eof() {
                         let at = Some((inner.line(), inner.column()));
-                        return Err(CalendarError::new(
-                            origin,
-                            at,
-                            None,
-                            None,
-                            without_position(&inner),
-                        ));
+                        let reason = json_message(&inner);
+                        return Err(CalendarError::new(origin, at, None, None, reason));
                     }
-                    let field = (path != ".").then(|| path.clone());
-                    return Err(err(&path, None, field, without_position(&inner)));
+                    let field = (path != ".").then_some(path);
+                    return Err(err(None, None, field, json_message(&inner)));
                 }
             }
         };
@@ -116,23 +114,18 @@ impl BundleTable {
                 .and_then(serde_json::Value::as_str)
                 .map_or_else(|| format!("minors[{index}]"), str::to_string);
             let row: Row = serde_path_to_error::deserialize(value).map_err(|e| {
-                let field = e.path().to_string();
-                let (path, field) = if field == "." {
-                    (format!("minors[{index}]"), None)
-                } else {
-                    (format!("minors[{index}].{field}"), Some(field))
-                };
+                let path = e.path().to_string();
+                let field = (path != ".").then_some(path);
                 err(
-                    &path,
+                    Some(index),
                     Some(label.clone()),
                     field,
-                    without_position(e.inner()),
+                    json_message(e.inner()),
                 )
             })?;
             if rows.iter().any(|r| r.minor == row.minor) {
-                let path = format!("minors[{index}].minor");
                 return Err(err(
-                    &path,
+                    Some(index),
                     Some(label),
                     Some("minor".into()),
                     "listed twice".into(),
@@ -172,15 +165,6 @@ pub fn all() -> &'static [Bundled] {
     BundleTable::embedded().rows()
 }
 
-/// serde_json appends " at line L column C"; the error reports the position on its own.
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) if e.line() > 0 => text[..i].to_string(),
-        _ => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,7 +201,7 @@ mod tests {
             ),
             (
                 "{\"minors\": [\n  {\"etcd\": \"3.5.12-0\"}\n]}",
-                "k.json:2:3: minors[0]: missing field `minor`",
+                "k.json:2:4: minors[0]: missing field `minor`",
             ),
             (
                 "{\"minors\": [\n  {\"minor\": \"1.30\", \"coredns\": 7}\n]}",

@@ -25,7 +25,8 @@
 //! ```
 //!
 //! Modules, one concept each: [`version`] (versions and minors), [`component`], [`cluster`]
-//! (state), [`inventory`] (the file format), [`skew`] (policies), [`bundled`] (kubeadm's etcd
+//! (state), [`inventory`] (the file format), [`diagnostics`] (problems in input files, said one
+//! way), [`skew`] (policies), [`bundled`] (kubeadm's etcd
 //! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`kubeadm`]
 //! (kubeadm's own upgrade verdicts), [`plan`] (the upgrade planner, its steps and renderers),
 //! [`ports`] (the traits adapters implement), [`capture`] (a command's bounded output and its
@@ -43,12 +44,14 @@ pub mod cluster;
 pub mod component;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod diagnostics;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;
 pub mod plan;
 pub mod ports;
 pub mod run;
+mod schema;
 pub mod skew;
 #[cfg(feature = "proptest")]
 pub mod testing;

@@ -396,7 +396,7 @@ fn loader_errors_name_source_line_minor_and_field() {
         ),
         (
             minor(r#"{"released": "2023-08-15"}"#),
-            "newer.json:1:58: minors[1]: missing field `minor`",
+            "newer.json:1:59: minors[1]: missing field `minor`",
         ),
         (
             r#"{"minors": {}}"#.to_string(),

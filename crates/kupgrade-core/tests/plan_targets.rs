@@ -103,6 +103,6 @@ fn a_target_equal_to_the_current_version_is_nothing_to_do_even_past_end_of_life(
         .unwrap_err();
     assert_eq!(
         e.to_string(),
-        "target v1.28.15 is end of life since 2024-10-22 on 2025-06-01; allow unsupported targets to plan for it anyway"
+        "target v1.28.15 is end of life since 2024-10-22 on 2025-06-01; allow unsupported targets (--allow-unsupported-target) to plan for it anyway"
     );
 }

@@ -41,7 +41,7 @@ fn a_date_past_the_calendar_is_a_warning_in_every_format() {
     let message = &late.warnings[0].message;
     assert_eq!(
         message,
-        "releases after 2026-09-15 are unknown to this calendar (2027-06-01 is more than 4 months later): newer patches, and perhaps a newer minor, are missing, so the newest release it knows on 2027-06-01 is v1.37.1; load a newer release calendar or read the live release labels"
+        "releases after 2026-09-15 are unknown to this calendar (2027-06-01 is more than 4 months later): newer patches, and perhaps a newer minor, are missing, so the newest release it knows on 2027-06-01 is v1.37.1; load a newer release calendar (--calendar) or read the release team's labels (--live-releases)"
     );
     for f in Format::ALL {
         let out = f.render(&late);
@@ -66,7 +66,7 @@ fn hops_past_the_kubeadm_table_are_a_warning_naming_the_minors() {
     assert_eq!(kinds(&plan), [WarningKind::MissingKubeadmVersions]);
     assert_eq!(
         plan.warnings[0].message,
-        "the kubeadm version table has no etcd version for 1.37 and no CoreDNS version for 1.36, 1.37: a plan leaves them where they are on hops to those minors, but that kubeadm upgrades them to what it ships; see `kubeadm config images list --kubernetes-version v1.36.4`, or load a newer kubeadm version table"
+        "the kubeadm version table has no etcd version for 1.37 and no CoreDNS version for 1.36, 1.37: a plan leaves them where they are on hops to those minors, but that kubeadm upgrades them to what it ships; see `kubeadm config images list --kubernetes-version v1.36.4`, or load a newer kubeadm version table (--kubeadm-versions)"
     );
     let hop = |m: &str| plan.hops.iter().find(|h| h.to.minor().to_string() == m);
     assert_eq!(hop("1.37").unwrap().etcd, None);

@@ -56,11 +56,11 @@ use crate::bundled::{BundleTable, Bundled};
 use crate::{KubeVersion, Minor};
 
 mod labels;
-pub(crate) mod locate;
 mod parse;
 
 pub use labels::{LabelError, LabelMerge, MAX_LABEL_BYTES, ReleaseLabels, label_file, parse_label};
 pub use parse::CalendarError;
+pub(crate) use parse::locate;
 
 const EMBEDDED: &str = include_str!("../../data/k8s-releases.json");
 

@@ -4,8 +4,8 @@ use std::fmt;
 use jiff::civil::Date;
 use serde::Deserialize;
 
-use super::locate::locate;
 use super::{MinorRelease, PatchRelease, ReleaseCalendar};
+use crate::diagnostics::{Entry, FileProblem, Locator, Step, json_message};
 use crate::{KubeVersion, Minor};
 
 /// Why a release calendar (or a kubeadm version table, [`crate::bundled::BundleTable`]) could
@@ -14,10 +14,26 @@ use crate::{KubeVersion, Minor};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CalendarError {
     origin: String,
-    location: Option<(usize, usize)>,
-    minor: Option<String>,
-    field: Option<String>,
-    reason: String,
+    problem: FileProblem<MinorEntry>,
+}
+
+/// The calendar entry a problem is about: its minor (`1.28`), or `minors[3]` when it has no
+/// readable one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct MinorEntry(String);
+
+impl fmt::Display for MinorEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.starts_with("minors[") {
+            f.write_str(&self.0)
+        } else {
+            write!(f, "minor {}", self.0)
+        }
+    }
+}
+
+impl Entry for MinorEntry {
+    const FIELD_PREFIX: &'static str = "field ";
 }
 
 impl CalendarError {
@@ -27,47 +43,34 @@ impl CalendarError {
     }
     /// The minor entry at fault (`1.28`, or `minors[3]` when it has no readable name).
     pub fn minor(&self) -> Option<&str> {
-        self.minor.as_deref()
+        self.problem.entry.as_ref().map(|m| m.0.as_str())
     }
     /// The field at fault, as a path inside the entry (`patches[2].version`).
     pub fn field(&self) -> Option<&str> {
-        self.field.as_deref()
+        self.problem.field.as_deref()
     }
     /// Line and column (1-based) of the problem: of a JSON syntax error, or of the value at
     /// fault (of the entry, for a missing field).
     pub fn location(&self) -> Option<(usize, usize)> {
-        self.location
+        self.problem.location
     }
     /// What is wrong.
     pub fn reason(&self) -> &str {
-        &self.reason
+        &self.problem.message
     }
 }
 
 impl fmt::Display for CalendarError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)?;
-        if let Some((line, column)) = self.location {
-            write!(f, ":{line}:{column}")?;
-        }
-        if let Some(m) = &self.minor {
-            if m.starts_with("minors[") {
-                write!(f, ": {m}")?;
-            } else {
-                write!(f, ": minor {m}")?;
-            }
-        }
-        if let Some(field) = &self.field {
-            write!(f, ": field {field}")?;
-        }
-        write!(f, ": {}", self.reason)
+        self.problem.display_in(&self.origin).fmt(f)
     }
 }
 
 impl std::error::Error for CalendarError {}
 
 impl CalendarError {
-    /// A problem with the file `origin`, at `location` (line, column) where known.
+    /// A problem with the file `origin`, at `location` (line, column) where known, in the entry
+    /// of minor `minor` (or `minors[3]`), at `field` inside it.
     pub(crate) fn new(
         origin: &str,
         location: Option<(usize, usize)>,
@@ -77,12 +80,34 @@ impl CalendarError {
     ) -> CalendarError {
         CalendarError {
             origin: origin.to_string(),
-            location,
-            minor,
-            field,
-            reason,
+            problem: FileProblem {
+                location,
+                entry: minor.map(MinorEntry),
+                field,
+                message: reason,
+            },
         }
     }
+}
+
+/// Where the problem at `field` of the entry at `index` of a file's `minors` list is written:
+/// the value at fault, else (a missing field) its entry, else the file's first value.
+pub(crate) fn locate(
+    locator: &Locator<'_>,
+    index: Option<usize>,
+    field: Option<&str>,
+) -> Option<(usize, usize)> {
+    let entry: Vec<Step> = match index {
+        Some(i) => vec![Step::key("minors"), Step::Index(i)],
+        None => Vec::new(),
+    };
+    let mut path = entry.clone();
+    path.extend(field.map(Step::of_field).unwrap_or_default());
+    let field_at = field.and_then(|_| locator.value(&path));
+    field_at.or_else(|| match index {
+        Some(_) => locator.entry(&entry),
+        None => locator.value(&[]),
+    })
 }
 
 #[derive(Deserialize)]
@@ -149,19 +174,15 @@ impl ReleaseCalendar {
     pub fn from_json(text: &str, origin: &str) -> Result<ReleaseCalendar, CalendarError> {
         // Every problem names the line of the value at fault (the entry's, for a missing
         // field); `index` is the entry's position in `minors`.
+        let locator = Locator::new(text);
         let err =
             |index: Option<usize>, minor: Option<String>, field: Option<String>, reason: String| {
-                let path = match (index, &field) {
-                    (Some(i), Some(f)) => format!("minors[{i}].{f}"),
-                    (Some(i), None) => format!("minors[{i}]"),
-                    (None, Some(f)) => f.clone(),
-                    (None, None) => ".".to_string(),
-                };
-                CalendarError::new(origin, locate(text, &path), minor, field, reason)
+                let at = locate(&locator, index, field.as_deref());
+                CalendarError::new(origin, at, minor, field, reason)
             };
-        let syntax = |e: &serde_json::Error| {
-            let at = Some((e.line(), e.column()));
-            CalendarError::new(origin, at, None, None, strip_position(e))
+        let syntax = |e: &serde_json::Error| CalendarError {
+            origin: origin.to_string(),
+            problem: FileProblem::new(json_message(e)).at(Some((e.line(), e.column()))),
         };
         let mut de = serde_json::Deserializer::from_str(text);
         let file: RawFile = match serde_path_to_error::deserialize(&mut de) {
@@ -173,7 +194,7 @@ impl ReleaseCalendar {
                     return Err(syntax(&inner));
                 }
                 let field = (path != ".").then_some(path);
-                return Err(err(None, None, field, strip_position(&inner)));
+                return Err(err(None, None, field, json_message(&inner)));
             }
         };
         if let Err(e) = de.end() {
@@ -193,7 +214,7 @@ impl ReleaseCalendar {
                     Some(index),
                     Some(label.clone()),
                     field,
-                    strip_position(e.inner()),
+                    json_message(e.inner()),
                 )
             })?;
             let entry = validate(raw).map_err(|(field, reason)| {
@@ -281,13 +302,4 @@ fn validate(raw: RawMinor) -> Result<MinorRelease, (String, String)> {
             .collect(),
         planned: raw.status == RawStatus::Planned,
     })
-}
-
-/// serde_json appends " at line L column C"; the error reports the position on its own.
-fn strip_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) if e.line() > 0 => text[..i].to_string(),
-        _ => text,
-    }
 }

@@ -45,7 +45,10 @@
 //!
 //! What an [`Action`] means (which port carries it out, its facts, the [`Change`] both models
 //! apply and the run expects, its deadline) is answered in one file, `plan/action.rs`, whose
-//! documentation also says what to edit to add an action.
+//! documentation also says what to edit to add an action. The planner that chooses and
+//! orders the steps lives in `plan/planner/`, one file per phase (pre-flight, control plane,
+//! workers, the in-place and replace windows, the summary); its module documentation says
+//! which file holds which.
 //!
 //! Making the plan again from any state the plan passes through gives the rest of the plan
 //! (the same steps that change the cluster, with the same ids), after a fresh pre-flight: a
@@ -174,15 +177,18 @@ impl fmt::Display for Strategy {
     }
 }
 
+/// A strategy that could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a strategy: expected \"in-place\" or \"replace\"")]
+pub struct StrategyParseError(pub String);
+
 impl FromStr for Strategy {
-    type Err = String;
+    type Err = StrategyParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "in-place" => Ok(Strategy::InPlace),
             "replace" => Ok(Strategy::Replace),
-            _ => Err(format!(
-                "{s:?} is not a strategy: expected \"in-place\" or \"replace\""
-            )),
+            _ => Err(StrategyParseError(s.to_string())),
         }
     }
 }
@@ -206,7 +212,7 @@ pub enum WorkerPacing {
 /// assert_eq!("2".parse::<BatchSize>()?.of(10), 2);
 /// assert!("0".parse::<BatchSize>().is_err());
 /// assert!("120%".parse::<BatchSize>().is_err());
-/// # Ok::<(), String>(())
+/// # Ok::<(), kupgrade_core::plan::BatchSizeParseError>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BatchSize {
@@ -241,23 +247,34 @@ impl fmt::Display for BatchSize {
     }
 }
 
+/// A batch size that could not be parsed; each variant holds the text.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BatchSizeParseError {
+    /// Neither a count nor a percentage.
+    #[error("{0:?} is not a batch size: expected a count (3) or a percentage (25%)")]
+    Malformed(String),
+    /// A percentage of 0 or over 100.
+    #[error("{0:?} is not a batch size: a percentage is 1% to 100%")]
+    PercentOutOfRange(String),
+    /// A count of 0.
+    #[error("{0:?} is not a batch size: at least 1 node")]
+    Zero(String),
+}
+
 impl FromStr for BatchSize {
-    type Err = String;
+    type Err = BatchSizeParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad =
-            || format!("{s:?} is not a batch size: expected a count (3) or a percentage (25%)");
+        let bad = || BatchSizeParseError::Malformed(s.to_string());
         if let Some(p) = s.strip_suffix('%') {
             let p: u8 = p.parse().map_err(|_| bad())?;
             if p == 0 || p > 100 {
-                return Err(format!(
-                    "{s:?} is not a batch size: a percentage is 1% to 100%"
-                ));
+                return Err(BatchSizeParseError::PercentOutOfRange(s.to_string()));
             }
             Ok(BatchSize::Percent(p))
         } else {
             let n: u32 = s.parse().map_err(|_| bad())?;
             if n == 0 {
-                return Err(format!("{s:?} is not a batch size: at least 1 node"));
+                return Err(BatchSizeParseError::Zero(s.to_string()));
             }
             Ok(BatchSize::Count(n))
         }
@@ -626,7 +643,7 @@ pub enum TargetError {
     },
     /// The calendar does not know the target.
     #[error(
-        "{version} is not a known Kubernetes release{}; allow unknown versions to plan for it anyway",
+        "{version} is not a known Kubernetes release{}; allow unknown versions (--allow-unknown-versions) to plan for it anyway",
         match as_of { Some(d) => format!(" (the release calendar goes up to {d})"), None => String::new() }
     )]
     UnknownVersion {
@@ -636,7 +653,9 @@ pub enum TargetError {
         as_of: Option<Date>,
     },
     /// A pre-release target without permission.
-    #[error("{version} is a pre-release ({phase}); allow pre-releases to plan for it")]
+    #[error(
+        "{version} is a pre-release ({phase}); allow pre-releases (--allow-prerelease) to plan for it"
+    )]
     PreRelease {
         /// The target.
         version: KubeVersion,
@@ -665,7 +684,7 @@ pub enum TargetError {
     },
     /// The target is not supported on the date.
     #[error(
-        "target {version} is {status} on {date}; allow unsupported targets to plan for it anyway"
+        "target {version} is {status} on {date}; allow unsupported targets (--allow-unsupported-target) to plan for it anyway"
     )]
     Unsupported {
         /// The target.
@@ -704,7 +723,7 @@ pub enum PlanError {
     NoControlPlane,
     /// Some nodes are not Ready.
     #[error(
-        "nodes not Ready: {}; fix them first (or allow not-ready nodes)",
+        "nodes not Ready: {}; fix them first (or allow not-ready nodes: --allow-not-ready)",
         names(nodes)
     )]
     NotReady {
@@ -713,7 +732,7 @@ pub enum PlanError {
     },
     /// The cluster violates the policy now.
     #[error(
-        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations to plan a repair):\n{}",
+        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
         crate::skew::report(violations).trim_end()
     )]
     InvalidStart {
@@ -813,5 +832,57 @@ fn on_nodes(nodes: &[NodeName]) -> String {
         String::new()
     } else {
         format!(" on {}", names(nodes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render::{Format, FormatParseError};
+    use super::*;
+
+    /// What a command line's parser (clap) needs of a `FromStr` error.
+    fn is_a_shareable_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+
+    /// Options parse into typed errors that say what was given and what is expected.
+    #[test]
+    fn option_parse_errors_are_typed_and_say_what_is_expected() {
+        let e = "sideways".parse::<Strategy>().unwrap_err();
+        is_a_shareable_error(&e);
+        assert_eq!(e, StrategyParseError("sideways".into()));
+        assert_eq!(
+            e.to_string(),
+            "\"sideways\" is not a strategy: expected \"in-place\" or \"replace\""
+        );
+        for (text, want, message) in [
+            (
+                "three",
+                BatchSizeParseError::Malformed("three".into()),
+                "\"three\" is not a batch size: expected a count (3) or a percentage (25%)",
+            ),
+            (
+                "101%",
+                BatchSizeParseError::PercentOutOfRange("101%".into()),
+                "\"101%\" is not a batch size: a percentage is 1% to 100%",
+            ),
+            (
+                "0",
+                BatchSizeParseError::Zero("0".into()),
+                "\"0\" is not a batch size: at least 1 node",
+            ),
+        ] {
+            let e = text.parse::<BatchSize>().unwrap_err();
+            is_a_shareable_error(&e);
+            assert_eq!(e, want);
+            assert_eq!(e.to_string(), message);
+        }
+        let e = "pdf".parse::<Format>().unwrap_err();
+        is_a_shareable_error(&e);
+        assert_eq!(e, FormatParseError("pdf".into()));
+        assert_eq!(
+            e.to_string(),
+            "\"pdf\" is not a format: expected text, markdown, json, yaml or mermaid"
+        );
+        assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
+        assert_eq!("replace".parse::<Strategy>(), Ok(Strategy::Replace));
     }
 }

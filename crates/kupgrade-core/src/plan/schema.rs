@@ -64,54 +64,24 @@ pub(crate) enum PrivilegeSchema {
 
 /// The plan's JSON Schema, freshly generated from the types.
 pub fn schema_json() -> String {
-    let mut schema = schemars::schema_for!(UpgradePlan);
-    if let Some(props) = schema
-        .as_object_mut()
-        .and_then(|o| o.get_mut("properties"))
-        .and_then(|p| p.as_object_mut())
-    {
-        props.insert(
-            "apiVersion".into(),
-            serde_json::json!({ "const": API_VERSION, "description": "The format's version" }),
-        );
-        props.insert(
-            "kind".into(),
-            serde_json::json!({ "const": KIND, "description": "Always UpgradePlan" }),
-        );
-    }
-    if let Some(o) = schema.as_object_mut() {
-        o.insert(
-            "$id".into(),
-            "https://kupgrade.dev/schema/plan.schema.json".into(),
-        );
-    }
-    let mut s = serde_json::to_string_pretty(&schema).unwrap_or_default();
-    s.push('\n');
-    s
+    crate::schema::schema_json::<UpgradePlan>(
+        &HEADER,
+        &[("$id", "https://kupgrade.dev/schema/plan.schema.json")],
+    )
 }
+
+/// A plan's header, as its schema describes it.
+const HEADER: crate::schema::Header = crate::schema::Header {
+    api_version: API_VERSION,
+    api_version_doc: "The format's version",
+    kind: KIND,
+    kind_doc: "Always UpgradePlan",
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ports::CommandSpec;
-
-    /// The checked-in schema matches the types. `KUPGRADE_BLESS=1 cargo test -p kupgrade-core
-    /// plan::schema` rewrites it.
-    #[test]
-    #[allow(clippy::disallowed_methods)]
-    fn schema_is_in_sync() {
-        let fresh = schema_json();
-        if fresh != SCHEMA {
-            if std::env::var_os("KUPGRADE_BLESS").is_some() {
-                let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/plan.schema.json");
-                std::fs::write(path, &fresh).unwrap();
-            } else {
-                panic!(
-                    "schema/plan.schema.json is stale: run `KUPGRADE_BLESS=1 cargo test -p kupgrade-core plan::schema` and review the diff"
-                );
-            }
-        }
-    }
 
     /// The hand-written shape of `CommandSpec` names every field its serde form has.
     #[test]

@@ -61,7 +61,7 @@ pub fn calendar_warning(calendar: &ReleaseCalendar, date: Date) -> Option<PlanWa
     Some(PlanWarning {
         kind: WarningKind::StaleCalendar,
         message: format!(
-            "releases after {known} are unknown to this calendar ({date} is more than {STALE_AFTER_MONTHS} months later): newer patches, and perhaps a newer minor, are missing{newest}; load a newer release calendar or read the live release labels"
+            "releases after {known} are unknown to this calendar ({date} is more than {STALE_AFTER_MONTHS} months later): newer patches, and perhaps a newer minor, are missing{newest}; load a newer release calendar (--calendar) or read the release team's labels (--live-releases)"
         ),
     })
 }
@@ -113,7 +113,7 @@ pub fn kubeadm_versions_warning(
     Some(PlanWarning {
         kind: WarningKind::MissingKubeadmVersions,
         message: format!(
-            "the kubeadm version table has {missing}: a plan leaves them where they are on hops to those minors, but that kubeadm upgrades them to what it ships; see `kubeadm config images list --kubernetes-version {example}`, or load a newer kubeadm version table"
+            "the kubeadm version table has {missing}: a plan leaves them where they are on hops to those minors, but that kubeadm upgrades them to what it ships; see `kubeadm config images list --kubernetes-version {example}`, or load a newer kubeadm version table (--kubeadm-versions)"
         ),
     })
 }

@@ -17,9 +17,11 @@ pub use smol_str::SmolStr;
 
 use crate::{ClusterState, KubeVersion, Minor, Node};
 
+mod all_of;
 pub mod rules;
 mod upstream;
 
+pub use all_of::AllOf;
 pub use upstream::{ControlPlaneEndpoint, UpstreamPolicy};
 
 /// How serious a violation is.
@@ -273,87 +275,37 @@ pub trait SkewPolicy: Send + Sync {
     }
 }
 
-impl<P: SkewPolicy + ?Sized> SkewPolicy for &P {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn label_keys(&self) -> LabelKeys {
-        (**self).label_keys()
-    }
-    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
-        (**self).check_cluster(cx, out)
-    }
-    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
-        (**self).check_node(cx, node, out)
-    }
-}
-impl<P: SkewPolicy + ?Sized> SkewPolicy for Box<P> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn label_keys(&self) -> LabelKeys {
-        (**self).label_keys()
-    }
-    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
-        (**self).check_cluster(cx, out)
-    }
-    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
-        (**self).check_node(cx, node, out)
-    }
-}
-impl<P: SkewPolicy + ?Sized> SkewPolicy for std::sync::Arc<P> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn label_keys(&self) -> LabelKeys {
-        (**self).label_keys()
-    }
-    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
-        (**self).check_cluster(cx, out)
-    }
-    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
-        (**self).check_node(cx, node, out)
-    }
-}
-
-/// Several policies that must all pass; violations of each are reported.
-pub struct AllOf {
-    name: String,
-    policies: Vec<Box<dyn SkewPolicy>>,
-}
-
-impl AllOf {
-    /// Combines `policies`.
-    pub fn new(policies: Vec<Box<dyn SkewPolicy>>) -> Self {
-        let name = policies
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect::<Vec<_>>()
-            .join("+");
-        AllOf { name, policies }
-    }
-}
-
-impl SkewPolicy for AllOf {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
-        for p in &self.policies {
-            p.check_cluster(cx, out);
+/// Implements [`SkewPolicy`] for a pointer to a policy by forwarding every method, the
+/// provided ones included: a wrapper that fell back to a default would skip the policy's own
+/// `evaluate`/`errors` (the upstream policy's parallel fast path). `missing_trait_methods`
+/// makes a method added to the trait and not forwarded here a lint error.
+macro_rules! forward_skew_policy {
+    ($($pointer:ty),+ $(,)?) => {$(
+        #[deny(clippy::missing_trait_methods)]
+        impl<P: SkewPolicy + ?Sized> SkewPolicy for $pointer {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn check_cluster(&self, cx: &Context<'_>, out: &mut Vec<Violation>) {
+                (**self).check_cluster(cx, out)
+            }
+            fn label_keys(&self) -> LabelKeys {
+                (**self).label_keys()
+            }
+            fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
+                (**self).check_node(cx, node, out)
+            }
+            fn evaluate(&self, state: &ClusterState) -> Vec<Violation> {
+                (**self).evaluate(state)
+            }
+            fn errors(&self, state: &ClusterState) -> Vec<Violation> {
+                (**self).errors(state)
+            }
         }
-    }
-    fn label_keys(&self) -> LabelKeys {
-        self.policies
-            .iter()
-            .fold(LabelKeys::none(), |keys, p| keys.union(p.label_keys()))
-    }
-    fn check_node(&self, cx: &Context<'_>, node: &Node, out: &mut Vec<Violation>) {
-        for p in &self.policies {
-            p.check_node(cx, node, out);
-        }
-    }
+    )+};
 }
+
+forward_skew_policy!(&P, Box<P>, std::sync::Arc<P>);
 
 /// Renders violations as a report, errors first, one per line, or `no violations`.
 pub fn report(violations: &[Violation]) -> String {
@@ -374,4 +326,83 @@ pub fn report(violations: &[Violation]) -> String {
         s.push('\n');
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::Component;
+
+    /// A policy whose `evaluate` and `errors` answer what the trait's defaults (built on its
+    /// silent `check_cluster` and `check_node`) never would.
+    struct Overrides;
+
+    impl Overrides {
+        fn marked(rule: &str, severity: Severity) -> Vec<Violation> {
+            let v = KubeVersion::new(1, 30, 0);
+            vec![Violation::new(
+                rule,
+                severity,
+                Component::Kubelet,
+                v,
+                "any",
+                rule,
+            )]
+        }
+    }
+
+    impl SkewPolicy for Overrides {
+        fn name(&self) -> &str {
+            "overrides"
+        }
+        fn check_cluster(&self, _: &Context<'_>, _: &mut Vec<Violation>) {}
+        fn check_node(&self, _: &Context<'_>, _: &Node, _: &mut Vec<Violation>) {}
+        fn evaluate(&self, _: &ClusterState) -> Vec<Violation> {
+            Overrides::marked("own-evaluate", Severity::Warning)
+        }
+        fn errors(&self, _: &ClusterState) -> Vec<Violation> {
+            Overrides::marked("own-errors", Severity::Error)
+        }
+    }
+
+    fn rules(v: &[Violation]) -> Vec<&str> {
+        v.iter().map(|v| v.rule.as_str()).collect()
+    }
+
+    /// Every way of holding a policy answers with the policy's own `evaluate` and `errors`.
+    #[test]
+    fn wrappers_keep_the_policys_own_evaluate_and_errors() {
+        let cp = Node::control_plane("cp", KubeVersion::new(1, 30, 1), None).unwrap();
+        let worker = Node::worker("w", KubeVersion::new(1, 27, 1)).unwrap();
+        let state = ClusterState::new(vec![cp, worker]);
+        let arc: Arc<dyn SkewPolicy> = Arc::new(Overrides);
+        let boxed: Box<dyn SkewPolicy> = Box::new(Overrides);
+        let wrapped: [(&str, Box<dyn SkewPolicy>); 7] = [
+            ("&P", Box::new(&Overrides)),
+            ("Box<P>", Box::new(Box::new(Overrides))),
+            ("Box<dyn>", Box::new(boxed)),
+            ("Arc<P>", Box::new(Arc::new(Overrides))),
+            ("Arc<dyn>", Box::new(arc.clone())),
+            ("AllOf", Box::new(AllOf::new(vec![Box::new(arc.clone())]))),
+            (
+                "AllOf with upstream",
+                Box::new(AllOf::new(vec![
+                    Box::new(UpstreamPolicy::new()),
+                    Box::new(arc),
+                ])),
+            ),
+        ];
+        for (how, policy) in &wrapped {
+            assert!(
+                rules(&policy.evaluate(&state)).contains(&"own-evaluate"),
+                "{how}: evaluate fell back to the default"
+            );
+            assert!(
+                rules(&policy.errors(&state)).contains(&"own-errors"),
+                "{how}: errors fell back to the default"
+            );
+        }
+    }
 }

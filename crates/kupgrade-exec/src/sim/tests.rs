@@ -825,6 +825,9 @@ impl kupgrade_core::conformance::cluster_ops::ClusterFixture for Fixture {
         labels: &BTreeMap<String, String>,
     ) -> Result<PodRef, BoxError> {
         use kupgrade_core::conformance::cluster_ops::PodKind as K;
+        if kind == K::EmptyDir {
+            return Ok(self.sim.add_pod_with_empty_dir(node, labels.clone())?);
+        }
         let kind = match kind {
             K::Replicated => PodKind::Replicated,
             K::DaemonSet => PodKind::DaemonSet,

@@ -68,15 +68,18 @@ impl Format {
     }
 }
 
+/// A format that could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a format: expected text, markdown, json, yaml or mermaid")]
+pub struct FormatParseError(pub String);
+
 impl std::str::FromStr for Format {
-    type Err = String;
+    type Err = FormatParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Format::ALL
             .into_iter()
             .find(|f| f.name() == s || (s == "md" && *f == Format::Markdown))
-            .ok_or_else(|| {
-                format!("{s:?} is not a format: expected text, markdown, json, yaml or mermaid")
-            })
+            .ok_or_else(|| FormatParseError(s.to_string()))
     }
 }
 
@@ -158,6 +161,9 @@ pub fn manual_lines(step: &Step) -> Vec<String> {
             }
             if options.force {
                 flags.push_str(" --force");
+            }
+            if options.disable_eviction {
+                flags.push_str(" --disable-eviction");
             }
             if let Some(g) = options.grace_period_seconds {
                 let _ = write!(flags, " --grace-period={g}");

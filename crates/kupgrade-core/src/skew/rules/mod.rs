@@ -82,11 +82,11 @@ use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_yaml_ng::{Mapping, Value};
 
 use super::{
     AllOf, Context, LabelKeys, MinorRange, Severity, SkewPolicy, UpstreamPolicy, Violation,
 };
+use crate::diagnostics::{Entry, FileError, FileProblem};
 use crate::lifecycle::{ReleaseCalendar, SupportStatus};
 use crate::{Component, EtcdTopology, KubeVersion, Minor, Node, Role, VersionLine};
 use jiff::civil::Date;
@@ -372,51 +372,31 @@ fn quoted_minor<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Minor>,
 }
 
 /// A rules file that could not be read: every problem found.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub struct RulesError {
-    /// The file name used in messages.
-    pub file: String,
-    /// What is wrong, at least one.
-    pub problems: Vec<RuleProblem>,
-}
+pub type RulesError = FileError<RuleEntry>;
 
 /// One problem in a rules file.
+pub type RuleProblem = FileProblem<RuleEntry>;
+
+/// The rule a problem is about: its 1-based place in the file and its id when it has one.
+/// Said `rule 2 ("lag")`, or `rule 2`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleProblem {
-    /// 1-based line and column, where known.
-    pub location: Option<(usize, usize)>,
-    /// The rule at fault: its 1-based index and its id when it has one.
-    pub rule: Option<(usize, Option<String>)>,
-    /// The field at fault, as a path inside the rule or the file (`nodes.role`).
-    pub field: Option<String>,
-    /// What is wrong.
-    pub message: String,
+pub struct RuleEntry {
+    /// The rule's 1-based place in its file.
+    pub index: usize,
+    /// The rule's id, when it has one.
+    pub id: Option<String>,
 }
 
-impl fmt::Display for RulesError {
+impl fmt::Display for RuleEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.problems.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{}", self.file)?;
-            if let Some((line, col)) = p.location {
-                write!(f, ":{line}:{col}")?;
-            }
-            write!(f, ": ")?;
-            match &p.rule {
-                Some((n, Some(id))) => write!(f, "rule {n} ({id:?}): ")?,
-                Some((n, None)) => write!(f, "rule {n}: ")?,
-                None => {}
-            }
-            if let Some(field) = &p.field {
-                write!(f, "{field}: ")?;
-            }
-            write!(f, "{}", p.message)?;
+        match &self.id {
+            Some(id) => write!(f, "rule {} ({id:?})", self.index),
+            None => write!(f, "rule {}", self.index),
         }
-        Ok(())
     }
 }
+
+impl Entry for RuleEntry {}
 
 impl RulePolicy {
     /// The policy's name.
@@ -461,22 +441,13 @@ pub fn with_upstream(upstream: UpstreamPolicy, rules: RulePolicy) -> AllOf {
 
 /// The rules file's JSON Schema, freshly generated from the types.
 pub fn schema_json() -> String {
-    let mut schema = schemars::schema_for!(RulePolicy);
-    if let Some(props) = schema
-        .as_object_mut()
-        .and_then(|o| o.get_mut("properties"))
-        .and_then(|p| p.as_object_mut())
-    {
-        props.insert(
-            "apiVersion".into(),
-            serde_json::json!({ "const": API_VERSION, "description": "Optional format header" }),
-        );
-        props.insert(
-            "kind".into(),
-            serde_json::json!({ "const": KIND, "description": "Optional format header" }),
-        );
-    }
-    let mut s = serde_json::to_string_pretty(&schema).expect("a schema serializes");
-    s.push('\n');
-    s
+    crate::schema::schema_json::<RulePolicy>(&HEADER, &[])
 }
+
+/// A rules file's optional header, as its schema describes it.
+const HEADER: crate::schema::Header = crate::schema::Header {
+    api_version: API_VERSION,
+    api_version_doc: "Optional format header",
+    kind: KIND,
+    kind_doc: "Optional format header",
+};

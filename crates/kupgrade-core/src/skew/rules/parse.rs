@@ -1,6 +1,9 @@
 //! Reading a rules file (YAML or JSON) into a [`RulePolicy`], with errors that name the
 //! file, the rule and the field.
+use serde_yaml_ng::{Mapping, Value};
+
 use super::*;
+use crate::diagnostics::{self, Locator, Refused, Step, kind_of, short};
 
 const RULE_KEYS: [&str; 4] = ["id", "severity", "description", "nodes"];
 
@@ -44,40 +47,30 @@ impl RulePolicy {
             file: file.to_string(),
             problems,
         };
-        let value: Value = serde_yaml_ng::from_str(text).map_err(|e| {
-            let location = e.location().map(|l| (l.line(), l.column()));
-            let message = e.to_string();
-            let message = match message.find(" at line ") {
-                Some(i) if location.is_some() => message[..i].to_string(),
-                _ => message,
-            };
-            fail(vec![problem(location, None, None, message)])
-        })?;
+        let value = diagnostics::parse_yaml(text).map_err(|p| fail(vec![p]))?;
         let locator = Locator::new(text);
         let mut top = match value {
             Value::Mapping(m) => m,
-            Value::Null => return Err(fail(vec![problem(None, None, None, "the file is empty")])),
+            Value::Null => return Err(fail(vec![FileProblem::new("the file is empty")])),
             other => {
-                return Err(fail(vec![problem(
-                    None,
-                    None,
-                    None,
-                    format!(
-                        "expected a mapping with a `rules` list, found {}",
-                        kind_of(&other)
-                    ),
-                )]));
+                return Err(fail(vec![FileProblem::new(format!(
+                    "expected a mapping with a `rules` list, found {}",
+                    kind_of(&other)
+                ))]));
             }
         };
         let mut problems = Vec::new();
+        let top_level = |key: &str, message: String| {
+            FileProblem::new(message)
+                .at(locator.value(&[Step::key(key)]))
+                .in_field(key)
+        };
         for (key, want) in [("apiVersion", API_VERSION), ("kind", KIND)] {
             if let Some(v) = top.remove(key)
                 && v.as_str() != Some(want)
             {
-                problems.push(problem(
-                    locator.top_key(key),
-                    None,
-                    Some(key.into()),
+                problems.push(top_level(
+                    key,
                     format!("expected {want:?}, found {}", short(&v)),
                 ));
             }
@@ -86,10 +79,8 @@ impl RulePolicy {
             None => "rules".to_string(),
             Some(Value::String(s)) if !s.trim().is_empty() => s,
             Some(other) => {
-                problems.push(problem(
-                    locator.top_key("name"),
-                    None,
-                    Some("name".into()),
+                problems.push(top_level(
+                    "name",
                     format!("expected a non-empty string, found {}", short(&other)),
                 ));
                 "rules".to_string()
@@ -99,34 +90,24 @@ impl RulePolicy {
             Some(Value::Sequence(s)) => s,
             Some(Value::Null) => Vec::new(),
             Some(other) => {
-                problems.push(problem(
-                    locator.top_key("rules"),
-                    None,
-                    Some("rules".into()),
+                problems.push(top_level(
+                    "rules",
                     format!("expected a list of rules, found {}", kind_of(&other)),
                 ));
                 Vec::new()
             }
             None => {
-                problems.push(problem(
-                    None,
-                    None,
-                    Some("rules".into()),
-                    "missing: a rules file lists its rules",
-                ));
+                problems.push(
+                    FileProblem::new("missing: a rules file lists its rules").in_field("rules"),
+                );
                 Vec::new()
             }
         };
         for (key, _) in top {
             let key = short(&key);
-            problems.push(problem(
-                None,
-                None,
-                None,
-                format!(
-                    "unknown field {key}, expected one of `apiVersion`, `kind`, `name`, `rules`"
-                ),
-            ));
+            problems.push(FileProblem::new(format!(
+                "unknown field {key}, expected one of `apiVersion`, `kind`, `name`, `rules`"
+            )));
         }
         let mut rules = Vec::with_capacity(raw_rules.len());
         let mut indices = Vec::with_capacity(raw_rules.len());
@@ -144,12 +125,13 @@ impl RulePolicy {
         let mut found = Vec::new();
         policy.validate(&indices, &mut found);
         for p in &mut found {
-            if let Some((n, _)) = &p.rule {
-                p.location = locator.rule_field(n - 1, p.field.as_deref());
+            if let Some(rule) = &p.entry {
+                let path = p.field.as_deref().map(Step::of_field);
+                p.location = rule_at(&locator, rule.index - 1, path.as_deref());
             }
         }
         problems.extend(found);
-        problems.sort_by_key(|p| p.rule.as_ref().map_or(0, |r| r.0));
+        problems.sort_by_key(|p| p.entry.as_ref().map_or(0, |r| r.index));
         if problems.is_empty() {
             Ok(policy)
         } else {
@@ -160,18 +142,20 @@ impl RulePolicy {
     /// Checks the rules; `indices[i]` is rule `i`'s 0-based position in its file.
     fn validate(&self, indices: &[usize], out: &mut Vec<RuleProblem>) {
         if self.name.trim().is_empty() {
-            out.push(problem(
-                None,
-                None,
-                Some("name".into()),
-                "a policy needs a name",
-            ));
+            out.push(FileProblem::new("a policy needs a name").in_field("name"));
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (&i, rule) in indices.iter().zip(&self.rules) {
-            let at = Some((i + 1, Some(rule.id.clone())));
+            let entry = RuleEntry {
+                index: i + 1,
+                id: Some(rule.id.clone()),
+            };
             let mut bad = |field: &str, message: String| {
-                out.push(problem(None, at.clone(), Some(field.into()), message));
+                out.push(
+                    FileProblem::new(message)
+                        .in_entry(entry.clone())
+                        .in_field(field),
+                );
             };
             if rule.id.is_empty() {
                 bad("id", "an id cannot be empty".into());
@@ -255,13 +239,20 @@ fn parse_rule(raw: Value, i: usize, locator: &Locator<'_>) -> Result<Rule, RuleP
         .and_then(|m| m.get("id"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let at = Some((i + 1, id.clone()));
-    let locate = |field: Option<&str>| locator.rule_field(i, field);
-    let fail = |field: Option<&str>, message: String| RuleProblem {
-        location: locate(field),
-        rule: at.clone(),
-        field: field.map(str::to_string),
+    let entry = RuleEntry { index: i + 1, id };
+    let fail_at = |field: Option<String>, path: Option<&[Step]>, message: String| RuleProblem {
+        location: rule_at(locator, i, path),
+        entry: Some(entry.clone()),
+        field,
         message,
+    };
+    let fail = |field: Option<&str>, message: String| {
+        let path = field.map(Step::of_field);
+        fail_at(field.map(str::to_string), path.as_deref(), message)
+    };
+    let refused = |r: Refused| {
+        let path = r.field.is_some().then_some(&r.path[..]);
+        fail_at(r.field, path, r.message)
     };
     let Value::Mapping(map) = raw else {
         return Err(fail(
@@ -299,12 +290,9 @@ fn parse_rule(raw: Value, i: usize, locator: &Locator<'_>) -> Result<Rule, RuleP
             ));
         }
     };
-    let c: Common =
-        from_value(Value::Mapping(common)).map_err(|(field, msg)| fail(field.as_deref(), msg))?;
+    let c: Common = from_value(Value::Mapping(common)).map_err(refused)?;
     let params = Value::Mapping(params);
-    let de = |r: Result<Check, (Option<String>, String)>| {
-        r.map_err(|(field, msg)| fail(field.as_deref(), msg))
-    };
+    let de = |r: Result<Check, Refused>| r.map_err(refused);
     let check = match kind.as_str() {
         "max-lag" => de(from_value(params).map(Check::MaxLag))?,
         "same-minor" => de(from_value(params).map(Check::SameMinor))?,
@@ -328,142 +316,32 @@ fn parse_rule(raw: Value, i: usize, locator: &Locator<'_>) -> Result<Rule, RuleP
 }
 
 /// Deserializes `value`, keeping the path of the field at fault (`nodes.role`).
-fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, (Option<String>, String)> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = (path != "." && !path.is_empty()).then_some(path);
-        let message = e.into_inner().to_string();
+fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Refused> {
+    diagnostics::from_value(value).map_err(|r| {
         // serde names the field in "missing field `x`"; say it the way the rest of the file does.
-        match message.strip_prefix("missing field `") {
-            Some(rest) if field.is_none() => {
+        match r.message.strip_prefix("missing field `") {
+            Some(rest) if r.field.is_none() => {
                 let name = rest.trim_end_matches('`').to_string();
-                (Some(name), "missing".to_string())
+                Refused {
+                    path: vec![Step::key(&name)],
+                    field: Some(name),
+                    message: "missing".to_string(),
+                }
             }
-            _ => (field, message),
+            _ => r,
         }
     })
 }
 
-fn problem(
-    location: Option<(usize, usize)>,
-    rule: Option<(usize, Option<String>)>,
-    field: Option<String>,
-    message: impl Into<String>,
-) -> RuleProblem {
-    RuleProblem {
-        location,
-        rule,
-        field,
-        message: message.into(),
+/// Where rule `index` (0-based) writes the value at `path`, or where the rule begins (when
+/// there is no path or nothing is written there). Rules in a list written inline (`rules:
+/// [...]`, JSON) are not located, as in the first version of these messages.
+fn rule_at(locator: &Locator<'_>, index: usize, path: Option<&[Step]>) -> Option<(usize, usize)> {
+    let rules = [Step::key("rules")];
+    if locator.is_inline(&rules) {
+        return None;
     }
-}
-
-fn kind_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "nothing",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Sequence(_) => "a list",
-        Value::Mapping(_) => "a mapping",
-        Value::Tagged(_) => "a tagged value",
-    }
-}
-
-fn short(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("{s:?}"),
-        other => kind_of(other).to_string(),
-    }
-}
-
-/// Finds where a rule and its fields are written: the line that gives the rule's id, then the
-/// first line of that rule with the field's key.
-struct Locator<'a> {
-    lines: Vec<&'a str>,
-}
-
-impl<'a> Locator<'a> {
-    fn new(text: &'a str) -> Self {
-        Locator {
-            lines: text.lines().collect(),
-        }
-    }
-
-    fn top_key(&self, key: &str) -> Option<(usize, usize)> {
-        self.lines.iter().enumerate().find_map(|(i, line)| {
-            let rest = line.strip_prefix(key)?.trim_start().strip_prefix(':')?;
-            Some((i + 1, line.len() - rest.trim_start().len() + 1))
-        })
-    }
-
-    /// Where `key: value` is written on `line`, as the column of the value.
-    fn value_col(line: &str, key: &str) -> Option<usize> {
-        let mut from = 0;
-        while let Some(pos) = line[from..].find(key) {
-            let at = from + pos;
-            let before = line[..at].chars().last();
-            let after = &line[at + key.len()..];
-            let after = after.strip_prefix('"').unwrap_or(after);
-            if before.is_none_or(|c| " {,\"'\t-".contains(c))
-                && let Some(rest) = after.trim_start().strip_prefix(':')
-            {
-                return Some(line.len() - rest.trim_start().len() + 1);
-            }
-            from = at + key.len();
-        }
-        None
-    }
-
-    /// The lines of each entry of the top-level `rules:` list written in block style
-    /// (`start..end`); empty when the list is written inline.
-    fn entries(&self) -> Vec<(usize, usize)> {
-        let indent = |l: &str| l.len() - l.trim_start().len();
-        let skip = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
-        let Some(top) = self.lines.iter().position(|l| {
-            l.strip_prefix("rules")
-                .is_some_and(|r| r.trim() == ":" || r.trim_start().starts_with(": #"))
-        }) else {
-            return Vec::new();
-        };
-        let mut out: Vec<(usize, usize)> = Vec::new();
-        let mut item_indent = None;
-        for (i, line) in self.lines.iter().enumerate().skip(top + 1) {
-            if skip(line) {
-                continue;
-            }
-            let at = indent(line);
-            let dash = line.trim_start().starts_with('-');
-            match item_indent {
-                None if dash => item_indent = Some(at),
-                None => break,
-                Some(n) if at < n || (at == n && !dash) => break,
-                _ => {}
-            }
-            if dash && Some(at) == item_indent {
-                if let Some(last) = out.last_mut() {
-                    last.1 = i;
-                }
-                out.push((i, i + 1));
-            } else if let Some(last) = out.last_mut() {
-                last.1 = i + 1;
-            }
-        }
-        out
-    }
-
-    /// Where rule `index` (0-based) writes `field` (its last part), or where the rule starts.
-    fn rule_field(&self, index: usize, field: Option<&str>) -> Option<(usize, usize)> {
-        let (start, end) = *self.entries().get(index)?;
-        let first = self.lines[start];
-        let entry_col = first.len() - first.trim_start_matches([' ', '-', '{']).len() + 1;
-        let Some(field) = field else {
-            return Some((start + 1, entry_col));
-        };
-        let key = field.rsplit('.').next().unwrap_or(field);
-        let key = key.split('[').next().unwrap_or(key);
-        (start..end)
-            .find_map(|i| Self::value_col(self.lines[i], key).map(|col| (i + 1, col)))
-            .or(Some((start + 1, entry_col)))
-    }
+    let entry = [Step::key("rules"), Step::Index(index)];
+    path.and_then(|path| locator.value(&[&entry[..], path].concat()))
+        .or_else(|| locator.entry(&entry))
 }

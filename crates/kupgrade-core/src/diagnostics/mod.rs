@@ -1,0 +1,223 @@
+//! Problems in input files, said one way for every file kupgrade reads (inventories, rules
+//! files, release calendars): `file:line:col: entry: field: message`.
+//!
+//! A [`FileProblem`] says where (line and column, where known), which entry (a node, a rule,
+//! a minor: the file's [`Entry`] type), which field and what is wrong; a [`FileError`] holds
+//! every problem found in one file and prints one per line:
+//!
+//! ```
+//! use kupgrade_core::inventory;
+//! let text = "nodes:\n  - name: cp-1\n    roles: [control-plane]\n    versions: { kubelet: v1.29.1, kube-apiserver: v1.29.1 }\n  - name: w-1\n    versions: { kubelet: 1.29.x }\n";
+//! let err = inventory::parse(text, "inventory.yaml").unwrap_err();
+//! let problem = &err.problems[0];
+//! assert_eq!(problem.location, Some((6, 26)));
+//! assert_eq!(problem.entry.as_ref().unwrap().to_string(), "node \"w-1\"");
+//! assert_eq!(problem.field.as_deref(), Some("versions.kubelet"));
+//! assert_eq!(
+//!     err.to_string(),
+//!     "inventory.yaml:6:26: node \"w-1\": versions.kubelet: \"1.29.x\" is not a version: \
+//!      unexpected character 'x' in patch"
+//! );
+//! ```
+//!
+//! Positions are found by reading the source once, and only when a problem needs one (see
+//! `locate`); before YAML is parsed, a linear pre-scan refuses lists and mappings nested deeper
+//! than [`MAX_DEPTH`] (see `nesting`), so neither a hostile nor a badly broken file costs more
+//! than time in proportion to its size.
+use std::fmt;
+
+use serde_yaml_ng::Value;
+
+mod locate;
+mod nesting;
+
+pub(crate) use locate::{Locator, Step};
+
+/// The deepest lists and mappings (`[` and `{`) may be nested in an input file.
+pub const MAX_DEPTH: usize = 128;
+
+/// How a file's entries are named in its messages (`node "w-1"`, `rule 2 ("lag")`,
+/// `minor 1.28`).
+pub trait Entry: fmt::Display {
+    /// Said before a field's path: nothing by default; the release calendar's messages say
+    /// `field patches[1].version`.
+    const FIELD_PREFIX: &'static str = "";
+}
+
+/// One problem in an input file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileProblem<E> {
+    /// 1-based line and column (in characters), where known.
+    pub location: Option<(usize, usize)>,
+    /// The entry at fault (a node, a rule, a minor), when the problem is inside one.
+    pub entry: Option<E>,
+    /// The field at fault, as a path inside the entry or the file (`versions.kubelet`,
+    /// `roles[0]`).
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl<E> FileProblem<E> {
+    /// A problem with the file as a whole, with no position.
+    pub fn new(message: impl Into<String>) -> Self {
+        FileProblem {
+            location: None,
+            entry: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    /// The same problem at `location`.
+    pub fn at(mut self, location: Option<(usize, usize)>) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// The same problem in `entry`.
+    pub fn in_entry(mut self, entry: E) -> Self {
+        self.entry = Some(entry);
+        self
+    }
+
+    /// The same problem in `field`.
+    pub fn in_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl<E: Entry> FileProblem<E> {
+    /// The problem as one line of a message about `file`: `file:line:col: entry: field:
+    /// message`, each part said when known.
+    pub fn display_in<'a>(&'a self, file: &'a str) -> impl fmt::Display + 'a {
+        InFile {
+            file,
+            problem: self,
+        }
+    }
+}
+
+/// [`FileProblem::display_in`].
+struct InFile<'a, E> {
+    file: &'a str,
+    problem: &'a FileProblem<E>,
+}
+
+impl<E: Entry> fmt::Display for InFile<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = self.problem;
+        f.write_str(self.file)?;
+        if let Some((line, col)) = p.location {
+            write!(f, ":{line}:{col}")?;
+        }
+        if let Some(entry) = &p.entry {
+            write!(f, ": {entry}")?;
+        }
+        if let Some(field) = &p.field {
+            write!(f, ": {}{field}", E::FIELD_PREFIX)?;
+        }
+        write!(f, ": {}", p.message)
+    }
+}
+
+/// A file that could not be read: every problem found, one per line when printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileError<E> {
+    /// The file's name in messages.
+    pub file: String,
+    /// What is wrong, at least one.
+    pub problems: Vec<FileProblem<E>>,
+}
+
+impl<E: Entry> fmt::Display for FileError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", p.display_in(&self.file))?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: Entry + fmt::Debug> std::error::Error for FileError<E> {}
+
+/// Reads `text` as YAML (JSON is YAML) after [`MAX_DEPTH`]'s linear check; a syntax error is
+/// a problem at its line and column.
+pub(crate) fn parse_yaml<E>(text: &str) -> Result<Value, FileProblem<E>> {
+    if let Some(at) = nesting::too_deep(text, MAX_DEPTH) {
+        return Err(FileProblem::new(format!(
+            "lists and mappings are nested more than {MAX_DEPTH} deep"
+        ))
+        .at(Some(at)));
+    }
+    serde_yaml_ng::from_str(text).map_err(|e| {
+        let location = e.location().map(|l| (l.line(), l.column()));
+        let message = e.to_string();
+        // serde_yaml_ng appends " at line L column C"; the location is printed up front.
+        let message = match message.find(" at line ") {
+            Some(i) if location.is_some() => message[..i].to_string(),
+            _ => message,
+        };
+        FileProblem::new(message).at(location)
+    })
+}
+
+/// serde_json's message without the " at line L column C" it appends (the position is
+/// printed up front).
+pub(crate) fn json_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) if e.line() > 0 => text[..i].to_string(),
+        _ => text,
+    }
+}
+
+/// A value that did not deserialize: the field at fault as messages write it, the path to
+/// it, and serde's message.
+pub(crate) struct Refused {
+    /// The field's path (`versions.kubelet`), when inside the value.
+    pub field: Option<String>,
+    /// The same path, step by step.
+    pub path: Vec<Step>,
+    /// What serde said.
+    pub message: String,
+}
+
+/// Deserializes `value`, keeping the path of the field at fault.
+pub(crate) fn from_value<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Refused> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        let field = (field != "." && !field.is_empty()).then_some(field);
+        let path = Step::of_serde_path(e.path());
+        Refused {
+            field,
+            path,
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// What kind of value `v` is, in words (`a list`).
+pub(crate) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+/// A string quoted, anything else by its kind.
+pub(crate) fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("{s:?}"),
+        other => kind_of(other).to_string(),
+    }
+}
