@@ -391,6 +391,11 @@ async fn a_reviewed_plan_runs_as_written_only() {
         e.starts_with("--target, --drain-timeout cannot be given with --plan"),
         "{e}"
     );
+    let e = apply_err(&["--plan", file, "--calendar", file]).await;
+    assert!(
+        e.starts_with("--calendar cannot be given with --plan"),
+        "{e}"
+    );
 
     // A document that records no fingerprint is not a reviewed plan.
     let bare = dir.path().join("bare.json");
@@ -502,6 +507,12 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
     let e = apply_err(&["--journal", journal, "--resume", "--batch", "2"]).await;
     assert!(
         e.starts_with("--batch cannot be given with --resume"),
+        "{e}"
+    );
+    // And the release data, which only planning reads.
+    let e = apply_err(&["--journal", journal, "--resume", "--live-releases"]).await;
+    assert!(
+        e.starts_with("--live-releases cannot be given with --resume"),
         "{e}"
     );
 }
