@@ -57,8 +57,8 @@ declare -A NOT_RUN=(
 LIVE_LOCAL_DOC="cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb --target 1.30 --date 2025-06-20 --drain-grace-period 0"
 
 # documented COMMAND: runs a documented command, its placeholders replaced: the test cluster's
-# kubeconfig for the reader's, an inventory of its SSH targets for hosts.yaml, and this run's
-# scratch directory for /tmp.
+# kubeconfig for the reader's, an inventory of its SSH targets for hosts.yaml, this run's
+# scratch directory for /tmp, and the embedded release data for releases.json and kubeadm.json.
 documented() {
   local cmd=$1
   cmd=${cmd//"/tmp/"/$OUT/}
@@ -66,6 +66,8 @@ documented() {
   cmd=${cmd//"DIR/kubeconfig"/$KC}
   cmd=${cmd//"admin.conf"/$KC}
   cmd=${cmd//" hosts.yaml"/" $OUT/hosts.yaml"}
+  cmd=${cmd//" releases.json"/" crates/kupgrade-core/data/k8s-releases.json"}
+  cmd=${cmd//" kubeadm.json"/" crates/kupgrade-core/data/kubeadm-bundled-versions.json"}
   cmd=${cmd/"cargo run --example "/"cargo run -q -p kupgrade-examples --example "}
   n=$((n + 1))
   echo "+ $1"
