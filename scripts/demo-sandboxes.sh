@@ -95,7 +95,7 @@ EOS
 # Harmless programs every sandbox provides (the same list as kupgrade_exec::node_env::
 # SANDBOX_PROGRAMS; a test keeps them equal). Stubs of the same name win.
 SANDBOX_PROGRAMS=(sh env cat echo printf test true false id sleep mkdir touch ls grep sed awk
-  head tail tr cut wc sort uniq date dirname basename base64 mktemp chmod yes seq)
+  head tail tr cut wc sort uniq date dirname basename base64 mktemp chmod yes seq rm)
 
 stub() { # stub NAME BODY: writes ROOT/NODE/bin/NAME
   printf '#!/bin/sh\n%s\n%s\n' "$PROLOGUE" "$2" >"$BIN/$1"

@@ -51,6 +51,13 @@ pub(crate) const NOT_RESUMED: &[&str] = &[
     "mark_done",
     "retry",
     "json_events",
+    // The release data (`common/releases.rs`) decides the plan, which a resume takes from
+    // beside the journal: apply refuses these options beside --resume.
+    "calendar",
+    "kubeadm_versions",
+    "live_releases",
+    "release_base_url",
+    "release_timeout",
 ];
 
 /// The arguments after `--` of the resume command: each option of [`RESUMED`] given on the

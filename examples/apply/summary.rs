@@ -50,6 +50,9 @@ pub(crate) async fn summary(
         if args.dry_run { ", dry run" } else { "" }
     );
     outln!(out, "outcome: {}", escape::text_lines(&outcome.to_string()));
+    for w in &plan.warnings {
+        outln!(out, "warning: {}", escape::text(&w.to_string()));
+    }
     outln!(
         out,
         "tasks: {done}/{total} done; this session {} started, {} succeeded, {} found done, {} retried, {} failed, {} left to you",

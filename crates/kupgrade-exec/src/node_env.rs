@@ -121,14 +121,15 @@ impl NodeEnv {
 }
 
 /// Harmless programs a strict sandbox usually provides ([`provide_programs`]): a shell and
-/// the text and file tools stubs and plan checks use. Nothing here changes a system beyond
-/// creating files and directories, and `sudo`, package managers, `kubeadm`, `kubectl`,
+/// the text and file tools stubs and plan checks use (`rm` because stubs drop their state
+/// files: `apt-mark unhold` removes its hold). Nothing here changes a system beyond creating
+/// and removing the files a command names, and `sudo`, package managers, `kubeadm`, `kubectl`,
 /// `systemctl`, `cp` and `tee` are deliberately absent: a sandbox stubs those.
 /// (`scripts/demo-sandboxes.sh` provides the same list; a test keeps them equal.)
 pub const SANDBOX_PROGRAMS: &[&str] = &[
     "sh", "env", "cat", "echo", "printf", "test", "true", "false", "id", "sleep", "mkdir", "touch",
     "ls", "grep", "sed", "awk", "head", "tail", "tr", "cut", "wc", "sort", "uniq", "date",
-    "dirname", "basename", "base64", "mktemp", "chmod", "yes", "seq",
+    "dirname", "basename", "base64", "mktemp", "chmod", "yes", "seq", "rm",
 ];
 
 /// Provides each of `programs` in the directory `bin` (a strict sandbox's `bin/`), as found on

@@ -20,6 +20,12 @@ pub fn text(plan: &UpgradePlan) -> String {
         plan.from, plan.target
     );
     let _ = writeln!(o, "{}", summary_line(plan, escape::text));
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(o, "\nWarnings:");
+        for w in &plan.warnings {
+            let _ = writeln!(o, "  ! {}", escape::text(&w.to_string()));
+        }
+    }
     if plan.is_empty() {
         let _ = writeln!(
             o,
