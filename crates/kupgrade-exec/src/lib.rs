@@ -50,6 +50,7 @@
 //! real nodes.
 
 pub mod driver;
+mod groups;
 pub mod journal;
 pub mod kubectl;
 mod local;

@@ -20,6 +20,7 @@ use kupgrade_core::NodeName;
 /// assert_eq!(env.dir.as_deref(), Some(std::path::Path::new("/tmp/sandboxes/w-1")));
 /// assert_eq!(env.path_prefix, [std::path::PathBuf::from("/tmp/sandboxes/w-1/bin")]);
 /// assert_eq!(env.env, [("KUPGRADE_NODE_ROOT".to_string(), "/tmp/sandboxes/w-1".to_string())]);
+/// assert_eq!(env.lock_dir.as_deref(), Some(std::path::Path::new("/tmp/sandboxes/w-1/run/kupgrade")));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,6 +33,9 @@ pub struct NodeEnv {
     pub path_prefix: Vec<PathBuf>,
     /// Extra environment variables, set before the command's own (which win).
     pub env: Vec<(String, String)>,
+    /// Where node-side locks live ([`NodeLock`](kupgrade_core::ports::NodeLock)); `None`:
+    /// [`NodeLock::DEFAULT_DIR`](kupgrade_core::ports::NodeLock::DEFAULT_DIR).
+    pub lock_dir: Option<PathBuf>,
 }
 
 impl NodeEnv {
@@ -41,7 +45,8 @@ impl NodeEnv {
     }
 
     /// The sandbox convention: `ROOT/NODE` as working directory, `ROOT/NODE/bin` first in
-    /// `PATH`, and `KUPGRADE_NODE_ROOT=ROOT/NODE` so stub scripts know where to keep state.
+    /// `PATH`, `KUPGRADE_NODE_ROOT=ROOT/NODE` so stub scripts know where to keep state, and the
+    /// node-side locks in `ROOT/NODE/run/kupgrade` (the node's `/run/kupgrade`).
     /// Node names are DNS names (no `/`, no empty label), so the directory stays under `root`.
     pub fn sandbox(root: impl AsRef<Path>, node: &NodeName) -> Self {
         let dir = root.as_ref().join(node.as_str());
@@ -51,6 +56,7 @@ impl NodeEnv {
                 "KUPGRADE_NODE_ROOT".to_string(),
                 dir.to_string_lossy().into_owned(),
             )],
+            lock_dir: Some(dir.join("run").join("kupgrade")),
             dir: Some(dir),
         }
     }
@@ -73,9 +79,18 @@ impl NodeEnv {
         self
     }
 
+    /// Keeps node-side locks in `dir`, builder style.
+    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
     /// True when this changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.dir.is_none() && self.path_prefix.is_empty() && self.env.is_empty()
+        self.dir.is_none()
+            && self.path_prefix.is_empty()
+            && self.env.is_empty()
+            && self.lock_dir.is_none()
     }
 }
 
