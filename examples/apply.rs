@@ -86,17 +86,19 @@
 //! The state comes from the `--cluster` inventory, and the ssh and local executors run the
 //! cluster operations with `kubectl --kubeconfig /etc/kubernetes/admin.conf` on the first
 //! control-plane node (`--kubectl-node`), through `kupgrade_exec::KubectlOps`.
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kupgrade_core::ClusterState;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
 use kupgrade_exec::Journal;
-use kupgrade_exec::driver::{Driver, JournalSink, NoJournal, stop_channel};
+use kupgrade_exec::driver::{
+    Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
+};
 use kupgrade_kube::{Discovery, KubeClusterOps};
 
 #[path = "apply/args.rs"]
@@ -117,7 +119,7 @@ pub(crate) mod session;
 #[path = "apply/summary.rs"]
 mod summary;
 
-use args::{Args, Executor};
+use args::{Args, Executor, OnSurvivor};
 use backend::{Backend, Source};
 use display::Display;
 use planning::PolicyFiles;
@@ -293,6 +295,61 @@ fn open_journal(path: &Path, expected: usize) -> anyhow::Result<Journal<Record>>
     Ok(journal)
 }
 
+/// How long a command waits for the node-side lock of its step held by another copy.
+const NODE_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Who holds this run's node-side locks, for the next copy's error: host, process, journal.
+fn holder(args: &Args) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this host".into());
+    let journal = match &args.journal {
+        Some(p) => format!("journal {}", p.display()),
+        None => "no journal".into(),
+    };
+    format!(
+        "kupgrade apply (pid {} on {host}, {journal})",
+        std::process::id()
+    )
+}
+
+/// Ctrl-C: first finish the running steps, then abort. SIGTERM (CI cancellation, `timeout`,
+/// systemd) and SIGHUP (the terminal or the SSH session closed) abort at once, as the second
+/// Ctrl-C does: the running commands are killed and recorded as interrupted, the session as
+/// cancelled.
+fn stop_on_signals(handle: StopHandle) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let ctrl_c = handle.clone();
+    tokio::spawn(async move {
+        let mut presses = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            presses += 1;
+            if presses == 1 {
+                eprintln!("\nstopping once the running steps finish (Ctrl-C again to abort them)");
+                ctrl_c.finish_current();
+            } else {
+                eprintln!("\naborting the running steps");
+                ctrl_c.abort();
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = term.recv() => "SIGTERM",
+                Some(()) = hup.recv() => "SIGHUP",
+                else => return,
+            };
+            // The terminal may be gone (SIGHUP): a failed write must not end the process.
+            let _ = writeln!(std::io::stderr(), "\n{name}: aborting the running steps");
+            handle.abort();
+        }
+    });
+    Ok(())
+}
+
 /// Plans (or reads the plan), then runs it; returns how the run ended.
 pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     refuse_planning_options(&args)?;
@@ -354,24 +411,18 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     if let Some(p) = &backend.provider {
         driver = driver.provider(p.clone());
     }
+    if args.executor != Executor::Sim {
+        // No two copies of a step overlap on a node, whoever started them.
+        driver = driver.node_locks(NodeLocks::new(holder(&args), NODE_LOCK_WAIT));
+    }
+    let bound = Duration::from_secs(args.survivor_timeout);
+    driver = driver.on_survivor(match args.on_survivor {
+        OnSurvivor::Wait => SurvivorPolicy::Wait(bound),
+        OnSurvivor::Stop => SurvivorPolicy::Stop(bound),
+    });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = driver.events(tx);
-
-    // Ctrl-C: first finish the running steps, then abort.
-    let handle = stop.clone();
-    tokio::spawn(async move {
-        let mut presses = 0;
-        while tokio::signal::ctrl_c().await.is_ok() {
-            presses += 1;
-            if presses == 1 {
-                eprintln!("\nstopping once the running steps finish (Ctrl-C again to abort them)");
-                handle.finish_current();
-            } else {
-                eprintln!("\naborting the running steps");
-                handle.abort();
-            }
-        }
-    });
+    stop_on_signals(stop.clone())?;
 
     let display = Display::new(&args, &plan, &records);
     let watcher = tokio::spawn(display.watch(rx));
