@@ -99,7 +99,7 @@ use kupgrade_exec::Journal;
 use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
 };
-use kupgrade_kube::{Discovery, KubeClusterOps};
+use kupgrade_kube::{Acquire, Discovery, KubeClusterOps, RunLease};
 
 #[path = "apply/args.rs"]
 pub(crate) mod args;
@@ -424,6 +424,19 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     let driver = driver.events(tx);
     stop_on_signals(stop.clone())?;
 
+    // One run drives a cluster: with --kubeconfig, through its run Lease.
+    let lease = match (&source, args.dry_run) {
+        (Source::Live { ops, .. }, false) => Some(
+            RunLease::acquire(
+                ops.client().clone(),
+                Acquire::new(holder(&args), run.fingerprint())
+                    .resuming(args.resume && !records.is_empty())
+                    .force(args.force_lease, "--force-lease"),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let display = Display::new(&args, &plan, &records);
     let watcher = tokio::spawn(display.watch(rx));
     let started = Instant::now();
@@ -432,6 +445,11 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         None => driver.drive(&mut run, &mut NoJournal).await,
     };
     drop(driver);
+    if let Some(lease) = lease
+        && let Err(e) = lease.release().await
+    {
+        eprintln!("WARNING: {e}: it expires on its own");
+    }
     let counts = watcher.await?;
     let outcome = outcome?;
     summary(

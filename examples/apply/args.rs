@@ -117,6 +117,10 @@ pub(crate) struct Args {
     /// --survivor-timeout seconds, then the run halts and names it.
     #[arg(long, value_enum, default_value = "wait")]
     pub(crate) on_survivor: OnSurvivor,
+    /// Take the cluster's run lease even though another run held it last and this run does
+    /// not go on from that run's journal (once that run is known to be over).
+    #[arg(long)]
+    pub(crate) force_lease: bool,
     /// How long --on-survivor waits for such a command to be gone, in seconds.
     #[arg(long, default_value_t = 2400, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub(crate) survivor_timeout: u64,
