@@ -95,10 +95,10 @@ use anyhow::{Context, bail};
 use kupgrade_core::ClusterState;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
-use kupgrade_exec::Journal;
 use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
 };
+use kupgrade_exec::{Claim, Journal, NodeLease};
 use kupgrade_kube::{Acquire, Discovery, KubeClusterOps, RunLease};
 
 #[path = "apply/args.rs"]
@@ -295,6 +295,16 @@ fn open_journal(path: &Path, expected: usize) -> anyhow::Result<Journal<Record>>
     Ok(journal)
 }
 
+/// The run lease this run holds, so that no other run drives the cluster meanwhile.
+enum Lease {
+    /// None: a dry run, or the simulated cluster.
+    None,
+    /// The cluster's Lease object (with --kubeconfig).
+    Kube(RunLease),
+    /// A lease file on the first control-plane node.
+    Node(NodeLease),
+}
+
 /// How long a command waits for the node-side lock of its step held by another copy.
 const NODE_LOCK_WAIT: Duration = Duration::from_secs(60);
 
@@ -424,18 +434,35 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     let driver = driver.events(tx);
     stop_on_signals(stop.clone())?;
 
-    // One run drives a cluster: with --kubeconfig, through its run Lease.
-    let lease = match (&source, args.dry_run) {
-        (Source::Live { ops, .. }, false) => Some(
+    // One run drives a cluster: with --kubeconfig, through its run Lease; without, through a
+    // lease file on the first control-plane node.
+    let resuming = args.resume && !records.is_empty();
+    let lease = match (&source, args.dry_run, args.executor) {
+        (_, true, _) | (Source::Inventory, _, Executor::Sim) => Lease::None,
+        (Source::Live { ops, .. }, false, _) => Lease::Kube(
             RunLease::acquire(
                 ops.client().clone(),
                 Acquire::new(holder(&args), run.fingerprint())
-                    .resuming(args.resume && !records.is_empty())
+                    .resuming(resuming)
                     .force(args.force_lease, "--force-lease"),
             )
             .await?,
         ),
-        _ => None,
+        (Source::Inventory, false, _) => {
+            let node = cluster
+                .control_plane()
+                .next()
+                .map(|n| n.name.clone())
+                .context("the inventory has no control-plane node to hold the run lease")?;
+            let mut claim = Claim::new(&holder(&args), run.fingerprint())
+                .resuming(resuming)
+                .force(args.force_lease, "--force-lease");
+            if let (Executor::Local, Some(root)) = (args.executor, &args.sandbox) {
+                let dir = root.join(node.as_str()).join("run/kupgrade");
+                claim = claim.dir(dir.to_string_lossy());
+            }
+            Lease::Node(NodeLease::acquire(backend.runner.clone(), node, claim).await?)
+        }
     };
     let display = Display::new(&args, &plan, &records);
     let watcher = tokio::spawn(display.watch(rx));
@@ -445,10 +472,13 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         None => driver.drive(&mut run, &mut NoJournal).await,
     };
     drop(driver);
-    if let Some(lease) = lease
-        && let Err(e) = lease.release().await
-    {
-        eprintln!("WARNING: {e}: it expires on its own");
+    let released = match lease {
+        Lease::None => Ok(()),
+        Lease::Kube(l) => l.release().await.map_err(anyhow::Error::from),
+        Lease::Node(l) => l.release().await.map_err(anyhow::Error::from),
+    };
+    if let Err(e) = released {
+        eprintln!("WARNING: {e}: the run lease expires on its own");
     }
     let counts = watcher.await?;
     let outcome = outcome?;
