@@ -50,6 +50,8 @@ pub(crate) struct Args {
     pub(crate) plan: Option<String>,
     #[command(flatten)]
     pub(crate) planning: Planning,
+    #[command(flatten)]
+    pub(crate) releases: super::releases::ReleaseArgs,
     /// Where the commands run.
     #[arg(long, value_enum, default_value = "sim")]
     pub(crate) executor: Executor,

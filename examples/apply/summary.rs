@@ -50,6 +50,9 @@ pub(crate) async fn summary(
         if args.dry_run { ", dry run" } else { "" }
     );
     outln!(out, "outcome: {outcome}");
+    for w in &plan.warnings {
+        outln!(out, "warning: {w}");
+    }
     outln!(
         out,
         "tasks: {done}/{total} done; this session {} started, {} succeeded, {} found done, {} retried, {} failed, {} left to you",
