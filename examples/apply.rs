@@ -317,7 +317,7 @@ enum Lease {
     /// None: a dry run, or the simulated cluster.
     None,
     /// The cluster's Lease object (with --kubeconfig).
-    Kube(RunLease),
+    Kube(Box<RunLease>),
     /// A lease file on the first control-plane node.
     Node(NodeLease),
 }
@@ -464,7 +464,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     let resuming = args.resume && !records.is_empty();
     let lease = match (&source, args.dry_run, args.executor) {
         (_, true, _) | (Source::Inventory, _, Executor::Sim) => Lease::None,
-        (Source::Live { ops, .. }, false, _) => Lease::Kube(
+        (Source::Live { ops, .. }, false, _) => Lease::Kube(Box::new(
             RunLease::acquire(
                 ops.client().clone(),
                 Acquire::new(holder(&args), run.fingerprint())
@@ -472,7 +472,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
                     .force(args.force_lease, "--force-lease"),
             )
             .await?,
-        ),
+        )),
         (Source::Inventory, false, _) => {
             let node = cluster
                 .control_plane()

@@ -177,7 +177,7 @@ impl RunLease {
                     })?;
             }
             Some(found) => {
-                judge(&how, &found, now)?;
+                judge(&how, &found, now).map_err(|e| *e)?;
                 api.replace(
                     &how.name,
                     &PostParams::default(),
@@ -237,7 +237,7 @@ fn holder(l: &Lease) -> Option<&str> {
 }
 
 /// Refuses `found` unless `how` may take it at `now`.
-fn judge(how: &Acquire, found: &Lease, now: Timestamp) -> Result<(), LeaseError> {
+fn judge(how: &Acquire, found: &Lease, now: Timestamp) -> Result<(), Box<LeaseError>> {
     let Some(them) = holder(found) else {
         return Ok(());
     };
@@ -261,16 +261,16 @@ fn judge(how: &Acquire, found: &Lease, now: Timestamp) -> Result<(), LeaseError>
             .ok()
     });
     match expires {
-        Some(at) if at > now => Err(LeaseError::Held {
+        Some(at) if at > now => Err(Box::new(LeaseError::Held {
             namespace: how.namespace.clone(),
             name: how.name.clone(),
             holder: them.to_string(),
             fingerprint,
             expires: at.to_string(),
-        }),
+        })),
         _ if how.force => Ok(()),
         _ if how.resuming && fingerprint == how.fingerprint => Ok(()),
-        at => Err(LeaseError::Stale {
+        at => Err(Box::new(LeaseError::Stale {
             namespace: how.namespace.clone(),
             name: how.name.clone(),
             holder: them.to_string(),
@@ -282,7 +282,7 @@ fn judge(how: &Acquire, found: &Lease, now: Timestamp) -> Result<(), LeaseError>
                 "starts afresh instead of resuming its journal".into()
             },
             force_flag: how.force_flag.clone(),
-        }),
+        })),
     }
 }
 
