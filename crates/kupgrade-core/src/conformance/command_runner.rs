@@ -114,7 +114,7 @@ impl Capabilities {
 }
 
 /// Whether a backend tracks the commands it starts
-/// ([`CommandRunner::run_tracked`](crate::ports::CommandRunner::run_tracked)).
+/// ([`CommandRunner::run_tracked`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TrackingSupport {
