@@ -3,8 +3,17 @@
 //! With no arguments it upgrades the bundled HA sample (`clusters/ha.yaml`, 1.28) to the
 //! newest stable release on a simulated cluster (`--executor sim`), in simulated time
 //! (`--sim-speed`: simulated seconds per real second; 0 runs as fast as it can), and prints a
-//! summary. Ctrl-C once lets the running steps finish; twice aborts them. Either way the
-//! journal stays consistent and `--resume` goes on.
+//! summary. Ctrl-C once lets the running steps finish; twice aborts them, and so do SIGTERM
+//! and SIGHUP (the running commands are killed, the session recorded as cancelled). Either
+//! way the journal stays consistent and `--resume` goes on.
+//!
+//! With a real executor one run drives a cluster: it holds the cluster's run lease (the Lease
+//! `kube-system/kupgrade` with `--kubeconfig`, else a file in `/run/kupgrade` on the first
+//! control-plane node) and a second run is refused, naming the holder (`--force-lease` takes
+//! over an expired lease the journal does not vouch for). Each command holds a node-side lock
+//! named by the plan and its step, so no two copies of a step overlap on a node, and its
+//! process group or pod is journaled; on `--resume`, a command an earlier session left running
+//! is waited for (`--on-survivor stop` stops it) before the run decides about its step.
 //!
 //! ```text
 //! cargo run --example apply -- --target 1.30 --batch 2 --date 2025-03-01
