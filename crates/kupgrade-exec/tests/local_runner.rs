@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kupgrade_core::NodeName;
-use kupgrade_core::conformance::command_runner::{self, Capabilities, SudoSupport};
+use kupgrade_core::conformance::command_runner::{
+    self, Capabilities, SudoSupport, TrackingSupport,
+};
 use kupgrade_core::ports::{
     CommandHandle, CommandRunner, CommandRunnerExt, CommandSpec, HandleSink, LineSink, Liveness,
     NodeLock, RunnerError, Tracking,
@@ -37,6 +39,30 @@ async fn conforms() {
     let caps = Capabilities::new(scratch.path().to_str().unwrap())
         .sudo(SudoSupport::Honoured { uid: uid() });
     command_runner::run_all(&runner, &node("local-1"), &caps).await;
+}
+
+/// A runner that only runs: the port's defaults for tracking.
+struct Untracked(LocalRunner);
+
+#[async_trait::async_trait]
+impl CommandRunner for Untracked {
+    async fn run(
+        &self,
+        node: &NodeName,
+        spec: &CommandSpec,
+        lines: &LineSink,
+    ) -> Result<kupgrade_core::ports::CommandOutput, RunnerError> {
+        self.0.run(node, spec, lines).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_without_tracking_conforms_by_refusing_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let caps = Capabilities::new(scratch.path().to_str().unwrap())
+        .sudo(SudoSupport::Refused)
+        .tracking(TrackingSupport::None);
+    command_runner::run_all(&Untracked(LocalRunner::new()), &node("local-1"), &caps).await;
 }
 
 #[tokio::test]
