@@ -3,8 +3,17 @@
 //! With no arguments it upgrades the bundled HA sample (`clusters/ha.yaml`, 1.28) to the
 //! newest stable release on a simulated cluster (`--executor sim`), in simulated time
 //! (`--sim-speed`: simulated seconds per real second; 0 runs as fast as it can), and prints a
-//! summary. Ctrl-C once lets the running steps finish; twice aborts them. Either way the
-//! journal stays consistent and `--resume` goes on.
+//! summary. Ctrl-C once lets the running steps finish; twice aborts them, and so do SIGTERM
+//! and SIGHUP (the running commands are killed, the session recorded as cancelled). Either
+//! way the journal stays consistent and `--resume` goes on.
+//!
+//! With a real executor one run drives a cluster: it holds the cluster's run lease (the Lease
+//! `kube-system/kupgrade` with `--kubeconfig`, else a file in `/run/kupgrade` on the first
+//! control-plane node) and a second run is refused, naming the holder (`--force-lease` takes
+//! over an expired lease the journal does not vouch for). Each command holds a node-side lock
+//! named by the plan and its step, so no two copies of a step overlap on a node, and its
+//! process group or pod is journaled; on `--resume`, a command an earlier session left running
+//! is waited for (`--on-survivor stop` stops it) before the run decides about its step.
 //!
 //! ```text
 //! cargo run --example apply -- --target 1.30 --batch 2 --date 2025-03-01
@@ -93,19 +102,21 @@
 //! The state comes from the `--cluster` inventory, and the ssh and local executors run the
 //! cluster operations with `kubectl --kubeconfig /etc/kubernetes/admin.conf` on the first
 //! control-plane node (`--kubectl-node`), through `kupgrade_exec::KubectlOps`.
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kupgrade_core::ClusterState;
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
-use kupgrade_exec::Journal;
-use kupgrade_exec::driver::{Driver, JournalSink, NoJournal, stop_channel};
-use kupgrade_kube::{Discovery, KubeClusterOps};
+use kupgrade_exec::driver::{
+    Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
+};
+use kupgrade_exec::{Claim, Journal, NodeLease};
+use kupgrade_kube::{Acquire, Discovery, KubeClusterOps, RunLease};
 
 #[path = "apply/args.rs"]
 pub(crate) mod args;
@@ -130,7 +141,7 @@ pub(crate) mod session;
 #[path = "apply/summary.rs"]
 mod summary;
 
-use args::{Args, Executor};
+use args::{Args, Executor, OnSurvivor};
 use backend::{Backend, Source};
 use display::Display;
 use planning::PolicyFiles;
@@ -313,6 +324,71 @@ fn open_journal(path: &Path, expected: usize) -> anyhow::Result<Journal<Record>>
     Ok(journal)
 }
 
+/// The run lease this run holds, so that no other run drives the cluster meanwhile.
+enum Lease {
+    /// None: a dry run, or the simulated cluster.
+    None,
+    /// The cluster's Lease object (with --kubeconfig).
+    Kube(Box<RunLease>),
+    /// A lease file on the first control-plane node.
+    Node(NodeLease),
+}
+
+/// How long a command waits for the node-side lock of its step held by another copy.
+const NODE_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Who holds this run's node-side locks, for the next copy's error: host, process, journal.
+fn holder(args: &Args) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this host".into());
+    let journal = match &args.journal {
+        Some(p) => format!("journal {}", p.display()),
+        None => "no journal".into(),
+    };
+    format!(
+        "kupgrade apply (pid {} on {host}, {journal})",
+        std::process::id()
+    )
+}
+
+/// Ctrl-C: first finish the running steps, then abort. SIGTERM (CI cancellation, `timeout`,
+/// systemd) and SIGHUP (the terminal or the SSH session closed) abort at once, as the second
+/// Ctrl-C does: the running commands are killed and recorded as interrupted, the session as
+/// cancelled.
+fn stop_on_signals(handle: StopHandle) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let ctrl_c = handle.clone();
+    tokio::spawn(async move {
+        let mut presses = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            presses += 1;
+            if presses == 1 {
+                eprintln!("\nstopping once the running steps finish (Ctrl-C again to abort them)");
+                ctrl_c.finish_current();
+            } else {
+                eprintln!("\naborting the running steps");
+                ctrl_c.abort();
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = term.recv() => "SIGTERM",
+                Some(()) = hup.recv() => "SIGHUP",
+                else => return,
+            };
+            // The terminal may be gone (SIGHUP): a failed write must not end the process.
+            let _ = writeln!(std::io::stderr(), "\n{name}: aborting the running steps");
+            handle.abort();
+        }
+    });
+    Ok(())
+}
+
 /// Plans (or reads the plan), then runs it; returns how the run ended.
 pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     refuse_planning_options(&args)?;
@@ -382,25 +458,49 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     if let Some(p) = &backend.provider {
         driver = driver.provider(p.clone());
     }
+    if args.executor != Executor::Sim {
+        // No two copies of a step overlap on a node, whoever started them.
+        driver = driver.node_locks(NodeLocks::new(holder(&args), NODE_LOCK_WAIT));
+    }
+    let bound = Duration::from_secs(args.survivor_timeout);
+    driver = driver.on_survivor(match args.on_survivor {
+        OnSurvivor::Wait => SurvivorPolicy::Wait(bound),
+        OnSurvivor::Stop => SurvivorPolicy::Stop(bound),
+    });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = driver.events(tx);
+    stop_on_signals(stop.clone())?;
 
-    // Ctrl-C: first finish the running steps, then abort.
-    let handle = stop.clone();
-    tokio::spawn(async move {
-        let mut presses = 0;
-        while tokio::signal::ctrl_c().await.is_ok() {
-            presses += 1;
-            if presses == 1 {
-                eprintln!("\nstopping once the running steps finish (Ctrl-C again to abort them)");
-                handle.finish_current();
-            } else {
-                eprintln!("\naborting the running steps");
-                handle.abort();
+    // One run drives a cluster: with --kubeconfig, through its run Lease; without, through a
+    // lease file on the first control-plane node.
+    let resuming = args.resume && !records.is_empty();
+    let lease = match (&source, args.dry_run, args.executor) {
+        (_, true, _) | (Source::Inventory, _, Executor::Sim) => Lease::None,
+        (Source::Live { ops, .. }, false, _) => Lease::Kube(Box::new(
+            RunLease::acquire(
+                ops.client().clone(),
+                Acquire::new(holder(&args), run.fingerprint())
+                    .resuming(resuming)
+                    .force(args.force_lease, "--force-lease"),
+            )
+            .await?,
+        )),
+        (Source::Inventory, false, _) => {
+            let node = cluster
+                .control_plane()
+                .next()
+                .map(|n| n.name.clone())
+                .context("the inventory has no control-plane node to hold the run lease")?;
+            let mut claim = Claim::new(&holder(&args), run.fingerprint())
+                .resuming(resuming)
+                .force(args.force_lease, "--force-lease");
+            if let (Executor::Local, Some(root)) = (args.executor, &args.sandbox) {
+                let dir = root.join(node.as_str()).join("run/kupgrade");
+                claim = claim.dir(dir.to_string_lossy());
             }
+            Lease::Node(NodeLease::acquire(backend.runner.clone(), node, claim).await?)
         }
-    });
-
+    };
     let display = Display::new(&args, &plan, &records);
     let watcher = tokio::spawn(display.watch(rx));
     let started = Instant::now();
@@ -409,6 +509,14 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         None => driver.drive(&mut run, &mut NoJournal).await,
     };
     drop(driver);
+    let released = match lease {
+        Lease::None => Ok(()),
+        Lease::Kube(l) => l.release().await.map_err(anyhow::Error::from),
+        Lease::Node(l) => l.release().await.map_err(anyhow::Error::from),
+    };
+    if let Err(e) = released {
+        eprintln!("WARNING: {e}: the run lease expires on its own");
+    }
     let counts = watcher.await?;
     let outcome = outcome?;
     summary(

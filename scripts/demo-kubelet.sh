@@ -50,6 +50,9 @@ SELECTOR='app.kubernetes.io%2Fcomponent%3Dnode-command'
 answer() {
   local name=$1 node=$2 line started out rc phase reason status
   line=$(base64 -d <<<"$3")
+  # The node-side lock of the command: in the sandbox's run/kupgrade (the node's /run/kupgrade),
+  # as the local executor keeps it, not in this machine's /run.
+  line=${line//" kupgrade-lock /run/kupgrade "/" kupgrade-lock $ROOT/$node/run/kupgrade "}
   started=$(now)
   if [[ ! $node =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ || ! -d $ROOT/$node/bin ]]; then
     out="no sandbox for node $node" rc=127

@@ -20,6 +20,15 @@ pub(crate) enum Executor {
     Local,
 }
 
+/// What a resumed run does about a command an earlier session left running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnSurvivor {
+    /// Wait for it to end.
+    Wait,
+    /// Stop it.
+    Stop,
+}
+
 /// Carry a Kubernetes upgrade out: plan it, then run it step by step, resumably.
 #[derive(Parser)]
 pub(crate) struct Args {
@@ -110,6 +119,18 @@ pub(crate) struct Args {
     /// local: the directory holding one sandbox per node.
     #[arg(long, required_if_eq("executor", "local"))]
     pub(crate) sandbox: Option<PathBuf>,
+    /// On --resume, a command an earlier session left running on its node: wait for it to
+    /// end, or stop it (its process group, its pod); either way for up to
+    /// --survivor-timeout seconds, then the run halts and names it.
+    #[arg(long, value_enum, default_value = "wait")]
+    pub(crate) on_survivor: OnSurvivor,
+    /// Take the cluster's run lease even though another run held it last and this run does
+    /// not go on from that run's journal (once that run is known to be over).
+    #[arg(long)]
+    pub(crate) force_lease: bool,
+    /// How long --on-survivor waits for such a command to be gone, in seconds.
+    #[arg(long, default_value_t = 2400, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub(crate) survivor_timeout: u64,
     /// The planning options given on the command line (filled in after parsing).
     #[arg(skip)]
     pub(crate) planning_given: Vec<String>,

@@ -22,6 +22,12 @@
 //! journal stays consistent: a later session checks interrupted tasks before running them
 //! again.
 //!
+//! **Lifetimes.** Each command reports its handle (a process group, a pod) once it runs, and
+//! the driver journals it; with [`Driver::node_locks`] each command holds a node-side lock
+//! named by the plan and the task, so no two copies of a step overlap on a node. On resume,
+//! before anything is decided, a command an earlier session left running is looked for and
+//! waited for or stopped ([`SurvivorPolicy`]); one that does not go away halts the run.
+//!
 //! **Dry run.** With [`Driver::dry_run`], the driver reads the cluster once and then touches
 //! nothing: it walks the plan through the machine against the planner's own model of each
 //! step's effect, emits [`Event::WouldRun`] for every command and operation, and writes no
@@ -67,7 +73,8 @@ use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
 use kupgrade_core::plan::Simulation;
 use kupgrade_core::ports::{
-    ClusterOperations, CommandRunner, LineSink, NodeProvider, OpsError, RunnerError,
+    ClusterOperations, CommandRunner, HandleSink, LineSink, NodeProvider, OpsError, RunnerError,
+    Tracking,
 };
 use kupgrade_core::run::{
     Event, Failure, FailureKind, Finished, Outcome, Output, Record, Run, Task, TaskId, TaskResult,
@@ -78,6 +85,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::journal::{Journal, JournalError};
+
+mod lifetimes;
+
+pub use lifetimes::{NodeLocks, SurvivorPolicy};
+use lifetimes::{Started, StartedTx};
 
 tokio::task_local! {
     static CURRENT_TASK: TaskId;
@@ -193,6 +205,8 @@ pub struct Driver {
     stop: Option<StopSignal>,
     dry_run: bool,
     state_retries: u32,
+    locks: Option<NodeLocks>,
+    survivors: SurvivorPolicy,
 }
 
 impl std::fmt::Debug for Driver {
@@ -217,6 +231,8 @@ impl Driver {
             stop: None,
             dry_run: false,
             state_retries: 3,
+            locks: None,
+            survivors: SurvivorPolicy::default(),
         }
     }
 
@@ -235,6 +251,20 @@ impl Driver {
     /// Stops when `signal` says so.
     pub fn stop_on(mut self, signal: StopSignal) -> Self {
         self.stop = Some(signal);
+        self
+    }
+
+    /// Runs every command under a node-side lock (the runner must support them: the local, SSH
+    /// and pod runners do; others fail the task with `Unsupported`).
+    pub fn node_locks(mut self, locks: NodeLocks) -> Self {
+        self.locks = Some(locks);
+        self
+    }
+
+    /// What to do about a command an earlier session left running (default: wait up to 40
+    /// minutes).
+    pub fn on_survivor(mut self, policy: SurvivorPolicy) -> Self {
+        self.survivors = policy;
         self
     }
 
@@ -307,6 +337,11 @@ impl Driver {
         } else {
             None
         };
+        if model.is_none() {
+            self.settle_survivors(run, &clock, journal).await?;
+        }
+        let (started_tx, mut started_rx) = mpsc::unbounded_channel::<Started>();
+        let fingerprint = run.fingerprint().to_string();
         let mut stop = self.stop.clone();
         let mut stopping = Stop::Run;
         let mut running: HashMap<TaskId, u32> = HashMap::new();
@@ -362,7 +397,7 @@ impl Driver {
                                     .push(futures::future::Either::Left(futures::future::ready(r)));
                             } else {
                                 inflight.push(futures::future::Either::Right(Box::pin(
-                                    self.execute(task),
+                                    self.execute(task, &fingerprint, started_tx.clone()),
                                 )));
                             }
                         }
@@ -408,6 +443,9 @@ impl Driver {
                         self.take(out, journal)?;
                     }
                 }
+                Some(started) = started_rx.recv() => {
+                    self.command_started(run, started, &clock, journal)?;
+                }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = changed => {}
             }
@@ -440,7 +478,7 @@ impl Driver {
     }
 
     /// Carries one task out.
-    async fn execute(&self, task: Task) -> Done {
+    async fn execute(&self, task: Task, fingerprint: &str, handles: StartedTx) -> Done {
         let id = task.id.clone();
         let span = tracing::info_span!(
             "task",
@@ -451,14 +489,16 @@ impl Driver {
         let work = async {
             tracing::info!(action = %task.action, "started");
             let result = match task.deadline {
-                Some(d) => match tokio::time::timeout(d, self.work(&task)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Failure::new(
-                        FailureKind::TimedOut,
-                        format!("gave up after {}s", d.as_secs()),
-                    )),
-                },
-                None => self.work(&task).await,
+                Some(d) => {
+                    match tokio::time::timeout(d, self.work(&task, fingerprint, &handles)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(Failure::new(
+                            FailureKind::TimedOut,
+                            format!("gave up after {}s", d.as_secs()),
+                        )),
+                    }
+                }
+                None => self.work(&task, fingerprint, &handles).await,
             };
             match &result {
                 Ok(()) => tracing::info!("succeeded"),
@@ -474,7 +514,12 @@ impl Driver {
         (id, task.attempt, result)
     }
 
-    async fn work(&self, task: &Task) -> Result<(), Failure> {
+    async fn work(
+        &self,
+        task: &Task,
+        fingerprint: &str,
+        handles: &StartedTx,
+    ) -> Result<(), Failure> {
         let id = &task.id;
         let node = || {
             id.node
@@ -500,8 +545,15 @@ impl Driver {
         match &task.work {
             Work::Commands { commands } => {
                 let node = node()?;
-                for spec in commands {
+                for (n, spec) in commands.iter().enumerate() {
                     started(&|| spec.to_shell_line());
+                    let (tx, at) = (handles.clone(), (id.clone(), task.attempt, n));
+                    let mut tracking = Tracking::new().started(HandleSink::new(move |h| {
+                        let _ = tx.send((at.0.clone(), at.1, at.2, h));
+                    }));
+                    if let Some(locks) = &self.locks {
+                        tracking = tracking.lock(locks.for_task(fingerprint, id));
+                    }
                     let sink = match &self.events {
                         Some(tx) => {
                             let tx = tx.clone();
@@ -516,7 +568,7 @@ impl Driver {
                         }
                         None => LineSink::none(),
                     };
-                    match self.runner.run(&node, spec, &sink).await {
+                    match self.runner.run_tracked(&node, spec, &sink, &tracking).await {
                         Ok(out) if out.status.success() => {}
                         Ok(out) => {
                             let line = spec.to_shell_line();

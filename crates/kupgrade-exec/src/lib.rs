@@ -53,10 +53,12 @@
 //! real nodes.
 
 pub mod driver;
+mod groups;
 pub mod journal;
 pub mod kubectl;
 mod local;
 pub mod node_env;
+pub mod node_lease;
 mod output;
 #[cfg(feature = "live-releases")]
 pub mod releases;
@@ -67,4 +69,5 @@ pub use journal::{Journal, JournalError, Recovered, TornTail};
 pub use kubectl::KubectlOps;
 pub use local::LocalRunner;
 pub use node_env::NodeEnv;
+pub use node_lease::{Claim, NodeLease, NodeLeaseError};
 pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};

@@ -39,6 +39,7 @@ use kupgrade_core::NodeName;
 /// assert_eq!(env.path_prefix, [std::path::PathBuf::from("/tmp/sandboxes/w-1/bin")]);
 /// assert!(env.path_only, "nothing but the sandbox's bin/ in PATH");
 /// assert_eq!(env.env, [("KUPGRADE_NODE_ROOT".to_string(), "/tmp/sandboxes/w-1".to_string())]);
+/// assert_eq!(env.lock_dir.as_deref(), Some(std::path::Path::new("/tmp/sandboxes/w-1/run/kupgrade")));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,6 +56,9 @@ pub struct NodeEnv {
     pub path_only: bool,
     /// Extra environment variables, set before the command's own (which win).
     pub env: Vec<(String, String)>,
+    /// Where node-side locks live ([`NodeLock`](kupgrade_core::ports::NodeLock)); `None`:
+    /// [`NodeLock::DEFAULT_DIR`](kupgrade_core::ports::NodeLock::DEFAULT_DIR).
+    pub lock_dir: Option<PathBuf>,
 }
 
 impl NodeEnv {
@@ -64,8 +68,9 @@ impl NodeEnv {
     }
 
     /// A strict sandbox: `ROOT/NODE` as working directory, `ROOT/NODE/bin` as the whole
-    /// `PATH` (a program not there is not found; see the [module documentation](self)), and
-    /// `KUPGRADE_NODE_ROOT=ROOT/NODE` so stub scripts know where to keep state. Node names are
+    /// `PATH` (a program not there is not found; see the [module documentation](self)),
+    /// `KUPGRADE_NODE_ROOT=ROOT/NODE` so stub scripts know where to keep state, and the
+    /// node-side locks in `ROOT/NODE/run/kupgrade` (the node's `/run/kupgrade`). Node names are
     /// DNS names (no `/`, no empty label), so the directory stays under `root`.
     pub fn sandbox(root: impl AsRef<Path>, node: &NodeName) -> Self {
         NodeEnv {
@@ -86,6 +91,7 @@ impl NodeEnv {
                 "KUPGRADE_NODE_ROOT".to_string(),
                 dir.to_string_lossy().into_owned(),
             )],
+            lock_dir: Some(dir.join("run").join("kupgrade")),
             dir: Some(dir),
         }
     }
@@ -114,9 +120,19 @@ impl NodeEnv {
         self
     }
 
+    /// Keeps node-side locks in `dir`, builder style.
+    pub fn lock_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.lock_dir = Some(dir.into());
+        self
+    }
+
     /// True when this changes nothing.
     pub fn is_empty(&self) -> bool {
-        self.dir.is_none() && self.path_prefix.is_empty() && !self.path_only && self.env.is_empty()
+        self.dir.is_none()
+            && self.path_prefix.is_empty()
+            && !self.path_only
+            && self.env.is_empty()
+            && self.lock_dir.is_none()
     }
 }
 

@@ -43,7 +43,10 @@ async fn conforms_over_a_real_sshd() {
     write_stub_sudo(&sshd.bin_dir());
     let state = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap(); // the "remote" node is this machine
-    let runner = ssh_runner(&sshd, state.path(), &["node-1"]);
+    // Node-side locks in the scratch directory, not this machine's /run.
+    let locks = scratch.path().join("locks");
+    let runner = ssh_runner(&sshd, state.path(), &["node-1"])
+        .with_node_env(move |_| NodeEnv::new().lock_dir(locks.clone()));
     let caps = Capabilities::new(scratch.path().to_str().unwrap())
         .sudo(SudoSupport::Honoured { uid: uid() })
         .signals(SignalReport::ShellStatus);

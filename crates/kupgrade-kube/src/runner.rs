@@ -28,6 +28,15 @@
 //! with status 127 is [`RunnerError::NotFound`], as the host's `sh` reports a missing program
 //! that way (or, for a command given stdin, a missing `base64`).
 //!
+//! # Tracking
+//!
+//! [`CommandRunner::run_tracked`] reports the pod as a [`CommandHandle::Pod`] as soon as it is
+//! created (before it starts: a pod created by a process that then dies still runs later),
+//! and takes the node-side lock ([`NodeLock`]) in [`NodeLock::DEFAULT_DIR`] on the host
+//! ([`PodRunner::lock_dir`]), as the command does, through `nsenter`. [`CommandRunner::probe`] reads the pod: running until it
+//! is gone or its phase is `Succeeded` or `Failed`; [`CommandRunner::stop`] deletes it with
+//! grace period 0 (the kubelet then kills its container).
+//!
 //! Limits: stdout and stderr arrive merged in the order they were written (the kubelet's log
 //! does not keep them apart), as [`CommandOutput::stdout`]; output lines are delivered to the
 //! [`LineSink`] when the command has finished, not while it runs. A command killed by a
@@ -98,8 +107,8 @@ use kube::{Client, ResourceExt};
 use kupgrade_core::NodeName;
 use kupgrade_core::capture::StreamCapture;
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Privilege, Program,
-    RunnerError, Stream, shell_quote,
+    CommandHandle, CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Liveness,
+    NodeLock, Privilege, Program, RunnerError, Stream, Tracking, shell_quote,
 };
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -132,6 +141,7 @@ pub struct PodRunner {
     unpinned_image_allowed: bool,
     start_timeout: Duration,
     default_timeout: Duration,
+    lock_dir: String,
 }
 
 impl fmt::Debug for PodRunner {
@@ -142,6 +152,7 @@ impl fmt::Debug for PodRunner {
             .field("unpinned_image_allowed", &self.unpinned_image_allowed)
             .field("start_timeout", &self.start_timeout)
             .field("default_timeout", &self.default_timeout)
+            .field("lock_dir", &self.lock_dir)
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +185,7 @@ impl PodRunner {
             unpinned_image_allowed: false,
             start_timeout: Self::DEFAULT_START_TIMEOUT,
             default_timeout: Self::DEFAULT_TIMEOUT,
+            lock_dir: NodeLock::DEFAULT_DIR.to_string(),
         }
     }
 
@@ -226,6 +238,12 @@ impl PodRunner {
     /// The timeout of commands whose spec has none.
     pub fn default_timeout(mut self, d: Duration) -> Self {
         self.default_timeout = d;
+        self
+    }
+
+    /// Keeps node-side locks in `dir` on the hosts instead of [`NodeLock::DEFAULT_DIR`].
+    pub fn lock_dir(mut self, dir: impl Into<String>) -> Self {
+        self.lock_dir = dir.into();
         self
     }
 
@@ -623,7 +641,23 @@ impl CommandRunner for PodRunner {
         spec: &CommandSpec,
         lines: &LineSink,
     ) -> Result<CommandOutput, RunnerError> {
-        let pod = self.pod_for(node, spec)?;
+        self.run_tracked(node, spec, lines, &Tracking::default())
+            .await
+    }
+
+    async fn run_tracked(
+        &self,
+        node: &NodeName,
+        spec: &CommandSpec,
+        lines: &LineSink,
+        tracking: &Tracking,
+    ) -> Result<CommandOutput, RunnerError> {
+        let locked = tracking
+            .lock
+            .as_ref()
+            .map(|lock| lock.wrap(spec, &self.lock_dir));
+        let run_spec = locked.as_ref().unwrap_or(spec);
+        let pod = self.pod_for(node, run_spec)?;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let created = api
             .create(&PostParams::default(), &pod)
@@ -648,7 +682,11 @@ impl CommandRunner for PodRunner {
             name: name.clone(),
             armed: true,
         };
-        let result = self.run_in_pod(&api, node, &name, spec, lines).await;
+        tracking.started.report(CommandHandle::Pod {
+            namespace: self.namespace.clone(),
+            name: name.clone(),
+        });
+        let result = self.run_in_pod(&api, node, &name, run_spec, lines).await;
         cleanup.armed = false;
         match api
             .delete(&name, &DeleteParams::default().grace_period(0))
@@ -674,7 +712,65 @@ impl CommandRunner for PodRunner {
                 }
             }
         }
-        result
+        let output = result?;
+        if locked.is_some()
+            && let Some(message) = NodeLock::refusal(&output)
+        {
+            return Err(RunnerError::Locked {
+                node: node.clone(),
+                message,
+            });
+        }
+        Ok(output)
+    }
+
+    async fn probe(
+        &self,
+        node: &NodeName,
+        handle: &CommandHandle,
+    ) -> Result<Liveness, RunnerError> {
+        let CommandHandle::Pod { namespace, name } = handle else {
+            return Ok(Liveness::Unknown(format!(
+                "the pod runner cannot look for {handle}"
+            )));
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(None) => Ok(Liveness::Ended),
+            Ok(Some(pod)) => {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                Ok(match phase {
+                    Some("Succeeded" | "Failed") => Liveness::Ended,
+                    _ => Liveness::Running,
+                })
+            }
+            Err(e) => Err(runner_error(
+                node,
+                &format!("read the command pod {namespace}/{name} (get pods)"),
+                e,
+            )),
+        }
+    }
+
+    async fn stop(&self, node: &NodeName, handle: &CommandHandle) -> Result<(), RunnerError> {
+        let CommandHandle::Pod { namespace, name } = handle else {
+            return Err(RunnerError::Unsupported {
+                what: format!("stop {handle} through the Kubernetes API"),
+            });
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        match api
+            .delete(name, &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(runner_error(
+                node,
+                &format!("delete the command pod {namespace}/{name} (delete pods)"),
+                e,
+            )),
+        }
     }
 }
 

@@ -39,6 +39,9 @@
 //!   first reason to stop wins, and an ended session never changes.
 //! - `replay.rs`: [`Run::resume`]. Invariant: a journal is replayed only into the plan it was
 //!   written for, and a task in flight when it ended is checked before it runs again.
+//! - `survivors.rs`: the handles of commands in flight ([`Run::command_started`]), the ones an
+//!   earlier session may have left running ([`Run::survivors`]), and [`Run::halt`]. Invariant:
+//!   only the current attempt of a running task gets a handle.
 //! - `task.rs` (task ids, [`Task`], [`Work`], task states), `facts.rs` (a [`Fact`] checked on
 //!   a cluster state), `record.rs` (journal records), `report.rs` (how a session ends, stop
 //!   reports), `event.rs` (events), `options.rs`, `error.rs`, `output.rs`, `fingerprint.rs`.
@@ -120,6 +123,7 @@ mod replay;
 mod report;
 mod schedule;
 mod session;
+mod survivors;
 mod task;
 #[cfg(test)]
 mod tests;
@@ -134,6 +138,7 @@ pub use record::{
     TaskResult, ViolationKey,
 };
 pub use report::{Difference, Finished, StopReason, StopReport};
+pub use survivors::Survivor;
 pub use task::{Task, TaskId, Work};
 
 use checks::Decision;

@@ -9,19 +9,28 @@
 //! ```
 //!
 //! A reader refuses records of a newer format (see [`FORMAT`]); fields added later are optional,
-//! so newer readers accept older journals.
+//! so newer readers accept older journals. Each record carries the oldest format that reads it
+//! ([`RecordKind::format`]): only the kinds added later carry a newer one, so a journal without
+//! them still reads with an older kupgrade, and one with them is refused by it by number, not
+//! by a parse error.
+//!
+//! | format | added |
+//! |---|---|
+//! | 1 | `run-started`, `session-started`, `task-started`, `task-finished`, `resolved`, `stopped` |
+//! | 2 | `command-started` (how to find a started command again on its node) |
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::ports::CommandHandle;
 use crate::{Component, NodeName};
 
 use super::report::Finished;
 use super::task::TaskId;
 
-/// The journal format this crate writes and the newest it reads.
-pub const FORMAT: u32 = 1;
+/// The newest journal format this crate writes and reads.
+pub const FORMAT: u32 = 2;
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,10 +45,10 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record of the current format.
+    /// A record of the oldest format that reads its kind ([`RecordKind::format`]).
     pub fn new(at: Timestamp, kind: RecordKind) -> Self {
         Record {
-            v: FORMAT,
+            v: kind.format(),
             at,
             kind,
         }
@@ -104,6 +113,30 @@ pub enum RecordKind {
         /// How.
         outcome: Finished,
     },
+    /// A command of a task in flight runs on its node, and this is how to find it there: a
+    /// later session looks for it before it decides about the task (format 2). Written once
+    /// the command runs, so a crash in between leaves none; the node-side lock covers that.
+    CommandStarted {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// Its attempt.
+        attempt: u32,
+        /// Which of the task's commands (from 0).
+        command: usize,
+        /// How to find it.
+        handle: CommandHandle,
+    },
+}
+
+impl RecordKind {
+    /// The oldest journal format that reads this kind of record.
+    pub fn format(&self) -> u32 {
+        match self {
+            RecordKind::CommandStarted { .. } => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// How a task ended.
@@ -342,5 +375,40 @@ mod tests {
         let text = serde_json::to_string(&f).unwrap();
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), f);
         assert!(text.contains(r#""end":{"kind":"failed","failure":{"kind":"command-failed""#));
+    }
+
+    #[test]
+    fn command_handles_are_format_2() {
+        let at: Timestamp = "2026-11-25T10:00:03Z".parse().unwrap();
+        let r = Record::new(
+            at,
+            RecordKind::CommandStarted {
+                task: TaskId::new(
+                    StepId("v1.29.5/cp-1/kubeadm-upgrade-apply".into()),
+                    Some("cp-1".parse().unwrap()),
+                ),
+                attempt: 2,
+                command: 0,
+                handle: CommandHandle::Remote {
+                    pgid: 4242,
+                    token: "kupgrade-1-2-3".into(),
+                    privileged: true,
+                },
+            },
+        );
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":2,"at":"2026-11-25T10:00:03Z","record":"command-started","step":"v1.29.5/cp-1/kubeadm-upgrade-apply","node":"cp-1","attempt":2,"command":0,"handle":{"kind":"remote","pgid":4242,"token":"kupgrade-1-2-3","privileged":true}}"#
+        );
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+        let pod = CommandHandle::Pod {
+            namespace: "ops".into(),
+            name: "kupgrade-cp-1-x7".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&pod).unwrap(),
+            r#"{"kind":"pod","namespace":"ops","name":"kupgrade-cp-1-x7"}"#
+        );
     }
 }

@@ -75,6 +75,7 @@ impl Run {
                 }
                 t.state = TaskState::Running { since: r.at };
                 t.attempts = t.attempts.max(*attempt);
+                t.handle = None;
                 self.expect.nodes.started(&self.plan, pos);
             }
             RecordKind::TaskFinished { task, end, .. } => {
@@ -99,6 +100,12 @@ impl Run {
                 }
             }
             RecordKind::Stopped { .. } => {}
+            RecordKind::CommandStarted {
+                task,
+                attempt,
+                handle,
+                ..
+            } => self.replay_command(task, *attempt, handle),
         }
         Ok(())
     }

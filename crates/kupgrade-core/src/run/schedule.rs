@@ -132,6 +132,7 @@ impl Schedule {
                         state: TaskState::Pending,
                         attempts: 0,
                         failures: 0,
+                        handle: None,
                     };
                     s.nodes.len().max(1)
                 ],
@@ -572,6 +573,7 @@ impl Schedule {
             _ => self.startable -= 1,
         }
         t.attempts += 1;
+        t.handle = None;
         t.state = TaskState::Running { since: now };
         let attempt = t.attempts;
         self.counts.started += 1;

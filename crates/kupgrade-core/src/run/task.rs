@@ -16,7 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Step, StepId, UpgradePlan};
-use crate::ports::{CommandSpec, DrainOptions};
+use crate::ports::{CommandHandle, CommandSpec, DrainOptions};
 use crate::{KubeVersion, Node, NodeName};
 
 /// One task of a run: a step on one of its nodes, or a step without nodes.
@@ -260,6 +260,9 @@ pub(super) struct TaskRun {
     pub attempts: u32,
     /// Failures in this session (retries are counted per session).
     pub failures: u32,
+    /// How to find the last command of its latest attempt on its node, once journaled
+    /// (`survivors.rs`); none until then, and none again when an attempt starts.
+    pub handle: Option<CommandHandle>,
 }
 
 /// The tasks of one step.
