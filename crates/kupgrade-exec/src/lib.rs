@@ -11,6 +11,9 @@
 //! - [`KubectlOps`]: a [`ClusterOperations`](kupgrade_core::ports::ClusterOperations)
 //!   backend through `kubectl` on one node, over any runner, for clusters reached only
 //!   through their nodes ([`kubectl`] says how each operation is done).
+//! - [`CommandProvider`]: a [`NodeProvider`](kupgrade_core::ports::NodeProvider) for the
+//!   replace strategy that runs the operator's own commands (a cloud CLI, terraform, a
+//!   script) to create, look for and remove nodes ([`provider`] states their contract).
 //! - [`Journal`]: the crash-safe, append-only JSON-lines file a run records its progress in,
 //!   so an interrupted upgrade resumes where it stopped.
 //! - [`driver`]: the async [`Driver`](driver::Driver) that carries a plan out by moving data
@@ -55,6 +58,7 @@ pub mod kubectl;
 mod local;
 mod node_env;
 mod output;
+pub mod provider;
 pub mod sim;
 pub mod ssh;
 
@@ -62,4 +66,5 @@ pub use journal::{Journal, JournalError, Recovered, TornTail};
 pub use kubectl::KubectlOps;
 pub use local::LocalRunner;
 pub use node_env::NodeEnv;
+pub use provider::CommandProvider;
 pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};
