@@ -549,8 +549,9 @@ impl Run {
     /// or interrupted) and no one has resolved it: [`Run::next`] checks its postconditions
     /// before it runs it again, and halts if it is not safe to repeat and they do not hold.
     pub fn is_unsure(&self, task: &TaskId) -> bool {
-        self.locate(task)
-            .is_ok_and(|(si, ti)| matches!(self.steps[si].tasks[ti].state, TaskState::Unsure(_)))
+        self.schedule
+            .locate(&self.plan, task)
+            .is_ok_and(|pos| matches!(self.schedule.task(pos).state, TaskState::Unsure(_)))
     }
 
     /// Records the operator's decision about a task the run would not decide alone (a step
