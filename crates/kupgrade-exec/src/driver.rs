@@ -90,6 +90,8 @@ use crate::journal::{Journal, JournalError};
 
 mod provision;
 
+pub use provision::provider_needed;
+
 tokio::task_local! {
     static CURRENT_TASK: TaskId;
 }

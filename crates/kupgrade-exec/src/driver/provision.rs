@@ -18,45 +18,51 @@ fn some(names: &[String]) -> String {
     }
 }
 
+/// What `run` still has to do that needs a [`NodeProvider`](kupgrade_core::ports::NodeProvider)
+/// (`creates 2 node(s) (a, b) and removes 2 (c, d)`), or `None` when no task left to do
+/// creates or removes a node. A driver without a provider refuses such a run before anything
+/// runs ([`DriverError::NoProvider`]); a front end can ask first, before it opens a journal.
+pub fn provider_needed(run: &Run) -> Option<String> {
+    let mut created = Vec::new();
+    let mut removed = Vec::new();
+    for step in run
+        .plan()
+        .steps
+        .iter()
+        .filter(|s| s.action.executor() == Executor::Provider)
+    {
+        let list = match step.action {
+            Action::ProvisionNodes { .. } => &mut created,
+            _ => &mut removed,
+        };
+        list.extend(
+            step.nodes
+                .iter()
+                .filter(|n| !run.is_done(&TaskId::new(step.id.clone(), Some((*n).clone()))))
+                .map(|n| n.to_string()),
+        );
+    }
+    if created.is_empty() && removed.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "creates {} node(s){} and removes {}{}",
+        created.len(),
+        some(&created),
+        removed.len(),
+        some(&removed)
+    ))
+}
+
 impl Driver {
     /// Refuses `run` when a task that is not done yet provisions or removes nodes and the
     /// driver has no provider: better nothing at all than a control plane upgraded and a
     /// run halted at its first new node.
     pub(super) fn check_provider(&self, run: &Run) -> Result<(), DriverError> {
-        if self.provider.is_some() {
-            return Ok(());
+        match (&self.provider, provider_needed(run)) {
+            (None, Some(what)) => Err(DriverError::NoProvider { what }),
+            _ => Ok(()),
         }
-        let mut created = Vec::new();
-        let mut removed = Vec::new();
-        for step in run
-            .plan()
-            .steps
-            .iter()
-            .filter(|s| s.action.executor() == Executor::Provider)
-        {
-            let list = match step.action {
-                Action::ProvisionNodes { .. } => &mut created,
-                _ => &mut removed,
-            };
-            list.extend(
-                step.nodes
-                    .iter()
-                    .filter(|n| !run.is_done(&TaskId::new(step.id.clone(), Some((*n).clone()))))
-                    .map(|n| n.to_string()),
-            );
-        }
-        if created.is_empty() && removed.is_empty() {
-            return Ok(());
-        }
-        Err(DriverError::NoProvider {
-            what: format!(
-                "creates {} node(s){} and removes {}{}",
-                created.len(),
-                some(&created),
-                removed.len(),
-                some(&removed)
-            ),
-        })
     }
 
     /// For each provisioning task an earlier session left unsure, asks the provider whether
