@@ -146,6 +146,9 @@ pub(crate) async fn summary(
             );
         }
         arg("--sandbox", show(&args.sandbox));
+        for (flag, value) in args.provider.given() {
+            arg(flag, Some(value));
+        }
         outln!(out, "resume with: {resume}");
     }
     if plan.options.drain.disable_eviction {
