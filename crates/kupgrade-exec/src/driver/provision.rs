@@ -1,10 +1,13 @@
 //! The driver's part in the replace strategy: refusing a plan that needs a node provider
 //! when there is none, before anything runs, and looking for a node's machine before
 //! creating it again after a crash.
+use std::time::Duration;
+
 use jiff::Timestamp;
 use kupgrade_core::plan::{Action, Executor};
-use kupgrade_core::ports::MachineLookup;
+use kupgrade_core::ports::{MachineLookup, OpsError};
 use kupgrade_core::run::{Resolution, Run, TaskId};
+use kupgrade_core::{KubeVersion, NodeName};
 
 use super::{CURRENT_TASK, Driver, DriverError, JournalSink};
 
@@ -109,7 +112,7 @@ impl Driver {
                             "the node provider finds a machine for {node} ({detail}): it is not created again; waiting up to {}s for it to join at {version}",
                             self.join_wait.as_secs()
                         );
-                        let joined = self.ops.wait_ready(node, version, self.join_wait);
+                        let joined = self.wait_joined(node, version);
                         if let Err(e) = CURRENT_TASK.scope(id.clone(), joined).await {
                             tracing::warn!(task = %id, "node {node} has not joined: {e}");
                         }
@@ -130,5 +133,27 @@ impl Driver {
             }
         }
         Ok(())
+    }
+}
+
+/// How often a session looks again for a node whose machine exists but that is not in the
+/// cluster yet.
+const JOIN_POLL: Duration = Duration::from_secs(2);
+
+impl Driver {
+    /// Waits up to [`Driver::join_wait`] for `node` to be Ready at `version`, looking again
+    /// while the node is not in the cluster yet (a machine still booting).
+    async fn wait_joined(&self, node: &NodeName, version: &KubeVersion) -> Result<(), OpsError> {
+        let deadline = tokio::time::Instant::now() + self.join_wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.ops.wait_ready(node, version, left).await {
+                Ok(()) => return Ok(()),
+                Err(_) if tokio::time::Instant::now() + JOIN_POLL < deadline => {
+                    tokio::time::sleep(JOIN_POLL).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
