@@ -48,18 +48,6 @@ pub(crate) struct ProviderArgs {
 }
 
 impl ProviderArgs {
-    /// The flags given, with their values, for the resume hint.
-    pub(crate) fn given(&self) -> Vec<(&'static str, String)> {
-        [
-            ("--provider-create", &self.provider_create),
-            ("--provider-remove", &self.provider_remove),
-            ("--provider-find", &self.provider_find),
-        ]
-        .into_iter()
-        .filter_map(|(flag, v)| v.clone().map(|v| (flag, v)))
-        .collect()
-    }
-
     /// The provider the flags describe, if any: the commands run on this machine; a new node's
     /// SSH target, when the create or find command gives one, goes to `ssh`.
     pub(crate) fn provider(

@@ -59,7 +59,7 @@ pub mod driver;
 pub mod journal;
 pub mod kubectl;
 mod local;
-mod node_env;
+pub mod node_env;
 mod output;
 pub mod provider;
 #[cfg(feature = "live-releases")]
