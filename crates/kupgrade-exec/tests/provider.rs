@@ -54,7 +54,7 @@ async fn create_gets_its_inputs_in_the_environment_and_its_reply_is_read() {
     let seen = learned.clone();
     let p = provider(
         dir.path(),
-        r#"env | grep '^KUPGRADE_' | sort > env.txt; touch machine; echo 'booting...' >&2
+        r#"env | grep -E '^KUPGRADE_(CLUSTER|LABELS|NODE|OS_[A-Z]+|PROVIDER_ACTION|ROLES|TEMPLATE_NODE|VERSION|ZONE)=' | sort > env.txt; touch machine; echo 'booting...' >&2
            printf '{"name": "%s", "ssh": {"host": "10.0.0.7", "port": 2222, "user": "admin"}, "machine": "i-0abc"}' "$KUPGRADE_NODE""#,
         "exit 3",
     )
