@@ -63,6 +63,35 @@
 //!   --target 1.30 --date 2025-06-20 --drain-grace-period 0
 //! ```
 //!
+//! # The replace strategy: a node provider
+//!
+//! `--strategy replace` upgrades the control plane in place, then joins a new node at the new
+//! version for each worker (named after it: `w-1-v1-30-14`), drains the old one and removes it.
+//! The simulator makes and deletes its own nodes; with the ssh, local and pod executors the
+//! machines come from your own commands, run on this machine with `sh -c`:
+//! `--provider-create CMD` and `--provider-remove CMD`, and `--provider-find CMD` so that a
+//! resumed run can tell whether a crash left a node half made (without it such a run halts and
+//! asks you). A plan that creates or removes nodes without them is refused before anything
+//! runs. The commands read what to do from `KUPGRADE_*` variables (the new node's name, its
+//! template node, version, roles, labels as JSON, OS family, zone, the cluster's name), never
+//! from their command line; create prints `{"name": NODE, "ssh": {"host": ..., "port": ...,
+//! "user": ...}}` on stdout (the SSH executor reaches the new node there), find prints
+//! `{"exists": true}` or `{"exists": false}`, and logs go to stderr;
+//! `kupgrade_exec::provider` documents the contract. Each command runs under a timeout
+//! (`--provider-create-timeout`, `--provider-find-timeout`, `--provider-remove-timeout`, in
+//! seconds), and a created node has `--provider-join-timeout` seconds to be Ready at its
+//! version. On the test apiserver, `scripts/demo-provider.sh` makes a sandbox per new node and
+//! registers it as its kubelet would, as `scripts/run-examples.sh` runs it:
+//!
+//! ```text
+//! scripts/demo-sandboxes.sh /tmp/sb-replace DIR demo-cp-1 demo-w-1 demo-w-2
+//! cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb-replace \
+//!   --target 1.30 --date 2025-06-20 --drain-grace-period 0 --strategy replace \
+//!   --provider-create 'scripts/demo-provider.sh /tmp/sb-replace' \
+//!   --provider-find 'scripts/demo-provider.sh /tmp/sb-replace' \
+//!   --provider-remove 'scripts/demo-provider.sh /tmp/sb-replace'
+//! ```
+//!
 //! # Executors
 //!
 //! - `--executor ssh` reaches each node over OpenSSH (one connection per node, strict host
@@ -128,6 +157,8 @@ mod display;
 mod inventory;
 #[path = "common/planning.rs"]
 pub(crate) mod planning;
+#[path = "apply/provider.rs"]
+pub(crate) mod provider;
 #[path = "common/releases.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod releases;
@@ -422,6 +453,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         args.run_options(),
         &records,
     )?;
+    provider::refuse_without(&args.provider, args.executor == Executor::Sim, &run)?;
     if plan.options.drain.disable_eviction {
         eprintln!(
             "WARNING: --disable-eviction: drains delete pods without asking their PodDisruptionBudgets"
@@ -450,7 +482,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     }
 
     // The ports.
-    let backend = Backend::new(&args, &cluster, plan.as_ref(), &source).await?;
+    let backend = Backend::new(&args, &cluster, &source).await?;
     let (stop, signal) = stop_channel();
     let mut driver = Driver::new(backend.runner.clone(), backend.ops.clone())
         .stop_on(signal)

@@ -52,6 +52,8 @@ pub(crate) struct Args {
     pub(crate) planning: Planning,
     #[command(flatten)]
     pub(crate) releases: super::releases::ReleaseArgs,
+    #[command(flatten)]
+    pub(crate) provider: super::provider::ProviderArgs,
     /// Where the commands run.
     #[arg(long, value_enum, default_value = "sim")]
     pub(crate) executor: Executor,

@@ -2,7 +2,6 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use kupgrade_core::plan::{Strategy, UpgradePlan};
 use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider};
 use kupgrade_core::{ClusterState, NodeName, SshTarget};
 use kupgrade_exec::sim::{SimCluster, Workload};
@@ -35,7 +34,6 @@ impl Backend {
     pub(crate) async fn new(
         args: &Args,
         cluster: &ClusterState,
-        plan: &UpgradePlan,
         source: &Source,
     ) -> anyhow::Result<Self> {
         let kubectl_node = || -> anyhow::Result<NodeName> {
@@ -56,12 +54,11 @@ impl Backend {
                 )),
             })
         };
-        if plan.options.strategy == Strategy::Replace && args.executor != Executor::Sim {
-            eprintln!(
-                "note: the {:?} executor has no node provider: provisioning steps will fail",
-                args.executor
-            );
-        }
+        // The replace strategy's node provider: the --provider-* commands (refused earlier
+        // when the plan needs one and none is given).
+        let provider = |ops: &Arc<dyn ClusterOperations>, ssh: Option<&SshRunner>| {
+            args.provider.provider(ops, ssh, cluster.name.as_deref())
+        };
         if let Source::Live {
             overlay: Some(_), ..
         } = source
@@ -115,11 +112,13 @@ impl Backend {
                         args.ssh_node_names,
                     )?),
                 };
+                let ssh = runner.clone();
                 let runner: Arc<dyn CommandRunner> = Arc::new(runner);
+                let ops = ops(&runner)?;
                 Ok(Backend {
-                    ops: ops(&runner)?,
+                    provider: provider(&ops, Some(&ssh)),
+                    ops,
                     runner,
-                    provider: None,
                     sim: None,
                 })
             }
@@ -146,10 +145,11 @@ impl Backend {
                     runner = runner.allow_unpinned_image();
                 }
                 let runner: Arc<dyn CommandRunner> = Arc::new(runner);
+                let ops = ops(&runner)?;
                 Ok(Backend {
-                    ops: ops(&runner)?,
+                    provider: provider(&ops, None),
+                    ops,
                     runner,
-                    provider: None,
                     sim: None,
                 })
             }
@@ -160,10 +160,11 @@ impl Backend {
                         .allow_sudo()
                         .with_node_env(move |node| NodeEnv::sandbox(&root, node)),
                 );
+                let ops = ops(&runner)?;
                 Ok(Backend {
-                    ops: ops(&runner)?,
+                    provider: provider(&ops, None),
+                    ops,
                     runner,
-                    provider: None,
                     sim: None,
                 })
             }

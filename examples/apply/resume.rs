@@ -35,6 +35,13 @@ pub(crate) const RESUMED: &[&str] = &[
     "pod_image",
     "pod_image_unpinned",
     "sandbox",
+    "provider_create",
+    "provider_find",
+    "provider_remove",
+    "provider_create_timeout",
+    "provider_find_timeout",
+    "provider_remove_timeout",
+    "provider_join_timeout",
     "max_parallel",
     "attempts",
 ];

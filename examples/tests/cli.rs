@@ -781,3 +781,42 @@ fn the_scan_sees_an_option_in_an_error_text() {
     let found = prose_literals(source);
     assert_eq!(found, [(4, "try --no-such-option".to_string())]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_replace_strategy_needs_a_node_provider_outside_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("up.journal");
+    let sandbox = dir.path().join("sb");
+    let (journal, sandbox) = (journal.to_str().unwrap(), sandbox.to_str().unwrap());
+    let replace = ["--strategy", "replace", "--journal", journal];
+    let local = [&replace[..], &["--executor", "local", "--sandbox", sandbox]].concat();
+    let e = apply_err(
+        &argv("apply", &local)[1..]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert!(
+        e.starts_with("the plan creates 6 node(s) (")
+            && e.contains("no node provider is configured: nothing was run")
+            && e.contains("give --provider-create CMD and --provider-remove CMD"),
+        "{e}"
+    );
+    assert!(
+        !Path::new(journal).exists(),
+        "the refused run opened its journal"
+    );
+    assert!(
+        !Path::new(sandbox).exists(),
+        "the refused run touched a node"
+    );
+    // The create and remove commands go together.
+    let lone = [&local[..], &["--provider-create", "true"]].concat();
+    assert!(apply::args::Args::parse_from_iter(argv("apply", &lone)).is_err());
+    // The simulator is its own provider.
+    let sim = [&replace[..], &["--sim-speed", "0"]].concat();
+    let sim = argv("apply", &sim);
+    let sim: Vec<&str> = sim[1..].iter().map(String::as_str).collect();
+    assert!(apply::apply(apply_args(&sim)).await.unwrap().is_completed());
+}

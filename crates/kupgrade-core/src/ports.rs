@@ -2,7 +2,7 @@
 //!
 //! - [`CommandRunner`]: run one command on one node (local shell, SSH, a pod, a simulation).
 //! - [`ClusterOperations`]: read the cluster, cordon, drain, uncordon, wait for Ready.
-//! - [`NodeProvider`]: create and remove nodes, for the replace strategy.
+//! - [`NodeProvider`]: create, look for and remove nodes, for the replace strategy.
 //!
 //! Each trait has few required methods; conveniences live in extension traits with blanket
 //! impls ([`CommandRunnerExt`]). Errors are grouped by what the caller can do about them; each
@@ -776,8 +776,28 @@ impl<T: ClusterOperations + ?Sized> ClusterOperations for Arc<T> {
     }
 }
 
+/// What a [`NodeProvider`] found when asked about a node's machine
+/// ([`NodeProvider::find`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MachineLookup {
+    /// No machine for the node exists (nor is one being made): creating it is safe.
+    Absent,
+    /// A machine for the node exists; it may or may not have joined the cluster yet.
+    Present {
+        /// What the provider found (an instance id, an address), for logs and reports.
+        detail: String,
+    },
+    /// The provider cannot look (it has no lookup).
+    Unknown,
+}
+
 /// Creates and removes nodes, for the replace strategy (cloud instance groups, Cluster API
-/// machines, or the simulated cluster).
+/// machines, the user's own commands, or the simulated cluster).
+///
+/// Creating a node is not safe to repeat: a second machine would be paid for and join under
+/// the same name. After a crash in the middle of [`provision`](Self::provision), a run asks
+/// [`find`](Self::find) before it creates the node again.
 #[async_trait]
 pub trait NodeProvider: Send + Sync {
     /// Creates a node like `template` (roles, labels, OS) named `name`, running `version`, and
@@ -790,6 +810,12 @@ pub trait NodeProvider: Send + Sync {
     ) -> Result<Node, OpsError>;
     /// Removes a drained node from the cluster and deletes its machine.
     async fn remove(&self, node: &NodeName) -> Result<(), OpsError>;
+    /// Looks, changing nothing, whether a machine for node `name` exists. The default cannot
+    /// tell ([`MachineLookup::Unknown`]), and the run then asks its operator.
+    async fn find(&self, name: &NodeName) -> Result<MachineLookup, OpsError> {
+        let _ = name;
+        Ok(MachineLookup::Unknown)
+    }
 }
 
 #[async_trait]
@@ -804,5 +830,8 @@ impl<T: NodeProvider + ?Sized> NodeProvider for Arc<T> {
     }
     async fn remove(&self, node: &NodeName) -> Result<(), OpsError> {
         (**self).remove(node).await
+    }
+    async fn find(&self, name: &NodeName) -> Result<MachineLookup, OpsError> {
+        (**self).find(name).await
     }
 }

@@ -9,7 +9,16 @@
 //! - node commands through a [`CommandRunner`], one after the other on each node, their output
 //!   streamed as [`Event::CommandOutput`];
 //! - cordon, drain, uncordon and waits through [`ClusterOperations`];
-//! - provisioning and removal through a [`NodeProvider`] (refused without one).
+//! - provisioning and removal through a [`NodeProvider`].
+//!
+//! **Provisioning.** A plan that still has nodes to create or remove (the replace strategy)
+//! is refused before anything runs when the driver has no provider
+//! ([`DriverError::NoProvider`]). Creating a node is not safe to repeat: when an earlier
+//! session left a creation unsure (it crashed, or the create failed), the driver asks the
+//! provider whether the machine exists ([`NodeProvider::find`]) before the run decides: no
+//! machine, and the node is created again; a machine, and the driver waits a while
+//! ([`Driver::join_wait`]) for the node to join, then the run checks that it did; no
+//! answer, and the run halts and asks the operator unless the cluster shows the node.
 //!
 //! Each task runs in a `tracing` span (`task` with `step`, `node`, `attempt`) and under its
 //! deadline; its outcome goes back to the machine ([`Run::record`]), which decides about
@@ -90,6 +99,9 @@ mod lifetimes;
 
 pub use lifetimes::{NodeLocks, SurvivorPolicy};
 use lifetimes::{Started, StartedTx};
+mod provision;
+
+pub use provision::provider_needed;
 
 tokio::task_local! {
     static CURRENT_TASK: TaskId;
@@ -190,10 +202,26 @@ pub enum DriverError {
     /// The cluster's state could not be read (after retries).
     #[error("cannot read the cluster's state: {0}")]
     State(#[source] OpsError),
+    /// The plan creates or removes nodes and the driver has no [`NodeProvider`]
+    /// ([`Driver::provider`]); nothing was run and nothing journaled.
+    #[error(
+        "the plan {what}, and no node provider is configured (the replace strategy needs one): \
+         nothing was run. Give one \
+         (Driver::provider; kupgrade's apply example: --provider-create CMD --provider-remove CMD), \
+         or plan with the in-place strategy"
+    )]
+    NoProvider {
+        /// What the plan does that needs one.
+        what: String,
+    },
     /// The machine is waiting for nothing: a bug.
     #[error("internal error: the run is stuck with nothing to wait for ({0})")]
     Stuck(String),
 }
+
+/// How long a session waits, by default, for a node the provider finds half made to join
+/// ([`Driver::join_wait`]): 10 minutes.
+pub const DEFAULT_JOIN_WAIT: Duration = Duration::from_secs(600);
 
 /// Carries a [`Run`] out through the ports. See the [module documentation](self).
 #[derive(Clone)]
@@ -207,6 +235,7 @@ pub struct Driver {
     state_retries: u32,
     locks: Option<NodeLocks>,
     survivors: SurvivorPolicy,
+    join_wait: Duration,
 }
 
 impl std::fmt::Debug for Driver {
@@ -233,12 +262,21 @@ impl Driver {
             state_retries: 3,
             locks: None,
             survivors: SurvivorPolicy::default(),
+            join_wait: DEFAULT_JOIN_WAIT,
         }
     }
 
     /// Provisions and removes nodes through `provider` (the replace strategy).
     pub fn provider(mut self, provider: Arc<dyn NodeProvider>) -> Self {
         self.provider = Some(provider);
+        self
+    }
+
+    /// How long to wait, at the start of a session, for a node whose creation an earlier
+    /// session left unsure, and whose machine the provider finds, to join and become Ready
+    /// (default [`DEFAULT_JOIN_WAIT`]).
+    pub fn join_wait(mut self, wait: Duration) -> Self {
+        self.join_wait = wait;
         self
     }
 
@@ -329,7 +367,11 @@ impl Driver {
         run: &mut Run,
         journal: &mut dyn JournalSink,
     ) -> Result<Finished, DriverError> {
+        self.check_provider(run)?;
         let clock = Clock::start();
+        if !self.dry_run {
+            self.look_before_creating(run, journal, clock.now()).await?;
+        }
         let mut model = if self.dry_run {
             Some(Simulation::new(
                 self.read_state().await.map_err(DriverError::State)?,

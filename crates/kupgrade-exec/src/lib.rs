@@ -11,6 +11,9 @@
 //! - [`KubectlOps`]: a [`ClusterOperations`](kupgrade_core::ports::ClusterOperations)
 //!   backend through `kubectl` on one node, over any runner, for clusters reached only
 //!   through their nodes ([`kubectl`] says how each operation is done).
+//! - [`CommandProvider`]: a [`NodeProvider`](kupgrade_core::ports::NodeProvider) for the
+//!   replace strategy that runs the operator's own commands (a cloud CLI, terraform, a
+//!   script) to create, look for and remove nodes ([`provider`] states their contract).
 //! - [`Journal`]: the crash-safe, append-only JSON-lines file a run records its progress in,
 //!   so an interrupted upgrade resumes where it stopped.
 //! - [`driver`]: the async [`Driver`](driver::Driver) that carries a plan out by moving data
@@ -60,6 +63,7 @@ mod local;
 pub mod node_env;
 pub mod node_lease;
 mod output;
+pub mod provider;
 #[cfg(feature = "live-releases")]
 pub mod releases;
 pub mod sim;
@@ -70,4 +74,5 @@ pub use kubectl::KubectlOps;
 pub use local::LocalRunner;
 pub use node_env::NodeEnv;
 pub use node_lease::{Claim, NodeLease, NodeLeaseError};
+pub use provider::CommandProvider;
 pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};

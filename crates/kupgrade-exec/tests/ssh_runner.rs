@@ -698,3 +698,40 @@ async fn node_env_sandboxes_work_remotely() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_node_made_by_a_provider_is_reached_at_the_target_its_create_command_reports() {
+    use kupgrade_core::ports::NodeProvider;
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = SshRunner::new(config(&sshd, state.path())).unwrap();
+    let new = node("w-1-v1-30-6");
+    // Unknown before: reached at its node name, which does not resolve.
+    let before = runner.output(&new, &CommandSpec::shell("echo hello")).await;
+    assert!(
+        before.as_ref().map_or(true, |o| !o.status.success()),
+        "{before:?}"
+    );
+    let learner = runner.clone();
+    let provider = kupgrade_exec::CommandProvider::new(
+        CommandSpec::shell(
+            r#"printf '{"name": "%s", "ssh": {"host": "127.0.0.1", "port": %s, "user": "%s"}}' "$KUPGRADE_NODE" "$PORT" "$SSH_USER""#,
+        ),
+        CommandSpec::shell("true"),
+    )
+    .env("PORT", sshd.port().to_string())
+    .env("SSH_USER", sshd.user())
+    .on_ssh_target(move |n, t| learner.learn_target(n, t));
+    let template = kupgrade_core::Node::worker("w-1", "v1.29.10".parse().unwrap()).unwrap();
+    provider
+        .provision(&new, &template, &"v1.30.6".parse().unwrap())
+        .await
+        .unwrap();
+    let out = runner
+        .output(&new, &CommandSpec::shell("echo hello"))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout_text().trim(), "hello");
+    runner.close().await;
+}

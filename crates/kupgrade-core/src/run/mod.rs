@@ -550,6 +550,15 @@ impl Run {
             .is_ok_and(|pos| self.schedule.task(pos).state == TaskState::Done)
     }
 
+    /// True when an earlier session left the task unsure (in flight when it stopped, failed
+    /// or interrupted) and no one has resolved it: [`Run::next`] checks its postconditions
+    /// before it runs it again, and halts if it is not safe to repeat and they do not hold.
+    pub fn is_unsure(&self, task: &TaskId) -> bool {
+        self.schedule
+            .locate(&self.plan, task)
+            .is_ok_and(|pos| matches!(self.schedule.task(pos).state, TaskState::Unsure(_)))
+    }
+
     /// Records the operator's decision about a task the run would not decide alone (a step
     /// that is not safe to repeat and may or may not have happened, or a step done by hand).
     /// Call it before [`Run::next`].

@@ -419,8 +419,10 @@ fn a_step_not_safe_to_repeat_is_never_run_twice() {
                         } else {
                             Resolution::Retry
                         };
+                        assert!(again.is_unsure(&task), "{crash:?}: {task}");
                         let out = again.resolve(&task, resolution, h.now).unwrap();
                         h.take(out);
+                        assert!(!again.is_unsure(&task), "{crash:?}: {task} resolved");
                         run = again;
                     }
                     other => panic!("{crash:?}: {other:?}"),

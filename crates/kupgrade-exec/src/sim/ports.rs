@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kupgrade_core::ports::{
     ClusterOperations, CommandOutput, CommandRunner, CommandSpec, DrainOptions, DrainReport,
-    ExitStatus, LineSink, NodeProvider, OpsError, RunnerError, Stream,
+    ExitStatus, LineSink, MachineLookup, NodeProvider, OpsError, RunnerError, Stream,
 };
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
@@ -359,5 +359,15 @@ impl NodeProvider for SimCluster {
         }
         self.hook(op, OpPhase::After, node, "remove");
         Ok(())
+    }
+
+    /// A simulated machine exists from the moment its node is created (it joins at once).
+    async fn find(&self, name: &NodeName) -> Result<MachineLookup, OpsError> {
+        Ok(match self.lock().state.hosts.contains_key(name) {
+            true => MachineLookup::Present {
+                detail: format!("simulated host {name}"),
+            },
+            false => MachineLookup::Absent,
+        })
     }
 }

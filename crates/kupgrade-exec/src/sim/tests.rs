@@ -546,13 +546,41 @@ async fn the_replace_strategy_provisions_and_removes_through_the_provider() {
         "{:?}",
         sim.snapshot().problems
     );
-    // Without a provider, the first provision fails for good.
+    // Without a provider, the run is refused before its first step: nothing ran (not even
+    // the control plane's upgrade), nothing was journaled.
     let sim = SimCluster::new(ha());
     let s = Arc::new(sim.clone());
-    let out = drive_with(Driver::new(s.clone(), s), &plan, &mut Vec::new()).await;
-    let report = out.finished.report().unwrap();
-    assert_eq!(report.reason, StopReason::StepFailed);
-    assert!(report.summary.contains("no node provider"), "{report}");
+    let mut journal = Vec::new();
+    let mut run = new_run(&plan, &journal);
+    let err = Driver::new(s.clone(), s)
+        .drive(&mut run, &mut journal as &mut dyn JournalSink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, crate::driver::DriverError::NoProvider { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "the plan creates 6 node(s) (worker-1-v1-30-14, worker-4-v1-30-14, worker-2-v1-30-14 \
+             and 3 more) and removes 6 (worker-1, worker-4, worker-2 and 3 more), and no node \
+             provider is configured (the replace strategy needs one): nothing was run"
+        ) && text.contains("--provider-create CMD"),
+        "{text}"
+    );
+    assert!(journal.is_empty());
+    assert!(sim.snapshot().history.is_empty());
+    // A dry run rehearses the real run: refused too.
+    let err = Driver::new(Arc::new(sim.clone()), Arc::new(sim.clone()))
+        .dry_run(true)
+        .drive(
+            &mut new_run(&plan, &[]),
+            &mut Vec::new() as &mut dyn JournalSink,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no node provider"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -62,6 +62,13 @@ pub use config::{HostKeyPolicy, SshConfig, SshConfigError};
 
 use crate::node_env::{NodeEnv, NodeEnvFn};
 
+/// A node without a target is reached at its name, as the SSH client's configuration says.
+const NO_TARGET: SshTarget = SshTarget {
+    host: None,
+    port: None,
+    user: None,
+};
+
 /// Runs commands on nodes over SSH (see the [module documentation](self)).
 ///
 /// ```no_run
@@ -79,6 +86,9 @@ use crate::node_env::{NodeEnv, NodeEnvFn};
 pub struct SshRunner {
     config: Arc<SshConfig>,
     targets: Arc<HashMap<NodeName, SshTarget>>,
+    /// Targets learned while the run goes on (nodes made by a node provider), shared by every
+    /// clone; they take precedence over `targets`.
+    learned: Arc<Mutex<HashMap<NodeName, SshTarget>>>,
     node_env: NodeEnvFn,
     state: Arc<State>,
 }
@@ -162,6 +172,7 @@ impl SshRunner {
         Ok(SshRunner {
             config: Arc::new(config),
             targets: Arc::new(HashMap::new()),
+            learned: Arc::default(),
             node_env: NodeEnvFn::default(),
             state: Arc::new(State {
                 dir,
@@ -184,6 +195,26 @@ impl SshRunner {
     ) -> Self {
         Arc::make_mut(&mut self.targets).extend(targets);
         self
+    }
+
+    /// Reaches `node` at `target` from now on, in this runner and every clone of it: for a
+    /// node that did not exist when the runner was made (a node provider's new machine,
+    /// `kupgrade_exec::provider::CommandProvider::on_ssh_target`). A connection already open
+    /// to the node at another target is dropped; commands running on it go on.
+    pub fn learn_target(&self, node: &NodeName, target: &SshTarget) {
+        let old = self
+            .learned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node.clone(), target.clone());
+        let before = old.as_ref().or_else(|| self.targets.get(node));
+        if before.unwrap_or(&NO_TARGET) != target {
+            self.state
+                .slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(node);
+        }
     }
 
     /// Takes the targets of the cluster's nodes that have one (`ssh:` in the inventory).
@@ -245,11 +276,12 @@ impl SshRunner {
     }
 
     fn target(&self, node: &NodeName) -> SshTarget {
-        self.targets.get(node).cloned().unwrap_or(SshTarget {
-            host: None,
-            port: None,
-            user: None,
-        })
+        let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        learned
+            .get(node)
+            .or_else(|| self.targets.get(node))
+            .unwrap_or(&NO_TARGET)
+            .clone()
     }
 
     fn slot(&self, node: &NodeName) -> Arc<Slot> {
