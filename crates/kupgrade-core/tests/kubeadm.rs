@@ -417,9 +417,11 @@ fn real_versions() {
     check_rows(rows, None, None);
 }
 
-/// The rows of kubeadm's table before 1.29 (kubelet skew 1) whose answers differ from the
-/// 1.29 table's, as a kubeadm built from that branch decides them. kubernetes/kubernetes#120825
-/// moved kubeadm to the n-3 kubelet skew and changed exactly these rows.
+/// The rows of kubeadm's table before 1.29 (kubelet skew 1) whose answers differ under the
+/// n-3 kubelet skew, as a kubeadm built from that branch decides them: the first two are the
+/// only such rows of the last table before 1.29 (every other row's kubelets are within one
+/// minor of the target); the last two are rows kubernetes/kubernetes#120825 added for 1.29,
+/// judged by the rules before it.
 const PRE_1_29_ROWS: &[Row<'static>] = &[
     (
         // Before 1.29 its comments read "can't upgrade two minor versions" and "kubelet <->
@@ -434,13 +436,14 @@ const PRE_1_29_ROWS: &[Row<'static>] = &[
         &["kubelet-skew"],
     ),
     (
-        // Written with kubeadm 1.14's constants (minimum control plane v1.13.0, current
-        // v1.14.0): cluster v1.13.3, kubelet v1.12.8, kubeadm and target v1.14.0.
+        // Replaced in 1.29 by the "three minor version" row below (which moved the cluster,
+        // kubeadm and target to v1.13.0); kubeadm 1.14's table had the same row at v1.13.3,
+        // v1.12.8, v1.14.0.
         "the maximum skew between the cluster version and the kubelet versions should be one minor version. This may be forced through though.",
-        "v1.13.3",
-        "v1.12.8",
-        "v1.14.0",
-        "v1.14.0",
+        "v1.12.0",
+        "v1.10.8",
+        "v1.12.0",
+        "v1.12.0",
         NONE,
         &[],
         &["kubelet-skew"],
