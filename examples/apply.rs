@@ -7,15 +7,43 @@
 //! journal stays consistent and `--resume` goes on.
 //!
 //! ```text
-//! cargo run --example apply -- --target 1.30 --batch 2
-//! cargo run --example apply -- --dry-run --target 1.29
-//! cargo run --example apply -- --journal /tmp/up.journal --sim-state /tmp/up.sim.json   # Ctrl-C, then:
+//! cargo run --example apply -- --target 1.30 --batch 2 --date 2025-03-01
+//! cargo run --example apply -- --dry-run --target 1.29 --date 2025-01-15
+//! cargo run --example apply -- --target 1.30 --date 2025-03-01 --journal /tmp/up.journal --sim-state /tmp/up.sim.json   # Ctrl-C, then:
 //! cargo run --example apply -- --journal /tmp/up.journal --sim-state /tmp/up.sim.json --resume
+//! cargo run --example plan -- --target 1.30 --date 2025-03-01 --format json > /tmp/up.plan.json   # review it, then:
+//! cargo run --example apply -- --plan /tmp/up.plan.json
 //! cargo run --example apply -- --executor ssh --cluster my-hosts.yaml --journal up.journal
 //! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --cluster my-hosts.yaml
 //! cargo run --example apply -- --kubeconfig admin.conf --executor pod --journal up.journal
-//! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --ssh-node-names --dry-run
+//! cargo run --example apply -- --kubeconfig admin.conf --executor ssh --ssh-node-names --target 1.30 --date 2025-06-20 --dry-run
 //! ```
+//!
+//! `apply` takes every planning option `plan` takes (`--target`, `--date`, `--strategy`,
+//! `--batch`, `--max-per-zone`, `--defer-workers`, `--patch-first`, `--policy`, what to accept,
+//! the drain options) and checks each step against the chosen `--policy`. The plan and the
+//! policy are kept beside the journal (`JOURNAL.plan.json`, `JOURNAL.policy.json`); `--resume`
+//! goes on with both, refuses planning options, and refuses a `--policy` other than the one
+//! the run started with.
+//!
+//! The release data comes from the options `plan` and `check` take too (`--calendar FILE`,
+//! `--kubeadm-versions FILE`, `--live-releases` with `--release-base-url` and
+//! `--release-timeout`); they are refused beside `--resume` and `--plan`, whose plan is made
+//! already. The plan's warnings (a calendar too old for the date, hops past the kubeadm version
+//! table) are printed before the run and in the summary.
+//!
+//! `--plan FILE` runs a plan reviewed beforehand (the output of `plan --format json`): the
+//! fingerprint recorded in the file must match the plan in it (an edited file is refused), the
+//! cluster must still be where the plan starts (each node's kubelet, the nodes, the oldest API
+//! server; otherwise the differing nodes are named), and it is not planned again: planning
+//! options beside it are refused, except `--policy`, which must give the policy the plan was
+//! made with.
+//!
+//! Drains follow `kubectl drain`: DaemonSet pods stay (`--ignore-daemonsets=false` refuses
+//! them), pods with emptyDir data or without a controller block the drain unless
+//! `--delete-emptydir-data` or `--force`, and `--disable-eviction` (only by that name) deletes
+//! pods instead of evicting them, so no PodDisruptionBudget is asked: the run and its summary
+//! warn about it.
 //!
 //! On the test apiserver (`scripts/testenv.sh up DIR`, `scripts/seed-demo-cluster.sh DIR`), with
 //! sandboxes standing in for the nodes, as `scripts/run-examples.sh` runs it:
@@ -23,7 +51,7 @@
 //! ```text
 //! scripts/demo-sandboxes.sh /tmp/sb DIR demo-cp-1 demo-w-1 demo-w-2
 //! cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb \
-//!   --target 1.30 --allow-unsupported-target --drain-grace-period 0
+//!   --target 1.30 --date 2025-06-20 --drain-grace-period 0
 //! ```
 //!
 //! # Executors
@@ -46,7 +74,7 @@
 //! With `--kubeconfig` (and `--context`) the cluster's state is read through the Kubernetes
 //! API (as the `discover` example reads it), and the cluster operations go through the API too:
 //! cordon, a drain through the Eviction API that honours PodDisruptionBudgets
-//! (`--drain-grace-period`, `--drain-timeout`), uncordon, a watch for Ready at the new kubelet
+//! (`--drain-grace-period`, `--drain-timeout`, and the other drain options), uncordon, a watch for Ready at the new kubelet
 //! version, and re-reading the state for the drift checks between steps. Permissions:
 //! `examples/rbac/drain.yaml`. `--dry-run` reads the cluster and changes nothing. A step
 //! that fails is retried (`--attempts`), then the run halts; `--resume` (with the same
@@ -64,72 +92,82 @@
 //! The state comes from the `--cluster` inventory, and the ssh and local executors run the
 //! cluster operations with `kubectl --kubeconfig /etc/kubernetes/admin.conf` on the first
 //! control-plane node (`--kubectl-node`), through `kupgrade_exec::KubectlOps`.
-use std::path::PathBuf;
+use std::io::IsTerminal;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use clap::Parser;
 use kupgrade_core::ClusterState;
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
-use kupgrade_core::ports::DrainOptions;
-use kupgrade_core::run::{Finished, Record, Resolution, RetryPolicy, Run, RunOptions};
-use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::lifecycle::ReleaseCalendar;
+use kupgrade_core::plan::{PlanRequest, UpgradePlan};
+use kupgrade_core::run::{Finished, Record, Resolution, Run};
 use kupgrade_exec::Journal;
 use kupgrade_exec::driver::{Driver, JournalSink, NoJournal, stop_channel};
 use kupgrade_kube::{Discovery, KubeClusterOps};
 
 #[path = "apply/args.rs"]
-mod args;
+pub(crate) mod args;
 #[path = "apply/backend.rs"]
 mod backend;
 #[path = "apply/display.rs"]
 mod display;
+#[path = "common/inventory.rs"]
+mod inventory;
+#[path = "common/planning.rs"]
+pub(crate) mod planning;
+#[path = "common/releases.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod releases;
+#[path = "common/reviewed.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod reviewed;
+#[path = "apply/session.rs"]
+pub(crate) mod session;
 #[path = "apply/summary.rs"]
 mod summary;
 
 use args::{Args, Executor};
 use backend::{Backend, Source};
 use display::Display;
+use planning::PolicyFiles;
+use session::Beside;
 use summary::summary;
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let args = Args::from_command_line();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person watching: a log file or a pipe gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let virtual_time = args.executor == Executor::Sim && args.sim_speed <= 0.0;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(virtual_time)
         .build()?;
-    runtime.block_on(apply(args))
-}
-
-/// The bundled HA sample, upgraded when neither --cluster nor --kubeconfig is given.
-const DEFAULT_CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml");
-
-fn read_inventory(file: &str) -> anyhow::Result<ClusterState> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-    Ok(kupgrade_core::inventory::parse(&text, file)?)
+    match runtime.block_on(apply(args))? {
+        Finished::Completed => Ok(()),
+        Finished::Cancelled => std::process::exit(130),
+        Finished::Halted(_) => std::process::exit(2),
+        _ => std::process::exit(1),
+    }
 }
 
 /// The cluster to plan from (an inventory, or the live cluster), a name for messages, and
 /// where the executors get the state from.
-async fn load_cluster(args: &Args) -> anyhow::Result<(ClusterState, String, Source)> {
+pub(crate) async fn load_cluster(args: &Args) -> anyhow::Result<(ClusterState, String, Source)> {
     let Some(path) = &args.kubeconfig else {
-        let file = args.cluster.as_deref().unwrap_or(DEFAULT_CLUSTER);
-        return Ok((read_inventory(file)?, file.to_string(), Source::Inventory));
+        let (cluster, name) = inventory::read(args.cluster.as_deref())?;
+        return Ok((cluster, name, Source::Inventory));
     };
-    let overlay = args
-        .cluster
-        .as_deref()
-        .map(read_inventory)
-        .transpose()?
-        .map(Box::new);
+    let overlay = match args.cluster.as_deref() {
+        Some(file) => Some(Box::new(inventory::read(Some(file))?.0)),
+        None => None,
+    };
     let client = kupgrade_kube::connect(Some(path), args.context.as_deref()).await?;
     let discovery = Discovery::new(client.clone());
     let cluster = discovery
@@ -145,85 +183,178 @@ async fn load_cluster(args: &Args) -> anyhow::Result<(ClusterState, String, Sour
     Ok((cluster, name, Source::Live { ops, overlay }))
 }
 
-async fn apply(args: Args) -> anyhow::Result<()> {
+/// What the run carries out: the plan, and the skew policy it checks before every step.
+pub(crate) struct Work {
+    pub(crate) plan: UpgradePlan,
+    pub(crate) policy: PolicyFiles,
+}
+
+/// Planning options are refused where no plan is made: beside `--plan FILE` (the reviewed plan
+/// runs as it is) and with `--resume` (the run goes on with the plan it started with).
+/// `--policy` is the exception: it names the policy the run checks, and must match.
+fn refuse_planning_options(args: &Args) -> anyhow::Result<()> {
+    let (with, why) = if args.plan.is_some() {
+        (
+            "--plan",
+            "the reviewed plan runs as it is; plan again with them and review the new plan",
+        )
+    } else if args.resume {
+        (
+            "--resume",
+            "the run goes on with the plan it started with, kept beside its journal",
+        )
+    } else {
+        return Ok(());
+    };
+    let refused: Vec<&str> = args
+        .planning_given
+        .iter()
+        .map(String::as_str)
+        .filter(|f| *f != "--policy")
+        .chain(args.releases.given())
+        .collect();
+    if !refused.is_empty() {
+        bail!("{} cannot be given with {with}: {why}", refused.join(", "));
+    }
+    Ok(())
+}
+
+/// The plan and policy of this session: the ones the journal's run started with (`--resume`),
+/// the reviewed plan (`--plan`), or a new plan.
+pub(crate) fn work(
+    args: &Args,
+    calendar: &ReleaseCalendar,
+    cluster: &ClusterState,
+    source: &str,
+) -> anyhow::Result<Work> {
+    let given = args.planning.policy.read()?;
+    if let (true, Some(journal)) = (args.resume, &args.journal) {
+        let beside = Beside::of(journal);
+        let recorded = beside.read_policy()?;
+        let same = given
+            .0
+            .iter()
+            .map(|f| &f.rules)
+            .eq(recorded.0.iter().map(|f| &f.rules));
+        if !args.planning.policy.files.is_empty() && !same {
+            bail!(
+                "the run in {} checks {}, not {}: resume with the policy it started with (or leave --policy out)",
+                journal.display(),
+                recorded.describe(),
+                given.describe()
+            );
+        }
+        return Ok(Work {
+            plan: beside.read_plan()?,
+            policy: recorded,
+        });
+    }
+    if let Some(file) = &args.plan {
+        let plan = reviewed::read(file)?;
+        let name = given.policy().name().to_string();
+        if name != plan.policy {
+            bail!(
+                "{file} was planned with the {} policy, and this run would check the {name} policy ({}): give the --policy files it was planned with",
+                plan.policy,
+                given.describe()
+            );
+        }
+        let differences = reviewed::differences(&plan, cluster);
+        if !differences.is_empty() {
+            bail!(
+                "{file} does not fit {source} any more; plan again and review the new plan:\n  {}",
+                differences.join("\n  ")
+            );
+        }
+        return Ok(Work {
+            plan,
+            policy: given,
+        });
+    }
+    let plan = PlanRequest::new(args.planning.target.clone(), args.planning.date())
+        .calendar(calendar)
+        .policy(given.policy().as_ref())
+        .options(args.planning.options())
+        .plan(cluster)
+        .with_context(|| format!("planning the upgrade of {source}"))?;
+    Ok(Work {
+        plan,
+        policy: given,
+    })
+}
+
+/// The records of the journal at `path`, looked at without changing it: a run that is refused
+/// leaves the file as it found it. A locked or corrupt journal is an error, also for a dry run.
+fn peek_journal(path: &Path) -> anyhow::Result<Vec<Record>> {
+    let Some(recovered) = Journal::<Record>::peek(path)? else {
+        return Ok(Vec::new());
+    };
+    if let Some(torn) = &recovered.torn {
+        eprintln!("note: {}: {torn}; ignored", path.display());
+    }
+    Ok(recovered.records)
+}
+
+/// Opens the journal for the run that now goes on (cutting off a torn last line); it must
+/// still hold the `expected` records looked at before.
+fn open_journal(path: &Path, expected: usize) -> anyhow::Result<Journal<Record>> {
+    let (journal, recovered) = Journal::<Record>::open(path)?;
+    if recovered.records.len() != expected {
+        bail!(
+            "journal {} changed while this run started ({} records, then {}): is another run using it? Start again",
+            path.display(),
+            expected,
+            recovered.records.len()
+        );
+    }
+    Ok(journal)
+}
+
+/// Plans (or reads the plan), then runs it; returns how the run ended.
+pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
+    refuse_planning_options(&args)?;
     let (cluster, source_name, source) = load_cluster(&args).await?;
 
-    // The journal and the plan it belongs to.
-    let plan_file = args
-        .journal
-        .as_ref()
-        .map(|j| PathBuf::from(format!("{}.plan.json", j.display())));
-    let (mut journal, records): (Option<Journal<Record>>, Vec<Record>) = match (
-        &args.journal,
-        args.dry_run,
-    ) {
-        (Some(path), false) => {
-            let (j, recovered) = Journal::<Record>::open(path)?;
-            if let Some(torn) = &recovered.torn {
-                eprintln!("note: {}: {torn}; ignored", path.display());
-            }
-            if !args.resume && !recovered.records.is_empty() {
-                bail!(
-                    "journal {} already records a run ({} records): pass --resume to go on with it, or choose another --journal",
-                    path.display(),
-                    recovered.records.len()
-                );
-            }
-            (Some(j), recovered.records)
-        }
-        (Some(path), true) => (
-            None,
-            Journal::<Record>::read(path)
-                .map(|r| r.records)
-                .unwrap_or_default(),
-        ),
-        (None, _) => (None, Vec::new()),
+    // The journal is looked at first; nothing changes until the run really goes on.
+    let records = match &args.journal {
+        Some(path) => peek_journal(path)?,
+        None => Vec::new(),
     };
-    let plan: UpgradePlan = match (&plan_file, args.resume) {
-        (Some(file), true) => {
-            let text = std::fs::read_to_string(file).with_context(|| {
-                format!("reading the plan the run started with ({})", file.display())
-            })?;
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?
-        }
-        _ => {
-            let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
-            let options = PlanOptions {
-                strategy: args.strategy,
-                batch: args.batch,
-                max_surge: args.max_surge,
-                allow_unsupported_target: args.allow_unsupported_target,
-                drain: DrainOptions {
-                    grace_period_seconds: args.drain_grace_period,
-                    timeout_seconds: args.drain_timeout,
-                    ..DrainOptions::default()
-                },
-                ..PlanOptions::default()
-            };
-            let plan = PlanRequest::new(args.target.clone(), date)
-                .options(options)
-                .plan(&cluster)
-                .with_context(|| format!("planning the upgrade of {source_name}"))?;
-            if let (Some(file), false) = (&plan_file, args.dry_run) {
-                std::fs::write(file, serde_json::to_string_pretty(&plan)?)
-                    .with_context(|| format!("writing {}", file.display()))?;
-            }
-            plan
-        }
+    if let (Some(path), false, false) = (&args.journal, args.resume, records.is_empty()) {
+        bail!(
+            "journal {} already records a run ({} records): pass --resume to go on with it, or choose another --journal",
+            path.display(),
+            records.len()
+        );
+    }
+    // Release data only where a plan is made (refused beside --resume and --plan).
+    let calendar = if args.resume || args.plan.is_some() {
+        ReleaseCalendar::embedded().clone()
+    } else {
+        let from = cluster.apiserver_min().map(|v| v.minor());
+        args.releases.load(from).await?
     };
-    let plan = Arc::new(plan);
+    let work = work(&args, &calendar, &cluster, &source_name)?;
+    args.releases.print_warnings(&work.plan.warnings);
+    let plan = Arc::new(work.plan);
     let mut run = Run::resume(
         plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions {
-            max_parallel: args.max_parallel,
-            retry: RetryPolicy {
-                max_attempts: args.attempts.max(1),
-                ..RetryPolicy::default()
-            },
-        },
+        work.policy.policy(),
+        args.run_options(),
         &records,
     )?;
+    if plan.options.drain.disable_eviction {
+        eprintln!(
+            "WARNING: --disable-eviction: drains delete pods without asking their PodDisruptionBudgets"
+        );
+    }
+    let mut journal = match (&args.journal, args.dry_run) {
+        (Some(path), false) => Some(open_journal(path, records.len())?),
+        _ => None,
+    };
+    if let (Some(path), Some(_), false) = (&args.journal, &journal, args.resume) {
+        Beside::of(path).write(&plan, &work.policy)?;
+    }
     for (list, resolution) in [
         (&args.mark_done, Resolution::MarkDone),
         (&args.retry, Resolution::Retry),
@@ -287,10 +418,5 @@ async fn apply(args: Args) -> anyhow::Result<()> {
         &backend,
     )
     .await;
-    match outcome {
-        Finished::Completed => Ok(()),
-        Finished::Cancelled => std::process::exit(130),
-        Finished::Halted(_) => std::process::exit(2),
-        _ => std::process::exit(1),
-    }
+    Ok(outcome)
 }

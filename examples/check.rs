@@ -1,26 +1,49 @@
-//! `cargo run --example check [-- FILE] [--date YYYY-MM-DD]`: reads a cluster inventory and
-//! prints the component versions per node, the version skew report (upstream policy) and the
-//! support status of every minor the cluster runs on the given date (default: today).
+//! `cargo run --example check -- [FILE] [--date YYYY-MM-DD] [--policy FILE]`: reads a cluster
+//! inventory and prints the component versions per node, the version skew report (the upstream
+//! policy, and the rules of each `--policy` file) and the support status of every minor the
+//! cluster runs on the given date (default: today). It exits with status 1 when the report
+//! holds an error (warnings alone leave it at 0).
 //!
-//! The default inventory is the bundled HA sample (`examples/clusters/ha.yaml`).
+//! The default inventory is the bundled HA sample (`examples/clusters/ha.yaml`). The release
+//! calendar is the embedded one unless `--calendar FILE` (or `--live-releases`) says otherwise;
+//! a date more than four months past the calendar's end is a warning.
+//!
+//! ```text
+//! cargo run --example check -- examples/clusters/mid-upgrade.yaml --date 2025-03-01
+//! cargo run --example check -- --policy examples/policies/strict.yaml --date 2025-03-01
+//! ```
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
-use anyhow::Context;
 use clap::Parser;
 use jiff::civil::Date;
 use kupgrade_core::lifecycle::ReleaseCalendar;
-use kupgrade_core::skew::{self, SkewPolicy, UpstreamPolicy};
+use kupgrade_core::skew::{self, Severity};
 use kupgrade_core::{ClusterState, Component, EtcdTopology, Minor, VersionLine};
+
+#[path = "common/inventory.rs"]
+mod inventory;
+#[path = "common/output.rs"]
+mod output;
+#[path = "common/planning.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+mod planning;
+#[path = "common/releases.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+mod releases;
 
 /// Check a cluster inventory: versions, version skew and support status.
 #[derive(Parser)]
-struct Args {
-    /// The inventory file (YAML or JSON).
-    #[arg(default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml"))]
-    file: String,
+pub(crate) struct Args {
+    /// The inventory file (YAML or JSON) [default: the bundled clusters/ha.yaml].
+    pub(crate) file: Option<String>,
     /// The date to judge support status on (default: today, local time).
     #[arg(long, value_name = "YYYY-MM-DD")]
-    date: Option<Date>,
+    pub(crate) date: Option<Date>,
+    #[command(flatten)]
+    pub(crate) policy: planning::PolicyArgs,
+    #[command(flatten)]
+    pub(crate) releases: releases::ReleaseArgs,
 }
 
 /// Table columns: the per-node components, short headers.
@@ -37,34 +60,56 @@ const COLUMNS: [(Component, &str); 9] = [
 ];
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let text =
-        std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file))?;
-    let cluster = kupgrade_core::inventory::parse(&text, &args.file)?;
-    let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
+    let (text, clean) = report(Args::parse())?;
+    output::quiet_when_closed(output::print(&text))?;
+    if !clean {
+        // The report holds errors: it is printed, the status says so.
+        std::process::exit(1);
+    }
+    Ok(())
+}
 
+/// The report, and whether the cluster is clean (no errors; warnings may be).
+pub(crate) fn report(args: Args) -> anyhow::Result<(String, bool)> {
+    let (cluster, file) = inventory::read(args.file.as_deref())?;
+    let policy = args.policy.read()?.policy();
+    let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
+    let oldest = cluster
+        .nodes
+        .iter()
+        .flat_map(|n| n.versions.iter())
+        .filter(|(c, _)| c.version_line() == VersionLine::Kubernetes)
+        .map(|(_, v)| v.minor())
+        .min();
+    let calendar = args.releases.load_blocking(oldest)?;
+
+    let mut out = String::new();
     let name = cluster.name.as_deref().unwrap_or("(unnamed)");
-    println!(
-        "Cluster {name} ({}): {} nodes, {} control plane",
-        args.file,
+    let _ = writeln!(
+        out,
+        "Cluster {name} ({file}): {} nodes, {} control plane",
         cluster.nodes.len(),
         cluster.control_plane().count()
     );
-    println!();
-    print!("{}", versions_table(&cluster));
-    println!();
-    println!("{}", addons_line(&cluster));
-    println!();
+    out.push('\n');
+    out.push_str(&versions_table(&cluster));
+    out.push('\n');
+    let _ = writeln!(out, "{}", addons_line(&cluster));
+    out.push('\n');
 
-    println!("Version skew (upstream policy):");
-    let violations = UpstreamPolicy::new().evaluate(&cluster);
+    let _ = writeln!(out, "Version skew ({} policy):", policy.name());
+    let violations = policy.evaluate(&cluster);
     for line in skew::report(&violations).lines() {
-        println!("  {line}");
+        let _ = writeln!(out, "  {line}");
     }
-    println!();
+    out.push('\n');
 
-    print!("{}", support_section(&cluster, date));
-    Ok(())
+    out.push_str(&support_section(&cluster, &calendar, date));
+    if let Some(w) = kupgrade_core::plan::calendar_warning(&calendar, date) {
+        let _ = writeln!(out, "Warning: {w}");
+    }
+    let clean = !violations.iter().any(|v| v.severity == Severity::Error);
+    Ok((out, clean))
 }
 
 /// One row per node, one column per component present anywhere; `-` where absent.
@@ -143,8 +188,7 @@ fn addons_line(cluster: &ClusterState) -> String {
 
 /// Every Kubernetes minor the cluster runs, with its status on `date`, the components on it
 /// and the newest patch the calendar knows by then.
-fn support_section(cluster: &ClusterState, date: Date) -> String {
-    let calendar = ReleaseCalendar::embedded();
+fn support_section(cluster: &ClusterState, calendar: &ReleaseCalendar, date: Date) -> String {
     // minor -> component -> number of nodes (0 for cluster-wide versions)
     let mut minors: BTreeMap<Minor, BTreeMap<Component, usize>> = BTreeMap::new();
     for node in &cluster.nodes {

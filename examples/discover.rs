@@ -6,6 +6,7 @@
 //! Without `--kubeconfig`, the configuration is found as `kubectl` finds it (`KUBECONFIG`,
 //! `~/.kube/config`, or the in-cluster service account). The permissions it needs are in
 //! `examples/rbac/discover.yaml`.
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -15,7 +16,7 @@ use kupgrade_kube::Discovery;
 
 /// Discover a live cluster and check its version skew.
 #[derive(Parser)]
-struct Args {
+pub(crate) struct Args {
     /// The kubeconfig to use (default: KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -38,9 +39,15 @@ const COLUMNS: [(Component, &str); 5] = [
     (Component::Kubelet, "KUBELET"),
 ];
 
+#[path = "common/output.rs"]
+mod output;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    output::quiet_when_closed(run(Args::parse()).await)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let client =
         kupgrade_kube::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
     let mut discovery = Discovery::new(client);
@@ -49,39 +56,38 @@ async fn main() -> anyhow::Result<()> {
     }
     let cluster = discovery.run().await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&cluster)?);
-        return Ok(());
+        return output::print(&format!("{}\n", serde_json::to_string_pretty(&cluster)?));
     }
 
+    let mut out = String::new();
     let name = cluster.name.as_deref().unwrap_or("(unnamed)");
-    println!(
-        "Cluster {name}: {} nodes, {} control plane",
+    let _ = writeln!(
+        out,
+        "Cluster {name}: {} nodes, {} control plane\n",
         cluster.nodes.len(),
         cluster.control_plane().count()
     );
-    println!();
-    print!("{}", table(&cluster));
-    println!();
-    match &cluster.etcd {
-        EtcdTopology::Stacked => println!("etcd: stacked (static pods on the control plane)"),
+    let _ = writeln!(out, "{}", table(&cluster));
+    let _ = match &cluster.etcd {
+        EtcdTopology::Stacked => writeln!(out, "etcd: stacked (static pods on the control plane)"),
         EtcdTopology::External { endpoints, .. } => {
-            println!("etcd: external ({})", endpoints.join(", "))
+            writeln!(out, "etcd: external ({})", endpoints.join(", "))
         }
-    }
+    };
     let show = |v: &Option<kupgrade_core::KubeVersion>| {
         v.as_ref().map_or("-".to_string(), ToString::to_string)
     };
-    println!(
-        "add-ons: kube-proxy {}, coredns {}",
+    let _ = writeln!(
+        out,
+        "add-ons: kube-proxy {}, coredns {}\n",
         show(&cluster.addons.kube_proxy),
         show(&cluster.addons.coredns)
     );
-    println!();
-    println!("Version skew (upstream policy):");
+    let _ = writeln!(out, "Version skew (upstream policy):");
     for line in skew::report(&UpstreamPolicy::new().evaluate(&cluster)).lines() {
-        println!("  {line}");
+        let _ = writeln!(out, "  {line}");
     }
-    Ok(())
+    output::print(&out)
 }
 
 /// One row per node: roles, state, OS, then the version of each component.

@@ -5,10 +5,27 @@
 //! plan satisfies the skew policy; when none can, the error names the rule and the node.
 //!
 //! ```text
-//! cargo run --example plan -- --target 1.30 --format markdown --batch 2
-//! cargo run --example plan -- --cluster my-cluster.yaml --strategy replace --date 2025-03-01
-//! cargo run --example plan -- --policy examples/policies/strict.yaml --format json
-//! cargo run --example plan -- --kubeconfig ~/.kube/config --context prod --target 1.30
+//! cargo run --example plan -- --target 1.30 --format markdown --batch 2 --date 2025-03-01
+//! cargo run --example plan -- --cluster examples/clusters/mixed-os.yaml --strategy replace --date 2025-03-01
+//! cargo run --example plan -- --policy examples/policies/strict.yaml --format json --date 2025-03-01
+//! cargo run --example plan -- --kubeconfig ~/.kube/config --target 1.30 --date 2025-06-20
+//! ```
+//!
+//! `--date` fixes the day the release calendar is read on (default: today), so these give the
+//! same plan every day. `--format json` records the plan's fingerprint in the document, for
+//! `apply --plan FILE`. The planning options (`--target`, `--strategy`, `--batch`,
+//! `--policy`, the drain options, ...) are the ones `apply` takes.
+//!
+//! Release data (as in `apply` and `check`): `--calendar FILE` and `--kubeadm-versions FILE`
+//! replace the embedded release calendar and kubeadm version table (same JSON formats);
+//! `--live-releases` merges the release team's version labels over the calendar
+//! (`--release-base-url` for a mirror). A plan dated more than four months past the calendar,
+//! or with hops past the kubeadm table, carries a warning in every format (and on stderr) that
+//! names the option that helps:
+//!
+//! ```text
+//! cargo run --example plan -- --available --live-releases
+//! cargo run --example plan -- --calendar crates/kupgrade-core/data/k8s-releases.json --date 2025-03-01
 //! ```
 //!
 //! `--kubeconfig` (with `--context`, `--node-selector`) plans from a live kubeadm cluster
@@ -16,76 +33,68 @@
 //! `discover` example reads it (permissions: `examples/rbac/discover.yaml`). It excludes
 //! `--cluster`. The API does not show the `kubeadm` and `kubectl` binaries on the nodes; the
 //! plan assumes they match the kubelet.
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use jiff::civil::Date;
+use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::render::Format;
 use kupgrade_core::plan::{
-    BatchSize, PlanOptions, PlanRequest, Strategy, Target, WorkerPacing, available_upgrades,
+    PlanRequest, UpgradePlan, available_upgrades, calendar_warning, kubeadm_versions_warning,
+    nothing_available,
 };
-use kupgrade_core::skew::{SkewPolicy, UpstreamPolicy, rules::RulePolicy};
+
+#[path = "common/inventory.rs"]
+mod inventory;
+#[path = "common/output.rs"]
+mod output;
+#[path = "common/planning.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod planning;
+#[path = "common/reviewed.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod reviewed;
+
+use planning::Planning;
+
+#[path = "common/releases.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod releases;
 
 /// Plan a Kubernetes upgrade in which every intermediate state satisfies the skew policy.
 #[derive(Parser)]
-struct Args {
+pub(crate) struct Args {
     /// The cluster inventory (YAML or JSON) [default: the bundled clusters/ha.yaml].
     #[arg(long, conflicts_with = "kubeconfig")]
-    cluster: Option<String>,
+    pub(crate) cluster: Option<String>,
     /// Plan from the live cluster this kubeconfig reaches instead of an inventory.
     #[arg(long)]
-    kubeconfig: Option<PathBuf>,
+    pub(crate) kubeconfig: Option<PathBuf>,
     /// With --kubeconfig: the kubeconfig context (default: its current context).
     #[arg(long, requires = "kubeconfig")]
-    context: Option<String>,
+    pub(crate) context: Option<String>,
     /// With --kubeconfig: only nodes matching this label selector.
     #[arg(long, requires = "kubeconfig")]
-    node_selector: Option<String>,
-    /// The target: a version (v1.31.2), a minor (1.31 = its latest patch), `stable` or `latest`.
-    #[arg(long, default_value = "stable")]
-    target: Target,
-    /// Output format: text, markdown, json, yaml or mermaid.
+    pub(crate) node_selector: Option<String>,
+    /// Output format: text, markdown, json (with the plan's fingerprint, for `apply --plan`),
+    /// yaml or mermaid.
     #[arg(long, default_value = "text")]
-    format: Format,
-    /// in-place (kubeadm's way) or replace (new nodes join, old ones leave).
-    #[arg(long, default_value = "in-place")]
-    strategy: Strategy,
-    /// Workers per batch: a count (3) or a percentage (25%).
-    #[arg(long, default_value = "1")]
-    batch: BatchSize,
-    /// At most this many nodes of one zone per batch: a count or a percentage of the zone.
-    #[arg(long)]
-    max_per_zone: Option<BatchSize>,
-    /// Replace strategy: new nodes beyond the old ones at once.
-    #[arg(long, default_value_t = 1)]
-    max_surge: u32,
-    /// Move workers as late as the policy allows, several minors per drain (the default for
-    /// the replace strategy).
-    #[arg(long)]
-    defer_workers: bool,
-    /// First upgrade to the latest patch of the current minor.
-    #[arg(long)]
-    patch_first: bool,
-    /// The date that decides which releases exist and are supported (default: today).
-    #[arg(long)]
-    date: Option<Date>,
-    /// Declarative skew rules (YAML or JSON) checked on top of the upstream policy.
-    #[arg(long)]
-    policy: Option<String>,
-    /// Plan even though the cluster violates the policy now (a repair).
-    #[arg(long)]
-    tolerate_initial_violations: bool,
-    /// Accept a target past its end of life on the date.
-    #[arg(long)]
-    allow_unsupported_target: bool,
+    pub(crate) format: Format,
     /// List the available upgrades (like `kubeadm upgrade plan`) instead of planning.
     #[arg(long)]
-    available: bool,
+    pub(crate) available: bool,
+    #[command(flatten)]
+    pub(crate) planning: Planning,
+    #[command(flatten)]
+    pub(crate) releases: releases::ReleaseArgs,
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    output::quiet_when_closed(run(Args::parse()))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let (cluster, source) = match &args.kubeconfig {
         Some(path) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -99,20 +108,26 @@ fn main() -> anyhow::Result<()> {
             let name = cluster.name.clone().unwrap_or_else(|| "cluster".into());
             (cluster, format!("{name} (live, {})", path.display()))
         }
-        None => {
-            let file = args
-                .cluster
-                .clone()
-                .unwrap_or_else(|| DEFAULT_CLUSTER.into());
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
-            (kupgrade_core::inventory::parse(&text, &file)?, file)
-        }
+        None => inventory::read(args.cluster.as_deref())?,
     };
-    let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
-    let calendar = kupgrade_core::lifecycle::ReleaseCalendar::embedded();
+    let date = args.planning.date();
+    let from = cluster.apiserver_min().map(|v| v.minor());
+    let calendar = &args.releases.load_blocking(from)?;
     if args.available {
-        for u in available_upgrades(&cluster, calendar, date) {
-            println!(
+        let upgrades = available_upgrades(&cluster, calendar, date);
+        let offered: Vec<_> = upgrades.iter().map(|u| u.version.clone()).collect();
+        let warnings: Vec<_> = calendar_warning(calendar, date)
+            .into_iter()
+            .chain(kubeadm_versions_warning(&cluster, calendar, &offered))
+            .collect();
+        args.releases.print_warnings(&warnings);
+        let mut out = String::new();
+        if upgrades.is_empty() {
+            let _ = writeln!(out, "{}", nothing_available(&cluster, calendar, date));
+        }
+        for u in upgrades {
+            let _ = writeln!(
+                out,
                 "{:<10} {:<32} {} hop(s), etcd {}, CoreDNS {}, {}",
                 u.version.to_string(),
                 u.labels.join(", "),
@@ -122,37 +137,32 @@ fn main() -> anyhow::Result<()> {
                 u.status
             );
         }
-        return Ok(());
+        return output::print(&out);
     }
-    let policy: Box<dyn SkewPolicy> = match &args.policy {
-        Some(file) => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
-            Box::new(RulePolicy::parse(&text, file)?.with_upstream())
-        }
-        None => Box::new(UpstreamPolicy::new()),
-    };
-    let options = PlanOptions {
-        strategy: args.strategy,
-        batch: args.batch,
-        max_per_zone: args.max_per_zone,
-        max_surge: args.max_surge,
-        worker_pacing: args.defer_workers.then_some(WorkerPacing::Deferred),
-        patch_first: args.patch_first,
-        tolerate_initial_violations: args.tolerate_initial_violations,
-        allow_unsupported_target: args.allow_unsupported_target,
-        ..PlanOptions::default()
-    };
-    let plan = PlanRequest::new(args.target, date)
-        .policy(policy.as_ref())
-        .options(options)
-        .plan(&cluster)
-        .with_context(|| format!("planning the upgrade of {source}"))?;
-    print!("{}", args.format.render(&plan));
-    Ok(())
+    let plan = plan_for(&args.planning, calendar, &cluster, &source)?;
+    args.releases.print_warnings(&plan.warnings);
+    match args.format {
+        Format::Json => output::print(&reviewed::to_json(&plan)),
+        format => output::print(&format.render(&plan)),
+    }
 }
 
-/// The bundled HA sample, planned when neither --cluster nor --kubeconfig is given.
-const DEFAULT_CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/clusters/ha.yaml");
+/// The plan `planning` asks for, for `cluster` (called `source` in messages), with the
+/// release data of `calendar`.
+pub(crate) fn plan_for(
+    planning: &Planning,
+    calendar: &ReleaseCalendar,
+    cluster: &kupgrade_core::ClusterState,
+    source: &str,
+) -> anyhow::Result<UpgradePlan> {
+    let policy = planning.policy.read()?.policy();
+    PlanRequest::new(planning.target.clone(), planning.date())
+        .calendar(calendar)
+        .policy(policy.as_ref())
+        .options(planning.options())
+        .plan(cluster)
+        .with_context(|| format!("planning the upgrade of {source}"))
+}
 
 /// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field).
 async fn discover(

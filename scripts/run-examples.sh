@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(mktemp -d /tmp/kupgrade-examples.XXXXXX)
 KUBELET_PID=   # scripts/demo-kubelet.sh, in its own process group, while it runs
-trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
+MIRROR_PID=    # a local HTTP server standing in for dl.k8s.io/release, while it runs
+trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi
+      if [ -n "$MIRROR_PID" ]; then kill "$MIRROR_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
 DATE=2026-11-25   # a fixed date: the same plans on every run
+KC=${KUPGRADE_TEST_KUBECONFIG:-}   # the test apiserver's kubeconfig, when there is one
 
 cargo build -q -p kupgrade-examples --examples
 n=0
@@ -22,12 +25,99 @@ run() {
   tail -n 2 "$OUT/out"
 }
 
-# check: every bundled sample.
-run check
-for c in examples/clusters/*.yaml; do run check -- "$c" --date "$DATE"; done
+# Every `cargo run --example` command of the README (```sh blocks), of the examples' doc
+# comments (```text blocks, and `inline` ones) and of the sample policies' comments (`inline`,
+# or on a comment line of its own), in the order written, one per line: continuation lines
+# joined, trailing `# comments` dropped. A synopsis (`[-- FILE]`) is not a command.
+documented_commands() {
+  {
+    awk '/^```/ { block = !block; next } block && /^cargo run --example/' README.md
+    for f in examples/*.rs examples/*/*.rs; do
+      sed -n 's|^//! \{0,1\}||p' "$f" | awk '
+        /^```/ { block = !block; acc = ""; next }
+        !block { next }
+        acc == "" && !/^cargo run --example/ { next }
+        { acc = (acc == "" ? $0 : acc " " $0) }
+        acc ~ /\\$/ { sub(/\\$/, "", acc); next }
+        { print acc; acc = "" }'
+    done
+    grep -ho '`cargo run --example[^`]*`' README.md examples/*.rs examples/*/*.rs examples/policies/*.yaml | tr -d '`'
+    sed -n 's/^#[[:space:]]*\(cargo run --example .*\)$/\1/p' examples/policies/*.yaml
+  } | sed 's/ #.*$//; s/[[:space:]][[:space:]]*/ /g; s/ $//' | grep -v '\[' | awk '!seen[$0]++'
+}
 
-# plan: the README's main job, every sample, every format, both strategies, a custom policy.
-run plan
+# Documented commands that CI cannot run as written, and why. Each must still be documented
+# word for word: a changed command is a new one, and runs (or fails here) until it is listed.
+declare -A NOT_RUN=(
+  ["cargo run --example apply -- --executor ssh --cluster my-hosts.yaml --journal up.journal"]="upgrades the reader's machines over SSH"
+  ["cargo run --example apply -- --kubeconfig admin.conf --executor ssh --cluster my-hosts.yaml"]="upgrades the reader's cluster over SSH"
+  ["cargo run --example apply -- --kubeconfig admin.conf --executor pod --journal up.journal"]="upgrades the reader's cluster (the live steps below run the pod executor on the test cluster)"
+)
+# The documented upgrade of the test cluster, run as written by the live steps below.
+LIVE_LOCAL_DOC="cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb --target 1.30 --date 2025-06-20 --drain-grace-period 0"
+
+# documented COMMAND: runs a documented command, its placeholders replaced: the test cluster's
+# kubeconfig for the reader's, an inventory of its SSH targets for hosts.yaml, this run's
+# scratch directory for /tmp, and the embedded release data for releases.json and kubeadm.json.
+documented() {
+  local cmd=$1
+  cmd=${cmd//"/tmp/"/$OUT/}
+  cmd=${cmd//"~/.kube/config"/$KC}
+  cmd=${cmd//"DIR/kubeconfig"/$KC}
+  cmd=${cmd//"admin.conf"/$KC}
+  cmd=${cmd//" hosts.yaml"/" $OUT/hosts.yaml"}
+  cmd=${cmd//" releases.json"/" crates/kupgrade-core/data/k8s-releases.json"}
+  cmd=${cmd//" kubeadm.json"/" crates/kupgrade-core/data/kubeadm-bundled-versions.json"}
+  cmd=${cmd/"cargo run --example "/"cargo run -q -p kupgrade-examples --example "}
+  n=$((n + 1))
+  echo "+ $1"
+  if ! eval "$cmd" >"$OUT/out" 2>"$OUT/err"; then
+    cat "$OUT/out" "$OUT/err"
+    echo "documented command failed: $1" >&2
+    exit 1
+  fi
+  tail -n 2 "$OUT/out"
+}
+
+# Sort the documented commands: run now (no cluster needed), run against the test apiserver
+# (reading it only), run by the live steps, or not run (with the reason).
+OFFLINE=() LIVE_READ=()
+while IFS= read -r cmd; do
+  if [ -n "${NOT_RUN[$cmd]:-}" ]; then
+    echo "not run: $cmd (${NOT_RUN[$cmd]})"
+  elif [ "$cmd" = "$LIVE_LOCAL_DOC" ]; then
+    :
+  elif [[ $cmd == *--kubeconfig* ]]; then
+    if [[ $cmd == *"--example apply "* && $cmd != *--dry-run* ]]; then
+      echo "documented command changes a live cluster, and CI does not run it: $cmd" >&2
+      echo "(make the live steps of scripts/run-examples.sh run it, or list it in NOT_RUN with the reason)" >&2
+      exit 1
+    fi
+    LIVE_READ+=("$cmd")
+  else
+    OFFLINE+=("$cmd")
+  fi
+done < <(documented_commands)
+[ "${#OFFLINE[@]}" -gt 5 ] || { echo "found only ${#OFFLINE[@]} documented commands: is the extraction broken?" >&2; exit 1; }
+documented_commands | grep -qxF "$LIVE_LOCAL_DOC" ||
+  { echo "the documented live upgrade changed; update LIVE_LOCAL_DOC in scripts/run-examples.sh" >&2; exit 1; }
+for cmd in "${OFFLINE[@]}"; do documented "$cmd"; done
+
+# check: every bundled sample; exit status 1 for a cluster that violates the policy.
+run check
+for c in examples/clusters/*.yaml; do
+  [ "$c" = examples/clusters/mid-upgrade-docs-order.yaml ] && continue
+  run check -- "$c" --date "$DATE"
+done
+echo "+ cargo run --example check -- examples/clusters/mid-upgrade-docs-order.yaml --date $DATE (exits 1)"
+rc=0
+cargo run -q -p kupgrade-examples --example check -- examples/clusters/mid-upgrade-docs-order.yaml \
+  --date "$DATE" >"$OUT/out" 2>"$OUT/err" || rc=$?
+[ "$rc" = 1 ] || { cat "$OUT/out" "$OUT/err"; echo "check of a cluster with errors: exit $rc, expected 1" >&2; exit 1; }
+n=$((n + 1))
+
+# plan: every sample, every format, both strategies, a custom policy (the README's main job ran
+# above with the documented commands).
 for c in examples/clusters/*.yaml; do
   run plan -- --cluster "$c" --date "$DATE" --available
   run plan -- --cluster "$c" --date "$DATE" --target 1.31 --allow-unsupported-target --tolerate-initial-violations
@@ -36,13 +126,35 @@ for f in text markdown json yaml mermaid; do run plan -- --date "$DATE" --format
 run plan -- --date "$DATE" --strategy replace --batch 2
 run plan -- --date "$DATE" --batch 34% --policy examples/policies/kubelet-one-behind.yaml
 
+# Release data: the calendar and the kubeadm version table from files (the embedded ones),
+# the release team's labels from a local mirror (python's http.server), and no mirror at all
+# (the plan falls back to the calendar, with a message).
+DATA=crates/kupgrade-core/data
+run plan -- --date "$DATE" --calendar "$DATA/k8s-releases.json" \
+  --kubeadm-versions "$DATA/kubeadm-bundled-versions.json"
+run check -- --date "$DATE" --calendar "$DATA/k8s-releases.json"
+mkdir -p "$OUT/mirror/release"
+echo v1.37.40 >"$OUT/mirror/release/stable.txt"
+for m in $(seq 28 37); do echo "v1.$m.40" >"$OUT/mirror/release/stable-1.$m.txt"; done
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$OUT/mirror" >"$OUT/mirror.log" 2>&1 &
+MIRROR_PID=$!
+for _ in $(seq 50); do grep -q 'port [0-9]' "$OUT/mirror.log" && break; sleep 0.1; done
+MIRROR="http://127.0.0.1:$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$OUT/mirror.log" | head -1)/release"
+run plan -- --available --live-releases --release-base-url "$MIRROR"
+grep -q "live releases: 11 label(s) read from $MIRROR" "$OUT/err" || { cat "$OUT/err"; echo "the mirror's labels were not read" >&2; exit 1; }
+grep -q '^v1.37.40 .*newest stable' "$OUT/out" || { cat "$OUT/out"; echo "plan --available does not offer the mirror's v1.37.40" >&2; exit 1; }
+run apply -- --executor sim --dry-run --target 1.30 --allow-unsupported-target --live-releases --release-base-url "$MIRROR"
+kill "$MIRROR_PID"; wait "$MIRROR_PID" 2>/dev/null || true; MIRROR_PID=
+run plan -- --date "$DATE" --live-releases --release-base-url "$MIRROR" --release-timeout 2
+grep -q "warning: could not reach $MIRROR/stable.txt (.*); using the calendar of 2026-09-15" "$OUT/err" ||
+  { cat "$OUT/err"; echo "no fallback message without the mirror" >&2; exit 1; }
+
 # apply: the simulated cluster end to end, a dry run, and an interrupted run resumed.
 run apply -- --date "$DATE" --executor sim --sim-speed 0
 run apply -- --date "$DATE" --executor sim --dry-run
 run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-unsupported-target \
   --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json"
-run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-unsupported-target \
-  --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json" --resume
+run apply -- --executor sim --sim-speed 0 --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json" --resume
 
 # The live test apiserver, seeded first with a small kubeadm-shaped demo cluster (testenv.sh
 # writes the kubeconfig, token and CA into one directory): discover it, plan from it, and
@@ -92,6 +204,15 @@ if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
   }
 
   seed
+  # The SSH targets of the demo nodes, for the documented `--cluster hosts.yaml` (a dry run
+  # connects to none of them).
+  cat >"$OUT/hosts.yaml" <<'HOSTS'
+nodes:
+  - { name: demo-cp-1, roles: [control-plane], versions: { kubelet: v1.29.15, kube-apiserver: v1.29.15 }, ssh: { host: 127.0.0.1, user: root } }
+  - { name: demo-w-1, versions: { kubelet: v1.29.15 }, ssh: { host: 127.0.0.1, user: root } }
+  - { name: demo-w-2, versions: { kubelet: v1.28.15 }, ssh: { host: 127.0.0.1, user: root } }
+HOSTS
+  for cmd in "${LIVE_READ[@]}"; do documented "$cmd"; done
   run discover -- --kubeconfig "$KC"
   LIVE=(--kubeconfig "$KC" --date "$DATE" --target 1.30 --allow-unsupported-target)
   run plan -- "${LIVE[@]}"
@@ -108,11 +229,10 @@ if [ -n "${KUPGRADE_TEST_KUBECONFIG:-}" ]; then
     >"$OUT/out"
   grep -q '"items": *\[\]' "$OUT/out" || fail "a dry run created a node-command pod"
 
-  # The real thing, straight through.
-  sandboxes "$OUT/sb1"
-  run apply -- "${LIVE[@]}" --executor local --sandbox "$OUT/sb1" \
-    --drain-grace-period 0 --drain-timeout 60 --journal "$OUT/live1.journal"
-  upgraded "$OUT/sb1"
+  # The real thing, straight through, as the apply example's documentation shows it.
+  sandboxes "$OUT/sb"
+  documented "$LIVE_LOCAL_DOC"
+  upgraded "$OUT/sb"
 
   # Again from the start, through the pod executor: each node command runs in a pod pinned to
   # its node, which scripts/demo-kubelet.sh (the test server has no kubelet) runs in the node's

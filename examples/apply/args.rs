@@ -2,11 +2,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
-use jiff::civil::Date;
 use kupgrade_core::NodeName;
-use kupgrade_core::plan::{BatchSize, Strategy, Target};
-use kupgrade_core::run::RetryPolicy;
+use kupgrade_core::run::{RetryPolicy, RunOptions};
 use kupgrade_kube::PodRunner;
+
+use super::planning::Planning;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Executor {
@@ -34,30 +34,15 @@ pub(crate) struct Args {
     /// With --kubeconfig: the kubeconfig context (default: its current context).
     #[arg(long, requires = "kubeconfig")]
     pub(crate) context: Option<String>,
-    /// Grace period of each evicted pod, in seconds (default: each pod's own).
-    #[arg(long)]
-    pub(crate) drain_grace_period: Option<u64>,
-    /// Give up a drain after this many seconds.
-    #[arg(long, default_value_t = 600)]
-    pub(crate) drain_timeout: u64,
-    /// The target: a version, a minor, `stable` or `latest`.
-    #[arg(long, default_value = "stable")]
-    pub(crate) target: Target,
-    /// The date that decides which releases exist (default: today).
-    #[arg(long)]
-    pub(crate) date: Option<Date>,
-    /// in-place or replace.
-    #[arg(long, default_value = "in-place")]
-    pub(crate) strategy: Strategy,
-    /// Workers per batch: a count or a percentage.
-    #[arg(long, default_value = "1")]
-    pub(crate) batch: BatchSize,
-    /// Replace strategy: new nodes beyond the old ones at once.
-    #[arg(long, default_value_t = 1)]
-    pub(crate) max_surge: u32,
-    /// Accept a target past its end of life on the date.
-    #[arg(long)]
-    pub(crate) allow_unsupported_target: bool,
+    /// Run this reviewed plan (the output of `plan --format json`, unchanged) instead of
+    /// planning. It is checked against the cluster before anything runs; planning options are
+    /// refused beside it, except `--policy`, which must name the policy it was made with.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub(crate) plan: Option<String>,
+    #[command(flatten)]
+    pub(crate) planning: Planning,
+    #[command(flatten)]
+    pub(crate) releases: super::releases::ReleaseArgs,
     /// Where the commands run.
     #[arg(long, value_enum, default_value = "sim")]
     pub(crate) executor: Executor,
@@ -68,7 +53,8 @@ pub(crate) struct Args {
     /// run cannot be resumed.
     #[arg(long)]
     pub(crate) journal: Option<PathBuf>,
-    /// Resume the run recorded in --journal (with the plan it started with).
+    /// Resume the run recorded in --journal, with the plan and the policy it started with
+    /// (kept beside the journal); planning options are refused, `--policy` must match.
     #[arg(long, requires = "journal")]
     pub(crate) resume: bool,
     /// Before resuming, mark this task done (`STEP` or `STEP on NODE`, as reports print it).
@@ -119,4 +105,38 @@ pub(crate) struct Args {
     /// local: the directory holding one sandbox per node.
     #[arg(long, required_if_eq("executor", "local"))]
     pub(crate) sandbox: Option<PathBuf>,
+    /// The planning options given on the command line (filled in after parsing).
+    #[arg(skip)]
+    pub(crate) planning_given: Vec<String>,
+}
+
+impl Args {
+    /// Parses the command line, noting which planning options it gives.
+    pub(crate) fn from_command_line() -> Args {
+        Args::parse_from_iter(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `argv` (the program name first), noting which planning options it gives.
+    pub(crate) fn parse_from_iter<I, T>(argv: I) -> Result<Args, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Args::command().try_get_matches_from(argv)?;
+        let mut args = Args::from_arg_matches(&matches)?;
+        args.planning_given = super::planning::planning_flags_given(&matches);
+        Ok(args)
+    }
+
+    /// How the run behaves.
+    pub(crate) fn run_options(&self) -> RunOptions {
+        RunOptions {
+            max_parallel: self.max_parallel,
+            retry: RetryPolicy {
+                max_attempts: self.attempts.max(1),
+                ..RetryPolicy::default()
+            },
+        }
+    }
 }

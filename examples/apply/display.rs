@@ -1,6 +1,6 @@
 //! Progress bars (or JSON lines) fed by the driver's events.
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kupgrade_core::NodeName;
@@ -105,8 +105,9 @@ impl Display {
         let mut seen = Seen::default();
         while let Some(e) = rx.recv().await {
             if self.json {
+                // A closed stdout loses the lines, never the run.
                 if let Ok(line) = serde_json::to_string(&e) {
-                    println!("{line}");
+                    let _ = writeln!(std::io::stdout(), "{line}");
                 }
                 continue;
             }
@@ -139,7 +140,9 @@ impl Display {
                     let _ = self.mp.println(&line);
                     seen.operator.push(line);
                 }
-                Event::WouldRun { task, what } if self.dry_run => println!("{task}: {what}"),
+                Event::WouldRun { task, what } if self.dry_run => {
+                    let _ = writeln!(std::io::stdout(), "{task}: {what}");
+                }
                 _ => {}
             }
         }

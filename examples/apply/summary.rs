@@ -1,4 +1,6 @@
 //! What the apply example prints when a session ends, with the command that resumes it.
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,6 +14,13 @@ use super::backend::Backend;
 use super::display::Seen;
 use super::{Args, Executor};
 
+/// `writeln!` into a `String`, which cannot fail.
+macro_rules! outln {
+    ($out:expr, $($arg:tt)*) => {{
+        let _ = writeln!($out, $($arg)*);
+    }};
+}
+
 pub(crate) async fn summary(
     args: &Args,
     plan: &UpgradePlan,
@@ -24,10 +33,13 @@ pub(crate) async fn summary(
     if args.json_events {
         return;
     }
+    // Written at once, and not at all when stdout is closed: the run is over either way.
+    let mut out = String::new();
     let (done, total) = run.progress();
     let c = run.counts();
-    println!();
-    println!(
+    out.push('\n');
+    outln!(
+        out,
         "{}: {} -> {} ({} hop(s), {} steps), executor {:?}{}",
         plan.cluster.as_deref().unwrap_or("cluster"),
         plan.from,
@@ -37,18 +49,28 @@ pub(crate) async fn summary(
         args.executor,
         if args.dry_run { ", dry run" } else { "" }
     );
-    println!("outcome: {outcome}");
-    println!(
+    outln!(out, "outcome: {outcome}");
+    for w in &plan.warnings {
+        outln!(out, "warning: {w}");
+    }
+    outln!(
+        out,
         "tasks: {done}/{total} done; this session {} started, {} succeeded, {} found done, {} retried, {} failed, {} left to you",
-        c.started, c.succeeded, c.already_done, c.retried, c.failed, c.manual
+        c.started,
+        c.succeeded,
+        c.already_done,
+        c.retried,
+        c.failed,
+        c.manual
     );
     for line in seen.retries.iter().chain(&seen.operator) {
-        println!("  {line}");
+        outln!(out, "  {line}");
     }
     match &backend.sim {
         Some(sim) if !args.dry_run => {
             let simulated = sim.elapsed().as_secs();
-            println!(
+            outln!(
+                out,
                 "time: {}h {:02}m simulated, {:.1}s real",
                 simulated / 3600,
                 (simulated % 3600) / 60,
@@ -63,26 +85,28 @@ pub(crate) async fn summary(
                     .push(n.name.as_str());
             }
             for (v, nodes) in versions {
-                println!("  kubelet {v}: {}", nodes.join(", "));
+                outln!(out, "  kubelet {v}: {}", nodes.join(", "));
             }
             let problems = sim.snapshot().problems;
             if problems.is_empty() {
-                println!(
+                outln!(
+                    out,
                     "  no careless operation (drains before kubelet minors changed, no kubelet newer than an API server)"
                 );
             }
             for p in problems {
-                println!("  problem: {p}");
+                outln!(out, "  problem: {p}");
             }
         }
-        _ => println!("time: {:.1}s", wall.as_secs_f64()),
+        _ => outln!(out, "time: {:.1}s", wall.as_secs_f64()),
     }
     if args.kubeconfig.is_some() && !args.dry_run {
         // What the API shows now, read as the drift checks read it.
         match backend.ops.state().await {
             Ok(state) => {
                 for n in &state.nodes {
-                    println!(
+                    outln!(
+                        out,
                         "  {}: kubelet {}, {}{}",
                         n.name,
                         n.kubelet().map_or("?".into(), KubeVersion::to_string),
@@ -91,7 +115,7 @@ pub(crate) async fn summary(
                     );
                 }
             }
-            Err(e) => println!("  could not read the cluster afterwards: {e}"),
+            Err(e) => outln!(out, "  could not read the cluster afterwards: {e}"),
         }
     }
     if let Some(j) = &args.journal
@@ -122,6 +146,13 @@ pub(crate) async fn summary(
             );
         }
         arg("--sandbox", show(&args.sandbox));
-        println!("resume with: {resume}");
+        outln!(out, "resume with: {resume}");
     }
+    if plan.options.drain.disable_eviction {
+        outln!(
+            out,
+            "WARNING: --disable-eviction: the drains deleted pods without asking their PodDisruptionBudgets; check that every application is back"
+        );
+    }
+    let _ = std::io::stdout().write_all(out.as_bytes());
 }

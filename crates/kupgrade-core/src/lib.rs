@@ -63,4 +63,4 @@ pub use cluster::{
 };
 pub use component::{Component, Placement, VersionLine};
 pub use lifecycle::{ReleaseCalendar, SupportStatus};
-pub use version::{KubeVersion, Minor, Phase, PreRelease, VersionError};
+pub use version::{KubeVersion, Minor, PreRelease, ReleasePhase, VersionError};

@@ -498,6 +498,11 @@ pub struct DrainOptions {
     /// Delete pods no controller manages (they will not come back).
     #[serde(default)]
     pub force: bool,
+    /// Delete the pods instead of evicting them (`kubectl drain --disable-eviction`): no
+    /// PodDisruptionBudget is consulted, so a drain can take down every replica of an
+    /// application at once. Off unless asked for.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_eviction: bool,
 }
 
 fn default_drain_timeout() -> u64 {
@@ -515,6 +520,7 @@ impl Default for DrainOptions {
             ignore_daemonsets: true,
             delete_emptydir_data: false,
             force: false,
+            disable_eviction: false,
         }
     }
 }

@@ -218,11 +218,11 @@ fn targets_are_resolved_or_refused_with_reasons() {
     );
     assert_eq!(
         err("v1.29.99", JUNE_2024, d()),
-        "v1.29.99 is not a known Kubernetes release (the release calendar goes up to 2026-09-15); allow unknown versions to plan for it anyway"
+        "v1.29.99 is not a known Kubernetes release (the release calendar goes up to 2026-09-15); allow unknown versions (--allow-unknown-versions) to plan for it anyway"
     );
     assert_eq!(
         err("v1.31.0-rc.1", JUNE_2024, d()),
-        "v1.31.0-rc.1 is a pre-release (rc); allow pre-releases to plan for it"
+        "v1.31.0-rc.1 is a pre-release (rc); allow pre-releases (--allow-prerelease) to plan for it"
     );
     assert_eq!(
         err("v1.30.1-eks-1234567", JUNE_2024, d()),
@@ -234,7 +234,7 @@ fn targets_are_resolved_or_refused_with_reasons() {
     );
     assert_eq!(
         err("1.29", date(2026, 11, 25), d()),
-        "target v1.29.15 is end of life since 2025-02-28 on 2026-11-25; allow unsupported targets to plan for it anyway"
+        "target v1.29.15 is end of life since 2025-02-28 on 2026-11-25; allow unsupported targets (--allow-unsupported-target) to plan for it anyway"
     );
     assert!(matches!(
         plan_with(&state, "2.0.0", JUNE_2024, PlanOptions { allow_unknown_versions: true, allow_unsupported_target: true, ..d() }).unwrap_err(),
@@ -301,7 +301,7 @@ fn a_cluster_that_violates_the_policy_is_refused_or_repaired() {
     let err = plan_with(&state, "1.29", JUNE_2024, PlanOptions::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "the cluster already violates the upstream policy, so no plan can keep every step valid (tolerate initial violations to plan a repair):\n\
+        "the cluster already violates the upstream policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n\
          error[upstream/kube-proxy]: the kube-proxy DaemonSet is v1.29.4, newer than the oldest kube-apiserver (v1.28.9); kube-proxy at 1.29 may be at most 3 minors older and never newer (allowed: 1.26 to 1.28)\n\
          error[upstream/kubelet]: kubelet on node \"cp-1\" is v1.29.4, newer than the oldest kube-apiserver (v1.28.9); a kubelet at 1.29 may be at most 3 minors older and never newer (allowed: 1.26 to 1.28)"
     );
@@ -666,7 +666,7 @@ fn bad_input_is_refused_with_the_option_or_node_named() {
         plan_with(&state, "1.29", JUNE_2024, PlanOptions::default())
             .unwrap_err()
             .to_string(),
-        "nodes not Ready: worker-2; fix them first (or allow not-ready nodes)"
+        "nodes not Ready: worker-2; fix them first (or allow not-ready nodes: --allow-not-ready)"
     );
     let state = cluster(HA);
     let options = PlanOptions {

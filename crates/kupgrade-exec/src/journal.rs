@@ -15,6 +15,8 @@
 //! - An open journal holds an exclusive lock on its file ([`File::try_lock`]): a second runner
 //!   on the same journal gets [`JournalError::Locked`] instead of interleaving records. The lock
 //!   goes with the [`Journal`] (and with the process, if it dies).
+//! - [`Journal::peek`] reads a journal without creating or repairing it (and refuses one a run
+//!   holds), so a caller can decide whether to go on before [`Journal::open`] changes a thing.
 //!
 //! ```
 //! use kupgrade_exec::Journal;
@@ -195,6 +197,38 @@ impl<R: Serialize + DeserializeOwned> Journal<R> {
             _records: PhantomData,
         };
         Ok((journal, recovered))
+    }
+
+    /// Looks at the journal at `path` without creating, changing or keeping it: what a caller
+    /// checks before it decides to [`open`](Journal::open) it (which cuts off a torn last
+    /// line). `Ok(None)` when there is no such file; [`JournalError::Locked`] when a run holds
+    /// it; a torn last line is reported in [`Recovered::torn`] and left in place.
+    pub fn peek(path: impl AsRef<Path>) -> Result<Option<Recovered<R>>, JournalError> {
+        let path = path.as_ref();
+        let io_err = |action| {
+            move |source| JournalError::Io {
+                action,
+                path: path.to_path_buf(),
+                source,
+            }
+        };
+        let mut file = match File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("open")(e)),
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(JournalError::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err("lock")(e)),
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io_err("read"))?;
+        Ok(Some(parse(path, &bytes)?.0))
     }
 
     /// Reads the journal at `path` without locking or changing it (to show a run's progress
@@ -427,6 +461,36 @@ mod tests {
             assert_eq!(r.records, [started(1), started(7)]);
             assert_eq!(r.torn, None);
         }
+    }
+
+    #[test]
+    fn peek_changes_nothing_and_sees_the_lock() {
+        let (_dir, path) = journal_path();
+        assert_eq!(Journal::<Rec>::peek(&path).unwrap(), None);
+        assert!(!path.exists(), "peek created the file");
+
+        let bytes = b"{\"kind\":\"started\",\"step\":1}\n{\"kind\":\"sta".to_vec();
+        std::fs::write(&path, &bytes).unwrap();
+        let r = Journal::<Rec>::peek(&path).unwrap().unwrap();
+        assert_eq!(r.records, [started(1)]);
+        assert_eq!(r.torn.as_ref().map(|t| t.line), Some(2));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "peek cut the torn tail"
+        );
+
+        let (_open, _) = Journal::<Rec>::open(&path).unwrap();
+        let e = Journal::<Rec>::peek(&path).unwrap_err();
+        assert!(
+            matches!(&e, JournalError::Locked { path: p } if p == &path),
+            "{e}"
+        );
+
+        let (_dir, path) = journal_path();
+        std::fs::write(&path, "{\"kind\":\"nope\"}\n").unwrap();
+        let e = Journal::<Rec>::peek(&path).unwrap_err();
+        assert!(matches!(&e, JournalError::Corrupt { line: 1, .. }), "{e}");
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //!    each with the grace period asked for and a UID precondition. An eviction refused with
 //!    HTTP 429 (a PodDisruptionBudget would be violated) is retried with exponential backoff
 //!    until the drain's deadline; then the pod is reported blocked, with the budget(s) whose
-//!    selector matches it.
+//!    selector matches it. With `disable_eviction` the pods are deleted instead (same grace
+//!    period and UID precondition), as `kubectl drain --disable-eviction` does: no budget is
+//!    asked, and the role needs `delete` on pods.
 //! 4. Watch the node's pods until every evicted pod is gone (by UID: a replacement with the
 //!    same name does not count), or until the deadline.
 //!
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use kupgrade_core::NodeName;
@@ -167,8 +169,15 @@ impl KubeClusterOps {
             });
         }
 
+        let grace = options.grace_period_seconds;
         let outcomes: Vec<Outcome> = futures::stream::iter(to_evict)
-            .map(|pod| self.evict_until(pod, options.grace_period_seconds, deadline))
+            .map(|pod| async move {
+                if options.disable_eviction {
+                    self.delete_pod(pod, grace, deadline).await
+                } else {
+                    self.evict_until(pod, grace, deadline).await
+                }
+            })
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
@@ -312,6 +321,34 @@ impl KubeClusterOps {
             }
             sleep(delay).await;
             delay = (delay * 2).min(self.backoff.1);
+        }
+    }
+
+    /// Deletes `pod` (UID precondition, grace period `grace`) instead of evicting it: no
+    /// disruption budget is asked (`disable_eviction`).
+    async fn delete_pod(&self, pod: Pod, grace: Option<u64>, deadline: Instant) -> Outcome {
+        let r = pod_ref(&pod);
+        let uid = pod.meta().uid.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &r.namespace);
+        let params = DeleteParams {
+            grace_period_seconds: grace.map(|g| u32::try_from(g).unwrap_or(u32::MAX)),
+            preconditions: (!uid.is_empty()).then(|| Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match timeout_at(deadline, api.delete(&r.name, &params)).await {
+            Err(_) => Outcome::Blocked {
+                labels: pod.labels().clone(),
+                pod: r,
+                reason: "the deletion got no answer before the drain's deadline".into(),
+            },
+            Ok(Ok(_)) => Outcome::Evicted { pod: r, uid },
+            Ok(Err(e)) if pod_is_gone(&e, &r.name) => Outcome::Gone(r),
+            // The UID precondition failed: the pod listed is gone, a new one has its name.
+            Ok(Err(e)) if status_code(&e) == Some(409) => Outcome::Gone(r),
+            Ok(Err(e)) => Outcome::Failed(ops_error(&format!("delete pod {r} (delete pods)"), e)),
         }
     }
 

@@ -370,6 +370,7 @@ impl ClusterFixture for KubeFixture {
             PodKind::DaemonSet => Kind::DaemonSet,
             PodKind::Mirror => Kind::Mirror,
             PodKind::Unreplicated => Kind::Unreplicated,
+            PodKind::EmptyDir => Kind::EmptyDir,
             other => return Err(format!("the harness cannot make {other:?} pods").into()),
         };
         self.scope.pod(node, kind, labels).await
@@ -425,6 +426,8 @@ conformance!(
     drain_evicts_and_skips,
     drain_refuses_unless_asked,
     drain_honours_disruption_budgets,
+    drain_deletes_emptydir_data_when_asked,
+    drain_without_eviction_ignores_budgets,
     wait_ready,
 );
 

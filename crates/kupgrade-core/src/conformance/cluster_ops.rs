@@ -14,6 +14,9 @@
 //! - a drain honours disruption budgets: with a budget allowing one disruption of three pods it
 //!   evicts one and fails with [`OpsError::DrainBlocked`] naming the two others and the
 //!   budget, by its deadline;
+//! - a drain refuses a pod with emptyDir data (evicting nothing) unless
+//!   `delete_emptydir_data`;
+//! - with `disable_eviction` a drain deletes the pods without asking their disruption budgets;
 //! - uncordon after a failed drain makes the node schedulable again;
 //! - `wait_ready` returns once the node is Ready at the release asked for (vendor suffixes
 //!   ignored), and times out with [`OpsError::TimedOut`] otherwise.
@@ -41,6 +44,9 @@ pub enum PodKind {
     Mirror,
     /// No controller: refused unless `force`.
     Unreplicated,
+    /// Controlled by a ReplicaSet, with an `emptyDir` volume: refused unless
+    /// `delete_emptydir_data`.
+    EmptyDir,
 }
 
 /// What a backend's harness provides to the suite.
@@ -127,6 +133,8 @@ pub async fn run_all(f: &dyn ClusterFixture, caps: &Capabilities) {
         Box::pin(drain_evicts_and_skips(f, caps)),
         Box::pin(drain_refuses_unless_asked(f, caps)),
         Box::pin(drain_honours_disruption_budgets(f, caps)),
+        Box::pin(drain_deletes_emptydir_data_when_asked(f, caps)),
+        Box::pin(drain_without_eviction_ignores_budgets(f, caps)),
         Box::pin(wait_ready(f, caps)),
     ];
     join_all(checks).await;
@@ -422,6 +430,111 @@ pub async fn drain_honours_disruption_budgets(f: &dyn ClusterFixture, caps: &Cap
     }
     if setup(C, f.is_cordoned(&node).await).await {
         fail(C, "uncordon after a failed drain left the node cordoned");
+    }
+}
+
+/// A pod with emptyDir data stops a drain before any eviction; `delete_emptydir_data` lets
+/// it go.
+pub async fn drain_deletes_emptydir_data_when_asked(f: &dyn ClusterFixture, caps: &Capabilities) {
+    const C: &str = "drain_deletes_emptydir_data_when_asked";
+    let node = setup(C, f.add_node(&v("v1.30.2")).await).await;
+    let web = setup(
+        C,
+        f.add_pod(&node, PodKind::Replicated, &labels("web")).await,
+    )
+    .await;
+    let scratch = setup(
+        C,
+        f.add_pod(&node, PodKind::EmptyDir, &labels("cache")).await,
+    )
+    .await;
+    let timeout_seconds = caps.long_wait.as_secs().max(1);
+    let default = DrainOptions {
+        timeout_seconds,
+        ..DrainOptions::default()
+    };
+    match f.ops().drain(&node, &default).await {
+        Err(OpsError::DrainBlocked { report, .. })
+            if report.blocked.len() == 1
+                && report.blocked[0].pod == scratch
+                && report.blocked[0].budget.is_none()
+                && report.evicted.is_empty() => {}
+        other => fail(
+            C,
+            format!(
+                "drain with emptyDir data gave {other:?}, expected DrainBlocked on {scratch} alone"
+            ),
+        ),
+    }
+    let mut all = vec![web.clone(), scratch.clone()];
+    all.sort();
+    let left = setup(C, f.pods_on(&node).await).await;
+    if left != all {
+        fail(
+            C,
+            format!("a refused drain changed the pods: {left:?}, expected {all:?}"),
+        );
+    }
+    let lose = DrainOptions {
+        timeout_seconds,
+        delete_emptydir_data: true,
+        ..DrainOptions::default()
+    };
+    match f.ops().drain(&node, &lose).await {
+        Ok(report) => {
+            let mut evicted = report.evicted.clone();
+            evicted.sort();
+            if evicted != all {
+                fail(
+                    C,
+                    format!(
+                        "drain with delete_emptydir_data evicted {evicted:?}, expected {all:?}"
+                    ),
+                );
+            }
+        }
+        Err(e) => fail(C, format!("drain with delete_emptydir_data failed: {e}")),
+    }
+    let left = setup(C, f.pods_on(&node).await).await;
+    if !left.is_empty() {
+        fail(C, format!("pods left after the drain: {left:?}"));
+    }
+}
+
+/// A budget allowing no disruption blocks an eviction, not a deletion: with
+/// `disable_eviction` every covered pod goes, and the drain succeeds.
+pub async fn drain_without_eviction_ignores_budgets(f: &dyn ClusterFixture, caps: &Capabilities) {
+    const C: &str = "drain_without_eviction_ignores_budgets";
+    let node = setup(C, f.add_node(&v("v1.30.2")).await).await;
+    let app = labels("quorum");
+    let mut pods = Vec::new();
+    for _ in 0..2 {
+        pods.push(setup(C, f.add_pod(&node, PodKind::Replicated, &app).await).await);
+    }
+    pods.sort();
+    setup(C, f.add_budget(&app, 0).await).await;
+    let options = DrainOptions {
+        timeout_seconds: caps.long_wait.as_secs().max(1),
+        grace_period_seconds: Some(0),
+        disable_eviction: true,
+        ..DrainOptions::default()
+    };
+    match f.ops().drain(&node, &options).await {
+        Ok(report) => {
+            let mut evicted = report.evicted.clone();
+            evicted.sort();
+            if evicted != pods {
+                fail(C, format!("deleted {evicted:?}, expected {pods:?}"));
+            }
+        }
+        Err(e) => fail(C, format!("drain with disable_eviction failed: {e}")),
+    }
+    let left = setup(C, f.pods_on(&node).await).await;
+    if !left.is_empty() {
+        fail(C, format!("pods left after the drain: {left:?}"));
+    }
+    if !setup(C, f.is_cordoned(&node).await).await {
+        fail(C, "a drained node is not cordoned");
     }
 }
 

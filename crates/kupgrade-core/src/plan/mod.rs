@@ -82,9 +82,10 @@ pub mod render;
 mod schema;
 mod simulate;
 mod step;
+mod warnings;
 
 pub use action::{Action, Executor};
-pub use available::{AvailableUpgrade, available_upgrades};
+pub use available::{AvailableUpgrade, available_upgrades, nothing_available};
 pub use change::{Change, NodeExpectation, Presence};
 pub use estimate::{Durations, Estimate, human_duration};
 pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
@@ -93,6 +94,7 @@ pub use simulate::{Effect, Simulation, SimulationError};
 pub use step::{
     AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, Step, StepId,
 };
+pub use warnings::{PlanWarning, WarningKind, calendar_warning, kubeadm_versions_warning};
 
 /// The `apiVersion` of the serialized plan format.
 pub const API_VERSION: &str = "kupgrade.dev/v1alpha1";
@@ -456,9 +458,12 @@ impl<'a> PlanRequest<'a> {
         self
     }
 
-    /// Plans the upgrade of `state`.
+    /// Plans the upgrade of `state`, with [warnings](PlanWarning) where the release data ends
+    /// too early for it.
     pub fn plan(&self, state: &ClusterState) -> Result<UpgradePlan, PlanError> {
-        planner::plan(state, self)
+        let mut plan = planner::plan(state, self)?;
+        plan.warnings = warnings::plan_warnings(state, self.calendar, self.date, &plan.hops);
+        Ok(plan)
     }
 }
 
@@ -591,6 +596,10 @@ pub struct UpgradePlan {
     /// Things the operator should know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Where the release data the plan rests on ends too early (a calendar too old for the
+    /// date, hops without kubeadm's etcd and CoreDNS versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<PlanWarning>,
 }
 
 impl UpgradePlan {
@@ -635,7 +644,7 @@ pub enum TargetError {
     },
     /// The calendar does not know the target.
     #[error(
-        "{version} is not a known Kubernetes release{}; allow unknown versions to plan for it anyway",
+        "{version} is not a known Kubernetes release{}; allow unknown versions (--allow-unknown-versions) to plan for it anyway",
         match as_of { Some(d) => format!(" (the release calendar goes up to {d})"), None => String::new() }
     )]
     UnknownVersion {
@@ -645,12 +654,14 @@ pub enum TargetError {
         as_of: Option<Date>,
     },
     /// A pre-release target without permission.
-    #[error("{version} is a pre-release ({phase}); allow pre-releases to plan for it")]
+    #[error(
+        "{version} is a pre-release ({phase}); allow pre-releases (--allow-prerelease) to plan for it"
+    )]
     PreRelease {
         /// The target.
         version: KubeVersion,
         /// Its phase.
-        phase: crate::Phase,
+        phase: crate::ReleasePhase,
     },
     /// A vendor build as the target.
     #[error(
@@ -674,7 +685,7 @@ pub enum TargetError {
     },
     /// The target is not supported on the date.
     #[error(
-        "target {version} is {status} on {date}; allow unsupported targets to plan for it anyway"
+        "target {version} is {status} on {date}; allow unsupported targets (--allow-unsupported-target) to plan for it anyway"
     )]
     Unsupported {
         /// The target.
@@ -713,7 +724,7 @@ pub enum PlanError {
     NoControlPlane,
     /// Some nodes are not Ready.
     #[error(
-        "nodes not Ready: {}; fix them first (or allow not-ready nodes)",
+        "nodes not Ready: {}; fix them first (or allow not-ready nodes: --allow-not-ready)",
         names(nodes)
     )]
     NotReady {
@@ -722,7 +733,7 @@ pub enum PlanError {
     },
     /// The cluster violates the policy now.
     #[error(
-        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations to plan a repair):\n{}",
+        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
         crate::skew::report(violations).trim_end()
     )]
     InvalidStart {

@@ -6,8 +6,8 @@ use crate::plan::Executor;
 use crate::ports::Stream;
 use crate::{KubeVersion, NodeName};
 
-use super::record::TaskId;
 use super::report::Finished;
+use super::task::TaskId;
 
 /// Something that happened during a run. Serialized with an `event` tag:
 /// `{"event":"step-started","step":"…","node":"cp-1",…}`.

@@ -15,47 +15,13 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::StepId;
 use crate::{Component, NodeName};
 
 use super::report::Finished;
+use super::task::TaskId;
 
 /// The journal format this crate writes and the newest it reads.
 pub const FORMAT: u32 = 1;
-
-/// One task of a run: a step on one of its nodes, or a step without nodes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TaskId {
-    /// The step.
-    pub step: StepId,
-    /// The node, for steps that act on nodes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<NodeName>,
-}
-
-impl TaskId {
-    /// The task of `step` on `node` (`None` for cluster-wide steps).
-    pub fn new(step: StepId, node: Option<NodeName>) -> Self {
-        TaskId { step, node }
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.node {
-            Some(n) if !names_node(self.step.as_str(), n.as_str()) => {
-                write!(f, "{} on {n}", self.step)
-            }
-            _ => write!(f, "{}", self.step),
-        }
-    }
-}
-
-/// Whether `step` names `node` as one of its path segments (`upgrade/w-1/drain`).
-fn names_node(step: &str, node: &str) -> bool {
-    step.match_indices(node)
-        .any(|(i, _)| step[..i].ends_with('/') && step[i + node.len()..].starts_with('/'))
-}
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -338,6 +304,7 @@ pub enum TaskResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::StepId;
 
     #[test]
     fn records_are_one_flat_json_object() {
@@ -374,28 +341,5 @@ mod tests {
         let text = serde_json::to_string(&f).unwrap();
         assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), f);
         assert!(text.contains(r#""end":{"kind":"failed","failure":{"kind":"command-failed""#));
-    }
-
-    #[test]
-    fn task_ids_read_well() {
-        let on = |s: &str, n: &str| TaskId::new(StepId(s.into()), Some(n.parse().unwrap()));
-        assert_eq!(on("v1/cp-1/apply", "cp-1").to_string(), "v1/cp-1/apply");
-        // A segment that only starts or ends like the node's name does not name it.
-        assert_eq!(
-            on("v1/cp-10/apply", "cp-1").to_string(),
-            "v1/cp-10/apply on cp-1"
-        );
-        assert_eq!(
-            on("v1/xcp-1/apply", "cp-1").to_string(),
-            "v1/xcp-1/apply on cp-1"
-        );
-        assert_eq!(
-            on("v1/cp-1+2/backup-config", "cp-2").to_string(),
-            "v1/cp-1+2/backup-config on cp-2"
-        );
-        assert_eq!(
-            TaskId::new(StepId("v1/cluster/verify".into()), None).to_string(),
-            "v1/cluster/verify"
-        );
     }
 }

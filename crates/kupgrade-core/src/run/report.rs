@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeName;
 
-use super::record::TaskId;
+use super::task::TaskId;
 
 /// How a session of a run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,7 +7,8 @@ use jiff::Timestamp;
 use jiff::civil::date;
 
 use super::*;
-use crate::plan::{PlanOptions, PlanRequest, Simulation, Strategy};
+use crate::NodeName;
+use crate::plan::{Action, PlanOptions, PlanRequest, Simulation, Strategy};
 use crate::skew::UpstreamPolicy;
 
 const HA: &str = include_str!("../../../../examples/clusters/ha.yaml");

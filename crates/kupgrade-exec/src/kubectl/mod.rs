@@ -256,6 +256,9 @@ fn drain_args(node: &NodeName, o: &DrainOptions) -> Vec<String> {
     if o.force {
         args.push("--force".into());
     }
+    if o.disable_eviction {
+        args.push("--disable-eviction".into());
+    }
     if let Some(g) = o.grace_period_seconds {
         args.push(format!("--grace-period={g}"));
     }
@@ -369,15 +372,22 @@ impl ClusterOperations for KubectlOps {
     }
 
     async fn drain(&self, node: &NodeName, o: &DrainOptions) -> Result<DrainReport, OpsError> {
-        let timeout = Duration::from_secs(o.timeout_seconds) + CALL_TIMEOUT;
+        let timeout = Duration::from_secs(o.timeout_seconds).saturating_add(CALL_TIMEOUT);
+        // kubectl names a pod it deletes (`disable_eviction`) without its namespace, and the
+        // pod is gone afterwards: find the namespaces among the pods from before.
+        let before = match o.disable_eviction {
+            true => self.node_pods(node).await?,
+            false => Vec::new(),
+        };
         let spec = self.kubectl(drain_args(node, o), timeout);
         let out = self.call(&spec).await?;
         let printed = DrainOutput::parse(&out.stdout_text(), &out.stderr_text());
         if out.status.success() {
             // Whatever kubectl left on the node, it left on purpose.
             let pods = self.node_pods(node).await?;
+            let seen = if before.is_empty() { &pods } else { &before };
             return Ok(DrainReport {
-                evicted: printed.evicted.iter().map(|p| resolve(p, &pods)).collect(),
+                evicted: printed.evicted.iter().map(|p| resolve(p, seen)).collect(),
                 skipped: pods
                     .into_iter()
                     .map(|p| {
@@ -449,6 +459,7 @@ mod tests {
             ignore_daemonsets: false,
             delete_emptydir_data: true,
             force: true,
+            disable_eviction: true,
         };
         assert_eq!(
             drain_args(&node, &all),
@@ -458,6 +469,7 @@ mod tests {
                 "--ignore-daemonsets=false",
                 "--delete-emptydir-data",
                 "--force",
+                "--disable-eviction",
                 "--grace-period=0",
                 "--timeout=30s"
             ]

@@ -68,7 +68,7 @@ mod workload;
 
 pub use fault::{Fault, FaultKind};
 pub use model::{
-    Budget, Effect, Host, Pod, PodKind, Repo, RepoKind, STATE_FORMAT, SimState, Timings,
+    Budget, HistoryEntry, Host, Pod, PodKind, Repo, RepoKind, STATE_FORMAT, SimState, Timings,
 };
 pub use workload::{App, Workload};
 
@@ -317,7 +317,7 @@ impl Inner {
     fn record(&mut self, node: &NodeName, what: String) {
         let at_ms = self.now_ms();
         let task = crate::driver::current_task().map(|t| t.to_string());
-        self.state.history.push(Effect {
+        self.state.history.push(HistoryEntry {
             at_ms,
             node: node.clone(),
             task,

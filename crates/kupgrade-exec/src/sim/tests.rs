@@ -416,7 +416,7 @@ async fn the_ha_sample_upgrades_to_the_newest_stable_release() {
             .any(|e| e.what.starts_with("evict default/db-"))
     );
     // `kubeadm upgrade apply` ran once per hop, on cp-1, labelled with its task.
-    let applies: Vec<&Effect> = snap
+    let applies: Vec<&HistoryEntry> = snap
         .history
         .iter()
         .filter(|e| e.what.contains("kubeadm upgrade apply"))
@@ -825,6 +825,9 @@ impl kupgrade_core::conformance::cluster_ops::ClusterFixture for Fixture {
         labels: &BTreeMap<String, String>,
     ) -> Result<PodRef, BoxError> {
         use kupgrade_core::conformance::cluster_ops::PodKind as K;
+        if kind == K::EmptyDir {
+            return Ok(self.sim.add_pod_with_empty_dir(node, labels.clone())?);
+        }
         let kind = match kind {
             K::Replicated => PodKind::Replicated,
             K::DaemonSet => PodKind::DaemonSet,

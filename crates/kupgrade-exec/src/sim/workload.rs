@@ -5,7 +5,7 @@ use kupgrade_core::NodeName;
 use kupgrade_core::ports::{BlockedPod, DrainOptions, DrainReport, PodRef};
 
 use super::fault::{self, FaultKind};
-use super::{Budget, Inner, Pod, PodKind};
+use super::{Budget, Inner, Pod, PodKind, SimCluster, ops_err};
 
 /// Workload to place on a simulated cluster: replicated apps with their budgets, and a
 /// DaemonSet on every node.
@@ -160,6 +160,29 @@ pub(crate) fn place(inner: &mut Inner, w: &Workload) {
     let _ = inner.save();
 }
 
+impl SimCluster {
+    /// Adds a running, Ready pod controlled by a ReplicaSet, with an emptyDir volume, on
+    /// `node`: a drain refuses it unless `delete_emptydir_data`.
+    pub fn add_pod_with_empty_dir(
+        &self,
+        node: &NodeName,
+        labels: BTreeMap<String, String>,
+    ) -> Result<PodRef, kupgrade_core::ports::OpsError> {
+        let r = self.add_pod(node, PodKind::Replicated, labels)?;
+        let mut inner = self.lock();
+        if let Some(p) = inner
+            .state
+            .pods
+            .iter_mut()
+            .find(|p| p.namespace == r.namespace && p.name == r.name)
+        {
+            p.empty_dir = true;
+        }
+        inner.save().map_err(ops_err)?;
+        Ok(r)
+    }
+}
+
 /// What one round of evictions did.
 pub(crate) enum Round {
     /// The drain refuses to start (pods it may not evict without an option).
@@ -247,7 +270,9 @@ pub(crate) fn evict_round(
         if !matches!(p.kind, PodKind::Replicated | PodKind::Unreplicated) {
             continue;
         }
+        // Deleting instead of evicting (`disable_eviction`) consults no budget.
         let budget = match &blocked_by_fault {
+            _ if options.disable_eviction => None,
             Some(b) => Some((b.clone(), 0)),
             None => inner.state.budgets.iter().find(|b| b.covers(p)).map(|b| {
                 let healthy = inner
@@ -270,7 +295,12 @@ pub(crate) fn evict_round(
             continue;
         }
         let r = pod_ref(p);
-        let what = format!("evict {r}");
+        let verb = if options.disable_eviction {
+            "delete"
+        } else {
+            "evict"
+        };
+        let what = format!("{verb} {r}");
         if p.kind == PodKind::Replicated && inner.reschedule {
             let target = inner.place(Some(node));
             let p = &mut inner.state.pods[i];

@@ -8,7 +8,7 @@ use crate::plan::step::{Phase, Step};
 use crate::plan::{HopKind, UpgradePlan, human_duration};
 use crate::{NodeName, OsFamily};
 
-use super::{human_line, manual_lines, node_summary, os_title};
+use super::{Section, human_line, manual_lines, node_summary, os_title};
 
 /// The plan as a Markdown runbook.
 pub fn markdown(plan: &UpgradePlan) -> String {
@@ -21,6 +21,9 @@ pub fn markdown(plan: &UpgradePlan) -> String {
         plan.from, plan.target
     );
     let _ = writeln!(o, "{}\n", super::text::summary_line(plan));
+    for w in &plan.warnings {
+        let _ = writeln!(o, "> **Warning:** {w}\n");
+    }
     let e = &plan.estimate;
     let _ = writeln!(o, "| Estimate | |\n|---|---|");
     let _ = writeln!(o, "| Total time | {} |", human_duration(e.total_seconds));
@@ -85,15 +88,22 @@ pub fn markdown(plan: &UpgradePlan) -> String {
         }
     }
     let _ = writeln!(o, "\n## Runbook");
-    let mut section: Option<(Option<usize>, Phase)> = None;
+    let mut section: Option<(Option<usize>, Section, Phase)> = None;
     for (i, step) in plan.steps.iter().enumerate() {
-        let here = (step.hop, step.phase);
-        if section != Some(here) {
-            section = Some(here);
-            let title = match step.hop.and_then(|h| plan.hops.get(h).map(|x| (h, x))) {
-                Some((h, hop)) => format!("Hop {} ({}): {}", h + 1, hop.to, step.phase),
-                None => capitalize(&step.phase.to_string()),
+        let part = Section::of(plan, step);
+        let here = (step.hop, part, step.phase);
+        if section.as_ref() != Some(&here) {
+            let title = match &here.1 {
+                Section::Hop(h) => match plan.hops.get(*h) {
+                    Some(hop) => format!("Hop {} ({}): {}", h + 1, hop.to, step.phase),
+                    None => capitalize(&step.phase.to_string()),
+                },
+                Section::Before(h, goal) => {
+                    format!("Before hop {}: {} to {goal}", h + 1, step.phase)
+                }
+                Section::Outside => capitalize(&step.phase.to_string()),
             };
+            section = Some(here);
             let _ = writeln!(o, "\n### {title}");
         }
         step_markdown(o, plan, i + 1, step);

@@ -162,6 +162,9 @@ pub fn manual_lines(step: &Step) -> Vec<String> {
             if options.force {
                 flags.push_str(" --force");
             }
+            if options.disable_eviction {
+                flags.push_str(" --disable-eviction");
+            }
             if let Some(g) = options.grace_period_seconds {
                 let _ = write!(flags, " --grace-period={g}");
             }
@@ -208,6 +211,44 @@ pub fn manual_lines(step: &Step) -> Vec<String> {
             "the skew policy holds".to_string(),
         ],
         _ => Vec::new(),
+    }
+}
+
+/// Where a step's section belongs in the runbook: with the hop whose version the step moves
+/// nodes to. Steps that catch nodes up before a hop (workers, control-plane kubelets, add-ons
+/// following the control plane) carry that hop's index, but move nodes to the version of the
+/// hop before it, and are listed under that one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Section {
+    /// Part of the hop at this index (or catching up to its version).
+    Hop(usize),
+    /// Catching up to the starting version (the second field), before the hop at this index.
+    Before(usize, crate::KubeVersion),
+    /// No hop: before the first or after the last.
+    Outside,
+}
+
+impl Section {
+    /// The section of `step` in `plan`.
+    pub(crate) fn of(plan: &super::UpgradePlan, step: &Step) -> Section {
+        let Some(h) = step.hop else {
+            return Section::Outside;
+        };
+        // The goal is the first part of a step's id (`v1.29.4/worker-4/cordon`).
+        let goal = step
+            .id
+            .as_str()
+            .split('/')
+            .next()
+            .and_then(|g| g.parse::<crate::KubeVersion>().ok());
+        let Some(goal) = goal else {
+            return Section::Hop(h);
+        };
+        match plan.hops.iter().take(h + 1).rposition(|hop| hop.to == goal) {
+            Some(d) => Section::Hop(d),
+            None if plan.hops.get(h).is_some_and(|x| goal < x.to) => Section::Before(h, goal),
+            None => Section::Hop(h),
+        }
     }
 }
 

@@ -19,6 +19,12 @@ pub fn text(plan: &UpgradePlan) -> String {
         plan.from, plan.target
     );
     let _ = writeln!(o, "{}", summary_line(plan));
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(o, "\nWarnings:");
+        for w in &plan.warnings {
+            let _ = writeln!(o, "  ! {w}");
+        }
+    }
     if plan.is_empty() {
         let _ = writeln!(
             o,

@@ -1,0 +1,33 @@
+//! Writing to stdout without panicking when the reader goes away (`plan | head -1`).
+use std::fmt;
+use std::io::{self, Write};
+
+/// Stdout was closed by its reader: the reader has what it wanted, so the example ends
+/// quietly ([`quiet_when_closed`]).
+#[derive(Debug)]
+pub(crate) struct StdoutClosed;
+
+impl fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Writes `text` to stdout; [`StdoutClosed`] when the reader went away.
+pub(crate) fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
+}
+
+/// `result`, with [`StdoutClosed`] turned into a quiet success.
+pub(crate) fn quiet_when_closed(result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Err(e) if e.is::<StdoutClosed>() => Ok(()),
+        other => other,
+    }
+}

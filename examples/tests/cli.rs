@@ -1,0 +1,783 @@
+//! The examples' command lines, in process: every planning option reaches the plan alike
+//! through `plan` and `apply`; `apply --plan` runs a reviewed plan only unedited and only on
+//! the cluster it was made for; a resume keeps its policy; a refused run leaves its journal
+//! alone; and no error text names an option that does not exist.
+//!
+//! The examples are compiled in as modules (`#[path]`), so the tests call their functions.
+// Each example brings its own copy of the shared modules (examples/common/), as it does when
+// it is built as a program.
+#![allow(clippy::duplicate_mod)]
+#[allow(dead_code)]
+#[path = "../apply.rs"]
+mod apply;
+#[allow(dead_code)]
+#[path = "../check.rs"]
+mod check;
+#[allow(dead_code)]
+#[path = "../discover.rs"]
+mod discover;
+#[allow(dead_code)]
+#[path = "../plan.rs"]
+mod plan;
+
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser};
+use kupgrade_core::ClusterState;
+use kupgrade_core::lifecycle::ReleaseCalendar;
+use kupgrade_core::plan::{Action, UpgradePlan};
+use kupgrade_core::ports::DrainOptions;
+use kupgrade_core::run::{Record, RetryPolicy, RunOptions, fingerprint};
+use kupgrade_exec::Journal;
+
+const DATE: &str = "2025-03-01";
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+}
+
+fn cluster(name: &str) -> ClusterState {
+    let file = sample(&format!("clusters/{name}"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    kupgrade_core::inventory::parse(&text, name).unwrap()
+}
+
+/// `extra`, with `--date DATE` and `--target 1.30` unless it gives its own.
+fn argv(program: &str, extra: &[&str]) -> Vec<String> {
+    let mut argv = vec![program.to_string()];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    for (flag, value) in [("--date", DATE), ("--target", "1.30")] {
+        if !extra.contains(&flag) {
+            argv.extend([flag.to_string(), value.to_string()]);
+        }
+    }
+    argv
+}
+
+fn apply_args(extra: &[&str]) -> apply::args::Args {
+    let mut argv = vec!["apply".to_string()];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    apply::args::Args::parse_from_iter(argv).unwrap()
+}
+
+/// The plans `plan` and `apply` make with `extra`; their planning options must agree.
+fn planned(
+    extra: &[&str],
+    cluster: &ClusterState,
+) -> (anyhow::Result<UpgradePlan>, anyhow::Result<UpgradePlan>) {
+    let p = plan::Args::try_parse_from(argv("plan", extra)).unwrap();
+    let a = apply::args::Args::parse_from_iter(argv("apply", extra)).unwrap();
+    assert_eq!(
+        p.planning.options(),
+        a.planning.options(),
+        "plan and apply read {extra:?} differently"
+    );
+    (
+        plan::plan_for(
+            &p.planning,
+            ReleaseCalendar::embedded(),
+            cluster,
+            "the cluster",
+        ),
+        apply::work(&a, ReleaseCalendar::embedded(), cluster, "the cluster").map(|w| w.plan),
+    )
+}
+
+/// The plan both make with `extra` (the same one).
+fn both(extra: &[&str], cluster: &ClusterState) -> UpgradePlan {
+    let (p, a) = planned(extra, cluster);
+    let p = p.unwrap_or_else(|e| panic!("plan {extra:?}: {e:#}"));
+    let a = a.unwrap_or_else(|e| panic!("apply {extra:?}: {e:#}"));
+    assert_eq!(p, a, "plan and apply plan differently with {extra:?}");
+    p
+}
+
+/// The error both give with `extra` (the same one).
+fn both_refuse(extra: &[&str], cluster: &ClusterState) -> String {
+    let (p, a) = planned(extra, cluster);
+    let p = format!(
+        "{:#}",
+        p.err().unwrap_or_else(|| panic!("plan {extra:?} planned"))
+    );
+    let a = format!(
+        "{:#}",
+        a.err().unwrap_or_else(|| panic!("apply {extra:?} planned"))
+    );
+    assert_eq!(p, a);
+    p
+}
+
+fn drains(plan: &UpgradePlan) -> usize {
+    plan.steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Drain { .. }))
+        .count()
+}
+
+fn provisions(plan: &UpgradePlan) -> usize {
+    plan.steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::ProvisionNodes { .. }))
+        .count()
+}
+
+#[test]
+fn every_planning_option_reaches_the_plan_of_plan_and_of_apply() {
+    let ha = cluster("ha.yaml");
+    let base = both(&[], &ha);
+    assert_eq!(base.target.to_string(), "v1.30.10");
+
+    // What to plan for.
+    assert_eq!(
+        both(&["--target", "1.31"], &ha).target.to_string(),
+        "v1.31.6"
+    );
+    assert_eq!(
+        both(&["--date", "2025-06-20"], &ha).target.to_string(),
+        "v1.30.14"
+    );
+    assert_eq!(
+        both(&["--patch-first"], &ha).hops.len(),
+        base.hops.len() + 1,
+        "--patch-first adds the hop to v1.28's last patch"
+    );
+
+    // How workers move.
+    assert_eq!(provisions(&base), 0);
+    let replace = both(&["--strategy", "replace", "--batch", "3"], &ha);
+    assert!(provisions(&replace) > 0);
+    // The surge bounds the batch of new nodes.
+    let surge = both(
+        &["--strategy", "replace", "--batch", "3", "--max-surge", "3"],
+        &ha,
+    );
+    assert!(provisions(&surge) < provisions(&replace));
+    assert!(drains(&both(&["--batch", "3"], &ha)) < drains(&base));
+    assert!(
+        drains(&both(&["--batch", "6", "--max-per-zone", "1"], &ha))
+            > drains(&both(&["--batch", "6"], &ha))
+    );
+    assert!(drains(&both(&["--defer-workers"], &ha)) < drains(&base));
+    let zoned = |p: &UpgradePlan| p.nodes.iter().filter(|n| n.zone.is_some()).count();
+    assert_eq!(zoned(&base), 9);
+    assert_eq!(zoned(&both(&["--zone-key", "example.com/rack"], &ha)), 0);
+
+    // The policy.
+    let one_behind = sample("policies/kubelet-one-behind.yaml");
+    let with_policy = both(&["--policy", one_behind.to_str().unwrap()], &ha);
+    assert_eq!(base.policy, "upstream");
+    assert_eq!(with_policy.policy, "upstream+kubelet-one-behind");
+    // The strict sample plans the HA sample, as its header says.
+    let strict = sample("policies/strict.yaml");
+    let strict = both(
+        &["--policy", strict.to_str().unwrap(), "--target", "stable"],
+        &ha,
+    );
+    assert_eq!(strict.policy, "upstream+strict");
+
+    // What to accept: refused without the option (whose name the error gives), planned with it.
+    let torn = cluster("mid-upgrade-docs-order.yaml");
+    assert!(both_refuse(&[], &torn).contains("--tolerate-initial-violations"));
+    both(&["--tolerate-initial-violations"], &torn);
+    let mut not_ready = ha.clone();
+    not_ready.node_mut("worker-1").unwrap().ready = false;
+    assert!(both_refuse(&[], &not_ready).contains("--allow-not-ready"));
+    both(&["--allow-not-ready"], &not_ready);
+    let late = ["--date", "2026-01-01"];
+    assert!(both_refuse(&late, &ha).contains("--allow-unsupported-target"));
+    both(&[&late[..], &["--allow-unsupported-target"]].concat(), &ha);
+    let unknown = ["--target", "v1.30.99"];
+    assert!(both_refuse(&unknown, &ha).contains("--allow-unknown-versions"));
+    assert_eq!(
+        both(&[&unknown[..], &["--allow-unknown-versions"]].concat(), &ha)
+            .target
+            .to_string(),
+        "v1.30.99"
+    );
+    let rc = ["--target", "v1.32.0-rc.0"];
+    assert!(both_refuse(&rc, &ha).contains("--allow-prerelease"));
+    assert_eq!(
+        both(&[&rc[..], &["--allow-prerelease"]].concat(), &ha)
+            .target
+            .to_string(),
+        "v1.32.0-rc.0"
+    );
+
+    // How long to wait, how to drain.
+    let ready_timeouts = |p: &UpgradePlan| -> Vec<u64> {
+        p.steps
+            .iter()
+            .filter_map(|s| match s.action {
+                Action::WaitReady {
+                    timeout_seconds, ..
+                } => Some(timeout_seconds),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(ready_timeouts(&base).iter().all(|t| *t == 600));
+    let waits = ready_timeouts(&both(&["--ready-timeout", "900"], &ha));
+    assert!(!waits.is_empty() && waits.iter().all(|t| *t == 900));
+    let drain_options = |p: &UpgradePlan| -> Vec<DrainOptions> {
+        p.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Drain { options } => Some(options.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        drain_options(&base)
+            .iter()
+            .all(|o| *o == DrainOptions::default())
+    );
+    let kubectl_like = both(
+        &[
+            "--delete-emptydir-data",
+            "--force",
+            "--ignore-daemonsets=false",
+            "--drain-grace-period",
+            "5",
+            "--drain-timeout",
+            "60",
+            "--disable-eviction",
+        ],
+        &ha,
+    );
+    let all = DrainOptions {
+        grace_period_seconds: Some(5),
+        timeout_seconds: 60,
+        ignore_daemonsets: false,
+        delete_emptydir_data: true,
+        force: true,
+        disable_eviction: true,
+    };
+    let options = drain_options(&kubectl_like);
+    assert!(
+        !options.is_empty() && options.iter().all(|o| *o == all),
+        "{options:?}"
+    );
+    // `--ignore-daemonsets` alone keeps the default.
+    assert!(
+        drain_options(&both(&["--ignore-daemonsets"], &ha))
+            .iter()
+            .all(|o| o.ignore_daemonsets)
+    );
+}
+
+#[test]
+fn waits_are_capped_so_no_deadline_overflows() {
+    for flag in ["--drain-timeout", "--drain-grace-period", "--ready-timeout"] {
+        let e = apply::args::Args::parse_from_iter(["apply", flag, "18446744073709551615"])
+            .err()
+            .unwrap_or_else(|| panic!("{flag} took u64::MAX"));
+        let text = e.to_string();
+        assert!(text.contains(flag) && text.contains("604800"), "{text}");
+        assert!(plan::Args::try_parse_from(["plan", flag, "604801"]).is_err());
+        assert!(plan::Args::try_parse_from(["plan", flag, "604800"]).is_ok());
+    }
+    assert!(apply::args::Args::parse_from_iter(["apply", "--drain-timeout", "0"]).is_err());
+}
+
+#[test]
+fn disable_eviction_is_off_unless_asked_for_by_its_name() {
+    assert!(!apply_args(&[]).planning.options().drain.disable_eviction);
+    for abbreviation in ["--disable", "--disable-evict", "--no-eviction"] {
+        assert!(
+            apply::args::Args::parse_from_iter(["apply", abbreviation]).is_err(),
+            "{abbreviation} was taken"
+        );
+    }
+    assert!(
+        apply_args(&["--disable-eviction"])
+            .planning
+            .options()
+            .drain
+            .disable_eviction
+    );
+}
+
+#[test]
+fn apply_maps_its_run_options() {
+    assert_eq!(
+        apply_args(&["--max-parallel", "4", "--attempts", "1"]).run_options(),
+        RunOptions {
+            max_parallel: Some(4),
+            retry: RetryPolicy {
+                max_attempts: 1,
+                ..RetryPolicy::default()
+            },
+        }
+    );
+    assert_eq!(apply_args(&[]).run_options(), RunOptions::default());
+}
+
+/// `plan --format json`'s document for the HA sample, written to `dir/plan.json`.
+fn reviewed_plan(dir: &Path, extra: &[&str]) -> (PathBuf, UpgradePlan) {
+    let p = plan::Args::try_parse_from(argv("plan", extra)).unwrap();
+    let plan = plan::plan_for(
+        &p.planning,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
+    let file = dir.join("plan.json");
+    std::fs::write(&file, plan::reviewed::to_json(&plan)).unwrap();
+    (file, plan)
+}
+
+async fn apply_err(extra: &[&str]) -> String {
+    match apply::apply(apply_args(extra)).await {
+        Ok(outcome) => panic!("apply {extra:?} ran: {outcome}"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reviewed_plan_runs_as_written_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, plan) = reviewed_plan(dir.path(), &[]);
+    let file = file.to_str().unwrap();
+
+    // The document is the plan, with its fingerprint.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    assert_eq!(doc["fingerprint"], fingerprint(&plan));
+    assert_eq!(doc["apiVersion"], "kupgrade.dev/v1alpha1");
+
+    // Unedited, it runs on the cluster it was made for, as it is: the date it was made for
+    // (when v1.30 was supported) is not looked at again.
+    let outcome = apply::apply(apply_args(&["--plan", file, "--sim-speed", "0"]))
+        .await
+        .unwrap();
+    assert!(outcome.is_completed(), "{outcome}");
+
+    // Edited after review: refused, naming the file and both fingerprints.
+    let edited = dir.path().join("edited.json");
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains("\"batch\": \"1\""));
+    std::fs::write(
+        &edited,
+        text.replace("\"batch\": \"1\"", "\"batch\": \"3\""),
+    )
+    .unwrap();
+    let edited = edited.to_str().unwrap();
+    let e = apply_err(&["--plan", edited, "--sim-speed", "0"]).await;
+    assert!(
+        e.contains(edited) && e.contains("edited after it was written"),
+        "{e}"
+    );
+    assert!(e.contains(&fingerprint(&plan)), "{e}");
+    assert_eq!(e.matches("fnv1a64:").count(), 2, "{e}");
+
+    // Stale: the cluster is no longer where the plan starts; refused, naming the nodes.
+    let moved = sample("clusters/mid-upgrade.yaml");
+    let e = apply_err(&["--plan", file, "--cluster", moved.to_str().unwrap()]).await;
+    assert!(e.contains("does not fit"), "{e}");
+    assert!(
+        e.contains("worker-3: kubelet v1.28.9 in the plan, v1.27.13 in the cluster"),
+        "{e}"
+    );
+    assert!(
+        e.contains("worker-5: in the plan, not in the cluster"),
+        "{e}"
+    );
+
+    // Not planned again: planning options beside it are refused by name.
+    let e = apply_err(&["--plan", file, "--target", "1.29", "--drain-timeout", "60"]).await;
+    assert!(
+        e.starts_with("--target, --drain-timeout cannot be given with --plan"),
+        "{e}"
+    );
+    let e = apply_err(&["--plan", file, "--calendar", file]).await;
+    assert!(
+        e.starts_with("--calendar cannot be given with --plan"),
+        "{e}"
+    );
+
+    // A document that records no fingerprint is not a reviewed plan.
+    let bare = dir.path().join("bare.json");
+    std::fs::write(&bare, serde_json::to_string(&plan).unwrap()).unwrap();
+    let e = apply_err(&["--plan", bare.to_str().unwrap()]).await;
+    assert!(e.contains("records no fingerprint"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reviewed_plan_runs_with_the_policy_it_was_made_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = sample("policies/kubelet-one-behind.yaml");
+    let policy = policy.to_str().unwrap();
+    let (file, _) = reviewed_plan(dir.path(), &["--policy", policy]);
+    let file = file.to_str().unwrap();
+    let e = apply_err(&["--plan", file, "--sim-speed", "0"]).await;
+    assert!(
+        e.contains("planned with the upstream+kubelet-one-behind policy")
+            && e.contains("would check the upstream policy"),
+        "{e}"
+    );
+    let args = apply_args(&["--plan", file, "--policy", policy]);
+    let work = apply::work(
+        &args,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
+    assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
+    let outcome = apply::apply(apply_args(&[
+        "--plan",
+        file,
+        "--policy",
+        policy,
+        "--sim-speed",
+        "0",
+    ]))
+    .await
+    .unwrap();
+    assert!(outcome.is_completed(), "{outcome}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_keeps_the_policy_the_run_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("up.journal");
+    let journal = journal.to_str().unwrap();
+    let one_behind = sample("policies/kubelet-one-behind.yaml");
+    let one_behind = one_behind.to_str().unwrap();
+    let start = argv(
+        "apply",
+        &[
+            "--journal",
+            journal,
+            "--policy",
+            one_behind,
+            "--sim-speed",
+            "0",
+        ],
+    );
+    let start: Vec<&str> = start[1..].iter().map(String::as_str).collect();
+    let work = apply::work(
+        &apply_args(&start),
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
+    assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
+    assert!(
+        apply::apply(apply_args(&start))
+            .await
+            .unwrap()
+            .is_completed()
+    );
+    assert!(Path::new(&format!("{journal}.policy.json")).exists());
+
+    // Without --policy, the resume checks the recorded policy; with the same file, too.
+    for extra in [&[][..], &["--policy", one_behind][..]] {
+        let args = apply_args(&[&["--journal", journal, "--resume"][..], extra].concat());
+        let work = apply::work(
+            &args,
+            ReleaseCalendar::embedded(),
+            &cluster("ha.yaml"),
+            "ha",
+        )
+        .unwrap();
+        assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
+        assert_eq!(work.plan.policy, "upstream+kubelet-one-behind");
+    }
+    // Another policy is refused, naming both.
+    let strict = sample("policies/strict.yaml");
+    let e = apply_err(&[
+        "--journal",
+        journal,
+        "--resume",
+        "--policy",
+        strict.to_str().unwrap(),
+    ])
+    .await;
+    assert!(
+        e.contains("checks --policy")
+            && e.contains("(kubelet-one-behind), not --policy")
+            && e.contains("(strict)"),
+        "{e}"
+    );
+    // So are planning options.
+    let e = apply_err(&["--journal", journal, "--resume", "--batch", "2"]).await;
+    assert!(
+        e.starts_with("--batch cannot be given with --resume"),
+        "{e}"
+    );
+    // And the release data, which only planning reads.
+    let e = apply_err(&["--journal", journal, "--resume", "--live-releases"]).await;
+    assert!(
+        e.starts_with("--live-releases cannot be given with --resume"),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_run_leaves_a_torn_journal_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("up.journal");
+    let journal = journal.to_str().unwrap();
+    let run = argv("apply", &["--journal", journal, "--sim-speed", "0"]);
+    let run: Vec<&str> = run[1..].iter().map(String::as_str).collect();
+    assert!(apply::apply(apply_args(&run)).await.unwrap().is_completed());
+    let mut bytes = std::fs::read(journal).unwrap();
+    bytes.extend_from_slice(b"{\"record\":\"sta");
+    std::fs::write(journal, &bytes).unwrap();
+
+    let e = apply_err(&run).await;
+    assert!(e.contains("already records a run"), "{e}");
+    let after = std::fs::read(journal).unwrap();
+    assert!(
+        after == bytes,
+        "the refused run changed the journal ({} bytes, then {})",
+        bytes.len(),
+        after.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_reports_a_corrupt_or_locked_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.journal");
+    std::fs::write(&corrupt, "not a record\n").unwrap();
+    let e = apply_err(
+        &argv("", &["--dry-run", "--journal", corrupt.to_str().unwrap()])[1..]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert!(e.contains("corrupt.journal:1: not a valid record"), "{e}");
+
+    let locked = dir.path().join("locked.journal");
+    let (_held, _) = Journal::<Record>::open(&locked).unwrap();
+    let e = apply_err(
+        &argv("", &["--dry-run", "--journal", locked.to_str().unwrap()])[1..]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert!(e.contains("is in use by another kupgrade run"), "{e}");
+}
+
+#[test]
+fn check_fails_on_errors_and_takes_policies() {
+    let args =
+        |extra: &[&str]| check::Args::try_parse_from([&["check"][..], extra].concat()).unwrap();
+    let docs_order = sample("clusters/mid-upgrade-docs-order.yaml");
+    let docs_order = docs_order.to_str().unwrap();
+    let mid = sample("clusters/mid-upgrade.yaml");
+    let mid = mid.to_str().unwrap();
+    assert!(
+        !check::report(args(&[docs_order, "--date", DATE]))
+            .unwrap()
+            .1
+    );
+    // Warnings alone pass.
+    assert!(check::report(args(&[mid, "--date", DATE])).unwrap().1);
+    // A house rule turns the mid-upgrade sample's lagging kubelets into errors.
+    let one_behind = sample("policies/kubelet-one-behind.yaml");
+    let policy = ["--policy", one_behind.to_str().unwrap()];
+    let (text, clean) =
+        check::report(args(&[&[mid, "--date", DATE][..], &policy].concat())).unwrap();
+    assert!(!clean, "{text}");
+    assert!(
+        text.contains("Version skew (upstream+kubelet-one-behind policy):"),
+        "{text}"
+    );
+}
+
+// ---- error texts name only options that exist -----------------------------------------------
+
+/// Flags of other programs that messages may name, with the program.
+const OTHER_PROGRAMS: &[(&str, &[&str])] = &[
+    (
+        "kubeadm",
+        &[
+            "--allow-experimental-upgrades",
+            "--allow-release-candidate-upgrades",
+            "--force",
+            "--kubernetes-version",
+            "--version",
+        ],
+    ),
+    ("kubectl", &["--client", "--for", "--timeout"]),
+    ("zypper", &["--non-interactive", "--oldpackage"]),
+    ("apt-get", &["--allow-change-held-packages"]),
+    ("cargo", &["--example"]),
+];
+
+/// Every long option of the examples' command lines.
+fn example_options() -> std::collections::BTreeSet<String> {
+    [
+        plan::Args::command(),
+        apply::args::Args::command(),
+        check::Args::command(),
+        discover::Args::command(),
+    ]
+    .iter()
+    .flat_map(|c| {
+        c.get_arguments()
+            .filter_map(|a| a.get_long())
+            .map(|l| format!("--{l}"))
+            .collect::<Vec<_>>()
+    })
+    .collect()
+}
+
+/// The string literals of `source` outside comments and `#[cfg(test)]` modules, with their
+/// line numbers. Literals that begin with `-` are arguments handed to a program, not prose.
+fn prose_literals(source: &str) -> Vec<(usize, String)> {
+    let code = match source.find("#[cfg(test)]\nmod tests {") {
+        Some(i) => &source[..i],
+        None => source,
+    };
+    let bytes = code.as_bytes();
+    let (mut i, mut line, mut out) = (0, 1, Vec::new());
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\n' => line += 1,
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            // A char literal ('"', '\'', '\u{22}') or a lifetime.
+            b'\'' if bytes.get(i + 1) == Some(&b'\\') => {
+                i += 3;
+                while i < bytes.len() && bytes[i] != b'\'' {
+                    i += 1;
+                }
+                i += 1;
+                continue;
+            }
+            b'\'' if bytes.get(i + 2) == Some(&b'\'') => {
+                i += 3;
+                continue;
+            }
+            b'"' => {
+                // A raw string r#"…"# ends at a quote followed by as many hashes.
+                let hashes = bytes[..i].iter().rev().take_while(|b| **b == b'#').count();
+                let raw = i > hashes && bytes[i - hashes - 1] == b'r';
+                let end: Vec<u8> = std::iter::once(b'"')
+                    .chain(std::iter::repeat_n(b'#', if raw { hashes } else { 0 }))
+                    .collect();
+                let start = i + 1;
+                let (mut j, first) = (start, line);
+                while j < bytes.len() && !bytes[j..].starts_with(&end) {
+                    if bytes[j] == b'\\' && !raw {
+                        j += 1;
+                    }
+                    if bytes.get(j) == Some(&b'\n') {
+                        line += 1;
+                    }
+                    j += 1;
+                }
+                let text = &code[start..j.min(code.len())];
+                if !text.trim_start().starts_with('-') {
+                    out.push((first, text.to_string()));
+                }
+                i = j + end.len();
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+fn rust_sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && path.file_name() != Some("tests".as_ref()) {
+            rust_sources(&path, out);
+        } else if path.extension() == Some("rs".as_ref())
+            && path.file_name() != Some("tests.rs".as_ref())
+        {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn error_texts_name_only_options_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut files = Vec::new();
+    for krate in std::fs::read_dir(root.join("crates")).unwrap() {
+        rust_sources(&krate.unwrap().path().join("src"), &mut files);
+    }
+    rust_sources(&root.join("examples"), &mut files);
+    assert!(files.len() > 50, "found only {} source files", files.len());
+
+    let known = example_options();
+    for flag in [
+        "--tolerate-initial-violations",
+        "--allow-prerelease",
+        "--plan",
+        "--policy",
+    ] {
+        assert!(
+            known.contains(flag),
+            "{flag} is not an option of the examples: {known:?}"
+        );
+    }
+    let others: Vec<&str> = OTHER_PROGRAMS
+        .iter()
+        .flat_map(|(_, f)| f.iter().copied())
+        .collect();
+    let mut unknown = Vec::new();
+    let mut seen = 0;
+    let mut used_others = std::collections::BTreeSet::new();
+    for file in &files {
+        let source = std::fs::read_to_string(file).unwrap();
+        for (line, text) in prose_literals(&source) {
+            for word in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+                let Some(name) = word.strip_prefix("--") else {
+                    continue;
+                };
+                if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+                    continue;
+                }
+                seen += 1;
+                if others.contains(&word) {
+                    used_others.insert(word.to_string());
+                } else if !known.contains(word) {
+                    let file = file.strip_prefix(root).unwrap().display();
+                    unknown.push(format!("{file}:{line}: {word} in {text:?}"));
+                }
+            }
+        }
+    }
+    assert!(
+        seen > 20,
+        "the scan found only {seen} options: is it reading the sources?"
+    );
+    let unused: Vec<&&str> = others
+        .iter()
+        .filter(|f| !used_others.contains(**f))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "OTHER_PROGRAMS lists flags no message names: {unused:?}"
+    );
+    assert!(
+        unknown.is_empty(),
+        "messages name options no example has (add the option, fix the text, or list another program's flag in OTHER_PROGRAMS):\n{}",
+        unknown.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_sees_an_option_in_an_error_text() {
+    let source = "fn f() -> Result<(), E> {\n    // \"--not-this\" in a comment\n    let c = '\"';\n    bail!(\"try --no-such-option\")\n}\n#[cfg(test)]\nmod tests {\n    const T: &str = \"--test-only\";\n}\n";
+    let found = prose_literals(source);
+    assert_eq!(found, [(4, "try --no-such-option".to_string())]);
+}

@@ -1,0 +1,166 @@
+//! The examples as programs: what a user sees at the shell (exit statuses, pipes, terminal
+//! escapes, the names in messages). `cargo test` builds the examples before it runs tests;
+//! these run the binaries it built.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The built example `name` (`target/<profile>/examples/<name>`, beside this test's `deps`).
+fn example(name: &str) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("examples"))
+        .unwrap();
+    let path: PathBuf = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test -p kupgrade-examples` builds the examples (with a --test filter, build them first: cargo build -p kupgrade-examples --examples)",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.stdin(Stdio::null()).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    for (name, args) in [
+        ("plan", &["--date", "2025-03-01", "--format", "json"][..]),
+        ("check", &["--date", "2025-03-01"][..]),
+    ] {
+        let mut child = example(name)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -0`: the reader is gone before the first write.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert!(
+            out.status.success(),
+            "{name} into a closed pipe: {:?}\n{err}",
+            out.status
+        );
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn log_lines_carry_no_terminal_escapes_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("up.journal");
+    // A torn journal tail is logged as a warning when the run opens the journal.
+    let first = run(example("apply").args([
+        "--date",
+        "2025-03-01",
+        "--target",
+        "1.30",
+        "--sim-speed",
+        "0",
+        "--journal",
+        journal.to_str().unwrap(),
+    ]));
+    assert!(first.status.success(), "{}", stderr(&first));
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes.extend_from_slice(b"{\"torn");
+    std::fs::write(&journal, bytes).unwrap();
+
+    let out = run(example("apply")
+        .args(["--resume", "--journal", journal.to_str().unwrap()])
+        .env("RUST_LOG", "warn"));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("ignoring it"),
+        "no log line: {err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "escapes in a log read by a pipe: {err:?}"
+    );
+}
+
+#[test]
+fn the_bundled_inventory_is_named_not_its_build_path() {
+    let out = run(example("plan").args(["--target", "v1.20.0"]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("planning the upgrade of clusters/ha.yaml (bundled)"),
+        "{err}"
+    );
+    assert!(!err.contains(env!("CARGO_MANIFEST_DIR")), "{err}");
+    // It is found from any directory.
+    let out = run(example("check").arg("--date=2025-03-01").current_dir("/"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(clusters/ha.yaml (bundled))"));
+}
+
+#[test]
+fn check_exits_1_when_the_cluster_violates_the_policy() {
+    let out = run(example("check").args([
+        "clusters/mid-upgrade-docs-order.yaml",
+        "--date",
+        "2025-03-01",
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("error[upstream/kubelet]"));
+    // Warnings alone: 0.
+    let out = run(example("check").args(["clusters/mid-upgrade.yaml", "--date", "2025-03-01"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_drain_timeout_past_the_cap_is_a_usage_error_not_a_panic() {
+    let out = run(example("apply").args(["--drain-timeout", "18446744073709551615"]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--drain-timeout") && err.contains("not in 1..=604800"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_that_deletes_pods_past_their_budgets_says_so_loudly() {
+    let out = run(example("apply").args([
+        "--date",
+        "2025-03-01",
+        "--target",
+        "1.30",
+        "--sim-speed",
+        "0",
+        "--disable-eviction",
+    ]));
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("WARNING: --disable-eviction"), "{err}");
+    assert!(
+        stdout.contains("WARNING: --disable-eviction: the drains deleted pods"),
+        "{stdout}"
+    );
+    let quiet = run(example("apply").args([
+        "--date",
+        "2025-03-01",
+        "--target",
+        "1.30",
+        "--sim-speed",
+        "0",
+    ]));
+    assert!(!String::from_utf8_lossy(&quiet.stdout).contains("WARNING"));
+}
