@@ -56,7 +56,7 @@ pub mod driver;
 pub mod journal;
 pub mod kubectl;
 mod local;
-mod node_env;
+pub mod node_env;
 mod output;
 #[cfg(feature = "live-releases")]
 pub mod releases;
