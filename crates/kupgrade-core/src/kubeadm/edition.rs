@@ -1,40 +1,39 @@
-//! kubeadm's upgrade rules by release: which kubeadm decides by which edition.
-//!
-//! `kubeadm upgrade apply` has enforced the same checks, in the same order and with the same
-//! mandatory and skippable lists, since kubeadm 1.16 (when a target equal to the minimum
-//! control-plane version stopped being refused). What changed since is the kubelet skew:
-//!
-//! | kubeadm | kubelets may be older than the target by | where it comes from |
-//! |---|---|---|
-//! | 1.16 to 1.28 | 1 minor | `MaximumAllowedMinorVersionKubeletSkew = 1` in `cmd/kubeadm/app/phases/upgrade/policy.go`; `MinimumKubeletVersion` one minor below kubeadm's |
-//! | 1.29 and later | 3 minors | kubernetes/kubernetes#120825 (kubeadm's side of KEP 3935, "oldest node, newest control plane"); `MinimumKubeletVersion` three minors below |
-//!
-//! What every edition shares: the control plane moves at most one minor up or down per
-//! `upgrade apply` (mandatory; skippable for a pre-release target), the oldest control plane
-//! kubeadm deploys is one minor below its own (`major.(minor - 1).0`), the kubelet check lists
-//! every node's kubelet and compares minor numbers alone, and a pre-release is anything after
-//! the patch (`--allow-experimental-upgrades`, or `--allow-release-candidate-upgrades` for
-//! `-rc` tags).
-//!
-//! ```
-//! use kupgrade_core::kubeadm::Edition;
-//! use kupgrade_core::KubeVersion;
-//!
-//! let v = |s: &str| s.parse::<KubeVersion>().unwrap();
-//! let kubeadm = v("v1.28.15");
-//! let rules = Edition::of(&kubeadm);
-//! assert_eq!(rules, Edition::FROM_1_16);
-//! // kubeadm 1.28 objects to a 1.26 kubelet; 1.29 would not object to it for a 1.29 target.
-//! assert!(rules.kubelet_too_old(&v("v1.26.15"), &kubeadm));
-//! assert!(!Edition::of(&v("v1.29.0")).kubelet_too_old(&v("v1.26.15"), &v("v1.29.0")));
-//! ```
+//! kubeadm's upgrade rules by release: which kubeadm decides by which edition ([`Edition`]).
 use serde::{Deserialize, Serialize};
 
 use crate::{KubeVersion, Minor};
 
 /// One edition of the rules `kubeadm upgrade apply` enforces: what every kubeadm from
-/// [`since`](Edition::since) until the next edition decides (see the
-/// [module docs](self) for the table).
+/// [`since`](Edition::since) until the next edition decides.
+///
+/// `kubeadm upgrade apply` has enforced the same checks, in the same order and with the same
+/// mandatory and skippable lists, since kubeadm 1.16 (when a target equal to the minimum
+/// control-plane version stopped being refused). What changed since is the kubelet skew:
+///
+/// | kubeadm | kubelets may be older than the target by | where it comes from |
+/// |---|---|---|
+/// | 1.16 to 1.28 | 1 minor | `MaximumAllowedMinorVersionKubeletSkew = 1` in `cmd/kubeadm/app/phases/upgrade/policy.go`; `MinimumKubeletVersion` one minor below kubeadm's |
+/// | 1.29 and later | 3 minors | kubernetes/kubernetes#120825 (kubeadm's side of KEP 3935, "oldest node, newest control plane"); `MinimumKubeletVersion` three minors below |
+///
+/// What every edition shares: the control plane moves at most one minor up or down per
+/// `upgrade apply` (mandatory; skippable for a pre-release target), the oldest control plane
+/// kubeadm deploys is one minor below its own (`major.(minor - 1).0`), the kubelet check lists
+/// every node's kubelet and compares minor numbers alone, and a pre-release is anything after
+/// the patch (`--allow-experimental-upgrades`, or `--allow-release-candidate-upgrades` for
+/// `-rc` tags).
+///
+/// ```
+/// use kupgrade_core::kubeadm::Edition;
+/// use kupgrade_core::KubeVersion;
+///
+/// let v = |s: &str| s.parse::<KubeVersion>().unwrap();
+/// let kubeadm = v("v1.28.15");
+/// let rules = Edition::of(&kubeadm);
+/// assert_eq!(rules, Edition::FROM_1_16);
+/// // kubeadm 1.28 objects to a 1.26 kubelet; 1.29 would not object to it for a 1.29 target.
+/// assert!(rules.kubelet_too_old(&v("v1.26.15"), &kubeadm));
+/// assert!(!Edition::of(&v("v1.29.0")).kubelet_too_old(&v("v1.26.15"), &v("v1.29.0")));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
