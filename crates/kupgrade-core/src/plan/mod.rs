@@ -35,8 +35,9 @@
 //!    kubelet may not be newer than any API server, so they wait for the last API server.
 //! 3. Workers: in place, in batches (a count or a percentage, never more of one zone than
 //!    allowed), either after every hop ([`WorkerPacing::EveryHop`], kubeadm's way) or as late as
-//!    the policy allows ([`WorkerPacing::Deferred`]), catching up several minors in one drain
-//!    window. With [`Strategy::Replace`], new nodes join at the control plane's version and the
+//!    the policy and each hop's kubeadm allow ([`WorkerPacing::Deferred`]; kubeadm before 1.29
+//!    refuses `upgrade apply` with kubelets more than one minor older than its target), catching
+//!    up several minors in one drain window. With [`Strategy::Replace`], new nodes join at the control plane's version and the
 //!    old ones are drained and removed, as few times as the policy allows.
 //! 4. Every step is simulated on the model and the policy checked after it (only what the
 //!    step changed is checked again, once per class of equal nodes; [`Simulation`] applies
@@ -199,8 +200,8 @@ impl FromStr for Strategy {
 pub enum WorkerPacing {
     /// After every hop of the control plane, one minor at a time (kubeadm's way).
     EveryHop,
-    /// As late as the policy allows, then several minors in one drain window (or one
-    /// replacement): the fewest drains.
+    /// As late as the policy and each hop's kubeadm allow, then several minors in one drain
+    /// window (or one replacement): the fewest drains.
     Deferred,
 }
 
