@@ -12,6 +12,9 @@
 //! - `startable` equals the number of Pending or Unsure tasks of ready steps;
 //! - `retries` holds exactly `(at, task)` for each task waiting to be retried at `at`, and
 //!   every such task belongs to a ready step;
+//! - `verifying` holds exactly `(check_at, task)` for each task whose postconditions are being
+//!   checked (every one in a ready step), and `unchecked` counts those not checked yet in this
+//!   session;
 //! - `running` maps the id of each Running task (every one in a ready step) to its position,
 //!   `in_flight` is their number and never more than `limit`, and `busy` holds their nodes:
 //!   at most one running task per node.
@@ -65,6 +68,10 @@ pub(super) struct Schedule {
     startable: usize,
     /// Tasks waiting to be retried, by when.
     retries: BTreeSet<(Timestamp, Pos)>,
+    /// Tasks whose postconditions are being checked, by when they are checked next.
+    verifying: BTreeSet<(Timestamp, Pos)>,
+    /// Verifying tasks not checked yet in this session (their window has not started).
+    unchecked: usize,
     /// True when the last look found tasks to start but each one's node busy: nothing starts
     /// until a running task ends.
     stalled: bool,
@@ -153,6 +160,8 @@ impl Schedule {
             in_flight: 0,
             startable: 0,
             retries: BTreeSet::new(),
+            verifying: BTreeSet::new(),
+            unchecked: 0,
             stalled: false,
             busy: HashSet::new(),
             running: HashMap::new(),
@@ -169,6 +178,8 @@ impl Schedule {
         self.steps_done = 0;
         self.startable = 0;
         self.retries.clear();
+        self.verifying.clear();
+        self.unchecked = 0;
         self.in_flight = 0;
         self.busy.clear();
         self.running.clear();
@@ -198,6 +209,12 @@ impl Schedule {
                     TaskState::Pending | TaskState::Unsure(_) => self.startable += 1,
                     TaskState::Retry { at } => {
                         self.retries.insert((at, pos));
+                    }
+                    TaskState::Verifying {
+                        check_at, until, ..
+                    } => {
+                        self.verifying.insert((check_at, pos));
+                        self.unchecked += usize::from(until.is_none());
                     }
                     TaskState::Running { .. } => {
                         self.in_flight += 1;
@@ -288,18 +305,70 @@ impl Schedule {
         self.counts
     }
 
-    /// True when a task may start at `now`: there is room in flight, the last look did not
-    /// find every startable task's node busy, and a task is startable or a retry is due.
+    /// True when a task may start at `now` (there is room in flight, the last look did not
+    /// find every startable task's node busy, and a task is startable or a retry is due), or
+    /// a check of postconditions is due.
     pub fn has_work(&self, now: Timestamp) -> bool {
+        if self.check_due(now) {
+            return true;
+        }
         if self.in_flight >= self.limit || self.stalled {
             return false;
         }
         self.startable > 0 || self.retries.first().is_some_and(|r| r.0 <= now)
     }
 
-    /// When the first retry is due, if one waits.
-    pub fn next_retry(&self) -> Option<Timestamp> {
-        self.retries.first().map(|r| r.0)
+    /// True when a verifying task is due for a check at `now`: its time has come, or it was
+    /// not checked yet and nothing is in flight (the tasks of a step that end together are
+    /// checked on one read of the cluster).
+    pub fn check_due(&self, now: Timestamp) -> bool {
+        self.verifying.first().is_some_and(|v| v.0 <= now)
+            || (self.in_flight == 0 && self.unchecked > 0)
+    }
+
+    /// When the first retry or check is due, if one waits.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        let retry = self.retries.first().map(|r| r.0);
+        let check = self.verifying.first().map(|v| v.0);
+        match (retry, check) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the first check of postconditions is due, if one waits.
+    pub fn next_check(&self) -> Option<Timestamp> {
+        self.verifying.first().map(|v| v.0)
+    }
+
+    /// Tasks whose postconditions are being checked.
+    pub fn verifying(&self) -> usize {
+        self.verifying.len()
+    }
+
+    /// The verifying tasks due for a check at `now` (see [`Schedule::check_due`]).
+    pub fn due_checks(&self, now: Timestamp) -> Vec<Pos> {
+        if self.in_flight == 0 && self.unchecked > 0 {
+            return self
+                .verifying
+                .iter()
+                .filter(|(at, pos)| *at <= now || self.until(*pos).is_none())
+                .map(|v| v.1)
+                .collect();
+        }
+        self.verifying
+            .iter()
+            .take_while(|v| v.0 <= now)
+            .map(|v| v.1)
+            .collect()
+    }
+
+    /// The end of the settle window of the verifying task at `pos`, once checked.
+    pub fn until(&self, pos: Pos) -> Option<Timestamp> {
+        match self.task(pos).state {
+            TaskState::Verifying { until, .. } => until,
+            _ => None,
+        }
     }
 
     /// Says whether the last look found tasks to start, each on a busy node, and none started.
@@ -430,17 +499,119 @@ impl Schedule {
         })
     }
 
-    /// The released task succeeded.
+    /// The released task succeeded, and the cluster need not (or cannot) show more: done.
     pub fn succeeded(
         &mut self,
         plan: &UpgradePlan,
         nodes: &mut NodeExpectations,
         ran: Ran,
+        end: TaskEnd,
         now: Timestamp,
         out: &mut Output,
     ) {
         // `complete` does not touch `startable`; the task left it when it started.
-        self.complete(plan, nodes, ran.pos, TaskEnd::Succeeded, now, out);
+        self.complete(plan, nodes, ran.pos, end, now, out);
+    }
+
+    /// The released task's work succeeded: its postconditions are checked from `check_at` on
+    /// (journaled).
+    pub fn verify_later(
+        &mut self,
+        plan: &UpgradePlan,
+        ran: Ran,
+        check_at: Timestamp,
+        now: Timestamp,
+        out: &mut Output,
+    ) {
+        let id = ran.pos.id(plan);
+        self.task_mut(ran.pos).state = TaskState::Verifying {
+            since: ran.since,
+            check_at,
+            until: None,
+        };
+        self.verifying.insert((check_at, ran.pos));
+        self.unchecked += 1;
+        out.records.push(Record::new(
+            now,
+            RecordKind::TaskVerifying {
+                task: id.clone(),
+                attempt: ran.attempt,
+            },
+        ));
+        out.events.push(Event::StepVerifying {
+            at: now,
+            task: id,
+            attempt: ran.attempt,
+        });
+    }
+
+    /// The verifying task at `pos` is checked again at `check_at`; its window ends at `until`.
+    pub fn check_again(&mut self, pos: Pos, check_at: Timestamp, until: Timestamp) {
+        let Some(since) = self.leave_verifying(pos) else {
+            return;
+        };
+        self.task_mut(pos).state = TaskState::Verifying {
+            since,
+            check_at,
+            until: Some(until),
+        };
+        self.verifying.insert((check_at, pos));
+    }
+
+    /// The cluster showed the verifying task's postconditions: done.
+    pub fn verified(
+        &mut self,
+        plan: &UpgradePlan,
+        nodes: &mut NodeExpectations,
+        pos: Pos,
+        end: TaskEnd,
+        now: Timestamp,
+        out: &mut Output,
+    ) {
+        if self.leave_verifying(pos).is_some() {
+            self.complete(plan, nodes, pos, end, now, out);
+        }
+    }
+
+    /// The verifying task's window passed without its postconditions: a failure of its
+    /// attempt (see [`Schedule::failed`]). True when it will be retried.
+    pub fn unverified(
+        &mut self,
+        plan: &UpgradePlan,
+        pos: Pos,
+        failure: &Failure,
+        retry: Option<&RetryPolicy>,
+        now: Timestamp,
+        out: &mut Output,
+    ) -> bool {
+        let Some(since) = self.leave_verifying(pos) else {
+            return false;
+        };
+        // The task stays out of flight: it was released when its work ended.
+        let ran = Ran {
+            pos,
+            attempt: self.task(pos).attempts,
+            since,
+        };
+        self.failed(plan, ran, failure, retry, now, out)
+    }
+
+    /// Takes the verifying task at `pos` out of `verifying` (and `unchecked`); its start time,
+    /// or `None` when it is not verifying.
+    fn leave_verifying(&mut self, pos: Pos) -> Option<Timestamp> {
+        let TaskState::Verifying {
+            since,
+            check_at,
+            until,
+        } = self.task(pos).state
+        else {
+            return None;
+        };
+        self.verifying.remove(&(check_at, pos));
+        if until.is_none() {
+            self.unchecked -= 1;
+        }
+        Some(since)
     }
 
     /// The released task failed: it waits for a retry when it is safe to repeat, the failure
@@ -606,13 +777,13 @@ impl Schedule {
         let id = pos.id(plan);
         let t = &mut self.steps[pos.step].tasks[pos.task];
         let since = match t.state {
-            TaskState::Running { since } => Some(since),
+            TaskState::Running { since } | TaskState::Verifying { since, .. } => Some(since),
             _ => None,
         };
         t.state = TaskState::Done;
         let attempt = t.attempts;
         let outcome = match &end {
-            TaskEnd::Succeeded => {
+            TaskEnd::Succeeded { .. } => {
                 self.counts.succeeded += 1;
                 StepOutcome::Succeeded
             }
@@ -680,6 +851,12 @@ impl Schedule {
                         TaskState::Retry { at } => {
                             self.retries.insert((at, Pos::new(d, ti)));
                         }
+                        TaskState::Verifying {
+                            check_at, until, ..
+                        } => {
+                            self.verifying.insert((check_at, Pos::new(d, ti)));
+                            self.unchecked += usize::from(until.is_none());
+                        }
                         _ => {}
                     }
                 }
@@ -735,6 +912,8 @@ impl Schedule {
     fn check_tasks(&self, plan: &UpgradePlan) -> Result<(), String> {
         let mut startable = 0;
         let mut retries = BTreeSet::new();
+        let mut verifying = BTreeSet::new();
+        let mut unchecked = 0;
         let mut running = HashMap::new();
         let mut busy = HashSet::new();
         for (si, s) in self.steps.iter().enumerate() {
@@ -743,7 +922,11 @@ impl Schedule {
                 let pos = Pos::new(si, ti);
                 match t.state {
                     TaskState::Pending | TaskState::Unsure(_) if ready => startable += 1,
-                    TaskState::Retry { .. } | TaskState::Running { .. } if !ready => {
+                    TaskState::Retry { .. }
+                    | TaskState::Running { .. }
+                    | TaskState::Verifying { .. }
+                        if !ready =>
+                    {
                         return Err(format!(
                             "{} waits or runs in a step that is not ready",
                             pos.id(plan)
@@ -751,6 +934,12 @@ impl Schedule {
                     }
                     TaskState::Retry { at } => {
                         retries.insert((at, pos));
+                    }
+                    TaskState::Verifying {
+                        check_at, until, ..
+                    } => {
+                        verifying.insert((check_at, pos));
+                        unchecked += usize::from(until.is_none());
                     }
                     TaskState::Running { .. } => {
                         let id = pos.id(plan);
@@ -773,6 +962,9 @@ impl Schedule {
         }
         if retries != self.retries {
             return Err("the retries differ from the tasks waiting to be retried".into());
+        }
+        if verifying != self.verifying || unchecked != self.unchecked {
+            return Err("the checks differ from the tasks being verified".into());
         }
         if running != self.running || busy != self.busy || self.in_flight != running.len() {
             return Err(format!(
@@ -874,7 +1066,7 @@ mod tests {
         s.start(&plan, &mut nodes, first, work, t0(), &mut out);
         assert_eq!(s.check(&plan), Ok(()));
         let ran = s.release(&first.id(&plan), 1).unwrap();
-        s.succeeded(&plan, &mut nodes, ran, t0(), &mut out);
+        s.succeeded(&plan, &mut nodes, ran, TaskEnd::succeeded(), t0(), &mut out);
         assert_eq!(s.check(&plan), Ok(()));
         assert_eq!(s.progress().0, 1);
         let next = s.ready_from(0).unwrap();
