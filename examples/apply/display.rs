@@ -38,7 +38,7 @@ impl Display {
             .filter_map(|r| match &r.kind {
                 RecordKind::TaskFinished {
                     task,
-                    end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. } | TaskEnd::Manual { .. },
+                    end: TaskEnd::Succeeded { .. } | TaskEnd::AlreadyDone { .. } | TaskEnd::Manual { .. },
                     ..
                 } => Some(task.clone()),
                 RecordKind::Resolved {
