@@ -40,7 +40,12 @@ fn judged(state: &ClusterState) -> String {
         let v = &n.versions;
         out += &format!(
             "{} {:?} {:?} {:?} {:?} {:?}\n",
-            n.name, v.kubelet, v.kube_apiserver, v.kube_controller_manager, v.kube_scheduler, v.etcd
+            n.name,
+            v.kubelet,
+            v.kube_apiserver,
+            v.kube_controller_manager,
+            v.kube_scheduler,
+            v.etcd
         );
     }
     out
@@ -50,7 +55,9 @@ fn judged(state: &ClusterState) -> String {
 fn honest_end(state: &ClusterState, plan: &UpgradePlan) -> ClusterState {
     let mut model = Simulation::new(state.clone());
     for step in &plan.steps {
-        model.apply(step).expect("the plan applies to its own model");
+        model
+            .apply(step)
+            .expect("the plan applies to its own model");
     }
     model.state().clone()
 }
@@ -66,9 +73,17 @@ struct Ending {
 
 /// Runs `plan` on a model of `state` where the `lie_at`-th task to start (counted without
 /// retries) exits 0 without effect on every attempt. Checks the policy on every state.
-fn run_with_liar(state: &ClusterState, plan: &Arc<UpgradePlan>, lie_at: usize) -> Result<Ending, String> {
-    let mut run = Run::new(plan.clone(), Arc::new(UpstreamPolicy::new()), RunOptions::default())
-        .map_err(|e| e.to_string())?;
+fn run_with_liar(
+    state: &ClusterState,
+    plan: &Arc<UpgradePlan>,
+    lie_at: usize,
+) -> Result<Ending, String> {
+    let mut run = Run::new(
+        plan.clone(),
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut model = Simulation::new(state.clone());
     let mut now = Timestamp::UNIX_EPOCH;
     let mut liar: Option<TaskId> = None;
@@ -91,7 +106,9 @@ fn run_with_liar(state: &ClusterState, plan: &Arc<UpgradePlan>, lie_at: usize) -
         }
         let seen = errors(model.state());
         if !seen.is_empty() {
-            return Err(format!("the run observed a state that breaks the policy: {seen:?}"));
+            return Err(format!(
+                "the run observed a state that breaks the policy: {seen:?}"
+            ));
         }
         let out = run.next(model.state(), now);
         for task in out.tasks {
@@ -103,7 +120,9 @@ fn run_with_liar(state: &ClusterState, plan: &Arc<UpgradePlan>, lie_at: usize) -
             }
             if liar.as_ref() != Some(&task.id) {
                 let step = plan.steps[task.step_index].on_node(task.id.node.as_ref());
-                model.apply(&step).map_err(|e| format!("{}: {e}", task.id))?;
+                model
+                    .apply(&step)
+                    .map_err(|e| format!("{}: {e}", task.id))?;
             }
             let after = errors(model.state());
             if !after.is_empty() {

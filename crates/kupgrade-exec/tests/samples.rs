@@ -16,7 +16,11 @@ use kupgrade_exec::sim::{OpPhase, SimCluster, Workload};
 /// for a reason outside the run (a step for the operator, a disruption budget no drain of a
 /// single node can satisfy).
 const SAMPLES: &[(&str, &str, Option<&str>)] = &[
-    ("ha", include_str!("../../../examples/clusters/ha.yaml"), None),
+    (
+        "ha",
+        include_str!("../../../examples/clusters/ha.yaml"),
+        None,
+    ),
     (
         "mid-upgrade",
         include_str!("../../../examples/clusters/mid-upgrade.yaml"),
@@ -68,7 +72,9 @@ async fn run_sample(name: &str, text: &str) -> (Finished, Vec<String>, Vec<Strin
     let sim = sim.on_op(move |p| {
         if p.phase == OpPhase::After {
             for e in errors(&watcher.cluster()) {
-                seen.lock().unwrap().push(format!("after {} on {}: {e}", p.what, p.node));
+                seen.lock()
+                    .unwrap()
+                    .push(format!("after {} on {}: {e}", p.what, p.node));
             }
         }
     });

@@ -503,7 +503,9 @@ impl Action {
             ),
             Action::Cordon => (vec![Fact::Present], vec![Fact::Cordoned]),
             Action::Drain { .. } => (vec![Fact::Cordoned], vec![Fact::Cordoned]),
-            Action::RestartKubelet { version: v } => (vec![Fact::Cordoned, kubelet_safe(v)], vec![]),
+            Action::RestartKubelet { version: v } => {
+                (vec![Fact::Cordoned, kubelet_safe(v)], vec![])
+            }
             Action::WaitReady { version: v, .. } => {
                 (vec![], vec![Fact::Ready, version(Component::Kubelet, v)])
             }

@@ -516,7 +516,8 @@ impl Run {
                 } else {
                     let end = verify::unchecked_end(step);
                     let nodes = &mut self.expect.nodes;
-                    self.schedule.succeeded(plan, nodes, ran, end, now, &mut out);
+                    self.schedule
+                        .succeeded(plan, nodes, ran, end, now, &mut out);
                 }
             }
             TaskResult::Failed(failure) => {

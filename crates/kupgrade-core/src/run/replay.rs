@@ -103,9 +103,7 @@ impl Run {
                 match end {
                     TaskEnd::Succeeded { .. }
                     | TaskEnd::AlreadyDone { .. }
-                    | TaskEnd::Manual { .. } => {
-                        self.replay_done(pos)
-                    }
+                    | TaskEnd::Manual { .. } => self.replay_done(pos),
                     TaskEnd::Failed { .. } => {
                         self.schedule.task_mut(pos).state = TaskState::Unsure(Unsure::Failed)
                     }

@@ -10,7 +10,8 @@ use kupgrade_core::ports::{
     BoxError, ClusterOperations, CommandRunnerExt, CommandSpec, ExitStatus, PodRef,
 };
 use kupgrade_core::run::{
-    Event, Finished, Record, RecordKind, RetryPolicy, Run, RunOptions, StepOutcome, StopReason, TaskEnd,
+    Event, Finished, Record, RecordKind, RetryPolicy, Run, RunOptions, StepOutcome, StopReason,
+    TaskEnd,
 };
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
