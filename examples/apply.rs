@@ -26,6 +26,12 @@
 //! goes on with both, refuses planning options, and refuses a `--policy` other than the one
 //! the run started with.
 //!
+//! The release data comes from the options `plan` and `check` take too (`--calendar FILE`,
+//! `--kubeadm-versions FILE`, `--live-releases` with `--release-base-url` and
+//! `--release-timeout`); they are refused beside `--resume` and `--plan`, whose plan is made
+//! already. The plan's warnings (a calendar too old for the date, hops past the kubeadm version
+//! table) are printed before the run and in the summary.
+//!
 //! `--plan FILE` runs a plan reviewed beforehand (the output of `plan --format json`): the
 //! fingerprint recorded in the file must match the plan in it (an edited file is refused), the
 //! cluster must still be where the plan starts (each node's kubelet, the nodes, the oldest API
@@ -59,7 +65,8 @@
 //!   pod's shell line, up to 64 KiB. On the test apiserver, `scripts/demo-kubelet.sh` answers the command pods in
 //!   the demo sandboxes.
 //! - `--executor local` runs every node's commands on this machine inside per-node sandbox
-//!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` first in `PATH`);
+//!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` as its whole
+//!   `PATH`, a strict sandbox: a program it lacks is not found, never this machine's own);
 //!   `scripts/demo-sandboxes.sh` builds sandboxes that emulate kubeadm nodes against a test
 //!   API server.
 //!
@@ -93,6 +100,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use kupgrade_core::ClusterState;
+use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
 use kupgrade_exec::Journal;
@@ -109,6 +117,11 @@ mod display;
 mod inventory;
 #[path = "common/planning.rs"]
 pub(crate) mod planning;
+#[path = "common/releases.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod releases;
+#[path = "apply/resume.rs"]
+mod resume;
 #[path = "common/reviewed.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod reviewed;
@@ -201,6 +214,7 @@ fn refuse_planning_options(args: &Args) -> anyhow::Result<()> {
         .iter()
         .map(String::as_str)
         .filter(|f| *f != "--policy")
+        .chain(args.releases.given())
         .collect();
     if !refused.is_empty() {
         bail!("{} cannot be given with {with}: {why}", refused.join(", "));
@@ -210,7 +224,12 @@ fn refuse_planning_options(args: &Args) -> anyhow::Result<()> {
 
 /// The plan and policy of this session: the ones the journal's run started with (`--resume`),
 /// the reviewed plan (`--plan`), or a new plan.
-pub(crate) fn work(args: &Args, cluster: &ClusterState, source: &str) -> anyhow::Result<Work> {
+pub(crate) fn work(
+    args: &Args,
+    calendar: &ReleaseCalendar,
+    cluster: &ClusterState,
+    source: &str,
+) -> anyhow::Result<Work> {
     let given = args.planning.policy.read()?;
     if let (true, Some(journal)) = (args.resume, &args.journal) {
         let beside = Beside::of(journal);
@@ -256,6 +275,7 @@ pub(crate) fn work(args: &Args, cluster: &ClusterState, source: &str) -> anyhow:
         });
     }
     let plan = PlanRequest::new(args.planning.target.clone(), args.planning.date())
+        .calendar(calendar)
         .policy(given.policy().as_ref())
         .options(args.planning.options())
         .plan(cluster)
@@ -310,7 +330,15 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
             records.len()
         );
     }
-    let work = work(&args, &cluster, &source_name)?;
+    // Release data only where a plan is made (refused beside --resume and --plan).
+    let calendar = if args.resume || args.plan.is_some() {
+        ReleaseCalendar::embedded().clone()
+    } else {
+        let from = cluster.apiserver_min().map(|v| v.minor());
+        args.releases.load(from).await?
+    };
+    let work = work(&args, &calendar, &cluster, &source_name)?;
+    args.releases.print_warnings(&work.plan.warnings);
     let plan = Arc::new(work.plan);
     let mut run = Run::resume(
         plan.clone(),

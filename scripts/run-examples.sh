@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(mktemp -d /tmp/kupgrade-examples.XXXXXX)
 KUBELET_PID=   # scripts/demo-kubelet.sh, in its own process group, while it runs
-trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
+MIRROR_PID=    # a local HTTP server standing in for dl.k8s.io/release, while it runs
+trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi
+      if [ -n "$MIRROR_PID" ]; then kill "$MIRROR_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
 DATE=2026-11-25   # a fixed date: the same plans on every run
 KC=${KUPGRADE_TEST_KUBECONFIG:-}   # the test apiserver's kubeconfig, when there is one
 
@@ -55,8 +57,8 @@ declare -A NOT_RUN=(
 LIVE_LOCAL_DOC="cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb --target 1.30 --date 2025-06-20 --drain-grace-period 0"
 
 # documented COMMAND: runs a documented command, its placeholders replaced: the test cluster's
-# kubeconfig for the reader's, an inventory of its SSH targets for hosts.yaml, and this run's
-# scratch directory for /tmp.
+# kubeconfig for the reader's, an inventory of its SSH targets for hosts.yaml, this run's
+# scratch directory for /tmp, and the embedded release data for releases.json and kubeadm.json.
 documented() {
   local cmd=$1
   cmd=${cmd//"/tmp/"/$OUT/}
@@ -64,6 +66,8 @@ documented() {
   cmd=${cmd//"DIR/kubeconfig"/$KC}
   cmd=${cmd//"admin.conf"/$KC}
   cmd=${cmd//" hosts.yaml"/" $OUT/hosts.yaml"}
+  cmd=${cmd//" releases.json"/" crates/kupgrade-core/data/k8s-releases.json"}
+  cmd=${cmd//" kubeadm.json"/" crates/kupgrade-core/data/kubeadm-bundled-versions.json"}
   cmd=${cmd/"cargo run --example "/"cargo run -q -p kupgrade-examples --example "}
   n=$((n + 1))
   echo "+ $1"
@@ -121,6 +125,29 @@ done
 for f in text markdown json yaml mermaid; do run plan -- --date "$DATE" --format "$f"; done
 run plan -- --date "$DATE" --strategy replace --batch 2
 run plan -- --date "$DATE" --batch 34% --policy examples/policies/kubelet-one-behind.yaml
+
+# Release data: the calendar and the kubeadm version table from files (the embedded ones),
+# the release team's labels from a local mirror (python's http.server), and no mirror at all
+# (the plan falls back to the calendar, with a message).
+DATA=crates/kupgrade-core/data
+run plan -- --date "$DATE" --calendar "$DATA/k8s-releases.json" \
+  --kubeadm-versions "$DATA/kubeadm-bundled-versions.json"
+run check -- --date "$DATE" --calendar "$DATA/k8s-releases.json"
+mkdir -p "$OUT/mirror/release"
+echo v1.37.40 >"$OUT/mirror/release/stable.txt"
+for m in $(seq 28 37); do echo "v1.$m.40" >"$OUT/mirror/release/stable-1.$m.txt"; done
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$OUT/mirror" >"$OUT/mirror.log" 2>&1 &
+MIRROR_PID=$!
+for _ in $(seq 50); do grep -q 'port [0-9]' "$OUT/mirror.log" && break; sleep 0.1; done
+MIRROR="http://127.0.0.1:$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$OUT/mirror.log" | head -1)/release"
+run plan -- --available --live-releases --release-base-url "$MIRROR"
+grep -q "live releases: 11 label(s) read from $MIRROR" "$OUT/err" || { cat "$OUT/err"; echo "the mirror's labels were not read" >&2; exit 1; }
+grep -q '^v1.37.40 .*newest stable' "$OUT/out" || { cat "$OUT/out"; echo "plan --available does not offer the mirror's v1.37.40" >&2; exit 1; }
+run apply -- --executor sim --dry-run --target 1.30 --allow-unsupported-target --live-releases --release-base-url "$MIRROR"
+kill "$MIRROR_PID"; wait "$MIRROR_PID" 2>/dev/null || true; MIRROR_PID=
+run plan -- --date "$DATE" --live-releases --release-base-url "$MIRROR" --release-timeout 2
+grep -q "warning: could not reach $MIRROR/stable.txt (.*); using the calendar of 2026-09-15" "$OUT/err" ||
+  { cat "$OUT/err"; echo "no fallback message without the mirror" >&2; exit 1; }
 
 # apply: the simulated cluster end to end, a dry run, and an interrupted run resumed.
 run apply -- --date "$DATE" --executor sim --sim-speed 0

@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser};
 use kupgrade_core::ClusterState;
+use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{Action, UpgradePlan};
 use kupgrade_core::ports::DrainOptions;
 use kupgrade_core::run::{Record, RetryPolicy, RunOptions, fingerprint};
@@ -72,8 +73,13 @@ fn planned(
         "plan and apply read {extra:?} differently"
     );
     (
-        plan::plan_for(&p.planning, cluster, "the cluster"),
-        apply::work(&a, cluster, "the cluster").map(|w| w.plan),
+        plan::plan_for(
+            &p.planning,
+            ReleaseCalendar::embedded(),
+            cluster,
+            "the cluster",
+        ),
+        apply::work(&a, ReleaseCalendar::embedded(), cluster, "the cluster").map(|w| w.plan),
     )
 }
 
@@ -310,7 +316,13 @@ fn apply_maps_its_run_options() {
 /// `plan --format json`'s document for the HA sample, written to `dir/plan.json`.
 fn reviewed_plan(dir: &Path, extra: &[&str]) -> (PathBuf, UpgradePlan) {
     let p = plan::Args::try_parse_from(argv("plan", extra)).unwrap();
-    let plan = plan::plan_for(&p.planning, &cluster("ha.yaml"), "ha").unwrap();
+    let plan = plan::plan_for(
+        &p.planning,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
     let file = dir.join("plan.json");
     std::fs::write(&file, plan::reviewed::to_json(&plan)).unwrap();
     (file, plan)
@@ -379,6 +391,11 @@ async fn a_reviewed_plan_runs_as_written_only() {
         e.starts_with("--target, --drain-timeout cannot be given with --plan"),
         "{e}"
     );
+    let e = apply_err(&["--plan", file, "--calendar", file]).await;
+    assert!(
+        e.starts_with("--calendar cannot be given with --plan"),
+        "{e}"
+    );
 
     // A document that records no fingerprint is not a reviewed plan.
     let bare = dir.path().join("bare.json");
@@ -401,7 +418,13 @@ async fn a_reviewed_plan_runs_with_the_policy_it_was_made_with() {
         "{e}"
     );
     let args = apply_args(&["--plan", file, "--policy", policy]);
-    let work = apply::work(&args, &cluster("ha.yaml"), "ha").unwrap();
+    let work = apply::work(
+        &args,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
     let outcome = apply::apply(apply_args(&[
         "--plan",
@@ -435,7 +458,13 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
         ],
     );
     let start: Vec<&str> = start[1..].iter().map(String::as_str).collect();
-    let work = apply::work(&apply_args(&start), &cluster("ha.yaml"), "ha").unwrap();
+    let work = apply::work(
+        &apply_args(&start),
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
     assert!(
         apply::apply(apply_args(&start))
@@ -448,7 +477,13 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
     // Without --policy, the resume checks the recorded policy; with the same file, too.
     for extra in [&[][..], &["--policy", one_behind][..]] {
         let args = apply_args(&[&["--journal", journal, "--resume"][..], extra].concat());
-        let work = apply::work(&args, &cluster("ha.yaml"), "ha").unwrap();
+        let work = apply::work(
+            &args,
+            ReleaseCalendar::embedded(),
+            &cluster("ha.yaml"),
+            "ha",
+        )
+        .unwrap();
         assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
         assert_eq!(work.plan.policy, "upstream+kubelet-one-behind");
     }
@@ -472,6 +507,12 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
     let e = apply_err(&["--journal", journal, "--resume", "--batch", "2"]).await;
     assert!(
         e.starts_with("--batch cannot be given with --resume"),
+        "{e}"
+    );
+    // And the release data, which only planning reads.
+    let e = apply_err(&["--journal", journal, "--resume", "--live-releases"]).await;
+    assert!(
+        e.starts_with("--live-releases cannot be given with --resume"),
         "{e}"
     );
 }
@@ -562,6 +603,7 @@ const OTHER_PROGRAMS: &[(&str, &[&str])] = &[
             "--allow-experimental-upgrades",
             "--allow-release-candidate-upgrades",
             "--force",
+            "--kubernetes-version",
             "--version",
         ],
     ),

@@ -302,7 +302,7 @@ impl fmt::Display for Finding {
                 kubeadm.minor()
             ),
             Finding::UnstableTargetNotAllowed { target } => {
-                if target.phase() == crate::Phase::Rc {
+                if target.phase() == crate::ReleasePhase::Rc {
                     write!(
                         f,
                         "target {target} is a release candidate; it needs --allow-release-candidate-upgrades or --allow-experimental-upgrades"

@@ -17,6 +17,9 @@
 //!   between kupgrade-core's run state machine (`kupgrade_core::run::Run`) and these ports:
 //!   concurrency within a batch, timeouts, retries with backoff, Ctrl-C (finish the current
 //!   step or abort it), dry runs, an event stream and `tracing` spans per step.
+//! - `releases` (feature `live-releases`, on by default): reads the version labels the
+//!   Kubernetes release team publishes (`stable.txt`, `stable-1.N.txt`), as `kubeadm upgrade
+//!   plan` does, to merge the newest patches over the release calendar.
 //! - [`sim`]: a simulated kubeadm cluster ([`SimCluster`](sim::SimCluster)) behind all three
 //!   ports, in virtual time, with fault injection and a state file that survives a killed
 //!   process: the test bed of the driver, the examples and the benches.
@@ -53,8 +56,10 @@ pub mod driver;
 pub mod journal;
 pub mod kubectl;
 mod local;
-mod node_env;
+pub mod node_env;
 mod output;
+#[cfg(feature = "live-releases")]
+pub mod releases;
 pub mod sim;
 pub mod ssh;
 

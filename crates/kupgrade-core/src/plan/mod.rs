@@ -81,9 +81,10 @@ pub mod render;
 mod schema;
 mod simulate;
 mod step;
+mod warnings;
 
 pub use action::{Action, Executor};
-pub use available::{AvailableUpgrade, available_upgrades};
+pub use available::{AvailableUpgrade, available_upgrades, nothing_available};
 pub use change::{Change, NodeExpectation, Presence};
 pub use estimate::{Durations, Estimate, human_duration};
 pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
@@ -92,6 +93,7 @@ pub use simulate::{Effect, Simulation, SimulationError};
 pub use step::{
     AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, Step, StepId,
 };
+pub use warnings::{PlanWarning, WarningKind, calendar_warning, kubeadm_versions_warning};
 
 /// The `apiVersion` of the serialized plan format.
 pub const API_VERSION: &str = "kupgrade.dev/v1alpha1";
@@ -455,9 +457,12 @@ impl<'a> PlanRequest<'a> {
         self
     }
 
-    /// Plans the upgrade of `state`.
+    /// Plans the upgrade of `state`, with [warnings](PlanWarning) where the release data ends
+    /// too early for it.
     pub fn plan(&self, state: &ClusterState) -> Result<UpgradePlan, PlanError> {
-        planner::plan(state, self)
+        let mut plan = planner::plan(state, self)?;
+        plan.warnings = warnings::plan_warnings(state, self.calendar, self.date, &plan.hops);
+        Ok(plan)
     }
 }
 
@@ -590,6 +595,10 @@ pub struct UpgradePlan {
     /// Things the operator should know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Where the release data the plan rests on ends too early (a calendar too old for the
+    /// date, hops without kubeadm's etcd and CoreDNS versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<PlanWarning>,
 }
 
 impl UpgradePlan {
@@ -651,7 +660,7 @@ pub enum TargetError {
         /// The target.
         version: KubeVersion,
         /// Its phase.
-        phase: crate::Phase,
+        phase: crate::ReleasePhase,
     },
     /// A vendor build as the target.
     #[error(
@@ -723,8 +732,8 @@ pub enum PlanError {
     },
     /// The cluster violates the policy now.
     #[error(
-        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
-        crate::skew::report(violations).trim_end()
+        "the cluster already violates the {} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
+        crate::escape::text(policy), crate::skew::report(violations).trim_end()
     )]
     InvalidStart {
         /// The policy.
@@ -735,7 +744,7 @@ pub enum PlanError {
     /// A step would break the policy.
     #[error(
         "no valid plan: step {step} ({what}{}) would break rule {}: {}{}",
-        on_nodes(nodes), violation.rule, violation.message(),
+        on_nodes(nodes), crate::escape::text(&violation.rule), crate::escape::text(&violation.message()),
         hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
     )]
     Blocked {

@@ -41,7 +41,7 @@ pub struct SimState {
     pub clock_ms: u64,
     /// Every effect, in order (a persisted cluster keeps them in a file of their own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<Effect>,
+    pub history: Vec<HistoryEntry>,
     /// Things a careful operator would not have done (a kubelet changing minor on a node that
     /// was not drained, a kubelet newer than an API server, …). Tests expect none.
     #[serde(default)]
@@ -242,10 +242,10 @@ impl Budget {
     }
 }
 
-/// One change the simulation made, for tests and for the example's summary.
+/// One entry of the simulation's history: a change it made, for tests and for the example's summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Effect {
+pub struct HistoryEntry {
     /// Simulated time, ms.
     pub at_ms: u64,
     /// The node.

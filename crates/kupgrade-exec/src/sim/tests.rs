@@ -436,7 +436,7 @@ async fn the_ha_sample_upgrades_to_the_newest_stable_release() {
             .any(|e| e.what.starts_with("evict default/db-"))
     );
     // `kubeadm upgrade apply` ran once per hop, on cp-1, labelled with its task.
-    let applies: Vec<&Effect> = snap
+    let applies: Vec<&HistoryEntry> = snap
         .history
         .iter()
         .filter(|e| e.what.contains("kubeadm upgrade apply"))

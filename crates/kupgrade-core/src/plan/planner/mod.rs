@@ -71,7 +71,8 @@ pub(crate) fn plan(state: &ClusterState, req: &PlanRequest<'_>) -> Result<Upgrad
     let hops = hops::hops(&lo, &hi, &target, req.calendar, req.date, opts, cp_count)?;
     let status = match hops::supported(&target, req.calendar, req.date) {
         Ok(s) => s,
-        Err(s) if opts.allow_unsupported_target => s,
+        // Already there (no hop): nothing is chosen, so an end of life is no refusal.
+        Err(s) if opts.allow_unsupported_target || hops.is_empty() => s,
         Err(status) => {
             return Err(TargetError::Unsupported {
                 version: target,
