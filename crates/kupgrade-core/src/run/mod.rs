@@ -35,6 +35,10 @@
 //! - `checks.rs`: reading the cluster before a task starts (global checks, preconditions,
 //!   unsure tasks, check and operator steps, the work a task asks for) and the stop reports.
 //!   Invariant: checks only read; a task is found done only by evidence.
+//! - `verify.rs`: a task whose work reported success is done only once the cluster shows its
+//!   step's postconditions, checked on the next reads of the cluster within the step's
+//!   settle window (`schedule/verifying.rs` keeps the schedule's figures of those tasks).
+//!   Invariant: nothing is assumed; a resume checks a verifying task again.
 //! - `session.rs`: this session's number, whether it stops and how it ended. Invariant: the
 //!   first reason to stop wins, and an ended session never changes.
 //! - `replay.rs`: [`Run::resume`]. Invariant: a journal is replayed only into the plan it was
