@@ -36,21 +36,25 @@ impl Display {
         } else {
             ProgressDrawTarget::hidden()
         });
-        let done: std::collections::HashSet<TaskId> = records
-            .iter()
-            .filter_map(|r| match &r.kind {
-                RecordKind::TaskFinished {
-                    task,
-                    end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. } | TaskEnd::Manual { .. },
-                    ..
-                } => Some(task.clone()),
-                RecordKind::Resolved {
-                    task,
-                    resolution: Resolution::MarkDone,
-                } => Some(task.clone()),
-                _ => None,
-            })
-            .collect();
+        let done: std::collections::HashSet<TaskId> =
+            records
+                .iter()
+                .filter_map(|r| match &r.kind {
+                    RecordKind::TaskFinished {
+                        task,
+                        end:
+                            TaskEnd::Succeeded { .. }
+                            | TaskEnd::AlreadyDone { .. }
+                            | TaskEnd::Manual { .. },
+                        ..
+                    } => Some(task.clone()),
+                    RecordKind::Resolved {
+                        task,
+                        resolution: Resolution::MarkDone,
+                    } => Some(task.clone()),
+                    _ => None,
+                })
+                .collect();
         let style = ProgressStyle::with_template(
             "{prefix:>18} [{bar:28.cyan/blue}] {pos:>3}/{len:3} {msg}",
         )

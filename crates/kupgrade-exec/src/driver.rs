@@ -416,6 +416,10 @@ impl Driver {
                             .map_err(|e| DriverError::Stuck(e.to_string()))?;
                         self.take(out, journal)?;
                     }
+                    // Tasks whose postconditions were being checked stay so in the journal:
+                    // a resume checks them.
+                    let out = run.abort(clock.now());
+                    self.take(out, journal)?;
                 }
                 stopping = asked;
             }

@@ -332,7 +332,7 @@ fn check_journal(dir: &Path) -> HashMap<TaskId, usize> {
             }
             RecordKind::TaskFinished {
                 task,
-                end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. },
+                end: TaskEnd::Succeeded { .. } | TaskEnd::AlreadyDone { .. },
                 ..
             } => {
                 done.insert(task.clone(), i);

@@ -23,7 +23,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ports::CommandSpec;
-use crate::{Component, KubeVersion, NodeName, OsFamily};
+use crate::{Component, KubeVersion, Minor, NodeName, OsFamily};
 
 use super::action::Action;
 
@@ -298,6 +298,13 @@ pub enum Fact {
         /// The version.
         version: KubeVersion,
     },
+    /// Every API server runs `minor` or a newer minor (so a kubelet of `minor` is newer than
+    /// none of them, and an API server moving to the minor after it stays within one minor of
+    /// the others).
+    ControlPlaneAtLeast {
+        /// The oldest minor allowed.
+        minor: Minor,
+    },
     /// The operator's kubectl is at least `version`.
     KubectlClient {
         /// The version.
@@ -322,6 +329,9 @@ impl fmt::Display for Fact {
                 write!(f, "some kube-apiserver runs {version}")
             }
             Fact::ControlPlaneAt { version } => write!(f, "every kube-apiserver runs {version}"),
+            Fact::ControlPlaneAtLeast { minor } => {
+                write!(f, "every kube-apiserver runs {minor} or newer")
+            }
             Fact::KubectlClient { version } => write!(f, "your kubectl is at least {version}"),
             Fact::PolicyHolds => f.write_str("the skew policy holds"),
         }

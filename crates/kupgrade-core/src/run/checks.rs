@@ -273,21 +273,26 @@ pub(super) fn inline_check(
             }
         }
     }
+    let (mut checked, mut unknown) = (Vec::new(), Vec::new());
     for fact in &step.post {
-        if let Verdict::Fails(found) = view.check(fact, node) {
-            if *fact == Fact::PolicyHolds {
-                reason = StopReason::PolicyViolated;
+        match view.check(fact, node) {
+            Verdict::Holds => checked.push(fact.to_string()),
+            Verdict::Unknown(why) => unknown.push(format!("{fact} ({why})")),
+            Verdict::Fails(found) => {
+                if *fact == Fact::PolicyHolds {
+                    reason = StopReason::PolicyViolated;
+                }
+                diffs.push(Difference {
+                    node: node.cloned(),
+                    expected: fact.to_string(),
+                    found,
+                });
             }
-            diffs.push(Difference {
-                node: node.cloned(),
-                expected: fact.to_string(),
-                found,
-            });
         }
     }
     let id = pos.id(plan);
     if diffs.is_empty() {
-        Ok(TaskEnd::Succeeded)
+        Ok(TaskEnd::Succeeded { checked, unknown })
     } else {
         Err(Box::new(StopReport {
             reason,

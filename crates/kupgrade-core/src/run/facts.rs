@@ -185,6 +185,25 @@ impl<'a> View<'a> {
                     Verdict::Fails(off.join(", "))
                 }
             }
+            Fact::ControlPlaneAtLeast { minor } => {
+                let mut older = Vec::new();
+                let mut any = false;
+                for n in self.control_plane() {
+                    if let Some(v) = &n.versions.kube_apiserver {
+                        any = true;
+                        if v.minor() < *minor {
+                            older.push(format!("{} runs {v}", n.name));
+                        }
+                    }
+                }
+                if !any {
+                    Verdict::Unknown("the cluster reports no kube-apiserver".into())
+                } else if older.is_empty() {
+                    Verdict::Holds
+                } else {
+                    Verdict::Fails(older.join(", "))
+                }
+            }
             Fact::KubectlClient { version } => match &state.kubectl {
                 Some(v) if v.release() >= version.release() => Verdict::Holds,
                 Some(v) => Verdict::Fails(format!("your kubectl is {v}")),

@@ -35,6 +35,10 @@
 //! - `checks.rs`: reading the cluster before a task starts (global checks, preconditions,
 //!   unsure tasks, check and operator steps, the work a task asks for) and the stop reports.
 //!   Invariant: checks only read; a task is found done only by evidence.
+//! - `verify.rs`: a task whose work reported success is done only once the cluster shows its
+//!   step's postconditions, checked on the next reads of the cluster within the step's
+//!   settle window (`schedule/verifying.rs` keeps the schedule's figures of those tasks).
+//!   Invariant: nothing is assumed; a resume checks a verifying task again.
 //! - `session.rs`: this session's number, whether it stops and how it ended. Invariant: the
 //!   first reason to stop wins, and an ended session never changes.
 //! - `replay.rs`: [`Run::resume`]. Invariant: a journal is replayed only into the plan it was
@@ -127,6 +131,7 @@ mod survivors;
 mod task;
 #[cfg(test)]
 mod tests;
+mod verify;
 
 pub use error::{RecordError, ResolveError, RunError};
 pub use event::{Counts, Event, StepOutcome};
@@ -239,10 +244,15 @@ impl Run {
 
     /// True when [`Run::next`] has something to do at `now`: call it with a fresh cluster
     /// state. False while every task that could start is waiting for a running one (or for
-    /// [`Run::wake_at`]), so the driver reads the cluster only when it matters.
+    /// [`Run::wake_at`]), so the driver reads the cluster only when it matters. While the
+    /// postconditions of tasks whose work succeeded are checked, true when a check is due
+    /// (also once the run stops starting tasks, until those checks are over).
     pub fn wants_state(&self, now: Timestamp) -> bool {
-        if self.session.finished().is_some() || self.session.stopping().is_some() {
+        if self.session.finished().is_some() {
             return false;
+        }
+        if self.session.stopping().is_some() {
+            return !self.session.aborted() && self.schedule.check_due(now);
         }
         if !self.session.open {
             return true;
@@ -250,12 +260,21 @@ impl Run {
         self.schedule.has_work(now)
     }
 
-    /// When a retry becomes due, if one waits.
+    /// When a retry or a check of postconditions becomes due, if one waits: call
+    /// [`Run::next`] then (the driver sleeps until this time when nothing else happens).
     pub fn wake_at(&self) -> Option<Timestamp> {
-        if self.session.finished().is_some() || self.session.stopping().is_some() {
+        if self.session.finished().is_some() || self.session.aborted() {
             return None;
         }
-        self.schedule.next_retry()
+        if self.session.stopping().is_some() {
+            return self.schedule.next_check();
+        }
+        self.schedule.next_wake()
+    }
+
+    /// Tasks whose work succeeded and whose postconditions are being checked.
+    pub fn verifying(&self) -> usize {
+        self.schedule.verifying()
     }
 
     // ---- the machine ----------------------------------------------------------------------
@@ -269,8 +288,8 @@ impl Run {
         if !self.session.open {
             self.open_session(state, now, &mut out);
         }
-        if self.session.stopping().is_none() {
-            self.start_tasks(state, now, &mut out);
+        if !self.session.aborted() {
+            self.advance(state, now, &mut out);
         }
         self.settle(now, &mut out);
         self.debug_check();
@@ -332,9 +351,10 @@ impl Run {
         });
     }
 
-    /// Starts what may start: the due tasks of ready steps, in plan order, up to the limit,
-    /// one per node; the global checks come first, then each task's own.
-    fn start_tasks(&mut self, state: &ClusterState, now: Timestamp, out: &mut Output) {
+    /// Checks the postconditions of the tasks due for it (`verify.rs`), then, unless the run
+    /// stops, starts what may start: the due tasks of ready steps, in plan order, up to the
+    /// limit, one per node; the global checks come first, then each task's own.
+    fn advance(&mut self, state: &ClusterState, now: Timestamp, out: &mut Output) {
         self.expect.layout.follow(state);
         // The view reads the layout and the tolerated violations while the schedule, the
         // nodes' expectations and the session change below.
@@ -344,6 +364,24 @@ impl Run {
             &self.expect.tolerated,
             &self.expect.layout,
         );
+        if self.schedule.check_due(now) {
+            let retry = self
+                .session
+                .stopping()
+                .is_none()
+                .then_some(&self.options.retry);
+            let nodes = &mut self.expect.nodes;
+            let plan = &*self.plan;
+            if let Some(report) =
+                verify::check_due(plan, &mut self.schedule, nodes, &mut view, retry, now, out)
+            {
+                self.session.halt(*report);
+            }
+        }
+        if self.session.stopping().is_some() {
+            self.expect.layout.presence_ok = view.presence_checked;
+            return;
+        }
         self.schedule.set_stalled(false);
         let mut globals_checked = false;
         let mut started_any = false;
@@ -434,12 +472,14 @@ impl Run {
         self.expect.layout.presence_ok = view.presence_checked;
     }
 
-    /// Ends the session once nothing is in flight and it stops or every step is done.
+    /// Ends the session once nothing is in flight and it stops (and no task's postconditions
+    /// are being checked, unless it was aborted) or every step is done.
     fn settle(&mut self, now: Timestamp, out: &mut Output) {
         if self.session.finished().is_some() || self.schedule.in_flight() > 0 {
             return;
         }
         let outcome = match self.session.stopping() {
+            Some(_) if self.schedule.verifying() > 0 && !self.session.aborted() => return,
             Some(f) => f.clone(),
             None if self.schedule.is_complete() => Finished::Completed,
             None => return,
@@ -475,8 +515,19 @@ impl Run {
         let plan = &*self.plan;
         match outcome.result {
             TaskResult::Succeeded => {
-                let nodes = &mut self.expect.nodes;
-                self.schedule.succeeded(plan, nodes, ran, now, &mut out);
+                let step = ran.pos.step(plan);
+                if verify::needs_check(step) {
+                    // Checked on the next read of the cluster (`Run::next`).
+                    let wait = verify::interval(step.action.settle_window());
+                    let check_at = now.saturating_add(wait).unwrap_or(now);
+                    self.schedule
+                        .verify_later(plan, ran, check_at, now, &mut out);
+                } else {
+                    let end = verify::unchecked_end(step);
+                    let nodes = &mut self.expect.nodes;
+                    self.schedule
+                        .succeeded(plan, nodes, ran, end, now, &mut out);
+                }
             }
             TaskResult::Failed(failure) => {
                 let retry = self
@@ -509,6 +560,19 @@ impl Run {
         let mut out = Output::default();
         if self.session.finished().is_none() {
             self.session.stop(Finished::Cancelled);
+        }
+        self.settle(now, &mut out);
+        out
+    }
+
+    /// Stops at once: like [`Run::cancel`], but the session does not wait for the checks of
+    /// postconditions under way (the journal leaves those tasks verifying, and a resume
+    /// checks them). The driver calls it when it aborts the running tasks, after recording
+    /// them as [`TaskResult::Interrupted`].
+    pub fn abort(&mut self, now: Timestamp) -> Output {
+        let mut out = Output::default();
+        if self.session.finished().is_none() {
+            self.session.abort();
         }
         self.settle(now, &mut out);
         out

@@ -90,6 +90,17 @@ pub enum RecordKind {
         /// Its attempt number, from 1, counted over every session.
         attempt: u32,
     },
+    /// A task's work reported success; the run now checks its step's postconditions against
+    /// the cluster, and the task is done only once they hold (a `task-finished` record
+    /// follows). A journal that ends here was written by a session that stopped during the
+    /// check: a resume checks them again, it never assumes them.
+    TaskVerifying {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// The attempt whose work succeeded.
+        attempt: u32,
+    },
     /// A task ended.
     TaskFinished {
         /// The task.
@@ -148,8 +159,17 @@ impl RecordKind {
 )]
 #[non_exhaustive]
 pub enum TaskEnd {
-    /// It was carried out and succeeded.
-    Succeeded,
+    /// It was carried out and succeeded: its work reported success and the cluster showed its
+    /// step's postconditions (those the cluster's state can tell).
+    Succeeded {
+        /// The postconditions the cluster showed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        checked: Vec<String>,
+        /// The postconditions the cluster's state could not tell, each with why (the
+        /// `kubeadm` binary, the operator's kubectl, a kubelet package before its restart).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unknown: Vec<String>,
+    },
     /// It was in flight (or had failed) in an earlier session, and the cluster shows its effect:
     /// it was not run again.
     AlreadyDone {
@@ -188,6 +208,16 @@ pub struct Failure {
     /// The last lines of its standard error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
+}
+
+impl TaskEnd {
+    /// [`TaskEnd::Succeeded`] with no postcondition checked.
+    pub fn succeeded() -> Self {
+        TaskEnd::Succeeded {
+            checked: Vec::new(),
+            unknown: Vec::new(),
+        }
+    }
 }
 
 impl Failure {
@@ -250,6 +280,9 @@ pub enum FailureKind {
     Refused,
     /// The backend cannot do what the step asks: trying again will not help.
     Unsupported,
+    /// The task reported success, but the cluster did not show its step's postconditions
+    /// within the step's settle window.
+    PostconditionFailed,
     /// Anything else.
     Other,
 }
@@ -263,6 +296,7 @@ impl FailureKind {
                 | FailureKind::TimedOut
                 | FailureKind::Unreachable
                 | FailureKind::DrainBlocked
+                | FailureKind::PostconditionFailed
                 | FailureKind::Other
         )
     }

@@ -5,8 +5,12 @@
 //! record at fault; each task ends in the state its last record gave it, and its node's
 //! expectations as that task's start and end left them; a task started and never ended (its
 //! session died) becomes Unsure and is checked against the cluster before it runs again, as is
-//! one that failed or was interrupted. Replaying writes no records and emits no events.
+//! one that failed or was interrupted; a task whose work succeeded but whose postconditions
+//! were still being checked is checked again (`verify.rs`), with a whole window. Replaying
+//! writes no records and emits no events.
 use std::sync::Arc;
+
+use jiff::Timestamp;
 
 use crate::plan::UpgradePlan;
 use crate::skew::SkewPolicy;
@@ -78,12 +82,29 @@ impl Run {
                 t.handle = None;
                 self.expect.nodes.started(&self.plan, pos);
             }
+            RecordKind::TaskVerifying { task, .. } => {
+                let pos = self.schedule.locate(&self.plan, task).map_err(malformed)?;
+                let t = self.schedule.task_mut(pos);
+                let since = match t.state {
+                    TaskState::Running { since } => since,
+                    TaskState::Done => {
+                        return Err(malformed(format!("{task} verified after it was done")));
+                    }
+                    _ => r.at,
+                };
+                // Checked again in the next session, with a whole window: never assumed.
+                t.state = TaskState::Verifying {
+                    since,
+                    check_at: Timestamp::MIN,
+                    until: None,
+                };
+            }
             RecordKind::TaskFinished { task, end, .. } => {
                 let pos = self.schedule.locate(&self.plan, task).map_err(malformed)?;
                 match end {
-                    TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. } | TaskEnd::Manual { .. } => {
-                        self.replay_done(pos)
-                    }
+                    TaskEnd::Succeeded { .. }
+                    | TaskEnd::AlreadyDone { .. }
+                    | TaskEnd::Manual { .. } => self.replay_done(pos),
                     TaskEnd::Failed { .. } => {
                         self.schedule.task_mut(pos).state = TaskState::Unsure(Unsure::Failed)
                     }

@@ -12,6 +12,9 @@
 //! - `startable` equals the number of Pending or Unsure tasks of ready steps;
 //! - `retries` holds exactly `(at, task)` for each task waiting to be retried at `at`, and
 //!   every such task belongs to a ready step;
+//! - `verifying` holds exactly `(check_at, task)` for each task whose postconditions are being
+//!   checked (every one in a ready step), and `unchecked` counts those not checked yet in this
+//!   session;
 //! - `running` maps the id of each Running task (every one in a ready step) to its position,
 //!   `in_flight` is their number and never more than `limit`, and `busy` holds their nodes:
 //!   at most one running task per node.
@@ -36,6 +39,8 @@ use super::output::Output;
 use super::record::{Failure, FailureKind, Record, RecordKind, Resolution, TaskEnd};
 use super::report::StopReport;
 use super::task::{Pos, StepRun, Task, TaskId, TaskRun, TaskState, Unsure, Work};
+
+mod verifying;
 
 /// The tasks' states and what the run derives from them to decide what starts next.
 pub(super) struct Schedule {
@@ -65,6 +70,10 @@ pub(super) struct Schedule {
     startable: usize,
     /// Tasks waiting to be retried, by when.
     retries: BTreeSet<(Timestamp, Pos)>,
+    /// Tasks whose postconditions are being checked, by when they are checked next.
+    verifying: BTreeSet<(Timestamp, Pos)>,
+    /// Verifying tasks not checked yet in this session (their window has not started).
+    unchecked: usize,
     /// True when the last look found tasks to start but each one's node busy: nothing starts
     /// until a running task ends.
     stalled: bool,
@@ -154,6 +163,8 @@ impl Schedule {
             in_flight: 0,
             startable: 0,
             retries: BTreeSet::new(),
+            verifying: BTreeSet::new(),
+            unchecked: 0,
             stalled: false,
             busy: HashSet::new(),
             running: HashMap::new(),
@@ -170,6 +181,8 @@ impl Schedule {
         self.steps_done = 0;
         self.startable = 0;
         self.retries.clear();
+        self.verifying.clear();
+        self.unchecked = 0;
         self.in_flight = 0;
         self.busy.clear();
         self.running.clear();
@@ -199,6 +212,12 @@ impl Schedule {
                     TaskState::Pending | TaskState::Unsure(_) => self.startable += 1,
                     TaskState::Retry { at } => {
                         self.retries.insert((at, pos));
+                    }
+                    TaskState::Verifying {
+                        check_at, until, ..
+                    } => {
+                        self.verifying.insert((check_at, pos));
+                        self.unchecked += usize::from(until.is_none());
                     }
                     TaskState::Running { .. } => {
                         self.in_flight += 1;
@@ -289,18 +308,17 @@ impl Schedule {
         self.counts
     }
 
-    /// True when a task may start at `now`: there is room in flight, the last look did not
-    /// find every startable task's node busy, and a task is startable or a retry is due.
+    /// True when a task may start at `now` (there is room in flight, the last look did not
+    /// find every startable task's node busy, and a task is startable or a retry is due), or
+    /// a check of postconditions is due.
     pub fn has_work(&self, now: Timestamp) -> bool {
+        if self.check_due(now) {
+            return true;
+        }
         if self.in_flight >= self.limit || self.stalled {
             return false;
         }
         self.startable > 0 || self.retries.first().is_some_and(|r| r.0 <= now)
-    }
-
-    /// When the first retry is due, if one waits.
-    pub fn next_retry(&self) -> Option<Timestamp> {
-        self.retries.first().map(|r| r.0)
     }
 
     /// Says whether the last look found tasks to start, each on a busy node, and none started.
@@ -431,17 +449,18 @@ impl Schedule {
         })
     }
 
-    /// The released task succeeded.
+    /// The released task succeeded, and the cluster need not (or cannot) show more: done.
     pub fn succeeded(
         &mut self,
         plan: &UpgradePlan,
         nodes: &mut NodeExpectations,
         ran: Ran,
+        end: TaskEnd,
         now: Timestamp,
         out: &mut Output,
     ) {
         // `complete` does not touch `startable`; the task left it when it started.
-        self.complete(plan, nodes, ran.pos, TaskEnd::Succeeded, now, out);
+        self.complete(plan, nodes, ran.pos, end, now, out);
     }
 
     /// The released task failed: it waits for a retry when it is safe to repeat, the failure
@@ -608,13 +627,13 @@ impl Schedule {
         let id = pos.id(plan);
         let t = &mut self.steps[pos.step].tasks[pos.task];
         let since = match t.state {
-            TaskState::Running { since } => Some(since),
+            TaskState::Running { since } | TaskState::Verifying { since, .. } => Some(since),
             _ => None,
         };
         t.state = TaskState::Done;
         let attempt = t.attempts;
         let outcome = match &end {
-            TaskEnd::Succeeded => {
+            TaskEnd::Succeeded { .. } => {
                 self.counts.succeeded += 1;
                 StepOutcome::Succeeded
             }
@@ -682,6 +701,12 @@ impl Schedule {
                         TaskState::Retry { at } => {
                             self.retries.insert((at, Pos::new(d, ti)));
                         }
+                        TaskState::Verifying {
+                            check_at, until, ..
+                        } => {
+                            self.verifying.insert((check_at, Pos::new(d, ti)));
+                            self.unchecked += usize::from(until.is_none());
+                        }
                         _ => {}
                     }
                 }
@@ -737,6 +762,8 @@ impl Schedule {
     fn check_tasks(&self, plan: &UpgradePlan) -> Result<(), String> {
         let mut startable = 0;
         let mut retries = BTreeSet::new();
+        let mut verifying = BTreeSet::new();
+        let mut unchecked = 0;
         let mut running = HashMap::new();
         let mut busy = HashSet::new();
         for (si, s) in self.steps.iter().enumerate() {
@@ -745,7 +772,11 @@ impl Schedule {
                 let pos = Pos::new(si, ti);
                 match t.state {
                     TaskState::Pending | TaskState::Unsure(_) if ready => startable += 1,
-                    TaskState::Retry { .. } | TaskState::Running { .. } if !ready => {
+                    TaskState::Retry { .. }
+                    | TaskState::Running { .. }
+                    | TaskState::Verifying { .. }
+                        if !ready =>
+                    {
                         return Err(format!(
                             "{} waits or runs in a step that is not ready",
                             pos.id(plan)
@@ -753,6 +784,12 @@ impl Schedule {
                     }
                     TaskState::Retry { at } => {
                         retries.insert((at, pos));
+                    }
+                    TaskState::Verifying {
+                        check_at, until, ..
+                    } => {
+                        verifying.insert((check_at, pos));
+                        unchecked += usize::from(until.is_none());
                     }
                     TaskState::Running { .. } => {
                         let id = pos.id(plan);
@@ -775,6 +812,9 @@ impl Schedule {
         }
         if retries != self.retries {
             return Err("the retries differ from the tasks waiting to be retried".into());
+        }
+        if verifying != self.verifying || unchecked != self.unchecked {
+            return Err("the checks differ from the tasks being verified".into());
         }
         if running != self.running || busy != self.busy || self.in_flight != running.len() {
             return Err(format!(
@@ -876,7 +916,7 @@ mod tests {
         s.start(&plan, &mut nodes, first, work, t0(), &mut out);
         assert_eq!(s.check(&plan), Ok(()));
         let ran = s.release(&first.id(&plan), 1).unwrap();
-        s.succeeded(&plan, &mut nodes, ran, t0(), &mut out);
+        s.succeeded(&plan, &mut nodes, ran, TaskEnd::succeeded(), t0(), &mut out);
         assert_eq!(s.check(&plan), Ok(()));
         assert_eq!(s.progress().0, 1);
         let next = s.ready_from(0).unwrap();

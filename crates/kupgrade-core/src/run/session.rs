@@ -4,7 +4,9 @@
 //! - the number counts sessions over the whole journal: 0 before the run began, 1 for the
 //!   session that wrote `run-started`, one more for each `session-started` after it;
 //! - once the run decides to stop (a halt or a cancellation), the first reason is kept and no
-//!   task starts any more; the session ends with that reason once nothing is in flight;
+//!   task starts any more; the session ends with that reason once nothing is in flight and
+//!   no task's postconditions are being checked, unless it was aborted (then the checks are
+//!   left to a resume);
 //! - once ended, the session never changes again (`Run::finished` stays what it was).
 use super::report::{Finished, StopReport};
 
@@ -20,6 +22,9 @@ pub(super) struct Session {
     stopping: Option<Finished>,
     /// How the session ended.
     finished: Option<Finished>,
+    /// True when the session was aborted: it ends without waiting for the checks of
+    /// postconditions under way.
+    aborted: bool,
 }
 
 impl Session {
@@ -43,6 +48,17 @@ impl Session {
         if self.stopping.is_none() {
             self.stopping = Some(why);
         }
+    }
+
+    /// Stops at once (a cancellation that does not wait for the checks under way).
+    pub fn abort(&mut self) {
+        self.stop(Finished::Cancelled);
+        self.aborted = true;
+    }
+
+    /// True when the session was aborted.
+    pub fn aborted(&self) -> bool {
+        self.aborted
     }
 
     /// Ends the session.

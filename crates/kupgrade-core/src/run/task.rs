@@ -8,7 +8,8 @@
 //!   made from;
 //! - a `TaskState` is one of a few states; only the schedule (`schedule.rs`) moves a task
 //!   from one to another during a session, and the replay (`replay.rs`) when it rebuilds them
-//!   from a journal.
+//!   from a journal. A task is Done only once its work succeeded and the cluster showed its
+//!   postconditions (or the cluster showed them after a crash, or the operator said so).
 use std::fmt;
 use std::time::Duration;
 
@@ -226,6 +227,17 @@ pub(super) enum TaskState {
     Running {
         /// When it started.
         since: Timestamp,
+    },
+    /// Its work reported success; the run checks its postconditions against the cluster
+    /// (`verify.rs`) until they hold or the step's settle window has passed.
+    Verifying {
+        /// When its attempt started.
+        since: Timestamp,
+        /// When to check next.
+        check_at: Timestamp,
+        /// When the window ends; `None` until the first check of this session (a task found
+        /// verifying in the journal gets a whole window again).
+        until: Option<Timestamp>,
     },
     /// Failed, and will be tried again at `at`.
     Retry {

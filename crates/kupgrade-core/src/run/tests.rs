@@ -141,7 +141,7 @@ impl Harness {
             .filter_map(|r| match &r.kind {
                 RecordKind::TaskFinished {
                     task,
-                    end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. },
+                    end: TaskEnd::Succeeded { .. } | TaskEnd::AlreadyDone { .. },
                     ..
                 } => Some(task.clone()),
                 _ => None,
@@ -611,12 +611,21 @@ fn a_provisioned_node_is_expected_once_its_task_is_done() {
             state.nodes.retain(|m| m.name != *n);
         }
         let out = run.next(&state, t0());
+        // The node shows until its task is done (the run checks that it does), then goes.
+        for r in &out.records {
+            if let RecordKind::TaskFinished { task, .. } = &r.kind
+                && provisioned.is_none()
+                && matches!(
+                    plan.step(task.step.as_str()).map(|s| &s.action),
+                    Some(Action::ProvisionNodes { .. })
+                )
+            {
+                provisioned = task.node.clone();
+            }
+        }
         for t in out.tasks {
             let step = &plan.steps[t.step_index];
             model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
-            if provisioned.is_none() && matches!(step.action, Action::ProvisionNodes { .. }) {
-                provisioned = t.id.node.clone();
-            }
             run.record(
                 Outcome {
                     task: t.id,

@@ -260,13 +260,22 @@ impl Inner {
         self.state.hosts.entry(node.clone()).or_default()
     }
 
-    /// The version kubeadm upgrades to next: its recorded cluster version, or the oldest API
-    /// server.
+    /// The newest API server.
+    pub fn apiserver_max(&self) -> Option<&KubeVersion> {
+        self.control_plane()
+            .filter_map(|n| n.versions.kube_apiserver.as_ref())
+            .max()
+    }
+
+    /// The version kubeadm deploys with `kubeadm upgrade node`, as kubeadm takes it: the
+    /// `kubernetesVersion` of the ClusterConfiguration in its `kubeadm-config` (written by
+    /// `kubeadm upgrade apply`). A saved state without one reads as a new cluster does (see
+    /// [`SimCluster::new`]): the newest API server's version.
     pub fn cluster_version(&self) -> Option<KubeVersion> {
         self.state
             .kubeadm_config
             .clone()
-            .or_else(|| self.apiserver_min().cloned())
+            .or_else(|| self.apiserver_max().cloned())
     }
 
     pub fn problem(&mut self, text: String) {
@@ -397,8 +406,17 @@ impl Inner {
 
 impl SimCluster {
     /// A simulated cluster in `state`: every node a kubeadm node with its packages installed
-    /// (and held) at its versions, pointing at its minor's repository; no pods.
+    /// (and held) at its versions, pointing at its minor's repository; no pods. Its
+    /// `kubeadm-config` records the newest API server's version: on a cluster caught
+    /// mid-upgrade, the newest API server is the one `kubeadm upgrade apply` moved, and that
+    /// command wrote its version there (so `kubeadm upgrade node` on the others deploys it).
     pub fn new(state: ClusterState) -> SimCluster {
+        let kubeadm_config = state
+            .nodes
+            .iter()
+            .filter(|n| n.is_control_plane())
+            .filter_map(|n| n.versions.kube_apiserver.clone())
+            .max();
         let hosts = state
             .nodes
             .iter()
@@ -408,7 +426,7 @@ impl SimCluster {
             format: STATE_FORMAT,
             cluster: state,
             hosts,
-            kubeadm_config: None,
+            kubeadm_config,
             pods: Vec::new(),
             budgets: Vec::new(),
             faults: Vec::new(),

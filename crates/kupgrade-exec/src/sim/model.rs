@@ -143,7 +143,12 @@ impl Host {
                     fresh: true,
                 }),
             held: installed.keys().copied().collect(),
-            kubelet_config: node.versions.kubelet.as_ref().map(KubeVersion::minor),
+            // `kubeadm upgrade apply` and `upgrade node` rewrite the kubelet configuration with
+            // the control plane: a control-plane node whose API server moved has its minor's.
+            kubelet_config: [&node.versions.kubelet, &node.versions.kube_apiserver]
+                .into_iter()
+                .filter_map(|v| v.as_ref().map(KubeVersion::minor))
+                .max(),
             installed,
             ready_at_ms: None,
             files: BTreeSet::new(),

@@ -10,7 +10,8 @@ use kupgrade_core::ports::{
     BoxError, ClusterOperations, CommandRunnerExt, CommandSpec, ExitStatus, PodRef,
 };
 use kupgrade_core::run::{
-    Event, Finished, Record, RecordKind, Run, RunOptions, StepOutcome, StopReason, TaskEnd,
+    Event, Finished, Record, RecordKind, RetryPolicy, Run, RunOptions, StepOutcome, StopReason,
+    TaskEnd,
 };
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
@@ -335,6 +336,25 @@ async fn kubeadm_moves_the_control_plane_one_minor_at_a_time() {
     assert_eq!(state.addons.kube_proxy, Some(v("v1.29.15")));
     assert_eq!(state.addons.coredns, Some(v("v1.11.1")));
     assert_eq!(state.apiserver_min(), Some(&v("v1.29.15")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn kubeadm_upgrade_node_deploys_the_version_kubeadm_config_records() {
+    // Caught mid-upgrade: cp-1 ran `kubeadm upgrade apply v1.29.4`, cp-2 has kubeadm 1.29.4 and
+    // an API server at 1.28.9. kubeadm reads its target from the kubeadm-config that
+    // `upgrade apply` wrote (the newest API server's version), not from the oldest API server.
+    const MID: &str = include_str!("../../../../examples/clusters/mid-upgrade.yaml");
+    let sim = SimCluster::new(kupgrade_core::inventory::parse(MID, "mid-upgrade.yaml").unwrap());
+    assert_eq!(sim.lock().cluster_version(), Some(v("v1.29.4")));
+    let (code, text) = sh(&sim, "cp-2", sudo("kubeadm", &["upgrade", "node"])).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("to version \"v1.29.4\""), "{text}");
+    let state = sim.cluster();
+    let cp2 = state.node("cp-2").unwrap();
+    assert_eq!(cp2.versions.kube_apiserver, Some(v("v1.29.4")));
+    assert_eq!(cp2.versions.kube_scheduler, Some(v("v1.29.4")));
+    // The saved state carries the recorded version.
+    assert_eq!(sim.snapshot().kubeadm_config, Some(v("v1.29.4")));
 }
 
 #[tokio::test(start_paused = true)]
@@ -701,7 +721,10 @@ async fn a_node_upgraded_by_hand_halts_the_run_before_its_turn() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_node_uncordoned_by_hand_halts_before_its_drain() {
+async fn a_cordon_undone_at_once_fails_its_postcondition() {
+    // Someone uncordons worker-1 each time the run cordons it: the cordon "succeeds" but the
+    // cluster never shows it cordoned, so the cordon fails (after its retries) and the drain
+    // never starts.
     let plan = plan("1.29", PlanOptions::default());
     let sim = SimCluster::new(ha());
     let meddler = sim.clone();
@@ -712,11 +735,20 @@ async fn a_node_uncordoned_by_hand_halts_before_its_drain() {
     });
     let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
     let report = out.finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::Drift, "{report}");
+    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
     assert_eq!(
         report.to_string(),
-        "stopped before v1.29.15/worker-1/drain (drain): the cluster does not match what the step expects\n  - worker-1: expected cordoned, found schedulable\nwhat to do: someone or something changed the cluster outside this run: check the node(s) above; resume once the cluster matches again, or, if the change was meant (a node upgraded by hand), plan again from the live cluster and start a new run"
+        "v1.29.15/worker-1/cordon (cordon) reported success, but the cluster did not show its postconditions within 30s\n  - worker-1: expected cordoned, found schedulable\nwhat to do: find out why the step reports success without taking effect (a command that exits 0 without doing its work, a package that did not change), fix it, then resume: the step is safe to repeat and runs again"
     );
+    let attempts = out
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::StepStarted { task, .. } if task.to_string() == "v1.29.15/worker-1/cordon"))
+        .count();
+    assert_eq!(attempts as u32, RetryPolicy::default().max_attempts);
+    assert!(!out.events.iter().any(
+        |e| matches!(e, Event::StepStarted { task, .. } if task.to_string() == "v1.29.15/worker-1/drain")
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -786,7 +818,7 @@ async fn stopping_finishes_the_current_step_and_a_resume_goes_on() {
     assert!(matches!(
         &journal[journal.len() - 2].kind,
         RecordKind::TaskFinished {
-            end: TaskEnd::Succeeded,
+            end: TaskEnd::Succeeded { .. },
             ..
         }
     ));
