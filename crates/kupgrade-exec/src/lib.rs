@@ -57,6 +57,7 @@ pub mod journal;
 pub mod kubectl;
 mod local;
 mod node_env;
+mod node_state;
 mod output;
 #[cfg(feature = "live-releases")]
 pub mod releases;
@@ -67,4 +68,5 @@ pub use journal::{Journal, JournalError, Recovered, TornTail};
 pub use kubectl::KubectlOps;
 pub use local::LocalRunner;
 pub use node_env::NodeEnv;
+pub use node_state::NodeReadOps;
 pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};
