@@ -65,7 +65,8 @@
 //!   pod's shell line, up to 64 KiB. On the test apiserver, `scripts/demo-kubelet.sh` answers the command pods in
 //!   the demo sandboxes.
 //! - `--executor local` runs every node's commands on this machine inside per-node sandbox
-//!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` first in `PATH`);
+//!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` as its whole
+//!   `PATH`, a strict sandbox: a program it lacks is not found, never this machine's own);
 //!   `scripts/demo-sandboxes.sh` builds sandboxes that emulate kubeadm nodes against a test
 //!   API server.
 //!
@@ -119,6 +120,8 @@ pub(crate) mod planning;
 #[path = "common/releases.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod releases;
+#[path = "apply/resume.rs"]
+mod resume;
 #[path = "common/reviewed.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod reviewed;

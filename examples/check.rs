@@ -84,7 +84,8 @@ pub(crate) fn report(args: Args) -> anyhow::Result<(String, bool)> {
     let calendar = args.releases.load_blocking(oldest)?;
 
     let mut out = String::new();
-    let name = cluster.name.as_deref().unwrap_or("(unnamed)");
+    // The name, zones and rule messages are the file's text: escaped for the terminal.
+    let name = kupgrade_core::escape::text(cluster.name.as_deref().unwrap_or("(unnamed)"));
     let _ = writeln!(
         out,
         "Cluster {name} ({file}): {} nodes, {} control plane",
@@ -134,7 +135,7 @@ fn versions_table(cluster: &ClusterState) -> String {
         let mut row = vec![
             node.name.to_string(),
             role.to_string(),
-            node.zone().unwrap_or("-").to_string(),
+            kupgrade_core::escape::text(node.zone().unwrap_or("-")).into_owned(),
         ];
         row.extend(
             columns

@@ -2,7 +2,7 @@
 # demo-kubelet.sh - answer kupgrade's node-command pods on the test apiserver, as a kubelet would.
 #
 # Usage: scripts/demo-kubelet.sh ROOT DIR [NAMESPACE]
-#   ROOT       node sandboxes made by scripts/demo-sandboxes.sh (ROOT/NODE/bin first in PATH)
+#   ROOT       node sandboxes made by scripts/demo-sandboxes.sh (ROOT/NODE/bin is the whole PATH)
 #   DIR        the directory written by `scripts/testenv.sh up DIR`
 #   NAMESPACE  where the command pods are created (default kupgrade-node-commands; created
 #              here if missing)
@@ -55,8 +55,9 @@ answer() {
     out="no sandbox for node $node" rc=127
   else
     rc=0
-    out=$(cd "$ROOT/$node" && KUPGRADE_NODE_ROOT=$ROOT/$node PATH=$ROOT/$node/bin:$PATH \
-      sh -c "$line" 2>&1) || rc=$?
+    # A strict sandbox: its bin/ is the whole PATH (a program it lacks is not found).
+    out=$(cd "$ROOT/$node" && KUPGRADE_NODE_ROOT=$ROOT/$node PATH=$ROOT/$node/bin \
+      "$ROOT/$node/bin/sh" -c "$line" 2>&1) || rc=$?
   fi
   phase=Succeeded reason=Completed
   ((rc == 0)) || { phase=Failed reason=Error; }

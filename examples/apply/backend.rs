@@ -134,13 +134,23 @@ impl Backend {
                         "--executor pod runs node commands in pods through the Kubernetes API: it needs --kubeconfig"
                     );
                 };
+                if !args.pod_image_unpinned && !PodRunner::is_pinned(&args.pod_image) {
+                    bail!(
+                        "--pod-image {:?} is not named by digest (NAME[:TAG]@sha256:<64 hex \
+                         digits>), and the command pods run privileged in each node's PID \
+                         namespace: pin it, or pass --pod-image-unpinned to accept a movable tag",
+                        args.pod_image
+                    );
+                }
                 // The runner feeds standard input itself (base64 in the pod's command line),
                 // as the plan's `sudo tee FILE` steps need.
-                let runner: Arc<dyn CommandRunner> = Arc::new(
-                    PodRunner::new(live.client().clone())
-                        .namespace(&args.pod_namespace)
-                        .image(&args.pod_image),
-                );
+                let mut runner = PodRunner::new(live.client().clone())
+                    .namespace(&args.pod_namespace)
+                    .image(&args.pod_image);
+                if args.pod_image_unpinned {
+                    runner = runner.allow_unpinned_image();
+                }
+                let runner: Arc<dyn CommandRunner> = Arc::new(runner);
                 Ok(Backend {
                     ops: ops(&runner)?,
                     runner,

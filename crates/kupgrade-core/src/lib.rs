@@ -30,7 +30,9 @@
 //! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`kubeadm`]
 //! (kubeadm's own upgrade verdicts), [`plan`] (the upgrade planner, its steps and renderers),
 //! [`ports`] (the traits adapters implement), [`capture`] (a command's bounded output and its
-//! lines, for runner backends), [`run`] (carrying a plan out: the execution state machine, its journal records and events).
+//! lines, for runner backends), [`run`] (carrying a plan out: the execution state machine, its journal records and events),
+//! [`ssh_target`] (what an SSH target may hold), [`escape`] (outside text made safe for a
+//! terminal, a report or a page).
 //!
 //! Property-testing your own policy takes about fifteen lines: with the `proptest` feature,
 //! the `testing` module offers strategies (versions, cluster states that satisfy a policy,
@@ -45,6 +47,7 @@ pub mod component;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod diagnostics;
+pub mod escape;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;
@@ -53,6 +56,7 @@ pub mod ports;
 pub mod run;
 mod schema;
 pub mod skew;
+pub mod ssh_target;
 #[cfg(feature = "proptest")]
 pub mod testing;
 pub mod version;

@@ -393,6 +393,16 @@ pub enum RunnerError {
         /// What the SSH client said.
         message: String,
     },
+    /// The runner, or the client program it drives (`ssh`), refused what it was given for
+    /// the node: a target, an option or a configuration file it cannot use. Nothing was run,
+    /// and trying again will not help until the setting is fixed.
+    #[error("cannot reach node {node} as configured: {message}")]
+    Invalid {
+        /// The node.
+        node: NodeName,
+        /// What was refused, with the client's own words.
+        message: String,
+    },
     /// The command ran longer than its timeout and was killed.
     #[error("command on node {node} timed out after {after:?} and was killed: {command}")]
     TimedOut {

@@ -626,7 +626,9 @@ fn no_provider() -> Failure {
 fn runner_failure(e: RunnerError) -> Failure {
     let kind = match &e {
         RunnerError::Connect { .. } => FailureKind::Unreachable,
-        RunnerError::Auth { .. } | RunnerError::HostKey { .. } => FailureKind::Refused,
+        RunnerError::Auth { .. } | RunnerError::HostKey { .. } | RunnerError::Invalid { .. } => {
+            FailureKind::Refused
+        }
         RunnerError::TimedOut { .. } => FailureKind::TimedOut,
         RunnerError::NotFound { .. } | RunnerError::Unsupported { .. } => FailureKind::Unsupported,
         _ => FailureKind::Other,

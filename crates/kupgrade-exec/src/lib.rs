@@ -56,7 +56,7 @@ pub mod driver;
 pub mod journal;
 pub mod kubectl;
 mod local;
-mod node_env;
+pub mod node_env;
 mod node_state;
 mod output;
 #[cfg(feature = "live-releases")]

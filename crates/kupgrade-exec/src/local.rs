@@ -150,17 +150,21 @@ impl LocalRunner {
     }
 }
 
-/// `PATH` with the node's prefix in front, or `None` when there is no prefix.
+/// `PATH` with the node's prefix in front (or, for a strict sandbox, the prefix alone), or
+/// `None` when nothing changes it.
 fn joined_path(env: &NodeEnv) -> Result<Option<OsString>, RunnerError> {
-    if env.path_prefix.is_empty() {
+    if env.path_prefix.is_empty() && !env.path_only {
         return Ok(None);
     }
-    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    let inherited = match env.path_only {
+        true => OsString::new(),
+        false => std::env::var_os("PATH").unwrap_or_default(),
+    };
     let dirs = env
         .path_prefix
         .iter()
         .cloned()
-        .chain(std::env::split_paths(&inherited));
+        .chain(std::env::split_paths(&inherited).filter(|_| !env.path_only));
     std::env::join_paths(dirs)
         .map(Some)
         .map_err(|e| RunnerError::Unsupported {

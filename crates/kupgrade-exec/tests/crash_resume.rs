@@ -719,6 +719,10 @@ fn write_sandboxes(root: &Path, cluster: &ClusterState) {
                 ),
             );
         }
+        // A strict sandbox: its bin/ is the whole PATH, so it also holds the harmless
+        // programs (after the stubs, which win).
+        kupgrade_exec::node_env::provide_programs(&bin, kupgrade_exec::node_env::SANDBOX_PROGRAMS)
+            .unwrap();
         let plain = |v: &Option<KubeVersion>| v.as_ref().unwrap().to_plain_string();
         let w = |f: &str, text: String| std::fs::write(s.join(f), text + "\n").unwrap();
         w("kubelet.pkg", plain(&n.versions.kubelet));

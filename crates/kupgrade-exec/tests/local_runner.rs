@@ -19,10 +19,16 @@ async fn conforms() {
     let scratch = tempfile::tempdir().unwrap();
     let bin = tempfile::tempdir().unwrap();
     write_stub_sudo(bin.path());
+    // A strict sandbox: the stub sudo and the harmless programs the suite runs, nothing else.
+    kupgrade_exec::node_env::provide_programs(
+        bin.path(),
+        kupgrade_exec::node_env::SANDBOX_PROGRAMS,
+    )
+    .unwrap();
     let bin_dir = bin.path().to_path_buf();
     let runner = LocalRunner::new()
         .allow_sudo()
-        .with_node_env(move |_| NodeEnv::new().path_prefix(bin_dir.clone()));
+        .with_node_env(move |_| NodeEnv::new().path_prefix(bin_dir.clone()).path_only());
     let caps = Capabilities::new(scratch.path().to_str().unwrap())
         .sudo(SudoSupport::Honoured { uid: uid() });
     command_runner::run_all(&runner, &node("local-1"), &caps).await;
@@ -75,8 +81,66 @@ async fn each_node_runs_in_its_own_sandbox() {
             )
         );
     }
-    // Programs not in the sandbox still come from the inherited PATH.
-    let out = runner
+}
+
+/// A strict sandbox finds programs in its bin/ only: a command without a stub fails as not
+/// found instead of running the machine's program (as root, under a real sudo), and sudo
+/// itself is the sandbox's or none. The prefix mode, which is not a sandbox, still finds them.
+#[tokio::test]
+async fn a_strict_sandbox_runs_only_what_it_provides() {
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("w-1").join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    write_script(&bin, "kubeadm", "echo stub kubeadm\n");
+    let sandboxes = root.path().to_path_buf();
+    let strict = LocalRunner::new()
+        .allow_sudo()
+        .with_node_env(move |n| NodeEnv::sandbox(&sandboxes, n));
+    for spec in [
+        CommandSpec::new("echo").arg("ok"),
+        CommandSpec::new("apt-get").arg("update").sudo(),
+        CommandSpec::new("kubeadm").arg("version").sudo(),
+    ] {
+        let e = strict.output(&node("w-1"), &spec).await.unwrap_err();
+        assert!(matches!(e, RunnerError::NotFound { .. }), "{e:?}");
+    }
+    // With a stub sudo and the usual harmless programs provided, the stubs run, and an
+    // unknown program still is not found, directly or through sh or env.
+    write_stub_sudo(&bin);
+    kupgrade_exec::node_env::provide_programs(&bin, kupgrade_exec::node_env::SANDBOX_PROGRAMS)
+        .unwrap();
+    let out = strict
+        .output(
+            &node("w-1"),
+            &CommandSpec::new("kubeadm").arg("version").sudo(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "stub kubeadm\n");
+    let e = strict
+        .output(
+            &node("w-1"),
+            &CommandSpec::new("apt-get").arg("update").sudo(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, RunnerError::NotFound { program, .. } if program == "apt-get"),
+        "{e:?}"
+    );
+    let out = strict
+        .output(
+            &node("w-1"),
+            &CommandSpec::shell("command -v apt-get || echo none; echo \"$PATH\""),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), format!("none\n{}\n", bin.display()));
+
+    // The prefix mode puts the stubs before the machine's PATH: not a sandbox.
+    let sandboxes = root.path().to_path_buf();
+    let over = LocalRunner::new().with_node_env(move |n| NodeEnv::sandbox_over_path(&sandboxes, n));
+    let out = over
         .output(&node("w-1"), &CommandSpec::new("echo").arg("ok"))
         .await
         .unwrap();
@@ -147,4 +211,17 @@ async fn lines_are_streamed_even_when_the_capture_is_tiny() {
     assert_eq!(got.len(), 1000);
     assert_eq!(got[0], "1");
     assert_eq!(got[999], "1000");
+}
+
+/// The demo sandboxes provide the same harmless programs as the tests' sandboxes.
+#[test]
+fn the_demo_sandboxes_provide_the_same_programs() {
+    let script = include_str!("../../../scripts/demo-sandboxes.sh");
+    let start = script
+        .find("SANDBOX_PROGRAMS=(")
+        .expect("SANDBOX_PROGRAMS in demo-sandboxes.sh")
+        + "SANDBOX_PROGRAMS=(".len();
+    let end = start + script[start..].find(')').unwrap();
+    let listed: Vec<&str> = script[start..end].split_whitespace().collect();
+    assert_eq!(listed, kupgrade_exec::node_env::SANDBOX_PROGRAMS);
 }

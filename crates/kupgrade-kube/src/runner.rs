@@ -71,7 +71,11 @@
 //!   PodSecurityPolicy (before 1.25), `use` of a policy allowing `privileged` and `hostPID`;
 //!   other policy engines (Kyverno, Gatekeeper) need an exception for the namespace.
 //! - The image (default [`PodRunner::DEFAULT_IMAGE`]) must be pullable on the nodes and provide
-//!   `nsenter` (busybox and util-linux both do).
+//!   `nsenter` (busybox and util-linux both do). It runs privileged in the host's PID
+//!   namespace, so it is named by digest (`name@sha256:...`): a tag can be moved to other
+//!   content by whoever controls the registry or sits between it and the node. An image
+//!   without a digest is refused (nothing runs) unless the caller opts in with
+//!   [`PodRunner::allow_unpinned_image`].
 //! - The node itself must have `sh`, and, for commands given standard input, `base64`
 //!   (GNU coreutils and busybox both have it): after `nsenter` into PID 1's mount namespace
 //!   the line runs with the node's own binaries, not the image's. A node without `base64`
@@ -114,7 +118,8 @@ pub const NODE_ANNOTATION: &str = "kupgrade.io/node";
 /// use kupgrade_core::ports::{CommandRunnerExt, CommandSpec};
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = kupgrade_kube::connect(None, None).await?;
-/// let runner = kupgrade_kube::PodRunner::new(client).image("registry.example/tools/busybox:1.36");
+/// let runner = kupgrade_kube::PodRunner::new(client)
+///     .image("registry.example/tools/busybox:1.36@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662");
 /// let out = runner.output(&"w-1".parse()?, &CommandSpec::new("kubelet").arg("--version")).await?;
 /// println!("{} {}", out.status, out.stdout_text());
 /// # Ok(()) }
@@ -124,6 +129,7 @@ pub struct PodRunner {
     client: Client,
     namespace: String,
     image: String,
+    unpinned_image_allowed: bool,
     start_timeout: Duration,
     default_timeout: Duration,
 }
@@ -133,6 +139,7 @@ impl fmt::Debug for PodRunner {
         f.debug_struct("PodRunner")
             .field("namespace", &self.namespace)
             .field("image", &self.image)
+            .field("unpinned_image_allowed", &self.unpinned_image_allowed)
             .field("start_timeout", &self.start_timeout)
             .field("default_timeout", &self.default_timeout)
             .finish_non_exhaustive()
@@ -140,8 +147,10 @@ impl fmt::Debug for PodRunner {
 }
 
 impl PodRunner {
-    /// The default image: busybox, whose `nsenter` applet is all the runner needs.
-    pub const DEFAULT_IMAGE: &'static str = "docker.io/library/busybox:1.36";
+    /// The default image: busybox 1.36.1, whose `nsenter` applet is all the runner needs,
+    /// pinned by the digest of the multi-platform index that the `1.36` tag named (the tag is
+    /// kept for people; the runtime pulls by the digest).
+    pub const DEFAULT_IMAGE: &'static str = "docker.io/library/busybox:1.36@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662";
     /// The default namespace, created (and admitted for privileged pods) by
     /// `examples/rbac/node-command.yaml`.
     pub const DEFAULT_NAMESPACE: &'static str = "kupgrade-node-commands";
@@ -162,6 +171,7 @@ impl PodRunner {
             client,
             namespace: Self::DEFAULT_NAMESPACE.into(),
             image: Self::DEFAULT_IMAGE.into(),
+            unpinned_image_allowed: false,
             start_timeout: Self::DEFAULT_START_TIMEOUT,
             default_timeout: Self::DEFAULT_TIMEOUT,
         }
@@ -173,9 +183,37 @@ impl PodRunner {
         self
     }
 
-    /// Uses `image` (it must provide `nsenter`).
+    /// Uses `image` (it must provide `nsenter`), named by digest (`name[:tag]@sha256:HEX`);
+    /// see [`PodRunner::allow_unpinned_image`] for anything else.
     pub fn image(mut self, image: impl Into<String>) -> Self {
         self.image = image.into();
+        self
+    }
+
+    /// True when `image` is named by a sha256 digest: `NAME[:TAG]@sha256:` and 64 lower-case
+    /// hex digits (the only images the runner uses without
+    /// [`PodRunner::allow_unpinned_image`]).
+    ///
+    /// ```
+    /// use kupgrade_kube::PodRunner;
+    /// assert!(PodRunner::is_pinned(PodRunner::DEFAULT_IMAGE));
+    /// assert!(!PodRunner::is_pinned("docker.io/library/busybox:1.36"));
+    /// ```
+    pub fn is_pinned(image: &str) -> bool {
+        image.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
+            !name.is_empty()
+                && hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+    }
+
+    /// Runs an image given without a digest (a tag, which the registry may move) in the
+    /// privileged pods: an explicit acceptance that whatever the tag names when a node pulls
+    /// it runs as root on that node.
+    pub fn allow_unpinned_image(mut self) -> Self {
+        self.unpinned_image_allowed = true;
         self
     }
 
@@ -194,6 +232,18 @@ impl PodRunner {
     /// The pod that would run `spec` on `node`, for review. Refuses specs the runner cannot
     /// honour.
     pub fn pod_for(&self, node: &NodeName, spec: &CommandSpec) -> Result<Pod, RunnerError> {
+        if !self.unpinned_image_allowed && !Self::is_pinned(&self.image) {
+            return Err(RunnerError::Invalid {
+                node: node.clone(),
+                message: format!(
+                    "the command pods' image {:?} is not named by digest (name@sha256:<64 hex \
+                     digits>), and it would run privileged in the node's PID namespace: pin it, \
+                     or accept a movable tag explicitly (PodRunner::allow_unpinned_image); \
+                     nothing was run",
+                    self.image
+                ),
+            });
+        }
         let line = host_line(spec)?;
         let run_for = spec.timeout.unwrap_or(self.default_timeout);
         let deadline = (self.start_timeout + run_for).as_secs_f64().ceil().max(1.0) as i64;
@@ -639,6 +689,45 @@ mod tests {
             http::Response<kube::client::Body>,
         >();
         PodRunner::new(Client::new(svc, "default")).namespace("ops")
+    }
+
+    /// The default image is named by digest, and a movable tag is refused unless accepted
+    /// explicitly (the pods run privileged in the node's PID namespace).
+    #[tokio::test]
+    async fn the_image_is_pinned_by_digest_or_explicitly_unpinned() {
+        let node: NodeName = "w-1".parse().unwrap();
+        let spec = CommandSpec::new("true");
+        assert!(
+            PodRunner::is_pinned(PodRunner::DEFAULT_IMAGE),
+            "{}",
+            PodRunner::DEFAULT_IMAGE
+        );
+        let pod = runner().pod_for(&node, &spec).unwrap();
+        assert_eq!(
+            pod.spec.unwrap().containers[0].image.as_deref(),
+            Some(PodRunner::DEFAULT_IMAGE)
+        );
+        for tag in [
+            "docker.io/library/busybox:1.36",
+            "busybox",
+            "busybox@sha256:abc",
+            "busybox@sha256:73AAF090F3D85AA34EE199857F03FA3A95C8EDE2FFD4CC2CDB5B94E566B11662",
+            "@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662",
+        ] {
+            let err = runner().image(tag).pod_for(&node, &spec).unwrap_err();
+            let RunnerError::Invalid { message, .. } = &err else {
+                panic!("expected Invalid for {tag}, got {err:?}")
+            };
+            assert!(message.contains("is not named by digest"), "{message}");
+            let pod = runner()
+                .image(tag)
+                .allow_unpinned_image()
+                .pod_for(&node, &spec)
+                .unwrap();
+            assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some(tag));
+        }
+        let pinned = "registry.example:5000/tools/util-linux@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert!(runner().image(pinned).pod_for(&node, &spec).is_ok());
     }
 
     #[tokio::test]

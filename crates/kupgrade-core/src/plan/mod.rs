@@ -733,8 +733,8 @@ pub enum PlanError {
     },
     /// The cluster violates the policy now.
     #[error(
-        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
-        crate::skew::report(violations).trim_end()
+        "the cluster already violates the {} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
+        crate::escape::text(policy), crate::skew::report(violations).trim_end()
     )]
     InvalidStart {
         /// The policy.
@@ -745,7 +745,7 @@ pub enum PlanError {
     /// A step would break the policy.
     #[error(
         "no valid plan: step {step} ({what}{}) would break rule {}: {}{}",
-        on_nodes(nodes), violation.rule, violation.message(),
+        on_nodes(nodes), crate::escape::text(&violation.rule), crate::escape::text(&violation.message()),
         hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
     )]
     Blocked {

@@ -212,7 +212,8 @@ pub enum FailureKind {
     Unreachable,
     /// A drain could not evict every pod (a disruption budget refused).
     DrainBlocked,
-    /// Credentials, host keys or permissions were refused: trying again will not help.
+    /// Credentials, host keys or permissions were refused, or the client refused its own
+    /// arguments or configuration: trying again will not help.
     Refused,
     /// The backend cannot do what the step asks: trying again will not help.
     Unsupported,

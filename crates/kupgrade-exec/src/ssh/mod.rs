@@ -18,6 +18,10 @@
 //! - One connection (a ControlMaster) per node, opened on first use and shared by all of its
 //!   commands; at most [`SshConfig::max_sessions_per_node`] run at once. A connection that
 //!   went away (idle timeout, network) is re-opened once before a command starts.
+//! - A node's target is checked before a connection opens: a host that is not a DNS name
+//!   or an IP address, or a user that is not a POSIX user name, is [`RunnerError::Invalid`]
+//!   (see [`kupgrade_core::ssh_target`]). So is a connection that `ssh` itself refuses (a
+//!   bad option, an unreadable configuration file), with what ssh said (`client.rs`).
 //! - Host keys are checked strictly by default: an unknown or changed key is
 //!   [`RunnerError::HostKey`], with what to do about it; trusting new keys is an explicit
 //!   opt-in ([`SshConfig::accept_new_host_keys`]).
@@ -36,6 +40,7 @@
 //! [`CommandSpec::to_shell_line`]: kupgrade_core::ports::CommandSpec::to_shell_line
 //! [`Privilege::Sudo`]: kupgrade_core::ports::Privilege::Sudo
 //! [`Program::Exec`]: kupgrade_core::ports::Program::Exec
+mod client;
 mod command;
 mod config;
 mod wrapper;
@@ -49,9 +54,10 @@ use std::time::Duration;
 
 use kupgrade_core::ports::RunnerError;
 use kupgrade_core::{ClusterState, NodeName, SshTarget};
-use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
+use openssh::Session;
 use tokio::sync::Semaphore;
 
+use client::ClientSettings;
 pub use config::{HostKeyPolicy, SshConfig, SshConfigError};
 
 use crate::node_env::{NodeEnv, NodeEnvFn};
@@ -270,52 +276,61 @@ impl SshRunner {
         Ok(session)
     }
 
-    async fn connect(&self, node: &NodeName) -> Result<Session, RunnerError> {
+    /// The client options of `node`'s connection, once its target is checked (a host or user
+    /// that could reach a shell through `ssh`'s configuration is refused here too, whatever
+    /// built the target; see [`kupgrade_core::ssh_target`]).
+    fn settings(&self, node: &NodeName) -> Result<ClientSettings, RunnerError> {
         let cfg = &self.config;
         let target = self.target(node);
-        let host = target.host.as_deref().unwrap_or(node.as_str());
-        if host.is_empty()
-            || host.starts_with('-')
-            || host.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(RunnerError::Connect {
+        if let Some(p) = target.problems().into_iter().next() {
+            return Err(RunnerError::Invalid {
                 node: node.clone(),
-                message: format!("{host:?} is not a host name or address"),
-                source: None,
+                message: format!("its SSH target's {p}; nothing was run"),
             });
         }
-        let mut b = SessionBuilder::default();
-        b.known_hosts_check(match cfg.host_keys {
-            HostKeyPolicy::Strict => KnownHosts::Strict,
-            HostKeyPolicy::AcceptNew => KnownHosts::Add,
+        Ok(ClientSettings {
+            host: target.ssh_host().unwrap_or(node.as_str()).to_string(),
+            host_keys: cfg.host_keys,
+            connect_timeout: cfg.connect_timeout.max(Duration::from_secs(1)),
+            idle: NonZeroUsize::new(cfg.idle_timeout.as_secs() as usize)
+                .unwrap_or(NonZeroUsize::MIN),
+            server_alive_interval: cfg
+                .server_alive_interval
+                .map(|d| d.max(Duration::from_secs(1))),
+            identity_file: cfg.identity_file.clone(),
+            known_hosts_file: cfg.known_hosts_file.clone(),
+            config_file: self.state.config_file.clone(),
+            user: target.user.clone().or_else(|| cfg.user.clone()),
+            port: target.port,
         })
-        .connect_timeout(cfg.connect_timeout.max(Duration::from_secs(1)))
-        .control_persist(ControlPersist::IdleFor(
-            NonZeroUsize::new(cfg.idle_timeout.as_secs() as usize).unwrap_or(NonZeroUsize::MIN),
-        ))
-        .control_directory(self.state.dir.path());
-        if let Some(d) = cfg.server_alive_interval {
-            b.server_alive_interval(d.max(Duration::from_secs(1)));
-        }
-        if let Some(f) = &cfg.identity_file {
-            b.keyfile(f);
-        }
-        if let Some(f) = &cfg.known_hosts_file {
-            b.user_known_hosts_file(f);
-        }
-        if let Some(f) = &self.state.config_file {
-            b.config_file(f);
-        }
-        if let Some(user) = target.user.as_ref().or(cfg.user.as_ref()) {
-            b.user(user.clone());
-        }
-        if let Some(port) = target.port {
-            b.port(port);
-        }
+    }
+
+    async fn connect(&self, node: &NodeName) -> Result<Session, RunnerError> {
+        let settings = self.settings(node)?;
         tracing::debug!(node = %node, destination = %self.destination(node), "opening SSH connection");
-        b.connect_mux(host)
+        let e = match settings
+            .builder(self.state.dir.path())
+            .connect_mux(&settings.host)
             .await
-            .map_err(|e| self.connect_error(node, &target, e))
+        {
+            Ok(session) => return Ok(session),
+            Err(e) => self.connect_error(node, &self.target(node), e),
+        };
+        // Not the node's host key nor its authentication: ssh may have refused its own
+        // arguments or configuration, which trying again will not fix.
+        if let RunnerError::Connect { .. } = e
+            && let Some(said) = settings.refusal().await
+        {
+            return Err(RunnerError::Invalid {
+                node: node.clone(),
+                message: format!(
+                    "ssh refused its arguments or configuration for {}, so nothing was run \
+                     (ssh: {said})",
+                    self.destination(node)
+                ),
+            });
+        }
+        Err(e)
     }
 
     fn connect_error(&self, node: &NodeName, target: &SshTarget, e: openssh::Error) -> RunnerError {
@@ -348,7 +363,7 @@ impl SshRunner {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "~/.ssh/known_hosts".to_string());
-        let host = target.host.as_deref().unwrap_or(node.as_str());
+        let host = target.ssh_host().unwrap_or(node.as_str());
         let host_spec = match target.port {
             Some(p) if p != 22 => format!("[{host}]:{p}"),
             _ => host.to_string(),

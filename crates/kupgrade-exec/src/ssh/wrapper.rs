@@ -5,7 +5,7 @@
 //! starts. The wrapper line
 //!
 //! ```text
-//! [cd DIR &&] [PATH=PREFIX:"$PATH" && export PATH &&] printf '\036kupgrade-pgid %s\n' $$ && sh -c LINE; exit $?
+//! [cd DIR &&] [PATH=PREFIX[:"$PATH"] && export PATH &&] printf '\036kupgrade-pgid %s\n' $$ && sh -c LINE; exit $?
 //! ```
 //!
 //! reports that group on the first line of stdout (the runner strips it), then runs the
@@ -45,7 +45,7 @@ pub(crate) fn remote_line(env: &NodeEnv, spec: &CommandSpec) -> Result<String, R
         })?;
         steps.push(format!("cd {}", shell_quote(dir)));
     }
-    if !env.path_prefix.is_empty() {
+    if !env.path_prefix.is_empty() || env.path_only {
         let mut dirs = Vec::new();
         for d in &env.path_prefix {
             match d.to_str() {
@@ -57,7 +57,8 @@ pub(crate) fn remote_line(env: &NodeEnv, spec: &CommandSpec) -> Result<String, R
                 }
             }
         }
-        steps.push(format!("PATH={}:\"$PATH\"", shell_quote(&dirs.join(":"))));
+        let inherited = if env.path_only { "" } else { ":\"$PATH\"" };
+        steps.push(format!("PATH={}{inherited}", shell_quote(&dirs.join(":"))));
         steps.push("export PATH".to_string());
     }
     steps.push(r"printf '\036kupgrade-pgid %s\n' $$".to_string());
@@ -128,6 +129,21 @@ mod tests {
         assert_eq!(
             remote_line(&env, &spec).unwrap(),
             r#"cd '/srv/node 1' && PATH=/srv/bin:"$PATH" && export PATH && printf '\036kupgrade-pgid %s\n' $$ && sh -c 'sudo -n env A=node A=spec true'; exit $?"#
+        );
+    }
+
+    #[test]
+    fn a_strict_sandbox_replaces_the_path() {
+        let env = NodeEnv::new().path_prefix("/srv/n1/bin").path_only();
+        assert_eq!(
+            remote_line(&env, &CommandSpec::new("true")).unwrap(),
+            r"PATH=/srv/n1/bin && export PATH && printf '\036kupgrade-pgid %s\n' $$ && sh -c true; exit $?"
+        );
+        let nothing = NodeEnv::new().path_only();
+        assert!(
+            remote_line(&nothing, &CommandSpec::new("true"))
+                .unwrap()
+                .starts_with("PATH='' && export PATH && ")
         );
     }
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use jiff::ToSpan;
 use jiff::civil::DateTime;
 
+use crate::escape;
 use crate::plan::step::Phase;
 use crate::plan::{Estimate, UpgradePlan};
 
@@ -23,7 +24,7 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
     let _ = writeln!(
         o,
         "    title {} from {} to {} (estimated)",
-        clean(name),
+        escape::mermaid(name),
         plan.from,
         plan.target
     );
@@ -53,14 +54,15 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
                 Section::Outside => step.phase.to_string(),
             };
             section = Some(here);
-            let _ = writeln!(o, "    section {}", clean(&title));
+            let _ = writeln!(o, "    section {}", escape::mermaid(&title));
         }
         let nodes = if step.nodes.is_empty() {
             String::new()
         } else {
             format!("{} ", node_summary(step.nodes.as_slice(), 2))
         };
-        let label = clean(&format!("{nodes}{}", step.action.describe()));
+        let label = format!("{nodes}{}", step.action.describe());
+        let label = escape::mermaid(&label);
         let tags = if step.point_of_no_return {
             "crit, "
         } else {
@@ -75,17 +77,4 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
         );
     }
     out
-}
-
-/// Removes the characters that end a Mermaid gantt label or start a comment.
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if matches!(c, ':' | ';' | '#' | '%' | '\n') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }

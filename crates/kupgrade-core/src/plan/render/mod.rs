@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::NodeName;
+use crate::escape::shell_word;
 use crate::ports::{CommandSpec, Privilege, Program, shell_quote};
 
 use super::action::Action;
@@ -85,7 +86,7 @@ impl std::str::FromStr for Format {
 
 /// A command as a person types it: `sudo` (not `sudo -n`), environment variables as
 /// `NAME=value` prefixes, standard input as a quoted here-document. Every word is quoted where
-/// needed.
+/// needed, hidden characters written as `printf` escapes ([`shell_word`]).
 ///
 /// ```
 /// use kupgrade_core::plan::render::human_line;
@@ -103,12 +104,12 @@ pub fn human_line(spec: &CommandSpec) -> String {
         words.push("sudo".into());
     }
     for (k, v) in &spec.env {
-        words.push(format!("{k}={}", shell_quote(v)));
+        words.push(format!("{k}={}", shell_word(v)));
     }
     match &spec.program {
         Program::Exec { program, args } => {
-            words.push(shell_quote(program));
-            words.extend(args.iter().map(|a| shell_quote(a)));
+            words.push(shell_word(program).into_owned());
+            words.extend(args.iter().map(|a| shell_word(a).into_owned()));
         }
         Program::Shell { script } => {
             if words.is_empty() {
