@@ -13,7 +13,7 @@
 //!   wrote into the static pod manifests (control-plane nodes; `DIR` is
 //!   [`NodeReadOps::DEFAULT_MANIFESTS`] unless told otherwise).
 //!
-//! A program the node does not have (exit status 127), a manifest that is absent, or output
+//! A program the node does not have ([`RunnerError::NotFound`], exit status 127), a manifest that is absent, or output
 //! that is not a version leaves that version as the state had it; a node the runner cannot
 //! reach is [`OpsError::Connect`]. Cordoning, draining and waiting are the inner operations'.
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use futures::stream::{self, StreamExt};
 use kupgrade_core::ports::{
     ClusterOperations, CommandOutput, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions,
-    DrainReport, ExitStatus, OpsError,
+    DrainReport, ExitStatus, OpsError, RunnerError,
 };
 use kupgrade_core::{ClusterState, Component, KubeVersion, Node, NodeName};
 
@@ -94,14 +94,16 @@ impl NodeReadOps {
     /// Runs `spec` on `node`; `None` when the program is not there (status 127) or failed
     /// without output.
     async fn read(&self, node: &NodeName, spec: CommandSpec) -> Result<Option<String>, OpsError> {
-        let out: CommandOutput = self
-            .runner
-            .output(node, &spec.timeout(READ_TIMEOUT))
-            .await
-            .map_err(|e| OpsError::Connect {
-                message: format!("reading the versions on node {node}: {e}"),
-                source: Some(Box::new(e)),
-            })?;
+        let out: CommandOutput = match self.runner.output(node, &spec.timeout(READ_TIMEOUT)).await {
+            Ok(out) => out,
+            Err(RunnerError::NotFound { .. }) => return Ok(None),
+            Err(e) => {
+                return Err(OpsError::Connect {
+                    message: format!("reading the versions on node {node}: {e}"),
+                    source: Some(Box::new(e)),
+                });
+            }
+        };
         Ok(match out.status {
             ExitStatus::Code(127) => None,
             _ if out.stdout.is_empty() => None,

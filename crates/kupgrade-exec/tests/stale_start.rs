@@ -50,8 +50,9 @@ fn sandbox(root: &Path, node: &NodeName, kubeadm: &str, control_plane: Option<(&
     for program in GUARDED {
         write_script(&bin, program, &format!("{log}\nexit 1\n"));
     }
-    // A strict sandbox: the stub sudo needs `id`, the state reader `grep`.
-    kupgrade_exec::node_env::provide_programs(&bin, &["id", "grep"]).unwrap();
+    // A strict sandbox: the stub sudo needs `id`, `sudo -n env` `env`, the state reader
+    // `grep`; there is no `kubelet` (the state has the kubelets' versions).
+    kupgrade_exec::node_env::provide_programs(&bin, &["id", "env", "grep"]).unwrap();
     if let Some((version, etcd)) = control_plane {
         let manifests = dir.join("fs/etc/kubernetes/manifests");
         std::fs::create_dir_all(&manifests).unwrap();
