@@ -43,7 +43,11 @@ const MANIFESTS: [(&str, Component); 4] = [
 ];
 
 /// Cluster operations whose state is the inner operations' overlaid with the versions read on
-/// the nodes (see the [module docs](self)).
+/// the nodes: `kubeadm version -o short` on every node, `kubelet --version` where the state has
+/// no kubelet version, and the images of the static pod manifests (`sudo -n grep -s -H image:`)
+/// on control-plane nodes. A program the node lacks, an absent manifest or output that is not a
+/// version leaves the version as the state had it; a node the runner cannot reach is
+/// [`OpsError::Connect`]. Cordoning, draining and waiting are the inner operations'.
 ///
 /// ```no_run
 /// use std::sync::Arc;
