@@ -915,20 +915,23 @@ async fn an_unfinished_kube_proxy_rollout_is_waited_for() {
 #[tokio::test(start_paused = true)]
 async fn a_new_run_of_a_plan_from_before_a_halted_run_is_refused_before_any_command() {
     let plan = plan("1.29", PlanOptions::default());
-    // The first run halts right after `kubeadm upgrade apply` on cp-1 (a node NotReady).
-    let sim = SimCluster::new(ha());
-    let meddler = sim.clone();
-    let sim = sim.on_op(move |p| {
+    // The first run is stopped right after `kubeadm upgrade apply` on cp-1.
+    let (handle, signal) = stop_channel();
+    let sim = SimCluster::new(ha()).on_op(move |p| {
         if p.phase == OpPhase::After && p.what.contains("kubeadm upgrade apply") {
-            meddler.lock().node_mut(&name("worker-6")).ready = false;
+            handle.finish_current();
         }
     });
-    let first = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
-    assert_eq!(
-        first.finished.report().expect("halted").reason,
-        StopReason::NodeNotReady
+    let first = drive_with(driver(&sim).stop_on(signal), &plan, &mut Vec::new()).await;
+    assert!(!first.finished.is_completed());
+    assert!(
+        sim.snapshot()
+            .history
+            .last()
+            .unwrap()
+            .what
+            .contains("kubeadm upgrade apply")
     );
-    sim.lock().node_mut(&name("worker-6")).ready = true;
     let before = sim.snapshot();
     assert!(
         before.hosts[&name("cp-1")]
