@@ -17,7 +17,7 @@
 //! 1. A variant of [`Action`] (its serde form is part of the plan format: add, never rename)
 //!    and its arm in each `match` of this file; the compiler lists them.
 //! 2. If it runs commands on nodes ([`Executor::Node`]): its commands in `node_commands`
-//!    (`packages.rs`).
+//!    (`packages/mod.rs`).
 //! 3. Only if it changes something no kind of [`Change`] describes yet: a new kind in
 //!    `change.rs`, and one arm in each model's `apply_change` (`simulate.rs`, `fleet.rs`),
 //!    which the compiler asks for; the property test in `fleet.rs` holds the two models to
