@@ -330,9 +330,16 @@ pub(crate) fn work(
 
 /// The records of the journal at `path`, looked at without changing it: a run that is refused
 /// leaves the file as it found it. A locked or corrupt journal is an error, also for a dry run.
-fn peek_journal(path: &Path) -> anyhow::Result<Vec<Record>> {
-    let Some(recovered) = Journal::<Record>::peek(path)? else {
-        return Ok(Vec::new());
+/// With `resume`, a journal that records no run (missing, empty, a torn line only) is refused:
+/// going on from nothing would start the plan over, its backups and snapshots included.
+fn peek_journal(path: &Path, resume: bool) -> anyhow::Result<Vec<Record>> {
+    let recovered = if resume {
+        Journal::<Record>::peek_to_resume(path)?
+    } else {
+        match Journal::<Record>::peek(path)? {
+            Some(recovered) => recovered,
+            None => return Ok(Vec::new()),
+        }
     };
     if let Some(torn) = &recovered.torn {
         eprintln!("note: {}: {torn}; ignored", path.display());
@@ -427,7 +434,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
 
     // The journal is looked at first; nothing changes until the run really goes on.
     let records = match &args.journal {
-        Some(path) => peek_journal(path)?,
+        Some(path) => peek_journal(path, args.resume)?,
         None => Vec::new(),
     };
     if let (Some(path), false, false) = (&args.journal, args.resume, records.is_empty()) {

@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider};
 use kupgrade_core::{ClusterState, NodeName, SshTarget};
 use kupgrade_exec::sim::{SimCluster, Workload};
-use kupgrade_exec::{KubectlOps, LocalRunner, NodeEnv, SshConfig, SshRunner};
+use kupgrade_exec::{KubectlOps, LocalRunner, NodeEnv, NodeReadOps, SshConfig, SshRunner};
 use kupgrade_kube::{KubeClusterOps, PodRunner};
 
 use super::{Args, Executor};
@@ -43,14 +43,19 @@ impl Backend {
                 .context("the inventory has no control-plane node to run kubectl on")
         };
         // The cluster operations of the real executors: the API with --kubeconfig, kubectl
-        // on a node (over the executor's runner) without.
+        // on a node (over the executor's runner) without, with the versions the nodes
+        // themselves report (kubeadm, the static pod manifests) over the inventory's: an
+        // inventory the cluster has moved past is found out before the first step.
         let ops = |runner: &Arc<dyn CommandRunner>| -> anyhow::Result<Arc<dyn ClusterOperations>> {
             Ok(match source {
                 Source::Live { ops, .. } => Arc::new(ops.as_ref().clone()),
-                Source::Inventory => Arc::new(KubectlOps::new(
+                Source::Inventory => Arc::new(NodeReadOps::new(
+                    Arc::new(KubectlOps::new(
+                        runner.clone(),
+                        kubectl_node()?,
+                        cluster.clone(),
+                    )),
                     runner.clone(),
-                    kubectl_node()?,
-                    cluster.clone(),
                 )),
             })
         };

@@ -518,6 +518,40 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_resume_without_a_recorded_run_is_refused_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("up.journal");
+    let journal = journal.to_str().unwrap();
+    // A finished run leaves its plan beside the journal; then the journal is lost.
+    let run = argv("apply", &["--journal", journal, "--sim-speed", "0"]);
+    let run: Vec<&str> = run[1..].iter().map(String::as_str).collect();
+    assert!(apply::apply(apply_args(&run)).await.unwrap().is_completed());
+    assert!(Path::new(&format!("{journal}.plan.json")).exists());
+    let resume = ["--journal", journal, "--resume", "--sim-speed", "0"];
+    for (bytes, found) in [
+        (None, "there is no such file"),
+        (Some(&b""[..]), "the file is empty"),
+        (
+            Some(&b"{\"v\":1,\"at\":\"2026-"[..]),
+            "the file holds only an incomplete line",
+        ),
+    ] {
+        match bytes {
+            None => std::fs::remove_file(journal).unwrap(),
+            Some(b) => std::fs::write(journal, b).unwrap(),
+        }
+        let e = apply_err(&resume).await;
+        assert!(
+            e.starts_with(&format!("cannot resume from journal {journal}: {found}"))
+                && e.contains("start a new run without --resume"),
+            "{e}"
+        );
+        // Nothing was written: the journal is as it was.
+        assert_eq!(std::fs::read(journal).ok().as_deref(), bytes, "{found}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_refused_run_leaves_a_torn_journal_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("up.journal");

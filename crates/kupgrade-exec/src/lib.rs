@@ -62,6 +62,7 @@ pub mod kubectl;
 mod local;
 pub mod node_env;
 pub mod node_lease;
+mod node_state;
 mod output;
 pub mod provider;
 #[cfg(feature = "live-releases")]
@@ -74,5 +75,6 @@ pub use kubectl::KubectlOps;
 pub use local::LocalRunner;
 pub use node_env::NodeEnv;
 pub use node_lease::{Claim, NodeLease, NodeLeaseError};
+pub use node_state::NodeReadOps;
 pub use provider::CommandProvider;
 pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};

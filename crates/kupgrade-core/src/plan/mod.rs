@@ -92,7 +92,8 @@ pub use packages::{PathError, apt_source, node_commands, package_pin, validate_p
 pub use schema::{SCHEMA, schema_json};
 pub use simulate::{Effect, Simulation, SimulationError};
 pub use step::{
-    AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, Step, StepId,
+    AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, StartVersion, Step,
+    StepId,
 };
 pub use warnings::{PlanWarning, WarningKind, calendar_warning, kubeadm_versions_warning};
 

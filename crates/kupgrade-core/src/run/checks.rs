@@ -13,9 +13,9 @@
 //! no such evidence is never run again without the operator.
 use std::time::Duration;
 
-use crate::NodeName;
-use crate::plan::{Action, Executor, Fact, PreflightCheck, Presence, UpgradePlan};
+use crate::plan::{Action, Executor, Fact, PreflightCheck, Presence, StartVersion, UpgradePlan};
 use crate::skew::SkewPolicy;
+use crate::{Component, KubeVersion, NodeName};
 
 use super::expect::Expectations;
 use super::facts::{Verdict, View, same_release};
@@ -234,6 +234,7 @@ pub(super) fn inline_check(
     let node = pos.node(plan);
     let mut diffs = Vec::new();
     let mut reason = StopReason::Drift;
+    let mut moved = Vec::new();
     if let Action::Preflight { checks } = &step.action {
         for c in checks {
             match c {
@@ -248,6 +249,9 @@ pub(super) fn inline_check(
                             });
                         }
                     }
+                }
+                PreflightCheck::StartMatches { control_plane } => {
+                    moved = start_differences(plan, control_plane, view);
                 }
                 // Made on the model by the planner: the policy is checked below as a
                 // postcondition; the target's support and kubeadm's verdict depend on the
@@ -291,6 +295,21 @@ pub(super) fn inline_check(
         }
     }
     let id = pos.id(plan);
+    if !moved.is_empty() {
+        let count = moved.len();
+        moved.extend(diffs);
+        moved.truncate(20);
+        return Err(Box::new(StopReport {
+            reason: StopReason::Drift,
+            summary: format!(
+                "{id} ({}) failed: the live cluster is not where the plan starts ({count} version(s) differ), so nothing was changed",
+                step.action.describe()
+            ),
+            task: Some(id),
+            differences: moved,
+            advice: "the plan was made from an out-of-date inventory, or the cluster moved since (a halted run, an upgrade by hand). If an earlier run was halted, resume it with its own journal; otherwise read the cluster again, plan from it and start a new run. Running this plan would repeat steps already done, backups and snapshots included".into(),
+        }));
+    }
     if diffs.is_empty() {
         Ok(TaskEnd::Succeeded { checked, unknown })
     } else {
@@ -302,6 +321,43 @@ pub(super) fn inline_check(
             advice: "fix what differs, then resume (the check runs again)".into(),
         }))
     }
+}
+
+/// Where the live cluster is not where the plan starts: each node's kubelet (the plan's node
+/// list) and each control-plane component of `control_plane`. What the state does not report
+/// (no such node, no version) is not compared: the node's absence is another check's.
+fn start_differences(
+    plan: &UpgradePlan,
+    control_plane: &[StartVersion],
+    view: &View<'_>,
+) -> Vec<Difference> {
+    let mut diffs = Vec::new();
+    let mut differs =
+        |node: &NodeName, component, start: &KubeVersion, live: Option<&KubeVersion>| {
+            if let Some(v) = live.filter(|v| !same_release(v, start)) {
+                diffs.push(Difference {
+                    node: Some(node.clone()),
+                    expected: format!("{component} {start}, where the plan starts"),
+                    found: format!("{component} {v}"),
+                });
+            }
+        };
+    for pn in plan.nodes.iter().filter(|n| !n.provisioned) {
+        if let (Some(start), Some(live)) = (&pn.kubelet, view.node(&pn.name)) {
+            differs(&pn.name, Component::Kubelet, start, live.kubelet());
+        }
+    }
+    for s in control_plane {
+        if let Some(live) = view.node(&s.node) {
+            differs(
+                &s.node,
+                s.component,
+                &s.version,
+                live.versions.get(s.component),
+            );
+        }
+    }
+    diffs
 }
 
 /// Decides an operator step: done when the cluster shows its postconditions, left to the

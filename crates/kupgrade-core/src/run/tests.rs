@@ -867,3 +867,69 @@ fn events_serialize_with_a_tag_and_flat_task() {
         r#"{"event":"step-started","at":"2026-11-25T10:00:00Z","step":"v1.29.5/cp-1/cordon","node":"cp-1","attempt":1,"action":"cordon","executor":"cluster"}"#
     );
 }
+
+#[test]
+fn a_cluster_moved_since_the_plan_was_made_is_refused_before_any_task() {
+    // A halted run upgraded cp-1's control plane; the plan is made from the old inventory.
+    let plan = plan();
+    let mut live = cluster();
+    let cp1 = live.node_mut("cp-1").unwrap();
+    let moved: crate::KubeVersion = "v1.29.5".parse().unwrap();
+    cp1.versions.kubeadm = Some(moved.clone());
+    cp1.versions.kube_apiserver = Some(moved.clone());
+    cp1.versions.kube_controller_manager = Some(moved.clone());
+    cp1.versions.kube_scheduler = Some(moved);
+    let mut run = new_run(&plan, &[]);
+    let out = run.next(&live, t0());
+    assert!(out.tasks.is_empty(), "{:?}", out.tasks);
+    assert!(run.is_finished());
+    let report = run.finished().unwrap().report().expect("halted").clone();
+    assert_eq!(report.reason, StopReason::Drift, "{report}");
+    assert!(
+        report
+            .summary
+            .contains("the live cluster is not where the plan starts"),
+        "{report}"
+    );
+    let diffs: Vec<(String, String, String)> = report
+        .differences
+        .iter()
+        .map(|d| {
+            (
+                d.node.as_ref().map(ToString::to_string).unwrap_or_default(),
+                d.expected.clone(),
+                d.found.clone(),
+            )
+        })
+        .collect();
+    let d = |c: &str| {
+        (
+            "cp-1".to_string(),
+            format!("{c} v1.28.9, where the plan starts"),
+            format!("{c} v1.29.5"),
+        )
+    };
+    assert_eq!(
+        diffs,
+        [
+            d("kubeadm"),
+            d("kube-apiserver"),
+            d("kube-controller-manager"),
+            d("kube-scheduler")
+        ]
+    );
+    assert!(
+        report.advice.contains("resume it with its own journal"),
+        "{report}"
+    );
+    // A worker's kubelet moved by hand counts too; a cluster where the plan starts passes.
+    let mut live = cluster();
+    live.node_mut("worker-1").unwrap().versions.kubelet = Some("v1.28.10".parse().unwrap());
+    let mut run = new_run(&plan, &[]);
+    assert!(run.next(&live, t0()).tasks.is_empty());
+    let report = run.finished().unwrap().report().expect("halted").clone();
+    assert_eq!(report.differences.len(), 1, "{report}");
+    assert_eq!(report.differences[0].found, "kubelet v1.28.10");
+    let mut run = new_run(&plan, &[]);
+    assert!(!run.next(&cluster(), t0()).tasks.is_empty());
+}

@@ -971,3 +971,59 @@ async fn an_unfinished_kube_proxy_rollout_is_waited_for() {
         "{report}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_run_of_a_plan_from_before_a_halted_run_is_refused_before_any_command() {
+    let plan = plan("1.29", PlanOptions::default());
+    // The first run is stopped right after `kubeadm upgrade apply` on cp-1.
+    let (handle, signal) = stop_channel();
+    let sim = SimCluster::new(ha()).on_op(move |p| {
+        if p.phase == OpPhase::After && p.what.contains("kubeadm upgrade apply") {
+            handle.finish_current();
+        }
+    });
+    let first = drive_with(driver(&sim).stop_on(signal), &plan, &mut Vec::new()).await;
+    assert!(!first.finished.is_completed());
+    assert!(
+        sim.snapshot()
+            .history
+            .last()
+            .unwrap()
+            .what
+            .contains("kubeadm upgrade apply")
+    );
+    let before = sim.snapshot();
+    assert!(
+        before.hosts[&name("cp-1")]
+            .files
+            .iter()
+            .any(|f| f.contains("etcd-before-"))
+    );
+
+    // The same plan again, as a new run (a new journal): refused at the pre-flight check.
+    let second = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    let report = second.finished.report().expect("halted");
+    assert_eq!(report.reason, StopReason::Drift, "{report}");
+    assert_eq!(
+        report.task.as_ref().unwrap().step.as_str(),
+        plan.steps[0].id.as_str()
+    );
+    let text = report.to_string();
+    for component in [
+        "kubeadm",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "cp-1: expected {component} v1.28.9, where the plan starts, found {component} v1.29.15"
+            )),
+            "{text}"
+        );
+    }
+    // Not a command ran, not a file changed.
+    let after = sim.snapshot();
+    assert_eq!(after.history.len(), before.history.len());
+    assert_eq!(after.hosts, before.hosts);
+}
