@@ -716,13 +716,17 @@ esac
 /// What each stub does before its own work under the local campaign: logs the start and the
 /// end of its copy to `$R/events`, and an overlap to `$R/overlaps` when another copy of the same
 /// command on the node still runs (found by its marker at the start, or by the marker taken
-/// over before the end); then sleeps `$R/../slow` seconds (`$R/../slow-apply` for `kubeadm
+/// over before the end; a copy is its pid and the start time of that pid, since pids are
+/// reused within a campaign, and a killed copy not yet reaped, a zombie, has ended); then sleeps `$R/../slow` seconds (`$R/../slow-apply` for `kubeadm
 /// upgrade apply`, as the slowest command of a run), so kills land inside commands.
 const WATCH: &str = r#"k=$(printf '%s' "$0 $*" | cksum | cut -d' ' -f1); m="$R/running.$k"
-if [ -f "$m" ] && kill -0 "$(cat "$m")" 2>/dev/null; then
-  echo "${0##*/} $* started while copy $(cat "$m") runs" >> "$R/overlaps"; fi
-echo $$ > "$m"; echo "start $$ ${0##*/} $*" >> "$R/events"
-trap 'o=$(cat "$m" 2>/dev/null); [ "$o" = $$ ] || echo "${0##*/} overlapped by copy $o" >> "$R/overlaps"; rm -f "$m"; echo "end $$" >> "$R/events"' EXIT
+me="$$ $(cut -d' ' -f22 /proc/$$/stat)"
+if [ -f "$m" ]; then read -r op ost < "$m"
+  if [ -n "$op" ] && [ "$(cut -d' ' -f3,22 "/proc/$op/stat" 2>/dev/null)" != "Z $ost" ] \
+    && [ "$(cut -d' ' -f22 "/proc/$op/stat" 2>/dev/null)" = "$ost" ]; then
+    echo "${0##*/} $* started while copy $op runs" >> "$R/overlaps"; fi; fi
+echo "$me" > "$m"; echo "start $$ ${0##*/} $*" >> "$R/events"
+trap 'o=$(cat "$m" 2>/dev/null); [ "$o" = "$me" ] || echo "${0##*/} overlapped by copy ${o%% *}" >> "$R/overlaps"; rm -f "$m"; echo "end $$" >> "$R/events"' EXIT
 case "${0##*/} $1 $2" in
 "kubeadm upgrade apply") sleep "$(cat "$R/../slow-apply" 2>/dev/null || echo 0)" ;;
 *) sleep "$(cat "$R/../slow" 2>/dev/null || echo 0)" ;;
