@@ -30,7 +30,8 @@
 //! and CoreDNS per minor), [`lifecycle`] (the release calendar and support status), [`kubeadm`]
 //! (kubeadm's own upgrade verdicts), [`plan`] (the upgrade planner, its steps and renderers),
 //! [`ports`] (the traits adapters implement), [`capture`] (a command's bounded output and its
-//! lines, for runner backends), [`run`] (carrying a plan out: the execution state machine, its journal records and events).
+//! lines, for runner backends), [`run`] (carrying a plan out: the execution state machine, its journal records and events),
+//! [`readiness`] (the catalogue of checks that says which hop and batch of a plan will fail, and why).
 //!
 //! Property-testing your own policy takes about fifteen lines: with the `proptest` feature,
 //! the `testing` module offers strategies (versions, cluster states that satisfy a policy,
@@ -50,6 +51,7 @@ pub mod kubeadm;
 pub mod lifecycle;
 pub mod plan;
 pub mod ports;
+pub mod readiness;
 pub mod run;
 mod schema;
 pub mod skew;
