@@ -181,7 +181,8 @@ impl<'w> DrainModel<'w> {
     /// only under `IfHealthyBudget` while the budget is below its desired health.
     fn needs_permission(&self, pod: &Pod, budget: &Budget) -> bool {
         pod.healthy
-            || (!budget.always_allows_unhealthy() && budget.current_healthy < budget.desired_healthy)
+            || (!budget.always_allows_unhealthy()
+                && budget.current_healthy < budget.desired_healthy)
     }
 
     /// Whether a drain evicts pod `p` at all (mirror pods and ignored DaemonSet pods stay).
@@ -241,7 +242,10 @@ impl<'w> DrainModel<'w> {
         if p.owner.is_none() {
             f.bare.push(pi);
         }
-        if p.volumes.iter().any(|v| matches!(v, PodVolume::EmptyDir { .. })) {
+        if p.volumes
+            .iter()
+            .any(|v| matches!(v, PodVolume::EmptyDir { .. }))
+        {
             f.empty_dir.push(pi);
         }
         if p.volumes

@@ -8,9 +8,7 @@ use crate::NodeName;
 use crate::plan::StepId;
 
 /// How bad a finding is.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Shown; the run goes ahead.
@@ -30,7 +28,11 @@ impl fmt::Display for Severity {
 
 /// What a finding is about.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 #[non_exhaustive]
 pub enum Subject {
     /// The cluster as a whole.
@@ -197,7 +199,11 @@ pub struct Gap {
 /// How much of what a check needs it could look at. A check whose evidence is missing says
 /// so: it never passes silently.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "status",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Coverage {
     /// Every subject the check applies to was looked at.
     Checked,

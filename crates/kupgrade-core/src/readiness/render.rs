@@ -32,7 +32,11 @@ fn totals(r: &Readiness) -> String {
             format!("{n} {w}s")
         }
     };
-    format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+    format!(
+        "{}, {}",
+        plural(errors, "error"),
+        plural(warnings, "warning")
+    )
 }
 
 fn tables_line(r: &Readiness) -> String {

@@ -38,6 +38,44 @@ pub(crate) struct Timeline<'p> {
     pub drains: Vec<usize>,
     /// Per node: the first drain that holds it (an index into `drains`).
     pub first_drain: Vec<Option<usize>>,
+    /// Per step: the hop it serves.
+    step_hop: Vec<Option<usize>>,
+}
+
+/// The hop each step serves: none before the hops begin (pre-flight, whose ids carry the
+/// plan's target); then the hop whose version is the step's goal (the version its id starts
+/// with), so that a worker catching up to 1.35 belongs to the hop to 1.35 however late the
+/// plan moves it; otherwise the plan's own hop; otherwise the last hop (the final check).
+fn hop_of_steps(plan: &UpgradePlan) -> Vec<Option<usize>> {
+    let hops = &plan.hops;
+    let mut started = false;
+    plan.steps
+        .iter()
+        .map(|step| {
+            started |= step.hop.is_some();
+            if !started {
+                return None;
+            }
+            let goal = step
+                .id
+                .as_str()
+                .split('/')
+                .next()
+                .and_then(|g| KubeVersion::parse(g).ok());
+            if let Some(goal) = goal {
+                if let Some(k) = hops.iter().position(|h| h.to == goal) {
+                    return Some(k);
+                }
+                if let Some(k) = hops
+                    .iter()
+                    .position(|h| h.to.minor() == goal.minor() && h.from.minor() < goal.minor())
+                {
+                    return Some(k);
+                }
+            }
+            step.hop.or_else(|| hops.len().checked_sub(1))
+        })
+        .collect()
 }
 
 impl<'p> Timeline<'p> {
@@ -68,6 +106,7 @@ impl<'p> Timeline<'p> {
             backups: vec![0; n],
             drains: Vec::new(),
             first_drain: vec![None; n],
+            step_hop: hop_of_steps(plan),
         };
         for (i, step) in plan.steps.iter().enumerate() {
             t.index_step(i, step);
@@ -87,7 +126,9 @@ impl<'p> Timeline<'p> {
     fn index_step(&mut self, i: usize, step: &'p Step) {
         let writes = matches!(
             step.action,
-            Action::InstallPackages { .. } | Action::BackupConfig { .. } | Action::EtcdSnapshot { .. }
+            Action::InstallPackages { .. }
+                | Action::BackupConfig { .. }
+                | Action::EtcdSnapshot { .. }
         );
         if let Action::Drain { .. } = step.action {
             self.drains.push(i);
@@ -169,13 +210,9 @@ impl<'p> Timeline<'p> {
         self.plan.target.minor()
     }
 
-    /// The hop of step `i` (none for pre-flight; the last hop for the final check).
+    /// The hop step `i` serves (see `hop_of_steps`).
     pub fn hop_of(&self, i: usize) -> Option<usize> {
-        let step = self.step(i);
-        step.hop.or_else(|| match step.action {
-            Action::Verify { .. } => self.plan.hops.len().checked_sub(1),
-            _ => None,
-        })
+        self.step_hop.get(i).copied().flatten()
     }
 
     /// The first drain (an index into `drains`) that holds node `name`.

@@ -33,7 +33,11 @@ fn uses<'a>(ctx: &Ctx<'a>, run: &mut Run) -> Vec<Use<'a>> {
     }
     let tiers: [(&Gathered<Vec<ApiObject>>, &str, bool); 2] = [
         (&e.api_writers, "writers tier (managedFields)", false),
-        (&e.api_manifests, "manifests tier (Helm releases, last-applied)", true),
+        (
+            &e.api_manifests,
+            "manifests tier (Helm releases, last-applied)",
+            true,
+        ),
     ];
     for (tier, name, replayed) in tiers {
         match tier {
@@ -49,7 +53,11 @@ fn uses<'a>(ctx: &Ctx<'a>, run: &mut Run) -> Vec<Use<'a>> {
                                 name: o.name.clone(),
                             },
                             removal,
-                            evidence: format!("{} ({})", o.via, name.split(' ').next().unwrap_or(name)),
+                            evidence: format!(
+                                "{} ({})",
+                                o.via,
+                                name.split(' ').next().unwrap_or(name)
+                            ),
                             replayed,
                         });
                     }
@@ -134,7 +142,11 @@ fn migrate(r: &ApiRemoval) -> String {
 
 /// `removed-api`.
 pub(super) fn removed(ctx: &Ctx<'_>, run: &mut Run) {
-    hops_crossing(ctx, ctx.facts.api_removals().iter().map(|r| r.removed_in), run);
+    hops_crossing(
+        ctx,
+        ctx.facts.api_removals().iter().map(|r| r.removed_in),
+        run,
+    );
     let start = ctx.timeline.start_minor();
     let merged = merge(uses(ctx, run), |u| {
         let m = u.removal.removed_in;
@@ -158,15 +170,18 @@ pub(super) fn removed(ctx: &Ctx<'_>, run: &mut Run) {
             ),
         };
         let what = if matches!(subject, Subject::Resource { .. }) {
-            "clients request it"
+            format!("clients request {} ({})", r.group_version, r.kind)
         } else if replayed {
-            "a manifest that will be applied again describes it"
+            format!(
+                "a manifest that will be applied again uses {}",
+                r.group_version
+            )
         } else {
-            "it is written through it"
+            format!("a client writes it through {}", r.group_version)
         };
         let mut d = run
             .draft(Severity::Error, subject)
-            .message(format!("{} {}: {what}; {when}", r.group_version, r.kind))
+            .message(format!("{what}; {when}"))
             .fix(migrate(r))
             .source(&r.source);
         for e in evidence {
@@ -180,7 +195,8 @@ pub(super) fn removed(ctx: &Ctx<'_>, run: &mut Run) {
 pub(super) fn deprecated(ctx: &Ctx<'_>, run: &mut Run) {
     let target = ctx.timeline.target_minor();
     let start = ctx.timeline.start_minor();
-    let lasting = |r: &ApiRemoval| r.removed_in > target && r.deprecated_in.is_some_and(|d| d <= target);
+    let lasting =
+        |r: &ApiRemoval| r.removed_in > target && r.deprecated_in.is_some_and(|d| d <= target);
     hops_crossing(
         ctx,
         ctx.facts
@@ -211,7 +227,7 @@ pub(super) fn deprecated(ctx: &Ctx<'_>, run: &mut Run) {
         let mut d = run
             .draft(Severity::Warning, subject)
             .message(format!(
-                "{} {} is deprecated since {} and removed in {}{planned}, after this plan's target ({target})",
+                "{} is deprecated for {} since {} and removed in {}{planned}, after this plan's target ({target})",
                 r.group_version,
                 r.kind,
                 r.deprecated_in.map(|d| d.to_string()).unwrap_or_default(),

@@ -48,7 +48,12 @@ pub(super) fn etcd_floor(ctx: &Ctx<'_>, run: &mut Run) {
         }
     }
     for floor in ctx.facts.etcd_floors() {
-        let crosses = |k: usize| hops[k].etcd.as_ref().is_some_and(|e| e.minor() >= floor.before);
+        let crosses = |k: usize| {
+            hops[k]
+                .etcd
+                .as_ref()
+                .is_some_and(|e| e.minor() >= floor.before)
+        };
         let Some(first) = (0..hops.len()).find(|&k| crosses(k)) else {
             continue;
         };
@@ -118,12 +123,18 @@ pub(super) fn etcd_custom_image(ctx: &Ctx<'_>, run: &mut Run) {
         Gathered::Missing(m) => return run.missing("kubeadm's stored ClusterConfiguration", m),
     };
     run.gaps.looked();
-    let Some(tag) = &cfg.etcd_image_tag else { return };
+    let Some(tag) = &cfg.etcd_image_tag else {
+        return;
+    };
     if cfg.external_etcd {
         return;
     }
     let hop = &ctx.plan.hops[k];
-    let ships = hop.etcd.as_ref().map(KubeVersion::to_plain_string).unwrap_or_default();
+    let ships = hop
+        .etcd
+        .as_ref()
+        .map(KubeVersion::to_plain_string)
+        .unwrap_or_default();
     let d = run
         .draft(Severity::Warning, Subject::Cluster)
         .message(format!(
@@ -184,7 +195,14 @@ pub(super) fn certificates(ctx: &Ctx<'_>, run: &mut Run) {
     }
 }
 
-fn expiring(ctx: &Ctx<'_>, run: &mut Run, node: &PlanNode, cert: &Certificate, is_ca: bool, end: Timestamp) {
+fn expiring(
+    ctx: &Ctx<'_>,
+    run: &mut Run,
+    node: &PlanNode,
+    cert: &Certificate,
+    is_ca: bool,
+    end: Timestamp,
+) {
     let t = &ctx.timeline;
     let exp = cert.expiration_date;
     let step = t.step_at(exp);
@@ -193,9 +211,9 @@ fn expiring(ctx: &Ctx<'_>, run: &mut Run, node: &PlanNode, cert: &Certificate, i
         run.hops.insert(h);
     }
     let what = if is_ca {
-        "a CA, which kubeadm never renews"
+        "it is a CA, which kubeadm never renews"
     } else if cert.externally_managed {
-        "managed outside kubeadm, which does not renew it"
+        "it is managed outside kubeadm, which does not renew it"
     } else {
         "kubeadm renews it only when it upgrades this node, after it expires"
     };
@@ -219,7 +237,7 @@ fn expiring(ctx: &Ctx<'_>, run: &mut Run, node: &PlanNode, cert: &Certificate, i
                 name: cert.name.clone(),
             },
         )
-        .message(format!("{} expires on {exp}: {when}; it is {what}", cert.name))
+        .message(format!("{} expires on {exp}: {when}; {what}", cert.name))
         .fix(fix)
         .evidence(format!(
             "kubeadm certs check-expiration: {} expirationDate {exp}, residualTime {}s",
@@ -275,8 +293,12 @@ pub(super) fn kubelet_server(ctx: &Ctx<'_>, run: &mut Run) {
             continue;
         }
         for &(step, version) in moves {
-            let Some(k) = ctx.timeline.hop_of(step) else { continue };
-            let Some(last) = last_apiserver.get(k).copied().flatten() else { continue };
+            let Some(k) = ctx.timeline.hop_of(step) else {
+                continue;
+            };
+            let Some(last) = last_apiserver.get(k).copied().flatten() else {
+                continue;
+            };
             if step > last {
                 continue;
             }

@@ -204,7 +204,13 @@ pub(super) fn multi_pdb(ctx: &Ctx<'_>, run: &mut Run) {
         |pi, _, nodes| {
             format!(
                 "two or more budgets cover it ({}): the eviction API answers 500 for it, never 429, so the drain of {nodes} fails on it at once",
-                some_of(model.budgets_of(pi).iter().map(|&b| model.budget(b as usize).id()), 5)
+                some_of(
+                    model
+                        .budgets_of(pi)
+                        .iter()
+                        .map(|&b| model.budget(b as usize).id()),
+                    5
+                )
             )
         },
         "make the budgets' selectors disjoint, so that one budget covers each pod",
@@ -221,12 +227,20 @@ pub(super) fn bare_pod(ctx: &Ctx<'_>, run: &mut Run) {
         ctx,
         run,
         |f| &f.bare,
-        if force { Severity::Warning } else { Severity::Error },
+        if force {
+            Severity::Warning
+        } else {
+            Severity::Error
+        },
         |_, _, nodes| {
             if force {
-                format!("no controller manages it: the drain of {nodes} deletes it (--force) and nothing recreates it")
+                format!(
+                    "no controller manages it: the drain of {nodes} deletes it (--force) and nothing recreates it"
+                )
             } else {
-                format!("no controller manages it: the drain of {nodes} refuses to evict it without --force")
+                format!(
+                    "no controller manages it: the drain of {nodes} refuses to evict it without --force"
+                )
             }
         },
         "run it under a controller (a Deployment, a StatefulSet, a Job), or delete it before the run",
@@ -243,12 +257,20 @@ pub(super) fn emptydir(ctx: &Ctx<'_>, run: &mut Run) {
         ctx,
         run,
         |f| &f.empty_dir,
-        if delete { Severity::Warning } else { Severity::Error },
+        if delete {
+            Severity::Warning
+        } else {
+            Severity::Error
+        },
         |_, _, nodes| {
             if delete {
-                format!("it has emptyDir data, which the drain of {nodes} deletes with it (--delete-emptydir-data)")
+                format!(
+                    "it has emptyDir data, which the drain of {nodes} deletes with it (--delete-emptydir-data)"
+                )
             } else {
-                format!("it has emptyDir data: the drain of {nodes} refuses to evict it without --delete-emptydir-data")
+                format!(
+                    "it has emptyDir data: the drain of {nodes} refuses to evict it without --delete-emptydir-data"
+                )
             }
         },
         "keep data that must survive in a persistent volume, then allow the drain to delete emptyDir data",
@@ -274,7 +296,9 @@ pub(super) fn daemonset(ctx: &Ctx<'_>, run: &mut Run) {
         run,
         |f| &f.daemonset,
         Severity::Error,
-        |_, _, nodes| format!("a DaemonSet runs it: the drain of {nodes} refuses without --ignore-daemonsets"),
+        |_, _, nodes| {
+            format!("a DaemonSet runs it: the drain of {nodes} refuses without --ignore-daemonsets")
+        },
         "drain with --ignore-daemonsets (the DaemonSet keeps its pod on the node)",
     );
 }
@@ -295,7 +319,9 @@ pub(super) fn single_replica(ctx: &Ctx<'_>, run: &mut Run) {
                 .as_ref()
                 .map(|o| format!("{} {}", o.kind, o.name))
                 .unwrap_or_default();
-            format!("its {owner} runs a single replica: it is down while the drain of {nodes} moves it")
+            format!(
+                "its {owner} runs a single replica: it is down while the drain of {nodes} moves it"
+            )
         },
         "run two or more replicas (with a budget that allows one disruption) if the downtime matters",
     );
@@ -311,12 +337,20 @@ pub(super) fn local_pv(ctx: &Ctx<'_>, run: &mut Run) {
         ctx,
         run,
         |f| &f.local_pv,
-        if replace { Severity::Error } else { Severity::Warning },
+        if replace {
+            Severity::Error
+        } else {
+            Severity::Warning
+        },
         |_, _, nodes| {
             if replace {
-                format!("it uses a local persistent volume on a node the plan drains ({nodes}) and then removes: its data goes with the node")
+                format!(
+                    "it uses a local persistent volume on a node the plan drains ({nodes}) and then removes: its data goes with the node"
+                )
             } else {
-                format!("it uses a local persistent volume: after the drain of {nodes} it cannot run elsewhere and stays pending until its node is back")
+                format!(
+                    "it uses a local persistent volume: after the drain of {nodes} it cannot run elsewhere and stays pending until its node is back"
+                )
             }
         },
         "move its data to storage that is not tied to the node, or accept the downtime",

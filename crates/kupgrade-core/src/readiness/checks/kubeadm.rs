@@ -100,7 +100,11 @@ pub(super) fn feature_gates(ctx: &Ctx<'_>, run: &mut Run) {
             }
         };
         let at = match hop {
-            Some(k) => format!("kubeadm refuses the configuration at hop {} ({})", k + 1, ctx.plan.hops[k].to),
+            Some(k) => format!(
+                "kubeadm refuses the configuration at hop {} ({})",
+                k + 1,
+                ctx.plan.hops[k].to
+            ),
             None => "kubeadm refuses the configuration now".into(),
         };
         let d = run

@@ -73,56 +73,206 @@ macro_rules! check {
 
 /// Every check, in the order reports list them.
 pub(crate) static CATALOGUE: &[Check] = &[
-    check!("removed-api", "APIs a hop stops serving, still in use", Error,
-        "API requests (metrics), writers (managedFields), manifests (Helm, last-applied)", REMOVALS, api::removed),
-    check!("deprecated-api", "deprecated APIs in use, removed after the target", Warning,
-        "API requests (metrics), writers (managedFields), manifests (Helm, last-applied)", REMOVALS, api::deprecated),
-    check!("drain/pdb-blocked", "drains a PodDisruptionBudget stops", Error,
-        "pods and PodDisruptionBudgets", NONE, drain::pdb_blocked),
-    check!("drain/deadlock", "drains no order of the batches can finish", Error,
-        "pods and PodDisruptionBudgets", NONE, drain::deadlock),
-    check!("drain/multi-pdb", "pods under two or more PodDisruptionBudgets", Error,
-        "pods and PodDisruptionBudgets", NONE, drain::multi_pdb),
-    check!("drain/bare-pod", "pods no controller manages", Error,
-        "pods", NONE, drain::bare_pod),
-    check!("drain/emptydir", "pods with emptyDir data", Error,
-        "pods", NONE, drain::emptydir),
-    check!("drain/daemonset", "DaemonSet pods a drain does not ignore", Error,
-        "pods", NONE, drain::daemonset),
-    check!("drain/single-replica", "single-replica workloads on drained nodes", Warning,
-        "pods", NONE, drain::single_replica),
-    check!("drain/local-pv", "pods bound to local persistent volumes", Error,
-        "pods", NONE, drain::local_pv),
-    check!("webhook/fail-closed-on-drained-node", "fail-closed webhooks served only from one batch", Error,
-        "admission webhooks and their backends", NONE, extensions::webhooks),
-    check!("apiservice/unavailable", "aggregated APIs not available", Error,
-        "APIServices", NONE, extensions::api_services),
-    check!("crd/conversion-webhook", "CRD conversion webhooks without a backend during a drain", Error,
-        "CustomResourceDefinitions and their backends", NONE, extensions::crds),
-    check!("node/cgroup-v1", "cgroup v1 nodes whose kubelet reaches a minor that refuses it", Error,
-        "each node's cgroup file system", FACTS, nodes::cgroup_v1),
-    check!("node/containerd-1x", "container runtimes below a kubelet minor's floor", Error,
-        "each node's container runtime version", FACTS, nodes::runtime_floor),
-    check!("node/runtime-version", "container runtimes below the recommended versions", Warning,
-        "each node's container runtime version", FACTS, nodes::runtime_matrix),
-    check!("node/disk-space", "free disk for packages and backups", Error,
-        "free space on each node", FACTS, nodes::disk_space),
-    check!("etcd/below-3.6-floor", "etcd below the patch etcd requires before 3.6", Error,
-        "each control-plane node's etcd version", FACTS, control_plane::etcd_floor),
-    check!("etcd/custom-image", "a custom etcd image kubeadm will not upgrade", Warning,
-        "kubeadm's stored ClusterConfiguration", NONE, control_plane::etcd_custom_image),
-    check!("certs/expire-during-upgrade", "certificates and CAs that expire before the run ends", Error,
-        "kubeadm certs check-expiration on each control-plane node", NONE, control_plane::certificates),
-    check!("kubelet/server-behind-load-balancer", "control-plane kubelets that could outrun an API server", Error,
-        "each control-plane kubelet's kubeconfig server", NONE, control_plane::kubelet_server),
-    check!("kubeadm/config-api-version", "a stored kubeadm configuration a hop's kubeadm cannot read", Error,
-        "kubeadm's stored ClusterConfiguration", FACTS, kubeadm::config_api),
-    check!("kubeadm/feature-gate-removed", "kubeadm feature gates a hop's kubeadm refuses", Error,
-        "kubeadm's stored ClusterConfiguration", FACTS, kubeadm::feature_gates),
-    check!("packages/not-installable", "package versions a node's repository does not offer", Error,
-        "package listings on each node", NONE, packages::not_installable),
-    check!("packages/legacy-repository", "package sources on the removed legacy repositories", Error,
-        "package sources on each node", FACTS, packages::legacy_repository),
+    check!(
+        "removed-api",
+        "APIs a hop stops serving, still in use",
+        Error,
+        "API requests (metrics), writers (managedFields), manifests (Helm, last-applied)",
+        REMOVALS,
+        api::removed
+    ),
+    check!(
+        "deprecated-api",
+        "deprecated APIs in use, removed after the target",
+        Warning,
+        "API requests (metrics), writers (managedFields), manifests (Helm, last-applied)",
+        REMOVALS,
+        api::deprecated
+    ),
+    check!(
+        "drain/pdb-blocked",
+        "drains a PodDisruptionBudget stops",
+        Error,
+        "pods and PodDisruptionBudgets",
+        NONE,
+        drain::pdb_blocked
+    ),
+    check!(
+        "drain/deadlock",
+        "drains no order of the batches can finish",
+        Error,
+        "pods and PodDisruptionBudgets",
+        NONE,
+        drain::deadlock
+    ),
+    check!(
+        "drain/multi-pdb",
+        "pods under two or more PodDisruptionBudgets",
+        Error,
+        "pods and PodDisruptionBudgets",
+        NONE,
+        drain::multi_pdb
+    ),
+    check!(
+        "drain/bare-pod",
+        "pods no controller manages",
+        Error,
+        "pods",
+        NONE,
+        drain::bare_pod
+    ),
+    check!(
+        "drain/emptydir",
+        "pods with emptyDir data",
+        Error,
+        "pods",
+        NONE,
+        drain::emptydir
+    ),
+    check!(
+        "drain/daemonset",
+        "DaemonSet pods a drain does not ignore",
+        Error,
+        "pods",
+        NONE,
+        drain::daemonset
+    ),
+    check!(
+        "drain/single-replica",
+        "single-replica workloads on drained nodes",
+        Warning,
+        "pods",
+        NONE,
+        drain::single_replica
+    ),
+    check!(
+        "drain/local-pv",
+        "pods bound to local persistent volumes",
+        Error,
+        "pods",
+        NONE,
+        drain::local_pv
+    ),
+    check!(
+        "webhook/fail-closed-on-drained-node",
+        "fail-closed webhooks served only from one batch",
+        Error,
+        "admission webhooks and their backends",
+        NONE,
+        extensions::webhooks
+    ),
+    check!(
+        "apiservice/unavailable",
+        "aggregated APIs not available",
+        Error,
+        "APIServices",
+        NONE,
+        extensions::api_services
+    ),
+    check!(
+        "crd/conversion-webhook",
+        "CRD conversion webhooks without a backend during a drain",
+        Error,
+        "CustomResourceDefinitions and their backends",
+        NONE,
+        extensions::crds
+    ),
+    check!(
+        "node/cgroup-v1",
+        "cgroup v1 nodes whose kubelet reaches a minor that refuses it",
+        Error,
+        "each node's cgroup file system",
+        FACTS,
+        nodes::cgroup_v1
+    ),
+    check!(
+        "node/containerd-1x",
+        "container runtimes below a kubelet minor's floor",
+        Error,
+        "each node's container runtime version",
+        FACTS,
+        nodes::runtime_floor
+    ),
+    check!(
+        "node/runtime-version",
+        "container runtimes below the recommended versions",
+        Warning,
+        "each node's container runtime version",
+        FACTS,
+        nodes::runtime_matrix
+    ),
+    check!(
+        "node/disk-space",
+        "free disk for packages and backups",
+        Error,
+        "free space on each node",
+        FACTS,
+        nodes::disk_space
+    ),
+    check!(
+        "etcd/below-3.6-floor",
+        "etcd below the patch etcd requires before 3.6",
+        Error,
+        "each control-plane node's etcd version",
+        FACTS,
+        control_plane::etcd_floor
+    ),
+    check!(
+        "etcd/custom-image",
+        "a custom etcd image kubeadm will not upgrade",
+        Warning,
+        "kubeadm's stored ClusterConfiguration",
+        NONE,
+        control_plane::etcd_custom_image
+    ),
+    check!(
+        "certs/expire-during-upgrade",
+        "certificates and CAs that expire before the run ends",
+        Error,
+        "kubeadm certs check-expiration on each control-plane node",
+        NONE,
+        control_plane::certificates
+    ),
+    check!(
+        "kubelet/server-behind-load-balancer",
+        "control-plane kubelets that could outrun an API server",
+        Error,
+        "each control-plane kubelet's kubeconfig server",
+        NONE,
+        control_plane::kubelet_server
+    ),
+    check!(
+        "kubeadm/config-api-version",
+        "a stored kubeadm configuration a hop's kubeadm cannot read",
+        Error,
+        "kubeadm's stored ClusterConfiguration",
+        FACTS,
+        kubeadm::config_api
+    ),
+    check!(
+        "kubeadm/feature-gate-removed",
+        "kubeadm feature gates a hop's kubeadm refuses",
+        Error,
+        "kubeadm's stored ClusterConfiguration",
+        FACTS,
+        kubeadm::feature_gates
+    ),
+    check!(
+        "packages/not-installable",
+        "package versions a node's repository does not offer",
+        Error,
+        "package listings on each node",
+        NONE,
+        packages::not_installable
+    ),
+    check!(
+        "packages/legacy-repository",
+        "package sources on the removed legacy repositories",
+        Error,
+        "package sources on each node",
+        FACTS,
+        packages::legacy_repository
+    ),
 ];
 
 /// What the checks read, built once per evaluation.

@@ -102,7 +102,12 @@ fn runtime<'a>(ctx: &Ctx<'a>, run: &mut Run, node: &NodeName) -> Option<(&'a str
 }
 
 /// The first floor `version` of `runtime` falls below when the kubelet reaches `m`.
-fn floor_below<'f>(floors: &'f [RuntimeFloor], runtime: &str, m: Minor, v: &KubeVersion) -> Option<&'f RuntimeFloor> {
+fn floor_below<'f>(
+    floors: &'f [RuntimeFloor],
+    runtime: &str,
+    m: Minor,
+    v: &KubeVersion,
+) -> Option<&'f RuntimeFloor> {
     floors
         .iter()
         .filter(|f| f.runtime == runtime && f.kubelet_from <= m)
@@ -144,7 +149,10 @@ pub(super) fn runtime_floor(ctx: &Ctx<'_>, run: &mut Run) {
                     "upgrade {name} on the node to {} or later before this hop",
                     floor.below.to_plain_string()
                 ))
-                .evidence(format!("containerRuntimeVersion: {name}://{}", version.to_plain_string()))
+                .evidence(format!(
+                    "containerRuntimeVersion: {name}://{}",
+                    version.to_plain_string()
+                ))
                 .source(&floor.source);
             run.findings.push(ctx.at_step(d, step));
             break;
@@ -212,7 +220,9 @@ pub(super) fn disk_space(ctx: &Ctx<'_>, run: &mut Run) {
     run.not_applicable = Some("the plan writes nothing on nodes".into());
     let t = &ctx.timeline;
     for (n, node) in ctx.plan.nodes.iter().enumerate() {
-        let Some(step) = t.first_write[n] else { continue };
+        let Some(step) = t.first_write[n] else {
+            continue;
+        };
         let mut needs: Vec<(DiskPurpose, u64)> = Vec::new();
         let floor = |p| ctx.facts.disk_floor(p).map_or(0, |f| f.min_free_mib);
         if !t.installs[n].is_empty() {
@@ -225,7 +235,10 @@ pub(super) fn disk_space(ctx: &Ctx<'_>, run: &mut Run) {
                 .and_then(|e| e.db_size_bytes)
                 .unwrap_or(0);
             let snapshots = (t.snapshots[n] as u64).saturating_mul(db) / (1024 * 1024);
-            needs.push((DiskPurpose::Backups, floor(DiskPurpose::Backups) + snapshots));
+            needs.push((
+                DiskPurpose::Backups,
+                floor(DiskPurpose::Backups) + snapshots,
+            ));
         }
         if let Some(h) = t.hop_of(step) {
             run.hops.insert(h);
@@ -251,7 +264,14 @@ pub(super) fn disk_space(ctx: &Ctx<'_>, run: &mut Run) {
     }
 }
 
-fn low_disk(ctx: &Ctx<'_>, run: &mut Run, node: &crate::plan::PlanNode, step: usize, space: &DiskSpace, need: u64) {
+fn low_disk(
+    ctx: &Ctx<'_>,
+    run: &mut Run,
+    node: &crate::plan::PlanNode,
+    step: usize,
+    space: &DiskSpace,
+    need: u64,
+) {
     let free = space.free_bytes / (1024 * 1024);
     if free >= need {
         return;

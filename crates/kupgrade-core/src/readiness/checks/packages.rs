@@ -67,8 +67,10 @@ pub(super) fn not_installable(ctx: &Ctx<'_>, run: &mut Run) {
             }
         }
         for what in unlisted {
-            run.gaps
-                .missing(format!("node {}", node.name), format!("no listing of {what}"));
+            run.gaps.missing(
+                format!("node {}", node.name),
+                format!("no listing of {what}"),
+            );
         }
     }
 }

@@ -175,7 +175,8 @@ impl KubeletServer {
     /// True when the kubelet talks to the API server on its own node.
     pub fn is_local(&self) -> bool {
         let host = self.host();
-        matches!(host, "localhost" | "::1") || host.starts_with("127.")
+        matches!(host, "localhost" | "::1")
+            || host.starts_with("127.")
             || self.node_addresses.iter().any(|a| a == host)
     }
 }

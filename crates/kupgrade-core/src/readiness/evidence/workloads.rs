@@ -72,7 +72,11 @@ pub struct Owner {
 
 /// A volume of a pod that matters to a drain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum PodVolume {
     /// An `emptyDir` (its data is lost when the pod is evicted).
     EmptyDir {

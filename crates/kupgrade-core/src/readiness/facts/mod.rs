@@ -375,7 +375,9 @@ impl FactTables {
 
     /// The row for `version` (`kubeadm.k8s.io/v1beta3`).
     pub fn kubeadm_config_api(&self, version: &str) -> Option<&KubeadmConfigApi> {
-        self.kubeadm_config_apis.iter().find(|a| a.version == version)
+        self.kubeadm_config_apis
+            .iter()
+            .find(|a| a.version == version)
     }
 
     /// The version kubeadm of minor `m` writes into the cluster: the newest it reads.
@@ -427,7 +429,10 @@ pub fn guess_resource(kind: &str) -> String {
     {
         return format!("{stem}ies");
     }
-    if lower.ends_with('s') || lower.ends_with('x') || lower.ends_with("ch") || lower.ends_with("sh")
+    if lower.ends_with('s')
+        || lower.ends_with('x')
+        || lower.ends_with("ch")
+        || lower.ends_with("sh")
     {
         return format!("{lower}es");
     }

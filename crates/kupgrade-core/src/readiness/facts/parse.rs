@@ -136,9 +136,8 @@ fn rows<T: DeserializeOwned>(
         .map(|(i, v)| {
             serde_path_to_error::deserialize(v).map_err(|e| {
                 let path = e.path().to_string();
-                let mut p = FileProblem::new(json_message(e.inner())).in_entry(Row(format!(
-                    "{table}[{i}]"
-                )));
+                let mut p = FileProblem::new(json_message(e.inner()))
+                    .in_entry(Row(format!("{table}[{i}]")));
                 if path != "." {
                     p = p.in_field(path);
                 }
@@ -225,9 +224,7 @@ impl FactTables {
     fn validate(&self, origin: &str) -> Result<(), TableError> {
         let err = |row: String, field: &str, message: String| TableError {
             origin: origin.to_string(),
-            problem: FileProblem::new(message)
-                .in_entry(Row(row))
-                .in_field(field),
+            problem: FileProblem::new(message).in_entry(Row(row)).in_field(field),
         };
         for (i, r) in self.runtime_matrix.iter().enumerate() {
             if r.supported.is_empty() {
