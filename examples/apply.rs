@@ -3,8 +3,17 @@
 //! With no arguments it upgrades the bundled HA sample (`clusters/ha.yaml`, 1.28) to the
 //! newest stable release on a simulated cluster (`--executor sim`), in simulated time
 //! (`--sim-speed`: simulated seconds per real second; 0 runs as fast as it can), and prints a
-//! summary. Ctrl-C once lets the running steps finish; twice aborts them. Either way the
-//! journal stays consistent and `--resume` goes on.
+//! summary. Ctrl-C once lets the running steps finish; twice aborts them, and so do SIGTERM
+//! and SIGHUP (the running commands are killed, the session recorded as cancelled). Either
+//! way the journal stays consistent and `--resume` goes on.
+//!
+//! With a real executor one run drives a cluster: it holds the cluster's run lease (the Lease
+//! `kube-system/kupgrade` with `--kubeconfig`, else a file in `/run/kupgrade` on the first
+//! control-plane node) and a second run is refused, naming the holder (`--force-lease` takes
+//! over an expired lease the journal does not vouch for). Each command holds a node-side lock
+//! named by the plan and its step, so no two copies of a step overlap on a node, and its
+//! process group or pod is journaled; on `--resume`, a command an earlier session left running
+//! is waited for (`--on-survivor stop` stops it) before the run decides about its step.
 //!
 //! ```text
 //! cargo run --example apply -- --target 1.30 --batch 2 --date 2025-03-01
@@ -25,6 +34,12 @@
 //! policy are kept beside the journal (`JOURNAL.plan.json`, `JOURNAL.policy.json`); `--resume`
 //! goes on with both, refuses planning options, and refuses a `--policy` other than the one
 //! the run started with.
+//!
+//! The release data comes from the options `plan` and `check` take too (`--calendar FILE`,
+//! `--kubeadm-versions FILE`, `--live-releases` with `--release-base-url` and
+//! `--release-timeout`); they are refused beside `--resume` and `--plan`, whose plan is made
+//! already. The plan's warnings (a calendar too old for the date, hops past the kubeadm version
+//! table) are printed before the run and in the summary.
 //!
 //! `--plan FILE` runs a plan reviewed beforehand (the output of `plan --format json`): the
 //! fingerprint recorded in the file must match the plan in it (an edited file is refused), the
@@ -48,6 +63,35 @@
 //!   --target 1.30 --date 2025-06-20 --drain-grace-period 0
 //! ```
 //!
+//! # The replace strategy: a node provider
+//!
+//! `--strategy replace` upgrades the control plane in place, then joins a new node at the new
+//! version for each worker (named after it: `w-1-v1-30-14`), drains the old one and removes it.
+//! The simulator makes and deletes its own nodes; with the ssh, local and pod executors the
+//! machines come from your own commands, run on this machine with `sh -c`:
+//! `--provider-create CMD` and `--provider-remove CMD`, and `--provider-find CMD` so that a
+//! resumed run can tell whether a crash left a node half made (without it such a run halts and
+//! asks you). A plan that creates or removes nodes without them is refused before anything
+//! runs. The commands read what to do from `KUPGRADE_*` variables (the new node's name, its
+//! template node, version, roles, labels as JSON, OS family, zone, the cluster's name), never
+//! from their command line; create prints `{"name": NODE, "ssh": {"host": ..., "port": ...,
+//! "user": ...}}` on stdout (the SSH executor reaches the new node there), find prints
+//! `{"exists": true}` or `{"exists": false}`, and logs go to stderr;
+//! `kupgrade_exec::provider` documents the contract. Each command runs under a timeout
+//! (`--provider-create-timeout`, `--provider-find-timeout`, `--provider-remove-timeout`, in
+//! seconds), and a created node has `--provider-join-timeout` seconds to be Ready at its
+//! version. On the test apiserver, `scripts/demo-provider.sh` makes a sandbox per new node and
+//! registers it as its kubelet would, as `scripts/run-examples.sh` runs it:
+//!
+//! ```text
+//! scripts/demo-sandboxes.sh /tmp/sb-replace DIR demo-cp-1 demo-w-1 demo-w-2
+//! cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb-replace \
+//!   --target 1.30 --date 2025-06-20 --drain-grace-period 0 --strategy replace \
+//!   --provider-create 'scripts/demo-provider.sh /tmp/sb-replace' \
+//!   --provider-find 'scripts/demo-provider.sh /tmp/sb-replace' \
+//!   --provider-remove 'scripts/demo-provider.sh /tmp/sb-replace'
+//! ```
+//!
 //! # Executors
 //!
 //! - `--executor ssh` reaches each node over OpenSSH (one connection per node, strict host
@@ -59,7 +103,8 @@
 //!   pod's shell line, up to 64 KiB. On the test apiserver, `scripts/demo-kubelet.sh` answers the command pods in
 //!   the demo sandboxes.
 //! - `--executor local` runs every node's commands on this machine inside per-node sandbox
-//!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` first in `PATH`);
+//!   directories (`--sandbox DIR`: node `N` runs in `DIR/N` with `DIR/N/bin` as its whole
+//!   `PATH`, a strict sandbox: a program it lacks is not found, never this machine's own);
 //!   `scripts/demo-sandboxes.sh` builds sandboxes that emulate kubeadm nodes against a test
 //!   API server.
 //!
@@ -86,18 +131,21 @@
 //! The state comes from the `--cluster` inventory, and the ssh and local executors run the
 //! cluster operations with `kubectl --kubeconfig /etc/kubernetes/admin.conf` on the first
 //! control-plane node (`--kubectl-node`), through `kupgrade_exec::KubectlOps`.
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kupgrade_core::ClusterState;
+use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
-use kupgrade_exec::Journal;
-use kupgrade_exec::driver::{Driver, JournalSink, NoJournal, stop_channel};
-use kupgrade_kube::{Discovery, KubeClusterOps};
+use kupgrade_exec::driver::{
+    Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
+};
+use kupgrade_exec::{Claim, Journal, NodeLease};
+use kupgrade_kube::{Acquire, Discovery, KubeClusterOps, RunLease};
 
 #[path = "apply/args.rs"]
 pub(crate) mod args;
@@ -109,6 +157,13 @@ mod display;
 mod inventory;
 #[path = "common/planning.rs"]
 pub(crate) mod planning;
+#[path = "apply/provider.rs"]
+pub(crate) mod provider;
+#[path = "common/releases.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod releases;
+#[path = "apply/resume.rs"]
+mod resume;
 #[path = "common/reviewed.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod reviewed;
@@ -117,7 +172,7 @@ pub(crate) mod session;
 #[path = "apply/summary.rs"]
 mod summary;
 
-use args::{Args, Executor};
+use args::{Args, Executor, OnSurvivor};
 use backend::{Backend, Source};
 use display::Display;
 use planning::PolicyFiles;
@@ -201,6 +256,7 @@ fn refuse_planning_options(args: &Args) -> anyhow::Result<()> {
         .iter()
         .map(String::as_str)
         .filter(|f| *f != "--policy")
+        .chain(args.releases.given())
         .collect();
     if !refused.is_empty() {
         bail!("{} cannot be given with {with}: {why}", refused.join(", "));
@@ -210,7 +266,12 @@ fn refuse_planning_options(args: &Args) -> anyhow::Result<()> {
 
 /// The plan and policy of this session: the ones the journal's run started with (`--resume`),
 /// the reviewed plan (`--plan`), or a new plan.
-pub(crate) fn work(args: &Args, cluster: &ClusterState, source: &str) -> anyhow::Result<Work> {
+pub(crate) fn work(
+    args: &Args,
+    calendar: &ReleaseCalendar,
+    cluster: &ClusterState,
+    source: &str,
+) -> anyhow::Result<Work> {
     let given = args.planning.policy.read()?;
     if let (true, Some(journal)) = (args.resume, &args.journal) {
         let beside = Beside::of(journal);
@@ -256,6 +317,7 @@ pub(crate) fn work(args: &Args, cluster: &ClusterState, source: &str) -> anyhow:
         });
     }
     let plan = PlanRequest::new(args.planning.target.clone(), args.planning.date())
+        .calendar(calendar)
         .policy(given.policy().as_ref())
         .options(args.planning.options())
         .plan(cluster)
@@ -268,9 +330,16 @@ pub(crate) fn work(args: &Args, cluster: &ClusterState, source: &str) -> anyhow:
 
 /// The records of the journal at `path`, looked at without changing it: a run that is refused
 /// leaves the file as it found it. A locked or corrupt journal is an error, also for a dry run.
-fn peek_journal(path: &Path) -> anyhow::Result<Vec<Record>> {
-    let Some(recovered) = Journal::<Record>::peek(path)? else {
-        return Ok(Vec::new());
+/// With `resume`, a journal that records no run (missing, empty, a torn line only) is refused:
+/// going on from nothing would start the plan over, its backups and snapshots included.
+fn peek_journal(path: &Path, resume: bool) -> anyhow::Result<Vec<Record>> {
+    let recovered = if resume {
+        Journal::<Record>::peek_to_resume(path)?
+    } else {
+        match Journal::<Record>::peek(path)? {
+            Some(recovered) => recovered,
+            None => return Ok(Vec::new()),
+        }
     };
     if let Some(torn) = &recovered.torn {
         eprintln!("note: {}: {torn}; ignored", path.display());
@@ -293,6 +362,71 @@ fn open_journal(path: &Path, expected: usize) -> anyhow::Result<Journal<Record>>
     Ok(journal)
 }
 
+/// The run lease this run holds, so that no other run drives the cluster meanwhile.
+enum Lease {
+    /// None: a dry run, or the simulated cluster.
+    None,
+    /// The cluster's Lease object (with --kubeconfig).
+    Kube(Box<RunLease>),
+    /// A lease file on the first control-plane node.
+    Node(NodeLease),
+}
+
+/// How long a command waits for the node-side lock of its step held by another copy.
+const NODE_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Who holds this run's node-side locks, for the next copy's error: host, process, journal.
+fn holder(args: &Args) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this host".into());
+    let journal = match &args.journal {
+        Some(p) => format!("journal {}", p.display()),
+        None => "no journal".into(),
+    };
+    format!(
+        "kupgrade apply (pid {} on {host}, {journal})",
+        std::process::id()
+    )
+}
+
+/// Ctrl-C: first finish the running steps, then abort. SIGTERM (CI cancellation, `timeout`,
+/// systemd) and SIGHUP (the terminal or the SSH session closed) abort at once, as the second
+/// Ctrl-C does: the running commands are killed and recorded as interrupted, the session as
+/// cancelled.
+fn stop_on_signals(handle: StopHandle) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let ctrl_c = handle.clone();
+    tokio::spawn(async move {
+        let mut presses = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            presses += 1;
+            if presses == 1 {
+                eprintln!("\nstopping once the running steps finish (Ctrl-C again to abort them)");
+                ctrl_c.finish_current();
+            } else {
+                eprintln!("\naborting the running steps");
+                ctrl_c.abort();
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = term.recv() => "SIGTERM",
+                Some(()) = hup.recv() => "SIGHUP",
+                else => return,
+            };
+            // The terminal may be gone (SIGHUP): a failed write must not end the process.
+            let _ = writeln!(std::io::stderr(), "\n{name}: aborting the running steps");
+            handle.abort();
+        }
+    });
+    Ok(())
+}
+
 /// Plans (or reads the plan), then runs it; returns how the run ended.
 pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     refuse_planning_options(&args)?;
@@ -300,7 +434,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
 
     // The journal is looked at first; nothing changes until the run really goes on.
     let records = match &args.journal {
-        Some(path) => peek_journal(path)?,
+        Some(path) => peek_journal(path, args.resume)?,
         None => Vec::new(),
     };
     if let (Some(path), false, false) = (&args.journal, args.resume, records.is_empty()) {
@@ -310,7 +444,15 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
             records.len()
         );
     }
-    let work = work(&args, &cluster, &source_name)?;
+    // Release data only where a plan is made (refused beside --resume and --plan).
+    let calendar = if args.resume || args.plan.is_some() {
+        ReleaseCalendar::embedded().clone()
+    } else {
+        let from = cluster.apiserver_min().map(|v| v.minor());
+        args.releases.load(from).await?
+    };
+    let work = work(&args, &calendar, &cluster, &source_name)?;
+    args.releases.print_warnings(&work.plan.warnings);
     let plan = Arc::new(work.plan);
     let mut run = Run::resume(
         plan.clone(),
@@ -318,6 +460,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         args.run_options(),
         &records,
     )?;
+    provider::refuse_without(&args.provider, args.executor == Executor::Sim, &run)?;
     if plan.options.drain.disable_eviction {
         eprintln!(
             "WARNING: --disable-eviction: drains delete pods without asking their PodDisruptionBudgets"
@@ -346,7 +489,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     }
 
     // The ports.
-    let backend = Backend::new(&args, &cluster, plan.as_ref(), &source).await?;
+    let backend = Backend::new(&args, &cluster, &source).await?;
     let (stop, signal) = stop_channel();
     let mut driver = Driver::new(backend.runner.clone(), backend.ops.clone())
         .stop_on(signal)
@@ -354,25 +497,49 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     if let Some(p) = &backend.provider {
         driver = driver.provider(p.clone());
     }
+    if args.executor != Executor::Sim {
+        // No two copies of a step overlap on a node, whoever started them.
+        driver = driver.node_locks(NodeLocks::new(holder(&args), NODE_LOCK_WAIT));
+    }
+    let bound = Duration::from_secs(args.survivor_timeout);
+    driver = driver.on_survivor(match args.on_survivor {
+        OnSurvivor::Wait => SurvivorPolicy::Wait(bound),
+        OnSurvivor::Stop => SurvivorPolicy::Stop(bound),
+    });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = driver.events(tx);
+    stop_on_signals(stop.clone())?;
 
-    // Ctrl-C: first finish the running steps, then abort.
-    let handle = stop.clone();
-    tokio::spawn(async move {
-        let mut presses = 0;
-        while tokio::signal::ctrl_c().await.is_ok() {
-            presses += 1;
-            if presses == 1 {
-                eprintln!("\nstopping once the running steps finish (Ctrl-C again to abort them)");
-                handle.finish_current();
-            } else {
-                eprintln!("\naborting the running steps");
-                handle.abort();
+    // One run drives a cluster: with --kubeconfig, through its run Lease; without, through a
+    // lease file on the first control-plane node.
+    let resuming = args.resume && !records.is_empty();
+    let lease = match (&source, args.dry_run, args.executor) {
+        (_, true, _) | (Source::Inventory, _, Executor::Sim) => Lease::None,
+        (Source::Live { ops, .. }, false, _) => Lease::Kube(Box::new(
+            RunLease::acquire(
+                ops.client().clone(),
+                Acquire::new(holder(&args), run.fingerprint())
+                    .resuming(resuming)
+                    .force(args.force_lease, "--force-lease"),
+            )
+            .await?,
+        )),
+        (Source::Inventory, false, _) => {
+            let node = cluster
+                .control_plane()
+                .next()
+                .map(|n| n.name.clone())
+                .context("the inventory has no control-plane node to hold the run lease")?;
+            let mut claim = Claim::new(&holder(&args), run.fingerprint())
+                .resuming(resuming)
+                .force(args.force_lease, "--force-lease");
+            if let (Executor::Local, Some(root)) = (args.executor, &args.sandbox) {
+                let dir = root.join(node.as_str()).join("run/kupgrade");
+                claim = claim.dir(dir.to_string_lossy());
             }
+            Lease::Node(NodeLease::acquire(backend.runner.clone(), node, claim).await?)
         }
-    });
-
+    };
     let display = Display::new(&args, &plan, &records);
     let watcher = tokio::spawn(display.watch(rx));
     let started = Instant::now();
@@ -381,6 +548,14 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         None => driver.drive(&mut run, &mut NoJournal).await,
     };
     drop(driver);
+    let released = match lease {
+        Lease::None => Ok(()),
+        Lease::Kube(l) => l.release().await.map_err(anyhow::Error::from),
+        Lease::Node(l) => l.release().await.map_err(anyhow::Error::from),
+    };
+    if let Err(e) = released {
+        eprintln!("WARNING: {e}: the run lease expires on its own");
+    }
     let counts = watcher.await?;
     let outcome = outcome?;
     summary(

@@ -4,7 +4,9 @@
 //! cluster runs on the given date (default: today). It exits with status 1 when the report
 //! holds an error (warnings alone leave it at 0).
 //!
-//! The default inventory is the bundled HA sample (`examples/clusters/ha.yaml`).
+//! The default inventory is the bundled HA sample (`examples/clusters/ha.yaml`). The release
+//! calendar is the embedded one unless `--calendar FILE` (or `--live-releases`) says otherwise;
+//! a date more than four months past the calendar's end is a warning.
 //!
 //! ```text
 //! cargo run --example check -- examples/clusters/mid-upgrade.yaml --date 2025-03-01
@@ -26,6 +28,9 @@ mod output;
 #[path = "common/planning.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 mod planning;
+#[path = "common/releases.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+mod releases;
 
 /// Check a cluster inventory: versions, version skew and support status.
 #[derive(Parser)]
@@ -37,6 +42,8 @@ pub(crate) struct Args {
     pub(crate) date: Option<Date>,
     #[command(flatten)]
     pub(crate) policy: planning::PolicyArgs,
+    #[command(flatten)]
+    pub(crate) releases: releases::ReleaseArgs,
 }
 
 /// Table columns: the per-node components, short headers.
@@ -67,9 +74,18 @@ pub(crate) fn report(args: Args) -> anyhow::Result<(String, bool)> {
     let (cluster, file) = inventory::read(args.file.as_deref())?;
     let policy = args.policy.read()?.policy();
     let date = args.date.unwrap_or_else(|| jiff::Zoned::now().date());
+    let oldest = cluster
+        .nodes
+        .iter()
+        .flat_map(|n| n.versions.iter())
+        .filter(|(c, _)| c.version_line() == VersionLine::Kubernetes)
+        .map(|(_, v)| v.minor())
+        .min();
+    let calendar = args.releases.load_blocking(oldest)?;
 
     let mut out = String::new();
-    let name = cluster.name.as_deref().unwrap_or("(unnamed)");
+    // The name, zones and rule messages are the file's text: escaped for the terminal.
+    let name = kupgrade_core::escape::text(cluster.name.as_deref().unwrap_or("(unnamed)"));
     let _ = writeln!(
         out,
         "Cluster {name} ({file}): {} nodes, {} control plane",
@@ -89,7 +105,10 @@ pub(crate) fn report(args: Args) -> anyhow::Result<(String, bool)> {
     }
     out.push('\n');
 
-    out.push_str(&support_section(&cluster, date));
+    out.push_str(&support_section(&cluster, &calendar, date));
+    if let Some(w) = kupgrade_core::plan::calendar_warning(&calendar, date) {
+        let _ = writeln!(out, "Warning: {w}");
+    }
     let clean = !violations.iter().any(|v| v.severity == Severity::Error);
     Ok((out, clean))
 }
@@ -116,7 +135,7 @@ fn versions_table(cluster: &ClusterState) -> String {
         let mut row = vec![
             node.name.to_string(),
             role.to_string(),
-            node.zone().unwrap_or("-").to_string(),
+            kupgrade_core::escape::text(node.zone().unwrap_or("-")).into_owned(),
         ];
         row.extend(
             columns
@@ -170,8 +189,7 @@ fn addons_line(cluster: &ClusterState) -> String {
 
 /// Every Kubernetes minor the cluster runs, with its status on `date`, the components on it
 /// and the newest patch the calendar knows by then.
-fn support_section(cluster: &ClusterState, date: Date) -> String {
-    let calendar = ReleaseCalendar::embedded();
+fn support_section(cluster: &ClusterState, calendar: &ReleaseCalendar, date: Date) -> String {
     // minor -> component -> number of nodes (0 for cluster-wide versions)
     let mut minors: BTreeMap<Minor, BTreeMap<Component, usize>> = BTreeMap::new();
     for node in &cluster.nodes {

@@ -16,6 +16,18 @@
 //! `apply --plan FILE`. The planning options (`--target`, `--strategy`, `--batch`,
 //! `--policy`, the drain options, ...) are the ones `apply` takes.
 //!
+//! Release data (as in `apply` and `check`): `--calendar FILE` and `--kubeadm-versions FILE`
+//! replace the embedded release calendar and kubeadm version table (same JSON formats);
+//! `--live-releases` merges the release team's version labels over the calendar
+//! (`--release-base-url` for a mirror). A plan dated more than four months past the calendar,
+//! or with hops past the kubeadm table, carries a warning in every format (and on stderr) that
+//! names the option that helps:
+//!
+//! ```text
+//! cargo run --example plan -- --available --live-releases
+//! cargo run --example plan -- --calendar crates/kupgrade-core/data/k8s-releases.json --date 2025-03-01
+//! ```
+//!
 //! `--kubeconfig` (with `--context`, `--node-selector`) plans from a live kubeadm cluster
 //! instead of an inventory: the state is read through the Kubernetes API the way the
 //! `discover` example reads it (permissions: `examples/rbac/discover.yaml`). It excludes
@@ -26,8 +38,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::render::Format;
-use kupgrade_core::plan::{PlanRequest, UpgradePlan, available_upgrades};
+use kupgrade_core::plan::{
+    PlanRequest, UpgradePlan, available_upgrades, calendar_warning, kubeadm_versions_warning,
+    nothing_available,
+};
 
 #[path = "common/inventory.rs"]
 mod inventory;
@@ -41,6 +57,10 @@ pub(crate) mod planning;
 pub(crate) mod reviewed;
 
 use planning::Planning;
+
+#[path = "common/releases.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod releases;
 
 /// Plan a Kubernetes upgrade in which every intermediate state satisfies the skew policy.
 #[derive(Parser)]
@@ -66,6 +86,8 @@ pub(crate) struct Args {
     pub(crate) available: bool,
     #[command(flatten)]
     pub(crate) planning: Planning,
+    #[command(flatten)]
+    pub(crate) releases: releases::ReleaseArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -89,10 +111,21 @@ fn run(args: Args) -> anyhow::Result<()> {
         None => inventory::read(args.cluster.as_deref())?,
     };
     let date = args.planning.date();
-    let calendar = kupgrade_core::lifecycle::ReleaseCalendar::embedded();
+    let from = cluster.apiserver_min().map(|v| v.minor());
+    let calendar = &args.releases.load_blocking(from)?;
     if args.available {
+        let upgrades = available_upgrades(&cluster, calendar, date);
+        let offered: Vec<_> = upgrades.iter().map(|u| u.version.clone()).collect();
+        let warnings: Vec<_> = calendar_warning(calendar, date)
+            .into_iter()
+            .chain(kubeadm_versions_warning(&cluster, calendar, &offered))
+            .collect();
+        args.releases.print_warnings(&warnings);
         let mut out = String::new();
-        for u in available_upgrades(&cluster, calendar, date) {
+        if upgrades.is_empty() {
+            let _ = writeln!(out, "{}", nothing_available(&cluster, calendar, date));
+        }
+        for u in upgrades {
             let _ = writeln!(
                 out,
                 "{:<10} {:<32} {} hop(s), etcd {}, CoreDNS {}, {}",
@@ -106,21 +139,25 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         return output::print(&out);
     }
-    let plan = plan_for(&args.planning, &cluster, &source)?;
+    let plan = plan_for(&args.planning, calendar, &cluster, &source)?;
+    args.releases.print_warnings(&plan.warnings);
     match args.format {
         Format::Json => output::print(&reviewed::to_json(&plan)),
         format => output::print(&format.render(&plan)),
     }
 }
 
-/// The plan `planning` asks for, for `cluster` (called `source` in messages).
+/// The plan `planning` asks for, for `cluster` (called `source` in messages), with the
+/// release data of `calendar`.
 pub(crate) fn plan_for(
     planning: &Planning,
+    calendar: &ReleaseCalendar,
     cluster: &kupgrade_core::ClusterState,
     source: &str,
 ) -> anyhow::Result<UpgradePlan> {
     let policy = planning.policy.read()?.policy();
     PlanRequest::new(planning.target.clone(), planning.date())
+        .calendar(calendar)
         .policy(policy.as_ref())
         .options(planning.options())
         .plan(cluster)

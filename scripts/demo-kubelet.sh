@@ -2,7 +2,7 @@
 # demo-kubelet.sh - answer kupgrade's node-command pods on the test apiserver, as a kubelet would.
 #
 # Usage: scripts/demo-kubelet.sh ROOT DIR [NAMESPACE]
-#   ROOT       node sandboxes made by scripts/demo-sandboxes.sh (ROOT/NODE/bin first in PATH)
+#   ROOT       node sandboxes made by scripts/demo-sandboxes.sh (ROOT/NODE/bin is the whole PATH)
 #   DIR        the directory written by `scripts/testenv.sh up DIR`
 #   NAMESPACE  where the command pods are created (default kupgrade-node-commands; created
 #              here if missing)
@@ -50,13 +50,17 @@ SELECTOR='app.kubernetes.io%2Fcomponent%3Dnode-command'
 answer() {
   local name=$1 node=$2 line started out rc phase reason status
   line=$(base64 -d <<<"$3")
+  # The node-side lock of the command: in the sandbox's run/kupgrade (the node's /run/kupgrade),
+  # as the local executor keeps it, not in this machine's /run.
+  line=${line//" kupgrade-lock /run/kupgrade "/" kupgrade-lock $ROOT/$node/run/kupgrade "}
   started=$(now)
   if [[ ! $node =~ ^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$ || ! -d $ROOT/$node/bin ]]; then
     out="no sandbox for node $node" rc=127
   else
     rc=0
-    out=$(cd "$ROOT/$node" && KUPGRADE_NODE_ROOT=$ROOT/$node PATH=$ROOT/$node/bin:$PATH \
-      sh -c "$line" 2>&1) || rc=$?
+    # A strict sandbox: its bin/ is the whole PATH (a program it lacks is not found).
+    out=$(cd "$ROOT/$node" && KUPGRADE_NODE_ROOT=$ROOT/$node PATH=$ROOT/$node/bin \
+      "$ROOT/$node/bin/sh" -c "$line" 2>&1) || rc=$?
   fi
   phase=Succeeded reason=Completed
   ((rc == 0)) || { phase=Failed reason=Error; }

@@ -11,7 +11,11 @@
 #   NODE   the node names (ROOT/NODE is that node's sandbox)
 #
 # The test apiserver has no kubelet and no node behind its Node objects. Each sandbox's bin/
-# holds stub programs (first in PATH under the local executor) that keep package versions in
+# is a strict sandbox: the node's whole PATH under the local executor (and the stand-in
+# kubelet), so a command the sandbox does not provide is not found instead of running this
+# machine's program. It holds a few harmless programs (SANDBOX_PROGRAMS below, as scripts that
+# exec the machine's own), and
+# stub programs that keep package versions in
 # ROOT/NODE/state, write the files commands would write under ROOT/NODE/fs, log every call
 # to ROOT/NODE/log, and make the API show what a kubelet and kubeadm would:
 #   systemctl restart kubelet   PATCH nodes/NODE/status: nodeInfo.kubeletVersion (and
@@ -88,6 +92,11 @@ api() {
 }
 EOS
 
+# Harmless programs every sandbox provides (the same list as kupgrade_exec::node_env::
+# SANDBOX_PROGRAMS; a test keeps them equal). Stubs of the same name win.
+SANDBOX_PROGRAMS=(sh env cat echo printf test true false id sleep mkdir touch ls grep sed awk
+  head tail tr cut wc sort uniq date dirname basename base64 mktemp chmod yes seq rm)
+
 stub() { # stub NAME BODY: writes ROOT/NODE/bin/NAME
   printf '#!/bin/sh\n%s\n%s\n' "$PROLOGUE" "$2" >"$BIN/$1"
   chmod 755 "$BIN/$1"
@@ -98,7 +107,7 @@ for node in "$@"; do
   BIN=$ROOT/$node/bin
   mkdir -p "$BIN" "$ROOT/$node/state" "$ROOT/$node/fs"
 
-  # sudo -n [env VAR=VALUE...] PROGRAM ARGS: runs it as this user (the stubs come first in PATH).
+  # sudo -n [env VAR=VALUE...] PROGRAM ARGS: runs it as this user (found in the sandbox only).
   printf '%s\n' '#!/bin/sh' \
     '[ "$1" = -n ] || { echo "stub sudo: called without -n" >&2; exit 1; }' \
     'shift' 'exec "$@"' >"$BIN/sudo"
@@ -207,6 +216,16 @@ case "$1 ${2:-}" in
   echo "[upgrade] The configuration for this node was successfully updated!" ;;
 *) echo "stub kubeadm: $*" >&2; exit 1 ;;
 esac'
+  # A script that execs the machine's program, not a symbolic link: writing a stub of the same
+  # name later would follow a link and overwrite the machine's own program.
+  for p in "${SANDBOX_PROGRAMS[@]}"; do
+    if [[ ! -e $BIN/$p ]]; then
+      found=$(type -P "$p") || die "$p: not found on PATH, so it cannot be provided in $BIN"
+      [[ $found != *"'"* ]] || die "$found: cannot be written in a script"
+      printf '#!/bin/sh\nexec %s "$@"\n' "'$found'" >"$BIN/$p"
+      chmod 755 "$BIN/$p"
+    fi
+  done
   log "$ROOT/$node"
 done
 # Control-plane nodes: those with a kube-apiserver mirror pod (kubeadm upgrade node redoes

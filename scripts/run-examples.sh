@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$(mktemp -d /tmp/kupgrade-examples.XXXXXX)
 KUBELET_PID=   # scripts/demo-kubelet.sh, in its own process group, while it runs
-trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
+MIRROR_PID=    # a local HTTP server standing in for dl.k8s.io/release, while it runs
+trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi
+      if [ -n "$MIRROR_PID" ]; then kill "$MIRROR_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
 DATE=2026-11-25   # a fixed date: the same plans on every run
 KC=${KUPGRADE_TEST_KUBECONFIG:-}   # the test apiserver's kubeconfig, when there is one
 
@@ -53,10 +55,12 @@ declare -A NOT_RUN=(
 )
 # The documented upgrade of the test cluster, run as written by the live steps below.
 LIVE_LOCAL_DOC="cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb --target 1.30 --date 2025-06-20 --drain-grace-period 0"
+# The documented replace-strategy upgrade of the test cluster (scripts/demo-provider.sh), run too.
+LIVE_REPLACE_DOC="cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb-replace --target 1.30 --date 2025-06-20 --drain-grace-period 0 --strategy replace --provider-create 'scripts/demo-provider.sh /tmp/sb-replace' --provider-find 'scripts/demo-provider.sh /tmp/sb-replace' --provider-remove 'scripts/demo-provider.sh /tmp/sb-replace'"
 
 # documented COMMAND: runs a documented command, its placeholders replaced: the test cluster's
-# kubeconfig for the reader's, an inventory of its SSH targets for hosts.yaml, and this run's
-# scratch directory for /tmp.
+# kubeconfig for the reader's, an inventory of its SSH targets for hosts.yaml, this run's
+# scratch directory for /tmp, and the embedded release data for releases.json and kubeadm.json.
 documented() {
   local cmd=$1
   cmd=${cmd//"/tmp/"/$OUT/}
@@ -64,6 +68,8 @@ documented() {
   cmd=${cmd//"DIR/kubeconfig"/$KC}
   cmd=${cmd//"admin.conf"/$KC}
   cmd=${cmd//" hosts.yaml"/" $OUT/hosts.yaml"}
+  cmd=${cmd//" releases.json"/" crates/kupgrade-core/data/k8s-releases.json"}
+  cmd=${cmd//" kubeadm.json"/" crates/kupgrade-core/data/kubeadm-bundled-versions.json"}
   cmd=${cmd/"cargo run --example "/"cargo run -q -p kupgrade-examples --example "}
   n=$((n + 1))
   echo "+ $1"
@@ -81,7 +87,7 @@ OFFLINE=() LIVE_READ=()
 while IFS= read -r cmd; do
   if [ -n "${NOT_RUN[$cmd]:-}" ]; then
     echo "not run: $cmd (${NOT_RUN[$cmd]})"
-  elif [ "$cmd" = "$LIVE_LOCAL_DOC" ]; then
+  elif [ "$cmd" = "$LIVE_LOCAL_DOC" ] || [ "$cmd" = "$LIVE_REPLACE_DOC" ]; then
     :
   elif [[ $cmd == *--kubeconfig* ]]; then
     if [[ $cmd == *"--example apply "* && $cmd != *--dry-run* ]]; then
@@ -97,6 +103,8 @@ done < <(documented_commands)
 [ "${#OFFLINE[@]}" -gt 5 ] || { echo "found only ${#OFFLINE[@]} documented commands: is the extraction broken?" >&2; exit 1; }
 documented_commands | grep -qxF "$LIVE_LOCAL_DOC" ||
   { echo "the documented live upgrade changed; update LIVE_LOCAL_DOC in scripts/run-examples.sh" >&2; exit 1; }
+documented_commands | grep -qxF "$LIVE_REPLACE_DOC" ||
+  { echo "the documented replace upgrade changed; update LIVE_REPLACE_DOC in scripts/run-examples.sh" >&2; exit 1; }
 for cmd in "${OFFLINE[@]}"; do documented "$cmd"; done
 
 # check: every bundled sample; exit status 1 for a cluster that violates the policy.
@@ -122,12 +130,37 @@ for f in text markdown json yaml mermaid; do run plan -- --date "$DATE" --format
 run plan -- --date "$DATE" --strategy replace --batch 2
 run plan -- --date "$DATE" --batch 34% --policy examples/policies/kubelet-one-behind.yaml
 
+# Release data: the calendar and the kubeadm version table from files (the embedded ones),
+# the release team's labels from a local mirror (python's http.server), and no mirror at all
+# (the plan falls back to the calendar, with a message).
+DATA=crates/kupgrade-core/data
+run plan -- --date "$DATE" --calendar "$DATA/k8s-releases.json" \
+  --kubeadm-versions "$DATA/kubeadm-bundled-versions.json"
+run check -- --date "$DATE" --calendar "$DATA/k8s-releases.json"
+mkdir -p "$OUT/mirror/release"
+echo v1.37.40 >"$OUT/mirror/release/stable.txt"
+for m in $(seq 28 37); do echo "v1.$m.40" >"$OUT/mirror/release/stable-1.$m.txt"; done
+python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$OUT/mirror" >"$OUT/mirror.log" 2>&1 &
+MIRROR_PID=$!
+for _ in $(seq 50); do grep -q 'port [0-9]' "$OUT/mirror.log" && break; sleep 0.1; done
+MIRROR="http://127.0.0.1:$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$OUT/mirror.log" | head -1)/release"
+run plan -- --available --live-releases --release-base-url "$MIRROR"
+grep -q "live releases: 11 label(s) read from $MIRROR" "$OUT/err" || { cat "$OUT/err"; echo "the mirror's labels were not read" >&2; exit 1; }
+grep -q '^v1.37.40 .*newest stable' "$OUT/out" || { cat "$OUT/out"; echo "plan --available does not offer the mirror's v1.37.40" >&2; exit 1; }
+run apply -- --executor sim --dry-run --target 1.30 --allow-unsupported-target --live-releases --release-base-url "$MIRROR"
+kill "$MIRROR_PID"; wait "$MIRROR_PID" 2>/dev/null || true; MIRROR_PID=
+run plan -- --date "$DATE" --live-releases --release-base-url "$MIRROR" --release-timeout 2
+grep -q "warning: could not reach $MIRROR/stable.txt (.*); using the calendar of 2026-09-15" "$OUT/err" ||
+  { cat "$OUT/err"; echo "no fallback message without the mirror" >&2; exit 1; }
+
 # apply: the simulated cluster end to end, a dry run, and an interrupted run resumed.
 run apply -- --date "$DATE" --executor sim --sim-speed 0
 run apply -- --date "$DATE" --executor sim --dry-run
 run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-unsupported-target \
   --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json"
 run apply -- --executor sim --sim-speed 0 --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json" --resume
+# The replace strategy on the simulated cluster (the simulator is its own node provider).
+run apply -- --date "$DATE" --executor sim --sim-speed 0 --strategy replace --batch 2
 
 # The live test apiserver, seeded first with a small kubeadm-shaped demo cluster (testenv.sh
 # writes the kubeconfig, token and CA into one directory): discover it, plan from it, and
@@ -240,6 +273,34 @@ HOSTS
     KUBELET_PID=
   fi
   upgraded "$OUT/sb2"
+
+  # The replace strategy, as documented: without a node provider the run is refused before
+  # its first step; with scripts/demo-provider.sh each worker is replaced by a new node at
+  # v1.30.14 (made once), drained and removed.
+  seed
+  sandboxes "$OUT/sb-replace"
+  echo "+ cargo run --example apply -- ${LIVE[*]} --executor local --strategy replace (no provider: refused)"
+  rc=0
+  cargo run -q -p kupgrade-examples --example apply -- "${LIVE[@]}" --executor local \
+    --sandbox "$OUT/sb-replace" --strategy replace >"$OUT/out" 2>"$OUT/err" || rc=$?
+  [ "$rc" = 1 ] || fail "expected the run without a node provider to be refused (exit code 1), got $rc"
+  grep -q 'no node provider is configured: nothing was run' "$OUT/err" || fail "the refusal does not say why"
+  [ ! -s "$OUT/sb-replace/demo-cp-1/log" ] || fail "the refused run ran a command on demo-cp-1"
+  n=$((n + 1))
+  documented "$LIVE_REPLACE_DOC"
+  run discover -- --kubeconfig "$KC" --json
+  for node in demo-w-1 demo-w-2; do
+    ! grep -q "\"name\": \"$node\"" "$OUT/out" || fail "node $node was not removed"
+    grep -A40 "\"name\": \"$node-v1-30-14\"" "$OUT/out" | grep -m1 '"kubelet":' | grep -q '"v1.30.14"' ||
+      fail "node $node-v1-30-14 did not join at v1.30.14"
+    [ "$(grep -cx "create $node-v1-30-14" "$OUT/sb-replace/provider.log")" = 1 ] || fail "$node-v1-30-14 was not created once"
+    grep -qx "remove $node" "$OUT/sb-replace/provider.log" || fail "$node's machine was not removed"
+  done
+  echo "  checked on the server: demo-w-1 and demo-w-2 replaced by nodes at v1.30.14, each made once"
+  # Leave the test apiserver as the seed script knows it: the new nodes go.
+  for node in demo-w-1-v1-30-14 demo-w-2-v1-30-14; do
+    KUPGRADE_PROVIDER_ACTION=remove KUPGRADE_NODE=$node scripts/demo-provider.sh "$OUT/sb-replace" 2>>"$OUT/err"
+  done
   echo "  live steps: $((SECONDS - LIVE_START)) s"
 elif [ "${KUPGRADE_REQUIRE_REAL_SERVERS:-0}" = 1 ]; then
   echo "discover, plan and apply --kubeconfig need KUPGRADE_TEST_KUBECONFIG (scripts/test.sh starts a test apiserver)" >&2

@@ -20,6 +20,15 @@ pub(crate) enum Executor {
     Local,
 }
 
+/// What a resumed run does about a command an earlier session left running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnSurvivor {
+    /// Wait for it to end.
+    Wait,
+    /// Stop it.
+    Stop,
+}
+
 /// Carry a Kubernetes upgrade out: plan it, then run it step by step, resumably.
 #[derive(Parser)]
 pub(crate) struct Args {
@@ -41,6 +50,10 @@ pub(crate) struct Args {
     pub(crate) plan: Option<String>,
     #[command(flatten)]
     pub(crate) planning: Planning,
+    #[command(flatten)]
+    pub(crate) releases: super::releases::ReleaseArgs,
+    #[command(flatten)]
+    pub(crate) provider: super::provider::ProviderArgs,
     /// Where the commands run.
     #[arg(long, value_enum, default_value = "sim")]
     pub(crate) executor: Executor,
@@ -77,8 +90,8 @@ pub(crate) struct Args {
     /// sim: simulated seconds per real second; 0 runs in virtual time, as fast as it can.
     #[arg(long, default_value_t = 3000.0)]
     pub(crate) sim_speed: f64,
-    /// ssh: the user for nodes whose inventory names none.
-    #[arg(long)]
+    /// ssh: the user for nodes whose inventory names none (a POSIX user name).
+    #[arg(long, value_parser = posix_user)]
     pub(crate) ssh_user: Option<String>,
     /// ssh: use only this private key.
     #[arg(long)]
@@ -93,9 +106,14 @@ pub(crate) struct Args {
     /// pod: the namespace of the command pods (it must admit privileged pods).
     #[arg(long, default_value = PodRunner::DEFAULT_NAMESPACE)]
     pub(crate) pod_namespace: String,
-    /// pod: the image of the command pods (it must provide `nsenter`).
+    /// pod: the image of the command pods (it must provide `nsenter`), named by digest
+    /// (`NAME[:TAG]@sha256:...`): the pods run privileged in each node's PID namespace.
     #[arg(long, default_value = PodRunner::DEFAULT_IMAGE)]
     pub(crate) pod_image: String,
+    /// pod: accept a --pod-image without a digest (a tag, which whoever controls the registry
+    /// can move to other content that then runs as root on the nodes).
+    #[arg(long)]
+    pub(crate) pod_image_unpinned: bool,
     /// ssh, local without --kubeconfig: the node whose kubectl runs the cluster operations
     /// (default: the first control-plane node).
     #[arg(long)]
@@ -103,9 +121,25 @@ pub(crate) struct Args {
     /// local: the directory holding one sandbox per node.
     #[arg(long, required_if_eq("executor", "local"))]
     pub(crate) sandbox: Option<PathBuf>,
+    /// On --resume, a command an earlier session left running on its node: wait for it to
+    /// end, or stop it (its process group, its pod); either way for up to
+    /// --survivor-timeout seconds, then the run halts and names it.
+    #[arg(long, value_enum, default_value = "wait")]
+    pub(crate) on_survivor: OnSurvivor,
+    /// Take the cluster's run lease even though another run held it last and this run does
+    /// not go on from that run's journal (once that run is known to be over).
+    #[arg(long)]
+    pub(crate) force_lease: bool,
+    /// How long --on-survivor waits for such a command to be gone, in seconds.
+    #[arg(long, default_value_t = 2400, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub(crate) survivor_timeout: u64,
     /// The planning options given on the command line (filled in after parsing).
     #[arg(skip)]
     pub(crate) planning_given: Vec<String>,
+    /// Not an option: the arguments of the command that resumes this session
+    /// (`resume::words`, from the options given; filled in after parsing).
+    #[arg(skip)]
+    pub(crate) resume_words: Vec<std::ffi::OsString>,
 }
 
 impl Args {
@@ -114,7 +148,8 @@ impl Args {
         Args::parse_from_iter(std::env::args_os()).unwrap_or_else(|e| e.exit())
     }
 
-    /// Parses `argv` (the program name first), noting which planning options it gives.
+    /// Parses `argv` (the program name first), noting which planning options it gives and
+    /// the arguments of the command that would resume the session.
     pub(crate) fn parse_from_iter<I, T>(argv: I) -> Result<Args, clap::Error>
     where
         I: IntoIterator<Item = T>,
@@ -124,6 +159,7 @@ impl Args {
         let matches = Args::command().try_get_matches_from(argv)?;
         let mut args = Args::from_arg_matches(&matches)?;
         args.planning_given = super::planning::planning_flags_given(&matches);
+        args.resume_words = super::resume::words(&matches);
         Ok(args)
     }
 
@@ -135,6 +171,30 @@ impl Args {
                 max_attempts: self.attempts.max(1),
                 ..RetryPolicy::default()
             },
+        }
+    }
+}
+
+/// `--ssh-user`: a POSIX user name, refused otherwise (it reaches `ssh`, and through it any
+/// `ProxyCommand` that writes `%r`).
+fn posix_user(text: &str) -> Result<String, String> {
+    kupgrade_core::ssh_target::check_user(text).map(|()| text.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+
+    /// The user reaches `ssh` (and any `ProxyCommand` writing `%r`): only a POSIX user name
+    /// is taken.
+    #[test]
+    fn ssh_user_must_be_a_posix_user_name() {
+        let parse =
+            |user: &str| Args::parse_from_iter(["apply".to_string(), format!("--ssh-user={user}")]);
+        assert_eq!(parse("admin").unwrap().ssh_user.as_deref(), Some("admin"));
+        for bad in ["root;id", "$(id)", "Admin", "-oProxyCommand=x", "a b"] {
+            let e = parse(bad).err().unwrap().to_string();
+            assert!(e.contains("is not a POSIX user name"), "{bad}: {e}");
         }
     }
 }

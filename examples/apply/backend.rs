@@ -2,11 +2,10 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use kupgrade_core::plan::{Strategy, UpgradePlan};
 use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider};
 use kupgrade_core::{ClusterState, NodeName, SshTarget};
 use kupgrade_exec::sim::{SimCluster, Workload};
-use kupgrade_exec::{KubectlOps, LocalRunner, NodeEnv, SshConfig, SshRunner};
+use kupgrade_exec::{KubectlOps, LocalRunner, NodeEnv, NodeReadOps, SshConfig, SshRunner};
 use kupgrade_kube::{KubeClusterOps, PodRunner};
 
 use super::{Args, Executor};
@@ -35,7 +34,6 @@ impl Backend {
     pub(crate) async fn new(
         args: &Args,
         cluster: &ClusterState,
-        plan: &UpgradePlan,
         source: &Source,
     ) -> anyhow::Result<Self> {
         let kubectl_node = || -> anyhow::Result<NodeName> {
@@ -45,23 +43,27 @@ impl Backend {
                 .context("the inventory has no control-plane node to run kubectl on")
         };
         // The cluster operations of the real executors: the API with --kubeconfig, kubectl
-        // on a node (over the executor's runner) without.
+        // on a node (over the executor's runner) without, with the versions the nodes
+        // themselves report (kubeadm, the static pod manifests) over the inventory's: an
+        // inventory the cluster has moved past is found out before the first step.
         let ops = |runner: &Arc<dyn CommandRunner>| -> anyhow::Result<Arc<dyn ClusterOperations>> {
             Ok(match source {
                 Source::Live { ops, .. } => Arc::new(ops.as_ref().clone()),
-                Source::Inventory => Arc::new(KubectlOps::new(
+                Source::Inventory => Arc::new(NodeReadOps::new(
+                    Arc::new(KubectlOps::new(
+                        runner.clone(),
+                        kubectl_node()?,
+                        cluster.clone(),
+                    )),
                     runner.clone(),
-                    kubectl_node()?,
-                    cluster.clone(),
                 )),
             })
         };
-        if plan.options.strategy == Strategy::Replace && args.executor != Executor::Sim {
-            eprintln!(
-                "note: the {:?} executor has no node provider: provisioning steps will fail",
-                args.executor
-            );
-        }
+        // The replace strategy's node provider: the --provider-* commands (refused earlier
+        // when the plan needs one and none is given).
+        let provider = |ops: &Arc<dyn ClusterOperations>, ssh: Option<&SshRunner>| {
+            args.provider.provider(ops, ssh, cluster.name.as_deref())
+        };
         if let Source::Live {
             overlay: Some(_), ..
         } = source
@@ -115,11 +117,13 @@ impl Backend {
                         args.ssh_node_names,
                     )?),
                 };
+                let ssh = runner.clone();
                 let runner: Arc<dyn CommandRunner> = Arc::new(runner);
+                let ops = ops(&runner)?;
                 Ok(Backend {
-                    ops: ops(&runner)?,
+                    provider: provider(&ops, Some(&ssh)),
+                    ops,
                     runner,
-                    provider: None,
                     sim: None,
                 })
             }
@@ -129,17 +133,28 @@ impl Backend {
                         "--executor pod runs node commands in pods through the Kubernetes API: it needs --kubeconfig"
                     );
                 };
+                if !args.pod_image_unpinned && !PodRunner::is_pinned(&args.pod_image) {
+                    bail!(
+                        "--pod-image {:?} is not named by digest (NAME[:TAG]@sha256:<64 hex \
+                         digits>), and the command pods run privileged in each node's PID \
+                         namespace: pin it, or pass --pod-image-unpinned to accept a movable tag",
+                        args.pod_image
+                    );
+                }
                 // The runner feeds standard input itself (base64 in the pod's command line),
                 // as the plan's `sudo tee FILE` steps need.
-                let runner: Arc<dyn CommandRunner> = Arc::new(
-                    PodRunner::new(live.client().clone())
-                        .namespace(&args.pod_namespace)
-                        .image(&args.pod_image),
-                );
+                let mut runner = PodRunner::new(live.client().clone())
+                    .namespace(&args.pod_namespace)
+                    .image(&args.pod_image);
+                if args.pod_image_unpinned {
+                    runner = runner.allow_unpinned_image();
+                }
+                let runner: Arc<dyn CommandRunner> = Arc::new(runner);
+                let ops = ops(&runner)?;
                 Ok(Backend {
-                    ops: ops(&runner)?,
+                    provider: provider(&ops, None),
+                    ops,
                     runner,
-                    provider: None,
                     sim: None,
                 })
             }
@@ -150,10 +165,11 @@ impl Backend {
                         .allow_sudo()
                         .with_node_env(move |node| NodeEnv::sandbox(&root, node)),
                 );
+                let ops = ops(&runner)?;
                 Ok(Backend {
-                    ops: ops(&runner)?,
+                    provider: provider(&ops, None),
+                    ops,
                     runner,
-                    provider: None,
                     sim: None,
                 })
             }

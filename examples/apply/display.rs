@@ -1,9 +1,12 @@
-//! Progress bars (or JSON lines) fed by the driver's events.
+//! Progress bars (or JSON lines) fed by the driver's events. What events carry from outside
+//! (a node's error output, a task's description, the operator's instructions) is escaped for
+//! the terminal (`kupgrade_core::escape`); JSON lines escape control characters themselves.
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write as _};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kupgrade_core::NodeName;
+use kupgrade_core::escape;
 use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Event, Record, RecordKind, Resolution, TaskEnd, TaskId};
 
@@ -33,21 +36,25 @@ impl Display {
         } else {
             ProgressDrawTarget::hidden()
         });
-        let done: std::collections::HashSet<TaskId> = records
-            .iter()
-            .filter_map(|r| match &r.kind {
-                RecordKind::TaskFinished {
-                    task,
-                    end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. } | TaskEnd::Manual { .. },
-                    ..
-                } => Some(task.clone()),
-                RecordKind::Resolved {
-                    task,
-                    resolution: Resolution::MarkDone,
-                } => Some(task.clone()),
-                _ => None,
-            })
-            .collect();
+        let done: std::collections::HashSet<TaskId> =
+            records
+                .iter()
+                .filter_map(|r| match &r.kind {
+                    RecordKind::TaskFinished {
+                        task,
+                        end:
+                            TaskEnd::Succeeded { .. }
+                            | TaskEnd::AlreadyDone { .. }
+                            | TaskEnd::Manual { .. },
+                        ..
+                    } => Some(task.clone()),
+                    RecordKind::Resolved {
+                        task,
+                        resolution: Resolution::MarkDone,
+                    } => Some(task.clone()),
+                    _ => None,
+                })
+                .collect();
         let style = ProgressStyle::with_template(
             "{prefix:>18} [{bar:28.cyan/blue}] {pos:>3}/{len:3} {msg}",
         )
@@ -115,7 +122,7 @@ impl Display {
             match &e {
                 Event::StepStarted { task, action, .. } => {
                     if let Some(b) = bar(task) {
-                        b.set_message(action.clone());
+                        b.set_message(escape::text(action).into_owned());
                     }
                 }
                 Event::StepFinished { task, outcome, .. } => {
@@ -126,7 +133,7 @@ impl Display {
                     self.overall.inc(1);
                 }
                 Event::StepRetrying { task, error, .. } => {
-                    let line = format!("retrying {task}: {error}");
+                    let line = escape::text(&format!("retrying {task}: {error}")).into_owned();
                     let _ = self.mp.println(&line);
                     seen.retries.push(line);
                 }
@@ -136,12 +143,12 @@ impl Display {
                     }
                 }
                 Event::OperatorAction { instructions, .. } => {
-                    let line = format!("for you to do: {instructions}");
+                    let line = escape::text(&format!("for you to do: {instructions}")).into_owned();
                     let _ = self.mp.println(&line);
                     seen.operator.push(line);
                 }
                 Event::WouldRun { task, what } if self.dry_run => {
-                    let _ = writeln!(std::io::stdout(), "{task}: {what}");
+                    let _ = writeln!(std::io::stdout(), "{task}: {}", escape::text_lines(what));
                 }
                 _ => {}
             }

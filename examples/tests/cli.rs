@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{CommandFactory, Parser};
 use kupgrade_core::ClusterState;
+use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{Action, UpgradePlan};
 use kupgrade_core::ports::DrainOptions;
 use kupgrade_core::run::{Record, RetryPolicy, RunOptions, fingerprint};
@@ -72,8 +73,13 @@ fn planned(
         "plan and apply read {extra:?} differently"
     );
     (
-        plan::plan_for(&p.planning, cluster, "the cluster"),
-        apply::work(&a, cluster, "the cluster").map(|w| w.plan),
+        plan::plan_for(
+            &p.planning,
+            ReleaseCalendar::embedded(),
+            cluster,
+            "the cluster",
+        ),
+        apply::work(&a, ReleaseCalendar::embedded(), cluster, "the cluster").map(|w| w.plan),
     )
 }
 
@@ -310,7 +316,13 @@ fn apply_maps_its_run_options() {
 /// `plan --format json`'s document for the HA sample, written to `dir/plan.json`.
 fn reviewed_plan(dir: &Path, extra: &[&str]) -> (PathBuf, UpgradePlan) {
     let p = plan::Args::try_parse_from(argv("plan", extra)).unwrap();
-    let plan = plan::plan_for(&p.planning, &cluster("ha.yaml"), "ha").unwrap();
+    let plan = plan::plan_for(
+        &p.planning,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
     let file = dir.join("plan.json");
     std::fs::write(&file, plan::reviewed::to_json(&plan)).unwrap();
     (file, plan)
@@ -379,6 +391,11 @@ async fn a_reviewed_plan_runs_as_written_only() {
         e.starts_with("--target, --drain-timeout cannot be given with --plan"),
         "{e}"
     );
+    let e = apply_err(&["--plan", file, "--calendar", file]).await;
+    assert!(
+        e.starts_with("--calendar cannot be given with --plan"),
+        "{e}"
+    );
 
     // A document that records no fingerprint is not a reviewed plan.
     let bare = dir.path().join("bare.json");
@@ -401,7 +418,13 @@ async fn a_reviewed_plan_runs_with_the_policy_it_was_made_with() {
         "{e}"
     );
     let args = apply_args(&["--plan", file, "--policy", policy]);
-    let work = apply::work(&args, &cluster("ha.yaml"), "ha").unwrap();
+    let work = apply::work(
+        &args,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
     let outcome = apply::apply(apply_args(&[
         "--plan",
@@ -435,7 +458,13 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
         ],
     );
     let start: Vec<&str> = start[1..].iter().map(String::as_str).collect();
-    let work = apply::work(&apply_args(&start), &cluster("ha.yaml"), "ha").unwrap();
+    let work = apply::work(
+        &apply_args(&start),
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
     assert!(
         apply::apply(apply_args(&start))
@@ -448,7 +477,13 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
     // Without --policy, the resume checks the recorded policy; with the same file, too.
     for extra in [&[][..], &["--policy", one_behind][..]] {
         let args = apply_args(&[&["--journal", journal, "--resume"][..], extra].concat());
-        let work = apply::work(&args, &cluster("ha.yaml"), "ha").unwrap();
+        let work = apply::work(
+            &args,
+            ReleaseCalendar::embedded(),
+            &cluster("ha.yaml"),
+            "ha",
+        )
+        .unwrap();
         assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
         assert_eq!(work.plan.policy, "upstream+kubelet-one-behind");
     }
@@ -474,6 +509,46 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
         e.starts_with("--batch cannot be given with --resume"),
         "{e}"
     );
+    // And the release data, which only planning reads.
+    let e = apply_err(&["--journal", journal, "--resume", "--live-releases"]).await;
+    assert!(
+        e.starts_with("--live-releases cannot be given with --resume"),
+        "{e}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resume_without_a_recorded_run_is_refused_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("up.journal");
+    let journal = journal.to_str().unwrap();
+    // A finished run leaves its plan beside the journal; then the journal is lost.
+    let run = argv("apply", &["--journal", journal, "--sim-speed", "0"]);
+    let run: Vec<&str> = run[1..].iter().map(String::as_str).collect();
+    assert!(apply::apply(apply_args(&run)).await.unwrap().is_completed());
+    assert!(Path::new(&format!("{journal}.plan.json")).exists());
+    let resume = ["--journal", journal, "--resume", "--sim-speed", "0"];
+    for (bytes, found) in [
+        (None, "there is no such file"),
+        (Some(&b""[..]), "the file is empty"),
+        (
+            Some(&b"{\"v\":1,\"at\":\"2026-"[..]),
+            "the file holds only an incomplete line",
+        ),
+    ] {
+        match bytes {
+            None => std::fs::remove_file(journal).unwrap(),
+            Some(b) => std::fs::write(journal, b).unwrap(),
+        }
+        let e = apply_err(&resume).await;
+        assert!(
+            e.starts_with(&format!("cannot resume from journal {journal}: {found}"))
+                && e.contains("start a new run without --resume"),
+            "{e}"
+        );
+        // Nothing was written: the journal is as it was.
+        assert_eq!(std::fs::read(journal).ok().as_deref(), bytes, "{found}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -562,6 +637,7 @@ const OTHER_PROGRAMS: &[(&str, &[&str])] = &[
             "--allow-experimental-upgrades",
             "--allow-release-candidate-upgrades",
             "--force",
+            "--kubernetes-version",
             "--version",
         ],
     ),
@@ -738,4 +814,43 @@ fn the_scan_sees_an_option_in_an_error_text() {
     let source = "fn f() -> Result<(), E> {\n    // \"--not-this\" in a comment\n    let c = '\"';\n    bail!(\"try --no-such-option\")\n}\n#[cfg(test)]\nmod tests {\n    const T: &str = \"--test-only\";\n}\n";
     let found = prose_literals(source);
     assert_eq!(found, [(4, "try --no-such-option".to_string())]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_replace_strategy_needs_a_node_provider_outside_the_simulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("up.journal");
+    let sandbox = dir.path().join("sb");
+    let (journal, sandbox) = (journal.to_str().unwrap(), sandbox.to_str().unwrap());
+    let replace = ["--strategy", "replace", "--journal", journal];
+    let local = [&replace[..], &["--executor", "local", "--sandbox", sandbox]].concat();
+    let e = apply_err(
+        &argv("apply", &local)[1..]
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    assert!(
+        e.starts_with("the plan creates 6 node(s) (")
+            && e.contains("no node provider is configured: nothing was run")
+            && e.contains("give --provider-create CMD and --provider-remove CMD"),
+        "{e}"
+    );
+    assert!(
+        !Path::new(journal).exists(),
+        "the refused run opened its journal"
+    );
+    assert!(
+        !Path::new(sandbox).exists(),
+        "the refused run touched a node"
+    );
+    // The create and remove commands go together.
+    let lone = [&local[..], &["--provider-create", "true"]].concat();
+    assert!(apply::args::Args::parse_from_iter(argv("apply", &lone)).is_err());
+    // The simulator is its own provider.
+    let sim = [&replace[..], &["--sim-speed", "0"]].concat();
+    let sim = argv("apply", &sim);
+    let sim: Vec<&str> = sim[1..].iter().map(String::as_str).collect();
+    assert!(apply::apply(apply_args(&sim)).await.unwrap().is_completed());
 }

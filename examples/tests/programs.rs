@@ -164,3 +164,70 @@ fn a_run_that_deletes_pods_past_their_budgets_says_so_loudly() {
     ]));
     assert!(!String::from_utf8_lossy(&quiet.stdout).contains("WARNING"));
 }
+
+#[test]
+fn sigterm_and_sighup_abort_apply_and_record_the_session_cancelled() {
+    for signal in ["TERM", "HUP"] {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("up.journal");
+        let child = example("apply")
+            .args([
+                "--target",
+                "1.30",
+                "--date",
+                "2025-03-01",
+                "--sim-speed",
+                "20",
+            ])
+            .arg("--journal")
+            .arg(&journal)
+            .arg("--sim-state")
+            .arg(dir.path().join("sim.json"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Until a task has started (its record is in the journal).
+        let started = std::time::Instant::now();
+        while !std::fs::read_to_string(&journal)
+            .unwrap_or_default()
+            .contains("\"task-started\"")
+        {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "SIG{signal}: no task started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The signal, by the id of the process this test started.
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(130),
+            "SIG{signal}: {:?}\n{}",
+            out.status,
+            stderr(&out)
+        );
+        assert!(
+            stderr(&out).contains(&format!("SIG{signal}: aborting the running steps")),
+            "{}",
+            stderr(&out)
+        );
+        let text = std::fs::read_to_string(&journal).unwrap();
+        let last = text.lines().last().unwrap();
+        assert!(
+            last.contains("\"stopped\"") && last.contains("cancelled"),
+            "SIG{signal}: the journal does not end with a cancelled session: {last}"
+        );
+        assert!(
+            text.contains("\"interrupted\""),
+            "SIG{signal}: no task recorded as interrupted:\n{text}"
+        );
+    }
+}

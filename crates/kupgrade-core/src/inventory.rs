@@ -304,6 +304,12 @@ fn check_node(
             }
         }
     }
+    if let Some(ssh) = &node.ssh {
+        for p in ssh.problems() {
+            let field = format!("ssh.{}", p.field);
+            out.push(problem(at(&field), &field, p.message));
+        }
+    }
     for (c, v) in node.versions.iter() {
         if c.version_line() == crate::VersionLine::Kubernetes && v.major() != 1 {
             let field = format!("versions.{}", c.name());
@@ -512,6 +518,67 @@ nodes:
         assert_eq!(
             parse(json, "inv.json").unwrap_err().to_string(),
             "inv.json:2:60: node \"w\": versions.etcd: a worker cannot run etcd: add the control-plane role or remove the version"
+        );
+    }
+
+    /// An SSH host or user that could reach a shell through the operator's `ssh` (a
+    /// `ProxyCommand` with `%h` or `%r`) is refused where the file writes it.
+    #[test]
+    fn ssh_targets_are_checked_where_they_are_written() {
+        let with_ssh = |ssh: &str| {
+            GOOD.replace(
+                "  - name: w-1\n",
+                &format!("  - name: w-1\n    ssh: {ssh}\n"),
+            )
+        };
+        let ok = parse(
+            &with_ssh("{ host: \"[fd00::7]\", port: 2222, user: admin }"),
+            "inv.yaml",
+        )
+        .unwrap();
+        let t = ok.nodes[1].ssh.as_deref().unwrap();
+        assert_eq!(t.ssh_host(), Some("fd00::7"));
+        assert_eq!(
+            errors(&with_ssh("{ host: \"x;touch /tmp/pwned\" }")),
+            "inv.yaml:10:18: node \"w-1\": ssh.host: \"x;touch /tmp/pwned\" is not a DNS name or \
+             an IP address: ';' is not allowed in a DNS name (letters, digits, '-' and '_' \
+             between dots)"
+        );
+        assert_eq!(
+            errors(&with_ssh("{ host: 10.0.0.7, user: \"$(id)\" }")),
+            "inv.yaml:10:34: node \"w-1\": ssh.user: \"$(id)\" is not a POSIX user name: it \
+             starts with a lower-case letter or '_', then lower-case letters, digits, '_' or '-' \
+             (at most 32, a final '$' allowed)"
+        );
+        let both = errors(&with_ssh(
+            "\n      host: \"-oProxyCommand=sh\"\n      port: 0\n      user: \"r\\u202e\"",
+        ));
+        let lines: Vec<&str> = both.lines().collect();
+        assert_eq!(lines.len(), 3, "{both}");
+        assert!(
+            lines[0].starts_with("inv.yaml:11:13: node \"w-1\": ssh.host: \"-oProxyCommand=sh\""),
+            "{both}"
+        );
+        assert_eq!(
+            lines[1],
+            "inv.yaml:12:13: node \"w-1\": ssh.port: 0 is not a port: use 1 to 65535"
+        );
+        assert!(
+            lines[2].starts_with("inv.yaml:13:13: node \"w-1\": ssh.user: \"r\\u{202e}\" is not"),
+            "{both}"
+        );
+        // A state built in code is held to the same rules.
+        let mut state = parse(GOOD, "inv.yaml").unwrap();
+        state.nodes[0].ssh = Some(Box::new(crate::SshTarget {
+            host: Some("a b".into()),
+            port: None,
+            user: None,
+        }));
+        assert!(
+            validate(&state)
+                .unwrap_err()
+                .to_string()
+                .contains("node \"cp-1\": ssh.host: \"a b\" is not a DNS name"),
         );
     }
 

@@ -31,6 +31,8 @@
 //! (kubeadm's own upgrade verdicts), [`plan`] (the upgrade planner, its steps and renderers),
 //! [`ports`] (the traits adapters implement), [`capture`] (a command's bounded output and its
 //! lines, for runner backends), [`run`] (carrying a plan out: the execution state machine, its journal records and events),
+//! [`ssh_target`] (what an SSH target may hold), [`escape`] (outside text made safe for a
+//! terminal, a report or a page),
 //! [`readiness`] (the catalogue of checks that says which hop and batch of a plan will fail, and why).
 //!
 //! Property-testing your own policy takes about fifteen lines: with the `proptest` feature,
@@ -46,6 +48,7 @@ pub mod component;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod diagnostics;
+pub mod escape;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;
@@ -55,6 +58,7 @@ pub mod readiness;
 pub mod run;
 mod schema;
 pub mod skew;
+pub mod ssh_target;
 #[cfg(feature = "proptest")]
 pub mod testing;
 pub mod version;
@@ -65,4 +69,4 @@ pub use cluster::{
 };
 pub use component::{Component, Placement, VersionLine};
 pub use lifecycle::{ReleaseCalendar, SupportStatus};
-pub use version::{KubeVersion, Minor, Phase, PreRelease, VersionError};
+pub use version::{KubeVersion, Minor, PreRelease, ReleasePhase, VersionError};

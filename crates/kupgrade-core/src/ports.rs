@@ -2,7 +2,7 @@
 //!
 //! - [`CommandRunner`]: run one command on one node (local shell, SSH, a pod, a simulation).
 //! - [`ClusterOperations`]: read the cluster, cordon, drain, uncordon, wait for Ready.
-//! - [`NodeProvider`]: create and remove nodes, for the replace strategy.
+//! - [`NodeProvider`]: create, look for and remove nodes, for the replace strategy.
 //!
 //! Each trait has few required methods; conveniences live in extension traits with blanket
 //! impls ([`CommandRunnerExt`]). Errors are grouped by what the caller can do about them; each
@@ -10,6 +10,11 @@
 //!
 //! Backends never drop a field of a [`CommandSpec`] they cannot honour: they refuse the command
 //! with [`RunnerError::Unsupported`].
+//!
+//! A command a run starts can be tracked ([`CommandRunner::run_tracked`]): the runner reports a
+//! [`CommandHandle`] to find it again on its node and holds a [`NodeLock`] while it runs; a
+//! later process looks for it ([`CommandRunner::probe`]) and stops it
+//! ([`CommandRunner::stop`]). The `tracking` module says why.
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +23,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::{ClusterState, KubeVersion, Node, NodeName};
+
+mod tracking;
+
+pub use tracking::{
+    CommandHandle, HandleFn, HandleSink, LOCK_REFUSAL, LOCK_REFUSAL_STATUS, Liveness, NodeLock,
+    Tracking,
+};
 
 /// A boxed error from a backend, kept as the `source` of a port error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -393,6 +405,16 @@ pub enum RunnerError {
         /// What the SSH client said.
         message: String,
     },
+    /// The runner, or the client program it drives (`ssh`), refused what it was given for
+    /// the node: a target, an option or a configuration file it cannot use. Nothing was run,
+    /// and trying again will not help until the setting is fixed.
+    #[error("cannot reach node {node} as configured: {message}")]
+    Invalid {
+        /// The node.
+        node: NodeName,
+        /// What was refused, with the client's own words.
+        message: String,
+    },
     /// The command ran longer than its timeout and was killed.
     #[error("command on node {node} timed out after {after:?} and was killed: {command}")]
     TimedOut {
@@ -410,6 +432,15 @@ pub enum RunnerError {
         node: NodeName,
         /// The program.
         program: String,
+    },
+    /// The node-side lock of the command ([`NodeLock`]) stayed held by another copy of the
+    /// step; nothing was run.
+    #[error("node {node}: {message}")]
+    Locked {
+        /// The node.
+        node: NodeName,
+        /// What the lock wrapper said (the lock and its holder).
+        message: String,
     },
     /// The backend cannot honour part of the spec; nothing was run.
     #[error("this runner cannot {what}")]
@@ -431,6 +462,10 @@ pub enum RunnerError {
 }
 
 /// Runs commands on nodes.
+///
+/// One required method, [`CommandRunner::run`]. The others have defaults for runners that
+/// cannot track what they start: [`CommandRunner::run_tracked`] runs without reporting a handle
+/// and refuses a lock, [`CommandRunner::probe`] cannot tell, [`CommandRunner::stop`] refuses.
 #[async_trait]
 pub trait CommandRunner: Send + Sync {
     /// Runs `spec` on `node`, delivering output lines to `lines` as they arrive.
@@ -440,6 +475,52 @@ pub trait CommandRunner: Send + Sync {
         spec: &CommandSpec,
         lines: &LineSink,
     ) -> Result<CommandOutput, RunnerError>;
+
+    /// Runs `spec` as [`CommandRunner::run`] does, holding `tracking`'s node-side lock while
+    /// it runs (a held lock is [`RunnerError::Locked`] once its wait is over) and reporting
+    /// the command's [`CommandHandle`] to `tracking.started` once it runs on the node, before
+    /// it ends.
+    ///
+    /// The default runs without a handle and refuses a lock with
+    /// [`RunnerError::Unsupported`], running nothing.
+    async fn run_tracked(
+        &self,
+        node: &NodeName,
+        spec: &CommandSpec,
+        lines: &LineSink,
+        tracking: &Tracking,
+    ) -> Result<CommandOutput, RunnerError> {
+        if let Some(lock) = &tracking.lock {
+            return Err(RunnerError::Unsupported {
+                what: format!("hold the node-side lock {} while a command runs", lock.name),
+            });
+        }
+        self.run(node, spec, lines).await
+    }
+
+    /// Whether the command `handle` names, started on `node` by this process or an earlier
+    /// one, still runs. The default cannot tell.
+    async fn probe(
+        &self,
+        node: &NodeName,
+        handle: &CommandHandle,
+    ) -> Result<Liveness, RunnerError> {
+        let _ = (node, handle);
+        Ok(Liveness::Unknown(
+            "this runner cannot look for commands started earlier".into(),
+        ))
+    }
+
+    /// Stops the command `handle` names on `node` and everything it started (its process
+    /// group, its pod), if it still runs; returns once it is asked to stop (look with
+    /// [`CommandRunner::probe`] to see it gone). The default refuses with
+    /// [`RunnerError::Unsupported`].
+    async fn stop(&self, node: &NodeName, handle: &CommandHandle) -> Result<(), RunnerError> {
+        let _ = node;
+        Err(RunnerError::Unsupported {
+            what: format!("stop a command started earlier ({handle})"),
+        })
+    }
 }
 
 /// Conveniences over [`CommandRunner`].
@@ -456,28 +537,47 @@ pub trait CommandRunnerExt: CommandRunner {
 }
 impl<T: CommandRunner + ?Sized> CommandRunnerExt for T {}
 
-#[async_trait]
-impl<T: CommandRunner + ?Sized> CommandRunner for Arc<T> {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        (**self).run(node, spec, lines).await
-    }
+/// Forwards every method of [`CommandRunner`] through a pointer type, so none is forgotten
+/// (a forgotten one would fall back to its default and silently lose the backend's own).
+macro_rules! forward_command_runner {
+    ($($ptr:ident),*) => {$(
+        #[async_trait]
+        impl<T: CommandRunner + ?Sized> CommandRunner for $ptr<T> {
+            async fn run(
+                &self,
+                node: &NodeName,
+                spec: &CommandSpec,
+                lines: &LineSink,
+            ) -> Result<CommandOutput, RunnerError> {
+                (**self).run(node, spec, lines).await
+            }
+            async fn run_tracked(
+                &self,
+                node: &NodeName,
+                spec: &CommandSpec,
+                lines: &LineSink,
+                tracking: &Tracking,
+            ) -> Result<CommandOutput, RunnerError> {
+                (**self).run_tracked(node, spec, lines, tracking).await
+            }
+            async fn probe(
+                &self,
+                node: &NodeName,
+                handle: &CommandHandle,
+            ) -> Result<Liveness, RunnerError> {
+                (**self).probe(node, handle).await
+            }
+            async fn stop(
+                &self,
+                node: &NodeName,
+                handle: &CommandHandle,
+            ) -> Result<(), RunnerError> {
+                (**self).stop(node, handle).await
+            }
+        }
+    )*};
 }
-#[async_trait]
-impl<T: CommandRunner + ?Sized> CommandRunner for Box<T> {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        (**self).run(node, spec, lines).await
-    }
-}
+forward_command_runner!(Arc, Box);
 
 /// How to drain a node, with `kubectl drain`'s meanings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -676,8 +776,28 @@ impl<T: ClusterOperations + ?Sized> ClusterOperations for Arc<T> {
     }
 }
 
+/// What a [`NodeProvider`] found when asked about a node's machine
+/// ([`NodeProvider::find`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum MachineLookup {
+    /// No machine for the node exists (nor is one being made): creating it is safe.
+    Absent,
+    /// A machine for the node exists; it may or may not have joined the cluster yet.
+    Present {
+        /// What the provider found (an instance id, an address), for logs and reports.
+        detail: String,
+    },
+    /// The provider cannot look (it has no lookup).
+    Unknown,
+}
+
 /// Creates and removes nodes, for the replace strategy (cloud instance groups, Cluster API
-/// machines, or the simulated cluster).
+/// machines, the user's own commands, or the simulated cluster).
+///
+/// Creating a node is not safe to repeat: a second machine would be paid for and join under
+/// the same name. After a crash in the middle of [`provision`](Self::provision), a run asks
+/// [`find`](Self::find) before it creates the node again.
 #[async_trait]
 pub trait NodeProvider: Send + Sync {
     /// Creates a node like `template` (roles, labels, OS) named `name`, running `version`, and
@@ -690,6 +810,12 @@ pub trait NodeProvider: Send + Sync {
     ) -> Result<Node, OpsError>;
     /// Removes a drained node from the cluster and deletes its machine.
     async fn remove(&self, node: &NodeName) -> Result<(), OpsError>;
+    /// Looks, changing nothing, whether a machine for node `name` exists. The default cannot
+    /// tell ([`MachineLookup::Unknown`]), and the run then asks its operator.
+    async fn find(&self, name: &NodeName) -> Result<MachineLookup, OpsError> {
+        let _ = name;
+        Ok(MachineLookup::Unknown)
+    }
 }
 
 #[async_trait]
@@ -704,5 +830,8 @@ impl<T: NodeProvider + ?Sized> NodeProvider for Arc<T> {
     }
     async fn remove(&self, node: &NodeName) -> Result<(), OpsError> {
         (**self).remove(node).await
+    }
+    async fn find(&self, name: &NodeName) -> Result<MachineLookup, OpsError> {
+        (**self).find(name).await
     }
 }

@@ -61,7 +61,7 @@ pub struct KubeVersion {
     major: u16,
     /// The phase of `extra.pre` (stable without one), kept inline so that `phase` and
     /// `is_stable` need no pointer chase; it also gives `Option<KubeVersion>` its niche.
-    phase: Phase,
+    phase: ReleasePhase,
     /// `None` exactly when there is no pre-release, vendor suffix or build metadata, so that
     /// equal versions are equal field by field.
     extra: Option<Box<Extra>>,
@@ -78,7 +78,7 @@ struct Extra {
 /// The phase of a release: pre-releases (`alpha`, `beta`, `rc`) and stable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Phase {
+pub enum ReleasePhase {
     /// `-alpha.N`: feature development.
     Alpha,
     /// `-beta.N`: feature freeze passed.
@@ -89,13 +89,13 @@ pub enum Phase {
     Stable,
 }
 
-impl fmt::Display for Phase {
+impl fmt::Display for ReleasePhase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Phase::Alpha => "alpha",
-            Phase::Beta => "beta",
-            Phase::Rc => "rc",
-            Phase::Stable => "stable",
+            ReleasePhase::Alpha => "alpha",
+            ReleasePhase::Beta => "beta",
+            ReleasePhase::Rc => "rc",
+            ReleasePhase::Stable => "stable",
         })
     }
 }
@@ -103,14 +103,14 @@ impl fmt::Display for Phase {
 /// A pre-release tag such as `alpha.1`, `rc.0` or the development build `alpha.1.12`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PreRelease {
-    phase: Phase,
+    phase: ReleasePhase,
     number: Option<u64>,
     rest: Option<Box<str>>,
 }
 
 impl PreRelease {
-    /// The phase (never [`Phase::Stable`]).
-    pub fn phase(&self) -> Phase {
+    /// The phase (never [`ReleasePhase::Stable`]).
+    pub fn phase(&self) -> ReleasePhase {
         self.phase
     }
     /// The number after the phase (`1` in `alpha.1`), if any.
@@ -190,7 +190,7 @@ impl KubeVersion {
             major: major as u16,
             minor,
             patch: patch as u32,
-            phase: Phase::Stable,
+            phase: ReleasePhase::Stable,
             extra: None,
         }
     }
@@ -202,7 +202,7 @@ impl KubeVersion {
         vendor: Option<Box<str>>,
         build: Option<Box<str>>,
     ) -> Self {
-        self.phase = pre.as_ref().map_or(Phase::Stable, |p| p.phase);
+        self.phase = pre.as_ref().map_or(ReleasePhase::Stable, |p| p.phase);
         self.extra = if pre.is_none() && vendor.is_none() && build.is_none() {
             None
         } else {
@@ -237,12 +237,12 @@ impl KubeVersion {
         self.extra.as_ref().and_then(|e| e.pre.as_ref())
     }
     /// The release phase: alpha, beta, rc or stable.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> ReleasePhase {
         self.phase
     }
     /// True for released versions, vendor builds included.
     pub fn is_stable(&self) -> bool {
-        self.phase == Phase::Stable
+        self.phase == ReleasePhase::Stable
     }
     /// The vendor suffix (`eks-5e0fdde` in `v1.29.3-eks-5e0fdde`), if any.
     pub fn vendor(&self) -> Option<&str> {
@@ -639,9 +639,9 @@ impl<'a> Parser<'a> {
                 let mut parts = suffix.splitn(2, '.');
                 let head = parts.next().unwrap_or_default();
                 let phase = match head {
-                    "alpha" => Some(Phase::Alpha),
-                    "beta" => Some(Phase::Beta),
-                    "rc" => Some(Phase::Rc),
+                    "alpha" => Some(ReleasePhase::Alpha),
+                    "beta" => Some(ReleasePhase::Beta),
+                    "rc" => Some(ReleasePhase::Rc),
                     _ => None,
                 };
                 match phase {
@@ -760,8 +760,8 @@ mod tests {
         ] {
             assert_eq!(v(input).to_string(), shown, "{input}");
         }
-        assert_eq!(v("v1.30.0-rc.0").phase(), Phase::Rc);
-        assert_eq!(v("v1.29.3-eks-5e0fdde").phase(), Phase::Stable);
+        assert_eq!(v("v1.30.0-rc.0").phase(), ReleasePhase::Rc);
+        assert_eq!(v("v1.29.3-eks-5e0fdde").phase(), ReleasePhase::Stable);
         assert_eq!(v("v1.29.3-eks-5e0fdde").release(), v("1.29.3"));
         assert_eq!(v("v1.29.3+k3s1").build(), Some("k3s1"));
         assert_eq!(v("1.30.0-rc.1").to_plain_string(), "1.30.0-rc.1");

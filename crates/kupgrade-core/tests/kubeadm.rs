@@ -1,9 +1,10 @@
-//! kubeadm's upgrade verdicts, checked case for case against kubeadm's own test table
-//! (`cmd/kubeadm/app/phases/upgrade/policy_test.go`, `TestEnforceVersionPolicies`, the 1.29+
-//! version with the n-3 kubelet skew) and against real version combinations.
+//! kubeadm's upgrade verdicts, checked case for case against kubeadm's own test tables
+//! (`cmd/kubeadm/app/phases/upgrade/policy_test.go`, `TestEnforceVersionPolicies`: the 1.29+
+//! version with the n-3 kubelet skew, and the rows of the version before that differ from it)
+//! and against real version combinations.
 use kupgrade_core::kubeadm::{
-    Finding, KubeletGroup, UpgradeRequest, VersionPolicyFindings, enforce_version_policies,
-    minimum_control_plane_version, minimum_kubelet_version,
+    Edition, Finding, KubeletGroup, UpgradeRequest, VersionPolicyFindings,
+    enforce_version_policies, minimum_control_plane_version, minimum_kubelet_version,
 };
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName, inventory};
 
@@ -64,19 +65,24 @@ fn request(
         .allow_release_candidate_upgrades(flags.rc)
 }
 
-fn check_rows(rows: &[Row<'_>], minimum: Option<&str>) {
+/// Checks each row: with `minimum` and `edition` as a kubeadm build without version
+/// information decides (kubeadm's unit tests), or derived from the row's kubeadm as a release
+/// build decides (`None`).
+fn check_rows(rows: &[Row<'_>], minimum: Option<&str>, edition: Option<Edition>) {
     for (name, cluster, kubelet, kubeadm, target, flags, mandatory, skippable) in rows {
         let mut req = request(cluster, kubelet, kubeadm, target, *flags);
         req.minimum_control_plane = minimum.map(v);
+        req.edition = edition;
         let got = enforce_version_policies(&req);
         assert_eq!(ids(&got.mandatory), *mandatory, "{name}: mandatory\n{got}");
         assert_eq!(ids(&got.skippable), *skippable, "{name}: skippable\n{got}");
     }
 }
 
-/// kubeadm's table. Its unit tests run a kubeadm built without version information, whose
-/// minimum control plane is the placeholder `v1.0.0-placeholder-version`; kubeadm's own
-/// variables there are: minimum control plane and kubelet v1.3.0, current v1.4.0.
+/// kubeadm's table (1.29 and later). Its unit tests run a kubeadm built without version
+/// information, whose minimum control plane is the placeholder `v1.0.0-placeholder-version`,
+/// by the rules of the branch it is built from; kubeadm's own variables there are: minimum
+/// control plane and kubelet v1.3.0, current v1.4.0.
 #[test]
 fn kubeadm_policy_test_table() {
     let rows: &[Row<'_>] = &[
@@ -281,12 +287,12 @@ fn kubeadm_policy_test_table() {
             &[],
         ),
     ];
-    check_rows(rows, Some("v1.0.0"));
+    check_rows(rows, Some("v1.0.0"), Some(Edition::FROM_1_29));
     // A release-built kubeadm derives its minimum from its own version: the answers are the
     // same except where the target is below `kubeadm minor - 1`.
     let mut derived = rows.to_vec();
     derived[4].6 = &["minimum-control-plane", "downgrade-skew"];
-    check_rows(&derived, None);
+    check_rows(&derived, None, Some(Edition::FROM_1_29));
 }
 
 /// Real combinations with the minimum a release build of kubeadm derives.
@@ -408,7 +414,125 @@ fn real_versions() {
             ],
         ),
     ];
-    check_rows(rows, None);
+    check_rows(rows, None, None);
+}
+
+/// The rows of kubeadm's table before 1.29 (kubelet skew 1) whose answers differ under the
+/// n-3 kubelet skew, as a kubeadm built from that branch decides them: the first two are the
+/// only such rows of the last table before 1.29 (every other row's kubelets are within one
+/// minor of the target); the last two are rows kubernetes/kubernetes#120825 added for 1.29,
+/// judged by the rules before it.
+const PRE_1_29_ROWS: &[Row<'static>] = &[
+    (
+        // Before 1.29 its comments read "can't upgrade two minor versions" and "kubelet <->
+        // apiserver skew too large": one mandatory, one skippable finding.
+        "upgrading two minor versions in one go is not supported",
+        "v1.11.3",
+        "v1.11.3",
+        "v1.13.0",
+        "v1.13.0",
+        NONE,
+        &["upgrade-skew"],
+        &["kubelet-skew"],
+    ),
+    (
+        // Replaced in 1.29 by the "three minor version" row below (which moved the cluster,
+        // kubeadm and target to v1.13.0); kubeadm 1.14's table had the same row at v1.13.3,
+        // v1.12.8, v1.14.0.
+        "the maximum skew between the cluster version and the kubelet versions should be one minor version. This may be forced through though.",
+        "v1.12.0",
+        "v1.10.8",
+        "v1.12.0",
+        "v1.12.0",
+        NONE,
+        &[],
+        &["kubelet-skew"],
+    ),
+    (
+        // 1.29's row, judged by the rules before it: n-3 kubelets needed --force.
+        "upgrading with n-3 kubelet is supported",
+        "v1.14.3",
+        "v1.12.3",
+        "v1.15.0",
+        "v1.15.0",
+        NONE,
+        &[],
+        &["kubelet-skew"],
+    ),
+    (
+        // 1.29's row, likewise.
+        "the maximum skew between the cluster version and the kubelet versions should be three minor version.",
+        "v1.13.0",
+        "v1.10.8",
+        "v1.13.0",
+        "v1.13.0",
+        NONE,
+        &[],
+        &["kubelet-skew"],
+    ),
+];
+
+/// The same rows as kubeadm 1.29 and later decide them.
+const FROM_1_29_ANSWERS: &[(&[&str], &[&str])] =
+    &[(&["upgrade-skew"], &[]), (&[], &[]), (&[], &[]), (&[], &[])];
+
+#[test]
+fn kubeadm_pre_1_29_policy_test_table() {
+    check_rows(PRE_1_29_ROWS, Some("v1.0.0"), Some(Edition::FROM_1_16));
+    // Every row differs under 1.29's rules, and only in the kubelet check.
+    let mut now = PRE_1_29_ROWS.to_vec();
+    for (row, (mandatory, skippable)) in now.iter_mut().zip(FROM_1_29_ANSWERS) {
+        (row.6, row.7) = (mandatory, skippable);
+    }
+    check_rows(&now, Some("v1.0.0"), Some(Edition::FROM_1_29));
+}
+
+/// `v` with its minor moved by `by`.
+fn shifted(v: &str, by: i64) -> String {
+    let v: KubeVersion = v.parse().unwrap();
+    let minor = v.minor_number().checked_add_signed(by).unwrap();
+    format!("v{}.{minor}.{}", v.major(), v.patch())
+}
+
+/// Release builds of kubeadm 1.25 to 1.28 answer the pre-1.29 rows as kubeadm's pre-1.29
+/// table does, the same rows moved to their own minor; 1.29 and later answer as 1.29's table.
+#[test]
+fn release_kubeadm_decides_by_its_own_edition() {
+    for kubeadm_minor in 25..=32 {
+        let rows: Vec<_> = PRE_1_29_ROWS
+            .iter()
+            .zip(FROM_1_29_ANSWERS)
+            .map(|(row, now)| {
+                let by = kubeadm_minor - v(row.3).minor_number() as i64;
+                let [cluster, kubelet, kubeadm, target] =
+                    [row.1, row.2, row.3, row.4].map(|x| shifted(x, by));
+                let (mandatory, skippable) = if kubeadm_minor < 29 {
+                    (row.6, row.7)
+                } else {
+                    *now
+                };
+                (
+                    cluster, kubelet, kubeadm, target, mandatory, skippable, row.0,
+                )
+            })
+            .collect();
+        let rows: Vec<Row<'_>> = rows
+            .iter()
+            .map(|(c, kl, ka, t, m, s, name)| {
+                (
+                    *name,
+                    c.as_str(),
+                    kl.as_str(),
+                    ka.as_str(),
+                    t.as_str(),
+                    NONE,
+                    *m,
+                    *s,
+                )
+            })
+            .collect();
+        check_rows(&rows, None, None);
+    }
 }
 
 #[test]
@@ -458,6 +582,7 @@ fn too_old_kubelets_are_grouped_by_version_with_their_nodes() {
         got.skippable,
         [Finding::KubeletsTooOld {
             target: v("v1.30.2"),
+            max_skew: 3,
             kubelets: vec![
                 KubeletGroup {
                     version: v("v1.25.16"),
@@ -475,6 +600,26 @@ fn too_old_kubelets_are_grouped_by_version_with_their_nodes() {
         "skippable (--force): kubelets more than 3 minors older than target v1.30.2: \
          v1.25.16 on w-1; v1.26.15 on w-2, w-3\n"
     );
+}
+
+#[test]
+fn kubeadm_1_28_objects_to_kubelets_two_minors_behind() {
+    let req = UpgradeRequest::new(v("v1.27.16"), v("v1.28.15"), v("v1.28.15"))
+        .with_kubelets([(node("cp-1"), v("v1.27.16")), (node("w-1"), v("v1.26.15"))]);
+    assert_eq!(req.rules(), Edition::FROM_1_16);
+    let got = enforce_version_policies(&req);
+    assert_eq!(
+        got.to_string(),
+        "skippable (--force): kubelets more than 1 minor older than target v1.28.15: v1.26.15 on w-1\n"
+    );
+    let json = serde_json::to_string(&got.skippable[0]).unwrap();
+    assert_eq!(
+        json,
+        r#"{"check":"kubelets_too_old","target":"v1.28.15","max_skew":1,"kubelets":[{"version":"v1.26.15","nodes":["w-1"]}]}"#
+    );
+    // Judged by 1.29's rules instead, nothing is wrong.
+    let req = req.with_edition(Edition::FROM_1_29);
+    assert!(enforce_version_policies(&req).is_clear());
 }
 
 #[test]

@@ -347,7 +347,7 @@ fn a_user_calendar_extends_the_embedded_one() {
 }
 
 #[test]
-fn loader_errors_name_source_minor_and_field() {
+fn loader_errors_name_source_line_minor_and_field() {
     let minor = |body: &str| {
         format!(r#"{{"minors": [{{"minor": "1.30", "released": "2024-04-17"}}, {body}]}}"#)
     };
@@ -356,51 +356,51 @@ fn loader_errors_name_source_minor_and_field() {
             minor(
                 r#"{"minor": "1.28", "patches": [{"version": "1.28.0", "date": "2023-08-15"}, {"version": "1.29.1", "date": null}]}"#,
             ),
-            "newer.json: minor 1.28: field patches[1].version: v1.29.1 is not a patch of 1.28",
+            "newer.json:1:145: minor 1.28: field patches[1].version: v1.29.1 is not a patch of 1.28",
         ),
         (
             minor(
                 r#"{"minor": "1.28", "patches": [{"version": "1.28.1", "date": "2023-08-15"}, {"version": "v1.28.1", "date": null}]}"#,
             ),
-            "newer.json: minor 1.28: field patches[1].version: v1.28.1 is listed twice",
+            "newer.json:1:145: minor 1.28: field patches[1].version: v1.28.1 is listed twice",
         ),
         (
             minor(r#"{"minor": "1.28", "patches": [{"version": "1.28.x", "date": null}]}"#),
-            r#"newer.json: minor 1.28: field patches[0].version: "1.28.x" is not a version: unexpected character 'x' in patch"#,
+            r#"newer.json:1:100: minor 1.28: field patches[0].version: "1.28.x" is not a version: unexpected character 'x' in patch"#,
         ),
         (
             minor(
                 r#"{"minor": "1.28", "released": "2023-08-15", "maintenance_mode_start": "2023-08-01"}"#,
             ),
-            "newer.json: minor 1.28: field maintenance_mode_start: 2023-08-01 is before released (2023-08-15)",
+            "newer.json:1:128: minor 1.28: field maintenance_mode_start: 2023-08-01 is before released (2023-08-15)",
         ),
         (
             minor(r#"{"minor": "1.28", "released": "2023-08-15", "end_of_life": "2023-08-14"}"#),
-            "newer.json: minor 1.28: field end_of_life: 2023-08-14 is before released (2023-08-15)",
+            "newer.json:1:117: minor 1.28: field end_of_life: 2023-08-14 is before released (2023-08-15)",
         ),
         (
             minor(r#"{"minor": "1.28", "final_patch": "1.27.3"}"#),
-            "newer.json: minor 1.28: field final_patch: v1.27.3 is not a patch of 1.28",
+            "newer.json:1:91: minor 1.28: field final_patch: v1.27.3 is not a patch of 1.28",
         ),
         (
             minor(r#"{"minor": "1.28", "status": "cancelled"}"#),
-            "newer.json: minor 1.28: field status: unknown variant `cancelled`, expected `released` or `planned`",
+            "newer.json:1:86: minor 1.28: field status: unknown variant `cancelled`, expected `released` or `planned`",
         ),
         (
             minor(r#"{"minor": "1.30"}"#),
-            "newer.json: minor 1.30: field minor: listed twice",
+            "newer.json:1:68: minor 1.30: field minor: listed twice",
         ),
         (
             minor(r#"{"minor": "1.28.3"}"#),
-            r#"newer.json: minor 1.28.3: field minor: "1.28.3" is not a minor: a minor has no patch (write 1.29, not 1.29.3)"#,
+            r#"newer.json:1:68: minor 1.28.3: field minor: "1.28.3" is not a minor: a minor has no patch (write 1.29, not 1.29.3)"#,
         ),
         (
             minor(r#"{"released": "2023-08-15"}"#),
-            "newer.json: minors[1]: missing field `minor`",
+            "newer.json:1:59: minors[1]: missing field `minor`",
         ),
         (
             r#"{"minors": {}}"#.to_string(),
-            "newer.json: field minors: invalid type: map, expected a sequence",
+            "newer.json:1:12: field minors: invalid type: map, expected a sequence",
         ),
         (
             "{\"minors\": [\n  {\"minor\": \"1.28\",}\n]}".to_string(),
@@ -423,6 +423,7 @@ fn loader_errors_name_source_minor_and_field() {
     .unwrap_err();
     assert_eq!(err.minor(), Some("1.28"));
     assert_eq!(err.field(), Some("released"));
+    assert_eq!(err.location(), Some((1, 88)), "the date's line and column");
     assert!(
         err.reason().contains("2023-13-15") || err.reason().contains("month"),
         "{err}"

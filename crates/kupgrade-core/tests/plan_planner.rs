@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::civil::{Date, date};
+use kupgrade_core::kubeadm::{UpgradeRequest, enforce_version_policies};
 use kupgrade_core::plan::{
     Action, AddonsAt, BatchSize, HopKind, Phase, PlanError, PlanOptions, PlanRequest, Simulation,
     Strategy, Target, TargetError, UpgradePlan, WorkerPacing,
@@ -362,6 +363,69 @@ fn deferred_workers_catch_up_in_one_drain_window() {
         .collect();
     assert_eq!(versions, ["v1.29.15", "v1.30.13", "v1.31.9"]);
     replay(&state, &deferred, &UpstreamPolicy::new());
+}
+
+/// kubeadm before 1.29 refuses `kubeadm upgrade apply` (without `--force`) while a kubelet is
+/// more than one minor older than its target, whatever the skew policy allows: deferred
+/// workers on the old sample catch up before every hop, and no apply runs with kubelets two
+/// minors behind.
+#[test]
+fn deferred_workers_catch_up_before_each_hop_kubeadm_before_1_29_would_refuse() {
+    let state = cluster(OLD);
+    let p = plan_with(
+        &state,
+        "1.28",
+        date(2026, 12, 6),
+        PlanOptions {
+            worker_pacing: Some(WorkerPacing::Deferred),
+            allow_unsupported_target: true,
+            ..PlanOptions::default()
+        },
+    )
+    .unwrap();
+    let mut sim = Simulation::new(state.clone());
+    let mut applied = Vec::new();
+    for s in &p.steps {
+        if let Action::KubeadmUpgradeApply { version, .. } = &s.action {
+            let lagging: Vec<String> = sim
+                .state()
+                .nodes
+                .iter()
+                .filter(|n| n.kubelet().unwrap().minor_number() + 1 < version.minor_number())
+                .map(|n| format!("{} at {}", n.name, n.kubelet().unwrap()))
+                .collect();
+            assert!(lagging.is_empty(), "{}: {lagging:?}", s.id);
+            let request =
+                UpgradeRequest::for_cluster(sim.state(), version.clone(), version.clone()).unwrap();
+            let findings = enforce_version_policies(&request);
+            assert!(findings.is_clear(), "{}: {findings}", s.id);
+            applied.push(version.to_string());
+        }
+        sim.apply(s).unwrap();
+    }
+    assert_eq!(applied, ["v1.25.16", "v1.26.15", "v1.27.16", "v1.28.15"]);
+    // The first window takes the workers from 1.22 to 1.24 (the policy's doing); each later
+    // hop's kubeadm wants them one minor behind its target, which the policy does not: one
+    // window per hop, then the last one to 1.28.
+    assert_eq!(drains(&p)["node-1"], 5, "{:?}", drains(&p));
+    let why: Vec<&str> = p
+        .steps
+        .iter()
+        .filter(|s| s.phase == Phase::Workers && s.nodes.iter().any(|n| n.as_str() == "node-1"))
+        .filter(|s| matches!(s.action, Action::Cordon))
+        .map(|s| s.reason.split(';').next().unwrap())
+        .collect();
+    assert_eq!(
+        why,
+        [
+            "the policy would not allow these kubelets once the control plane moves to v1.25.16 (upstream/kubelet): they catch up to v1.24.17 first",
+            "kubeadm 1.26 refuses `kubeadm upgrade apply v1.26.15` (without --force) with kubelets more than 1 minor older (kubeadm/kubelet-skew): these catch up to v1.25.16 first",
+            "kubeadm 1.27 refuses `kubeadm upgrade apply v1.27.16` (without --force) with kubelets more than 1 minor older (kubeadm/kubelet-skew): these catch up to v1.26.15 first",
+            "kubeadm 1.28 refuses `kubeadm upgrade apply v1.28.15` (without --force) with kubelets more than 1 minor older (kubeadm/kubelet-skew): these catch up to v1.27.16 first",
+            "workers move to v1.28.15, deferred as long as the policy allowed (fewest drains)",
+        ]
+    );
+    replay(&state, &p, &UpstreamPolicy::new());
 }
 
 /// A stricter house policy shapes the plan: kubelets at most one minor behind force the

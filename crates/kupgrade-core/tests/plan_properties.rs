@@ -1,12 +1,14 @@
 //! Properties of the planner over generated clusters, targets, policies, strategies and batch
 //! sizes. Every plan is replayed step by step and re-checked with a full `evaluate` (not the
-//! planner's incremental path).
+//! planner's incremental path), and kubeadm's verdict is taken before every `kubeadm upgrade
+//! apply`.
 use std::collections::{HashMap, HashSet};
 
 use jiff::civil::{Date, date};
+use kupgrade_core::kubeadm::{UpgradeRequest, enforce_version_policies};
 use kupgrade_core::plan::{
-    Action, BatchSize, PlanError, PlanOptions, PlanRequest, Simulation, Step, Strategy as Way,
-    Target, TargetError, UpgradePlan, WorkerPacing, render,
+    Action, BatchSize, PlanError, PlanOptions, PlanRequest, PreflightCheck, Simulation, Step,
+    Strategy as Way, Target, TargetError, UpgradePlan, WorkerPacing, render,
 };
 use kupgrade_core::skew::rules::RulePolicy;
 use kupgrade_core::skew::{AllOf, SkewPolicy, UpstreamPolicy};
@@ -65,11 +67,12 @@ fn target_for(state: &ClusterState, offset: u64, pick: prop::sample::Index) -> T
     }
 }
 
-/// Errors a valid cluster may legitimately get, each naming what blocks.
+/// Errors a valid cluster may legitimately get, each naming what blocks. kubeadm's verdict is
+/// not one of them: with stable targets, one minor per hop and kubeadm at each hop's version,
+/// the planner moves kubelets out of kubeadm's way.
 fn acceptable(e: &PlanError) -> bool {
     match e {
         PlanError::Blocked { .. } => e.rule().is_some() && e.node().is_some(),
-        PlanError::Kubeadm { .. } => !e.to_string().is_empty(),
         PlanError::Target(t) => matches!(
             **t,
             TargetError::Downgrade { .. } | TargetError::NoRelease { .. }
@@ -78,8 +81,40 @@ fn acceptable(e: &PlanError) -> bool {
     }
 }
 
-/// Replays `plan` from `start` with a full policy check after every step, and checks the
-/// ordering rules. Returns the final state.
+/// kubeadm's verdict on `step` if it is a `kubeadm upgrade apply`, taken on the state `sim`
+/// is in just before it, with the kubeadm installed on the step's node: an error naming what
+/// kubeadm would object to (mandatory, or only with `--force`).
+fn kubeadm_objects(sim: &Simulation, step: &Step) -> Result<(), String> {
+    let Action::KubeadmUpgradeApply { version, .. } = &step.action else {
+        return Ok(());
+    };
+    let node = step
+        .nodes
+        .iter()
+        .next()
+        .and_then(|n| sim.node(n))
+        .ok_or_else(|| format!("{}: no node to run kubeadm on", step.id))?;
+    let kubeadm = node
+        .versions
+        .kubeadm
+        .clone()
+        .ok_or_else(|| format!("{}: {} has no kubeadm", step.id, node.name))?;
+    let request = UpgradeRequest::for_cluster(sim.state(), kubeadm, version.clone())
+        .ok_or_else(|| format!("{}: no API server", step.id))?;
+    let findings = enforce_version_policies(&request);
+    if findings.is_clear() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: kubeadm {} would refuse it:\n{findings}",
+            step.id, request.kubeadm
+        ))
+    }
+}
+
+/// Replays `plan` from `start` with a full policy check after every step and kubeadm's
+/// verdict before every `kubeadm upgrade apply`, and checks the ordering rules. Returns the
+/// final state.
 fn replay(
     start: &ClusterState,
     plan: &UpgradePlan,
@@ -109,6 +144,7 @@ fn replay(
                 }
             }
         }
+        kubeadm_objects(&sim, step)?;
         sim.apply(step).map_err(|e| e.to_string())?;
         let errors = policy.errors(sim.state());
         if !errors.is_empty() {
@@ -269,6 +305,46 @@ proptest! {
             eprintln!("DEBUG k={} {}\n---ORIG\n{}\n---AGAIN\n{}", k, plan.steps[k].id, render::text(&plan), render::text(&again));
         }
         prop_assert_eq!(rest, fresh, "after step {}", plan.steps[k].id);
+    }
+
+    /// The pre-flight's kubeadm check is true of the plan it describes: it names every
+    /// `kubeadm upgrade apply`, in order, and kubeadm's verdict just before each one (every
+    /// kubelet as the plan leaves it, the kubeadm on the node) has nothing mandatory and nothing
+    /// that would need `--force`.
+    #[test]
+    fn kubeadm_accepts_every_upgrade_apply(
+        state in testing::cluster_state_satisfying(UpstreamPolicy::new(), 1..=10),
+        offset in 1u64..=3,
+        options in options(),
+    ) {
+        let cp = state.apiserver_max().unwrap().minor();
+        let target = Target::Minor(Minor::new(1, cp.minor() + offset));
+        let plan = match PlanRequest::new(target, DATE).options(options).plan(&state) {
+            Ok(plan) => plan,
+            Err(e) => {
+                prop_assert!(acceptable(&e), "unexpected error: {e:?}");
+                return Ok(());
+            }
+        };
+        let mut sim = Simulation::new(state.clone());
+        let mut applied = Vec::new();
+        for step in &plan.steps {
+            if let Err(e) = kubeadm_objects(&sim, step) {
+                return Err(TestCaseError::fail(format!("{e}\n{}", render::text(&plan))));
+            }
+            if let Action::KubeadmUpgradeApply { version, .. } = &step.action {
+                applied.push(version.clone());
+            }
+            sim.apply(step).unwrap();
+        }
+        let claimed = plan.steps.iter().find_map(|s| match &s.action {
+            Action::Preflight { checks } => checks.iter().find_map(|c| match c {
+                PreflightCheck::KubeadmVerdict { versions } => Some(versions.clone()),
+                _ => None,
+            }),
+            _ => None,
+        });
+        prop_assert_eq!(claimed.unwrap_or_default(), applied);
     }
 
     /// The generated strict policy is honoured at every step too.

@@ -9,7 +9,16 @@
 //! - node commands through a [`CommandRunner`], one after the other on each node, their output
 //!   streamed as [`Event::CommandOutput`];
 //! - cordon, drain, uncordon and waits through [`ClusterOperations`];
-//! - provisioning and removal through a [`NodeProvider`] (refused without one).
+//! - provisioning and removal through a [`NodeProvider`].
+//!
+//! **Provisioning.** A plan that still has nodes to create or remove (the replace strategy)
+//! is refused before anything runs when the driver has no provider
+//! ([`DriverError::NoProvider`]). Creating a node is not safe to repeat: when an earlier
+//! session left a creation unsure (it crashed, or the create failed), the driver asks the
+//! provider whether the machine exists ([`NodeProvider::find`]) before the run decides: no
+//! machine, and the node is created again; a machine, and the driver waits a while
+//! ([`Driver::join_wait`]) for the node to join, then the run checks that it did; no
+//! answer, and the run halts and asks the operator unless the cluster shows the node.
 //!
 //! Each task runs in a `tracing` span (`task` with `step`, `node`, `attempt`) and under its
 //! deadline; its outcome goes back to the machine ([`Run::record`]), which decides about
@@ -21,6 +30,12 @@
 //! (local and SSH runners kill the commands) and records them as interrupted. Either way the
 //! journal stays consistent: a later session checks interrupted tasks before running them
 //! again.
+//!
+//! **Lifetimes.** Each command reports its handle (a process group, a pod) once it runs, and
+//! the driver journals it; with [`Driver::node_locks`] each command holds a node-side lock
+//! named by the plan and the task, so no two copies of a step overlap on a node. On resume,
+//! before anything is decided, a command an earlier session left running is looked for and
+//! waited for or stopped ([`SurvivorPolicy`]); one that does not go away halts the run.
 //!
 //! **Dry run.** With [`Driver::dry_run`], the driver reads the cluster once and then touches
 //! nothing: it walks the plan through the machine against the planner's own model of each
@@ -67,7 +82,8 @@ use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
 use kupgrade_core::plan::Simulation;
 use kupgrade_core::ports::{
-    ClusterOperations, CommandRunner, LineSink, NodeProvider, OpsError, RunnerError,
+    ClusterOperations, CommandRunner, HandleSink, LineSink, NodeProvider, OpsError, RunnerError,
+    Tracking,
 };
 use kupgrade_core::run::{
     Event, Failure, FailureKind, Finished, Outcome, Output, Record, Run, Task, TaskId, TaskResult,
@@ -78,6 +94,14 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::journal::{Journal, JournalError};
+
+mod lifetimes;
+
+pub use lifetimes::{NodeLocks, SurvivorPolicy};
+use lifetimes::{Started, StartedTx};
+mod provision;
+
+pub use provision::provider_needed;
 
 tokio::task_local! {
     static CURRENT_TASK: TaskId;
@@ -178,10 +202,26 @@ pub enum DriverError {
     /// The cluster's state could not be read (after retries).
     #[error("cannot read the cluster's state: {0}")]
     State(#[source] OpsError),
+    /// The plan creates or removes nodes and the driver has no [`NodeProvider`]
+    /// ([`Driver::provider`]); nothing was run and nothing journaled.
+    #[error(
+        "the plan {what}, and no node provider is configured (the replace strategy needs one): \
+         nothing was run. Give one \
+         (Driver::provider; kupgrade's apply example: --provider-create CMD --provider-remove CMD), \
+         or plan with the in-place strategy"
+    )]
+    NoProvider {
+        /// What the plan does that needs one.
+        what: String,
+    },
     /// The machine is waiting for nothing: a bug.
     #[error("internal error: the run is stuck with nothing to wait for ({0})")]
     Stuck(String),
 }
+
+/// How long a session waits, by default, for a node the provider finds half made to join
+/// ([`Driver::join_wait`]): 10 minutes.
+pub const DEFAULT_JOIN_WAIT: Duration = Duration::from_secs(600);
 
 /// Carries a [`Run`] out through the ports. See the [module documentation](self).
 #[derive(Clone)]
@@ -193,6 +233,9 @@ pub struct Driver {
     stop: Option<StopSignal>,
     dry_run: bool,
     state_retries: u32,
+    locks: Option<NodeLocks>,
+    survivors: SurvivorPolicy,
+    join_wait: Duration,
 }
 
 impl std::fmt::Debug for Driver {
@@ -217,12 +260,23 @@ impl Driver {
             stop: None,
             dry_run: false,
             state_retries: 3,
+            locks: None,
+            survivors: SurvivorPolicy::default(),
+            join_wait: DEFAULT_JOIN_WAIT,
         }
     }
 
     /// Provisions and removes nodes through `provider` (the replace strategy).
     pub fn provider(mut self, provider: Arc<dyn NodeProvider>) -> Self {
         self.provider = Some(provider);
+        self
+    }
+
+    /// How long to wait, at the start of a session, for a node whose creation an earlier
+    /// session left unsure, and whose machine the provider finds, to join and become Ready
+    /// (default [`DEFAULT_JOIN_WAIT`]).
+    pub fn join_wait(mut self, wait: Duration) -> Self {
+        self.join_wait = wait;
         self
     }
 
@@ -235,6 +289,20 @@ impl Driver {
     /// Stops when `signal` says so.
     pub fn stop_on(mut self, signal: StopSignal) -> Self {
         self.stop = Some(signal);
+        self
+    }
+
+    /// Runs every command under a node-side lock (the runner must support them: the local, SSH
+    /// and pod runners do; others fail the task with `Unsupported`).
+    pub fn node_locks(mut self, locks: NodeLocks) -> Self {
+        self.locks = Some(locks);
+        self
+    }
+
+    /// What to do about a command an earlier session left running (default: wait up to 40
+    /// minutes).
+    pub fn on_survivor(mut self, policy: SurvivorPolicy) -> Self {
+        self.survivors = policy;
         self
     }
 
@@ -299,7 +367,11 @@ impl Driver {
         run: &mut Run,
         journal: &mut dyn JournalSink,
     ) -> Result<Finished, DriverError> {
+        self.check_provider(run)?;
         let clock = Clock::start();
+        if !self.dry_run {
+            self.look_before_creating(run, journal, clock.now()).await?;
+        }
         let mut model = if self.dry_run {
             Some(Simulation::new(
                 self.read_state().await.map_err(DriverError::State)?,
@@ -307,6 +379,11 @@ impl Driver {
         } else {
             None
         };
+        if model.is_none() {
+            self.settle_survivors(run, &clock, journal).await?;
+        }
+        let (started_tx, mut started_rx) = mpsc::unbounded_channel::<Started>();
+        let fingerprint = run.fingerprint().to_string();
         let mut stop = self.stop.clone();
         let mut stopping = Stop::Run;
         let mut running: HashMap<TaskId, u32> = HashMap::new();
@@ -339,6 +416,10 @@ impl Driver {
                             .map_err(|e| DriverError::Stuck(e.to_string()))?;
                         self.take(out, journal)?;
                     }
+                    // Tasks whose postconditions were being checked stay so in the journal:
+                    // a resume checks them.
+                    let out = run.abort(clock.now());
+                    self.take(out, journal)?;
                 }
                 stopping = asked;
             }
@@ -362,7 +443,7 @@ impl Driver {
                                     .push(futures::future::Either::Left(futures::future::ready(r)));
                             } else {
                                 inflight.push(futures::future::Either::Right(Box::pin(
-                                    self.execute(task),
+                                    self.execute(task, &fingerprint, started_tx.clone()),
                                 )));
                             }
                         }
@@ -408,6 +489,9 @@ impl Driver {
                         self.take(out, journal)?;
                     }
                 }
+                Some(started) = started_rx.recv() => {
+                    self.command_started(run, started, &clock, journal)?;
+                }
                 _ = sleep_until(wake), if wake.is_some() => {}
                 _ = changed => {}
             }
@@ -440,7 +524,7 @@ impl Driver {
     }
 
     /// Carries one task out.
-    async fn execute(&self, task: Task) -> Done {
+    async fn execute(&self, task: Task, fingerprint: &str, handles: StartedTx) -> Done {
         let id = task.id.clone();
         let span = tracing::info_span!(
             "task",
@@ -451,14 +535,16 @@ impl Driver {
         let work = async {
             tracing::info!(action = %task.action, "started");
             let result = match task.deadline {
-                Some(d) => match tokio::time::timeout(d, self.work(&task)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Failure::new(
-                        FailureKind::TimedOut,
-                        format!("gave up after {}s", d.as_secs()),
-                    )),
-                },
-                None => self.work(&task).await,
+                Some(d) => {
+                    match tokio::time::timeout(d, self.work(&task, fingerprint, &handles)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(Failure::new(
+                            FailureKind::TimedOut,
+                            format!("gave up after {}s", d.as_secs()),
+                        )),
+                    }
+                }
+                None => self.work(&task, fingerprint, &handles).await,
             };
             match &result {
                 Ok(()) => tracing::info!("succeeded"),
@@ -474,7 +560,12 @@ impl Driver {
         (id, task.attempt, result)
     }
 
-    async fn work(&self, task: &Task) -> Result<(), Failure> {
+    async fn work(
+        &self,
+        task: &Task,
+        fingerprint: &str,
+        handles: &StartedTx,
+    ) -> Result<(), Failure> {
         let id = &task.id;
         let node = || {
             id.node
@@ -500,8 +591,15 @@ impl Driver {
         match &task.work {
             Work::Commands { commands } => {
                 let node = node()?;
-                for spec in commands {
+                for (n, spec) in commands.iter().enumerate() {
                     started(&|| spec.to_shell_line());
+                    let (tx, at) = (handles.clone(), (id.clone(), task.attempt, n));
+                    let mut tracking = Tracking::new().started(HandleSink::new(move |h| {
+                        let _ = tx.send((at.0.clone(), at.1, at.2, h));
+                    }));
+                    if let Some(locks) = &self.locks {
+                        tracking = tracking.lock(locks.for_task(fingerprint, id));
+                    }
                     let sink = match &self.events {
                         Some(tx) => {
                             let tx = tx.clone();
@@ -516,7 +614,7 @@ impl Driver {
                         }
                         None => LineSink::none(),
                     };
-                    match self.runner.run(&node, spec, &sink).await {
+                    match self.runner.run_tracked(&node, spec, &sink, &tracking).await {
                         Ok(out) if out.status.success() => {}
                         Ok(out) => {
                             let line = spec.to_shell_line();
@@ -626,7 +724,9 @@ fn no_provider() -> Failure {
 fn runner_failure(e: RunnerError) -> Failure {
     let kind = match &e {
         RunnerError::Connect { .. } => FailureKind::Unreachable,
-        RunnerError::Auth { .. } | RunnerError::HostKey { .. } => FailureKind::Refused,
+        RunnerError::Auth { .. } | RunnerError::HostKey { .. } | RunnerError::Invalid { .. } => {
+            FailureKind::Refused
+        }
         RunnerError::TimedOut { .. } => FailureKind::TimedOut,
         RunnerError::NotFound { .. } | RunnerError::Unsupported { .. } => FailureKind::Unsupported,
         _ => FailureKind::Other,

@@ -16,7 +16,9 @@
 //!   on the same journal gets [`JournalError::Locked`] instead of interleaving records. The lock
 //!   goes with the [`Journal`] (and with the process, if it dies).
 //! - [`Journal::peek`] reads a journal without creating or repairing it (and refuses one a run
-//!   holds), so a caller can decide whether to go on before [`Journal::open`] changes a thing.
+//!   holds), so a caller can decide whether to go on before [`Journal::open`] changes a thing;
+//!   [`Journal::peek_to_resume`] also refuses a journal without a record (a resume of nothing
+//!   would start the plan over, its backups included).
 //!
 //! ```
 //! use kupgrade_exec::Journal;
@@ -113,6 +115,21 @@ pub enum JournalError {
         line: usize,
         /// What is wrong with it.
         message: String,
+    },
+    /// A resume was asked of a journal that records no run: missing, empty, or holding only a
+    /// line torn by a crash. Starting the plan over from its first step would repeat its
+    /// backups and snapshots over the ones it already made.
+    #[error(
+        "cannot resume from journal {}: {found}, so it records no run to go on with; check the \
+         cluster first (a run may have changed it and lost its journal), then start a new run \
+         without --resume (plan again from the live cluster if it moved)",
+        path.display()
+    )]
+    NothingToResume {
+        /// The journal file.
+        path: PathBuf,
+        /// What was found instead of records ("there is no such file", …).
+        found: String,
     },
     /// A record could not be encoded.
     #[error("cannot encode a record for journal {}: {source}", path.display())]
@@ -229,6 +246,27 @@ impl<R: Serialize + DeserializeOwned> Journal<R> {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io_err("read"))?;
         Ok(Some(parse(path, &bytes)?.0))
+    }
+
+    /// [`peek`](Journal::peek) for a resume: the journal must hold at least one record. A
+    /// missing file, an empty one or one holding only a torn line is
+    /// [`JournalError::NothingToResume`], naming the file and what it holds.
+    pub fn peek_to_resume(path: impl AsRef<Path>) -> Result<Recovered<R>, JournalError> {
+        let path = path.as_ref();
+        let nothing = |found: String| JournalError::NothingToResume {
+            path: path.to_path_buf(),
+            found,
+        };
+        let Some(recovered) = Self::peek(path)? else {
+            return Err(nothing("there is no such file".into()));
+        };
+        if !recovered.records.is_empty() {
+            return Ok(recovered);
+        }
+        Err(nothing(match &recovered.torn {
+            Some(torn) => format!("the file holds only an incomplete line ({torn})"),
+            None => "the file is empty".into(),
+        }))
     }
 
     /// Reads the journal at `path` without locking or changing it (to show a run's progress
@@ -504,6 +542,40 @@ mod tests {
         drop(j);
         let r = Journal::<Rec>::read(&path).unwrap();
         assert_eq!(r.records, [started(1), started(2), started(3), started(4)]);
+    }
+
+    #[test]
+    fn a_resume_needs_a_record() {
+        let (_dir, path) = journal_path();
+        let message = |found: &str| {
+            format!(
+                "cannot resume from journal {}: {found}, so it records no run to go on with; \
+                 check the cluster first (a run may have changed it and lost its journal), then \
+                 start a new run without --resume (plan again from the live cluster if it moved)",
+                path.display()
+            )
+        };
+        let refused = |path: &Path| Journal::<Rec>::peek_to_resume(path).unwrap_err();
+        assert_eq!(refused(&path).to_string(), message("there is no such file"));
+        assert!(!path.exists(), "peeking created the file");
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(refused(&path).to_string(), message("the file is empty"));
+        std::fs::write(&path, b"{\"Started\":").unwrap();
+        assert!(matches!(
+            refused(&path),
+            JournalError::NothingToResume { found, .. }
+                if found.starts_with("the file holds only an incomplete line (line 1 (at byte 0)")
+        ));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"{\"Started\":",
+            "the torn line is left in place"
+        );
+        let (mut journal, _) = Journal::<Rec>::open(&path).unwrap();
+        journal.append(&started(1)).unwrap();
+        drop(journal);
+        let recovered = Journal::<Rec>::peek_to_resume(&path).unwrap();
+        assert_eq!(recovered.records, [started(1)]);
     }
 
     #[test]

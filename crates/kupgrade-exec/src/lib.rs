@@ -11,12 +11,18 @@
 //! - [`KubectlOps`]: a [`ClusterOperations`](kupgrade_core::ports::ClusterOperations)
 //!   backend through `kubectl` on one node, over any runner, for clusters reached only
 //!   through their nodes ([`kubectl`] says how each operation is done).
+//! - [`CommandProvider`]: a [`NodeProvider`](kupgrade_core::ports::NodeProvider) for the
+//!   replace strategy that runs the operator's own commands (a cloud CLI, terraform, a
+//!   script) to create, look for and remove nodes ([`provider`] states their contract).
 //! - [`Journal`]: the crash-safe, append-only JSON-lines file a run records its progress in,
 //!   so an interrupted upgrade resumes where it stopped.
 //! - [`driver`]: the async [`Driver`](driver::Driver) that carries a plan out by moving data
 //!   between kupgrade-core's run state machine (`kupgrade_core::run::Run`) and these ports:
 //!   concurrency within a batch, timeouts, retries with backoff, Ctrl-C (finish the current
 //!   step or abort it), dry runs, an event stream and `tracing` spans per step.
+//! - `releases` (feature `live-releases`, on by default): reads the version labels the
+//!   Kubernetes release team publishes (`stable.txt`, `stable-1.N.txt`), as `kubeadm upgrade
+//!   plan` does, to merge the newest patches over the release calendar.
 //! - [`sim`]: a simulated kubeadm cluster ([`SimCluster`](sim::SimCluster)) behind all three
 //!   ports, in virtual time, with fault injection and a state file that survives a killed
 //!   process: the test bed of the driver, the examples and the benches.
@@ -50,11 +56,17 @@
 //! real nodes.
 
 pub mod driver;
+mod groups;
 pub mod journal;
 pub mod kubectl;
 mod local;
-mod node_env;
+pub mod node_env;
+pub mod node_lease;
+mod node_state;
 mod output;
+pub mod provider;
+#[cfg(feature = "live-releases")]
+pub mod releases;
 pub mod sim;
 pub mod ssh;
 
@@ -62,4 +74,7 @@ pub use journal::{Journal, JournalError, Recovered, TornTail};
 pub use kubectl::KubectlOps;
 pub use local::LocalRunner;
 pub use node_env::NodeEnv;
+pub use node_lease::{Claim, NodeLease, NodeLeaseError};
+pub use node_state::NodeReadOps;
+pub use provider::CommandProvider;
 pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};

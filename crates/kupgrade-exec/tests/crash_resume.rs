@@ -13,6 +13,12 @@
 //!   starts with stub `apt-get`, `apt-mark`, `dnf`, `kubeadm`, `systemctl`, `kubectl` (and
 //!   `sudo`, `tee`, `mkdir`, `cp`, `etcdctl`) scripts that log what they were asked and keep
 //!   versions in files; 8 seeds.
+//! - `local_runs_survive_sigkill_sigterm_and_sighup_at_50_seeds`: the same sandboxes under the
+//!   local executor, whose stubs also log when each copy starts and ends and notice a copy of
+//!   the same command still running; the child is sent SIGKILL, SIGTERM or SIGHUP at seeded
+//!   random moments (it handles SIGTERM and SIGHUP as `apply` does: abort). No two copies of
+//!   any command overlap, no command outlives its child, steps that are not safe to repeat ran
+//!   exactly once, and the backups hold what was there before the upgrade.
 //!
 //! After the last run: the cluster is at the target everywhere, no node is left cordoned,
 //! the journal ends with a completed run, no task the journal had finished was started
@@ -44,9 +50,9 @@ use kupgrade_core::run::{
 };
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_core::{ClusterState, KubeVersion, NodeName, SshTarget};
-use kupgrade_exec::driver::Driver;
+use kupgrade_exec::driver::{Driver, NodeLocks, SurvivorPolicy, stop_channel};
 use kupgrade_exec::sim::{OpPhase, SimCluster, Workload};
-use kupgrade_exec::{Journal, NodeEnv, SshConfig, SshRunner};
+use kupgrade_exec::{Journal, LocalRunner, NodeEnv, SshConfig, SshRunner};
 
 const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
 const CHILD: &str = "KUPGRADE_CRASH_CHILD";
@@ -114,7 +120,11 @@ fn crash_child() {
         .start_paused(kind == "sim")
         .build()
         .unwrap();
-    let outcome = runtime.block_on(child(&kind, &dir, crash, &resolve));
+    let outcome = if kind == "local" {
+        runtime.block_on(local_child(&dir, &resolve))
+    } else {
+        runtime.block_on(child(&kind, &dir, crash, &resolve))
+    };
     println!("{OUTCOME_MARK}{}", serde_json::to_string(&outcome).unwrap());
 }
 
@@ -322,7 +332,7 @@ fn check_journal(dir: &Path) -> HashMap<TaskId, usize> {
             }
             RecordKind::TaskFinished {
                 task,
-                end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. },
+                end: TaskEnd::Succeeded { .. } | TaskEnd::AlreadyDone { .. },
                 ..
             } => {
                 done.insert(task.clone(), i);
@@ -646,6 +656,7 @@ done
   v=${3#v}
   [ "$(cat "$S/kubeadm.pkg")" = "$v" ] || { echo "kubeadm is not $v" >&2; exit 1; }
   echo "$v" > "$S/apiserver"; echo "$v" > "$R/../cluster-version"
+  echo "$v" > "$R/fs/etc/kubernetes/version"
   echo "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"v$v\". Enjoy!" ;;
 "upgrade node")
   cv=$(cat "$R/../cluster-version")
@@ -694,15 +705,35 @@ esac
     ),
     (
         "cp",
-        "[ \"$1 $2 $3\" = \"-a -T /etc/kubernetes\" ] || exit 1\n/bin/mkdir -p \"$R/fs$4\"\necho copied > \"$R/fs$4/admin.conf\"\n",
+        "[ \"$1 $2 $3\" = \"-a -T /etc/kubernetes\" ] || exit 1\n/bin/mkdir -p \"$R/fs$4\"\n/bin/cp -a -T \"$R/fs/etc/kubernetes\" \"$R/fs$4\"\n",
     ),
     (
         "etcdctl",
-        "for last; do :; done\n/bin/mkdir -p \"$R/fs$(dirname \"$last\")\"\necho snapshot > \"$R/fs$last\"\n",
+        "for last; do :; done\n/bin/mkdir -p \"$R/fs$(dirname \"$last\")\"\necho \"snapshot of $(cat \"$R/../cluster-version\")\" > \"$R/fs$last\"\n",
     ),
 ];
 
+/// What each stub does before its own work under the local campaign: logs the start and the
+/// end of its copy to `$R/events`, and an overlap to `$R/overlaps` when another copy of the same
+/// command on the node still runs (found by its marker at the start, or by the marker taken
+/// over before the end); then sleeps `$R/../slow` seconds (`$R/../slow-apply` for `kubeadm
+/// upgrade apply`, as the slowest command of a run), so kills land inside commands.
+const WATCH: &str = r#"k=$(printf '%s' "$0 $*" | cksum | cut -d' ' -f1); m="$R/running.$k"
+if [ -f "$m" ] && kill -0 "$(cat "$m")" 2>/dev/null; then
+  echo "${0##*/} $* started while copy $(cat "$m") runs" >> "$R/overlaps"; fi
+echo $$ > "$m"; echo "start $$ ${0##*/} $*" >> "$R/events"
+trap 'o=$(cat "$m" 2>/dev/null); [ "$o" = $$ ] || echo "${0##*/} overlapped by copy $o" >> "$R/overlaps"; rm -f "$m"; echo "end $$" >> "$R/events"' EXIT
+case "${0##*/} $1 $2" in
+"kubeadm upgrade apply") sleep "$(cat "$R/../slow-apply" 2>/dev/null || echo 0)" ;;
+*) sleep "$(cat "$R/../slow" 2>/dev/null || echo 0)" ;;
+esac
+"#;
+
 fn write_sandboxes(root: &Path, cluster: &ClusterState) {
+    write_sandboxes_with(root, cluster, "");
+}
+
+fn write_sandboxes_with(root: &Path, cluster: &ClusterState, watch: &str) {
     for n in &cluster.nodes {
         let r = root.join(n.name.as_str());
         let bin = r.join("bin");
@@ -715,10 +746,14 @@ fn write_sandboxes(root: &Path, cluster: &ClusterState) {
                 &bin,
                 name,
                 &format!(
-                    "R=\"$KUPGRADE_NODE_ROOT\"; S=\"$R/state\"\necho \"{name} $*\" >> \"$R/log\"\n{body}"
+                    "R=\"$KUPGRADE_NODE_ROOT\"; S=\"$R/state\"\necho \"{name} $*\" >> \"$R/log\"\n{watch}{body}"
                 ),
             );
         }
+        // A strict sandbox: its bin/ is the whole PATH, so it also holds the harmless
+        // programs (after the stubs, which win).
+        kupgrade_exec::node_env::provide_programs(&bin, kupgrade_exec::node_env::SANDBOX_PROGRAMS)
+            .unwrap();
         let plain = |v: &Option<KubeVersion>| v.as_ref().unwrap().to_plain_string();
         let w = |f: &str, text: String| std::fs::write(s.join(f), text + "\n").unwrap();
         w("kubelet.pkg", plain(&n.versions.kubelet));
@@ -730,6 +765,9 @@ fn write_sandboxes(root: &Path, cluster: &ClusterState) {
             n.versions.kubeadm.as_ref().unwrap().minor().to_string(),
         );
         w("fresh", "1".into());
+        let etc = r.join("fs/etc/kubernetes");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("version"), plain(&n.versions.kubeadm) + "\n").unwrap();
         for p in ["kubelet", "kubeadm", "kubectl"] {
             std::fs::write(s.join(format!("held.{p}")), "").unwrap();
         }
@@ -753,7 +791,7 @@ fn read(path: PathBuf) -> Option<String> {
 /// The sandbox world's cluster API: what the nodes' state files say; cordon, drain and
 /// uncordon through the `kubectl` stub on the node itself, over the (crashing) SSH runner.
 struct SandboxOps {
-    runner: Arc<Crashing>,
+    runner: Arc<dyn CommandRunner>,
     root: PathBuf,
     base: ClusterState,
 }
@@ -1023,4 +1061,333 @@ fn upgrades_over_a_real_sshd_survive_sigkill() {
             let _ = Command::new("kill").arg(pid.to_string()).status();
         }
     }
+}
+
+// ---- the local campaign: SIGKILL, SIGTERM, SIGHUP -------------------------------------------
+
+const READY_MARK: &str = "KUPGRADE-READY";
+
+/// The local child: the sandboxes under the local executor, node-side locks, and SIGTERM and
+/// SIGHUP handled as `apply` handles them (abort: kill what runs, record it interrupted).
+async fn local_child(dir: &Path, resolve: &str) -> Finished {
+    use tokio::signal::unix::{SignalKind, signal};
+    let plan: UpgradePlan =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    let plan = Arc::new(plan);
+    let (mut journal, recovered) = Journal::<Record>::open(dir.join("journal")).unwrap();
+    let mut run = Run::resume(
+        plan.clone(),
+        Arc::new(UpstreamPolicy::new()),
+        RunOptions::default(),
+        &recovered.records,
+    )
+    .unwrap();
+    for r in resolve.split(';').filter(|r| !r.is_empty()) {
+        let (_, task) = r.split_once('=').unwrap();
+        let task = run.find_task(task).unwrap();
+        for rec in run
+            .resolve(&task, Resolution::MarkDone, jiff::Timestamp::now())
+            .unwrap()
+            .records
+        {
+            journal.append(&rec).unwrap();
+        }
+    }
+    let (stop, signal_rx) = stop_channel();
+    let mut term = signal(SignalKind::terminate()).unwrap();
+    let mut hup = signal(SignalKind::hangup()).unwrap();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+        stop.abort();
+    });
+    println!("{READY_MARK}");
+    let _ = std::io::stdout().flush();
+    let root = dir.join("nodes");
+    let runner: Arc<dyn CommandRunner> = Arc::new(
+        LocalRunner::new()
+            .allow_sudo()
+            .with_node_env(move |n| NodeEnv::sandbox(&root, n)),
+    );
+    let ops = SandboxOps {
+        runner: runner.clone(),
+        root: dir.join("nodes"),
+        base: small(),
+    };
+    Driver::new(runner, Arc::new(ops))
+        .node_locks(NodeLocks::new(
+            format!("crash child {}", std::process::id()),
+            Duration::from_secs(30),
+        ))
+        .on_survivor(SurvivorPolicy::Wait(Duration::from_secs(30)))
+        .stop_on(signal_rx)
+        .drive(&mut run, &mut journal)
+        .await
+        .unwrap()
+}
+
+/// When the campaign signals a child: `after` its start, or that long after a copy of
+/// `kubeadm upgrade apply` started (the issue's case: `apply` killed while it runs).
+#[derive(Clone, Copy, Debug)]
+struct Kill {
+    signal: &'static str,
+    after: Duration,
+    in_apply: bool,
+}
+
+/// How many copies of `kubeadm upgrade apply` started on cp-1 so far.
+fn applies_started(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("nodes/cp-1/events"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("start") && l.contains("kubeadm upgrade apply"))
+        .count()
+}
+
+/// Runs the local child once, signalling it as `kill` says.
+fn run_local_child(dir: &Path, resolve: &str, kill: Option<Kill>) -> Option<Finished> {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "local")
+        .env("KUPGRADE_CRASH_DIR", dir)
+        .env("KUPGRADE_RESOLVE", resolve)
+        .env_remove("KUPGRADE_CRASH_AT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let began = std::time::Instant::now();
+    let applies = applies_started(dir);
+    let mut outcome = None;
+    let mut ready = false;
+    let mut sent = false;
+    let mut at: Option<std::time::Instant> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(10)) {
+            Ok(line) => {
+                if line.contains(READY_MARK) {
+                    ready = true;
+                    if let Some(k) = kill
+                        && !k.in_apply
+                    {
+                        at = Some(std::time::Instant::now() + k.after);
+                    }
+                } else if let Some((_, json)) = line.split_once(OUTCOME_MARK) {
+                    outcome = Some(serde_json::from_str::<Finished>(json).unwrap());
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                assert!(
+                    began.elapsed() < Duration::from_secs(120) || child.kill().is_err(),
+                    "{}: the child hangs",
+                    dir.display()
+                );
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        let Some(k) = kill else { continue };
+        if !ready || sent {
+            continue;
+        }
+        if at.is_none() && k.in_apply && applies_started(dir) > applies {
+            at = Some(std::time::Instant::now() + k.after);
+        }
+        if let Some(t) = at
+            && std::time::Instant::now() >= t
+        {
+            // The signal, by the id of the process this test started.
+            let _ = Command::new("kill")
+                .args([&format!("-{}", k.signal), &pid.to_string()])
+                .status();
+            sent = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    match (kill.map(|k| k.signal), sent) {
+        (Some("KILL"), true) => {}
+        (Some(name), true) => {
+            // SIGTERM and SIGHUP: the child ends on its own, its session cancelled (or done).
+            assert!(
+                status.success(),
+                "{}: SIG{name} ended the child without its handler: {status}",
+                dir.display()
+            );
+            assert!(
+                matches!(outcome, Some(Finished::Cancelled | Finished::Completed)),
+                "{}: after SIG{name} the run ended {outcome:?}",
+                dir.display()
+            );
+        }
+        _ => assert!(
+            status.success(),
+            "{}: child failed: {status}",
+            dir.display()
+        ),
+    }
+    // Nothing it started outlives it by more than a moment (the stubs' command lines name the
+    // sandbox; a `kubeadm upgrade apply` killed at most 0.8 s into its 2 s would run 1.2 s more).
+    let root = dir.join("nodes").display().to_string();
+    for _ in 0..100 {
+        if support::processes_with(&root).is_empty() {
+            return outcome;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = support::processes_with(&root);
+    for p in &left {
+        let _ = Command::new("kill")
+            .args(["-KILL", &p.to_string()])
+            .status();
+    }
+    panic!(
+        "{}: processes {left:?} outlived their child by 1 s ({kill:?})",
+        dir.display()
+    )
+}
+
+#[test]
+fn local_runs_survive_sigkill_sigterm_and_sighup_at_50_seeds() {
+    let cluster = small();
+    let plan = PlanRequest::new("1.29".parse().unwrap(), date(2024, 6, 1))
+        .plan(&cluster)
+        .unwrap();
+    let once: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| !s.idempotent)
+        .map(|s| s.id.as_str().to_string())
+        .collect();
+    let fresh = |name: &str| {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("kupgrade-crash-local-{name}-"))
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("plan.json"), serde_json::to_string(&plan).unwrap()).unwrap();
+        write_sandboxes_with(&d.join("nodes"), &cluster, WATCH);
+        std::fs::write(d.join("nodes/slow"), "0.03\n").unwrap();
+        std::fs::write(d.join("nodes/slow-apply"), "2\n").unwrap();
+        Keep(Some(dir))
+    };
+    // How long a whole run takes here: the kills land anywhere in it.
+    let calibrate = fresh("calibrate");
+    let t0 = std::time::Instant::now();
+    assert_eq!(
+        run_local_child(calibrate.path(), "", None),
+        Some(Finished::Completed)
+    );
+    let whole = t0.elapsed().as_millis() as u64;
+    drop(calibrate);
+    let seeds = only_seeds().unwrap_or_else(|| (0..50).collect());
+    for seed in seeds {
+        let mut rng = Rng(seed ^ 0x10ca_1000_5eed);
+        let name = ["KILL", "TERM", "HUP"][(seed % 3) as usize];
+        // Half the kills land while `kubeadm upgrade apply` runs (0 to 0.8 s into its 2 s).
+        let kills: Vec<Kill> = (0..1 + rng.below(2))
+            .map(|_| {
+                let in_apply = rng.below(2) == 1;
+                let after = if in_apply {
+                    rng.below(800)
+                } else {
+                    rng.below(whole.max(1))
+                };
+                Kill {
+                    signal: name,
+                    after: Duration::from_millis(after),
+                    in_apply,
+                }
+            })
+            .collect();
+        let dir = fresh(&seed.to_string());
+        let d = dir.path();
+        let mut resolve = String::new();
+        let mut pending = kills.iter().copied();
+        let mut done = false;
+        for _ in 0..20 {
+            let kill = pending.next();
+            match run_local_child(d, &resolve, kill) {
+                Some(Finished::Completed) => {
+                    done = true;
+                    break;
+                }
+                Some(Finished::Halted(r)) if r.reason == StopReason::Unsure => {
+                    // Not safe to repeat, and unsure: the operator looks at the sandbox.
+                    panic!("seed {seed}: unsure about {:?}: {}", r.task, r.summary)
+                }
+                Some(Finished::Cancelled) | None => resolve.clear(),
+                Some(other) => panic!("seed {seed}: the run ended {other}"),
+            }
+        }
+        assert!(done, "seed {seed}: no end after 20 runs");
+
+        let root = d.join("nodes");
+        let mut starts = 0;
+        for n in &cluster.nodes {
+            let r = root.join(n.name.as_str());
+            let overlaps = std::fs::read_to_string(r.join("overlaps")).unwrap_or_default();
+            assert!(
+                overlaps.is_empty(),
+                "seed {seed} (SIG{name} at {kills:?}): copies overlapped on {}:\n{overlaps}",
+                n.name
+            );
+            let log = std::fs::read_to_string(r.join("log")).unwrap();
+            starts += log.lines().count();
+            assert_eq!(
+                read(r.join("state/kubelet.running")).as_deref(),
+                Some("1.29.5"),
+                "seed {seed}: {}",
+                n.name
+            );
+            // The backups hold what was there before the upgrade.
+            for backup in walk(&r.join("fs/var")) {
+                let text = std::fs::read_to_string(&backup).unwrap();
+                assert!(
+                    text.contains("1.28.9"),
+                    "seed {seed}: {} no longer holds the state before the upgrade: {text}",
+                    backup.display()
+                );
+            }
+        }
+        // Steps that are not safe to repeat ran exactly once.
+        let started = check_journal(d);
+        for (task, n) in &started {
+            if once.iter().any(|s| s == task.step.as_str()) {
+                assert_eq!(*n, 1, "seed {seed}: {task} started {n} times");
+            }
+        }
+        eprintln!(
+            "local seed {seed}: SIG{name} at {kills:?} (a run takes {whole} ms), {starts} stub calls"
+        );
+    }
+}
+
+/// The files under `dir` (none when it does not exist).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            found.extend(walk(&p));
+        } else {
+            found.push(p);
+        }
+    }
+    found
 }

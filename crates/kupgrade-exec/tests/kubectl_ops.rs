@@ -44,11 +44,17 @@ fn kubectl() -> Option<PathBuf> {
     }
 }
 
-/// A sandbox `bin` with the test kubectl and a `sudo` stub.
+/// A strict sandbox's `bin` (the whole PATH): the test kubectl, a `sudo` stub and the harmless
+/// programs.
 fn sandbox(kubectl: &std::path::Path) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("sandbox");
     support::write_stub_sudo(dir.path());
     std::os::unix::fs::symlink(kubectl, dir.path().join("kubectl")).expect("link kubectl");
+    kupgrade_exec::node_env::provide_programs(
+        dir.path(),
+        kupgrade_exec::node_env::SANDBOX_PROGRAMS,
+    )
+    .expect("provide the sandbox's programs");
     dir
 }
 
@@ -58,7 +64,7 @@ fn ops(bin: &std::path::Path, kubeconfig: &std::path::Path) -> KubectlOps {
     let bin = bin.to_path_buf();
     let runner = LocalRunner::new()
         .allow_sudo()
-        .with_node_env(move |_| NodeEnv::new().path_prefix(bin.clone()));
+        .with_node_env(move |_| NodeEnv::new().path_prefix(bin.clone()).path_only());
     KubectlOps::new(
         Arc::new(runner),
         "kubectl-host".parse().unwrap(),

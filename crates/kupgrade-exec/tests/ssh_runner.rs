@@ -43,7 +43,10 @@ async fn conforms_over_a_real_sshd() {
     write_stub_sudo(&sshd.bin_dir());
     let state = tempfile::tempdir().unwrap();
     let scratch = tempfile::tempdir().unwrap(); // the "remote" node is this machine
-    let runner = ssh_runner(&sshd, state.path(), &["node-1"]);
+    // Node-side locks in the scratch directory, not this machine's /run.
+    let locks = scratch.path().join("locks");
+    let runner = ssh_runner(&sshd, state.path(), &["node-1"])
+        .with_node_env(move |_| NodeEnv::new().lock_dir(locks.clone()));
     let caps = Capabilities::new(scratch.path().to_str().unwrap())
         .sudo(SudoSupport::Honoured { uid: uid() })
         .signals(SignalReport::ShellStatus);
@@ -222,6 +225,184 @@ async fn nothing_listening_is_a_connect_error() {
     };
     assert_eq!(n.as_str(), "w-3");
     assert!(message.contains("Connection refused"), "{message}");
+}
+
+/// ssh refusing its own configuration (an option it does not know) or arguments (a time it
+/// cannot take) is reported with what ssh said, as a setting to fix: not as an unreachable
+/// node, nor as a missing ssh client.
+#[tokio::test]
+async fn ssh_refusing_its_options_is_reported_with_its_words() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    for (config, said) in [
+        (
+            config(&sshd, state.path()).ssh_option("Bogus", "yes"),
+            "Bad configuration option: bogus",
+        ),
+        (
+            config(&sshd, state.path()).connect_timeout(Duration::from_secs(1 << 40)),
+            "invalid time value",
+        ),
+    ] {
+        let runner = SshRunner::new(config)
+            .unwrap()
+            .with_target(node("w-1"), target(&sshd));
+        let e = runner
+            .output(&node("w-1"), &CommandSpec::new("true"))
+            .await
+            .unwrap_err();
+        let RunnerError::Invalid { node: n, message } = &e else {
+            panic!("expected Invalid, got {e:?}")
+        };
+        assert_eq!(n.as_str(), "w-1");
+        let dest = format!("{}@127.0.0.1:{}", sshd.user(), sshd.port());
+        assert!(
+            message.starts_with(&format!(
+                "ssh refused its arguments or configuration for {dest}, so nothing was run (ssh: "
+            )),
+            "{message}"
+        );
+        assert!(message.contains(said), "{message}");
+        assert!(!message.contains("openssh-client"), "{message}");
+    }
+    assert_eq!(sshd.accepted_logins(), 0);
+}
+
+/// A target built in code is checked like an inventory's: a user or host that could reach a
+/// shell through ssh's configuration (`%r`, `%h` in a `ProxyCommand`) never reaches ssh.
+#[tokio::test]
+async fn a_hostile_target_never_reaches_ssh() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let marker = state.path().join("pwned");
+    let proxy = format!("sh -c 'touch {}; nc %h %p'", marker.display());
+    let conf = config(&sshd, state.path()).ssh_option("ProxyCommand", proxy);
+    for (field, t) in [
+        (
+            "user",
+            SshTarget {
+                user: Some(format!("x$(touch {})", marker.display())),
+                ..target(&sshd)
+            },
+        ),
+        (
+            "host",
+            SshTarget {
+                host: Some("127.0.0.1;id".into()),
+                ..target(&sshd)
+            },
+        ),
+    ] {
+        let runner = SshRunner::new(conf.clone())
+            .unwrap()
+            .with_target(node("w-1"), t);
+        let e = runner
+            .output(&node("w-1"), &CommandSpec::new("true"))
+            .await
+            .unwrap_err();
+        let RunnerError::Invalid { message, .. } = &e else {
+            panic!("expected Invalid, got {e:?}")
+        };
+        assert!(
+            message.starts_with(&format!("its SSH target's {field}: ")),
+            "{message}"
+        );
+        assert!(message.ends_with("; nothing was run"), "{message}");
+    }
+    assert!(!marker.exists(), "the ProxyCommand ran");
+    // A default user from the configuration is held to the same rule.
+    let e = SshRunner::new(config(&sshd, state.path()).user("a`id`")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("user: \"a`id`\" is not a POSIX user name"),
+        "{e}"
+    );
+}
+
+/// Refusals (ssh's own, a host key, a bad target) fail the step at once: the driver does not
+/// retry what trying again cannot fix.
+#[tokio::test]
+async fn refusals_are_not_retried() {
+    use std::sync::Arc;
+
+    use kupgrade_core::plan::PlanRequest;
+    use kupgrade_core::run::{FailureKind, Finished, RetryPolicy, Run, RunOptions, StopReason};
+    use kupgrade_core::skew::UpstreamPolicy;
+    use kupgrade_exec::driver::Driver;
+    use kupgrade_exec::sim::SimCluster;
+
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let cluster = kupgrade_core::inventory::parse(
+        "nodes:\n  - name: solo\n    roles: [control-plane]\n    versions: { kubelet: v1.28.9, \
+         kubeadm: v1.28.9, kube-apiserver: v1.28.9, kube-controller-manager: v1.28.9, \
+         kube-scheduler: v1.28.9, etcd: 3.5.9-0 }\n",
+        "solo.yaml",
+    )
+    .unwrap();
+    let plan = Arc::new(
+        PlanRequest::new("1.29".parse().unwrap(), jiff::civil::date(2024, 6, 1))
+            .plan(&cluster)
+            .unwrap(),
+    );
+    let empty = state.path().join("known_hosts_empty");
+    std::fs::write(&empty, "").unwrap();
+    let cases = [
+        (
+            config(&sshd, state.path()).ssh_option("Bogus", "yes"),
+            target(&sshd),
+        ),
+        (
+            config(&sshd, state.path()).known_hosts_file(&empty),
+            target(&sshd),
+        ),
+        (
+            config(&sshd, state.path()),
+            SshTarget {
+                user: Some("Root".into()),
+                ..target(&sshd)
+            },
+        ),
+    ];
+    for (config, t) in cases {
+        let runner = SshRunner::new(config).unwrap().with_target(node("solo"), t);
+        let sim = Arc::new(SimCluster::new(cluster.clone()));
+        let mut run = Run::new(
+            plan.clone(),
+            Arc::new(UpstreamPolicy::new()),
+            RunOptions {
+                max_parallel: None,
+                retry: RetryPolicy {
+                    max_attempts: 5,
+                    ..RetryPolicy::default()
+                },
+            },
+        )
+        .unwrap();
+        let mut journal = Vec::new();
+        let out = Driver::new(Arc::new(runner), sim)
+            .drive(&mut run, &mut journal)
+            .await
+            .unwrap();
+        let Finished::Halted(report) = &out else {
+            panic!("expected a halt, got {out}")
+        };
+        assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+        let c = run.counts();
+        assert_eq!((c.retried, c.failed), (0, 1), "{report}");
+        let failure = journal
+            .iter()
+            .find_map(|r| match &r.kind {
+                kupgrade_core::run::RecordKind::TaskFinished {
+                    end: kupgrade_core::run::TaskEnd::Failed { failure, .. },
+                    ..
+                } => Some(failure.clone()),
+                _ => None,
+            })
+            .expect("a failed task in the journal");
+        assert_eq!(failure.kind, FailureKind::Refused, "{failure}");
+    }
+    assert_eq!(sshd.accepted_logins(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,6 +649,9 @@ async fn node_env_sandboxes_work_remotely() {
             "kubeadm",
             &format!("echo \"stub of {n} in $(pwd) root=$KUPGRADE_NODE_ROOT\"\n"),
         );
+        // The wrapper runs the command line with `sh` and sets the node's variables with
+        // `env`, both found in the strict PATH.
+        kupgrade_exec::node_env::provide_programs(&bin, &["sh", "env"]).unwrap();
     }
     let sandboxes = root.path().to_path_buf();
     let runner = ssh_runner(&sshd, state.path(), &["cp-1", "w-1"])
@@ -481,6 +665,18 @@ async fn node_env_sandboxes_work_remotely() {
         assert_eq!(
             out.stdout_text(),
             format!("stub of {n} in {d} root={d}\n", d = d.display())
+        );
+    }
+
+    // Nothing else of the node is reachable by name: not its sudo, not its programs.
+    for program in ["apt-get", "sudo"] {
+        let e = runner
+            .output(&node("w-1"), &CommandSpec::new(program).arg("--version"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, RunnerError::NotFound { program: p, .. } if p == program),
+            "{e:?}"
         );
     }
 
@@ -501,4 +697,41 @@ async fn node_env_sandboxes_work_remotely() {
         message.contains("/nonexistent/kupgrade-sandbox"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_node_made_by_a_provider_is_reached_at_the_target_its_create_command_reports() {
+    use kupgrade_core::ports::NodeProvider;
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = SshRunner::new(config(&sshd, state.path())).unwrap();
+    let new = node("w-1-v1-30-6");
+    // Unknown before: reached at its node name, which does not resolve.
+    let before = runner.output(&new, &CommandSpec::shell("echo hello")).await;
+    assert!(
+        before.as_ref().map_or(true, |o| !o.status.success()),
+        "{before:?}"
+    );
+    let learner = runner.clone();
+    let provider = kupgrade_exec::CommandProvider::new(
+        CommandSpec::shell(
+            r#"printf '{"name": "%s", "ssh": {"host": "127.0.0.1", "port": %s, "user": "%s"}}' "$KUPGRADE_NODE" "$PORT" "$SSH_USER""#,
+        ),
+        CommandSpec::shell("true"),
+    )
+    .env("PORT", sshd.port().to_string())
+    .env("SSH_USER", sshd.user())
+    .on_ssh_target(move |n, t| learner.learn_target(n, t));
+    let template = kupgrade_core::Node::worker("w-1", "v1.29.10".parse().unwrap()).unwrap();
+    provider
+        .provision(&new, &template, &"v1.30.6".parse().unwrap())
+        .await
+        .unwrap();
+    let out = runner
+        .output(&new, &CommandSpec::shell("echo hello"))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout_text().trim(), "hello");
+    runner.close().await;
 }

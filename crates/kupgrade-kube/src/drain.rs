@@ -118,6 +118,51 @@ enum Outcome {
     Failed(OpsError),
 }
 
+/// What the evictions of one drain came to.
+#[derive(Default)]
+struct Evictions {
+    /// Accepted and terminating, by UID: the drain waits for them to go.
+    pending: HashMap<String, PodRef>,
+    /// Already gone.
+    gone: Vec<PodRef>,
+    /// Refused until the deadline, with the pod's labels (to find its budgets) and why.
+    refused: Vec<(PodRef, BTreeMap<String, String>, String)>,
+}
+
+/// Sorts a node's pods into the ones to skip (in the report), to evict (returned), and to
+/// refuse: any refused pod ends the drain before anything is evicted
+/// ([`OpsError::DrainBlocked`] naming them all).
+fn triage(
+    node: &NodeName,
+    pods: Vec<Pod>,
+    options: &DrainOptions,
+) -> Result<(DrainReport, Vec<Pod>), OpsError> {
+    let mut report = DrainReport::default();
+    let mut refused = Vec::new();
+    let mut to_evict = Vec::new();
+    for pod in pods {
+        match classify(&pod, options) {
+            Disposition::Skip(reason) => report.skipped.push((pod_ref(&pod), reason)),
+            Disposition::Refuse(reason) => refused.push(BlockedPod {
+                pod: pod_ref(&pod),
+                budget: None,
+                reason,
+            }),
+            Disposition::Evict => to_evict.push(pod),
+        }
+    }
+    report.skipped.sort();
+    if refused.is_empty() {
+        return Ok((report, to_evict));
+    }
+    refused.sort_by(|a, b| a.pod.cmp(&b.pod));
+    report.blocked = refused;
+    Err(OpsError::DrainBlocked {
+        node: node.clone(),
+        report,
+    })
+}
+
 impl KubeClusterOps {
     pub(crate) async fn drain_node(
         &self,
@@ -145,69 +190,13 @@ impl KubeClusterOps {
         .map_err(|e| ops_error(&format!("list pods on node {node}"), e))?
         .items;
 
-        let mut report = DrainReport::default();
-        let mut refused = Vec::new();
-        let mut to_evict = Vec::new();
-        for pod in pods {
-            match classify(&pod, options) {
-                Disposition::Skip(reason) => report.skipped.push((pod_ref(&pod), reason)),
-                Disposition::Refuse(reason) => refused.push(BlockedPod {
-                    pod: pod_ref(&pod),
-                    budget: None,
-                    reason,
-                }),
-                Disposition::Evict => to_evict.push(pod),
-            }
-        }
-        report.skipped.sort();
-        if !refused.is_empty() {
-            refused.sort_by(|a, b| a.pod.cmp(&b.pod));
-            report.blocked = refused;
-            return Err(OpsError::DrainBlocked {
-                node: node.clone(),
-                report,
-            });
-        }
-
-        let grace = options.grace_period_seconds;
-        let outcomes: Vec<Outcome> = futures::stream::iter(to_evict)
-            .map(|pod| async move {
-                if options.disable_eviction {
-                    self.delete_pod(pod, grace, deadline).await
-                } else {
-                    self.evict_until(pod, grace, deadline).await
-                }
-            })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
-
-        let mut pending: HashMap<String, PodRef> = HashMap::new();
-        let mut gone = Vec::new();
-        let mut blocked = Vec::new();
-        let mut failure = None;
-        for o in outcomes {
-            match o {
-                Outcome::Evicted { pod, uid } => {
-                    pending.insert(uid, pod);
-                }
-                Outcome::Gone(pod) => gone.push(pod),
-                Outcome::Blocked {
-                    pod,
-                    labels,
-                    reason,
-                } => blocked.push((pod, labels, reason)),
-                Outcome::Failed(e) => {
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-
-        let still_there = self.wait_gone(node, pending.clone(), deadline).await?;
-        for (uid, pod) in pending {
+        let (mut report, to_evict) = triage(node, pods, options)?;
+        let evictions = self.evict_all(to_evict, options, deadline).await?;
+        let still_there = self
+            .wait_gone(node, evictions.pending.clone(), deadline)
+            .await?;
+        let mut gone = evictions.gone;
+        for (uid, pod) in evictions.pending {
             if !still_there.contains_key(&uid) {
                 gone.push(pod);
             }
@@ -215,27 +204,7 @@ impl KubeClusterOps {
         gone.sort();
         report.evicted = gone;
 
-        let mut budgets: HashMap<String, Option<Budgets>> = HashMap::new();
-        for (pod, labels, reason) in blocked {
-            if !budgets.contains_key(&pod.namespace) {
-                let listed = self.budgets_in(&pod.namespace).await;
-                budgets.insert(pod.namespace.clone(), listed);
-            }
-            let covering = budgets[&pod.namespace]
-                .as_ref()
-                .map(|b| b.covering(&labels))
-                .unwrap_or_default();
-            let budget = if covering.is_empty() {
-                budget_named_in(&reason)
-            } else {
-                Some(covering.join(", "))
-            };
-            report.blocked.push(BlockedPod {
-                pod,
-                budget,
-                reason,
-            });
-        }
+        report.blocked = self.explain_refusals(evictions.refused).await;
         for pod in still_there.into_values() {
             report.blocked.push(BlockedPod {
                 pod,
@@ -255,6 +224,82 @@ impl KubeClusterOps {
                 report,
             })
         }
+    }
+
+    /// Evicts (or deletes, with `disable_eviction`) every pod at once, up to the client's
+    /// concurrency, and sorts the outcomes; the first failure that ends the drain is the error.
+    async fn evict_all(
+        &self,
+        to_evict: Vec<Pod>,
+        options: &DrainOptions,
+        deadline: Instant,
+    ) -> Result<Evictions, OpsError> {
+        let grace = options.grace_period_seconds;
+        let outcomes: Vec<Outcome> = futures::stream::iter(to_evict)
+            .map(|pod| async move {
+                if options.disable_eviction {
+                    self.delete_pod(pod, grace, deadline).await
+                } else {
+                    self.evict_until(pod, grace, deadline).await
+                }
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut out = Evictions::default();
+        let mut failure = None;
+        for o in outcomes {
+            match o {
+                Outcome::Evicted { pod, uid } => {
+                    out.pending.insert(uid, pod);
+                }
+                Outcome::Gone(pod) => out.gone.push(pod),
+                Outcome::Blocked {
+                    pod,
+                    labels,
+                    reason,
+                } => out.refused.push((pod, labels, reason)),
+                Outcome::Failed(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
+    /// The refused evictions as blocked pods, each with the disruption budgets that cover it
+    /// (listed once per namespace), or the budget the refusal names.
+    async fn explain_refusals(
+        &self,
+        refused: Vec<(PodRef, BTreeMap<String, String>, String)>,
+    ) -> Vec<BlockedPod> {
+        let mut budgets: HashMap<String, Option<Budgets>> = HashMap::new();
+        let mut blocked = Vec::with_capacity(refused.len());
+        for (pod, labels, reason) in refused {
+            if !budgets.contains_key(&pod.namespace) {
+                let listed = self.budgets_in(&pod.namespace).await;
+                budgets.insert(pod.namespace.clone(), listed);
+            }
+            let covering = budgets[&pod.namespace]
+                .as_ref()
+                .map(|b| b.covering(&labels))
+                .unwrap_or_default();
+            let budget = if covering.is_empty() {
+                budget_named_in(&reason)
+            } else {
+                Some(covering.join(", "))
+            };
+            blocked.push(BlockedPod {
+                pod,
+                budget,
+                reason,
+            });
+        }
+        blocked
     }
 
     /// Evicts `pod`, retrying 429 refusals with backoff until `deadline`.

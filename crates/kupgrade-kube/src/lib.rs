@@ -62,6 +62,7 @@ pub mod discover;
 pub mod drain;
 mod error;
 mod eviction;
+pub mod lease;
 pub mod ops;
 pub mod runner;
 
@@ -71,5 +72,6 @@ pub use discover::{
     discover, image_tag, os_family,
 };
 pub use drain::MIRROR_ANNOTATION;
+pub use lease::{Acquire, LeaseError, RunLease};
 pub use ops::KubeClusterOps;
 pub use runner::{COMPONENT_LABEL_VALUE, CONTAINER, NODE_ANNOTATION, PodRunner};

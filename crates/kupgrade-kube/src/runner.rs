@@ -28,6 +28,15 @@
 //! with status 127 is [`RunnerError::NotFound`], as the host's `sh` reports a missing program
 //! that way (or, for a command given stdin, a missing `base64`).
 //!
+//! # Tracking
+//!
+//! [`CommandRunner::run_tracked`] reports the pod as a [`CommandHandle::Pod`] as soon as it is
+//! created (before it starts: a pod created by a process that then dies still runs later),
+//! and takes the node-side lock ([`NodeLock`]) in [`NodeLock::DEFAULT_DIR`] on the host
+//! ([`PodRunner::lock_dir`]), as the command does, through `nsenter`. [`CommandRunner::probe`] reads the pod: running until it
+//! is gone or its phase is `Succeeded` or `Failed`; [`CommandRunner::stop`] deletes it with
+//! grace period 0 (the kubelet then kills its container).
+//!
 //! Limits: stdout and stderr arrive merged in the order they were written (the kubelet's log
 //! does not keep them apart), as [`CommandOutput::stdout`]; output lines are delivered to the
 //! [`LineSink`] when the command has finished, not while it runs. A command killed by a
@@ -71,7 +80,11 @@
 //!   PodSecurityPolicy (before 1.25), `use` of a policy allowing `privileged` and `hostPID`;
 //!   other policy engines (Kyverno, Gatekeeper) need an exception for the namespace.
 //! - The image (default [`PodRunner::DEFAULT_IMAGE`]) must be pullable on the nodes and provide
-//!   `nsenter` (busybox and util-linux both do).
+//!   `nsenter` (busybox and util-linux both do). It runs privileged in the host's PID
+//!   namespace, so it is named by digest (`name@sha256:...`): a tag can be moved to other
+//!   content by whoever controls the registry or sits between it and the node. An image
+//!   without a digest is refused (nothing runs) unless the caller opts in with
+//!   [`PodRunner::allow_unpinned_image`].
 //! - The node itself must have `sh`, and, for commands given standard input, `base64`
 //!   (GNU coreutils and busybox both have it): after `nsenter` into PID 1's mount namespace
 //!   the line runs with the node's own binaries, not the image's. A node without `base64`
@@ -94,8 +107,8 @@ use kube::{Client, ResourceExt};
 use kupgrade_core::NodeName;
 use kupgrade_core::capture::StreamCapture;
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Privilege, Program,
-    RunnerError, Stream, shell_quote,
+    CommandHandle, CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Liveness,
+    NodeLock, Privilege, Program, RunnerError, Stream, Tracking, shell_quote,
 };
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -114,7 +127,8 @@ pub const NODE_ANNOTATION: &str = "kupgrade.io/node";
 /// use kupgrade_core::ports::{CommandRunnerExt, CommandSpec};
 /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = kupgrade_kube::connect(None, None).await?;
-/// let runner = kupgrade_kube::PodRunner::new(client).image("registry.example/tools/busybox:1.36");
+/// let runner = kupgrade_kube::PodRunner::new(client)
+///     .image("registry.example/tools/busybox:1.36@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662");
 /// let out = runner.output(&"w-1".parse()?, &CommandSpec::new("kubelet").arg("--version")).await?;
 /// println!("{} {}", out.status, out.stdout_text());
 /// # Ok(()) }
@@ -124,8 +138,10 @@ pub struct PodRunner {
     client: Client,
     namespace: String,
     image: String,
+    unpinned_image_allowed: bool,
     start_timeout: Duration,
     default_timeout: Duration,
+    lock_dir: String,
 }
 
 impl fmt::Debug for PodRunner {
@@ -133,15 +149,19 @@ impl fmt::Debug for PodRunner {
         f.debug_struct("PodRunner")
             .field("namespace", &self.namespace)
             .field("image", &self.image)
+            .field("unpinned_image_allowed", &self.unpinned_image_allowed)
             .field("start_timeout", &self.start_timeout)
             .field("default_timeout", &self.default_timeout)
+            .field("lock_dir", &self.lock_dir)
             .finish_non_exhaustive()
     }
 }
 
 impl PodRunner {
-    /// The default image: busybox, whose `nsenter` applet is all the runner needs.
-    pub const DEFAULT_IMAGE: &'static str = "docker.io/library/busybox:1.36";
+    /// The default image: busybox 1.36.1, whose `nsenter` applet is all the runner needs,
+    /// pinned by the digest of the multi-platform index that the `1.36` tag named (the tag is
+    /// kept for people; the runtime pulls by the digest).
+    pub const DEFAULT_IMAGE: &'static str = "docker.io/library/busybox:1.36@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662";
     /// The default namespace, created (and admitted for privileged pods) by
     /// `examples/rbac/node-command.yaml`.
     pub const DEFAULT_NAMESPACE: &'static str = "kupgrade-node-commands";
@@ -162,8 +182,10 @@ impl PodRunner {
             client,
             namespace: Self::DEFAULT_NAMESPACE.into(),
             image: Self::DEFAULT_IMAGE.into(),
+            unpinned_image_allowed: false,
             start_timeout: Self::DEFAULT_START_TIMEOUT,
             default_timeout: Self::DEFAULT_TIMEOUT,
+            lock_dir: NodeLock::DEFAULT_DIR.to_string(),
         }
     }
 
@@ -173,9 +195,37 @@ impl PodRunner {
         self
     }
 
-    /// Uses `image` (it must provide `nsenter`).
+    /// Uses `image` (it must provide `nsenter`), named by digest (`name[:tag]@sha256:HEX`);
+    /// see [`PodRunner::allow_unpinned_image`] for anything else.
     pub fn image(mut self, image: impl Into<String>) -> Self {
         self.image = image.into();
+        self
+    }
+
+    /// True when `image` is named by a sha256 digest: `NAME[:TAG]@sha256:` and 64 lower-case
+    /// hex digits (the only images the runner uses without
+    /// [`PodRunner::allow_unpinned_image`]).
+    ///
+    /// ```
+    /// use kupgrade_kube::PodRunner;
+    /// assert!(PodRunner::is_pinned(PodRunner::DEFAULT_IMAGE));
+    /// assert!(!PodRunner::is_pinned("docker.io/library/busybox:1.36"));
+    /// ```
+    pub fn is_pinned(image: &str) -> bool {
+        image.rsplit_once("@sha256:").is_some_and(|(name, hex)| {
+            !name.is_empty()
+                && hex.len() == 64
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+    }
+
+    /// Runs an image given without a digest (a tag, which the registry may move) in the
+    /// privileged pods: an explicit acceptance that whatever the tag names when a node pulls
+    /// it runs as root on that node.
+    pub fn allow_unpinned_image(mut self) -> Self {
+        self.unpinned_image_allowed = true;
         self
     }
 
@@ -191,9 +241,27 @@ impl PodRunner {
         self
     }
 
+    /// Keeps node-side locks in `dir` on the hosts instead of [`NodeLock::DEFAULT_DIR`].
+    pub fn lock_dir(mut self, dir: impl Into<String>) -> Self {
+        self.lock_dir = dir.into();
+        self
+    }
+
     /// The pod that would run `spec` on `node`, for review. Refuses specs the runner cannot
     /// honour.
     pub fn pod_for(&self, node: &NodeName, spec: &CommandSpec) -> Result<Pod, RunnerError> {
+        if !self.unpinned_image_allowed && !Self::is_pinned(&self.image) {
+            return Err(RunnerError::Invalid {
+                node: node.clone(),
+                message: format!(
+                    "the command pods' image {:?} is not named by digest (name@sha256:<64 hex \
+                     digits>), and it would run privileged in the node's PID namespace: pin it, \
+                     or accept a movable tag explicitly (PodRunner::allow_unpinned_image); \
+                     nothing was run",
+                    self.image
+                ),
+            });
+        }
         let line = host_line(spec)?;
         let run_for = spec.timeout.unwrap_or(self.default_timeout);
         let deadline = (self.start_timeout + run_for).as_secs_f64().ceil().max(1.0) as i64;
@@ -573,7 +641,23 @@ impl CommandRunner for PodRunner {
         spec: &CommandSpec,
         lines: &LineSink,
     ) -> Result<CommandOutput, RunnerError> {
-        let pod = self.pod_for(node, spec)?;
+        self.run_tracked(node, spec, lines, &Tracking::default())
+            .await
+    }
+
+    async fn run_tracked(
+        &self,
+        node: &NodeName,
+        spec: &CommandSpec,
+        lines: &LineSink,
+        tracking: &Tracking,
+    ) -> Result<CommandOutput, RunnerError> {
+        let locked = tracking
+            .lock
+            .as_ref()
+            .map(|lock| lock.wrap(spec, &self.lock_dir));
+        let run_spec = locked.as_ref().unwrap_or(spec);
+        let pod = self.pod_for(node, run_spec)?;
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let created = api
             .create(&PostParams::default(), &pod)
@@ -598,7 +682,11 @@ impl CommandRunner for PodRunner {
             name: name.clone(),
             armed: true,
         };
-        let result = self.run_in_pod(&api, node, &name, spec, lines).await;
+        tracking.started.report(CommandHandle::Pod {
+            namespace: self.namespace.clone(),
+            name: name.clone(),
+        });
+        let result = self.run_in_pod(&api, node, &name, run_spec, lines).await;
         cleanup.armed = false;
         match api
             .delete(&name, &DeleteParams::default().grace_period(0))
@@ -624,7 +712,65 @@ impl CommandRunner for PodRunner {
                 }
             }
         }
-        result
+        let output = result?;
+        if locked.is_some()
+            && let Some(message) = NodeLock::refusal(&output)
+        {
+            return Err(RunnerError::Locked {
+                node: node.clone(),
+                message,
+            });
+        }
+        Ok(output)
+    }
+
+    async fn probe(
+        &self,
+        node: &NodeName,
+        handle: &CommandHandle,
+    ) -> Result<Liveness, RunnerError> {
+        let CommandHandle::Pod { namespace, name } = handle else {
+            return Ok(Liveness::Unknown(format!(
+                "the pod runner cannot look for {handle}"
+            )));
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(name).await {
+            Ok(None) => Ok(Liveness::Ended),
+            Ok(Some(pod)) => {
+                let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                Ok(match phase {
+                    Some("Succeeded" | "Failed") => Liveness::Ended,
+                    _ => Liveness::Running,
+                })
+            }
+            Err(e) => Err(runner_error(
+                node,
+                &format!("read the command pod {namespace}/{name} (get pods)"),
+                e,
+            )),
+        }
+    }
+
+    async fn stop(&self, node: &NodeName, handle: &CommandHandle) -> Result<(), RunnerError> {
+        let CommandHandle::Pod { namespace, name } = handle else {
+            return Err(RunnerError::Unsupported {
+                what: format!("stop {handle} through the Kubernetes API"),
+            });
+        };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        match api
+            .delete(name, &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if status_code(&e) == Some(404) => Ok(()),
+            Err(e) => Err(runner_error(
+                node,
+                &format!("delete the command pod {namespace}/{name} (delete pods)"),
+                e,
+            )),
+        }
     }
 }
 
@@ -639,6 +785,45 @@ mod tests {
             http::Response<kube::client::Body>,
         >();
         PodRunner::new(Client::new(svc, "default")).namespace("ops")
+    }
+
+    /// The default image is named by digest, and a movable tag is refused unless accepted
+    /// explicitly (the pods run privileged in the node's PID namespace).
+    #[tokio::test]
+    async fn the_image_is_pinned_by_digest_or_explicitly_unpinned() {
+        let node: NodeName = "w-1".parse().unwrap();
+        let spec = CommandSpec::new("true");
+        assert!(
+            PodRunner::is_pinned(PodRunner::DEFAULT_IMAGE),
+            "{}",
+            PodRunner::DEFAULT_IMAGE
+        );
+        let pod = runner().pod_for(&node, &spec).unwrap();
+        assert_eq!(
+            pod.spec.unwrap().containers[0].image.as_deref(),
+            Some(PodRunner::DEFAULT_IMAGE)
+        );
+        for tag in [
+            "docker.io/library/busybox:1.36",
+            "busybox",
+            "busybox@sha256:abc",
+            "busybox@sha256:73AAF090F3D85AA34EE199857F03FA3A95C8EDE2FFD4CC2CDB5B94E566B11662",
+            "@sha256:73aaf090f3d85aa34ee199857f03fa3a95c8ede2ffd4cc2cdb5b94e566b11662",
+        ] {
+            let err = runner().image(tag).pod_for(&node, &spec).unwrap_err();
+            let RunnerError::Invalid { message, .. } = &err else {
+                panic!("expected Invalid for {tag}, got {err:?}")
+            };
+            assert!(message.contains("is not named by digest"), "{message}");
+            let pod = runner()
+                .image(tag)
+                .allow_unpinned_image()
+                .pod_for(&node, &spec)
+                .unwrap();
+            assert_eq!(pod.spec.unwrap().containers[0].image.as_deref(), Some(tag));
+        }
+        let pinned = "registry.example:5000/tools/util-linux@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        assert!(runner().image(pinned).pod_for(&node, &spec).is_ok());
     }
 
     #[tokio::test]

@@ -23,7 +23,10 @@
 //!   changes nothing because every command already runs as the user sudo would give
 //!   ([`SudoSupport`]);
 //! - a command killed by a signal reports it the way the backend says it does;
-//! - several commands run at once on one node.
+//! - several commands run at once on one node;
+//! - the tracking of commands (handles, looking for a command again, stopping it, the
+//!   node-side lock), or its refusal ([`TrackingSupport`]; checks in
+//!   [`super::tracking`]).
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,11 +57,13 @@ pub struct Capabilities {
     pub max_stdin: Option<usize>,
     /// Where the backend puts what a command writes to stderr.
     pub stderr: StderrCapture,
+    /// Whether the backend tracks the commands it starts.
+    pub tracking: TrackingSupport,
 }
 
 impl Capabilities {
     /// Sudo refused, signals reported by number, live streaming, 4 concurrent commands, any
-    /// amount of stdin, stderr apart.
+    /// amount of stdin, stderr apart, commands tracked.
     pub fn new(scratch_dir: impl Into<String>) -> Self {
         Capabilities {
             scratch_dir: scratch_dir.into(),
@@ -68,6 +73,7 @@ impl Capabilities {
             concurrency: 4,
             max_stdin: None,
             stderr: StderrCapture::Separate,
+            tracking: TrackingSupport::Full,
         }
     }
     /// Sets how sudo is treated.
@@ -100,6 +106,26 @@ impl Capabilities {
         self.stderr = stderr;
         self
     }
+    /// Sets whether commands are tracked.
+    pub fn tracking(mut self, tracking: TrackingSupport) -> Self {
+        self.tracking = tracking;
+        self
+    }
+}
+
+/// Whether a backend tracks the commands it starts
+/// ([`CommandRunner::run_tracked`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrackingSupport {
+    /// It reports a handle for each command, finds a command again by its handle (from
+    /// another runner of the same kind too), stops it with everything it started, and holds
+    /// node-side locks.
+    Full,
+    /// It does none of that: a lock is refused with [`RunnerError::Unsupported`] (nothing
+    /// runs), no handle is reported, a command cannot be looked for
+    /// ([`Liveness::Unknown`](crate::ports::Liveness::Unknown)) nor stopped (`Unsupported`).
+    None,
 }
 
 /// Where a backend puts what a command writes to stderr.
@@ -160,6 +186,7 @@ pub async fn run_all(runner: &dyn CommandRunner, node: &NodeName, caps: &Capabil
     signals(runner, node, caps).await;
     concurrent_commands(runner, node, caps).await;
     timeout_kills_the_command(runner, node, caps).await;
+    super::tracking::run_all(runner, node, caps).await;
 }
 
 /// Generous bound for commands that should end at once, so a broken backend fails instead
@@ -184,7 +211,7 @@ async fn run_ok(
     }
 }
 
-async fn out(
+pub(super) async fn out(
     runner: &dyn CommandRunner,
     node: &NodeName,
     check: &str,
@@ -194,7 +221,7 @@ async fn out(
 }
 
 /// Runs `spec` and requires exit code 0; returns stdout as text.
-async fn ok_text(
+pub(super) async fn ok_text(
     runner: &dyn CommandRunner,
     node: &NodeName,
     check: &str,
@@ -211,7 +238,7 @@ async fn ok_text(
 }
 
 /// A new empty directory on the node.
-async fn fresh_dir(
+pub(super) async fn fresh_dir(
     runner: &dyn CommandRunner,
     node: &NodeName,
     caps: &Capabilities,
@@ -234,7 +261,12 @@ async fn fresh_dir(
 }
 
 /// True when `path` exists on the node.
-async fn exists(runner: &dyn CommandRunner, node: &NodeName, check: &str, path: &str) -> bool {
+pub(super) async fn exists(
+    runner: &dyn CommandRunner,
+    node: &NodeName,
+    check: &str,
+    path: &str,
+) -> bool {
     let o = out(
         runner,
         node,
@@ -861,7 +893,10 @@ pub async fn timeout_kills_the_command(
     );
 }
 
-async fn join2<'a, A: Send + 'a, B: Send + 'a>(a: BoxFuture<'a, A>, b: BoxFuture<'a, B>) -> (A, B) {
+pub(super) async fn join2<'a, A: Send + 'a, B: Send + 'a>(
+    a: BoxFuture<'a, A>,
+    b: BoxFuture<'a, B>,
+) -> (A, B) {
     enum Either<A, B> {
         A(A),
         B(B),

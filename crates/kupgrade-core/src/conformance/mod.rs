@@ -22,12 +22,14 @@
 //! skipped checks: a backend that cannot do something must refuse it in a way the suite
 //! verifies. Failures panic with `conformance/<check>: …`.
 //!
-//! - [`command_runner`]: [`CommandRunner`](crate::ports::CommandRunner) backends.
+//! - [`command_runner`]: [`CommandRunner`](crate::ports::CommandRunner) backends; its
+//!   [`tracking`] checks (handles, probes, stops, node-side locks) run with it.
 //! - [`join_all`]: runs futures concurrently without a runtime (used by the suites, and
 //!   handy in their callers).
 
 pub mod cluster_ops;
 pub mod command_runner;
+pub mod tracking;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -6,6 +6,16 @@
 //! one in the same format can be loaded at run time with [`ReleaseCalendar::from_json`]. Every
 //! query takes the date as an argument: nothing here reads the clock.
 //!
+//! # Newer release data
+//!
+//! The embedded data ends on a date ([`ReleaseCalendar::as_of`]); a date more than four months
+//! later is too late for it ([`ReleaseCalendar::unknown_after`], which the planner turns into a
+//! warning). A newer calendar loads from a file ([`ReleaseCalendar::from_json`]), a newer table
+//! of kubeadm's etcd and CoreDNS versions rides along with it
+//! ([`ReleaseCalendar::with_bundles`]), and the release team's version labels (`stable.txt`,
+//! `stable-1.N.txt`, which the caller reads) merge over it, conservatively
+//! ([`parse_label`], [`ReleaseCalendar::merge_labels`]).
+//!
 //! # Support windows
 //!
 //! Since 1.19 a minor is supported for about 14 months (KEP-1498): 12 months of standard
@@ -42,11 +52,15 @@ use std::sync::OnceLock;
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::bundled::{BundleTable, Bundled};
 use crate::{KubeVersion, Minor};
 
+mod labels;
 mod parse;
 
+pub use labels::{LabelError, LabelMerge, MAX_LABEL_BYTES, ReleaseLabels, label_file, parse_label};
 pub use parse::CalendarError;
+pub(crate) use parse::locate;
 
 const EMBEDDED: &str = include_str!("../../data/k8s-releases.json");
 
@@ -56,6 +70,9 @@ pub const STANDARD_SUPPORT_MONTHS: i32 = 12;
 pub const MAINTENANCE_MONTHS: i32 = 2;
 /// Months between two minor releases, for estimates (three releases a year).
 pub const RELEASE_CADENCE_MONTHS: i32 = 4;
+/// Months past a calendar's [`as_of`](ReleaseCalendar::as_of) after which a date is too late
+/// for it: a release cadence, so a whole minor may be missing.
+pub const STALE_AFTER_MONTHS: i32 = 4;
 
 /// One Kubernetes minor release line and its lifecycle dates. `None` means unknown.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,11 +199,14 @@ impl fmt::Display for StatusAnswer {
     }
 }
 
-/// The release calendar: every known minor, oldest first. See the [module docs](self).
+/// The release calendar: every known minor, oldest first, and what kubeadm ships with each
+/// (the embedded [`BundleTable`] unless another is given). See the [module docs](self).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReleaseCalendar {
     minors: Vec<MinorRelease>,
     as_of: Option<Date>,
+    /// `None`: the embedded table.
+    bundles: Option<BundleTable>,
 }
 
 /// Lifecycle dates of one minor, some perhaps estimated.
@@ -217,13 +237,67 @@ impl ReleaseCalendar {
     pub fn from_minors(mut minors: Vec<MinorRelease>, as_of: Option<Date>) -> ReleaseCalendar {
         minors.sort_by_key(|m| m.minor);
         minors.dedup_by_key(|m| m.minor);
-        ReleaseCalendar { minors, as_of }
+        ReleaseCalendar {
+            minors,
+            as_of,
+            bundles: None,
+        }
+    }
+
+    /// Uses `table` for what kubeadm ships with each minor (etcd, CoreDNS) instead of the
+    /// embedded table.
+    pub fn with_bundles(mut self, table: BundleTable) -> ReleaseCalendar {
+        self.bundles = Some(table);
+        self
+    }
+
+    /// The table of what kubeadm ships with each minor.
+    pub fn bundles(&self) -> &BundleTable {
+        self.bundles
+            .as_ref()
+            .unwrap_or_else(|| BundleTable::embedded())
+    }
+
+    /// What kubeadm ships with minor `m` (etcd, CoreDNS), if the table has a row for it.
+    pub fn bundled(&self, m: Minor) -> Option<&Bundled> {
+        self.bundles().get(m)
     }
 
     /// The date of the newest release event the calendar knows about, when it says.
     /// Releases after it are missing from the calendar.
     pub fn as_of(&self) -> Option<Date> {
         self.as_of
+    }
+
+    /// The date the calendar is complete up to: its `as_of`, or else the date of the newest
+    /// patch it lists.
+    pub fn known_until(&self) -> Option<Date> {
+        self.as_of.or_else(|| {
+            self.minors
+                .iter()
+                .flat_map(|m| m.patches.iter().filter_map(|p| p.date))
+                .max()
+        })
+    }
+
+    /// When `date` is more than [`STALE_AFTER_MONTHS`] past [`known_until`](Self::known_until),
+    /// that date: releases after it are unknown to this calendar, so on `date` the newest
+    /// patches (and perhaps a minor) are missing and [`newest_stable`](Self::newest_stable)
+    /// answers an older release than the real one.
+    ///
+    /// ```
+    /// use jiff::civil::date;
+    /// use kupgrade_core::lifecycle::ReleaseCalendar;
+    /// let calendar = ReleaseCalendar::embedded(); // as of 2026-09-15
+    /// assert_eq!(calendar.unknown_after(date(2027, 1, 15)), None);
+    /// assert_eq!(calendar.unknown_after(date(2027, 1, 16)), Some(date(2026, 9, 15)));
+    /// ```
+    pub fn unknown_after(&self, date: Date) -> Option<Date> {
+        let known = self.known_until()?;
+        let limit = known
+            .checked_add(jiff::Span::new().months(STALE_AFTER_MONTHS))
+            .ok()?;
+        (date > limit).then_some(known)
     }
 
     /// The entry for minor `m`.

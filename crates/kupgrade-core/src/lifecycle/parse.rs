@@ -5,11 +5,12 @@ use jiff::civil::Date;
 use serde::Deserialize;
 
 use super::{MinorRelease, PatchRelease, ReleaseCalendar};
-use crate::diagnostics::{Entry, FileProblem, json_message};
+use crate::diagnostics::{Entry, FileProblem, Locator, Step, json_message};
 use crate::{KubeVersion, Minor};
 
-/// Why a release calendar could not be read. The message names the source, the minor and the
-/// field: `newer.json: minor 1.28: field patches[2].version: v1.29.1 is not a patch of 1.28`.
+/// Why a release calendar (or a kubeadm version table, [`crate::bundled::BundleTable`]) could
+/// not be read. The message names the source, the line and column, the minor and the field:
+/// `newer.json:40:19: minor 1.28: field patches[2].version: v1.29.1 is not a patch of 1.28`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CalendarError {
     origin: String,
@@ -48,7 +49,8 @@ impl CalendarError {
     pub fn field(&self) -> Option<&str> {
         self.problem.field.as_deref()
     }
-    /// Line and column (1-based) of a JSON syntax error.
+    /// Line and column (1-based) of the problem: of a JSON syntax error, or of the value at
+    /// fault (of the entry, for a missing field).
     pub fn location(&self) -> Option<(usize, usize)> {
         self.problem.location
     }
@@ -65,6 +67,48 @@ impl fmt::Display for CalendarError {
 }
 
 impl std::error::Error for CalendarError {}
+
+impl CalendarError {
+    /// A problem with the file `origin`, at `location` (line, column) where known, in the entry
+    /// of minor `minor` (or `minors[3]`), at `field` inside it.
+    pub(crate) fn new(
+        origin: &str,
+        location: Option<(usize, usize)>,
+        minor: Option<String>,
+        field: Option<String>,
+        reason: String,
+    ) -> CalendarError {
+        CalendarError {
+            origin: origin.to_string(),
+            problem: FileProblem {
+                location,
+                entry: minor.map(MinorEntry),
+                field,
+                message: reason,
+            },
+        }
+    }
+}
+
+/// Where the problem at `field` of the entry at `index` of a file's `minors` list is written:
+/// the value at fault, else (a missing field) its entry, else the file's first value.
+pub(crate) fn locate(
+    locator: &Locator<'_>,
+    index: Option<usize>,
+    field: Option<&str>,
+) -> Option<(usize, usize)> {
+    let entry: Vec<Step> = match index {
+        Some(i) => vec![Step::key("minors"), Step::Index(i)],
+        None => Vec::new(),
+    };
+    let mut path = entry.clone();
+    path.extend(field.map(Step::of_field).unwrap_or_default());
+    let field_at = field.and_then(|_| locator.value(&path));
+    field_at.or_else(|| match index {
+        Some(_) => locator.entry(&entry),
+        None => locator.value(&[]),
+    })
+}
 
 #[derive(Deserialize)]
 struct RawFile {
@@ -123,19 +167,19 @@ impl ReleaseCalendar {
     /// let err = ReleaseCalendar::from_json(text, "newer.json").unwrap_err();
     /// assert_eq!(
     ///     err.to_string(),
-    ///     "newer.json: minor 1.28: field patches[1].version: v1.29.1 is not a patch of 1.28"
+    ///     "newer.json:3:29: minor 1.28: field patches[1].version: v1.29.1 is not a patch of 1.28"
     /// );
+    /// assert_eq!(err.location(), Some((3, 29)));
     /// ```
     pub fn from_json(text: &str, origin: &str) -> Result<ReleaseCalendar, CalendarError> {
-        let err = |minor: Option<String>, field: Option<String>, reason: String| CalendarError {
-            origin: origin.to_string(),
-            problem: FileProblem {
-                location: None,
-                entry: minor.map(MinorEntry),
-                field,
-                message: reason,
-            },
-        };
+        // Every problem names the line of the value at fault (the entry's, for a missing
+        // field); `index` is the entry's position in `minors`.
+        let locator = Locator::new(text);
+        let err =
+            |index: Option<usize>, minor: Option<String>, field: Option<String>, reason: String| {
+                let at = locate(&locator, index, field.as_deref());
+                CalendarError::new(origin, at, minor, field, reason)
+            };
         let syntax = |e: &serde_json::Error| CalendarError {
             origin: origin.to_string(),
             problem: FileProblem::new(json_message(e)).at(Some((e.line(), e.column()))),
@@ -150,7 +194,7 @@ impl ReleaseCalendar {
                     return Err(syntax(&inner));
                 }
                 let field = (path != ".").then_some(path);
-                return Err(err(None, field, json_message(&inner)));
+                return Err(err(None, None, field, json_message(&inner)));
             }
         };
         if let Err(e) = de.end() {
@@ -166,12 +210,19 @@ impl ReleaseCalendar {
             let raw: RawMinor = serde_path_to_error::deserialize(value).map_err(|e| {
                 let path = e.path().to_string();
                 let field = (path != ".").then_some(path);
-                err(Some(label.clone()), field, json_message(e.inner()))
+                err(
+                    Some(index),
+                    Some(label.clone()),
+                    field,
+                    json_message(e.inner()),
+                )
             })?;
-            let entry = validate(raw)
-                .map_err(|(field, reason)| err(Some(label.clone()), Some(field), reason))?;
+            let entry = validate(raw).map_err(|(field, reason)| {
+                err(Some(index), Some(label.clone()), Some(field), reason)
+            })?;
             if minors.iter().any(|m| m.minor == entry.minor) {
                 return Err(err(
+                    Some(index),
                     Some(label),
                     Some("minor".into()),
                     "listed twice".into(),

@@ -5,7 +5,9 @@
 //! - [`Action::executor`]: which port carries it out;
 //! - [`Action::verb`] and [`Action::describe`]: its name in step ids, and in words;
 //! - [`Action::facts`]: what must hold before it and what holds after it (the run checks
-//!   both);
+//!   both), with the reasons in a table;
+//! - [`Action::settle_window`] and [`Action::shown_later`]: how long its postconditions may
+//!   take to show in the cluster's state, and which ones only a later step can see;
 //! - [`Action::change`]: what it changes, a [`Change`] that the planner's model and the
 //!   [`Simulation`](super::Simulation) both apply, and from which the run takes what it
 //!   expects of a task's node while the task runs;
@@ -17,7 +19,7 @@
 //! 1. A variant of [`Action`] (its serde form is part of the plan format: add, never rename)
 //!    and its arm in each `match` of this file; the compiler lists them.
 //! 2. If it runs commands on nodes ([`Executor::Node`]): its commands in `node_commands`
-//!    (`packages.rs`).
+//!    (`packages/mod.rs`).
 //! 3. Only if it changes something no kind of [`Change`] describes yet: a new kind in
 //!    `change.rs`, and one arm in each model's `apply_change` (`simulate.rs`, `fleet.rs`),
 //!    which the compiler asks for; the property test in `fleet.rs` holds the two models to
@@ -36,7 +38,7 @@ use crate::ports::{CommandSpec, DrainOptions};
 use crate::{Component, KubeVersion, Minor, NodeName};
 
 use super::change::Change;
-use super::step::{AddonVersions, Fact, NodeList, Package, PreflightCheck, Step};
+use super::step::{AddonVersions, Fact, NodeList, Package, Phase, PreflightCheck, Step};
 
 /// What a step does. The effect of each action on the model is fixed (see
 /// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
@@ -370,10 +372,42 @@ impl Action {
 
     /// What must hold before the action and what holds after it, on each of the step's
     /// nodes or on the cluster (see [`Fact`]); `goal` is the version of the hop the step
-    /// belongs to. A run checks the preconditions before it starts a task and, after a crash,
-    /// the postconditions that are not already preconditions, to tell whether the task
-    /// happened.
-    pub fn facts(&self, goal: &KubeVersion) -> (Vec<Fact>, Vec<Fact>) {
+    /// belongs to, `phase` where the step stands (a kubelet step of
+    /// [`Phase::ControlPlaneKubelets`] acts on a control-plane node). A run checks the
+    /// preconditions before it starts a task, the postconditions once the task reports
+    /// success ([`Action::settle_window`]) and, after a crash, the postconditions that are not
+    /// already preconditions, to tell whether the task happened.
+    ///
+    /// # Why each action needs what it needs
+    ///
+    /// The plan proves every step safe on its model of the cluster; a precondition is what the
+    /// live cluster must show for that proof to hold there too, so that no step whose effect
+    /// could break the skew policy starts where it would. Before every task the run also
+    /// checks that the policy holds and that the nodes are there and Ready.
+    ///
+    /// | action | before | why | after |
+    /// |---|---|---|---|
+    /// | pre-flight | — | a check; changes nothing | the policy holds |
+    /// | etcd snapshot, configuration backup, repository switch | the node is present | change nothing the policy judges | — (files on the node) |
+    /// | install kubeadm | the node is present | a binary the policy judges only with a warning | kubeadm at the version |
+    /// | install the kubelet (and kubectl) on a worker | present, cordoned, every API server at the kubelet's minor or newer | a kubelet must never be newer than an API server; cordoned, so the restart that follows moves no workload | the packages at the version (the kubelet's shows once it restarts) |
+    /// | install the kubelet on a control-plane node | present, cordoned, every API server at the hop's version | kubeadm's order: a control-plane kubelet moves once every control-plane instance runs the hop's version | as on a worker |
+    /// | `kubeadm version`, `kubeadm upgrade plan` | kubeadm at the version | kubeadm's own checks (the plan checks the kubelets' skew against the target) | — |
+    /// | `kubeadm upgrade apply` | kubeadm at the version, the policy holds, every API server at the minor before or newer | it moves this node's API server, which must stay within one minor of the others | this node's API server at the version, some API server at it, the add-ons it moves |
+    /// | `kubeadm upgrade node`, control plane | kubeadm at the version, some API server at it, every API server at the minor before or newer | it deploys the version `upgrade apply` recorded; the API servers stay within one minor | this node's API server at the version, the add-ons it moves (on the last node) |
+    /// | `kubeadm upgrade node`, worker or add-ons only | kubeadm at the hop's version, every API server at it | the kubelet configuration and the add-ons of the hop must not run ahead of an API server | the add-ons it moves |
+    /// | cordon | the node is present | — | cordoned |
+    /// | drain | cordoned | nothing new is scheduled there meanwhile | cordoned |
+    /// | restart the kubelet on a worker | cordoned, every API server at the kubelet's minor or newer | on a real node the restart is what moves the running kubelet | — (the wait after it checks the version) |
+    /// | restart the kubelet on a control-plane node | cordoned, every API server at the hop's version | as for its install | — |
+    /// | wait Ready | — | waits; changes nothing | Ready, the kubelet at the version |
+    /// | uncordon | Ready, the kubelet at the hop's version | only an upgraded, Ready node takes workload again | schedulable |
+    /// | kube-proxy rollout | — | waits for the rollout kubeadm started | the DaemonSet at its version |
+    /// | your kubectl | — | the operator's; judged against the API servers by the policy | your kubectl at the version |
+    /// | provision | absent, every API server at the version | the new kubelet must be newer than no API server | present, Ready, the kubelet at the version |
+    /// | remove | cordoned | drained before it goes | absent |
+    /// | verify | — | a check | every API server at the target, the policy holds |
+    pub fn facts(&self, goal: &KubeVersion, phase: Phase) -> (Vec<Fact>, Vec<Fact>) {
         let version = |component, version: &KubeVersion| Fact::Version {
             component,
             version: version.clone(),
@@ -394,6 +428,22 @@ impl Action {
             }
             f
         };
+        // What makes a kubelet of `v` safe to install or run on the step's node.
+        let kubelet_safe = |v: &KubeVersion| {
+            if phase == Phase::ControlPlaneKubelets {
+                Fact::ControlPlaneAt {
+                    version: goal.clone(),
+                }
+            } else {
+                Fact::ControlPlaneAtLeast { minor: v.minor() }
+            }
+        };
+        // An API server moving to `v` stays within one minor of the others.
+        let apiserver_safe = |v: &KubeVersion| {
+            v.minor()
+                .prev()
+                .map(|minor| Fact::ControlPlaneAtLeast { minor })
+        };
         match self {
             Action::Preflight { .. } => (vec![], vec![Fact::PolicyHolds]),
             Action::EtcdSnapshot { .. } | Action::BackupConfig { .. } => {
@@ -407,6 +457,7 @@ impl Action {
                 let mut pre = vec![Fact::Present];
                 if packages.contains(&Package::Kubelet) {
                     pre.push(Fact::Cordoned);
+                    pre.push(kubelet_safe(v));
                 }
                 let post = packages.iter().map(|p| version(p.component(), v)).collect();
                 (pre, post)
@@ -423,10 +474,9 @@ impl Action {
                     Fact::ControlPlaneStarted { version: v.clone() },
                 ];
                 post.extend(addon_facts(addons));
-                (
-                    vec![version(Component::Kubeadm, v), Fact::PolicyHolds],
-                    post,
-                )
+                let mut pre = vec![version(Component::Kubeadm, v), Fact::PolicyHolds];
+                pre.extend(apiserver_safe(v));
+                (pre, post)
             }
             Action::KubeadmUpgradeNode {
                 control_plane: Some(v),
@@ -435,13 +485,12 @@ impl Action {
             } => {
                 let mut post = vec![version(Component::KubeApiserver, v)];
                 post.extend(addon_facts(addons));
-                (
-                    vec![
-                        version(Component::Kubeadm, v),
-                        Fact::ControlPlaneStarted { version: v.clone() },
-                    ],
-                    post,
-                )
+                let mut pre = vec![
+                    version(Component::Kubeadm, v),
+                    Fact::ControlPlaneStarted { version: v.clone() },
+                ];
+                pre.extend(apiserver_safe(v));
+                (pre, post)
             }
             Action::KubeadmUpgradeNode { addons, .. } => (
                 vec![
@@ -454,7 +503,9 @@ impl Action {
             ),
             Action::Cordon => (vec![Fact::Present], vec![Fact::Cordoned]),
             Action::Drain { .. } => (vec![Fact::Cordoned], vec![Fact::Cordoned]),
-            Action::RestartKubelet { .. } => (vec![Fact::Cordoned], vec![]),
+            Action::RestartKubelet { version: v } => {
+                (vec![Fact::Cordoned, kubelet_safe(v)], vec![])
+            }
             Action::WaitReady { version: v, .. } => {
                 (vec![], vec![Fact::Ready, version(Component::Kubelet, v)])
             }
@@ -486,6 +537,54 @@ impl Action {
                     Fact::PolicyHolds,
                 ],
             ),
+        }
+    }
+
+    /// How long the cluster may take to show the action's postconditions once a task reports
+    /// success: the run checks them against the live state until they hold or this window
+    /// has passed (then the task failed). What settles: a static pod restarting and its
+    /// mirror pod reporting the new image (`kubeadm upgrade`), a node object taking a cordon
+    /// or a status (the cluster operations), a node joining or leaving (the provider). Zero
+    /// for actions whose postconditions the state cannot show, or that have none.
+    pub fn settle_window(&self) -> Duration {
+        let s = Duration::from_secs;
+        match self {
+            Action::KubeadmUpgradeApply { .. }
+            | Action::KubeadmUpgradeNode {
+                control_plane: Some(_),
+                ..
+            } => s(120),
+            Action::KubeadmUpgradeNode { .. } | Action::InstallPackages { .. } => s(60),
+            Action::Cordon | Action::Drain { .. } | Action::Uncordon => s(30),
+            Action::WaitReady { .. } | Action::WaitKubeProxyRollout { .. } => s(60),
+            Action::ProvisionNodes { .. } => s(300),
+            Action::RemoveNodes => s(120),
+            Action::Preflight { .. }
+            | Action::EtcdSnapshot { .. }
+            | Action::BackupConfig { .. }
+            | Action::SwitchRepository { .. }
+            | Action::CheckKubeadmVersion { .. }
+            | Action::KubeadmUpgradePlan { .. }
+            | Action::RestartKubelet { .. }
+            | Action::UpgradeKubectlClient { .. }
+            | Action::Verify { .. } => Duration::ZERO,
+        }
+    }
+
+    /// Why the cluster's state cannot show `fact`, a postcondition of this action, when its
+    /// task ends, if it cannot: the kubelet package an install leaves is what the node
+    /// reports only once the kubelet restarts (the wait after the restart checks it). `None`:
+    /// the state shows it (or says it cannot tell, see the run's checks).
+    pub fn shown_later(&self, fact: &Fact) -> Option<&'static str> {
+        match (self, fact) {
+            (
+                Action::InstallPackages { .. },
+                Fact::Version {
+                    component: Component::Kubelet,
+                    ..
+                },
+            ) => Some("a node reports its kubelet's version once the kubelet restarts"),
+            _ => None,
         }
     }
 }

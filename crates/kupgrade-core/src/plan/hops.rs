@@ -131,7 +131,7 @@ pub(crate) fn hops(
     Ok(out
         .into_iter()
         .map(|(from, to, kind)| {
-            let bundle = crate::bundled::bundled(to.minor());
+            let bundle = calendar.bundled(to.minor());
             Hop {
                 etcd: bundle.and_then(|b| b.etcd.clone()),
                 coredns: bundle.and_then(|b| b.coredns.clone()),

@@ -35,8 +35,9 @@
 //!    kubelet may not be newer than any API server, so they wait for the last API server.
 //! 3. Workers: in place, in batches (a count or a percentage, never more of one zone than
 //!    allowed), either after every hop ([`WorkerPacing::EveryHop`], kubeadm's way) or as late as
-//!    the policy allows ([`WorkerPacing::Deferred`]), catching up several minors in one drain
-//!    window. With [`Strategy::Replace`], new nodes join at the control plane's version and the
+//!    the policy and each hop's kubeadm allow ([`WorkerPacing::Deferred`]; kubeadm before 1.29
+//!    refuses `upgrade apply` with kubelets more than one minor older than its target), catching
+//!    up several minors in one drain window. With [`Strategy::Replace`], new nodes join at the control plane's version and the
 //!    old ones are drained and removed, as few times as the policy allows.
 //! 4. Every step is simulated on the model and the policy checked after it (only what the
 //!    step changed is checked again, once per class of equal nodes; [`Simulation`] applies
@@ -81,17 +82,20 @@ pub mod render;
 mod schema;
 mod simulate;
 mod step;
+mod warnings;
 
 pub use action::{Action, Executor};
-pub use available::{AvailableUpgrade, available_upgrades};
+pub use available::{AvailableUpgrade, available_upgrades, nothing_available};
 pub use change::{Change, NodeExpectation, Presence};
 pub use estimate::{Durations, Estimate, human_duration};
 pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
 pub use schema::{SCHEMA, schema_json};
 pub use simulate::{Effect, Simulation, SimulationError};
 pub use step::{
-    AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, Step, StepId,
+    AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, StartVersion, Step,
+    StepId,
 };
+pub use warnings::{PlanWarning, WarningKind, calendar_warning, kubeadm_versions_warning};
 
 /// The `apiVersion` of the serialized plan format.
 pub const API_VERSION: &str = "kupgrade.dev/v1alpha1";
@@ -197,8 +201,8 @@ impl FromStr for Strategy {
 pub enum WorkerPacing {
     /// After every hop of the control plane, one minor at a time (kubeadm's way).
     EveryHop,
-    /// As late as the policy allows, then several minors in one drain window (or one
-    /// replacement): the fewest drains.
+    /// As late as the policy and each hop's kubeadm allow, then several minors in one drain
+    /// window (or one replacement): the fewest drains.
     Deferred,
 }
 
@@ -455,9 +459,12 @@ impl<'a> PlanRequest<'a> {
         self
     }
 
-    /// Plans the upgrade of `state`.
+    /// Plans the upgrade of `state`, with [warnings](PlanWarning) where the release data ends
+    /// too early for it.
     pub fn plan(&self, state: &ClusterState) -> Result<UpgradePlan, PlanError> {
-        planner::plan(state, self)
+        let mut plan = planner::plan(state, self)?;
+        plan.warnings = warnings::plan_warnings(state, self.calendar, self.date, &plan.hops);
+        Ok(plan)
     }
 }
 
@@ -590,6 +597,10 @@ pub struct UpgradePlan {
     /// Things the operator should know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Where the release data the plan rests on ends too early (a calendar too old for the
+    /// date, hops without kubeadm's etcd and CoreDNS versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<PlanWarning>,
 }
 
 impl UpgradePlan {
@@ -651,7 +662,7 @@ pub enum TargetError {
         /// The target.
         version: KubeVersion,
         /// Its phase.
-        phase: crate::Phase,
+        phase: crate::ReleasePhase,
     },
     /// A vendor build as the target.
     #[error(
@@ -723,8 +734,8 @@ pub enum PlanError {
     },
     /// The cluster violates the policy now.
     #[error(
-        "the cluster already violates the {policy} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
-        crate::skew::report(violations).trim_end()
+        "the cluster already violates the {} policy, so no plan can keep every step valid (tolerate initial violations with --tolerate-initial-violations to plan a repair):\n{}",
+        crate::escape::text(policy), crate::skew::report(violations).trim_end()
     )]
     InvalidStart {
         /// The policy.
@@ -735,7 +746,7 @@ pub enum PlanError {
     /// A step would break the policy.
     #[error(
         "no valid plan: step {step} ({what}{}) would break rule {}: {}{}",
-        on_nodes(nodes), violation.rule, violation.message(),
+        on_nodes(nodes), crate::escape::text(&violation.rule), crate::escape::text(&violation.message()),
         hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default()
     )]
     Blocked {

@@ -23,7 +23,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::ports::CommandSpec;
-use crate::{Component, KubeVersion, NodeName, OsFamily};
+use crate::{Component, KubeVersion, Minor, NodeName, OsFamily};
 
 use super::action::Action;
 
@@ -226,6 +226,27 @@ pub enum PreflightCheck {
         /// The hops' versions, in order.
         versions: Vec<KubeVersion>,
     },
+    /// The live cluster is where the plan starts: each node's kubelet is the one the plan's
+    /// node list gives it, and each control-plane component the version listed here. A run
+    /// halts before anything changes when they differ (an earlier run, halted, or a hand
+    /// moved the cluster after the inventory was read): repeating the plan's first steps
+    /// would redo its backups and snapshots over the ones made before.
+    StartMatches {
+        /// The control-plane nodes' components at the start.
+        control_plane: Vec<StartVersion>,
+    },
+}
+
+/// A component's version on a node where a plan starts ([`PreflightCheck::StartMatches`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartVersion {
+    /// The node.
+    pub node: NodeName,
+    /// The component.
+    pub component: Component,
+    /// Its version at the start.
+    pub version: KubeVersion,
 }
 
 impl fmt::Display for PreflightCheck {
@@ -241,6 +262,18 @@ impl fmt::Display for PreflightCheck {
             PreflightCheck::KubeadmVerdict { versions } => {
                 let v: Vec<String> = versions.iter().map(ToString::to_string).collect();
                 write!(f, "kubeadm's version policy accepts {}", v.join(", "))
+            }
+            PreflightCheck::StartMatches { control_plane } => {
+                let mut nodes: Vec<&str> = control_plane.iter().map(|s| s.node.as_str()).collect();
+                nodes.dedup();
+                write!(
+                    f,
+                    "the live cluster is where the plan starts: every node's kubelet"
+                )?;
+                if !nodes.is_empty() {
+                    write!(f, ", the control plane of {}", nodes.join(", "))?;
+                }
+                Ok(())
             }
         }
     }
@@ -298,6 +331,13 @@ pub enum Fact {
         /// The version.
         version: KubeVersion,
     },
+    /// Every API server runs `minor` or a newer minor (so a kubelet of `minor` is newer than
+    /// none of them, and an API server moving to the minor after it stays within one minor of
+    /// the others).
+    ControlPlaneAtLeast {
+        /// The oldest minor allowed.
+        minor: Minor,
+    },
     /// The operator's kubectl is at least `version`.
     KubectlClient {
         /// The version.
@@ -322,6 +362,9 @@ impl fmt::Display for Fact {
                 write!(f, "some kube-apiserver runs {version}")
             }
             Fact::ControlPlaneAt { version } => write!(f, "every kube-apiserver runs {version}"),
+            Fact::ControlPlaneAtLeast { minor } => {
+                write!(f, "every kube-apiserver runs {minor} or newer")
+            }
             Fact::KubectlClient { version } => write!(f, "your kubectl is at least {version}"),
             Fact::PolicyHolds => f.write_str("the skew policy holds"),
         }

@@ -6,8 +6,8 @@ use crate::plan::Executor;
 use crate::ports::Stream;
 use crate::{KubeVersion, NodeName};
 
-use super::record::TaskId;
 use super::report::Finished;
+use super::task::TaskId;
 
 /// Something that happened during a run. Serialized with an `event` tag:
 /// `{"event":"step-started","step":"…","node":"cp-1",…}`.
@@ -72,6 +72,18 @@ pub enum Event {
         stream: Stream,
         /// The line, without its newline.
         line: String,
+    },
+    /// The task's work reported success; the run checks its step's postconditions against the
+    /// cluster before it counts as done. Between the attempt's `StepStarted` and the task's
+    /// `StepFinished` (or `StepRetrying`, when they do not hold in time).
+    StepVerifying {
+        /// When.
+        at: Timestamp,
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// The attempt whose work succeeded.
+        attempt: u32,
     },
     /// An attempt failed and the task (safe to repeat) will be tried again at `retry_at`. Ends
     /// the attempt; the next attempt starts with a new `StepStarted`.
@@ -148,6 +160,7 @@ impl Event {
             Event::StepStarted { task, .. }
             | Event::CommandStarted { task, .. }
             | Event::CommandOutput { task, .. }
+            | Event::StepVerifying { task, .. }
             | Event::StepRetrying { task, .. }
             | Event::StepFinished { task, .. }
             | Event::OperatorAction { task, .. }

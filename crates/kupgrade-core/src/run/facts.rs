@@ -5,12 +5,13 @@
 //! own kubectl. Unknown is neither: a precondition that cannot be checked does not stop the
 //! run (the step's own commands check it, `kubeadm version` for instance), and a
 //! postcondition that cannot be checked is no proof that a step happened.
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::HashSet;
 
 use crate::plan::Fact;
 use crate::skew::{Severity, SkewPolicy, Violation};
 use crate::{ClusterState, Component, KubeVersion, Node, NodeName};
 
+use super::expect::Layout;
 use super::record::ViolationKey;
 
 /// What checking one fact found.
@@ -22,40 +23,6 @@ pub(crate) enum Verdict {
     Fails(String),
     /// The cluster state cannot tell; why.
     Unknown(String),
-}
-
-/// Where each node of a cluster state is, by name. The run keeps it from one read of the
-/// cluster to the next and rebuilds it only when the node list changed (rarely: a node
-/// replaced or removed), since indexing thousands of names on every read would cost more
-/// than the checks themselves.
-#[derive(Default)]
-pub(crate) struct Layout {
-    names: Vec<NodeName>,
-    positions: HashMap<NodeName, usize>,
-    /// The run's presence generation for which every node the run expects was found here.
-    pub presence_ok: Option<u64>,
-}
-
-impl Layout {
-    /// Makes this the layout of `state`, rebuilding it only when the node list differs.
-    pub fn follow(&mut self, state: &ClusterState) {
-        let same = self.names.len() == state.nodes.len()
-            && self
-                .names
-                .iter()
-                .zip(&state.nodes)
-                .all(|(a, n)| *a == n.name);
-        if same {
-            return;
-        }
-        self.names = state.nodes.iter().map(|n| n.name.clone()).collect();
-        self.positions = HashMap::with_capacity(self.names.len());
-        for (i, n) in self.names.iter().enumerate() {
-            // The first of duplicate names wins, as a lookup by name in the list would.
-            self.positions.entry(n.clone()).or_insert(i);
-        }
-        self.presence_ok = None;
-    }
 }
 
 /// A cluster state indexed by node name, with the policy's errors computed once.
@@ -89,12 +56,12 @@ impl<'a> View<'a> {
     }
 
     pub fn node(&self, name: &NodeName) -> Option<&'a Node> {
-        let i = *self.layout.positions.get(name)?;
+        let i = self.layout.position(name)?;
         self.state.nodes.get(i)
     }
 
     pub fn contains(&self, name: &NodeName) -> bool {
-        self.layout.positions.contains_key(name)
+        self.layout.position(name).is_some()
     }
 
     /// The control-plane nodes (found once).
@@ -216,6 +183,25 @@ impl<'a> View<'a> {
                     Verdict::Holds
                 } else {
                     Verdict::Fails(off.join(", "))
+                }
+            }
+            Fact::ControlPlaneAtLeast { minor } => {
+                let mut older = Vec::new();
+                let mut any = false;
+                for n in self.control_plane() {
+                    if let Some(v) = &n.versions.kube_apiserver {
+                        any = true;
+                        if v.minor() < *minor {
+                            older.push(format!("{} runs {v}", n.name));
+                        }
+                    }
+                }
+                if !any {
+                    Verdict::Unknown("the cluster reports no kube-apiserver".into())
+                } else if older.is_empty() {
+                    Verdict::Holds
+                } else {
+                    Verdict::Fails(older.join(", "))
                 }
             }
             Fact::KubectlClient { version } => match &state.kubectl {

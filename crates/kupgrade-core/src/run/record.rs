@@ -9,53 +9,28 @@
 //! ```
 //!
 //! A reader refuses records of a newer format (see [`FORMAT`]); fields added later are optional,
-//! so newer readers accept older journals.
+//! so newer readers accept older journals. Each record carries the oldest format that reads it
+//! ([`RecordKind::format`]): only the kinds added later carry a newer one, so a journal without
+//! them still reads with an older kupgrade, and one with them is refused by it by number, not
+//! by a parse error.
+//!
+//! | format | added |
+//! |---|---|
+//! | 1 | `run-started`, `session-started`, `task-started`, `task-finished`, `resolved`, `stopped` |
+//! | 2 | `command-started` (how to find a started command again on its node) |
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::StepId;
+use crate::ports::CommandHandle;
 use crate::{Component, NodeName};
 
 use super::report::Finished;
+use super::task::TaskId;
 
-/// The journal format this crate writes and the newest it reads.
-pub const FORMAT: u32 = 1;
-
-/// One task of a run: a step on one of its nodes, or a step without nodes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TaskId {
-    /// The step.
-    pub step: StepId,
-    /// The node, for steps that act on nodes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<NodeName>,
-}
-
-impl TaskId {
-    /// The task of `step` on `node` (`None` for cluster-wide steps).
-    pub fn new(step: StepId, node: Option<NodeName>) -> Self {
-        TaskId { step, node }
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.node {
-            Some(n) if !names_node(self.step.as_str(), n.as_str()) => {
-                write!(f, "{} on {n}", self.step)
-            }
-            _ => write!(f, "{}", self.step),
-        }
-    }
-}
-
-/// Whether `step` names `node` as one of its path segments (`upgrade/w-1/drain`).
-fn names_node(step: &str, node: &str) -> bool {
-    step.match_indices(node)
-        .any(|(i, _)| step[..i].ends_with('/') && step[i + node.len()..].starts_with('/'))
-}
+/// The newest journal format this crate writes and reads.
+pub const FORMAT: u32 = 2;
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,10 +45,10 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record of the current format.
+    /// A record of the oldest format that reads its kind ([`RecordKind::format`]).
     pub fn new(at: Timestamp, kind: RecordKind) -> Self {
         Record {
-            v: FORMAT,
+            v: kind.format(),
             at,
             kind,
         }
@@ -115,6 +90,17 @@ pub enum RecordKind {
         /// Its attempt number, from 1, counted over every session.
         attempt: u32,
     },
+    /// A task's work reported success; the run now checks its step's postconditions against
+    /// the cluster, and the task is done only once they hold (a `task-finished` record
+    /// follows). A journal that ends here was written by a session that stopped during the
+    /// check: a resume checks them again, it never assumes them.
+    TaskVerifying {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// The attempt whose work succeeded.
+        attempt: u32,
+    },
     /// A task ended.
     TaskFinished {
         /// The task.
@@ -138,6 +124,30 @@ pub enum RecordKind {
         /// How.
         outcome: Finished,
     },
+    /// A command of a task in flight runs on its node, and this is how to find it there: a
+    /// later session looks for it before it decides about the task (format 2). Written once
+    /// the command runs, so a crash in between leaves none; the node-side lock covers that.
+    CommandStarted {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// Its attempt.
+        attempt: u32,
+        /// Which of the task's commands (from 0).
+        command: usize,
+        /// How to find it.
+        handle: CommandHandle,
+    },
+}
+
+impl RecordKind {
+    /// The oldest journal format that reads this kind of record.
+    pub fn format(&self) -> u32 {
+        match self {
+            RecordKind::CommandStarted { .. } => 2,
+            _ => 1,
+        }
+    }
 }
 
 /// How a task ended.
@@ -149,8 +159,17 @@ pub enum RecordKind {
 )]
 #[non_exhaustive]
 pub enum TaskEnd {
-    /// It was carried out and succeeded.
-    Succeeded,
+    /// It was carried out and succeeded: its work reported success and the cluster showed its
+    /// step's postconditions (those the cluster's state can tell).
+    Succeeded {
+        /// The postconditions the cluster showed.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        checked: Vec<String>,
+        /// The postconditions the cluster's state could not tell, each with why (the
+        /// `kubeadm` binary, the operator's kubectl, a kubelet package before its restart).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        unknown: Vec<String>,
+    },
     /// It was in flight (or had failed) in an earlier session, and the cluster shows its effect:
     /// it was not run again.
     AlreadyDone {
@@ -189,6 +208,16 @@ pub struct Failure {
     /// The last lines of its standard error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr_tail: Option<String>,
+}
+
+impl TaskEnd {
+    /// [`TaskEnd::Succeeded`] with no postcondition checked.
+    pub fn succeeded() -> Self {
+        TaskEnd::Succeeded {
+            checked: Vec::new(),
+            unknown: Vec::new(),
+        }
+    }
 }
 
 impl Failure {
@@ -246,10 +275,14 @@ pub enum FailureKind {
     Unreachable,
     /// A drain could not evict every pod (a disruption budget refused).
     DrainBlocked,
-    /// Credentials, host keys or permissions were refused: trying again will not help.
+    /// Credentials, host keys or permissions were refused, or the client refused its own
+    /// arguments or configuration: trying again will not help.
     Refused,
     /// The backend cannot do what the step asks: trying again will not help.
     Unsupported,
+    /// The task reported success, but the cluster did not show its step's postconditions
+    /// within the step's settle window.
+    PostconditionFailed,
     /// Anything else.
     Other,
 }
@@ -263,6 +296,7 @@ impl FailureKind {
                 | FailureKind::TimedOut
                 | FailureKind::Unreachable
                 | FailureKind::DrainBlocked
+                | FailureKind::PostconditionFailed
                 | FailureKind::Other
         )
     }
@@ -338,6 +372,7 @@ pub enum TaskResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::StepId;
 
     #[test]
     fn records_are_one_flat_json_object() {
@@ -377,25 +412,37 @@ mod tests {
     }
 
     #[test]
-    fn task_ids_read_well() {
-        let on = |s: &str, n: &str| TaskId::new(StepId(s.into()), Some(n.parse().unwrap()));
-        assert_eq!(on("v1/cp-1/apply", "cp-1").to_string(), "v1/cp-1/apply");
-        // A segment that only starts or ends like the node's name does not name it.
-        assert_eq!(
-            on("v1/cp-10/apply", "cp-1").to_string(),
-            "v1/cp-10/apply on cp-1"
+    fn command_handles_are_format_2() {
+        let at: Timestamp = "2026-11-25T10:00:03Z".parse().unwrap();
+        let r = Record::new(
+            at,
+            RecordKind::CommandStarted {
+                task: TaskId::new(
+                    StepId("v1.29.5/cp-1/kubeadm-upgrade-apply".into()),
+                    Some("cp-1".parse().unwrap()),
+                ),
+                attempt: 2,
+                command: 0,
+                handle: CommandHandle::Remote {
+                    pgid: 4242,
+                    token: "kupgrade-1-2-3".into(),
+                    privileged: true,
+                },
+            },
         );
+        let text = serde_json::to_string(&r).unwrap();
         assert_eq!(
-            on("v1/xcp-1/apply", "cp-1").to_string(),
-            "v1/xcp-1/apply on cp-1"
+            text,
+            r#"{"v":2,"at":"2026-11-25T10:00:03Z","record":"command-started","step":"v1.29.5/cp-1/kubeadm-upgrade-apply","node":"cp-1","attempt":2,"command":0,"handle":{"kind":"remote","pgid":4242,"token":"kupgrade-1-2-3","privileged":true}}"#
         );
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), r);
+        let pod = CommandHandle::Pod {
+            namespace: "ops".into(),
+            name: "kupgrade-cp-1-x7".into(),
+        };
         assert_eq!(
-            on("v1/cp-1+2/backup-config", "cp-2").to_string(),
-            "v1/cp-1+2/backup-config on cp-2"
-        );
-        assert_eq!(
-            TaskId::new(StepId("v1/cluster/verify".into()), None).to_string(),
-            "v1/cluster/verify"
+            serde_json::to_string(&pod).unwrap(),
+            r#"{"kind":"pod","namespace":"ops","name":"kupgrade-cp-1-x7"}"#
         );
     }
 }

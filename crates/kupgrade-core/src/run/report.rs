@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::NodeName;
 
-use super::record::TaskId;
+use super::task::TaskId;
 
 /// How a session of a run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +67,9 @@ pub enum StopReason {
     ManualStep,
     /// Only the operator can do this step, and the cluster shows it is not done.
     OperatorStep,
+    /// A command started by an earlier session still runs on its node: nothing may start
+    /// until it ends or is stopped.
+    StillRunning,
 }
 
 impl fmt::Display for StopReason {
@@ -79,6 +82,7 @@ impl fmt::Display for StopReason {
             StopReason::Unsure => "a step may or may not have happened",
             StopReason::ManualStep => "a step must be done by hand",
             StopReason::OperatorStep => "a step needs the operator",
+            StopReason::StillRunning => "a command of an earlier session still runs",
         })
     }
 }

@@ -7,7 +7,8 @@ use jiff::Timestamp;
 use jiff::civil::date;
 
 use super::*;
-use crate::plan::{PlanOptions, PlanRequest, Simulation, Strategy};
+use crate::NodeName;
+use crate::plan::{Action, PlanOptions, PlanRequest, Simulation, Strategy};
 use crate::skew::UpstreamPolicy;
 
 const HA: &str = include_str!("../../../../examples/clusters/ha.yaml");
@@ -140,7 +141,7 @@ impl Harness {
             .filter_map(|r| match &r.kind {
                 RecordKind::TaskFinished {
                     task,
-                    end: TaskEnd::Succeeded | TaskEnd::AlreadyDone { .. },
+                    end: TaskEnd::Succeeded { .. } | TaskEnd::AlreadyDone { .. },
                     ..
                 } => Some(task.clone()),
                 _ => None,
@@ -418,8 +419,10 @@ fn a_step_not_safe_to_repeat_is_never_run_twice() {
                         } else {
                             Resolution::Retry
                         };
+                        assert!(again.is_unsure(&task), "{crash:?}: {task}");
                         let out = again.resolve(&task, resolution, h.now).unwrap();
                         h.take(out);
+                        assert!(!again.is_unsure(&task), "{crash:?}: {task} resolved");
                         run = again;
                     }
                     other => panic!("{crash:?}: {other:?}"),
@@ -608,12 +611,21 @@ fn a_provisioned_node_is_expected_once_its_task_is_done() {
             state.nodes.retain(|m| m.name != *n);
         }
         let out = run.next(&state, t0());
+        // The node shows until its task is done (the run checks that it does), then goes.
+        for r in &out.records {
+            if let RecordKind::TaskFinished { task, .. } = &r.kind
+                && provisioned.is_none()
+                && matches!(
+                    plan.step(task.step.as_str()).map(|s| &s.action),
+                    Some(Action::ProvisionNodes { .. })
+                )
+            {
+                provisioned = task.node.clone();
+            }
+        }
         for t in out.tasks {
             let step = &plan.steps[t.step_index];
             model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
-            if provisioned.is_none() && matches!(step.action, Action::ProvisionNodes { .. }) {
-                provisioned = t.id.node.clone();
-            }
             run.record(
                 Outcome {
                     task: t.id,
@@ -854,4 +866,70 @@ fn events_serialize_with_a_tag_and_flat_task() {
         serde_json::to_string(&e).unwrap(),
         r#"{"event":"step-started","at":"2026-11-25T10:00:00Z","step":"v1.29.5/cp-1/cordon","node":"cp-1","attempt":1,"action":"cordon","executor":"cluster"}"#
     );
+}
+
+#[test]
+fn a_cluster_moved_since_the_plan_was_made_is_refused_before_any_task() {
+    // A halted run upgraded cp-1's control plane; the plan is made from the old inventory.
+    let plan = plan();
+    let mut live = cluster();
+    let cp1 = live.node_mut("cp-1").unwrap();
+    let moved: crate::KubeVersion = "v1.29.5".parse().unwrap();
+    cp1.versions.kubeadm = Some(moved.clone());
+    cp1.versions.kube_apiserver = Some(moved.clone());
+    cp1.versions.kube_controller_manager = Some(moved.clone());
+    cp1.versions.kube_scheduler = Some(moved);
+    let mut run = new_run(&plan, &[]);
+    let out = run.next(&live, t0());
+    assert!(out.tasks.is_empty(), "{:?}", out.tasks);
+    assert!(run.is_finished());
+    let report = run.finished().unwrap().report().expect("halted").clone();
+    assert_eq!(report.reason, StopReason::Drift, "{report}");
+    assert!(
+        report
+            .summary
+            .contains("the live cluster is not where the plan starts"),
+        "{report}"
+    );
+    let diffs: Vec<(String, String, String)> = report
+        .differences
+        .iter()
+        .map(|d| {
+            (
+                d.node.as_ref().map(ToString::to_string).unwrap_or_default(),
+                d.expected.clone(),
+                d.found.clone(),
+            )
+        })
+        .collect();
+    let d = |c: &str| {
+        (
+            "cp-1".to_string(),
+            format!("{c} v1.28.9, where the plan starts"),
+            format!("{c} v1.29.5"),
+        )
+    };
+    assert_eq!(
+        diffs,
+        [
+            d("kubeadm"),
+            d("kube-apiserver"),
+            d("kube-controller-manager"),
+            d("kube-scheduler")
+        ]
+    );
+    assert!(
+        report.advice.contains("resume it with its own journal"),
+        "{report}"
+    );
+    // A worker's kubelet moved by hand counts too; a cluster where the plan starts passes.
+    let mut live = cluster();
+    live.node_mut("worker-1").unwrap().versions.kubelet = Some("v1.28.10".parse().unwrap());
+    let mut run = new_run(&plan, &[]);
+    assert!(run.next(&live, t0()).tasks.is_empty());
+    let report = run.finished().unwrap().report().expect("halted").clone();
+    assert_eq!(report.differences.len(), 1, "{report}");
+    assert_eq!(report.differences[0].found, "kubelet v1.28.10");
+    let mut run = new_run(&plan, &[]);
+    assert!(!run.next(&cluster(), t0()).tasks.is_empty());
 }

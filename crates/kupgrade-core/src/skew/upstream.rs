@@ -418,6 +418,51 @@ impl UpstreamPolicy {
 }
 
 impl UpstreamPolicy {
+    /// Controller-manager, scheduler and cloud-controller-manager on a control-plane node:
+    /// at most one minor older than the API servers they talk to (`lo`..`hi`, or the node's
+    /// own with a local endpoint) and never newer.
+    #[inline]
+    fn control_plane_components(
+        &self,
+        node: &Node,
+        lo: &KubeVersion,
+        hi: &KubeVersion,
+        out: &mut Vec<Violation>,
+    ) {
+        let v = &node.versions;
+        // The API servers these components talk to.
+        let (lo, hi) = match (self.endpoint, &v.kube_apiserver) {
+            (ControlPlaneEndpoint::Local, Some(local)) => (local, local),
+            _ => (lo, hi),
+        };
+        let (lo_m, hi_m) = (lo.minor(), hi.minor());
+        for c in [
+            Component::KubeControllerManager,
+            Component::KubeScheduler,
+            Component::CloudControllerManager,
+        ] {
+            let Some(found) = v.get(c) else { continue };
+            let m = found.minor();
+            let allowed = MinorRange::new(hi_m.prev().unwrap_or(hi_m), lo_m);
+            if !allowed.contains(m) {
+                let which = match self.endpoint {
+                    ControlPlaneEndpoint::Local => "the kube-apiserver on its node",
+                    ControlPlaneEndpoint::LoadBalanced if m > lo_m => "the oldest kube-apiserver",
+                    ControlPlaneEndpoint::LoadBalanced => "the newest kube-apiserver",
+                };
+                let why = if m > lo_m {
+                    format!("newer than {which} ({lo})")
+                } else {
+                    format!("{} older than {which} ({hi})", minors(m.skew_to(hi_m)))
+                };
+                out.push(Violation::new("upstream/control-plane", Severity::Error, c, found.clone(), allowed.to_smolstr(), format!(
+                            "{c} on node {:?} is {found}, {why}; it may be at most 1 minor older than kube-apiserver and never newer (allowed: {allowed})",
+                            node.name.as_str()
+                        )).on_node(node.name.clone()));
+            }
+        }
+    }
+
     /// The per-node rules; `is_cp` says whether `node` is a control-plane node, `texts` are
     /// the kubectl texts of this summary when already built; without `warnings`, only the
     /// rules that can give errors.
@@ -437,39 +482,7 @@ impl UpstreamPolicy {
         let (lo_m, hi_m) = (lo.minor(), hi.minor());
         let v = &node.versions;
         if is_cp {
-            // The API servers these components talk to.
-            let (lo, hi) = match (self.endpoint, &v.kube_apiserver) {
-                (ControlPlaneEndpoint::Local, Some(local)) => (local, local),
-                _ => (lo, hi),
-            };
-            let (lo_m, hi_m) = (lo.minor(), hi.minor());
-            for c in [
-                Component::KubeControllerManager,
-                Component::KubeScheduler,
-                Component::CloudControllerManager,
-            ] {
-                let Some(found) = v.get(c) else { continue };
-                let m = found.minor();
-                let allowed = MinorRange::new(hi_m.prev().unwrap_or(hi_m), lo_m);
-                if !allowed.contains(m) {
-                    let which = match self.endpoint {
-                        ControlPlaneEndpoint::Local => "the kube-apiserver on its node",
-                        ControlPlaneEndpoint::LoadBalanced if m > lo_m => {
-                            "the oldest kube-apiserver"
-                        }
-                        ControlPlaneEndpoint::LoadBalanced => "the newest kube-apiserver",
-                    };
-                    let why = if m > lo_m {
-                        format!("newer than {which} ({lo})")
-                    } else {
-                        format!("{} older than {which} ({hi})", minors(m.skew_to(hi_m)))
-                    };
-                    out.push(Violation::new("upstream/control-plane", Severity::Error, c, found.clone(), allowed.to_smolstr(), format!(
-                            "{c} on node {:?} is {found}, {why}; it may be at most 1 minor older than kube-apiserver and never newer (allowed: {allowed})",
-                            node.name.as_str()
-                        )).on_node(node.name.clone()));
-                }
-            }
+            self.control_plane_components(node, lo, hi, out);
         }
         if let Some(kubelet) = &v.kubelet {
             let m = kubelet.minor();

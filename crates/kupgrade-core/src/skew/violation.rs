@@ -13,7 +13,9 @@ use crate::{Component, KubeVersion, NodeName};
 ///
 /// Policies build violations with [`Violation::new`] (and [`Violation::on_node`]); the
 /// sentence is [`Violation::message`]. Serialized, a violation is an object with the public
-/// fields and `message`.
+/// fields and `message`. Displayed (`severity[rule]: message`), it is for people: control and
+/// invisible characters a rules file put in the rule or the message are escaped
+/// ([`crate::escape::text`]).
 ///
 /// ```
 /// use kupgrade_core::{Component, NodeName, skew::{Severity, Violation}};
@@ -129,7 +131,12 @@ impl fmt::Display for Violation {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{sev}[{}]: {}", self.rule, self.message())
+        write!(
+            f,
+            "{sev}[{}]: {}",
+            crate::escape::text(&self.rule),
+            crate::escape::text(&self.message())
+        )
     }
 }
 

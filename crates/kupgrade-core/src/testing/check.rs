@@ -96,24 +96,43 @@ fn invariants<P: SkewPolicy + ?Sized>(
     new_kubelet: KubeVersion,
     relabel: bool,
 ) -> Result<(), TestCaseError> {
+    let summary = Summary::of(state);
+    let cx = Context {
+        state,
+        summary: &summary,
+    };
+    let (all, per_node) = answers_agree(policy, &cx)?;
+    unread_labels_do_not_matter(policy, &cx, &per_node)?;
+    let mut reordered = state.clone();
+    reordered.nodes = order.iter().map(|&i| state.nodes[i].clone()).collect();
+    prop_assert_eq!(
+        sorted(all),
+        sorted(policy.evaluate(&reordered)),
+        "the violations change when the nodes are listed in another order"
+    );
+    a_worker_changes_only_itself(policy, state, &per_node, pick, new_kubelet, relabel)
+}
+
+/// `evaluate` is deterministic, equals `check_cluster` then `check_node` per node, `errors`
+/// is its errors, and violations name only the node checked and nodes that exist. Returns
+/// `evaluate`'s answer and each node's own violations.
+fn answers_agree<P: SkewPolicy + ?Sized>(
+    policy: &P,
+    cx: &Context<'_>,
+) -> Result<(Vec<Violation>, Vec<Vec<Violation>>), TestCaseError> {
+    let state = cx.state;
     let all = policy.evaluate(state);
     prop_assert_eq!(
         &all,
         &policy.evaluate(state),
         "evaluate gave different answers for the same state"
     );
-
-    let summary = Summary::of(state);
-    let cx = Context {
-        state,
-        summary: &summary,
-    };
     let mut parts = Vec::new();
-    policy.check_cluster(&cx, &mut parts);
+    policy.check_cluster(cx, &mut parts);
     let mut per_node = Vec::with_capacity(state.nodes.len());
     for node in &state.nodes {
         let mut out = Vec::new();
-        policy.check_node(&cx, node, &mut out);
+        policy.check_node(cx, node, &mut out);
         for v in &out {
             prop_assert!(
                 v.node.is_none() || v.node.as_ref() == Some(&node.name),
@@ -150,22 +169,29 @@ fn invariants<P: SkewPolicy + ?Sized>(
             );
         }
     }
+    Ok((all, per_node))
+}
 
-    // Labels the policy does not read (see `SkewPolicy::label_keys`) must not change verdicts.
+/// Labels the policy does not read (see `SkewPolicy::label_keys`) must not change verdicts:
+/// each node is checked again with other values for them (and one more), and without them.
+fn unread_labels_do_not_matter<P: SkewPolicy + ?Sized>(
+    policy: &P,
+    cx: &Context<'_>,
+    per_node: &[Vec<Violation>],
+) -> Result<(), TestCaseError> {
     let keys = policy.label_keys();
     let verdicts = |v: &[Violation]| -> Vec<(String, Severity, Component)> {
         v.iter()
             .map(|x| (x.rule.to_string(), x.severity, x.component))
             .collect()
     };
-    for (i, node) in state.nodes.iter().enumerate() {
+    for (i, node) in cx.state.nodes.iter().enumerate() {
         let unread: Vec<String> = node
             .labels
             .keys()
             .filter(|k| !keys.contains(k))
             .cloned()
             .collect();
-        // Other values for the unread labels (and one more), or none of them.
         let mut relabelled = node.clone();
         for k in &unread {
             relabelled.labels.insert(k.clone(), "relabelled".into());
@@ -181,7 +207,7 @@ fn invariants<P: SkewPolicy + ?Sized>(
         }
         for other in [relabelled, unlabelled] {
             let mut out = Vec::new();
-            policy.check_node(&cx, &other, &mut out);
+            policy.check_node(cx, &other, &mut out);
             prop_assert_eq!(
                 verdicts(&out),
                 verdicts(&per_node[i]),
@@ -191,16 +217,19 @@ fn invariants<P: SkewPolicy + ?Sized>(
             );
         }
     }
+    Ok(())
+}
 
-    let mut reordered = state.clone();
-    reordered.nodes = order.iter().map(|&i| state.nodes[i].clone()).collect();
-    prop_assert_eq!(
-        sorted(all.clone()),
-        sorted(policy.evaluate(&reordered)),
-        "the violations change when the nodes are listed in another order"
-    );
-
-    // Change one worker: every other node's per-node violations must stay the same.
+/// Change one worker (versions, and its zone when `relabel`): every other node's per-node
+/// violations must stay the same.
+fn a_worker_changes_only_itself<P: SkewPolicy + ?Sized>(
+    policy: &P,
+    state: &ClusterState,
+    per_node: &[Vec<Violation>],
+    pick: Index,
+    new_kubelet: KubeVersion,
+    relabel: bool,
+) -> Result<(), TestCaseError> {
     let workers: Vec<usize> = (0..state.nodes.len())
         .filter(|&i| !state.nodes[i].is_control_plane())
         .collect();
@@ -218,17 +247,17 @@ fn invariants<P: SkewPolicy + ?Sized>(
             w.labels.insert(ZONE_LABEL.into(), "zone-moved".into());
         }
     }
-    let summary2 = Summary::of(&changed);
-    let cx2 = Context {
+    let summary = Summary::of(&changed);
+    let cx = Context {
         state: &changed,
-        summary: &summary2,
+        summary: &summary,
     };
     for (i, node) in changed.nodes.iter().enumerate() {
         if i == j {
             continue;
         }
         let mut out = Vec::new();
-        policy.check_node(&cx2, node, &mut out);
+        policy.check_node(&cx, node, &mut out);
         prop_assert_eq!(
             &out,
             &per_node[i],

@@ -53,22 +53,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use kupgrade_core::ports::{
-    ClusterOperations, CommandOutput, CommandRunner, CommandSpec, DrainOptions, DrainReport,
-    ExitStatus, LineSink, NodeProvider, OpsError, PodRef, RunnerError, Stream,
-};
+#[cfg(doc)]
+use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider};
+use kupgrade_core::ports::{OpsError, PodRef};
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
 mod fault;
 mod model;
 mod node;
 mod packages;
+mod ports;
 mod workload;
 
 pub use fault::{Fault, FaultKind};
 pub use model::{
-    Budget, Effect, Host, Pod, PodKind, Repo, RepoKind, STATE_FORMAT, SimState, Timings,
+    Budget, HistoryEntry, Host, Pod, PodKind, Repo, RepoKind, STATE_FORMAT, SimState, Timings,
 };
 pub use workload::{App, Workload};
 
@@ -261,13 +260,22 @@ impl Inner {
         self.state.hosts.entry(node.clone()).or_default()
     }
 
-    /// The version kubeadm upgrades to next: its recorded cluster version, or the oldest API
-    /// server.
+    /// The newest API server.
+    pub fn apiserver_max(&self) -> Option<&KubeVersion> {
+        self.control_plane()
+            .filter_map(|n| n.versions.kube_apiserver.as_ref())
+            .max()
+    }
+
+    /// The version kubeadm deploys with `kubeadm upgrade node`, as kubeadm takes it: the
+    /// `kubernetesVersion` of the ClusterConfiguration in its `kubeadm-config` (written by
+    /// `kubeadm upgrade apply`). A saved state without one reads as a new cluster does (see
+    /// [`SimCluster::new`]): the newest API server's version.
     pub fn cluster_version(&self) -> Option<KubeVersion> {
         self.state
             .kubeadm_config
             .clone()
-            .or_else(|| self.apiserver_min().cloned())
+            .or_else(|| self.apiserver_max().cloned())
     }
 
     pub fn problem(&mut self, text: String) {
@@ -317,7 +325,7 @@ impl Inner {
     fn record(&mut self, node: &NodeName, what: String) {
         let at_ms = self.now_ms();
         let task = crate::driver::current_task().map(|t| t.to_string());
-        self.state.history.push(Effect {
+        self.state.history.push(HistoryEntry {
             at_ms,
             node: node.clone(),
             task,
@@ -398,8 +406,17 @@ impl Inner {
 
 impl SimCluster {
     /// A simulated cluster in `state`: every node a kubeadm node with its packages installed
-    /// (and held) at its versions, pointing at its minor's repository; no pods.
+    /// (and held) at its versions, pointing at its minor's repository; no pods. Its
+    /// `kubeadm-config` records the newest API server's version: on a cluster caught
+    /// mid-upgrade, the newest API server is the one `kubeadm upgrade apply` moved, and that
+    /// command wrote its version there (so `kubeadm upgrade node` on the others deploys it).
     pub fn new(state: ClusterState) -> SimCluster {
+        let kubeadm_config = state
+            .nodes
+            .iter()
+            .filter(|n| n.is_control_plane())
+            .filter_map(|n| n.versions.kube_apiserver.clone())
+            .max();
         let hosts = state
             .nodes
             .iter()
@@ -409,7 +426,7 @@ impl SimCluster {
             format: STATE_FORMAT,
             cluster: state,
             hosts,
-            kubeadm_config: None,
+            kubeadm_config,
             pods: Vec::new(),
             budgets: Vec::new(),
             faults: Vec::new(),
@@ -761,353 +778,6 @@ fn ops_err(e: SimError) -> OpsError {
     OpsError::Other {
         message: e.to_string(),
         source: Some(Box::new(e)),
-    }
-}
-
-fn bounded(mut bytes: Vec<u8>, max: usize) -> (Vec<u8>, bool) {
-    if bytes.len() > max {
-        bytes.drain(..bytes.len() - max);
-        (bytes, true)
-    } else {
-        (bytes, false)
-    }
-}
-
-#[async_trait]
-impl CommandRunner for SimCluster {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        let line = spec.to_shell_line();
-        let (fault, d) = {
-            let mut inner = self.lock();
-            if !inner.has(node) {
-                return Err(RunnerError::Connect {
-                    node: node.clone(),
-                    message: "no such host in the simulated cluster".into(),
-                    source: None,
-                });
-            }
-            let fault = fault::take_command_fault(&mut inner.state.faults, node, &line);
-            (fault, node::duration(spec, &inner.timings))
-        };
-        if fault == Some(FaultKind::Unreachable) {
-            return Err(RunnerError::Connect {
-                node: node.clone(),
-                message: "connection timed out (simulated)".into(),
-                source: None,
-            });
-        }
-        let op = self.begin(node, &line).map_err(|_| RunnerError::Connect {
-            node: node.clone(),
-            message: "no such host in the simulated cluster".into(),
-            source: None,
-        })?;
-        let timed_out = || RunnerError::TimedOut {
-            node: node.clone(),
-            after: spec.timeout.unwrap_or_default(),
-            command: line.clone(),
-        };
-        match (&fault, spec.timeout) {
-            (Some(FaultKind::CommandHangs), Some(t)) => {
-                self.pass(t).await;
-                return Err(timed_out());
-            }
-            (Some(FaultKind::CommandHangs), None) => std::future::pending::<()>().await,
-            (_, Some(t)) if d > t => {
-                self.pass(t).await;
-                return Err(timed_out());
-            }
-            _ => self.pass(d).await,
-        }
-        let exec = {
-            let mut inner = self.lock();
-            if !inner.has(node) {
-                return Err(RunnerError::Connect {
-                    node: node.clone(),
-                    message: "the node left the simulated cluster".into(),
-                    source: None,
-                });
-            }
-            let exec = match fault {
-                Some(FaultKind::CommandFails { code, stderr }) => node::Exec {
-                    code,
-                    stderr,
-                    ..node::Exec::default()
-                },
-                _ => {
-                    let now = inner.now_ms();
-                    node::exec(&mut inner, node, spec, now)
-                }
-            };
-            if exec.changed {
-                inner.record(node, line.clone());
-            }
-            // Faults are counted down even when nothing else changed.
-            inner.save().map_err(|e| RunnerError::Other {
-                node: node.clone(),
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            })?;
-            exec
-        };
-        self.hook(op, OpPhase::After, node, &line);
-        for l in exec.stdout.lines() {
-            lines.line(Stream::Stdout, l);
-        }
-        for l in exec.stderr.lines() {
-            lines.line(Stream::Stderr, l);
-        }
-        let (stdout, t1) = bounded(exec.stdout.into_bytes(), spec.max_output);
-        let (stderr, t2) = bounded(exec.stderr.into_bytes(), spec.max_output);
-        Ok(CommandOutput {
-            status: ExitStatus::Code(exec.code),
-            stdout,
-            stderr,
-            truncated: t1 || t2,
-        })
-    }
-}
-
-#[async_trait]
-impl ClusterOperations for SimCluster {
-    async fn state(&self) -> Result<ClusterState, OpsError> {
-        Ok(self.cluster())
-    }
-
-    async fn cordon(&self, node: &NodeName) -> Result<(), OpsError> {
-        self.set_cordon(node, true).await
-    }
-
-    async fn uncordon(&self, node: &NodeName) -> Result<(), OpsError> {
-        self.set_cordon(node, false).await
-    }
-
-    async fn drain(
-        &self,
-        node: &NodeName,
-        options: &DrainOptions,
-    ) -> Result<DrainReport, OpsError> {
-        let op = self.begin(node, "drain")?;
-        let (cordon, eviction, retry) = {
-            let t = &self.lock().timings;
-            (t.cordon, t.eviction, t.eviction_retry)
-        };
-        self.pass(cordon).await;
-        let deadline = {
-            let mut inner = self.lock();
-            if !inner.has(node) {
-                return Err(OpsError::NodeNotFound(node.clone()));
-            }
-            if !inner.node(node).unschedulable {
-                inner.node_mut(node).unschedulable = true;
-                inner.record(node, "cordon".into());
-                inner.save().map_err(ops_err)?;
-            }
-            inner.now_ms() + options.timeout_seconds * 1000
-        };
-        let mut report = DrainReport::default();
-        loop {
-            let done = {
-                let mut inner = self.lock();
-                workload::evict_round(&mut inner, node, options, &mut report)
-            };
-            match done {
-                workload::Round::Refused => {
-                    self.hook(op, OpPhase::After, node, "drain");
-                    return Err(OpsError::DrainBlocked {
-                        node: node.clone(),
-                        report,
-                    });
-                }
-                workload::Round::Done => break,
-                workload::Round::Blocked => {
-                    let now = self.lock().now_ms();
-                    if now >= deadline {
-                        self.hook(op, OpPhase::After, node, "drain");
-                        return Err(OpsError::DrainBlocked {
-                            node: node.clone(),
-                            report,
-                        });
-                    }
-                    let wait =
-                        Duration::from_millis((deadline - now).min(retry.as_millis() as u64));
-                    self.pass(wait).await;
-                }
-                workload::Round::Progress => self.pass(eviction).await,
-            }
-        }
-        {
-            let mut inner = self.lock();
-            inner.record(node, "drain".into());
-            inner.save().map_err(ops_err)?;
-        }
-        self.hook(op, OpPhase::After, node, "drain");
-        Ok(report)
-    }
-
-    async fn wait_ready(
-        &self,
-        node: &NodeName,
-        version: &KubeVersion,
-        timeout: Duration,
-    ) -> Result<(), OpsError> {
-        let (start, poll) = {
-            let inner = self.lock();
-            if !inner.has(node) {
-                return Err(OpsError::NodeNotFound(node.clone()));
-            }
-            (inner.now_ms(), inner.timings.poll)
-        };
-        let deadline = start + timeout.as_millis() as u64;
-        loop {
-            let (ok, now, ready_at) = {
-                let inner = self.lock();
-                if !inner.has(node) {
-                    return Err(OpsError::NodeNotFound(node.clone()));
-                }
-                let i = inner.index[node];
-                let n = &inner.state.cluster.nodes[i];
-                let at = n
-                    .versions
-                    .kubelet
-                    .as_ref()
-                    .is_some_and(|k| k.release() == version.release());
-                let ready_at = inner.state.hosts.get(node).and_then(|h| h.ready_at_ms);
-                (at && inner.ready(i), inner.now_ms(), ready_at)
-            };
-            if ok {
-                // The kubelet is back: that no longer depends on the clock (a cluster loaded
-                // later, whose clock resumes from its last save, must not see it NotReady).
-                let mut inner = self.lock();
-                inner.restarting.remove(node);
-                if inner.host(node).ready_at_ms.take().is_some() {
-                    inner.save().map_err(ops_err)?;
-                }
-                return Ok(());
-            }
-            if now >= deadline {
-                return Err(OpsError::TimedOut {
-                    what: format!("node {node} to be Ready at {version}"),
-                    after: timeout,
-                });
-            }
-            let next = ready_at
-                .filter(|t| *t > now)
-                .unwrap_or(now + poll.as_millis() as u64);
-            let wait = next.min(deadline).saturating_sub(now).max(1);
-            self.pass(Duration::from_millis(wait)).await;
-        }
-    }
-}
-
-#[async_trait]
-impl NodeProvider for SimCluster {
-    async fn provision(
-        &self,
-        name: &NodeName,
-        template: &Node,
-        version: &KubeVersion,
-    ) -> Result<Node, OpsError> {
-        let what = format!("provision {name} at {version}");
-        let op = {
-            let mut inner = self.lock();
-            inner.ops += 1;
-            inner.ops
-        };
-        self.hook(op, OpPhase::Before, name, &what);
-        let d = self.lock().timings.provision;
-        self.pass(d).await;
-        let (node, never) = {
-            let mut inner = self.lock();
-            if inner.has(name) {
-                return Err(OpsError::Other {
-                    message: format!("node {name} already exists"),
-                    source: None,
-                });
-            }
-            let node = Node::provisioned(name, template, version);
-            let never = fault::node_fault(
-                &mut inner.state.faults,
-                name,
-                |k| *k == FaultKind::NeverReady,
-                false,
-            )
-            .is_some();
-            let mut host = Host::of(&node);
-            if never {
-                host.ready_at_ms = Some(u64::MAX);
-            }
-            inner.state.hosts.insert(name.clone(), host);
-            inner.state.cluster.nodes.push(node.clone());
-            inner.reindex();
-            inner.record(name, what.clone());
-            inner.schedule_pending();
-            inner.save().map_err(ops_err)?;
-            (node, never)
-        };
-        self.hook(op, OpPhase::After, name, &what);
-        if never {
-            return Err(OpsError::TimedOut {
-                what: format!("node {name} to join and become Ready"),
-                after: d,
-            });
-        }
-        Ok(node)
-    }
-
-    async fn remove(&self, node: &NodeName) -> Result<(), OpsError> {
-        let op = {
-            let mut inner = self.lock();
-            inner.ops += 1;
-            inner.ops
-        };
-        self.hook(op, OpPhase::Before, node, "remove");
-        let d = self.lock().timings.remove;
-        self.pass(d).await;
-        {
-            let mut inner = self.lock();
-            if !inner.has(node) {
-                // Already gone: removing is idempotent.
-                return Ok(());
-            }
-            let left = inner
-                .state
-                .pods
-                .iter()
-                .filter(|p| {
-                    p.node.as_ref() == Some(node)
-                        && matches!(p.kind, PodKind::Replicated | PodKind::Unreplicated)
-                })
-                .count();
-            if left > 0 {
-                inner.problem(format!(
-                    "node {node} was removed with {left} workload pod(s) still on it"
-                ));
-            }
-            inner
-                .state
-                .pods
-                .retain(|p| p.node.as_ref() != Some(node) || p.kind == PodKind::Replicated);
-            for p in &mut inner.state.pods {
-                if p.node.as_ref() == Some(node) {
-                    p.node = None;
-                    p.ready_at_ms = None;
-                }
-            }
-            let i = inner.index[node];
-            inner.state.cluster.nodes.remove(i);
-            inner.state.hosts.remove(node);
-            inner.reindex();
-            inner.record(node, "remove".into());
-            inner.schedule_pending();
-            inner.save().map_err(ops_err)?;
-        }
-        self.hook(op, OpPhase::After, node, "remove");
-        Ok(())
     }
 }
 

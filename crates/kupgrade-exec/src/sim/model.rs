@@ -41,7 +41,7 @@ pub struct SimState {
     pub clock_ms: u64,
     /// Every effect, in order (a persisted cluster keeps them in a file of their own).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<Effect>,
+    pub history: Vec<HistoryEntry>,
     /// Things a careful operator would not have done (a kubelet changing minor on a node that
     /// was not drained, a kubelet newer than an API server, …). Tests expect none.
     #[serde(default)]
@@ -143,7 +143,12 @@ impl Host {
                     fresh: true,
                 }),
             held: installed.keys().copied().collect(),
-            kubelet_config: node.versions.kubelet.as_ref().map(KubeVersion::minor),
+            // `kubeadm upgrade apply` and `upgrade node` rewrite the kubelet configuration with
+            // the control plane: a control-plane node whose API server moved has its minor's.
+            kubelet_config: [&node.versions.kubelet, &node.versions.kube_apiserver]
+                .into_iter()
+                .filter_map(|v| v.as_ref().map(KubeVersion::minor))
+                .max(),
             installed,
             ready_at_ms: None,
             files: BTreeSet::new(),
@@ -237,10 +242,10 @@ impl Budget {
     }
 }
 
-/// One change the simulation made, for tests and for the example's summary.
+/// One entry of the simulation's history: a change it made, for tests and for the example's summary.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Effect {
+pub struct HistoryEntry {
     /// Simulated time, ms.
     pub at_ms: u64,
     /// The node.

@@ -10,7 +10,8 @@ use kupgrade_core::ports::{
     BoxError, ClusterOperations, CommandRunnerExt, CommandSpec, ExitStatus, PodRef,
 };
 use kupgrade_core::run::{
-    Event, Finished, Record, RecordKind, Run, RunOptions, StepOutcome, StopReason, TaskEnd,
+    Event, Finished, Record, RecordKind, RetryPolicy, Run, RunOptions, StepOutcome, StopReason,
+    TaskEnd,
 };
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
@@ -338,6 +339,25 @@ async fn kubeadm_moves_the_control_plane_one_minor_at_a_time() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn kubeadm_upgrade_node_deploys_the_version_kubeadm_config_records() {
+    // Caught mid-upgrade: cp-1 ran `kubeadm upgrade apply v1.29.4`, cp-2 has kubeadm 1.29.4 and
+    // an API server at 1.28.9. kubeadm reads its target from the kubeadm-config that
+    // `upgrade apply` wrote (the newest API server's version), not from the oldest API server.
+    const MID: &str = include_str!("../../../../examples/clusters/mid-upgrade.yaml");
+    let sim = SimCluster::new(kupgrade_core::inventory::parse(MID, "mid-upgrade.yaml").unwrap());
+    assert_eq!(sim.lock().cluster_version(), Some(v("v1.29.4")));
+    let (code, text) = sh(&sim, "cp-2", sudo("kubeadm", &["upgrade", "node"])).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("to version \"v1.29.4\""), "{text}");
+    let state = sim.cluster();
+    let cp2 = state.node("cp-2").unwrap();
+    assert_eq!(cp2.versions.kube_apiserver, Some(v("v1.29.4")));
+    assert_eq!(cp2.versions.kube_scheduler, Some(v("v1.29.4")));
+    // The saved state carries the recorded version.
+    assert_eq!(sim.snapshot().kubeadm_config, Some(v("v1.29.4")));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_kubelet_restart_changes_the_reported_version_after_a_while() {
     let sim = SimCluster::new(ha());
     {
@@ -416,7 +436,7 @@ async fn the_ha_sample_upgrades_to_the_newest_stable_release() {
             .any(|e| e.what.starts_with("evict default/db-"))
     );
     // `kubeadm upgrade apply` ran once per hop, on cp-1, labelled with its task.
-    let applies: Vec<&Effect> = snap
+    let applies: Vec<&HistoryEntry> = snap
         .history
         .iter()
         .filter(|e| e.what.contains("kubeadm upgrade apply"))
@@ -546,13 +566,41 @@ async fn the_replace_strategy_provisions_and_removes_through_the_provider() {
         "{:?}",
         sim.snapshot().problems
     );
-    // Without a provider, the first provision fails for good.
+    // Without a provider, the run is refused before its first step: nothing ran (not even
+    // the control plane's upgrade), nothing was journaled.
     let sim = SimCluster::new(ha());
     let s = Arc::new(sim.clone());
-    let out = drive_with(Driver::new(s.clone(), s), &plan, &mut Vec::new()).await;
-    let report = out.finished.report().unwrap();
-    assert_eq!(report.reason, StopReason::StepFailed);
-    assert!(report.summary.contains("no node provider"), "{report}");
+    let mut journal = Vec::new();
+    let mut run = new_run(&plan, &journal);
+    let err = Driver::new(s.clone(), s)
+        .drive(&mut run, &mut journal as &mut dyn JournalSink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, crate::driver::DriverError::NoProvider { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.starts_with(
+            "the plan creates 6 node(s) (worker-1-v1-30-14, worker-4-v1-30-14, worker-2-v1-30-14 \
+             and 3 more) and removes 6 (worker-1, worker-4, worker-2 and 3 more), and no node \
+             provider is configured (the replace strategy needs one): nothing was run"
+        ) && text.contains("--provider-create CMD"),
+        "{text}"
+    );
+    assert!(journal.is_empty());
+    assert!(sim.snapshot().history.is_empty());
+    // A dry run rehearses the real run: refused too.
+    let err = Driver::new(Arc::new(sim.clone()), Arc::new(sim.clone()))
+        .dry_run(true)
+        .drive(
+            &mut new_run(&plan, &[]),
+            &mut Vec::new() as &mut dyn JournalSink,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no node provider"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -673,7 +721,10 @@ async fn a_node_upgraded_by_hand_halts_the_run_before_its_turn() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_node_uncordoned_by_hand_halts_before_its_drain() {
+async fn a_cordon_undone_at_once_fails_its_postcondition() {
+    // Someone uncordons worker-1 each time the run cordons it: the cordon "succeeds" but the
+    // cluster never shows it cordoned, so the cordon fails (after its retries) and the drain
+    // never starts.
     let plan = plan("1.29", PlanOptions::default());
     let sim = SimCluster::new(ha());
     let meddler = sim.clone();
@@ -684,11 +735,20 @@ async fn a_node_uncordoned_by_hand_halts_before_its_drain() {
     });
     let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
     let report = out.finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::Drift, "{report}");
+    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
     assert_eq!(
         report.to_string(),
-        "stopped before v1.29.15/worker-1/drain (drain): the cluster does not match what the step expects\n  - worker-1: expected cordoned, found schedulable\nwhat to do: someone or something changed the cluster outside this run: check the node(s) above; resume once the cluster matches again, or, if the change was meant (a node upgraded by hand), plan again from the live cluster and start a new run"
+        "v1.29.15/worker-1/cordon (cordon) reported success, but the cluster did not show its postconditions within 30s\n  - worker-1: expected cordoned, found schedulable\nwhat to do: find out why the step reports success without taking effect (a command that exits 0 without doing its work, a package that did not change), fix it, then resume: the step is safe to repeat and runs again"
     );
+    let attempts = out
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::StepStarted { task, .. } if task.to_string() == "v1.29.15/worker-1/cordon"))
+        .count();
+    assert_eq!(attempts as u32, RetryPolicy::default().max_attempts);
+    assert!(!out.events.iter().any(
+        |e| matches!(e, Event::StepStarted { task, .. } if task.to_string() == "v1.29.15/worker-1/drain")
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -758,7 +818,7 @@ async fn stopping_finishes_the_current_step_and_a_resume_goes_on() {
     assert!(matches!(
         &journal[journal.len() - 2].kind,
         RecordKind::TaskFinished {
-            end: TaskEnd::Succeeded,
+            end: TaskEnd::Succeeded { .. },
             ..
         }
     ));
@@ -910,4 +970,60 @@ async fn an_unfinished_kube_proxy_rollout_is_waited_for() {
             .contains("kube-proxy still runs another version on 1 node(s): worker-2 (v1.28.8)"),
         "{report}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_run_of_a_plan_from_before_a_halted_run_is_refused_before_any_command() {
+    let plan = plan("1.29", PlanOptions::default());
+    // The first run is stopped right after `kubeadm upgrade apply` on cp-1.
+    let (handle, signal) = stop_channel();
+    let sim = SimCluster::new(ha()).on_op(move |p| {
+        if p.phase == OpPhase::After && p.what.contains("kubeadm upgrade apply") {
+            handle.finish_current();
+        }
+    });
+    let first = drive_with(driver(&sim).stop_on(signal), &plan, &mut Vec::new()).await;
+    assert!(!first.finished.is_completed());
+    assert!(
+        sim.snapshot()
+            .history
+            .last()
+            .unwrap()
+            .what
+            .contains("kubeadm upgrade apply")
+    );
+    let before = sim.snapshot();
+    assert!(
+        before.hosts[&name("cp-1")]
+            .files
+            .iter()
+            .any(|f| f.contains("etcd-before-"))
+    );
+
+    // The same plan again, as a new run (a new journal): refused at the pre-flight check.
+    let second = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    let report = second.finished.report().expect("halted");
+    assert_eq!(report.reason, StopReason::Drift, "{report}");
+    assert_eq!(
+        report.task.as_ref().unwrap().step.as_str(),
+        plan.steps[0].id.as_str()
+    );
+    let text = report.to_string();
+    for component in [
+        "kubeadm",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "cp-1: expected {component} v1.28.9, where the plan starts, found {component} v1.29.15"
+            )),
+            "{text}"
+        );
+    }
+    // Not a command ran, not a file changed.
+    let after = sim.snapshot();
+    assert_eq!(after.history.len(), before.history.len());
+    assert_eq!(after.hosts, before.hosts);
 }

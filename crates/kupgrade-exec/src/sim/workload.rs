@@ -212,9 +212,77 @@ pub(crate) fn evict_round(
     let on_node: Vec<usize> = (0..inner.state.pods.len())
         .filter(|&i| inner.state.pods[i].node.as_ref() == Some(node))
         .collect();
+    let refused = triage(inner, &on_node, options, report);
+    if !refused.is_empty() {
+        report.blocked = refused;
+        return Round::Refused;
+    }
+    report.blocked.clear();
+    let now = inner.now_ms();
+    let blocked_by_fault = fault::node_fault(
+        &mut inner.state.faults,
+        node,
+        |k| matches!(k, FaultKind::EvictionBlocked { .. }),
+        false,
+    )
+    .and_then(|k| match k {
+        FaultKind::EvictionBlocked { budget } => Some(budget.clone()),
+        _ => None,
+    });
+    let mut progress = false;
+    let mut gone = Vec::new();
+    for &i in &on_node {
+        let p = &inner.state.pods[i];
+        if !matches!(p.kind, PodKind::Replicated | PodKind::Unreplicated) {
+            continue;
+        }
+        if let Some((name, allowed)) = budget_of(inner, p, options, &blocked_by_fault, now)
+            && allowed <= 0
+        {
+            report.blocked.push(BlockedPod {
+                pod: pod_ref(p),
+                budget: Some(name),
+                reason: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+            });
+            continue;
+        }
+        if evict(inner, node, i, options, now) {
+            gone.push(i);
+        }
+        report.evicted.push(pod_ref(&inner.state.pods[i]));
+        progress = true;
+    }
+    if !gone.is_empty() {
+        let mut i = 0;
+        inner.state.pods.retain(|_| {
+            let keep = !gone.contains(&i);
+            i += 1;
+            keep
+        });
+    }
+    if progress {
+        let _ = inner.save();
+    }
+    if report.blocked.is_empty() {
+        Round::Done
+    } else if progress {
+        Round::Progress
+    } else {
+        Round::Blocked
+    }
+}
+
+/// Fills the report's skipped pods (mirror pods; DaemonSet pods when ignored) and returns the
+/// pods the drain refuses to evict, as `kubectl drain` does without its flags.
+fn triage(
+    inner: &Inner,
+    on_node: &[usize],
+    options: &DrainOptions,
+    report: &mut DrainReport,
+) -> Vec<BlockedPod> {
     let mut refused = Vec::new();
     report.skipped.clear();
-    for &i in &on_node {
+    for &i in on_node {
         let p = &inner.state.pods[i];
         let why = match p.kind {
             PodKind::Mirror => {
@@ -246,92 +314,56 @@ pub(crate) fn evict_round(
             });
         }
     }
-    if !refused.is_empty() {
-        report.blocked = refused;
-        return Round::Refused;
+    refused
+}
+
+/// The budget that decides whether `p` may be evicted now, and how many disruptions it
+/// allows: the blocking fault's (none allowed), else the first budget covering the pod.
+/// Deleting instead of evicting (`disable_eviction`) consults no budget.
+fn budget_of(
+    inner: &Inner,
+    p: &Pod,
+    options: &DrainOptions,
+    blocked_by_fault: &Option<String>,
+    now: u64,
+) -> Option<(String, i64)> {
+    match blocked_by_fault {
+        _ if options.disable_eviction => None,
+        Some(b) => Some((b.clone(), 0)),
+        None => inner.state.budgets.iter().find(|b| b.covers(p)).map(|b| {
+            let healthy = inner
+                .state
+                .pods
+                .iter()
+                .filter(|q| b.covers(q) && q.ready(now))
+                .count() as u32;
+            (b.name.clone(), b.allowed(healthy))
+        }),
     }
-    report.blocked.clear();
-    let now = inner.now_ms();
+}
+
+/// Evicts (or deletes) pod `i` from `node`: a replicated pod starts again on another node
+/// when the simulator reschedules, not Ready for a while; any other is gone (returns true:
+/// the caller removes it), out of its budget's sight at once.
+fn evict(inner: &mut Inner, node: &NodeName, i: usize, options: &DrainOptions, now: u64) -> bool {
     let start = inner.timings.pod_start.as_millis() as u64;
-    let blocked_by_fault = fault::node_fault(
-        &mut inner.state.faults,
-        node,
-        |k| matches!(k, FaultKind::EvictionBlocked { .. }),
-        false,
-    )
-    .and_then(|k| match k {
-        FaultKind::EvictionBlocked { budget } => Some(budget.clone()),
-        _ => None,
-    });
-    let mut progress = false;
-    let mut gone = Vec::new();
-    for &i in &on_node {
-        let p = &inner.state.pods[i];
-        if !matches!(p.kind, PodKind::Replicated | PodKind::Unreplicated) {
-            continue;
-        }
-        // Deleting instead of evicting (`disable_eviction`) consults no budget.
-        let budget = match &blocked_by_fault {
-            _ if options.disable_eviction => None,
-            Some(b) => Some((b.clone(), 0)),
-            None => inner.state.budgets.iter().find(|b| b.covers(p)).map(|b| {
-                let healthy = inner
-                    .state
-                    .pods
-                    .iter()
-                    .filter(|q| b.covers(q) && q.ready(now))
-                    .count() as u32;
-                (b.name.clone(), b.allowed(healthy))
-            }),
-        };
-        if let Some((name, allowed)) = budget
-            && allowed <= 0
-        {
-            report.blocked.push(BlockedPod {
-                pod: pod_ref(p),
-                budget: Some(name),
-                reason: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
-            });
-            continue;
-        }
-        let r = pod_ref(p);
-        let verb = if options.disable_eviction {
-            "delete"
-        } else {
-            "evict"
-        };
-        let what = format!("{verb} {r}");
-        if p.kind == PodKind::Replicated && inner.reschedule {
-            let target = inner.place(Some(node));
-            let p = &mut inner.state.pods[i];
-            p.ready_at_ms = target.as_ref().map(|_| now + start);
-            p.node = target;
-        } else {
-            gone.push(i);
-            // Out of the budget's sight at once.
-            inner.state.pods[i].node = None;
-            inner.state.pods[i].ready_at_ms = None;
-        }
-        inner.record(node, what);
-        report.evicted.push(r);
-        progress = true;
-    }
-    if !gone.is_empty() {
-        let mut i = 0;
-        inner.state.pods.retain(|_| {
-            let keep = !gone.contains(&i);
-            i += 1;
-            keep
-        });
-    }
-    if progress {
-        let _ = inner.save();
-    }
-    if report.blocked.is_empty() {
-        Round::Done
-    } else if progress {
-        Round::Progress
+    let verb = if options.disable_eviction {
+        "delete"
     } else {
-        Round::Blocked
-    }
+        "evict"
+    };
+    let what = format!("{verb} {}", pod_ref(&inner.state.pods[i]));
+    let gone = if inner.state.pods[i].kind == PodKind::Replicated && inner.reschedule {
+        let target = inner.place(Some(node));
+        let p = &mut inner.state.pods[i];
+        p.ready_at_ms = target.as_ref().map(|_| now + start);
+        p.node = target;
+        false
+    } else {
+        inner.state.pods[i].node = None;
+        inner.state.pods[i].ready_at_ms = None;
+        true
+    };
+    inner.record(node, what);
+    gone
 }

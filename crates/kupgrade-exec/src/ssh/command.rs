@@ -12,8 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kupgrade_core::NodeName;
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Privilege, Program,
-    RunnerError, Stream,
+    CommandHandle, CommandOutput, CommandRunner, CommandSpec, ExitStatus, HandleSink, LineSink,
+    Liveness, NodeLock, Privilege, Program, RunnerError, Stream, Tracking,
 };
 use openssh::{Child, Session, Stdio};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -21,6 +21,7 @@ use tokio::time::Instant;
 
 use super::wrapper::{self, Marker, find_marker, remote_line};
 use super::{Slot, SshRunner};
+use crate::groups::{judge, new_token};
 use crate::output::{StreamCapture, pump};
 
 /// A running command's channel.
@@ -71,12 +72,13 @@ fn session_refused(e: &openssh::Error) -> bool {
     matches!(e, openssh::Error::SshMux(inner) if inner.to_string().contains("refused by peer"))
 }
 
-/// Sends `SIGKILL` to process group `pgid` on the node, over `session`.
+/// Sends `SIGKILL` to process group `pgid` on the node, over `session` (`kill -KILL -PGID`:
+/// dash's `kill` refuses `--`).
 async fn kill_group(session: &Arc<Session>, node: &NodeName, pgid: u32, sudo: bool) {
     let line = if sudo {
-        format!("sudo -n sh -c 'kill -KILL -- -{pgid}'")
+        format!("sudo -n sh -c 'kill -KILL -{pgid}'")
     } else {
-        format!("kill -KILL -- -{pgid}")
+        format!("sh -c 'kill -KILL -{pgid}'")
     };
     let mut attempt = 0;
     let result = loop {
@@ -122,7 +124,7 @@ async fn pump_marked<R: AsyncRead + Unpin>(
     reader: &mut R,
     capture: &mut StreamCapture,
     sink: &LineSink,
-    pgid: &AtomicU32,
+    (pgid, started): (&AtomicU32, &(dyn Fn(u32) + Sync)),
 ) -> Start {
     let mut prelude = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
@@ -153,6 +155,7 @@ async fn pump_marked<R: AsyncRead + Unpin>(
                     );
                 }
                 pgid.store(id, Ordering::Release);
+                started(id);
                 capture.push(&prelude[rest..], sink);
                 if let Err(e) = pump(reader, capture, sink).await {
                     tracing::debug!(error = %e, "reading stdout failed");
@@ -174,7 +177,7 @@ async fn exchange(
     spec: &CommandSpec,
     lines: &LineSink,
     (out, err): (&mut StreamCapture, &mut StreamCapture),
-    pgid: &AtomicU32,
+    pgid: (&AtomicU32, &(dyn Fn(u32) + Sync)),
     node: &NodeName,
 ) -> Finished {
     let mut stdin = child.stdin().take();
@@ -420,7 +423,25 @@ impl CommandRunner for SshRunner {
         spec: &CommandSpec,
         lines: &LineSink,
     ) -> Result<CommandOutput, RunnerError> {
-        let line = remote_line(&self.node_env.get(node), spec)?;
+        self.run_tracked(node, spec, lines, &Tracking::default())
+            .await
+    }
+
+    async fn run_tracked(
+        &self,
+        node: &NodeName,
+        spec: &CommandSpec,
+        lines: &LineSink,
+        tracking: &Tracking,
+    ) -> Result<CommandOutput, RunnerError> {
+        let env = self.node_env.get(node);
+        let locked = match &tracking.lock {
+            None => None,
+            Some(lock) => Some(lock.wrap(spec, &lock_dir(&env)?)),
+        };
+        let run_spec = locked.as_ref().unwrap_or(spec);
+        let token = new_token();
+        let line = remote_line(&env, run_spec, &token)?;
         let slot = self.slot(node);
         let _permit = slot
             .permits
@@ -431,24 +452,160 @@ impl CommandRunner for SshRunner {
                 message: "the runner is shutting down".into(),
                 source: Some(Box::new(e)),
             })?;
-        let (session, child) = self.spawn(node, &slot, &line, spec).await?;
+        let (session, child) = self.spawn(node, &slot, &line, run_spec).await?;
         tracing::debug!(node = %node, command = %spec, "running over SSH");
 
         let pgid = Arc::new(AtomicU32::new(0));
+        let privileged = spec.privilege == Privilege::Sudo;
         let mut guard = RemoteKill {
             session: Some(session.clone()),
             pgid: pgid.clone(),
-            sudo: spec.privilege == Privilege::Sudo,
+            sudo: privileged,
             node: node.clone(),
         };
+        let report = |id: u32| report_handle(&tracking.started, id, &token, privileged);
         let mut out = StreamCapture::new(Stream::Stdout, spec.max_output, lines);
         let mut err = StreamCapture::new(Stream::Stderr, spec.max_output, lines);
-        let work = exchange(child, spec, lines, (&mut out, &mut err), &pgid, node);
+        let work = exchange(
+            child,
+            run_spec,
+            lines,
+            (&mut out, &mut err),
+            (&pgid, &report),
+            node,
+        );
         let finished = self
-            .within_deadline(node, &session, spec, &pgid, work)
+            .within_deadline(node, &session, run_spec, &pgid, work)
             .await;
         guard.disarm();
-        self.outcome(node, (&slot, &session), spec, finished?, (out, err, lines))
+        let output = self
+            .outcome(node, (&slot, &session), spec, finished?, (out, err, lines))
+            .await?;
+        if locked.is_some()
+            && let Some(message) = NodeLock::refusal(&output)
+        {
+            return Err(RunnerError::Locked {
+                node: node.clone(),
+                message,
+            });
+        }
+        Ok(output)
+    }
+
+    async fn probe(
+        &self,
+        node: &NodeName,
+        handle: &CommandHandle,
+    ) -> Result<Liveness, RunnerError> {
+        let CommandHandle::Remote {
+            pgid,
+            token,
+            privileged,
+        } = handle
+        else {
+            return Ok(Liveness::Unknown(format!(
+                "the SSH runner cannot look for {handle}"
+            )));
+        };
+        self.remote_liveness(node, *pgid, token, *privileged).await
+    }
+
+    async fn stop(&self, node: &NodeName, handle: &CommandHandle) -> Result<(), RunnerError> {
+        let CommandHandle::Remote {
+            pgid,
+            token,
+            privileged,
+        } = handle
+        else {
+            return Err(RunnerError::Unsupported {
+                what: format!("stop {handle} over SSH"),
+            });
+        };
+        if self
+            .remote_liveness(node, *pgid, token, *privileged)
+            .await?
+            != Liveness::Running
+        {
+            return Ok(());
+        }
+        let slot = self.slot(node);
+        let session = self.session(node, &slot).await?;
+        kill_group(&session, node, *pgid, *privileged).await;
+        Ok(())
+    }
+}
+
+/// Reports the command's group as a handle, once its marker arrived.
+fn report_handle(sink: &HandleSink, pgid: u32, token: &str, privileged: bool) {
+    sink.report(CommandHandle::Remote {
+        pgid,
+        token: token.to_string(),
+        privileged,
+    });
+}
+
+/// The node's lock directory, as a path the remote shell takes.
+fn lock_dir(env: &crate::NodeEnv) -> Result<String, RunnerError> {
+    match &env.lock_dir {
+        None => Ok(NodeLock::DEFAULT_DIR.to_string()),
+        Some(d) => d
+            .to_str()
+            .map(str::to_string)
+            .ok_or_else(|| RunnerError::Unsupported {
+                what: format!("keep locks in the non-UTF-8 directory {}", d.display()),
+            }),
+    }
+}
+
+impl SshRunner {
+    /// Whether group `pgid`, whose leader's command line holds `token`, still runs on the node:
+    /// its leader's command line and whether the group exists, read in one command (through
+    /// `sudo -n` for a privileged group, whose processes the user may not signal).
+    async fn remote_liveness(
+        &self,
+        node: &NodeName,
+        pgid: u32,
+        token: &str,
+        privileged: bool,
+    ) -> Result<Liveness, RunnerError> {
+        let script = format!(
+            "cat /proc/{pgid}/cmdline 2>/dev/null; echo; \
+             if kill -0 -{pgid} 2>/dev/null; then echo group-alive; else echo group-gone; fi"
+        );
+        let line = if privileged {
+            format!(
+                "sudo -n sh -c {}",
+                kupgrade_core::ports::shell_quote(&script)
+            )
+        } else {
+            format!("sh -c {}", kupgrade_core::ports::shell_quote(&script))
+        };
+        let slot = self.slot(node);
+        let session = self.session(node, &slot).await?;
+        let out = Session::to_raw_command(session.clone(), &line)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .output()
             .await
+            .map_err(|e| RunnerError::Connect {
+                node: node.clone(),
+                message: format!(
+                    "cannot look for process group {pgid} on {}: {e}",
+                    self.destination(node)
+                ),
+                source: Some(Box::new(e)),
+            })?;
+        let text = &out.stdout;
+        let Some(at) = text.windows(7).rposition(|w| w == b"\ngroup-") else {
+            return Ok(Liveness::Unknown(format!(
+                "looking for process group {pgid} on {} printed no answer (status {}; {})",
+                self.destination(node),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        };
+        let group = text[at + 7..].starts_with(b"alive");
+        Ok(judge(Some(&text[..at]), group, token))
     }
 }

@@ -149,6 +149,10 @@ impl SshConfig {
                 "max_sessions_per_node must be at least 1".into(),
             ));
         }
+        if let Some(user) = &self.user {
+            kupgrade_core::ssh_target::check_user(user)
+                .map_err(|e| SshConfigError::Invalid(format!("user: {e}")))?;
+        }
         if self.ssh_options.is_empty() {
             return Ok(None);
         }
@@ -263,6 +267,16 @@ mod tests {
                 .max_sessions_per_node(0)
                 .render_config_file()
                 .is_err()
+        );
+        let e = SshConfig::new()
+            .user("root;touch /tmp/x")
+            .render_config_file()
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "invalid SSH configuration: user: \"root;touch /tmp/x\" is not a POSIX user name"
+            ),
+            "{e}"
         );
     }
 }

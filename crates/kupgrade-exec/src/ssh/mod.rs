@@ -18,6 +18,10 @@
 //! - One connection (a ControlMaster) per node, opened on first use and shared by all of its
 //!   commands; at most [`SshConfig::max_sessions_per_node`] run at once. A connection that
 //!   went away (idle timeout, network) is re-opened once before a command starts.
+//! - A node's target is checked before a connection opens: a host that is not a DNS name
+//!   or an IP address, or a user that is not a POSIX user name, is [`RunnerError::Invalid`]
+//!   (see [`kupgrade_core::ssh_target`]). So is a connection that `ssh` itself refuses (a
+//!   bad option, an unreadable configuration file), with what ssh said (`client.rs`).
 //! - Host keys are checked strictly by default: an unknown or changed key is
 //!   [`RunnerError::HostKey`], with what to do about it; trusting new keys is an explicit
 //!   opt-in ([`SshConfig::accept_new_host_keys`]).
@@ -36,6 +40,7 @@
 //! [`CommandSpec::to_shell_line`]: kupgrade_core::ports::CommandSpec::to_shell_line
 //! [`Privilege::Sudo`]: kupgrade_core::ports::Privilege::Sudo
 //! [`Program::Exec`]: kupgrade_core::ports::Program::Exec
+mod client;
 mod command;
 mod config;
 mod wrapper;
@@ -49,12 +54,20 @@ use std::time::Duration;
 
 use kupgrade_core::ports::RunnerError;
 use kupgrade_core::{ClusterState, NodeName, SshTarget};
-use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
+use openssh::Session;
 use tokio::sync::Semaphore;
 
+use client::ClientSettings;
 pub use config::{HostKeyPolicy, SshConfig, SshConfigError};
 
 use crate::node_env::{NodeEnv, NodeEnvFn};
+
+/// A node without a target is reached at its name, as the SSH client's configuration says.
+const NO_TARGET: SshTarget = SshTarget {
+    host: None,
+    port: None,
+    user: None,
+};
 
 /// Runs commands on nodes over SSH (see the [module documentation](self)).
 ///
@@ -73,6 +86,9 @@ use crate::node_env::{NodeEnv, NodeEnvFn};
 pub struct SshRunner {
     config: Arc<SshConfig>,
     targets: Arc<HashMap<NodeName, SshTarget>>,
+    /// Targets learned while the run goes on (nodes made by a node provider), shared by every
+    /// clone; they take precedence over `targets`.
+    learned: Arc<Mutex<HashMap<NodeName, SshTarget>>>,
     node_env: NodeEnvFn,
     state: Arc<State>,
 }
@@ -156,6 +172,7 @@ impl SshRunner {
         Ok(SshRunner {
             config: Arc::new(config),
             targets: Arc::new(HashMap::new()),
+            learned: Arc::default(),
             node_env: NodeEnvFn::default(),
             state: Arc::new(State {
                 dir,
@@ -178,6 +195,26 @@ impl SshRunner {
     ) -> Self {
         Arc::make_mut(&mut self.targets).extend(targets);
         self
+    }
+
+    /// Reaches `node` at `target` from now on, in this runner and every clone of it: for a
+    /// node that did not exist when the runner was made (a node provider's new machine,
+    /// `kupgrade_exec::provider::CommandProvider::on_ssh_target`). A connection already open
+    /// to the node at another target is dropped; commands running on it go on.
+    pub fn learn_target(&self, node: &NodeName, target: &SshTarget) {
+        let old = self
+            .learned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(node.clone(), target.clone());
+        let before = old.as_ref().or_else(|| self.targets.get(node));
+        if before.unwrap_or(&NO_TARGET) != target {
+            self.state
+                .slots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(node);
+        }
     }
 
     /// Takes the targets of the cluster's nodes that have one (`ssh:` in the inventory).
@@ -239,11 +276,12 @@ impl SshRunner {
     }
 
     fn target(&self, node: &NodeName) -> SshTarget {
-        self.targets.get(node).cloned().unwrap_or(SshTarget {
-            host: None,
-            port: None,
-            user: None,
-        })
+        let learned = self.learned.lock().unwrap_or_else(|e| e.into_inner());
+        learned
+            .get(node)
+            .or_else(|| self.targets.get(node))
+            .unwrap_or(&NO_TARGET)
+            .clone()
     }
 
     fn slot(&self, node: &NodeName) -> Arc<Slot> {
@@ -270,52 +308,61 @@ impl SshRunner {
         Ok(session)
     }
 
-    async fn connect(&self, node: &NodeName) -> Result<Session, RunnerError> {
+    /// The client options of `node`'s connection, once its target is checked (a host or user
+    /// that could reach a shell through `ssh`'s configuration is refused here too, whatever
+    /// built the target; see [`kupgrade_core::ssh_target`]).
+    fn settings(&self, node: &NodeName) -> Result<ClientSettings, RunnerError> {
         let cfg = &self.config;
         let target = self.target(node);
-        let host = target.host.as_deref().unwrap_or(node.as_str());
-        if host.is_empty()
-            || host.starts_with('-')
-            || host.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(RunnerError::Connect {
+        if let Some(p) = target.problems().into_iter().next() {
+            return Err(RunnerError::Invalid {
                 node: node.clone(),
-                message: format!("{host:?} is not a host name or address"),
-                source: None,
+                message: format!("its SSH target's {p}; nothing was run"),
             });
         }
-        let mut b = SessionBuilder::default();
-        b.known_hosts_check(match cfg.host_keys {
-            HostKeyPolicy::Strict => KnownHosts::Strict,
-            HostKeyPolicy::AcceptNew => KnownHosts::Add,
+        Ok(ClientSettings {
+            host: target.ssh_host().unwrap_or(node.as_str()).to_string(),
+            host_keys: cfg.host_keys,
+            connect_timeout: cfg.connect_timeout.max(Duration::from_secs(1)),
+            idle: NonZeroUsize::new(cfg.idle_timeout.as_secs() as usize)
+                .unwrap_or(NonZeroUsize::MIN),
+            server_alive_interval: cfg
+                .server_alive_interval
+                .map(|d| d.max(Duration::from_secs(1))),
+            identity_file: cfg.identity_file.clone(),
+            known_hosts_file: cfg.known_hosts_file.clone(),
+            config_file: self.state.config_file.clone(),
+            user: target.user.clone().or_else(|| cfg.user.clone()),
+            port: target.port,
         })
-        .connect_timeout(cfg.connect_timeout.max(Duration::from_secs(1)))
-        .control_persist(ControlPersist::IdleFor(
-            NonZeroUsize::new(cfg.idle_timeout.as_secs() as usize).unwrap_or(NonZeroUsize::MIN),
-        ))
-        .control_directory(self.state.dir.path());
-        if let Some(d) = cfg.server_alive_interval {
-            b.server_alive_interval(d.max(Duration::from_secs(1)));
-        }
-        if let Some(f) = &cfg.identity_file {
-            b.keyfile(f);
-        }
-        if let Some(f) = &cfg.known_hosts_file {
-            b.user_known_hosts_file(f);
-        }
-        if let Some(f) = &self.state.config_file {
-            b.config_file(f);
-        }
-        if let Some(user) = target.user.as_ref().or(cfg.user.as_ref()) {
-            b.user(user.clone());
-        }
-        if let Some(port) = target.port {
-            b.port(port);
-        }
+    }
+
+    async fn connect(&self, node: &NodeName) -> Result<Session, RunnerError> {
+        let settings = self.settings(node)?;
         tracing::debug!(node = %node, destination = %self.destination(node), "opening SSH connection");
-        b.connect_mux(host)
+        let e = match settings
+            .builder(self.state.dir.path())
+            .connect_mux(&settings.host)
             .await
-            .map_err(|e| self.connect_error(node, &target, e))
+        {
+            Ok(session) => return Ok(session),
+            Err(e) => self.connect_error(node, &self.target(node), e),
+        };
+        // Not the node's host key nor its authentication: ssh may have refused its own
+        // arguments or configuration, which trying again will not fix.
+        if let RunnerError::Connect { .. } = e
+            && let Some(said) = settings.refusal().await
+        {
+            return Err(RunnerError::Invalid {
+                node: node.clone(),
+                message: format!(
+                    "ssh refused its arguments or configuration for {}, so nothing was run \
+                     (ssh: {said})",
+                    self.destination(node)
+                ),
+            });
+        }
+        Err(e)
     }
 
     fn connect_error(&self, node: &NodeName, target: &SshTarget, e: openssh::Error) -> RunnerError {
@@ -348,7 +395,7 @@ impl SshRunner {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "~/.ssh/known_hosts".to_string());
-        let host = target.host.as_deref().unwrap_or(node.as_str());
+        let host = target.ssh_host().unwrap_or(node.as_str());
         let host_spec = match target.port {
             Some(p) if p != 22 => format!("[{host}]:{p}"),
             _ => host.to_string(),

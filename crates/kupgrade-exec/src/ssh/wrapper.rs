@@ -5,14 +5,18 @@
 //! starts. The wrapper line
 //!
 //! ```text
-//! [cd DIR &&] [PATH=PREFIX:"$PATH" && export PATH &&] printf '\036kupgrade-pgid %s\n' $$ && sh -c LINE; exit $?
+//! : TOKEN && [cd DIR &&] [PATH=PREFIX[:"$PATH"] && export PATH &&] printf '\036kupgrade-pgid %s\n' $$ && sh -c LINE; exit $?
 //! ```
 //!
-//! reports that group on the first line of stdout (the runner strips it), then runs the
+//! names the session with a token no other command carries (the `:` builtin does nothing; the
+//! token stays in the login shell's command line, `/proc/PGID/cmdline`, so a later process
+//! tells this group from one that reuses its id), reports the group on the first line of
+//! stdout (the runner strips it), then runs the
 //! command line under `sh` (as [`Program::Shell`](kupgrade_core::ports::Program::Shell)
 //! promises) as a child, not with `exec`, so the login shell stays the group leader and reports
 //! a signal death as `128 + signal`. On timeout the runner kills the group with
-//! `kill -KILL -- -PGID` over the same connection. A missing marker means the set-up failed
+//! `kill -KILL -PGID` over the same connection (`kill -KILL -- -PGID` is refused by dash's
+//! `kill`). A missing marker means the set-up failed
 //! (for example the working directory does not exist) and nothing ran.
 //!
 //! Why not `timeout --signal=KILL N cmd` on the node instead: the client would no longer own
@@ -30,22 +34,27 @@ pub(crate) const MARKER: &[u8] = b"\x1ekupgrade-pgid ";
 /// Output the login shell's start-up files may print before the marker, at most.
 pub(crate) const MAX_PRELUDE: usize = 64 * 1024;
 
-/// The line sent to the node for `spec`.
-pub(crate) fn remote_line(env: &NodeEnv, spec: &CommandSpec) -> Result<String, RunnerError> {
+/// The line sent to the node for `spec`, naming the session with `token` (letters, digits and
+/// `-` only: [`crate::groups::new_token`]).
+pub(crate) fn remote_line(
+    env: &NodeEnv,
+    spec: &CommandSpec,
+    token: &str,
+) -> Result<String, RunnerError> {
     let mut spec = spec.clone();
     if !env.env.is_empty() {
         let mut vars = env.env.clone();
         vars.append(&mut spec.env);
         spec.env = vars;
     }
-    let mut steps = Vec::new();
+    let mut steps = vec![format!(": {}", shell_quote(token))];
     if let Some(dir) = &env.dir {
         let dir = dir.to_str().ok_or_else(|| RunnerError::Unsupported {
             what: format!("use the non-UTF-8 directory {}", dir.display()),
         })?;
         steps.push(format!("cd {}", shell_quote(dir)));
     }
-    if !env.path_prefix.is_empty() {
+    if !env.path_prefix.is_empty() || env.path_only {
         let mut dirs = Vec::new();
         for d in &env.path_prefix {
             match d.to_str() {
@@ -57,7 +66,8 @@ pub(crate) fn remote_line(env: &NodeEnv, spec: &CommandSpec) -> Result<String, R
                 }
             }
         }
-        steps.push(format!("PATH={}:\"$PATH\"", shell_quote(&dirs.join(":"))));
+        let inherited = if env.path_only { "" } else { ":\"$PATH\"" };
+        steps.push(format!("PATH={}{inherited}", shell_quote(&dirs.join(":"))));
         steps.push("export PATH".to_string());
     }
     steps.push(r"printf '\036kupgrade-pgid %s\n' $$".to_string());
@@ -113,8 +123,8 @@ mod tests {
     fn plain_line() {
         let spec = CommandSpec::new("echo").arg("a b");
         assert_eq!(
-            remote_line(&NodeEnv::new(), &spec).unwrap(),
-            r"printf '\036kupgrade-pgid %s\n' $$ && sh -c 'echo '\''a b'\'''; exit $?"
+            remote_line(&NodeEnv::new(), &spec, "kupgrade-1-2-3").unwrap(),
+            r": kupgrade-1-2-3 && printf '\036kupgrade-pgid %s\n' $$ && sh -c 'echo '\''a b'\'''; exit $?"
         );
     }
 
@@ -126,8 +136,23 @@ mod tests {
             .env("A", "node");
         let spec = CommandSpec::new("true").env("A", "spec").sudo();
         assert_eq!(
-            remote_line(&env, &spec).unwrap(),
-            r#"cd '/srv/node 1' && PATH=/srv/bin:"$PATH" && export PATH && printf '\036kupgrade-pgid %s\n' $$ && sh -c 'sudo -n env A=node A=spec true'; exit $?"#
+            remote_line(&env, &spec, "t").unwrap(),
+            r#": t && cd '/srv/node 1' && PATH=/srv/bin:"$PATH" && export PATH && printf '\036kupgrade-pgid %s\n' $$ && sh -c 'sudo -n env A=node A=spec true'; exit $?"#
+        );
+    }
+
+    #[test]
+    fn a_strict_sandbox_replaces_the_path() {
+        let env = NodeEnv::new().path_prefix("/srv/n1/bin").path_only();
+        assert_eq!(
+            remote_line(&env, &CommandSpec::new("true"), "t").unwrap(),
+            r": t && PATH=/srv/n1/bin && export PATH && printf '\036kupgrade-pgid %s\n' $$ && sh -c true; exit $?"
+        );
+        let nothing = NodeEnv::new().path_only();
+        assert!(
+            remote_line(&nothing, &CommandSpec::new("true"), "t")
+                .unwrap()
+                .starts_with(": t && PATH='' && export PATH && ")
         );
     }
 
@@ -135,7 +160,7 @@ mod tests {
     fn path_entries_with_colons_are_refused() {
         let env = NodeEnv::new().path_prefix("/a:b");
         assert!(matches!(
-            remote_line(&env, &CommandSpec::new("true")),
+            remote_line(&env, &CommandSpec::new("true"), "t"),
             Err(RunnerError::Unsupported { .. })
         ));
     }

@@ -256,7 +256,7 @@ impl Planner<'_, '_> {
         if !matches!(self.sim.shell().etcd, EtcdTopology::Stacked) {
             return None;
         }
-        let want = crate::bundled::bundled(v.minor())?.etcd.clone()?;
+        let want = self.req.calendar.bundled(v.minor())?.etcd.clone()?;
         let have = node.versions.etcd.as_ref()?;
         (have.release() < want.release()).then_some(want)
     }
@@ -270,7 +270,7 @@ impl Planner<'_, '_> {
                 .as_ref()
                 .filter(|kp| kp.release() < *v)
                 .map(|_| v.clone()),
-            coredns: match (&addons.coredns, crate::bundled::bundled(v.minor())) {
+            coredns: match (&addons.coredns, self.req.calendar.bundled(v.minor())) {
                 (Some(have), Some(b)) => b
                     .coredns
                     .clone()

@@ -11,7 +11,7 @@
 //! | `mod.rs` | the entry point: options checked, target and hops resolved, the [`Planner`]'s state, the order of the phases |
 //! | `preflight.rs` | before anything changes: the pre-flight checks, the configuration backup, a kube-proxy rollout under way |
 //! | `control_plane.rs` | each hop: kubeadm on the control-plane nodes (`upgrade apply`, then `upgrade node`), kubeadm's verdict, the add-ons, kubectl, the control-plane kubelets |
-//! | `workers.rs` | which workers move when (before a hop, kubeadm's way or as late as the policy allows; at the end) and why; their batches, one window after another |
+//! | `workers.rs` | which workers move when (before a hop, kubeadm's way or as late as the policy and the hop's kubeadm allow; at the end) and why; their batches, one window after another |
 //! | `groups.rs` | the workers that move to a goal, grouped by what decides their steps ([`Head`](groups::Head)) |
 //! | `in_place.rs` | the in-place window: cordon, drain, the kubelet one minor at a time, uncordon |
 //! | `replace.rs` | the replace strategy's window: new nodes join, the old ones are drained and removed |
@@ -71,7 +71,8 @@ pub(crate) fn plan(state: &ClusterState, req: &PlanRequest<'_>) -> Result<Upgrad
     let hops = hops::hops(&lo, &hi, &target, req.calendar, req.date, opts, cp_count)?;
     let status = match hops::supported(&target, req.calendar, req.date) {
         Ok(s) => s,
-        Err(s) if opts.allow_unsupported_target => s,
+        // Already there (no hop): nothing is chosen, so an end of life is no refusal.
+        Err(s) if opts.allow_unsupported_target || hops.is_empty() => s,
         Err(status) => {
             return Err(TargetError::Unsupported {
                 version: target,

@@ -1,11 +1,11 @@
 //! Before anything changes: the pre-flight checks, the configuration backup and a kube-proxy
 //! rollout under way.
-use crate::{KubeVersion, Node, NodeName};
+use crate::{Component, KubeVersion, Node, NodeName};
 
 use super::Planner;
 use super::steps::Batch;
 use crate::plan::action::Action;
-use crate::plan::step::{Phase, PreflightCheck};
+use crate::plan::step::{Phase, PreflightCheck, StartVersion};
 use crate::plan::{HopKind, PlanError};
 
 impl Planner<'_, '_> {
@@ -33,6 +33,9 @@ impl Planner<'_, '_> {
         if !applied.is_empty() {
             checks.push(PreflightCheck::KubeadmVerdict { versions: applied });
         }
+        checks.push(PreflightCheck::StartMatches {
+            control_plane: self.start_versions(&cp)?,
+        });
         self.push(
             Phase::Preflight,
             &Batch::none(),
@@ -60,6 +63,33 @@ impl Planner<'_, '_> {
             )?;
         }
         self.finish_kube_proxy_rollout()
+    }
+
+    /// The components of the control-plane nodes `cp` as the plan starts (those kubeadm
+    /// changes, and the kubeadm that changes them), for [`PreflightCheck::StartMatches`].
+    fn start_versions(&self, cp: &[NodeName]) -> Result<Vec<StartVersion>, PlanError> {
+        const COMPONENTS: [Component; 6] = [
+            Component::Kubeadm,
+            Component::KubeApiserver,
+            Component::KubeControllerManager,
+            Component::KubeScheduler,
+            Component::CloudControllerManager,
+            Component::Etcd,
+        ];
+        let mut out = Vec::new();
+        for name in cp {
+            let node = self.node(name)?;
+            for component in COMPONENTS {
+                if let Some(version) = node.versions.get(component) {
+                    out.push(StartVersion {
+                        node: name.clone(),
+                        component,
+                        version: version.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Nodes whose kube-proxy pod runs another version than the DaemonSet (a rollout under

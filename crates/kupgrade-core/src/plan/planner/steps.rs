@@ -113,7 +113,7 @@ impl Planner<'_, '_> {
         } else {
             Vec::new()
         };
-        let (pre, post) = action.facts(goal);
+        let (pre, post) = action.facts(goal, phase);
         Step {
             id,
             hop: self.hop,

@@ -49,6 +49,7 @@ impl Planner<'_, '_> {
             steps: self.steps,
             estimate,
             notes,
+            warnings: Vec::new(),
         })
     }
 

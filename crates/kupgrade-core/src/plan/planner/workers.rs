@@ -1,5 +1,7 @@
 //! Workers: which move before a hop (kubeadm's way, or only those the policy would no longer
-//! allow) or at the end, and why; their batches and windows, one after another.
+//! allow or the hop's kubeadm would refuse) or at the end, and why; their batches and windows,
+//! one after another.
+use crate::kubeadm::Edition;
 use crate::skew::{Context, Severity, Summary};
 use crate::{ClusterState, KubeVersion, Node};
 
@@ -18,6 +20,9 @@ pub(super) enum Why {
     /// The policy would not allow these kubelets once the control plane moves to `next`
     /// (`rule`), or ("in flight") they were cordoned mid-upgrade.
     CatchUp { next: KubeVersion, rule: String },
+    /// kubeadm `next` would refuse `kubeadm upgrade apply` with these kubelets: more than
+    /// `max_skew` minors older than `next` (its edition's kubelet skew).
+    Kubeadm { next: KubeVersion, max_skew: u64 },
     /// The end of the plan: every worker moves (`deferred`: as late as the policy allowed).
     Final { deferred: bool },
 }
@@ -35,6 +40,11 @@ impl Why {
             Why::CatchUp { .. } => {
                 format!("these nodes were cordoned mid-upgrade: they finish at {goal} first")
             }
+            Why::Kubeadm { next, max_skew } => format!(
+                "kubeadm {} refuses `kubeadm upgrade apply {next}` (without --force) with kubelets more than {max_skew} minor{} older (kubeadm/kubelet-skew): these catch up to {goal} first",
+                next.minor(),
+                if *max_skew == 1 { "" } else { "s" }
+            ),
             Why::Final { deferred: true } => format!(
                 "workers move to {goal}, deferred as long as the policy allowed (fewest drains)"
             ),
@@ -50,7 +60,9 @@ impl Why {
 impl Planner<'_, '_> {
     /// Before the control plane moves to `hop.to`: finish cordoned workers; then, kubeadm's
     /// way, bring every worker to the control plane's version, or (deferred) only those the
-    /// policy would no longer allow once it has moved.
+    /// policy would no longer allow once it has moved, then those whose kubelet the hop's
+    /// kubeadm would refuse (before kubeadm 1.29, kubelets more than one minor older than its
+    /// target: see [`Edition`]).
     ///
     /// Deciding this before a hop (rather than after the previous one) keeps the decision a
     /// function of the state alone, so that planning again mid-way agrees with the plan.
@@ -79,7 +91,33 @@ impl Planner<'_, '_> {
                 next: hop.to.clone(),
                 rule: rule.unwrap_or_else(|| "in flight".to_string()),
             },
+        )?;
+        // Judged after the moves above: they renumber classes.
+        let rules = Edition::of(&hop.to);
+        let refused = self.kubeadm_refuses(&hop.to, rules);
+        self.workers_to(
+            &now,
+            |k| refused[k as usize],
+            Why::Kubeadm {
+                next: hop.to.clone(),
+                max_skew: rules.max_kubelet_skew,
+            },
         )
+    }
+
+    /// The classes of workers (indexed by class) whose kubelet kubeadm `target`, deciding by
+    /// `rules`, would object to in `kubeadm upgrade apply {target}`. (Control-plane kubelets
+    /// follow every hop before it.)
+    fn kubeadm_refuses(&self, target: &KubeVersion, rules: Edition) -> Vec<bool> {
+        let mut refused = vec![false; self.sim.class_count()];
+        for (k, class) in self.sim.present() {
+            refused[k as usize] = !class.rep.is_control_plane()
+                && class
+                    .rep
+                    .kubelet()
+                    .is_some_and(|kubelet| rules.kubelet_too_old(kubelet, target));
+        }
+        refused
     }
 
     /// The classes of workers that would break the policy while or after the control plane

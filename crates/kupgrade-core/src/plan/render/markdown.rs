@@ -3,24 +3,28 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::escape;
 use crate::plan::action::Executor;
 use crate::plan::step::{Phase, Step};
 use crate::plan::{HopKind, UpgradePlan, human_duration};
 use crate::{NodeName, OsFamily};
 
-use super::{human_line, manual_lines, node_summary, os_title};
+use super::{Section, human_line, manual_lines, node_summary, os_title};
 
 /// The plan as a Markdown runbook.
 pub fn markdown(plan: &UpgradePlan) -> String {
     let mut out = String::new();
     let o = &mut out;
-    let name = plan.cluster.as_deref().unwrap_or("cluster");
+    let name = escape::markdown(plan.cluster.as_deref().unwrap_or("cluster"));
     let _ = writeln!(
         o,
         "# Upgrade plan: {name}, {} to {}\n",
         plan.from, plan.target
     );
-    let _ = writeln!(o, "{}\n", super::text::summary_line(plan));
+    let _ = writeln!(o, "{}\n", super::text::summary_line(plan, escape::markdown));
+    for w in &plan.warnings {
+        let _ = writeln!(o, "> **Warning:** {}\n", escape::markdown(&w.to_string()));
+    }
     let e = &plan.estimate;
     let _ = writeln!(o, "| Estimate | |\n|---|---|");
     let _ = writeln!(o, "| Total time | {} |", human_duration(e.total_seconds));
@@ -81,19 +85,26 @@ pub fn markdown(plan: &UpgradePlan) -> String {
     if !plan.notes.is_empty() {
         let _ = writeln!(o, "\n## Notes\n");
         for n in &plan.notes {
-            let _ = writeln!(o, "- {n}");
+            let _ = writeln!(o, "- {}", escape::markdown_prose(n));
         }
     }
     let _ = writeln!(o, "\n## Runbook");
-    let mut section: Option<(Option<usize>, Phase)> = None;
+    let mut section: Option<(Option<usize>, Section, Phase)> = None;
     for (i, step) in plan.steps.iter().enumerate() {
-        let here = (step.hop, step.phase);
-        if section != Some(here) {
-            section = Some(here);
-            let title = match step.hop.and_then(|h| plan.hops.get(h).map(|x| (h, x))) {
-                Some((h, hop)) => format!("Hop {} ({}): {}", h + 1, hop.to, step.phase),
-                None => capitalize(&step.phase.to_string()),
+        let part = Section::of(plan, step);
+        let here = (step.hop, part, step.phase);
+        if section.as_ref() != Some(&here) {
+            let title = match &here.1 {
+                Section::Hop(h) => match plan.hops.get(*h) {
+                    Some(hop) => format!("Hop {} ({}): {}", h + 1, hop.to, step.phase),
+                    None => capitalize(&step.phase.to_string()),
+                },
+                Section::Before(h, goal) => {
+                    format!("Before hop {}: {} to {goal}", h + 1, step.phase)
+                }
+                Section::Outside => capitalize(&step.phase.to_string()),
             };
+            section = Some(here);
             let _ = writeln!(o, "\n### {title}");
         }
         step_markdown(o, plan, i + 1, step);
@@ -115,11 +126,15 @@ fn step_markdown(o: &mut String, plan: &UpgradePlan, n: usize, step: &Step) {
     } else {
         format!("{}: ", node_summary(step.nodes.as_slice(), 3))
     };
-    let _ = write!(o, "\n#### {n}. {nodes}{}", step.action.describe());
+    let _ = write!(
+        o,
+        "\n#### {n}. {nodes}{}",
+        escape::markdown_prose(&step.action.describe())
+    );
     if step.point_of_no_return {
         let _ = write!(o, " (point of no return)");
     }
-    let _ = writeln!(o, "\n\n_Why:_ {}", step.reason);
+    let _ = writeln!(o, "\n\n_Why:_ {}", escape::markdown_prose(&step.reason));
     let _ = writeln!(o, "\nStep `{}`.", step.id);
     match step.action.executor() {
         Executor::Node => {
@@ -135,24 +150,15 @@ fn step_markdown(o: &mut String, plan: &UpgradePlan, n: usize, step: &Step) {
                 let nodes = by_os.get(&c.os).map(Vec::as_slice).unwrap_or_default();
                 let _ = writeln!(o, "\nOn {} ({}):", node_summary(nodes, 10), os_title(c.os));
                 if let Some(m) = &c.manual {
-                    let _ = writeln!(o, "\nBy hand: {m}");
+                    let _ = writeln!(o, "\nBy hand: {}", escape::markdown_prose(m));
                 }
                 if !c.commands.is_empty() {
-                    let _ = writeln!(o, "\n```sh");
-                    for cmd in &c.commands {
-                        let _ = writeln!(o, "{}", human_line(cmd));
-                    }
-                    let _ = writeln!(o, "```");
+                    let lines: Vec<String> = c.commands.iter().map(human_line).collect();
+                    code_block(o, &lines);
                 }
             }
         }
-        Executor::Cluster => {
-            let _ = writeln!(o, "\n```sh");
-            for l in manual_lines(step) {
-                let _ = writeln!(o, "{l}");
-            }
-            let _ = writeln!(o, "```");
-        }
+        Executor::Cluster => code_block(o, &manual_lines(step)),
         Executor::Check | Executor::Provider | Executor::Operator => {
             let bullet = if step.action.executor() == Executor::Check {
                 "- [ ]"
@@ -161,8 +167,23 @@ fn step_markdown(o: &mut String, plan: &UpgradePlan, n: usize, step: &Step) {
             };
             let _ = writeln!(o);
             for l in manual_lines(step) {
-                let _ = writeln!(o, "{bullet} {l}");
+                let _ = writeln!(o, "{bullet} {}", escape::markdown_prose(&l));
             }
         }
     }
+}
+
+/// Shell lines in a fenced code block (after a blank line) that none of them can close early,
+/// their hidden characters made visible.
+fn code_block(o: &mut String, lines: &[String]) {
+    let fence = lines
+        .iter()
+        .map(|l| escape::code_fence(l))
+        .max_by_key(String::len)
+        .unwrap_or_else(|| escape::code_fence(""));
+    let _ = writeln!(o, "\n{fence}sh");
+    for l in lines {
+        let _ = writeln!(o, "{}", escape::text_lines(l));
+    }
+    let _ = writeln!(o, "{fence}");
 }

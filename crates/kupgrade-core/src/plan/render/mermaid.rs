@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use jiff::ToSpan;
 use jiff::civil::DateTime;
 
+use crate::escape;
 use crate::plan::step::Phase;
 use crate::plan::{Estimate, UpgradePlan};
 
-use super::node_summary;
+use super::{Section, node_summary};
 
 /// The plan's schedule as a Mermaid gantt chart.
 pub fn mermaid(plan: &UpgradePlan) -> String {
@@ -16,10 +17,14 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
     let o = &mut out;
     let name = plan.cluster.as_deref().unwrap_or("cluster");
     let _ = writeln!(o, "gantt");
+    // Warnings as comments: the chart's reader sees them in the source.
+    for w in &plan.warnings {
+        let _ = writeln!(o, "    %% warning: {}", w.message.replace('\n', " "));
+    }
     let _ = writeln!(
         o,
         "    title {} from {} to {} (estimated)",
-        clean(name),
+        escape::mermaid(name),
         plan.from,
         plan.target
     );
@@ -34,23 +39,30 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
         t.strftime("%Y-%m-%d %H:%M:%S").to_string()
     };
     let starts = Estimate::start_times(&plan.steps);
-    let mut section: Option<(Option<usize>, Phase)> = None;
+    let mut section: Option<(Option<usize>, Section, Phase)> = None;
     for (i, (step, begin)) in plan.steps.iter().zip(starts).enumerate() {
-        let here = (step.hop, step.phase);
-        if section != Some(here) {
-            section = Some(here);
-            let title = match step.hop.and_then(|h| plan.hops.get(h)) {
-                Some(hop) => format!("{} {}", hop.to, step.phase),
-                None => step.phase.to_string(),
+        let part = Section::of(plan, step);
+        let here = (step.hop, part, step.phase);
+        if section.as_ref() != Some(&here) {
+            // Titled by the version the section's nodes move to.
+            let title = match &here.1 {
+                Section::Hop(h) => match plan.hops.get(*h) {
+                    Some(hop) => format!("{} {}", hop.to, step.phase),
+                    None => step.phase.to_string(),
+                },
+                Section::Before(_, goal) => format!("{goal} {}", step.phase),
+                Section::Outside => step.phase.to_string(),
             };
-            let _ = writeln!(o, "    section {}", clean(&title));
+            section = Some(here);
+            let _ = writeln!(o, "    section {}", escape::mermaid(&title));
         }
         let nodes = if step.nodes.is_empty() {
             String::new()
         } else {
             format!("{} ", node_summary(step.nodes.as_slice(), 2))
         };
-        let label = clean(&format!("{nodes}{}", step.action.describe()));
+        let label = format!("{nodes}{}", step.action.describe());
+        let label = escape::mermaid(&label);
         let tags = if step.point_of_no_return {
             "crit, "
         } else {
@@ -65,17 +77,4 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
         );
     }
     out
-}
-
-/// Removes the characters that end a Mermaid gantt label or start a comment.
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if matches!(c, ':' | ';' | '#' | '%' | '\n') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
 }

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::NodeName;
+use crate::escape::shell_word;
 use crate::ports::{CommandSpec, Privilege, Program, shell_quote};
 
 use super::action::Action;
@@ -85,7 +86,7 @@ impl std::str::FromStr for Format {
 
 /// A command as a person types it: `sudo` (not `sudo -n`), environment variables as
 /// `NAME=value` prefixes, standard input as a quoted here-document. Every word is quoted where
-/// needed.
+/// needed, hidden characters written as `printf` escapes ([`shell_word`]).
 ///
 /// ```
 /// use kupgrade_core::plan::render::human_line;
@@ -103,12 +104,12 @@ pub fn human_line(spec: &CommandSpec) -> String {
         words.push("sudo".into());
     }
     for (k, v) in &spec.env {
-        words.push(format!("{k}={}", shell_quote(v)));
+        words.push(format!("{k}={}", shell_word(v)));
     }
     match &spec.program {
         Program::Exec { program, args } => {
-            words.push(shell_quote(program));
-            words.extend(args.iter().map(|a| shell_quote(a)));
+            words.push(shell_word(program).into_owned());
+            words.extend(args.iter().map(|a| shell_word(a).into_owned()));
         }
         Program::Shell { script } => {
             if words.is_empty() {
@@ -211,6 +212,44 @@ pub fn manual_lines(step: &Step) -> Vec<String> {
             "the skew policy holds".to_string(),
         ],
         _ => Vec::new(),
+    }
+}
+
+/// Where a step's section belongs in the runbook: with the hop whose version the step moves
+/// nodes to. Steps that catch nodes up before a hop (workers, control-plane kubelets, add-ons
+/// following the control plane) carry that hop's index, but move nodes to the version of the
+/// hop before it, and are listed under that one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Section {
+    /// Part of the hop at this index (or catching up to its version).
+    Hop(usize),
+    /// Catching up to the starting version (the second field), before the hop at this index.
+    Before(usize, crate::KubeVersion),
+    /// No hop: before the first or after the last.
+    Outside,
+}
+
+impl Section {
+    /// The section of `step` in `plan`.
+    pub(crate) fn of(plan: &super::UpgradePlan, step: &Step) -> Section {
+        let Some(h) = step.hop else {
+            return Section::Outside;
+        };
+        // The goal is the first part of a step's id (`v1.29.4/worker-4/cordon`).
+        let goal = step
+            .id
+            .as_str()
+            .split('/')
+            .next()
+            .and_then(|g| g.parse::<crate::KubeVersion>().ok());
+        let Some(goal) = goal else {
+            return Section::Hop(h);
+        };
+        match plan.hops.iter().take(h + 1).rposition(|hop| hop.to == goal) {
+            Some(d) => Section::Hop(d),
+            None if plan.hops.get(h).is_some_and(|x| goal < x.to) => Section::Before(h, goal),
+            None => Section::Hop(h),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! after, then a numbered runbook.
 use std::fmt::Write as _;
 
+use crate::escape;
 use crate::plan::action::Executor;
 use crate::plan::step::Step;
 use crate::plan::{HopKind, UpgradePlan, WorkerPacing, human_duration};
@@ -12,13 +13,19 @@ use super::{human_line, manual_lines, node_summary, os_title};
 pub fn text(plan: &UpgradePlan) -> String {
     let mut out = String::new();
     let o = &mut out;
-    let name = plan.cluster.as_deref().unwrap_or("cluster");
+    let name = escape::text(plan.cluster.as_deref().unwrap_or("cluster"));
     let _ = writeln!(
         o,
         "Upgrade plan for {name}: {} to {}",
         plan.from, plan.target
     );
-    let _ = writeln!(o, "{}", summary_line(plan));
+    let _ = writeln!(o, "{}", summary_line(plan, escape::text));
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(o, "\nWarnings:");
+        for w in &plan.warnings {
+            let _ = writeln!(o, "  ! {}", escape::text(&w.to_string()));
+        }
+    }
     if plan.is_empty() {
         let _ = writeln!(
             o,
@@ -117,13 +124,18 @@ pub fn text(plan: &UpgradePlan) -> String {
     if !plan.notes.is_empty() {
         let _ = writeln!(o, "\nNotes:");
         for n in &plan.notes {
-            let _ = writeln!(o, "  - {n}");
+            let _ = writeln!(o, "  - {}", escape::text(n));
         }
     }
     out
 }
 
-pub(crate) fn summary_line(plan: &UpgradePlan) -> String {
+/// The plan's date, policy and options in a sentence; `esc` escapes the values that came from
+/// outside (the policy's name, the zone label) for the format.
+pub(crate) fn summary_line(
+    plan: &UpgradePlan,
+    esc: fn(&str) -> std::borrow::Cow<'_, str>,
+) -> String {
     let opts = &plan.options;
     let pacing = match opts.pacing() {
         WorkerPacing::EveryHop => "workers after every hop",
@@ -131,10 +143,13 @@ pub(crate) fn summary_line(plan: &UpgradePlan) -> String {
     };
     let mut s = format!(
         "Date {}, policy {}, strategy {}, batches of {}, {pacing}",
-        plan.date, plan.policy, opts.strategy, opts.batch
+        plan.date,
+        esc(&plan.policy),
+        opts.strategy,
+        opts.batch
     );
     if let Some(z) = opts.max_per_zone {
-        let _ = write!(s, ", at most {z} per zone ({})", opts.zone_key);
+        let _ = write!(s, ", at most {z} per zone ({})", esc(&opts.zone_key));
     }
     s.push('.');
     s
@@ -150,7 +165,7 @@ fn step_text(o: &mut String, n: usize, width: usize, step: &Step) {
         o,
         "{n:>width$}. [{}] {nodes}{}",
         step.phase,
-        step.action.describe()
+        escape::text(&step.action.describe())
     );
     if step.point_of_no_return {
         let _ = write!(o, "  [POINT OF NO RETURN]");
@@ -170,11 +185,12 @@ fn step_text(o: &mut String, n: usize, width: usize, step: &Step) {
                     format!("[{}] ", os_title(c.os))
                 };
                 if let Some(m) = &c.manual {
-                    let _ = writeln!(o, "{pad}{label}by hand: {m}");
+                    let _ = writeln!(o, "{pad}{label}by hand: {}", escape::text(m));
                 }
                 for cmd in &c.commands {
                     // Here-document lines stay flush left, so that a copied command works.
                     let line = human_line(cmd);
+                    let line = escape::text_lines(&line);
                     let _ = writeln!(o, "{pad}{label}$ {line}");
                 }
                 if same {
@@ -184,14 +200,14 @@ fn step_text(o: &mut String, n: usize, width: usize, step: &Step) {
         }
         Executor::Cluster => {
             for l in manual_lines(step) {
-                let _ = writeln!(o, "{pad}$ {l}");
+                let _ = writeln!(o, "{pad}$ {}", escape::text(&l));
             }
         }
         Executor::Provider | Executor::Check | Executor::Operator => {
             for l in manual_lines(step) {
-                let _ = writeln!(o, "{pad}- {l}");
+                let _ = writeln!(o, "{pad}- {}", escape::text(&l));
             }
         }
     }
-    let _ = writeln!(o, "{pad}why: {}", step.reason);
+    let _ = writeln!(o, "{pad}why: {}", escape::text(&step.reason));
 }

@@ -94,161 +94,168 @@ impl Rule {
             Apiserver::Oldest => s.apiserver_min.as_ref(),
         };
         let m = found.minor();
-        match &self.check {
-            Check::MaxLag(r) => {
-                let Some(api) = apiserver(r.apiserver) else {
-                    return;
-                };
-                let lag = m.skew_to(api.minor());
-                if lag > i64::from(r.minors) {
-                    let allowed = MinorRange {
-                        min: Some(minus(api.minor(), r.minors)),
-                        max: None,
-                    };
-                    out.push(self.violation(
-                        place,
-                        c,
-                        found,
-                        format!(
-                            "{} behind the {} kube-apiserver ({api})",
-                            minors(lag),
-                            r.apiserver
-                        ),
-                        if r.minors == 0 {
-                            format!(
-                                "{} may not be behind the {} kube-apiserver",
-                                r.component, r.apiserver
-                            )
-                        } else {
-                            format!(
-                                "{} may be at most {} behind the {} kube-apiserver",
-                                r.component,
-                                minors(r.minors.into()),
-                                r.apiserver
-                            )
-                        },
-                        allowed.to_string(),
-                    ));
-                }
-            }
-            Check::SameMinor(r) => {
-                let Some(api) = apiserver(r.apiserver) else {
-                    return;
-                };
-                if m != api.minor() {
-                    let d = m.skew_to(api.minor());
-                    let fact = if d > 0 {
-                        format!(
-                            "{} behind the {} kube-apiserver ({api})",
-                            minors(d),
-                            r.apiserver
-                        )
-                    } else {
-                        format!(
-                            "{} ahead of the {} kube-apiserver ({api})",
-                            minors(-d),
-                            r.apiserver
-                        )
-                    };
-                    out.push(self.violation(
-                        place,
-                        c,
-                        found,
-                        fact,
-                        format!(
-                            "{} must be at the minor of the {} kube-apiserver",
-                            r.component, r.apiserver
-                        ),
-                        api.minor().to_string(),
-                    ));
-                }
-            }
-            Check::NodeSkew(r) => {
-                let Place::Node(node) = place else { return };
-                let other = if r.other == Component::KubeProxy {
-                    cx.state.kube_proxy_on(node)
-                } else {
-                    node.versions.get(r.other)
-                };
-                let Some(other) = other else { return };
-                let om = other.minor();
-                let d = om.skew_to(m);
-                if d.abs() > i64::from(r.max) {
-                    let allowed = MinorRange::new(
-                        minus(om, r.max),
-                        Minor::new(om.major(), om.minor() + u64::from(r.max)),
-                    );
-                    let (n, way) = if d > 0 { (d, "newer") } else { (-d, "older") };
-                    let requirement = if r.max == 0 {
-                        format!(
-                            "{} must be at the minor of the {} on its node",
-                            r.component, r.other
-                        )
-                    } else {
-                        format!(
-                            "{} must be within {} of the {} on its node",
-                            r.component,
-                            minors(r.max.into()),
-                            r.other
-                        )
-                    };
-                    out.push(self.violation(
-                        place,
-                        c,
-                        found,
-                        format!(
-                            "{} {way} than the {} beside it ({other})",
-                            minors(n),
-                            r.other
-                        ),
-                        requirement,
-                        allowed.to_string(),
-                    ));
-                }
-            }
-            Check::MinorRange(r) => {
-                let range = r.range();
-                if !range.contains(m) {
-                    let fact = match (r.min, r.max) {
-                        (Some(lo), _) if m < lo => format!("older than {lo}"),
-                        _ => format!("newer than {}", r.max.unwrap_or(m)),
-                    };
-                    out.push(self.violation(
-                        place,
-                        c,
-                        found,
-                        fact,
-                        format!("{} must be at {range}", r.component),
-                        range.to_string(),
-                    ));
-                }
-            }
-            Check::NotEndOfLife(r) => {
-                let calendar = ReleaseCalendar::embedded();
-                let answer = calendar.status(m, r.date);
-                if let SupportStatus::EndOfLife { since } = answer.status {
-                    let estimated = if answer.estimated { " (estimated)" } else { "" };
-                    let supported = calendar.supported_minors(r.date);
-                    let allowed = match (supported.first(), supported.last()) {
-                        (Some(lo), Some(hi)) => MinorRange::new(*lo, *hi).to_string(),
-                        _ => "none known".to_string(),
-                    };
-                    out.push(self.violation(
-                        place,
-                        c,
-                        found,
-                        format!("and {m} reached its end of life on {since}{estimated}"),
-                        if r.components.is_empty() {
-                            format!("no component may run an end-of-life minor on {}", r.date)
-                        } else {
-                            format!("{c} may not run an end-of-life minor on {}", r.date)
-                        },
-                        allowed,
-                    ));
-                }
-            }
+        let finding = match &self.check {
+            Check::MaxLag(r) => apiserver(r.apiserver).and_then(|api| max_lag(r, m, api)),
+            Check::SameMinor(r) => apiserver(r.apiserver).and_then(|api| same_minor(r, m, api)),
+            Check::NodeSkew(r) => match place {
+                Place::Node(node) => node_skew(r, cx, node, m),
+                _ => None,
+            },
+            Check::MinorRange(r) => minor_range(r, m),
+            Check::NotEndOfLife(r) => not_end_of_life(r, c, m),
+        };
+        if let Some(f) = finding {
+            out.push(self.violation(place, c, found, f.fact, f.requirement, f.allowed));
         }
     }
+}
+
+/// What one check found wrong: the fact, the requirement it breaks (unless the rule has its
+/// own description) and what is allowed.
+struct Finding {
+    fact: String,
+    requirement: String,
+    allowed: String,
+}
+
+/// `max-lag`: `m` at most `r.minors` behind the API server `api`.
+fn max_lag(r: &MaxLag, m: Minor, api: &KubeVersion) -> Option<Finding> {
+    let lag = m.skew_to(api.minor());
+    if lag <= i64::from(r.minors) {
+        return None;
+    }
+    let allowed = MinorRange {
+        min: Some(minus(api.minor(), r.minors)),
+        max: None,
+    };
+    Some(Finding {
+        fact: format!(
+            "{} behind the {} kube-apiserver ({api})",
+            minors(lag),
+            r.apiserver
+        ),
+        requirement: if r.minors == 0 {
+            format!(
+                "{} may not be behind the {} kube-apiserver",
+                r.component, r.apiserver
+            )
+        } else {
+            format!(
+                "{} may be at most {} behind the {} kube-apiserver",
+                r.component,
+                minors(r.minors.into()),
+                r.apiserver
+            )
+        },
+        allowed: allowed.to_string(),
+    })
+}
+
+/// `same-minor`: `m` at the minor of the API server `api`.
+fn same_minor(r: &SameMinor, m: Minor, api: &KubeVersion) -> Option<Finding> {
+    if m == api.minor() {
+        return None;
+    }
+    let d = m.skew_to(api.minor());
+    let (n, way) = if d > 0 {
+        (d, "behind")
+    } else {
+        (-d, "ahead of")
+    };
+    Some(Finding {
+        fact: format!(
+            "{} {way} the {} kube-apiserver ({api})",
+            minors(n),
+            r.apiserver
+        ),
+        requirement: format!(
+            "{} must be at the minor of the {} kube-apiserver",
+            r.component, r.apiserver
+        ),
+        allowed: api.minor().to_string(),
+    })
+}
+
+/// `node-skew`: `m` within `r.max` minors of the other component on `node`.
+fn node_skew(r: &NodeSkew, cx: &Context<'_>, node: &Node, m: Minor) -> Option<Finding> {
+    let other = if r.other == Component::KubeProxy {
+        cx.state.kube_proxy_on(node)
+    } else {
+        node.versions.get(r.other)
+    }?;
+    let om = other.minor();
+    let d = om.skew_to(m);
+    if d.abs() <= i64::from(r.max) {
+        return None;
+    }
+    let allowed = MinorRange::new(
+        minus(om, r.max),
+        Minor::new(om.major(), om.minor() + u64::from(r.max)),
+    );
+    let (n, way) = if d > 0 { (d, "newer") } else { (-d, "older") };
+    let requirement = if r.max == 0 {
+        format!(
+            "{} must be at the minor of the {} on its node",
+            r.component, r.other
+        )
+    } else {
+        format!(
+            "{} must be within {} of the {} on its node",
+            r.component,
+            minors(r.max.into()),
+            r.other
+        )
+    };
+    Some(Finding {
+        fact: format!(
+            "{} {way} than the {} beside it ({other})",
+            minors(n),
+            r.other
+        ),
+        requirement,
+        allowed: allowed.to_string(),
+    })
+}
+
+/// `minor-range`: `m` within the rule's range.
+fn minor_range(r: &MinorRangeRule, m: Minor) -> Option<Finding> {
+    let range = r.range();
+    if range.contains(m) {
+        return None;
+    }
+    let fact = match (r.min, r.max) {
+        (Some(lo), _) if m < lo => format!("older than {lo}"),
+        _ => format!("newer than {}", r.max.unwrap_or(m)),
+    };
+    Some(Finding {
+        fact,
+        requirement: format!("{} must be at {range}", r.component),
+        allowed: range.to_string(),
+    })
+}
+
+/// `not-end-of-life`: `m` (of component `c`) still supported on the rule's date.
+fn not_end_of_life(r: &NotEndOfLife, c: Component, m: Minor) -> Option<Finding> {
+    let calendar = ReleaseCalendar::embedded();
+    let answer = calendar.status(m, r.date);
+    let SupportStatus::EndOfLife { since } = answer.status else {
+        return None;
+    };
+    let estimated = if answer.estimated { " (estimated)" } else { "" };
+    let supported = calendar.supported_minors(r.date);
+    let allowed = match (supported.first(), supported.last()) {
+        (Some(lo), Some(hi)) => MinorRange::new(*lo, *hi).to_string(),
+        _ => "none known".to_string(),
+    };
+    Some(Finding {
+        fact: format!("and {m} reached its end of life on {since}{estimated}"),
+        requirement: if r.components.is_empty() {
+            format!("no component may run an end-of-life minor on {}", r.date)
+        } else {
+            format!("{c} may not run an end-of-life minor on {}", r.date)
+        },
+        allowed,
+    })
 }
 
 impl SkewPolicy for RulePolicy {

@@ -1,11 +1,15 @@
-//! kubeadm's own verdicts: what `kubeadm upgrade apply` (1.29 and later) decides about a
-//! target version before it touches anything.
+//! kubeadm's own verdicts: what `kubeadm upgrade apply` decides about a target version before
+//! it touches anything, by the rules of the kubeadm release doing the upgrade.
 //!
 //! kubeadm sorts what it finds into two lists. **Mandatory** findings stop the upgrade, full
 //! stop. **Skippable** ones stop it too unless the operator passes `--force`. This module
 //! reproduces that decision from plain values, so a plan can be checked against kubeadm before
 //! it runs ([`enforce_version_policies`]), together with kubeadm's own bounds
 //! ([`minimum_control_plane_version`], [`minimum_kubelet_version`]).
+//!
+//! The rules differ by kubeadm release: an [`Edition`] holds what changed (kubelets one minor
+//! older than the target at most before kubeadm 1.29, three from 1.29), and a request is judged
+//! by the edition of its kubeadm version unless it names one ([`UpgradeRequest::with_edition`]).
 //!
 //! The checks, in kubeadm's order:
 //!
@@ -19,7 +23,7 @@
 //! | [`Finding::TargetPatchAboveKubeadm`] | target newer than kubeadm, same (or older) minor | skippable |
 //! | [`Finding::KubeadmNewerThanTarget`] | kubeadm's major or minor above the target's | skippable |
 //! | [`Finding::UnstableTargetNotAllowed`] | pre-release target without the matching `--allow-*-upgrades` flag | skippable |
-//! | [`Finding::KubeletsTooOld`] | some kubelet more than 3 minors below the target | skippable |
+//! | [`Finding::KubeletsTooOld`] | some kubelet more minors below the target than the edition allows (1 before kubeadm 1.29, 3 from 1.29) | skippable |
 //!
 //! Comparing as kubeadm does: versions are ordered by semantic-version rules with build
 //! metadata ignored, the minor checks look at the minor numbers alone (not the major), and a
@@ -38,6 +42,14 @@
 //! let findings = enforce_version_policies(&request);
 //! assert!(matches!(findings.mandatory[..], [Finding::UpgradeSkewTooLarge { .. }]));
 //! assert!(!findings.allows(true), "--force does not help");
+//!
+//! // kubeadm 1.28 takes a 1.27 cluster to 1.28 only with --force while a kubelet runs 1.26.
+//! let request = UpgradeRequest::new(v("v1.27.16"), v("v1.28.15"), v("v1.28.15"))
+//!     .with_kubelets([("w-1".parse()?, v("v1.26.15"))]);
+//! let findings = enforce_version_policies(&request);
+//! assert!(matches!(findings.skippable[..], [Finding::KubeletsTooOld { max_skew: 1, .. }]));
+//! assert!(findings.allows(true) && !findings.allows(false));
+//! # Ok::<(), kupgrade_core::NodeNameError>(())
 //! ```
 use std::cmp::Ordering;
 use std::fmt;
@@ -46,11 +58,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ClusterState, KubeVersion, NodeName};
 
+mod edition;
+mod order;
+
+pub use edition::Edition;
+use order::{pre_release, semver_cmp};
+
 /// How many minors kubeadm upgrades the control plane in one go.
 pub const MAX_UPGRADE_MINOR_SKEW: u64 = 1;
 /// How many minors kubeadm downgrades the control plane in one go.
 pub const MAX_DOWNGRADE_MINOR_SKEW: u64 = 1;
-/// How many minors a kubelet may lag the control plane in a kubeadm cluster (1.29 and later).
+/// How many minors a kubelet may lag the control plane in a kubeadm cluster, kubeadm 1.29 and
+/// later (one before: see [`Edition`]).
 pub const MAX_KUBELET_MINOR_SKEW: u64 = 3;
 
 /// The oldest control-plane version this kubeadm can deploy: `major.(minor - 1).0`
@@ -66,17 +85,19 @@ pub fn minimum_control_plane_version(kubeadm: &KubeVersion) -> KubeVersion {
     skewed(kubeadm, 1)
 }
 
-/// The oldest kubelet this kubeadm supports: `major.(minor - 3).0` (kubeadm's
-/// `MinimumKubeletVersion`, 1.29 and later).
+/// The oldest kubelet this kubeadm supports (kubeadm's `MinimumKubeletVersion`):
+/// `major.(minor - 3).0` from kubeadm 1.29, `major.(minor - 1).0` before ([`Edition`]).
 ///
 /// ```
 /// use kupgrade_core::kubeadm::minimum_kubelet_version;
 /// let kubeadm = "v1.31.4".parse()?;
 /// assert_eq!(minimum_kubelet_version(&kubeadm).to_string(), "v1.28.0");
+/// let kubeadm = "v1.28.15".parse()?;
+/// assert_eq!(minimum_kubelet_version(&kubeadm).to_string(), "v1.27.0");
 /// # Ok::<(), kupgrade_core::VersionError>(())
 /// ```
 pub fn minimum_kubelet_version(kubeadm: &KubeVersion) -> KubeVersion {
-    skewed(kubeadm, MAX_KUBELET_MINOR_SKEW)
+    Edition::of(kubeadm).minimum_kubelet(kubeadm)
 }
 
 fn skewed(v: &KubeVersion, minors_back: u64) -> KubeVersion {
@@ -104,6 +125,11 @@ pub struct UpgradeRequest {
     /// a kubeadm built without version information (dev builds, kubeadm's own unit tests) uses
     /// the placeholder `v1.0.0` instead.
     pub minimum_control_plane: Option<KubeVersion>,
+    /// The rules to judge by. `None` (the normal case): the edition of the kubeadm version, as
+    /// a release build decides ([`Edition::of`]). kubeadm's own unit tests run one build's
+    /// rules against made-up kubeadm versions; naming the edition does the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edition: Option<Edition>,
 }
 
 impl UpgradeRequest {
@@ -118,7 +144,19 @@ impl UpgradeRequest {
             allow_experimental_upgrades: false,
             allow_release_candidate_upgrades: false,
             minimum_control_plane: None,
+            edition: None,
         }
+    }
+
+    /// The rules this request is judged by: the edition it names, else its kubeadm's.
+    pub fn rules(&self) -> Edition {
+        self.edition.unwrap_or_else(|| Edition::of(&self.kubeadm))
+    }
+
+    /// Judges by `edition` whatever the kubeadm version.
+    pub fn with_edition(mut self, edition: Edition) -> Self {
+        self.edition = Some(edition);
+        self
     }
 
     /// The request for a cluster state: the cluster version is the oldest API server's (the
@@ -239,10 +277,12 @@ pub enum Finding {
         /// The target version.
         target: KubeVersion,
     },
-    /// Some kubelets are more than three minors older than the target.
+    /// Some kubelets are more minors older than the target than kubeadm's edition allows.
     KubeletsTooOld {
         /// The target version.
         target: KubeVersion,
+        /// How many minors older the edition allows ([`Edition::max_kubelet_skew`]).
+        max_skew: u64,
         /// The kubelets at fault, oldest version first.
         kubelets: Vec<KubeletGroup>,
     },
@@ -302,7 +342,7 @@ impl fmt::Display for Finding {
                 kubeadm.minor()
             ),
             Finding::UnstableTargetNotAllowed { target } => {
-                if target.phase() == crate::Phase::Rc {
+                if target.phase() == crate::ReleasePhase::Rc {
                     write!(
                         f,
                         "target {target} is a release candidate; it needs --allow-release-candidate-upgrades or --allow-experimental-upgrades"
@@ -314,10 +354,15 @@ impl fmt::Display for Finding {
                     )
                 }
             }
-            Finding::KubeletsTooOld { target, kubelets } => {
+            Finding::KubeletsTooOld {
+                target,
+                max_skew,
+                kubelets,
+            } => {
+                let minors = if *max_skew == 1 { "minor" } else { "minors" };
                 write!(
                     f,
-                    "kubelets more than {MAX_KUBELET_MINOR_SKEW} minors older than target {target}:"
+                    "kubelets more than {max_skew} {minors} older than target {target}:"
                 )?;
                 for (i, g) in kubelets.iter().enumerate() {
                     let sep = if i == 0 { " " } else { "; " };
@@ -366,8 +411,8 @@ impl fmt::Display for VersionPolicyFindings {
     }
 }
 
-/// What kubeadm decides before `kubeadm upgrade apply` (1.29 and later); see the
-/// [module docs](self) for every check.
+/// What kubeadm decides before `kubeadm upgrade apply`, by the request's
+/// [rules](UpgradeRequest::rules); see the [module docs](self) for every check.
 pub fn enforce_version_policies(request: &UpgradeRequest) -> VersionPolicyFindings {
     let UpgradeRequest {
         cluster,
@@ -376,6 +421,7 @@ pub fn enforce_version_policies(request: &UpgradeRequest) -> VersionPolicyFindin
         target,
         ..
     } = request;
+    let rules = request.rules();
     let mut out = VersionPolicyFindings::default();
     let unstable = pre_release(target).is_some();
     // A finding kubeadm softens to skippable when the target is a pre-release.
@@ -463,10 +509,7 @@ pub fn enforce_version_policies(request: &UpgradeRequest) -> VersionPolicyFindin
     if let Some(kubelets) = kubelets {
         let mut groups: Vec<KubeletGroup> = Vec::new();
         for (node, version) in kubelets {
-            if t <= version
-                .minor_number()
-                .saturating_add(MAX_KUBELET_MINOR_SKEW)
-            {
+            if !rules.kubelet_too_old(version, target) {
                 continue;
             }
             match groups.iter_mut().find(|g| &g.version == version) {
@@ -484,61 +527,12 @@ pub fn enforce_version_policies(request: &UpgradeRequest) -> VersionPolicyFindin
             }
             out.skippable.push(Finding::KubeletsTooOld {
                 target: target.clone(),
+                max_skew: rules.max_kubelet_skew,
                 kubelets: groups,
             });
         }
     }
     out
-}
-
-/// The pre-release part as kubeadm's semantic versions see it: a pre-release tag or a vendor
-/// suffix.
-fn pre_release(v: &KubeVersion) -> Option<String> {
-    v.pre_release()
-        .map(ToString::to_string)
-        .or_else(|| v.vendor().map(str::to_string))
-}
-
-/// Semantic-version order with build metadata ignored, vendor suffixes as pre-releases.
-fn semver_cmp(a: &KubeVersion, b: &KubeVersion) -> Ordering {
-    (a.major(), a.minor_number(), a.patch())
-        .cmp(&(b.major(), b.minor_number(), b.patch()))
-        .then_with(|| match (pre_release(a), pre_release(b)) {
-            (None, None) => Ordering::Equal,
-            (None, Some(_)) => Ordering::Greater,
-            (Some(_), None) => Ordering::Less,
-            (Some(x), Some(y)) => cmp_pre(&x, &y),
-        })
-}
-
-/// Semantic-version 2.0 pre-release precedence: dot-separated identifiers, numeric ones
-/// numerically and below alphanumeric ones, a longer list above its prefix.
-fn cmp_pre(a: &str, b: &str) -> Ordering {
-    let mut xs = a.split('.');
-    let mut ys = b.split('.');
-    loop {
-        match (xs.next(), ys.next()) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some(x), Some(y)) => {
-                let numeric = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
-                let o = match (numeric(x), numeric(y)) {
-                    (true, true) => x
-                        .trim_start_matches('0')
-                        .len()
-                        .cmp(&y.trim_start_matches('0').len())
-                        .then_with(|| x.trim_start_matches('0').cmp(y.trim_start_matches('0'))),
-                    (true, false) => Ordering::Less,
-                    (false, true) => Ordering::Greater,
-                    (false, false) => x.cmp(y),
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -550,36 +544,17 @@ mod tests {
     }
 
     #[test]
-    fn semver_order_as_kubeadm_sees_it() {
-        let sorted = [
-            "v1.30.0-alpha.1",
-            "v1.30.0-alpha.2",
-            "v1.30.0-alpha.10",
-            "v1.30.0-beta.0",
-            "v1.30.0-eks-1",
-            "v1.30.0-rc.0",
-            "v1.30.0-rc.1",
-            "v1.30.0",
-            "v1.30.1",
-        ];
-        for w in sorted.windows(2) {
-            assert_eq!(semver_cmp(&v(w[0]), &v(w[1])), Ordering::Less, "{w:?}");
-            assert_eq!(semver_cmp(&v(w[1]), &v(w[0])), Ordering::Greater, "{w:?}");
-        }
-        assert_eq!(
-            semver_cmp(&v("v1.30.0+build"), &v("v1.30.0")),
-            Ordering::Equal
-        );
-        assert_eq!(cmp_pre("rc.1", "rc.1.5"), Ordering::Less);
-    }
-
-    #[test]
     fn minimums_follow_the_kubeadm_minor() {
         assert_eq!(
             minimum_control_plane_version(&v("v1.29.0-rc.1")),
             v("v1.28.0")
         );
         assert_eq!(minimum_kubelet_version(&v("v1.29.15")), v("v1.26.0"));
-        assert_eq!(minimum_kubelet_version(&v("v1.2.0")), v("v1.0.0"));
+        assert_eq!(minimum_kubelet_version(&v("v1.28.15")), v("v1.27.0"));
+        assert_eq!(
+            minimum_kubelet_version(&v("v1.2.0")),
+            v("v1.1.0"),
+            "the oldest edition"
+        );
     }
 }
