@@ -1,9 +1,12 @@
 //! Readiness reports as text for a terminal and as a Markdown section, and plans rendered
 //! with their findings per hop ([`plan_text`], [`plan_markdown`]: the plan's own renderer,
 //! then the readiness section; the plan's own output is unchanged). JSON and YAML are the
-//! serde form of [`Readiness`] ([`to_json`], [`to_yaml`]).
+//! serde form of [`Readiness`] ([`to_json`], [`to_yaml`]). Findings carry text from the
+//! cluster (names, status messages, managers): the text renderers pass it through
+//! [`escape`](crate::escape), as the plan's renderers do.
 use std::fmt::Write as _;
 
+use crate::escape;
 use crate::plan::UpgradePlan;
 use crate::plan::render::{markdown, text as plan_text_only};
 
@@ -102,7 +105,8 @@ pub fn text(r: &Readiness) -> String {
     let _ = writeln!(o, "\nCoverage:");
     let width = r.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
     for c in &r.checks {
-        let _ = write!(o, "  {:<width$}  {}", c.id, c.coverage);
+        let coverage = c.coverage.to_string();
+        let _ = write!(o, "  {:<width$}  {}", c.id, escape::text(&coverage));
         if !c.hops.is_empty() && !matches!(c.coverage, Coverage::NotApplicable { .. }) {
             let _ = write!(o, " (hops {})", hop_list(&c.hops));
         }
@@ -115,14 +119,14 @@ pub fn text(r: &Readiness) -> String {
 }
 
 fn finding_text(o: &mut String, f: &Finding) {
-    let _ = writeln!(o, "  {f}");
+    let _ = writeln!(o, "  {}", escape::text(&f.to_string()));
     if let Some(step) = &f.step {
-        let _ = writeln!(o, "      at step {step}");
+        let _ = writeln!(o, "      at step {}", escape::text(step.as_str()));
     }
     for e in &f.evidence {
-        let _ = writeln!(o, "      evidence: {e}");
+        let _ = writeln!(o, "      evidence: {}", escape::text(e));
     }
-    let _ = writeln!(o, "      fix: {}", f.remediation);
+    let _ = writeln!(o, "      fix: {}", escape::text(&f.remediation));
 }
 
 /// The report as a Markdown section (`## Readiness`), for a runbook.
@@ -160,7 +164,7 @@ pub fn markdown_section(r: &Readiness) -> String {
     let _ = writeln!(o, "| Check | Coverage | Hops | Errors | Warnings |");
     let _ = writeln!(o, "|---|---|---|---|---|");
     for c in &r.checks {
-        let mut coverage = c.coverage.to_string().replace('|', "\\|");
+        let mut coverage = escape::markdown_prose(&c.coverage.to_string()).replace('|', "\\|");
         if !c.stale_tables.is_empty() {
             coverage.push_str(" (facts may be out of date)");
         }
@@ -180,15 +184,18 @@ fn finding_markdown(o: &mut String, f: &Finding) {
     let _ = writeln!(
         o,
         "- **{}** `{}` {}: {}",
-        f.severity, f.check, f.subject, f.message
+        f.severity,
+        f.check,
+        escape::markdown_prose(&f.subject.to_string()),
+        escape::markdown_prose(&f.message)
     );
     if let Some(step) = &f.step {
         let _ = writeln!(o, "  - at step `{step}`");
     }
     for e in &f.evidence {
-        let _ = writeln!(o, "  - evidence: {e}");
+        let _ = writeln!(o, "  - evidence: {}", escape::markdown_prose(e));
     }
-    let _ = writeln!(o, "  - fix: {}", f.remediation);
+    let _ = writeln!(o, "  - fix: {}", escape::markdown_prose(&f.remediation));
     let _ = writeln!(o, "  - accept: `{}`", f.key());
 }
 

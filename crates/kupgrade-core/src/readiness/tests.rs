@@ -1204,6 +1204,36 @@ fn webhooks_apiservices_and_conversion_webhooks() {
 // --- the report ---
 
 #[test]
+fn text_from_the_cluster_is_escaped_in_both_renderers() {
+    let plan = plan_to(
+        &cluster("v1.33.4", "3.5.21-0", 1, 1),
+        "1.34",
+        date(2026, 9, 1),
+    );
+    let evidence = Evidence {
+        api_services: found(vec![ApiService {
+            name: "v1beta1.metrics.k8s.io".into(),
+            service: Some("kube-system/metrics-server".into()),
+            available: false,
+            message: Some("down\u{1b}[2J\u{202e} <img src=x> [x](javascript:y)".into()),
+            backends: vec![],
+        }]),
+        ..Evidence::default()
+    };
+    let r = evaluate(&plan, &evidence);
+    assert_eq!(r.findings_of("apiservice/unavailable").count(), 1);
+    let text = render::text(&r);
+    assert!(!text.contains(['\u{1b}', '\u{202e}']), "{text}");
+    assert!(text.contains("down\\u{1b}[2J\\u{202e}"), "{text}");
+    let md = render::markdown_section(&r);
+    assert!(!md.contains(['\u{1b}', '\u{202e}', '<']), "{md}");
+    assert!(
+        md.contains("&lt;img src=x&gt; \\[x\\](javascript:y)"),
+        "{md}"
+    );
+}
+
+#[test]
 fn tables_past_four_months_are_reported_as_possibly_out_of_date() {
     let facts = FactTables::embedded();
     let fresh = facts.stale(date(2026, 11, 20));
