@@ -3,7 +3,7 @@
 //! then the readiness section; the plan's own output is unchanged). JSON and YAML are the
 //! serde form of [`Readiness`] ([`to_json`], [`to_yaml`]). Findings carry text from the
 //! cluster (names, status messages, managers): the text renderers pass it through
-//! [`escape`](crate::escape), as the plan's renderers do.
+//! [`escape`], as the plan's renderers do.
 use std::fmt::Write as _;
 
 use crate::escape;

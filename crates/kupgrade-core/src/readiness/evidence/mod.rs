@@ -1,26 +1,4 @@
-//! Evidence: what the live gatherers found, as pure data. Every piece is [`Gathered`]: found,
-//! or missing with a reason (RBAC denied, no node access, not gathered...), so that a check
-//! whose evidence is missing says "not checkable" instead of passing.
-//!
-//! `Evidence::default()` is empty evidence: nothing gathered. The gatherers (the kube adapter
-//! for the API tiers, workloads and extensions; a node runner for node facts) fill what they
-//! can; a JSON or YAML document in the same shape can be read with [`Evidence::from_json`]
-//! and [`Evidence::from_yaml`].
-//!
-//! ```
-//! use kupgrade_core::readiness::{Evidence, Gathered, MissingReason};
-//!
-//! let text = r#"{
-//!   "apiRequests": {"missing": {"reason": "forbidden", "detail": "RBAC denied GET /metrics"}},
-//!   "apiWriters": {"found": [{"apiVersion": "extensions/v1beta1", "kind": "Ingress",
-//!                             "namespace": "shop", "name": "web", "via": "managedFields (kubectl)"}]}
-//! }"#;
-//! let evidence = Evidence::from_json(text, "evidence.json")?;
-//! assert!(matches!(&evidence.api_requests, Gathered::Missing(m) if m.reason == MissingReason::Forbidden));
-//! assert_eq!(evidence.api_writers.found().unwrap().len(), 1);
-//! assert!(evidence.workloads.found().is_none()); // not gathered
-//! # Ok::<(), kupgrade_core::readiness::EvidenceError>(())
-//! ```
+//! Evidence: what the live gatherers found, as pure data (documented on [`Evidence`]).
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -271,7 +249,31 @@ pub struct KubeadmConfig {
     pub feature_gates: BTreeMap<String, bool>,
 }
 
-/// Everything the gatherers found. See the [module documentation](self).
+/// Everything the gatherers found.
+///
+/// Evidence: what the live gatherers found, as pure data. Every piece is [`Gathered`]: found,
+/// or missing with a reason (RBAC denied, no node access, not gathered...), so that a check
+/// whose evidence is missing says "not checkable" instead of passing.
+///
+/// `Evidence::default()` is empty evidence: nothing gathered. The gatherers (the kube adapter
+/// for the API tiers, workloads and extensions; a node runner for node facts) fill what they
+/// can; a JSON or YAML document in the same shape can be read with [`Evidence::from_json`]
+/// and [`Evidence::from_yaml`].
+///
+/// ```
+/// use kupgrade_core::readiness::{Evidence, Gathered, MissingReason};
+///
+/// let text = r#"{
+///   "apiRequests": {"missing": {"reason": "forbidden", "detail": "RBAC denied GET /metrics"}},
+///   "apiWriters": {"found": [{"apiVersion": "extensions/v1beta1", "kind": "Ingress",
+///                             "namespace": "shop", "name": "web", "via": "managedFields (kubectl)"}]}
+/// }"#;
+/// let evidence = Evidence::from_json(text, "evidence.json")?;
+/// assert!(matches!(&evidence.api_requests, Gathered::Missing(m) if m.reason == MissingReason::Forbidden));
+/// assert_eq!(evidence.api_writers.found().unwrap().len(), 1);
+/// assert!(evidence.workloads.found().is_none()); // not gathered
+/// # Ok::<(), kupgrade_core::readiness::EvidenceError>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 #[non_exhaustive]

@@ -1,29 +1,4 @@
-//! The facts the catalogue checks an upgrade against: embedded, dated, sourced tables, and
-//! the same tables read from JSON at run time.
-//!
-//! Two files make the tables: `data/k8s-api-removals.json` (the project's reference copy,
-//! embedded as it is: which group/version and kind a minor stops serving) and
-//! `data/k8s-readiness.json` (owned by this project: cgroup v1 per kubelet minor, container
-//! runtime floors and the containerd support matrix, etcd's minimum 3.5 patch before 3.6, the
-//! kubeadm configuration API versions each kubeadm reads, kubeadm feature gates removed per
-//! minor, the legacy package hosts and disk floors). Every row names its source
-//! (`repo@commit:path`, a pull request or a URL), and each file has an `as_of` date: when a
-//! plan's date lies more than [`STALE_AFTER_MONTHS`] months past it, the report says the
-//! table may be out of date ([`FactTables::stale`]).
-//!
-//! What the kubeadm feature gate table covers: kubeadm's own gates (`featureGates` in its
-//! ClusterConfiguration), which kubeadm refuses once removed. Gates of the components
-//! (`--feature-gates` of the API server or the kubelet) are not in it.
-//!
-//! ```
-//! use kupgrade_core::readiness::FactTables;
-//! use kupgrade_core::Minor;
-//!
-//! let facts = FactTables::embedded();
-//! let ingress = facts.api_removal("extensions/v1beta1", "Ingress").unwrap();
-//! assert_eq!(ingress.removed_in, Minor::new(1, 22));
-//! assert_eq!(facts.etcd_floors()[0].minimum.to_string(), "v3.5.32");
-//! ```
+//! The facts the catalogue checks an upgrade against (documented on [`FactTables`]).
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -254,7 +229,34 @@ pub struct TableStatus {
     pub stale: bool,
 }
 
-/// The facts tables. See the [module documentation](self).
+/// The facts tables.
+///
+/// The facts the catalogue checks an upgrade against: embedded, dated, sourced tables, and
+/// the same tables read from JSON at run time.
+///
+/// Two files make the tables: `data/k8s-api-removals.json` (the project's reference copy,
+/// embedded as it is: which group/version and kind a minor stops serving) and
+/// `data/k8s-readiness.json` (owned by this project: cgroup v1 per kubelet minor, container
+/// runtime floors and the containerd support matrix, etcd's minimum 3.5 patch before 3.6, the
+/// kubeadm configuration API versions each kubeadm reads, kubeadm feature gates removed per
+/// minor, the legacy package hosts and disk floors). Every row names its source
+/// (`repo@commit:path`, a pull request or a URL), and each file has an `as_of` date: when a
+/// plan's date lies more than [`STALE_AFTER_MONTHS`] months past it, the report says the
+/// table may be out of date ([`FactTables::stale`]).
+///
+/// What the kubeadm feature gate table covers: kubeadm's own gates (`featureGates` in its
+/// ClusterConfiguration), which kubeadm refuses once removed. Gates of the components
+/// (`--feature-gates` of the API server or the kubelet) are not in it.
+///
+/// ```
+/// use kupgrade_core::readiness::FactTables;
+/// use kupgrade_core::Minor;
+///
+/// let facts = FactTables::embedded();
+/// let ingress = facts.api_removal("extensions/v1beta1", "Ingress").unwrap();
+/// assert_eq!(ingress.removed_in, Minor::new(1, 22));
+/// assert_eq!(facts.etcd_floors()[0].minimum.to_string(), "v3.5.32");
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FactTables {
     as_of: Date,
