@@ -44,6 +44,8 @@ pub(crate) const RESUMED: &[&str] = &[
     "provider_join_timeout",
     "max_parallel",
     "attempts",
+    "on_survivor",
+    "survivor_timeout",
 ];
 
 /// The options a resume leaves out besides the planning options (`planning::Planning`, which
@@ -58,6 +60,8 @@ pub(crate) const NOT_RESUMED: &[&str] = &[
     "mark_done",
     "retry",
     "json_events",
+    // Taking a lease another run held is decided each time, never repeated by a pasted hint.
+    "force_lease",
     // The release data (`common/releases.rs`) decides the plan, which a resume takes from
     // beside the journal: apply refuses these options beside --resume.
     "calendar",

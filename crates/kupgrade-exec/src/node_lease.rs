@@ -149,8 +149,8 @@ if [ -n "$h" ] && [ "$h" != "$me" ]; then
     *) printf 'stale\n%s\n%s\n%s\n' "$h" "$hfp" "$exp"; exit 77 ;;
   esac
 fi
-if [ "$mode" = release ]; then rm -f "$f"; exit 0; fi
-printf '%s\n%s\n%s\n' "$me" "$fp" "$((now + secs))" >"$f.new" && mv -f "$f.new" "$f"
+if [ "$mode" = release ]; then command -p rm -f "$f"; exit 0; fi
+printf '%s\n%s\n%s\n' "$me" "$fp" "$((now + secs))" >"$f.new" && command -p mv -f "$f.new" "$f"
 "#;
 
 /// The run lease on a node, renewed in the background until [`NodeLease::release`] or drop.

@@ -16,6 +16,8 @@ async fn one_run_holds_the_cluster_through_a_node() {
     let bin = root.path().join("cp-1/bin");
     std::fs::create_dir_all(&bin).unwrap();
     support::write_stub_sudo(&bin);
+    kupgrade_exec::node_env::provide_programs(&bin, kupgrade_exec::node_env::SANDBOX_PROGRAMS)
+        .unwrap();
     let r = root.path().to_path_buf();
     let runner: Arc<dyn CommandRunner> = Arc::new(
         LocalRunner::new()
