@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the data files embedded in kupgrade-core are byte-for-byte equal to the project's
-# reference copies in ../shared/data (the CI clone has shared/ beside the repository).
+# reference copies in ../shared/data (the CI clone has shared/ beside the repository). Tables the
+# project owns (listed in `owned`) have no reference copy: they are only checked to be there.
 #
 # Usage: scripts/check-data.sh [SHARED_DATA_DIR]   (default: <repo>/../shared/data)
 # Exits 0 when every file matches, 1 on drift or a missing file.
@@ -9,7 +10,9 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 shared="${1:-$repo/../shared/data}"
 embedded="$repo/crates/kupgrade-core/data"
-files=(k8s-releases.json kubeadm-bundled-versions.json)
+files=(k8s-releases.json kubeadm-bundled-versions.json k8s-api-removals.json)
+# Written and kept here (the readiness catalogue's facts, each row with its source).
+owned=(k8s-readiness.json)
 
 if [ ! -d "$shared" ]; then
     echo "check-data: reference directory $shared not found (expected shared/ beside the repository)" >&2
@@ -17,6 +20,14 @@ if [ ! -d "$shared" ]; then
 fi
 
 status=0
+for name in "${owned[@]}"; do
+    if [ -s "$embedded/$name" ]; then
+        echo "check-data: $name ok (project-owned, no reference copy)"
+    else
+        echo "check-data: $embedded/$name is missing or empty" >&2
+        status=1
+    fi
+done
 for name in "${files[@]}"; do
     ours="$embedded/$name"
     theirs="$shared/$name"
@@ -37,7 +48,7 @@ done
 # Every JSON file embedded in the crate should have a reference copy.
 for ours in "$embedded"/*.json; do
     name="$(basename "$ours")"
-    case " ${files[*]} " in
+    case " ${files[*]} ${owned[*]} " in
         *" $name "*) ;;
         *)
             if [ -f "$shared/$name" ]; then

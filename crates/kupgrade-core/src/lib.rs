@@ -32,7 +32,8 @@
 //! [`ports`] (the traits adapters implement), [`capture`] (a command's bounded output and its
 //! lines, for runner backends), [`run`] (carrying a plan out: the execution state machine, its journal records and events),
 //! [`ssh_target`] (what an SSH target may hold), [`escape`] (outside text made safe for a
-//! terminal, a report or a page).
+//! terminal, a report or a page),
+//! [`readiness`] (the catalogue of checks that says which hop and batch of a plan will fail, and why).
 //!
 //! Property-testing your own policy takes about fifteen lines: with the `proptest` feature,
 //! the `testing` module offers strategies (versions, cluster states that satisfy a policy,
@@ -53,6 +54,7 @@ pub mod kubeadm;
 pub mod lifecycle;
 pub mod plan;
 pub mod ports;
+pub mod readiness;
 pub mod run;
 mod schema;
 pub mod skew;
