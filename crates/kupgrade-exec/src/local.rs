@@ -460,15 +460,10 @@ impl CommandRunner for LocalRunner {
             stderr,
             truncated: t1 || t2,
         };
-        if locked.is_some()
-            && let Some(message) = NodeLock::refusal(&output)
-        {
-            return Err(RunnerError::Locked {
-                node: node.clone(),
-                message,
-            });
+        match locked {
+            Some(_) => NodeLock::checked(node, output),
+            None => Ok(output),
         }
-        Ok(output)
     }
 
     async fn probe(

@@ -713,15 +713,10 @@ impl CommandRunner for PodRunner {
             }
         }
         let output = result?;
-        if locked.is_some()
-            && let Some(message) = NodeLock::refusal(&output)
-        {
-            return Err(RunnerError::Locked {
-                node: node.clone(),
-                message,
-            });
+        match locked {
+            Some(_) => NodeLock::checked(node, output),
+            None => Ok(output),
         }
-        Ok(output)
     }
 
     async fn probe(

@@ -293,6 +293,22 @@ impl NodeLock {
                     .find_map(|l| l.strip_prefix(LOCK_REFUSAL).map(str::to_string))
             })
     }
+
+    /// The output of a command run on `node` under the lock wrapper, or
+    /// [`RunnerError::Locked`](super::RunnerError::Locked) when the wrapper refused to run it
+    /// ([`NodeLock::refusal`]). Every runner ends a locked command with this.
+    pub fn checked(
+        node: &crate::NodeName,
+        output: CommandOutput,
+    ) -> Result<CommandOutput, super::RunnerError> {
+        match NodeLock::refusal(&output) {
+            Some(message) => Err(super::RunnerError::Locked {
+                node: node.clone(),
+                message,
+            }),
+            None => Ok(output),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -481,15 +481,10 @@ impl CommandRunner for SshRunner {
         let output = self
             .outcome(node, (&slot, &session), spec, finished?, (out, err, lines))
             .await?;
-        if locked.is_some()
-            && let Some(message) = NodeLock::refusal(&output)
-        {
-            return Err(RunnerError::Locked {
-                node: node.clone(),
-                message,
-            });
+        match locked {
+            Some(_) => NodeLock::checked(node, output),
+            None => Ok(output),
         }
-        Ok(output)
     }
 
     async fn probe(
