@@ -739,10 +739,7 @@ impl<'a> Parser<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(s: &str) -> KubeVersion {
-        s.parse().unwrap()
-    }
+    use crate::testing::v;
 
     #[test]
     fn parses_the_forms_kubernetes_uses() {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::testing::v;
 use crate::{ClusterState, Node};
 
 #[cfg(feature = "proptest")]
@@ -23,10 +24,6 @@ proptest::proptest! {
         want.retain(|v| v.severity == Severity::Error);
         proptest::prop_assert_eq!(policy.errors(&state), want);
     }
-}
-
-fn v(s: &str) -> KubeVersion {
-    s.parse().unwrap()
 }
 
 /// Two API servers (1.31 and 1.30) and one node, as in the examples of the upstream page.
