@@ -219,29 +219,20 @@ pub(super) fn multi_pdb(ctx: &Ctx<'_>, run: &mut Run) {
 
 /// `drain/bare-pod`.
 pub(super) fn bare_pod(ctx: &Ctx<'_>, run: &mut Run) {
-    if !start(ctx, run, false) {
-        return;
-    }
-    let force = ctx.plan.options.drain.force;
-    per_pod(
+    refused_unless_deleted(
         ctx,
         run,
         |f| &f.bare,
-        if force {
-            Severity::Warning
-        } else {
-            Severity::Error
+        ctx.plan.options.drain.force,
+        |nodes| {
+            format!(
+                "no controller manages it: the drain of {nodes} deletes it (--force) and nothing recreates it"
+            )
         },
-        |_, _, nodes| {
-            if force {
-                format!(
-                    "no controller manages it: the drain of {nodes} deletes it (--force) and nothing recreates it"
-                )
-            } else {
-                format!(
-                    "no controller manages it: the drain of {nodes} refuses to evict it without --force"
-                )
-            }
+        |nodes| {
+            format!(
+                "no controller manages it: the drain of {nodes} refuses to evict it without --force"
+            )
         },
         "run it under a controller (a Deployment, a StatefulSet, a Job), or delete it before the run",
     );
@@ -249,32 +240,53 @@ pub(super) fn bare_pod(ctx: &Ctx<'_>, run: &mut Run) {
 
 /// `drain/emptydir`.
 pub(super) fn emptydir(ctx: &Ctx<'_>, run: &mut Run) {
-    if !start(ctx, run, false) {
-        return;
-    }
-    let delete = ctx.plan.options.drain.delete_emptydir_data;
-    per_pod(
+    refused_unless_deleted(
         ctx,
         run,
         |f| &f.empty_dir,
-        if delete {
-            Severity::Warning
-        } else {
-            Severity::Error
+        ctx.plan.options.drain.delete_emptydir_data,
+        |nodes| {
+            format!(
+                "it has emptyDir data, which the drain of {nodes} deletes with it (--delete-emptydir-data)"
+            )
         },
-        |_, _, nodes| {
-            if delete {
-                format!(
-                    "it has emptyDir data, which the drain of {nodes} deletes with it (--delete-emptydir-data)"
-                )
-            } else {
-                format!(
-                    "it has emptyDir data: the drain of {nodes} refuses to evict it without --delete-emptydir-data"
-                )
-            }
+        |nodes| {
+            format!(
+                "it has emptyDir data: the drain of {nodes} refuses to evict it without --delete-emptydir-data"
+            )
         },
         "keep data that must survive in a persistent volume, then allow the drain to delete emptyDir data",
     );
+}
+
+/// The pods `pick` finds, which a drain refuses to evict unless an option (`allowed`) lets it
+/// delete them: a warning that it does (`deleted`), or an error that it refuses (`refused`),
+/// each given the drain's nodes.
+fn refused_unless_deleted(
+    ctx: &Ctx<'_>,
+    run: &mut Run,
+    pick: impl Fn(&BatchForecast) -> &[usize],
+    allowed: bool,
+    deleted: impl Fn(&str) -> String,
+    refused: impl Fn(&str) -> String,
+    fix: &str,
+) {
+    if !start(ctx, run, false) {
+        return;
+    }
+    let severity = if allowed {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    let message = |_: usize, _: &Pod, nodes: &str| {
+        if allowed {
+            deleted(nodes)
+        } else {
+            refused(nodes)
+        }
+    };
+    per_pod(ctx, run, pick, severity, message, fix);
 }
 
 /// `drain/daemonset`.
