@@ -24,7 +24,7 @@ use crate::{ClusterState, KubeVersion, Labels, Node, NodeName};
 
 use super::change::{Change, install, move_addon_versions, set_control_plane, upgrade_kubectl};
 use super::label_ids::LabelIds;
-use super::simulate::{Effect, SimulationError};
+use super::simulate::{Effect, SimulationError, positions_of};
 use super::step::{AddonVersions, Step};
 
 /// The end of a chain of classes with one hash.
@@ -612,10 +612,8 @@ impl Fleet {
         at: &[usize],
     ) -> Result<Effect, SimulationError> {
         if at.iter().any(|&i| i >= self.len()) {
-            return Err(SimulationError {
-                step: step.id.to_string(),
-                message: "a node position is out of range".into(),
-            });
+            let message = "a node position is out of range".into();
+            return Err(SimulationError::of(step, message));
         }
         self.apply_change(step, &step.action.change(), at)
     }
@@ -623,19 +621,7 @@ impl Fleet {
     /// Applies `step` to its nodes, found by name.
     pub(crate) fn apply(&mut self, step: &Step) -> Result<Effect, SimulationError> {
         let change = step.action.change();
-        let at = if change.at_nodes() {
-            step.nodes
-                .iter()
-                .map(|n| {
-                    self.position(n).ok_or_else(|| SimulationError {
-                        step: step.id.to_string(),
-                        message: format!("node {n} is not in the cluster"),
-                    })
-                })
-                .collect::<Result<Vec<usize>, _>>()?
-        } else {
-            Vec::new()
-        };
+        let at = positions_of(step, &change, |n| self.position(n))?;
         self.apply_change(step, &change, &at)
     }
 
@@ -649,10 +635,7 @@ impl Fleet {
         at: &[usize],
     ) -> Result<Effect, SimulationError> {
         let mut effect = Effect::default();
-        let bad = |message: String| SimulationError {
-            step: step.id.to_string(),
-            message,
-        };
+        let bad = |message: String| SimulationError::of(step, message);
         self.touched.clear();
         match *change {
             Change::Nothing | Change::KubeletRestart | Change::AwaitReady => {}
