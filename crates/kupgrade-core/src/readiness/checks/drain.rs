@@ -2,7 +2,7 @@
 //! [`DrainModel`](crate::readiness::DrainModel)).
 use crate::plan::Strategy;
 use crate::readiness::drain::BatchForecast;
-use crate::readiness::evidence::{Gathered, Pod};
+use crate::readiness::evidence::{Budget, Gathered, Pod};
 use crate::readiness::finding::{Severity, Subject};
 
 use super::{Ctx, Run, count, some_of};
@@ -73,13 +73,7 @@ pub(super) fn pdb_blocked(ctx: &Ctx<'_>, run: &mut Run) {
                 "make the budget's pods healthy, or wait until it allows a disruption, before the run"
             };
             let d = run
-                .draft(
-                    Severity::Error,
-                    Subject::Budget {
-                        namespace: budget.namespace.clone(),
-                        name: budget.name.clone(),
-                    },
-                )
+                .draft(Severity::Error, budget_subject(budget))
                 .message(message)
                 .fix(fix)
                 .evidence(format!(
@@ -88,6 +82,14 @@ pub(super) fn pdb_blocked(ctx: &Ctx<'_>, run: &mut Run) {
                 ));
             run.findings.push(ctx.at_step(d, step));
         }
+    }
+}
+
+/// A finding's subject: the budget.
+fn budget_subject(budget: &Budget) -> Subject {
+    Subject::Budget {
+        namespace: budget.namespace.clone(),
+        name: budget.name.clone(),
     }
 }
 
@@ -123,13 +125,7 @@ pub(super) fn deadlock(ctx: &Ctx<'_>, run: &mut Run) {
         };
         let step = ctx.timeline.drains[first];
         let d = run
-            .draft(
-                Severity::Error,
-                Subject::Budget {
-                    namespace: budget.namespace.clone(),
-                    name: budget.name.clone(),
-                },
-            )
+            .draft(Severity::Error, budget_subject(budget))
             .message(format!(
                 "deadlock: no order of the plan's drains can finish, since this budget never allows a disruption ({}) and its pods sit on nodes the plan drains: it stops {} of {total} drains, the first at {}{every}",
                 budget.spec.as_deref().unwrap_or("it wants every pod it expects healthy"),
