@@ -489,14 +489,7 @@ impl UpstreamPolicy {
             let lag = self.node_lag(m);
             let allowed = range(lo_m, hi_m, lag);
             if !allowed.contains(m) {
-                let why = if m > lo_m {
-                    format!("newer than the oldest kube-apiserver ({lo})")
-                } else {
-                    format!(
-                        "{} older than the newest kube-apiserver ({hi})",
-                        minors(m.skew_to(hi_m))
-                    )
-                };
+                let why = off_the_apiservers(m, lo, hi);
                 out.push(Violation::new("upstream/kubelet", Severity::Error, Component::Kubelet, kubelet.clone(), allowed.to_smolstr(), format!(
                         "kubelet on node {:?} is {kubelet}, {why}; a kubelet at {m} may be at most {} older and never newer (allowed: {allowed})",
                         node.name.as_str(),
@@ -575,14 +568,7 @@ impl UpstreamPolicy {
         if allowed.contains(m) {
             return;
         }
-        let why = if m > lo_m {
-            format!("newer than the oldest kube-apiserver ({lo})")
-        } else {
-            format!(
-                "{} older than the newest kube-apiserver ({hi})",
-                minors(m.skew_to(hi_m))
-            )
-        };
+        let why = off_the_apiservers(m, lo, hi);
         let where_ = match node {
             Some(n) => format!("kube-proxy on node {:?}", n.name.as_str()),
             None => "the kube-proxy DaemonSet".to_string(),
@@ -591,6 +577,19 @@ impl UpstreamPolicy {
                 "{where_} is {kp}, {why}; kube-proxy at {m} may be at most {} older and never newer (allowed: {allowed})",
                 minors(lag)
             )).on_node(node.map(|n| n.name.clone())));
+    }
+}
+
+/// Why a node component at minor `m` is outside what the kube-apiservers (`lo` the oldest,
+/// `hi` the newest) allow: newer than the oldest, or too far behind the newest.
+fn off_the_apiservers(m: Minor, lo: &KubeVersion, hi: &KubeVersion) -> String {
+    if m > lo.minor() {
+        format!("newer than the oldest kube-apiserver ({lo})")
+    } else {
+        format!(
+            "{} older than the newest kube-apiserver ({hi})",
+            minors(m.skew_to(hi.minor()))
+        )
     }
 }
 
