@@ -30,7 +30,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::on_node::{BOUND, exists, fresh_dir, join2, nothing_survived, ok_text, out, run_ok};
+use super::on_node::{
+    BOUND, exists, fresh_dir, join2, nothing_survived, ok_text, out, outlived_by_a_child, run_ok,
+};
 use super::{BoxFuture, join_all};
 use crate::NodeName;
 use crate::ports::{
@@ -747,13 +749,8 @@ pub async fn timeout_kills_the_command(
 ) {
     let check = "timeout_kills_the_command";
     let dir = fresh_dir(runner, node, caps, check).await;
-    let d = shell_quote(&dir);
     let after = Duration::from_secs(1);
-    // A background child that would leave a file behind at 3 s, and a foreground sleep.
-    let spec = CommandSpec::shell(format!(
-        "touch {d}/started; ( sleep 3; touch {d}/late ) & echo running; sleep 60; touch {d}/foreground"
-    ))
-    .timeout(after);
+    let spec = outlived_by_a_child(&dir).timeout(after);
     match runner.run(node, &spec, &LineSink::none()).await {
         Err(RunnerError::TimedOut {
             node: n,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::command_runner::Capabilities;
 use super::{BoxFuture, join_all};
 use crate::NodeName;
-use crate::ports::{CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink};
+use crate::ports::{CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, shell_quote};
 
 /// Generous bound for commands that should end at once, so a broken backend fails instead
 /// of hanging the suite.
@@ -98,6 +98,16 @@ pub(super) async fn exists(
         ExitStatus::Code(1) => false,
         s => panic!("conformance/{check}: `test -e {path}` ended with {s}"),
     }
+}
+
+/// A command that would outlive an early end: it touches `started` in `dir`, starts a
+/// background child that touches `late` at 3 s, and sleeps 60 s in the foreground before it
+/// touches `foreground` ([`nothing_survived`] looks for both).
+pub(super) fn outlived_by_a_child(dir: &str) -> CommandSpec {
+    let d = shell_quote(dir);
+    CommandSpec::shell(format!(
+        "touch {d}/started; ( sleep 3; touch {d}/late ) & echo running; sleep 60; touch {d}/foreground"
+    ))
 }
 
 /// After a command was ended early (`how`: timed out, stopped), outlives its background

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::command_runner::Capabilities;
-use super::on_node::{exists, fresh_dir, join2, nothing_survived, ok_text, out};
+use super::on_node::{
+    exists, fresh_dir, join2, nothing_survived, ok_text, out, outlived_by_a_child,
+};
 use crate::NodeName;
 use crate::ports::{
     CommandHandle, CommandRunner, CommandSpec, HandleSink, LOCK_REFUSAL, LineSink, Liveness,
@@ -135,12 +137,7 @@ pub async fn running_commands_are_found_and_stopped(
 ) {
     let check = "running_commands_are_found_and_stopped";
     let dir = fresh_dir(runner, node, caps, check).await;
-    let d = shell_quote(&dir);
-    // A background child that would leave a file behind at 3 s, and a foreground sleep.
-    let spec = CommandSpec::shell(format!(
-        "touch {d}/started; ( sleep 3; touch {d}/late ) & sleep 60; touch {d}/foreground"
-    ))
-    .timeout(Duration::from_secs(120));
+    let spec = outlived_by_a_child(&dir).timeout(Duration::from_secs(120));
     let (sink, got) = recording_handles();
     let tracking = Tracking::new().started(sink);
     let none = LineSink::none();
