@@ -14,7 +14,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::{Date, date};
 use kupgrade_core::plan::{PlanOptions, PlanRequest, Simulation, Target, UpgradePlan};
-use kupgrade_core::run::{Finished, Outcome, Run, RunOptions, StopReason, TaskId, TaskResult};
+use kupgrade_core::run::{Finished, Run, RunOptions, StopReason, TaskId};
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_core::{ClusterState, Minor, testing};
 use proptest::prelude::*;
@@ -118,15 +118,8 @@ fn run_with_liar(
             if !after.is_empty() {
                 return Err(format!("{} broke the policy: {after:?}", task.id));
             }
-            run.record(
-                Outcome {
-                    task: task.id,
-                    attempt: task.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                now,
-            )
-            .map_err(|e| e.to_string())?;
+            run.record(testing::succeeded(task), now)
+                .map_err(|e| e.to_string())?;
         }
         now = now.saturating_add(Duration::from_secs(1)).unwrap_or(now);
     }

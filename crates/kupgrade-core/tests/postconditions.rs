@@ -9,10 +9,9 @@ use jiff::Timestamp;
 use jiff::civil::date;
 use kupgrade_core::plan::{Action, Fact, Phase, PlanRequest, Simulation, UpgradePlan};
 use kupgrade_core::run::{
-    Difference, Finished, Outcome, Record, RecordKind, Run, RunOptions, StopReason, TaskEnd,
-    TaskId, TaskResult,
+    Difference, Finished, Record, RecordKind, Run, RunOptions, StopReason, TaskEnd, TaskId,
 };
-use kupgrade_core::testing::upstream_run;
+use kupgrade_core::testing::{succeeded, upstream_run};
 use kupgrade_core::{ClusterState, KubeVersion};
 
 const MID: &str = include_str!("../../../examples/clusters/mid-upgrade.yaml");
@@ -58,16 +57,7 @@ fn drive(
                 let step = plan.steps[task.step_index].on_node(task.id.node.as_ref());
                 model.apply(&step).unwrap();
             }
-            let out = run
-                .record(
-                    Outcome {
-                        task: task.id,
-                        attempt: task.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    now,
-                )
-                .unwrap();
+            let out = run.record(succeeded(task), now).unwrap();
             journal.extend(out.records);
         }
         now = now.saturating_add(Duration::from_secs(1)).unwrap();

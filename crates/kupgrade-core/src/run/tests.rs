@@ -10,7 +10,7 @@ use super::*;
 use crate::NodeName;
 use crate::plan::{Action, PlanOptions, PlanRequest, Simulation, Strategy};
 use crate::skew::UpstreamPolicy;
-use crate::testing::upstream_run;
+use crate::testing::{succeeded, upstream_run};
 
 const HA: &str = include_str!("../../../../examples/clusters/ha.yaml");
 
@@ -108,16 +108,7 @@ impl Harness {
                 if crash == Some(Crash::After(self.count)) {
                     return false;
                 }
-                let out = run
-                    .record(
-                        Outcome {
-                            task: task.id,
-                            attempt: task.attempt,
-                            result: TaskResult::Succeeded,
-                        },
-                        self.now,
-                    )
-                    .unwrap();
+                let out = run.record(succeeded(task), self.now).unwrap();
                 let more = self.take(out);
                 assert!(more.is_empty());
             }
@@ -238,15 +229,7 @@ fn the_nodes_of_a_batch_start_together_up_to_the_limit() {
                 model
                     .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                     .unwrap();
-                run.record(
-                    Outcome {
-                        task: t.id,
-                        attempt: t.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    t0(),
-                )
-                .unwrap();
+                run.record(succeeded(t), t0()).unwrap();
             }
         }
         assert_eq!(widest, expect, "limit {limit:?}");
@@ -332,16 +315,7 @@ fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
             h.model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                 .unwrap();
-            let out = run
-                .record(
-                    Outcome {
-                        task: t.id,
-                        attempt: t.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    t0(),
-                )
-                .unwrap();
+            let out = run.record(succeeded(t), t0()).unwrap();
             h.take(out);
         }
     }
@@ -454,16 +428,7 @@ fn a_node_upgraded_by_hand_stops_the_run_with_what_differs() {
             h.model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                 .unwrap();
-            let out = run
-                .record(
-                    Outcome {
-                        task: t.id,
-                        attempt: t.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    t0(),
-                )
-                .unwrap();
+            let out = run.record(succeeded(t), t0()).unwrap();
             h.take(out);
         }
     }
@@ -496,15 +461,7 @@ fn halted_when(after: usize, meddle: impl Fn(&mut ClusterState)) -> StopReport {
             model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                 .unwrap();
-            run.record(
-                Outcome {
-                    task: t.id,
-                    attempt: t.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                t0(),
-            )
-            .unwrap();
+            run.record(succeeded(t), t0()).unwrap();
         }
     }
     run.finished().unwrap().report().expect("halted").clone()
@@ -574,15 +531,7 @@ fn a_restarted_kubelet_may_be_not_ready_until_its_wait() {
                 _ => {}
             }
             model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
-            run.record(
-                Outcome {
-                    task: t.id,
-                    attempt: t.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                t0(),
-            )
-            .unwrap();
+            run.record(succeeded(t), t0()).unwrap();
         }
     }
     assert_eq!(run.finished(), Some(&Finished::Completed));
@@ -617,15 +566,7 @@ fn a_provisioned_node_is_expected_once_its_task_is_done() {
         for t in out.tasks {
             let step = &plan.steps[t.step_index];
             model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
-            run.record(
-                Outcome {
-                    task: t.id,
-                    attempt: t.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                t0(),
-            )
-            .unwrap();
+            run.record(succeeded(t), t0()).unwrap();
         }
     }
     let report = run.finished().unwrap().report().expect("halted");

@@ -63,15 +63,15 @@ use crate::{
 mod check;
 mod clusters;
 mod policies;
+mod runs;
 #[cfg(test)]
 mod tests;
-mod upstream;
 mod versions;
 
 pub use check::{PolicyCheckError, check_policy, check_policy_with};
 pub use clusters::{cluster_state, cluster_state_satisfying, node_name};
 pub use policies::{rule, rule_policy};
-pub use upstream::{upstream_errors, upstream_run};
+pub use runs::{succeeded, upstream_errors, upstream_run};
 pub use versions::{minor, stable_version, v, version, version_text};
 
 /// The minors [`cluster_state`] puts its control plane at (kubeadm's bundled data covers them).
