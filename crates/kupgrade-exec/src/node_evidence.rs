@@ -545,3 +545,99 @@ pub fn merge_node_facts(evidence: &mut Evidence, facts: Vec<NodeFacts>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn df_free_space_counts_from_the_end_of_the_row() {
+        let out = "Filesystem     1024-blocks    Used Available Capacity Mounted on\n\
+                   /dev/mapper/vg root  51474912 1234 40000 3% /var\n";
+        assert_eq!(parse_df(out), Some(40000 * 1024));
+        assert_eq!(parse_df("df: /nope: No such file or directory\n"), None);
+        assert_eq!(parse_df("Filesystem 1024-blocks\n"), None);
+    }
+
+    #[test]
+    fn offered_versions_per_manager_drop_revision_and_epoch() {
+        let zypper = "Loading repository data...\n\
+            S | Name    | Type    | Version           | Arch   | Repository\n\
+            --+---------+---------+-------------------+--------+-----------\n\
+              | kubeadm | package | 1.33.5-150500.1.1 | x86_64 | kubernetes\n\
+            i | kubeadm | package | 1.33.4-150500.1.1 | x86_64 | kubernetes\n\
+              | kubectl | package | 1.33.9-150500.1.1 | x86_64 | kubernetes\n";
+        let offered = parse_offered("zypper", "kubeadm", zypper);
+        assert_eq!(offered.len(), 1);
+        assert_eq!(offered[0].0.to_string(), "1.33");
+        let shown: Vec<String> = offered[0].1.iter().map(|v| v.to_string()).collect();
+        assert_eq!(shown, ["v1.33.4", "v1.33.5"]);
+        let apt =
+            " kubeadm | 1:1.32.1-1.1 | https://pkgs.k8s.io/core:/stable:/v1.32/deb  Packages\n";
+        assert_eq!(
+            parse_offered("apt-cache", "kubeadm", apt)[0].1[0].to_string(),
+            "v1.32.1"
+        );
+        let dnf = "Last metadata expiration check: 0:01:02 ago.\nAvailable Packages\n\
+                   kubeadm.x86_64  1.31.0-150500.1.1  kubernetes\nkubeadm-extra.x86_64 9.9.9-1 other\n";
+        let offered = parse_offered("dnf", "kubeadm", dnf);
+        assert_eq!(offered.len(), 1, "{offered:?}");
+        assert!(
+            parse_offered(
+                "apt-cache",
+                "kubeadm",
+                "N: Unable to locate package kubeadm\n"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn certificates_start_at_the_json_and_need_entries() {
+        let text = "[check-expiration] Reading configuration from the cluster...\n\
+            {\"kind\":\"CertificateExpirationInfo\",\"apiVersion\":\"output.kubeadm.k8s.io/v1alpha3\",\
+            \"certificates\":[{\"name\":\"apiserver\",\"expirationDate\":\"2027-01-01T00:00:00Z\",\
+            \"residualTime\":86400,\"externallyManaged\":false,\"caName\":\"ca\",\"missing\":false}],\
+            \"certificateAuthorities\":[]}\n";
+        let info = parse_certificates(text).unwrap();
+        assert_eq!(info.certificates[0].residual_time_seconds, 86400);
+        assert_eq!(info.certificates[0].ca_name.as_deref(), Some("ca"));
+        assert!(parse_certificates("error: no kubeadm-config\n").is_err());
+        assert!(
+            parse_certificates(r#"{"certificates":[],"certificateAuthorities":[]}"#)
+                .unwrap_err()
+                .contains("no certificates")
+        );
+    }
+
+    #[test]
+    fn etcd_version_from_the_image_tag_not_a_registry_port() {
+        let v = image_version("    image: registry.local:5000/etcd:3.5.21-0@sha256:abc\n").unwrap();
+        assert_eq!(v.to_string(), "v3.5.21-0");
+        assert_eq!(image_version("    image: registry.local:5000/etcd\n"), None);
+    }
+
+    #[test]
+    fn merging_keeps_what_the_api_found_and_adds_the_rest() {
+        let node: NodeName = "w-1".parse().unwrap();
+        let mut evidence = Evidence::default();
+        let mut api = NodeFacts::new(node.clone());
+        api.runtime = Gathered::Found("containerd://1.7.24".into());
+        evidence.nodes.push(api);
+        let mut from_node = NodeFacts::new(node.clone());
+        from_node.runtime = Gathered::missing(MissingReason::NotSupported, "crictl absent");
+        from_node.cgroup = Gathered::Found(CgroupFacts {
+            fs_type: "cgroup2fs".into(),
+            fail_cgroup_v1: None,
+        });
+        let other = NodeFacts::new("w-2".parse().unwrap());
+        merge_node_facts(&mut evidence, vec![from_node, other]);
+        assert_eq!(evidence.nodes.len(), 2);
+        let w1 = evidence.node("w-1").unwrap();
+        assert_eq!(
+            w1.runtime.found().map(String::as_str),
+            Some("containerd://1.7.24")
+        );
+        assert!(!w1.cgroup.found().unwrap().is_v1());
+    }
+}
