@@ -377,3 +377,45 @@ async fn budgets_that_never_allow_a_disruption_on_every_node_are_a_named_deadloc
     );
     scope.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_api_server_is_read_on_its_own_and_an_unreachable_one_is_not_a_pass() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let config = kupgrade_kube::kubeconfig_config(&env.kubeconfig, None)
+        .await
+        .unwrap();
+    // The test server never writes its Endpoints (its address is a loopback one): none, and
+    // the endpoints are named here: the server itself, by its address, and one that is down.
+    assert_eq!(
+        kupgrade_kube::evidence::api_server_endpoints(&env.client)
+            .await
+            .unwrap(),
+        Vec::<String>::new()
+    );
+    let url = config.cluster_url.to_string();
+    let url = url.trim_end_matches('/');
+    let up = kupgrade_kube::evidence::client_for(&config, url).unwrap();
+    let options = GatherOptions {
+        api_servers: vec![("cp-1".to_string(), up.clone())],
+        ..GatherOptions::default()
+    };
+    let evidence = gather(&env.client, &options).await;
+    let requests = evidence.api_requests.found().expect("cp-1 answers");
+    assert!(requests.iter().all(|r| r.api_server == "cp-1"));
+
+    let down = kupgrade_kube::evidence::client_for(&config, "https://127.0.0.1:1").unwrap();
+    let options = GatherOptions {
+        api_servers: vec![("cp-1".to_string(), up), ("cp-2".to_string(), down)],
+        ..GatherOptions::default()
+    };
+    match gather(&env.client, &options).await.api_requests {
+        Gathered::Missing(m) => {
+            assert_eq!(m.reason, MissingReason::Unreachable, "{m}");
+            assert!(m.detail.contains("cp-2"), "{m}");
+        }
+        found => panic!("cp-2's requests are unknown: {found:?}"),
+    }
+    assert!(kupgrade_kube::evidence::client_for(&config, "not a url").is_err());
+}

@@ -110,6 +110,64 @@ pub async fn gather(client: &Client, options: &GatherOptions<'_>) -> Evidence {
     evidence
 }
 
+/// The address of every API server behind the cluster's `default/kubernetes` Endpoints
+/// (`https://10.0.0.11:6443`), ready or not, in the order listed; empty when the Endpoints do
+/// not exist. With [`client_for`], each API server's own `/metrics` can be read
+/// ([`GatherOptions::api_servers`]).
+pub async fn api_server_endpoints(client: &Client) -> Result<Vec<String>, kube::Error> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Endpoints> =
+        kube::Api::namespaced(client.clone(), "default");
+    Ok(api
+        .get_opt("kubernetes")
+        .await?
+        .map(|ep| endpoint_urls(&ep))
+        .unwrap_or_default())
+}
+
+/// `https://IP:PORT` of every address of `ep` (ready first), on its `https` port.
+pub(crate) fn endpoint_urls(ep: &k8s_openapi::api::core::v1::Endpoints) -> Vec<String> {
+    let mut out = Vec::new();
+    for subset in ep.subsets.iter().flatten() {
+        let port = subset
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref().is_none_or(|n| n == "https"))
+            .map_or(443, |p| p.port);
+        let addresses = subset.addresses.iter().flatten();
+        for a in addresses.chain(subset.not_ready_addresses.iter().flatten()) {
+            let host = if a.ip.contains(':') {
+                format!("[{}]", a.ip)
+            } else {
+                a.ip.clone()
+            };
+            let url = format!("https://{host}:{port}");
+            if !out.contains(&url) {
+                out.push(url);
+            }
+        }
+    }
+    out
+}
+
+/// A client for the API server at `url` with `config`'s credentials and trust; the name
+/// its certificate is checked against stays the configured server's host (a load balancer's
+/// name is in every kubeadm API server's certificate), unless `config` names one already.
+pub fn client_for(config: &kube::Config, url: &str) -> Result<Client, crate::ConfigError> {
+    let mut config = config.clone();
+    if config.tls_server_name.is_none() {
+        config.tls_server_name = config
+            .cluster_url
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']').to_string());
+    }
+    config.cluster_url = url.parse().map_err(|e| crate::ConfigError::Kubeconfig {
+        path: url.into(),
+        source: kube::config::KubeconfigError::ParseClusterUrl(e),
+    })?;
+    crate::client(config)
+}
+
 /// Why `what` is missing after `err`: 401/403 forbidden, 404 not supported, no answer
 /// unreachable, anything else failed.
 pub(crate) fn missing(what: &str, err: &kube::Error) -> Missing {

@@ -285,3 +285,24 @@ fn a_refusal_is_forbidden_and_a_missing_api_not_supported() {
     assert_eq!(missing("x", &api(404)).reason, MissingReason::NotSupported);
     assert_eq!(missing("x", &api(500)).reason, MissingReason::Failed);
 }
+
+#[test]
+fn api_server_endpoints_become_urls_on_the_https_port() {
+    let ep: Endpoints = serde_json::from_value(json!({
+        "metadata": {"name": "kubernetes", "namespace": "default"},
+        "subsets": [{
+            "addresses": [{"ip": "10.0.0.11"}, {"ip": "fd00::12"}],
+            "notReadyAddresses": [{"ip": "10.0.0.13"}, {"ip": "10.0.0.11"}],
+            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]
+        }]
+    }))
+    .unwrap();
+    assert_eq!(
+        super::endpoint_urls(&ep),
+        [
+            "https://10.0.0.11:6443",
+            "https://[fd00::12]:6443",
+            "https://10.0.0.13:6443"
+        ]
+    );
+}
