@@ -419,3 +419,107 @@ async fn each_api_server_is_read_on_its_own_and_an_unreachable_one_is_not_a_pass
     }
     assert!(kupgrade_kube::evidence::client_for(&config, "not a url").is_err());
 }
+
+/// Applies `examples/rbac/namespace.yaml` and `evidence.yaml` (server-side apply), to be
+/// deleted with `scope`.
+async fn apply_evidence_rbac(scope: &Scope) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rbac");
+    for file in ["namespace.yaml", "evidence.yaml"] {
+        let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let kind = value["kind"].as_str().unwrap();
+            let (ar, plural) = match kind {
+                "Namespace" => (resource("", "v1", kind, "namespaces"), "namespaces"),
+                "ServiceAccount" => (
+                    resource("", "v1", kind, "serviceaccounts"),
+                    "serviceaccounts",
+                ),
+                other => {
+                    let plural = match other {
+                        "ClusterRole" => "clusterroles",
+                        "ClusterRoleBinding" => "clusterrolebindings",
+                        "Role" => "roles",
+                        "RoleBinding" => "rolebindings",
+                        k => panic!("{file}: unexpected kind {k}"),
+                    };
+                    (
+                        resource("rbac.authorization.k8s.io", "v1", other, plural),
+                        plural,
+                    )
+                }
+            };
+            let name = value["metadata"]["name"].as_str().unwrap().to_string();
+            let ns = value["metadata"]["namespace"].as_str();
+            let api: Api<DynamicObject> = match ns {
+                Some(ns) => Api::namespaced_with(scope.client.clone(), ns, &ar),
+                None => Api::all_with(scope.client.clone(), &ar),
+            };
+            api.patch(
+                &name,
+                &kube::api::PatchParams::apply("kupgrade-tests").force(),
+                &kube::api::Patch::Apply(&value),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{file}: apply {kind} {name}: {e}"));
+            let prefix = if ar.group.is_empty() {
+                "/api/v1".to_string()
+            } else {
+                format!("/apis/{}", ar.api_version)
+            };
+            let ns = ns.map(|n| format!("/namespaces/{n}")).unwrap_or_default();
+            scope.delete_later(format!("{prefix}{ns}/{plural}/{name}"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_evidence_rbac_manifest_grants_every_piece() {
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "evidencerbac").await;
+    apply_evidence_rbac(&scope).await;
+    let sa = "system:serviceaccount:kupgrade-system:kupgrade-evidence";
+    let groups = [
+        "system:serviceaccounts",
+        "system:serviceaccounts:kupgrade-system",
+    ];
+    let client = support::impersonating(&env, sa, &groups).await;
+    let evidence = gather(&client, &GatherOptions::default()).await;
+    let refused = |name: &str, missing: Option<&kupgrade_core::readiness::Missing>| {
+        assert!(missing.is_none(), "{name}: {missing:?}");
+    };
+    refused("apiRequests", evidence.api_requests.get().err());
+    refused("apiWriters", evidence.api_writers.get().err());
+    refused("apiManifests", evidence.api_manifests.get().err());
+    refused("workloads", evidence.workloads.get().err());
+    refused("webhooks", evidence.webhooks.get().err());
+    refused("apiServices", evidence.api_services.get().err());
+    refused("crds", evidence.crds.get().err());
+    // kubeadm-config exists only while another test builds a kubeadm cluster: found, or
+    // absent, never forbidden.
+    if let Gathered::Missing(m) = &evidence.kubeadm_config {
+        assert_eq!(m.reason, MissingReason::NotSupported, "{m}");
+    }
+    // Without the grants, the same user sees every piece refused.
+    let other = support::impersonating(
+        &env,
+        "system:serviceaccount:kupgrade-system:nobody",
+        &groups,
+    )
+    .await;
+    let denied = gather(&other, &GatherOptions::default()).await;
+    for (name, g) in [
+        ("apiRequests", denied.api_requests.get().err()),
+        ("workloads", denied.workloads.get().err()),
+        ("webhooks", denied.webhooks.get().err()),
+    ] {
+        assert_eq!(
+            g.map(|m| m.reason),
+            Some(MissingReason::Forbidden),
+            "{name}"
+        );
+    }
+    scope.cleanup().await;
+}

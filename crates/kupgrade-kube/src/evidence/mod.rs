@@ -19,6 +19,8 @@
 //!
 //! Node-side facts (cgroup, disk, certificates, packages) need a command runner on the node:
 //! kupgrade-exec gathers those.
+//!
+//! Permissions: `examples/rbac/evidence.yaml` (read-only; it says what each rule is for).
 use std::fmt;
 
 use kube::Client;
