@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::core::PartialObjectMeta;
 use kube::discovery::{Discovery, verbs};
 use kube::{Client, ResourceExt};
 use kupgrade_core::readiness::{
@@ -129,13 +130,17 @@ async fn removal_resources(
     Ok(chosen)
 }
 
-/// Lists every object of `ar` in every namespace, page by page.
-async fn list_all(client: &Client, ar: &ApiResource) -> Result<Vec<DynamicObject>, kube::Error> {
+/// Lists the metadata (managedFields and annotations are all tiers 2 and 3 need) of every
+/// object of `ar` in every namespace, page by page.
+async fn list_all(
+    client: &Client,
+    ar: &ApiResource,
+) -> Result<Vec<PartialObjectMeta<DynamicObject>>, kube::Error> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
     let mut out = Vec::new();
     let mut lp = ListParams::default().limit(PAGE);
     loop {
-        let page = api.list(&lp).await?;
+        let page = api.list_metadata(&lp).await?;
         out.extend(page.items);
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => lp = lp.continue_token(&token),
@@ -185,7 +190,7 @@ pub(crate) async fn stored(
 fn object_usage(
     facts: &FactTables,
     kind: &str,
-    o: &DynamicObject,
+    o: &PartialObjectMeta<DynamicObject>,
     writers: &mut Vec<ApiObject>,
     applied: &mut Vec<ApiObject>,
 ) {
