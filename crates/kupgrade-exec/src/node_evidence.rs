@@ -502,7 +502,7 @@ async fn repositories(
     )
 }
 
-/// Reads every node's facts, [`CONCURRENT_NODES`] at a time, in the order given.
+/// Reads every node's facts, 16 at a time, in the order given.
 pub async fn gather_nodes(
     runner: &dyn CommandRunner,
     nodes: &[(NodeName, NodeEvidenceOptions)],

@@ -1,5 +1,5 @@
 //! Readiness evidence from a live cluster: fills the core's
-//! [`Evidence`](kupgrade_core::readiness::Evidence) with what the API says.
+//! [`Evidence`] with what the API says.
 //!
 //! Each piece is gathered on its own ([`gather`]): a refusal or a failure marks only that
 //! piece missing, with the reason (`Forbidden` when RBAC denies it), so the catalogue reports
