@@ -37,7 +37,7 @@ pub enum TrackingSupport {
     Full,
     /// It does none of that: a lock is refused with [`RunnerError::Unsupported`] (nothing
     /// runs), no handle is reported, a command cannot be looked for
-    /// ([`Liveness::Unknown`](crate::ports::Liveness::Unknown)) nor stopped (`Unsupported`).
+    /// ([`Liveness::Unknown`]) nor stopped (`Unsupported`).
     None,
 }
 
