@@ -115,6 +115,11 @@ pub enum Action {
         /// The add-ons it moves.
         #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
         addons: AddonVersions,
+        /// On a worker passing through a minor on its way to the step's goal: the kubeadm that
+        /// runs (installed just before), writing that minor's kubelet configuration. None: the
+        /// goal's kubeadm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kubeadm: Option<KubeVersion>,
     },
     /// Mark the nodes unschedulable.
     Cordon,
@@ -227,10 +232,14 @@ impl Action {
             Action::KubeadmUpgradeNode {
                 control_plane,
                 addons,
+                kubeadm,
                 ..
             } => match control_plane {
                 Some(_) => "kubeadm-upgrade-node".into(),
-                None if addons.is_empty() => "kubeadm-upgrade-node-config".into(),
+                None if addons.is_empty() => match kubeadm {
+                    Some(v) => format!("kubeadm-upgrade-node-config@{v}"),
+                    None => "kubeadm-upgrade-node-config".into(),
+                },
                 None => "kubeadm-upgrade-node-addons".into(),
             },
             Action::Cordon => "cordon".into(),
@@ -312,6 +321,7 @@ impl Action {
                 control_plane: Some(version),
                 etcd,
                 addons,
+                ..
             } => Change::ControlPlane {
                 version,
                 etcd: etcd.as_ref(),
@@ -395,7 +405,7 @@ impl Action {
     /// | `kubeadm version`, `kubeadm upgrade plan` | kubeadm at the version | kubeadm's own checks (the plan checks the kubelets' skew against the target) | — |
     /// | `kubeadm upgrade apply` | kubeadm at the version, the policy holds, every API server at the minor before or newer | it moves this node's API server, which must stay within one minor of the others | this node's API server at the version, some API server at it, the add-ons it moves |
     /// | `kubeadm upgrade node`, control plane | kubeadm at the version, some API server at it, every API server at the minor before or newer | it deploys the version `upgrade apply` recorded; the API servers stay within one minor | this node's API server at the version, the add-ons it moves (on the last node) |
-    /// | `kubeadm upgrade node`, worker or add-ons only | kubeadm at the hop's version, every API server at it | the kubelet configuration and the add-ons of the hop must not run ahead of an API server | the add-ons it moves |
+    /// | `kubeadm upgrade node`, worker or add-ons only | kubeadm at the hop's version (a worker passing through a minor: at that minor), every API server at the hop's version | the kubelet configuration and the add-ons of the hop must not run ahead of an API server | the add-ons it moves |
     /// | cordon | the node is present | — | cordoned |
     /// | drain | cordoned | nothing new is scheduled there meanwhile | cordoned |
     /// | restart the kubelet on a worker | cordoned, every API server at the kubelet's minor or newer | on a real node the restart is what moves the running kubelet | — (the wait after it checks the version) |
@@ -492,9 +502,11 @@ impl Action {
                 pre.extend(apiserver_safe(v));
                 (pre, post)
             }
-            Action::KubeadmUpgradeNode { addons, .. } => (
+            Action::KubeadmUpgradeNode {
+                addons, kubeadm, ..
+            } => (
                 vec![
-                    version(Component::Kubeadm, goal),
+                    version(Component::Kubeadm, kubeadm.as_ref().unwrap_or(goal)),
                     Fact::ControlPlaneAt {
                         version: goal.clone(),
                     },
