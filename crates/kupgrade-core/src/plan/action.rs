@@ -57,12 +57,14 @@ pub enum Action {
     },
     /// `etcdctl snapshot save` on a control-plane node (stacked etcd).
     EtcdSnapshot {
-        /// The snapshot file on the node.
+        /// The snapshot file on the node; a [`RUN_TOKEN`](crate::ports::RUN_TOKEN) in it
+        /// stands for the run's id (the planner puts every backup in the run's directory).
         path: String,
     },
     /// A copy of `/etc/kubernetes` on each control-plane node.
     BackupConfig {
-        /// The directory the copy goes to.
+        /// The directory the copy goes to; a [`RUN_TOKEN`](crate::ports::RUN_TOKEN) in it
+        /// stands for the run's id.
         path: String,
     },
     /// Point the node's Kubernetes package repository at `minor` (pkgs.k8s.io has one

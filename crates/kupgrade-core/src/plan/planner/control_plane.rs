@@ -7,6 +7,7 @@ use crate::{EtcdTopology, KubeVersion, Node, NodeName};
 
 use super::Planner;
 use super::groups::Head;
+use super::names::backup_path;
 use super::steps::Batch;
 use crate::plan::action::Action;
 use crate::plan::step::{AddonVersions, Package, Phase};
@@ -126,7 +127,7 @@ impl Planner<'_, '_> {
                 Phase::ControlPlane,
                 batch,
                 Action::EtcdSnapshot {
-                    path: format!("{}/etcd-before-{v}.db", dir.trim_end_matches('/')),
+                    path: backup_path(&dir, &format!("etcd-before-{v}.db")),
                 },
                 v,
                 "an etcd snapshot before the point of no return",
