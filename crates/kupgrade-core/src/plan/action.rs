@@ -414,7 +414,7 @@ impl Action {
     /// | restart the kubelet on a control-plane node | cordoned, every API server at the hop's version | as for its install | — |
     /// | wait Ready | — | waits; changes nothing | Ready, the kubelet at the version |
     /// | uncordon | Ready, the kubelet at the hop's version | only an upgraded, Ready node takes workload again | schedulable |
-    /// | kube-proxy rollout | — | waits for the rollout kubeadm started | the DaemonSet at its version |
+    /// | kube-proxy rollout | — | waits for the rollout kubeadm started | the DaemonSet at its version, and every kube-proxy pod at one version |
     /// | your kubectl | — | the operator's; judged against the API servers by the policy | your kubectl at the version |
     /// | provision | absent, every API server at the version | the new kubelet must be newer than no API server | present, Ready, the kubelet at the version |
     /// | remove | cordoned | drained before it goes | absent |
@@ -534,6 +534,7 @@ impl Action {
                         component: Component::KubeProxy,
                         version: v.clone(),
                     })
+                    .chain([Fact::KubeProxyRolledOut])
                     .collect(),
             ),
             Action::UpgradeKubectlClient { version: v } => {

@@ -150,6 +150,27 @@ impl<'a> View<'a> {
                     None => Verdict::Unknown(format!("the cluster does not report {component}")),
                 }
             }
+            Fact::KubeProxyRolledOut => {
+                // A node reports its pod's version only when it differs from the DaemonSet's
+                // (or when the cluster does not report the DaemonSet's).
+                let mut one = state.addons.kube_proxy.clone();
+                for n in &state.nodes {
+                    let Some(v) = &n.versions.kube_proxy else {
+                        continue;
+                    };
+                    match &one {
+                        Some(o) if same_release(o, v) => {}
+                        Some(o) => {
+                            return Verdict::Fails(format!(
+                                "kube-proxy on {} runs {v}, not {o}",
+                                n.name
+                            ));
+                        }
+                        None => one = Some(v.clone()),
+                    }
+                }
+                Verdict::Holds
+            }
             Fact::ControlPlaneStarted { version } => {
                 let mut seen = Vec::new();
                 for n in self.control_plane() {
