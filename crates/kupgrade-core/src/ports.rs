@@ -128,7 +128,34 @@ mod opt_secs {
     }
 }
 
+/// Stands for the run's id ([`Run::run_id`](crate::run::Run::run_id)) in a plan's command
+/// arguments: the run puts its id there when it hands the command to a runner
+/// ([`CommandSpec::for_run`]). Backups and snapshots are written under it, so that no run
+/// ever writes over the way back an earlier run left (a resumed run keeps its id, and
+/// completes what it started). Braces never occur in a validated path option.
+pub const RUN_TOKEN: &str = "{run}";
+
 impl CommandSpec {
+    /// This command as run `run` carries it out: [`RUN_TOKEN`] in its arguments replaced by
+    /// `run` (an id of digits, letters, `.` and `-`, from the run itself).
+    ///
+    /// ```
+    /// use kupgrade_core::ports::CommandSpec;
+    /// let spec = CommandSpec::new("mkdir").args(["-p", "/var/backups/kupgrade/{run}"]);
+    /// assert_eq!(
+    ///     spec.for_run("20240601T000000.000Z-0123abcd").to_shell_line(),
+    ///     "mkdir -p /var/backups/kupgrade/20240601T000000.000Z-0123abcd"
+    /// );
+    /// ```
+    pub fn for_run(mut self, run: &str) -> Self {
+        if let Program::Exec { args, .. } = &mut self.program {
+            for a in args.iter_mut().filter(|a| a.contains(RUN_TOKEN)) {
+                *a = a.replace(RUN_TOKEN, run);
+            }
+        }
+        self
+    }
+
     /// Runs `program` with no arguments.
     pub fn new(program: impl Into<String>) -> Self {
         CommandSpec {

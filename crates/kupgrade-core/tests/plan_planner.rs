@@ -362,6 +362,37 @@ fn deferred_workers_catch_up_in_one_drain_window() {
         })
         .collect();
     assert_eq!(versions, ["v1.29.15", "v1.30.13", "v1.31.9"]);
+    // And, as a careful operator does, `kubeadm upgrade node` of each minor writes that
+    // minor's kubelet configuration before the kubelet moves to it (never a kubelet ahead of
+    // its configuration, nor one restarted with a newer one).
+    let order: Vec<String> = deferred
+        .steps
+        .iter()
+        .filter(|s| s.nodes.iter().any(|n| n.as_str() == "worker-1"))
+        .filter_map(|s| match &s.action {
+            Action::InstallPackages { packages, version }
+                if packages.contains(&kupgrade_core::plan::Package::Kubelet) =>
+            {
+                Some(format!("kubelet {version}"))
+            }
+            Action::KubeadmUpgradeNode { kubeadm, .. } => Some(format!(
+                "config {}",
+                kubeadm.as_ref().map_or("v1.31.9".into(), |k| k.to_string())
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "config v1.29.15",
+            "kubelet v1.29.15",
+            "config v1.30.13",
+            "kubelet v1.30.13",
+            "config v1.31.9",
+            "kubelet v1.31.9"
+        ]
+    );
     replay(&state, &deferred, &UpstreamPolicy::new());
 }
 

@@ -57,12 +57,14 @@ pub enum Action {
     },
     /// `etcdctl snapshot save` on a control-plane node (stacked etcd).
     EtcdSnapshot {
-        /// The snapshot file on the node.
+        /// The snapshot file on the node; a [`RUN_TOKEN`](crate::ports::RUN_TOKEN) in it
+        /// stands for the run's id (the planner puts every backup in the run's directory).
         path: String,
     },
     /// A copy of `/etc/kubernetes` on each control-plane node.
     BackupConfig {
-        /// The directory the copy goes to.
+        /// The directory the copy goes to; a [`RUN_TOKEN`](crate::ports::RUN_TOKEN) in it
+        /// stands for the run's id.
         path: String,
     },
     /// Point the node's Kubernetes package repository at `minor` (pkgs.k8s.io has one
@@ -115,6 +117,11 @@ pub enum Action {
         /// The add-ons it moves.
         #[serde(default, skip_serializing_if = "AddonVersions::is_empty")]
         addons: AddonVersions,
+        /// On a worker passing through a minor on its way to the step's goal: the kubeadm that
+        /// runs (installed just before), writing that minor's kubelet configuration. None: the
+        /// goal's kubeadm.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        kubeadm: Option<KubeVersion>,
     },
     /// Mark the nodes unschedulable.
     Cordon,
@@ -227,10 +234,14 @@ impl Action {
             Action::KubeadmUpgradeNode {
                 control_plane,
                 addons,
+                kubeadm,
                 ..
             } => match control_plane {
                 Some(_) => "kubeadm-upgrade-node".into(),
-                None if addons.is_empty() => "kubeadm-upgrade-node-config".into(),
+                None if addons.is_empty() => match kubeadm {
+                    Some(v) => format!("kubeadm-upgrade-node-config@{v}"),
+                    None => "kubeadm-upgrade-node-config".into(),
+                },
                 None => "kubeadm-upgrade-node-addons".into(),
             },
             Action::Cordon => "cordon".into(),
@@ -312,6 +323,7 @@ impl Action {
                 control_plane: Some(version),
                 etcd,
                 addons,
+                ..
             } => Change::ControlPlane {
                 version,
                 etcd: etcd.as_ref(),
@@ -395,14 +407,14 @@ impl Action {
     /// | `kubeadm version`, `kubeadm upgrade plan` | kubeadm at the version | kubeadm's own checks (the plan checks the kubelets' skew against the target) | — |
     /// | `kubeadm upgrade apply` | kubeadm at the version, the policy holds, every API server at the minor before or newer | it moves this node's API server, which must stay within one minor of the others | this node's API server at the version, some API server at it, the add-ons it moves |
     /// | `kubeadm upgrade node`, control plane | kubeadm at the version, some API server at it, every API server at the minor before or newer | it deploys the version `upgrade apply` recorded; the API servers stay within one minor | this node's API server at the version, the add-ons it moves (on the last node) |
-    /// | `kubeadm upgrade node`, worker or add-ons only | kubeadm at the hop's version, every API server at it | the kubelet configuration and the add-ons of the hop must not run ahead of an API server | the add-ons it moves |
+    /// | `kubeadm upgrade node`, worker or add-ons only | kubeadm at the hop's version (a worker passing through a minor: at that minor), every API server at the hop's version | the kubelet configuration and the add-ons of the hop must not run ahead of an API server | the add-ons it moves |
     /// | cordon | the node is present | — | cordoned |
     /// | drain | cordoned | nothing new is scheduled there meanwhile | cordoned |
     /// | restart the kubelet on a worker | cordoned, every API server at the kubelet's minor or newer | on a real node the restart is what moves the running kubelet | — (the wait after it checks the version) |
     /// | restart the kubelet on a control-plane node | cordoned, every API server at the hop's version | as for its install | — |
     /// | wait Ready | — | waits; changes nothing | Ready, the kubelet at the version |
     /// | uncordon | Ready, the kubelet at the hop's version | only an upgraded, Ready node takes workload again | schedulable |
-    /// | kube-proxy rollout | — | waits for the rollout kubeadm started | the DaemonSet at its version |
+    /// | kube-proxy rollout | — | waits for the rollout kubeadm started | the DaemonSet at its version, and every kube-proxy pod at one version |
     /// | your kubectl | — | the operator's; judged against the API servers by the policy | your kubectl at the version |
     /// | provision | absent, every API server at the version | the new kubelet must be newer than no API server | present, Ready, the kubelet at the version |
     /// | remove | cordoned | drained before it goes | absent |
@@ -492,9 +504,11 @@ impl Action {
                 pre.extend(apiserver_safe(v));
                 (pre, post)
             }
-            Action::KubeadmUpgradeNode { addons, .. } => (
+            Action::KubeadmUpgradeNode {
+                addons, kubeadm, ..
+            } => (
                 vec![
-                    version(Component::Kubeadm, goal),
+                    version(Component::Kubeadm, kubeadm.as_ref().unwrap_or(goal)),
                     Fact::ControlPlaneAt {
                         version: goal.clone(),
                     },
@@ -520,6 +534,7 @@ impl Action {
                         component: Component::KubeProxy,
                         version: v.clone(),
                     })
+                    .chain([Fact::KubeProxyRolledOut])
                     .collect(),
             ),
             Action::UpgradeKubectlClient { version: v } => {

@@ -345,6 +345,9 @@ pub enum Fact {
     },
     /// The skew policy holds.
     PolicyHolds,
+    /// Every kube-proxy pod runs one version, the DaemonSet's: no node reports a pod of
+    /// another release (a rollout under way, or one that never happened).
+    KubeProxyRolledOut,
 }
 
 impl fmt::Display for Fact {
@@ -367,6 +370,7 @@ impl fmt::Display for Fact {
             }
             Fact::KubectlClient { version } => write!(f, "your kubectl is at least {version}"),
             Fact::PolicyHolds => f.write_str("the skew policy holds"),
+            Fact::KubeProxyRolledOut => f.write_str("every kube-proxy pod runs one version"),
         }
     }
 }

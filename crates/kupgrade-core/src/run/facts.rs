@@ -116,6 +116,7 @@ impl<'a> View<'a> {
                     None => Verdict::Unknown(format!("the cluster does not report {component}")),
                 }
             }
+            Fact::KubeProxyRolledOut => kube_proxy_rolled_out(self.state),
             Fact::ControlPlaneStarted { .. }
             | Fact::ControlPlaneAt { .. }
             | Fact::ControlPlaneAtLeast { .. } => self.control_plane_fact(fact),
@@ -175,6 +176,25 @@ impl<'a> View<'a> {
 }
 
 /// Checks a fact about one node, `n` (a fact of another kind cannot be told here).
+/// Every kube-proxy pod runs one version. A node reports its pod's version only when it
+/// differs from the DaemonSet's (or when the cluster does not report the DaemonSet's).
+fn kube_proxy_rolled_out(state: &ClusterState) -> Verdict {
+    let mut one = state.addons.kube_proxy.as_ref();
+    for n in &state.nodes {
+        let Some(v) = &n.versions.kube_proxy else {
+            continue;
+        };
+        match one {
+            Some(o) if same_release(o, v) => {}
+            Some(o) => {
+                return Verdict::Fails(format!("kube-proxy on {} runs {v}, not {o}", n.name));
+            }
+            None => one = Some(v),
+        }
+    }
+    Verdict::Holds
+}
+
 fn node_fact(state: &ClusterState, fact: &Fact, n: &Node) -> Verdict {
     let flag = |holds: bool, otherwise: &str| {
         if holds {

@@ -169,6 +169,8 @@ pub struct Run {
     expect: Expectations,
     /// This session: its number, whether it stops, how it ended (`session.rs`).
     session: Session,
+    /// The run's id, once its start is journaled or replayed ([`Run::run_id`]).
+    run_id: Option<String>,
 }
 
 impl fmt::Debug for Run {
@@ -202,6 +204,7 @@ impl Run {
             policy,
             options,
             session: Session::default(),
+            run_id: None,
         })
     }
 
@@ -215,6 +218,22 @@ impl Run {
     /// The plan's fingerprint, as the journal records it.
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The run's id, the same in every session of one journal and different for every new
+    /// journal: when the run started (UTC, to the millisecond; one run at a time holds the
+    /// cluster's lease) and the plan's fingerprint, as in `20240601T000000.000Z-0123abcd`. Backups and snapshots are written under it (see
+    /// [`RUN_TOKEN`](crate::ports::RUN_TOKEN)). `None` until the journal's first record is
+    /// written or replayed.
+    pub fn run_id(&self) -> Option<&str> {
+        self.run_id.as_deref()
+    }
+
+    /// Sets the run's id from the time it started.
+    fn started_at(&mut self, at: Timestamp) {
+        let hash = self.fingerprint.rsplit(':').next().unwrap_or_default();
+        let short: String = hash.chars().take(8).collect();
+        self.run_id = Some(format!("{}-{short}", at.strftime("%Y%m%dT%H%M%S%.3fZ")));
     }
 
     /// How the session ended, once it has.
@@ -324,6 +343,7 @@ impl Run {
             }
             self.expect.set_baseline(baseline.clone());
             self.session.number = 1;
+            self.started_at(now);
             out.records.push(Record::new(
                 now,
                 RecordKind::RunStarted {
@@ -442,6 +462,10 @@ impl Run {
                         Executor::Node | Executor::Cluster | Executor::Provider => {
                             match checks::work(&self.plan, pos, &view) {
                                 Ok(work) => {
+                                    let work = match &self.run_id {
+                                        Some(id) => work.for_run(id),
+                                        None => work,
+                                    };
                                     let nodes = &mut self.expect.nodes;
                                     self.schedule.start(&self.plan, nodes, pos, work, now, out);
                                     started_any = true;

@@ -63,6 +63,7 @@ impl Run {
                 }
                 self.expect.set_baseline(baseline.clone());
                 self.session.number = 1;
+                self.started_at(r.at);
                 return Ok(());
             }
             _ if no == 1 => {

@@ -119,6 +119,19 @@ pub enum Work {
 }
 
 impl Work {
+    /// The work as run `run` carries it out: its commands' [`RUN_TOKEN`]s replaced by the
+    /// run's id.
+    ///
+    /// [`RUN_TOKEN`]: crate::ports::RUN_TOKEN
+    pub fn for_run(self, run: &str) -> Self {
+        match self {
+            Work::Commands { commands } => Work::Commands {
+                commands: commands.into_iter().map(|c| c.for_run(run)).collect(),
+            },
+            other => other,
+        }
+    }
+
     /// What the work does, in a few words (commands are listed by the driver).
     pub fn describe(&self) -> String {
         match self {

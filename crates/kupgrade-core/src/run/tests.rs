@@ -9,6 +9,7 @@ use jiff::civil::date;
 use super::*;
 use crate::NodeName;
 use crate::plan::{Action, PlanOptions, PlanRequest, Simulation, Strategy};
+use crate::ports::RUN_TOKEN;
 use crate::skew::UpstreamPolicy;
 use crate::testing::{succeeded, upstream_run};
 
@@ -63,6 +64,8 @@ struct Harness {
     /// Tasks carried out in this process (for crash points).
     count: usize,
     now: Timestamp,
+    /// The command lines of the tasks started, as runners get them.
+    lines: Vec<String>,
 }
 
 impl Harness {
@@ -75,6 +78,7 @@ impl Harness {
             executed: HashMap::new(),
             count: 0,
             now: t0(),
+            lines: Vec::new(),
         }
     }
 
@@ -95,6 +99,10 @@ impl Harness {
             let out = run.next(self.model.state(), self.now);
             let tasks = self.take(out);
             for task in tasks {
+                if let Work::Commands { commands } = &task.work {
+                    self.lines
+                        .extend(commands.iter().map(|c| c.to_shell_line()));
+                }
                 self.count += 1;
                 self.now += jiff::SignedDuration::from_secs(7);
                 if crash == Some(Crash::Before(self.count)) {
@@ -193,6 +201,54 @@ fn a_run_carries_out_every_task_once_and_ends_at_the_target() {
             outcome: Finished::Completed
         }
     ));
+}
+
+/// Backups and snapshots are written under the run's id: a resume keeps it (a backup step the
+/// crash interrupted completes its own copy), a new journal gets another (no run writes over
+/// what an earlier run kept).
+#[test]
+fn backups_go_under_the_run_id_that_a_resume_keeps() {
+    let plan = plan();
+    let backups = |h: &Harness| -> Vec<String> {
+        h.lines
+            .iter()
+            .filter(|l| l.contains("/var/backups/"))
+            .cloned()
+            .collect()
+    };
+    let mut h = Harness::new(plan.clone());
+    let mut run = upstream_run(&plan, &[]);
+    assert_eq!(run.run_id(), None, "no id before the run starts");
+    assert!(!h.drive(&mut run, Some(Crash::After(2))));
+    let id = run.run_id().expect("an id once started").to_string();
+    let hash = run.fingerprint().trim_start_matches("fnv1a64:");
+    assert_eq!(id, format!("20261125T100000.000Z-{}", &hash[..8]));
+    let before = backups(&h);
+    assert!(!before.is_empty(), "{:?}", h.lines);
+    drop(run);
+    let mut run = upstream_run(&plan, &h.journal);
+    assert_eq!(run.run_id(), Some(id.as_str()), "a resume keeps the id");
+    assert!(h.drive(&mut run, None));
+    let all = backups(&h);
+    assert!(all.len() > before.len(), "{all:?}");
+    for line in &all {
+        assert!(
+            line.contains(&format!("/var/backups/kupgrade/{id}")) && !line.contains(RUN_TOKEN),
+            "{line}"
+        );
+    }
+    // A new journal a moment later: another id, other paths.
+    let mut again = Harness::new(plan.clone());
+    again.now = t0() + jiff::SignedDuration::from_millis(1);
+    let mut run = upstream_run(&plan, &[]);
+    assert!(!again.drive(&mut run, Some(Crash::After(2))));
+    let other = run.run_id().unwrap();
+    assert_ne!(other, id);
+    assert!(
+        backups(&again).iter().all(|l| l.contains(other)),
+        "{:?}",
+        again.lines
+    );
 }
 
 #[test]

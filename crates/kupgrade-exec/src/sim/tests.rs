@@ -848,6 +848,98 @@ async fn aborting_interrupts_the_step_and_a_resume_checks_it() {
     );
 }
 
+/// Every backup and snapshot file on the simulated nodes, as `node:path`.
+fn backup_files(sim: &SimCluster) -> std::collections::BTreeSet<String> {
+    sim.snapshot()
+        .hosts
+        .iter()
+        .flat_map(|(n, h)| h.files.iter().map(move |f| format!("{n}:{f}")))
+        .filter(|f| f.contains("/var/backups/kupgrade/"))
+        .collect()
+}
+
+/// The run directories backups were written under.
+fn run_dirs(files: &std::collections::BTreeSet<String>) -> std::collections::BTreeSet<String> {
+    files
+        .iter()
+        .filter_map(|f| f.split("/var/backups/kupgrade/").nth(1)?.split('/').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The way back is never written over: backups go under the run's id. A run aborted in the
+/// middle of its backups (cp-1's copy made, the step interrupted) completes them under the
+/// same id when resumed; a new run (a new journal) writes its own beside the first run's and
+/// touches none of them.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_backup_completes_and_a_new_run_writes_beside_an_earlier_one() {
+    let plan = plan("1.29", PlanOptions::default());
+    let (handle, signal) = stop_channel();
+    let sim = SimCluster::new(ha()).on_op(move |p| {
+        if p.phase == OpPhase::After
+            && p.node.as_str() == "cp-1"
+            && p.what.contains("cp -a -T /etc/kubernetes")
+        {
+            handle.abort();
+        }
+    });
+    let mut journal = Vec::new();
+    let out = drive_with(driver(&sim).stop_on(signal), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Cancelled);
+    let first = backup_files(&sim);
+    assert_eq!(run_dirs(&first).len(), 1, "{first:?}");
+    assert!(first.iter().any(|f| f.starts_with("cp-1:")), "{first:?}");
+    assert!(
+        !first.iter().any(|f| f.contains("etcd-before-")),
+        "{first:?}"
+    );
+
+    // Resumed (the same journal): the interrupted backup completes, under the same id.
+    let resumed = SimCluster::from_state(sim.snapshot());
+    let out = drive_with(driver(&resumed), &plan, &mut journal).await;
+    assert_eq!(out.finished, Finished::Completed);
+    let all = backup_files(&resumed);
+    assert_eq!(run_dirs(&all), run_dirs(&first), "{all:?}");
+    for cp in ["cp-1", "cp-2", "cp-3"] {
+        assert!(
+            all.iter()
+                .any(|f| f.starts_with(&format!("{cp}:")) && f.contains("etc-kubernetes-")),
+            "{cp}: {all:?}"
+        );
+    }
+
+    // A new run instead (a new journal, a moment later): its own directory; the first run's
+    // files are all still there and none of its writes went to them.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let again = SimCluster::from_state(sim.snapshot());
+    let earlier = sim.snapshot().history.len();
+    let out = drive_with(driver(&again), &plan, &mut Vec::new()).await;
+    assert_eq!(out.finished, Finished::Completed);
+    let both = backup_files(&again);
+    assert!(first.is_subset(&both), "{both:?}");
+    let dirs = run_dirs(&both);
+    assert_eq!(dirs.len(), 2, "{both:?}");
+    let ours = dirs
+        .iter()
+        .find(|d| !run_dirs(&first).contains(*d))
+        .unwrap();
+    let written: Vec<String> = again
+        .snapshot()
+        .history
+        .into_iter()
+        .skip(earlier)
+        .map(|h| h.what)
+        .filter(|w| w.contains("/var/backups/kupgrade/"))
+        .collect();
+    assert!(!written.is_empty());
+    for w in written {
+        assert!(
+            w.contains(ours.as_str()),
+            "the second run wrote outside its own directory: {w}"
+        );
+    }
+}
+
 // ---- conformance ----------------------------------------------------------------------------
 
 struct Fixture {

@@ -255,7 +255,8 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
             vec![
                 sudo("mkdir")
                     .arg("-p")
-                    .arg(if dir.is_empty() { "/" } else { dir }),
+                    .arg(if dir.is_empty() { "/" } else { dir })
+                    .timeout(Duration::from_secs(MIN)),
                 sudo("etcdctl")
                     .env("ETCDCTL_API", "3")
                     .args([
@@ -275,7 +276,8 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
             vec![
                 sudo("mkdir")
                     .arg("-p")
-                    .arg(if dir.is_empty() { "/" } else { dir }),
+                    .arg(if dir.is_empty() { "/" } else { dir })
+                    .timeout(Duration::from_secs(MIN)),
                 sudo("cp")
                     .args(["-a", "-T", "/etc/kubernetes"])
                     .arg(path.as_str())

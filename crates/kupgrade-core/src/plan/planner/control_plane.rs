@@ -7,6 +7,7 @@ use crate::{EtcdTopology, KubeVersion, Node, NodeName};
 
 use super::Planner;
 use super::groups::Head;
+use super::names::backup_path;
 use super::steps::Batch;
 use crate::plan::action::Action;
 use crate::plan::step::{AddonVersions, Package, Phase};
@@ -126,7 +127,7 @@ impl Planner<'_, '_> {
                 Phase::ControlPlane,
                 batch,
                 Action::EtcdSnapshot {
-                    path: format!("{}/etcd-before-{v}.db", dir.trim_end_matches('/')),
+                    path: backup_path(&dir, &format!("etcd-before-{v}.db")),
                 },
                 v,
                 "an etcd snapshot before the point of no return",
@@ -194,6 +195,7 @@ impl Planner<'_, '_> {
                 control_plane: Some(v.clone()),
                 etcd,
                 addons,
+                kubeadm: None,
             },
             v,
             reason,
@@ -304,6 +306,7 @@ impl Planner<'_, '_> {
                 control_plane: None,
                 etcd: None,
                 addons,
+                kubeadm: None,
             },
             v,
             "the add-ons lag the control plane: `kubeadm upgrade node` on a control-plane node moves kube-proxy and CoreDNS once every control-plane node runs the new version",

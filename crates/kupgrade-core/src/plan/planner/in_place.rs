@@ -21,11 +21,13 @@ struct Window<'w> {
     control_plane: bool,
     /// The minor the nodes' package repository points at now.
     repo: Minor,
-    /// A worker's kubeadm is older than the goal: it is installed before it runs.
-    kubeadm_behind: bool,
+    /// On a worker, the kubeadm installed now (none known: installed before it runs).
+    kubeadm: Option<KubeVersion>,
     /// The goal's kubelet configuration is written. On workers `kubeadm upgrade node` writes
-    /// it; it runs (again, it is idempotent) whenever the kubelet is to reach the goal, since
-    /// nothing in the cluster state shows whether it already did.
+    /// it, one minor per run: at every minor the kubelet passes through, before the kubelet
+    /// moves (as kubeadm's own procedure does, minor by minor); at the goal it runs (again,
+    /// it is idempotent) whenever the kubelet is to reach the goal, since nothing in the
+    /// cluster state shows whether it already did.
     configured: bool,
 }
 
@@ -70,14 +72,15 @@ impl Planner<'_, '_> {
             goal,
             control_plane,
             repo: head.repo(),
-            kubeadm_behind: !control_plane && head.kubeadm.as_ref().is_none_or(|k| k < goal),
+            kubeadm: head.kubeadm.clone(),
             configured: control_plane,
         };
         // kubeadm's order for one minor: kubeadm and `kubeadm upgrade node` before the drain
-        // (a shorter window). Across several minors kubeadm comes last: an older kubelet must
-        // not restart with a newer kubelet configuration.
+        // (a shorter window). Across several minors each minor's kubeadm writes its
+        // configuration inside the window, just before its kubelet: an older kubelet must not
+        // restart with a newer kubelet configuration, nor a newer one with an older.
         if !control_plane && !head.cordoned && path.len() == 1 {
-            self.worker_kubeadm(&mut w)?;
+            self.worker_kubeadm(&mut w, goal)?;
         }
         self.open_window(&w, &head, !path.is_empty(), why)?;
         if head.cordoned
@@ -94,7 +97,7 @@ impl Planner<'_, '_> {
             self.kubelet_to(&mut w, v)?;
         }
         if !w.configured {
-            self.worker_kubeadm(&mut w)?;
+            self.worker_kubeadm(&mut w, goal)?;
         }
         self.push(
             phase,
@@ -158,12 +161,13 @@ impl Planner<'_, '_> {
     }
 
     /// The kubelet moves to `v`, one minor on its way to the window's goal (on a worker,
-    /// `kubeadm upgrade node` writes the goal's configuration first when `v` is the goal).
+    /// `kubeadm upgrade node` at `v` writes `v`'s configuration first; on the way, unless a
+    /// newer kubeadm is installed already, which would write a newer one).
     fn kubelet_to(&mut self, w: &mut Window<'_>, v: &KubeVersion) -> Result<(), PlanError> {
         let goal = w.goal;
         let last = v == goal;
-        if last && !w.configured {
-            self.worker_kubeadm(w)?;
+        if !w.configured && (last || w.kubeadm.as_ref().is_none_or(|k| k <= v)) {
+            self.worker_kubeadm(w, v)?;
         }
         let reason = if !last {
             format!("one minor at a time: the kubelet passes through {v} on its way to {goal}")
@@ -214,20 +218,21 @@ impl Planner<'_, '_> {
         )
     }
 
-    /// On a worker: kubeadm at the goal (installed when older) and `kubeadm upgrade node`,
-    /// which writes the goal's kubelet configuration.
-    fn worker_kubeadm(&mut self, w: &mut Window<'_>) -> Result<(), PlanError> {
+    /// On a worker: kubeadm at `v` (installed when older) and `kubeadm upgrade node`, which
+    /// writes `v`'s kubelet configuration (`v`: the goal, or a minor on the way to it).
+    fn worker_kubeadm(&mut self, w: &mut Window<'_>, v: &KubeVersion) -> Result<(), PlanError> {
         let goal = w.goal;
-        if w.kubeadm_behind {
+        if w.kubeadm.as_ref().is_none_or(|k| k < v) {
             self.packages(
                 Phase::Workers,
                 w.batch,
                 &mut w.repo,
                 &[Package::Kubeadm],
+                v,
                 goal,
-                goal,
-                format!("kubeadm {goal} writes the kubelet configuration of {goal} next"),
+                format!("kubeadm {v} writes the kubelet configuration of {v} next"),
             )?;
+            w.kubeadm = Some(v.clone());
         }
         self.push(
             Phase::Workers,
@@ -236,11 +241,12 @@ impl Planner<'_, '_> {
                 control_plane: None,
                 etcd: None,
                 addons: AddonVersions::default(),
+                kubeadm: (v != goal).then(|| v.clone()),
             },
             goal,
             "on a worker `kubeadm upgrade node` writes the new kubelet configuration (one minor per run)",
         )?;
-        w.configured = true;
+        w.configured = v == goal;
         Ok(())
     }
 }

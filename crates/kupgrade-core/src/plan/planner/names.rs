@@ -1,4 +1,6 @@
-//! The names of replacement nodes (`worker-1-v1-30-10`) and the base names they share.
+//! The names of replacement nodes (`worker-1-v1-30-10`) and the base names they share, and
+//! where backups go.
+use crate::ports::RUN_TOKEN;
 use crate::{KubeVersion, NodeName};
 
 /// The name without a replacement suffix (`-v1-30-10`).
@@ -66,6 +68,13 @@ pub(super) fn replacement_with(old: &NodeName, suffix: &str) -> Option<NodeName>
         format!("{base}{suffix}.{rest}")
     };
     NodeName::new(&name).ok()
+}
+
+/// Where a backup or snapshot called `name` goes under the directory `dir`: in the run's own
+/// directory, named by [`RUN_TOKEN`] (the run puts its id there), so that no run writes over
+/// what an earlier run kept.
+pub(super) fn backup_path(dir: &str, name: &str) -> String {
+    format!("{}/{RUN_TOKEN}/{name}", dir.trim_end_matches('/'))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use crate::{Component, KubeVersion, Node, NodeName};
 
 use super::Planner;
+use super::names::backup_path;
 use super::steps::Batch;
 use crate::plan::action::Action;
 use crate::plan::step::{Phase, PreflightCheck, StartVersion};
@@ -56,7 +57,7 @@ impl Planner<'_, '_> {
                 Phase::Preflight,
                 &self.batch_of(&refs),
                 Action::BackupConfig {
-                    path: format!("{}/etc-kubernetes-{from}", dir.trim_end_matches('/')),
+                    path: backup_path(&dir, &format!("etc-kubernetes-{from}")),
                 },
                 &target,
                 "a copy of each control-plane node's configuration before anything changes",
