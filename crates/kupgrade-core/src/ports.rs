@@ -317,11 +317,14 @@ impl CommandOutput {
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
-    /// The last `n` lines of stderr, for error messages.
+    /// The last `n` lines of stderr, for error messages, at most
+    /// [`STDERR_TAIL_MAX`](crate::capture::STDERR_TAIL_MAX) bytes (a long line is cut, with a
+    /// marker saying how much).
     pub fn stderr_tail(&self, n: usize) -> String {
         let text = self.stderr_text();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+        crate::capture::tail_text(&tail, crate::capture::STDERR_TAIL_MAX).into_owned()
     }
 }
 
