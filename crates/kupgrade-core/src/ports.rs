@@ -25,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::{ClusterState, KubeVersion, Node, NodeName};
 
 mod tracking;
+mod wait;
 
+pub use wait::{MAX_WAIT, capped, millis};
 pub use tracking::{
     CommandHandle, HandleFn, HandleSink, LOCK_REFUSAL, LOCK_REFUSAL_STATUS, Liveness, NodeLock,
     Tracking,
@@ -87,7 +89,8 @@ pub struct CommandSpec {
     /// Bytes written to standard input, which is then closed. With `None`, stdin is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<Vec<u8>>,
-    /// Kill the command after this long.
+    /// Kill the command after this long; without one, after [`DEFAULT_COMMAND_TIMEOUT`]
+    /// ([`CommandSpec::time_limit`]).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_secs")]
     pub timeout: Option<Duration>,
     /// How to gain privileges.
@@ -97,6 +100,10 @@ pub struct CommandSpec {
     #[serde(default = "default_max_output")]
     pub max_output: usize,
 }
+
+/// How long a command built without a timeout may run before its runner kills it: 10 minutes.
+/// Every command has a time limit, so every task has a deadline.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The default bound on captured output per stream: 1 MiB.
 pub const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
@@ -194,6 +201,19 @@ impl CommandSpec {
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
         self
+    }
+
+    /// How long the command may run: its timeout, or [`DEFAULT_COMMAND_TIMEOUT`].
+    ///
+    /// ```
+    /// use kupgrade_core::ports::{CommandSpec, DEFAULT_COMMAND_TIMEOUT};
+    /// use std::time::Duration;
+    /// assert_eq!(CommandSpec::new("mkdir").time_limit(), DEFAULT_COMMAND_TIMEOUT);
+    /// let d = Duration::from_secs(5);
+    /// assert_eq!(CommandSpec::new("mkdir").timeout(d).time_limit(), d);
+    /// ```
+    pub fn time_limit(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT)
     }
 
     /// Runs through `sudo -n`.

@@ -534,18 +534,15 @@ impl Driver {
         );
         let work = async {
             tracing::info!(action = %task.action, "started");
-            let result = match task.deadline {
-                Some(d) => {
-                    match tokio::time::timeout(d, self.work(&task, fingerprint, &handles)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(Failure::new(
-                            FailureKind::TimedOut,
-                            format!("gave up after {}s", d.as_secs()),
-                        )),
-                    }
-                }
-                None => self.work(&task, fingerprint, &handles).await,
-            };
+            let d = task.deadline;
+            let result =
+                match tokio::time::timeout(d, self.work(&task, &fingerprint, &handles)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Failure::new(
+                        FailureKind::TimedOut,
+                        format!("gave up after {}s", d.as_secs()),
+                    )),
+                };
             match &result {
                 Ok(()) => tracing::info!("succeeded"),
                 Err(f) => tracing::warn!(kind = ?f.kind, "failed: {f}"),

@@ -420,7 +420,7 @@ impl ClusterOperations for KubectlOps {
         version: &KubeVersion,
         timeout: Duration,
     ) -> Result<(), OpsError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + kupgrade_core::ports::capped(timeout);
         loop {
             let item = self
                 .json(&["get", "node", node.as_str(), "-o", "json"], Some(node))
