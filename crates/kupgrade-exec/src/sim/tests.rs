@@ -15,7 +15,6 @@ use kupgrade_core::run::{
 };
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
-use tokio::sync::mpsc;
 
 use super::*;
 use crate::driver::{Driver, JournalSink, stop_channel};
@@ -69,7 +68,8 @@ struct Outcome {
 }
 
 async fn drive_with(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<Record>) -> Outcome {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Room for every line: these tests look at all of them.
+    let (tx, mut rx) = crate::events::event_channel(1 << 20);
     let mut run = new_run(plan, journal);
     let finished = driver
         .events(tx)
@@ -77,7 +77,7 @@ async fn drive_with(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<R
         .await
         .unwrap();
     let mut events = Vec::new();
-    while let Ok(e) = rx.try_recv() {
+    while let Some(e) = rx.try_recv() {
         events.push(e);
     }
     Outcome { finished, events }
