@@ -925,6 +925,24 @@ impl kupgrade_core::conformance::cluster_ops::ClusterFixture for Fixture {
     }
 }
 
+/// A plan whose drains and waits were given `u64::MAX` seconds (a plan file, or an option
+/// past the command line's cap) runs like one with long waits: no duration overflows.
+#[tokio::test(start_paused = true)]
+async fn a_plan_with_huge_waits_runs_without_overflow() {
+    let options = PlanOptions {
+        drain: kupgrade_core::ports::DrainOptions {
+            timeout_seconds: u64::MAX,
+            ..Default::default()
+        },
+        ready_timeout_seconds: u64::MAX,
+        ..PlanOptions::default()
+    };
+    let plan = plan("stable", options);
+    let sim = SimCluster::new(ha());
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    assert!(out.finished.is_completed(), "{:?}", out.finished);
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_simulation_passes_the_cluster_operations_conformance_suite() {
     use kupgrade_core::conformance::cluster_ops::{Capabilities, run_all};
