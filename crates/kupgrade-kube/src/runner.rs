@@ -264,10 +264,11 @@ impl PodRunner {
         }
         let line = host_line(spec)?;
         let run_for = capped(spec.timeout.unwrap_or(self.default_timeout));
+        // The API takes at most i32::MAX seconds (68 years).
         let deadline = (capped(self.start_timeout) + run_for)
             .as_secs_f64()
             .ceil()
-            .max(1.0) as i64;
+            .clamp(1.0, f64::from(i32::MAX)) as i64;
         let mut command: Vec<String> = [
             "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "sh", "-c",
         ]

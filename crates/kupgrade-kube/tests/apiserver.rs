@@ -768,6 +768,14 @@ async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
     assert_eq!(out.status, ExitStatus::Code(0));
     assert_eq!(out.stdout_text(), "");
 
+    // A huge timeout (a plan file's) is a long one: the pod's deadlines saturate.
+    let out = runner
+        .output(&node, &CommandSpec::shell("echo ok").timeout(Duration::MAX))
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Code(0));
+    assert_eq!(out.stdout_text(), "ok\n");
+
     // The largest input allowed arrives whole.
     let out = runner
         .output(
