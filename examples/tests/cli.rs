@@ -341,7 +341,10 @@ fn the_streamed_plan_document_is_the_one_built_whole() {
     .unwrap();
     let mut out = Vec::new();
     plan::reviewed::write_json(&plan, &mut out).unwrap();
-    assert_eq!(String::from_utf8(out).unwrap(), plan::reviewed::to_json(&plan));
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        plan::reviewed::to_json(&plan)
+    );
 }
 
 async fn apply_err(extra: &[&str]) -> String {

@@ -27,11 +27,11 @@ use crate::{ClusterState, KubeVersion, Node, NodeName};
 mod tracking;
 mod wait;
 
-pub use wait::{MAX_WAIT, capped, millis};
 pub use tracking::{
     CommandHandle, HandleFn, HandleSink, LOCK_REFUSAL, LOCK_REFUSAL_STATUS, Liveness, NodeLock,
     Tracking,
 };
+pub use wait::{MAX_WAIT, capped, millis};
 
 /// A boxed error from a backend, kept as the `source` of a port error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -77,8 +77,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
 use kupgrade_core::plan::Simulation;
@@ -482,7 +482,14 @@ impl Driver {
             for (task, attempt) in ids {
                 let result = TaskResult::Interrupted;
                 let out = run
-                    .record(Outcome { task, attempt, result }, s.clock.now())
+                    .record(
+                        Outcome {
+                            task,
+                            attempt,
+                            result,
+                        },
+                        s.clock.now(),
+                    )
                     .map_err(|e| DriverError::Stuck(e.to_string()))?;
                 self.take(out, journal)?;
             }
@@ -665,7 +672,8 @@ impl Driver {
                 started();
                 let report = self.ops.drain(&node, options).await.map_err(ops_failure)?;
                 let evicted = report.evicted.iter().map(|p| format!("evicted {p}"));
-                let left = (report.skipped.iter()).map(|(p, why)| format!("left {p} in place ({why})"));
+                let left =
+                    (report.skipped.iter()).map(|(p, why)| format!("left {p} in place ({why})"));
                 self.emit(
                     evicted
                         .chain(left)

@@ -115,5 +115,8 @@ nodes:
     assert_eq!(shown + dropped, LINES, "every line shown or counted");
     assert!(shown <= DEFAULT_OUTPUT_LINES as u64, "{shown} lines held");
     // Step and plan events are never dropped.
-    assert!(started > 0 && started == ended && plan_finished, "{started} {ended}");
+    assert!(
+        started > 0 && started == ended && plan_finished,
+        "{started} {ended}"
+    );
 }

@@ -50,16 +50,27 @@ nodes:
         // Each record holds the tail at most once, and is small.
         let marks = line.matches("bytes cut]").count();
         assert!(marks <= 1, "{marks} tails in one record");
-        assert!(line.len() < 2 * STDERR_TAIL_MAX, "a record of {} bytes", line.len());
+        assert!(
+            line.len() < 2 * STDERR_TAIL_MAX,
+            "a record of {} bytes",
+            line.len()
+        );
         if marks == 1 {
-            assert!(line.contains("and the end"), "the tail is the end of stderr");
+            assert!(
+                line.contains("and the end"),
+                "the tail is the end of stderr"
+            );
             kept += 1;
         }
     }
     assert!(kept >= 1, "the failure keeps the tail of its stderr");
     // What is printed (the outcome, the retry lines) is short.
     let printed = finished.to_string();
-    assert!(printed.len() < 1024, "the outcome prints {} bytes", printed.len());
+    assert!(
+        printed.len() < 1024,
+        "the outcome prints {} bytes",
+        printed.len()
+    );
     assert!(printed.contains("and the end"), "{printed}");
     while let Some(e) = rx.try_recv() {
         if let Event::StepRetrying { error, .. } = e {

@@ -611,9 +611,16 @@ pub async fn huge_timeouts_do_not_overflow(f: &dyn ClusterFixture) {
     let node = setup(C, f.add_node(&v("v1.29.6")).await).await;
     let ops = f.ops();
     if let Err(e) = ops.wait_ready(&node, &v("v1.29.6"), Duration::MAX).await {
-        fail(C, format!("waiting with Duration::MAX for a Ready node: {e}"));
+        fail(
+            C,
+            format!("waiting with Duration::MAX for a Ready node: {e}"),
+        );
     }
-    let pod = setup(C, f.add_pod(&node, PodKind::Replicated, &labels("big")).await).await;
+    let pod = setup(
+        C,
+        f.add_pod(&node, PodKind::Replicated, &labels("big")).await,
+    )
+    .await;
     let options = DrainOptions {
         timeout_seconds: u64::MAX,
         ..DrainOptions::default()

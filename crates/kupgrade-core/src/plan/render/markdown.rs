@@ -126,12 +126,7 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-fn step_markdown(
-    o: &mut dyn fmt::Write,
-    plan: &UpgradePlan,
-    n: usize,
-    step: &Step,
-) -> fmt::Result {
+fn step_markdown(o: &mut dyn fmt::Write, plan: &UpgradePlan, n: usize, step: &Step) -> fmt::Result {
     let nodes = if step.nodes.is_empty() {
         String::new()
     } else {

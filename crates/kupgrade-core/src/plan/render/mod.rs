@@ -88,7 +88,10 @@ impl Format {
         match (done, sink.error) {
             (_, Some(e)) => Err(e),
             (Err(Some(e)), None) => Err(e),
-            (Err(None), None) => Err(io::Error::other(format!("rendering {} failed", self.name()))),
+            (Err(None), None) => Err(io::Error::other(format!(
+                "rendering {} failed",
+                self.name()
+            ))),
             (Ok(()), None) => Ok(()),
         }
     }
