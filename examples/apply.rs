@@ -144,6 +144,7 @@ use kupgrade_core::run::{Finished, Record, Resolution, Run};
 use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
 };
+use kupgrade_exec::events::{DEFAULT_OUTPUT_LINES, event_channel};
 use kupgrade_exec::{Claim, Journal, NodeLease};
 use kupgrade_kube::{Acquire, Discovery, KubeClusterOps, RunLease};
 
@@ -506,7 +507,8 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         OnSurvivor::Wait => SurvivorPolicy::Wait(bound),
         OnSurvivor::Stop => SurvivorPolicy::Stop(bound),
     });
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    // Bounded: output lines a slow display cannot keep up with are dropped and counted.
+    let (tx, rx) = event_channel(DEFAULT_OUTPUT_LINES);
     let driver = driver.events(tx);
     stop_on_signals(stop.clone())?;
 

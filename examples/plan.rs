@@ -141,9 +141,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let plan = plan_for(&args.planning, calendar, &cluster, &source)?;
     args.releases.print_warnings(&plan.warnings);
+    // Streamed: a plan of a hundred thousand nodes is never held as one string.
     match args.format {
-        Format::Json => output::print(&reviewed::to_json(&plan)),
-        format => output::print(&format.render(&plan)),
+        Format::Json => output::stream(|out| reviewed::write_json(&plan, out)),
+        format => output::stream(|out| format.write(&plan, out)),
     }
 }
 

@@ -10,6 +10,8 @@ use kupgrade_core::escape;
 use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Event, Record, RecordKind, Resolution, TaskEnd, TaskId};
 
+use kupgrade_exec::events::EventReceiver;
+
 use super::Args;
 
 /// Progress bars, one per node, fed by the driver's events.
@@ -26,6 +28,8 @@ pub(crate) struct Display {
 pub(crate) struct Seen {
     pub(crate) retries: Vec<String>,
     pub(crate) operator: Vec<String>,
+    /// Output lines the driver's bounded queue dropped because the display fell behind.
+    pub(crate) dropped: u64,
 }
 
 impl Display {
@@ -108,7 +112,7 @@ impl Display {
         }
     }
 
-    pub(crate) async fn watch(self, mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> Seen {
+    pub(crate) async fn watch(self, mut rx: EventReceiver) -> Seen {
         let mut seen = Seen::default();
         while let Some(e) = rx.recv().await {
             if self.json {
@@ -153,6 +157,7 @@ impl Display {
                 _ => {}
             }
         }
+        seen.dropped = rx.dropped();
         for b in self.bars.values() {
             b.finish();
         }

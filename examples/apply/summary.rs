@@ -66,6 +66,13 @@ pub(crate) async fn summary(
     for line in seen.retries.iter().chain(&seen.operator) {
         outln!(out, "  {line}");
     }
+    if seen.dropped > 0 {
+        outln!(
+            out,
+            "{} output line(s) not shown: the display fell behind",
+            seen.dropped
+        );
+    }
     match &backend.sim {
         Some(sim) if !args.dry_run => {
             let simulated = sim.elapsed().as_secs();

@@ -24,6 +24,17 @@ pub(crate) fn print(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Streams to stdout through `write` (buffered, never held whole); [`StdoutClosed`] when the
+/// reader went away.
+#[allow(dead_code)] // Not every example streams.
+pub(crate) fn stream(write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> anyhow::Result<()> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
+}
+
 /// `result`, with [`StdoutClosed`] turned into a quiet success.
 pub(crate) fn quiet_when_closed(result: anyhow::Result<()>) -> anyhow::Result<()> {
     match result {

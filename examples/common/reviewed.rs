@@ -19,6 +19,36 @@ pub(crate) fn to_json(plan: &UpgradePlan) -> String {
     }
 }
 
+/// Writes [`to_json`] to `out` as it goes.
+#[allow(dead_code)] // Only `plan` writes plans.
+pub(crate) fn write_json(plan: &UpgradePlan, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    write!(out, "{{\n  \"{FINGERPRINT}\": \"{}\",", fingerprint(plan))?;
+    // The plan's own JSON, without its opening brace.
+    Format::Json.write(plan, &mut SkipFirst { out, skip: 1 })
+}
+
+/// Passes bytes on to `out` but the first `skip`.
+#[allow(dead_code)] // Only `plan` writes plans.
+struct SkipFirst<'a> {
+    out: &'a mut dyn std::io::Write,
+    skip: usize,
+}
+
+impl std::io::Write for SkipFirst<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.skip.min(buf.len());
+        self.skip -= n;
+        if n == buf.len() {
+            return Ok(n);
+        }
+        self.out.write(&buf[n..]).map(|w| w + n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 /// Reads the plan `file` (written by `plan --format json`) and checks that it is the plan that
 /// was reviewed: the fingerprint recorded in it matches the plan it holds.
 pub(crate) fn read(file: &str) -> anyhow::Result<UpgradePlan> {

@@ -328,6 +328,25 @@ fn reviewed_plan(dir: &Path, extra: &[&str]) -> (PathBuf, UpgradePlan) {
     (file, plan)
 }
 
+/// `plan` streams its JSON document: the same bytes as the document built whole.
+#[test]
+fn the_streamed_plan_document_is_the_one_built_whole() {
+    let p = plan::Args::try_parse_from(argv("plan", &[])).unwrap();
+    let plan = plan::plan_for(
+        &p.planning,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    plan::reviewed::write_json(&plan, &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        plan::reviewed::to_json(&plan)
+    );
+}
+
 async fn apply_err(extra: &[&str]) -> String {
     match apply::apply(apply_args(extra)).await {
         Ok(outcome) => panic!("apply {extra:?} ran: {outcome}"),

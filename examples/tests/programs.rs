@@ -38,6 +38,7 @@ fn stderr(out: &Output) -> String {
 fn a_reader_that_goes_away_ends_the_output_quietly() {
     for (name, args) in [
         ("plan", &["--date", "2025-03-01", "--format", "json"][..]),
+        ("plan", &["--date", "2025-03-01"][..]),
         ("check", &["--date", "2025-03-01"][..]),
     ] {
         let mut child = example(name)

@@ -151,10 +151,51 @@ impl StreamCapture {
     }
 }
 
+/// The most bytes of a command's error output a [`Failure`](crate::run::Failure) keeps (in the
+/// journal, in messages): 4 KiB, the marker included.
+pub const STDERR_TAIL_MAX: usize = 4 * 1024;
+
+/// At most the last `max` bytes of `text`: `text` itself when it fits, else a marker saying
+/// how many bytes were cut and the end of `text` (cut at a character boundary), `max` bytes
+/// in all (the marker included, so cutting again changes nothing).
+///
+/// ```
+/// use kupgrade_core::capture::tail_text;
+/// assert_eq!(tail_text("short", 64), "short");
+/// let long = "x".repeat(1000) + "the end";
+/// let t = tail_text(&long, 64);
+/// assert!(t.starts_with("[960 bytes cut] ") && t.ends_with("the end"), "{t}");
+/// assert!(t.len() <= 64);
+/// assert_eq!(tail_text(&t, 64), t);
+/// ```
+pub fn tail_text(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    // The marker's length depends on the count; a few digits of slack settle it.
+    let mut keep = max.saturating_sub(format!("[{} bytes cut] ", text.len()).len());
+    while !text.is_char_boundary(text.len() - keep) {
+        keep -= 1;
+    }
+    let cut = text.len() - keep;
+    format!("[{cut} bytes cut] {}", &text[cut..]).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_tail_of_text_is_bounded_and_cut_at_a_character() {
+        let text = "é".repeat(5000);
+        let t = tail_text(&text, 101);
+        assert!(t.len() <= 101, "{}", t.len());
+        assert!(t.starts_with("[") && t.ends_with('é'));
+        assert_eq!(tail_text(&t, 101), t);
+        assert_eq!(tail_text("", 0), "");
+        assert!(tail_text("abc", 0).len() <= 16);
+    }
 
     #[test]
     fn tail_keeps_last_bytes() {

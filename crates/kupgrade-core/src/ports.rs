@@ -25,11 +25,13 @@ use serde::{Deserialize, Serialize};
 use crate::{ClusterState, KubeVersion, Node, NodeName};
 
 mod tracking;
+mod wait;
 
 pub use tracking::{
     CommandHandle, HandleFn, HandleSink, LOCK_REFUSAL, LOCK_REFUSAL_STATUS, Liveness, NodeLock,
     Tracking,
 };
+pub use wait::{MAX_WAIT, capped, millis};
 
 /// A boxed error from a backend, kept as the `source` of a port error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -87,7 +89,8 @@ pub struct CommandSpec {
     /// Bytes written to standard input, which is then closed. With `None`, stdin is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<Vec<u8>>,
-    /// Kill the command after this long.
+    /// Kill the command after this long; without one, after [`DEFAULT_COMMAND_TIMEOUT`]
+    /// ([`CommandSpec::time_limit`]).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_secs")]
     pub timeout: Option<Duration>,
     /// How to gain privileges.
@@ -97,6 +100,10 @@ pub struct CommandSpec {
     #[serde(default = "default_max_output")]
     pub max_output: usize,
 }
+
+/// How long a command built without a timeout may run before its runner kills it: 10 minutes.
+/// Every command has a time limit, so every task has a deadline.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The default bound on captured output per stream: 1 MiB.
 pub const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
@@ -223,6 +230,19 @@ impl CommandSpec {
         self
     }
 
+    /// How long the command may run: its timeout, or [`DEFAULT_COMMAND_TIMEOUT`].
+    ///
+    /// ```
+    /// use kupgrade_core::ports::{CommandSpec, DEFAULT_COMMAND_TIMEOUT};
+    /// use std::time::Duration;
+    /// assert_eq!(CommandSpec::new("mkdir").time_limit(), DEFAULT_COMMAND_TIMEOUT);
+    /// let d = Duration::from_secs(5);
+    /// assert_eq!(CommandSpec::new("mkdir").timeout(d).time_limit(), d);
+    /// ```
+    pub fn time_limit(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_COMMAND_TIMEOUT)
+    }
+
     /// Runs through `sudo -n`.
     pub fn sudo(mut self) -> Self {
         self.privilege = Privilege::Sudo;
@@ -344,11 +364,14 @@ impl CommandOutput {
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
     }
-    /// The last `n` lines of stderr, for error messages.
+    /// The last `n` lines of stderr, for error messages, at most
+    /// [`STDERR_TAIL_MAX`](crate::capture::STDERR_TAIL_MAX) bytes (a long line is cut, with a
+    /// marker saying how much).
     pub fn stderr_tail(&self, n: usize) -> String {
         let text = self.stderr_text();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        let tail = lines[lines.len().saturating_sub(n)..].join("\n");
+        crate::capture::tail_text(&tail, crate::capture::STDERR_TAIL_MAX).into_owned()
     }
 }
 

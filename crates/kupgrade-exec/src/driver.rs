@@ -78,21 +78,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
 use kupgrade_core::plan::Simulation;
 use kupgrade_core::ports::{
-    ClusterOperations, CommandRunner, HandleSink, LineSink, NodeProvider, OpsError, RunnerError,
-    Tracking,
+    ClusterOperations, CommandRunner, CommandSpec, HandleSink, LineSink, NodeProvider, OpsError,
+    RunnerError, Tracking,
 };
 use kupgrade_core::run::{
     Event, Failure, FailureKind, Finished, Outcome, Output, Record, Run, Task, TaskId, TaskResult,
     Work,
 };
-use kupgrade_core::{ClusterState, NodeName};
+use kupgrade_core::{ClusterState, KubeVersion, NodeName};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
+use crate::events::EventSender;
 use crate::journal::{Journal, JournalError};
 
 mod lifetimes;
@@ -229,7 +231,7 @@ pub struct Driver {
     runner: Arc<dyn CommandRunner>,
     ops: Arc<dyn ClusterOperations>,
     provider: Option<Arc<dyn NodeProvider>>,
-    events: Option<mpsc::UnboundedSender<Event>>,
+    events: Option<EventSender>,
     stop: Option<StopSignal>,
     dry_run: bool,
     state_retries: u32,
@@ -248,6 +250,40 @@ impl std::fmt::Debug for Driver {
 }
 
 type Done = (TaskId, u32, TaskResult);
+
+/// One session's moving parts, from its first task to its end.
+struct Session<'d> {
+    clock: Clock,
+    /// The plan's fingerprint, naming the node-side locks.
+    fingerprint: Arc<str>,
+    /// The stop request acted on so far.
+    stopping: Stop,
+    /// The tasks started and not yet recorded, with their attempt; the same as `inflight`.
+    running: HashMap<TaskId, u32>,
+    /// Their work (a dry run's is ready at once).
+    inflight: FuturesUnordered<BoxFuture<'d, Done>>,
+    /// Why the session ends once the running tasks are recorded (nothing more starts).
+    failure: Option<DriverError>,
+    /// Where the running commands report their handles.
+    started_tx: StartedTx,
+    started_rx: mpsc::UnboundedReceiver<Started>,
+}
+
+impl Session<'_> {
+    fn new(clock: Clock, fingerprint: &str) -> Self {
+        let (started_tx, started_rx) = mpsc::unbounded_channel();
+        Session {
+            clock,
+            fingerprint: fingerprint.into(),
+            stopping: Stop::Run,
+            running: HashMap::new(),
+            inflight: FuturesUnordered::new(),
+            failure: None,
+            started_tx,
+            started_rx,
+        }
+    }
+}
 
 impl Driver {
     /// A driver running node commands through `runner` and cluster operations through `ops`.
@@ -280,8 +316,9 @@ impl Driver {
         self
     }
 
-    /// Sends every event to `events`.
-    pub fn events(mut self, events: mpsc::UnboundedSender<Event>) -> Self {
+    /// Sends every event to `events` (a bounded queue: command output lines that find it full
+    /// are dropped and counted, never waited for; see [`crate::events`]).
+    pub fn events(mut self, events: EventSender) -> Self {
         self.events = Some(events);
         self
     }
@@ -315,8 +352,7 @@ impl Driver {
     fn emit(&self, events: Vec<Event>) {
         if let Some(tx) = &self.events {
             for e in events {
-                // A watcher that went away does not stop the upgrade.
-                let _ = tx.send(e);
+                tx.send(e);
             }
         }
     }
@@ -367,139 +403,180 @@ impl Driver {
         run: &mut Run,
         journal: &mut dyn JournalSink,
     ) -> Result<Finished, DriverError> {
-        self.check_provider(run)?;
         let clock = Clock::start();
-        if !self.dry_run {
-            self.look_before_creating(run, journal, clock.now()).await?;
-        }
-        let mut model = if self.dry_run {
-            Some(Simulation::new(
-                self.read_state().await.map_err(DriverError::State)?,
-            ))
-        } else {
-            None
-        };
-        if model.is_none() {
-            self.settle_survivors(run, &clock, journal).await?;
-        }
-        let (started_tx, mut started_rx) = mpsc::unbounded_channel::<Started>();
-        let fingerprint = run.fingerprint().to_string();
+        let mut model = self.prepare(run, journal, &clock).await?;
+        let mut s = Session::new(clock, run.fingerprint());
         let mut stop = self.stop.clone();
-        let mut stopping = Stop::Run;
-        let mut running: HashMap<TaskId, u32> = HashMap::new();
-        let mut inflight = FuturesUnordered::new();
-        let mut failure: Option<DriverError> = None;
         loop {
-            // Stop requests.
             let asked = stop.as_ref().map_or(Stop::Run, |s| *s.0.borrow());
-            if asked != stopping && asked != Stop::Run {
-                if stopping == Stop::Run {
-                    tracing::info!("stop requested: starting nothing more");
-                    let out = run.cancel(clock.now());
-                    self.take(out, journal)?;
-                }
-                if asked == Stop::Abort {
-                    tracing::warn!("abort requested: interrupting {} task(s)", running.len());
-                    inflight = FuturesUnordered::new();
-                    let mut ids: Vec<(TaskId, u32)> = running.drain().collect();
-                    ids.sort();
-                    for (task, attempt) in ids {
-                        let out = run
-                            .record(
-                                Outcome {
-                                    task,
-                                    attempt,
-                                    result: TaskResult::Interrupted,
-                                },
-                                clock.now(),
-                            )
-                            .map_err(|e| DriverError::Stuck(e.to_string()))?;
-                        self.take(out, journal)?;
-                    }
-                    // Tasks whose postconditions were being checked stay so in the journal:
-                    // a resume checks them.
-                    let out = run.abort(clock.now());
-                    self.take(out, journal)?;
-                }
-                stopping = asked;
-            }
+            self.obey(run, asked, &mut s, journal)?;
             if run.is_finished() {
                 break;
             }
-            let now = clock.now();
-            if failure.is_none() && run.wants_state(now) {
-                let state = match &model {
-                    Some(m) => Ok(m.state().clone()),
-                    None => self.read_state().await,
-                };
-                match state {
-                    Ok(state) => {
-                        let out = run.next(&state, clock.now());
-                        for task in self.take(out, journal)? {
-                            running.insert(task.id.clone(), task.attempt);
-                            if let Some(m) = &mut model {
-                                let r = self.pretend(run, m, &task);
-                                inflight
-                                    .push(futures::future::Either::Left(futures::future::ready(r)));
-                            } else {
-                                inflight.push(futures::future::Either::Right(Box::pin(
-                                    self.execute(task, &fingerprint, started_tx.clone()),
-                                )));
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        // Stop cleanly: let the running tasks end and be recorded.
-                        let out = run.cancel(clock.now());
-                        self.take(out, journal)?;
-                        failure = Some(DriverError::State(e));
-                    }
-                }
+            if s.failure.is_none() && run.wants_state(s.clock.now()) {
+                self.start_due(run, &mut model, &mut s, journal).await?;
                 if run.is_finished() {
                     break;
                 }
             }
-            if inflight.is_empty() && failure.is_some() {
+            if s.inflight.is_empty() && s.failure.is_some() {
                 break;
             }
-            let wake = run.wake_at().map(|t| clock.instant(t));
-            if inflight.is_empty() && wake.is_none() && !run.wants_state(clock.now()) {
+            let wake = run.wake_at().map(|t| s.clock.instant(t));
+            if s.inflight.is_empty() && wake.is_none() && !run.wants_state(s.clock.now()) {
                 if run.is_finished() {
                     break;
                 }
                 return Err(DriverError::Stuck(format!("{run:?}")));
             }
-            let changed = async {
-                match &mut stop {
-                    Some(s) => {
-                        if s.0.changed().await.is_err() {
-                            std::future::pending::<()>().await
-                        }
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                done = inflight.next(), if !inflight.is_empty() => {
-                    if let Some((task, attempt, result)) = done {
-                        running.remove(&task);
-                        let out = run
-                            .record(Outcome { task, attempt, result }, clock.now())
-                            .map_err(|e| DriverError::Stuck(e.to_string()))?;
-                        self.take(out, journal)?;
-                    }
-                }
-                Some(started) = started_rx.recv() => {
-                    self.command_started(run, started, &clock, journal)?;
-                }
-                _ = sleep_until(wake), if wake.is_some() => {}
-                _ = changed => {}
-            }
+            self.wait_for_news(run, &mut s, &mut stop, wake, journal)
+                .await?;
         }
-        if let Some(e) = failure {
+        if let Some(e) = s.failure {
             return Err(e);
         }
         Ok(run.finished().cloned().unwrap_or(Finished::Cancelled))
+    }
+
+    /// Before the first task: refuses a plan that needs a missing provider, settles what an
+    /// earlier session left unsure (creations, survivors); a dry run reads the cluster once
+    /// for its model.
+    async fn prepare(
+        &self,
+        run: &mut Run,
+        journal: &mut dyn JournalSink,
+        clock: &Clock,
+    ) -> Result<Option<Simulation>, DriverError> {
+        self.check_provider(run)?;
+        if self.dry_run {
+            let state = self.read_state().await.map_err(DriverError::State)?;
+            return Ok(Some(Simulation::new(state)));
+        }
+        self.look_before_creating(run, journal, clock.now()).await?;
+        self.settle_survivors(run, clock, journal).await?;
+        Ok(None)
+    }
+
+    /// Acts on a new stop request: cancels the run (nothing more starts), and on an abort
+    /// drops the running tasks and records them interrupted.
+    fn obey(
+        &self,
+        run: &mut Run,
+        asked: Stop,
+        s: &mut Session<'_>,
+        journal: &mut dyn JournalSink,
+    ) -> Result<(), DriverError> {
+        if asked == s.stopping || asked == Stop::Run {
+            return Ok(());
+        }
+        if s.stopping == Stop::Run {
+            tracing::info!("stop requested: starting nothing more");
+            let out = run.cancel(s.clock.now());
+            self.take(out, journal)?;
+        }
+        if asked == Stop::Abort {
+            tracing::warn!("abort requested: interrupting {} task(s)", s.running.len());
+            s.inflight = FuturesUnordered::new();
+            let mut ids: Vec<(TaskId, u32)> = s.running.drain().collect();
+            ids.sort();
+            for (task, attempt) in ids {
+                let result = TaskResult::Interrupted;
+                let out = run
+                    .record(
+                        Outcome {
+                            task,
+                            attempt,
+                            result,
+                        },
+                        s.clock.now(),
+                    )
+                    .map_err(|e| DriverError::Stuck(e.to_string()))?;
+                self.take(out, journal)?;
+            }
+            // Tasks whose postconditions were being checked stay so in the journal: a
+            // resume checks them.
+            let out = run.abort(s.clock.now());
+            self.take(out, journal)?;
+        }
+        s.stopping = asked;
+        Ok(())
+    }
+
+    /// Reads the cluster (or the dry run's model) and starts what the run says may start; a
+    /// state that cannot be read cancels the run and ends the session once the running
+    /// tasks are recorded.
+    async fn start_due<'d>(
+        &'d self,
+        run: &mut Run,
+        model: &mut Option<Simulation>,
+        s: &mut Session<'d>,
+        journal: &mut dyn JournalSink,
+    ) -> Result<(), DriverError> {
+        let state = match model {
+            Some(m) => Ok(m.state().clone()),
+            None => self.read_state().await,
+        };
+        let state = match state {
+            Ok(state) => state,
+            Err(e) => {
+                // Stop cleanly: let the running tasks end and be recorded.
+                let out = run.cancel(s.clock.now());
+                self.take(out, journal)?;
+                s.failure = Some(DriverError::State(e));
+                return Ok(());
+            }
+        };
+        let out = run.next(&state, s.clock.now());
+        for task in self.take(out, journal)? {
+            s.running.insert(task.id.clone(), task.attempt);
+            let work: BoxFuture<'d, Done> = match model {
+                Some(m) => futures::future::ready(self.pretend(run, m, &task)).boxed(),
+                None => self
+                    .execute(task, s.fingerprint.clone(), s.started_tx.clone())
+                    .boxed(),
+            };
+            s.inflight.push(work);
+        }
+        Ok(())
+    }
+
+    /// Waits for a task to end (and records it), a command's handle (and journals it), the
+    /// run's next wake-up, or a stop request.
+    async fn wait_for_news(
+        &self,
+        run: &mut Run,
+        s: &mut Session<'_>,
+        stop: &mut Option<StopSignal>,
+        wake: Option<tokio::time::Instant>,
+        journal: &mut dyn JournalSink,
+    ) -> Result<(), DriverError> {
+        let changed = async {
+            match stop {
+                Some(s) => {
+                    if s.0.changed().await.is_err() {
+                        std::future::pending::<()>().await
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            done = s.inflight.next(), if !s.inflight.is_empty() => {
+                if let Some((task, attempt, result)) = done {
+                    s.running.remove(&task);
+                    let out = run
+                        .record(Outcome { task, attempt, result }, s.clock.now())
+                        .map_err(|e| DriverError::Stuck(e.to_string()))?;
+                    self.take(out, journal)?;
+                }
+            }
+            Some(started) = s.started_rx.recv() => {
+                self.command_started(run, started, &s.clock, journal)?;
+            }
+            _ = sleep_until(wake), if wake.is_some() => {}
+            _ = changed => {}
+        }
+        Ok(())
     }
 
     /// Dry run: what the task would do, and its effect on the model.
@@ -524,7 +601,7 @@ impl Driver {
     }
 
     /// Carries one task out.
-    async fn execute(&self, task: Task, fingerprint: &str, handles: StartedTx) -> Done {
+    async fn execute(&self, task: Task, fingerprint: Arc<str>, handles: StartedTx) -> Done {
         let id = task.id.clone();
         let span = tracing::info_span!(
             "task",
@@ -534,18 +611,15 @@ impl Driver {
         );
         let work = async {
             tracing::info!(action = %task.action, "started");
-            let result = match task.deadline {
-                Some(d) => {
-                    match tokio::time::timeout(d, self.work(&task, fingerprint, &handles)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(Failure::new(
-                            FailureKind::TimedOut,
-                            format!("gave up after {}s", d.as_secs()),
-                        )),
-                    }
-                }
-                None => self.work(&task, fingerprint, &handles).await,
-            };
+            let d = task.deadline;
+            let result =
+                match tokio::time::timeout(d, self.work(&task, &fingerprint, &handles)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Failure::new(
+                        FailureKind::TimedOut,
+                        format!("gave up after {}s", d.as_secs()),
+                    )),
+                };
             match &result {
                 Ok(()) => tracing::info!("succeeded"),
                 Err(f) => tracing::warn!(kind = ?f.kind, "failed: {f}"),
@@ -560,6 +634,7 @@ impl Driver {
         (id, task.attempt, result)
     }
 
+    /// The task's work, through the ports.
     async fn work(
         &self,
         task: &Task,
@@ -572,124 +647,60 @@ impl Driver {
                 .clone()
                 .ok_or_else(|| Failure::new(FailureKind::Other, format!("{id} names no node")))
         };
-        // What a task does is only written out when someone listens.
-        let started = |command: &dyn Fn() -> String| {
-            if self.events.is_some() {
-                self.emit(vec![Event::CommandStarted {
-                    task: id.clone(),
-                    command: command(),
-                }])
-            }
-        };
-        let output = |line: String| {
-            self.emit(vec![Event::CommandOutput {
-                task: id.clone(),
-                stream: kupgrade_core::ports::Stream::Stdout,
-                line,
-            }])
-        };
+        let started = || self.announce(id, || task.work.describe());
         match &task.work {
             Work::Commands { commands } => {
                 let node = node()?;
                 for (n, spec) in commands.iter().enumerate() {
-                    started(&|| spec.to_shell_line());
-                    let (tx, at) = (handles.clone(), (id.clone(), task.attempt, n));
-                    let mut tracking = Tracking::new().started(HandleSink::new(move |h| {
-                        let _ = tx.send((at.0.clone(), at.1, at.2, h));
-                    }));
-                    if let Some(locks) = &self.locks {
-                        tracking = tracking.lock(locks.for_task(fingerprint, id));
-                    }
-                    let sink = match &self.events {
-                        Some(tx) => {
-                            let tx = tx.clone();
-                            let id = id.clone();
-                            LineSink::new(move |stream, text| {
-                                let _ = tx.send(Event::CommandOutput {
-                                    task: id.clone(),
-                                    stream,
-                                    line: text.to_string(),
-                                });
-                            })
-                        }
-                        None => LineSink::none(),
-                    };
-                    match self.runner.run_tracked(&node, spec, &sink, &tracking).await {
-                        Ok(out) if out.status.success() => {}
-                        Ok(out) => {
-                            let line = spec.to_shell_line();
-                            return Err(Failure::new(
-                                FailureKind::CommandFailed,
-                                format!("`{line}` on {node} ended with {}", out.status),
-                            )
-                            .with_command(line)
-                            .with_stderr_tail(out.stderr_tail(5)));
-                        }
-                        Err(e) => return Err(runner_failure(e).with_command(spec.to_shell_line())),
-                    }
+                    self.run_command(task, n, &node, spec, fingerprint, handles)
+                        .await?;
                 }
                 Ok(())
             }
             Work::Cordon => {
                 let node = node()?;
-                started(&|| task.work.describe());
+                started();
                 self.ops.cordon(&node).await.map_err(ops_failure)
             }
             Work::Uncordon => {
                 let node = node()?;
-                started(&|| task.work.describe());
+                started();
                 self.ops.uncordon(&node).await.map_err(ops_failure)
             }
             Work::Drain { options } => {
                 let node = node()?;
-                started(&|| task.work.describe());
+                started();
                 let report = self.ops.drain(&node, options).await.map_err(ops_failure)?;
-                for p in &report.evicted {
-                    output(format!("evicted {p}"));
-                }
-                for (p, why) in &report.skipped {
-                    output(format!("left {p} in place ({why})"));
-                }
+                let evicted = report.evicted.iter().map(|p| format!("evicted {p}"));
+                let left =
+                    (report.skipped.iter()).map(|(p, why)| format!("left {p} in place ({why})"));
+                self.emit(
+                    evicted
+                        .chain(left)
+                        .map(|line| Event::CommandOutput {
+                            task: id.clone(),
+                            stream: kupgrade_core::ports::Stream::Stdout,
+                            line,
+                        })
+                        .collect(),
+                );
                 Ok(())
             }
             Work::WaitReady { version, timeout } => {
                 let node = node()?;
-                started(&|| task.work.describe());
+                started();
                 self.ops
                     .wait_ready(&node, version, *timeout)
                     .await
                     .map_err(ops_failure)
             }
             Work::WaitKubeProxyRollout { version, timeout } => {
-                started(&|| task.work.describe());
-                let deadline = tokio::time::Instant::now() + *timeout;
-                loop {
-                    let state = self.ops.state().await.map_err(ops_failure)?;
-                    let behind: Vec<String> = state
-                        .nodes_behind_kube_proxy(version.as_ref())
-                        .map(|(n, running)| format!("{} ({running})", n.name))
-                        .collect();
-                    if behind.is_empty() {
-                        return Ok(());
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        let shown: Vec<&str> = behind.iter().take(5).map(String::as_str).collect();
-                        return Err(Failure::new(
-                            FailureKind::TimedOut,
-                            format!(
-                                "after {}s kube-proxy still runs another version on {} node(s): {}",
-                                timeout.as_secs(),
-                                behind.len(),
-                                shown.join(", ")
-                            ),
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                }
+                started();
+                self.wait_kube_proxy(version.as_ref(), *timeout).await
             }
             Work::Provision { template, version } => {
                 let node = node()?;
-                started(&|| task.work.describe());
+                started();
                 let Some(p) = &self.provider else {
                     return Err(no_provider());
                 };
@@ -700,7 +711,7 @@ impl Driver {
             }
             Work::Remove => {
                 let node = node()?;
-                started(&|| task.work.describe());
+                started();
                 let Some(p) = &self.provider else {
                     return Err(no_provider());
                 };
@@ -710,6 +721,101 @@ impl Driver {
                 FailureKind::Unsupported,
                 format!("this driver cannot carry out {}", w.describe()),
             )),
+        }
+    }
+
+    /// Emits [`Event::CommandStarted`] for `task`; what it does is only written out when
+    /// someone listens.
+    fn announce(&self, task: &TaskId, what: impl FnOnce() -> String) {
+        if self.events.is_some() {
+            self.emit(vec![Event::CommandStarted {
+                task: task.clone(),
+                command: what(),
+            }])
+        }
+    }
+
+    /// Runs the `n`th command of `task` on `node`: its output lines go to the events, its
+    /// handle to `handles`, under the task's node-side lock when the driver has locks.
+    async fn run_command(
+        &self,
+        task: &Task,
+        n: usize,
+        node: &NodeName,
+        spec: &CommandSpec,
+        fingerprint: &str,
+        handles: &StartedTx,
+    ) -> Result<(), Failure> {
+        let id = &task.id;
+        self.announce(id, || spec.to_shell_line());
+        let (tx, at) = (handles.clone(), (id.clone(), task.attempt, n));
+        // One handle per command, so the channel holds at most one per running task.
+        let reported = std::sync::atomic::AtomicBool::new(false);
+        let mut tracking = Tracking::new().started(HandleSink::new(move |h| {
+            if !reported.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                let _ = tx.send((at.0.clone(), at.1, at.2, h));
+            }
+        }));
+        if let Some(locks) = &self.locks {
+            tracking = tracking.lock(locks.for_task(fingerprint, id));
+        }
+        let sink = match &self.events {
+            Some(tx) => {
+                let (tx, id) = (tx.clone(), id.clone());
+                LineSink::new(move |stream, text| {
+                    tx.send(Event::CommandOutput {
+                        task: id.clone(),
+                        stream,
+                        line: text.to_string(),
+                    });
+                })
+            }
+            None => LineSink::none(),
+        };
+        match self.runner.run_tracked(node, spec, &sink, &tracking).await {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => {
+                let line = spec.to_shell_line();
+                Err(Failure::new(
+                    FailureKind::CommandFailed,
+                    format!("`{line}` on {node} ended with {}", out.status),
+                )
+                .with_command(line)
+                .with_stderr_tail(out.stderr_tail(5)))
+            }
+            Err(e) => Err(runner_failure(e).with_command(spec.to_shell_line())),
+        }
+    }
+
+    /// Waits until every node runs kube-proxy at `version`, or `timeout` has passed.
+    async fn wait_kube_proxy(
+        &self,
+        version: Option<&KubeVersion>,
+        timeout: Duration,
+    ) -> Result<(), Failure> {
+        let deadline = tokio::time::Instant::now() + kupgrade_core::ports::capped(timeout);
+        loop {
+            let state = self.ops.state().await.map_err(ops_failure)?;
+            let behind: Vec<String> = state
+                .nodes_behind_kube_proxy(version)
+                .map(|(n, running)| format!("{} ({running})", n.name))
+                .collect();
+            if behind.is_empty() {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let shown: Vec<&str> = behind.iter().take(5).map(String::as_str).collect();
+                return Err(Failure::new(
+                    FailureKind::TimedOut,
+                    format!(
+                        "after {}s kube-proxy still runs another version on {} node(s): {}",
+                        timeout.as_secs(),
+                        behind.len(),
+                        shown.join(", ")
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_secs(5)).await;
         }
     }
 }

@@ -59,6 +59,7 @@
 //! real nodes.
 
 pub mod driver;
+pub mod events;
 mod groups;
 pub mod journal;
 pub mod kubectl;

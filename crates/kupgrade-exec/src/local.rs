@@ -414,21 +414,19 @@ impl CommandRunner for LocalRunner {
             }
             status
         };
-        let timeout = locked.as_ref().unwrap_or(spec).timeout;
-        let status = match timeout {
-            None => work.await,
-            Some(after) => match tokio::time::timeout(after, work).await {
-                Ok(status) => status,
-                Err(_) => {
-                    group.kill();
-                    let _ = child.wait().await;
-                    return Err(RunnerError::TimedOut {
-                        node: node.clone(),
-                        after,
-                        command: spec.to_shell_line(),
-                    });
-                }
-            },
+        // Every command has a time limit (its own, or the default).
+        let after = locked.as_ref().unwrap_or(spec).time_limit();
+        let status = match tokio::time::timeout(after, work).await {
+            Ok(status) => status,
+            Err(_) => {
+                group.kill();
+                let _ = child.wait().await;
+                return Err(RunnerError::TimedOut {
+                    node: node.clone(),
+                    after,
+                    command: spec.to_shell_line(),
+                });
+            }
         }
         .map_err(|e| other(node, format!("waiting for {program:?} failed: {e}"), e))?;
         // The command has exited and closed its output; what it left behind on purpose stays.

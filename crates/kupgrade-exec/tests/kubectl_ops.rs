@@ -198,6 +198,9 @@ macro_rules! run_check {
     (cordon_is_idempotent, $f:expr) => {
         cluster_ops::cordon_is_idempotent($f).await
     };
+    (huge_timeouts_do_not_overflow, $f:expr) => {
+        cluster_ops::huge_timeouts_do_not_overflow($f).await
+    };
     ($name:ident, $f:expr) => {
         cluster_ops::$name($f, &Capabilities::default()).await
     };
@@ -211,6 +214,7 @@ conformance!(
     drain_deletes_emptydir_data_when_asked,
     drain_without_eviction_ignores_budgets,
     wait_ready,
+    huge_timeouts_do_not_overflow,
 );
 
 /// The state is read through kubectl: the node as the API shows it; a user without RBAC

@@ -170,7 +170,7 @@ impl KubeClusterOps {
         options: &DrainOptions,
     ) -> Result<DrainReport, OpsError> {
         let limit = Duration::from_secs(options.timeout_seconds);
-        let deadline = Instant::now() + limit;
+        let deadline = Instant::now() + kupgrade_core::ports::capped(limit);
         let timed_out = |what: &str| OpsError::TimedOut {
             what: format!("{what} (draining node {node})"),
             after: limit,

@@ -198,7 +198,7 @@ impl ClusterOperations for KubeClusterOps {
         version: &KubeVersion,
         timeout: Duration,
     ) -> Result<(), OpsError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + kupgrade_core::ports::capped(timeout);
         let api: Api<KNode> = Api::all(self.client.clone());
         let config = watcher::Config::default().fields(&format!("metadata.name={node}"));
         let mut stream = watcher(api, config).boxed();

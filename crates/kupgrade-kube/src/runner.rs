@@ -108,7 +108,7 @@ use kupgrade_core::NodeName;
 use kupgrade_core::capture::StreamCapture;
 use kupgrade_core::ports::{
     CommandHandle, CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Liveness,
-    NodeLock, Privilege, Program, RunnerError, Stream, Tracking, shell_quote,
+    NodeLock, Privilege, Program, RunnerError, Stream, Tracking, capped, shell_quote,
 };
 use tokio::time::{Instant, timeout, timeout_at};
 
@@ -263,8 +263,12 @@ impl PodRunner {
             });
         }
         let line = host_line(spec)?;
-        let run_for = spec.timeout.unwrap_or(self.default_timeout);
-        let deadline = (self.start_timeout + run_for).as_secs_f64().ceil().max(1.0) as i64;
+        let run_for = capped(spec.timeout.unwrap_or(self.default_timeout));
+        // The API takes at most i32::MAX seconds (68 years).
+        let deadline = (capped(self.start_timeout) + run_for)
+            .as_secs_f64()
+            .ceil()
+            .clamp(1.0, f64::from(i32::MAX)) as i64;
         let mut command: Vec<String> = [
             "nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "sh", "-c",
         ]
@@ -333,9 +337,9 @@ impl PodRunner {
         spec: &CommandSpec,
         line: &str,
     ) -> Result<ContainerStateTerminated, RunnerError> {
-        let run_for = spec.timeout.unwrap_or(self.default_timeout);
+        let run_for = capped(spec.timeout.unwrap_or(self.default_timeout));
         let created = Instant::now();
-        let start_deadline = created + self.start_timeout;
+        let start_deadline = created + capped(self.start_timeout);
         let mut run_deadline: Option<Instant> = None;
         let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
         let mut stream = watcher(api.clone(), config).boxed();

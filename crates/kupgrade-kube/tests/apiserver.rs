@@ -416,6 +416,9 @@ macro_rules! run_check {
     (cordon_is_idempotent, $f:expr) => {
         cluster_ops::cordon_is_idempotent($f).await
     };
+    (huge_timeouts_do_not_overflow, $f:expr) => {
+        cluster_ops::huge_timeouts_do_not_overflow($f).await
+    };
     ($name:ident, $f:expr) => {
         cluster_ops::$name($f, &Capabilities::default()).await
     };
@@ -429,6 +432,7 @@ conformance!(
     drain_deletes_emptydir_data_when_asked,
     drain_without_eviction_ignores_budgets,
     wait_ready,
+    huge_timeouts_do_not_overflow,
 );
 
 // ------------------------------------------------------------------------- drain details
@@ -763,6 +767,14 @@ async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
         .unwrap();
     assert_eq!(out.status, ExitStatus::Code(0));
     assert_eq!(out.stdout_text(), "");
+
+    // A huge timeout (a plan file's) is a long one: the pod's deadlines saturate.
+    let out = runner
+        .output(&node, &CommandSpec::shell("echo ok").timeout(Duration::MAX))
+        .await
+        .unwrap();
+    assert_eq!(out.status, ExitStatus::Code(0));
+    assert_eq!(out.stdout_text(), "ok\n");
 
     // The largest input allowed arrives whole.
     let out = runner

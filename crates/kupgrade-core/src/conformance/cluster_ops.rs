@@ -19,7 +19,9 @@
 //! - with `disable_eviction` a drain deletes the pods without asking their disruption budgets;
 //! - uncordon after a failed drain makes the node schedulable again;
 //! - `wait_ready` returns once the node is Ready at the release asked for (vendor suffixes
-//!   ignored), and times out with [`OpsError::TimedOut`] otherwise.
+//!   ignored), and times out with [`OpsError::TimedOut`] otherwise;
+//! - a wait or a drain given a huge timeout (`Duration::MAX`, `u64::MAX` seconds, as a user
+//!   or a plan file may give) works as a very long one: no overflow, no panic.
 //!
 //! Every check makes its own nodes through the fixture, so a fixture that gives each node a
 //! fresh name lets checks run concurrently. Failures panic with `conformance/<check>: …`.
@@ -136,6 +138,7 @@ pub async fn run_all(f: &dyn ClusterFixture, caps: &Capabilities) {
         Box::pin(drain_deletes_emptydir_data_when_asked(f, caps)),
         Box::pin(drain_without_eviction_ignores_budgets(f, caps)),
         Box::pin(wait_ready(f, caps)),
+        Box::pin(huge_timeouts_do_not_overflow(f)),
     ];
     join_all(checks).await;
 }
@@ -598,5 +601,33 @@ pub async fn wait_ready(f: &dyn ClusterFixture, caps: &Capabilities) {
                 format!("{what} while the kubelet comes back at a vendor build: {e}"),
             );
         }
+    }
+}
+
+/// A Ready node waited for with `Duration::MAX`, and a node drained with `u64::MAX` seconds,
+/// succeed at once: a huge timeout is a long one, never an overflow.
+pub async fn huge_timeouts_do_not_overflow(f: &dyn ClusterFixture) {
+    const C: &str = "huge_timeouts_do_not_overflow";
+    let node = setup(C, f.add_node(&v("v1.29.6")).await).await;
+    let ops = f.ops();
+    if let Err(e) = ops.wait_ready(&node, &v("v1.29.6"), Duration::MAX).await {
+        fail(
+            C,
+            format!("waiting with Duration::MAX for a Ready node: {e}"),
+        );
+    }
+    let pod = setup(
+        C,
+        f.add_pod(&node, PodKind::Replicated, &labels("big")).await,
+    )
+    .await;
+    let options = DrainOptions {
+        timeout_seconds: u64::MAX,
+        ..DrainOptions::default()
+    };
+    match ops.drain(&node, &options).await {
+        Ok(r) if r.evicted == [pod.clone()] => {}
+        Ok(r) => fail(C, format!("evicted {:?}, expected {pod:?}", r.evicted)),
+        Err(e) => fail(C, format!("a drain given u64::MAX seconds: {e}")),
     }
 }

@@ -347,11 +347,12 @@ impl Action {
     }
 
     /// How long one task of the action may take, all told, before the driver gives up on it
-    /// (and reports it timed out). Node commands get the sum of their own timeouts
-    /// (`commands`: the ones the task runs; none without a timeout: no deadline); the waits
-    /// their own timeouts; each with a minute's slack. Checks and the operator's steps are
-    /// decided by the run itself: `None`.
-    pub fn deadline(&self, commands: &[CommandSpec]) -> Option<Duration> {
+    /// (and reports it timed out): always defined. Node commands get the sum of their time
+    /// limits (`commands`: the ones the task runs; a command without a timeout counts the
+    /// default, [`CommandSpec::time_limit`]); the waits their own timeouts; each with a
+    /// minute's slack; the sums saturate. Checks and the operator's steps are decided by the
+    /// run itself at once: the slack alone.
+    pub fn deadline(&self, commands: &[CommandSpec]) -> Duration {
         const SLACK: Duration = Duration::from_secs(60);
         match self {
             Action::EtcdSnapshot { .. }
@@ -364,21 +365,22 @@ impl Action {
             | Action::KubeadmUpgradeNode { .. }
             | Action::RestartKubelet { .. } => commands
                 .iter()
-                .map(|c| c.timeout)
-                .sum::<Option<Duration>>()
-                .map(|d| d + SLACK),
-            Action::Cordon | Action::Uncordon => Some(Duration::from_secs(300)),
-            Action::Drain { options } => Some(Duration::from_secs(options.timeout_seconds) + SLACK),
+                .map(CommandSpec::time_limit)
+                .fold(SLACK, Duration::saturating_add),
+            Action::Cordon | Action::Uncordon => Duration::from_secs(300),
+            Action::Drain { options } => {
+                Duration::from_secs(options.timeout_seconds).saturating_add(SLACK)
+            }
             Action::WaitReady {
                 timeout_seconds, ..
             }
             | Action::WaitKubeProxyRollout {
                 timeout_seconds, ..
-            } => Some(Duration::from_secs(*timeout_seconds) + SLACK),
-            Action::ProvisionNodes { .. } | Action::RemoveNodes => Some(Duration::from_secs(3600)),
+            } => Duration::from_secs(*timeout_seconds).saturating_add(SLACK),
+            Action::ProvisionNodes { .. } | Action::RemoveNodes => Duration::from_secs(3600),
             Action::Preflight { .. }
             | Action::Verify { .. }
-            | Action::UpgradeKubectlClient { .. } => None,
+            | Action::UpgradeKubectlClient { .. } => SLACK,
         }
     }
 
@@ -634,7 +636,8 @@ mod tests {
     use crate::plan::node_commands;
 
     /// A node task may take as long as its commands' timeouts and a minute; a command without
-    /// a timeout leaves it without a deadline. A wait gets its own timeout and a minute.
+    /// a timeout counts the default, so one such command never removes the deadline. A wait
+    /// gets its own timeout and a minute; a huge one saturates instead of overflowing.
     #[test]
     fn a_task_deadline_is_its_own_timeouts_and_a_minute() {
         let action = Action::InstallPackages {
@@ -644,15 +647,18 @@ mod tests {
         let commands = node_commands(&action, OsFamily::Debian).unwrap().commands;
         let total: Duration = commands.iter().map(|c| c.timeout.unwrap()).sum();
         let minute = Duration::from_secs(60);
-        assert_eq!(action.deadline(&commands), Some(total + minute));
+        assert_eq!(action.deadline(&commands), total + minute);
         let mut untimed = commands.clone();
-        untimed[0].timeout = None;
-        assert_eq!(action.deadline(&untimed), None);
+        let first = untimed[0].timeout.take().unwrap();
+        assert_eq!(
+            action.deadline(&untimed),
+            total - first + crate::ports::DEFAULT_COMMAND_TIMEOUT + minute
+        );
         let wait = Action::WaitReady {
             version: "v1.30.1".parse().unwrap(),
             timeout_seconds: 600,
         };
-        assert_eq!(wait.deadline(&[]), Some(Duration::from_secs(600) + minute));
+        assert_eq!(wait.deadline(&[]), Duration::from_secs(600) + minute);
         // Every node action of a plan is timed by its commands.
         let cluster = crate::inventory::parse(
             include_str!("../../../../examples/clusters/ha.yaml"),
@@ -666,8 +672,8 @@ mod tests {
         let mut timed = 0;
         for step in &plan.steps {
             for c in &step.commands {
-                let total: Option<Duration> = c.commands.iter().map(|c| c.timeout).sum();
-                assert_eq!(step.action.deadline(&c.commands), total.map(|t| t + minute));
+                let total: Duration = c.commands.iter().map(CommandSpec::time_limit).sum();
+                assert_eq!(step.action.deadline(&c.commands), total + minute);
                 timed += 1;
             }
         }
@@ -675,6 +681,30 @@ mod tests {
         let check = Action::Verify {
             version: "v1.30.1".parse().unwrap(),
         };
-        assert_eq!(check.deadline(&[]), None);
+        assert_eq!(check.deadline(&[]), minute);
+    }
+
+    /// User-given numbers that become durations saturate (`--drain-timeout u64::MAX`,
+    /// a command timeout near `Duration::MAX`).
+    #[test]
+    fn a_huge_timeout_saturates_instead_of_overflowing() {
+        let drain = Action::Drain {
+            options: crate::ports::DrainOptions {
+                timeout_seconds: u64::MAX,
+                ..Default::default()
+            },
+        };
+        assert_eq!(drain.deadline(&[]), Duration::MAX);
+        let wait = Action::WaitReady {
+            version: "v1.30.1".parse().unwrap(),
+            timeout_seconds: u64::MAX,
+        };
+        assert_eq!(wait.deadline(&[]), Duration::MAX);
+        let install = Action::InstallPackages {
+            packages: vec![Package::Kubelet],
+            version: "v1.30.1".parse().unwrap(),
+        };
+        let long = CommandSpec::new("x").timeout(Duration::MAX);
+        assert_eq!(install.deadline(&[long.clone(), long]), Duration::MAX);
     }
 }

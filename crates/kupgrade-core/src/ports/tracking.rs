@@ -272,7 +272,7 @@ impl NodeLock {
                 program: "sh".into(),
                 args,
             },
-            timeout: spec.timeout.map(|t| t.saturating_add(self.wait)),
+            timeout: Some(spec.time_limit().saturating_add(self.wait)),
             ..spec.clone()
         }
     }
@@ -335,7 +335,11 @@ mod tests {
         let lock = NodeLock::for_step("fp", "st", None, Duration::from_secs(5), "me");
         let spec = CommandSpec::shell("echo $A; exit 3").env("A", "b").sudo();
         let w = lock.wrap(&spec, "/tmp/l");
-        assert_eq!(w.timeout, None);
+        // A command without a timeout gets the default, and the lock's wait on top.
+        assert_eq!(
+            w.timeout,
+            Some(crate::ports::DEFAULT_COMMAND_TIMEOUT + Duration::from_secs(5))
+        );
         assert_eq!(w.env, spec.env);
         let line = w.to_shell_line();
         assert!(line.starts_with("sudo -n env A=b sh -c "), "{line}");

@@ -73,6 +73,16 @@ pub enum Event {
         /// The line, without its newline.
         line: String,
     },
+    /// Output lines of a task that were not shown: the watcher fell behind and the driver's
+    /// bounded event queue dropped them rather than hold them or slow the command. Where the
+    /// gap was, between the task's `CommandOutput` events and before its `StepFinished`.
+    OutputDropped {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// How many lines were not shown.
+        lines: u64,
+    },
     /// The task's work reported success; the run checks its step's postconditions against the
     /// cluster before it counts as done. Between the attempt's `StepStarted` and the task's
     /// `StepFinished` (or `StepRetrying`, when they do not hold in time).
@@ -160,6 +170,7 @@ impl Event {
             Event::StepStarted { task, .. }
             | Event::CommandStarted { task, .. }
             | Event::CommandOutput { task, .. }
+            | Event::OutputDropped { task, .. }
             | Event::StepVerifying { task, .. }
             | Event::StepRetrying { task, .. }
             | Event::StepFinished { task, .. }

@@ -221,6 +221,9 @@ impl TaskEnd {
 }
 
 impl Failure {
+    /// The most bytes of the stderr tail that the failure's message ([`fmt::Display`]) shows.
+    pub const SHOWN_STDERR: usize = 512;
+
     /// A failure of `kind` saying `message`.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Failure {
@@ -237,11 +240,14 @@ impl Failure {
         self
     }
 
-    /// Keeps the tail of the command's standard error.
+    /// Keeps the tail of the command's standard error: its last
+    /// [`STDERR_TAIL_MAX`](crate::capture::STDERR_TAIL_MAX) bytes, with a marker saying how
+    /// much was cut.
     pub fn with_stderr_tail(mut self, tail: impl Into<String>) -> Self {
         let tail = tail.into();
         if !tail.trim().is_empty() {
-            self.stderr_tail = Some(tail);
+            let kept = crate::capture::tail_text(&tail, crate::capture::STDERR_TAIL_MAX);
+            self.stderr_tail = Some(kept.into_owned());
         }
         self
     }
@@ -255,8 +261,11 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)?;
+        // The message repeats at most the end of the kept tail (the whole tail stays in
+        // `stderr_tail`): a report or a progress line holding it stays short.
         if let Some(tail) = &self.stderr_tail {
-            write!(f, "; stderr: {}", tail.trim_end())?;
+            let shown = crate::capture::tail_text(tail.trim_end(), Failure::SHOWN_STDERR);
+            write!(f, "; stderr: {shown}")?;
         }
         Ok(())
     }

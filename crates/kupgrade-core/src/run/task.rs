@@ -68,7 +68,7 @@ pub struct Task {
     /// What the step does, in a few words.
     pub action: String,
     /// Give up (and report [`FailureKind::TimedOut`](super::FailureKind::TimedOut)) after this long.
-    pub deadline: Option<Duration>,
+    pub deadline: Duration,
     /// Safe to repeat.
     pub idempotent: bool,
 }

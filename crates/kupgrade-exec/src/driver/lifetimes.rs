@@ -67,7 +67,9 @@ impl Default for SurvivorPolicy {
 /// A command of a running task runs on its node: the task, its attempt, which command.
 pub(super) type Started = (TaskId, u32, usize, CommandHandle);
 
-/// Where the tasks' commands report their handles (a few per task: one per command).
+/// Where the tasks' commands report their handles. Unbounded yet bounded in use: each command
+/// reports at most one handle (a runner that reports more is not heard again) and a task runs
+/// its commands one after the other, so it holds at most one handle per running task.
 pub(super) type StartedTx = mpsc::UnboundedSender<Started>;
 
 /// How often a survivor is looked for while the driver waits for it.

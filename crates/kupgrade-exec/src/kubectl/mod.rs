@@ -31,7 +31,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kupgrade_core::ports::{
     ClusterOperations, CommandOutput, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions,
-    DrainReport, OpsError,
+    DrainReport, OpsError, capped,
 };
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 use serde_json::Value;
@@ -262,7 +262,9 @@ fn drain_args(node: &NodeName, o: &DrainOptions) -> Vec<String> {
     if let Some(g) = o.grace_period_seconds {
         args.push(format!("--grace-period={g}"));
     }
-    args.push(format!("--timeout={}s", o.timeout_seconds));
+    // Capped: kubectl refuses a duration past about 292 years.
+    let timeout = capped(Duration::from_secs(o.timeout_seconds));
+    args.push(format!("--timeout={}s", timeout.as_secs()));
     args
 }
 
@@ -420,7 +422,7 @@ impl ClusterOperations for KubectlOps {
         version: &KubeVersion,
         timeout: Duration,
     ) -> Result<(), OpsError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + capped(timeout);
         loop {
             let item = self
                 .json(&["get", "node", node.as_str(), "-o", "json"], Some(node))

@@ -751,7 +751,10 @@ impl SimCluster {
     async fn pass(&self, d: Duration) {
         let speed = self.lock().speed;
         if !d.is_zero() {
-            tokio::time::sleep(d.div_f64(speed)).await;
+            // Saturating: a huge wait at a slow speed waits a century, never panics.
+            let real = Duration::try_from_secs_f64(d.as_secs_f64() / speed)
+                .unwrap_or(kupgrade_core::ports::MAX_WAIT);
+            tokio::time::sleep(kupgrade_core::ports::capped(real)).await;
         }
     }
 

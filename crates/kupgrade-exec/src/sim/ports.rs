@@ -57,18 +57,19 @@ impl CommandRunner for SimCluster {
             message: "no such host in the simulated cluster".into(),
             source: None,
         })?;
+        // Every command has a time limit (its own, or the default), as with the real runners.
+        let t = spec.time_limit();
         let timed_out = || RunnerError::TimedOut {
             node: node.clone(),
-            after: spec.timeout.unwrap_or_default(),
+            after: t,
             command: line.clone(),
         };
-        match (&fault, spec.timeout) {
-            (Some(FaultKind::CommandHangs), Some(t)) => {
+        match &fault {
+            Some(FaultKind::CommandHangs) => {
                 self.pass(t).await;
                 return Err(timed_out());
             }
-            (Some(FaultKind::CommandHangs), None) => std::future::pending::<()>().await,
-            (_, Some(t)) if d > t => {
+            _ if d > t => {
                 self.pass(t).await;
                 return Err(timed_out());
             }
@@ -158,7 +159,9 @@ impl ClusterOperations for SimCluster {
                 inner.record(node, "cordon".into());
                 inner.save().map_err(ops_err)?;
             }
-            inner.now_ms() + options.timeout_seconds * 1000
+            inner
+                .now_ms()
+                .saturating_add(options.timeout_seconds.saturating_mul(1000))
         };
         let mut report = DrainReport::default();
         loop {
@@ -213,7 +216,7 @@ impl ClusterOperations for SimCluster {
             }
             (inner.now_ms(), inner.timings.poll)
         };
-        let deadline = start + timeout.as_millis() as u64;
+        let deadline = start.saturating_add(kupgrade_core::ports::millis(timeout));
         loop {
             let (ok, now, ready_at) = {
                 let inner = self.lock();

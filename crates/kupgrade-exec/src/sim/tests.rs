@@ -14,7 +14,6 @@ use kupgrade_core::run::{
 };
 use kupgrade_core::testing::upstream_run;
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
-use tokio::sync::mpsc;
 
 use super::*;
 use crate::driver::{Driver, JournalSink, stop_channel};
@@ -58,7 +57,8 @@ struct Outcome {
 }
 
 async fn drive_with(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<Record>) -> Outcome {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // Room for every line: these tests look at all of them.
+    let (tx, mut rx) = crate::events::event_channel(1 << 20);
     let mut run = upstream_run(plan, journal);
     let finished = driver
         .events(tx)
@@ -66,7 +66,7 @@ async fn drive_with(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<R
         .await
         .unwrap();
     let mut events = Vec::new();
-    while let Ok(e) = rx.try_recv() {
+    while let Some(e) = rx.try_recv() {
         events.push(e);
     }
     Outcome { finished, events }
@@ -1004,6 +1004,24 @@ impl kupgrade_core::conformance::cluster_ops::ClusterFixture for Fixture {
     ) -> Result<(), BoxError> {
         Ok(self.sim.set_kubelet(node, version, ready)?)
     }
+}
+
+/// A plan whose drains and waits were given `u64::MAX` seconds (a plan file, or an option
+/// past the command line's cap) runs like one with long waits: no duration overflows.
+#[tokio::test(start_paused = true)]
+async fn a_plan_with_huge_waits_runs_without_overflow() {
+    let options = PlanOptions {
+        drain: kupgrade_core::ports::DrainOptions {
+            timeout_seconds: u64::MAX,
+            ..Default::default()
+        },
+        ready_timeout_seconds: u64::MAX,
+        ..PlanOptions::default()
+    };
+    let plan = plan("stable", options);
+    let sim = SimCluster::new(ha());
+    let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
+    assert!(out.finished.is_completed(), "{:?}", out.finished);
 }
 
 #[tokio::test(start_paused = true)]

@@ -284,9 +284,8 @@ impl SshRunner {
         work: impl Future<Output = Finished>,
     ) -> Result<Finished, RunnerError> {
         let mut work = pin!(work);
-        let Some(after) = spec.timeout else {
-            return Ok(work.await);
-        };
+        // Every command has a time limit (its own, or the default).
+        let after = spec.time_limit();
         tokio::select! {
             r = work.as_mut() => return Ok(r),
             _ = tokio::time::sleep(after) => {}

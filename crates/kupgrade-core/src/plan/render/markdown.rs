@@ -1,7 +1,7 @@
 //! A Markdown runbook: a section per hop and phase, a heading per step, and the commands for
 //! each node, ready to copy.
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt;
 
 use crate::escape;
 use crate::plan::action::Executor;
@@ -14,36 +14,42 @@ use super::{Section, human_line, manual_lines, node_summary, os_title};
 /// The plan as a Markdown runbook.
 pub fn markdown(plan: &UpgradePlan) -> String {
     let mut out = String::new();
-    let o = &mut out;
+    // Writing to a `String` cannot fail.
+    let _ = write_markdown(plan, &mut out);
+    out
+}
+
+/// Writes [`markdown`] to `o` as it goes (a huge plan is never held as one string).
+pub fn write_markdown(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
     let name = escape::markdown(plan.cluster.as_deref().unwrap_or("cluster"));
-    let _ = writeln!(
+    writeln!(
         o,
         "# Upgrade plan: {name}, {} to {}\n",
         plan.from, plan.target
-    );
-    let _ = writeln!(o, "{}\n", super::text::summary_line(plan, escape::markdown));
+    )?;
+    writeln!(o, "{}\n", super::text::summary_line(plan, escape::markdown))?;
     for w in &plan.warnings {
-        let _ = writeln!(o, "> **Warning:** {}\n", escape::markdown(&w.to_string()));
+        writeln!(o, "> **Warning:** {}\n", escape::markdown(&w.to_string()))?;
     }
     let e = &plan.estimate;
-    let _ = writeln!(o, "| Estimate | |\n|---|---|");
-    let _ = writeln!(o, "| Total time | {} |", human_duration(e.total_seconds));
-    let _ = writeln!(o, "| Steps | {} |", e.steps);
-    let _ = writeln!(
+    writeln!(o, "| Estimate | |\n|---|---|")?;
+    writeln!(o, "| Total time | {} |", human_duration(e.total_seconds))?;
+    writeln!(o, "| Steps | {} |", e.steps)?;
+    writeln!(
         o,
         "| Drains | {} (at most {} per node) |",
         e.drains, e.max_drains_per_node
-    );
-    let _ = writeln!(
+    )?;
+    writeln!(
         o,
         "| Most nodes unavailable at once | {} |",
         e.max_unavailable
-    );
+    )?;
     if e.nodes_replaced > 0 {
-        let _ = writeln!(o, "| Nodes replaced | {} |", e.nodes_replaced);
+        writeln!(o, "| Nodes replaced | {} |", e.nodes_replaced)?;
     }
-    let _ = writeln!(o, "\n## Components\n");
-    let _ = writeln!(o, "| Component | Current | Target |\n|---|---|---|");
+    writeln!(o, "\n## Components\n")?;
+    writeln!(o, "| Component | Current | Target |\n|---|---|---|")?;
     for c in &plan.components {
         let current = c
             .current
@@ -62,33 +68,33 @@ pub fn markdown(plan: &UpgradePlan) -> String {
             || "unchanged".to_string(),
             |t| format!("`{}`", super::show_version(c.component, t)),
         );
-        let _ = writeln!(o, "| {} | {current} | {target} |", c.component);
+        writeln!(o, "| {} | {current} | {target} |", c.component)?;
     }
     if !plan.hops.is_empty() {
-        let _ = writeln!(o, "\n## Control-plane hops\n");
+        writeln!(o, "\n## Control-plane hops\n")?;
         for (i, h) in plan.hops.iter().enumerate() {
             let kind = match h.kind {
                 HopKind::Resume => "finishes the hop under way",
                 HopKind::Patch => "patch",
                 HopKind::Minor => "minor",
             };
-            let _ = write!(o, "{}. `{}` → `{}` ({kind})", i + 1, h.from, h.to);
+            write!(o, "{}. `{}` → `{}` ({kind})", i + 1, h.from, h.to)?;
             if let Some(e) = &h.etcd {
-                let _ = write!(o, "; etcd `{}`", e.to_plain_string());
+                write!(o, "; etcd `{}`", e.to_plain_string())?;
             }
             if let Some(c) = &h.coredns {
-                let _ = write!(o, "; CoreDNS `{c}`");
+                write!(o, "; CoreDNS `{c}`")?;
             }
-            let _ = writeln!(o);
+            writeln!(o)?;
         }
     }
     if !plan.notes.is_empty() {
-        let _ = writeln!(o, "\n## Notes\n");
+        writeln!(o, "\n## Notes\n")?;
         for n in &plan.notes {
-            let _ = writeln!(o, "- {}", escape::markdown_prose(n));
+            writeln!(o, "- {}", escape::markdown_prose(n))?;
         }
     }
-    let _ = writeln!(o, "\n## Runbook");
+    writeln!(o, "\n## Runbook")?;
     let mut section: Option<(Option<usize>, Section, Phase)> = None;
     for (i, step) in plan.steps.iter().enumerate() {
         let part = Section::of(plan, step);
@@ -105,11 +111,11 @@ pub fn markdown(plan: &UpgradePlan) -> String {
                 Section::Outside => capitalize(&step.phase.to_string()),
             };
             section = Some(here);
-            let _ = writeln!(o, "\n### {title}");
+            writeln!(o, "\n### {title}")?;
         }
-        step_markdown(o, plan, i + 1, step);
+        step_markdown(o, plan, i + 1, step)?;
     }
-    out
+    Ok(())
 }
 
 fn capitalize(s: &str) -> String {
@@ -120,22 +126,22 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-fn step_markdown(o: &mut String, plan: &UpgradePlan, n: usize, step: &Step) {
+fn step_markdown(o: &mut dyn fmt::Write, plan: &UpgradePlan, n: usize, step: &Step) -> fmt::Result {
     let nodes = if step.nodes.is_empty() {
         String::new()
     } else {
         format!("{}: ", node_summary(step.nodes.as_slice(), 3))
     };
-    let _ = write!(
+    write!(
         o,
         "\n#### {n}. {nodes}{}",
         escape::markdown_prose(&step.action.describe())
-    );
+    )?;
     if step.point_of_no_return {
-        let _ = write!(o, " (point of no return)");
+        write!(o, " (point of no return)")?;
     }
-    let _ = writeln!(o, "\n\n_Why:_ {}", escape::markdown_prose(&step.reason));
-    let _ = writeln!(o, "\nStep `{}`.", step.id);
+    writeln!(o, "\n\n_Why:_ {}", escape::markdown_prose(&step.reason))?;
+    writeln!(o, "\nStep `{}`.", step.id)?;
     match step.action.executor() {
         Executor::Node => {
             // Which of the step's nodes run which OS family.
@@ -148,42 +154,43 @@ fn step_markdown(o: &mut String, plan: &UpgradePlan, n: usize, step: &Step) {
             }
             for c in &step.commands {
                 let nodes = by_os.get(&c.os).map(Vec::as_slice).unwrap_or_default();
-                let _ = writeln!(o, "\nOn {} ({}):", node_summary(nodes, 10), os_title(c.os));
+                writeln!(o, "\nOn {} ({}):", node_summary(nodes, 10), os_title(c.os))?;
                 if let Some(m) = &c.manual {
-                    let _ = writeln!(o, "\nBy hand: {}", escape::markdown_prose(m));
+                    writeln!(o, "\nBy hand: {}", escape::markdown_prose(m))?;
                 }
                 if !c.commands.is_empty() {
                     let lines: Vec<String> = c.commands.iter().map(human_line).collect();
-                    code_block(o, &lines);
+                    code_block(o, &lines)?;
                 }
             }
         }
-        Executor::Cluster => code_block(o, &manual_lines(step)),
+        Executor::Cluster => code_block(o, &manual_lines(step))?,
         Executor::Check | Executor::Provider | Executor::Operator => {
             let bullet = if step.action.executor() == Executor::Check {
                 "- [ ]"
             } else {
                 "-"
             };
-            let _ = writeln!(o);
+            writeln!(o)?;
             for l in manual_lines(step) {
-                let _ = writeln!(o, "{bullet} {}", escape::markdown_prose(&l));
+                writeln!(o, "{bullet} {}", escape::markdown_prose(&l))?;
             }
         }
     }
+    Ok(())
 }
 
 /// Shell lines in a fenced code block (after a blank line) that none of them can close early,
 /// their hidden characters made visible.
-fn code_block(o: &mut String, lines: &[String]) {
+fn code_block(o: &mut dyn fmt::Write, lines: &[String]) -> fmt::Result {
     let fence = lines
         .iter()
         .map(|l| escape::code_fence(l))
         .max_by_key(String::len)
         .unwrap_or_else(|| escape::code_fence(""));
-    let _ = writeln!(o, "\n{fence}sh");
+    writeln!(o, "\n{fence}sh")?;
     for l in lines {
-        let _ = writeln!(o, "{}", escape::text_lines(l));
+        writeln!(o, "{}", escape::text_lines(l))?;
     }
-    let _ = writeln!(o, "{fence}");
+    writeln!(o, "{fence}")
 }

@@ -1,6 +1,6 @@
 //! A Mermaid gantt chart of the estimated schedule: a section per hop and phase, a bar per
 //! step, the point of no return marked critical. Times start at midnight of the plan's date.
-use std::fmt::Write as _;
+use std::fmt;
 
 use jiff::ToSpan;
 use jiff::civil::DateTime;
@@ -14,22 +14,28 @@ use super::{Section, node_summary};
 /// The plan's schedule as a Mermaid gantt chart.
 pub fn mermaid(plan: &UpgradePlan) -> String {
     let mut out = String::new();
-    let o = &mut out;
+    // Writing to a `String` cannot fail.
+    let _ = write_mermaid(plan, &mut out);
+    out
+}
+
+/// Writes [`mermaid`] to `o` as it goes (a huge plan is never held as one string).
+pub fn write_mermaid(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
     let name = plan.cluster.as_deref().unwrap_or("cluster");
-    let _ = writeln!(o, "gantt");
+    writeln!(o, "gantt")?;
     // Warnings as comments: the chart's reader sees them in the source.
     for w in &plan.warnings {
-        let _ = writeln!(o, "    %% warning: {}", w.message.replace('\n', " "));
+        writeln!(o, "    %% warning: {}", w.message.replace('\n', " "))?;
     }
-    let _ = writeln!(
+    writeln!(
         o,
         "    title {} from {} to {} (estimated)",
         escape::mermaid(name),
         plan.from,
         plan.target
-    );
-    let _ = writeln!(o, "    dateFormat YYYY-MM-DD HH:mm:ss");
-    let _ = writeln!(o, "    axisFormat %H:%M");
+    )?;
+    writeln!(o, "    dateFormat YYYY-MM-DD HH:mm:ss")?;
+    writeln!(o, "    axisFormat %H:%M")?;
     let start: DateTime = plan.date.at(0, 0, 0, 0);
     let at = |seconds: u64| -> String {
         let t = i64::try_from(seconds)
@@ -54,7 +60,7 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
                 Section::Outside => step.phase.to_string(),
             };
             section = Some(here);
-            let _ = writeln!(o, "    section {}", escape::mermaid(&title));
+            writeln!(o, "    section {}", escape::mermaid(&title))?;
         }
         let nodes = if step.nodes.is_empty() {
             String::new()
@@ -68,13 +74,13 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
         } else {
             ""
         };
-        let _ = writeln!(
+        writeln!(
             o,
             "    {label} :{tags}s{}, {}, {}",
             i + 1,
             at(begin),
             at(begin + step.duration_seconds.max(1))
-        );
+        )?;
     }
-    out
+    Ok(())
 }

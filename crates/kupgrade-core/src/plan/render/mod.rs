@@ -2,7 +2,11 @@
 //! YAML ([`to_json`], [`to_yaml`]: one versioned format, described by
 //! [`SCHEMA`](super::SCHEMA)), and a Mermaid gantt chart of the estimated schedule
 //! ([`mermaid`]). Each is a pure function of the plan: same plan, same bytes.
+//!
+//! Each also writes to a sink as it goes ([`Format::write`], [`write_text`], ...), so a plan
+//! of a hundred thousand nodes is never held a second time as one string.
 use std::fmt::Write as _;
+use std::{fmt, io};
 
 use crate::NodeName;
 use crate::escape::shell_word;
@@ -16,10 +20,10 @@ mod markdown;
 mod mermaid;
 mod text;
 
-pub use json::{from_json, from_yaml, to_json, to_yaml};
-pub use markdown::markdown;
-pub use mermaid::mermaid;
-pub use text::text;
+pub use json::{from_json, from_yaml, to_json, to_yaml, write_json, write_yaml};
+pub use markdown::{markdown, write_markdown};
+pub use mermaid::{mermaid, write_mermaid};
+pub use text::{text, write_text};
 
 /// The output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,7 +61,42 @@ impl Format {
         }
     }
 
-    /// Renders `plan`.
+    /// Writes `plan` to `out` as it goes: the same bytes as [`Format::render`], never held
+    /// whole. The first error of `out` comes back as it was (a closed pipe stays
+    /// [`io::ErrorKind::BrokenPipe`]) and nothing more is written.
+    ///
+    /// ```
+    /// # use kupgrade_core::plan::{PlanRequest, render::Format};
+    /// # let text = "nodes:\n  - name: cp-1\n    roles: [control-plane]\n    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10, kube-apiserver: v1.29.10, kube-controller-manager: v1.29.10, kube-scheduler: v1.29.10, etcd: 3.5.10-0 }\n";
+    /// # let cluster = kupgrade_core::inventory::parse(text, "cluster.yaml").unwrap();
+    /// # let plan = PlanRequest::new("1.30".parse().unwrap(), jiff::civil::date(2025, 3, 1)).plan(&cluster).unwrap();
+    /// for format in Format::ALL {
+    ///     let mut out = Vec::new();
+    ///     format.write(&plan, &mut out).unwrap();
+    ///     assert_eq!(out, format.render(&plan).into_bytes());
+    /// }
+    /// ```
+    pub fn write(self, plan: &super::UpgradePlan, out: &mut dyn io::Write) -> io::Result<()> {
+        let mut sink = Sink { out, error: None };
+        let done = match self {
+            Format::Text => write_text(plan, &mut sink).map_err(|_| None),
+            Format::Markdown => write_markdown(plan, &mut sink).map_err(|_| None),
+            Format::Mermaid => write_mermaid(plan, &mut sink).map_err(|_| None),
+            Format::Json => write_json(plan, &mut sink).map_err(Some),
+            Format::Yaml => write_yaml(plan, &mut sink).map_err(Some),
+        };
+        match (done, sink.error) {
+            (_, Some(e)) => Err(e),
+            (Err(Some(e)), None) => Err(e),
+            (Err(None), None) => Err(io::Error::other(format!(
+                "rendering {} failed",
+                self.name()
+            ))),
+            (Ok(()), None) => Ok(()),
+        }
+    }
+
+    /// Renders `plan` into one string (see [`Format::write`] to stream it).
     pub fn render(self, plan: &super::UpgradePlan) -> String {
         match self {
             Format::Text => text(plan),
@@ -66,6 +105,45 @@ impl Format {
             Format::Yaml => to_yaml(plan),
             Format::Mermaid => mermaid(plan),
         }
+    }
+}
+
+/// An `io::Write` seen as a `fmt::Write` (for the text renderers) and as an `io::Write` (for
+/// serde), keeping its first error as it was; after an error, every write fails at once.
+struct Sink<'a> {
+    out: &'a mut dyn io::Write,
+    error: Option<io::Error>,
+}
+
+impl Sink<'_> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if self.error.is_some() {
+            return Err(io::Error::other("an earlier write failed"));
+        }
+        self.out.write_all(bytes).map_err(|e| {
+            let again = io::Error::new(e.kind(), e.to_string());
+            self.error = Some(e);
+            again
+        })
+    }
+}
+
+impl fmt::Write for Sink<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.put(s.as_bytes()).map_err(|_| fmt::Error)
+    }
+}
+
+impl io::Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.put(buf).map(|()| buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.error.is_some() {
+            return Err(io::Error::other("an earlier write failed"));
+        }
+        self.out.flush()
     }
 }
 

@@ -1,6 +1,6 @@
 //! Text for a terminal: a summary, the hops, a kubeadm-style table of components now and
 //! after, then a numbered runbook.
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use crate::escape;
 use crate::plan::action::Executor;
@@ -12,36 +12,42 @@ use super::{human_line, manual_lines, node_summary, os_title};
 /// The plan as text for a terminal.
 pub fn text(plan: &UpgradePlan) -> String {
     let mut out = String::new();
-    let o = &mut out;
+    // Writing to a `String` cannot fail.
+    let _ = write_text(plan, &mut out);
+    out
+}
+
+/// Writes [`text`] to `o` as it goes (a huge plan is never held as one string).
+pub fn write_text(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
     let name = escape::text(plan.cluster.as_deref().unwrap_or("cluster"));
-    let _ = writeln!(
+    writeln!(
         o,
         "Upgrade plan for {name}: {} to {}",
         plan.from, plan.target
-    );
-    let _ = writeln!(o, "{}", summary_line(plan, escape::text));
+    )?;
+    writeln!(o, "{}", summary_line(plan, escape::text))?;
     if !plan.warnings.is_empty() {
-        let _ = writeln!(o, "\nWarnings:");
+        writeln!(o, "\nWarnings:")?;
         for w in &plan.warnings {
-            let _ = writeln!(o, "  ! {}", escape::text(&w.to_string()));
+            writeln!(o, "  ! {}", escape::text(&w.to_string()))?;
         }
     }
     if plan.is_empty() {
-        let _ = writeln!(
+        writeln!(
             o,
             "\nNothing to do: every node already runs {}.",
             plan.target
-        );
+        )?;
     }
     if !plan.hops.is_empty() {
-        let _ = writeln!(o, "\nControl-plane hops:");
+        writeln!(o, "\nControl-plane hops:")?;
         for (i, h) in plan.hops.iter().enumerate() {
             let kind = match h.kind {
                 HopKind::Resume => "finish the hop under way",
                 HopKind::Patch => "patch",
                 HopKind::Minor => "minor",
             };
-            let _ = write!(o, "  {}. {} -> {} ({kind})", i + 1, h.from, h.to);
+            write!(o, "  {}. {} -> {} ({kind})", i + 1, h.from, h.to)?;
             let mut with = Vec::new();
             if let Some(e) = &h.etcd {
                 with.push(format!("etcd {}", e.to_plain_string()));
@@ -50,9 +56,9 @@ pub fn text(plan: &UpgradePlan) -> String {
                 with.push(format!("CoreDNS {c}"));
             }
             if !with.is_empty() {
-                let _ = write!(o, "; kubeadm ships {}", with.join(", "));
+                write!(o, "; kubeadm ships {}", with.join(", "))?;
             }
-            let _ = writeln!(o);
+            writeln!(o)?;
         }
     }
     let rows: Vec<[String; 3]> = plan
@@ -96,12 +102,12 @@ pub fn text(plan: &UpgradePlan) -> String {
         .map(|r| r[1].len())
         .max()
         .unwrap_or(0);
-    let _ = writeln!(o);
+    writeln!(o)?;
     for r in std::iter::once(&header).chain(rows.iter()) {
-        let _ = writeln!(o, "{:<w0$}   {:<w1$}   {}", r[0], r[1], r[2]);
+        writeln!(o, "{:<w0$}   {:<w1$}   {}", r[0], r[1], r[2])?;
     }
     let e = &plan.estimate;
-    let _ = writeln!(
+    writeln!(
         o,
         "\nEstimate: {} over {} steps; {} drains, at most {} per node; at most {} node{} unavailable at once{}.",
         human_duration(e.total_seconds),
@@ -115,19 +121,19 @@ pub fn text(plan: &UpgradePlan) -> String {
         } else {
             String::new()
         }
-    );
-    let _ = writeln!(o, "\nRunbook:");
+    )?;
+    writeln!(o, "\nRunbook:")?;
     let width = plan.steps.len().to_string().len();
     for (i, step) in plan.steps.iter().enumerate() {
-        step_text(o, i + 1, width, step);
+        step_text(o, i + 1, width, step)?;
     }
     if !plan.notes.is_empty() {
-        let _ = writeln!(o, "\nNotes:");
+        writeln!(o, "\nNotes:")?;
         for n in &plan.notes {
-            let _ = writeln!(o, "  - {}", escape::text(n));
+            writeln!(o, "  - {}", escape::text(n))?;
         }
     }
-    out
+    Ok(())
 }
 
 /// The plan's date, policy and options in a sentence; `esc` escapes the values that came from
@@ -155,22 +161,22 @@ pub(crate) fn summary_line(
     s
 }
 
-fn step_text(o: &mut String, n: usize, width: usize, step: &Step) {
+fn step_text(o: &mut dyn fmt::Write, n: usize, width: usize, step: &Step) -> fmt::Result {
     let nodes = if step.nodes.is_empty() {
         String::new()
     } else {
         format!("{}: ", node_summary(step.nodes.as_slice(), 5))
     };
-    let _ = write!(
+    write!(
         o,
         "{n:>width$}. [{}] {nodes}{}",
         step.phase,
         escape::text(&step.action.describe())
-    );
+    )?;
     if step.point_of_no_return {
-        let _ = write!(o, "  [POINT OF NO RETURN]");
+        write!(o, "  [POINT OF NO RETURN]")?;
     }
-    let _ = writeln!(o);
+    writeln!(o)?;
     let pad = " ".repeat(width + 2);
     match step.action.executor() {
         Executor::Node => {
@@ -185,13 +191,13 @@ fn step_text(o: &mut String, n: usize, width: usize, step: &Step) {
                     format!("[{}] ", os_title(c.os))
                 };
                 if let Some(m) = &c.manual {
-                    let _ = writeln!(o, "{pad}{label}by hand: {}", escape::text(m));
+                    writeln!(o, "{pad}{label}by hand: {}", escape::text(m))?;
                 }
                 for cmd in &c.commands {
                     // Here-document lines stay flush left, so that a copied command works.
                     let line = human_line(cmd);
                     let line = escape::text_lines(&line);
-                    let _ = writeln!(o, "{pad}{label}$ {line}");
+                    writeln!(o, "{pad}{label}$ {line}")?;
                 }
                 if same {
                     break;
@@ -200,14 +206,14 @@ fn step_text(o: &mut String, n: usize, width: usize, step: &Step) {
         }
         Executor::Cluster => {
             for l in manual_lines(step) {
-                let _ = writeln!(o, "{pad}$ {}", escape::text(&l));
+                writeln!(o, "{pad}$ {}", escape::text(&l))?;
             }
         }
         Executor::Provider | Executor::Check | Executor::Operator => {
             for l in manual_lines(step) {
-                let _ = writeln!(o, "{pad}- {}", escape::text(&l));
+                writeln!(o, "{pad}- {}", escape::text(&l))?;
             }
         }
     }
-    let _ = writeln!(o, "{pad}why: {}", escape::text(&step.reason));
+    writeln!(o, "{pad}why: {}", escape::text(&step.reason))
 }
