@@ -272,6 +272,50 @@ impl<'w> DrainModel<'w> {
         }
     }
 
+    /// What draining node `name` asks of each budget: `(budget, permissions)` pairs, sorted by
+    /// budget, counted as [`overdraws`](Self::overdraws) counts them (written into `out`,
+    /// which is cleared first). Empty under `disable_eviction`.
+    pub fn demand(&self, name: &str, out: &mut Vec<(u32, u32)>) {
+        out.clear();
+        if self.options.disable_eviction {
+            return;
+        }
+        for &pi in self.pods_on(name) {
+            let p = self.pod(pi as usize);
+            if !self.evicts(p) {
+                continue;
+            }
+            for &b in self.budgets_of(pi as usize) {
+                if self.needs_permission(p, self.budget(b as usize)) {
+                    out.push((b, 1));
+                }
+            }
+        }
+        out.sort_unstable_by_key(|d| d.0);
+        out.dedup_by(|next, kept| {
+            let same = next.0 == kept.0;
+            if same {
+                kept.1 += next.1;
+            }
+            same
+        });
+    }
+
+    /// The pods on node `name` that need budget `b`'s permission to leave (indices for
+    /// [`pod`](Self::pod)).
+    pub fn pods_needing(&self, name: &str, b: usize) -> Vec<usize> {
+        self.pods_on(name)
+            .iter()
+            .map(|&pi| pi as usize)
+            .filter(|&pi| {
+                let p = self.pod(pi);
+                self.evicts(p)
+                    && self.budgets_of(pi).contains(&(b as u32))
+                    && self.needs_permission(p, self.budget(b))
+            })
+            .collect()
+    }
+
     /// The budgets the drain of `nodes` would overdraw: more of their pods needing
     /// permission on these nodes than disruptions allowed now, with that count (pods under
     /// several budgets count for each). Under `disable_eviction` nothing is overdrawn.
