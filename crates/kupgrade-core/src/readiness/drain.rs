@@ -46,7 +46,7 @@
 //! assert!(deadlock.every_batch);
 //! assert_eq!(model.budget(deadlock.budgets[0]).id(), "shop/web");
 //! ```
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::NodeName;
 use crate::ports::DrainOptions;
@@ -170,6 +170,11 @@ impl<'w> DrainModel<'w> {
     /// How many pods name a budget the workloads do not list.
     pub fn unknown_budgets(&self) -> usize {
         self.unknown_budgets
+    }
+
+    /// The nodes that run pods (in no particular order).
+    pub fn nodes(&self) -> impl Iterator<Item = &'w str> + '_ {
+        self.by_node.keys().copied()
     }
 
     /// The pods on node `name`.
@@ -299,6 +304,37 @@ impl<'w> DrainModel<'w> {
             }
             same
         });
+    }
+
+    /// [`demand`](Self::demand) of every node that asks something, in one pass over the pods
+    /// in their order (far fewer cache misses than asking node by node).
+    pub fn demands(&self) -> HashMap<&'w str, Vec<(u32, u32)>> {
+        let mut out: HashMap<&'w str, Vec<(u32, u32)>> = HashMap::new();
+        if self.options.disable_eviction {
+            return out;
+        }
+        for (i, p) in self.workloads.pods.iter().enumerate() {
+            let Some(node) = &p.node else { continue };
+            if !self.evicts(p) {
+                continue;
+            }
+            for &b in self.budgets_of(i) {
+                if self.needs_permission(p, self.budget(b as usize)) {
+                    out.entry(node.as_str()).or_default().push((b, 1));
+                }
+            }
+        }
+        for list in out.values_mut() {
+            list.sort_unstable_by_key(|d| d.0);
+            list.dedup_by(|next, kept| {
+                let same = next.0 == kept.0;
+                if same {
+                    kept.1 += next.1;
+                }
+                same
+            });
+        }
+        out
     }
 
     /// The pods on node `name` that need budget `b`'s permission to leave (indices for

@@ -36,20 +36,21 @@ impl Planner<'_, '_> {
     pub(super) fn auto_cut(
         &self,
         model: &DrainModel<'_>,
+        demands: &HashMap<&str, Vec<(u32, u32)>>,
         items: Vec<Worker>,
         cap: impl Fn(u32) -> usize,
     ) -> Result<Vec<Vec<(usize, crate::OsFamily)>>, PlanError> {
         let fleet = &self.sim;
-        let mut buf = Vec::new();
-        let items: Vec<(Worker, Vec<(u32, u32)>)> = items
+        let items: Vec<(Worker, &[(u32, u32)])> = items
             .into_iter()
             .map(|item| {
-                model.demand(fleet.name(item.node.0).as_str(), &mut buf);
-                (item, buf.clone())
+                let demand = demands.get(fleet.name(item.node.0).as_str());
+                (item, demand.map_or(&[][..], Vec::as_slice))
             })
             .collect();
-        let allowed = |b: u32| model.budget(b as usize).disruptions_allowed;
-        let out = auto_batches(items, self.batch_size, cap, allowed);
+        let out = auto_batches(items, self.batch_size, cap, |b| {
+            model.budget(b as usize).disruptions_allowed
+        });
         // Budgets that never allow a disruption, with the lone nodes they stop.
         let mut stuck: BTreeMap<String, (usize, Vec<NodeName>)> = BTreeMap::new();
         for l in &out.lone {
@@ -100,24 +101,58 @@ pub(super) struct AutoBatches<T> {
     pub lone: Vec<Lone<T>>,
 }
 
-/// One batch being filled.
+/// One batch being filled: its size and its nodes per zone (few zones: a short list).
 #[derive(Default)]
 struct Open {
     len: usize,
-    budgets: HashMap<u32, u32>,
-    zones: HashMap<u32, usize>,
+    zones: Vec<(u32, usize)>,
+}
+
+impl Open {
+    fn in_zone(&self, zone: u32) -> usize {
+        self.zones.iter().find(|z| z.0 == zone).map_or(0, |z| z.1)
+    }
+}
+
+/// How much of each budget the batches use: per budget, `(batch, count)` sorted by batch,
+/// only for the batches that use it (memory in proportion to the demands placed, however
+/// many batches and budgets there are).
+#[derive(Default)]
+struct Fill {
+    by_budget: HashMap<u32, Vec<(u32, u32)>>,
+}
+
+impl Fill {
+    fn used(&self, b: u32, k: usize) -> u32 {
+        let Some(list) = self.by_budget.get(&b) else {
+            return 0;
+        };
+        match list.binary_search_by_key(&(k as u32), |e| e.0) {
+            Ok(i) => list[i].1,
+            Err(_) => 0,
+        }
+    }
+
+    fn add(&mut self, b: u32, k: usize, n: u32) {
+        let list = self.by_budget.entry(b).or_default();
+        match list.binary_search_by_key(&(k as u32), |e| e.0) {
+            Ok(i) => list[i].1 += n,
+            Err(i) => list.insert(i, (k as u32, n)),
+        }
+    }
 }
 
 /// Cuts `items` (in batching order, each with its demand) into batches. `size` bounds a
 /// batch, `cap(zone)` a zone's nodes in it, `allowed(budget)` each budget's demand in it.
-pub(super) fn auto_batches<T: Clone>(
-    items: Vec<(Item<T>, Vec<(u32, u32)>)>,
+pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
+    items: Vec<(Item<T>, D)>,
     size: usize,
     cap: impl Fn(u32) -> usize,
     allowed: impl Fn(u32) -> u32,
 ) -> AutoBatches<T> {
     let size = size.max(1);
     let mut open: Vec<Open> = Vec::new();
+    let mut fill = Fill::default();
     let mut members: Vec<Vec<T>> = Vec::new();
     let mut lone = Vec::new();
     // The first batch that may have room: for the size, per zone, per budget.
@@ -125,15 +160,15 @@ pub(super) fn auto_batches<T: Clone>(
     let mut first_zone: HashMap<u32, usize> = HashMap::new();
     let mut first_budget: HashMap<u32, usize> = HashMap::new();
     for (item, demand) in items {
-        let over: Vec<u32> = demand
-            .iter()
-            .filter(|&&(b, n)| n > allowed(b))
-            .map(|&(b, _)| b)
-            .collect();
-        if !over.is_empty() {
+        let demand = demand.as_ref();
+        if demand.iter().any(|&(b, n)| n > allowed(b)) {
             lone.push(Lone {
+                budgets: demand
+                    .iter()
+                    .filter(|&&(b, n)| n > allowed(b))
+                    .map(|&(b, _)| b)
+                    .collect(),
                 node: item.node,
-                budgets: over,
             });
             continue;
         }
@@ -154,10 +189,10 @@ pub(super) fn auto_batches<T: Clone>(
             }
             let o = &open[k];
             let fits = o.len < size
-                && o.zones.get(&item.zone).copied().unwrap_or(0) < zone_cap
+                && o.in_zone(item.zone) < zone_cap
                 && demand
                     .iter()
-                    .all(|&(b, n)| o.budgets.get(&b).copied().unwrap_or(0) + n <= allowed(b));
+                    .all(|&(b, n)| fill.used(b, k) + n <= allowed(b));
             if fits {
                 break;
             }
@@ -165,9 +200,12 @@ pub(super) fn auto_batches<T: Clone>(
         }
         let o = &mut open[k];
         o.len += 1;
-        *o.zones.entry(item.zone).or_default() += 1;
-        for &(b, n) in &demand {
-            *o.budgets.entry(b).or_default() += n;
+        match o.zones.iter_mut().find(|z| z.0 == item.zone) {
+            Some(z) => z.1 += 1,
+            None => o.zones.push((item.zone, 1)),
+        }
+        for &(b, n) in demand {
+            fill.add(b, k, n);
         }
         members[k].push(item.node);
         // Move the remembered first batches past the full ones.
@@ -177,16 +215,13 @@ pub(super) fn auto_batches<T: Clone>(
         let z = first_zone.entry(item.zone).or_default();
         while open
             .get(*z)
-            .is_some_and(|o| o.zones.get(&item.zone).copied().unwrap_or(0) >= zone_cap)
+            .is_some_and(|o| o.in_zone(item.zone) >= zone_cap)
         {
             *z += 1;
         }
-        for &(b, _) in &demand {
+        for &(b, _) in demand {
             let f = first_budget.entry(b).or_default();
-            while open
-                .get(*f)
-                .is_some_and(|o| o.budgets.get(&b).copied().unwrap_or(0) >= allowed(b))
-            {
+            while *f < open.len() && fill.used(b, *f) >= allowed(b) {
                 *f += 1;
             }
         }

@@ -160,8 +160,9 @@ struct Planner<'r, 'a> {
     batch_size: usize,
     /// Workers per zone at the start, for the per-zone cap (zones without workers absent).
     zone_totals: HashMap<Option<String>, usize>,
-    /// Pods and budgets indexed for `--batch auto` (absent for fixed batch sizes).
-    drain: Option<DrainModel<'a>>,
+    /// Pods and budgets indexed for `--batch auto` (absent for fixed batch sizes), with what
+    /// each node's drain asks of the budgets (nodes that ask nothing absent).
+    drain: Option<(DrainModel<'a>, HashMap<&'a str, Vec<(u32, u32)>>)>,
 
     // The plan so far: `push` keeps these in step with one another, `run` sets the hop.
     /// The cluster as the steps so far leave it.
@@ -224,7 +225,11 @@ impl<'r, 'a> Planner<'r, 'a> {
         let drain = req
             .workloads
             .filter(|_| req.options.batch.is_auto())
-            .map(|w| DrainModel::new(w, &req.options.drain));
+            .map(|w| {
+                let model = DrainModel::new(w, &req.options.drain);
+                let demands = model.demands();
+                (model, demands)
+            });
         Ok(Planner {
             drain,
             req,

@@ -221,7 +221,7 @@ impl Planner<'_, '_> {
                     });
                 }
                 let members = match &self.drain {
-                    Some(model) => self.auto_cut(model, items, cap)?,
+                    Some((model, demands)) => self.auto_cut(model, demands, items, cap)?,
                     None => batch::batches(items, self.batch_size, cap),
                 };
                 let batches = members
