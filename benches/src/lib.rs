@@ -107,10 +107,10 @@ pub fn cluster_at(minor: Minor, nodes: usize) -> ClusterState {
     let bundled = kupgrade_core::bundled::bundled(minor);
     let etcd = bundled.and_then(|b| b.etcd.clone());
     let mut out = Vec::with_capacity(nodes);
-    for i in 0..3 {
+    for (i, zone) in zones.iter().enumerate() {
         let node = Node::control_plane(&format!("cp-{}", i + 1), version.clone(), etcd.clone())
             .expect("valid name")
-            .with_label(ZONE_LABEL, zones[i]);
+            .with_label(ZONE_LABEL, zone);
         out.push(node);
     }
     for i in 1..=nodes - 3 {

@@ -144,6 +144,9 @@ fn check_options(req: &PlanRequest<'_>) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// What each node's drain asks of each budget: `(budget, evictions)` by node name.
+type Demands<'a> = HashMap<&'a str, Vec<(u32, u32)>>;
+
 /// A plan being made. The phases (one file each) add steps through [`Planner::push`], which
 /// keeps the model, the checker, the steps and the costs in step with one another.
 struct Planner<'r, 'a> {
@@ -162,7 +165,7 @@ struct Planner<'r, 'a> {
     zone_totals: HashMap<Option<String>, usize>,
     /// Pods and budgets indexed for `--batch auto` (absent for fixed batch sizes), with what
     /// each node's drain asks of the budgets (nodes that ask nothing absent).
-    drain: Option<(DrainModel<'a>, HashMap<&'a str, Vec<(u32, u32)>>)>,
+    drain: Option<(DrainModel<'a>, Demands<'a>)>,
 
     // The plan so far: `push` keeps these in step with one another, `run` sets the hop.
     /// The cluster as the steps so far leave it.
