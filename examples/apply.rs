@@ -160,6 +160,9 @@ mod inventory;
 pub(crate) mod planning;
 #[path = "apply/provider.rs"]
 pub(crate) mod provider;
+#[path = "common/readiness.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod readiness;
 #[path = "common/releases.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod releases;
@@ -317,12 +320,21 @@ pub(crate) fn work(
             policy: given,
         });
     }
-    let plan = PlanRequest::new(args.planning.target.clone(), args.planning.date())
+    let policy = given.policy();
+    let request = PlanRequest::new(args.planning.target.clone(), args.planning.date())
         .calendar(calendar)
-        .policy(given.policy().as_ref())
-        .options(args.planning.options())
-        .plan(cluster)
-        .with_context(|| format!("planning the upgrade of {source}"))?;
+        .policy(policy.as_ref())
+        .options(args.planning.options());
+    let plan = if args.planning.batch.is_auto() {
+        // `--batch auto` cuts batches from the evidence's pods and budgets.
+        let evidence = args.evidence.read()?;
+        request
+            .workloads(readiness::workloads(evidence.as_ref())?)
+            .plan(cluster)
+    } else {
+        request.plan(cluster)
+    }
+    .with_context(|| format!("planning the upgrade of {source}"))?;
     Ok(Work {
         plan,
         policy: given,
@@ -462,6 +474,19 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         &records,
     )?;
     provider::refuse_without(&args.provider, args.executor == Executor::Sim, &run)?;
+    // Readiness: errors block the start (and a resume) unless accepted by check and subject.
+    if let Some(evidence) = args.evidence.read()? {
+        let report = readiness::evaluate(&plan, &evidence);
+        let mut accepted: Vec<String> = run.accepted_findings().map(String::from).collect();
+        accepted.extend(args.accept.iter().cloned());
+        let taken = readiness::gate(&report, &accepted)?;
+        let new: Vec<(String, String)> = report
+            .errors()
+            .filter(|f| taken.contains(&f.key()) && !run.accepted_findings().any(|k| k == f.key()))
+            .map(|f| (f.key(), f.to_string()))
+            .collect();
+        run.accept_findings(new);
+    }
     if plan.options.drain.disable_eviction {
         eprintln!(
             "WARNING: --disable-eviction: drains delete pods without asking their PodDisruptionBudgets"

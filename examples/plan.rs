@@ -28,6 +28,16 @@
 //! cargo run --example plan -- --calendar crates/kupgrade-core/data/k8s-releases.json --date 2025-03-01
 //! ```
 //!
+//! `--evidence FILE` (gathered readiness evidence, JSON or YAML) shows the readiness findings
+//! per hop and every check's coverage with the plan, in every format (JSON and YAML under a
+//! `readiness` field), and gives `--batch auto` the pods and PodDisruptionBudgets it cuts
+//! batches from: per wave, the largest batches that overdraw no budget, and a refusal naming
+//! the budget and pods when no order of the drains can finish:
+//!
+//! ```text
+//! cargo run --example plan -- --evidence examples/readiness/ha-evidence.json --batch auto --target 1.32 --date 2025-03-01
+//! ```
+//!
 //! `--kubeconfig` (with `--context`, `--node-selector`) plans from a live kubeadm cluster
 //! instead of an inventory: the state is read through the Kubernetes API the way the
 //! `discover` example reads it (permissions: `examples/rbac/discover.yaml`). It excludes
@@ -44,6 +54,7 @@ use kupgrade_core::plan::{
     PlanRequest, UpgradePlan, available_upgrades, calendar_warning, kubeadm_versions_warning,
     nothing_available,
 };
+use kupgrade_core::readiness::Workloads;
 
 #[path = "common/inventory.rs"]
 mod inventory;
@@ -52,6 +63,9 @@ mod output;
 #[path = "common/planning.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod planning;
+#[path = "common/readiness.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod readiness;
 #[path = "common/reviewed.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod reviewed;
@@ -86,6 +100,8 @@ pub(crate) struct Args {
     pub(crate) available: bool,
     #[command(flatten)]
     pub(crate) planning: Planning,
+    #[command(flatten)]
+    pub(crate) evidence: readiness::EvidenceArgs,
     #[command(flatten)]
     pub(crate) releases: releases::ReleaseArgs,
 }
@@ -139,30 +155,46 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         return output::print(&out);
     }
-    let plan = plan_for(&args.planning, calendar, &cluster, &source)?;
+    let evidence = args.evidence.read()?;
+    let workloads = match args.planning.batch.is_auto() {
+        true => Some(readiness::workloads(evidence.as_ref())?),
+        false => None,
+    };
+    let plan = plan_for(&args.planning, calendar, &cluster, &source, workloads)?;
     args.releases.print_warnings(&plan.warnings);
-    // Streamed: a plan of a hundred thousand nodes is never held as one string.
-    match args.format {
-        Format::Json => output::stream(|out| reviewed::write_json(&plan, out)),
-        format => output::stream(|out| format.write(&plan, out)),
+    match (args.format, &evidence) {
+        // With evidence the readiness report is spliced into the rendered plan, so it is
+        // rendered whole; plans read with evidence are the ones an operator reviews.
+        (format, Some(evidence)) => {
+            let report = readiness::evaluate(&plan, evidence);
+            let json = || reviewed::to_json(&plan);
+            output::print(&readiness::plan_with(&plan, &report, format, json()))
+        }
+        // Streamed: a plan of a hundred thousand nodes is never held as one string.
+        (Format::Json, None) => output::stream(|out| reviewed::write_json(&plan, out)),
+        (format, None) => output::stream(|out| format.write(&plan, out)),
     }
 }
 
 /// The plan `planning` asks for, for `cluster` (called `source` in messages), with the
-/// release data of `calendar`.
+/// release data of `calendar` (and the pods and budgets `--batch auto` cuts batches from).
 pub(crate) fn plan_for(
     planning: &Planning,
     calendar: &ReleaseCalendar,
     cluster: &kupgrade_core::ClusterState,
     source: &str,
+    workloads: Option<&Workloads>,
 ) -> anyhow::Result<UpgradePlan> {
     let policy = planning.policy.read()?.policy();
-    PlanRequest::new(planning.target.clone(), planning.date())
+    let request = PlanRequest::new(planning.target.clone(), planning.date())
         .calendar(calendar)
         .policy(policy.as_ref())
-        .options(planning.options())
-        .plan(cluster)
-        .with_context(|| format!("planning the upgrade of {source}"))
+        .options(planning.options());
+    match workloads {
+        Some(w) => request.workloads(w).plan(cluster),
+        None => request.plan(cluster),
+    }
+    .with_context(|| format!("planning the upgrade of {source}"))
 }
 
 /// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field).

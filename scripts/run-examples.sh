@@ -52,6 +52,7 @@ declare -A NOT_RUN=(
   ["cargo run --example apply -- --executor ssh --cluster my-hosts.yaml --journal up.journal"]="upgrades the reader's machines over SSH"
   ["cargo run --example apply -- --kubeconfig admin.conf --executor ssh --cluster my-hosts.yaml"]="upgrades the reader's cluster over SSH"
   ["cargo run --example apply -- --kubeconfig admin.conf --executor pod --journal up.journal"]="upgrades the reader's cluster (the live steps below run the pod executor on the test cluster)"
+  ["cargo run --example check -- --target 1.32 --evidence examples/readiness/ha-evidence.json --date 2025-03-01"]="exits 1 on the sample's readiness errors (run below, expecting that)"
 )
 # The documented upgrade of the test cluster, run as written by the live steps below.
 LIVE_LOCAL_DOC="cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb --target 1.30 --date 2025-06-20 --drain-grace-period 0"
@@ -118,6 +119,15 @@ rc=0
 cargo run -q -p kupgrade-examples --example check -- examples/clusters/mid-upgrade-docs-order.yaml \
   --date "$DATE" >"$OUT/out" 2>"$OUT/err" || rc=$?
 [ "$rc" = 1 ] || { cat "$OUT/out" "$OUT/err"; echo "check of a cluster with errors: exit $rc, expected 1" >&2; exit 1; }
+n=$((n + 1))
+# check --target: a readiness report; the bundled evidence holds errors, so it exits 1.
+echo "+ cargo run --example check -- --target 1.32 --evidence examples/readiness/ha-evidence.json --date 2025-03-01 (exits 1)"
+rc=0
+cargo run -q -p kupgrade-examples --example check -- --target 1.32 \
+  --evidence examples/readiness/ha-evidence.json --date 2025-03-01 >"$OUT/out" 2>"$OUT/err" || rc=$?
+[ "$rc" = 1 ] || { cat "$OUT/out" "$OUT/err"; echo "readiness check with errors: exit $rc, expected 1" >&2; exit 1; }
+grep -q '^Hop 1: v1.28.9 -> v1.29.14' "$OUT/out" && grep -q 'error\[removed-api\] .*shop-priority' "$OUT/out" ||
+  { cat "$OUT/out"; echo "the readiness report lacks its findings per hop" >&2; exit 1; }
 n=$((n + 1))
 
 # plan: every sample, every format, both strategies, a custom policy (the README's main job ran

@@ -210,6 +210,22 @@ impl Run {
 
     // ---- accessors ------------------------------------------------------------------------
 
+    /// Readiness findings (`check:subject` keys) this session accepts, each with what it
+    /// said: journaled (`findings-accepted`) when the session opens, and accepted for later
+    /// sessions too.
+    pub fn accept_findings(&mut self, findings: Vec<(String, String)>) {
+        self.session.accepting.extend(findings);
+    }
+
+    /// The readiness findings accepted by this session and the ones before it.
+    pub fn accepted_findings(&self) -> impl Iterator<Item = &str> + '_ {
+        self.session
+            .accepted
+            .iter()
+            .chain(self.session.accepting.iter().map(|(k, _)| k))
+            .map(String::as_str)
+    }
+
     /// The plan.
     pub fn plan(&self) -> &Arc<UpgradePlan> {
         &self.plan
@@ -359,6 +375,17 @@ impl Run {
                 RecordKind::SessionStarted {
                     session: self.session.number,
                 },
+            ));
+        }
+        if !self.session.accepting.is_empty() {
+            let (findings, messages): (Vec<String>, Vec<String>) =
+                std::mem::take(&mut self.session.accepting)
+                    .into_iter()
+                    .unzip();
+            self.session.accepted.extend(findings.iter().cloned());
+            out.records.push(Record::new(
+                now,
+                RecordKind::FindingsAccepted { findings, messages },
             ));
         }
         let (done, tasks) = self.schedule.progress();

@@ -18,6 +18,7 @@
 //! |---|---|
 //! | 1 | `run-started`, `session-started`, `task-started`, `task-finished`, `resolved`, `stopped` |
 //! | 2 | `command-started` (how to find a started command again on its node) |
+//! | 3 | `findings-accepted` (readiness errors the operator accepted to start or resume) |
 use std::fmt;
 
 use jiff::Timestamp;
@@ -30,7 +31,7 @@ use super::report::Finished;
 use super::task::TaskId;
 
 /// The newest journal format this crate writes and reads.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,6 +139,16 @@ pub enum RecordKind {
         /// How to find it.
         handle: CommandHandle,
     },
+    /// Readiness findings that would have blocked the session, accepted by the operator by
+    /// id and subject (`removed-api:ingress/shop/web`), each with the finding in words
+    /// (format 3). A resume keeps them accepted.
+    FindingsAccepted {
+        /// The findings' keys (`check:subject`).
+        findings: Vec<String>,
+        /// What each said, in the same order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        messages: Vec<String>,
+    },
 }
 
 impl RecordKind {
@@ -145,6 +156,7 @@ impl RecordKind {
     pub fn format(&self) -> u32 {
         match self {
             RecordKind::CommandStarted { .. } => 2,
+            RecordKind::FindingsAccepted { .. } => 3,
             _ => 1,
         }
     }

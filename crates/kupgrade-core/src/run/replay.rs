@@ -128,6 +128,9 @@ impl Run {
                 handle,
                 ..
             } => self.replay_command(task, *attempt, handle),
+            RecordKind::FindingsAccepted { findings, .. } => {
+                self.session.accepted.extend(findings.iter().cloned());
+            }
         }
         Ok(())
     }
