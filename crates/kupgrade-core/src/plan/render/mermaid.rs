@@ -21,6 +21,15 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
     for w in &plan.warnings {
         let _ = writeln!(o, "    %% warning: {}", w.message.replace('\n', " "));
     }
+    // Transient windows as comments too; their steps are drawn active.
+    for w in &plan.transient {
+        let _ = writeln!(
+            o,
+            "    %% transient window: {}",
+            w.describe().replace('\n', " ")
+        );
+    }
+    let windows = crate::plan::transient::window_steps(plan);
     let _ = writeln!(
         o,
         "    title {} from {} to {} (estimated)",
@@ -63,10 +72,11 @@ pub fn mermaid(plan: &UpgradePlan) -> String {
         };
         let label = format!("{nodes}{}", step.action.describe());
         let label = escape::mermaid(&label);
-        let tags = if step.point_of_no_return {
-            "crit, "
-        } else {
-            ""
+        let tags = match (step.point_of_no_return, windows.get(i).copied()) {
+            (true, Some(true)) => "crit, active, ",
+            (true, _) => "crit, ",
+            (false, Some(true)) => "active, ",
+            (false, _) => "",
         };
         let _ = writeln!(
             o,
