@@ -131,6 +131,7 @@ mod survivors;
 mod task;
 #[cfg(test)]
 mod tests;
+mod transient;
 mod verify;
 
 pub use error::{RecordError, ResolveError, RunError};
@@ -152,6 +153,7 @@ use facts::View;
 use schedule::Schedule;
 use session::Session;
 use task::{Pos, TaskState};
+use transient::Windows;
 
 /// The execution state machine of one plan. See the [module documentation](self).
 pub struct Run {
@@ -169,6 +171,8 @@ pub struct Run {
     expect: Expectations,
     /// This session: its number, whether it stops, how it ended (`session.rs`).
     session: Session,
+    /// The plan's transient windows and where the run is in each (`transient.rs`).
+    windows: Windows,
 }
 
 impl fmt::Debug for Run {
@@ -197,6 +201,7 @@ impl Run {
         Ok(Run {
             fingerprint: fingerprint(&plan),
             expect: Expectations::new(&plan),
+            windows: Windows::new(&plan, &schedule),
             schedule,
             plan,
             policy,
@@ -356,14 +361,18 @@ impl Run {
     /// limit, one per node; the global checks come first, then each task's own.
     fn advance(&mut self, state: &ClusterState, now: Timestamp, out: &mut Output) {
         self.expect.layout.follow(state);
-        // The view reads the layout and the tolerated violations while the schedule, the
-        // nodes' expectations and the session change below.
+        self.windows.follow(&self.plan, &self.schedule, now, out);
+        // The view reads the layout, the tolerated violations and the rules accepted in the
+        // windows the run is inside while the schedule, the nodes' expectations and the
+        // session change below.
+        let plan = Arc::clone(&self.plan);
         let mut view = View::new(
             state,
             &*self.policy,
             &self.expect.tolerated,
             &self.expect.layout,
-        );
+        )
+        .accepting(self.windows.accepted(&plan));
         if self.schedule.check_due(now) {
             let retry = self
                 .session

@@ -127,6 +127,10 @@ impl Run {
                 handle,
                 ..
             } => self.replay_command(task, *attempt, handle),
+            RecordKind::TransientEntered { from, .. } => {
+                self.windows.replay(&self.plan, from, false)
+            }
+            RecordKind::TransientLeft { from, .. } => self.windows.replay(&self.plan, from, true),
         }
         Ok(())
     }
