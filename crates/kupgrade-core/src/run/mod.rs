@@ -131,6 +131,8 @@ mod survivors;
 mod task;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_transient;
 mod transient;
 mod verify;
 
