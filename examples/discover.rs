@@ -3,6 +3,11 @@
 //! versions on each (control-plane versions from the static pods), etcd, the add-ons, and the
 //! version skew report (upstream policy).
 //!
+//! With `--evidence-out FILE`, it also gathers the readiness evidence the API can give
+//! (deprecated API use in three tiers, pods and budgets, webhooks, APIServices, CRDs, kubeadm's
+//! configuration, container runtimes) and writes it to FILE as JSON, for planning later
+//! without the cluster (`kupgrade_kube::evidence::gather`).
+//!
 //! Without `--kubeconfig`, the configuration is found as `kubectl` finds it (`KUBECONFIG`,
 //! `~/.kube/config`, or the in-cluster service account). The permissions it needs are in
 //! `examples/rbac/discover.yaml`.
@@ -29,6 +34,9 @@ pub(crate) struct Args {
     /// Print the discovered state as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also gather readiness evidence and write it to this file (JSON).
+    #[arg(long, value_name = "FILE")]
+    evidence_out: Option<PathBuf>,
 }
 
 const COLUMNS: [(Component, &str); 5] = [
@@ -50,11 +58,18 @@ async fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let client =
         kupgrade_kube::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
-    let mut discovery = Discovery::new(client);
+    let mut discovery = Discovery::new(client.clone());
     if let Some(selector) = &args.node_selector {
         discovery = discovery.node_selector(selector);
     }
     let cluster = discovery.run().await?;
+    if let Some(path) = &args.evidence_out {
+        let options = kupgrade_kube::evidence::GatherOptions::default();
+        let evidence = kupgrade_kube::evidence::gather(&client, &options).await;
+        let text = serde_json::to_string_pretty(&evidence)? + "\n";
+        std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("writing the evidence to {}: {e}", path.display()))?;
+    }
     if args.json {
         return output::print(&format!("{}\n", serde_json::to_string_pretty(&cluster)?));
     }

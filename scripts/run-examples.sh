@@ -220,6 +220,9 @@ nodes:
 HOSTS
   for cmd in "${LIVE_READ[@]}"; do documented "$cmd"; done
   run discover -- --kubeconfig "$KC"
+  run discover -- --kubeconfig "$KC" --evidence-out "$OUT/evidence.json"
+  grep -q '"apiRequests": {' "$OUT/evidence.json" && grep -q '"workloads": {' "$OUT/evidence.json" ||
+    fail "discover --evidence-out wrote no evidence"
   LIVE=(--kubeconfig "$KC" --date "$DATE" --target 1.30 --allow-unsupported-target)
   run plan -- "${LIVE[@]}"
   run plan -- "${LIVE[@]}" --format json

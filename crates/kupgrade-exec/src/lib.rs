@@ -14,6 +14,9 @@
 //! - [`CommandProvider`]: a [`NodeProvider`](kupgrade_core::ports::NodeProvider) for the
 //!   replace strategy that runs the operator's own commands (a cloud CLI, terraform, a
 //!   script) to create, look for and remove nodes ([`provider`] states their contract).
+//! - [`node_evidence`]: readiness facts read on the nodes through any runner (cgroup file
+//!   system, free disk, kubeadm's certificate expiry, etcd's version, the kubelet's API
+//!   server, packages offered and package sources), each found or missing with the reason.
 //! - [`Journal`]: the crash-safe, append-only JSON-lines file a run records its progress in,
 //!   so an interrupted upgrade resumes where it stopped.
 //! - [`driver`]: the async [`Driver`](driver::Driver) that carries a plan out by moving data
@@ -61,6 +64,7 @@ pub mod journal;
 pub mod kubectl;
 mod local;
 pub mod node_env;
+pub mod node_evidence;
 pub mod node_lease;
 mod node_state;
 mod output;

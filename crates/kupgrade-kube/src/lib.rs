@@ -13,6 +13,9 @@
 //!   disruption budgets honoured until a deadline, and a watch for Ready at a kubelet version.
 //! - [`PodRunner`]: the core's [`CommandRunner`](kupgrade_core::ports::CommandRunner) port,
 //!   running a node command in a short-lived privileged pod pinned to the node.
+//! - [`evidence::gather`]: readiness evidence for the core's catalogue (deprecated API use in
+//!   three tiers, pods and budgets, webhooks, APIServices, CRDs, kubeadm's configuration),
+//!   each piece found or missing with the reason.
 //! - [`connect`], [`client`]: client configuration the kube-rs way (`KUBECONFIG`, contexts,
 //!   in-cluster, or an explicit file), with kube's built-in 429 retry off, because the drain
 //!   owns its retries and deadline ([`config`] explains why).
@@ -21,7 +24,7 @@
 //! the feature for your cluster (`features = ["v1_33"]`) to your binary.
 //!
 //! Minimal permissions for each use are in `examples/rbac/` (read-only discovery; cordon and
-//! drain; node commands).
+//! drain; node commands; readiness evidence).
 //!
 //! Both ports pass kupgrade-core's conformance suites (`kupgrade_core::conformance`) against
 //! a real API server, with a test harness playing the kubelet (`tests/apiserver.rs`,
@@ -62,6 +65,7 @@ pub mod discover;
 pub mod drain;
 mod error;
 mod eviction;
+pub mod evidence;
 pub mod lease;
 pub mod ops;
 pub mod runner;
