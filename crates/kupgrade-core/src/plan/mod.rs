@@ -83,6 +83,7 @@ pub mod render;
 mod schema;
 mod simulate;
 mod step;
+mod transient;
 mod warnings;
 
 pub use action::{Action, Executor};
@@ -96,6 +97,7 @@ pub use step::{
     AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, StartVersion, Step,
     StepId,
 };
+pub use transient::TransientWindow;
 pub use warnings::{PlanWarning, WarningKind, calendar_warning, kubeadm_versions_warning};
 
 /// The `apiVersion` of the serialized plan format.
@@ -368,6 +370,11 @@ pub struct PlanOptions {
     /// Plan even though the cluster violates the policy now: those violations may persist
     /// until the plan removes them, nothing new may appear, and the final state must be clean.
     pub tolerate_initial_violations: bool,
+    /// A rule the plan may break for a while, only where a step the tool cannot change breaks
+    /// it (kubeadm before 1.28 moving kube-proxy at `kubeadm upgrade apply` while other API
+    /// servers are older); each such window is listed in the plan's `transient`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept_transient: Option<String>,
     /// Plan even though some nodes are not Ready.
     pub allow_not_ready: bool,
     /// How long to wait for a node to become Ready, in seconds.
@@ -396,6 +403,7 @@ impl Default for PlanOptions {
             allow_prerelease: false,
             allow_unsupported_target: false,
             tolerate_initial_violations: false,
+            accept_transient: None,
             allow_not_ready: false,
             ready_timeout_seconds: 600,
             durations: Durations::default(),
@@ -634,6 +642,9 @@ pub struct UpgradePlan {
     pub steps: Vec<Step>,
     /// Time and disruption estimates.
     pub estimate: Estimate,
+    /// The windows through which the rule named by `acceptTransient` breaks, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transient: Vec<TransientWindow>,
     /// Things the operator should know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

@@ -18,12 +18,13 @@
 //! |---|---|
 //! | 1 | `run-started`, `session-started`, `task-started`, `task-finished`, `resolved`, `stopped` |
 //! | 2 | `command-started` (how to find a started command again on its node) |
-//! | 3 | `findings-accepted` (readiness errors the operator accepted to start or resume) |
+//! | 3 | `findings-accepted` (readiness errors the operator accepted to start or resume), `transient-entered`, `transient-left` (the run passed through a transient window of the plan) |
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::plan::StepId;
 use crate::ports::CommandHandle;
 use crate::{Component, NodeName};
 
@@ -149,6 +150,26 @@ pub enum RecordKind {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         messages: Vec<String>,
     },
+    /// The run entered one of the plan's transient windows: the first step of the window has
+    /// started, and the window's rule may break until its last step is done (format 3).
+    TransientEntered {
+        /// The rule accepted inside the window.
+        rule: String,
+        /// The window's first step.
+        from: StepId,
+        /// The window's last step.
+        to: StepId,
+    },
+    /// The run left a transient window: its last step is done, and its rule is checked like
+    /// every other again (format 3).
+    TransientLeft {
+        /// The rule that was accepted.
+        rule: String,
+        /// The window's first step.
+        from: StepId,
+        /// The window's last step.
+        to: StepId,
+    },
 }
 
 impl RecordKind {
@@ -156,7 +177,9 @@ impl RecordKind {
     pub fn format(&self) -> u32 {
         match self {
             RecordKind::CommandStarted { .. } => 2,
-            RecordKind::FindingsAccepted { .. } => 3,
+            RecordKind::FindingsAccepted { .. }
+            | RecordKind::TransientEntered { .. }
+            | RecordKind::TransientLeft { .. } => 3,
             _ => 1,
         }
     }

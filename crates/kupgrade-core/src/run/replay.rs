@@ -131,6 +131,10 @@ impl Run {
             RecordKind::FindingsAccepted { findings, .. } => {
                 self.session.accepted.extend(findings.iter().cloned());
             }
+            RecordKind::TransientEntered { from, .. } => {
+                self.windows.replay(&self.plan, from, false)
+            }
+            RecordKind::TransientLeft { from, .. } => self.windows.replay(&self.plan, from, true),
         }
         Ok(())
     }

@@ -17,6 +17,7 @@
 //! | `replace.rs` | the replace strategy's window: new nodes join, the old ones are drained and removed |
 //! | `names.rs` | the names of replacement nodes |
 //! | `steps.rs` | how a step joins the plan: its id and commands, the model takes it, the policy is checked |
+//! | `transient.rs` | the windows through which the rule the operator accepted may break (`acceptTransient`) |
 //! | `costs.rs` | what the plan costs, counted step by step: drains, nodes out at once, nodes replaced |
 //! | `summary.rs` | the finished plan: its nodes, estimate, components table and notes |
 //!
@@ -51,6 +52,7 @@ mod preflight;
 mod replace;
 mod steps;
 mod summary;
+mod transient;
 mod workers;
 
 use costs::Costs;
@@ -180,6 +182,10 @@ struct Planner<'r, 'a> {
     hop: Option<usize>,
     /// Drains, nodes out at once, nodes replaced.
     costs: Costs,
+    /// The transient window open now, if any (`transient.rs`).
+    window: Option<transient::OpenWindow>,
+    /// The transient windows closed so far.
+    transient: Vec<super::TransientWindow>,
 
     // Remembered answers.
     /// The version a kubelet passes through at each minor (the calendar's latest patch).
@@ -249,6 +255,8 @@ impl<'r, 'a> Planner<'r, 'a> {
             batch_size,
             zone_totals,
             kubeadm_checked: Vec::new(),
+            window: None,
+            transient: Vec::new(),
         })
     }
 
