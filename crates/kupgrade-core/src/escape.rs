@@ -328,6 +328,30 @@ pub fn mermaid(s: &str) -> Cow<'_, str> {
     })
 }
 
+/// One value in HTML text or a quoted attribute: hidden characters as visible escapes (as
+/// [`text`] writes them), and `<`, `>`, `&`, `"` and `'` as character references, so nothing
+/// in the value is markup and no attribute ends early.
+///
+/// ```
+/// use kupgrade_core::escape::html;
+/// assert_eq!(html("worker-1"), "worker-1");
+/// assert_eq!(html("<b a='x'>\u{202e}"), "&lt;b a=&#39;x&#39;&gt;\\u{202e}");
+/// ```
+pub fn html(s: &str) -> Cow<'_, str> {
+    rewrite(s, |c, out| {
+        if let Some(r) = html_reference(c) {
+            out.push_str(r);
+        } else if c == '\'' {
+            out.push_str("&#39;");
+        } else if is_hidden(c) {
+            push_escape(out, c);
+        } else {
+            return false;
+        }
+        true
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
