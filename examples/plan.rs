@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use kupgrade_core::lifecycle::ReleaseCalendar;
-use kupgrade_core::plan::render::Format;
+use kupgrade_core::plan::render::{self, Format, HtmlExtras};
 use kupgrade_core::plan::{
     PlanRequest, UpgradePlan, available_upgrades, calendar_warning, kubeadm_versions_warning,
     nothing_available,
@@ -78,7 +78,7 @@ pub(crate) struct Args {
     #[arg(long, requires = "kubeconfig")]
     pub(crate) node_selector: Option<String>,
     /// Output format: text, markdown, json (with the plan's fingerprint, for `apply --plan`),
-    /// yaml or mermaid.
+    /// yaml, mermaid or html (one self-contained page: timeline, version band).
     #[arg(long, default_value = "text")]
     pub(crate) format: Format,
     /// List the available upgrades (like `kubeadm upgrade plan`) instead of planning.
@@ -143,6 +143,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     args.releases.print_warnings(&plan.warnings);
     match args.format {
         Format::Json => output::print(&reviewed::to_json(&plan)),
+        Format::Html => {
+            let mut page = String::new();
+            let extras = HtmlExtras {
+                start: Some(&cluster),
+                readiness: None,
+            };
+            render::html(&plan, extras, &mut page)?;
+            output::print(&page)
+        }
         format => output::print(&format.render(&plan)),
     }
 }
