@@ -1,6 +1,6 @@
 //! Escaping text that came from outside (cluster and policy names, labels and zones, paths,
 //! violation messages, a node's error output) before it reaches a person: a terminal, a text
-//! report, a Markdown runbook or a Mermaid chart.
+//! report, a Markdown runbook, a Mermaid chart or an HTML page.
 //!
 //! Node names and versions are validated when they are parsed (RFC 1123 names, ASCII version
 //! identifiers), but much else is free text. Written raw, a control character can move the
@@ -29,6 +29,8 @@
 //! - [`mermaid`]: a label of a Mermaid chart: hidden characters escaped, what ends a label or
 //!   starts a comment (`:`, `;`, `#`, `%`, a line break) replaced by a space, and `<`, `>`,
 //!   `&`, `"` and the backtick written as Mermaid's entity codes (`#60;`).
+//! - [`html`]: one value in HTML text or a quoted attribute: hidden characters as in [`text`],
+//!   `<`, `>`, `&`, `"` and `'` as character references.
 //!
 //! ```
 //! use kupgrade_core::escape;
