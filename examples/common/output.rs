@@ -31,3 +31,30 @@ pub(crate) fn quiet_when_closed(result: anyhow::Result<()>) -> anyhow::Result<()
         other => other,
     }
 }
+
+/// `rows` as a table: each column as wide as its widest cell, two spaces apart, one row a
+/// line (the header is the first row).
+#[allow(dead_code)] // not every example prints a table
+pub(crate) fn aligned(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .filter_map(|r| r.get(i))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

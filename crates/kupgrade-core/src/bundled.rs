@@ -23,8 +23,7 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
-use crate::diagnostics::{Locator, json_message};
-use crate::lifecycle::{CalendarError, locate};
+use crate::lifecycle::{CalendarError, MinorsFile};
 use crate::{KubeVersion, Minor};
 
 const DATA: &str = include_str!("../data/kubeadm-bundled-versions.json");
@@ -84,59 +83,16 @@ impl BundleTable {
     /// );
     /// ```
     pub fn from_json(text: &str, origin: &str) -> Result<BundleTable, CalendarError> {
-        let locator = Locator::new(text);
-        let err =
-            |index: Option<usize>, minor: Option<String>, field: Option<String>, reason: String| {
-                let at = locate(&locator, index, field.as_deref());
-                CalendarError::new(origin, at, minor, field, reason)
-            };
-        let file: File = {
-            let de = &mut serde_json::Deserializer::from_str(text);
-            match serde_path_to_error::deserialize(de) {
-                Ok(f) => f,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner();
-                    if inner.is_syntax() || inner.is_eof() {
-                        let at = Some((inner.line(), inner.column()));
-                        let reason = json_message(&inner);
-                        return Err(CalendarError::new(origin, at, None, None, reason));
-                    }
-                    let field = (path != ".").then_some(path);
-                    return Err(err(None, None, field, json_message(&inner)));
-                }
-            }
+        let reader = MinorsFile::new(text, origin);
+        let file: File = reader.top()?;
+        let row = |r: Row| {
+            Ok(Bundled {
+                minor: r.minor,
+                etcd: r.etcd,
+                coredns: r.coredns,
+            })
         };
-        let mut rows: Vec<Bundled> = Vec::with_capacity(file.minors.len());
-        for (index, value) in file.minors.into_iter().enumerate() {
-            let label = value
-                .get("minor")
-                .and_then(serde_json::Value::as_str)
-                .map_or_else(|| format!("minors[{index}]"), str::to_string);
-            let row: Row = serde_path_to_error::deserialize(value).map_err(|e| {
-                let path = e.path().to_string();
-                let field = (path != ".").then_some(path);
-                err(
-                    Some(index),
-                    Some(label.clone()),
-                    field,
-                    json_message(e.inner()),
-                )
-            })?;
-            if rows.iter().any(|r| r.minor == row.minor) {
-                return Err(err(
-                    Some(index),
-                    Some(label),
-                    Some("minor".into()),
-                    "listed twice".into(),
-                ));
-            }
-            rows.push(Bundled {
-                minor: row.minor,
-                etcd: row.etcd,
-                coredns: row.coredns,
-            });
-        }
+        let mut rows = reader.entries(file.minors, row, |r: &Bundled| r.minor)?;
         rows.sort_by_key(|r| r.minor);
         Ok(BundleTable { rows })
     }

@@ -163,6 +163,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn all_lists_the_kubernetes_line_first() {
+        let line = Component::ALL
+            .iter()
+            .take_while(|c| c.version_line() == VersionLine::Kubernetes)
+            .count();
+        assert_eq!(line, 8, "the skew rules take the first 8 of ALL");
+        assert!(
+            Component::ALL[line..]
+                .iter()
+                .all(|c| c.version_line() == VersionLine::Own)
+        );
+    }
+
+    #[test]
     fn names_round_trip_and_serde_agrees() {
         for c in Component::ALL {
             assert_eq!(c.name().parse::<Component>().unwrap(), c);

@@ -537,47 +537,33 @@ pub trait CommandRunnerExt: CommandRunner {
 }
 impl<T: CommandRunner + ?Sized> CommandRunnerExt for T {}
 
-/// Forwards every method of [`CommandRunner`] through a pointer type, so none is forgotten
-/// (a forgotten one would fall back to its default and silently lose the backend's own).
-macro_rules! forward_command_runner {
-    ($($ptr:ident),*) => {$(
+/// Implements a port for pointers to an implementation (`Arc<T>`, `Box<T>`) by forwarding
+/// every method listed, the provided ones included: a pointer that fell back to a default would
+/// silently lose the backend's own. `missing_trait_methods` makes a method added to the port
+/// and not listed here a lint error.
+macro_rules! forward_port {
+    (@one $port:ident for $ptr:ident {
+        $(async fn $method:ident(&self $(, $arg:ident: $ty:ty)*) -> $out:ty;)+
+    }) => {
         #[async_trait]
-        impl<T: CommandRunner + ?Sized> CommandRunner for $ptr<T> {
-            async fn run(
-                &self,
-                node: &NodeName,
-                spec: &CommandSpec,
-                lines: &LineSink,
-            ) -> Result<CommandOutput, RunnerError> {
-                (**self).run(node, spec, lines).await
-            }
-            async fn run_tracked(
-                &self,
-                node: &NodeName,
-                spec: &CommandSpec,
-                lines: &LineSink,
-                tracking: &Tracking,
-            ) -> Result<CommandOutput, RunnerError> {
-                (**self).run_tracked(node, spec, lines, tracking).await
-            }
-            async fn probe(
-                &self,
-                node: &NodeName,
-                handle: &CommandHandle,
-            ) -> Result<Liveness, RunnerError> {
-                (**self).probe(node, handle).await
-            }
-            async fn stop(
-                &self,
-                node: &NodeName,
-                handle: &CommandHandle,
-            ) -> Result<(), RunnerError> {
-                (**self).stop(node, handle).await
-            }
+        #[deny(clippy::missing_trait_methods)]
+        impl<T: $port + ?Sized> $port for $ptr<T> {
+            $(async fn $method(&self $(, $arg: $ty)*) -> $out {
+                (**self).$method($($arg),*).await
+            })+
         }
-    )*};
+    };
+    ($port:ident for [$($ptr:ident),+] $methods:tt) => {
+        $(forward_port!(@one $port for $ptr $methods);)+
+    };
 }
-forward_command_runner!(Arc, Box);
+
+forward_port!(CommandRunner for [Arc, Box] {
+    async fn run(&self, node: &NodeName, spec: &CommandSpec, lines: &LineSink) -> Result<CommandOutput, RunnerError>;
+    async fn run_tracked(&self, node: &NodeName, spec: &CommandSpec, lines: &LineSink, tracking: &Tracking) -> Result<CommandOutput, RunnerError>;
+    async fn probe(&self, node: &NodeName, handle: &CommandHandle) -> Result<Liveness, RunnerError>;
+    async fn stop(&self, node: &NodeName, handle: &CommandHandle) -> Result<(), RunnerError>;
+});
 
 /// How to drain a node, with `kubectl drain`'s meanings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -748,33 +734,13 @@ pub trait ClusterOperations: Send + Sync {
     ) -> Result<(), OpsError>;
 }
 
-#[async_trait]
-impl<T: ClusterOperations + ?Sized> ClusterOperations for Arc<T> {
-    async fn state(&self) -> Result<ClusterState, OpsError> {
-        (**self).state().await
-    }
-    async fn cordon(&self, node: &NodeName) -> Result<(), OpsError> {
-        (**self).cordon(node).await
-    }
-    async fn uncordon(&self, node: &NodeName) -> Result<(), OpsError> {
-        (**self).uncordon(node).await
-    }
-    async fn drain(
-        &self,
-        node: &NodeName,
-        options: &DrainOptions,
-    ) -> Result<DrainReport, OpsError> {
-        (**self).drain(node, options).await
-    }
-    async fn wait_ready(
-        &self,
-        node: &NodeName,
-        version: &KubeVersion,
-        timeout: Duration,
-    ) -> Result<(), OpsError> {
-        (**self).wait_ready(node, version, timeout).await
-    }
-}
+forward_port!(ClusterOperations for [Arc] {
+    async fn state(&self) -> Result<ClusterState, OpsError>;
+    async fn cordon(&self, node: &NodeName) -> Result<(), OpsError>;
+    async fn uncordon(&self, node: &NodeName) -> Result<(), OpsError>;
+    async fn drain(&self, node: &NodeName, options: &DrainOptions) -> Result<DrainReport, OpsError>;
+    async fn wait_ready(&self, node: &NodeName, version: &KubeVersion, timeout: Duration) -> Result<(), OpsError>;
+});
 
 /// What a [`NodeProvider`] found when asked about a node's machine
 /// ([`NodeProvider::find`]).
@@ -818,20 +784,8 @@ pub trait NodeProvider: Send + Sync {
     }
 }
 
-#[async_trait]
-impl<T: NodeProvider + ?Sized> NodeProvider for Arc<T> {
-    async fn provision(
-        &self,
-        name: &NodeName,
-        template: &Node,
-        version: &KubeVersion,
-    ) -> Result<Node, OpsError> {
-        (**self).provision(name, template, version).await
-    }
-    async fn remove(&self, node: &NodeName) -> Result<(), OpsError> {
-        (**self).remove(node).await
-    }
-    async fn find(&self, name: &NodeName) -> Result<MachineLookup, OpsError> {
-        (**self).find(name).await
-    }
-}
+forward_port!(NodeProvider for [Arc] {
+    async fn provision(&self, name: &NodeName, template: &Node, version: &KubeVersion) -> Result<Node, OpsError>;
+    async fn remove(&self, node: &NodeName) -> Result<(), OpsError>;
+    async fn find(&self, name: &NodeName) -> Result<MachineLookup, OpsError>;
+});

@@ -14,23 +14,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::{Date, date};
 use kupgrade_core::plan::{PlanOptions, PlanRequest, Simulation, Target, UpgradePlan};
-use kupgrade_core::run::{Finished, Outcome, Run, RunOptions, StopReason, TaskId, TaskResult};
-use kupgrade_core::skew::{Severity, SkewPolicy, UpstreamPolicy};
+use kupgrade_core::run::{Finished, Run, RunOptions, StopReason, TaskId};
+use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_core::{ClusterState, Minor, testing};
 use proptest::prelude::*;
 
 /// A date by which every minor the generators use has releases.
 const DATE: Date = date(2026, 11, 25);
-
-/// The policy's errors on `state`.
-fn errors(state: &ClusterState) -> Vec<String> {
-    UpstreamPolicy::new()
-        .evaluate(state)
-        .into_iter()
-        .filter(|v| v.severity == Severity::Error)
-        .map(|v| v.to_string())
-        .collect()
-}
 
 /// What the policy judges of a state: each node's versions but the binaries the cluster's
 /// state cannot show (kubeadm, kubectl), and the add-ons.
@@ -104,7 +94,7 @@ fn run_with_liar(
             };
             continue;
         }
-        let seen = errors(model.state());
+        let seen = testing::upstream_errors(model.state());
         if !seen.is_empty() {
             return Err(format!(
                 "the run observed a state that breaks the policy: {seen:?}"
@@ -124,19 +114,12 @@ fn run_with_liar(
                     .apply(&step)
                     .map_err(|e| format!("{}: {e}", task.id))?;
             }
-            let after = errors(model.state());
+            let after = testing::upstream_errors(model.state());
             if !after.is_empty() {
                 return Err(format!("{} broke the policy: {after:?}", task.id));
             }
-            run.record(
-                Outcome {
-                    task: task.id,
-                    attempt: task.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                now,
-            )
-            .map_err(|e| e.to_string())?;
+            run.record(testing::succeeded(task), now)
+                .map_err(|e| e.to_string())?;
         }
         now = now.saturating_add(Duration::from_secs(1)).unwrap_or(now);
     }

@@ -9,10 +9,9 @@ use jiff::Timestamp;
 use jiff::civil::date;
 use kupgrade_core::plan::{Action, Fact, Phase, PlanRequest, Simulation, UpgradePlan};
 use kupgrade_core::run::{
-    Difference, Finished, Outcome, Record, RecordKind, Run, RunOptions, StopReason, TaskEnd,
-    TaskId, TaskResult,
+    Difference, Finished, Record, RecordKind, Run, RunOptions, StopReason, TaskEnd, TaskId,
 };
-use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::testing::{succeeded, upstream_run};
 use kupgrade_core::{ClusterState, KubeVersion};
 
 const MID: &str = include_str!("../../../examples/clusters/mid-upgrade.yaml");
@@ -58,16 +57,7 @@ fn drive(
                 let step = plan.steps[task.step_index].on_node(task.id.node.as_ref());
                 model.apply(&step).unwrap();
             }
-            let out = run
-                .record(
-                    Outcome {
-                        task: task.id,
-                        attempt: task.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    now,
-                )
-                .unwrap();
+            let out = run.record(succeeded(task), now).unwrap();
             journal.extend(out.records);
         }
         now = now.saturating_add(Duration::from_secs(1)).unwrap();
@@ -75,20 +65,10 @@ fn drive(
     panic!("the run did not end");
 }
 
-fn new_run(plan: &Arc<UpgradePlan>, records: &[Record]) -> Run {
-    Run::resume(
-        plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-        records,
-    )
-    .unwrap()
-}
-
 #[test]
 fn a_task_that_succeeds_without_effect_is_not_done() {
     let plan = plan();
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let mut model = Simulation::new(mid());
     let liar = |t: &TaskId| t.step.as_str().ends_with("/cp-2/kubeadm-upgrade-node");
     let journal = drive(&mut run, &plan, &mut model, liar);
@@ -127,7 +107,7 @@ fn a_task_that_succeeds_without_effect_is_not_done() {
 #[test]
 fn a_done_task_records_the_facts_checked() {
     let plan = plan();
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let mut model = Simulation::new(mid());
     let journal = drive(&mut run, &plan, &mut model, |_| false);
     assert_eq!(run.finished(), Some(&Finished::Completed));
@@ -160,7 +140,7 @@ fn a_done_task_records_the_facts_checked() {
 #[test]
 fn a_resume_during_verification_checks_again() {
     let plan = plan();
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let mut model = Simulation::new(mid());
     let liar = |t: &TaskId| t.step.as_str().ends_with("/cp-2/kubeadm-upgrade-node");
     let mut journal = drive(&mut run, &plan, &mut model, liar);
@@ -174,7 +154,7 @@ fn a_resume_during_verification_checks_again() {
         RecordKind::TaskVerifying { task, .. } => task.clone(),
         _ => unreachable!(),
     };
-    let mut run = new_run(&plan, &journal);
+    let mut run = upstream_run(&plan, &journal);
     let later = Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_hours(1);
     // Still not shown: the task is not assumed done, nor run again at once.
     let mut state = Simulation::new(mid());

@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 
 use jiff::civil::date;
-use kupgrade_core::ClusterState;
 use kupgrade_core::plan::PlanRequest;
 use kupgrade_core::run::{Finished, Record, Run, RunOptions};
-use kupgrade_core::skew::{Severity, SkewPolicy, UpstreamPolicy};
+use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::testing::upstream_errors;
 use kupgrade_exec::driver::Driver;
 use kupgrade_exec::sim::{OpPhase, SimCluster, Workload};
 
@@ -48,16 +48,6 @@ const SAMPLES: &[(&str, &str, Option<&str>)] = &[
     ),
 ];
 
-/// The policy's errors on `state`, as text.
-fn errors(state: &ClusterState) -> Vec<String> {
-    UpstreamPolicy::new()
-        .evaluate(state)
-        .into_iter()
-        .filter(|v| v.severity == Severity::Error)
-        .map(|v| v.to_string())
-        .collect()
-}
-
 async fn run_sample(name: &str, text: &str) -> (Finished, Vec<String>, Vec<String>) {
     let cluster = kupgrade_core::inventory::parse(text, name).unwrap();
     let plan = Arc::new(
@@ -71,7 +61,7 @@ async fn run_sample(name: &str, text: &str) -> (Finished, Vec<String>, Vec<Strin
     let seen = broken.clone();
     let sim = sim.on_op(move |p| {
         if p.phase == OpPhase::After {
-            for e in errors(&watcher.cluster()) {
+            for e in upstream_errors(&watcher.cluster()) {
                 seen.lock()
                     .unwrap()
                     .push(format!("after {} on {}: {e}", p.what, p.node));

@@ -32,6 +32,17 @@ fn config(sshd: &Sshd, state: &Path) -> SshConfig {
         .state_dir(state)
 }
 
+/// What running `true` on node `name`, reached at `target` with `config`, fails with.
+async fn true_fails(config: SshConfig, name: &str, target: SshTarget) -> RunnerError {
+    let runner = SshRunner::new(config)
+        .unwrap()
+        .with_target(node(name), target);
+    runner
+        .output(&node(name), &CommandSpec::new("true"))
+        .await
+        .unwrap_err()
+}
+
 fn ssh_runner(sshd: &Sshd, state: &Path, nodes: &[&str]) -> SshRunner {
     let r = SshRunner::new(config(sshd, state)).unwrap();
     r.with_targets(nodes.iter().map(|n| (node(n), target(sshd))))
@@ -64,13 +75,7 @@ async fn unknown_host_key_is_refused() {
     let empty = state.path().join("known_hosts_empty");
     std::fs::write(&empty, "").unwrap();
     let config = config(&sshd, state.path()).known_hosts_file(&empty);
-    let runner = SshRunner::new(config.clone())
-        .unwrap()
-        .with_target(node("w-1"), target(&sshd));
-    let e = runner
-        .output(&node("w-1"), &CommandSpec::new("true"))
-        .await
-        .unwrap_err();
+    let e = true_fails(config.clone(), "w-1", target(&sshd)).await;
     let RunnerError::HostKey { node: n, message } = &e else {
         panic!("expected HostKey, got {e:?}")
     };
@@ -143,13 +148,7 @@ async fn changed_host_key_is_refused_even_with_accept_new() {
             .known_hosts_file(&wrong)
             .accept_new_host_keys(),
     ] {
-        let runner = SshRunner::new(config)
-            .unwrap()
-            .with_target(node("cp-1"), target(&sshd));
-        let e = runner
-            .output(&node("cp-1"), &CommandSpec::new("true"))
-            .await
-            .unwrap_err();
+        let e = true_fails(config, "cp-1", target(&sshd)).await;
         let RunnerError::HostKey { node: n, message } = &e else {
             panic!("expected HostKey, got {e:?}")
         };
@@ -179,13 +178,12 @@ async fn an_unauthorized_key_is_an_auth_error() {
     let state = tempfile::tempdir().unwrap();
     let stranger = state.path().join("stranger");
     sshd.keygen(&stranger);
-    let runner = SshRunner::new(config(&sshd, state.path()).identity_file(&stranger))
-        .unwrap()
-        .with_target(node("w-2"), target(&sshd));
-    let e = runner
-        .output(&node("w-2"), &CommandSpec::new("true"))
-        .await
-        .unwrap_err();
+    let e = true_fails(
+        config(&sshd, state.path()).identity_file(&stranger),
+        "w-2",
+        target(&sshd),
+    )
+    .await;
     let RunnerError::Auth { node: n, message } = &e else {
         panic!("expected Auth, got {e:?}")
     };
@@ -204,19 +202,15 @@ async fn nothing_listening_is_a_connect_error() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let runner = SshRunner::new(config(&sshd, state.path()))
-        .unwrap()
-        .with_target(
-            node("w-3"),
-            SshTarget {
-                port: Some(port),
-                ..target(&sshd)
-            },
-        );
-    let e = runner
-        .output(&node("w-3"), &CommandSpec::new("true"))
-        .await
-        .unwrap_err();
+    let e = true_fails(
+        config(&sshd, state.path()),
+        "w-3",
+        SshTarget {
+            port: Some(port),
+            ..target(&sshd)
+        },
+    )
+    .await;
     let RunnerError::Connect {
         node: n, message, ..
     } = &e
@@ -244,13 +238,7 @@ async fn ssh_refusing_its_options_is_reported_with_its_words() {
             "invalid time value",
         ),
     ] {
-        let runner = SshRunner::new(config)
-            .unwrap()
-            .with_target(node("w-1"), target(&sshd));
-        let e = runner
-            .output(&node("w-1"), &CommandSpec::new("true"))
-            .await
-            .unwrap_err();
+        let e = true_fails(config, "w-1", target(&sshd)).await;
         let RunnerError::Invalid { node: n, message } = &e else {
             panic!("expected Invalid, got {e:?}")
         };
@@ -293,13 +281,7 @@ async fn a_hostile_target_never_reaches_ssh() {
             },
         ),
     ] {
-        let runner = SshRunner::new(conf.clone())
-            .unwrap()
-            .with_target(node("w-1"), t);
-        let e = runner
-            .output(&node("w-1"), &CommandSpec::new("true"))
-            .await
-            .unwrap_err();
+        let e = true_fails(conf.clone(), "w-1", t).await;
         let RunnerError::Invalid { message, .. } = &e else {
             panic!("expected Invalid, got {e:?}")
         };

@@ -15,8 +15,8 @@ use kupgrade_core::ports::{
     CommandHandle, CommandOutput, CommandRunner, CommandSpec, LineSink, Liveness, RunnerError,
     Tracking,
 };
-use kupgrade_core::run::{Finished, Record, RecordKind, Run, RunOptions, StopReason};
-use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::run::{Finished, Record, RecordKind, StopReason};
+use kupgrade_core::testing::upstream_run;
 use kupgrade_exec::driver::{Driver, SurvivorPolicy, stop_channel};
 use kupgrade_exec::sim::SimCluster;
 
@@ -127,16 +127,6 @@ fn plan() -> (Arc<UpgradePlan>, kupgrade_core::ClusterState) {
     (Arc::new(plan), cluster)
 }
 
-fn new_run(plan: &Arc<UpgradePlan>, records: &[Record]) -> Run {
-    Run::resume(
-        plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-        records,
-    )
-    .unwrap()
-}
-
 /// Session 1: `apply` starts and hangs; the run is aborted once its handle is journaled.
 /// Returns the journal and the runner (its script reset for session 2).
 async fn first_session() -> (Vec<Record>, Arc<Scripted>, Arc<UpgradePlan>) {
@@ -157,7 +147,7 @@ async fn first_session() -> (Vec<Record>, Arc<Scripted>, Arc<UpgradePlan>) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         stop.abort();
     });
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let mut journal = Vec::new();
     let end = Driver::new(runner.clone(), sim)
         .stop_on(signal)
@@ -177,7 +167,7 @@ async fn first_session() -> (Vec<Record>, Arc<Scripted>, Arc<UpgradePlan>) {
         "the handle is journaled once: {journal:#?}"
     );
     assert_eq!(handles[0].v, 2, "command-started records are format 2");
-    let survivors = new_run(&plan, &journal).survivors();
+    let survivors = upstream_run(&plan, &journal).survivors();
     assert_eq!(survivors.len(), 1, "{survivors:?}");
     assert!(
         survivors[0]
@@ -197,7 +187,7 @@ async fn second_session(
     plan: &Arc<UpgradePlan>,
     policy: SurvivorPolicy,
 ) -> Finished {
-    let mut run = new_run(plan, journal);
+    let mut run = upstream_run(plan, journal);
     Driver::new(runner.clone(), runner.sim.clone())
         .on_survivor(policy)
         .drive(&mut run, journal)
@@ -209,20 +199,26 @@ fn log(runner: &Scripted) -> Vec<String> {
     runner.script.lock().unwrap().log.clone()
 }
 
+/// Session 1 leaves a survivor that the node reports running for `alive` probes; session 2
+/// resumes under `policy`. Returns how session 2 ended, what the runner was asked, and the
+/// journal of both (with the plan) for a further resume.
+async fn resume_with_survivor(
+    alive: u32,
+    policy: SurvivorPolicy,
+) -> (Finished, Vec<String>, Vec<Record>, Arc<UpgradePlan>) {
+    let (mut journal, runner, plan) = first_session().await;
+    runner.script.lock().unwrap().alive = alive;
+    let end = second_session(&mut journal, &runner, &plan, policy).await;
+    (end, log(&runner), journal, plan)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_resume_waits_for_the_survivor_before_it_runs_the_task_again() {
-    let (mut journal, runner, plan) = first_session().await;
-    runner.script.lock().unwrap().alive = 3;
-    let end = second_session(
-        &mut journal,
-        &runner,
-        &plan,
-        SurvivorPolicy::Wait(Duration::from_secs(60)),
-    )
-    .await;
+    let (end, log, _, _) =
+        resume_with_survivor(3, SurvivorPolicy::Wait(Duration::from_secs(60))).await;
     assert_eq!(end, Finished::Completed);
     assert_eq!(
-        log(&runner),
+        log,
         [
             "probe running",
             "probe running",
@@ -236,33 +232,16 @@ async fn a_resume_waits_for_the_survivor_before_it_runs_the_task_again() {
 
 #[tokio::test(start_paused = true)]
 async fn a_resume_can_stop_the_survivor_first() {
-    let (mut journal, runner, plan) = first_session().await;
-    runner.script.lock().unwrap().alive = 1000;
-    let end = second_session(
-        &mut journal,
-        &runner,
-        &plan,
-        SurvivorPolicy::Stop(Duration::from_secs(60)),
-    )
-    .await;
+    let (end, log, _, _) =
+        resume_with_survivor(1000, SurvivorPolicy::Stop(Duration::from_secs(60))).await;
     assert_eq!(end, Finished::Completed);
-    assert_eq!(
-        log(&runner),
-        ["probe running", "stop", "probe ended", "apply"]
-    );
+    assert_eq!(log, ["probe running", "stop", "probe ended", "apply"]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_survivor_that_does_not_end_halts_the_run_and_is_named() {
-    let (mut journal, runner, plan) = first_session().await;
-    runner.script.lock().unwrap().alive = 1000;
-    let end = second_session(
-        &mut journal,
-        &runner,
-        &plan,
-        SurvivorPolicy::Wait(Duration::from_secs(5)),
-    )
-    .await;
+    let (end, l, journal, plan) =
+        resume_with_survivor(1000, SurvivorPolicy::Wait(Duration::from_secs(5))).await;
     let Finished::Halted(report) = &end else {
         panic!("expected a halt, got {end:?}")
     };
@@ -272,12 +251,11 @@ async fn a_survivor_that_does_not_end_halts_the_run_and_is_named() {
         "{}",
         report.summary
     );
-    let l = log(&runner);
     assert!(
         !l.contains(&"apply".to_string()),
         "the task ran again: {l:?}"
     );
     assert!(l.len() >= 5, "it did not wait: {l:?}");
     // The halt is journaled: the next resume finds the same survivor.
-    assert_eq!(new_run(&plan, &journal).survivors().len(), 1);
+    assert_eq!(upstream_run(&plan, &journal).survivors().len(), 1);
 }

@@ -30,12 +30,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::on_node::{
+    BOUND, exists, fresh_dir, join2, nothing_survived, ok_text, out, outlived_by_a_child, run_ok,
+};
 use super::{BoxFuture, join_all};
 use crate::NodeName;
 use crate::ports::{
     CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, RunnerError, Stream,
     shell_quote,
 };
+
+pub use super::tracking::TrackingSupport;
 
 /// What the backend under test can do; the suite checks each answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,21 +118,6 @@ impl Capabilities {
     }
 }
 
-/// Whether a backend tracks the commands it starts
-/// ([`CommandRunner::run_tracked`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TrackingSupport {
-    /// It reports a handle for each command, finds a command again by its handle (from
-    /// another runner of the same kind too), stops it with everything it started, and holds
-    /// node-side locks.
-    Full,
-    /// It does none of that: a lock is refused with [`RunnerError::Unsupported`] (nothing
-    /// runs), no handle is reported, a command cannot be looked for
-    /// ([`Liveness::Unknown`](crate::ports::Liveness::Unknown)) nor stopped (`Unsupported`).
-    None,
-}
-
 /// Where a backend puts what a command writes to stderr.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -187,98 +177,6 @@ pub async fn run_all(runner: &dyn CommandRunner, node: &NodeName, caps: &Capabil
     concurrent_commands(runner, node, caps).await;
     timeout_kills_the_command(runner, node, caps).await;
     super::tracking::run_all(runner, node, caps).await;
-}
-
-/// Generous bound for commands that should end at once, so a broken backend fails instead
-/// of hanging the suite.
-const BOUND: Duration = Duration::from_secs(60);
-
-async fn run_ok(
-    runner: &dyn CommandRunner,
-    node: &NodeName,
-    check: &str,
-    spec: &CommandSpec,
-    lines: &LineSink,
-) -> CommandOutput {
-    let spec = if spec.timeout.is_none() {
-        spec.clone().timeout(BOUND)
-    } else {
-        spec.clone()
-    };
-    match runner.run(node, &spec, lines).await {
-        Ok(out) => out,
-        Err(e) => panic!("conformance/{check}: `{spec}` failed: {e}"),
-    }
-}
-
-pub(super) async fn out(
-    runner: &dyn CommandRunner,
-    node: &NodeName,
-    check: &str,
-    spec: &CommandSpec,
-) -> CommandOutput {
-    run_ok(runner, node, check, spec, &LineSink::none()).await
-}
-
-/// Runs `spec` and requires exit code 0; returns stdout as text.
-pub(super) async fn ok_text(
-    runner: &dyn CommandRunner,
-    node: &NodeName,
-    check: &str,
-    spec: &CommandSpec,
-) -> String {
-    let o = out(runner, node, check, spec).await;
-    assert_eq!(
-        o.status,
-        ExitStatus::Code(0),
-        "conformance/{check}: `{spec}` failed; stderr: {}",
-        o.stderr_text()
-    );
-    o.stdout_text()
-}
-
-/// A new empty directory on the node.
-pub(super) async fn fresh_dir(
-    runner: &dyn CommandRunner,
-    node: &NodeName,
-    caps: &Capabilities,
-    check: &str,
-) -> String {
-    let template = format!("{}/{check}.XXXXXX", caps.scratch_dir.trim_end_matches('/'));
-    let dir = ok_text(
-        runner,
-        node,
-        check,
-        &CommandSpec::new("mktemp").args(["-d", &template]),
-    )
-    .await;
-    let dir = dir.trim_end_matches('\n').to_string();
-    assert!(
-        dir.starts_with(caps.scratch_dir.trim_end_matches('/')),
-        "conformance/{check}: mktemp printed {dir:?}"
-    );
-    dir
-}
-
-/// True when `path` exists on the node.
-pub(super) async fn exists(
-    runner: &dyn CommandRunner,
-    node: &NodeName,
-    check: &str,
-    path: &str,
-) -> bool {
-    let o = out(
-        runner,
-        node,
-        check,
-        &CommandSpec::new("test").args(["-e", path]),
-    )
-    .await;
-    match o.status {
-        ExitStatus::Code(0) => true,
-        ExitStatus::Code(1) => false,
-        s => panic!("conformance/{check}: `test -e {path}` ended with {s}"),
-    }
 }
 
 /// A sink that records every line.
@@ -851,13 +749,8 @@ pub async fn timeout_kills_the_command(
 ) {
     let check = "timeout_kills_the_command";
     let dir = fresh_dir(runner, node, caps, check).await;
-    let d = shell_quote(&dir);
     let after = Duration::from_secs(1);
-    // A background child that would leave a file behind at 3 s, and a foreground sleep.
-    let spec = CommandSpec::shell(format!(
-        "touch {d}/started; ( sleep 3; touch {d}/late ) & echo running; sleep 60; touch {d}/foreground"
-    ))
-    .timeout(after);
+    let spec = outlived_by_a_child(&dir).timeout(after);
     match runner.run(node, &spec, &LineSink::none()).await {
         Err(RunnerError::TimedOut {
             node: n,
@@ -878,36 +771,5 @@ pub async fn timeout_kills_the_command(
         exists(runner, node, check, &format!("{dir}/started")).await,
         "conformance/{check}: the command never started"
     );
-    // Outlive the background child's deadline, then look for its file.
-    ok_text(runner, node, check, &CommandSpec::new("sleep").arg("3")).await;
-    for f in ["late", "foreground"] {
-        assert!(
-            !exists(runner, node, check, &format!("{dir}/{f}")).await,
-            "conformance/{check}: a process of the timed-out command survived and wrote {f}"
-        );
-    }
-    // The runner still works after a timeout.
-    assert_eq!(
-        ok_text(runner, node, check, &CommandSpec::new("echo").arg("alive")).await,
-        "alive\n"
-    );
-}
-
-pub(super) async fn join2<'a, A: Send + 'a, B: Send + 'a>(
-    a: BoxFuture<'a, A>,
-    b: BoxFuture<'a, B>,
-) -> (A, B) {
-    enum Either<A, B> {
-        A(A),
-        B(B),
-    }
-    let futs: Vec<BoxFuture<'a, Either<A, B>>> = vec![
-        Box::pin(async move { Either::A(a.await) }),
-        Box::pin(async move { Either::B(b.await) }),
-    ];
-    let mut outs = join_all(futs).await.into_iter();
-    match (outs.next(), outs.next()) {
-        (Some(Either::A(a)), Some(Either::B(b))) => (a, b),
-        _ => unreachable!("join_all keeps order"),
-    }
+    nothing_survived(runner, node, check, &dir, "timed-out").await;
 }

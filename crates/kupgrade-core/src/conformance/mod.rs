@@ -29,6 +29,7 @@
 
 pub mod cluster_ops;
 pub mod command_runner;
+mod on_node;
 pub mod tracking;
 
 use std::future::Future;

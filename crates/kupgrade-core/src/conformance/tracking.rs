@@ -16,14 +16,30 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::command_runner::{
-    Capabilities, TrackingSupport, exists, fresh_dir, join2, ok_text, out,
+use super::command_runner::Capabilities;
+use super::on_node::{
+    exists, fresh_dir, join2, nothing_survived, ok_text, out, outlived_by_a_child,
 };
 use crate::NodeName;
 use crate::ports::{
     CommandHandle, CommandRunner, CommandSpec, HandleSink, LOCK_REFUSAL, LineSink, Liveness,
     NodeLock, RunnerError, Tracking, shell_quote,
 };
+
+/// Whether a backend tracks the commands it starts
+/// ([`CommandRunner::run_tracked`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TrackingSupport {
+    /// It reports a handle for each command, finds a command again by its handle (from
+    /// another runner of the same kind too), stops it with everything it started, and holds
+    /// node-side locks.
+    Full,
+    /// It does none of that: a lock is refused with [`RunnerError::Unsupported`] (nothing
+    /// runs), no handle is reported, a command cannot be looked for
+    /// ([`Liveness::Unknown`]) nor stopped (`Unsupported`).
+    None,
+}
 
 /// Runs the tracking checks `caps.tracking` calls for.
 pub async fn run_all(runner: &dyn CommandRunner, node: &NodeName, caps: &Capabilities) {
@@ -121,12 +137,7 @@ pub async fn running_commands_are_found_and_stopped(
 ) {
     let check = "running_commands_are_found_and_stopped";
     let dir = fresh_dir(runner, node, caps, check).await;
-    let d = shell_quote(&dir);
-    // A background child that would leave a file behind at 3 s, and a foreground sleep.
-    let spec = CommandSpec::shell(format!(
-        "touch {d}/started; ( sleep 3; touch {d}/late ) & sleep 60; touch {d}/foreground"
-    ))
-    .timeout(Duration::from_secs(120));
+    let spec = outlived_by_a_child(&dir).timeout(Duration::from_secs(120));
     let (sink, got) = recording_handles();
     let tracking = Tracking::new().started(sink);
     let none = LineSink::none();
@@ -159,19 +170,7 @@ pub async fn running_commands_are_found_and_stopped(
     // However the run ends (a status, an error), it must end long before its 60 s sleep.
     let (_, handle) = join2(Box::pin(run), Box::pin(stopper)).await;
     until_ended(runner, node, check, &handle).await;
-    // Outlive the background child's deadline, then look for its file.
-    pause(runner, node, check, "3").await;
-    for f in ["late", "foreground"] {
-        assert!(
-            !exists(runner, node, check, &format!("{dir}/{f}")).await,
-            "conformance/{check}: a process of the stopped command survived and wrote {f}"
-        );
-    }
-    assert_eq!(
-        ok_text(runner, node, check, &CommandSpec::new("echo").arg("alive")).await,
-        "alive\n",
-        "conformance/{check}: the runner works after a stop"
-    );
+    nothing_survived(runner, node, check, &dir, "stopped").await;
 }
 
 /// Two copies under one lock never overlap; a lock held past the wait fails naming the holder.

@@ -96,10 +96,7 @@ impl Edition {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(s: &str) -> KubeVersion {
-        s.parse().unwrap()
-    }
+    use crate::testing::v;
 
     #[test]
     fn each_kubeadm_minor_gets_its_edition() {

@@ -538,10 +538,7 @@ pub fn enforce_version_policies(request: &UpgradeRequest) -> VersionPolicyFindin
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(s: &str) -> KubeVersion {
-        s.parse().unwrap()
-    }
+    use crate::testing::v;
 
     #[test]
     fn minimums_follow_the_kubeadm_minor() {

@@ -57,10 +57,7 @@ fn cmp_pre(a: &str, b: &str) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(s: &str) -> KubeVersion {
-        s.parse().unwrap()
-    }
+    use crate::testing::v;
 
     #[test]
     fn semver_order_as_kubeadm_sees_it() {

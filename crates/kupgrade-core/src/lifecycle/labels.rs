@@ -240,11 +240,8 @@ impl ReleaseCalendar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::v;
     use jiff::civil::date;
-
-    fn v(s: &str) -> KubeVersion {
-        s.parse().unwrap()
-    }
 
     #[test]
     fn label_contents_are_checked() {

@@ -60,7 +60,7 @@ mod parse;
 
 pub use labels::{LabelError, LabelMerge, MAX_LABEL_BYTES, ReleaseLabels, label_file, parse_label};
 pub use parse::CalendarError;
-pub(crate) use parse::locate;
+pub(crate) use parse::MinorsFile;
 
 const EMBEDDED: &str = include_str!("../../data/k8s-releases.json");
 

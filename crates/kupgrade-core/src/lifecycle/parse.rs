@@ -3,6 +3,7 @@ use std::fmt;
 
 use jiff::civil::Date;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::{MinorRelease, PatchRelease, ReleaseCalendar};
 use crate::diagnostics::{Entry, FileProblem, Locator, Step, json_message};
@@ -90,9 +91,99 @@ impl CalendarError {
     }
 }
 
+/// A JSON file whose `minors` lists one entry per Kubernetes minor (the release calendar,
+/// the kubeadm version table [`crate::bundled::BundleTable`]), read so that every problem
+/// names the file, the line and column of the value at fault, the entry's minor and the field.
+pub(crate) struct MinorsFile<'t> {
+    text: &'t str,
+    origin: &'t str,
+    locator: Locator<'t>,
+}
+
+impl<'t> MinorsFile<'t> {
+    /// The file `origin`, whose content is `text`.
+    pub fn new(text: &'t str, origin: &'t str) -> Self {
+        MinorsFile {
+            text,
+            origin,
+            locator: Locator::new(text),
+        }
+    }
+
+    /// A problem at `field` of the entry at `index` of `minors` (named by its minor, or
+    /// `minors[3]`), located at the value at fault, else at its entry, else at the file's
+    /// first value.
+    pub fn error(
+        &self,
+        index: Option<usize>,
+        minor: Option<String>,
+        field: Option<String>,
+        reason: String,
+    ) -> CalendarError {
+        let at = locate(&self.locator, index, field.as_deref());
+        CalendarError::new(self.origin, at, minor, field, reason)
+    }
+
+    /// The file's top level as `T`; a syntax error is located where the parser stopped, and
+    /// nothing may follow the document.
+    pub fn top<T: DeserializeOwned>(&self) -> Result<T, CalendarError> {
+        let syntax = |e: &serde_json::Error| {
+            let at = Some((e.line(), e.column()));
+            CalendarError::new(self.origin, at, None, None, json_message(e))
+        };
+        let mut de = serde_json::Deserializer::from_str(self.text);
+        let top: T = match serde_path_to_error::deserialize(&mut de) {
+            Ok(top) => top,
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    return Err(syntax(&inner));
+                }
+                let field = (path != ".").then_some(path);
+                return Err(self.error(None, None, field, json_message(&inner)));
+            }
+        };
+        de.end().map_err(|e| syntax(&e))?;
+        Ok(top)
+    }
+
+    /// The entries of `minors` (the file's list, in order), each read as `R` and checked by
+    /// `check` (a refusal is `(field, reason)`); a minor (`minor_of`) listed twice is refused.
+    pub fn entries<R: DeserializeOwned, T>(
+        &self,
+        minors: Vec<serde_json::Value>,
+        check: impl Fn(R) -> Result<T, (String, String)>,
+        minor_of: impl Fn(&T) -> Minor,
+    ) -> Result<Vec<T>, CalendarError> {
+        let mut entries: Vec<T> = Vec::with_capacity(minors.len());
+        for (index, value) in minors.into_iter().enumerate() {
+            let label = value
+                .get("minor")
+                .and_then(serde_json::Value::as_str)
+                .map_or_else(|| format!("minors[{index}]"), str::to_string);
+            let raw: R = serde_path_to_error::deserialize(value).map_err(|e| {
+                let path = e.path().to_string();
+                let field = (path != ".").then_some(path);
+                let reason = json_message(e.inner());
+                self.error(Some(index), Some(label.clone()), field, reason)
+            })?;
+            let entry = check(raw).map_err(|(field, reason)| {
+                self.error(Some(index), Some(label.clone()), Some(field), reason)
+            })?;
+            if entries.iter().any(|e| minor_of(e) == minor_of(&entry)) {
+                let twice = "listed twice".to_string();
+                return Err(self.error(Some(index), Some(label), Some("minor".into()), twice));
+            }
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+}
+
 /// Where the problem at `field` of the entry at `index` of a file's `minors` list is written:
 /// the value at fault, else (a missing field) its entry, else the file's first value.
-pub(crate) fn locate(
+fn locate(
     locator: &Locator<'_>,
     index: Option<usize>,
     field: Option<&str>,
@@ -173,63 +264,10 @@ impl ReleaseCalendar {
     /// ```
     pub fn from_json(text: &str, origin: &str) -> Result<ReleaseCalendar, CalendarError> {
         // Every problem names the line of the value at fault (the entry's, for a missing
-        // field); `index` is the entry's position in `minors`.
-        let locator = Locator::new(text);
-        let err =
-            |index: Option<usize>, minor: Option<String>, field: Option<String>, reason: String| {
-                let at = locate(&locator, index, field.as_deref());
-                CalendarError::new(origin, at, minor, field, reason)
-            };
-        let syntax = |e: &serde_json::Error| CalendarError {
-            origin: origin.to_string(),
-            problem: FileProblem::new(json_message(e)).at(Some((e.line(), e.column()))),
-        };
-        let mut de = serde_json::Deserializer::from_str(text);
-        let file: RawFile = match serde_path_to_error::deserialize(&mut de) {
-            Ok(f) => f,
-            Err(e) => {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    return Err(syntax(&inner));
-                }
-                let field = (path != ".").then_some(path);
-                return Err(err(None, None, field, json_message(&inner)));
-            }
-        };
-        if let Err(e) = de.end() {
-            return Err(syntax(&e));
-        }
-
-        let mut minors: Vec<MinorRelease> = Vec::with_capacity(file.minors.len());
-        for (index, value) in file.minors.into_iter().enumerate() {
-            let label = value
-                .get("minor")
-                .and_then(serde_json::Value::as_str)
-                .map_or_else(|| format!("minors[{index}]"), str::to_string);
-            let raw: RawMinor = serde_path_to_error::deserialize(value).map_err(|e| {
-                let path = e.path().to_string();
-                let field = (path != ".").then_some(path);
-                err(
-                    Some(index),
-                    Some(label.clone()),
-                    field,
-                    json_message(e.inner()),
-                )
-            })?;
-            let entry = validate(raw).map_err(|(field, reason)| {
-                err(Some(index), Some(label.clone()), Some(field), reason)
-            })?;
-            if minors.iter().any(|m| m.minor == entry.minor) {
-                return Err(err(
-                    Some(index),
-                    Some(label),
-                    Some("minor".into()),
-                    "listed twice".into(),
-                ));
-            }
-            minors.push(entry);
-        }
+        // field).
+        let reader = MinorsFile::new(text, origin);
+        let file: RawFile = reader.top()?;
+        let minors = reader.entries(file.minors, validate, |m: &MinorRelease| m.minor)?;
         Ok(ReleaseCalendar::from_minors(minors, file.as_of))
     }
 }

@@ -66,6 +66,36 @@ pub struct SimulationError {
     pub message: String,
 }
 
+impl SimulationError {
+    /// `step` does not fit: `message` says why.
+    pub(crate) fn of(step: &Step, message: String) -> Self {
+        SimulationError {
+            step: step.id.to_string(),
+            message,
+        }
+    }
+}
+
+/// The positions (by `position`) of `step`'s nodes, in order, for a change made
+/// [at the nodes](Change::at_nodes); none for other changes. A node that `position` does not
+/// know is not in the cluster, and an error.
+pub(crate) fn positions_of(
+    step: &Step,
+    change: &Change<'_>,
+    position: impl Fn(&NodeName) -> Option<usize>,
+) -> Result<Vec<usize>, SimulationError> {
+    if !change.at_nodes() {
+        return Ok(Vec::new());
+    }
+    step.nodes
+        .iter()
+        .map(|n| {
+            position(n)
+                .ok_or_else(|| SimulationError::of(step, format!("node {n} is not in the cluster")))
+        })
+        .collect()
+}
+
 impl fmt::Display for SimulationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "step {}: {}", self.step, self.message)
@@ -145,10 +175,7 @@ impl Simulation {
         self.index
             .get(name)
             .copied()
-            .ok_or_else(|| SimulationError {
-                step: step.id.to_string(),
-                message: format!("node {name} is not in the cluster"),
-            })
+            .ok_or_else(|| SimulationError::of(step, format!("node {name} is not in the cluster")))
     }
 
     /// The position of `name` in [`Simulation::state`]'s nodes. Positions stay put until a
@@ -161,14 +188,7 @@ impl Simulation {
     /// changed.
     pub fn apply(&mut self, step: &Step) -> Result<Effect, SimulationError> {
         let change = step.action.change();
-        let at = if change.at_nodes() {
-            step.nodes
-                .iter()
-                .map(|n| self.index_of(step, n))
-                .collect::<Result<Vec<usize>, _>>()?
-        } else {
-            Vec::new()
-        };
+        let at = positions_of(step, &change, |n| self.index.get(n).copied())?;
         self.apply_change(step, &change, &at)
     }
 
@@ -182,10 +202,7 @@ impl Simulation {
         at: &[usize],
     ) -> Result<Effect, SimulationError> {
         let mut effect = Effect::default();
-        let bad = |message: String| SimulationError {
-            step: step.id.to_string(),
-            message,
-        };
+        let bad = |message: String| SimulationError::of(step, message);
         match *change {
             Change::Nothing | Change::KubeletRestart | Change::AwaitReady => {}
             Change::Install { packages, version } => {

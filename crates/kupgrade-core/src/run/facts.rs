@@ -84,53 +84,19 @@ impl<'a> View<'a> {
     /// Checks `fact`; node facts are checked on `node` (a cluster-wide step passes `None`, and
     /// node facts then cannot be told).
     pub fn check(&mut self, fact: &Fact, node: Option<&NodeName>) -> Verdict {
-        let state = self.state;
-        let on_node = |f: &dyn Fn(&Node) -> Verdict| -> Verdict {
-            match node {
+        match fact {
+            Fact::Version { .. }
+            | Fact::Below { .. }
+            | Fact::Cordoned
+            | Fact::Schedulable
+            | Fact::Ready
+            | Fact::Present => match node {
                 None => Verdict::Unknown("the step names no node".into()),
                 Some(name) => match self.node(name) {
-                    Some(n) => f(n),
+                    Some(n) => node_fact(self.state, fact, n),
                     None => Verdict::Fails("the node is not in the cluster".into()),
                 },
-            }
-        };
-        match fact {
-            Fact::Version { component, version } => {
-                on_node(&|n| match component_version(state, n, *component) {
-                    Some(v) if same_release(v, version) => Verdict::Holds,
-                    Some(v) => Verdict::Fails(format!("{component} is {v}")),
-                    None => Verdict::Unknown(format!("the cluster does not report {component}")),
-                })
-            }
-            Fact::Below { component, version } => {
-                on_node(&|n| match component_version(state, n, *component) {
-                    Some(v) if v.release() < version.release() => Verdict::Holds,
-                    Some(v) => Verdict::Fails(format!("{component} is already {v}")),
-                    None => Verdict::Unknown(format!("the cluster does not report {component}")),
-                })
-            }
-            Fact::Cordoned => on_node(&|n| {
-                if n.unschedulable {
-                    Verdict::Holds
-                } else {
-                    Verdict::Fails("schedulable".into())
-                }
-            }),
-            Fact::Schedulable => on_node(&|n| {
-                if n.unschedulable {
-                    Verdict::Fails("cordoned".into())
-                } else {
-                    Verdict::Holds
-                }
-            }),
-            Fact::Ready => on_node(&|n| {
-                if n.ready {
-                    Verdict::Holds
-                } else {
-                    Verdict::Fails("not Ready".into())
-                }
-            }),
-            Fact::Present => on_node(&|_| Verdict::Holds),
+            },
             Fact::Absent => match node {
                 None => Verdict::Unknown("the step names no node".into()),
                 Some(name) if self.contains(name) => {
@@ -140,8 +106,8 @@ impl<'a> View<'a> {
             },
             Fact::Addon { component, version } => {
                 let found = match component {
-                    Component::KubeProxy => state.addons.kube_proxy.as_ref(),
-                    Component::CoreDns => state.addons.coredns.as_ref(),
+                    Component::KubeProxy => self.state.addons.kube_proxy.as_ref(),
+                    Component::CoreDns => self.state.addons.coredns.as_ref(),
                     _ => None,
                 };
                 match found {
@@ -150,61 +116,10 @@ impl<'a> View<'a> {
                     None => Verdict::Unknown(format!("the cluster does not report {component}")),
                 }
             }
-            Fact::ControlPlaneStarted { version } => {
-                let mut seen = Vec::new();
-                for n in self.control_plane() {
-                    if let Some(v) = &n.versions.kube_apiserver {
-                        if same_release(v, version) {
-                            return Verdict::Holds;
-                        }
-                        seen.push(format!("{} runs {v}", n.name));
-                    }
-                }
-                if seen.is_empty() {
-                    Verdict::Unknown("the cluster reports no kube-apiserver".into())
-                } else {
-                    Verdict::Fails(format!("no kube-apiserver runs it ({})", seen.join(", ")))
-                }
-            }
-            Fact::ControlPlaneAt { version } => {
-                let mut off = Vec::new();
-                let mut any = false;
-                for n in self.control_plane() {
-                    if let Some(v) = &n.versions.kube_apiserver {
-                        any = true;
-                        if !same_release(v, version) {
-                            off.push(format!("{} runs {v}", n.name));
-                        }
-                    }
-                }
-                if !any {
-                    Verdict::Unknown("the cluster reports no kube-apiserver".into())
-                } else if off.is_empty() {
-                    Verdict::Holds
-                } else {
-                    Verdict::Fails(off.join(", "))
-                }
-            }
-            Fact::ControlPlaneAtLeast { minor } => {
-                let mut older = Vec::new();
-                let mut any = false;
-                for n in self.control_plane() {
-                    if let Some(v) = &n.versions.kube_apiserver {
-                        any = true;
-                        if v.minor() < *minor {
-                            older.push(format!("{} runs {v}", n.name));
-                        }
-                    }
-                }
-                if !any {
-                    Verdict::Unknown("the cluster reports no kube-apiserver".into())
-                } else if older.is_empty() {
-                    Verdict::Holds
-                } else {
-                    Verdict::Fails(older.join(", "))
-                }
-            }
-            Fact::KubectlClient { version } => match &state.kubectl {
+            Fact::ControlPlaneStarted { .. }
+            | Fact::ControlPlaneAt { .. }
+            | Fact::ControlPlaneAtLeast { .. } => self.control_plane_fact(fact),
+            Fact::KubectlClient { version } => match &self.state.kubectl {
                 Some(v) if v.release() >= version.release() => Verdict::Holds,
                 Some(v) => Verdict::Fails(format!("your kubectl is {v}")),
                 None => Verdict::Unknown("your kubectl's version is not known".into()),
@@ -218,6 +133,72 @@ impl<'a> View<'a> {
                 }
             }
         }
+    }
+
+    /// Checks a fact about the kube-apiservers of the control plane (a fact of another kind
+    /// cannot be told here).
+    fn control_plane_fact(&mut self, fact: &Fact) -> Verdict {
+        let apiservers: Vec<(&NodeName, &KubeVersion)> = self
+            .control_plane()
+            .iter()
+            .filter_map(|n| Some((&n.name, n.versions.kube_apiserver.as_ref()?)))
+            .collect();
+        if apiservers.is_empty() {
+            return Verdict::Unknown("the cluster reports no kube-apiserver".into());
+        }
+        // The kube-apiservers `pick` selects, as `name runs version`.
+        let runs = |pick: &dyn Fn(&KubeVersion) -> bool| -> Vec<String> {
+            apiservers
+                .iter()
+                .filter(|(_, v)| pick(v))
+                .map(|(n, v)| format!("{n} runs {v}"))
+                .collect()
+        };
+        let off = match fact {
+            Fact::ControlPlaneStarted { version } => {
+                if apiservers.iter().any(|(_, v)| same_release(v, version)) {
+                    return Verdict::Holds;
+                }
+                let seen = runs(&|_| true).join(", ");
+                return Verdict::Fails(format!("no kube-apiserver runs it ({seen})"));
+            }
+            Fact::ControlPlaneAt { version } => runs(&|v| !same_release(v, version)),
+            Fact::ControlPlaneAtLeast { minor } => runs(&|v| v.minor() < *minor),
+            other => return Verdict::Unknown(format!("{other} is not a control-plane fact")),
+        };
+        if off.is_empty() {
+            Verdict::Holds
+        } else {
+            Verdict::Fails(off.join(", "))
+        }
+    }
+}
+
+/// Checks a fact about one node, `n` (a fact of another kind cannot be told here).
+fn node_fact(state: &ClusterState, fact: &Fact, n: &Node) -> Verdict {
+    let flag = |holds: bool, otherwise: &str| {
+        if holds {
+            Verdict::Holds
+        } else {
+            Verdict::Fails(otherwise.into())
+        }
+    };
+    match fact {
+        Fact::Version { component, version } => match component_version(state, n, *component) {
+            Some(v) if same_release(v, version) => Verdict::Holds,
+            Some(v) => Verdict::Fails(format!("{component} is {v}")),
+            None => Verdict::Unknown(format!("the cluster does not report {component}")),
+        },
+        Fact::Below { component, version } => match component_version(state, n, *component) {
+            Some(v) if v.release() < version.release() => Verdict::Holds,
+            Some(v) => Verdict::Fails(format!("{component} is already {v}")),
+            None => Verdict::Unknown(format!("the cluster does not report {component}")),
+        },
+        Fact::Cordoned => flag(n.unschedulable, "schedulable"),
+        Fact::Schedulable => flag(!n.unschedulable, "cordoned"),
+        Fact::Ready => flag(n.ready, "not Ready"),
+        Fact::Present => Verdict::Holds,
+        other => Verdict::Unknown(format!("{other} is not a fact about one node")),
     }
 }
 

@@ -10,6 +10,7 @@ use super::*;
 use crate::NodeName;
 use crate::plan::{Action, PlanOptions, PlanRequest, Simulation, Strategy};
 use crate::skew::UpstreamPolicy;
+use crate::testing::{succeeded, upstream_run};
 
 const HA: &str = include_str!("../../../../examples/clusters/ha.yaml");
 
@@ -37,16 +38,6 @@ fn replace_plan() -> Arc<UpgradePlan> {
         max_surge: 2,
         ..PlanOptions::default()
     })
-}
-
-fn new_run(plan: &Arc<UpgradePlan>, records: &[Record]) -> Run {
-    Run::resume(
-        plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-        records,
-    )
-    .unwrap()
 }
 
 fn t0() -> Timestamp {
@@ -117,16 +108,7 @@ impl Harness {
                 if crash == Some(Crash::After(self.count)) {
                     return false;
                 }
-                let out = run
-                    .record(
-                        Outcome {
-                            task: task.id,
-                            attempt: task.attempt,
-                            result: TaskResult::Succeeded,
-                        },
-                        self.now,
-                    )
-                    .unwrap();
+                let out = run.record(succeeded(task), self.now).unwrap();
                 let more = self.take(out);
                 assert!(more.is_empty());
             }
@@ -154,7 +136,7 @@ impl Harness {
 fn a_run_carries_out_every_task_once_and_ends_at_the_target() {
     let plan = plan();
     let mut h = Harness::new(plan.clone());
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     assert!(h.drive(&mut run, None));
     assert_eq!(run.finished(), Some(&Finished::Completed));
     let (done, total) = run.progress();
@@ -247,15 +229,7 @@ fn the_nodes_of_a_batch_start_together_up_to_the_limit() {
                 model
                     .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                     .unwrap();
-                run.record(
-                    Outcome {
-                        task: t.id,
-                        attempt: t.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    t0(),
-                )
-                .unwrap();
+                run.record(succeeded(t), t0()).unwrap();
             }
         }
         assert_eq!(widest, expect, "limit {limit:?}");
@@ -270,20 +244,20 @@ fn the_nodes_of_a_batch_start_together_up_to_the_limit() {
 fn every_crash_point_resumes_to_the_same_end() {
     let plan = plan();
     let mut reference = Harness::new(plan.clone());
-    assert!(reference.drive(&mut new_run(&plan, &[]), None));
+    assert!(reference.drive(&mut upstream_run(&plan, &[]), None));
     let total = reference.count;
     assert!(total > 80, "{total}");
     for n in 1..=total {
         for crash in [Crash::Before(n), Crash::After(n)] {
             let mut h = Harness::new(plan.clone());
-            let mut run = new_run(&plan, &[]);
+            let mut run = upstream_run(&plan, &[]);
             assert!(!h.drive(&mut run, Some(crash)), "{crash:?}");
             let done_before = h.finished_tasks();
             let executed_before = h.executed.clone();
             drop(run);
 
             // A new process: the journal is all that is left of the run.
-            let mut run = new_run(&plan, &h.journal);
+            let mut run = upstream_run(&plan, &h.journal);
             h.count = 0;
             assert!(h.drive(&mut run, None), "{crash:?}");
             assert_eq!(
@@ -328,7 +302,7 @@ fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
         .unwrap();
     // Find the crash point of the first cordon and of the drain after it.
     let mut h = Harness::new(plan.clone());
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let mut n = 0;
     let mut cordon_at = 0;
     while !run.is_finished() && cordon_at == 0 {
@@ -341,16 +315,7 @@ fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
             h.model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                 .unwrap();
-            let out = run
-                .record(
-                    Outcome {
-                        task: t.id,
-                        attempt: t.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    t0(),
-                )
-                .unwrap();
+            let out = run.record(succeeded(t), t0()).unwrap();
             h.take(out);
         }
     }
@@ -359,8 +324,8 @@ fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
         (Crash::After(cordon_at + 1), StepOutcome::Succeeded, 2),
     ] {
         let mut h = Harness::new(plan.clone());
-        assert!(!h.drive(&mut new_run(&plan, &[]), Some(crash)));
-        let mut run = new_run(&plan, &h.journal);
+        assert!(!h.drive(&mut upstream_run(&plan, &[]), Some(crash)));
+        let mut run = upstream_run(&plan, &h.journal);
         h.events.clear();
         assert!(h.drive(&mut run, None));
         let first_end = h
@@ -394,13 +359,13 @@ fn a_step_not_safe_to_repeat_is_never_run_twice() {
         .collect();
     assert!(!provisions.is_empty());
     let mut reference = Harness::new(plan.clone());
-    assert!(reference.drive(&mut new_run(&plan, &[]), None));
+    assert!(reference.drive(&mut upstream_run(&plan, &[]), None));
     let mut halts = 0;
     for n in 1..=reference.count {
         for crash in [Crash::Before(n), Crash::After(n)] {
             let mut h = Harness::new(plan.clone());
-            assert!(!h.drive(&mut new_run(&plan, &[]), Some(crash)));
-            let mut run = new_run(&plan, &h.journal);
+            assert!(!h.drive(&mut upstream_run(&plan, &[]), Some(crash)));
+            let mut run = upstream_run(&plan, &h.journal);
             h.count = 0;
             // Resume; when the run cannot tell whether a provision happened, play the operator:
             // look at the cluster and decide.
@@ -413,7 +378,7 @@ fn a_step_not_safe_to_repeat_is_never_run_twice() {
                         let task = r.task.clone().unwrap();
                         assert!(r.advice.contains("mark"), "{r}");
                         let exists = h.model.node(task.node.as_ref().unwrap()).is_some();
-                        let mut again = new_run(&plan, &h.journal);
+                        let mut again = upstream_run(&plan, &h.journal);
                         let resolution = if exists {
                             Resolution::MarkDone
                         } else {
@@ -445,7 +410,7 @@ fn a_step_not_safe_to_repeat_is_never_run_twice() {
 fn a_node_upgraded_by_hand_stops_the_run_with_what_differs() {
     let plan = plan();
     let mut h = Harness::new(plan.clone());
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     // Run until the first worker step, then upgrade worker-6's kubelet by hand.
     let mut meddled = false;
     while !run.is_finished() {
@@ -463,16 +428,7 @@ fn a_node_upgraded_by_hand_stops_the_run_with_what_differs() {
             h.model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                 .unwrap();
-            let out = run
-                .record(
-                    Outcome {
-                        task: t.id,
-                        attempt: t.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    t0(),
-                )
-                .unwrap();
+            let out = run.record(succeeded(t), t0()).unwrap();
             h.take(out);
         }
     }
@@ -491,7 +447,7 @@ fn a_node_upgraded_by_hand_stops_the_run_with_what_differs() {
 /// ran; returns the report it stopped with.
 fn halted_when(after: usize, meddle: impl Fn(&mut ClusterState)) -> StopReport {
     let plan = plan();
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let mut model = Simulation::new(cluster());
     let mut steps = 0;
     while !run.is_finished() {
@@ -505,15 +461,7 @@ fn halted_when(after: usize, meddle: impl Fn(&mut ClusterState)) -> StopReport {
             model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                 .unwrap();
-            run.record(
-                Outcome {
-                    task: t.id,
-                    attempt: t.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                t0(),
-            )
-            .unwrap();
+            run.record(succeeded(t), t0()).unwrap();
         }
     }
     run.finished().unwrap().report().expect("halted").clone()
@@ -566,7 +514,7 @@ fn a_node_that_goes_not_ready_stops_the_run() {
 #[test]
 fn a_restarted_kubelet_may_be_not_ready_until_its_wait() {
     let plan = plan();
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let mut model = Simulation::new(cluster());
     let mut restarting: Option<NodeName> = None;
     while !run.is_finished() {
@@ -583,15 +531,7 @@ fn a_restarted_kubelet_may_be_not_ready_until_its_wait() {
                 _ => {}
             }
             model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
-            run.record(
-                Outcome {
-                    task: t.id,
-                    attempt: t.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                t0(),
-            )
-            .unwrap();
+            run.record(succeeded(t), t0()).unwrap();
         }
     }
     assert_eq!(run.finished(), Some(&Finished::Completed));
@@ -602,7 +542,7 @@ fn a_restarted_kubelet_may_be_not_ready_until_its_wait() {
 #[test]
 fn a_provisioned_node_is_expected_once_its_task_is_done() {
     let plan = replace_plan();
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let mut model = Simulation::new(cluster());
     let mut provisioned: Option<NodeName> = None;
     while !run.is_finished() {
@@ -626,15 +566,7 @@ fn a_provisioned_node_is_expected_once_its_task_is_done() {
         for t in out.tasks {
             let step = &plan.steps[t.step_index];
             model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
-            run.record(
-                Outcome {
-                    task: t.id,
-                    attempt: t.attempt,
-                    result: TaskResult::Succeeded,
-                },
-                t0(),
-            )
-            .unwrap();
+            run.record(succeeded(t), t0()).unwrap();
         }
     }
     let report = run.finished().unwrap().report().expect("halted");
@@ -652,7 +584,7 @@ fn a_provisioned_node_is_expected_once_its_task_is_done() {
 #[test]
 fn failures_are_retried_with_backoff_only_when_safe() {
     let plan = plan();
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let model = Simulation::new(cluster());
     let now = t0();
     // Preflight and the backup run first; take the first node task.
@@ -725,7 +657,7 @@ fn failures_are_retried_with_backoff_only_when_safe() {
 fn a_journal_of_another_plan_is_refused() {
     let plan = plan();
     let mut h = Harness::new(plan.clone());
-    h.drive(&mut new_run(&plan, &[]), Some(Crash::After(3)));
+    h.drive(&mut upstream_run(&plan, &[]), Some(Crash::After(3)));
     let other = replace_plan();
     let e = Run::resume(
         other,
@@ -769,7 +701,7 @@ fn a_journal_of_another_plan_is_refused() {
 fn cancelling_lets_running_tasks_end_and_resume_goes_on() {
     let plan = plan();
     let mut h = Harness::new(plan.clone());
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let out = run.next(h.model.state(), t0());
     let tasks = h.take(out);
     assert!(!tasks.is_empty());
@@ -808,7 +740,7 @@ fn cancelling_lets_running_tasks_end_and_resume_goes_on() {
         h.take(out);
     }
     assert_eq!(run.finished(), Some(&Finished::Cancelled));
-    let mut run = new_run(&plan, &h.journal);
+    let mut run = upstream_run(&plan, &h.journal);
     assert!(h.drive(&mut run, None));
     assert_eq!(run.finished(), Some(&Finished::Completed));
     assert!(matches!(
@@ -823,7 +755,7 @@ fn cancelling_lets_running_tasks_end_and_resume_goes_on() {
 #[test]
 fn tasks_are_found_by_what_reports_print() {
     let plan = plan();
-    let run = new_run(&plan, &[]);
+    let run = upstream_run(&plan, &[]);
     let backup = plan.steps.iter().find(|s| s.nodes.len() == 3).unwrap();
     let id = TaskId::new(backup.id.clone(), Some(backup.nodes.as_slice()[1].clone()));
     assert_eq!(run.find_task(&id.to_string()).unwrap(), id);
@@ -879,7 +811,7 @@ fn a_cluster_moved_since_the_plan_was_made_is_refused_before_any_task() {
     cp1.versions.kube_apiserver = Some(moved.clone());
     cp1.versions.kube_controller_manager = Some(moved.clone());
     cp1.versions.kube_scheduler = Some(moved);
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     let out = run.next(&live, t0());
     assert!(out.tasks.is_empty(), "{:?}", out.tasks);
     assert!(run.is_finished());
@@ -925,11 +857,11 @@ fn a_cluster_moved_since_the_plan_was_made_is_refused_before_any_task() {
     // A worker's kubelet moved by hand counts too; a cluster where the plan starts passes.
     let mut live = cluster();
     live.node_mut("worker-1").unwrap().versions.kubelet = Some("v1.28.10".parse().unwrap());
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     assert!(run.next(&live, t0()).tasks.is_empty());
     let report = run.finished().unwrap().report().expect("halted").clone();
     assert_eq!(report.differences.len(), 1, "{report}");
     assert_eq!(report.differences[0].found, "kubelet v1.28.10");
-    let mut run = new_run(&plan, &[]);
+    let mut run = upstream_run(&plan, &[]);
     assert!(!run.next(&cluster(), t0()).tasks.is_empty());
 }

@@ -63,6 +63,7 @@ use crate::{
 mod check;
 mod clusters;
 mod policies;
+mod runs;
 #[cfg(test)]
 mod tests;
 mod versions;
@@ -70,7 +71,8 @@ mod versions;
 pub use check::{PolicyCheckError, check_policy, check_policy_with};
 pub use clusters::{cluster_state, cluster_state_satisfying, node_name};
 pub use policies::{rule, rule_policy};
-pub use versions::{minor, stable_version, version, version_text};
+pub use runs::{succeeded, upstream_errors, upstream_run};
+pub use versions::{minor, stable_version, v, version, version_text};
 
 /// The minors [`cluster_state`] puts its control plane at (kubeadm's bundled data covers them).
 pub const CONTROL_PLANE_MINORS: std::ops::RangeInclusive<u64> = 22..=34;

@@ -1,6 +1,14 @@
 //! Strategies for versions and minors.
 use super::*;
 
+/// The version `text` spells, for tests and examples written by hand (`v("v1.29.3")`).
+///
+/// # Panics
+/// When `text` is not a version.
+pub fn v(text: &str) -> KubeVersion {
+    KubeVersion::parse(text).unwrap_or_else(|e| panic!("{text:?} is not a version: {e}"))
+}
+
 /// A Kubernetes minor `1.0` to `1.40`.
 pub fn minor() -> impl Strategy<Value = Minor> {
     (0u64..=40).prop_map(|m| Minor::new(1, m))

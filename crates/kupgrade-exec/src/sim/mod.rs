@@ -246,6 +246,18 @@ impl Inner {
         self.index.contains_key(node)
     }
 
+    /// How many workload pods (replicated or not) run on `node`.
+    fn workload_pods_on(&self, node: &NodeName) -> usize {
+        self.state
+            .pods
+            .iter()
+            .filter(|p| {
+                p.node.as_ref() == Some(node)
+                    && matches!(p.kind, PodKind::Replicated | PodKind::Unreplicated)
+            })
+            .count()
+    }
+
     /// The node (which must exist).
     pub fn node(&self, node: &NodeName) -> &Node {
         &self.state.cluster.nodes[self.index[node]]

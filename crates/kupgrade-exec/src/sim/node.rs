@@ -26,7 +26,7 @@ use kupgrade_core::ports::{CommandSpec, Privilege, Program};
 use kupgrade_core::{Component, KubeVersion, Minor, NodeName};
 
 use super::Inner;
-use super::model::{PodKind, Timings};
+use super::model::Timings;
 use super::packages;
 
 /// What a command did.
@@ -417,15 +417,7 @@ fn restart_kubelet(inner: &mut Inner, node: &NodeName, now_ms: u64) {
     let before = inner.node(node).versions.kubelet.clone();
     let ready_ms = inner.timings.kubelet_ready.as_millis() as u64;
     if before.as_ref().map(KubeVersion::minor) != Some(installed.minor()) {
-        let running = inner
-            .state
-            .pods
-            .iter()
-            .filter(|p| {
-                p.node.as_ref() == Some(node)
-                    && matches!(p.kind, PodKind::Replicated | PodKind::Unreplicated)
-            })
-            .count();
+        let running = inner.workload_pods_on(node);
         if running > 0 {
             inner.problem(format!(
                 "the kubelet on {node} moved to {installed} while {running} workload pod(s) ran there (the node was not drained)"

@@ -325,15 +325,7 @@ impl NodeProvider for SimCluster {
                 // Already gone: removing is idempotent.
                 return Ok(());
             }
-            let left = inner
-                .state
-                .pods
-                .iter()
-                .filter(|p| {
-                    p.node.as_ref() == Some(node)
-                        && matches!(p.kind, PodKind::Replicated | PodKind::Unreplicated)
-                })
-                .count();
+            let left = inner.workload_pods_on(node);
             if left > 0 {
                 inner.problem(format!(
                     "node {node} was removed with {left} workload pod(s) still on it"

@@ -10,10 +10,9 @@ use kupgrade_core::ports::{
     BoxError, ClusterOperations, CommandRunnerExt, CommandSpec, ExitStatus, PodRef,
 };
 use kupgrade_core::run::{
-    Event, Finished, Record, RecordKind, RetryPolicy, Run, RunOptions, StepOutcome, StopReason,
-    TaskEnd,
+    Event, Finished, Record, RecordKind, RetryPolicy, StepOutcome, StopReason, TaskEnd,
 };
-use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::testing::upstream_run;
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 use tokio::sync::mpsc;
 
@@ -53,16 +52,6 @@ fn plan(target: &str, options: PlanOptions) -> Arc<UpgradePlan> {
     )
 }
 
-fn new_run(plan: &Arc<UpgradePlan>, records: &[Record]) -> Run {
-    Run::resume(
-        plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-        records,
-    )
-    .unwrap()
-}
-
 struct Outcome {
     finished: Finished,
     events: Vec<Event>,
@@ -70,7 +59,7 @@ struct Outcome {
 
 async fn drive_with(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<Record>) -> Outcome {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut run = new_run(plan, journal);
+    let mut run = upstream_run(plan, journal);
     let finished = driver
         .events(tx)
         .drive(&mut run, journal as &mut dyn JournalSink)
@@ -478,7 +467,7 @@ async fn the_ha_sample_upgrades_to_the_newest_stable_release() {
         .iter()
         .filter(|r| matches!(r.kind, RecordKind::TaskFinished { .. }))
         .count();
-    assert_eq!(finished, new_run(&plan, &[]).progress().1);
+    assert_eq!(finished, upstream_run(&plan, &[]).progress().1);
 }
 
 /// A plan for the mixed-OS sample runs through apt, dnf and zypper: every node reaches the
@@ -571,7 +560,7 @@ async fn the_replace_strategy_provisions_and_removes_through_the_provider() {
     let sim = SimCluster::new(ha());
     let s = Arc::new(sim.clone());
     let mut journal = Vec::new();
-    let mut run = new_run(&plan, &journal);
+    let mut run = upstream_run(&plan, &journal);
     let err = Driver::new(s.clone(), s)
         .drive(&mut run, &mut journal as &mut dyn JournalSink)
         .await
@@ -595,7 +584,7 @@ async fn the_replace_strategy_provisions_and_removes_through_the_provider() {
     let err = Driver::new(Arc::new(sim.clone()), Arc::new(sim.clone()))
         .dry_run(true)
         .drive(
-            &mut new_run(&plan, &[]),
+            &mut upstream_run(&plan, &[]),
             &mut Vec::new() as &mut dyn JournalSink,
         )
         .await

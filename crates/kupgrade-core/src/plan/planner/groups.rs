@@ -28,6 +28,17 @@ pub(super) enum Progress {
     Untouched,
 }
 
+impl Progress {
+    /// Where a group starts: cordoned already (an interrupted window), or untouched.
+    fn start(cordoned: bool) -> Self {
+        if cordoned {
+            Progress::Cordoned
+        } else {
+            Progress::Untouched
+        }
+    }
+}
+
 /// What the nodes of a batch have in common: everything that decides their steps.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(super) struct Head {
@@ -47,11 +58,7 @@ impl Head {
     /// The head of `n`'s class, its nodes cordoned or not.
     pub(super) fn of(n: &Node, cordoned: bool) -> Self {
         Head {
-            progress: if cordoned {
-                Progress::Cordoned
-            } else {
-                Progress::Untouched
-            },
+            progress: Progress::start(cordoned),
             cordoned,
             has_replacement: false,
             kubelet: n.kubelet().map(KubeVersion::release),
@@ -73,11 +80,7 @@ impl Head {
     /// decide their steps.
     fn replacing(cordoned: bool, has_replacement: bool) -> Self {
         Head {
-            progress: if cordoned {
-                Progress::Cordoned
-            } else {
-                Progress::Untouched
-            },
+            progress: Progress::start(cordoned),
             cordoned,
             has_replacement,
             kubelet: None,

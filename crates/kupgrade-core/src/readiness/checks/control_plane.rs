@@ -59,12 +59,8 @@ pub(super) fn etcd_floor(ctx: &Ctx<'_>, run: &mut Run) {
         };
         run.hops.insert(first);
         for (_, node) in control_plane(ctx) {
-            let etcd = match ctx.node_fact(node.name.as_str(), |f| &f.etcd) {
-                Ok(e) => e,
-                Err(m) => {
-                    run.gaps.missing(format!("node {}", node.name), m);
-                    continue;
-                }
+            let Some(etcd) = ctx.node_fact_or_gap(run, &node.name, |f| &f.etcd) else {
+                continue;
             };
             run.gaps.looked();
             // etcd's version when each hop starts: kubeadm moves it forward, never back.
@@ -152,12 +148,8 @@ pub(super) fn certificates(ctx: &Ctx<'_>, run: &mut Run) {
     let end = t.end();
     run.not_applicable = Some("the plan has no control-plane node".into());
     for (_, node) in control_plane(ctx) {
-        let info = match ctx.node_fact(node.name.as_str(), |f| &f.certificates) {
-            Ok(i) => i,
-            Err(m) => {
-                run.gaps.missing(format!("node {}", node.name), m);
-                continue;
-            }
+        let Some(info) = ctx.node_fact_or_gap(run, &node.name, |f| &f.certificates) else {
+            continue;
         };
         run.gaps.looked();
         // kubeadm renews the certificates it manages when it upgrades the node.
@@ -281,12 +273,8 @@ pub(super) fn kubelet_server(ctx: &Ctx<'_>, run: &mut Run) {
                 run.hops.insert(h);
             }
         }
-        let server = match ctx.node_fact(node.name.as_str(), |f| &f.kubelet_server) {
-            Ok(s) => s,
-            Err(m) => {
-                run.gaps.missing(format!("node {}", node.name), m);
-                continue;
-            }
+        let Some(server) = ctx.node_fact_or_gap(run, &node.name, |f| &f.kubelet_server) else {
+            continue;
         };
         run.gaps.looked();
         if server.is_local() {

@@ -2,7 +2,7 @@
 //! [`DrainModel`](crate::readiness::DrainModel)).
 use crate::plan::Strategy;
 use crate::readiness::drain::BatchForecast;
-use crate::readiness::evidence::{Gathered, Pod};
+use crate::readiness::evidence::{Budget, Gathered, Pod};
 use crate::readiness::finding::{Severity, Subject};
 
 use super::{Ctx, Run, count, some_of};
@@ -73,13 +73,7 @@ pub(super) fn pdb_blocked(ctx: &Ctx<'_>, run: &mut Run) {
                 "make the budget's pods healthy, or wait until it allows a disruption, before the run"
             };
             let d = run
-                .draft(
-                    Severity::Error,
-                    Subject::Budget {
-                        namespace: budget.namespace.clone(),
-                        name: budget.name.clone(),
-                    },
-                )
+                .draft(Severity::Error, budget_subject(budget))
                 .message(message)
                 .fix(fix)
                 .evidence(format!(
@@ -88,6 +82,14 @@ pub(super) fn pdb_blocked(ctx: &Ctx<'_>, run: &mut Run) {
                 ));
             run.findings.push(ctx.at_step(d, step));
         }
+    }
+}
+
+/// A finding's subject: the budget.
+fn budget_subject(budget: &Budget) -> Subject {
+    Subject::Budget {
+        namespace: budget.namespace.clone(),
+        name: budget.name.clone(),
     }
 }
 
@@ -123,13 +125,7 @@ pub(super) fn deadlock(ctx: &Ctx<'_>, run: &mut Run) {
         };
         let step = ctx.timeline.drains[first];
         let d = run
-            .draft(
-                Severity::Error,
-                Subject::Budget {
-                    namespace: budget.namespace.clone(),
-                    name: budget.name.clone(),
-                },
-            )
+            .draft(Severity::Error, budget_subject(budget))
             .message(format!(
                 "deadlock: no order of the plan's drains can finish, since this budget never allows a disruption ({}) and its pods sit on nodes the plan drains: it stops {} of {total} drains, the first at {}{every}",
                 budget.spec.as_deref().unwrap_or("it wants every pod it expects healthy"),
@@ -219,29 +215,20 @@ pub(super) fn multi_pdb(ctx: &Ctx<'_>, run: &mut Run) {
 
 /// `drain/bare-pod`.
 pub(super) fn bare_pod(ctx: &Ctx<'_>, run: &mut Run) {
-    if !start(ctx, run, false) {
-        return;
-    }
-    let force = ctx.plan.options.drain.force;
-    per_pod(
+    refused_unless_deleted(
         ctx,
         run,
         |f| &f.bare,
-        if force {
-            Severity::Warning
-        } else {
-            Severity::Error
+        ctx.plan.options.drain.force,
+        |nodes| {
+            format!(
+                "no controller manages it: the drain of {nodes} deletes it (--force) and nothing recreates it"
+            )
         },
-        |_, _, nodes| {
-            if force {
-                format!(
-                    "no controller manages it: the drain of {nodes} deletes it (--force) and nothing recreates it"
-                )
-            } else {
-                format!(
-                    "no controller manages it: the drain of {nodes} refuses to evict it without --force"
-                )
-            }
+        |nodes| {
+            format!(
+                "no controller manages it: the drain of {nodes} refuses to evict it without --force"
+            )
         },
         "run it under a controller (a Deployment, a StatefulSet, a Job), or delete it before the run",
     );
@@ -249,32 +236,53 @@ pub(super) fn bare_pod(ctx: &Ctx<'_>, run: &mut Run) {
 
 /// `drain/emptydir`.
 pub(super) fn emptydir(ctx: &Ctx<'_>, run: &mut Run) {
-    if !start(ctx, run, false) {
-        return;
-    }
-    let delete = ctx.plan.options.drain.delete_emptydir_data;
-    per_pod(
+    refused_unless_deleted(
         ctx,
         run,
         |f| &f.empty_dir,
-        if delete {
-            Severity::Warning
-        } else {
-            Severity::Error
+        ctx.plan.options.drain.delete_emptydir_data,
+        |nodes| {
+            format!(
+                "it has emptyDir data, which the drain of {nodes} deletes with it (--delete-emptydir-data)"
+            )
         },
-        |_, _, nodes| {
-            if delete {
-                format!(
-                    "it has emptyDir data, which the drain of {nodes} deletes with it (--delete-emptydir-data)"
-                )
-            } else {
-                format!(
-                    "it has emptyDir data: the drain of {nodes} refuses to evict it without --delete-emptydir-data"
-                )
-            }
+        |nodes| {
+            format!(
+                "it has emptyDir data: the drain of {nodes} refuses to evict it without --delete-emptydir-data"
+            )
         },
         "keep data that must survive in a persistent volume, then allow the drain to delete emptyDir data",
     );
+}
+
+/// The pods `pick` finds, which a drain refuses to evict unless an option (`allowed`) lets it
+/// delete them: a warning that it does (`deleted`), or an error that it refuses (`refused`),
+/// each given the drain's nodes.
+fn refused_unless_deleted(
+    ctx: &Ctx<'_>,
+    run: &mut Run,
+    pick: impl Fn(&BatchForecast) -> &[usize],
+    allowed: bool,
+    deleted: impl Fn(&str) -> String,
+    refused: impl Fn(&str) -> String,
+    fix: &str,
+) {
+    if !start(ctx, run, false) {
+        return;
+    }
+    let severity = if allowed {
+        Severity::Warning
+    } else {
+        Severity::Error
+    };
+    let message = |_: usize, _: &Pod, nodes: &str| {
+        if allowed {
+            deleted(nodes)
+        } else {
+            refused(nodes)
+        }
+    };
+    per_pod(ctx, run, pick, severity, message, fix);
 }
 
 /// `drain/daemonset`.

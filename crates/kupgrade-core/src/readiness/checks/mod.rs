@@ -322,6 +322,23 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Fact `pick` of `node`; when it was not gathered, a gap in `run`'s coverage naming the
+    /// node, and none.
+    pub fn node_fact_or_gap<T>(
+        &self,
+        run: &mut Run,
+        node: &crate::NodeName,
+        pick: impl Fn(&'a NodeFacts) -> &'a Gathered<T>,
+    ) -> Option<&'a T> {
+        match self.node_fact(node.as_str(), pick) {
+            Ok(found) => Some(found),
+            Err(why) => {
+                run.gaps.missing(format!("node {node}"), why);
+                None
+            }
+        }
+    }
+
     /// The drain model and the forecast of the plan's drains, computed once; none when the
     /// workloads were not gathered.
     pub fn drains(&self) -> Option<&(DrainModel<'a>, DrainForecast)> {

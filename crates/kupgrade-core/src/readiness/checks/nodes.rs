@@ -33,12 +33,8 @@ pub(super) fn cgroup_v1(ctx: &Ctx<'_>, run: &mut Run) {
         if let Some(h) = hop {
             run.hops.insert(h);
         }
-        let cgroup = match ctx.node_fact(node.name.as_str(), |f| &f.cgroup) {
-            Ok(c) => c,
-            Err(m) => {
-                run.gaps.missing(format!("node {}", node.name), m);
-                continue;
-            }
+        let Some(cgroup) = ctx.node_fact_or_gap(run, &node.name, |f| &f.cgroup) else {
+            continue;
         };
         run.gaps.looked();
         if !cgroup.is_v1() {
@@ -243,12 +239,8 @@ pub(super) fn disk_space(ctx: &Ctx<'_>, run: &mut Run) {
         if let Some(h) = t.hop_of(step) {
             run.hops.insert(h);
         }
-        let disk = match ctx.node_fact(node.name.as_str(), |f| &f.disk) {
-            Ok(d) => d,
-            Err(m) => {
-                run.gaps.missing(format!("node {}", node.name), m);
-                continue;
-            }
+        let Some(disk) = ctx.node_fact_or_gap(run, &node.name, |f| &f.disk) else {
+            continue;
         };
         for (purpose, need) in needs {
             let Some(space) = disk.iter().find(|d| d.purpose == purpose) else {

@@ -20,12 +20,8 @@ pub(super) fn not_installable(ctx: &Ctx<'_>, run: &mut Run) {
                 run.hops.insert(h);
             }
         }
-        let listings = match ctx.node_fact(node.name.as_str(), |f| &f.packages) {
-            Ok(l) => l,
-            Err(m) => {
-                run.gaps.missing(format!("node {}", node.name), m);
-                continue;
-            }
+        let Some(listings) = ctx.node_fact_or_gap(run, &node.name, |f| &f.packages) else {
+            continue;
         };
         let mut unlisted: BTreeSet<String> = BTreeSet::new();
         let mut reported: BTreeSet<(&str, String)> = BTreeSet::new();
@@ -85,12 +81,8 @@ pub(super) fn legacy_repository(ctx: &Ctx<'_>, run: &mut Run) {
         if let Some(h) = ctx.timeline.hop_of(first.step) {
             run.hops.insert(h);
         }
-        let entries = match ctx.node_fact(node.name.as_str(), |f| &f.repositories) {
-            Ok(e) => e,
-            Err(m) => {
-                run.gaps.missing(format!("node {}", node.name), m);
-                continue;
-            }
+        let Some(entries) = ctx.node_fact_or_gap(run, &node.name, |f| &f.repositories) else {
+            continue;
         };
         run.gaps.looked();
         // The plan rewrites its own repository file before it installs anything.

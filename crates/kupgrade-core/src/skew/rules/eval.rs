@@ -49,7 +49,7 @@ impl Rule {
             Check::SameMinor(r) => std::slice::from_ref(&r.component),
             Check::NodeSkew(r) => std::slice::from_ref(&r.component),
             Check::MinorRange(r) => std::slice::from_ref(&r.component),
-            Check::NotEndOfLife(r) if r.components.is_empty() => &KUBERNETES_LINE,
+            Check::NotEndOfLife(r) if r.components.is_empty() => KUBERNETES_LINE,
             Check::NotEndOfLife(r) => &r.components,
         }
     }

@@ -335,17 +335,9 @@ pub struct NotEndOfLife {
     pub components: Vec<Component>,
 }
 
-/// The components numbered like Kubernetes, which the release calendar covers.
-const KUBERNETES_LINE: [Component; 8] = [
-    Component::KubeApiserver,
-    Component::KubeControllerManager,
-    Component::KubeScheduler,
-    Component::CloudControllerManager,
-    Component::Kubelet,
-    Component::KubeProxy,
-    Component::Kubectl,
-    Component::Kubeadm,
-];
+/// The components numbered like Kubernetes, which the release calendar covers:
+/// [`Component::ALL`] lists them first.
+const KUBERNETES_LINE: &[Component] = Component::ALL.split_at(8).0;
 
 /// A date, with the input quoted when it is not one.
 fn date_field<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
