@@ -49,7 +49,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use kupgrade_core::lifecycle::ReleaseCalendar;
-use kupgrade_core::plan::render::Format;
+use kupgrade_core::plan::render::{self, Format, HtmlExtras};
 use kupgrade_core::plan::{
     PlanRequest, UpgradePlan, available_upgrades, calendar_warning, kubeadm_versions_warning,
     nothing_available,
@@ -92,7 +92,7 @@ pub(crate) struct Args {
     #[arg(long, requires = "kubeconfig")]
     pub(crate) node_selector: Option<String>,
     /// Output format: text, markdown, json (with the plan's fingerprint, for `apply --plan`),
-    /// yaml or mermaid.
+    /// yaml, mermaid or html (one self-contained page: timeline, version band).
     #[arg(long, default_value = "text")]
     pub(crate) format: Format,
     /// List the available upgrades (like `kubeadm upgrade plan`) instead of planning.
@@ -163,6 +163,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     let plan = plan_for(&args.planning, calendar, &cluster, &source, workloads)?;
     args.releases.print_warnings(&plan.warnings);
     match (args.format, &evidence) {
+        (Format::Html, evidence) => {
+            let report = evidence.as_ref().map(|e| readiness::evaluate(&plan, e));
+            let extras = HtmlExtras {
+                start: Some(&cluster),
+                readiness: report.as_ref(),
+            };
+            let mut page = String::new();
+            render::html(&plan, extras, &mut page)?;
+            output::print(&page)
+        }
         // With evidence the readiness report is spliced into the rendered plan, so it is
         // rendered whole; plans read with evidence are the ones an operator reviews.
         (format, Some(evidence)) => {

@@ -136,7 +136,7 @@ for c in examples/clusters/*.yaml; do
   run plan -- --cluster "$c" --date "$DATE" --available
   run plan -- --cluster "$c" --date "$DATE" --target 1.31 --allow-unsupported-target --tolerate-initial-violations
 done
-for f in text markdown json yaml mermaid; do run plan -- --date "$DATE" --format "$f"; done
+for f in text markdown json yaml mermaid html; do run plan -- --date "$DATE" --format "$f"; done
 run plan -- --date "$DATE" --strategy replace --batch 2
 run plan -- --date "$DATE" --batch 34% --policy examples/policies/kubelet-one-behind.yaml
 

@@ -955,7 +955,7 @@ mod tests {
         assert_eq!(e, FormatParseError("pdf".into()));
         assert_eq!(
             e.to_string(),
-            "\"pdf\" is not a format: expected text, markdown, json, yaml or mermaid"
+            "\"pdf\" is not a format: expected text, markdown, json, yaml, mermaid or html"
         );
         assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
         assert_eq!("replace".parse::<Strategy>(), Ok(Strategy::Replace));
