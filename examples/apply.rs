@@ -140,6 +140,7 @@ use anyhow::{Context, bail};
 use kupgrade_core::ClusterState;
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
+use kupgrade_core::readiness::Evidence;
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
 use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
@@ -275,6 +276,7 @@ pub(crate) fn work(
     calendar: &ReleaseCalendar,
     cluster: &ClusterState,
     source: &str,
+    evidence: Option<&Evidence>,
 ) -> anyhow::Result<Work> {
     let given = args.planning.policy.read()?;
     if let (true, Some(journal)) = (args.resume, &args.journal) {
@@ -327,9 +329,8 @@ pub(crate) fn work(
         .options(args.planning.options());
     let plan = if args.planning.batch.is_auto() {
         // `--batch auto` cuts batches from the evidence's pods and budgets.
-        let evidence = args.evidence.read()?;
         request
-            .workloads(readiness::workloads(evidence.as_ref())?)
+            .workloads(readiness::workloads(evidence)?)
             .plan(cluster)
     } else {
         request.plan(cluster)
@@ -464,7 +465,14 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         let from = cluster.apiserver_min().map(|v| v.minor());
         args.releases.load(from).await?
     };
-    let work = work(&args, &calendar, &cluster, &source_name)?;
+    // Readiness evidence: `--evidence FILE`, else gathered live with --kubeconfig (also on
+    // --resume: the catalogue is evaluated again on what the cluster shows now).
+    let client = match &source {
+        Source::Live { ops, .. } => Some(ops.client()),
+        Source::Inventory => None,
+    };
+    let evidence = args.evidence.load(client).await?;
+    let work = work(&args, &calendar, &cluster, &source_name, evidence.as_ref())?;
     args.releases.print_warnings(&work.plan.warnings);
     let plan = Arc::new(work.plan);
     let mut run = Run::resume(
@@ -475,8 +483,8 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     )?;
     provider::refuse_without(&args.provider, args.executor == Executor::Sim, &run)?;
     // Readiness: errors block the start (and a resume) unless accepted by check and subject.
-    if let Some(evidence) = args.evidence.read()? {
-        let report = readiness::evaluate(&plan, &evidence);
+    if let Some(evidence) = &evidence {
+        let report = readiness::evaluate(&plan, evidence);
         let mut accepted: Vec<String> = run.accepted_findings().map(String::from).collect();
         accepted.extend(args.accept.iter().cloned());
         let taken = readiness::gate(&report, &accepted)?;

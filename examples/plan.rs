@@ -111,20 +111,36 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let (cluster, source) = match &args.kubeconfig {
+    // A live cluster is read once, its readiness evidence with it (unless a file gives it).
+    let (cluster, source, evidence) = match &args.kubeconfig {
         Some(path) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let cluster = runtime.block_on(discover(
-                path,
-                args.context.as_deref(),
-                args.node_selector.as_deref(),
-            ))?;
+            let (cluster, evidence) = runtime.block_on(async {
+                let (cluster, client) =
+                    discover(path, args.context.as_deref(), args.node_selector.as_deref()).await?;
+                let evidence = match args.available {
+                    true => None,
+                    false => args.evidence.load(Some(&client)).await?,
+                };
+                anyhow::Ok((cluster, evidence))
+            })?;
             let name = cluster.name.clone().unwrap_or_else(|| "cluster".into());
-            (cluster, format!("{name} (live, {})", path.display()))
+            (
+                cluster,
+                format!("{name} (live, {})", path.display()),
+                evidence,
+            )
         }
-        None => inventory::read(args.cluster.as_deref())?,
+        None => {
+            let (cluster, source) = inventory::read(args.cluster.as_deref())?;
+            let evidence = match args.available {
+                true => None,
+                false => args.evidence.read()?,
+            };
+            (cluster, source, evidence)
+        }
     };
     let date = args.planning.date();
     let from = cluster.apiserver_min().map(|v| v.minor());
@@ -155,7 +171,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         return output::print(&out);
     }
-    let evidence = args.evidence.read()?;
     let workloads = match args.planning.batch.is_auto() {
         true => Some(readiness::workloads(evidence.as_ref())?),
         false => None,
@@ -207,19 +222,21 @@ pub(crate) fn plan_for(
     .with_context(|| format!("planning the upgrade of {source}"))
 }
 
-/// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field).
+/// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field),
+/// with the client that reached it.
 async fn discover(
     kubeconfig: &std::path::Path,
     context: Option<&str>,
     node_selector: Option<&str>,
-) -> anyhow::Result<kupgrade_core::ClusterState> {
+) -> anyhow::Result<(kupgrade_core::ClusterState, kube::Client)> {
     let client = kupgrade_kube::connect(Some(kubeconfig), context).await?;
-    let mut discovery = kupgrade_kube::Discovery::new(client);
+    let mut discovery = kupgrade_kube::Discovery::new(client.clone());
     if let Some(selector) = node_selector {
         discovery = discovery.node_selector(selector);
     }
-    discovery
+    let cluster = discovery
         .run()
         .await
-        .with_context(|| format!("discovering the cluster through {}", kubeconfig.display()))
+        .with_context(|| format!("discovering the cluster through {}", kubeconfig.display()))?;
+    Ok((cluster, client))
 }

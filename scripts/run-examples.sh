@@ -235,6 +235,24 @@ HOSTS
     fail "discover --evidence-out wrote no evidence"
   LIVE=(--kubeconfig "$KC" --date "$DATE" --target 1.30 --allow-unsupported-target)
   run plan -- "${LIVE[@]}"
+  # With --kubeconfig the readiness evidence is gathered live: the seeded static pods are known
+  # as mirrors (not bare pods), and nothing blocks; --no-gather leaves the report out.
+  grep -q "^Readiness for v1.29.15 to v1.30.14: 0 errors" "$OUT/out" ||
+    fail "plan --kubeconfig shows no live readiness report, or one with errors"
+  run plan -- "${LIVE[@]}" --no-gather
+  ! grep -q "^Readiness for" "$OUT/out" || fail "plan --no-gather still gathered evidence"
+  # A pod no controller manages on a worker: apply refuses to start, naming what to accept.
+  curl -sS -o /dev/null --max-time 10 --cacert "$TESTDIR/certs/apiserver.crt" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -X POST "$KUPGRADE_TEST_APISERVER_URL/api/v1/namespaces/default/pods" \
+    -d '{"metadata":{"name":"lonely"},"spec":{"nodeName":"demo-w-1","containers":[{"name":"c","image":"busybox"}]}}'
+  if cargo run -q -p kupgrade-examples --example apply -- "${LIVE[@]}" --executor pod --dry-run >"$OUT/out" 2>"$OUT/err"; then
+    fail "apply started with an unaccepted readiness error (a bare pod on demo-w-1)"
+  fi
+  grep -q -- "--accept drain/bare-pod:pod/default/lonely" "$OUT/err" || fail "the refusal does not name the --accept value"
+  run apply -- "${LIVE[@]}" --executor pod --dry-run --accept drain/bare-pod:pod/default/lonely
+  curl -sS -o /dev/null --max-time 10 --cacert "$TESTDIR/certs/apiserver.crt" -H "Authorization: Bearer $TOKEN" \
+    -X DELETE "$KUPGRADE_TEST_APISERVER_URL/api/v1/namespaces/default/pods/lonely?gracePeriodSeconds=0"
+  echo "  live readiness: gathered by plan, a bare pod refused apply until accepted by name"
   run plan -- "${LIVE[@]}" --format json
   run apply -- "${LIVE[@]}" --executor ssh --ssh-node-names --dry-run
   run apply -- "${LIVE[@]}" --executor pod --dry-run

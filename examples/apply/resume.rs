@@ -46,8 +46,10 @@ pub(crate) const RESUMED: &[&str] = &[
     "attempts",
     "on_survivor",
     "survivor_timeout",
-    // The readiness catalogue is evaluated again on resume, with the same evidence.
+    // The readiness catalogue is evaluated again on resume, with the same evidence (a file,
+    // or gathered anew from the cluster unless --no-gather).
     "evidence",
+    "no_gather",
 ];
 
 /// The options a resume leaves out besides the planning options (`planning::Planning`, which

@@ -1,4 +1,5 @@
-//! Readiness in the examples: `--evidence FILE` (gathered evidence, JSON or YAML), the
+//! Readiness in the examples: `--evidence FILE` (gathered evidence, JSON or YAML) or, with
+//! `--kubeconfig`, the API's evidence gathered live (`--no-gather` skips it), the
 //! catalogue evaluated on a plan and shown with it in every format, `--batch auto`'s pods and
 //! budgets, and `--accept CHECK:SUBJECT` for `apply`'s gate.
 use std::collections::BTreeSet;
@@ -18,6 +19,10 @@ pub(crate) struct EvidenceArgs {
     /// PodDisruptionBudgets.
     #[arg(long, value_name = "FILE")]
     pub(crate) evidence: Option<PathBuf>,
+    /// With --kubeconfig: do not gather readiness evidence from the cluster's API (it is
+    /// gathered by default when no --evidence file is given).
+    #[arg(long, conflicts_with = "evidence")]
+    pub(crate) no_gather: bool,
 }
 
 impl EvidenceArgs {
@@ -33,6 +38,30 @@ impl EvidenceArgs {
         } else {
             Evidence::from_yaml(&text, &name)?
         };
+        Ok(Some(evidence))
+    }
+}
+
+impl EvidenceArgs {
+    /// The evidence: `--evidence FILE` when given; else, with a `client` (`--kubeconfig`) and
+    /// without `--no-gather`, what the cluster's API shows now (every piece on its own: one
+    /// the API refuses is marked missing with the reason, so its checks are "not checkable").
+    /// Node-side pieces (cgroup, disk, certificates, packages) need node access and stay
+    /// missing here.
+    pub(crate) async fn load(
+        &self,
+        client: Option<&kube::Client>,
+    ) -> anyhow::Result<Option<Evidence>> {
+        let (Some(client), None, false) = (client, &self.evidence, self.no_gather) else {
+            return self.read();
+        };
+        eprintln!(
+            "gathering readiness evidence from the cluster's API (--no-gather skips it, --evidence FILE reads it from a file)"
+        );
+        let started = std::time::Instant::now();
+        let options = kupgrade_kube::evidence::GatherOptions::default();
+        let evidence = kupgrade_kube::evidence::gather(client, &options).await;
+        eprintln!("gathered in {:.1} s", started.elapsed().as_secs_f64());
         Ok(Some(evidence))
     }
 }

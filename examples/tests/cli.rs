@@ -80,7 +80,14 @@ fn planned(
             "the cluster",
             None,
         ),
-        apply::work(&a, ReleaseCalendar::embedded(), cluster, "the cluster").map(|w| w.plan),
+        apply::work(
+            &a,
+            ReleaseCalendar::embedded(),
+            cluster,
+            "the cluster",
+            a.evidence.read().unwrap().as_ref(),
+        )
+        .map(|w| w.plan),
     )
 }
 
@@ -445,6 +452,7 @@ async fn a_reviewed_plan_runs_with_the_policy_it_was_made_with() {
         ReleaseCalendar::embedded(),
         &cluster("ha.yaml"),
         "ha",
+        None,
     )
     .unwrap();
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
@@ -485,6 +493,7 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
         ReleaseCalendar::embedded(),
         &cluster("ha.yaml"),
         "ha",
+        None,
     )
     .unwrap();
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
@@ -504,6 +513,7 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
             ReleaseCalendar::embedded(),
             &cluster("ha.yaml"),
             "ha",
+            None,
         )
         .unwrap();
         assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
