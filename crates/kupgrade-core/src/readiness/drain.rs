@@ -58,12 +58,23 @@ use super::evidence::{Budget, Pod, PodVolume, Workloads};
 pub struct DrainModel<'w> {
     workloads: &'w Workloads,
     options: DrainOptions,
-    by_node: HashMap<&'w str, Vec<u32>>,
+    /// Node names to their index in `node_pods`.
+    node_index: HashMap<&'w str, u32>,
+    /// Per node (by index), its pods.
+    node_pods: Vec<(&'w str, Vec<u32>)>,
+    /// Per pod, its node's index ([`NO_NODE`] when unscheduled): later passes over the pods
+    /// touch no string (a million pods' names are a million cache misses).
+    pod_node: Vec<u32>,
+    /// Per pod, whether a drain evicts it at all (not a mirror, not an ignored DaemonSet pod).
+    evicted: Vec<bool>,
     /// For each pod, the indices of its budgets (`budget_of[start[i]..start[i + 1]]`).
     budget_of: Vec<u32>,
     start: Vec<u32>,
     unknown_budgets: usize,
 }
+
+/// [`DrainModel`]'s mark of a pod on no node.
+const NO_NODE: u32 = u32::MAX;
 
 /// A budget that stops a batch's drain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,7 +136,10 @@ impl<'w> DrainModel<'w> {
         for (i, b) in workloads.budgets.iter().enumerate() {
             budget_index.insert((b.namespace.as_str(), b.name.as_str()), i as u32);
         }
-        let mut by_node: HashMap<&'w str, Vec<u32>> = HashMap::new();
+        let mut node_index: HashMap<&'w str, u32> = HashMap::new();
+        let mut node_pods: Vec<(&'w str, Vec<u32>)> = Vec::new();
+        let mut pod_node = Vec::with_capacity(workloads.pods.len());
+        let mut evicted = Vec::with_capacity(workloads.pods.len());
         let mut budget_of = Vec::new();
         let mut start = Vec::with_capacity(workloads.pods.len() + 1);
         let mut unknown_budgets = 0;
@@ -137,15 +151,29 @@ impl<'w> DrainModel<'w> {
                     None => unknown_budgets += 1,
                 }
             }
-            if let Some(n) = &p.node {
-                by_node.entry(n.as_str()).or_default().push(i as u32);
-            }
+            evicted.push(Self::evicted_by(p, options));
+            let node = match &p.node {
+                Some(n) => {
+                    let next = node_pods.len() as u32;
+                    let k = *node_index.entry(n.as_str()).or_insert(next);
+                    if k == next {
+                        node_pods.push((n.as_str(), Vec::new()));
+                    }
+                    node_pods[k as usize].1.push(i as u32);
+                    k
+                }
+                None => NO_NODE,
+            };
+            pod_node.push(node);
         }
         start.push(budget_of.len() as u32);
         DrainModel {
             workloads,
             options: options.clone(),
-            by_node,
+            node_index,
+            node_pods,
+            pod_node,
+            evicted,
             budget_of,
             start,
             unknown_budgets,
@@ -174,12 +202,14 @@ impl<'w> DrainModel<'w> {
 
     /// The nodes that run pods (in no particular order).
     pub fn nodes(&self) -> impl Iterator<Item = &'w str> + '_ {
-        self.by_node.keys().copied()
+        self.node_pods.iter().map(|(name, _)| *name)
     }
 
     /// The pods on node `name`.
     pub fn pods_on(&self, name: &str) -> &[u32] {
-        self.by_node.get(name).map_or(&[], Vec::as_slice)
+        self.node_index
+            .get(name)
+            .map_or(&[], |&k| self.node_pods[k as usize].1.as_slice())
     }
 
     /// Whether evicting pod `i` needs its budget's permission: healthy pods do; unhealthy ones
@@ -192,7 +222,12 @@ impl<'w> DrainModel<'w> {
 
     /// Whether a drain evicts pod `p` at all (mirror pods and ignored DaemonSet pods stay).
     fn evicts(&self, p: &Pod) -> bool {
-        !(p.is_mirror() || (p.is_daemonset() && self.options.ignore_daemonsets))
+        Self::evicted_by(p, &self.options)
+    }
+
+    /// Whether a drain made with `options` evicts pod `p` at all.
+    fn evicted_by(p: &Pod, options: &DrainOptions) -> bool {
+        !(p.is_mirror() || (p.is_daemonset() && options.ignore_daemonsets))
     }
 
     /// Forecasts the drains of `batches`, in order; each node's pods are judged at the first
@@ -309,22 +344,27 @@ impl<'w> DrainModel<'w> {
     /// [`demand`](Self::demand) of every node that asks something, in one pass over the pods
     /// in their order (far fewer cache misses than asking node by node).
     pub fn demands(&self) -> HashMap<&'w str, Vec<(u32, u32)>> {
-        let mut out: HashMap<&'w str, Vec<(u32, u32)>> = HashMap::new();
         if self.options.disable_eviction {
-            return out;
+            return HashMap::new();
         }
+        // Per node index first (integers only), then keyed by name once per node.
+        let mut by_node: Vec<Vec<(u32, u32)>> = vec![Vec::new(); self.node_pods.len()];
         for (i, p) in self.workloads.pods.iter().enumerate() {
-            let Some(node) = &p.node else { continue };
-            if !self.evicts(p) {
+            let node = self.pod_node[i];
+            if node == NO_NODE || !self.evicted[i] {
                 continue;
             }
             for &b in self.budgets_of(i) {
                 if self.needs_permission(p, self.budget(b as usize)) {
-                    out.entry(node.as_str()).or_default().push((b, 1));
+                    by_node[node as usize].push((b, 1));
                 }
             }
         }
-        for list in out.values_mut() {
+        let mut out: HashMap<&'w str, Vec<(u32, u32)>> = HashMap::new();
+        for (k, mut list) in by_node.into_iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
             list.sort_unstable_by_key(|d| d.0);
             list.dedup_by(|next, kept| {
                 let same = next.0 == kept.0;
@@ -333,6 +373,7 @@ impl<'w> DrainModel<'w> {
                 }
                 same
             });
+            out.insert(self.node_pods[k].0, list);
         }
         out
     }
