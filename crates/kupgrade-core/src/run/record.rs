@@ -18,19 +18,20 @@
 //! |---|---|
 //! | 1 | `run-started`, `session-started`, `task-started`, `task-finished`, `resolved`, `stopped` |
 //! | 2 | `command-started` (how to find a started command again on its node) |
+//! | 3 | `lease-taken` (how the session took the cluster's run lease, and from whom) |
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::ports::CommandHandle;
+use crate::ports::{CommandHandle, Taking};
 use crate::{Component, NodeName};
 
 use super::report::Finished;
 use super::task::TaskId;
 
 /// The newest journal format this crate writes and reads.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,6 +139,17 @@ pub enum RecordKind {
         /// How to find it.
         handle: CommandHandle,
     },
+    /// The session took the cluster's run lease (format 3): written right after the record
+    /// that opens the session, before its first task. A lease taken over or broken names the
+    /// run that held it.
+    LeaseTaken {
+        /// Where the lease is (`Lease kube-system/kupgrade`, `cp-1:/var/lib/kupgrade/...`).
+        place: String,
+        /// This session's holder (run id, pid, host).
+        holder: String,
+        /// How it was taken.
+        taking: Taking,
+    },
 }
 
 impl RecordKind {
@@ -145,6 +157,7 @@ impl RecordKind {
     pub fn format(&self) -> u32 {
         match self {
             RecordKind::CommandStarted { .. } => 2,
+            RecordKind::LeaseTaken { .. } => 3,
             _ => 1,
         }
     }
