@@ -10,7 +10,8 @@
 //!   naming the holder), and nothing it did changed the lease;
 //! - a swap that names a version the store no longer holds writes nothing
 //!   ([`LeaseError::Conflict`]), for a create, a replace and a removal;
-//! - of two runs taking a free lease at once, exactly one wins, in every round;
+//! - of two runs taking the lease at once, exactly one wins, in every round: over a free
+//!   lease (both create it) and over an expired one both break (both replace one version);
 //! - an expired lease goes to a forced run only; its old holder's renewal is then
 //!   [`LeaseError::Lost`], and its release changes nothing;
 //! - a release empties the store.
@@ -157,22 +158,33 @@ pub async fn stale_versions_write_nothing(a: &dyn LeaseStore, b: &dyn LeaseStore
         .unwrap_or_else(|e| fail(C, format!("release: {e}")));
 }
 
-/// Two runs take a free lease at once: exactly one wins, five rounds over.
+/// Two runs take the lease at once: exactly one wins. Three rounds over a free lease (both
+/// create it), three over an expired one both break by force (both replace the same version).
 pub async fn one_of_two_wins(a: &dyn LeaseStore, b: &dyn LeaseStore) {
     const C: &str = "lease-race";
-    for round in 0..5u32 {
-        let (ca, cb) = (claim("run-a", 10 + round), claim("run-b", 20 + round));
+    for round in 0..6u32 {
+        let over_expired = round >= 3;
+        let (mut ca, mut cb) = (claim("run-a", 10 + round), claim("run-b", 20 + round));
+        let old = claim("run-old", 30 + round);
+        if over_expired {
+            old_lease(a, &old, C).await;
+            ca = ca.force(Force::Expired, "--force-lease");
+            cb = cb.force(Force::Expired, "--force-lease");
+        }
         let tries: Vec<BoxFuture<'_, Result<Taking, LeaseError>>> = vec![
-            Box::pin(a.acquire(&ca, t(0))),
-            Box::pin(b.acquire(&cb, t(0))),
+            Box::pin(a.acquire(&ca, t(100))),
+            Box::pin(b.acquire(&cb, t(100))),
         ];
         let results = join_all(tries).await;
         let won: Vec<bool> = results.iter().map(Result::is_ok).collect();
         for r in &results {
-            if let Err(e) = r
-                && !matches!(e, LeaseError::Conflict { .. } | LeaseError::Held { .. })
-            {
-                fail(C, format!("round {round}: a loser failed otherwise: {e}"));
+            match r {
+                Err(LeaseError::Conflict { .. } | LeaseError::Held { .. }) => {}
+                Err(e) => fail(C, format!("round {round}: a loser failed otherwise: {e}")),
+                Ok(Taking::Free) if !over_expired => {}
+                Ok(Taking::Broken { from })
+                    if over_expired && from.holder == old.holder.to_string() => {}
+                Ok(other) => fail(C, format!("round {round}: the winner took it as {other:?}")),
             }
         }
         let winner = match won[..] {
@@ -194,6 +206,14 @@ pub async fn one_of_two_wins(a: &dyn LeaseStore, b: &dyn LeaseStore) {
             .await
             .unwrap_or_else(|e| fail(C, format!("release: {e}")));
     }
+}
+
+/// Leaves a lease of `old` taken at 0 s (expired at 30 s).
+async fn old_lease(store: &dyn LeaseStore, old: &LeaseClaim, check: &str) {
+    store
+        .acquire(old, t(0))
+        .await
+        .unwrap_or_else(|e| fail(check, format!("the old run's lease: {e}")));
 }
 
 /// An expired lease goes to a forced run only; the old holder then has lost it.
