@@ -46,6 +46,7 @@ pub(crate) const RESUMED: &[&str] = &[
     "attempts",
     "on_survivor",
     "survivor_timeout",
+    "lease_duration",
 ];
 
 /// The options a resume leaves out besides the planning options (`planning::Planning`, which

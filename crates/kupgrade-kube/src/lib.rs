@@ -76,6 +76,6 @@ pub use discover::{
     discover, image_tag, os_family,
 };
 pub use drain::MIRROR_ANNOTATION;
-pub use lease::{Acquire, LeaseError, RunLease};
+pub use lease::KubeLease;
 pub use ops::KubeClusterOps;
 pub use runner::{COMPONENT_LABEL_VALUE, CONTAINER, NODE_ANNOTATION, PodRunner};

@@ -59,6 +59,7 @@ use kupgrade_core::ports::{OpsError, PodRef};
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
 mod fault;
+mod lease;
 mod model;
 mod node;
 mod packages;
@@ -66,6 +67,7 @@ mod ports;
 mod workload;
 
 pub use fault::{Fault, FaultKind};
+pub use lease::SimLease;
 pub use model::{
     Budget, HistoryEntry, Host, Pod, PodKind, Repo, RepoKind, STATE_FORMAT, SimState, Timings,
 };
