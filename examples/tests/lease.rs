@@ -18,6 +18,9 @@
 //!   at once. Another killed run's lease: refused while it lasts, then refused as stale
 //!   without `--force-lease`, taken with it (journaled as broken); a third's at once with
 //!   `--force-lease=RUN`.
+//! - `a_run_whose_lease_is_broken_stops_driving`: while run A waits inside a command, run B
+//!   breaks A's lease by naming A's run; A finds out at its next renewal and aborts (its
+//!   command killed, its session journaled as cancelled), and its end leaves B's lease alone.
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -462,6 +465,56 @@ fn a_killed_runs_lease_goes_to_its_resume_or_after_expiry_by_force() {
     let taken = sb.lease_records("i.journal");
     assert_eq!(taken[0]["taking"]["how"], "broken");
     assert_eq!(taken[0]["taking"]["from"]["holder"], h_holder.as_str());
+}
+
+#[test]
+fn a_run_whose_lease_is_broken_stops_driving() {
+    let sb = Sandbox::new();
+    let short = ["--lease-duration", "3"];
+    let a = sb.start_held("a.journal", &short);
+    let a_holder = sb.holder();
+    let named = format!("--force-lease={}", run_of(&a_holder));
+    let b = sb.start_held("b.journal", &[named.as_str()]);
+    let b_holder = sb.holder();
+    assert_ne!(a_holder, b_holder);
+    // A renews every second: it finds the lease gone and aborts, while B still waits.
+    let out = wait_for(a, Duration::from_secs(30), "A");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains(&format!(
+            "is no longer this run's: run {b_holder} holds it since "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("aborting the running steps"), "{err}");
+    let records = sb.records("a.journal");
+    let last = records.last().unwrap();
+    assert_eq!(last["record"], "stopped", "{last}");
+    assert!(last.to_string().contains("cancelled"), "{last}");
+    assert_eq!(sb.holder(), b_holder, "A's end touched B's lease");
+    sb.hold(false);
+    halted(&b.wait_with_output().unwrap(), "B");
+    let taken = sb.lease_records("b.journal");
+    assert_eq!(taken[0]["taking"]["how"], "broken");
+    assert_eq!(taken[0]["taking"]["from"]["holder"], a_holder.as_str());
+}
+
+/// Waits up to `limit` for `child` to end (killing it then, and failing).
+fn wait_for(mut child: Child, limit: Duration, what: &str) -> Output {
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{what} did not end within {limit:?}:\n{}",
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
