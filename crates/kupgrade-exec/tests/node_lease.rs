@@ -2,7 +2,8 @@
 //! the first control-plane node, here through the local executor's sandbox), each through the
 //! lease conformance suite; the node's file as an operator finds it, under a directory whose
 //! name a shell would run; and a lease held in the background: renewed past its duration,
-//! and a run told when another run broke it.
+//! and a run told when another run broke it, or when it went unrenewed for as long as it
+//! lasts (its store unreachable).
 mod support;
 
 use std::path::Path;
@@ -134,4 +135,67 @@ async fn a_held_lease_is_renewed_and_its_holder_told_when_it_is_broken() {
     held.release().await.unwrap();
     let now = store.read().await.unwrap().record.unwrap();
     assert_eq!(now.holder, "run-b (pid 2 on ops-2)");
+}
+
+/// A store that stops answering when told to, as an API server or a node can.
+#[derive(Debug, Default)]
+struct Unreachable {
+    inner: SimLease,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for Unreachable {
+    fn place(&self) -> String {
+        self.inner.place()
+    }
+    async fn read(&self) -> Result<kupgrade_core::ports::Stored, LeaseError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(LeaseError::Store {
+                place: self.place(),
+                message: "connection refused".into(),
+                source: None,
+            });
+        }
+        self.inner.read().await
+    }
+    async fn swap(
+        &self,
+        version: Option<&str>,
+        record: Option<&kupgrade_core::ports::LeaseRecord>,
+    ) -> Result<(), LeaseError> {
+        self.inner.swap(version, record).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_cannot_be_renewed_for_its_duration_counts_as_lost() {
+    let store = Arc::new(Unreachable::default());
+    let claim = LeaseClaim::new(LeaseHolder::new("run-a", "ops-1", 1), "fp-a")
+        .duration(Duration::from_secs(3));
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t = told.clone();
+    let held = HeldLease::acquire(store.clone(), claim, move |e| {
+        t.lock().unwrap().push(e.to_string())
+    })
+    .await
+    .unwrap();
+    store.down.store(true, Ordering::SeqCst);
+    // Renewals fail at 1 s and 2 s (only warned), and at 3 s the lease may have expired.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        told.lock().unwrap().is_empty(),
+        "{:?}",
+        told.lock().unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let told = told.lock().unwrap().clone();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0].contains("not renewed for 3 s, as long as it lasts: another run may hold it now")
+            && told[0].contains("connection refused"),
+        "{}",
+        told[0]
+    );
+    drop(held);
 }
