@@ -8,9 +8,12 @@
 //! way the journal stays consistent and `--resume` goes on.
 //!
 //! With a real executor one run drives a cluster: it holds the cluster's run lease (the Lease
-//! `kube-system/kupgrade` with `--kubeconfig`, else a file in `/run/kupgrade` on the first
-//! control-plane node) and a second run is refused, naming the holder (`--force-lease` takes
-//! over an expired lease the journal does not vouch for). Each command holds a node-side lock
+//! `kube-system/kupgrade` with `--kubeconfig`, else the file `/var/lib/kupgrade/cluster.lease`
+//! on the first control-plane node), renewed while it runs (`--lease-duration`) and given back
+//! at its end, and a second run is refused, naming the holder (its run id, process, host and
+//! since when). `--resume` of the same run takes its own lease back; `--force-lease` takes over
+//! an expired lease the journal does not vouch for, `--force-lease=RUN` the lease of run RUN
+//! at once. The journal records how the lease was taken. Each command holds a node-side lock
 //! named by the plan and its step, so no two copies of a step overlap on a node, and its
 //! process group or pod is journaled; on `--resume`, a command an earlier session left running
 //! is waited for (`--on-survivor stop` stops it) before the run decides about its step.
@@ -141,13 +144,14 @@ use kupgrade_core::ClusterState;
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
 use kupgrade_core::readiness::Evidence;
+use kupgrade_core::ports::{Force, LeaseClaim, LeaseHolder, LeaseStore, Taking};
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
 use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
 };
 use kupgrade_exec::events::{DEFAULT_OUTPUT_LINES, event_channel};
-use kupgrade_exec::{Claim, Journal, NodeLease};
-use kupgrade_kube::{Acquire, Discovery, KubeClusterOps, RunLease};
+use kupgrade_exec::{HeldLease, Journal, NodeLease};
+use kupgrade_kube::{Discovery, KubeClusterOps, KubeLease};
 
 #[path = "apply/args.rs"]
 pub(crate) mod args;
@@ -376,14 +380,44 @@ fn open_journal(path: &Path, expected: usize) -> anyhow::Result<Journal<Record>>
     Ok(journal)
 }
 
-/// The run lease this run holds, so that no other run drives the cluster meanwhile.
-enum Lease {
-    /// None: a dry run, or the simulated cluster.
-    None,
-    /// The cluster's Lease object (with --kubeconfig).
-    Kube(Box<RunLease>),
-    /// A lease file on the first control-plane node.
-    Node(NodeLease),
+/// Where this run's lease is kept: the cluster's Lease object with --kubeconfig, a file on
+/// the first control-plane node without (in its sandbox for --executor local); none for a dry
+/// run or the simulated cluster.
+fn lease_store(
+    args: &Args,
+    cluster: &ClusterState,
+    source: &Source,
+    backend: &Backend,
+) -> anyhow::Result<Option<Arc<dyn LeaseStore>>> {
+    Ok(match (source, args.dry_run, args.executor) {
+        (_, true, _) | (Source::Inventory, _, Executor::Sim) => None,
+        (Source::Live { ops, .. }, false, _) => {
+            Some(Arc::new(KubeLease::new(ops.client().clone())))
+        }
+        (Source::Inventory, false, _) => {
+            let node = cluster
+                .control_plane()
+                .next()
+                .map(|n| n.name.clone())
+                .context("the inventory has no control-plane node to hold the run lease")?;
+            let mut store = NodeLease::new(backend.runner.clone(), node.clone());
+            if let (Executor::Local, Some(root)) = (args.executor, &args.sandbox) {
+                // Absolute: the node's commands run in its sandbox directory.
+                let dir = std::path::absolute(root)?
+                    .join(node.as_str())
+                    .join("var/lib/kupgrade");
+                store = store.dir(dir.to_string_lossy());
+            }
+            Some(Arc::new(store))
+        }
+    })
+}
+
+/// This machine's host name.
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "this host".into())
 }
 
 /// How long a command waits for the node-side lock of its step held by another copy.
@@ -391,9 +425,7 @@ const NODE_LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// Who holds this run's node-side locks, for the next copy's error: host, process, journal.
 fn holder(args: &Args) -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "this host".into());
+    let host = host();
     let journal = match &args.journal {
         Some(p) => format!("journal {}", p.display()),
         None => "no journal".into(),
@@ -546,33 +578,47 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     stop_on_signals(stop.clone())?;
 
     // One run drives a cluster: with --kubeconfig, through its run Lease; without, through a
-    // lease file on the first control-plane node.
-    let resuming = args.resume && !records.is_empty();
-    let lease = match (&source, args.dry_run, args.executor) {
-        (_, true, _) | (Source::Inventory, _, Executor::Sim) => Lease::None,
-        (Source::Live { ops, .. }, false, _) => Lease::Kube(Box::new(
-            RunLease::acquire(
-                ops.client().clone(),
-                Acquire::new(holder(&args), run.fingerprint())
-                    .resuming(resuming)
-                    .force(args.force_lease, "--force-lease"),
+    // lease file on the first control-plane node. Taken before the first step (the
+    // pre-flight) and journaled as the session opens; a lost lease aborts the run.
+    let lease = match lease_store(&args, &cluster, &source, &backend)? {
+        None => None,
+        Some(store) => {
+            let id = run.begin(jiff::Timestamp::now()).to_string();
+            let claim = LeaseClaim::new(
+                LeaseHolder::new(&id, &host(), std::process::id()),
+                run.fingerprint(),
             )
-            .await?,
-        )),
-        (Source::Inventory, false, _) => {
-            let node = cluster
-                .control_plane()
-                .next()
-                .map(|n| n.name.clone())
-                .context("the inventory has no control-plane node to hold the run lease")?;
-            let mut claim = Claim::new(&holder(&args), run.fingerprint())
-                .resuming(resuming)
-                .force(args.force_lease, "--force-lease");
-            if let (Executor::Local, Some(root)) = (args.executor, &args.sandbox) {
-                let dir = root.join(node.as_str()).join("run/kupgrade");
-                claim = claim.dir(dir.to_string_lossy());
+            .resuming(args.resume && !records.is_empty())
+            .force(
+                match args.force_lease.as_deref() {
+                    None => Force::No,
+                    Some("") => Force::Expired,
+                    Some(run) => Force::Run(run.to_string()),
+                },
+                "--force-lease",
+            )
+            .duration(Duration::from_secs(args.lease_duration));
+            let lost = stop.clone();
+            let held = HeldLease::acquire(store, claim, move |e| {
+                let _ = writeln!(std::io::stderr(), "\n{e}: aborting the running steps");
+                lost.abort();
+            })
+            .await?;
+            if let Taking::TakenOver { from } | Taking::Broken { from } = held.taking() {
+                eprintln!(
+                    "note: took {} over from run {} (plan {}, expired at {})",
+                    held.place(),
+                    from.holder,
+                    from.fingerprint,
+                    from.expires()
+                );
             }
-            Lease::Node(NodeLease::acquire(backend.runner.clone(), node, claim).await?)
+            run.lease_taken(
+                held.place(),
+                held.claim().holder.to_string(),
+                held.taking().clone(),
+            );
+            Some(held)
         }
     };
     let display = Display::new(&args, &plan, &records);
@@ -583,12 +629,9 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         None => driver.drive(&mut run, &mut NoJournal).await,
     };
     drop(driver);
-    let released = match lease {
-        Lease::None => Ok(()),
-        Lease::Kube(l) => l.release().await.map_err(anyhow::Error::from),
-        Lease::Node(l) => l.release().await.map_err(anyhow::Error::from),
-    };
-    if let Err(e) = released {
+    if let Some(lease) = lease
+        && let Err(e) = lease.release().await
+    {
         eprintln!("WARNING: {e}: the run lease expires on its own");
     }
     let counts = watcher.await?;

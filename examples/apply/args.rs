@@ -133,10 +133,16 @@ pub(crate) struct Args {
     /// --survivor-timeout seconds, then the run halts and names it.
     #[arg(long, value_enum, default_value = "wait")]
     pub(crate) on_survivor: OnSurvivor,
-    /// Take the cluster's run lease even though another run held it last and this run does
-    /// not go on from that run's journal (once that run is known to be over).
-    #[arg(long)]
-    pub(crate) force_lease: bool,
+    /// Take the cluster's run lease from another run: alone, once that run's lease has expired
+    /// (it stopped renewing it: killed, or its machine gone) and this run does not go on from
+    /// that run's journal; `--force-lease=RUN`, from the run with that id even before expiry
+    /// (when it is known to be over). The journal records the lease as broken.
+    #[arg(long, value_name = "RUN", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub(crate) force_lease: Option<String>,
+    /// How long the run lease lasts unless renewed, in seconds (it is renewed every third of
+    /// it): a run killed without a chance to give it back holds the cluster this long.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub(crate) lease_duration: u64,
     /// How long --on-survivor waits for such a command to be gone, in seconds.
     #[arg(long, default_value_t = 2400, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub(crate) survivor_timeout: u64,

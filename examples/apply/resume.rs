@@ -50,6 +50,7 @@ pub(crate) const RESUMED: &[&str] = &[
     // or gathered anew from the cluster unless --no-gather).
     "evidence",
     "no_gather",
+    "lease_duration",
 ];
 
 /// The options a resume leaves out besides the planning options (`planning::Planning`, which

@@ -3,6 +3,8 @@
 //! - [`CommandRunner`]: run one command on one node (local shell, SSH, a pod, a simulation).
 //! - [`ClusterOperations`]: read the cluster, cordon, drain, uncordon, wait for Ready.
 //! - [`NodeProvider`]: create, look for and remove nodes, for the replace strategy.
+//! - [`LeaseStore`]: where the run lease is kept, so that one run drives a cluster at a time
+//!   (the rules of who may take it: [`judge`]).
 //!
 //! Each trait has few required methods; conveniences live in extension traits with blanket
 //! impls ([`CommandRunnerExt`]). Errors are grouped by what the caller can do about them; each
@@ -24,9 +26,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ClusterState, KubeVersion, Node, NodeName};
 
+mod lease;
 mod tracking;
 mod wait;
 
+pub use lease::{
+    Force, LeaseClaim, LeaseError, LeaseHolder, LeaseRecord, LeaseStore, LeaseStoreExt, Stored,
+    Taking, judge,
+};
 pub use tracking::{
     CommandHandle, HandleFn, HandleSink, LOCK_REFUSAL, LOCK_REFUSAL_STATUS, Liveness, NodeLock,
     Tracking,

@@ -72,6 +72,7 @@ mod output;
 pub mod provider;
 #[cfg(feature = "live-releases")]
 pub mod releases;
+pub mod run_lease;
 pub mod sim;
 pub mod ssh;
 
@@ -79,7 +80,8 @@ pub use journal::{Journal, JournalError, Recovered, TornTail};
 pub use kubectl::KubectlOps;
 pub use local::LocalRunner;
 pub use node_env::NodeEnv;
-pub use node_lease::{Claim, NodeLease, NodeLeaseError};
+pub use node_lease::NodeLease;
 pub use node_state::NodeReadOps;
 pub use provider::CommandProvider;
+pub use run_lease::HeldLease;
 pub use ssh::{HostKeyPolicy, SshConfig, SshConfigError, SshRunner};

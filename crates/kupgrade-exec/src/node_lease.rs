@@ -1,304 +1,227 @@
-//! The run lease without a Kubernetes API: a file on the first control-plane node, written
-//! through the node runner, so that two runs never drive one cluster.
+//! The run lease without a Kubernetes API: a file on the first control-plane node, read and
+//! swapped through the node runner, so that two runs never drive one cluster.
 //!
-//! `DIR/cluster.lease` (default `/run/kupgrade`) holds three lines: the holder (host, process,
-//! journal), the plan's fingerprint, and the expiry in seconds since the epoch on the node's
-//! clock. Every read-and-write happens in one command under `flock` on `DIR/cluster.lease.lock`,
-//! so taking the lease is atomic. The rules are those of the Kubernetes Lease (see
-//! `kupgrade_kube::lease`): free or ours, taken; held and not expired, refused naming the
-//! holder; expired, taken over only by a resume of the same plan, or by force.
+//! `DIR/cluster.lease` (default [`NodeLease::DEFAULT_DIR`], `/var/lib/kupgrade`, kept across
+//! reboots) holds six lines: the file's generation (its version: a counter of writes, never
+//! reset), the holder, the plan's fingerprint, when it was taken and last renewed (RFC 3339,
+//! the operator's clock), and its duration in seconds. A release writes an empty holder, so
+//! the generation goes on counting and a version once read never comes back. A swap runs in
+//! one command under `flock` on `DIR/cluster.lease.lock` and writes only when the generation
+//! is still the one read; the new file is written beside and renamed over the old one, so a
+//! read never sees half a lease.
+//!
+//! Who may take the lease is decided by the rules every store shares
+//! ([`kupgrade_core::ports::judge`], through [`LeaseStoreExt`](kupgrade_core::ports::LeaseStoreExt)).
+//! The directory and every value reach the node as arguments of a fixed script, never as
+//! shell text.
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use kupgrade_core::NodeName;
-use kupgrade_core::ports::{CommandRunner, CommandRunnerExt, CommandSpec, ExitStatus, RunnerError};
-use tokio::task::JoinHandle;
+use kupgrade_core::ports::{
+    CommandRunner, CommandRunnerExt, CommandSpec, ExitStatus, LeaseError, LeaseRecord, LeaseStore,
+    Stored,
+};
 
-/// Who takes the lease, for which plan, and how.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub struct Claim {
-    /// Who takes it, in words (control characters become spaces).
-    pub holder: String,
-    /// The fingerprint of the run's plan.
-    pub fingerprint: String,
-    /// True when the run goes on from its journal: it may take over an expired lease of the
-    /// same plan.
-    pub resuming: bool,
-    /// Take an expired lease whatever its plan.
-    pub force: bool,
-    /// The option that sets [`Claim::force`], for the refusal's message.
-    pub force_flag: String,
-    /// How long it lasts unless renewed (renewed every third of it).
-    pub duration: Duration,
-    /// The directory of the lease file on the node.
-    pub dir: String,
-}
-
-impl Claim {
-    /// A claim of `holder` for the plan `fingerprint`: not resuming, not forced, 60 s, in
-    /// `/run/kupgrade`.
-    pub fn new(holder: &str, fingerprint: impl Into<String>) -> Self {
-        Claim {
-            holder: holder
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect(),
-            fingerprint: fingerprint.into(),
-            resuming: false,
-            force: false,
-            force_flag: "--force-lease".into(),
-            duration: Duration::from_secs(60),
-            dir: "/run/kupgrade".into(),
-        }
-    }
-    /// Whether the run goes on from its journal.
-    pub fn resuming(mut self, yes: bool) -> Self {
-        self.resuming = yes;
-        self
-    }
-    /// Whether to take an expired lease whatever its plan, and the option that says so.
-    pub fn force(mut self, yes: bool, flag: impl Into<String>) -> Self {
-        self.force = yes;
-        self.force_flag = flag.into();
-        self
-    }
-    /// How long it lasts unless renewed.
-    pub fn duration(mut self, d: Duration) -> Self {
-        self.duration = d;
-        self
-    }
-    /// The directory of the lease file on the node.
-    pub fn dir(mut self, dir: impl Into<String>) -> Self {
-        self.dir = dir.into();
-        self
-    }
-}
-
-/// Why the lease was not taken.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum NodeLeaseError {
-    /// Another run holds it.
-    #[error(
-        "another run drives this cluster: {node}:{file} is held by {holder} (plan {fingerprint}) until {expires} (node clock, seconds since 1970); wait for it to end"
-    )]
-    Held {
-        /// The node.
-        node: NodeName,
-        /// The lease file.
-        file: String,
-        /// Its holder.
-        holder: String,
-        /// The holder's plan.
-        fingerprint: String,
-        /// When it expires unless renewed.
-        expires: String,
-    },
-    /// Its holder stopped renewing it, and this run is not that run going on.
-    #[error(
-        "{node}:{file} was held by {holder} (plan {fingerprint}) and expired at {expired} (node clock), but this run {why}: make sure that run is over, then pass {force_flag} to take the lease over"
-    )]
-    Stale {
-        /// The node.
-        node: NodeName,
-        /// The lease file.
-        file: String,
-        /// Its last holder.
-        holder: String,
-        /// The holder's plan.
-        fingerprint: String,
-        /// When it expired.
-        expired: String,
-        /// Why the journal does not agree.
-        why: String,
-        /// The option that forces it.
-        force_flag: String,
-    },
-    /// The command on the node failed.
-    #[error("cannot use the run lease on {node}: {message}")]
-    Node {
-        /// The node.
-        node: NodeName,
-        /// What happened.
-        message: String,
-        /// The runner's error, if that was it.
-        #[source]
-        source: Option<RunnerError>,
-    },
-}
-
-/// The lease command: `sh -c SCRIPT kupgrade-lease DIR MODE HOLDER FP SECONDS TAKEOVER`, where
-/// MODE is `take`, `renew` or `release` and TAKEOVER is `any` (forced), `same` (a resume: an
-/// expired lease of the same plan) or `none`. Prints `held|stale|lost HOLDER`, then `FP` and
-/// `EXPIRY` lines, with exit status 77 when it did not write.
-const SCRIPT: &str = r#"d=$1 mode=$2 me=$3 fp=$4 secs=$5 takeover=$6
+/// The lease command: `sh -c SCRIPT kupgrade-lease DIR OP GEN [HOLDER FP ACQUIRED RENEWED
+/// SECONDS]`, where OP is `read` (prints the file) or `swap` (writes the record, or an empty
+/// holder when HOLDER is empty, if the generation is still GEN; else prints the generation it
+/// found and ends with status 77).
+const SCRIPT: &str = r#"d=$1 op=$2 want=$3
 f="$d/cluster.lease"
+if [ "$op" = read ]; then
+  [ -f "$f" ] && exec cat "$f"
+  exit 0
+fi
 [ -d "$d" ] || command -p mkdir -p "$d" || exit 70
 exec 9>>"$f.lock" || exit 70
 command -p flock -w 30 9 || exit 71
-now=$(command -p date +%s)
-h= hfp= exp=0
-if [ -s "$f" ]; then { IFS= read -r h; IFS= read -r hfp; IFS= read -r exp; } <"$f"; fi
-if [ -n "$h" ] && [ "$h" != "$me" ]; then
-  if [ "$mode" != take ]; then printf 'lost\n%s\n%s\n%s\n' "$h" "$hfp" "$exp"; exit 77; fi
-  if [ "$exp" -gt "$now" ]; then printf 'held\n%s\n%s\n%s\n' "$h" "$hfp" "$exp"; exit 77; fi
-  case "$takeover" in
-    any) ;;
-    same) [ "$hfp" = "$fp" ] || { printf 'stale\n%s\n%s\n%s\n' "$h" "$hfp" "$exp"; exit 77; } ;;
-    *) printf 'stale\n%s\n%s\n%s\n' "$h" "$hfp" "$exp"; exit 77 ;;
-  esac
-fi
-if [ "$mode" = release ]; then command -p rm -f "$f"; exit 0; fi
-printf '%s\n%s\n%s\n' "$me" "$fp" "$((now + secs))" >"$f.new" && command -p mv -f "$f.new" "$f"
+gen=
+[ -s "$f" ] && IFS= read -r gen <"$f"
+[ "$gen" = "$want" ] || { printf '%s\n' "$gen"; exit 77; }
+printf '%s\n' "$((${gen:-0} + 1))" "$4" "$5" "$6" "$7" "$8" >"$f.new" && command -p mv -f "$f.new" "$f"
 "#;
 
-/// The run lease on a node, renewed in the background until [`NodeLease::release`] or drop.
+/// The run lease as a file on a node, reached through any [`CommandRunner`].
+#[derive(Clone)]
 pub struct NodeLease {
     runner: Arc<dyn CommandRunner>,
     node: NodeName,
-    claim: Claim,
-    renewer: JoinHandle<()>,
+    dir: String,
 }
 
 impl std::fmt::Debug for NodeLease {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeLease")
             .field("node", &self.node)
-            .field("claim", &self.claim)
+            .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
 }
 
-/// What the lease command answered: `Ok` when it wrote, else the line it printed and the
-/// holder, plan and expiry it found.
-async fn exchange(
-    runner: &dyn CommandRunner,
-    node: &NodeName,
-    claim: &Claim,
-    mode: &str,
-) -> Result<Result<(), [String; 4]>, NodeLeaseError> {
-    let takeover = if claim.force {
-        "any"
-    } else if claim.resuming {
-        "same"
-    } else {
-        "none"
-    };
-    let spec = CommandSpec::new("sh")
-        .args([
-            "-c",
-            SCRIPT,
-            "kupgrade-lease",
-            &claim.dir,
-            mode,
-            &claim.holder,
-            &claim.fingerprint,
-            &claim.duration.as_secs().max(1).to_string(),
-            takeover,
-        ])
-        .sudo()
-        .timeout(Duration::from_secs(60));
-    let out = runner
-        .output(node, &spec)
-        .await
-        .map_err(|e| NodeLeaseError::Node {
-            node: node.clone(),
-            message: format!("the lease command failed: {e}"),
-            source: Some(e),
-        })?;
-    match out.status {
-        ExitStatus::Code(0) => Ok(Ok(())),
-        ExitStatus::Code(77) => {
-            let text = out.stdout_text();
-            let mut lines = text.lines().map(str::to_string);
-            let mut next = || lines.next().unwrap_or_default();
-            Ok(Err([next(), next(), next(), next()]))
-        }
-        other => Err(NodeLeaseError::Node {
-            node: node.clone(),
-            message: format!(
-                "the lease command in {} ended with {other} (is util-linux's flock installed?): {}",
-                claim.dir,
-                out.stderr_text().trim()
-            ),
-            source: None,
-        }),
-    }
-}
-
 impl NodeLease {
-    /// Takes the lease on `node` as `claim` says, and starts renewing it.
-    pub async fn acquire(
-        runner: Arc<dyn CommandRunner>,
-        node: NodeName,
-        claim: Claim,
-    ) -> Result<NodeLease, NodeLeaseError> {
-        if let Err([what, holder, fingerprint, at]) =
-            exchange(runner.as_ref(), &node, &claim, "take").await?
-        {
-            let file = format!("{}/cluster.lease", claim.dir);
-            return Err(if what == "held" {
-                NodeLeaseError::Held {
-                    node,
-                    file,
-                    holder,
-                    fingerprint,
-                    expires: at,
-                }
-            } else {
-                let why = if fingerprint != claim.fingerprint {
-                    format!("runs another plan ({})", claim.fingerprint)
-                } else {
-                    "starts afresh instead of resuming its journal".into()
-                };
-                NodeLeaseError::Stale {
-                    node,
-                    file,
-                    holder,
-                    fingerprint,
-                    expired: at,
-                    why,
-                    force_flag: claim.force_flag.clone(),
-                }
-            });
-        }
-        let (r, n, c) = (runner.clone(), node.clone(), claim.clone());
-        let renewer = tokio::spawn(async move {
-            let every = (c.duration / 3).max(Duration::from_secs(1));
-            loop {
-                tokio::time::sleep(every).await;
-                match exchange(r.as_ref(), &n, &c, "renew").await {
-                    Ok(Ok(())) => {}
-                    Ok(Err([_, holder, ..])) => {
-                        tracing::error!(
-                            "the run lease on {n} is now held by {holder}: this run no longer holds the cluster"
-                        );
-                        return;
-                    }
-                    Err(e) => tracing::warn!("cannot renew the run lease: {e}"),
-                }
-            }
-        });
-        Ok(NodeLease {
+    /// Where the lease file is kept on the node unless told otherwise.
+    pub const DEFAULT_DIR: &'static str = "/var/lib/kupgrade";
+
+    /// The lease in [`NodeLease::DEFAULT_DIR`] on `node`, through `runner` (commands run with
+    /// sudo).
+    pub fn new(runner: Arc<dyn CommandRunner>, node: NodeName) -> Self {
+        NodeLease {
             runner,
             node,
-            claim,
-            renewer,
-        })
+            dir: Self::DEFAULT_DIR.into(),
+        }
     }
 
-    /// Stops renewing and removes the lease, if this run still holds it.
-    pub async fn release(self) -> Result<(), NodeLeaseError> {
-        self.renewer.abort();
-        exchange(self.runner.as_ref(), &self.node, &self.claim, "release")
-            .await
-            .map(|_| ())
+    /// Keeps the lease file in `dir` on the node instead.
+    pub fn dir(mut self, dir: impl Into<String>) -> Self {
+        self.dir = dir.into();
+        self
+    }
+
+    fn file(&self) -> String {
+        format!("{}/cluster.lease", self.dir)
+    }
+
+    fn error(&self, message: String, source: Option<kupgrade_core::ports::BoxError>) -> LeaseError {
+        LeaseError::Store {
+            place: self.place(),
+            message,
+            source,
+        }
+    }
+
+    async fn exchange(&self, args: &[&str]) -> Result<(ExitStatus, String), LeaseError> {
+        let spec = CommandSpec::new("sh")
+            .args(["-c", SCRIPT, "kupgrade-lease", &self.dir])
+            .args(args.iter().copied())
+            .sudo()
+            .timeout(Duration::from_secs(60));
+        let out =
+            self.runner.output(&self.node, &spec).await.map_err(|e| {
+                self.error(format!("the lease command failed: {e}"), Some(Box::new(e)))
+            })?;
+        match out.status {
+            ExitStatus::Code(0) | ExitStatus::Code(77) => Ok((out.status, out.stdout_text())),
+            other => Err(self.error(
+                format!(
+                    "the lease command ended with {other} (is util-linux's flock installed?): {}",
+                    out.stderr_text().trim()
+                ),
+                None,
+            )),
+        }
     }
 }
 
-impl Drop for NodeLease {
-    fn drop(&mut self) {
-        self.renewer.abort();
+/// Reads the file's lines: the generation, then the record (`None` when its holder is empty).
+fn parse(text: &str) -> Result<(Option<String>, Option<LeaseRecord>), String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(generation) = lines.first().filter(|g| !g.is_empty()) else {
+        return Ok((None, None));
+    };
+    if lines.get(1).is_none_or(|h| h.is_empty()) {
+        return Ok((Some(generation.to_string()), None));
+    }
+    let [_, holder, fingerprint, acquired, renewed, seconds] = lines[..] else {
+        return Err(format!("{} lines, expected 6", lines.len()));
+    };
+    let time = |what: &str, s: &str| {
+        s.parse()
+            .map_err(|e| format!("{what} {s:?} is not a time: {e}"))
+    };
+    Ok((
+        Some(generation.to_string()),
+        Some(LeaseRecord {
+            holder: holder.into(),
+            fingerprint: fingerprint.into(),
+            acquired: time("acquired", acquired)?,
+            renewed: time("renewed", renewed)?,
+            seconds: seconds
+                .parse()
+                .map_err(|e| format!("seconds {seconds:?}: {e}"))?,
+        }),
+    ))
+}
+
+#[async_trait]
+impl LeaseStore for NodeLease {
+    fn place(&self) -> String {
+        format!("{}:{}", self.node, self.file())
+    }
+
+    async fn read(&self) -> Result<Stored, LeaseError> {
+        let (_, text) = self.exchange(&["read", ""]).await?;
+        let (version, record) = parse(&text)
+            .map_err(|e| self.error(format!("{} is damaged: {e}", self.file()), None))?;
+        Ok(Stored { record, version })
+    }
+
+    async fn swap(
+        &self,
+        version: Option<&str>,
+        record: Option<&LeaseRecord>,
+    ) -> Result<(), LeaseError> {
+        let fields = match record {
+            Some(r) => {
+                if [&r.holder, &r.fingerprint]
+                    .iter()
+                    .any(|s| s.is_empty() || s.contains(['\n', '\r']))
+                {
+                    return Err(self.error(
+                        format!(
+                            "a lease's holder and plan must be one non-empty line each: {:?}, {:?}",
+                            r.holder, r.fingerprint
+                        ),
+                        None,
+                    ));
+                }
+                [
+                    r.holder.clone(),
+                    r.fingerprint.clone(),
+                    r.acquired.to_string(),
+                    r.renewed.to_string(),
+                    r.seconds.to_string(),
+                ]
+            }
+            None => Default::default(),
+        };
+        let mut args = vec!["swap", version.unwrap_or("")];
+        args.extend(fields.iter().map(String::as_str));
+        match self.exchange(&args).await? {
+            (ExitStatus::Code(0), _) => Ok(()),
+            _ => Err(LeaseError::Conflict {
+                place: self.place(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn the_file_reads_back_and_damage_is_named() {
+        assert_eq!(parse("").unwrap(), (None, None));
+        assert_eq!(parse("7\n\n\n\n\n\n").unwrap(), (Some("7".into()), None));
+        let (g, r) = parse(
+            "3\nrun-a (pid 1 on ops-1)\nfp\n2026-12-07T04:00:00Z\n2026-12-07T04:00:20Z\n60\n",
+        )
+        .unwrap();
+        assert_eq!(g.as_deref(), Some("3"));
+        let r = r.unwrap();
+        assert_eq!(
+            (r.holder.as_str(), r.seconds),
+            ("run-a (pid 1 on ops-1)", 60)
+        );
+        assert_eq!(r.renewed.to_string(), "2026-12-07T04:00:20Z");
+        let e = parse("3\nrun-a\nfp\nyesterday\nnow\n60\n").unwrap_err();
+        assert!(
+            e.starts_with("acquired \"yesterday\" is not a time: "),
+            "{e}"
+        );
+        assert_eq!(parse("3\nrun-a\n").unwrap_err(), "2 lines, expected 6");
     }
 }

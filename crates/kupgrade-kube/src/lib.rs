@@ -24,7 +24,7 @@
 //! the feature for your cluster (`features = ["v1_33"]`) to your binary.
 //!
 //! Minimal permissions for each use are in `examples/rbac/` (read-only discovery; cordon and
-//! drain; node commands; readiness evidence).
+//! drain, with the run lease; node commands; readiness evidence).
 //!
 //! Both ports pass kupgrade-core's conformance suites (`kupgrade_core::conformance`) against
 //! a real API server, with a test harness playing the kubelet (`tests/apiserver.rs`,
@@ -76,6 +76,6 @@ pub use discover::{
     discover, image_tag, os_family,
 };
 pub use drain::MIRROR_ANNOTATION;
-pub use lease::{Acquire, LeaseError, RunLease};
+pub use lease::KubeLease;
 pub use ops::KubeClusterOps;
 pub use runner::{COMPONENT_LABEL_VALUE, CONTAINER, NODE_ANNOTATION, PodRunner};

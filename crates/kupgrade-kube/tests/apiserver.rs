@@ -17,10 +17,11 @@ use kupgrade_core::cluster::{ClusterState, EtcdTopology, Node, NodeVersions, Os,
 use kupgrade_core::conformance::cluster_ops::{self, Capabilities, ClusterFixture, PodKind};
 use kupgrade_core::ports::{
     BoxError, ClusterOperations, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions,
-    ExitStatus, LineSink, OpsError, PodRef, RunnerError,
+    ExitStatus, LeaseClaim, LeaseHolder, LeaseStore, LeaseStoreExt, LineSink, OpsError, PodRef,
+    RunnerError,
 };
 use kupgrade_core::{KubeVersion, NodeName};
-use kupgrade_kube::{DiscoverError, Discovery, KubeClusterOps, PodRunner};
+use kupgrade_kube::{DiscoverError, Discovery, KubeClusterOps, KubeLease, PodRunner};
 use serde_json::{Value, json};
 use support::{Env, Kind, NodeSpec, Reply, Scope, labels, v};
 
@@ -916,7 +917,7 @@ async fn rbac_manifests_grant_what_they_say_and_refusals_are_clear() {
         return;
     };
     let scope = Scope::new(&env, "rbac").await;
-    assert_eq!(apply_rbac(&env, &scope).await, 13);
+    assert_eq!(apply_rbac(&env, &scope).await, 15);
     // Discovery reads kube-system, as the Role in discover.yaml allows; this is the only test
     // that puts objects there.
     kubeadm_cluster(
@@ -988,6 +989,30 @@ async fn rbac_manifests_grant_what_they_say_and_refusals_are_clear() {
         forbidden(&err).contains(r#"cannot get resource "configmaps""#),
         "{err}"
     );
+    // ... and holds the run lease (kube-system/kupgrade), which discovery alone cannot.
+    let lease = KubeLease::new(support::impersonating(&env, &sa("kupgrade-drain"), &groups).await);
+    let claim = LeaseClaim::new(LeaseHolder::new("rbac-run", "ops-1", 1), "fp");
+    let now = jiff::Timestamp::now();
+    lease
+        .acquire(&claim, now)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    lease
+        .renew(&claim, now)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let reader =
+        KubeLease::new(support::impersonating(&env, &sa("kupgrade-discover"), &groups).await);
+    let err = reader.read().await.unwrap_err();
+    assert!(
+        err.to_string().contains(r#"cannot get resource "leases""#),
+        "{err}"
+    );
+    lease
+        .release(&claim)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(lease.read().await.unwrap().record.is_none());
 
     // Node commands: pods in kupgrade-node-commands only.
     let ns = "kupgrade-node-commands";

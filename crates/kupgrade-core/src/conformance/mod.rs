@@ -24,11 +24,14 @@
 //!
 //! - [`command_runner`]: [`CommandRunner`](crate::ports::CommandRunner) backends; its
 //!   [`tracking`] checks (handles, probes, stops, node-side locks) run with it.
+//! - [`lease`]: [`LeaseStore`](crate::ports::LeaseStore) backends (the run lease's
+//!   compare-and-swap and its rules).
 //! - [`join_all`]: runs futures concurrently without a runtime (used by the suites, and
 //!   handy in their callers).
 
 pub mod cluster_ops;
 pub mod command_runner;
+pub mod lease;
 mod on_node;
 pub mod tracking;
 

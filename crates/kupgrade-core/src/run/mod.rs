@@ -112,6 +112,7 @@ use jiff::Timestamp;
 
 use crate::ClusterState;
 use crate::plan::{Executor, StepId, UpgradePlan};
+use crate::ports::Taking;
 use crate::skew::SkewPolicy;
 
 mod checks;
@@ -173,10 +174,17 @@ pub struct Run {
     expect: Expectations,
     /// This session: its number, whether it stops, how it ended (`session.rs`).
     session: Session,
-    /// The run's id, once its start is journaled or replayed ([`Run::run_id`]).
+    /// The run's id, once its start is journaled or replayed, or fixed by [`Run::begin`]
+    /// ([`Run::run_id`]).
     run_id: Option<String>,
     /// The plan's transient windows and where the run is in each (`transient.rs`).
     windows: Windows,
+    /// When [`Run::begin`] fixed a new run's start: its first session journals that time.
+    /// `Some` only while `run_id` is `Some` and no session has opened.
+    begun: Option<Timestamp>,
+    /// How this session took the run lease ([`Run::lease_taken`]), journaled as the session
+    /// opens, then `None`.
+    lease: Option<RecordKind>,
 }
 
 impl fmt::Debug for Run {
@@ -212,6 +220,8 @@ impl Run {
             options,
             session: Session::default(),
             run_id: None,
+            begun: None,
+            lease: None,
         })
     }
 
@@ -250,6 +260,27 @@ impl Run {
     /// written or replayed.
     pub fn run_id(&self) -> Option<&str> {
         self.run_id.as_deref()
+    }
+
+    /// Fixes a new run's start at `now` (before its first session opens, which journals that
+    /// time) and returns the run's id; a resumed or started run keeps its own. A caller that
+    /// must name the run before it starts (the run lease's holder) calls this first.
+    pub fn begin(&mut self, now: Timestamp) -> &str {
+        if self.run_id.is_none() {
+            self.begun = Some(now);
+            self.started_at(now);
+        }
+        self.run_id.as_deref().unwrap_or_default()
+    }
+
+    /// Says how this session took the cluster's run lease (at `place`, as `holder`): the
+    /// session journals it as it opens (a `lease-taken` record after its start record).
+    pub fn lease_taken(&mut self, place: String, holder: String, taking: Taking) {
+        self.lease = Some(RecordKind::LeaseTaken {
+            place,
+            holder,
+            taking,
+        });
     }
 
     /// Sets the run's id from the time it started.
@@ -366,9 +397,10 @@ impl Run {
             }
             self.expect.set_baseline(baseline.clone());
             self.session.number = 1;
-            self.started_at(now);
+            let at = self.begun.take().unwrap_or(now);
+            self.started_at(at);
             out.records.push(Record::new(
-                now,
+                at,
                 RecordKind::RunStarted {
                     plan: self.fingerprint.clone(),
                     steps: self.plan.steps.len(),
@@ -383,6 +415,9 @@ impl Run {
                     session: self.session.number,
                 },
             ));
+        }
+        if let Some(lease) = self.lease.take() {
+            out.records.push(Record::new(now, lease));
         }
         if !self.session.accepting.is_empty() {
             let (findings, messages): (Vec<String>, Vec<String>) =

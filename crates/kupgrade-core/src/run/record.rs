@@ -18,14 +18,14 @@
 //! |---|---|
 //! | 1 | `run-started`, `session-started`, `task-started`, `task-finished`, `resolved`, `stopped` |
 //! | 2 | `command-started` (how to find a started command again on its node) |
-//! | 3 | `findings-accepted` (readiness errors the operator accepted to start or resume), `transient-entered`, `transient-left` (the run passed through a transient window of the plan) |
+//! | 3 | `findings-accepted` (readiness errors the operator accepted to start or resume), `transient-entered`, `transient-left` (the run passed through a transient window of the plan), `lease-taken` (how the session took the cluster's run lease, and from whom) |
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::StepId;
-use crate::ports::CommandHandle;
+use crate::ports::{CommandHandle, Taking};
 use crate::{Component, NodeName};
 
 use super::report::Finished;
@@ -170,6 +170,17 @@ pub enum RecordKind {
         /// The window's last step.
         to: StepId,
     },
+    /// The session took the cluster's run lease (format 3): written right after the record
+    /// that opens the session, before its first task. A lease taken over or broken names the
+    /// run that held it.
+    LeaseTaken {
+        /// Where the lease is (`Lease kube-system/kupgrade`, `cp-1:/var/lib/kupgrade/...`).
+        place: String,
+        /// This session's holder (run id, pid, host).
+        holder: String,
+        /// How it was taken.
+        taking: Taking,
+    },
 }
 
 impl RecordKind {
@@ -180,6 +191,8 @@ impl RecordKind {
             RecordKind::FindingsAccepted { .. }
             | RecordKind::TransientEntered { .. }
             | RecordKind::TransientLeft { .. } => 3,
+    },
+            RecordKind::LeaseTaken { .. } => 3,
             _ => 1,
         }
     }

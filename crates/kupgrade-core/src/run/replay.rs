@@ -121,7 +121,7 @@ impl Run {
                     Resolution::Retry => self.schedule.task_mut(pos).state = TaskState::Pending,
                 }
             }
-            RecordKind::Stopped { .. } => {}
+            RecordKind::Stopped { .. } | RecordKind::LeaseTaken { .. } => {}
             RecordKind::CommandStarted {
                 task,
                 attempt,

@@ -251,6 +251,69 @@ fn backups_go_under_the_run_id_that_a_resume_keeps() {
     );
 }
 
+/// A run named before it starts (the run lease's holder needs its id) keeps that id through
+/// its first session and every resume; the lease it took is journaled after the session's
+/// start record, and a resume reads past it.
+#[test]
+fn a_run_begun_early_keeps_its_id_and_journals_its_lease() {
+    use crate::ports::{LeaseClaim, LeaseHolder, Taking};
+    let plan = plan();
+    let mut h = Harness::new(plan.clone());
+    let mut run = upstream_run(&plan, &[]);
+    let early = t0() - jiff::SignedDuration::from_secs(5);
+    let id = run.begin(early).to_string();
+    let hash = run.fingerprint().trim_start_matches("fnv1a64:");
+    assert_eq!(id, format!("20261125T095955.000Z-{}", &hash[..8]));
+    let holder = LeaseHolder::new(&id, "ops-1", 7);
+    let from = LeaseClaim::new(LeaseHolder::new("other", "ops-2", 9), "fp").record(None, early);
+    run.lease_taken(
+        "cp-1:/var/lib/kupgrade/cluster.lease".into(),
+        holder.to_string(),
+        Taking::Broken { from: from.clone() },
+    );
+    assert!(!h.drive(&mut run, Some(Crash::After(2))));
+    assert_eq!(run.run_id(), Some(id.as_str()));
+    assert_eq!(h.journal[0].at, early, "the run starts when it was begun");
+    match &h.journal[1].kind {
+        RecordKind::LeaseTaken {
+            place,
+            holder: h,
+            taking: Taking::Broken { from: f },
+        } => {
+            assert_eq!(place, "cp-1:/var/lib/kupgrade/cluster.lease");
+            assert_eq!(h, &holder.to_string());
+            assert_eq!(f, &from);
+        }
+        other => panic!("expected lease-taken second, got {other:?}"),
+    }
+    assert_eq!(h.journal[1].v, 3);
+    let text = serde_json::to_string(&h.journal[1]).unwrap();
+    assert!(
+        text.contains(r#""record":"lease-taken""#)
+            && text
+                .contains(r#""taking":{"how":"broken","from":{"holder":"other (pid 9 on ops-2)""#),
+        "{text}"
+    );
+    // A resume: the same id, whatever `begin` is told; its own lease record after its
+    // session-started record.
+    let mut run = upstream_run(&plan, &h.journal);
+    assert_eq!(run.begin(t0() + jiff::SignedDuration::from_secs(60)), id);
+    run.lease_taken("p".into(), "me".into(), Taking::Own);
+    assert!(h.drive(&mut run, None));
+    let opened = h
+        .journal
+        .iter()
+        .position(|r| matches!(r.kind, RecordKind::SessionStarted { .. }))
+        .unwrap();
+    assert!(matches!(
+        &h.journal[opened + 1].kind,
+        RecordKind::LeaseTaken {
+            taking: Taking::Own,
+            ..
+        }
+    ));
+}
+
 #[test]
 fn the_nodes_of_a_batch_start_together_up_to_the_limit() {
     let plan = plan_with(PlanOptions {

@@ -60,6 +60,7 @@ use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
 mod evidence;
 mod fault;
+mod lease;
 mod model;
 mod node;
 mod packages;
@@ -67,6 +68,7 @@ mod ports;
 mod workload;
 
 pub use fault::{Fault, FaultKind};
+pub use lease::SimLease;
 pub use model::{
     Budget, HistoryEntry, Host, Pod, PodKind, Repo, RepoKind, STATE_FORMAT, SimState, Timings,
 };
