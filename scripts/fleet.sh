@@ -210,7 +210,7 @@ node_name() { if (($1 == 0)); then echo fleet-cp-1; else echo "fleet-w-$1"; fi; 
 
 # is_ours PID DIR: PID is alive and its command line names DIR/ (guards against PID reuse).
 is_ours() {
-  [[ $1 =~ ^[0-9]+$ && -r /proc/$1/cmdline ]] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$2/"
+  [[ $1 =~ ^[0-9]+$ && -r /proc/$1/cmdline ]] && { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null | grep -qF -- "$2/"
 }
 
 # A free /24 in 198.18.0.0/15 (no address of it on this machine), under the caller's lock.
@@ -227,6 +227,7 @@ start_bg() {   # start_bg DIR NAME CMD...: detached, output to DIR/NAME.log, PID
   local dir=$1 name=$2 && shift 2
   setsid "$@" </dev/null >"$dir/$name.log" 2>&1 &
   echo $! >"$dir/$name.pid"
+  disown $!   # its end (killed by `down`) is no news to report
 }
 
 wait_for() {   # wait_for WHAT CMD...: until CMD succeeds, at most READY_TIMEOUT seconds
@@ -373,11 +374,18 @@ cmd_up() {
   cmd_repo
   mkdir -p "$dir" && dir=$(cd "$dir" && pwd -P)
   cmd_down "$dir"   # an earlier `up` on the same DIR is replaced, not doubled
-  # From here on a failure leaves nothing behind.
-  trap 'log "up failed: tearing down"; cmd_down "$dir"' ERR
+  # From here on a failure (or a signal) leaves nothing behind (a caller's own EXIT trap, as
+  # `test` has, is left in place: it tears the fleet down itself).
+  local own_trap=
+  if [[ -z $(trap -p EXIT) ]]; then
+    # shellcheck disable=SC2064  # expand $dir now
+    trap "log 'up failed: tearing down'; cmd_down '$dir'" EXIT
+    own_trap=1
+  fi
   id=$(fleet_id "$dir")
   local start=$SECONDS
-  ssh-keygen -q -t ed25519 -N '' -C "fleet $dir" -f "$dir/id"
+  rm -f "$dir/id" "$dir/id.pub" "$dir/nodes.list"
+  ssh-keygen -q -t ed25519 -N '' -C "fleet $dir" -f "$dir/id" </dev/null
   : >"$dir/known_hosts"
   exec 5>"$FLEET_CACHE/net.lock"
   flock 5
@@ -407,8 +415,13 @@ cmd_up() {
     ip link set "$host" master "kf$id-br" up
     start_bg "$r" sshd ip netns exec "$ns" unshare --mount --uts --pid --fork --kill-child \
       --propagation private sh -c "$NODE_INIT" node-init "$r/root"
-    echo "  - { name: $name, ssh: { host: \"$addr\", user: root } }" >>"$dir/hosts.yaml"
+    # Only the ssh: fields count beside --kubeconfig; the rest makes it a valid inventory.
+    printf '  - { name: %s, %s, ssh: { host: "%s", user: root } }\n' "$name" \
+      "$( ((i == 0)) && echo 'roles: [control-plane], versions: { kubelet: v1.28.15, kube-apiserver: v1.28.15 }' ||
+        echo 'versions: { kubelet: v1.28.15 }')" "$addr" >>"$dir/hosts.yaml"
     printf '%s %s %s\n' "$name" "$addr" "$ns" >>"$dir/nodes.list"
+    # For the test of the teardown: a failure halfway through `up`.
+    [[ ${KUPGRADE_FLEET_FAIL_AFTER:-} != "$name" ]] || die "failing after $name (KUPGRADE_FLEET_FAIL_AFTER)"
   done
   start_bg "$dir" repo python3 "$SCRIPTS/fleet-serve.py" repo --bind "$net.1" --port 443 \
     --dir "$REPO/www" --cert "$REPO/keys/server.crt" --key "$REPO/keys/server.key" --log "$dir/repo-access.log"
@@ -436,7 +449,7 @@ cmd_up() {
   printf 'export %s=%q\n' >"$dir/env" KUPGRADE_FLEET_DIR "$dir" KUPGRADE_FLEET_KEY "$dir/id" \
     KUPGRADE_FLEET_KNOWN_HOSTS "$dir/known_hosts" KUPGRADE_FLEET_HOSTS "$dir/hosts.yaml" \
     KUPGRADE_FLEET_NET "$net.0/24"
-  trap - ERR
+  [[ -z $own_trap ]] || trap - EXIT
   log "$n node(s) up in $((SECONDS - start)) s on $net.0/24 (v1.28.15 installed and held); source $dir/env"
 }
 
@@ -485,15 +498,21 @@ cmd_leftovers() {
     < <(ip -o link show | awk -F': ' '{sub(/@.*/, "", $2); print $2}' | grep "^kf$id-" || true)
   while read -r line; do [[ -n $line ]] && { echo "mount: $line"; found=1; }; done \
     < <(awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo)
-  for line in /proc/[0-9]*; do
-    [[ ${line#/proc/} == "$$" || ${line#/proc/} == "$BASHPID" ]] && continue
-    if { tr '\0' ' ' <"$line/cmdline"; } 2>/dev/null | grep -qF -- "$dir/"; then
-      echo "process: ${line#/proc/} $(tr '\0' ' ' <"$line/cmdline" | cut -c1-120)"
-      found=1
-    fi
-  done
+  procs_naming "$dir" && found=1
   ((found == 0)) && log "no leftovers of $dir"
   ((found == 0))
+}
+
+procs_naming() { # procs_naming DIR: list the processes whose command line names DIR/; true if any
+  local p found=1
+  for p in /proc/[0-9]*; do
+    [[ ${p#/proc/} == "$$" || ${p#/proc/} == "$BASHPID" ]] && continue
+    if { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | grep -qF -- "$1/"; then
+      echo "process: ${p#/proc/} $({ tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null | cut -c1-120)"
+      found=0
+    fi
+  done
+  return $found
 }
 
 # -------------------------------------------------------------------------------- seed
@@ -562,9 +581,13 @@ verify() {
     r=$dir/nodes/$name/root
     pkgs=$(chroot "$r" dpkg-query -W -f='${Package}=${Version} ' kubeadm kubelet kubectl)
     check "$name: dpkg-query shows kubeadm, kubelet, kubectl at ${v#v}-1.1 ($pkgs)" \
-      test "$pkgs" = "kubeadm=${v#v}-1.1 kubelet=${v#v}-1.1 kubectl=${v#v}-1.1 "
+      test "$pkgs" = "kubeadm=${v#v}-1.1 kubectl=${v#v}-1.1 kubelet=${v#v}-1.1 "
     held=$(chroot "$r" apt-mark showhold | tr '\n' ' ')
     check "$name: apt-mark showhold lists the three packages ($held)" test "$held" = "kubeadm kubectl kubelet "
+    check "$name: the node's kubelet was restarted by the run (its stub log)" \
+      grep -qx 'systemctl restart kubelet' "$r/var/log/kupgrade-fleet/calls.log"
+    check "$name: apt fetched v$minor's signed InRelease from the repository server" \
+      grep -q "^$addr \"GET /core:/stable:/v$minor/deb/InRelease " "$dir/repo-access.log"
     check "$name: the repository file names v$minor" \
       grep -qx "deb \[signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg\] https://pkgs.k8s.io/core:/stable:/v$minor/deb/ /" \
       "$r/etc/apt/sources.list.d/kubernetes.list"
@@ -574,11 +597,14 @@ verify() {
     "$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")/api/v1/nodes")
   check "the apiserver shows every kubelet at $v" \
     test "$(grep -c "\"kubeletVersion\": \"$v\"" <<<"$nodes")" = "$(wc -l <"$dir/nodes.list")"
+  check "kubeadm upgrade apply $v ran on fleet-cp-1 only" \
+    test "$(cat "$dir"/nodes/*/root/var/log/kupgrade-fleet/calls.log | grep -c "^kubeadm upgrade apply $v ")" = 1
 }
 
 cmd_test() {
   need_root
   local work n=${KUPGRADE_FLEET_NODES:-3} start=$SECONDS target=${KUPGRADE_FLEET_TARGET:-1.29} v
+  [[ -n ${CARGO_TARGET_DIR:-} ]] || log "warning: CARGO_TARGET_DIR is not set: cargo builds into the worktree"
   work=$(mktemp -d /tmp/kupgrade-fleet.XXXXXX)
   # shellcheck disable=SC2064
   trap "cmd_down '$work/fleet'; '$SCRIPTS/testenv.sh' down '$work/api'; rm -rf '$work'" EXIT
@@ -596,12 +622,22 @@ cmd_test() {
   v=$(sed -n "s/.*\(v$target\.[0-9]*\).*/\1/p" "$work/apply.out" | tail -n1)
   [[ -n $v ]] || die "apply's output names no v$target.x version"
   verify "$work/fleet" "$work/api" "$target" "$v"
+  check "the leftovers check sees a running fleet" eval '! cmd_leftovers "$work/fleet" >/dev/null 2>&1'
   cmd_down "$work/fleet"
   check "no leftovers after down" cmd_leftovers "$work/fleet"
+  # A failure halfway through `up` (after the first node) leaves nothing behind either.
+  check "up fails when told to" eval '! KUPGRADE_FLEET_FAIL_AFTER=fleet-cp-1 "$0" up "$work/broken" 2 2>"$work/broken.log"'
+  check "no leftovers after a failed up" cmd_leftovers "$work/broken"
+  "$SCRIPTS/testenv.sh" down "$work/api"
+  check "no process of the test is left" eval '! procs_naming "$work"'
   ((FAILURES == 0)) || die "$FAILURES check(s) failed"
   log "the fleet test passed in $((SECONDS - start)) s"
 }
 
+# A signal ends the script through its EXIT trap, which tears down what it started.
+trap 'exit 129' HUP
+trap 'exit 130' INT
+trap 'exit 143' TERM
 case ${1:-} in
   packages) cmd_packages ;;
   rootfs) cmd_rootfs ;;
