@@ -17,7 +17,10 @@
 #   scripts/fleet.sh test            the whole path: apiserver, fleet, apply over SSH, checks, down
 #
 # Environment: KUPGRADE_CACHE_DIR (default /var/cache/kupgrade): the root and the repositories
-# go under its fleet/ folder. Needs root (namespaces, mounts, chroot). Each fleet has its own
+# go under its fleet/ folder. KUPGRADE_FLEET_CONTROL_PLANES (default 1): how many of the nodes
+# (the first ones, fleet-cp-1 ...) are control-plane nodes. `test` reads KUPGRADE_FLEET_NODES
+# (default 5), KUPGRADE_FLEET_TARGET (default 1.31: three hops) and runs with 2 control-plane
+# nodes unless KUPGRADE_FLEET_CONTROL_PLANES says otherwise. Needs root (namespaces, mounts, chroot). Each fleet has its own
 # 198.18.X.0/24 (a benchmarking range; nothing is routed outside): a bridge kfID-br on this
 # machine (.1, where the repository server and the apiserver forwarder listen) and one veth
 # per node (.10, .11 ...); ID is a hash of DIR, so fleets in different DIRs do not meet.
@@ -27,7 +30,7 @@ set -euo pipefail
 
 readonly CACHE_DIR=${KUPGRADE_CACHE_DIR:-/var/cache/kupgrade}
 readonly FLEET_CACHE=$CACHE_DIR/fleet
-readonly ROOTFS_VERSION=1 REPO_VERSION=1
+readonly ROOTFS_VERSION=1 REPO_VERSION=2
 readonly ROOTFS=$FLEET_CACHE/rootfs-v$ROOTFS_VERSION
 readonly REPO=$FLEET_CACHE/repo-v$REPO_VERSION
 readonly SCRIPTS=$(cd "$(dirname "$0")" && pwd)
@@ -133,13 +136,10 @@ case "$1 ${2:-}" in
 "upgrade apply")
   [ "${3:-}" = "$V" ] || { echo "[upgrade/version] FATAL: the kubeadm version is $V, not ${3:-}" >&2; exit 1; }
   static_pods "$V"
-  api PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy \
-    "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"kube-proxy\",\"image\":\"registry.k8s.io/kube-proxy:$V\"}]}}}}" strategic
-  api PATCH /apis/apps/v1/namespaces/kube-system/deployments/coredns \
-    "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"coredns\",\"image\":\"registry.k8s.io/coredns/coredns:$(bundled "$V" 3)\"}]}}}}" strategic
+  addons "$V"
   echo "[upgrade/successful] SUCCESS! Your cluster was upgraded to \"$V\". Enjoy!" ;;
 "upgrade node")
-  if [ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]; then static_pods "$V"; fi
+  if [ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]; then static_pods "$V"; addons "$V"; fi
   echo "[upgrade] The configuration for this node was successfully updated!" ;;
 *) echo "kubeadm (fleet stub): $*" >&2; exit 1 ;;
 esac
@@ -206,7 +206,12 @@ echo 'Client Version: v$v'"
 
 # --------------------------------------------------------------------------- naming
 fleet_id() { printf '%s' "$1" | sha1sum | cut -c1-6; }   # fleet_id DIR (DIR absolute)
-node_name() { if (($1 == 0)); then echo fleet-cp-1; else echo "fleet-w-$1"; fi; }
+# The first KUPGRADE_FLEET_CONTROL_PLANES nodes (default 1) are control-plane nodes.
+[[ ${1:-} == test ]] && : "${KUPGRADE_FLEET_CONTROL_PLANES:=2}"
+readonly CONTROL_PLANES=${KUPGRADE_FLEET_CONTROL_PLANES:-1}
+[[ $CONTROL_PLANES =~ ^[1-9]$ ]] || die "KUPGRADE_FLEET_CONTROL_PLANES must be 1 to 9, not '$CONTROL_PLANES'"
+is_cp() { (($1 < CONTROL_PLANES)); }
+node_name() { if is_cp "$1"; then echo "fleet-cp-$(($1 + 1))"; else echo "fleet-w-$(($1 - CONTROL_PLANES + 1))"; fi; }
 
 # is_ours PID DIR: PID is alive and its command line names DIR/ (guards against PID reuse).
 is_ours() {
@@ -284,7 +289,7 @@ node_files() {
 set -eu
 NODE=$(cat /etc/hostname)
 printf '%s %s\n' "${0##*/}" "$*" >>/var/log/kupgrade-fleet/calls.log
-api() { # api METHOD PATH BODY [strategic]
+api() { # api METHOD PATH BODY [strategic]: a GET prints the response
   [ -f /etc/kupgrade-fleet/api.env ] || { echo "${0##*/}: no API configured (fleet up without API)" >&2; exit 1; }
   . /etc/kupgrade-fleet/api.env
   ctype=application/merge-patch+json
@@ -294,9 +299,24 @@ api() { # api METHOD PATH BODY [strategic]
     -H "Authorization: Bearer $TOKEN" -H "Content-Type: $ctype" -X "$1" --data-binary "$3" \
     -o "$out" -w '%{http_code}' "$URL$2") || code=000
   case $code in
-    2??) rm -f "$out" ;;
+    2??) [ "$1" != GET ] || cat "$out"; rm -f "$out" ;;
     *) echo "${0##*/}: $1 $2: HTTP $code: $(cat "$out")" >&2; rm -f "$out"; exit 1 ;;
   esac
+}
+addons() { # addons VERSION: as kubeadm >= 1.28, kube-proxy and CoreDNS move only once every
+  # control-plane node's kube-apiserver runs VERSION (by `upgrade apply` on a single control
+  # plane, else by the last `upgrade node`)
+  behind=$(api GET '/api/v1/namespaces/kube-system/pods?labelSelector=component%3Dkube-apiserver' '' |
+    grep -o '"image": *"[^"]*"' | grep -v ":$1\"\$" || true)
+  if [ -n "$behind" ]; then
+    echo "[upgrade/addons] skipping the kube-proxy and CoreDNS upgrade: not every control-plane node runs $1 yet"
+    return 0
+  fi
+  api PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy \
+    "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"kube-proxy\",\"image\":\"registry.k8s.io/kube-proxy:$1\"}]}}}}" strategic
+  api PATCH /apis/apps/v1/namespaces/kube-system/deployments/coredns \
+    "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"coredns\",\"image\":\"registry.k8s.io/coredns/coredns:$(bundled "$1" 3)\"}]}}}}" strategic
+  echo "[upgrade/addons] kube-proxy and CoreDNS upgraded for $1"
 }
 bundled() { # bundled VERSION FIELD: kubeadm's etcd (2) or CoreDNS (3) for VERSION's minor
   m=${1#v}; m=${m%.*}
@@ -366,6 +386,7 @@ cmd_up() {
   local dir=$1 n=$2 api=${3:-} id net i name ns addr r host peer
   need_root
   [[ $n =~ ^[1-9][0-9]?$ ]] || die "N must be a number of nodes from 1 to 99, not '$n'"
+  ((n >= CONTROL_PLANES)) || die "$n node(s) cannot hold $CONTROL_PLANES control-plane node(s)"
   if [[ -n $api ]]; then
     [[ -f $api/env && -f $api/tokens.csv ]] || die "$api: not a directory of 'scripts/testenv.sh up' (no env or tokens.csv)"
     api=$(cd "$api" && pwd -P)
@@ -403,7 +424,7 @@ cmd_up() {
     host=kf$id-h$i peer=kf$id-p$i
     mkdir -p "$r"/{upper,work,root}
     mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$r/upper,workdir=$r/work" "$r/root"
-    node_files "$r/root" "$name" "$addr" "$net" "$( ((i == 0)) && echo cp || echo worker)" "$dir" "$api"
+    node_files "$r/root" "$name" "$addr" "$net" "$(is_cp "$i" && echo cp || echo worker)" "$dir" "$api"
     echo "$addr $(cut -d' ' -f1,2 "$r/root/etc/ssh/ssh_host_ed25519_key.pub")" >>"$dir/known_hosts"
     ip netns add "$ns"
     ip link add "$host" type veth peer name "$peer"
@@ -417,7 +438,7 @@ cmd_up() {
       --propagation private sh -c "$NODE_INIT" node-init "$r/root"
     # Only the ssh: fields count beside --kubeconfig; the rest makes it a valid inventory.
     printf '  - { name: %s, %s, ssh: { host: "%s", user: root } }\n' "$name" \
-      "$( ((i == 0)) && echo 'roles: [control-plane], versions: { kubelet: v1.28.15, kube-apiserver: v1.28.15 }' ||
+      "$(is_cp "$i" && echo 'roles: [control-plane], versions: { kubelet: v1.28.15, kube-apiserver: v1.28.15 }' ||
         echo 'versions: { kubelet: v1.28.15 }')" "$addr" >>"$dir/hosts.yaml"
     printf '%s %s %s\n' "$name" "$addr" "$ns" >>"$dir/nodes.list"
     # For the test of the teardown: a failure halfway through `up`.
@@ -517,7 +538,7 @@ procs_naming() { # procs_naming DIR: list the processes whose command line names
 
 # -------------------------------------------------------------------------------- seed
 # The fleet's nodes as the API shows a kubeadm cluster at v1.28.15 (Debian): Node objects
-# (Ready, kubelet version, OS image), the control plane's mirror pods on fleet-cp-1, the
+# (Ready, kubelet version, OS image), the control plane's mirror pods on each control-plane node, the
 # kubeadm-config ConfigMap, kube-proxy and CoreDNS, and a workload pod on each worker for
 # the drains to evict (as scripts/seed-demo-cluster.sh does for the demo nodes).
 cmd_seed() {
@@ -540,21 +561,24 @@ cmd_seed() {
   for ((i = 0; i < n; i++)); do
     name=$(node_name "$i")
     local cp_label=
-    ((i == 0)) && cp_label='"node-role.kubernetes.io/control-plane":"",'
+    is_cp "$i" && cp_label='"node-role.kubernetes.io/control-plane":"",'
     api POST /api/v1/nodes "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"$name\",\"labels\":{$cp_label\"kubernetes.io/hostname\":\"$name\",\"kubernetes.io/os\":\"linux\",\"topology.kubernetes.io/zone\":\"zone-$((i % 2))\"}}}"
     api PATCH "/api/v1/nodes/$name/status" "{\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"$v\",\"kubeProxyVersion\":\"$v\",\"osImage\":\"Debian GNU/Linux 12 (bookworm)\",\"operatingSystem\":\"linux\",\"architecture\":\"amd64\",\"kernelVersion\":\"6.1.0-18-amd64\",\"containerRuntimeVersion\":\"containerd://1.7.13\",\"machineID\":\"$name\",\"systemUUID\":\"$name\",\"bootID\":\"$name\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"set by scripts/fleet.sh seed\",\"lastHeartbeatTime\":\"2026-01-01T00:00:00Z\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}"
     # shellcheck disable=SC2059
     api POST "/api/v1/namespaces/$ns/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"kube-proxy-$name\",\"namespace\":\"$ns\",\"labels\":{\"k8s-app\":\"kube-proxy\"},$(printf "$owner" DaemonSet kube-proxy)},\"spec\":{\"nodeName\":\"$name\",\"containers\":[{\"name\":\"kube-proxy\",\"image\":\"registry.k8s.io/kube-proxy:$v\"}]}}"
-    if ((i > 0)); then
+    if ! is_cp "$i"; then
       # shellcheck disable=SC2059
       api POST /api/v1/namespaces/default/pods "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-$name\",\"namespace\":\"default\",\"labels\":{\"app\":\"web\"},$(printf "$owner" ReplicaSet web-5d8f7c)},\"spec\":{\"nodeName\":\"$name\",\"containers\":[{\"name\":\"main\",\"image\":\"registry.k8s.io/pause:3.9\"}]}}"
     fi
   done
   local c image
-  for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+  for ((i = 0; i < CONTROL_PLANES; i++)); do
+    name=$(node_name "$i")
+    for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do
     image=registry.k8s.io/$c:$v
     [[ $c == etcd ]] && image=registry.k8s.io/etcd:3.5.9-0
-    api POST "/api/v1/namespaces/$ns/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"$c-fleet-cp-1\",\"namespace\":\"$ns\",\"labels\":{\"component\":\"$c\",\"tier\":\"control-plane\"},\"annotations\":{\"kubernetes.io/config.mirror\":\"0123456789abcdef\",\"kubernetes.io/config.source\":\"file\"}},\"spec\":{\"nodeName\":\"fleet-cp-1\",\"priorityClassName\":\"system-node-critical\",\"hostNetwork\":true,\"containers\":[{\"name\":\"$c\",\"image\":\"$image\"}]}}"
+    api POST "/api/v1/namespaces/$ns/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"$c-$name\",\"namespace\":\"$ns\",\"labels\":{\"component\":\"$c\",\"tier\":\"control-plane\"},\"annotations\":{\"kubernetes.io/config.mirror\":\"0123456789abcdef\",\"kubernetes.io/config.source\":\"file\"}},\"spec\":{\"nodeName\":\"$name\",\"priorityClassName\":\"system-node-critical\",\"hostNetwork\":true,\"containers\":[{\"name\":\"$c\",\"image\":\"$image\"}]}}"
+    done
   done
   api POST "/api/v1/namespaces/$ns/configmaps" "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"kubeadm-config\",\"namespace\":\"$ns\"},\"data\":{\"ClusterConfiguration\":\"apiVersion: kubeadm.k8s.io/v1beta3\\nkind: ClusterConfiguration\\nclusterName: fleet\\nkubernetesVersion: $v\\ncontrolPlaneEndpoint: fleet-cp-1:6443\\netcd:\\n  local:\\n    dataDir: /var/lib/etcd\\n\"}}"
   local kind plural wl
@@ -597,13 +621,24 @@ verify() {
     "$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")/api/v1/nodes")
   check "the apiserver shows every kubelet at $v" \
     test "$(grep -c "\"kubeletVersion\": \"$v\"" <<<"$nodes")" = "$(wc -l <"$dir/nodes.list")"
-  check "kubeadm upgrade apply $v ran on fleet-cp-1 only" \
-    test "$(cat "$dir"/nodes/*/root/var/log/kupgrade-fleet/calls.log | grep -c "^kubeadm upgrade apply $v ")" = 1
+  check "kubeadm upgrade apply $v ran once, on fleet-cp-1" \
+    test "$(cat "$dir"/nodes/*/root/var/log/kupgrade-fleet/calls.log | grep -c "^kubeadm upgrade apply $v ")" = 1 -a \
+    "$(grep -c "^kubeadm upgrade apply $v " "$dir/nodes/fleet-cp-1/root/var/log/kupgrade-fleet/calls.log")" = 1
+  local images
+  images=$(curl -sS --max-time 10 --cacert "$api/certs/apiserver.crt" \
+    -H "Authorization: Bearer $(awk -F, '$2 == "admin" { print $1; exit }' "$api/tokens.csv")" \
+    "$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")/api/v1/namespaces/kube-system/pods?labelSelector=component%3Dkube-apiserver")
+  check "the kube-proxy DaemonSet runs $v (moved by the last control-plane node's kubeadm)" \
+    grep -q "\"image\": \"registry.k8s.io/kube-proxy:$v\"" < <(curl -sS --max-time 10 --cacert "$api/certs/apiserver.crt" \
+      -H "Authorization: Bearer $(awk -F, '$2 == "admin" { print $1; exit }' "$api/tokens.csv")" \
+      "$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy")
+  check "every control-plane node's kube-apiserver runs $v (kubeadm upgrade apply/node)" \
+    test "$(grep -c "\"image\": \"registry.k8s.io/kube-apiserver:$v\"" <<<"$images")" = "$CONTROL_PLANES"
 }
 
 cmd_test() {
   need_root
-  local work n=${KUPGRADE_FLEET_NODES:-3} start=$SECONDS target=${KUPGRADE_FLEET_TARGET:-1.29} v
+  local work n=${KUPGRADE_FLEET_NODES:-5} start=$SECONDS target=${KUPGRADE_FLEET_TARGET:-1.31} v
   [[ -n ${CARGO_TARGET_DIR:-} ]] || log "warning: CARGO_TARGET_DIR is not set: cargo builds into the worktree"
   work=$(mktemp -d /tmp/kupgrade-fleet.XXXXXX)
   # shellcheck disable=SC2064
@@ -626,7 +661,7 @@ cmd_test() {
   cmd_down "$work/fleet"
   check "no leftovers after down" cmd_leftovers "$work/fleet"
   # A failure halfway through `up` (after the first node) leaves nothing behind either.
-  check "up fails when told to" eval '! KUPGRADE_FLEET_FAIL_AFTER=fleet-cp-1 "$0" up "$work/broken" 2 2>"$work/broken.log"'
+  check "up fails when told to" eval '! KUPGRADE_FLEET_CONTROL_PLANES=1 KUPGRADE_FLEET_FAIL_AFTER=fleet-cp-1 "$0" up "$work/broken" 2 2>"$work/broken.log"'
   check "no leftovers after a failed up" cmd_leftovers "$work/broken"
   "$SCRIPTS/testenv.sh" down "$work/api"
   check "no process of the test is left" eval '! procs_naming "$work"'
