@@ -33,8 +33,8 @@ readonly FLEET_CACHE=$CACHE_DIR/fleet
 readonly ROOTFS_VERSION=1 REPO_VERSION=2
 readonly ROOTFS=$FLEET_CACHE/rootfs-v$ROOTFS_VERSION
 readonly REPO=$FLEET_CACHE/repo-v$REPO_VERSION
-readonly SCRIPTS=$(cd "$(dirname "$0")" && pwd)
-readonly ROOT_DIR=$(dirname "$SCRIPTS")
+SCRIPTS=$(cd "$(dirname "$0")" && pwd) && readonly SCRIPTS
+ROOT_DIR=$(dirname "$SCRIPTS") && readonly ROOT_DIR
 readonly READY_TIMEOUT=${KUPGRADE_READY_TIMEOUT:-60}
 readonly MINORS=(1.28 1.29 1.30 1.31)
 # The node root: sshd, apt, gpg (keyring checks), curl (the stubs' API calls), sudo (the
@@ -204,6 +204,18 @@ echo 'Client Version: v$v'"
   log "repositories built in $((SECONDS - start)) s: $REPO/www ($(find "$REPO/www" -name '*.deb' | wc -l) packages)"
 }
 
+# ------------------------------------------------------------------ the test apiserver
+# Read from the directory of `scripts/testenv.sh up API`.
+api_url() { (
+  # shellcheck disable=SC1091  # written by testenv.sh
+  source "$1/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL"
+); }
+api_token() { awk -F, '$2 == "admin" { print $1; exit }' "$1/tokens.csv"; }
+api_get() { # api_get API PATH: the response body of a GET as the admin
+  curl -sS --max-time 10 --cacert "$1/certs/apiserver.crt" -H "Authorization: Bearer $(api_token "$1")" \
+    "$(api_url "$1")$2"
+}
+
 # --------------------------------------------------------------------------- naming
 fleet_id() { printf '%s' "$1" | sha1sum | cut -c1-6; }   # fleet_id DIR (DIR absolute)
 # The first KUPGRADE_FLEET_CONTROL_PLANES nodes (default 1) are control-plane nodes.
@@ -278,8 +290,7 @@ node_files() {
   # --connect-to keeps the name and certificate of the URL).
   if [[ -n $api ]]; then
     local url token
-    url=$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")
-    token=$(awk -F, '$2 == "admin" { print $1; exit }' "$api/tokens.csv")
+    url=$(api_url "$api") token=$(api_token "$api")
     install -m 644 "$api/certs/apiserver.crt" "$r/etc/kupgrade-fleet/apiserver-ca.crt"
     (umask 077 && printf 'URL=%s\nTOKEN=%s\nCONNECT=%s\n' "$url" "$token" \
       "${url#https://}:$net.1:6443" >"$r/etc/kupgrade-fleet/api.env")
@@ -449,7 +460,7 @@ cmd_up() {
   wait_for "the repository server" grep -q listening "$dir/repo.log"
   if [[ -n $api ]]; then
     local target
-    target=$(source "$api/env" && printf '%s' "${KUPGRADE_TEST_APISERVER_URL#https://}")
+    target=$(api_url "$api") target=${target#https://}
     start_bg "$dir" forward python3 "$SCRIPTS/fleet-serve.py" forward --bind "$net.1" --port 6443 \
       --to "$target" --log "$dir/forward-access.log"
     wait_for "the apiserver forwarder" grep -q listening "$dir/forward.log"
@@ -484,9 +495,9 @@ cmd_down() {
   for name in repo forward; do
     [[ -f $dir/$name.pid ]] || continue
     pid=$(<"$dir/$name.pid")
-    is_ours "$pid" "$dir" && kill -TERM "$pid" 2>/dev/null || true
+    if is_ours "$pid" "$dir"; then kill -TERM "$pid" 2>/dev/null || true; fi
     for ((i = 0; i < 30; i++)); do is_ours "$pid" "$dir" || break; sleep 0.1; done
-    is_ours "$pid" "$dir" && kill -KILL "$pid" 2>/dev/null || true
+    if is_ours "$pid" "$dir"; then kill -KILL "$pid" 2>/dev/null || true; fi
     rm -f "$dir/$name.pid"
   done
   for ns in $(ip netns list | awk -v p="kupf-$id-" 'index($1, p) == 1 {print $1}'); do
@@ -543,8 +554,7 @@ procs_naming() { # procs_naming DIR: list the processes whose command line names
 # the drains to evict (as scripts/seed-demo-cluster.sh does for the demo nodes).
 cmd_seed() {
   local api=$1 n=$2 url token resp i name
-  url=$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")
-  token=$(awk -F, '$2 == "admin" { print $1; exit }' "$api/tokens.csv")
+  url=$(api_url "$api") token=$(api_token "$api")
   resp=$(mktemp)
   # shellcheck disable=SC2064
   trap "rm -f '$resp'" RETURN
@@ -616,22 +626,16 @@ verify() {
       grep -qx "deb \[signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg\] https://pkgs.k8s.io/core:/stable:/v$minor/deb/ /" \
       "$r/etc/apt/sources.list.d/kubernetes.list"
   done <"$dir/nodes.list"
-  nodes=$(curl -sS --max-time 10 --cacert "$api/certs/apiserver.crt" \
-    -H "Authorization: Bearer $(awk -F, '$2 == "admin" { print $1; exit }' "$api/tokens.csv")" \
-    "$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")/api/v1/nodes")
+  nodes=$(api_get "$api" /api/v1/nodes)
   check "the apiserver shows every kubelet at $v" \
     test "$(grep -c "\"kubeletVersion\": \"$v\"" <<<"$nodes")" = "$(wc -l <"$dir/nodes.list")"
   check "kubeadm upgrade apply $v ran once, on fleet-cp-1" \
     test "$(cat "$dir"/nodes/*/root/var/log/kupgrade-fleet/calls.log | grep -c "^kubeadm upgrade apply $v ")" = 1 -a \
     "$(grep -c "^kubeadm upgrade apply $v " "$dir/nodes/fleet-cp-1/root/var/log/kupgrade-fleet/calls.log")" = 1
   local images
-  images=$(curl -sS --max-time 10 --cacert "$api/certs/apiserver.crt" \
-    -H "Authorization: Bearer $(awk -F, '$2 == "admin" { print $1; exit }' "$api/tokens.csv")" \
-    "$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")/api/v1/namespaces/kube-system/pods?labelSelector=component%3Dkube-apiserver")
+  images=$(api_get "$api" '/api/v1/namespaces/kube-system/pods?labelSelector=component%3Dkube-apiserver')
   check "the kube-proxy DaemonSet runs $v (moved by the last control-plane node's kubeadm)" \
-    grep -q "\"image\": \"registry.k8s.io/kube-proxy:$v\"" < <(curl -sS --max-time 10 --cacert "$api/certs/apiserver.crt" \
-      -H "Authorization: Bearer $(awk -F, '$2 == "admin" { print $1; exit }' "$api/tokens.csv")" \
-      "$(source "$api/env" && printf '%s' "$KUPGRADE_TEST_APISERVER_URL")/apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy")
+    grep -q "\"image\": \"registry.k8s.io/kube-proxy:$v\"" < <(api_get "$api" /apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy)
   check "every control-plane node's kube-apiserver runs $v (kubeadm upgrade apply/node)" \
     test "$(grep -c "\"image\": \"registry.k8s.io/kube-apiserver:$v\"" <<<"$images")" = "$CONTROL_PLANES"
 }
