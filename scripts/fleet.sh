@@ -6,7 +6,7 @@
 # Usage:
 #   scripts/fleet.sh packages        install the host tools (mmdebstrap, apt-utils, iproute2, ...)
 #   scripts/fleet.sh rootfs          build the node root once into the cache
-#   scripts/fleet.sh repo            build the signed repositories (v1.28..v1.31) once into the cache
+#   scripts/fleet.sh repo            build the signed deb and rpm repositories (v1.28..v1.31) once
 #   scripts/fleet.sh up DIR N [API]  start N nodes (fleet-cp-1, fleet-w-1 ...) at v1.28 (API: the
 #                                    directory of `scripts/testenv.sh up API`, whose apiserver the
 #                                    nodes' kubeadm, kubelet and systemctl stubs act on); writes
@@ -30,7 +30,7 @@ set -euo pipefail
 
 readonly CACHE_DIR=${KUPGRADE_CACHE_DIR:-/var/cache/kupgrade}
 readonly FLEET_CACHE=$CACHE_DIR/fleet
-readonly ROOTFS_VERSION=1 REPO_VERSION=2
+readonly ROOTFS_VERSION=1 REPO_VERSION=3
 readonly ROOTFS=$FLEET_CACHE/rootfs-v$ROOTFS_VERSION
 readonly REPO=$FLEET_CACHE/repo-v$REPO_VERSION
 SCRIPTS=$(cd "$(dirname "$0")" && pwd) && readonly SCRIPTS
@@ -40,7 +40,8 @@ readonly MINORS=(1.28 1.29 1.30 1.31)
 # The node root: sshd, apt, gpg (keyring checks), curl (the stubs' API calls), sudo (the
 # rendered commands start with `sudo -n`), dnf and rpm (a RHEL-family node, later).
 readonly ROOT_PACKAGES=openssh-server,sudo,gnupg,curl,ca-certificates,iproute2,dnf,rpm
-readonly HOST_PACKAGES=(mmdebstrap apt-utils dpkg-dev iproute2 openssh-client openssh-server gnupg openssl curl)
+readonly HOST_PACKAGES=(mmdebstrap apt-utils dpkg-dev rpm createrepo-c iproute2 openssh-client openssh-server
+  gnupg openssl curl)
 
 log() { printf 'fleet: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -101,7 +102,7 @@ for m in data.get("minors") or data.get("releases"):
         print(" ".join("%s.%d" % (minor, p) for p in range(max(0, last - 2), last + 1)))
 EOF
 }
-cni_version() { case $1 in 1.28) echo 1.2.0-2.1 ;; 1.29) echo 1.3.0-1.1 ;; 1.30) echo 1.4.0-1.1 ;; *) echo 1.5.1-1.1 ;; esac; }
+cni_version() { case $1 in 1.28) echo 1.2.0 ;; 1.29) echo 1.3.0 ;; 1.30) echo 1.4.0 ;; *) echo 1.5.1 ;; esac; }
 
 # deb OUT NAME VERSION DEPENDS PAYLOAD-PATH PAYLOAD: one package with one executable file.
 deb() {
@@ -121,6 +122,49 @@ deb() {
   } >"$tree/DEBIAN/control"
   dpkg-deb --root-owner-group -Zgzip -b "$tree" "$out/${name}_${version}_amd64.deb" >/dev/null
   rm -rf "$tree"
+}
+
+# rpm OUT NAME VERSION-RELEASE REQUIRES PAYLOAD-PATH PAYLOAD: the same as an rpm (unsigned;
+# signed with the whole repository). No automatic requirements: the node's rpm database knows
+# only what dnf installed (its /bin/sh is dpkg's).
+rpm_pkg() {
+  local out=$1 name=$2 version=${3%-*} release=${3##*-} requires=$4 path=$5 payload=$6 top
+  top=$(mktemp -d)
+  mkdir -p "$top/SOURCES"
+  printf '%s\n' "$payload" >"$top/SOURCES/payload"
+  {
+    echo "Name: $name"
+    echo "Version: $version"
+    echo "Release: $release"
+    echo "Summary: $name stub for kupgrade's test fleet (scripts/fleet.sh)"
+    echo "License: Apache-2.0"
+    echo "BuildArch: x86_64"
+    echo "AutoReqProv: no"
+    echo "Source0: payload"
+    [[ -n $requires ]] && echo "Requires: $requires"
+    echo '%global debug_package %{nil}'
+    echo '%global __os_install_post %{nil}'
+    echo '%description'
+    echo "$name stub for kupgrade's test fleet"
+    echo '%install'
+    echo "install -D -m 755 %{SOURCE0} %{buildroot}$path"
+    echo '%files'
+    echo "$path"
+  } >"$top/$name.spec"
+  rpmbuild --quiet -bb --define "_topdir $top" "$top/$name.spec" >/dev/null 2>&1 ||
+    die "rpmbuild $name $version-$release failed"
+  mv "$top"/RPMS/x86_64/*.rpm "$out/"
+  rm -rf "$top"
+}
+
+# pkg MINOR-DIR NAME VERSION DEPENDS PAYLOAD-PATH PAYLOAD: NAME at VERSION (upstream's, without
+# the packaging revision) in the minor's deb (VERSION-1.1) and rpm (VERSION-150500.1.1)
+# repositories; DEPENDS as "NAME >= VERSION, ...".
+pkg() {
+  local dir=$1 name=$2 version=$3 depends=$4 path=$5 payload=$6 debdeps
+  debdeps=$(sed -E 's/([a-z-]+) >= ([0-9.]+)/\1 (>= \2)/g' <<<"$depends")
+  deb "$dir/deb/amd64" "$name" "$version-1.1" "$debdeps" "$path" "$payload"
+  rpm_pkg "$dir/rpm/x86_64" "$name" "$version-150500.1.1" "$depends" "$path" "$payload"
 }
 
 # The payloads: what kubeadm and a kubelet would make the API show, through the node's stub
@@ -152,8 +196,11 @@ cmd_repo() {
   exec 6>"$FLEET_CACHE/repo.lock"
   flock -n 6 || { log "another build holds the lock; waiting"; flock 6; }
   [[ -f $REPO.done ]] && { log "repositories built by a concurrent run"; return; }
-  command -v apt-ftparchive >/dev/null || die "apt-ftparchive not found; run: $0 packages"
-  local start=$SECONDS tmp=$REPO.tmp minor dir v cni cri gh
+  local tool
+  for tool in apt-ftparchive rpmbuild rpmsign createrepo_c; do
+    command -v "$tool" >/dev/null || die "$tool not found; run: $0 packages"
+  done
+  local start=$SECONDS tmp=$REPO.tmp minor dir v cni gh
   rm -rf "$tmp" "$REPO" && mkdir -p "$tmp/keys" "$tmp/www"
   gh=$(mktemp -d) && chmod 700 "$gh"
   # shellcheck disable=SC2064
@@ -175,20 +222,27 @@ cmd_repo() {
     -extfile <(printf 'subjectAltName=DNS:pkgs.k8s.io\nextendedKeyUsage=serverAuth\n') 2>/dev/null
 
   for minor in "${MINORS[@]}"; do
-    dir=$tmp/www/core:/stable:/v$minor/deb
-    mkdir -p "$dir/amd64"
-    cni=$(cni_version "$minor") cri=$minor.0-1.1
-    deb "$dir/amd64" kubernetes-cni "$cni" "" /opt/cni/bin/loopback '#!/bin/sh
+    dir=$tmp/www/core:/stable:/v$minor
+    mkdir -p "$dir/deb/amd64" "$dir/rpm/x86_64"
+    cni=$(cni_version "$minor")
+    pkg "$dir" kubernetes-cni "$cni" "" /opt/cni/bin/loopback '#!/bin/sh
 echo "CNI loopback plugin (fleet stub)"'
-    deb "$dir/amd64" cri-tools "$cri" "" /usr/bin/crictl "#!/bin/sh
+    pkg "$dir" cri-tools "$minor.0" "" /usr/bin/crictl "#!/bin/sh
 echo 'crictl version v$minor.0 (fleet stub)'"
     for v in $(patches "$minor"); do
-      deb "$dir/amd64" kubeadm "$v-1.1" "cri-tools (>= 1.28.0)" /usr/bin/kubeadm "$(kubeadm_payload "$v")"
-      deb "$dir/amd64" kubelet "$v-1.1" "kubernetes-cni (>= 1.2.0), cri-tools (>= 1.28.0)" /usr/bin/kubelet "#!/bin/sh
+      pkg "$dir" kubeadm "$v" "cri-tools >= 1.28.0" /usr/bin/kubeadm "$(kubeadm_payload "$v")"
+      pkg "$dir" kubelet "$v" "kubernetes-cni >= 1.2.0, cri-tools >= 1.28.0" /usr/bin/kubelet "#!/bin/sh
 echo 'Kubernetes v$v'"
-      deb "$dir/amd64" kubectl "$v-1.1" "" /usr/bin/kubectl "#!/bin/sh
+      pkg "$dir" kubectl "$v" "" /usr/bin/kubectl "#!/bin/sh
 echo 'Client Version: v$v'"
     done
+    # rpm: signed packages, repodata by createrepo_c, the key where the .repo file's gpgkey= looks.
+    rpmsign --define "__gpg $(command -v gpg)" --define "_gpg_path $gh" \
+      --define '_gpg_name kupgrade fleet test repository' --addsign "$dir"/rpm/x86_64/*.rpm </dev/null >/dev/null 2>&1 ||
+      die "rpmsign failed"
+    createrepo_c -q "$dir/rpm"
+    cp "$tmp/keys/Release.key" "$dir/rpm/repodata/repomd.xml.key"
+    dir=$dir/deb
     # A flat repository, as pkgs.k8s.io's: `deb [signed-by=...] URL/core:/stable:/vN/deb/ /`.
     (cd "$dir" && apt-ftparchive packages amd64 >Packages && gzip -9kn Packages &&
       apt-ftparchive -o "APT::FTPArchive::Release::Origin=obs://build.opensuse.org/isv:kubernetes:core:stable:v$minor/deb" \
@@ -201,7 +255,7 @@ echo 'Client Version: v$v'"
   rm -f "$tmp/keys/server.csr"
   mv "$tmp" "$REPO"
   touch "$REPO.done"
-  log "repositories built in $((SECONDS - start)) s: $REPO/www ($(find "$REPO/www" -name '*.deb' | wc -l) packages)"
+  log "repositories built in $((SECONDS - start)) s: $REPO/www ($(find "$REPO/www" -name '*.deb' | wc -l) deb, $(find "$REPO/www" -name '*.rpm' | wc -l) rpm packages)"
 }
 
 # ------------------------------------------------------------------ the test apiserver
@@ -223,6 +277,13 @@ fleet_id() { printf '%s' "$1" | sha1sum | cut -c1-6; }   # fleet_id DIR (DIR abs
 readonly CONTROL_PLANES=${KUPGRADE_FLEET_CONTROL_PLANES:-1}
 [[ $CONTROL_PLANES =~ ^[1-9]$ ]] || die "KUPGRADE_FLEET_CONTROL_PLANES must be 1 to 9, not '$CONTROL_PLANES'"
 is_cp() { (($1 < CONTROL_PLANES)); }
+# The last KUPGRADE_FLEET_RPM_NODES workers (default 0; `test`: 1) stand for RHEL-family nodes:
+# dnf and rpm (Debian's) against the rpm repositories, shown as Rocky Linux on the API.
+[[ ${1:-} == test ]] && : "${KUPGRADE_FLEET_RPM_NODES:=1}"
+readonly RPM_NODES=${KUPGRADE_FLEET_RPM_NODES:-0}
+[[ $RPM_NODES =~ ^[0-9]$ ]] || die "KUPGRADE_FLEET_RPM_NODES must be 0 to 9, not '$RPM_NODES'"
+family() { if ! is_cp "$1" && (($1 >= $2 - RPM_NODES)); then echo rpm; else echo deb; fi; }   # family I N
+os_image() { if [[ $1 == rpm ]]; then echo 'Rocky Linux 9.3 (Blue Onyx)'; else echo 'Debian GNU/Linux 12 (bookworm)'; fi; }
 node_name() { if is_cp "$1"; then echo "fleet-cp-$(($1 + 1))"; else echo "fleet-w-$(($1 - CONTROL_PLANES + 1))"; fi; }
 
 # is_ours PID DIR: PID is alive and its command line names DIR/ (guards against PID reuse).
@@ -258,7 +319,7 @@ wait_for() {   # wait_for WHAT CMD...: until CMD succeeds, at most READY_TIMEOUT
 # ---------------------------------------------------------------------------------- up
 # node_files ROOT NAME ADDR NET ROLE DIR API: the node's own files, written into its overlay.
 node_files() {
-  local r=$1 name=$2 addr=$3 net=$4 role=$5 dir=$6 api=${7:-}
+  local r=$1 name=$2 addr=$3 net=$4 role=$5 dir=$6 api=$7 family=$8
   echo "$name" >"$r/etc/hostname"
   printf '127.0.0.1 localhost\n%s %s\n%s.1 pkgs.k8s.io\n' "$addr" "$name" "$net" >"$r/etc/hosts"
   # sshd: its own host key, root by key only, listening on the node's address.
@@ -277,8 +338,17 @@ node_files() {
   install -m 644 "$REPO/keys/kubernetes-apt-keyring.gpg" "$r/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
   install -m 644 "$REPO/keys/ca.crt" "$r/etc/kupgrade-fleet/repo-ca.crt"
   echo 'Acquire::https::pkgs.k8s.io::CaInfo "/etc/kupgrade-fleet/repo-ca.crt";' >"$r/etc/apt/apt.conf.d/80kupgrade-fleet"
-  echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.28/deb/ /" \
-    >"$r/etc/apt/sources.list.d/kubernetes.list"
+  if [[ $family == deb ]]; then
+    echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.28/deb/ /" \
+      >"$r/etc/apt/sources.list.d/kubernetes.list"
+  else
+    # dnf: the .repo file of kubeadm's documentation; dnf (libcurl) trusts the system bundle.
+    install -d -m 755 "$r/etc/yum.repos.d"
+    printf '%s\n' '[kubernetes]' 'name=Kubernetes' 'baseurl=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/' \
+      'enabled=1' 'gpgcheck=1' 'gpgkey=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/repodata/repomd.xml.key' \
+      'exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni' >"$r/etc/yum.repos.d/kubernetes.repo"
+    cat "$REPO/keys/ca.crt" >>"$r/etc/ssl/certs/ca-certificates.crt"
+  fi
   sed -n 's/.*"minor": *"\([0-9.]*\)", *"etcd": *"\([^"]*\)", *"coredns": *"\([^"]*\)".*/\1 \2 \3/p' \
     "$ROOT_DIR/crates/kupgrade-core/data/kubeadm-bundled-versions.json" >"$r/etc/kupgrade-fleet/bundled"
   if [[ $role == cp ]]; then
@@ -352,7 +422,7 @@ EOS
 case "$1 ${2:-}" in
 "daemon-reload ") ;;
 "restart kubelet")
-  v=v$(dpkg-query -W -f='${Version}' kubelet); v=${v%%-*}
+  v=v$(dpkg-query -W -f='${Version}' kubelet 2>/dev/null || rpm -q --qf '%{VERSION}' kubelet); v=${v%%-*}
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   api PATCH "/api/v1/nodes/$NODE/status" "{\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"$v\",\"kubeProxyVersion\":\"$v\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"kubelet $v (scripts/fleet.sh)\",\"lastHeartbeatTime\":\"$now\",\"lastTransitionTime\":\"$now\"}]}}" ;;
 *) echo "systemctl (fleet stub): $*" >&2; exit 1 ;;
@@ -394,7 +464,7 @@ fleet_ssh() {
 }
 
 cmd_up() {
-  local dir=$1 n=$2 api=${3:-} id net i name ns addr r host peer
+  local dir=$1 n=$2 api=${3:-} id net i name ns addr r host peer family
   need_root
   [[ $n =~ ^[1-9][0-9]?$ ]] || die "N must be a number of nodes from 1 to 99, not '$n'"
   ((n >= CONTROL_PLANES)) || die "$n node(s) cannot hold $CONTROL_PLANES control-plane node(s)"
@@ -435,7 +505,8 @@ cmd_up() {
     host=kf$id-h$i peer=kf$id-p$i
     mkdir -p "$r"/{upper,work,root}
     mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$r/upper,workdir=$r/work" "$r/root"
-    node_files "$r/root" "$name" "$addr" "$net" "$(is_cp "$i" && echo cp || echo worker)" "$dir" "$api"
+    family=$(family "$i" "$n")
+    node_files "$r/root" "$name" "$addr" "$net" "$(is_cp "$i" && echo cp || echo worker)" "$dir" "$api" "$family"
     echo "$addr $(cut -d' ' -f1,2 "$r/root/etc/ssh/ssh_host_ed25519_key.pub")" >>"$dir/known_hosts"
     ip netns add "$ns"
     ip link add "$host" type veth peer name "$peer"
@@ -451,7 +522,7 @@ cmd_up() {
     printf '  - { name: %s, %s, ssh: { host: "%s", user: root } }\n' "$name" \
       "$(is_cp "$i" && echo 'roles: [control-plane], versions: { kubelet: v1.28.15, kube-apiserver: v1.28.15 }' ||
         echo 'versions: { kubelet: v1.28.15 }')" "$addr" >>"$dir/hosts.yaml"
-    printf '%s %s %s\n' "$name" "$addr" "$ns" >>"$dir/nodes.list"
+    printf '%s %s %s %s\n' "$name" "$addr" "$ns" "$family" >>"$dir/nodes.list"
     # For the test of the teardown: a failure halfway through `up`.
     [[ ${KUPGRADE_FLEET_FAIL_AFTER:-} != "$name" ]] || die "failing after $name (KUPGRADE_FLEET_FAIL_AFTER)"
   done
@@ -465,15 +536,19 @@ cmd_up() {
       --to "$target" --log "$dir/forward-access.log"
     wait_for "the apiserver forwarder" grep -q listening "$dir/forward.log"
   fi
-  while read -r name addr ns; do
+  while read -r name addr ns family; do
     wait_for "sshd of $name ($addr)" fleet_ssh "$dir" "$addr" true
   done <"$dir/nodes.list"
   # Each node as kubeadm's documentation leaves it: v1.28 installed from pkgs.k8s.io, held.
   local pids=() failed=0
-  while read -r name addr ns; do
-    fleet_ssh "$dir" "$addr" 'set -e; apt-get update -qq
+  local install
+  while read -r name addr ns family; do
+    install='set -e; apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubeadm=1.28.15-1.1 kubelet=1.28.15-1.1 kubectl=1.28.15-1.1 >/dev/null
-      apt-mark hold kubeadm kubelet kubectl >/dev/null' >"$dir/nodes/$name/install.log" 2>&1 &
+      apt-mark hold kubeadm kubelet kubectl >/dev/null'
+    [[ $family == rpm ]] &&
+      install='dnf install -y -q kubeadm-1.28.15 kubelet-1.28.15 kubectl-1.28.15 --disableexcludes=kubernetes'
+    fleet_ssh "$dir" "$addr" "$install" >"$dir/nodes/$name/install.log" 2>&1 &
     pids+=($!)
   done <"$dir/nodes.list"
   for i in "${pids[@]}"; do wait "$i" || failed=1; done
@@ -573,7 +648,7 @@ cmd_seed() {
     local cp_label=
     is_cp "$i" && cp_label='"node-role.kubernetes.io/control-plane":"",'
     api POST /api/v1/nodes "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"$name\",\"labels\":{$cp_label\"kubernetes.io/hostname\":\"$name\",\"kubernetes.io/os\":\"linux\",\"topology.kubernetes.io/zone\":\"zone-$((i % 2))\"}}}"
-    api PATCH "/api/v1/nodes/$name/status" "{\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"$v\",\"kubeProxyVersion\":\"$v\",\"osImage\":\"Debian GNU/Linux 12 (bookworm)\",\"operatingSystem\":\"linux\",\"architecture\":\"amd64\",\"kernelVersion\":\"6.1.0-18-amd64\",\"containerRuntimeVersion\":\"containerd://1.7.13\",\"machineID\":\"$name\",\"systemUUID\":\"$name\",\"bootID\":\"$name\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"set by scripts/fleet.sh seed\",\"lastHeartbeatTime\":\"2026-01-01T00:00:00Z\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}"
+    api PATCH "/api/v1/nodes/$name/status" "{\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"$v\",\"kubeProxyVersion\":\"$v\",\"osImage\":\"$(os_image "$(family "$i" "$n")")\",\"operatingSystem\":\"linux\",\"architecture\":\"amd64\",\"kernelVersion\":\"6.1.0-18-amd64\",\"containerRuntimeVersion\":\"containerd://1.7.13\",\"machineID\":\"$name\",\"systemUUID\":\"$name\",\"bootID\":\"$name\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"set by scripts/fleet.sh seed\",\"lastHeartbeatTime\":\"2026-01-01T00:00:00Z\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}"
     # shellcheck disable=SC2059
     api POST "/api/v1/namespaces/$ns/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"kube-proxy-$name\",\"namespace\":\"$ns\",\"labels\":{\"k8s-app\":\"kube-proxy\"},$(printf "$owner" DaemonSet kube-proxy)},\"spec\":{\"nodeName\":\"$name\",\"containers\":[{\"name\":\"kube-proxy\",\"image\":\"registry.k8s.io/kube-proxy:$v\"}]}}"
     if ! is_cp "$i"; then
@@ -608,11 +683,27 @@ check() {
   if "$@"; then log "ok: $what"; else log "FAILED: $what"; FAILURES=$((FAILURES + 1)); fi
 }
 
+# verify_rpm DIR ROOT NAME ADDR MINOR VERSION: the same for a dnf node.
+verify_rpm() {
+  local dir=$1 r=$2 name=$3 addr=$4 minor=$5 v=$6 pkgs
+  pkgs=$(chroot "$r" rpm -q --qf '%{NAME}=%{VERSION}-%{RELEASE} ' kubeadm kubectl kubelet)
+  check "$name: rpm -q shows kubeadm, kubectl, kubelet at ${v#v}-150500.1.1 ($pkgs)" \
+    test "$pkgs" = "kubeadm=${v#v}-150500.1.1 kubectl=${v#v}-150500.1.1 kubelet=${v#v}-150500.1.1 "
+  check "$name: the repository file names v$minor and still excludes the packages" \
+    eval 'grep -qx "baseurl=https://pkgs.k8s.io/core:/stable:/v$minor/rpm/" "$r/etc/yum.repos.d/kubernetes.repo" &&
+      grep -qx "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni" "$r/etc/yum.repos.d/kubernetes.repo"'
+  check "$name: the node's kubelet was restarted by the run (its stub log)" \
+    grep -qx 'systemctl restart kubelet' "$r/var/log/kupgrade-fleet/calls.log"
+  check "$name: dnf fetched v$minor's repodata from the repository server" \
+    grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml " "$dir/repo-access.log"
+}
+
 # verify DIR API MINOR VERSION: what the upgrade must leave, seen from outside the nodes.
 verify() {
-  local dir=$1 api=$2 minor=$3 v=$4 name addr ns r pkgs held nodes
-  while read -r name addr ns; do
+  local dir=$1 api=$2 minor=$3 v=$4 name addr ns r pkgs held nodes family
+  while read -r name addr ns family; do
     r=$dir/nodes/$name/root
+    if [[ $family == rpm ]]; then verify_rpm "$dir" "$r" "$name" "$addr" "$minor" "$v"; continue; fi
     pkgs=$(chroot "$r" dpkg-query -W -f='${Package}=${Version} ' kubeadm kubelet kubectl)
     check "$name: dpkg-query shows kubeadm, kubelet, kubectl at ${v#v}-1.1 ($pkgs)" \
       test "$pkgs" = "kubeadm=${v#v}-1.1 kubectl=${v#v}-1.1 kubelet=${v#v}-1.1 "
