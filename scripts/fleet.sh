@@ -19,8 +19,11 @@
 # Environment: KUPGRADE_CACHE_DIR (default /var/cache/kupgrade): the root and the repositories
 # go under its fleet/ folder. KUPGRADE_FLEET_CONTROL_PLANES (default 1): how many of the nodes
 # (the first ones, fleet-cp-1 ...) are control-plane nodes. `test` reads KUPGRADE_FLEET_NODES
-# (default 5), KUPGRADE_FLEET_TARGET (default 1.31: three hops) and runs with 2 control-plane
-# nodes unless KUPGRADE_FLEET_CONTROL_PLANES says otherwise. Needs root (namespaces, mounts, chroot). Each fleet has its own
+# (default 5), KUPGRADE_FLEET_TARGET (default 1.31: three hops), KUPGRADE_FLEET_KILLS (default
+# 0: how often to SIGKILL the runner at a random moment and resume; each costs the 60 s the
+# killed run's lease holds) with KUPGRADE_FLEET_SEED (default 1), and runs with 2 control-plane
+# nodes and 1 dnf node unless KUPGRADE_FLEET_CONTROL_PLANES and KUPGRADE_FLEET_RPM_NODES say
+# otherwise. Needs root (namespaces, mounts, chroot). Each fleet has its own
 # 198.18.X.0/24 (a benchmarking range; nothing is routed outside): a bridge kfID-br on this
 # machine (.1, where the repository server and the apiserver forwarder listen) and one veth
 # per node (.10, .11 ...); ID is a hash of DIR, so fleets in different DIRs do not meet.
@@ -268,6 +271,19 @@ api_token() { awk -F, '$2 == "admin" { print $1; exit }' "$1/tokens.csv"; }
 api_get() { # api_get API PATH: the response body of a GET as the admin
   curl -sS --max-time 10 --cacert "$1/certs/apiserver.crt" -H "Authorization: Bearer $(api_token "$1")" \
     "$(api_url "$1")$2"
+}
+
+lease_left() { # lease_left API: seconds until the run lease (kube-system/kupgrade) expires, 0 if free
+  api_get "$1" /apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kupgrade | python3 -c '
+import datetime, json, sys
+spec = json.load(sys.stdin).get("spec") or {}
+t = spec.get("renewTime") or spec.get("acquireTime")
+if not spec.get("holderIdentity") or not t:
+    print(0)
+else:
+    end = datetime.datetime.fromisoformat(t.replace("Z", "+00:00")) + datetime.timedelta(
+        seconds=spec.get("leaseDurationSeconds", 0))
+    print(max(0, int((end - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + 1))'
 }
 
 # --------------------------------------------------------------------------- naming
@@ -694,6 +710,11 @@ verify_rpm() {
       grep -qx "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni" "$r/etc/yum.repos.d/kubernetes.repo"'
   check "$name: the node's kubelet was restarted by the run (its stub log)" \
     grep -qx 'systemctl restart kubelet' "$r/var/log/kupgrade-fleet/calls.log"
+  # The excludes are in force: dnf offers the packages only with --disableexcludes.
+  check "$name: dnf offers kubelet only with --disableexcludes=kubernetes (the exclude= line holds)" eval \
+    '! fleet_ssh "$dir" "$addr" dnf -q --cacheonly list --available --showduplicates kubelet >/dev/null 2>&1 &&
+      fleet_ssh "$dir" "$addr" dnf -q --cacheonly list --available --showduplicates kubelet \
+        --disableexcludes=kubernetes 2>/dev/null | grep -q "^kubelet"'
   check "$name: dnf fetched v$minor's repodata from the repository server" \
     grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml " "$dir/repo-access.log"
 }
@@ -720,15 +741,25 @@ verify() {
   nodes=$(api_get "$api" /api/v1/nodes)
   check "the apiserver shows every kubelet at $v" \
     test "$(grep -c "\"kubeletVersion\": \"$v\"" <<<"$nodes")" = "$(wc -l <"$dir/nodes.list")"
-  check "kubeadm upgrade apply $v ran once, on fleet-cp-1" \
-    test "$(cat "$dir"/nodes/*/root/var/log/kupgrade-fleet/calls.log | grep -c "^kubeadm upgrade apply $v ")" = 1 -a \
-    "$(grep -c "^kubeadm upgrade apply $v " "$dir/nodes/fleet-cp-1/root/var/log/kupgrade-fleet/calls.log")" = 1
+  check "kubeadm upgrade apply $v ran on fleet-cp-1" \
+    grep -q "^kubeadm upgrade apply $v " "$dir/nodes/fleet-cp-1/root/var/log/kupgrade-fleet/calls.log"
   local images
   images=$(api_get "$api" '/api/v1/namespaces/kube-system/pods?labelSelector=component%3Dkube-apiserver')
   check "the kube-proxy DaemonSet runs $v (moved by the last control-plane node's kubeadm)" \
     grep -q "\"image\": \"registry.k8s.io/kube-proxy:$v\"" < <(api_get "$api" /apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy)
   check "every control-plane node's kube-apiserver runs $v (kubeadm upgrade apply/node)" \
     test "$(grep -c "\"image\": \"registry.k8s.io/kube-apiserver:$v\"" <<<"$images")" = "$CONTROL_PLANES"
+}
+
+# wait_for_lease API: a killed run's lease holds until it expires (60 s after its last
+# renewal); the resumed run is refused until then, by design.
+wait_for_lease() {
+  local left
+  left=$(lease_left "$1")
+  if ((left > 0)); then
+    log "waiting ${left} s for the killed run's lease to expire"
+    sleep "$left"
+  fi
 }
 
 cmd_test() {
@@ -742,18 +773,54 @@ cmd_test() {
   cmd_seed "$work/api" "$n"
   cmd_up "$work/fleet" "$n" "$work/api"
   log "fleet ready after $((SECONDS - start)) s"
-  local apply=(cargo run -q -p kupgrade-examples --example apply -- --kubeconfig "$work/api/kubeconfig"
-    --cluster "$work/fleet/hosts.yaml" --executor ssh --ssh-key "$work/fleet/id"
-    --known-hosts "$work/fleet/known_hosts" --journal "$work/up.journal")
-  (cd "$ROOT_DIR" && "${apply[@]}" --target "$target" --date 2026-11-25 --allow-unsupported-target \
-    --drain-grace-period 0 --drain-timeout 60) >"$work/apply.out" 2>"$work/apply.err" ||
+  # The example's binary itself (not `cargo run`), so that a SIGKILL reaches the runner.
+  (cd "$ROOT_DIR" && cargo build -q -p kupgrade-examples --example apply) || die "building the apply example failed"
+  local bin=${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/examples/apply
+  # TMPDIR: the SSH runner's control sockets; a killed runner leaves its directory behind, here.
+  mkdir -p "$work/tmp"
+  local apply=(env "TMPDIR=$work/tmp" "$bin" --kubeconfig "$work/api/kubeconfig" --cluster "$work/fleet/hosts.yaml" --executor ssh
+    --ssh-key "$work/fleet/id" --known-hosts "$work/fleet/known_hosts" --journal "$work/up.journal")
+  local args=(--target "$target" --date 2026-11-25 --allow-unsupported-target --drain-grace-period 0
+    --drain-timeout 60)
+  # Faults: KUPGRADE_FLEET_KILLS times, SIGKILL the runner at a random moment (seeded by
+  # KUPGRADE_FLEET_SEED), then resume from the journal; the last run goes to the end.
+  local kills=${KUPGRADE_FLEET_KILLS:-0} k pid delay killed=0
+  [[ $kills =~ ^[0-9]+$ ]] || die "KUPGRADE_FLEET_KILLS must be a number, not '$kills'"
+  RANDOM=${KUPGRADE_FLEET_SEED:-1}
+  for ((k = 1; k <= kills; k++)); do
+    wait_for_lease "$work/api"
+    "${apply[@]}" "${args[@]}" >>"$work/killed.out" 2>&1 &
+    pid=$!
+    delay=$((300 + RANDOM % 6000))
+    sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
+    if kill -KILL "$pid" 2>/dev/null; then
+      killed=$((killed + 1))
+      log "fault $k/$kills: SIGKILL the runner after $delay ms"
+    else
+      log "fault $k/$kills: the run ended before the kill after $delay ms"
+    fi
+    wait "$pid" 2>/dev/null || true
+    args=(--resume)
+  done
+  wait_for_lease "$work/api"
+  "${apply[@]}" "${args[@]}" >"$work/apply.out" 2>"$work/apply.err" ||
     { cat "$work/apply.out" "$work/apply.err" >&2; die "apply over SSH failed"; }
   tail -n 5 "$work/apply.out" >&2
   v=$(sed -n "s/.*\(v$target\.[0-9]*\).*/\1/p" "$work/apply.out" | tail -n1)
   [[ -n $v ]] || die "apply's output names no v$target.x version"
   verify "$work/fleet" "$work/api" "$target" "$v"
+  # The point of no return runs once per hop, however often the runner was killed.
+  local applies
+  applies=$(grep -h '^kubeadm upgrade apply ' "$work"/fleet/nodes/*/root/var/log/kupgrade-fleet/calls.log | sort)
+  check "kubeadm upgrade apply ran once per hop ($killed runner(s) killed): $(tr '\n' ';' <<<"$applies")" \
+    test -z "$(uniq -d <<<"$applies")" -a "$(wc -l <<<"$applies")" = "$(("${target#1.}" - 28))"
   check "the leftovers check sees a running fleet" eval '! cmd_leftovers "$work/fleet" >/dev/null 2>&1'
   cmd_down "$work/fleet"
+  # A killed runner's OpenSSH control masters outlive it: until ControlPersist (300 s idle) or
+  # until their node is gone (ServerAliveInterval 15 s, 3 missed answers). Wait for that.
+  local deadline=$((SECONDS + 90))
+  while ((killed > 0 && SECONDS < deadline)) && procs_naming "$work/tmp" >/dev/null; do sleep 1; done
+  ((killed == 0)) || log "the killed runners' ssh control masters were gone $((SECONDS + 90 - deadline)) s after down"
   check "no leftovers after down" cmd_leftovers "$work/fleet"
   # A failure halfway through `up` (after the first node) leaves nothing behind either.
   check "up fails when told to" eval '! KUPGRADE_FLEET_CONTROL_PLANES=1 KUPGRADE_FLEET_FAIL_AFTER=fleet-cp-1 "$0" up "$work/broken" 2 2>"$work/broken.log"'
