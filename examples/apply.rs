@@ -140,6 +140,7 @@ use anyhow::{Context, bail};
 use kupgrade_core::ClusterState;
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
+use kupgrade_core::readiness::Evidence;
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
 use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
@@ -160,6 +161,9 @@ mod inventory;
 pub(crate) mod planning;
 #[path = "apply/provider.rs"]
 pub(crate) mod provider;
+#[path = "common/readiness.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod readiness;
 #[path = "common/releases.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod releases;
@@ -272,6 +276,7 @@ pub(crate) fn work(
     calendar: &ReleaseCalendar,
     cluster: &ClusterState,
     source: &str,
+    evidence: Option<&Evidence>,
 ) -> anyhow::Result<Work> {
     let given = args.planning.policy.read()?;
     if let (true, Some(journal)) = (args.resume, &args.journal) {
@@ -317,12 +322,20 @@ pub(crate) fn work(
             policy: given,
         });
     }
-    let plan = PlanRequest::new(args.planning.target.clone(), args.planning.date())
+    let policy = given.policy();
+    let request = PlanRequest::new(args.planning.target.clone(), args.planning.date())
         .calendar(calendar)
-        .policy(given.policy().as_ref())
-        .options(args.planning.options())
-        .plan(cluster)
-        .with_context(|| format!("planning the upgrade of {source}"))?;
+        .policy(policy.as_ref())
+        .options(args.planning.options());
+    let plan = if args.planning.batch.is_auto() {
+        // `--batch auto` cuts batches from the evidence's pods and budgets.
+        request
+            .workloads(readiness::workloads(evidence)?)
+            .plan(cluster)
+    } else {
+        request.plan(cluster)
+    }
+    .with_context(|| format!("planning the upgrade of {source}"))?;
     Ok(Work {
         plan,
         policy: given,
@@ -452,7 +465,14 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         let from = cluster.apiserver_min().map(|v| v.minor());
         args.releases.load(from).await?
     };
-    let work = work(&args, &calendar, &cluster, &source_name)?;
+    // Readiness evidence: `--evidence FILE`, else gathered live with --kubeconfig (also on
+    // --resume: the catalogue is evaluated again on what the cluster shows now).
+    let client = match &source {
+        Source::Live { ops, .. } => Some(ops.client()),
+        Source::Inventory => None,
+    };
+    let evidence = args.evidence.load(client).await?;
+    let work = work(&args, &calendar, &cluster, &source_name, evidence.as_ref())?;
     args.releases.print_warnings(&work.plan.warnings);
     let plan = Arc::new(work.plan);
     let mut run = Run::resume(
@@ -462,6 +482,19 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         &records,
     )?;
     provider::refuse_without(&args.provider, args.executor == Executor::Sim, &run)?;
+    // Readiness: errors block the start (and a resume) unless accepted by check and subject.
+    if let Some(evidence) = &evidence {
+        let report = readiness::evaluate(&plan, evidence);
+        let mut accepted: Vec<String> = run.accepted_findings().map(String::from).collect();
+        accepted.extend(args.accept.iter().cloned());
+        let taken = readiness::gate(&report, &accepted)?;
+        let new: Vec<(String, String)> = report
+            .errors()
+            .filter(|f| taken.contains(&f.key()) && !run.accepted_findings().any(|k| k == f.key()))
+            .map(|f| (f.key(), f.to_string()))
+            .collect();
+        run.accept_findings(new);
+    }
     if plan.options.drain.disable_eviction {
         eprintln!(
             "WARNING: --disable-eviction: drains delete pods without asking their PodDisruptionBudgets"

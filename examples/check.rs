@@ -12,12 +12,27 @@
 //! cargo run --example check -- examples/clusters/mid-upgrade.yaml --date 2025-03-01
 //! cargo run --example check -- --policy examples/policies/strict.yaml --date 2025-03-01
 //! ```
+//!
+//! With `--target VERSION` it is also a readiness report for that target, over every hop of
+//! the plan that reaches it: the findings per hop (removed APIs, drains, node, etcd and
+//! certificate checks) and every check's coverage, from the evidence of `--evidence FILE`
+//! (without it every check that needs data says "not checkable"). An error finding exits with
+//! status 1 too. `--format markdown` gives the readiness section in Markdown (the version
+//! report before it, fenced); `--format json` the readiness report alone, as a
+//! `ReadinessReport` document.
+//!
+//! ```text
+//! cargo run --example check -- --target 1.32 --evidence examples/readiness/ha-evidence.json --date 2025-03-01
+//! ```
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use anyhow::Context;
 use clap::Parser;
 use jiff::civil::Date;
 use kupgrade_core::lifecycle::ReleaseCalendar;
+use kupgrade_core::plan::{PlanRequest, Target};
+use kupgrade_core::readiness::render;
 use kupgrade_core::skew::{self, Severity};
 use kupgrade_core::{ClusterState, Component, EtcdTopology, Minor, VersionLine};
 
@@ -28,6 +43,9 @@ mod output;
 #[path = "common/planning.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 mod planning;
+#[path = "common/readiness.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+mod readiness;
 #[path = "common/releases.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 mod releases;
@@ -44,6 +62,25 @@ pub(crate) struct Args {
     pub(crate) policy: planning::PolicyArgs,
     #[command(flatten)]
     pub(crate) releases: releases::ReleaseArgs,
+    /// Also report readiness for this target, over every hop of the plan that reaches it.
+    #[arg(long)]
+    pub(crate) target: Option<Target>,
+    #[command(flatten)]
+    pub(crate) evidence: readiness::EvidenceArgs,
+    /// With --target: text, markdown or json (the readiness report alone).
+    #[arg(long, default_value = "text", requires = "target")]
+    pub(crate) format: ReportFormat,
+}
+
+/// How `check --target` shows its report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ReportFormat {
+    /// For a terminal.
+    Text,
+    /// For a runbook or a pull request.
+    Markdown,
+    /// The readiness report as a `ReadinessReport` document.
+    Json,
 }
 
 /// Table columns: the per-node components, short headers.
@@ -110,7 +147,25 @@ pub(crate) fn report(args: Args) -> anyhow::Result<(String, bool)> {
         let _ = writeln!(out, "Warning: {w}");
     }
     let clean = !violations.iter().any(|v| v.severity == Severity::Error);
-    Ok((out, clean))
+    let Some(target) = &args.target else {
+        return Ok((out, clean));
+    };
+    let evidence = args.evidence.read()?.unwrap_or_default();
+    let plan = PlanRequest::new(target.clone(), date)
+        .calendar(&calendar)
+        .policy(policy.as_ref())
+        .plan(&cluster)
+        .with_context(|| format!("planning the upgrade of {file} to {target}"))?;
+    let report = readiness::evaluate(&plan, &evidence);
+    let clean = clean && !report.has_errors();
+    let text = match args.format {
+        ReportFormat::Text => format!("{out}\n{}", render::text(&report)),
+        ReportFormat::Markdown => {
+            format!("~~~text\n{out}~~~\n\n{}", render::markdown_section(&report))
+        }
+        ReportFormat::Json => render::to_json(&report),
+    };
+    Ok((text, clean))
 }
 
 /// One row per node, one column per component present anywhere; `-` where absent.

@@ -28,6 +28,16 @@
 //! cargo run --example plan -- --calendar crates/kupgrade-core/data/k8s-releases.json --date 2025-03-01
 //! ```
 //!
+//! `--evidence FILE` (gathered readiness evidence, JSON or YAML) shows the readiness findings
+//! per hop and every check's coverage with the plan, in every format (JSON and YAML under a
+//! `readiness` field), and gives `--batch auto` the pods and PodDisruptionBudgets it cuts
+//! batches from: per wave, the largest batches that overdraw no budget, and a refusal naming
+//! the budget and pods when no order of the drains can finish:
+//!
+//! ```text
+//! cargo run --example plan -- --evidence examples/readiness/ha-evidence.json --batch auto --target 1.32 --date 2025-03-01
+//! ```
+//!
 //! `--kubeconfig` (with `--context`, `--node-selector`) plans from a live kubeadm cluster
 //! instead of an inventory: the state is read through the Kubernetes API the way the
 //! `discover` example reads it (permissions: `examples/rbac/discover.yaml`). It excludes
@@ -39,11 +49,12 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use kupgrade_core::lifecycle::ReleaseCalendar;
-use kupgrade_core::plan::render::Format;
+use kupgrade_core::plan::render::{self, Format, HtmlExtras};
 use kupgrade_core::plan::{
     PlanRequest, UpgradePlan, available_upgrades, calendar_warning, kubeadm_versions_warning,
     nothing_available,
 };
+use kupgrade_core::readiness::Workloads;
 
 #[path = "common/inventory.rs"]
 mod inventory;
@@ -52,6 +63,9 @@ mod output;
 #[path = "common/planning.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod planning;
+#[path = "common/readiness.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod readiness;
 #[path = "common/reviewed.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod reviewed;
@@ -78,7 +92,7 @@ pub(crate) struct Args {
     #[arg(long, requires = "kubeconfig")]
     pub(crate) node_selector: Option<String>,
     /// Output format: text, markdown, json (with the plan's fingerprint, for `apply --plan`),
-    /// yaml or mermaid.
+    /// yaml, mermaid or html (one self-contained page: timeline, version band).
     #[arg(long, default_value = "text")]
     pub(crate) format: Format,
     /// List the available upgrades (like `kubeadm upgrade plan`) instead of planning.
@@ -86,6 +100,8 @@ pub(crate) struct Args {
     pub(crate) available: bool,
     #[command(flatten)]
     pub(crate) planning: Planning,
+    #[command(flatten)]
+    pub(crate) evidence: readiness::EvidenceArgs,
     #[command(flatten)]
     pub(crate) releases: releases::ReleaseArgs,
 }
@@ -95,20 +111,36 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    let (cluster, source) = match &args.kubeconfig {
+    // A live cluster is read once, its readiness evidence with it (unless a file gives it).
+    let (cluster, source, evidence) = match &args.kubeconfig {
         Some(path) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let cluster = runtime.block_on(discover(
-                path,
-                args.context.as_deref(),
-                args.node_selector.as_deref(),
-            ))?;
+            let (cluster, evidence) = runtime.block_on(async {
+                let (cluster, client) =
+                    discover(path, args.context.as_deref(), args.node_selector.as_deref()).await?;
+                let evidence = match args.available {
+                    true => None,
+                    false => args.evidence.load(Some(&client)).await?,
+                };
+                anyhow::Ok((cluster, evidence))
+            })?;
             let name = cluster.name.clone().unwrap_or_else(|| "cluster".into());
-            (cluster, format!("{name} (live, {})", path.display()))
+            (
+                cluster,
+                format!("{name} (live, {})", path.display()),
+                evidence,
+            )
         }
-        None => inventory::read(args.cluster.as_deref())?,
+        None => {
+            let (cluster, source) = inventory::read(args.cluster.as_deref())?;
+            let evidence = match args.available {
+                true => None,
+                false => args.evidence.read()?,
+            };
+            (cluster, source, evidence)
+        }
     };
     let date = args.planning.date();
     let from = cluster.apiserver_min().map(|v| v.minor());
@@ -139,45 +171,72 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         return output::print(&out);
     }
-    let plan = plan_for(&args.planning, calendar, &cluster, &source)?;
+    let workloads = match args.planning.batch.is_auto() {
+        true => Some(readiness::workloads(evidence.as_ref())?),
+        false => None,
+    };
+    let plan = plan_for(&args.planning, calendar, &cluster, &source, workloads)?;
     args.releases.print_warnings(&plan.warnings);
-    // Streamed: a plan of a hundred thousand nodes is never held as one string.
-    match args.format {
-        Format::Json => output::stream(|out| reviewed::write_json(&plan, out)),
-        format => output::stream(|out| format.write(&plan, out)),
+    match (args.format, &evidence) {
+        (Format::Html, evidence) => {
+            let report = evidence.as_ref().map(|e| readiness::evaluate(&plan, e));
+            let extras = HtmlExtras {
+                start: Some(&cluster),
+                readiness: report.as_ref(),
+            };
+            let mut page = String::new();
+            render::html(&plan, extras, &mut page)?;
+            output::print(&page)
+        }
+        // With evidence the readiness report is spliced into the rendered plan, so it is
+        // rendered whole; plans read with evidence are the ones an operator reviews.
+        (format, Some(evidence)) => {
+            let report = readiness::evaluate(&plan, evidence);
+            let json = || reviewed::to_json(&plan);
+            output::print(&readiness::plan_with(&plan, &report, format, json()))
+        }
+        // Streamed: a plan of a hundred thousand nodes is never held as one string.
+        (Format::Json, None) => output::stream(|out| reviewed::write_json(&plan, out)),
+        (format, None) => output::stream(|out| format.write(&plan, out)),
     }
 }
 
 /// The plan `planning` asks for, for `cluster` (called `source` in messages), with the
-/// release data of `calendar`.
+/// release data of `calendar` (and the pods and budgets `--batch auto` cuts batches from).
 pub(crate) fn plan_for(
     planning: &Planning,
     calendar: &ReleaseCalendar,
     cluster: &kupgrade_core::ClusterState,
     source: &str,
+    workloads: Option<&Workloads>,
 ) -> anyhow::Result<UpgradePlan> {
     let policy = planning.policy.read()?.policy();
-    PlanRequest::new(planning.target.clone(), planning.date())
+    let request = PlanRequest::new(planning.target.clone(), planning.date())
         .calendar(calendar)
         .policy(policy.as_ref())
-        .options(planning.options())
-        .plan(cluster)
-        .with_context(|| format!("planning the upgrade of {source}"))
+        .options(planning.options());
+    match workloads {
+        Some(w) => request.workloads(w).plan(cluster),
+        None => request.plan(cluster),
+    }
+    .with_context(|| format!("planning the upgrade of {source}"))
 }
 
-/// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field).
+/// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field),
+/// with the client that reached it.
 async fn discover(
     kubeconfig: &std::path::Path,
     context: Option<&str>,
     node_selector: Option<&str>,
-) -> anyhow::Result<kupgrade_core::ClusterState> {
+) -> anyhow::Result<(kupgrade_core::ClusterState, kube::Client)> {
     let client = kupgrade_kube::connect(Some(kubeconfig), context).await?;
-    let mut discovery = kupgrade_kube::Discovery::new(client);
+    let mut discovery = kupgrade_kube::Discovery::new(client.clone());
     if let Some(selector) = node_selector {
         discovery = discovery.node_selector(selector);
     }
-    discovery
+    let cluster = discovery
         .run()
         .await
-        .with_context(|| format!("discovering the cluster through {}", kubeconfig.display()))
+        .with_context(|| format!("discovering the cluster through {}", kubeconfig.display()))?;
+    Ok((cluster, client))
 }

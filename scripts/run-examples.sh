@@ -52,6 +52,7 @@ declare -A NOT_RUN=(
   ["cargo run --example apply -- --executor ssh --cluster my-hosts.yaml --journal up.journal"]="upgrades the reader's machines over SSH"
   ["cargo run --example apply -- --kubeconfig admin.conf --executor ssh --cluster my-hosts.yaml"]="upgrades the reader's cluster over SSH"
   ["cargo run --example apply -- --kubeconfig admin.conf --executor pod --journal up.journal"]="upgrades the reader's cluster (the live steps below run the pod executor on the test cluster)"
+  ["cargo run --example check -- --target 1.32 --evidence examples/readiness/ha-evidence.json --date 2025-03-01"]="exits 1 on the sample's readiness errors (run below, expecting that)"
 )
 # The documented upgrade of the test cluster, run as written by the live steps below.
 LIVE_LOCAL_DOC="cargo run --example apply -- --kubeconfig DIR/kubeconfig --executor local --sandbox /tmp/sb --target 1.30 --date 2025-06-20 --drain-grace-period 0"
@@ -119,6 +120,15 @@ cargo run -q -p kupgrade-examples --example check -- examples/clusters/mid-upgra
   --date "$DATE" >"$OUT/out" 2>"$OUT/err" || rc=$?
 [ "$rc" = 1 ] || { cat "$OUT/out" "$OUT/err"; echo "check of a cluster with errors: exit $rc, expected 1" >&2; exit 1; }
 n=$((n + 1))
+# check --target: a readiness report; the bundled evidence holds errors, so it exits 1.
+echo "+ cargo run --example check -- --target 1.32 --evidence examples/readiness/ha-evidence.json --date 2025-03-01 (exits 1)"
+rc=0
+cargo run -q -p kupgrade-examples --example check -- --target 1.32 \
+  --evidence examples/readiness/ha-evidence.json --date 2025-03-01 >"$OUT/out" 2>"$OUT/err" || rc=$?
+[ "$rc" = 1 ] || { cat "$OUT/out" "$OUT/err"; echo "readiness check with errors: exit $rc, expected 1" >&2; exit 1; }
+grep -q '^Hop 1: v1.28.9 -> v1.29.14' "$OUT/out" && grep -q 'error\[removed-api\] .*shop-priority' "$OUT/out" ||
+  { cat "$OUT/out"; echo "the readiness report lacks its findings per hop" >&2; exit 1; }
+n=$((n + 1))
 
 # plan: every sample, every format, both strategies, a custom policy (the README's main job ran
 # above with the documented commands).
@@ -126,7 +136,7 @@ for c in examples/clusters/*.yaml; do
   run plan -- --cluster "$c" --date "$DATE" --available
   run plan -- --cluster "$c" --date "$DATE" --target 1.31 --allow-unsupported-target --tolerate-initial-violations
 done
-for f in text markdown json yaml mermaid; do run plan -- --date "$DATE" --format "$f"; done
+for f in text markdown json yaml mermaid html; do run plan -- --date "$DATE" --format "$f"; done
 run plan -- --date "$DATE" --strategy replace --batch 2
 run plan -- --date "$DATE" --batch 34% --policy examples/policies/kubelet-one-behind.yaml
 
@@ -225,6 +235,24 @@ HOSTS
     fail "discover --evidence-out wrote no evidence"
   LIVE=(--kubeconfig "$KC" --date "$DATE" --target 1.30 --allow-unsupported-target)
   run plan -- "${LIVE[@]}"
+  # With --kubeconfig the readiness evidence is gathered live: the seeded static pods are known
+  # as mirrors (not bare pods), and nothing blocks; --no-gather leaves the report out.
+  grep -q "^Readiness for v1.29.15 to v1.30.14: 0 errors" "$OUT/out" ||
+    fail "plan --kubeconfig shows no live readiness report, or one with errors"
+  run plan -- "${LIVE[@]}" --no-gather
+  ! grep -q "^Readiness for" "$OUT/out" || fail "plan --no-gather still gathered evidence"
+  # A pod no controller manages on a worker: apply refuses to start, naming what to accept.
+  curl -sS -o /dev/null --max-time 10 --cacert "$TESTDIR/certs/apiserver.crt" -H "Authorization: Bearer $TOKEN" \
+    -H 'Content-Type: application/json' -X POST "$KUPGRADE_TEST_APISERVER_URL/api/v1/namespaces/default/pods" \
+    -d '{"metadata":{"name":"lonely"},"spec":{"nodeName":"demo-w-1","containers":[{"name":"c","image":"busybox"}]}}'
+  if cargo run -q -p kupgrade-examples --example apply -- "${LIVE[@]}" --executor pod --dry-run >"$OUT/out" 2>"$OUT/err"; then
+    fail "apply started with an unaccepted readiness error (a bare pod on demo-w-1)"
+  fi
+  grep -q -- "--accept drain/bare-pod:pod/default/lonely" "$OUT/err" || fail "the refusal does not name the --accept value"
+  run apply -- "${LIVE[@]}" --executor pod --dry-run --accept drain/bare-pod:pod/default/lonely
+  curl -sS -o /dev/null --max-time 10 --cacert "$TESTDIR/certs/apiserver.crt" -H "Authorization: Bearer $TOKEN" \
+    -X DELETE "$KUPGRADE_TEST_APISERVER_URL/api/v1/namespaces/default/pods/lonely?gracePeriodSeconds=0"
+  echo "  live readiness: gathered by plan, a bare pod refused apply until accepted by name"
   run plan -- "${LIVE[@]}" --format json
   run apply -- "${LIVE[@]}" --executor ssh --ssh-node-names --dry-run
   run apply -- "${LIVE[@]}" --executor pod --dry-run

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls this).
 #
-# It installs what the tests need when missing (openssh-server, etcd, the Go toolchain that
+# It installs what the tests need when missing (openssh-server, etcd, chromium, the Go toolchain that
 # builds the test kube-apiserver), builds that apiserver and unpacks a matching kubectl once
 # into a cache outside the repo, starts etcd + apiserver on loopback for the run and stops
 # them after. Nothing that needs a real server is skipped: KUPGRADE_REQUIRE_REAL_SERVERS=1

@@ -24,8 +24,9 @@ readonly KUBECTL_BIN=$KUBECTL_DIR/kubectl
 readonly READY_TIMEOUT=${KUPGRADE_READY_TIMEOUT:-60}
 readonly GO_ROOT=/usr/lib/go-1.19   # Debian's Go 1.19: new enough, old enough for k8s 1.20
 readonly REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
+# chromium: the HTML plan report is rendered headless in the tests (examples/tests/html_report.rs).
 readonly PACKAGES=(openssh-server openssh-client etcd-server etcd-client curl openssl iproute2
-  make golang-1.19-go golang-1.19-src rsync golang-github-modern-go-reflect2-dev)
+  make golang-1.19-go golang-1.19-src rsync golang-github-modern-go-reflect2-dev chromium)
 
 log() { printf 'testenv: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

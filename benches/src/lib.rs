@@ -2,6 +2,7 @@
 //!
 //! Everything here is deterministic: the same arguments give the same cluster on every run and
 //! every machine, so benchmark figures compare across commits.
+use kupgrade_core::readiness::{Budget, Owner, Pod, Workloads};
 use kupgrade_core::{ClusterState, KubeVersion, Minor, Node, NodeName, ZONE_LABEL};
 
 /// A small, fast, deterministic random source (SplitMix64): fixtures must not depend on a
@@ -94,6 +95,90 @@ pub fn with_hostnames(mut state: ClusterState) -> ClusterState {
         node.labels.insert("kubernetes.io/hostname".into(), name);
     }
     state
+}
+
+/// A cluster of `nodes` nodes (3 control-plane nodes, the rest workers named as in
+/// [`worker_name`]), every node at `minor`'s patch 4 with kubeadm's bundled etcd and add-ons:
+/// the start of a long multi-hop plan.
+pub fn cluster_at(minor: Minor, nodes: usize) -> ClusterState {
+    let nodes = nodes.max(3);
+    let zones = ["zone-a", "zone-b", "zone-c"];
+    let version = minor.with_patch(4);
+    let bundled = kupgrade_core::bundled::bundled(minor);
+    let etcd = bundled.and_then(|b| b.etcd.clone());
+    let mut out = Vec::with_capacity(nodes);
+    for (i, zone) in zones.iter().enumerate() {
+        let node = Node::control_plane(&format!("cp-{}", i + 1), version.clone(), etcd.clone())
+            .expect("valid name")
+            .with_label(ZONE_LABEL, zone);
+        out.push(node);
+    }
+    for i in 1..=nodes - 3 {
+        let node = Node::worker(worker_name(i).as_str(), version.clone())
+            .expect("valid name")
+            .with_label(ZONE_LABEL, zones[i % 3]);
+        out.push(node);
+    }
+    let mut state = ClusterState::new(out);
+    state.name = Some(format!("bench-{nodes}-at-{minor}"));
+    state.addons.kube_proxy = Some(version.clone());
+    state.addons.coredns = bundled.and_then(|b| b.coredns.clone());
+    state.kubectl = Some(version);
+    state
+}
+
+/// Pods and PodDisruptionBudgets for the workers of [`cluster`] or [`cluster_at`] (named as
+/// in [`worker_name`], `1..=workers`), the same for the same `seed`: `pods` pods spread at
+/// random, one budget per 50 pods (each allowing 1 to 4 disruptions now, except the first
+/// `recovering`, which allow none while their workloads recover, never permanently), nine
+/// pods in ten under one budget, one in twenty a DaemonSet's.
+pub fn workloads(workers: usize, pods: usize, recovering: usize, seed: u64) -> Workloads {
+    let mut rng = SplitMix64::new(seed);
+    let budgets: Vec<Budget> = (0..pods.div_ceil(50))
+        .map(|i| {
+            let allowed = if i < recovering {
+                0
+            } else {
+                1 + rng.below(4) as u32
+            };
+            Budget {
+                namespace: format!("team-{}", i % 40),
+                name: format!("app-{i}"),
+                disruptions_allowed: allowed,
+                current_healthy: 50 - u32::from(allowed == 0),
+                desired_healthy: 50 - allowed.max(1),
+                expected_pods: 50,
+                unhealthy_pod_eviction_policy: None,
+                spec: Some(format!("maxUnavailable: {}", allowed.max(1))),
+            }
+        })
+        .collect();
+    let pods = (0..pods)
+        .map(|i| {
+            let b = rng.below(budgets.len() as u64) as usize;
+            let node = worker_name(1 + rng.below(workers.max(1) as u64) as usize);
+            let daemon = rng.below(20) == 0;
+            let covered = !daemon && rng.below(10) != 0;
+            Pod {
+                namespace: budgets[b].namespace.clone(),
+                name: format!("pod-{i}"),
+                node: Some(node),
+                owner: Some(Owner {
+                    kind: if daemon { "DaemonSet" } else { "ReplicaSet" }.into(),
+                    name: budgets[b].name.clone(),
+                    replicas: (!daemon).then_some(50),
+                }),
+                healthy: true,
+                budgets: if covered {
+                    vec![budgets[b].name.clone()]
+                } else {
+                    vec![]
+                },
+                volumes: vec![],
+            }
+        })
+        .collect();
+    Workloads { budgets, pods }
 }
 
 /// Version strings as they appear in real inventories and API responses.

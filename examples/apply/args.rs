@@ -51,6 +51,13 @@ pub(crate) struct Args {
     #[command(flatten)]
     pub(crate) planning: Planning,
     #[command(flatten)]
+    pub(crate) evidence: super::readiness::EvidenceArgs,
+    /// Start (or resume) despite this readiness error, named by check and subject as the
+    /// refusal prints it (`removed-api:ingress/shop/web`); repeat it for each. Accepted
+    /// findings are journaled and stay accepted on --resume.
+    #[arg(long, value_name = "CHECK:SUBJECT")]
+    pub(crate) accept: Vec<String>,
+    #[command(flatten)]
     pub(crate) releases: super::releases::ReleaseArgs,
     #[command(flatten)]
     pub(crate) provider: super::provider::ProviderArgs,

@@ -46,6 +46,10 @@ pub(crate) const RESUMED: &[&str] = &[
     "attempts",
     "on_survivor",
     "survivor_timeout",
+    // The readiness catalogue is evaluated again on resume, with the same evidence (a file,
+    // or gathered anew from the cluster unless --no-gather).
+    "evidence",
+    "no_gather",
 ];
 
 /// The options a resume leaves out besides the planning options (`planning::Planning`, which
@@ -60,6 +64,8 @@ pub(crate) const NOT_RESUMED: &[&str] = &[
     "mark_done",
     "retry",
     "json_events",
+    // Accepted findings are journaled: a resume keeps them without repeating the flag.
+    "accept",
     // Taking a lease another run held is decided each time, never repeated by a pasted hint.
     "force_lease",
     // The release data (`common/releases.rs`) decides the plan, which a resume takes from

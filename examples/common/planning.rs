@@ -48,6 +48,11 @@ pub(crate) struct Planning {
     /// Plan even though the cluster violates the policy now (a repair).
     #[arg(long)]
     pub(crate) tolerate_initial_violations: bool,
+    /// Let the plan pass through states that break this one rule, only where a step the tool
+    /// cannot change breaks it (kubeadm before 1.28 moving kube-proxy at `upgrade apply`);
+    /// each window is listed in the plan.
+    #[arg(long, value_name = "RULE")]
+    pub(crate) accept_transient: Option<String>,
     /// Plan even though some nodes are not Ready.
     #[arg(long)]
     pub(crate) allow_not_ready: bool,
@@ -124,6 +129,7 @@ impl Planning {
             allow_prerelease: self.allow_prerelease,
             allow_unsupported_target: self.allow_unsupported_target,
             tolerate_initial_violations: self.tolerate_initial_violations,
+            accept_transient: self.accept_transient.clone(),
             allow_not_ready: self.allow_not_ready,
             ready_timeout_seconds: self.ready_timeout,
             ..PlanOptions::default()

@@ -56,6 +56,10 @@ pub(crate) fn read(file: &str) -> anyhow::Result<UpgradePlan> {
     let mut doc: serde_json::Value = serde_json::from_str(&text).with_context(|| {
         format!("{file} is not JSON: --plan takes the output of `plan --format json`")
     })?;
+    // A readiness report beside the plan (`plan --evidence`) is not part of what was reviewed.
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("readiness");
+    }
     let recorded = doc.as_object_mut().and_then(|o| o.remove(FINGERPRINT));
     let Some(serde_json::Value::String(recorded)) = recorded else {
         bail!(

@@ -78,8 +78,16 @@ fn planned(
             ReleaseCalendar::embedded(),
             cluster,
             "the cluster",
+            None,
         ),
-        apply::work(&a, ReleaseCalendar::embedded(), cluster, "the cluster").map(|w| w.plan),
+        apply::work(
+            &a,
+            ReleaseCalendar::embedded(),
+            cluster,
+            "the cluster",
+            a.evidence.read().unwrap().as_ref(),
+        )
+        .map(|w| w.plan),
     )
 }
 
@@ -321,6 +329,7 @@ fn reviewed_plan(dir: &Path, extra: &[&str]) -> (PathBuf, UpgradePlan) {
         ReleaseCalendar::embedded(),
         &cluster("ha.yaml"),
         "ha",
+        None,
     )
     .unwrap();
     let file = dir.join("plan.json");
@@ -337,6 +346,7 @@ fn the_streamed_plan_document_is_the_one_built_whole() {
         ReleaseCalendar::embedded(),
         &cluster("ha.yaml"),
         "ha",
+        None,
     )
     .unwrap();
     let mut out = Vec::new();
@@ -442,6 +452,7 @@ async fn a_reviewed_plan_runs_with_the_policy_it_was_made_with() {
         ReleaseCalendar::embedded(),
         &cluster("ha.yaml"),
         "ha",
+        None,
     )
     .unwrap();
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
@@ -482,6 +493,7 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
         ReleaseCalendar::embedded(),
         &cluster("ha.yaml"),
         "ha",
+        None,
     )
     .unwrap();
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
@@ -501,6 +513,7 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
             ReleaseCalendar::embedded(),
             &cluster("ha.yaml"),
             "ha",
+            None,
         )
         .unwrap();
         assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
@@ -872,4 +885,178 @@ async fn the_replace_strategy_needs_a_node_provider_outside_the_simulator() {
     let sim = argv("apply", &sim);
     let sim: Vec<&str> = sim[1..].iter().map(String::as_str).collect();
     assert!(apply::apply(apply_args(&sim)).await.unwrap().is_completed());
+}
+
+// ---- readiness: findings with the plan, --batch auto, apply's gate ---------------------------
+
+/// The bundled evidence for the HA sample.
+fn ha_evidence() -> String {
+    sample("readiness/ha-evidence.json")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn plan_shows_findings_per_hop_in_every_format_and_auto_batches_from_the_evidence() {
+    let evidence = ha_evidence();
+    let args = |format: &str| {
+        plan::Args::try_parse_from(argv(
+            "plan",
+            &[
+                "--target",
+                "1.32",
+                "--date",
+                DATE,
+                "--batch",
+                "auto",
+                "--evidence",
+                &evidence,
+                "--format",
+                format,
+            ],
+        ))
+        .unwrap()
+    };
+    let a = args("text");
+    let e = a.evidence.read().unwrap().unwrap();
+    let w = plan::readiness::workloads(Some(&e)).unwrap();
+    let plan = plan::plan_for(
+        &a.planning,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+        Some(w),
+    )
+    .unwrap();
+    // shop/web allows one disruption (its pods on worker-1, -2, -3), shop/cache two (on
+    // worker-1, -4, -5, -6): three batches, none of which could take another node.
+    let batches: Vec<Vec<&str>> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Drain { .. }))
+        .filter(|s| s.nodes.iter().all(|n| n.as_str().starts_with("worker")))
+        .map(|s| s.nodes.iter().map(|n| n.as_str()).collect())
+        .take(3)
+        .collect();
+    assert_eq!(
+        batches,
+        [
+            vec!["worker-1", "worker-4"],
+            vec!["worker-2", "worker-5", "worker-6"],
+            vec!["worker-3"]
+        ]
+    );
+    let report = plan::readiness::evaluate(&plan, &e);
+    let key = "removed-api:flowschema/shop-priority";
+    assert!(report.errors().any(|f| f.key() == key), "{report:?}");
+    for format in ["text", "markdown", "json", "yaml"] {
+        let a = args(format);
+        let json = plan::reviewed::to_json(&plan);
+        let out = plan::readiness::plan_with(&plan, &report, a.format, json);
+        assert!(out.contains("shop-priority"), "{format}: {out}");
+        // Coverage: the metrics tier was forbidden, which is no pass.
+        assert!(out.contains("forbidden"), "{format}: {out}");
+    }
+    // The JSON document is still a reviewed plan, the readiness beside it.
+    let json = plan::readiness::plan_with(
+        &plan,
+        &report,
+        args("json").format,
+        plan::reviewed::to_json(&plan),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["readiness"]["kind"], "ReadinessReport");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.json");
+    std::fs::write(&file, &json).unwrap();
+    assert_eq!(plan::reviewed::read(file.to_str().unwrap()).unwrap(), plan);
+    // Without evidence, auto is refused naming what is missing.
+    let a = plan::Args::try_parse_from(argv("plan", &["--batch", "auto"])).unwrap();
+    let e = plan::readiness::workloads(a.evidence.read().unwrap().as_ref()).unwrap_err();
+    assert!(e.to_string().contains("--evidence FILE"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn apply_refuses_readiness_errors_unless_each_is_accepted_and_journals_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("up.journal");
+    let journal = journal.to_str().unwrap();
+    let evidence = ha_evidence();
+    let base = [
+        "--target",
+        "1.32",
+        "--date",
+        DATE,
+        "--evidence",
+        &evidence,
+        "--sim-speed",
+        "0",
+        "--journal",
+        journal,
+    ];
+    let e = apply_err(&base).await;
+    assert!(e.contains("block the run"), "{e}");
+    assert!(
+        e.contains("--accept removed-api:flowschema/shop-priority"),
+        "{e}"
+    );
+    assert!(
+        !Path::new(journal).exists(),
+        "a refused run wrote its journal"
+    );
+    // One accepted is not enough: the other is still named.
+    let one = [
+        &base[..],
+        &["--accept", "removed-api:flowschema/shop-priority"],
+    ]
+    .concat();
+    let e = apply_err(&one).await;
+    assert!(
+        e.contains("1 error finding(s)") && e.contains("--accept drain/emptydir:pod/shop/report"),
+        "{e}"
+    );
+    let accepted = [&one[..], &["--accept", "drain/emptydir:pod/shop/report"]].concat();
+    let outcome = apply::apply(apply_args(&accepted)).await.unwrap();
+    assert!(outcome.is_completed(), "{outcome}");
+    let text = std::fs::read_to_string(journal).unwrap();
+    let records: Vec<Record> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().any(|r| matches!(&r.kind,
+            kupgrade_core::run::RecordKind::FindingsAccepted { findings, .. }
+                if findings.len() == 2 && findings.contains(&"removed-api:flowschema/shop-priority".to_string()))),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_with_a_target_is_a_readiness_report_that_fails_on_errors() {
+    let evidence = ha_evidence();
+    let args = |extra: &[&str]| {
+        check::Args::try_parse_from(
+            [&["check", "--target", "1.32", "--date", DATE][..], extra].concat(),
+        )
+        .unwrap()
+    };
+    let (text, clean) = check::report(args(&["--evidence", &evidence])).unwrap();
+    assert!(!clean, "{text}");
+    assert!(text.contains("Version skew (upstream policy):"), "{text}");
+    assert!(text.contains("Hop 1: v1.28.9 -> v1.29.14"), "{text}");
+    assert!(text.contains("Coverage:"), "{text}");
+    // Without evidence nothing is found, and every check that needs data says so.
+    let (text, clean) = check::report(args(&[])).unwrap();
+    assert!(clean, "{text}");
+    assert!(
+        text.contains("removed-api") && text.contains("not checkable"),
+        "{text}"
+    );
+    let (json, _) = check::report(args(&["--evidence", &evidence, "--format", "json"])).unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["kind"], "ReadinessReport");
+    assert_eq!(doc["hops"].as_array().map(Vec::len), Some(4));
+    let (md, _) = check::report(args(&["--evidence", &evidence, "--format", "markdown"])).unwrap();
+    assert!(md.contains("## Readiness"), "{md}");
 }

@@ -1,6 +1,6 @@
 //! Escaping text that came from outside (cluster and policy names, labels and zones, paths,
 //! violation messages, a node's error output) before it reaches a person: a terminal, a text
-//! report, a Markdown runbook or a Mermaid chart.
+//! report, a Markdown runbook, a Mermaid chart or an HTML page.
 //!
 //! Node names and versions are validated when they are parsed (RFC 1123 names, ASCII version
 //! identifiers), but much else is free text. Written raw, a control character can move the
@@ -29,6 +29,8 @@
 //! - [`mermaid`]: a label of a Mermaid chart: hidden characters escaped, what ends a label or
 //!   starts a comment (`:`, `;`, `#`, `%`, a line break) replaced by a space, and `<`, `>`,
 //!   `&`, `"` and the backtick written as Mermaid's entity codes (`#60;`).
+//! - [`html`]: one value in HTML text or a quoted attribute: hidden characters as in [`text`],
+//!   `<`, `>`, `&`, `"` and `'` as character references.
 //!
 //! ```
 //! use kupgrade_core::escape;
@@ -323,6 +325,30 @@ pub fn mermaid(s: &str) -> Cow<'_, str> {
             }
             c if is_hidden(c) => push_escape(out, c),
             _ => return false,
+        }
+        true
+    })
+}
+
+/// One value in HTML text or a quoted attribute: hidden characters as visible escapes (as
+/// [`text`] writes them), and `<`, `>`, `&`, `"` and `'` as character references, so nothing
+/// in the value is markup and no attribute ends early.
+///
+/// ```
+/// use kupgrade_core::escape::html;
+/// assert_eq!(html("worker-1"), "worker-1");
+/// assert_eq!(html("<b a='x'>\u{202e}"), "&lt;b a=&#39;x&#39;&gt;\\u{202e}");
+/// ```
+pub fn html(s: &str) -> Cow<'_, str> {
+    rewrite(s, |c, out| {
+        if let Some(r) = html_reference(c) {
+            out.push_str(r);
+        } else if c == '\'' {
+            out.push_str("&#39;");
+        } else if is_hidden(c) {
+            push_escape(out, c);
+        } else {
+            return false;
         }
         true
     })

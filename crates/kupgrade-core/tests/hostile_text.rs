@@ -247,6 +247,36 @@ fn violations_and_planning_errors_are_said_escaped() {
     );
 }
 
+#[test]
+fn html_holds_no_markup_from_outside() {
+    let state = inventory::parse(INVENTORY, "hostile.yaml").unwrap();
+    for plan in [hostile_plan(), edited_plan()] {
+        let mut out = String::new();
+        let extras = render::HtmlExtras {
+            start: Some(&state),
+            readiness: None,
+        };
+        render::html(&plan, extras, &mut out).unwrap();
+        assert_eq!(raw_hidden(&out), [], "{out}");
+        for markup in ["<script", "<img", "<b>", "<i>", "javascript:alert(1)\""] {
+            assert!(!out.contains(markup), "{markup} in {out}");
+        }
+        assert!(
+            out.contains(
+                "<h1>prod\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\rok &lt;script&gt;alert(1)&lt;/script&gt;"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("policy upstream+house\\u{202e}&lt;img src=x onerror=alert(1)&gt;"),
+            "{out}"
+        );
+        // The page still holds its own markup: the timeline and the version band.
+        assert!(out.contains("<svg id=\"timeline\""), "{out}");
+        assert!(out.contains("<svg id=\"version-band\""), "{out}");
+    }
+}
+
 /// Escaping changes nothing for ordinary text: the bundled samples render as their snapshots
 /// (checked byte for byte by `plan_snapshots`), and a plain plan has nothing to escape.
 #[test]
@@ -256,7 +286,12 @@ fn ordinary_plans_are_unchanged() {
     let plan = PlanRequest::new("1.29".parse().unwrap(), date(2024, 6, 1))
         .plan(&state)
         .unwrap();
-    for f in [Format::Text, Format::Markdown, Format::Mermaid] {
+    for f in [
+        Format::Text,
+        Format::Markdown,
+        Format::Mermaid,
+        Format::Html,
+    ] {
         let out = f.render(&plan);
         assert!(!out.contains("\\u{"), "{out}");
     }

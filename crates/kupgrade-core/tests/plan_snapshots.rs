@@ -62,6 +62,7 @@ fn extension(f: Format) -> &'static str {
         Format::Json => "json",
         Format::Yaml => "yaml",
         Format::Mermaid => "mmd",
+        Format::Html => "html",
     }
 }
 
@@ -71,7 +72,8 @@ fn every_sample_in_every_format() {
         let file = format!("{name}.yaml");
         match plan(text, &file, target, PlanOptions::default()) {
             Ok(p) => {
-                for f in Format::ALL {
+                // The HTML page has its own snapshot, with the starting state (below).
+                for f in Format::ALL.into_iter().filter(|f| *f != Format::Html) {
                     insta::assert_snapshot!(format!("{name}.{}", extension(f)), f.render(&p));
                 }
             }
@@ -95,7 +97,7 @@ fn mid_upgrade_sample_repaired() {
         ..PlanOptions::default()
     };
     let p = plan(text, &format!("{name}.yaml"), target, options).unwrap();
-    for f in Format::ALL {
+    for f in Format::ALL.into_iter().filter(|f| *f != Format::Html) {
         insta::assert_snapshot!(format!("{name}-repaired.{}", extension(f)), f.render(&p));
     }
 }
@@ -118,4 +120,23 @@ fn json_and_yaml_round_trip() {
             "{name}"
         );
     }
+}
+
+/// The HTML report of a small sample, with its starting state: timeline, version band.
+#[test]
+fn html_report_of_a_small_sample() {
+    let (name, text, target) = (
+        "old-1.24",
+        include_str!("../../../examples/clusters/old-1.24.yaml"),
+        "1.27",
+    );
+    let state = inventory::parse(text, "old-1.24.yaml").unwrap();
+    let p = plan(text, "old-1.24.yaml", target, PlanOptions::default()).unwrap();
+    let extras = render::HtmlExtras {
+        start: Some(&state),
+        readiness: None,
+    };
+    let mut page = String::new();
+    render::html(&p, extras, &mut page).unwrap();
+    insta::assert_snapshot!(format!("{name}.html"), page);
 }

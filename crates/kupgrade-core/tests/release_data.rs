@@ -51,6 +51,10 @@ fn a_date_past_the_calendar_is_a_warning_in_every_format() {
             Format::Mermaid => format!("    %% warning: {message}"),
             Format::Json => format!("\"message\": {}", serde_json::to_string(message).unwrap()),
             Format::Yaml => "kind: stale-calendar".to_string(),
+            Format::Html => format!(
+                "<p class=\"warning\">warning: {}</p>",
+                kupgrade_core::escape::html(message)
+            ),
         };
         assert!(out.contains(&shown), "{}: {shown}", f.name());
     }

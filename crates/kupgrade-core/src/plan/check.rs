@@ -47,6 +47,9 @@ pub(crate) struct Checker<'a> {
     /// the current summary and add-ons (`None`: not judged since they last changed).
     passes: Vec<Option<(u32, bool)>>,
     buf: Vec<Violation>,
+    /// The rule whose violations are accepted while a transient window is open (none
+    /// outside one); every other rule is checked as usual.
+    accepted: Option<SmolStr>,
 }
 
 impl<'a> Checker<'a> {
@@ -68,6 +71,7 @@ impl<'a> Checker<'a> {
             tolerated: None,
             passes: Vec::new(),
             buf: Vec::new(),
+            accepted: None,
         };
         // One check per class; only the nodes of failing classes are judged one by one.
         policy.check_cluster(&cx, &mut checker.buf);
@@ -127,7 +131,47 @@ impl<'a> Checker<'a> {
 
     fn first_error(&mut self, cx: &Context<'_>, node: &crate::Node) -> Option<Violation> {
         self.policy.check_node(cx, node, &mut self.buf);
+        strip(&mut self.buf, self.accepted.as_ref());
         take_first_error(&mut self.buf)
+    }
+
+    /// Opens a transient window: from now on violations of `rule` are accepted (and every
+    /// verdict kept so far is forgotten), then the whole state is checked again.
+    pub(crate) fn open_window(&mut self, fleet: &Fleet, rule: &str) -> Result<(), Box<Violation>> {
+        self.accepted = Some(SmolStr::new(rule));
+        self.passes.clear();
+        self.after(fleet, everything(), &[])
+    }
+
+    /// While a window is open: the first violation of the accepted rule the state still
+    /// has, checked in full (the cluster, and one node per class); `None` when it holds again.
+    pub(crate) fn accepted_violation(&mut self, fleet: &Fleet) -> Option<Violation> {
+        let rule = self.accepted.clone()?;
+        let summary = fleet.summary();
+        let cx = Context {
+            state: fleet.shell(),
+            summary: &summary,
+        };
+        let is_it = |v: &Violation| v.severity == Severity::Error && v.rule == rule;
+        self.policy.check_cluster(&cx, &mut self.buf);
+        let mut found = self.buf.drain(..).find(is_it);
+        for (_, class) in fleet.present() {
+            if found.is_some() {
+                break;
+            }
+            self.policy.check_node(&cx, &class.rep, &mut self.buf);
+            found = self.buf.drain(..).find(is_it);
+        }
+        self.buf.clear();
+        found
+    }
+
+    /// Closes the window: the accepted rule is checked again like every other, on the whole
+    /// state.
+    pub(crate) fn close_window(&mut self, fleet: &Fleet) -> Result<(), Box<Violation>> {
+        self.accepted = None;
+        self.passes.clear();
+        self.after(fleet, everything(), &[])
     }
 
     /// Re-checks what `effect` says a step changed; `at` are the positions of the nodes it
@@ -158,6 +202,7 @@ impl<'a> Checker<'a> {
         }
         if cluster {
             self.policy.check_cluster(&cx, &mut self.buf);
+            strip(&mut self.buf, self.accepted.as_ref());
             if let Some(v) = take_first_error(&mut self.buf) {
                 return Err(Box::new(v));
             }
@@ -224,10 +269,12 @@ impl<'a> Checker<'a> {
             policy,
             tolerated,
             buf,
+            accepted,
             ..
         } = self;
         if cluster {
             policy.check_cluster(cx, buf);
+            strip(buf, accepted.as_ref());
             let r = judge(tolerated, None, buf);
             buf.clear();
             r?;
@@ -235,6 +282,7 @@ impl<'a> Checker<'a> {
         let mut check = |i: usize| {
             let node = fleet.node_at(i);
             policy.check_node(cx, &node, buf);
+            strip(buf, accepted.as_ref());
             let r = judge(tolerated, Some(&node.name), buf);
             buf.clear();
             r
@@ -249,6 +297,24 @@ impl<'a> Checker<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Every part of the state changed: checks it all again.
+fn everything() -> Effect {
+    Effect {
+        nodes: true,
+        control_plane: true,
+        addons: true,
+        cluster_fields: true,
+        ..Effect::default()
+    }
+}
+
+/// Drops the violations of the `accepted` rule from `found`.
+fn strip(found: &mut Vec<Violation>, accepted: Option<&SmolStr>) {
+    if let Some(rule) = accepted {
+        found.retain(|v| v.rule != *rule);
     }
 }
 

@@ -64,6 +64,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::lifecycle::ReleaseCalendar;
 use crate::ports::DrainOptions;
+use crate::readiness::Workloads;
 use crate::skew::{SkewPolicy, UpstreamPolicy, Violation};
 use crate::{ClusterState, Component, KubeVersion, Minor, NodeName, OsFamily, Role, ZONE_LABEL};
 
@@ -82,6 +83,7 @@ pub mod render;
 mod schema;
 mod simulate;
 mod step;
+mod transient;
 mod warnings;
 
 pub use action::{Action, Executor};
@@ -95,6 +97,7 @@ pub use step::{
     AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, StartVersion, Step,
     StepId,
 };
+pub use transient::TransientWindow;
 pub use warnings::{PlanWarning, WarningKind, calendar_warning, kubeadm_versions_warning};
 
 /// The `apiVersion` of the serialized plan format.
@@ -206,12 +209,16 @@ pub enum WorkerPacing {
     Deferred,
 }
 
-/// How many nodes a batch takes: a count, or a percentage of the workers (rounded up).
+/// How many nodes a batch takes: a count, a percentage of the workers (rounded up), or `auto`:
+/// per wave, the largest batches that overdraw no PodDisruptionBudget, from the cluster's pods
+/// and budgets ([`PlanRequest::workloads`]).
 ///
 /// ```
 /// use kupgrade_core::plan::BatchSize;
 /// assert_eq!("25%".parse::<BatchSize>()?.of(10), 3);
 /// assert_eq!("2".parse::<BatchSize>()?.of(10), 2);
+/// assert_eq!("auto".parse::<BatchSize>()?.of(10), 10); // the budgets decide
+/// assert!("auto".parse::<BatchSize>()?.is_auto());
 /// assert!("0".parse::<BatchSize>().is_err());
 /// assert!("120%".parse::<BatchSize>().is_err());
 /// # Ok::<(), kupgrade_core::plan::BatchSizeParseError>(())
@@ -222,15 +229,25 @@ pub enum BatchSize {
     Count(u32),
     /// This percentage of the nodes, rounded up (1 to 100).
     Percent(u8),
+    /// As many as the PodDisruptionBudgets allow (batches only; every node out of `total`
+    /// as an upper bound).
+    Auto,
 }
 
 impl BatchSize {
-    /// The number of nodes out of `total` (at least 1).
+    /// The number of nodes out of `total` (at least 1); for [`Auto`](BatchSize::Auto), all of
+    /// them: the budgets cut the batches.
     pub fn of(self, total: usize) -> usize {
         match self {
             BatchSize::Count(n) => (n as usize).max(1),
             BatchSize::Percent(p) => (total * p as usize).div_ceil(100).max(1),
+            BatchSize::Auto => total.max(1),
         }
+    }
+
+    /// True for [`Auto`](BatchSize::Auto).
+    pub fn is_auto(self) -> bool {
+        self == BatchSize::Auto
     }
 }
 
@@ -245,6 +262,7 @@ impl fmt::Display for BatchSize {
         match self {
             BatchSize::Count(n) => write!(f, "{n}"),
             BatchSize::Percent(p) => write!(f, "{p}%"),
+            BatchSize::Auto => f.write_str("auto"),
         }
     }
 }
@@ -253,7 +271,7 @@ impl fmt::Display for BatchSize {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BatchSizeParseError {
     /// Neither a count nor a percentage.
-    #[error("{0:?} is not a batch size: expected a count (3) or a percentage (25%)")]
+    #[error("{0:?} is not a batch size: expected a count (3), a percentage (25%) or auto")]
     Malformed(String),
     /// A percentage of 0 or over 100.
     #[error("{0:?} is not a batch size: a percentage is 1% to 100%")]
@@ -267,6 +285,9 @@ impl FromStr for BatchSize {
     type Err = BatchSizeParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || BatchSizeParseError::Malformed(s.to_string());
+        if s == "auto" {
+            return Ok(BatchSize::Auto);
+        }
         if let Some(p) = s.strip_suffix('%') {
             let p: u8 = p.parse().map_err(|_| bad())?;
             if p == 0 || p > 100 {
@@ -301,8 +322,8 @@ impl JsonSchema for BatchSize {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "A count of nodes (3) or a percentage (25%)",
-            "pattern": r"^[1-9][0-9]*%?$"
+            "description": "A count of nodes (3), a percentage (25%) or auto (as many as the PodDisruptionBudgets allow)",
+            "pattern": r"^([1-9][0-9]*%?|auto)$"
         })
     }
 }
@@ -349,6 +370,11 @@ pub struct PlanOptions {
     /// Plan even though the cluster violates the policy now: those violations may persist
     /// until the plan removes them, nothing new may appear, and the final state must be clean.
     pub tolerate_initial_violations: bool,
+    /// A rule the plan may break for a while, only where a step the tool cannot change breaks
+    /// it (kubeadm before 1.28 moving kube-proxy at `kubeadm upgrade apply` while other API
+    /// servers are older); each such window is listed in the plan's `transient`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accept_transient: Option<String>,
     /// Plan even though some nodes are not Ready.
     pub allow_not_ready: bool,
     /// How long to wait for a node to become Ready, in seconds.
@@ -377,6 +403,7 @@ impl Default for PlanOptions {
             allow_prerelease: false,
             allow_unsupported_target: false,
             tolerate_initial_violations: false,
+            accept_transient: None,
             allow_not_ready: false,
             ready_timeout_seconds: 600,
             durations: Durations::default(),
@@ -409,6 +436,9 @@ pub struct PlanRequest<'a> {
     pub policy: &'a dyn SkewPolicy,
     /// The options.
     pub options: PlanOptions,
+    /// The cluster's pods and PodDisruptionBudgets, gathered: [`BatchSize::Auto`] cuts
+    /// batches from them (and refuses without them).
+    pub workloads: Option<&'a Workloads>,
 }
 
 impl PlanRequest<'static> {
@@ -420,6 +450,7 @@ impl PlanRequest<'static> {
             calendar: ReleaseCalendar::embedded(),
             policy: &*UPSTREAM,
             options: PlanOptions::default(),
+            workloads: None,
         }
     }
 }
@@ -436,6 +467,7 @@ impl<'a> PlanRequest<'a> {
             target: self.target,
             date: self.date,
             options: self.options,
+            workloads: self.workloads,
         }
     }
 
@@ -450,6 +482,7 @@ impl<'a> PlanRequest<'a> {
             target: self.target,
             date: self.date,
             options: self.options,
+            workloads: self.workloads,
         }
     }
 
@@ -457,6 +490,21 @@ impl<'a> PlanRequest<'a> {
     pub fn options(mut self, options: PlanOptions) -> Self {
         self.options = options;
         self
+    }
+
+    /// Sizes `--batch auto` batches from `workloads` (pods and budgets, gathered).
+    pub fn workloads<'b>(self, workloads: &'b Workloads) -> PlanRequest<'b>
+    where
+        'a: 'b,
+    {
+        PlanRequest {
+            workloads: Some(workloads),
+            calendar: self.calendar,
+            policy: self.policy,
+            target: self.target,
+            date: self.date,
+            options: self.options,
+        }
     }
 
     /// Plans the upgrade of `state`, with [warnings](PlanWarning) where the release data ends
@@ -594,6 +642,9 @@ pub struct UpgradePlan {
     pub steps: Vec<Step>,
     /// Time and disruption estimates.
     pub estimate: Estimate,
+    /// The windows through which the rule named by `acceptTransient` breaks, in plan order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transient: Vec<TransientWindow>,
     /// Things the operator should know.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -786,6 +837,28 @@ pub enum PlanError {
         /// What is wrong.
         message: String,
     },
+    /// `--batch auto` found nodes no batch can drain: a budget that can never allow a
+    /// disruption protects pods on them, so every order of the drains stops there.
+    #[error(
+        "drain deadlock: PodDisruptionBudget {}{} can never allow a disruption, and the plan must evict its pods {} on nodes {}{}; no order of the batches avoids it (scale the workload up, relax the budget, or move the pods off first)",
+        crate::escape::text(budget),
+        spec.as_ref().map(|s| format!(" ({})", crate::escape::text(s))).unwrap_or_default(),
+        crate::escape::text(&pods.join(", ")),
+        names(nodes),
+        if *more_budgets > 0 { format!("; {more_budgets} more budget(s) do the same") } else { String::new() }
+    )]
+    DrainDeadlock {
+        /// The budget (`namespace/name`).
+        budget: String,
+        /// Its spec in words, when known.
+        spec: Option<String>,
+        /// Its pods the plan must evict (`namespace/name`).
+        pods: Vec<String>,
+        /// The nodes they run on.
+        nodes: Vec<NodeName>,
+        /// How many other budgets stop drains the same way.
+        more_budgets: usize,
+    },
     /// The planner made a step that does not fit its own model (a bug).
     #[error("internal error: {0}")]
     Internal(#[from] SimulationError),
@@ -859,7 +932,7 @@ mod tests {
             (
                 "three",
                 BatchSizeParseError::Malformed("three".into()),
-                "\"three\" is not a batch size: expected a count (3) or a percentage (25%)",
+                "\"three\" is not a batch size: expected a count (3), a percentage (25%) or auto",
             ),
             (
                 "101%",
@@ -882,7 +955,7 @@ mod tests {
         assert_eq!(e, FormatParseError("pdf".into()));
         assert_eq!(
             e.to_string(),
-            "\"pdf\" is not a format: expected text, markdown, json, yaml or mermaid"
+            "\"pdf\" is not a format: expected text, markdown, json, yaml, mermaid or html"
         );
         assert_eq!("md".parse::<Format>(), Ok(Format::Markdown));
         assert_eq!("replace".parse::<Strategy>(), Ok(Strategy::Replace));

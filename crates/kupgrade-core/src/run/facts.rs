@@ -33,6 +33,8 @@ pub(crate) struct View<'a> {
     pub presence_checked: Option<u64>,
     policy: &'a dyn SkewPolicy,
     tolerated: &'a HashSet<ViolationKey>,
+    /// The rules of the transient windows the run is inside: their violations are accepted.
+    accepted: Vec<&'a str>,
     errors: Option<Vec<Violation>>,
     control_plane: Option<Vec<&'a Node>>,
 }
@@ -50,9 +52,16 @@ impl<'a> View<'a> {
             presence_checked: layout.presence_ok,
             policy,
             tolerated,
+            accepted: Vec::new(),
             errors: None,
             control_plane: None,
         }
+    }
+
+    /// Accepts violations of `rules` (those of the transient windows the run is inside).
+    pub fn accepting(mut self, rules: Vec<&'a str>) -> Self {
+        self.accepted = rules;
+        self
     }
 
     pub fn node(&self, name: &NodeName) -> Option<&'a Node> {
@@ -71,11 +80,16 @@ impl<'a> View<'a> {
             .get_or_insert_with(|| state.control_plane().collect())
     }
 
-    /// The policy errors that were not tolerated at the start.
+    /// The policy errors that were not tolerated at the start, nor accepted in a transient
+    /// window the run is inside.
     pub fn policy_errors(&mut self) -> &[Violation] {
         if self.errors.is_none() {
             let mut e = self.policy.errors(self.state);
-            e.retain(|v| v.severity == Severity::Error && !self.tolerated.contains(&v.into()));
+            e.retain(|v| {
+                v.severity == Severity::Error
+                    && !self.tolerated.contains(&v.into())
+                    && !self.accepted.contains(&v.rule.as_str())
+            });
             self.errors = Some(e);
         }
         self.errors.as_deref().unwrap_or_default()

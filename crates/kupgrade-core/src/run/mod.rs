@@ -131,6 +131,9 @@ mod survivors;
 mod task;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_transient;
+mod transient;
 mod verify;
 
 pub use error::{RecordError, ResolveError, RunError};
@@ -152,6 +155,7 @@ use facts::View;
 use schedule::Schedule;
 use session::Session;
 use task::{Pos, TaskState};
+use transient::Windows;
 
 /// The execution state machine of one plan. See the [module documentation](self).
 pub struct Run {
@@ -171,6 +175,8 @@ pub struct Run {
     session: Session,
     /// The run's id, once its start is journaled or replayed ([`Run::run_id`]).
     run_id: Option<String>,
+    /// The plan's transient windows and where the run is in each (`transient.rs`).
+    windows: Windows,
 }
 
 impl fmt::Debug for Run {
@@ -199,6 +205,7 @@ impl Run {
         Ok(Run {
             fingerprint: fingerprint(&plan),
             expect: Expectations::new(&plan),
+            windows: Windows::new(&plan, &schedule),
             schedule,
             plan,
             policy,
@@ -209,6 +216,22 @@ impl Run {
     }
 
     // ---- accessors ------------------------------------------------------------------------
+
+    /// Readiness findings (`check:subject` keys) this session accepts, each with what it
+    /// said: journaled (`findings-accepted`) when the session opens, and accepted for later
+    /// sessions too.
+    pub fn accept_findings(&mut self, findings: Vec<(String, String)>) {
+        self.session.accepting.extend(findings);
+    }
+
+    /// The readiness findings accepted by this session and the ones before it.
+    pub fn accepted_findings(&self) -> impl Iterator<Item = &str> + '_ {
+        self.session
+            .accepted
+            .iter()
+            .chain(self.session.accepting.iter().map(|(k, _)| k))
+            .map(String::as_str)
+    }
 
     /// The plan.
     pub fn plan(&self) -> &Arc<UpgradePlan> {
@@ -361,6 +384,17 @@ impl Run {
                 },
             ));
         }
+        if !self.session.accepting.is_empty() {
+            let (findings, messages): (Vec<String>, Vec<String>) =
+                std::mem::take(&mut self.session.accepting)
+                    .into_iter()
+                    .unzip();
+            self.session.accepted.extend(findings.iter().cloned());
+            out.records.push(Record::new(
+                now,
+                RecordKind::FindingsAccepted { findings, messages },
+            ));
+        }
         let (done, tasks) = self.schedule.progress();
         out.events.push(Event::PlanStarted {
             at: now,
@@ -376,14 +410,18 @@ impl Run {
     /// limit, one per node; the global checks come first, then each task's own.
     fn advance(&mut self, state: &ClusterState, now: Timestamp, out: &mut Output) {
         self.expect.layout.follow(state);
-        // The view reads the layout and the tolerated violations while the schedule, the
-        // nodes' expectations and the session change below.
+        self.windows.follow(&self.plan, &self.schedule, now, out);
+        // The view reads the layout, the tolerated violations and the rules accepted in the
+        // windows the run is inside while the schedule, the nodes' expectations and the
+        // session change below.
+        let plan = Arc::clone(&self.plan);
         let mut view = View::new(
             state,
             &*self.policy,
             &self.expect.tolerated,
             &self.expect.layout,
-        );
+        )
+        .accepting(self.windows.accepted(&plan));
         if self.schedule.check_due(now) {
             let retry = self
                 .session

@@ -18,11 +18,13 @@
 //! |---|---|
 //! | 1 | `run-started`, `session-started`, `task-started`, `task-finished`, `resolved`, `stopped` |
 //! | 2 | `command-started` (how to find a started command again on its node) |
+//! | 3 | `findings-accepted` (readiness errors the operator accepted to start or resume), `transient-entered`, `transient-left` (the run passed through a transient window of the plan) |
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::plan::StepId;
 use crate::ports::CommandHandle;
 use crate::{Component, NodeName};
 
@@ -30,7 +32,7 @@ use super::report::Finished;
 use super::task::TaskId;
 
 /// The newest journal format this crate writes and reads.
-pub const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 3;
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,6 +140,36 @@ pub enum RecordKind {
         /// How to find it.
         handle: CommandHandle,
     },
+    /// Readiness findings that would have blocked the session, accepted by the operator by
+    /// id and subject (`removed-api:ingress/shop/web`), each with the finding in words
+    /// (format 3). A resume keeps them accepted.
+    FindingsAccepted {
+        /// The findings' keys (`check:subject`).
+        findings: Vec<String>,
+        /// What each said, in the same order.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        messages: Vec<String>,
+    },
+    /// The run entered one of the plan's transient windows: the first step of the window has
+    /// started, and the window's rule may break until its last step is done (format 3).
+    TransientEntered {
+        /// The rule accepted inside the window.
+        rule: String,
+        /// The window's first step.
+        from: StepId,
+        /// The window's last step.
+        to: StepId,
+    },
+    /// The run left a transient window: its last step is done, and its rule is checked like
+    /// every other again (format 3).
+    TransientLeft {
+        /// The rule that was accepted.
+        rule: String,
+        /// The window's first step.
+        from: StepId,
+        /// The window's last step.
+        to: StepId,
+    },
 }
 
 impl RecordKind {
@@ -145,6 +177,9 @@ impl RecordKind {
     pub fn format(&self) -> u32 {
         match self {
             RecordKind::CommandStarted { .. } => 2,
+            RecordKind::FindingsAccepted { .. }
+            | RecordKind::TransientEntered { .. }
+            | RecordKind::TransientLeft { .. } => 3,
             _ => 1,
         }
     }

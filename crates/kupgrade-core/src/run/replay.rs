@@ -128,6 +128,13 @@ impl Run {
                 handle,
                 ..
             } => self.replay_command(task, *attempt, handle),
+            RecordKind::FindingsAccepted { findings, .. } => {
+                self.session.accepted.extend(findings.iter().cloned());
+            }
+            RecordKind::TransientEntered { from, .. } => {
+                self.windows.replay(&self.plan, from, false)
+            }
+            RecordKind::TransientLeft { from, .. } => self.windows.replay(&self.plan, from, true),
         }
         Ok(())
     }

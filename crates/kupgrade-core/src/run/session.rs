@@ -25,6 +25,10 @@ pub(super) struct Session {
     /// True when the session was aborted: it ends without waiting for the checks of
     /// postconditions under way.
     aborted: bool,
+    /// Readiness findings accepted so far (keys), by earlier sessions and this one.
+    pub accepted: Vec<String>,
+    /// Findings this session accepts, with their messages, journaled when it opens.
+    pub accepting: Vec<(String, String)>,
 }
 
 impl Session {

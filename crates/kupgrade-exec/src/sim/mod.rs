@@ -58,6 +58,7 @@ use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider};
 use kupgrade_core::ports::{OpsError, PodRef};
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
+mod evidence;
 mod fault;
 mod model;
 mod node;

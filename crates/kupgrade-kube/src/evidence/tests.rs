@@ -221,6 +221,29 @@ fn budgets_resolve_their_selectors_to_pods() {
     assert_eq!(w.pods[0].node.as_ref().map(|n| n.as_str()), Some("w-1"));
 }
 
+/// A static pod's mirror is known by its annotation when it names no owner (as the seeded demo
+/// cluster's and some kubelets' mirrors do): the readiness checks then leave it alone, as the
+/// drain does, instead of calling it a bare pod.
+#[test]
+fn a_mirror_pod_without_an_owner_is_owned_by_its_node() {
+    let mut mirror: serde_json::Value = json!({
+        "metadata": {"name": "kube-apiserver-cp-1", "namespace": "kube-system",
+            "annotations": {"kubernetes.io/config.mirror": "0123"}},
+        "spec": {"nodeName": "cp-1", "containers": [{"name": "kube-apiserver"}]},
+        "status": {"phase": "Running"}
+    });
+    let pods: Vec<KPod> = vec![serde_json::from_value(mirror.clone()).unwrap(), {
+        mirror["metadata"]["annotations"] = json!({});
+        mirror["metadata"]["name"] = json!("bare");
+        serde_json::from_value(mirror).unwrap()
+    }];
+    let w = to_workloads(&pods, &[], &HashMap::new(), &HashMap::new());
+    assert!(w.pods[0].is_mirror(), "{:?}", w.pods[0].owner);
+    assert_eq!(w.pods[0].owner.as_ref().unwrap().name, "cp-1");
+    assert!(!w.pods[1].is_mirror());
+    assert!(w.pods[1].owner.is_none());
+}
+
 #[test]
 fn services_map_to_their_pods_and_nodes() {
     let ep: Endpoints = serde_json::from_value(json!({

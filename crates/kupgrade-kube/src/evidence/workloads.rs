@@ -212,6 +212,23 @@ async fn owners(client: &Client) -> Owners {
 }
 
 /// Pods and budgets as the core's [`Workloads`]: each pod with the budgets that select it.
+/// A static pod's mirror that names no controller: owned by its node, as drains see it
+/// (`kubectl drain` and kupgrade's drain know mirrors by their annotation; kubelets of some
+/// versions set no owner reference).
+fn mirror_owner(p: &KPod) -> Option<Owner> {
+    p.annotations()
+        .contains_key(crate::MIRROR_ANNOTATION)
+        .then(|| Owner {
+            kind: "Node".into(),
+            name: p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default(),
+            replicas: None,
+        })
+}
+
 pub(crate) fn to_workloads(
     pods: &[KPod],
     budgets: &[ReadBudget],
@@ -243,7 +260,8 @@ pub(crate) fn to_workloads(
                         .unwrap_or_else(|| o.name.clone()),
                     replicas: known.and_then(|(_, r)| *r),
                 }
-            });
+            })
+            .or_else(|| mirror_owner(p));
         let ready = p
             .status
             .as_ref()

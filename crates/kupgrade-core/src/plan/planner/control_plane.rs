@@ -62,6 +62,19 @@ impl Planner<'_, '_> {
             self.ensure_kubectl(&v, &floor, true)?;
         }
         let pending: Vec<NodeName> = cp.iter().filter(|n| !at(self, n)).cloned().collect();
+        if self.opts().accept_transient.is_some()
+            && !started
+            && hop.addons_at == AddonsAt::Apply
+            && pending.len() > 1
+        {
+            // A transient window may open at `kubeadm upgrade apply`: kubeadm goes onto every
+            // control-plane node first, so that only their upgrades run inside it.
+            for name in &pending {
+                let node = self.node(name)?.clone();
+                let batch = self.batch_of(&[&node]);
+                self.control_plane_kubeadm(&node, &batch, &v)?;
+            }
+        }
         for (i, name) in pending.iter().enumerate() {
             let node = self.node(name)?.clone();
             let batch = self.batch_of(&[&node]);

@@ -17,6 +17,7 @@
 //! | `replace.rs` | the replace strategy's window: new nodes join, the old ones are drained and removed |
 //! | `names.rs` | the names of replacement nodes |
 //! | `steps.rs` | how a step joins the plan: its id and commands, the model takes it, the policy is checked |
+//! | `transient.rs` | the windows through which the rule the operator accepted may break (`acceptTransient`) |
 //! | `costs.rs` | what the plan costs, counted step by step: drains, nodes out at once, nodes replaced |
 //! | `summary.rs` | the finished plan: its nodes, estimate, components table and notes |
 //!
@@ -34,10 +35,14 @@ use super::fleet::Fleet;
 use super::hops;
 use super::packages::validate_path;
 use super::step::{Phase, Step, StepId};
+use crate::readiness::DrainModel;
+
 use super::{
-    Hop, PlanError, PlanOptions, PlanRequest, Strategy, TargetError, UpgradePlan, WorkerPacing,
+    BatchSize, Hop, PlanError, PlanOptions, PlanRequest, Strategy, TargetError, UpgradePlan,
+    WorkerPacing,
 };
 
+mod auto_batch;
 mod control_plane;
 mod costs;
 mod groups;
@@ -47,6 +52,7 @@ mod preflight;
 mod replace;
 mod steps;
 mod summary;
+mod transient;
 mod workers;
 
 use costs::Costs;
@@ -125,8 +131,23 @@ fn check_options(req: &PlanRequest<'_>) -> Result<(), PlanError> {
             message: "the zone label key is empty".into(),
         });
     }
+    if opts.max_per_zone.is_some_and(BatchSize::is_auto) {
+        return Err(PlanError::InvalidOption {
+            option: "maxPerZone",
+            message: "auto is a batch size only; give a count or a percentage of the zone".into(),
+        });
+    }
+    if opts.batch.is_auto() && req.workloads.is_none() {
+        return Err(PlanError::InvalidOption {
+            option: "batch",
+            message: "auto sizes batches from the cluster's pods and PodDisruptionBudgets, and none were gathered: give evidence with workloads (plan --evidence FILE), or a count or percentage".into(),
+        });
+    }
     Ok(())
 }
+
+/// What each node's drain asks of each budget: `(budget, evictions)` by node name.
+type Demands<'a> = HashMap<&'a str, Vec<(u32, u32)>>;
 
 /// A plan being made. The phases (one file each) add steps through [`Planner::push`], which
 /// keeps the model, the checker, the steps and the costs in step with one another.
@@ -144,6 +165,9 @@ struct Planner<'r, 'a> {
     batch_size: usize,
     /// Workers per zone at the start, for the per-zone cap (zones without workers absent).
     zone_totals: HashMap<Option<String>, usize>,
+    /// Pods and budgets indexed for `--batch auto` (absent for fixed batch sizes), with what
+    /// each node's drain asks of the budgets (nodes that ask nothing absent).
+    drain: Option<(DrainModel<'a>, Demands<'a>)>,
 
     // The plan so far: `push` keeps these in step with one another, `run` sets the hop.
     /// The cluster as the steps so far leave it.
@@ -158,6 +182,10 @@ struct Planner<'r, 'a> {
     hop: Option<usize>,
     /// Drains, nodes out at once, nodes replaced.
     costs: Costs,
+    /// The transient window open now, if any (`transient.rs`).
+    window: Option<transient::OpenWindow>,
+    /// The transient windows closed so far.
+    transient: Vec<super::TransientWindow>,
 
     // Remembered answers.
     /// The version a kubelet passes through at each minor (the calendar's latest patch).
@@ -203,7 +231,16 @@ impl<'r, 'a> Planner<'r, 'a> {
         if req.options.strategy == Strategy::Replace {
             batch_size = batch_size.min(req.options.max_surge as usize).max(1);
         }
+        let drain = req
+            .workloads
+            .filter(|_| req.options.batch.is_auto())
+            .map(|w| {
+                let model = DrainModel::new(w, &req.options.drain);
+                let demands = model.demands();
+                (model, demands)
+            });
         Ok(Planner {
+            drain,
             req,
             costs: Costs::new(sim.cordoned()),
             sim,
@@ -218,6 +255,8 @@ impl<'r, 'a> Planner<'r, 'a> {
             batch_size,
             zone_totals,
             kubeadm_checked: Vec::new(),
+            window: None,
+            transient: Vec::new(),
         })
     }
 

@@ -83,9 +83,11 @@ impl Planner<'_, '_> {
         reason: impl Into<String>,
     ) -> Result<(), PlanError> {
         let step = self.step(phase, batch, action, goal, reason.into());
+        self.may_enter_transient(&step)?;
         if step.action.change().is_modelled() {
             self.simulate(&step, batch)?;
         }
+        self.after_in_transient(&step)?;
         self.costs
             .count(&step, batch.at.as_deref(), self.sim.cordoned());
         self.ids.insert(step.id.clone());
@@ -157,9 +159,11 @@ impl Planner<'_, '_> {
                 (effect, Cow::Owned(at))
             }
         };
-        self.checker
-            .after(&self.sim, effect, &at)
-            .map_err(|v| self.blocked(step, v))
+        match self.checker.after(&self.sim, effect, &at) {
+            Ok(()) => Ok(()),
+            Err(v) if self.may_open_transient(step, &v) => self.open_transient(step, v),
+            Err(v) => Err(self.blocked(step, v)),
+        }
     }
 
     /// A new step's id: `goal/subject/verb`, numbered when taken already.
@@ -180,7 +184,7 @@ impl Planner<'_, '_> {
     }
 
     /// The error of `step` breaking the policy (`v`), with a hint when one is known.
-    fn blocked(&self, step: &Step, v: Box<Violation>) -> PlanError {
+    pub(super) fn blocked(&self, step: &Step, v: Box<Violation>) -> PlanError {
         let in_step = v
             .node
             .as_ref()
@@ -190,8 +194,9 @@ impl Planner<'_, '_> {
                 if v.component == Component::KubeProxy && addons.kube_proxy.is_some() =>
             {
                 Some(format!(
-                    "kubeadm {} upgrades kube-proxy during `kubeadm upgrade apply`, while the other API servers are still older (kubeadm waits for the last control-plane node only since 1.28); no kubeadm plan for this hop keeps kube-proxy within the policy",
-                    version.minor()
+                    "kubeadm {} upgrades kube-proxy during `kubeadm upgrade apply`, while the other API servers are still older (kubeadm waits for the last control-plane node only since 1.28); no kubeadm plan for this hop keeps kube-proxy within the policy; to pass through this state until the other control-plane nodes follow, plan with --accept-transient {} (`acceptTransient` in the options)",
+                    version.minor(),
+                    crate::escape::text(&v.rule)
                 ))
             }
             _ if v.component == Component::CloudControllerManager => Some(

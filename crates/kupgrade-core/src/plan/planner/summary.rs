@@ -48,6 +48,7 @@ impl Planner<'_, '_> {
             max_parallel,
             steps: self.steps,
             estimate,
+            transient: self.transient,
             notes,
             warnings: Vec::new(),
         })

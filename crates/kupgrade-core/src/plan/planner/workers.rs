@@ -196,13 +196,17 @@ impl Planner<'_, '_> {
         why: Why,
     ) -> Result<(), PlanError> {
         let groups = self.worker_groups(goal, select);
-        let work = self.cut_batches(groups);
+        let work = self.cut_batches(groups)?;
         self.move_workers(work, goal, &why)
     }
 
     /// Each group's batches: at most the batch size, at most a zone's cap of one zone, the
-    /// nodes named now (replacing moves nodes as the windows go).
-    fn cut_batches(&self, groups: Vec<(Head, Vec<Worker>)>) -> Vec<(Head, Vec<Batch>)> {
+    /// nodes named now (replacing moves nodes as the windows go); with `--batch auto`, as
+    /// many as the budgets allow ([`Planner::auto_cut`]).
+    fn cut_batches(
+        &self,
+        groups: Vec<(Head, Vec<Worker>)>,
+    ) -> Result<Vec<(Head, Vec<Batch>)>, PlanError> {
         let replace = self.opts().strategy == Strategy::Replace;
         let fleet = &self.sim;
         let zone_names = fleet.zone_names();
@@ -216,11 +220,15 @@ impl Planner<'_, '_> {
                         fleet.name(a.0).cmp(fleet.name(b.0))
                     });
                 }
-                let batches = batch::batches(items, self.batch_size, cap)
+                let members = match &self.drain {
+                    Some((model, demands)) => self.auto_cut(model, demands, items, cap)?,
+                    None => batch::batches(items, self.batch_size, cap),
+                };
+                let batches = members
                     .into_iter()
                     .map(|members| Batch::at(fleet, members, self.positions))
                     .collect();
-                (head, batches)
+                Ok((head, batches))
             })
             .collect()
     }

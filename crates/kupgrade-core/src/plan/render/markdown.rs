@@ -31,6 +31,26 @@ pub fn write_markdown(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result
     for w in &plan.warnings {
         writeln!(o, "> **Warning:** {}\n", escape::markdown(&w.to_string()))?;
     }
+    if !plan.transient.is_empty() {
+        let _ = writeln!(o, "## Transient windows\n");
+        let _ = writeln!(
+            o,
+            "| Rule | From step | To step | Nodes | Why |\n|---|---|---|---|---|"
+        );
+        for w in &plan.transient {
+            let nodes: Vec<&str> = w.nodes.iter().map(|n| n.as_str()).collect();
+            let _ = writeln!(
+                o,
+                "| {} | `{}` | `{}` | {} | {} |",
+                escape::markdown(&w.rule),
+                escape::markdown(w.from.as_str()),
+                escape::markdown(w.to.as_str()),
+                escape::markdown(&nodes.join(", ")),
+                escape::markdown(&w.reason)
+            );
+        }
+        let _ = writeln!(o);
+    }
     let e = &plan.estimate;
     writeln!(o, "| Estimate | |\n|---|---|")?;
     writeln!(o, "| Total time | {} |", human_duration(e.total_seconds))?;

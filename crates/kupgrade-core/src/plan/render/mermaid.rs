@@ -27,6 +27,15 @@ pub fn write_mermaid(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result 
     for w in &plan.warnings {
         writeln!(o, "    %% warning: {}", w.message.replace('\n', " "))?;
     }
+    // Transient windows as comments too; their steps are drawn active.
+    for w in &plan.transient {
+        writeln!(
+            o,
+            "    %% transient window: {}",
+            w.describe().replace('\n', " ")
+        )?;
+    }
+    let windows = crate::plan::transient::window_steps(plan);
     writeln!(
         o,
         "    title {} from {} to {} (estimated)",
@@ -69,10 +78,11 @@ pub fn write_mermaid(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result 
         };
         let label = format!("{nodes}{}", step.action.describe());
         let label = escape::mermaid(&label);
-        let tags = if step.point_of_no_return {
-            "crit, "
-        } else {
-            ""
+        let tags = match (step.point_of_no_return, windows.get(i).copied()) {
+            (true, Some(true)) => "crit, active, ",
+            (true, _) => "crit, ",
+            (false, Some(true)) => "active, ",
+            (false, _) => "",
         };
         writeln!(
             o,

@@ -1,7 +1,8 @@
 //! Renderers: text for a terminal ([`text`]), a Markdown runbook ([`markdown`]), JSON and
 //! YAML ([`to_json`], [`to_yaml`]: one versioned format, described by
-//! [`SCHEMA`](super::SCHEMA)), and a Mermaid gantt chart of the estimated schedule
-//! ([`mermaid`]). Each is a pure function of the plan: same plan, same bytes.
+//! [`SCHEMA`](super::SCHEMA)), a Mermaid gantt chart of the estimated schedule
+//! ([`mermaid`]), and a self-contained HTML report ([`html`]). Each is a pure function of the
+//! plan: same plan, same bytes.
 //!
 //! Each also writes to a sink as it goes ([`Format::write`], [`write_text`], ...), so a plan
 //! of a hundred thousand nodes is never held a second time as one string.
@@ -15,11 +16,13 @@ use crate::ports::{CommandSpec, Privilege, Program, shell_quote};
 use super::action::Action;
 use super::step::Step;
 
+mod html;
 mod json;
 mod markdown;
 mod mermaid;
 mod text;
 
+pub use html::{HtmlExtras, html};
 pub use json::{from_json, from_yaml, to_json, to_yaml, write_json, write_yaml};
 pub use markdown::{markdown, write_markdown};
 pub use mermaid::{mermaid, write_mermaid};
@@ -38,19 +41,22 @@ pub enum Format {
     Yaml,
     /// [`mermaid`].
     Mermaid,
+    /// [`html`], without the starting state or readiness findings.
+    Html,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Text,
         Format::Markdown,
         Format::Json,
         Format::Yaml,
         Format::Mermaid,
+        Format::Html,
     ];
 
-    /// Its name on a command line (`text`, `markdown`, `json`, `yaml`, `mermaid`).
+    /// Its name on a command line (`text`, `markdown`, `json`, `yaml`, `mermaid`, `html`).
     pub fn name(self) -> &'static str {
         match self {
             Format::Text => "text",
@@ -58,6 +64,7 @@ impl Format {
             Format::Json => "json",
             Format::Yaml => "yaml",
             Format::Mermaid => "mermaid",
+            Format::Html => "html",
         }
     }
 
@@ -84,6 +91,7 @@ impl Format {
             Format::Mermaid => write_mermaid(plan, &mut sink).map_err(|_| None),
             Format::Json => write_json(plan, &mut sink).map_err(Some),
             Format::Yaml => write_yaml(plan, &mut sink).map_err(Some),
+            Format::Html => html(plan, HtmlExtras::default(), &mut sink).map_err(|_| None),
         };
         match (done, sink.error) {
             (_, Some(e)) => Err(e),
@@ -104,6 +112,12 @@ impl Format {
             Format::Json => to_json(plan),
             Format::Yaml => to_yaml(plan),
             Format::Mermaid => mermaid(plan),
+            Format::Html => {
+                let mut page = String::new();
+                // Writing to a String cannot fail.
+                let _ = html(plan, HtmlExtras::default(), &mut page);
+                page
+            }
         }
     }
 }
@@ -149,7 +163,7 @@ impl io::Write for Sink<'_> {
 
 /// A format that could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a format: expected text, markdown, json, yaml or mermaid")]
+#[error("{0:?} is not a format: expected text, markdown, json, yaml, mermaid or html")]
 pub struct FormatParseError(pub String);
 
 impl std::str::FromStr for Format {

@@ -32,6 +32,12 @@ pub fn write_text(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
             writeln!(o, "  ! {}", escape::text(&w.to_string()))?;
         }
     }
+    if !plan.transient.is_empty() {
+        let _ = writeln!(o, "\nTransient windows (accepted with --accept-transient):");
+        for w in &plan.transient {
+            let _ = writeln!(o, "  ~ {}", escape::text(&w.describe()));
+        }
+    }
     if plan.is_empty() {
         writeln!(
             o,
@@ -156,6 +162,9 @@ pub(crate) fn summary_line(
     );
     if let Some(z) = opts.max_per_zone {
         let _ = write!(s, ", at most {z} per zone ({})", esc(&opts.zone_key));
+    }
+    if let Some(rule) = &opts.accept_transient {
+        let _ = write!(s, ", rule {} accepted in transient windows", esc(rule));
     }
     s.push('.');
     s

@@ -1,0 +1,167 @@
+//! The HTML plan report in a real browser: headless Chromium (Debian's `chromium`) loads the
+//! page `plan --format html` writes, takes a screenshot, and dumps the DOM it built, which
+//! must hold one bar per step, one lane per node (and one for cluster-wide steps) and the
+//! version band; the page logs no console error.
+//!
+//! Without chromium the test says so and passes, unless `KUPGRADE_REQUIRE_REAL_SERVERS=1`
+//! (CI, `scripts/test.sh`, which installs it), where a missing browser is a failure.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The built example `name` (`target/<profile>/examples/<name>`, beside this test's `deps`).
+fn example(name: &str) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let path: PathBuf = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("examples").join(name))
+        .unwrap();
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo test -p kupgrade-examples` builds the examples (with a --test filter, build them first: cargo build -p kupgrade-examples --examples)",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// `plan` on the bundled old-1.24 sample (three hops, batches) in `format`.
+fn plan(format: &str) -> String {
+    let out = example("plan")
+        .args(["--cluster", "clusters/old-1.24.yaml", "--target", "1.27"])
+        .args(["--date", "2024-06-01", "--format", format])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "plan --format {format}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs chromium headless on `page` with `extra` flags; killed after two minutes.
+fn chromium(profile: &Path, page: &Path, extra: &[String]) -> Output {
+    let mut child = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "chromium did not finish in two minutes on {}",
+                page.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Console messages in chromium's log (`ERROR:CONSOLE`, `INFO:CONSOLE(..)] "Uncaught ..."`):
+/// the page has no script, so any is an error.
+fn console_errors(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("Uncaught") || l.contains(":CONSOLE"))
+        .collect()
+}
+
+#[test]
+fn the_report_renders_in_headless_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        if std::env::var("KUPGRADE_REQUIRE_REAL_SERVERS").as_deref() == Ok("1") {
+            panic!(
+                "{CHROMIUM} is missing and KUPGRADE_REQUIRE_REAL_SERVERS=1: install Debian's chromium package (scripts/testenv.sh packages does)"
+            );
+        }
+        eprintln!(
+            "skipped: {CHROMIUM} is missing (Debian's chromium package renders the HTML report)"
+        );
+        return;
+    }
+    let json: serde_json::Value = serde_json::from_str(&plan("json")).unwrap();
+    let steps = json["steps"].as_array().unwrap().len();
+    let nodes = json["nodes"].as_array().unwrap().len();
+    assert!(steps > 10 && nodes > 1, "{steps} steps, {nodes} nodes");
+
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("plan.html");
+    std::fs::write(&page, plan("html")).unwrap();
+
+    let shot = dir.path().join("plan.png");
+    let out = chromium(
+        &dir.path().join("profile-shot"),
+        &page,
+        &[
+            format!("--screenshot={}", shot.display()),
+            "--window-size=1400,1000".to_string(),
+        ],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium --screenshot: {log}");
+    let png = std::fs::read(&shot).unwrap_or_default();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "no screenshot ({} bytes): {log}",
+        png.len()
+    );
+    assert_eq!(console_errors(&log), Vec::<&str>::new());
+
+    let out = chromium(
+        &dir.path().join("profile-dom"),
+        &page,
+        &["--dump-dom".to_string()],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "chromium --dump-dom: {log}");
+    assert_eq!(console_errors(&log), Vec::<&str>::new());
+    let dom = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        dom.matches("<g class=\"bar ").count(),
+        steps,
+        "one bar per step"
+    );
+    assert_eq!(
+        dom.matches("data-lane=\"node\"").count(),
+        nodes,
+        "one lane per node"
+    );
+    assert_eq!(
+        dom.matches("data-lane=\"cluster\"").count(),
+        1,
+        "one cluster-wide lane"
+    );
+    assert!(dom.contains("<svg id=\"version-band\""), "no version band");
+    assert!(
+        dom.matches("class=\"band-kubelet\"").count() >= 2,
+        "the kubelet band does not move"
+    );
+    // Nothing the page holds reaches out: no script, no link, no remote source.
+    for bad in ["<script", "<link", "src=\"http", "href=\"http"] {
+        assert!(!dom.contains(bad), "the page holds {bad}");
+    }
+}
