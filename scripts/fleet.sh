@@ -48,7 +48,7 @@ readonly HOST_PACKAGES=(mmdebstrap apt-utils dpkg-dev rpm createrepo-c iproute2 
 
 log() { printf 'fleet: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '5,17s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
+usage() { sed -n '6,17s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
 need_root() { [[ $(id -u) == 0 ]] || die "needs root (network namespaces, mounts, chroot)"; }
 
 # ---------------------------------------------------------------------------- packages
