@@ -11,6 +11,7 @@
 #   CARGO_TARGET_DIR     defaults to /var/cache/kupgrade/target (kept between runs)
 #   KUPGRADE_CACHE_DIR   defaults to /var/cache/kupgrade (test apiserver build, kubectl)
 #   KUPGRADE_QUICK=1     skip the bench and fuzz builds
+#   KUPGRADE_FLEET=1     also run scripts/fleet.sh test (real nodes, real apt, real SSH; root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -53,6 +54,14 @@ cargo test --workspace --all-features --no-fail-fast
 
 step "examples"
 scripts/run-examples.sh
+
+# Opt-in for now: real Debian nodes in network namespaces, real apt over real SSH (README,
+# "Real nodes on this machine").
+if [ "${KUPGRADE_FLEET:-0}" = 1 ]; then
+  step "fleet: an upgrade of real nodes over SSH with real apt"
+  scripts/fleet.sh packages
+  scripts/fleet.sh test
+fi
 
 if [ "${KUPGRADE_QUICK:-0}" != 1 ]; then
   step "benches build"

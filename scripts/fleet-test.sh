@@ -1,0 +1,210 @@
+# shellcheck shell=bash disable=SC2016,SC2154  # sourced by scripts/fleet.sh, whose globals it reads
+# fleet-test.sh - the fleet's end-to-end test (`scripts/fleet.sh test`): register the nodes on a
+# test apiserver, upgrade them over SSH with `apply`, optionally kill the runner, check from outside.
+
+# ------------------------------------------------------------------------------ lease
+lease_left() { # lease_left API: seconds until the run lease (kube-system/kupgrade) expires, 0 if free
+  api_get "$1" /apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kupgrade | python3 -c '
+import datetime, json, sys
+spec = json.load(sys.stdin).get("spec") or {}
+t = spec.get("renewTime") or spec.get("acquireTime")
+if not spec.get("holderIdentity") or not t:
+    print(0)
+else:
+    end = datetime.datetime.fromisoformat(t.replace("Z", "+00:00")) + datetime.timedelta(
+        seconds=spec.get("leaseDurationSeconds", 0))
+    print(max(0, int((end - datetime.datetime.now(datetime.timezone.utc)).total_seconds()) + 1))'
+}
+
+# -------------------------------------------------------------------------------- seed
+# The fleet's nodes as the API shows a kubeadm cluster at v1.28.15 (Debian): Node objects
+# (Ready, kubelet version, OS image), the control plane's mirror pods on each control-plane node, the
+# kubeadm-config ConfigMap, kube-proxy and CoreDNS, and a workload pod on each worker for
+# the drains to evict (as scripts/seed-demo-cluster.sh does for the demo nodes).
+cmd_seed() {
+  local api=$1 n=$2 url token resp i name
+  url=$(api_url "$api") token=$(api_token "$api")
+  resp=$(mktemp)
+  # shellcheck disable=SC2064
+  trap "rm -f '$resp'" RETURN
+  api() { # api METHOD PATH BODY [strategic]: POST accepts 409 (already there)
+    local ctype=application/json code
+    [[ $1 == PATCH ]] && ctype=application/merge-patch+json
+    [[ ${4:-} == strategic ]] && ctype=application/strategic-merge-patch+json
+    code=$(curl -sS --max-time 10 --cacert "$api/certs/apiserver.crt" -H "Authorization: Bearer $token" \
+      -H "Content-Type: $ctype" -X "$1" --data-binary "$3" -o "$resp" -w '%{http_code}' "$url$2") ||
+      die "$1 $2: curl failed"
+    [[ $code == 2?? || ($code == 409 && $1 == POST) ]] || die "$1 $2: HTTP $code: $(cat "$resp")"
+  }
+  local v=v1.28.15 ns=kube-system owner='"ownerReferences":[{"apiVersion":"apps/v1","kind":"%s","name":"%s","uid":"00000000-0000-4000-8000-000000000001","controller":true}]'
+  for ((i = 0; i < n; i++)); do
+    name=$(node_name "$i")
+    local cp_label=
+    is_cp "$i" && cp_label='"node-role.kubernetes.io/control-plane":"",'
+    api POST /api/v1/nodes "{\"apiVersion\":\"v1\",\"kind\":\"Node\",\"metadata\":{\"name\":\"$name\",\"labels\":{$cp_label\"kubernetes.io/hostname\":\"$name\",\"kubernetes.io/os\":\"linux\",\"topology.kubernetes.io/zone\":\"zone-$((i % 2))\"}}}"
+    api PATCH "/api/v1/nodes/$name/status" "{\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"$v\",\"kubeProxyVersion\":\"$v\",\"osImage\":\"$(os_image "$(family "$i" "$n")")\",\"operatingSystem\":\"linux\",\"architecture\":\"amd64\",\"kernelVersion\":\"6.1.0-18-amd64\",\"containerRuntimeVersion\":\"containerd://1.7.13\",\"machineID\":\"$name\",\"systemUUID\":\"$name\",\"bootID\":\"$name\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"set by scripts/fleet.sh seed\",\"lastHeartbeatTime\":\"2026-01-01T00:00:00Z\",\"lastTransitionTime\":\"2026-01-01T00:00:00Z\"}]}}"
+    # shellcheck disable=SC2059
+    api POST "/api/v1/namespaces/$ns/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"kube-proxy-$name\",\"namespace\":\"$ns\",\"labels\":{\"k8s-app\":\"kube-proxy\"},$(printf "$owner" DaemonSet kube-proxy)},\"spec\":{\"nodeName\":\"$name\",\"containers\":[{\"name\":\"kube-proxy\",\"image\":\"registry.k8s.io/kube-proxy:$v\"}]}}"
+    if ! is_cp "$i"; then
+      # shellcheck disable=SC2059
+      api POST /api/v1/namespaces/default/pods "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"web-$name\",\"namespace\":\"default\",\"labels\":{\"app\":\"web\"},$(printf "$owner" ReplicaSet web-5d8f7c)},\"spec\":{\"nodeName\":\"$name\",\"containers\":[{\"name\":\"main\",\"image\":\"registry.k8s.io/pause:3.9\"}]}}"
+    fi
+  done
+  local c image
+  for ((i = 0; i < CONTROL_PLANES; i++)); do
+    name=$(node_name "$i")
+    for c in kube-apiserver kube-controller-manager kube-scheduler etcd; do
+    image=registry.k8s.io/$c:$v
+    [[ $c == etcd ]] && image=registry.k8s.io/etcd:3.5.9-0
+    api POST "/api/v1/namespaces/$ns/pods" "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"$c-$name\",\"namespace\":\"$ns\",\"labels\":{\"component\":\"$c\",\"tier\":\"control-plane\"},\"annotations\":{\"kubernetes.io/config.mirror\":\"0123456789abcdef\",\"kubernetes.io/config.source\":\"file\"}},\"spec\":{\"nodeName\":\"$name\",\"priorityClassName\":\"system-node-critical\",\"hostNetwork\":true,\"containers\":[{\"name\":\"$c\",\"image\":\"$image\"}]}}"
+    done
+  done
+  api POST "/api/v1/namespaces/$ns/configmaps" "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"kubeadm-config\",\"namespace\":\"$ns\"},\"data\":{\"ClusterConfiguration\":\"apiVersion: kubeadm.k8s.io/v1beta3\\nkind: ClusterConfiguration\\nclusterName: fleet\\nkubernetesVersion: $v\\ncontrolPlaneEndpoint: fleet-cp-1:6443\\netcd:\\n  local:\\n    dataDir: /var/lib/etcd\\n\"}}"
+  local kind plural wl
+  for wl in "DaemonSet daemonsets kube-proxy registry.k8s.io/kube-proxy:$v" \
+    "Deployment deployments coredns registry.k8s.io/coredns/coredns:v1.10.1"; do
+    read -r kind plural name image <<<"$wl"
+    api POST "/apis/apps/v1/namespaces/$ns/$plural" "{\"apiVersion\":\"apps/v1\",\"kind\":\"$kind\",\"metadata\":{\"name\":\"$name\",\"namespace\":\"$ns\",\"labels\":{\"k8s-app\":\"$name\"}},\"spec\":{\"selector\":{\"matchLabels\":{\"k8s-app\":\"$name\"}},\"template\":{\"metadata\":{\"labels\":{\"k8s-app\":\"$name\"}},\"spec\":{\"containers\":[{\"name\":\"$name\",\"image\":\"$image\"}]}}}}"
+  done
+  log "seeded $n fleet node(s) at $v on $url"
+}
+
+# -------------------------------------------------------------------------------- test
+# check WHAT CONDITION...: a verification from outside the nodes; counts failures.
+FAILURES=0
+check() {
+  local what=$1 && shift
+  if "$@"; then log "ok: $what"; else log "FAILED: $what"; FAILURES=$((FAILURES + 1)); fi
+}
+
+# verify_rpm DIR ROOT NAME ADDR MINOR VERSION: the same for a dnf node.
+verify_rpm() {
+  local dir=$1 r=$2 name=$3 addr=$4 minor=$5 v=$6 pkgs
+  pkgs=$(chroot "$r" rpm -q --qf '%{NAME}=%{VERSION}-%{RELEASE} ' kubeadm kubectl kubelet)
+  check "$name: rpm -q shows kubeadm, kubectl, kubelet at ${v#v}-150500.1.1 ($pkgs)" \
+    test "$pkgs" = "kubeadm=${v#v}-150500.1.1 kubectl=${v#v}-150500.1.1 kubelet=${v#v}-150500.1.1 "
+  check "$name: the repository file names v$minor and still excludes the packages" \
+    eval 'grep -qx "baseurl=https://pkgs.k8s.io/core:/stable:/v$minor/rpm/" "$r/etc/yum.repos.d/kubernetes.repo" &&
+      grep -qx "exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni" "$r/etc/yum.repos.d/kubernetes.repo"'
+  check "$name: the node's kubelet was restarted by the run (its stub log)" \
+    grep -qx 'systemctl restart kubelet' "$r/var/log/kupgrade-fleet/calls.log"
+  # The excludes are in force: dnf offers the packages only with --disableexcludes.
+  check "$name: dnf offers kubelet only with --disableexcludes=kubernetes (the exclude= line holds)" eval \
+    '! fleet_ssh "$dir" "$addr" dnf -q --cacheonly list --available --showduplicates kubelet >/dev/null 2>&1 &&
+      fleet_ssh "$dir" "$addr" dnf -q --cacheonly list --available --showduplicates kubelet \
+        --disableexcludes=kubernetes 2>/dev/null | grep -q "^kubelet"'
+  check "$name: dnf fetched v$minor's repodata from the repository server" \
+    grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml " "$dir/repo-access.log"
+}
+
+# verify DIR API MINOR VERSION: what the upgrade must leave, seen from outside the nodes.
+verify() {
+  local dir=$1 api=$2 minor=$3 v=$4 name addr ns r pkgs held nodes family
+  while read -r name addr ns family; do
+    r=$dir/nodes/$name/root
+    if [[ $family == rpm ]]; then verify_rpm "$dir" "$r" "$name" "$addr" "$minor" "$v"; continue; fi
+    pkgs=$(chroot "$r" dpkg-query -W -f='${Package}=${Version} ' kubeadm kubelet kubectl)
+    check "$name: dpkg-query shows kubeadm, kubelet, kubectl at ${v#v}-1.1 ($pkgs)" \
+      test "$pkgs" = "kubeadm=${v#v}-1.1 kubectl=${v#v}-1.1 kubelet=${v#v}-1.1 "
+    held=$(chroot "$r" apt-mark showhold | tr '\n' ' ')
+    check "$name: apt-mark showhold lists the three packages ($held)" test "$held" = "kubeadm kubectl kubelet "
+    check "$name: the node's kubelet was restarted by the run (its stub log)" \
+      grep -qx 'systemctl restart kubelet' "$r/var/log/kupgrade-fleet/calls.log"
+    check "$name: apt fetched v$minor's signed InRelease from the repository server" \
+      grep -q "^$addr \"GET /core:/stable:/v$minor/deb/InRelease " "$dir/repo-access.log"
+    check "$name: the repository file names v$minor" \
+      grep -qx "deb \[signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg\] https://pkgs.k8s.io/core:/stable:/v$minor/deb/ /" \
+      "$r/etc/apt/sources.list.d/kubernetes.list"
+  done <"$dir/nodes.list"
+  nodes=$(api_get "$api" /api/v1/nodes)
+  check "the apiserver shows every kubelet at $v" \
+    test "$(grep -c "\"kubeletVersion\": \"$v\"" <<<"$nodes")" = "$(wc -l <"$dir/nodes.list")"
+  check "kubeadm upgrade apply $v ran on fleet-cp-1" \
+    grep -q "^kubeadm upgrade apply $v " "$dir/nodes/fleet-cp-1/root/var/log/kupgrade-fleet/calls.log"
+  local images
+  images=$(api_get "$api" '/api/v1/namespaces/kube-system/pods?labelSelector=component%3Dkube-apiserver')
+  check "the kube-proxy DaemonSet runs $v (moved by the last control-plane node's kubeadm)" \
+    grep -q "\"image\": \"registry.k8s.io/kube-proxy:$v\"" < <(api_get "$api" /apis/apps/v1/namespaces/kube-system/daemonsets/kube-proxy)
+  check "every control-plane node's kube-apiserver runs $v (kubeadm upgrade apply/node)" \
+    test "$(grep -c "\"image\": \"registry.k8s.io/kube-apiserver:$v\"" <<<"$images")" = "$CONTROL_PLANES"
+}
+
+# wait_for_lease API: a killed run's lease holds until it expires (60 s after its last
+# renewal); the resumed run is refused until then, by design.
+wait_for_lease() {
+  local left
+  left=$(lease_left "$1")
+  if ((left > 0)); then
+    log "waiting ${left} s for the killed run's lease to expire"
+    sleep "$left"
+  fi
+}
+
+cmd_test() {
+  need_root
+  local work n=${KUPGRADE_FLEET_NODES:-5} start=$SECONDS target=${KUPGRADE_FLEET_TARGET:-1.31} v
+  [[ -n ${CARGO_TARGET_DIR:-} ]] || log "warning: CARGO_TARGET_DIR is not set: cargo builds into the worktree"
+  work=$(mktemp -d /tmp/kupgrade-fleet.XXXXXX)
+  # shellcheck disable=SC2064
+  trap "cmd_down '$work/fleet'; '$SCRIPTS/testenv.sh' down '$work/api'; rm -rf '$work'" EXIT
+  "$SCRIPTS/testenv.sh" up "$work/api"
+  cmd_seed "$work/api" "$n"
+  cmd_up "$work/fleet" "$n" "$work/api"
+  log "fleet ready after $((SECONDS - start)) s"
+  # The example's binary itself (not `cargo run`), so that a SIGKILL reaches the runner.
+  (cd "$ROOT_DIR" && cargo build -q -p kupgrade-examples --example apply) || die "building the apply example failed"
+  local bin=${CARGO_TARGET_DIR:-$ROOT_DIR/target}/debug/examples/apply
+  # TMPDIR: the SSH runner's control sockets; a killed runner leaves its directory behind, here.
+  mkdir -p "$work/tmp"
+  local apply=(env "TMPDIR=$work/tmp" "$bin" --kubeconfig "$work/api/kubeconfig" --cluster "$work/fleet/hosts.yaml" --executor ssh
+    --ssh-key "$work/fleet/id" --known-hosts "$work/fleet/known_hosts" --journal "$work/up.journal")
+  local args=(--target "$target" --date 2026-11-25 --allow-unsupported-target --drain-grace-period 0
+    --drain-timeout 60)
+  # Faults: KUPGRADE_FLEET_KILLS times, SIGKILL the runner at a random moment (seeded by
+  # KUPGRADE_FLEET_SEED), then resume from the journal; the last run goes to the end.
+  local kills=${KUPGRADE_FLEET_KILLS:-0} k pid delay killed=0
+  [[ $kills =~ ^[0-9]+$ ]] || die "KUPGRADE_FLEET_KILLS must be a number, not '$kills'"
+  RANDOM=${KUPGRADE_FLEET_SEED:-1}
+  for ((k = 1; k <= kills; k++)); do
+    wait_for_lease "$work/api"
+    "${apply[@]}" "${args[@]}" >>"$work/killed.out" 2>&1 &
+    pid=$!
+    delay=$((300 + RANDOM % 6000))
+    sleep "$((delay / 1000)).$(printf %03d $((delay % 1000)))"
+    if kill -KILL "$pid" 2>/dev/null; then
+      killed=$((killed + 1))
+      log "fault $k/$kills: SIGKILL the runner after $delay ms"
+    else
+      log "fault $k/$kills: the run ended before the kill after $delay ms"
+    fi
+    wait "$pid" 2>/dev/null || true
+    args=(--resume)
+  done
+  wait_for_lease "$work/api"
+  "${apply[@]}" "${args[@]}" >"$work/apply.out" 2>"$work/apply.err" ||
+    { cat "$work/apply.out" "$work/apply.err" >&2; die "apply over SSH failed"; }
+  tail -n 5 "$work/apply.out" >&2
+  v=$(sed -n "s/.*\(v$target\.[0-9]*\).*/\1/p" "$work/apply.out" | tail -n1)
+  [[ -n $v ]] || die "apply's output names no v$target.x version"
+  verify "$work/fleet" "$work/api" "$target" "$v"
+  # The point of no return runs once per hop, however often the runner was killed.
+  local applies
+  applies=$(grep -h '^kubeadm upgrade apply ' "$work"/fleet/nodes/*/root/var/log/kupgrade-fleet/calls.log | sort)
+  check "kubeadm upgrade apply ran once per hop ($killed runner(s) killed): $(tr '\n' ';' <<<"$applies")" \
+    test -z "$(uniq -d <<<"$applies")" -a "$(wc -l <<<"$applies")" = "$(("${target#1.}" - 28))"
+  check "the leftovers check sees a running fleet" eval '! cmd_leftovers "$work/fleet" >/dev/null 2>&1'
+  cmd_down "$work/fleet"
+  # A killed runner's OpenSSH control masters outlive it: until ControlPersist (300 s idle) or
+  # until their node is gone (ServerAliveInterval 15 s, 3 missed answers). Wait for that.
+  local deadline=$((SECONDS + 90))
+  while ((killed > 0 && SECONDS < deadline)) && procs_naming "$work/tmp" >/dev/null; do sleep 1; done
+  ((killed == 0)) || log "the killed runners' ssh control masters were gone $((SECONDS + 90 - deadline)) s after down"
+  check "no leftovers after down" cmd_leftovers "$work/fleet"
+  # A failure halfway through `up` (after the first node) leaves nothing behind either.
+  check "up fails when told to" eval '! KUPGRADE_FLEET_CONTROL_PLANES=1 KUPGRADE_FLEET_FAIL_AFTER=fleet-cp-1 "$0" up "$work/broken" 2 2>"$work/broken.log"'
+  check "no leftovers after a failed up" cmd_leftovers "$work/broken"
+  "$SCRIPTS/testenv.sh" down "$work/api"
+  check "no process of the test is left" eval '! procs_naming "$work"'
+  ((FAILURES == 0)) || die "$FAILURES check(s) failed"
+  log "the fleet test passed in $((SECONDS - start)) s"
+}
