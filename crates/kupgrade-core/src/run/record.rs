@@ -190,9 +190,8 @@ impl RecordKind {
             RecordKind::CommandStarted { .. } => 2,
             RecordKind::FindingsAccepted { .. }
             | RecordKind::TransientEntered { .. }
-            | RecordKind::TransientLeft { .. } => 3,
-    },
-            RecordKind::LeaseTaken { .. } => 3,
+            | RecordKind::TransientLeft { .. }
+            | RecordKind::LeaseTaken { .. } => 3,
             _ => 1,
         }
     }
