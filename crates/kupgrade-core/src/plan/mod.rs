@@ -80,6 +80,7 @@ mod label_ids;
 pub mod packages;
 mod planner;
 pub mod render;
+pub mod rollback;
 mod schema;
 mod simulate;
 mod step;

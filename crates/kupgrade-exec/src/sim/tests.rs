@@ -1126,3 +1126,84 @@ async fn a_new_run_of_a_plan_from_before_a_halted_run_is_refused_before_any_comm
     assert_eq!(after.history.len(), before.history.len());
     assert_eq!(after.hosts, before.hosts);
 }
+
+// ---- rollback runbooks ------------------------------------------------------------------
+
+/// The node commands of `step` on each of its nodes, as run `run` carries them out; every one
+/// must succeed.
+async fn run_step(
+    sim: &SimCluster,
+    plan: &UpgradePlan,
+    step: &kupgrade_core::plan::Step,
+    run: &str,
+) {
+    for node in &step.nodes {
+        for spec in plan.commands_for(step, node.as_str()) {
+            let (code, text) = sh(sim, node.as_str(), spec.clone().for_run(run)).await;
+            assert_eq!(code, 0, "{} on {node}: {spec}: {text}", step.id);
+        }
+    }
+}
+
+/// The ordinary part of a rollback runbook, run on the simulated nodes with their package
+/// managers, puts every package and repository back where the run started: stopped just
+/// before the first hop's point of no return, after its repository switch and kubeadm install.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_before_the_point_of_no_return_runs_back_to_the_start() {
+    use kupgrade_core::plan::Action;
+    use kupgrade_core::plan::rollback::{RollbackKind, rollback};
+    let plan = plan("1.30", PlanOptions::default());
+    let run = "1762000000000-0a1b2c3d";
+    let pnr = plan
+        .steps
+        .iter()
+        .position(|s| s.point_of_no_return)
+        .unwrap();
+    let sim = SimCluster::new(ha());
+    let start = sim.snapshot();
+    // The node steps before it, as the run would have carried them out.
+    for step in &plan.steps[..pnr] {
+        if !step.nodes.is_empty() && !step.commands.is_empty() {
+            run_step(&sim, &plan, step, run).await;
+        }
+    }
+    let moved = sim.snapshot();
+    let kubeadm =
+        |s: &crate::sim::SimState, n: &str| s.cluster.node(n).unwrap().versions.kubeadm.clone();
+    assert_ne!(
+        kubeadm(&moved, "cp-1"),
+        kubeadm(&start, "cp-1"),
+        "kubeadm moved"
+    );
+    assert!(
+        plan.steps[..pnr]
+            .iter()
+            .any(|s| matches!(s.action, Action::SwitchRepository { .. }))
+    );
+    let started = |id: &kupgrade_core::plan::StepId, _: Option<&NodeName>| {
+        plan.steps[..pnr].iter().any(|s| &s.id == id)
+    };
+    let r = rollback(&plan, Some(run), started);
+    assert_eq!(r.kind, RollbackKind::Ordinary, "{}", r.text());
+    for step in &r.steps {
+        run_step(&sim, &plan, step, run).await;
+    }
+    let back = sim.snapshot();
+    for node in &start.cluster.nodes {
+        let n = node.name.as_str();
+        assert_eq!(kubeadm(&back, n), kubeadm(&start, n), "{n}: kubeadm");
+        assert_eq!(
+            back.cluster.node(n).unwrap().versions.kubelet,
+            node.versions.kubelet,
+            "{n}: kubelet"
+        );
+        assert_eq!(
+            back.hosts[&node.name].repo, start.hosts[&node.name].repo,
+            "{n}: repository"
+        );
+        assert_eq!(
+            back.hosts[&node.name].held, start.hosts[&node.name].held,
+            "{n}: holds"
+        );
+    }
+}
