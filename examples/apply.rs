@@ -143,8 +143,8 @@ use anyhow::{Context, bail};
 use kupgrade_core::ClusterState;
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{PlanRequest, UpgradePlan};
-use kupgrade_core::readiness::Evidence;
 use kupgrade_core::ports::{Force, LeaseClaim, LeaseHolder, LeaseStore, Taking};
+use kupgrade_core::readiness::Evidence;
 use kupgrade_core::run::{Finished, Record, Resolution, Run};
 use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
@@ -198,6 +198,9 @@ fn main() -> anyhow::Result<()> {
         // Colours only for a person watching: a log file or a pipe gets plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+    if let Some(format) = &args.rollback_plan {
+        return rollback_plan(&args, format);
+    }
     let virtual_time = args.executor == Executor::Sim && args.sim_speed <= 0.0;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -209,6 +212,37 @@ fn main() -> anyhow::Result<()> {
         Finished::Halted(_) => std::process::exit(2),
         _ => std::process::exit(1),
     }
+}
+
+/// `--rollback-plan`: what undoing the run in `--journal` means where it stopped, printed in
+/// `format`. Reads the journal and the plan beside it; changes nothing.
+fn rollback_plan(args: &Args, format: &str) -> anyhow::Result<()> {
+    let path = args
+        .journal
+        .as_deref()
+        .context("--rollback-plan needs --journal")?;
+    let records = peek_journal(path, true)?;
+    let beside = Beside::of(path);
+    let plan = Arc::new(beside.read_plan()?);
+    let run = Run::resume(
+        plan.clone(),
+        beside.read_policy()?.policy(),
+        args.run_options(),
+        &records,
+    )?;
+    let started = |step: &kupgrade_core::plan::StepId, node: Option<&kupgrade_core::NodeName>| {
+        let task = kupgrade_core::run::TaskId::new(step.clone(), node.cloned());
+        run.is_done(&task) || run.is_unsure(&task)
+    };
+    let r = kupgrade_core::plan::rollback::rollback(&plan, run.run_id(), started);
+    let text = match format {
+        "markdown" => r.markdown(),
+        "json" => r.to_json(),
+        "yaml" => r.to_yaml(),
+        _ => r.text(),
+    };
+    print!("{text}");
+    Ok(())
 }
 
 /// The cluster to plan from (an inventory, or the live cluster), a name for messages, and

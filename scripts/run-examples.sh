@@ -169,6 +169,11 @@ run apply -- --date "$DATE" --executor sim --dry-run
 run apply -- --date "$DATE" --executor sim --sim-speed 0 --target 1.30 --allow-unsupported-target \
   --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json"
 run apply -- --executor sim --sim-speed 0 --journal "$OUT/journal.jsonl" --sim-state "$OUT/sim.json" --resume
+# What undoing that run means where it ended: past the last hop's point of no return.
+run apply -- --journal "$OUT/journal.jsonl" --rollback-plan
+grep -q "^DISASTER RECOVERY: hop 2 (to v1.30" "$OUT/out" && grep -q "etcd snapshot: /var/backups/kupgrade/" "$OUT/out" ||
+  { cat "$OUT/out"; echo "apply --rollback-plan did not name the recovery and its snapshot" >&2; exit 1; }
+run apply -- --journal "$OUT/journal.jsonl" --rollback-plan json
 # The replace strategy on the simulated cluster (the simulator is its own node provider).
 run apply -- --date "$DATE" --executor sim --sim-speed 0 --strategy replace --batch 2
 

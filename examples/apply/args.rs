@@ -75,6 +75,12 @@ pub(crate) struct Args {
     /// (kept beside the journal); planning options are refused, `--policy` must match.
     #[arg(long, requires = "journal")]
     pub(crate) resume: bool,
+    /// Print what undoing the run recorded in --journal means where it stopped, and exit
+    /// (changes nothing): before the hop's `kubeadm upgrade apply`, ordinary steps putting
+    /// packages and repositories back; after it, the disaster-recovery procedure with the
+    /// snapshot files named. FORMAT: text (default), markdown, json or yaml.
+    #[arg(long, requires = "journal", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text", value_parser = ["text", "markdown", "json", "yaml"])]
+    pub(crate) rollback_plan: Option<String>,
     /// Before resuming, mark this task done (`STEP` or `STEP on NODE`, as reports print it).
     #[arg(long, requires = "resume")]
     pub(crate) mark_done: Vec<String>,

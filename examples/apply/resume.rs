@@ -60,6 +60,7 @@ pub(crate) const RESUMED: &[&str] = &[
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const NOT_RESUMED: &[&str] = &[
     "plan",
+    "rollback_plan",
     "dry_run",
     "resume",
     "mark_done",

@@ -675,7 +675,16 @@ const OTHER_PROGRAMS: &[(&str, &[&str])] = &[
     ),
     ("kubectl", &["--client", "--for", "--timeout"]),
     ("zypper", &["--non-interactive", "--oldpackage"]),
-    ("apt-get", &["--allow-change-held-packages"]),
+    ("apt-get", &["--allow-change-held-packages", "--allow-downgrades"]),
+    (
+        "etcdutl",
+        &[
+            "--data-dir",
+            "--initial-advertise-peer-urls",
+            "--initial-cluster",
+            "--name",
+        ],
+    ),
     ("cargo", &["--example"]),
 ];
 
