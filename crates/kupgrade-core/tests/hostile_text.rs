@@ -186,7 +186,10 @@ fn mermaid_labels_hold_no_markup_from_outside() {
             "    title prod\\u{1b}[2J\\u{1b}]0 owned\\u{7}\\rok #60;script#62;alert(1)#60;/script#62; \
              [x](javascript alert(1)) | #96;c#96; \\u{202e}exe.txt\\u{200b} from v1.28.9 to v1.29.5"
         );
-        assert!(figures.contains(", lower bound ") && figures.ends_with(')'), "{figures}");
+        assert!(
+            figures.contains(", lower bound ") && figures.ends_with(')'),
+            "{figures}"
+        );
         // Every line but the header is a section or a task: no label broke a line.
         for line in out.lines().skip(4) {
             assert!(
