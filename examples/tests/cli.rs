@@ -339,6 +339,7 @@ fn the_streamed_plan_document_is_the_one_built_whole() {
         ReleaseCalendar::embedded(),
         &cluster("ha.yaml"),
         "ha",
+        None,
     )
     .unwrap();
     let mut out = Vec::new();
