@@ -129,7 +129,18 @@ fn kubeadm_order_on_an_ha_cluster() {
     assert!(last_cp_kubelet < first_worker);
     assert!(p.steps.iter().all(|s| !s.reason.is_empty()));
     assert_eq!(p.estimate.drains, 9);
-    assert_eq!(p.estimate.max_unavailable, 1);
+    // A control-plane node beside a worker: the workers after the control-plane kubelets
+    // wait only for what the kubelets wait for.
+    assert_eq!(p.estimate.max_unavailable, 2);
+    let first_cp_kubelet = p
+        .steps
+        .iter()
+        .position(|s| s.phase == Phase::ControlPlaneKubelets)
+        .unwrap();
+    assert_eq!(
+        p.steps[first_worker].depends_on,
+        [p.steps[first_cp_kubelet - 1].id.clone()]
+    );
     assert_eq!(p.estimate.max_drains_per_node, 1);
     replay(&state, &p, &UpstreamPolicy::new());
 }
@@ -596,8 +607,9 @@ fn batches_respect_zone_caps() {
         },
     )
     .unwrap();
-    assert_eq!(p.estimate.max_unavailable, 3);
-    assert_eq!(p.max_parallel, 3);
+    // A batch of three workers, and a control-plane kubelet beside it.
+    assert_eq!(p.estimate.max_unavailable, 4);
+    assert_eq!(p.max_parallel, 4);
 }
 
 #[test]
@@ -720,8 +732,12 @@ fn bad_input_is_refused_with_the_option_or_node_named() {
 fn steps_say_what_an_executor_needs() {
     let state = cluster(HA);
     let p = plan(&state, "1.29", JUNE_2024);
-    for w in p.steps.windows(2) {
-        assert_eq!(w[1].depends_on, [w[0].id.clone()]);
+    // Every step but the first names what it waits for, all of it before it in the plan.
+    for (i, s) in p.steps.iter().enumerate().skip(1) {
+        assert!(!s.depends_on.is_empty(), "{}", s.id);
+        for d in &s.depends_on {
+            assert!(p.steps[..i].iter().any(|e| e.id == *d), "{}: {d}", s.id);
+        }
     }
     let ids: BTreeSet<&str> = p.steps.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(ids.len(), p.steps.len(), "ids are unique");
@@ -729,6 +745,9 @@ fn steps_say_what_an_executor_needs() {
     assert!(apply.idempotent && apply.point_of_no_return);
     assert!(!apply.pre.is_empty() && !apply.post.is_empty());
     assert!(apply.duration_seconds > 0);
+    // The estimate is the schedule's makespan: less than the steps one after another.
     let total: u64 = p.steps.iter().map(|s| s.duration_seconds).sum();
-    assert_eq!(p.estimate.total_seconds, total);
+    let timeline = kupgrade_core::plan::Timeline::of(&p.steps, p.max_parallel, 0);
+    assert_eq!(p.estimate.total_seconds, timeline.makespan);
+    assert!(p.estimate.total_seconds < total);
 }

@@ -2,8 +2,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::UpgradePlan;
 use super::action::Action;
-use super::step::Step;
+use super::timeline::Timeline;
 
 /// How long each kind of step takes, in seconds (the nodes of one step run at the same time).
 /// The defaults are rough figures for a healthy cluster; measure yours and set them.
@@ -114,8 +115,19 @@ impl Durations {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Estimate {
-    /// Total wall time, in seconds: the steps run one after another.
+    /// Total wall time, in seconds: the makespan of the steps' dependency graph under the
+    /// plan's parallelism limit, scheduled as the run schedules them ([`Timeline`]), every
+    /// task taking its step's duration (checks and operator steps none, as in the run).
     pub total_seconds: u64,
+    /// No schedule of the plan's work can take less, in seconds ([`Timeline::lower_bound`]):
+    /// the control plane's own steps one after another, plus the longer of the control-plane
+    /// kubelets one at a time and the workers' work spread over the batch size.
+    #[serde(default)]
+    pub lower_bound_seconds: u64,
+    /// `total_seconds` over `lower_bound_seconds`, in percent, rounded up (100: no schedule
+    /// could be shorter).
+    #[serde(default)]
+    pub bound_ratio_percent: u64,
     /// The number of steps.
     pub steps: usize,
     /// Node drains in all.
@@ -129,18 +141,28 @@ pub struct Estimate {
 }
 
 impl Estimate {
-    /// The start time of each step, in seconds from the start of the plan.
-    pub fn start_times(steps: &[Step]) -> Vec<u64> {
-        let mut t = 0;
-        steps
-            .iter()
-            .map(|s| {
-                let start = t;
-                t += s.duration_seconds;
-                start
-            })
-            .collect()
+    /// The start time of each step of `plan`, in seconds from the start of the plan, as the
+    /// estimate schedules them ([`Timeline`] under the plan's parallelism limit).
+    pub fn start_times(plan: &UpgradePlan) -> Vec<u64> {
+        Timeline::of(&plan.steps, plan.max_parallel, 0).starts
     }
+
+    /// The ratio of the makespan to the lower bound (`1.05`), as the renderings show it.
+    pub fn ratio(&self) -> String {
+        format!(
+            "{}.{:02}",
+            self.bound_ratio_percent / 100,
+            self.bound_ratio_percent % 100
+        )
+    }
+}
+
+/// `makespan / bound` in percent, rounded up (100 when the bound is 0).
+pub(crate) fn ratio_percent(makespan: u64, bound: u64) -> u64 {
+    if bound == 0 {
+        return 100;
+    }
+    (u128::from(makespan) * 100).div_ceil(u128::from(bound)) as u64
 }
 
 /// `3h 05m`, `12m 30s`, `45s`.

@@ -84,6 +84,7 @@ pub mod rollback;
 mod schema;
 mod simulate;
 mod step;
+mod timeline;
 mod transient;
 mod warnings;
 
@@ -98,6 +99,7 @@ pub use step::{
     AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, StartVersion, Step,
     StepId,
 };
+pub use timeline::Timeline;
 pub use transient::TransientWindow;
 pub use warnings::{PlanWarning, WarningKind, calendar_warning, kubeadm_versions_warning};
 
@@ -637,9 +639,10 @@ pub struct UpgradePlan {
     pub components: Vec<ComponentChange>,
     /// Every node the plan touches or creates, sorted by name.
     pub nodes: Vec<PlanNode>,
-    /// The most nodes any one step acts on at once.
+    /// The most tasks the run lets run at once: the most nodes any one step acts on, or
+    /// more where steps run side by side (control-plane kubelets beside a worker batch).
     pub max_parallel: usize,
-    /// The steps, in order (each depends on the one before).
+    /// The steps, in order (each depends on the steps it names, or on the one before).
     pub steps: Vec<Step>,
     /// Time and disruption estimates.
     pub estimate: Estimate,

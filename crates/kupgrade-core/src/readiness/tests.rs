@@ -913,7 +913,7 @@ fn certificates_that_expire_before_their_renewal_are_errors_at_their_hop() {
         .iter()
         .position(|s| Some(&s.id) == ca.step.as_ref())
         .unwrap();
-    let starts = crate::plan::Estimate::start_times(&plan.steps);
+    let starts = crate::plan::Estimate::start_times(&plan);
     let at = start + (starts[step] as i64).seconds();
     assert!(
         at <= mid,

@@ -97,7 +97,7 @@ impl<'p> Timeline<'p> {
         let mut t = Timeline {
             plan,
             start,
-            step_start: Estimate::start_times(&plan.steps),
+            step_start: Estimate::start_times(plan),
             node_index,
             kubelet_moves: (0..n).map(|_| Vec::new()).collect(),
             installs: (0..n).map(|_| Vec::new()).collect(),

@@ -169,6 +169,10 @@ pub(crate) struct Inner {
     /// Hosts with a kubelet restart not yet seen Ready by `wait_ready` (`ready_at_ms` set):
     /// the only nodes whose readiness depends on the clock.
     restarting: BTreeSet<NodeName>,
+    /// With [`SimCluster::with_step_durations`]: each step's duration in seconds, by id, and
+    /// the tasks (`step/node`) whose time has passed already.
+    step_seconds: Option<HashMap<String, u64>>,
+    charged: BTreeSet<String>,
 }
 
 impl Inner {
@@ -188,6 +192,8 @@ impl Inner {
             rollout_pending: false,
             control_plane: Vec::new(),
             restarting: BTreeSet::new(),
+            step_seconds: None,
+            charged: BTreeSet::new(),
         };
         inner.rollout_pending = inner
             .state
@@ -524,6 +530,69 @@ impl SimCluster {
         self
     }
 
+    /// Times every task of the driver by its step's estimated duration in `plan`
+    /// ([`Step::duration_seconds`](kupgrade_core::plan::Step::duration_seconds)) instead of
+    /// [`Timings`]: the first operation of a task (a command, cordon, drain, uncordon, wait,
+    /// provision, removal or a look at the cluster, see [`crate::driver::current_task`])
+    /// takes the whole duration, every other operation of it takes no time, and so do the
+    /// simulator's own waits (a restarted kubelet is Ready at once, evicted pods start again at
+    /// once). A run of the plan then takes the plan's estimate in simulated time, which is
+    /// how the estimate is tested. A retried task's time passes once.
+    pub fn with_step_durations(self, plan: &kupgrade_core::plan::UpgradePlan) -> SimCluster {
+        {
+            let mut inner = self.lock();
+            let zero = Duration::ZERO;
+            inner.timings = Timings {
+                apt_update: zero,
+                install: zero,
+                kubeadm_apply: zero,
+                kubeadm_node: zero,
+                kubeadm_plan: zero,
+                etcd_snapshot: zero,
+                command: zero,
+                kubelet_ready: zero,
+                cordon: zero,
+                eviction: zero,
+                eviction_retry: Duration::from_secs(1),
+                pod_start: zero,
+                provision: zero,
+                remove: zero,
+                poll: Duration::from_secs(1),
+                daemonset_rollout: zero,
+            };
+            inner.step_seconds = Some(
+                plan.steps
+                    .iter()
+                    .map(|s| (s.id.as_str().to_string(), s.duration_seconds))
+                    .collect(),
+            );
+        }
+        self
+    }
+
+    /// Lets the time of the calling task pass, the first time one of its operations asks
+    /// (with [`SimCluster::with_step_durations`]).
+    pub(crate) async fn charge(&self) {
+        let d = {
+            let mut inner = self.lock();
+            let Some(task) = crate::driver::current_task() else {
+                return;
+            };
+            let Some(seconds) = inner
+                .step_seconds
+                .as_ref()
+                .map(|m| m.get(task.step.as_str()).copied().unwrap_or(0))
+            else {
+                return;
+            };
+            if !inner.charged.insert(task.to_string()) {
+                return;
+            }
+            Duration::from_secs(seconds)
+        };
+        self.pass(d).await;
+    }
+
     /// Runs simulated time `speed` times faster than the tokio clock (a real-time demo of an
     /// hour-long upgrade with 600 takes six seconds). Under a paused runtime it makes no
     /// difference.
@@ -762,6 +831,7 @@ impl SimCluster {
     }
 
     async fn set_cordon(&self, node: &NodeName, cordon: bool) -> Result<(), OpsError> {
+        self.charge().await;
         let what = if cordon { "cordon" } else { "uncordon" };
         let op = self.begin(node, what)?;
         let d = self.lock().timings.cordon;

@@ -32,6 +32,7 @@ impl CommandRunner for SimCluster {
         spec: &CommandSpec,
         lines: &LineSink,
     ) -> Result<CommandOutput, RunnerError> {
+        self.charge().await;
         let line = spec.to_shell_line();
         let (fault, d) = {
             let mut inner = self.lock();
@@ -127,6 +128,7 @@ impl CommandRunner for SimCluster {
 #[async_trait]
 impl ClusterOperations for SimCluster {
     async fn state(&self) -> Result<ClusterState, OpsError> {
+        self.charge().await;
         Ok(self.cluster())
     }
 
@@ -143,6 +145,7 @@ impl ClusterOperations for SimCluster {
         node: &NodeName,
         options: &DrainOptions,
     ) -> Result<DrainReport, OpsError> {
+        self.charge().await;
         let op = self.begin(node, "drain")?;
         let (cordon, eviction, retry) = {
             let t = &self.lock().timings;
@@ -209,6 +212,7 @@ impl ClusterOperations for SimCluster {
         version: &KubeVersion,
         timeout: Duration,
     ) -> Result<(), OpsError> {
+        self.charge().await;
         let (start, poll) = {
             let inner = self.lock();
             if !inner.has(node) {
@@ -266,6 +270,7 @@ impl NodeProvider for SimCluster {
         template: &Node,
         version: &KubeVersion,
     ) -> Result<Node, OpsError> {
+        self.charge().await;
         let what = format!("provision {name} at {version}");
         let op = {
             let mut inner = self.lock();
@@ -314,6 +319,7 @@ impl NodeProvider for SimCluster {
     }
 
     async fn remove(&self, node: &NodeName) -> Result<(), OpsError> {
+        self.charge().await;
         let op = {
             let mut inner = self.lock();
             inner.ops += 1;

@@ -360,8 +360,11 @@ impl Planner<'_, '_> {
         )
     }
 
-    /// Control-plane kubelets, one node at a time, once every API server runs `v`.
+    /// Control-plane kubelets, one node at a time, once every API server runs `v`; the
+    /// workers that follow them run beside them (see [`Side`](super::Side)).
     pub(super) fn control_plane_kubelets(&mut self, v: &KubeVersion) -> Result<(), PlanError> {
+        let fork = self.steps.last().map(|s| s.id.clone());
+        let before = self.steps.len();
         for name in self.control_plane_names() {
             let node = self.node(&name)?.clone();
             let Some(kubelet) = node.kubelet() else {
@@ -382,6 +385,14 @@ impl Planner<'_, '_> {
                 true,
                 why,
             )?;
+        }
+        if let (Some(fork), Some(last)) = (fork, self.steps.last())
+            && self.steps.len() > before
+        {
+            self.side = Some(super::Side {
+                fork,
+                tail: last.id.clone(),
+            });
         }
         Ok(())
     }

@@ -4,8 +4,9 @@ use foldhash::{HashMap, HashMapExt};
 
 use crate::NodeName;
 
+use crate::plan::Timeline;
 use crate::plan::action::Action;
-use crate::plan::estimate::Estimate;
+use crate::plan::estimate::{Estimate, ratio_percent};
 use crate::plan::step::Step;
 
 /// The plan's costs so far. Every step that joins the plan is counted once, after the model
@@ -57,10 +58,13 @@ impl Costs {
         self.max_unavailable = self.max_unavailable.max(cordoned);
     }
 
-    /// The estimate of a plan of `steps`, counted here.
-    pub(super) fn estimate(&self, steps: &[Step]) -> Estimate {
+    /// The estimate of a plan of `steps`, counted here, scheduled as `timeline` says.
+    pub(super) fn estimate(&self, steps: &[Step], timeline: &Timeline) -> Estimate {
+        let bound = Timeline::lower_bound(steps);
         Estimate {
-            total_seconds: steps.iter().map(|s| s.duration_seconds).sum(),
+            total_seconds: timeline.makespan,
+            lower_bound_seconds: bound,
+            bound_ratio_percent: ratio_percent(timeline.makespan, bound),
             steps: steps.len(),
             drains: self.drains.values().sum::<usize>() + self.drains_at.iter().sum::<usize>(),
             max_drains_per_node: self
@@ -70,7 +74,7 @@ impl Costs {
                 .copied()
                 .max()
                 .unwrap_or(0),
-            max_unavailable: self.max_unavailable,
+            max_unavailable: self.max_unavailable.max(timeline.max_unavailable),
             nodes_replaced: self.replaced,
         }
     }

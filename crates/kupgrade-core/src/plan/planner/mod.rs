@@ -146,6 +146,19 @@ fn check_options(req: &PlanRequest<'_>) -> Result<(), PlanError> {
     Ok(())
 }
 
+/// Control-plane kubelets beside the workers: the workers that follow them in the plan wait
+/// only for `fork`, the step the kubelets wait for, and the first step after those workers
+/// waits for both the last worker step and `tail`, the kubelets' last step. The policy allows
+/// it: both move kubelets only once every API server runs the hop's version, on different
+/// nodes, so any interleaving of the two passes through states each of them passes through.
+#[derive(Clone, Debug)]
+struct Side {
+    /// The step both wait for.
+    fork: StepId,
+    /// The control-plane kubelets' last step.
+    tail: StepId,
+}
+
 /// What each node's drain asks of each budget: `(budget, evictions)` by node name.
 type Demands<'a> = HashMap<&'a str, Vec<(u32, u32)>>;
 
@@ -186,6 +199,9 @@ struct Planner<'r, 'a> {
     window: Option<transient::OpenWindow>,
     /// The transient windows closed so far.
     transient: Vec<super::TransientWindow>,
+    /// The control-plane kubelets just planned, which the workers after them do not wait
+    /// for (`steps.rs`): they run side by side.
+    side: Option<Side>,
 
     // Remembered answers.
     /// The version a kubelet passes through at each minor (the calendar's latest patch).
@@ -257,6 +273,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             kubeadm_checked: Vec::new(),
             window: None,
             transient: Vec::new(),
+            side: None,
         })
     }
 

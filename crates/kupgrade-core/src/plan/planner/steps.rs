@@ -91,8 +91,26 @@ impl Planner<'_, '_> {
         self.costs
             .count(&step, batch.at.as_deref(), self.sim.cordoned());
         self.ids.insert(step.id.clone());
+        if step.phase != Phase::Workers {
+            self.side = None;
+        }
         self.steps.push(step);
         Ok(())
+    }
+
+    /// What a new step of `phase` waits for: the step before, except beside control-plane
+    /// kubelets (see [`Side`](super::Side)).
+    fn depends_on(&self, phase: Phase) -> Vec<StepId> {
+        let Some(last) = self.steps.last().map(|s| s.id.clone()) else {
+            return Vec::new();
+        };
+        match &self.side {
+            Some(side) if phase == Phase::Workers && last == side.tail => vec![side.fork.clone()],
+            Some(side) if phase != Phase::Workers && last != side.tail => {
+                vec![last, side.tail.clone()]
+            }
+            _ => vec![last],
+        }
     }
 
     /// The step doing `action` on `batch`: its id, its commands for the batch's OS families,
@@ -122,12 +140,7 @@ impl Planner<'_, '_> {
             phase,
             nodes: batch.nodes.clone(),
             commands,
-            depends_on: self
-                .steps
-                .last()
-                .map(|s| s.id.clone())
-                .into_iter()
-                .collect(),
+            depends_on: self.depends_on(phase),
             idempotent: !matches!(action, Action::ProvisionNodes { .. }),
             point_of_no_return: matches!(action, Action::KubeadmUpgradeApply { .. }),
             pre,

@@ -7,6 +7,7 @@ use foldhash::{HashMap, HashSet, HashSetExt};
 use crate::{ClusterState, Component, EtcdTopology, KubeVersion, Node, NodeName, OsFamily, Role};
 
 use super::Planner;
+use crate::plan::Timeline;
 use crate::plan::action::Action;
 use crate::plan::fleet::Fleet;
 use crate::plan::packages::FIRST_PACKAGED_MINOR;
@@ -29,10 +30,14 @@ impl Planner<'_, '_> {
             }
         }
         let nodes = self.plan_nodes(start);
-        let estimate = self.costs.estimate(&self.steps);
+        // The run lets as many tasks run at once as the dependencies allow: the widest step,
+        // or more where steps of different nodes run side by side.
+        let widest = self.steps.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
+        let timeline = Timeline::of(&self.steps, usize::MAX, self.sim.start_cordoned());
+        let max_parallel = widest.max(timeline.max_in_flight);
+        let estimate = self.costs.estimate(&self.steps, &timeline);
         let notes = notes(start, &self);
         let components = components(start, &self.sim);
-        let max_parallel = self.steps.iter().map(|s| s.nodes.len()).max().unwrap_or(0);
         Ok(UpgradePlan {
             api_version: API_VERSION.to_string(),
             kind: KIND.to_string(),

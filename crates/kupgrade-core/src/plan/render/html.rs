@@ -11,7 +11,7 @@ use std::fmt::{self, Write};
 
 use crate::escape::html as esc;
 use crate::plan::step::{Phase, Step};
-use crate::plan::{HopKind, Simulation, UpgradePlan, human_duration};
+use crate::plan::{Estimate, HopKind, Simulation, UpgradePlan, human_duration};
 use crate::readiness::Readiness;
 use crate::{ClusterState, Minor};
 
@@ -32,34 +32,6 @@ const CHART_W: u64 = 1000;
 const LANE_H: u64 = 14;
 const AXIS_H: u64 = 34;
 
-/// The estimated start of each step, in seconds: a step starts when every step it depends on
-/// has ended (no dependency given: the step before). The one place the report schedules, so
-/// that a better estimate can replace it.
-pub(crate) fn schedule(steps: &[Step]) -> Vec<u64> {
-    let index: HashMap<&str, usize> = steps
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let mut end = vec![0u64; steps.len()];
-    let mut start = vec![0u64; steps.len()];
-    for (i, s) in steps.iter().enumerate() {
-        let t = if s.depends_on.is_empty() {
-            i.checked_sub(1).map_or(0, |p| end[p])
-        } else {
-            s.depends_on
-                .iter()
-                .filter_map(|d| index.get(d.as_str()).filter(|&&j| j < i))
-                .map(|&j| end[j])
-                .max()
-                .unwrap_or(0)
-        };
-        start[i] = t;
-        end[i] = t.saturating_add(s.duration_seconds);
-    }
-    start
-}
-
 /// The plan as one self-contained HTML page, written to `out`.
 pub fn html(plan: &UpgradePlan, extras: HtmlExtras<'_>, out: &mut impl Write) -> fmt::Result {
     let name = plan.cluster.as_deref().unwrap_or("cluster");
@@ -69,7 +41,7 @@ pub fn html(plan: &UpgradePlan, extras: HtmlExtras<'_>, out: &mut impl Write) ->
         esc(&plan.from.to_string()),
         esc(&plan.target.to_string())
     );
-    let starts = schedule(&plan.steps);
+    let starts = Estimate::start_times(plan);
     let makespan = plan
         .steps
         .iter()
@@ -84,13 +56,15 @@ pub fn html(plan: &UpgradePlan, extras: HtmlExtras<'_>, out: &mut impl Write) ->
     writeln!(out, "<h1>{title}</h1>")?;
     writeln!(
         out,
-        "<p class=\"facts\">planned for {} · policy {} · {} steps · {} nodes · {} hops · estimated {}</p>",
+        "<p class=\"facts\">planned for {} · policy {} · {} steps · {} nodes · {} hops · estimated {} (lower bound {}, ratio {})</p>",
         plan.date,
         esc(&plan.policy),
         plan.steps.len(),
         plan.nodes.len(),
         plan.hops.len(),
-        human_duration(makespan)
+        human_duration(plan.estimate.total_seconds),
+        human_duration(plan.estimate.lower_bound_seconds),
+        plan.estimate.ratio()
     )?;
     for w in &plan.warnings {
         writeln!(out, "<p class=\"warning\">warning: {}</p>", esc(&w.message))?;
@@ -565,7 +539,7 @@ fn findings(r: &Readiness, out: &mut impl Write) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Estimate, PlanRequest};
+    use crate::plan::PlanRequest;
 
     fn sample() -> UpgradePlan {
         let text = include_str!("../../../../../examples/clusters/ha.yaml");
@@ -573,21 +547,6 @@ mod tests {
         PlanRequest::new("1.29".parse().unwrap(), jiff::civil::date(2024, 6, 1))
             .plan(&state)
             .unwrap()
-    }
-
-    #[test]
-    fn steps_start_when_what_they_depend_on_ends() {
-        let mut plan = sample();
-        // Without dependencies, one after another.
-        assert_eq!(schedule(&plan.steps), Estimate::start_times(&plan.steps));
-        // The third step waits only for the first: it starts beside the second.
-        let first = plan.steps[0].id.clone();
-        plan.steps[2].depends_on = vec![first];
-        let starts = schedule(&plan.steps);
-        assert_eq!(starts[2], plan.steps[0].duration_seconds);
-        assert_eq!(starts[1], starts[2]);
-        // The fourth follows the third.
-        assert_eq!(starts[3], starts[2] + plan.steps[2].duration_seconds);
     }
 
     #[test]

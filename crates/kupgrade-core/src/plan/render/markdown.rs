@@ -54,6 +54,12 @@ pub fn write_markdown(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result
     let e = &plan.estimate;
     writeln!(o, "| Estimate | |\n|---|---|")?;
     writeln!(o, "| Total time | {} |", human_duration(e.total_seconds))?;
+    writeln!(
+        o,
+        "| Lower bound | {} (ratio {}) |",
+        human_duration(e.lower_bound_seconds),
+        e.ratio()
+    )?;
     writeln!(o, "| Steps | {} |", e.steps)?;
     writeln!(
         o,

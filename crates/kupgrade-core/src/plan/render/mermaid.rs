@@ -7,7 +7,7 @@ use jiff::civil::DateTime;
 
 use crate::escape;
 use crate::plan::step::Phase;
-use crate::plan::{Estimate, UpgradePlan};
+use crate::plan::{Timeline, UpgradePlan};
 
 use super::{Section, node_summary};
 
@@ -38,10 +38,13 @@ pub fn write_mermaid(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result 
     let windows = crate::plan::transient::window_steps(plan);
     writeln!(
         o,
-        "    title {} from {} to {} (estimated)",
+        "    title {} from {} to {} (estimated {}, lower bound {}, ratio {})",
         escape::mermaid(name),
         plan.from,
-        plan.target
+        plan.target,
+        crate::plan::human_duration(plan.estimate.total_seconds),
+        crate::plan::human_duration(plan.estimate.lower_bound_seconds),
+        plan.estimate.ratio()
     )?;
     writeln!(o, "    dateFormat YYYY-MM-DD HH:mm:ss")?;
     writeln!(o, "    axisFormat %H:%M")?;
@@ -53,9 +56,12 @@ pub fn write_mermaid(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result 
             .unwrap_or(start);
         t.strftime("%Y-%m-%d %H:%M:%S").to_string()
     };
-    let starts = Estimate::start_times(&plan.steps);
+    // Bars where the estimate schedules them: checks and operator steps, which the run
+    // decides at once, are drawn a second long.
+    let timeline = Timeline::of(&plan.steps, plan.max_parallel, 0);
     let mut section: Option<(Option<usize>, Section, Phase)> = None;
-    for (i, (step, begin)) in plan.steps.iter().zip(starts).enumerate() {
+    for (i, step) in plan.steps.iter().enumerate() {
+        let (begin, end) = (timeline.starts[i], timeline.ends[i]);
         let part = Section::of(plan, step);
         let here = (step.hop, part, step.phase);
         if section.as_ref() != Some(&here) {
@@ -89,7 +95,7 @@ pub fn write_mermaid(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result 
             "    {label} :{tags}s{}, {}, {}",
             i + 1,
             at(begin),
-            at(begin + step.duration_seconds.max(1))
+            at(end.max(begin + 1))
         )?;
     }
     Ok(())

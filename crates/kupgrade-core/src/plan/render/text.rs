@@ -115,9 +115,11 @@ pub fn write_text(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
     let e = &plan.estimate;
     writeln!(
         o,
-        "\nEstimate: {} over {} steps; {} drains, at most {} per node; at most {} node{} unavailable at once{}.",
+        "\nEstimate: {} over {} steps (lower bound {}, ratio {}); {} drains, at most {} per node; at most {} node{} unavailable at once{}.",
         human_duration(e.total_seconds),
         e.steps,
+        human_duration(e.lower_bound_seconds),
+        e.ratio(),
         e.drains,
         e.max_drains_per_node,
         e.max_unavailable,
