@@ -49,6 +49,7 @@ pub mod component;
 pub mod conformance;
 pub mod diagnostics;
 pub mod escape;
+pub mod gate;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;

@@ -51,7 +51,12 @@ mod tests {
     type Row = (&'static str, &'static str, fn() -> String);
 
     /// Every checked-in schema.
-    const SCHEMAS: [Row; 3] = [
+    const SCHEMAS: [Row; 4] = [
+        (
+            "gates.schema.json",
+            crate::gate::SCHEMA,
+            crate::gate::schema_json,
+        ),
         (
             "inventory.schema.json",
             crate::inventory::SCHEMA,

@@ -38,7 +38,8 @@ use crate::ports::{CommandSpec, DrainOptions};
 use crate::{Component, KubeVersion, Minor, NodeName};
 
 use super::change::Change;
-use super::step::{AddonVersions, Fact, NodeList, Package, Phase, PreflightCheck, Step};
+use super::step::{AddonVersions, Fact, NodeList, Package, Phase, PreflightCheck, Step, StepId};
+use crate::gate::{Gate, RegressionCheck};
 
 /// What a step does. The effect of each action on the model is fixed (see
 /// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
@@ -175,6 +176,23 @@ pub enum Action {
         /// The target.
         version: KubeVersion,
     },
+    /// Take the workload snapshot a regression gate compares with: the pods and disruption
+    /// budgets it watches, before the batch or hop it judges (see [`crate::gate`]).
+    GateBaseline {
+        /// The gate's name.
+        gate: String,
+        /// What it watches.
+        regression: RegressionCheck,
+    },
+    /// Evaluate a gate until it passes or its time is up (see [`crate::gate`]); changes
+    /// nothing, so it is evaluated again on resume.
+    Gate {
+        /// The gate.
+        gate: Gate,
+        /// For a regression gate: the step whose snapshot it compares with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline: Option<StepId>,
+    },
 }
 
 /// Which port carries an action out.
@@ -191,6 +209,9 @@ pub enum Executor {
     Check,
     /// Something only the operator can do (their own kubectl).
     Operator,
+    /// A gate: the cluster read through a `GateProbe`, or the gate's command run; changes
+    /// nothing.
+    Gate,
 }
 
 impl Action {
@@ -214,6 +235,7 @@ impl Action {
             | Action::WaitKubeProxyRollout { .. } => Executor::Cluster,
             Action::ProvisionNodes { .. } | Action::RemoveNodes => Executor::Provider,
             Action::UpgradeKubectlClient { .. } => Executor::Operator,
+            Action::GateBaseline { .. } | Action::Gate { .. } => Executor::Gate,
         }
     }
 
@@ -254,6 +276,8 @@ impl Action {
             Action::ProvisionNodes { .. } => "provision".into(),
             Action::RemoveNodes => "remove".into(),
             Action::Verify { .. } => "verify".into(),
+            Action::GateBaseline { gate, .. } => format!("baseline-{gate}"),
+            Action::Gate { gate, .. } => format!("gate-{}", gate.name),
         }
     }
 
@@ -299,6 +323,10 @@ impl Action {
             Action::ProvisionNodes { version, .. } => format!("provision nodes at {version}"),
             Action::RemoveNodes => "remove nodes".into(),
             Action::Verify { version } => format!("verify every node at {version}"),
+            Action::GateBaseline { gate, .. } => {
+                format!("snapshot the workloads gate {gate} watches")
+            }
+            Action::Gate { gate, .. } => format!("gate {}: {}", gate.name, gate.describe()),
         }
     }
 
@@ -312,7 +340,9 @@ impl Action {
             | Action::SwitchRepository { .. }
             | Action::CheckKubeadmVersion { .. }
             | Action::KubeadmUpgradePlan { .. }
-            | Action::Verify { .. } => Change::Nothing,
+            | Action::Verify { .. }
+            | Action::GateBaseline { .. }
+            | Action::Gate { .. } => Change::Nothing,
             Action::InstallPackages { packages, version } => Change::Install { packages, version },
             Action::KubeadmUpgradeApply {
                 version,
@@ -378,6 +408,14 @@ impl Action {
                 timeout_seconds, ..
             } => Duration::from_secs(*timeout_seconds).saturating_add(SLACK),
             Action::ProvisionNodes { .. } | Action::RemoveNodes => Duration::from_secs(3600),
+            Action::GateBaseline { .. } => Duration::from_secs(300),
+            // Its time, one more evaluation after it, and the slack.
+            Action::Gate { gate, .. } => Duration::from_secs(gate.timeout_seconds)
+                .saturating_add(Duration::from_secs(gate.interval_seconds))
+                .saturating_add(Duration::from_secs(
+                    gate.command.as_ref().map_or(0, |c| c.timeout_seconds),
+                ))
+                .saturating_add(SLACK),
             Action::Preflight { .. }
             | Action::Verify { .. }
             | Action::UpgradeKubectlClient { .. } => SLACK,
@@ -554,6 +592,8 @@ impl Action {
                     Fact::PolicyHolds,
                 ],
             ),
+            // A gate's facts are about workloads, which it checks itself.
+            Action::GateBaseline { .. } | Action::Gate { .. } => (vec![], vec![]),
         }
     }
 
@@ -584,7 +624,9 @@ impl Action {
             | Action::KubeadmUpgradePlan { .. }
             | Action::RestartKubelet { .. }
             | Action::UpgradeKubectlClient { .. }
-            | Action::Verify { .. } => Duration::ZERO,
+            | Action::Verify { .. }
+            | Action::GateBaseline { .. }
+            | Action::Gate { .. } => Duration::ZERO,
         }
     }
 

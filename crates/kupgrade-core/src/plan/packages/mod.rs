@@ -336,7 +336,9 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
         | Action::UpgradeKubectlClient { .. }
         | Action::ProvisionNodes { .. }
         | Action::RemoveNodes
-        | Action::Verify { .. } => return None,
+        | Action::Verify { .. }
+        | Action::GateBaseline { .. }
+        | Action::Gate { .. } => return None,
     };
     Some(OsCommands {
         os,
