@@ -59,6 +59,7 @@ use kupgrade_core::ports::{OpsError, PodRef};
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
 mod fault;
+mod gates;
 mod model;
 mod node;
 mod packages;
@@ -166,6 +167,8 @@ pub(crate) struct Inner {
     /// Hosts with a kubelet restart not yet seen Ready by `wait_ready` (`ready_at_ms` set):
     /// the only nodes whose readiness depends on the clock.
     restarting: BTreeSet<NodeName>,
+    /// What the gate probe returns (set by tests; not persisted).
+    gates: gates::GateObjects,
 }
 
 impl Inner {
@@ -185,6 +188,7 @@ impl Inner {
             rollout_pending: false,
             control_plane: Vec::new(),
             restarting: BTreeSet::new(),
+            gates: gates::GateObjects::default(),
         };
         inner.rollout_pending = inner
             .state
