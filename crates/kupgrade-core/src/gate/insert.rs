@@ -127,8 +127,8 @@ impl GateSet {
             }
             last_original = Some(step.id.clone());
             last = Some(step.id.clone());
-            let end_step = step.clone();
             out.push(step);
+            let end_step = out.len() - 1;
             for p in ends[i].iter().map(|&k| &placements[k]) {
                 let baseline = p
                     .gate
@@ -136,10 +136,10 @@ impl GateSet {
                     .as_ref()
                     .map(|_| StepId(format!("{}/baseline-{}", p.prefix, p.gate.name)));
                 let s = gate_step(
-                    &end_step,
+                    &out[end_step],
                     format!("{}/gate-{}", p.prefix, p.gate.name),
                     Action::Gate {
-                        gate: p.gate.clone(),
+                        gate: Box::new(p.gate.clone()),
                         baseline,
                     },
                     &last,
@@ -155,6 +155,7 @@ impl GateSet {
             }
         }
         plan.steps = out;
+        plan.estimate.steps = plan.steps.len();
     }
 }
 

@@ -42,7 +42,7 @@
 //! let err = GateSet::parse("gates:\n  - name: web\n    rollout: { kind: Job, name: x }\n", "gates.yaml").unwrap_err();
 //! assert_eq!(
 //!     err.to_string(),
-//!     "gates.yaml:3:23: gate 1 (\"web\"): rollout.kind: unknown variant `Job`, expected one of `Deployment`, `StatefulSet`, `DaemonSet`"
+//!     "gates.yaml:3:22: gate 1 (\"web\"): rollout.kind: unknown variant `Job`, expected one of `Deployment`, `StatefulSet`, `DaemonSet`"
 //! );
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```

@@ -5,8 +5,10 @@ use crate::plan::{Action, PlanRequest, UpgradePlan};
 
 fn plan_of(cluster: &str, batch: &str) -> UpgradePlan {
     let cluster = crate::inventory::parse(cluster, "cluster.yaml").unwrap();
-    let mut options = crate::plan::PlanOptions::default();
-    options.batch = batch.parse().unwrap();
+    let options = crate::plan::PlanOptions {
+        batch: batch.parse().unwrap(),
+        ..Default::default()
+    };
     PlanRequest::new("1.30".parse().unwrap(), jiff::civil::date(2025, 3, 1))
         .options(options)
         .plan(&cluster)

@@ -188,7 +188,7 @@ pub enum Action {
     /// nothing, so it is evaluated again on resume.
     Gate {
         /// The gate.
-        gate: Gate,
+        gate: Box<Gate>,
         /// For a regression gate: the step whose snapshot it compares with.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         baseline: Option<StepId>,

@@ -439,7 +439,7 @@ pub(super) fn work(plan: &UpgradePlan, pos: Pos, view: &View<'_>) -> Result<Work
             regression: regression.clone(),
         },
         Action::Gate { gate, baseline } => Work::Gate {
-            gate: Box::new(gate.clone()),
+            gate: gate.clone(),
             baseline: baseline.clone(),
         },
         Action::WaitKubeProxyRollout {
