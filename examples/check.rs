@@ -21,6 +21,9 @@ use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::skew::{self, Severity};
 use kupgrade_core::{ClusterState, Component, EtcdTopology, Minor, VersionLine};
 
+#[path = "common/gates.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod gates;
 #[path = "common/inventory.rs"]
 mod inventory;
 #[path = "common/output.rs"]

@@ -45,6 +45,9 @@ use kupgrade_core::plan::{
     nothing_available,
 };
 
+#[path = "common/gates.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod gates;
 #[path = "common/inventory.rs"]
 mod inventory;
 #[path = "common/output.rs"]
@@ -157,12 +160,15 @@ pub(crate) fn plan_for(
     source: &str,
 ) -> anyhow::Result<UpgradePlan> {
     let policy = planning.policy.read()?.policy();
-    PlanRequest::new(planning.target.clone(), planning.date())
+    let gates = planning.gates.read()?;
+    let mut plan = PlanRequest::new(planning.target.clone(), planning.date())
         .calendar(calendar)
         .policy(policy.as_ref())
         .options(planning.options())
         .plan(cluster)
-        .with_context(|| format!("planning the upgrade of {source}"))
+        .with_context(|| format!("planning the upgrade of {source}"))?;
+    gates.insert(&mut plan);
+    Ok(plan)
 }
 
 /// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field).
