@@ -50,6 +50,7 @@ pub mod conformance;
 pub mod diagnostics;
 pub mod escape;
 pub mod gate;
+pub mod hook;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;

@@ -31,47 +31,7 @@ impl GateSet {
             return;
         }
         let steps = std::mem::take(&mut plan.steps);
-        let mut places = Vec::new();
-        for (end, step) in steps.iter().enumerate() {
-            let batch_end = matches!(step.action, Action::Uncordon | Action::RemoveNodes)
-                && !step.nodes.is_empty();
-            if batch_end {
-                let mut start = end;
-                while start > 0
-                    && steps[start - 1].nodes == step.nodes
-                    && steps[start - 1].hop == step.hop
-                {
-                    start -= 1;
-                }
-                let prefix = step
-                    .id
-                    .as_str()
-                    .rsplit_once('/')
-                    .map_or(step.id.as_str(), |p| p.0)
-                    .to_string();
-                places.push((GatePoint::Batch, start, end, prefix));
-            }
-        }
-        // Hops by goal (the first part of a step's id): a hop ends at the last step moving
-        // something to its version (its control plane, then the nodes catching up), before
-        // the final check; it starts at its first step after the pre-flight ones.
-        let goal = |s: &Step| s.id.as_str().split('/').next().unwrap_or("").to_string();
-        let counted = |s: &Step| s.phase != Phase::Verify;
-        let last = steps.iter().rposition(counted);
-        for (end, step) in steps.iter().enumerate() {
-            if !counted(step) || step.phase == Phase::Preflight {
-                continue;
-            }
-            let g = goal(step);
-            let next = steps[end + 1..].iter().find(|s| counted(s));
-            if next.is_some_and(|n| goal(n) == g) || Some(end) > last {
-                continue;
-            }
-            let start = (steps.iter())
-                .position(|s| goal(s) == g && s.phase != Phase::Preflight && counted(s))
-                .unwrap_or(end);
-            places.push((GatePoint::Hop, start, end, format!("{g}/hop")));
-        }
+        let places = places(&steps);
         let mut placements: Vec<Placement<'_>> = Vec::new();
         for (point, start, end, prefix) in places {
             for gate in self.gates.iter().filter(|g| g.after.contains(&point)) {
@@ -125,6 +85,10 @@ impl GateSet {
                     }
                 }
             }
+            if let (None, Some(now)) = (&last_original, &last) {
+                // The plan's first step now follows what was put before it.
+                step.depends_on.push(now.clone());
+            }
             last_original = Some(step.id.clone());
             last = Some(step.id.clone());
             out.push(step);
@@ -157,6 +121,55 @@ impl GateSet {
         plan.steps = out;
         plan.estimate.steps = plan.steps.len();
     }
+}
+
+/// The batches and hops of `steps`: (which, first step, last step, id prefix), batches
+/// first, each in plan order. A batch ends at an uncordon or a removal with nodes and starts
+/// at the first of the steps just before it on the same nodes (in the same hop); a hop is
+/// the steps whose ids name its version, pre-flight and the final check left out.
+pub(crate) fn places(steps: &[Step]) -> Vec<(GatePoint, usize, usize, String)> {
+    let mut places = Vec::new();
+    for (end, step) in steps.iter().enumerate() {
+        let batch_end =
+            matches!(step.action, Action::Uncordon | Action::RemoveNodes) && !step.nodes.is_empty();
+        if batch_end {
+            let mut start = end;
+            while start > 0
+                && steps[start - 1].nodes == step.nodes
+                && steps[start - 1].hop == step.hop
+            {
+                start -= 1;
+            }
+            let prefix = step
+                .id
+                .as_str()
+                .rsplit_once('/')
+                .map_or(step.id.as_str(), |p| p.0)
+                .to_string();
+            places.push((GatePoint::Batch, start, end, prefix));
+        }
+    }
+    // Hops by goal (the first part of a step's id): a hop ends at the last step moving
+    // something to its version (its control plane, then the nodes catching up), before
+    // the final check; it starts at its first step after the pre-flight ones.
+    let goal = |s: &Step| s.id.as_str().split('/').next().unwrap_or("").to_string();
+    let counted = |s: &Step| s.phase != Phase::Verify;
+    let last = steps.iter().rposition(counted);
+    for (end, step) in steps.iter().enumerate() {
+        if !counted(step) || step.phase == Phase::Preflight {
+            continue;
+        }
+        let g = goal(step);
+        let next = steps[end + 1..].iter().find(|s| counted(s));
+        if next.is_some_and(|n| goal(n) == g) || Some(end) > last {
+            continue;
+        }
+        let start = (steps.iter())
+            .position(|s| goal(s) == g && s.phase != Phase::Preflight && counted(s))
+            .unwrap_or(end);
+        places.push((GatePoint::Hop, start, end, format!("{g}/hop")));
+    }
+    places
 }
 
 fn point_word(p: GatePoint) -> &'static str {

@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 use crate::NodeName;
 use crate::diagnostics::{Entry, FileError, FileProblem};
 
-mod insert;
+pub(crate) mod insert;
 mod parse;
 mod verdict;
 

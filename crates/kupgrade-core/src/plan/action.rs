@@ -40,6 +40,7 @@ use crate::{Component, KubeVersion, Minor, NodeName};
 use super::change::Change;
 use super::step::{AddonVersions, Fact, NodeList, Package, Phase, PreflightCheck, Step, StepId};
 use crate::gate::{Gate, RegressionCheck};
+use crate::hook::{Hook, HookTarget};
 
 /// What a step does. The effect of each action on the model is fixed (see
 /// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
@@ -193,6 +194,14 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         baseline: Option<StepId>,
     },
+    /// The operator's command (see [`crate::hook`]): here, or on each of the step's nodes
+    /// ([`Step::commands`] then hold it).
+    Hook {
+        /// The hook.
+        hook: Box<Hook>,
+        /// The place's facts, its environment (`KUPGRADE_STEP`, `KUPGRADE_NODES`, ...).
+        env: Vec<(String, String)>,
+    },
 }
 
 /// Which port carries an action out.
@@ -212,6 +221,8 @@ pub enum Executor {
     /// A gate: the cluster read through a `GateProbe`, or the gate's command run; changes
     /// nothing.
     Gate,
+    /// A command on the operator's machine (a hook that runs here).
+    Local,
 }
 
 impl Action {
@@ -236,6 +247,10 @@ impl Action {
             Action::ProvisionNodes { .. } | Action::RemoveNodes => Executor::Provider,
             Action::UpgradeKubectlClient { .. } => Executor::Operator,
             Action::GateBaseline { .. } | Action::Gate { .. } => Executor::Gate,
+            Action::Hook { hook, .. } => match hook.on {
+                HookTarget::Nodes => Executor::Node,
+                HookTarget::Local => Executor::Local,
+            },
         }
     }
 
@@ -278,6 +293,7 @@ impl Action {
             Action::Verify { .. } => "verify".into(),
             Action::GateBaseline { gate, .. } => format!("baseline-{gate}"),
             Action::Gate { gate, .. } => format!("gate-{}", gate.name),
+            Action::Hook { hook, .. } => format!("hook-{}", hook.name),
         }
     }
 
@@ -327,6 +343,9 @@ impl Action {
                 format!("snapshot the workloads gate {gate} watches")
             }
             Action::Gate { gate, .. } => format!("gate {}: {}", gate.name, gate.describe()),
+            Action::Hook { hook, .. } => {
+                format!("hook {}: {}", hook.name, hook.spec(&[]).to_shell_line())
+            }
         }
     }
 
@@ -342,7 +361,8 @@ impl Action {
             | Action::KubeadmUpgradePlan { .. }
             | Action::Verify { .. }
             | Action::GateBaseline { .. }
-            | Action::Gate { .. } => Change::Nothing,
+            | Action::Gate { .. }
+            | Action::Hook { .. } => Change::Nothing,
             Action::InstallPackages { packages, version } => Change::Install { packages, version },
             Action::KubeadmUpgradeApply {
                 version,
@@ -416,6 +436,9 @@ impl Action {
                     gate.command.as_ref().map_or(0, |c| c.timeout_seconds),
                 ))
                 .saturating_add(SLACK),
+            Action::Hook { hook, .. } => {
+                Duration::from_secs(hook.timeout_seconds).saturating_add(SLACK)
+            }
             Action::Preflight { .. }
             | Action::Verify { .. }
             | Action::UpgradeKubectlClient { .. } => SLACK,
@@ -593,7 +616,9 @@ impl Action {
                 ],
             ),
             // A gate's facts are about workloads, which it checks itself.
-            Action::GateBaseline { .. } | Action::Gate { .. } => (vec![], vec![]),
+            Action::GateBaseline { .. } | Action::Gate { .. } | Action::Hook { .. } => {
+                (vec![], vec![])
+            }
         }
     }
 
@@ -626,7 +651,8 @@ impl Action {
             | Action::UpgradeKubectlClient { .. }
             | Action::Verify { .. }
             | Action::GateBaseline { .. }
-            | Action::Gate { .. } => Duration::ZERO,
+            | Action::Gate { .. }
+            | Action::Hook { .. } => Duration::ZERO,
         }
     }
 

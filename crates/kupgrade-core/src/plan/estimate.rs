@@ -108,7 +108,7 @@ impl Durations {
             Action::Verify { .. } => self.verify,
             // Not the planner's: a gate that passes at once takes no time, and how long the
             // workloads take is theirs.
-            Action::GateBaseline { .. } | Action::Gate { .. } => 0,
+            Action::GateBaseline { .. } | Action::Gate { .. } | Action::Hook { .. } => 0,
         }
     }
 }

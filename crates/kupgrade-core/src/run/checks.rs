@@ -438,6 +438,11 @@ pub(super) fn work(plan: &UpgradePlan, pos: Pos, view: &View<'_>) -> Result<Work
             gate: gate.clone(),
             regression: regression.clone(),
         },
+        Action::Hook { hook, env } if step.action.executor() == Executor::Local => {
+            Work::LocalCommand {
+                spec: hook.spec(env),
+            }
+        }
         Action::Gate { gate, baseline } => Work::Gate {
             gate: gate.clone(),
             baseline: baseline.clone(),

@@ -462,7 +462,8 @@ impl Run {
                         Executor::Node
                         | Executor::Cluster
                         | Executor::Provider
-                        | Executor::Gate => match checks::work(&self.plan, pos, &view) {
+                        | Executor::Gate
+                        | Executor::Local => match checks::work(&self.plan, pos, &view) {
                             Ok(work) => {
                                 let work = match &self.run_id {
                                     Some(id) => work.for_run(id),

@@ -125,6 +125,11 @@ pub enum Work {
         /// What it watches.
         regression: RegressionCheck,
     },
+    /// Run this command on the operator's machine (a hook that runs here); it must succeed.
+    LocalCommand {
+        /// The command.
+        spec: CommandSpec,
+    },
     /// Evaluate `gate` every `interval_seconds` until it passes or its time is up; then fail
     /// with [`FailureKind::GateFailed`](super::FailureKind::GateFailed) naming what was wrong
     /// (or, with `on-timeout: warn`, succeed with a warning).
@@ -195,6 +200,7 @@ impl Work {
             Work::GateBaseline { gate, .. } => {
                 format!("snapshot the workloads gate {gate} watches")
             }
+            Work::LocalCommand { spec } => format!("here: {}", spec.to_shell_line()),
             Work::Gate { gate, .. } => format!(
                 "gate {}: {} (every {}s, at most {}s)",
                 gate.name,

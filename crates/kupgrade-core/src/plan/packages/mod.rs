@@ -338,7 +338,8 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
         | Action::RemoveNodes
         | Action::Verify { .. }
         | Action::GateBaseline { .. }
-        | Action::Gate { .. } => return None,
+        | Action::Gate { .. }
+        | Action::Hook { .. } => return None,
     };
     Some(OsCommands {
         os,

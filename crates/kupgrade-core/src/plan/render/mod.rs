@@ -294,6 +294,13 @@ pub fn manual_lines(step: &Step) -> Vec<String> {
             regression_scope(regression)
         )],
         Action::Gate { gate, .. } => gate_lines(gate),
+        Action::Hook { hook, env } => vec![format!(
+            "{}{}",
+            env.iter()
+                .map(|(k, v)| format!("{k}={} ", shell_quote(v)))
+                .collect::<String>(),
+            hook.spec(&[]).to_shell_line()
+        )],
         _ => Vec::new(),
     }
 }
