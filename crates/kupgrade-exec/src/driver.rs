@@ -734,6 +734,7 @@ impl Driver {
                 started();
                 self.evaluate_gate(id, gate, baseline.as_ref()).await
             }
+            Work::LocalCommand { spec } => self.run_local(id, spec).await,
             w => Err(Failure::new(
                 FailureKind::Unsupported,
                 format!("this driver cannot carry out {}", w.describe()),

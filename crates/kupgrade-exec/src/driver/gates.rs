@@ -267,6 +267,42 @@ impl Driver {
     }
 }
 
+impl Driver {
+    /// Runs `spec` here (a hook that runs on the operator's machine) through the local
+    /// runner: its output lines go to the events; it must exit 0.
+    pub(super) async fn run_local(
+        &self,
+        task: &TaskId,
+        spec: &kupgrade_core::ports::CommandSpec,
+    ) -> Result<(), Failure> {
+        let line = spec.to_shell_line();
+        self.announce(task, || format!("here: {line}"));
+        let sink = match &self.events {
+            Some(tx) => {
+                let (tx, id) = (tx.clone(), task.clone());
+                LineSink::new(move |stream, text| {
+                    tx.send(Event::CommandOutput {
+                        task: id.clone(),
+                        stream,
+                        line: text.to_string(),
+                    });
+                })
+            }
+            None => LineSink::none(),
+        };
+        match self.local.run(&localhost(), spec, &sink).await {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(Failure::new(
+                FailureKind::CommandFailed,
+                format!("`{line}` here ended with {}", out.status),
+            )
+            .with_command(line)
+            .with_stderr_tail(out.stderr_tail(5))),
+            Err(e) => Err(runner_failure(e).with_command(line)),
+        }
+    }
+}
+
 /// The name a local gate command runs under.
 fn localhost() -> NodeName {
     "localhost".parse().unwrap_or_else(|_| unreachable!())
