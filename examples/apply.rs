@@ -320,14 +320,14 @@ pub(crate) fn work(
             policy: given,
         });
     }
-    let gates = args.planning.gates.read()?;
+    let gates = args.planning.gates.load()?;
     let mut plan = PlanRequest::new(args.planning.target.clone(), args.planning.date())
         .calendar(calendar)
         .policy(given.policy().as_ref())
         .options(args.planning.options())
         .plan(cluster)
         .with_context(|| format!("planning the upgrade of {source}"))?;
-    gates.insert(&mut plan);
+    gates::insert(&mut plan, &gates);
     Ok(Work {
         plan,
         policy: given,

@@ -160,14 +160,14 @@ pub(crate) fn plan_for(
     source: &str,
 ) -> anyhow::Result<UpgradePlan> {
     let policy = planning.policy.read()?.policy();
-    let gates = planning.gates.read()?;
+    let gates = planning.gates.load()?;
     let mut plan = PlanRequest::new(planning.target.clone(), planning.date())
         .calendar(calendar)
         .policy(policy.as_ref())
         .options(planning.options())
         .plan(cluster)
         .with_context(|| format!("planning the upgrade of {source}"))?;
-    gates.insert(&mut plan);
+    gates::insert(&mut plan, &gates);
     Ok(plan)
 }
 

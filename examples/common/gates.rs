@@ -1,10 +1,12 @@
-//! Gates for a plan: a gates file (`--gates FILE`) and flags for the common cases.
+//! Gates and hooks for a plan: a gates file (`--gates FILE`) and flags for the common
+//! cases; a hooks file (`--hooks FILE`).
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use kupgrade_core::gate::{
     Gate, GateCheck, GateCommand, GatePoint, GateSet, OnTimeout, RegressionCheck, Rollout,
     WorkloadKind,
 };
+use kupgrade_core::hook::HookSet;
 use kupgrade_core::plan::UpgradePlan;
 
 /// When the gates given by flags are evaluated.
@@ -26,6 +28,11 @@ pub(crate) struct GateArgs {
     /// timeout and on-timeout.
     #[arg(long, value_name = "FILE")]
     pub(crate) gates: Option<String>,
+    /// A hooks file (YAML or JSON; schema: crates/kupgrade-core/schema/hooks.schema.json):
+    /// your commands before or after the upgrade, each hop, each batch or each step of a
+    /// kind, here or on the step's nodes, with the step's facts in KUPGRADE_* variables.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) hooks: Option<String>,
     /// Gate: this Deployment, StatefulSet or DaemonSet rolled out and available
     /// (`deployment/NAMESPACE/NAME`). Repeatable.
     #[arg(long, value_name = "KIND/NAMESPACE/NAME")]
@@ -141,9 +148,24 @@ impl GateArgs {
         Ok(set)
     }
 
-    /// Puts the gates into `plan`.
-    pub(crate) fn insert(&self, plan: &mut UpgradePlan) -> anyhow::Result<()> {
-        self.read()?.insert(plan);
-        Ok(())
+    /// The hooks of `--hooks` (none: an empty set).
+    pub(crate) fn read_hooks(&self) -> anyhow::Result<HookSet> {
+        let Some(file) = &self.hooks else {
+            return Ok(HookSet::default());
+        };
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+        Ok(HookSet::parse(&text, file)?)
     }
+
+    /// Reads the gates and hooks (every problem before any planning).
+    pub(crate) fn load(&self) -> anyhow::Result<(GateSet, HookSet)> {
+        Ok((self.read()?, self.read_hooks()?))
+    }
+}
+
+/// Puts `gates`, then `hooks`, into `plan` (an `after: batch` hook runs once the batch's
+/// gates have passed).
+pub(crate) fn insert(plan: &mut UpgradePlan, (gates, hooks): &(GateSet, HookSet)) {
+    gates.insert(plan);
+    hooks.insert(plan);
 }
