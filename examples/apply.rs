@@ -159,6 +159,9 @@ pub(crate) mod args;
 mod backend;
 #[path = "apply/display.rs"]
 mod display;
+#[path = "common/gates.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod gates;
 #[path = "common/inventory.rs"]
 mod inventory;
 #[path = "common/planning.rs"]
@@ -360,12 +363,13 @@ pub(crate) fn work(
             policy: given,
         });
     }
+    let gates = args.planning.gates.load()?;
     let policy = given.policy();
     let request = PlanRequest::new(args.planning.target.clone(), args.planning.date())
         .calendar(calendar)
         .policy(policy.as_ref())
         .options(args.planning.options());
-    let plan = if args.planning.batch.is_auto() {
+    let mut plan = if args.planning.batch.is_auto() {
         // `--batch auto` cuts batches from the evidence's pods and budgets.
         request
             .workloads(readiness::workloads(evidence)?)
@@ -374,6 +378,7 @@ pub(crate) fn work(
         request.plan(cluster)
     }
     .with_context(|| format!("planning the upgrade of {source}"))?;
+    gates::insert(&mut plan, &gates);
     Ok(Work {
         plan,
         policy: given,
@@ -596,6 +601,19 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         .dry_run(args.dry_run);
     if let Some(p) = &backend.provider {
         driver = driver.provider(p.clone());
+    }
+    // Gates read the live cluster through the API, or the simulated one; without either
+    // (an inventory over SSH or locally) rollout, condition and regression gates halt as
+    // unsupported, and command gates still run.
+    let probe: Option<Arc<dyn kupgrade_core::ports::GateProbe>> = match (&source, &backend.sim) {
+        (Source::Live { ops, .. }, _) => Some(Arc::new(kupgrade_kube::KubeGateProbe::new(
+            ops.client().clone(),
+        ))),
+        (_, Some(sim)) => Some(Arc::new(sim.clone())),
+        _ => None,
+    };
+    if let Some(p) = probe {
+        driver = driver.gates(p);
     }
     if args.executor != Executor::Sim {
         // No two copies of a step overlap on a node, whoever started them.

@@ -36,6 +36,9 @@ use kupgrade_core::readiness::render;
 use kupgrade_core::skew::{self, Severity};
 use kupgrade_core::{ClusterState, Component, EtcdTopology, Minor, VersionLine};
 
+#[path = "common/gates.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod gates;
 #[path = "common/inventory.rs"]
 mod inventory;
 #[path = "common/output.rs"]

@@ -56,6 +56,9 @@ use kupgrade_core::plan::{
 };
 use kupgrade_core::readiness::Workloads;
 
+#[path = "common/gates.rs"]
+#[allow(dead_code)] // shared by the examples, each uses a part
+pub(crate) mod gates;
 #[path = "common/inventory.rs"]
 mod inventory;
 #[path = "common/output.rs"]
@@ -211,15 +214,18 @@ pub(crate) fn plan_for(
     workloads: Option<&Workloads>,
 ) -> anyhow::Result<UpgradePlan> {
     let policy = planning.policy.read()?.policy();
+    let gates = planning.gates.load()?;
     let request = PlanRequest::new(planning.target.clone(), planning.date())
         .calendar(calendar)
         .policy(policy.as_ref())
         .options(planning.options());
-    match workloads {
+    let mut plan = match workloads {
         Some(w) => request.workloads(w).plan(cluster),
         None => request.plan(cluster),
     }
-    .with_context(|| format!("planning the upgrade of {source}"))
+    .with_context(|| format!("planning the upgrade of {source}"))?;
+    gates::insert(&mut plan, &gates);
+    Ok(plan)
 }
 
 /// Reads the live cluster `kubeconfig` reaches (discovery's errors name the object and field),

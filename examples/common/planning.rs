@@ -74,6 +74,8 @@ pub(crate) struct Planning {
     pub(crate) ready_timeout: u64,
     #[command(flatten)]
     pub(crate) drain: DrainArgs,
+    #[command(flatten)]
+    pub(crate) gates: super::gates::GateArgs,
 }
 
 /// How to drain a node, with `kubectl drain`'s names and meanings.

@@ -274,6 +274,88 @@ fn every_planning_option_reaches_the_plan_of_plan_and_of_apply() {
     );
 }
 
+/// The gate flags and a gates file reach the plans of `plan` and of `apply` alike, as gate
+/// steps with the flags' times; a bad flag or file is refused by both, naming it.
+#[test]
+fn gate_flags_and_files_reach_the_plan_of_plan_and_of_apply() {
+    use kupgrade_core::gate::{GatePoint, OnTimeout};
+    let ha = cluster("ha.yaml");
+    let gates = |plan: &UpgradePlan| -> Vec<(String, kupgrade_core::gate::Gate)> {
+        plan.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Gate { gate, .. } => Some((s.id.to_string(), (**gate).clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let plan = both(
+        &[
+            "--gate-rollout",
+            "deployment/shop/web",
+            "--gate-regression",
+            "shop:app=web",
+            "--gate-command",
+            "true",
+            "--gate-after",
+            "both",
+            "--gate-timeout",
+            "120",
+            "--gate-interval",
+            "3",
+            "--gate-on-timeout",
+            "warn",
+        ],
+        &ha,
+    );
+    let found = gates(&plan);
+    let uncordons = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Uncordon))
+        .count();
+    // Three gates after each batch and after each hop.
+    assert_eq!(plan.hops.len(), 2);
+    assert_eq!(found.len(), 3 * (uncordons + 2), "{found:#?}");
+    for (_, g) in &found {
+        assert_eq!((g.timeout_seconds, g.interval_seconds), (120, 3));
+        assert_eq!(g.on_timeout, OnTimeout::Warn);
+        assert_eq!(g.after, vec![GatePoint::Batch, GatePoint::Hop]);
+    }
+    assert!(
+        found
+            .iter()
+            .any(|(id, _)| id == "v1.30.10/hop/gate-regression-1")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gates.yaml");
+    std::fs::write(
+        &file,
+        "kind: Gates\ngates:\n  - name: web\n    after: [hop]\n    rollout: { kind: StatefulSet, namespace: db, name: pg }\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let plan = both(&["--gates", path], &ha);
+    let ids: Vec<String> = gates(&plan).into_iter().map(|g| g.0).collect();
+    assert_eq!(ids, ["v1.29.14/hop/gate-web", "v1.30.10/hop/gate-web"]);
+
+    std::fs::write(
+        &file,
+        "gates:\n  - name: web\n    rollout: { kind: Job, name: x }\n",
+    )
+    .unwrap();
+    let err = both_refuse(&["--gates", path], &ha);
+    assert!(
+        err.contains(&format!(
+            "{path}:3:22: gate 1 (\"web\"): rollout.kind: unknown variant `Job`"
+        )),
+        "{err}"
+    );
+    let err = both_refuse(&["--gate-rollout", "job/shop/web"], &ha);
+    assert!(err.contains("--gate-rollout \"job/shop/web\""), "{err}");
+}
+
 #[test]
 fn waits_are_capped_so_no_deadline_overflows() {
     for flag in ["--drain-timeout", "--drain-grace-period", "--ready-timeout"] {

@@ -49,6 +49,8 @@ pub mod component;
 pub mod conformance;
 pub mod diagnostics;
 pub mod escape;
+pub mod gate;
+pub mod hook;
 pub mod inventory;
 pub mod kubeadm;
 pub mod lifecycle;

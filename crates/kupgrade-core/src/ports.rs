@@ -615,6 +615,10 @@ macro_rules! forward_port {
     };
 }
 
+// After the macro: the gates port uses it.
+mod gates;
+pub use gates::GateProbe;
+
 forward_port!(CommandRunner for [Arc, Box] {
     async fn run(&self, node: &NodeName, spec: &CommandSpec, lines: &LineSink) -> Result<CommandOutput, RunnerError>;
     async fn run_tracked(&self, node: &NodeName, spec: &CommandSpec, lines: &LineSink, tracking: &Tracking) -> Result<CommandOutput, RunnerError>;

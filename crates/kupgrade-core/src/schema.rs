@@ -51,7 +51,17 @@ mod tests {
     type Row = (&'static str, &'static str, fn() -> String);
 
     /// Every checked-in schema.
-    const SCHEMAS: [Row; 3] = [
+    const SCHEMAS: [Row; 5] = [
+        (
+            "gates.schema.json",
+            crate::gate::SCHEMA,
+            crate::gate::schema_json,
+        ),
+        (
+            "hooks.schema.json",
+            crate::hook::SCHEMA,
+            crate::hook::schema_json,
+        ),
         (
             "inventory.schema.json",
             crate::inventory::SCHEMA,

@@ -9,7 +9,9 @@
 //! - node commands through a [`CommandRunner`], one after the other on each node, their output
 //!   streamed as [`Event::CommandOutput`];
 //! - cordon, drain, uncordon and waits through [`ClusterOperations`];
-//! - provisioning and removal through a [`NodeProvider`].
+//! - provisioning and removal through a [`NodeProvider`];
+//! - gates through a [`GateProbe`](kupgrade_core::ports::GateProbe) ([`Driver::gates`]) and,
+//!   for command gates, the runner (on a node) or [`Driver::local_runner`] (here).
 //!
 //! **Provisioning.** A plan that still has nodes to create or remove (the replace strategy)
 //! is refused before anything runs when the driver has no provider
@@ -97,6 +99,7 @@ use tracing::Instrument;
 use crate::events::EventSender;
 use crate::journal::{Journal, JournalError};
 
+mod gates;
 mod lifetimes;
 
 pub use lifetimes::{NodeLocks, SurvivorPolicy};
@@ -238,6 +241,9 @@ pub struct Driver {
     locks: Option<NodeLocks>,
     survivors: SurvivorPolicy,
     join_wait: Duration,
+    gate_probe: Option<Arc<dyn kupgrade_core::ports::GateProbe>>,
+    local: Arc<dyn CommandRunner>,
+    baselines: gates::Baselines,
 }
 
 impl std::fmt::Debug for Driver {
@@ -299,6 +305,9 @@ impl Driver {
             locks: None,
             survivors: SurvivorPolicy::default(),
             join_wait: DEFAULT_JOIN_WAIT,
+            gate_probe: None,
+            local: Arc::new(crate::LocalRunner::new()),
+            baselines: gates::Baselines::default(),
         }
     }
 
@@ -717,6 +726,15 @@ impl Driver {
                 };
                 p.remove(&node).await.map_err(ops_failure)
             }
+            Work::GateBaseline { gate, regression } => {
+                started();
+                self.take_baseline(id, gate, regression).await
+            }
+            Work::Gate { gate, baseline } => {
+                started();
+                self.evaluate_gate(id, gate, baseline.as_ref()).await
+            }
+            Work::LocalCommand { spec } => self.run_local(id, spec).await,
             w => Err(Failure::new(
                 FailureKind::Unsupported,
                 format!("this driver cannot carry out {}", w.describe()),

@@ -66,6 +66,7 @@ pub mod drain;
 mod error;
 mod eviction;
 pub mod evidence;
+mod gates;
 pub mod lease;
 pub mod ops;
 pub mod runner;
@@ -76,6 +77,7 @@ pub use discover::{
     discover, image_tag, os_family,
 };
 pub use drain::MIRROR_ANNOTATION;
+pub use gates::KubeGateProbe;
 pub use lease::KubeLease;
 pub use ops::KubeClusterOps;
 pub use runner::{COMPONENT_LABEL_VALUE, CONTAINER, NODE_ANNOTATION, PodRunner};

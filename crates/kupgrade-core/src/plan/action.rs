@@ -38,7 +38,9 @@ use crate::ports::{CommandSpec, DrainOptions};
 use crate::{Component, KubeVersion, Minor, NodeName};
 
 use super::change::Change;
-use super::step::{AddonVersions, Fact, NodeList, Package, Phase, PreflightCheck, Step};
+use super::step::{AddonVersions, Fact, NodeList, Package, Phase, PreflightCheck, Step, StepId};
+use crate::gate::{Gate, RegressionCheck};
+use crate::hook::{Hook, HookTarget};
 
 /// What a step does. The effect of each action on the model is fixed (see
 /// [`Simulation`](super::Simulation)); the values an effect needs (etcd and add-on versions)
@@ -175,6 +177,31 @@ pub enum Action {
         /// The target.
         version: KubeVersion,
     },
+    /// Take the workload snapshot a regression gate compares with: the pods and disruption
+    /// budgets it watches, before the batch or hop it judges (see [`crate::gate`]).
+    GateBaseline {
+        /// The gate's name.
+        gate: String,
+        /// What it watches.
+        regression: RegressionCheck,
+    },
+    /// Evaluate a gate until it passes or its time is up (see [`crate::gate`]); changes
+    /// nothing, so it is evaluated again on resume.
+    Gate {
+        /// The gate.
+        gate: Box<Gate>,
+        /// For a regression gate: the step whose snapshot it compares with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        baseline: Option<StepId>,
+    },
+    /// The operator's command (see [`crate::hook`]): here, or on each of the step's nodes
+    /// ([`Step::commands`] then hold it).
+    Hook {
+        /// The hook.
+        hook: Box<Hook>,
+        /// The place's facts, its environment (`KUPGRADE_STEP`, `KUPGRADE_NODES`, ...).
+        env: Vec<(String, String)>,
+    },
 }
 
 /// Which port carries an action out.
@@ -191,6 +218,11 @@ pub enum Executor {
     Check,
     /// Something only the operator can do (their own kubectl).
     Operator,
+    /// A gate: the cluster read through a `GateProbe`, or the gate's command run; changes
+    /// nothing.
+    Gate,
+    /// A command on the operator's machine (a hook that runs here).
+    Local,
 }
 
 impl Action {
@@ -214,6 +246,11 @@ impl Action {
             | Action::WaitKubeProxyRollout { .. } => Executor::Cluster,
             Action::ProvisionNodes { .. } | Action::RemoveNodes => Executor::Provider,
             Action::UpgradeKubectlClient { .. } => Executor::Operator,
+            Action::GateBaseline { .. } | Action::Gate { .. } => Executor::Gate,
+            Action::Hook { hook, .. } => match hook.on {
+                HookTarget::Nodes => Executor::Node,
+                HookTarget::Local => Executor::Local,
+            },
         }
     }
 
@@ -254,6 +291,9 @@ impl Action {
             Action::ProvisionNodes { .. } => "provision".into(),
             Action::RemoveNodes => "remove".into(),
             Action::Verify { .. } => "verify".into(),
+            Action::GateBaseline { gate, .. } => format!("baseline-{gate}"),
+            Action::Gate { gate, .. } => format!("gate-{}", gate.name),
+            Action::Hook { hook, .. } => format!("hook-{}", hook.name),
         }
     }
 
@@ -299,6 +339,13 @@ impl Action {
             Action::ProvisionNodes { version, .. } => format!("provision nodes at {version}"),
             Action::RemoveNodes => "remove nodes".into(),
             Action::Verify { version } => format!("verify every node at {version}"),
+            Action::GateBaseline { gate, .. } => {
+                format!("snapshot the workloads gate {gate} watches")
+            }
+            Action::Gate { gate, .. } => format!("gate {}: {}", gate.name, gate.describe()),
+            Action::Hook { hook, .. } => {
+                format!("hook {}: {}", hook.name, hook.spec(&[]).to_shell_line())
+            }
         }
     }
 
@@ -312,7 +359,10 @@ impl Action {
             | Action::SwitchRepository { .. }
             | Action::CheckKubeadmVersion { .. }
             | Action::KubeadmUpgradePlan { .. }
-            | Action::Verify { .. } => Change::Nothing,
+            | Action::Verify { .. }
+            | Action::GateBaseline { .. }
+            | Action::Gate { .. }
+            | Action::Hook { .. } => Change::Nothing,
             Action::InstallPackages { packages, version } => Change::Install { packages, version },
             Action::KubeadmUpgradeApply {
                 version,
@@ -378,6 +428,17 @@ impl Action {
                 timeout_seconds, ..
             } => Duration::from_secs(*timeout_seconds).saturating_add(SLACK),
             Action::ProvisionNodes { .. } | Action::RemoveNodes => Duration::from_secs(3600),
+            Action::GateBaseline { .. } => Duration::from_secs(300),
+            // Its time, one more evaluation after it, and the slack.
+            Action::Gate { gate, .. } => Duration::from_secs(gate.timeout_seconds)
+                .saturating_add(Duration::from_secs(gate.interval_seconds))
+                .saturating_add(Duration::from_secs(
+                    gate.command.as_ref().map_or(0, |c| c.timeout_seconds),
+                ))
+                .saturating_add(SLACK),
+            Action::Hook { hook, .. } => {
+                Duration::from_secs(hook.timeout_seconds).saturating_add(SLACK)
+            }
             Action::Preflight { .. }
             | Action::Verify { .. }
             | Action::UpgradeKubectlClient { .. } => SLACK,
@@ -554,6 +615,10 @@ impl Action {
                     Fact::PolicyHolds,
                 ],
             ),
+            // A gate's facts are about workloads, which it checks itself.
+            Action::GateBaseline { .. } | Action::Gate { .. } | Action::Hook { .. } => {
+                (vec![], vec![])
+            }
         }
     }
 
@@ -584,7 +649,10 @@ impl Action {
             | Action::KubeadmUpgradePlan { .. }
             | Action::RestartKubelet { .. }
             | Action::UpgradeKubectlClient { .. }
-            | Action::Verify { .. } => Duration::ZERO,
+            | Action::Verify { .. }
+            | Action::GateBaseline { .. }
+            | Action::Gate { .. }
+            | Action::Hook { .. } => Duration::ZERO,
         }
     }
 

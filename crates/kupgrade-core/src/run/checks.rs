@@ -434,6 +434,19 @@ pub(super) fn work(plan: &UpgradePlan, pos: Pos, view: &View<'_>) -> Result<Work
             timeout: Duration::from_secs(*timeout_seconds),
         },
         Action::RemoveNodes => Work::Remove,
+        Action::GateBaseline { gate, regression } => Work::GateBaseline {
+            gate: gate.clone(),
+            regression: regression.clone(),
+        },
+        Action::Hook { hook, env } if step.action.executor() == Executor::Local => {
+            Work::LocalCommand {
+                spec: hook.spec(env),
+            }
+        }
+        Action::Gate { gate, baseline } => Work::Gate {
+            gate: gate.clone(),
+            baseline: baseline.clone(),
+        },
         Action::WaitKubeProxyRollout {
             version,
             timeout_seconds,
@@ -513,11 +526,18 @@ pub(super) fn failure_report(plan: &UpgradePlan, pos: Pos, failure: &Failure) ->
     if let Some(c) = &failure.command {
         advice.push_str(&format!("the command was `{c}`. "));
     }
-    advice.push_str(if step.idempotent {
+    if let Action::Gate { .. } = &step.action {
+        advice.push_str(&format!(
+            "fix what the gate names, then resume: the gate is evaluated again. To go on \
+             without it: resume with --mark-done '{id}' (kupgrade's apply example)"
+        ));
+    } else {
+        advice.push_str(if step.idempotent {
         "fix the cause, then resume: the step is safe to repeat and runs again"
     } else {
         "it is not safe to repeat: check whether it took effect, then resume (the run checks its postcondition and asks you if it cannot tell)"
     });
+    }
     StopReport {
         reason: StopReason::StepFailed,
         summary: format!("{id} ({}) failed: {failure}", step.action.describe()),

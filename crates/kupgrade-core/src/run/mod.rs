@@ -532,24 +532,26 @@ impl Run {
                             checks::inline_check(&self.plan, &self.expect, pos, &mut view)
                         }
                         Executor::Operator => checks::operator(&self.plan, pos, &mut view),
-                        Executor::Node | Executor::Cluster | Executor::Provider => {
-                            match checks::work(&self.plan, pos, &view) {
-                                Ok(work) => {
-                                    let work = match &self.run_id {
-                                        Some(id) => work.for_run(id),
-                                        None => work,
-                                    };
-                                    let nodes = &mut self.expect.nodes;
-                                    self.schedule.start(&self.plan, nodes, pos, work, now, out);
-                                    started_any = true;
-                                    continue;
-                                }
-                                Err(report) => {
-                                    self.session.halt(*report);
-                                    break 'scan false;
-                                }
+                        Executor::Node
+                        | Executor::Cluster
+                        | Executor::Provider
+                        | Executor::Gate
+                        | Executor::Local => match checks::work(&self.plan, pos, &view) {
+                            Ok(work) => {
+                                let work = match &self.run_id {
+                                    Some(id) => work.for_run(id),
+                                    None => work,
+                                };
+                                let nodes = &mut self.expect.nodes;
+                                self.schedule.start(&self.plan, nodes, pos, work, now, out);
+                                started_any = true;
+                                continue;
                             }
-                        }
+                            Err(report) => {
+                                self.session.halt(*report);
+                                break 'scan false;
+                            }
+                        },
                     };
                     let nodes = &mut self.expect.nodes;
                     if let Err(report) = self

@@ -339,6 +339,9 @@ pub enum FailureKind {
     /// The task reported success, but the cluster did not show its step's postconditions
     /// within the step's settle window.
     PostconditionFailed,
+    /// A gate did not pass within its time (it waited all of it: trying again at once will
+    /// not help; a resume evaluates it again).
+    GateFailed,
     /// Anything else.
     Other,
 }

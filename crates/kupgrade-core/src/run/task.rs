@@ -16,6 +16,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::gate::{Gate, RegressionCheck};
 use crate::plan::{Step, StepId, UpgradePlan};
 use crate::ports::{CommandHandle, CommandSpec, DrainOptions};
 use crate::{KubeVersion, Node, NodeName};
@@ -116,6 +117,28 @@ pub enum Work {
     },
     /// Remove the task's node (`NodeProvider::remove`).
     Remove,
+    /// Take a regression gate's snapshot of the workloads (`GateProbe::workloads`); the
+    /// driver keeps it for the gate of `gate` that compares with it.
+    GateBaseline {
+        /// The gate's name.
+        gate: String,
+        /// What it watches.
+        regression: RegressionCheck,
+    },
+    /// Run this command on the operator's machine (a hook that runs here); it must succeed.
+    LocalCommand {
+        /// The command.
+        spec: CommandSpec,
+    },
+    /// Evaluate `gate` every `interval_seconds` until it passes or its time is up; then fail
+    /// with [`FailureKind::GateFailed`](super::FailureKind::GateFailed) naming what was wrong
+    /// (or, with `on-timeout: warn`, succeed with a warning).
+    Gate {
+        /// The gate.
+        gate: Box<Gate>,
+        /// For a regression gate: the step whose snapshot it compares with.
+        baseline: Option<StepId>,
+    },
 }
 
 impl Work {
@@ -174,6 +197,17 @@ impl Work {
                 format!("provision a node like {} at {version}", template.name)
             }
             Work::Remove => "remove the node".into(),
+            Work::GateBaseline { gate, .. } => {
+                format!("snapshot the workloads gate {gate} watches")
+            }
+            Work::LocalCommand { spec } => format!("here: {}", spec.to_shell_line()),
+            Work::Gate { gate, .. } => format!(
+                "gate {}: {} (every {}s, at most {}s)",
+                gate.name,
+                gate.describe(),
+                gate.interval_seconds,
+                gate.timeout_seconds
+            ),
         }
     }
 }

@@ -61,6 +61,7 @@ use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 mod evidence;
 mod fault;
 mod lease;
+mod gates;
 mod model;
 mod node;
 mod packages;
@@ -173,6 +174,8 @@ pub(crate) struct Inner {
     /// the tasks (`step/node`) whose time has passed already.
     step_seconds: Option<HashMap<String, u64>>,
     charged: BTreeSet<String>,
+    /// What the gate probe returns (set by tests; not persisted).
+    gates: gates::GateObjects,
 }
 
 impl Inner {
@@ -194,6 +197,7 @@ impl Inner {
             restarting: BTreeSet::new(),
             step_seconds: None,
             charged: BTreeSet::new(),
+            gates: gates::GateObjects::default(),
         };
         inner.rollout_pending = inner
             .state

@@ -336,7 +336,10 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
         | Action::UpgradeKubectlClient { .. }
         | Action::ProvisionNodes { .. }
         | Action::RemoveNodes
-        | Action::Verify { .. } => return None,
+        | Action::Verify { .. }
+        | Action::GateBaseline { .. }
+        | Action::Gate { .. }
+        | Action::Hook { .. } => return None,
     };
     Some(OsCommands {
         os,

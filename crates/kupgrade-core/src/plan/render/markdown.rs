@@ -191,7 +191,11 @@ fn step_markdown(o: &mut dyn fmt::Write, plan: &UpgradePlan, n: usize, step: &St
             }
         }
         Executor::Cluster => code_block(o, &manual_lines(step))?,
-        Executor::Check | Executor::Provider | Executor::Operator => {
+        Executor::Check
+        | Executor::Provider
+        | Executor::Operator
+        | Executor::Gate
+        | Executor::Local => {
             let bullet = if step.action.executor() == Executor::Check {
                 "- [ ]"
             } else {

@@ -303,8 +303,83 @@ pub fn manual_lines(step: &Step) -> Vec<String> {
             format!("every node runs kubelet {version}: kubectl get nodes"),
             "the skew policy holds".to_string(),
         ],
+        Action::GateBaseline { regression, .. } => vec![format!(
+            "note which pods are Ready, crash-looping or restarting, and which disruption budgets are below their desired count{}",
+            regression_scope(regression)
+        )],
+        Action::Gate { gate, .. } => gate_lines(gate),
+        Action::Hook { hook, env } => vec![format!(
+            "{}{}",
+            env.iter()
+                .map(|(k, v)| format!("{k}={} ", shell_quote(v)))
+                .collect::<String>(),
+            hook.spec(&[]).to_shell_line()
+        )],
         _ => Vec::new(),
     }
+}
+
+/// Where a regression gate looks, as words (` in shop (app=web)`), its selector quoted.
+fn regression_scope(r: &crate::gate::RegressionCheck) -> String {
+    let mut s = String::new();
+    if let Some(ns) = &r.namespace {
+        let _ = write!(s, " in namespace {ns}");
+    }
+    if let Some(sel) = &r.selector {
+        let _ = write!(s, " with labels {}", shell_quote(sel));
+    }
+    s
+}
+
+/// How a person checks a gate by hand, and for how long.
+fn gate_lines(gate: &crate::gate::Gate) -> Vec<String> {
+    let until = format!(
+        "every {}s for at most {}s; then {}",
+        gate.interval_seconds,
+        gate.timeout_seconds,
+        match gate.on_timeout {
+            crate::gate::OnTimeout::Halt => "stop",
+            crate::gate::OnTimeout::Warn => "go on with a warning",
+        }
+    );
+    let ns = |n: &Option<String>| {
+        n.as_deref()
+            .map(|n| format!(" -n {}", shell_quote(n)))
+            .unwrap_or_default()
+    };
+    let first = match gate.check() {
+        Some(crate::gate::GateCheck::Rollout(r)) => format!(
+            "kubectl{} rollout status {}/{} --timeout={}s",
+            ns(&Some(
+                r.namespace.clone().unwrap_or_else(|| "default".into())
+            )),
+            r.kind.as_str().to_lowercase(),
+            shell_quote(&r.name),
+            gate.timeout_seconds
+        ),
+        Some(crate::gate::GateCheck::Condition(c)) => format!(
+            "kubectl{} wait --for=condition={}={} {}/{} --timeout={}s",
+            ns(&c.namespace),
+            shell_quote(&c.condition_type),
+            shell_quote(&c.status),
+            shell_quote(&c.kind.to_lowercase()),
+            shell_quote(&c.name),
+            gate.timeout_seconds
+        ),
+        Some(crate::gate::GateCheck::Regression(r)) => format!(
+            "compare with the note taken before: no pod newly not Ready or crash-looping, no restarts, no disruption budget newly below its desired count{}",
+            regression_scope(&r)
+        ),
+        Some(crate::gate::GateCheck::Command(c)) => {
+            let line = c.spec().to_shell_line();
+            match &c.node {
+                Some(n) => format!("on {n}: {line}  # must exit 0"),
+                None => format!("{line}  # must exit 0"),
+            }
+        }
+        None => "nothing to check".into(),
+    };
+    vec![first, until]
 }
 
 /// Where a step's section belongs in the runbook: with the hop whose version the step moves

@@ -220,7 +220,11 @@ fn step_text(o: &mut dyn fmt::Write, n: usize, width: usize, step: &Step) -> fmt
                 writeln!(o, "{pad}$ {}", escape::text(&l))?;
             }
         }
-        Executor::Provider | Executor::Check | Executor::Operator => {
+        Executor::Provider
+        | Executor::Check
+        | Executor::Operator
+        | Executor::Gate
+        | Executor::Local => {
             for l in manual_lines(step) {
                 writeln!(o, "{pad}- {}", escape::text(&l))?;
             }

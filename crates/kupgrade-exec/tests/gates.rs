@@ -1,0 +1,406 @@
+//! Gates through the driver, over the simulated cluster (its `GateProbe`) and the local
+//! runner: a gate holds the run until it passes, a timeout halts naming what was wrong (or
+//! warns), a regression after a batch is caught, a command gate's failure is kept, and a
+//! resume evaluates an interrupted gate again. Every test runs on a paused tokio clock.
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::civil::date;
+use kupgrade_core::gate::{
+    Gate, GateCheck, GateCommand, GatePoint, GateSet, ObjectRef, OnTimeout, RegressionCheck,
+    Rollout, WorkloadKind,
+};
+use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
+use kupgrade_core::run::{Event, Finished, Record, StopReason};
+use kupgrade_core::testing::upstream_run;
+use kupgrade_exec::driver::{Driver, JournalSink, stop_channel};
+use kupgrade_exec::sim::{SimCluster, Workload};
+use kupgrade_exec::{LocalRunner, NodeEnv};
+use serde_json::json;
+
+const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
+
+fn plan_with(gates: Vec<Gate>) -> Arc<UpgradePlan> {
+    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
+    let options = PlanOptions {
+        allow_unsupported_target: true,
+        ..PlanOptions::default()
+    };
+    let mut plan = PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
+        .options(options)
+        .plan(&cluster)
+        .unwrap();
+    GateSet::new(gates).unwrap().insert(&mut plan);
+    Arc::new(plan)
+}
+
+fn sim() -> SimCluster {
+    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
+    SimCluster::new(cluster).with_workload(&Workload::sample())
+}
+
+fn web() -> Rollout {
+    Rollout {
+        kind: WorkloadKind::Deployment,
+        namespace: Some("shop".into()),
+        name: "web".into(),
+    }
+}
+
+fn deployment(available: i64) -> serde_json::Value {
+    json!({
+        "metadata": {"name": "web", "namespace": "shop", "generation": 1},
+        "spec": {"replicas": 3},
+        "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3,
+                   "availableReplicas": available}
+    })
+}
+
+fn gate(name: &str, check: GateCheck, timeout: u64) -> Gate {
+    let mut g = Gate::new(name, check);
+    g.timeout_seconds = timeout;
+    g.interval_seconds = 5;
+    g
+}
+
+struct Outcome {
+    finished: Finished,
+    events: Vec<Event>,
+}
+
+async fn drive(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<Record>) -> Outcome {
+    let (tx, mut rx) = kupgrade_exec::events::event_channel(1 << 20);
+    let mut run = upstream_run(plan, journal);
+    let finished = driver
+        .events(tx)
+        .drive(&mut run, journal as &mut dyn JournalSink)
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    while let Some(e) = rx.try_recv() {
+        events.push(e);
+    }
+    Outcome { finished, events }
+}
+
+fn driver(sim: &SimCluster) -> Driver {
+    let s = Arc::new(sim.clone());
+    Driver::new(s.clone(), s.clone())
+        .provider(s.clone())
+        .gates(s)
+}
+
+fn lines(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::CommandOutput { task, line, .. } => Some(format!("{task}: {line}")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn drains(sim: &SimCluster) -> usize {
+    count(sim, "drain")
+}
+
+fn count(sim: &SimCluster, what: &str) -> usize {
+    sim.snapshot()
+        .history
+        .iter()
+        .filter(|e| e.what == what)
+        .count()
+}
+
+/// The Deployment is unavailable for five minutes after the first batch: the run waits at the
+/// first gate (no other node is drained meanwhile) and goes on once it is available.
+#[tokio::test(start_paused = true)]
+async fn a_rollout_gate_holds_the_run_until_the_deployment_is_available() {
+    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 3600)]);
+    let sim = sim();
+    let obj = web().object();
+    sim.set_object(&obj, Some(deployment(0)));
+    let flip = sim.clone();
+    let held = tokio::spawn(async move {
+        // Until the first gate starts waiting (the first drain has happened)...
+        while drains(&flip) == 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        let during = drains(&flip);
+        flip.set_object(&web().object(), Some(deployment(3)));
+        during
+    });
+    let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
+    assert!(out.finished.is_completed(), "{:?}", out.finished.report());
+    // For those five minutes, only the first batch had been drained.
+    assert_eq!(held.await.unwrap(), 1);
+    let lines = lines(&out.events);
+    let waiting = lines
+        .iter()
+        .find(|l| l.contains("waiting"))
+        .expect("the gate waited");
+    assert!(
+        waiting.ends_with("gate web: waiting: Deployment shop/web: 0 of 3 replicas available"),
+        "{waiting}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("gate web passed")),
+        "{lines:#?}"
+    );
+}
+
+/// A gate that never passes halts the run at its timeout, naming the object, how to resume
+/// and how to skip it; nothing after it runs.
+#[tokio::test(start_paused = true)]
+async fn a_gate_that_times_out_halts_naming_the_object() {
+    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 60)]);
+    let sim = sim();
+    sim.set_object(&web().object(), Some(deployment(1)));
+    let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
+    let report = out.finished.report().expect("halted");
+    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+    let task = report.task.as_ref().unwrap().to_string();
+    assert!(task.ends_with("/gate-web"), "{task}");
+    assert!(
+        report.summary.contains(
+            "gate web did not pass within 60s: Deployment shop/web: 1 of 3 replicas available"
+        ),
+        "{report}"
+    );
+    assert!(
+        report
+            .advice
+            .contains("resume: the gate is evaluated again"),
+        "{report}"
+    );
+    assert!(
+        report.advice.contains(&format!("--mark-done '{task}'")),
+        "{report}"
+    );
+    assert_eq!(drains(&sim), 1, "nothing after the gate ran");
+    // Not retried: it waited its whole time already.
+    let starts = out
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::StepStarted { task: t, .. } if t.to_string() == task))
+        .count();
+    assert_eq!(starts, 1);
+}
+
+/// With `on-timeout: warn` the run goes on, and says what was wrong.
+#[tokio::test(start_paused = true)]
+async fn a_warning_gate_lets_the_run_go_on() {
+    let mut g = gate("web", GateCheck::Rollout(web()), 20);
+    g.on_timeout = OnTimeout::Warn;
+    g.after = vec![GatePoint::Hop];
+    let plan = plan_with(vec![g]);
+    let sim = sim();
+    let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
+    assert!(out.finished.is_completed(), "{:?}", out.finished.report());
+    let lines = lines(&out.events);
+    assert!(
+        lines.iter().any(|l| l.contains(
+            "warning: gate web did not pass within 20s: Deployment shop/web was not found; going on"
+        )),
+        "{lines:#?}"
+    );
+}
+
+/// A pod that starts crash-looping during the first batch is caught by the regression gate
+/// after it, by name; a pod that was fine throughout is not named.
+#[tokio::test(start_paused = true)]
+async fn a_pod_crash_looping_after_a_batch_is_caught_by_the_regression_gate() {
+    let check = GateCheck::Regression(RegressionCheck {
+        namespace: Some("default".into()),
+        selector: None,
+    });
+    let plan = plan_with(vec![gate("pods", check, 120)]);
+    let sim = sim();
+    let first_worker = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, kupgrade_core::plan::Action::Drain { .. }))
+        .map(|s| s.nodes.as_slice()[0].clone())
+        .unwrap();
+    // A pod on another node turns crash-looping when the first node is uncordoned.
+    let victim = sim
+        .cluster()
+        .nodes
+        .iter()
+        .filter(|n| n.name != first_worker && !n.is_control_plane())
+        .flat_map(|n| sim.pods_on(&n.name))
+        .next()
+        .expect("a pod elsewhere");
+    let meddler = sim.clone();
+    let v = victim.clone();
+    let sim = sim.on_op(move |p| {
+        if p.phase == kupgrade_exec::sim::OpPhase::After && p.what == "uncordon" {
+            meddler.set_pod_trouble(&v, true, 3);
+        }
+    });
+    let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
+    let report = out.finished.report().expect("halted");
+    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+    assert!(
+        report
+            .summary
+            .contains(&format!("pod default/{} on ", victim.name))
+            && report.summary.contains("is crash-looping"),
+        "{report}"
+    );
+    assert!(
+        report
+            .task
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("/gate-pods")
+    );
+    // The snapshot was taken before the batch.
+    let lines = lines(&out.events);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("baseline-pods") && l.contains("noted")),
+        "{lines:#?}"
+    );
+}
+
+/// A command gate runs through the local runner, here in a strict sandbox whose `bin` holds
+/// the gate's program: exit 0 passes; a failing one halts with its exit status and its
+/// output kept in the report. Real processes: a real clock, the simulated cluster sped up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_gate_runs_through_the_local_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("localhost").join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, body) in [
+        ("smoke-ok", "echo all good"),
+        ("smoke-bad", "echo 'replicas behind: 2' >&2; exit 3"),
+    ] {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let root = dir.path().to_path_buf();
+    let local = LocalRunner::new().with_node_env(move |node| NodeEnv::sandbox(&root, node));
+    let cmd = |program: &str| {
+        GateCheck::Command(GateCommand {
+            argv: vec![program.to_string()],
+            node: None,
+            timeout_seconds: 10,
+        })
+    };
+    let mut ok = gate("smoke", cmd("smoke-ok"), 30);
+    ok.after = vec![GatePoint::Hop];
+    ok.interval_seconds = 1;
+    let plan = plan_with(vec![ok]);
+    let fast = || sim().with_speed(1_000_000.0);
+    let out = drive(
+        driver(&fast()).local_runner(Arc::new(local.clone())),
+        &plan,
+        &mut Vec::new(),
+    )
+    .await;
+    assert!(out.finished.is_completed(), "{:?}", out.finished.report());
+    let lines = lines(&out.events);
+    assert!(lines.iter().any(|l| l.ends_with("all good")), "{lines:#?}");
+
+    let mut bad = gate("smoke", cmd("smoke-bad"), 1);
+    bad.after = vec![GatePoint::Hop];
+    bad.interval_seconds = 1;
+    let plan = plan_with(vec![bad]);
+    let out = drive(
+        driver(&fast()).local_runner(Arc::new(local)),
+        &plan,
+        &mut Vec::new(),
+    )
+    .await;
+    let report = out.finished.report().expect("halted");
+    assert!(
+        report
+            .summary
+            .contains("`smoke-bad` ended with exit code 3: replicas behind: 2"),
+        "{report}"
+    );
+}
+
+/// A session aborted while a gate waits leaves it in flight; the next session evaluates it
+/// again (it is never assumed passed), and it passes only once the object is available.
+#[tokio::test(start_paused = true)]
+async fn a_resume_evaluates_an_interrupted_gate_again() {
+    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 3600)]);
+    let sim = sim();
+    sim.set_object(&web().object(), Some(deployment(0)));
+    let (stop, signal) = stop_channel();
+    let watcher = sim.clone();
+    tokio::spawn(async move {
+        // The first gate follows the first uncordon.
+        while count(&watcher, "uncordon") == 0 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        stop.abort();
+    });
+    let mut journal = Vec::new();
+    let first = drive(driver(&sim).stop_on(signal), &plan, &mut journal).await;
+    assert!(!first.finished.is_completed());
+    assert_eq!(count(&sim, "uncordon"), 1);
+    let gate_task = first
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::StepStarted { task, .. } if task.step.as_str().ends_with("/gate-web") => {
+                Some(task.clone())
+            }
+            _ => None,
+        })
+        .expect("the gate started");
+    // Still unavailable: the resumed session waits at the same gate again.
+    let flip = sim.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        flip.set_object(&web().object(), Some(deployment(3)));
+    });
+    let second = drive(driver(&sim), &plan, &mut journal).await;
+    assert!(
+        second.finished.is_completed(),
+        "{:?}",
+        second.finished.report()
+    );
+    let again = second
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::StepStarted { task, .. } if *task == gate_task));
+    assert!(again, "the interrupted gate ran again");
+    let lines = lines(&second.events);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&gate_task.to_string()) && l.contains("waiting")),
+        "{lines:#?}"
+    );
+}
+
+/// Without a probe, a rollout gate cannot be judged: the run halts and says why, never
+/// passing it.
+#[tokio::test(start_paused = true)]
+async fn a_gate_without_a_probe_halts() {
+    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 30)]);
+    let sim = sim();
+    let s = Arc::new(sim.clone());
+    let out = drive(
+        Driver::new(s.clone(), s.clone()).provider(s),
+        &plan,
+        &mut Vec::new(),
+    )
+    .await;
+    let report = out.finished.report().expect("halted");
+    assert!(
+        report.summary.contains("no gate probe is configured"),
+        "{report}"
+    );
+    let _ = ObjectRef::clone(&web().object());
+}
