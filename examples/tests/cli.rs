@@ -757,7 +757,10 @@ const OTHER_PROGRAMS: &[(&str, &[&str])] = &[
     ),
     ("kubectl", &["--client", "--for", "--timeout"]),
     ("zypper", &["--non-interactive", "--oldpackage"]),
-    ("apt-get", &["--allow-change-held-packages", "--allow-downgrades"]),
+    (
+        "apt-get",
+        &["--allow-change-held-packages", "--allow-downgrades"],
+    ),
     (
         "etcdutl",
         &[

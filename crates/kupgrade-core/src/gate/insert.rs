@@ -51,73 +51,50 @@ impl GateSet {
             starts[p.start].push(k);
             ends[p.end].push(k);
         }
-        let mut out: Vec<Step> = Vec::with_capacity(steps.len() + 2 * placements.len());
-        let mut last: Option<StepId> = None;
-        let mut last_original: Option<StepId> = None;
-        for (i, mut step) in steps.into_iter().enumerate() {
+        let mut before: Vec<Vec<Step>> = vec![Vec::new(); steps.len()];
+        let mut after: Vec<Vec<Step>> = vec![Vec::new(); steps.len()];
+        for (i, step) in steps.iter().enumerate() {
             for p in starts[i].iter().map(|&k| &placements[k]) {
                 if let Some(regression) = &p.gate.regression {
-                    let s = gate_step(
-                        &step,
+                    before[i].push(gate_step(
+                        step,
                         format!("{}/baseline-{}", p.prefix, p.gate.name),
                         Action::GateBaseline {
                             gate: p.gate.name.clone(),
                             regression: regression.clone(),
                         },
-                        &last,
                         format!(
                             "gate {}: the workloads before the {} it judges",
                             p.gate.name,
                             point_word(p.point)
                         ),
-                    );
-                    last = Some(s.id.clone());
-                    out.push(s);
+                    ));
                 }
             }
-            // The step waits for what now comes just before it.
-            if let (Some(orig), Some(now)) = (&last_original, &last)
-                && orig != now
-            {
-                for d in &mut step.depends_on {
-                    if d == orig {
-                        *d = now.clone();
-                    }
-                }
-            }
-            if let (None, Some(now)) = (&last_original, &last) {
-                // The plan's first step now follows what was put before it.
-                step.depends_on.push(now.clone());
-            }
-            last_original = Some(step.id.clone());
-            last = Some(step.id.clone());
-            out.push(step);
-            let end_step = out.len() - 1;
             for p in ends[i].iter().map(|&k| &placements[k]) {
                 let baseline = p
                     .gate
                     .regression
                     .as_ref()
                     .map(|_| StepId(format!("{}/baseline-{}", p.prefix, p.gate.name)));
-                let s = gate_step(
-                    &out[end_step],
+                after[i].push(gate_step(
+                    step,
                     format!("{}/gate-{}", p.prefix, p.gate.name),
                     Action::Gate {
                         gate: Box::new(p.gate.clone()),
                         baseline,
                     },
-                    &last,
                     format!(
                         "gate {} after each {}: {}",
                         p.gate.name,
                         point_word(p.point),
                         p.gate.describe()
                     ),
-                );
-                last = Some(s.id.clone());
-                out.push(s);
+                ));
             }
         }
+        // Each gate waits for what it follows, and what followed waits for the gate.
+        let out = crate::plan::splice(steps, before, after);
         plan.steps = out;
         plan.estimate.steps = plan.steps.len();
     }
@@ -179,14 +156,9 @@ fn point_word(p: GatePoint) -> &'static str {
     }
 }
 
-/// A gate's step beside `near` (same hop and phase), after `after`.
-fn gate_step(
-    near: &Step,
-    id: String,
-    action: Action,
-    after: &Option<StepId>,
-    reason: String,
-) -> Step {
+/// A gate's step beside `near` (same hop and phase); its dependencies are set where it is
+/// put in.
+fn gate_step(near: &Step, id: String, action: Action, reason: String) -> Step {
     Step {
         id: StepId(id),
         hop: near.hop,
@@ -194,7 +166,7 @@ fn gate_step(
         nodes: NodeList::empty(),
         action,
         commands: Vec::new(),
-        depends_on: after.iter().cloned().collect(),
+        depends_on: Vec::new(),
         idempotent: true,
         point_of_no_return: false,
         pre: Vec::new(),

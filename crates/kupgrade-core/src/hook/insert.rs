@@ -121,42 +121,23 @@ impl HookSet {
                 list.push((rank(place), step));
             }
         }
-        let mut out: Vec<Step> = Vec::with_capacity(n);
-        let mut last: Option<StepId> = None;
-        let mut last_original: Option<StepId> = None;
-        let push = |out: &mut Vec<Step>, last: &mut Option<StepId>, mut s: Step| {
-            s.depends_on = last.iter().cloned().collect();
-            *last = Some(s.id.clone());
-            out.push(s);
-        };
-        for (i, mut step) in steps.into_iter().enumerate() {
-            let mut b = std::mem::take(&mut before[i]);
-            b.sort_by_key(|(r, _)| *r);
-            for (_, h) in b {
-                push(&mut out, &mut last, h);
-            }
-            if let (Some(orig), Some(now)) = (&last_original, &last)
-                && orig != now
-            {
-                for d in &mut step.depends_on {
-                    if d == orig {
-                        *d = now.clone();
-                    }
-                }
-            }
-            if let (None, Some(now)) = (&last_original, &last) {
-                // The plan's first step now follows what was put before it.
-                step.depends_on.push(now.clone());
-            }
-            last_original = Some(step.id.clone());
-            last = Some(step.id.clone());
-            out.push(step);
-            let mut a = std::mem::take(&mut after[i]);
-            a.sort_by_key(|(r, _)| std::cmp::Reverse(*r));
-            for (_, h) in a {
-                push(&mut out, &mut last, h);
-            }
-        }
+        // Before a step in rank order, after it in reverse rank order (so an upgrade's hooks
+        // enclose its hop's, which enclose its batch's).
+        let before: Vec<Vec<Step>> = before
+            .into_iter()
+            .map(|mut b| {
+                b.sort_by_key(|(r, _)| *r);
+                b.into_iter().map(|(_, h)| h).collect()
+            })
+            .collect();
+        let after: Vec<Vec<Step>> = after
+            .into_iter()
+            .map(|mut a| {
+                a.sort_by_key(|(r, _)| std::cmp::Reverse(*r));
+                a.into_iter().map(|(_, h)| h).collect()
+            })
+            .collect();
+        let out = crate::plan::splice(steps, before, after);
         plan.steps = out;
         plan.estimate.steps = plan.steps.len();
     }

@@ -70,10 +70,9 @@ fn hooks_go_where_they_say_in_order_with_their_facts() {
         ids[ids.len() - 1],
         "v1.30.10/upgrade/hook-after-upgrade-end"
     );
-    // Each step waits for the one before it.
-    for w in plan.steps.windows(2) {
-        assert_eq!(w[1].depends_on, vec![w[0].id.clone()], "{}", w[1].id);
-    }
+    // Each step put in waits for the step it follows (or takes over what the step it
+    // precedes waited for), and that step waits for it; nothing waits for a later step.
+    crate::plan::splice::assert_spliced(&plan);
     // w-1's batch: the batch hook, then the drain's own hook right before the drain.
     let at = |id: &str| {
         ids.iter()

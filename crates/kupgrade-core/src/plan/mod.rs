@@ -83,6 +83,7 @@ pub mod render;
 pub mod rollback;
 mod schema;
 mod simulate;
+pub(crate) mod splice;
 mod step;
 mod timeline;
 mod transient;
@@ -95,6 +96,7 @@ pub use estimate::{Durations, Estimate, human_duration};
 pub use packages::{PathError, apt_source, node_commands, package_pin, validate_path, yum_repo};
 pub use schema::{SCHEMA, schema_json};
 pub use simulate::{Effect, Simulation, SimulationError};
+pub(crate) use splice::splice;
 pub use step::{
     AddonVersions, Fact, NodeList, OsCommands, Package, Phase, PreflightCheck, StartVersion, Step,
     StepId,

@@ -60,8 +60,8 @@ use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
 mod evidence;
 mod fault;
-mod lease;
 mod gates;
+mod lease;
 mod model;
 mod node;
 mod packages;
