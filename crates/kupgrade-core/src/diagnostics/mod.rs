@@ -28,9 +28,11 @@ use std::fmt;
 
 use serde_yaml_ng::Value;
 
+mod list_file;
 mod locate;
 mod nesting;
 
+pub(crate) use list_file::{ListEntry, parse_list_file};
 pub(crate) use locate::{Locator, Step};
 
 /// The deepest lists and mappings (`[` and `{`) may be nested in an input file.
