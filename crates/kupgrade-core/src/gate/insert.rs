@@ -94,9 +94,36 @@ impl GateSet {
             }
         }
         // Each gate waits for what it follows, and what followed waits for the gate.
-        let out = crate::plan::splice(steps, before, after);
+        let mut out = crate::plan::splice(steps, before, after);
+        hold_behind_gates(&mut out);
         plan.steps = out;
         plan.estimate.steps = plan.steps.len();
+    }
+}
+
+/// A gate holds the run, not only its own lane: every step listed after a gate that would not
+/// wait for it otherwise (a worker batch beside the control-plane kubelets) waits for it too,
+/// so no other node is drained while the workloads the gate watches are unhealthy.
+fn hold_behind_gates(steps: &mut [Step]) {
+    let at: foldhash::HashMap<StepId, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.clone(), i))
+        .collect();
+    let mut gate: Option<(usize, StepId)> = None;
+    for (i, step) in steps.iter_mut().enumerate() {
+        if let Some((g, id)) = &gate {
+            let behind = step
+                .depends_on
+                .iter()
+                .any(|d| at.get(d).is_some_and(|&j| j >= *g));
+            if !behind {
+                step.depends_on.push(id.clone());
+            }
+        }
+        if matches!(step.action, Action::Gate { .. }) {
+            gate = Some((i, step.id.clone()));
+        }
     }
 }
 
