@@ -7,10 +7,24 @@ cd "$(dirname "$0")/.."
 OUT=$(mktemp -d /tmp/kupgrade-examples.XXXXXX)
 KUBELET_PID=   # scripts/demo-kubelet.sh, in its own process group, while it runs
 MIRROR_PID=    # a local HTTP server standing in for dl.k8s.io/release, while it runs
+DEMO_API=      # the demo cluster's own etcd + kube-apiserver (scripts/testenv.sh), while they run
 trap 'if [ -n "$KUBELET_PID" ]; then kill -- "-$KUBELET_PID" 2>/dev/null || true; fi
-      if [ -n "$MIRROR_PID" ]; then kill "$MIRROR_PID" 2>/dev/null || true; fi; rm -rf "$OUT"' EXIT
+      if [ -n "$MIRROR_PID" ]; then kill "$MIRROR_PID" 2>/dev/null || true; fi
+      if [ -n "$DEMO_API" ]; then scripts/testenv.sh down "$DEMO_API" >/dev/null 2>&1 || true; rm -rf "$DEMO_API"; fi
+      rm -rf "$OUT"' EXIT
 DATE=2026-11-25   # a fixed date: the same plans on every run
 KC=${KUPGRADE_TEST_KUBECONFIG:-}   # the test apiserver's kubeconfig, when there is one
+if [ -n "$KC" ]; then
+  # The demo cluster gets an API server of its own: the tests before leave their objects
+  # (deprecated APIs, Helm releases) on the shared one, and plan and apply gather readiness
+  # evidence from the whole cluster they are pointed at.
+  DEMO_API=$(mktemp -d /tmp/kupgrade-demo-api.XXXXXX)
+  scripts/testenv.sh up "$DEMO_API" >"$OUT/demo-api.log" 2>&1 ||
+    { cat "$OUT/demo-api.log" >&2; echo "starting the demo cluster's API server failed" >&2; exit 1; }
+  # shellcheck disable=SC1091
+  source "$DEMO_API/env"
+  KC=$KUPGRADE_TEST_KUBECONFIG
+fi
 
 cargo build -q -p kupgrade-examples --examples
 n=0
