@@ -97,12 +97,31 @@ verify_rpm() {
     grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml " "$dir/repo-access.log"
 }
 
+# verify_suse DIR ROOT NAME ADDR MINOR VERSION: the same for a zypper node.
+verify_suse() {
+  local dir=$1 r=$2 name=$3 addr=$4 minor=$5 v=$6 pkgs locks
+  pkgs=$(chroot "$r" rpm -q --qf '%{NAME}=%{VERSION}-%{RELEASE} ' kubeadm kubectl kubelet)
+  check "$name: rpm -q shows kubeadm, kubectl, kubelet at ${v#v}-150500.1.1 ($pkgs)" \
+    test "$pkgs" = "kubeadm=${v#v}-150500.1.1 kubectl=${v#v}-150500.1.1 kubelet=${v#v}-150500.1.1 "
+  check "$name: the repository file names v$minor" \
+    grep -qx "baseurl=https://pkgs.k8s.io/core:/stable:/v$minor/rpm/" "$r/etc/zypp/repos.d/kubernetes.repo"
+  check "$name: the node's kubelet was restarted by the run (its stub log)" \
+    grep -qx 'systemctl restart kubelet' "$r/var/log/kupgrade-fleet/calls.log"
+  # The locks hold: zypper lists the three packages.
+  locks=$(fleet_ssh "$dir" "$addr" zypper --non-interactive locks 2>/dev/null | awk -F'|' '$1 ~ /^ *[0-9]+ *$/ {gsub(/ /, "", $2); print $2}' | sort | tr '\n' ' ')
+  check "$name: zypper locks lists kubeadm, kubectl, kubelet ($locks)" test "$locks" = "kubeadm kubectl kubelet "
+  check "$name: zypper fetched v$minor's signed repomd.xml from the repository server" eval \
+    'grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml " "$dir/repo-access.log" &&
+      grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml.asc " "$dir/repo-access.log"'
+}
+
 # verify DIR API MINOR VERSION: what the upgrade must leave, seen from outside the nodes.
 verify() {
   local dir=$1 api=$2 minor=$3 v=$4 name addr ns r pkgs held nodes family
   while read -r name addr ns family; do
     r=$dir/nodes/$name/root
     if [[ $family == rpm ]]; then verify_rpm "$dir" "$r" "$name" "$addr" "$minor" "$v"; continue; fi
+    if [[ $family == suse ]]; then verify_suse "$dir" "$r" "$name" "$addr" "$minor" "$v"; continue; fi
     pkgs=$(chroot "$r" dpkg-query -W -f='${Package}=${Version} ' kubeadm kubelet kubectl)
     check "$name: dpkg-query shows kubeadm, kubelet, kubectl at ${v#v}-1.1 ($pkgs)" \
       test "$pkgs" = "kubeadm=${v#v}-1.1 kubectl=${v#v}-1.1 kubelet=${v#v}-1.1 "

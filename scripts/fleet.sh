@@ -22,7 +22,8 @@
 # (default 5), KUPGRADE_FLEET_TARGET (default 1.31: three hops), KUPGRADE_FLEET_KILLS (default
 # 0: how often to SIGKILL the runner at a random moment and resume; each costs the 60 s the
 # killed run's lease holds) with KUPGRADE_FLEET_SEED (default 1), and runs with 2 control-plane
-# nodes and 1 dnf node unless KUPGRADE_FLEET_CONTROL_PLANES and KUPGRADE_FLEET_RPM_NODES say
+# nodes, 1 dnf node and 1 zypper node unless KUPGRADE_FLEET_CONTROL_PLANES, KUPGRADE_FLEET_RPM_NODES
+# and KUPGRADE_FLEET_SUSE_NODES say
 # otherwise. Needs root (namespaces, mounts, chroot). Each fleet has its own
 # 198.18.X.0/24 (a benchmarking range; nothing is routed outside): a bridge kfID-br on this
 # machine (.1, where the repository server and the apiserver forwarder listen) and one veth
@@ -33,7 +34,7 @@ set -euo pipefail
 
 readonly CACHE_DIR=${KUPGRADE_CACHE_DIR:-/var/cache/kupgrade}
 readonly FLEET_CACHE=$CACHE_DIR/fleet
-readonly ROOTFS_VERSION=1 REPO_VERSION=3
+readonly ROOTFS_VERSION=2 REPO_VERSION=4
 readonly ROOTFS=$FLEET_CACHE/rootfs-v$ROOTFS_VERSION
 readonly REPO=$FLEET_CACHE/repo-v$REPO_VERSION
 SCRIPTS=$(cd "$(dirname "$0")" && pwd) && readonly SCRIPTS
@@ -41,8 +42,9 @@ ROOT_DIR=$(dirname "$SCRIPTS") && readonly ROOT_DIR
 readonly READY_TIMEOUT=${KUPGRADE_READY_TIMEOUT:-60}
 readonly MINORS=(1.28 1.29 1.30 1.31)
 # The node root: sshd, apt, gpg (keyring checks), curl (the stubs' API calls), sudo (the
-# rendered commands start with `sudo -n`), dnf and rpm (a RHEL-family node, later).
-readonly ROOT_PACKAGES=openssh-server,sudo,gnupg,curl,ca-certificates,iproute2,dnf,rpm
+# rendered commands start with `sudo -n`), dnf and rpm (a RHEL-family node), zypper (a
+# SUSE-family node: Debian's zypper and libzypp against the same rpm repositories).
+readonly ROOT_PACKAGES=openssh-server,sudo,gnupg,curl,ca-certificates,iproute2,dnf,rpm,zypper
 readonly HOST_PACKAGES=(mmdebstrap apt-utils dpkg-dev rpm createrepo-c iproute2 openssh-client openssh-server
   gnupg openssl curl)
 
@@ -115,8 +117,24 @@ is_cp() { (($1 < CONTROL_PLANES)); }
 [[ ${1:-} == test ]] && : "${KUPGRADE_FLEET_RPM_NODES:=1}"
 readonly RPM_NODES=${KUPGRADE_FLEET_RPM_NODES:-0}
 [[ $RPM_NODES =~ ^[0-9]$ ]] || die "KUPGRADE_FLEET_RPM_NODES must be 0 to 9, not '$RPM_NODES'"
-family() { if ! is_cp "$1" && (($1 >= $2 - RPM_NODES)); then echo rpm; else echo deb; fi; }   # family I N
-os_image() { if [[ $1 == rpm ]]; then echo 'Rocky Linux 9.3 (Blue Onyx)'; else echo 'Debian GNU/Linux 12 (bookworm)'; fi; }
+# The KUPGRADE_FLEET_SUSE_NODES workers before them (default 0; `test`: 1) stand for SUSE-family
+# nodes: zypper against the rpm repositories, shown as openSUSE Leap on the API.
+[[ ${1:-} == test ]] && : "${KUPGRADE_FLEET_SUSE_NODES:=1}"
+readonly SUSE_NODES=${KUPGRADE_FLEET_SUSE_NODES:-0}
+[[ $SUSE_NODES =~ ^[0-9]$ ]] || die "KUPGRADE_FLEET_SUSE_NODES must be 0 to 9, not '$SUSE_NODES'"
+family() {   # family I N
+  if is_cp "$1"; then echo deb
+  elif (($1 >= $2 - RPM_NODES)); then echo rpm
+  elif (($1 >= $2 - RPM_NODES - SUSE_NODES)); then echo suse
+  else echo deb; fi
+}
+os_image() {
+  case $1 in
+  rpm) echo 'Rocky Linux 9.3 (Blue Onyx)' ;;
+  suse) echo 'openSUSE Leap 15.5' ;;
+  *) echo 'Debian GNU/Linux 12 (bookworm)' ;;
+  esac
+}
 node_name() { if is_cp "$1"; then echo "fleet-cp-$(($1 + 1))"; else echo "fleet-w-$(($1 - CONTROL_PLANES + 1))"; fi; }
 
 # is_ours PID DIR: PID is alive and its command line names DIR/ (guards against PID reuse).
@@ -174,12 +192,22 @@ node_files() {
   if [[ $family == deb ]]; then
     echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.28/deb/ /" \
       >"$r/etc/apt/sources.list.d/kubernetes.list"
-  else
+  elif [[ $family == rpm ]]; then
     # dnf: the .repo file of kubeadm's documentation; dnf (libcurl) trusts the system bundle.
     install -d -m 755 "$r/etc/yum.repos.d"
     printf '%s\n' '[kubernetes]' 'name=Kubernetes' 'baseurl=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/' \
       'enabled=1' 'gpgcheck=1' 'gpgkey=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/repodata/repomd.xml.key' \
       'exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni' >"$r/etc/yum.repos.d/kubernetes.repo"
+    cat "$REPO/keys/ca.crt" >>"$r/etc/ssl/certs/ca-certificates.crt"
+  else
+    # zypper: the same repository without exclude= (zypper has none: packages are locked),
+    # as kupgrade writes it. libzypp verifies repomd.xml's signature (repomd.xml.asc) and
+    # keeps its rpm database in /var/lib/rpm, where rpm on a SUSE system looks too.
+    install -d -m 755 "$r/etc/zypp/repos.d" "$r/etc/rpm"
+    printf '%s\n' '[kubernetes]' 'name=Kubernetes' 'baseurl=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/' \
+      'enabled=1' 'gpgcheck=1' 'gpgkey=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/repodata/repomd.xml.key' \
+      >"$r/etc/zypp/repos.d/kubernetes.repo"
+    echo '%_dbpath /var/lib/rpm' >"$r/etc/rpm/macros"
     cat "$REPO/keys/ca.crt" >>"$r/etc/ssl/certs/ca-certificates.crt"
   fi
   sed -n 's/.*"minor": *"\([0-9.]*\)", *"etcd": *"\([^"]*\)", *"coredns": *"\([^"]*\)".*/\1 \2 \3/p' \
@@ -381,6 +409,10 @@ cmd_up() {
       apt-mark hold kubeadm kubelet kubectl >/dev/null'
     [[ $family == rpm ]] &&
       install='dnf install -y -q kubeadm-1.28.15 kubelet-1.28.15 kubectl-1.28.15 --disableexcludes=kubernetes'
+    [[ $family == suse ]] &&
+      install='set -e; zypper --non-interactive --quiet --gpg-auto-import-keys refresh kubernetes
+        zypper --non-interactive --quiet install kubeadm=1.28.15 kubelet=1.28.15 kubectl=1.28.15
+        zypper --non-interactive --quiet addlock kubeadm kubelet kubectl'
     fleet_ssh "$dir" "$addr" "$install" >"$dir/nodes/$name/install.log" 2>&1 &
     pids+=($!)
   done <"$dir/nodes.list"
