@@ -66,6 +66,63 @@ impl EvidenceArgs {
     }
 }
 
+/// Reads the evidence only the nodes can give through `runner` (every node of `cluster`, the
+/// control-plane facts on control-plane nodes; `root` puts a directory before the files read,
+/// `""` on real nodes, a sandbox on the local executor's) and puts it into `evidence`: a fact
+/// already there (from `--evidence FILE`) is kept. A fact a node cannot give is marked
+/// missing with the reason, so its checks say "not checkable".
+pub(crate) async fn gather_nodes(
+    evidence: &mut Evidence,
+    runner: &dyn kupgrade_core::ports::CommandRunner,
+    cluster: &kupgrade_core::ClusterState,
+    root: impl Fn(&kupgrade_core::NodeName) -> String,
+) -> anyhow::Result<()> {
+    use kupgrade_exec::node_evidence::{NodeEvidenceOptions, gather_nodes, merge_node_facts};
+    let nodes: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut options = match n.is_control_plane() {
+                true => NodeEvidenceOptions::control_plane(),
+                false => NodeEvidenceOptions::default(),
+            };
+            options.root = root(&n.name);
+            (n.name.clone(), options)
+        })
+        .collect();
+    eprintln!(
+        "gathering readiness evidence from {} node(s) through the executor (read-only commands)",
+        nodes.len()
+    );
+    let started = std::time::Instant::now();
+    let facts = gather_nodes(runner, &nodes)
+        .await
+        .context("gathering readiness evidence from the nodes")?;
+    let read: usize = facts
+        .iter()
+        .map(|f| {
+            [
+                f.cgroup.found().is_some(),
+                f.disk.found().is_some(),
+                f.packages.found().is_some(),
+                f.repositories.found().is_some(),
+                f.etcd.found().is_some(),
+                f.certificates.found().is_some(),
+                f.kubelet_server.found().is_some(),
+            ]
+            .into_iter()
+            .filter(|&x| x)
+            .count()
+        })
+        .sum();
+    eprintln!(
+        "gathered {read} node fact(s) in {:.1} s (what a node could not give is shown as not checkable)",
+        started.elapsed().as_secs_f64()
+    );
+    merge_node_facts(evidence, facts);
+    Ok(())
+}
+
 /// The pods and budgets `--batch auto` needs, from `evidence`; the error names what is
 /// missing and why.
 pub(crate) fn workloads(evidence: Option<&Evidence>) -> anyhow::Result<&Workloads> {
