@@ -91,6 +91,7 @@ case "$1 ${2:-}" in
 "version -o") echo "$V" ;;
 "version ") echo "kubeadm version: &version.Info{GitVersion:\"$V\"}" ;;
 "upgrade plan") echo "[upgrade/versions] kubeadm version: $V" ;;
+"certs check-expiration") certs ;;
 "upgrade apply")
   [ "${3:-}" = "$V" ] || { echo "[upgrade/version] FATAL: the kubeadm version is $V, not ${3:-}" >&2; exit 1; }
   static_pods "$V"

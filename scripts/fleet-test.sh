@@ -176,7 +176,7 @@ cmd_test() {
   # TMPDIR: the SSH runner's control sockets; a killed runner leaves its directory behind, here.
   mkdir -p "$work/tmp"
   local apply=(env "TMPDIR=$work/tmp" "$bin" --kubeconfig "$work/api/kubeconfig" --cluster "$work/fleet/hosts.yaml" --executor ssh
-    --ssh-key "$work/fleet/id" --known-hosts "$work/fleet/known_hosts" --journal "$work/up.journal")
+    --ssh-key "$work/fleet/id" --known-hosts "$work/fleet/known_hosts" --journal "$work/up.journal" --gather-nodes)
   local args=(--target "$target" --date 2026-11-25 --allow-unsupported-target --drain-grace-period 0
     --drain-timeout 60)
   # Faults: KUPGRADE_FLEET_KILLS times, SIGKILL the runner at a random moment (seeded by
@@ -203,6 +203,17 @@ cmd_test() {
   "${apply[@]}" "${args[@]}" >"$work/apply.out" 2>"$work/apply.err" ||
     { cat "$work/apply.out" "$work/apply.err" >&2; die "apply over SSH failed"; }
   tail -n 5 "$work/apply.out" >&2
+  sed -n '/^gathering readiness evidence from [0-9]* node/,/^gathered [0-9]* node fact/p' "$work/apply.err" >&2
+  # --gather-nodes ran the node-evidence commands (df, apt-cache madison, dnf list, zypper
+  # search, grep, kubeadm certs check-expiration) over SSH, on real package managers: every
+  # node gave its disk space, package sources and the versions its repository offers, every
+  # control-plane node its etcd image, certificates and the kubelet's API server (the nodes
+  # have no /sys: the cgroup version is the one fact they cannot give).
+  local gathered nodes cps
+  gathered=$(sed -n 's/^gathered \([0-9]*\) node fact(s).*/\1/p' "$work/apply.err" | tail -n1)
+  nodes=$(wc -l <"$work/fleet/nodes.list") cps=$(grep -c '^fleet-cp-' "$work/fleet/nodes.list")
+  check "apply --gather-nodes read ${gathered:-no} node facts over SSH ($((3 * nodes + 3 * cps)) expected)" \
+    test "${gathered:-0}" = "$((3 * nodes + 3 * cps))"
   v=$(sed -n "s/.*\(v$target\.[0-9]*\).*/\1/p" "$work/apply.out" | tail -n1)
   [[ -n $v ]] || die "apply's output names no v$target.x version"
   verify "$work/fleet" "$work/api" "$target" "$v"

@@ -34,7 +34,7 @@ set -euo pipefail
 
 readonly CACHE_DIR=${KUPGRADE_CACHE_DIR:-/var/cache/kupgrade}
 readonly FLEET_CACHE=$CACHE_DIR/fleet
-readonly ROOTFS_VERSION=2 REPO_VERSION=4
+readonly ROOTFS_VERSION=2 REPO_VERSION=5
 readonly ROOTFS=$FLEET_CACHE/rootfs-v$ROOTFS_VERSION
 readonly REPO=$FLEET_CACHE/repo-v$REPO_VERSION
 SCRIPTS=$(cd "$(dirname "$0")" && pwd) && readonly SCRIPTS
@@ -213,10 +213,18 @@ node_files() {
   sed -n 's/.*"minor": *"\([0-9.]*\)", *"etcd": *"\([^"]*\)", *"coredns": *"\([^"]*\)".*/\1 \2 \3/p' \
     "$ROOT_DIR/crates/kupgrade-core/data/kubeadm-bundled-versions.json" >"$r/etc/kupgrade-fleet/bundled"
   if [[ $role == cp ]]; then
-    printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver, namespace: kube-system}\n' \
-      >"$r/etc/kubernetes/manifests/kube-apiserver.yaml"
+    # The static pod manifests of kubeadm's v1.28.15 control plane with its bundled etcd.
+    local c etcd
+    etcd=$(awk '$1 == "1.28" { print $2 }' "$r/etc/kupgrade-fleet/bundled")
+    for c in kube-apiserver:v1.28.15 kube-controller-manager:v1.28.15 kube-scheduler:v1.28.15 "etcd:$etcd"; do
+      printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\nspec:\n  containers:\n  - name: %s\n    image: registry.k8s.io/%s\n' \
+        "${c%%:*}" "${c%%:*}" "$c" >"$r/etc/kubernetes/manifests/${c%%:*}.yaml"
+    done
     echo 'kind: Config' >"$r/etc/kubernetes/admin.conf"
   fi
+  # The kubelet's kubeconfig, as kubeadm join leaves it: the cluster's endpoint.
+  printf 'apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: LS0t\n    server: https://%s.1:6443\n  name: default-cluster\n' \
+    "$net" >"$r/etc/kubernetes/kubelet.conf"
   # The API the stubs act on: the test apiserver through the forwarder on NET.1:6443 (curl
   # --connect-to keeps the name and certificate of the URL).
   if [[ -n $api ]]; then
@@ -264,9 +272,32 @@ bundled() { # bundled VERSION FIELD: kubeadm's etcd (2) or CoreDNS (3) for VERSI
   m=${1#v}; m=${m%.*}
   awk -v m="$m" -v f="$2" '$1 == m { print $f }' /etc/kupgrade-fleet/bundled
 }
-image() { # image COMPONENT REF: the mirror pod of COMPONENT on this node runs REF
+image() { # image COMPONENT REF: COMPONENT's static pod manifest names REF, and its mirror pod runs it
+  manifest "$1" "$2"
   api PATCH "/api/v1/namespaces/kube-system/pods/$1-$NODE" \
     "{\"spec\":{\"containers\":[{\"name\":\"$1\",\"image\":\"$2\"}]}}" strategic
+}
+manifest() { # manifest COMPONENT REF: the static pod manifest kubeadm writes
+  printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\nspec:\n  containers:\n  - name: %s\n    image: %s\n' \
+    "$1" "$1" "$2" >"/etc/kubernetes/manifests/$1.yaml"
+}
+certs() { # certs: `kubeadm certs check-expiration -o json`, as kubeadm prints it (a year left)
+  exp=$(date -u -d '+365 days' +%Y-%m-%dT%H:%M:%SZ) ca=$(date -u -d '+3650 days' +%Y-%m-%dT%H:%M:%SZ)
+  echo '[check-expiration] Reading configuration from the "kubeadm-config" ConfigMap in namespace "kube-system"...'
+  printf '{"kind":"CertificateExpirationInfo","apiVersion":"output.kubeadm.k8s.io/v1alpha3","certificates":['
+  sep=
+  for c in admin.conf apiserver apiserver-etcd-client apiserver-kubelet-client controller-manager.conf \
+    etcd-healthcheck-client etcd-peer etcd-server front-proxy-client scheduler.conf super-admin.conf; do
+    printf '%s{"name":"%s","expirationDate":"%s","residualTime":31536000,"externallyManaged":false,"caName":"ca","missing":false}' "$sep" "$c" "$exp"
+    sep=,
+  done
+  printf '],"certificateAuthorities":['
+  sep=
+  for c in ca etcd-ca front-proxy-ca; do
+    printf '%s{"name":"%s","expirationDate":"%s","residualTime":315360000,"externallyManaged":false,"missing":false}' "$sep" "$c" "$ca"
+    sep=,
+  done
+  printf ']}\n'
 }
 static_pods() { # static_pods VERSION: what the kubelet shows after kubeadm rewrote the manifests
   for c in kube-apiserver kube-controller-manager kube-scheduler; do image "$c" "registry.k8s.io/$c:$1"; done

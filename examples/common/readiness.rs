@@ -98,29 +98,65 @@ pub(crate) async fn gather_nodes(
     let facts = gather_nodes(runner, &nodes)
         .await
         .context("gathering readiness evidence from the nodes")?;
-    let read: usize = facts
-        .iter()
-        .map(|f| {
-            [
-                f.cgroup.found().is_some(),
-                f.disk.found().is_some(),
-                f.packages.found().is_some(),
-                f.repositories.found().is_some(),
-                f.etcd.found().is_some(),
-                f.certificates.found().is_some(),
-                f.kubelet_server.found().is_some(),
-            ]
-            .into_iter()
-            .filter(|&x| x)
-            .count()
-        })
-        .sum();
+    // Per fact: how many nodes gave it, and why the first one that did not.
+    let mut read = 0;
+    for (what, facts_of) in node_fact_kinds() {
+        let (mut found, mut asked, mut first) = (0, 0, None);
+        for f in &facts {
+            match facts_of(f) {
+                None => {}
+                Some(None) => {
+                    asked += 1;
+                    found += 1;
+                }
+                Some(Some(why)) => {
+                    asked += 1;
+                    first.get_or_insert(why);
+                }
+            }
+        }
+        read += found;
+        match first {
+            Some(why) if asked > 0 => {
+                eprintln!("  {what}: {found} of {asked} node(s); not from the others ({why})")
+            }
+            _ => {}
+        }
+    }
     eprintln!(
         "gathered {read} node fact(s) in {:.1} s (what a node could not give is shown as not checkable)",
         started.elapsed().as_secs_f64()
     );
     merge_node_facts(evidence, facts);
     Ok(())
+}
+
+/// What one node gave of a fact: `None` when it was not asked (control-plane facts on a
+/// worker), `Some(None)` when found, `Some(Some(why))` when missing.
+type FactOf = fn(&kupgrade_core::readiness::NodeFacts) -> Option<Option<String>>;
+
+/// The node facts `gather_nodes` reads, by name.
+fn node_fact_kinds() -> [(&'static str, FactOf); 7] {
+    fn of<T>(g: &Gathered<T>) -> Option<Option<String>> {
+        match g {
+            Gathered::Found(_) => Some(None),
+            Gathered::Missing(m)
+                if m.reason == kupgrade_core::readiness::MissingReason::NotGathered =>
+            {
+                None
+            }
+            Gathered::Missing(m) => Some(Some(m.to_string())),
+        }
+    }
+    [
+        ("cgroup", |f| of(&f.cgroup)),
+        ("disk", |f| of(&f.disk)),
+        ("packages offered", |f| of(&f.packages)),
+        ("package sources", |f| of(&f.repositories)),
+        ("etcd image", |f| of(&f.etcd)),
+        ("certificates", |f| of(&f.certificates)),
+        ("kubelet's API server", |f| of(&f.kubelet_server)),
+    ]
 }
 
 /// The pods and budgets `--batch auto` needs, from `evidence`; the error names what is
