@@ -97,8 +97,10 @@ use crate::events::EventSender;
 use crate::journal::{Journal, JournalError};
 
 mod gates;
+mod hop_check;
 mod lifetimes;
 
+pub use hop_check::HopCheck;
 pub use lifetimes::{NodeLocks, SurvivorPolicy};
 use lifetimes::{Started, StartedTx};
 mod provision;
@@ -242,6 +244,8 @@ pub struct Driver {
     gate_probe: Option<Arc<dyn kupgrade_core::ports::GateProbe>>,
     local: Arc<dyn CommandRunner>,
     baselines: gates::Baselines,
+    hop_check: Option<Arc<dyn HopCheck>>,
+    hops_checked: hop_check::Checked,
 }
 
 impl std::fmt::Debug for Driver {
@@ -307,6 +311,8 @@ impl Driver {
             gate_probe: None,
             local: Arc::new(crate::LocalRunner::new()),
             baselines: gates::Baselines::default(),
+            hop_check: None,
+            hops_checked: hop_check::Checked::default(),
         }
     }
 
@@ -539,9 +545,11 @@ impl Driver {
             s.running.insert(task.id.clone(), task.attempt);
             let work: BoxFuture<'d, Done> = match model {
                 Some(m) => futures::future::ready(self.pretend(run, m, &task)).boxed(),
-                None => self
-                    .execute(task, s.fingerprint.clone(), s.started_tx.clone())
-                    .boxed(),
+                None => {
+                    let plan = run.plan().clone();
+                    self.execute(task, plan, s.fingerprint.clone(), s.started_tx.clone())
+                        .boxed()
+                }
             };
             s.inflight.push(work);
         }
@@ -608,8 +616,14 @@ impl Driver {
         (task.id.clone(), task.attempt, TaskResult::Succeeded)
     }
 
-    /// Carries one task out.
-    async fn execute(&self, task: Task, fingerprint: Arc<str>, handles: StartedTx) -> Done {
+    /// Carries one task out (after the check before its hop, when there is one).
+    async fn execute(
+        &self,
+        task: Task,
+        plan: Arc<kupgrade_core::plan::UpgradePlan>,
+        fingerprint: Arc<str>,
+        handles: StartedTx,
+    ) -> Done {
         let id = task.id.clone();
         let span = tracing::info_span!(
             "task",
@@ -620,14 +634,19 @@ impl Driver {
         let work = async {
             tracing::info!(action = %task.action, "started");
             let d = task.deadline;
-            let result =
-                match tokio::time::timeout(d, self.work(&task, &fingerprint, &handles)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Failure::new(
-                        FailureKind::TimedOut,
-                        format!("gave up after {}s", d.as_secs()),
-                    )),
-                };
+            let hop = plan.steps.get(task.step_index).and_then(|s| s.hop);
+            let result = match self.check_hop(&plan, hop).await {
+                Err(f) => Err(f),
+                Ok(()) => {
+                    match tokio::time::timeout(d, self.work(&task, &fingerprint, &handles)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(Failure::new(
+                            FailureKind::TimedOut,
+                            format!("gave up after {}s", d.as_secs()),
+                        )),
+                    }
+                }
+            };
             match &result {
                 Ok(()) => tracing::info!("succeeded"),
                 Err(f) => tracing::warn!(kind = ?f.kind, "failed: {f}"),

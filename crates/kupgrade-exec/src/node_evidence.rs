@@ -534,8 +534,13 @@ pub async fn gather_nodes(
     for (_, o) in nodes {
         o.validate()?;
     }
-    let results: Vec<_> = stream::iter(nodes)
+    // The futures made first, not by a closure over the stream: a caller's future stays
+    // `Send` (a closure's higher-ranked lifetimes defeat the compiler's proof of it).
+    let futures: Vec<_> = nodes
+        .iter()
         .map(|(n, o)| gather_node(runner, n, o))
+        .collect();
+    let results: Vec<_> = stream::iter(futures)
         .buffered(CONCURRENT_NODES)
         .collect()
         .await;
