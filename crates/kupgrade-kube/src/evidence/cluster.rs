@@ -128,36 +128,21 @@ async fn webhooks(client: &Client, backends: &Backends) -> Gathered<Vec<Webhook>
         Ok(l) => l.items,
         Err(e) => return missing_as("list mutatingwebhookconfigurations", &e),
     };
-    let mut out = Vec::new();
-    for c in &validating {
-        let kind = "ValidatingWebhookConfiguration";
-        for w in c.webhooks.iter().flatten() {
-            let policy = w.failure_policy.as_deref();
-            out.push(webhook(
-                kind,
-                c,
-                &w.name,
-                &w.client_config,
-                policy,
-                backends,
-            ));
-        }
+    // Validating and mutating webhooks are two types with the same fields.
+    macro_rules! webhooks_of {
+        ($configurations:expr, $kind:literal) => {
+            $configurations.iter().flat_map(|c| {
+                let hooks = c.webhooks.iter().flatten();
+                hooks.map(move |w| {
+                    let policy = w.failure_policy.as_deref();
+                    webhook($kind, c, &w.name, &w.client_config, policy, backends)
+                })
+            })
+        };
     }
-    for c in &mutating {
-        let kind = "MutatingWebhookConfiguration";
-        for w in c.webhooks.iter().flatten() {
-            let policy = w.failure_policy.as_deref();
-            out.push(webhook(
-                kind,
-                c,
-                &w.name,
-                &w.client_config,
-                policy,
-                backends,
-            ));
-        }
-    }
-    Gathered::Found(out)
+    let validating = webhooks_of!(validating, "ValidatingWebhookConfiguration");
+    let mutating = webhooks_of!(mutating, "MutatingWebhookConfiguration");
+    Gathered::Found(validating.chain(mutating).collect())
 }
 
 /// The webhook `name` of the `kind` configuration `configuration` (validating and mutating
