@@ -12,13 +12,12 @@ use kupgrade_core::gate::{
     Rollout, WorkloadKind,
 };
 use kupgrade_core::plan::UpgradePlan;
-use kupgrade_core::run::{Event, Finished, Record, StopReason};
-use kupgrade_core::testing::upstream_run;
-use kupgrade_exec::driver::{Driver, JournalSink, stop_channel};
+use kupgrade_core::run::{Event, StopReason};
+use kupgrade_exec::driver::{Driver, stop_channel};
 use kupgrade_exec::sim::{SimCluster, Workload};
 use kupgrade_exec::{LocalRunner, NodeEnv};
 use serde_json::json;
-use support::fixtures::{ha, ha_plan};
+use support::fixtures::{drive_to_end as drive, ha, ha_plan};
 
 fn plan_with(gates: Vec<Gate>) -> Arc<UpgradePlan> {
     ha_plan(|plan| GateSet::new(gates).unwrap().insert(plan))
@@ -50,26 +49,6 @@ fn gate(name: &str, check: GateCheck, timeout: u64) -> Gate {
     g.timeout_seconds = timeout;
     g.interval_seconds = 5;
     g
-}
-
-struct Outcome {
-    finished: Finished,
-    events: Vec<Event>,
-}
-
-async fn drive(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<Record>) -> Outcome {
-    let (tx, mut rx) = kupgrade_exec::events::event_channel(1 << 20);
-    let mut run = upstream_run(plan, journal);
-    let finished = driver
-        .events(tx)
-        .drive(&mut run, journal as &mut dyn JournalSink)
-        .await
-        .unwrap();
-    let mut events = Vec::new();
-    while let Some(e) = rx.try_recv() {
-        events.push(e);
-    }
-    Outcome { finished, events }
 }
 
 fn driver(sim: &SimCluster) -> Driver {

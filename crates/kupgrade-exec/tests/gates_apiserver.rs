@@ -21,12 +21,11 @@ use kupgrade_core::gate::{
 };
 use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Event, Finished, StopReason};
-use kupgrade_core::testing::upstream_run;
-use kupgrade_exec::driver::{Driver, JournalSink};
+use kupgrade_exec::driver::Driver;
 use kupgrade_exec::sim::{OpPhase, SimCluster};
 use kupgrade_kube::KubeGateProbe;
 use serde_json::{Value, json};
-use support::fixtures::{fast_sim, ha_plan};
+use support::fixtures::{drive_to_end, fast_sim, ha_plan};
 
 fn plan_with(gates: Vec<Gate>) -> Arc<UpgradePlan> {
     ha_plan(|plan| GateSet::new(gates).unwrap().insert(plan))
@@ -48,22 +47,9 @@ fn gate(name: &str, check: GateCheck, timeout: u64) -> Gate {
 async fn drive(sim: &SimCluster, scope: &Scope, plan: &Arc<UpgradePlan>) -> (Finished, Vec<Event>) {
     let s = Arc::new(sim.clone());
     let probe = Arc::new(KubeGateProbe::new(scope.client.clone()));
-    let (tx, mut rx) = kupgrade_exec::events::event_channel(1 << 20);
-    let driver = Driver::new(s.clone(), s.clone())
-        .provider(s)
-        .gates(probe)
-        .events(tx);
-    let mut journal = Vec::new();
-    let mut run = upstream_run(plan, &journal);
-    let finished = driver
-        .drive(&mut run, &mut journal as &mut dyn JournalSink)
-        .await
-        .unwrap();
-    let mut events = Vec::new();
-    while let Some(e) = rx.try_recv() {
-        events.push(e);
-    }
-    (finished, events)
+    let driver = Driver::new(s.clone(), s.clone()).provider(s).gates(probe);
+    let out = drive_to_end(driver, plan, &mut Vec::new()).await;
+    (out.finished, out.events)
 }
 
 /// Creates Deployment `web` (3 replicas) in the scope's namespace with this status.

@@ -33,7 +33,7 @@ mod locate;
 mod nesting;
 
 pub(crate) use list_file::{
-    ListEntry, check_argv, check_named_entries, list_file, parse_list_file,
+    ListEntry, TopLevel, check_argv, check_named_entries, list_file, parse_list_file,
 };
 pub(crate) use locate::{Locator, Step};
 

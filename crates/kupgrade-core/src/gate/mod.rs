@@ -600,4 +600,4 @@ pub type GateProblem = FileProblem<GateEntry>;
 pub type GatesError = FileError<GateEntry>;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

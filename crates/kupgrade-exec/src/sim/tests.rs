@@ -65,10 +65,7 @@ async fn drive_with(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<R
         .drive(&mut run, journal as &mut dyn JournalSink)
         .await
         .unwrap();
-    let mut events = Vec::new();
-    while let Some(e) = rx.try_recv() {
-        events.push(e);
-    }
+    let events = rx.take_queued();
     Outcome { finished, events }
 }
 

@@ -12,6 +12,9 @@ use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
 use kupgrade_core::ports::{
     CommandOutput, CommandRunner, CommandSpec, LineSink, RunnerError, Tracking,
 };
+use kupgrade_core::run::{Event, Finished, Record};
+use kupgrade_core::testing::upstream_run;
+use kupgrade_exec::driver::{Driver, JournalSink};
 use kupgrade_exec::sim::SimCluster;
 
 /// The HA sample (3 control-plane nodes, 6 workers at 1.28).
@@ -99,4 +102,30 @@ pub fn node_bins<'n>(root: &Path, nodes: &[&'n str]) -> Vec<(&'n str, PathBuf)> 
             (node, bin)
         })
         .collect()
+}
+
+/// How a driven run finished, and every event it sent.
+pub struct Outcome {
+    pub finished: Finished,
+    pub events: Vec<Event>,
+}
+
+/// Drives `plan`'s run to its end with `driver` (its events to a channel with room for every
+/// line), resuming from and recording into `journal`.
+pub async fn drive_to_end(
+    driver: Driver,
+    plan: &Arc<UpgradePlan>,
+    journal: &mut Vec<Record>,
+) -> Outcome {
+    let (tx, mut rx) = kupgrade_exec::events::event_channel(1 << 20);
+    let mut run = upstream_run(plan, journal);
+    let finished = driver
+        .events(tx)
+        .drive(&mut run, journal as &mut dyn JournalSink)
+        .await
+        .unwrap();
+    Outcome {
+        finished,
+        events: rx.take_queued(),
+    }
 }
