@@ -96,6 +96,7 @@ fault_repo() { # fault_repo DIR MODE HOLD
 fault_disk() { # fault_disk DIR NAME HOLD
   local pid1 path
   pid1=$(node_pid1 "$1" "$2") || { log "fault: $2 has no running init"; return 0; }
+  node_info "$1" "$2" # here: node_pid1's ran in the subshell above
   case $NODE_FAMILY in
     rpm) path=/var/cache/dnf ;;
     suse) path=/var/cache/zypp/packages ;;
