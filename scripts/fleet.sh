@@ -14,16 +14,21 @@
 #   scripts/fleet.sh down DIR        stop and remove everything `up DIR` made (idempotent)
 #   scripts/fleet.sh leftovers DIR   list what of DIR's fleet still exists; exit 1 if anything does
 #   scripts/fleet.sh seed API N      register the fleet's nodes (v1.28.15, Debian) on the test apiserver
-#   scripts/fleet.sh test            the whole path: apiserver, fleet, apply over SSH, checks, down
+#   scripts/fleet.sh test [--faults N] [--seed S] [--kinds K,...]
+#                                    the whole path: apiserver, fleet, apply over SSH, checks, down;
+#                                    with --faults, a campaign of N seeded faults of mixed kinds
+#                                    (scripts/fleet-faults.sh) each resumed to the target, and a
+#                                    summary table
 #
 # Environment: KUPGRADE_CACHE_DIR (default /var/cache/kupgrade): the root and the repositories
 # go under its fleet/ folder. KUPGRADE_FLEET_CONTROL_PLANES (default 1): how many of the nodes
 # (the first ones, fleet-cp-1 ...) are control-plane nodes. `test` reads KUPGRADE_FLEET_NODES
-# (default 5), KUPGRADE_FLEET_TARGET (default 1.31: three hops), KUPGRADE_FLEET_KILLS (default
-# 0: how often to SIGKILL the runner at a random moment and resume; each costs the 60 s the
-# killed run's lease holds) with KUPGRADE_FLEET_SEED (default 1), and runs with 2 control-plane
-# nodes, 1 dnf node and 1 zypper node unless KUPGRADE_FLEET_CONTROL_PLANES, KUPGRADE_FLEET_RPM_NODES
-# and KUPGRADE_FLEET_SUSE_NODES say
+# (default 5), KUPGRADE_FLEET_TARGET (default 1.31: three hops), KUPGRADE_FLEET_FAULTS,
+# KUPGRADE_FLEET_SEED (default 1) and KUPGRADE_FLEET_FAULT_KINDS (default all but kill) as
+# --faults, --seed and --kinds do, KUPGRADE_FLEET_KILLS (default 0; without
+# KUPGRADE_FLEET_FAULTS: that many faults of the kill kind, each costing the 60 s the killed
+# run's lease holds), and runs with 2 control-plane nodes, 1 dnf node and 1 zypper node unless
+# KUPGRADE_FLEET_CONTROL_PLANES, KUPGRADE_FLEET_RPM_NODES and KUPGRADE_FLEET_SUSE_NODES say
 # otherwise. Needs root (namespaces, mounts, chroot). Each fleet has its own
 # 198.18.X.0/24 (a benchmarking range; nothing is routed outside): a bridge kfID-br on this
 # machine (.1, where the repository server and the apiserver forwarder listen) and one veth
@@ -50,7 +55,7 @@ readonly HOST_PACKAGES=(mmdebstrap apt-utils dpkg-dev rpm createrepo-c iproute2 
 
 log() { printf 'fleet: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '6,17s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
+usage() { sed -n '6,21s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
 need_root() { [[ $(id -u) == 0 ]] || die "needs root (network namespaces, mounts, chroot)"; }
 
 # ---------------------------------------------------------------------------- packages
@@ -239,6 +244,14 @@ node_files() {
 set -eu
 NODE=$(cat /etc/hostname)
 printf '%s %s\n' "${0##*/}" "$*" >>/var/log/kupgrade-fleet/calls.log
+# kubeadm's upgrades also log their start and their end (with the exit status; a killed one
+# has no end) to kubeadm.log, with the stub's version: the fault campaign proves from it that
+# no upgrade that ended well ran again.
+case "${0##*/} ${1:-} ${2:-}" in
+"kubeadm upgrade apply" | "kubeadm upgrade node")
+  echo "start ${V:-?} $*" >>/var/log/kupgrade-fleet/kubeadm.log
+  trap 'echo "end ${V:-?} $* = $?" >>/var/log/kupgrade-fleet/kubeadm.log' EXIT ;;
+esac
 api() { # api METHOD PATH BODY [strategic]: a GET prints the response
   [ -f /etc/kupgrade-fleet/api.env ] || { echo "${0##*/}: no API configured (fleet up without API)" >&2; exit 1; }
   . /etc/kupgrade-fleet/api.env
@@ -348,6 +361,14 @@ ln -s /proc/self/fd/1 "$r/dev/stdout"; ln -s /proc/self/fd/2 "$r/dev/stderr"
 hostname "$(cat "$r/etc/hostname")"
 exec chroot "$r" /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config_fleet'
 
+# node_start NODE-DIR NS: the node's init (and sshd) in its namespaces; `up` starts it, the
+# fault campaign starts it again after killing it. NODE-DIR/sshd.pid is unshare's PID, whose
+# child is the node's PID 1 (sshd): killing either ends every process of the node.
+node_start() {
+  start_bg "$1" sshd ip netns exec "$2" unshare --mount --uts --pid --fork --kill-child \
+    --propagation private sh -c "$NODE_INIT" node-init "$1/root"
+}
+
 # fleet_ssh DIR ADDR CMD...: a command on a node, with the fleet's key and strict host keys.
 fleet_ssh() {
   local dir=$1 addr=$2 && shift 2
@@ -408,8 +429,7 @@ cmd_up() {
     ip -n "$ns" link set eth0 up
     ip -n "$ns" link set lo up
     ip link set "$host" master "kf$id-br" up
-    start_bg "$r" sshd ip netns exec "$ns" unshare --mount --uts --pid --fork --kill-child \
-      --propagation private sh -c "$NODE_INIT" node-init "$r/root"
+    node_start "$r" "$ns"
     # Only the ssh: fields count beside --kubeconfig; the rest makes it a valid inventory.
     printf '  - { name: %s, %s, ssh: { host: "%s", user: root } }\n' "$name" \
       "$(is_cp "$i" && echo 'roles: [control-plane], versions: { kubelet: v1.28.15, kube-apiserver: v1.28.15 }' ||
@@ -419,7 +439,8 @@ cmd_up() {
     [[ ${KUPGRADE_FLEET_FAIL_AFTER:-} != "$name" ]] || die "failing after $name (KUPGRADE_FLEET_FAIL_AFTER)"
   done
   start_bg "$dir" repo python3 "$SCRIPTS/fleet-serve.py" repo --bind "$net.1" --port 443 \
-    --dir "$REPO/www" --cert "$REPO/keys/server.crt" --key "$REPO/keys/server.key" --log "$dir/repo-access.log"
+    --dir "$REPO/www" --cert "$REPO/keys/server.crt" --key "$REPO/keys/server.key" --log "$dir/repo-access.log" \
+    --fault "$dir/repo-fault"
   wait_for "the repository server" grep -q listening "$dir/repo.log"
   if [[ -n $api ]]; then
     local target
@@ -489,7 +510,7 @@ cmd_down() {
   while read -r mnt; do
     umount "$mnt" 2>/dev/null || umount -l "$mnt" || log "warning: cannot unmount $mnt"
   done < <(awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r)
-  rm -rf "$dir/nodes" "$dir/nodes.list" "$dir/env" "$dir/net"
+  rm -rf "$dir/nodes" "$dir/nodes.list" "$dir/env" "$dir/net" "$dir/repo-fault"
 }
 
 cmd_leftovers() {
@@ -521,6 +542,8 @@ procs_naming() { # procs_naming DIR: list the processes whose command line names
 # ---------------------------------------------------------------------- repo, test
 # shellcheck source=scripts/fleet-repo.sh
 source "$SCRIPTS/fleet-repo.sh"
+# shellcheck source=scripts/fleet-faults.sh
+source "$SCRIPTS/fleet-faults.sh"
 # shellcheck source=scripts/fleet-test.sh
 source "$SCRIPTS/fleet-test.sh"
 
@@ -536,7 +559,7 @@ case ${1:-} in
   down) [[ $# -eq 2 ]] || usage; need_root; cmd_down "$2" ;;
   leftovers) [[ $# -eq 2 ]] || usage; cmd_leftovers "$2" ;;
   seed) [[ $# -eq 3 ]] || usage; cmd_seed "$2" "$3" ;;
-  test) cmd_test ;;
+  test) shift && cmd_test "$@" ;;
   -h | --help | help) usage 0 ;;
   *) usage ;;
 esac

@@ -169,7 +169,7 @@ fn rhel_nodes_get_dnf_and_debian_nodes_apt() {
         .find(|s| s.id.as_str() == "v1.29.5/worker-1/install-kubeadm@v1.29.5")
         .unwrap();
     assert_eq!(
-        p.commands_for(install, "worker-1")[2].to_shell_line(),
+        p.commands_for(install, "worker-1")[3].to_shell_line(),
         "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y 'kubeadm=1.29.5-*'"
     );
     // Only the kubeadm version check uses a shell, and it holds a parsed version.
