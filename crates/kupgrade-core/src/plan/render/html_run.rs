@@ -70,9 +70,9 @@ pub fn html_run(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{title}</title>\n<style>{STYLE}{RUN_STYLE}</style>\n</head>\n<body>"
     )?;
     writeln!(out, "<h1>{title}</h1>")?;
-    let started = summary
-        .started()
-        .map_or("not yet".to_string(), |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string());
+    let started = summary.started().map_or("not yet".to_string(), |t| {
+        t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
+    });
     writeln!(
         out,
         "<p class=\"facts\">started {started} · {} session(s) · {} so far (estimated {}) · {over} of {} steps done · {} nodes · policy {}</p>",
@@ -115,9 +115,7 @@ fn secs(d: jiff::SignedDuration) -> u64 {
 
 /// Seconds from the run's start to `t`.
 fn since(summary: &RunSummary, t: Timestamp) -> u64 {
-    summary
-        .started()
-        .map_or(0, |s| secs(t.duration_since(s)))
+    summary.started().map_or(0, |s| secs(t.duration_since(s)))
 }
 
 /// `+h:mm:ss` from the run's start.
@@ -264,7 +262,11 @@ fn timeline(
     let half = LANE_H / 2;
     for (i, (step, &t)) in plan.steps.iter().zip(&starts).enumerate() {
         let (x0, x1) = (x(t), x(t + step.duration_seconds));
-        writeln!(out, "<g class=\"est\" data-step=\"{}\">", esc(step.id.as_str()))?;
+        writeln!(
+            out,
+            "<g class=\"est\" data-step=\"{}\">",
+            esc(step.id.as_str())
+        )?;
         for (first, count) in runs(step, &lane) {
             writeln!(
                 out,
@@ -358,7 +360,11 @@ fn steps(
 fn notes(tasks: &[TaskRun]) -> String {
     let mut out: Vec<String> = Vec::new();
     for t in tasks {
-        let on = t.node.as_ref().map(|n| format!("{n}: ")).unwrap_or_default();
+        let on = t
+            .node
+            .as_ref()
+            .map(|n| format!("{n}: "))
+            .unwrap_or_default();
         match (&t.failure, &t.note) {
             (Some(f), _) if matches!(t.state, RunState::Failed | RunState::Retrying) => {
                 out.push(format!("{on}{f}"))
@@ -381,7 +387,7 @@ fn output(t: &TaskRun, out: &mut impl Write) -> fmt::Result {
             writeln!(
                 out,
                 "<pre class=\"{stream}\" title=\"{stream}\">{}</pre>",
-                esc(text)
+                crate::escape::html_lines(text)
             )?;
         }
     }
