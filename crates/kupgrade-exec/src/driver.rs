@@ -101,6 +101,7 @@ use crate::journal::{Journal, JournalError};
 
 mod gates;
 mod lifetimes;
+mod notes;
 
 pub use lifetimes::{NodeLocks, SurvivorPolicy};
 use lifetimes::{Started, StartedTx};
@@ -255,7 +256,7 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-type Done = (TaskId, u32, TaskResult);
+type Done = (TaskId, u32, TaskResult, Vec<kupgrade_core::run::TaskNote>);
 
 /// One session's moving parts, from its first task to its end.
 struct Session<'d> {
@@ -457,6 +458,12 @@ impl Driver {
         clock: &Clock,
     ) -> Result<Option<Simulation>, DriverError> {
         self.check_provider(run)?;
+        // The snapshots earlier sessions journaled: a resumed gate compares with the same
+        // baseline.
+        self.baselines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(run.noted_workloads().map(|(k, v)| (k.clone(), v.clone())));
         if self.dry_run {
             let state = self.read_state().await.map_err(DriverError::State)?;
             return Ok(Some(Simulation::new(state)));
@@ -538,10 +545,20 @@ impl Driver {
         let out = run.next(&state, s.clock.now());
         for task in self.take(out, journal)? {
             s.running.insert(task.id.clone(), task.attempt);
+            // A hook's output is journaled (a gate's always is).
+            let keep_output = matches!(
+                run.plan().steps[task.step_index].action,
+                kupgrade_core::plan::Action::Hook { .. }
+            );
             let work: BoxFuture<'d, Done> = match model {
                 Some(m) => futures::future::ready(self.pretend(run, m, &task)).boxed(),
                 None => self
-                    .execute(task, s.fingerprint.clone(), s.started_tx.clone())
+                    .execute(
+                        task,
+                        s.fingerprint.clone(),
+                        s.started_tx.clone(),
+                        keep_output,
+                    )
                     .boxed(),
             };
             s.inflight.push(work);
@@ -571,8 +588,12 @@ impl Driver {
         };
         tokio::select! {
             done = s.inflight.next(), if !s.inflight.is_empty() => {
-                if let Some((task, attempt, result)) = done {
+                if let Some((task, attempt, result, notes)) = done {
                     s.running.remove(&task);
+                    for note in notes {
+                        let out = run.note(&task, attempt, note, s.clock.now());
+                        self.take(out, journal)?;
+                    }
                     let out = run
                         .record(Outcome { task, attempt, result }, s.clock.now())
                         .map_err(|e| DriverError::Stuck(e.to_string()))?;
@@ -606,11 +627,25 @@ impl Driver {
         if let Err(e) = model.apply(&step.on_node(task.id.node.as_ref())) {
             tracing::debug!("dry run: the model cannot apply {}: {e}", task.id);
         }
-        (task.id.clone(), task.attempt, TaskResult::Succeeded)
+        (
+            task.id.clone(),
+            task.attempt,
+            TaskResult::Succeeded,
+            Vec::new(),
+        )
     }
 
-    /// Carries one task out.
-    async fn execute(&self, task: Task, fingerprint: Arc<str>, handles: StartedTx) -> Done {
+    /// Carries one task out; with `keep_output`, its commands' output is noted for the
+    /// journal.
+    async fn execute(
+        &self,
+        task: Task,
+        fingerprint: Arc<str>,
+        handles: StartedTx,
+        keep_output: bool,
+    ) -> Done {
+        let notes = notes::Notes::default();
+        let kept = keep_output.then_some(&notes);
         let id = task.id.clone();
         let span = tracing::info_span!(
             "task",
@@ -621,14 +656,18 @@ impl Driver {
         let work = async {
             tracing::info!(action = %task.action, "started");
             let d = task.deadline;
-            let result =
-                match tokio::time::timeout(d, self.work(&task, &fingerprint, &handles)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Failure::new(
-                        FailureKind::TimedOut,
-                        format!("gave up after {}s", d.as_secs()),
-                    )),
-                };
+            let result = match tokio::time::timeout(
+                d,
+                self.work(&task, &fingerprint, &handles, &notes, kept),
+            )
+            .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(Failure::new(
+                    FailureKind::TimedOut,
+                    format!("gave up after {}s", d.as_secs()),
+                )),
+            };
             match &result {
                 Ok(()) => tracing::info!("succeeded"),
                 Err(f) => tracing::warn!(kind = ?f.kind, "failed: {f}"),
@@ -640,15 +679,18 @@ impl Driver {
             Ok(()) => TaskResult::Succeeded,
             Err(f) => TaskResult::Failed(f),
         };
-        (id, task.attempt, result)
+        (id, task.attempt, result, notes.take())
     }
 
-    /// The task's work, through the ports.
+    /// The task's work, through the ports; what a gate sees goes to `notes`, and a command's
+    /// output too with `kept`.
     async fn work(
         &self,
         task: &Task,
         fingerprint: &str,
         handles: &StartedTx,
+        notes: &notes::Notes,
+        kept: Option<&notes::Notes>,
     ) -> Result<(), Failure> {
         let id = &task.id;
         let node = || {
@@ -661,7 +703,7 @@ impl Driver {
             Work::Commands { commands } => {
                 let node = node()?;
                 for (n, spec) in commands.iter().enumerate() {
-                    self.run_command(task, n, &node, spec, fingerprint, handles)
+                    self.run_command(task, n, &node, spec, fingerprint, handles, kept)
                         .await?;
                 }
                 Ok(())
@@ -728,13 +770,13 @@ impl Driver {
             }
             Work::GateBaseline { gate, regression } => {
                 started();
-                self.take_baseline(id, gate, regression).await
+                self.take_baseline(id, gate, regression, notes).await
             }
             Work::Gate { gate, baseline } => {
                 started();
-                self.evaluate_gate(id, gate, baseline.as_ref()).await
+                self.evaluate_gate(id, gate, baseline.as_ref(), notes).await
             }
-            Work::LocalCommand { spec } => self.run_local(id, spec).await,
+            Work::LocalCommand { spec } => self.run_local(id, spec, notes).await,
             w => Err(Failure::new(
                 FailureKind::Unsupported,
                 format!("this driver cannot carry out {}", w.describe()),
@@ -753,8 +795,10 @@ impl Driver {
         }
     }
 
-    /// Runs the `n`th command of `task` on `node`: its output lines go to the events, its
-    /// handle to `handles`, under the task's node-side lock when the driver has locks.
+    /// Runs the `n`th command of `task` on `node`: its output lines go to the events (and,
+    /// with `kept`, its output to the task's notes), its handle to `handles`, under the
+    /// task's node-side lock when the driver has locks.
+    #[allow(clippy::too_many_arguments)]
     async fn run_command(
         &self,
         task: &Task,
@@ -763,6 +807,7 @@ impl Driver {
         spec: &CommandSpec,
         fingerprint: &str,
         handles: &StartedTx,
+        kept: Option<&notes::Notes>,
     ) -> Result<(), Failure> {
         let id = &task.id;
         self.announce(id, || spec.to_shell_line());
@@ -790,7 +835,11 @@ impl Driver {
             }
             None => LineSink::none(),
         };
-        match self.runner.run_tracked(node, spec, &sink, &tracking).await {
+        let result = self.runner.run_tracked(node, spec, &sink, &tracking).await;
+        if let (Some(notes), Ok(out)) = (kept, &result) {
+            notes.command(out);
+        }
+        match result {
             Ok(out) if out.status.success() => Ok(()),
             Ok(out) => {
                 let line = spec.to_shell_line();
