@@ -8,11 +8,12 @@
 //! - The file is replaced atomically: the page goes to a temporary file in the same folder,
 //!   which is then renamed over it, so a reader sees the previous page or the new one, never
 //!   half of one.
-//! - Throttled: as records arrive ([`ReportingJournal`]), the page is rewritten after a
-//!   task's end or an operator's decision only when [`RunReport::every`] (default
-//!   [`DEFAULT_EVERY`]) has passed since the last write, so a run of tens of thousands of
-//!   nodes does not spend its time rewriting HTML; a session's end is always written, and
-//!   [`RunReport::finish`] writes the last page.
+//! - Throttled: as records arrive ([`ReportingJournal`]), the page is rewritten (a step's
+//!   start or end, an operator's decision, any record) only when [`RunReport::every`]
+//!   (default [`DEFAULT_EVERY`]) has passed since the last write, and at least ten times as
+//!   long as the last write took: the page costs at most about a tenth of the run's time,
+//!   however large the run (a page of tens of thousands of nodes takes a while to render). A
+//!   session's end is always written, and [`RunReport::finish`] writes the last page.
 //! - A report that cannot be written never stops the run: [`ReportingJournal`] logs the
 //!   error (a `tracing` warning) and the run goes on; [`RunReport::finish`] returns it.
 //!
@@ -78,6 +79,8 @@ pub struct RunReport {
     resume: Option<String>,
     every: Duration,
     last_write: Option<Instant>,
+    /// How long the last write took (rendering included).
+    took: Duration,
     writes: u64,
 }
 
@@ -93,6 +96,7 @@ impl RunReport {
             resume: None,
             every: DEFAULT_EVERY,
             last_write: None,
+            took: Duration::ZERO,
             writes: 0,
         }
     }
@@ -124,22 +128,19 @@ impl RunReport {
         &self.path
     }
 
-    /// Takes the journal's next record; rewrites the page when it ends a task or a session
-    /// and the throttle allows (a session's end always).
+    /// Takes the journal's next record; rewrites the page when the throttle allows (see the
+    /// [module documentation](self)), and always at a session's end.
     pub fn push(&mut self, r: &Record) -> Result<(), ReportError> {
         self.summary.push(r);
-        let due = match &r.kind {
-            RecordKind::Stopped { .. } => true,
-            RecordKind::TaskFinished { .. } | RecordKind::Resolved { .. } => {
-                self.last_write.is_none_or(|at| at.elapsed() >= self.every)
-            }
-            _ => false,
-        };
+        let gap = self.every.max(self.took.saturating_mul(10));
+        let due = matches!(r.kind, RecordKind::Stopped { .. })
+            || self.last_write.is_none_or(|at| at.elapsed() >= gap);
         if due { self.write() } else { Ok(()) }
     }
 
     /// Writes the page now.
     pub fn write(&mut self) -> Result<(), ReportError> {
+        let began = Instant::now();
         let mut page = String::new();
         let extras = RunHtmlExtras {
             resume: self.resume.as_deref(),
@@ -152,6 +153,7 @@ impl RunReport {
             source,
         })?;
         self.last_write = Some(Instant::now());
+        self.took = began.elapsed();
         self.writes += 1;
         Ok(())
     }

@@ -317,8 +317,8 @@ async fn a_resumed_gate_judges_against_the_journaled_baseline() {
     );
 }
 
-/// The file through [`ReportingJournal`]: written at the first task's end and at the
-/// session's end only when the throttle is long; at every task's end when it is zero;
+/// The file through [`ReportingJournal`]: written at the first record and at the session's
+/// end only when the throttle is long; at many records when it is zero;
 /// replaced atomically (nothing else left in the folder); a resumed session's report starts
 /// from the journal and the page tells both sessions.
 #[tokio::test(start_paused = true)]
@@ -376,16 +376,14 @@ async fn the_report_file_is_throttled_and_a_resume_goes_on_with_the_same_page() 
     )
     .await;
     assert!(matches!(second, Finished::Completed), "{second:?}");
-    let ends = journal[before..]
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.kind,
-                RecordKind::TaskFinished { .. } | RecordKind::Stopped { .. }
-            )
-        })
-        .count();
-    assert_eq!(report.writes(), ends as u64, "a write at each task's end");
+    // Without the 5 s throttle, still at most one write a record (fewer when writing takes
+    // long: at most a tenth of the time), and the session's end.
+    let records = (journal.len() - before) as u64;
+    assert!(
+        report.writes() > 2 && report.writes() <= records,
+        "{} writes for {records} records",
+        report.writes()
+    );
     let html = std::fs::read_to_string(&file).unwrap();
     assert!(html.contains("<h2>Completed</h2>"), "{html}");
     assert!(html.contains("· 2 session(s) ·"));
