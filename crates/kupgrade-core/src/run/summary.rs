@@ -122,7 +122,11 @@ pub struct LeaseNote {
     pub taking: Taking,
 }
 
-/// What a journal says about a run of a plan. See the [module documentation](self).
+/// What a journal says about a run of a plan, step by step: built from its records alone
+/// (with the plan, to place them), as they are appended ([`RunSummary::push`]) or after the
+/// fact ([`RunSummary::from_records`]); each task's state is the one its last record gave it,
+/// and records naming a step or node the plan does not have are counted
+/// ([`RunSummary::unplaced`]), never a panic.
 #[derive(Clone, Debug)]
 pub struct RunSummary {
     index: HashMap<StepId, usize>,
