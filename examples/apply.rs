@@ -578,11 +578,11 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     )?;
     provider::refuse_without(&args.provider, args.executor == Executor::Sim, &run)?;
     // Readiness: errors block the start (and a resume) unless accepted by check and subject.
-    if let Some(evidence) = &evidence {
-        let report = readiness::evaluate(&plan, evidence);
+    let findings = evidence.as_ref().map(|e| readiness::evaluate(&plan, e));
+    if let Some(report) = &findings {
         let mut accepted: Vec<String> = run.accepted_findings().map(String::from).collect();
         accepted.extend(args.accept.iter().cloned());
-        let taken = readiness::gate(&report, &accepted)?;
+        let taken = readiness::gate(report, &accepted)?;
         let new: Vec<(String, String)> = report
             .errors()
             .filter(|f| taken.contains(&f.key()) && !run.accepted_findings().any(|k| k == f.key()))
@@ -605,7 +605,10 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     // The run's page, from the journal's records so far; the resume command only where
     // there is a journal to resume.
     let mut report = args.report.as_ref().map(|file| {
-        let r = RunReport::new(file, plan.clone(), &records);
+        let mut r = RunReport::new(file, plan.clone(), &records);
+        if let Some(f) = &findings {
+            r = r.readiness(f.clone());
+        }
         match &args.journal {
             Some(_) => r.resume_command(resume::line(&args.resume_words)),
             None => r,

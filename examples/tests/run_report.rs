@@ -1,8 +1,9 @@
 //! `apply --report FILE.html` as a process, on the simulated cluster (sped up): a run halted
 //! by a failing command gate leaves a page that names the gate, what was wrong and the
 //! command that resumes the run (with `--report`, so the resume goes on with the same page);
-//! a hook's hostile output stays text; `--report-only` writes the page of the journal after
-//! the fact; the resumed run finishes the page.
+//! a hook's hostile output stays text; the pre-flight findings and the ones accepted are
+//! listed; `--report-only` writes the page of the journal after the fact; the resumed run
+//! finishes the page.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -74,6 +75,9 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
         .arg(&gates)
         .arg("--hooks")
         .arg(&hooks)
+        .args(["--evidence", "readiness/ha-evidence.json"])
+        .args(["--accept", "removed-api:flowschema/shop-priority"])
+        .args(["--accept", "drain/emptydir:pod/shop/report"])
         .arg("--report")
         .arg(&report);
     common(&mut first);
@@ -119,6 +123,9 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
         !page.contains("<script"),
         "markup from a hook reached the page"
     );
+    // The session's pre-flight findings, and the ones accepted (journaled).
+    assert!(page.contains("<h2>Pre-flight findings</h2>"));
+    assert!(page.contains("<td>removed-api:flowschema/shop-priority</td>"));
 
     // The page of the same journal, after the fact.
     let again = d.join("again.html");
@@ -136,11 +143,19 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
     );
     let later = read(&again);
     assert!(status(&later).contains("v1.29.15/hop/gate-smoke"));
-    assert_eq!(
-        later.split("<h2>Steps</h2>").nth(1),
-        page.split("<h2>Steps</h2>").nth(1),
-        "the same steps, gates, hooks and sessions"
-    );
+    // The same steps, gates, hooks, findings accepted and sessions; the pre-flight findings
+    // are the session's (--report-only evaluates none).
+    let body = |p: &str| {
+        let steps = p.split("<h2>Steps</h2>").nth(1).unwrap().to_string();
+        match (
+            steps.find("<h2>Pre-flight findings</h2>"),
+            steps.find("<h2>Sessions</h2>"),
+        ) {
+            (Some(a), Some(b)) => format!("{}{}", &steps[..a], &steps[b..]),
+            _ => steps,
+        }
+    };
+    assert_eq!(body(&later), body(&page));
 
     // The condition holds now; the resumed run (with the pasted options) finishes the page.
     std::fs::write(&flag, "").unwrap();
@@ -162,6 +177,7 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
         page.contains("<td class=\"gate-result\">pass"),
         "the gate passed"
     );
+    assert!(page.contains("<td>removed-api:flowschema/shop-priority</td>"));
     assert!(!page.contains("<script"));
     let names: Vec<_> = std::fs::read_dir(d)
         .unwrap()

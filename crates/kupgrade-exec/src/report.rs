@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 
 use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::plan::render::{RunHtmlExtras, html_run};
+use kupgrade_core::readiness::Readiness;
 use kupgrade_core::run::{Record, RecordKind, RunSummary};
 
 use crate::driver::JournalSink;
@@ -77,6 +78,7 @@ pub struct RunReport {
     plan: Arc<UpgradePlan>,
     summary: RunSummary,
     resume: Option<String>,
+    readiness: Option<Readiness>,
     every: Duration,
     last_write: Option<Instant>,
     /// How long the last write took (rendering included).
@@ -94,6 +96,7 @@ impl RunReport {
             plan,
             summary,
             resume: None,
+            readiness: None,
             every: DEFAULT_EVERY,
             last_write: None,
             took: Duration::ZERO,
@@ -104,6 +107,12 @@ impl RunReport {
     /// The command that resumes the run, shown when it stopped before the end.
     pub fn resume_command(mut self, line: impl Into<String>) -> Self {
         self.resume = Some(line.into());
+        self
+    }
+
+    /// The pre-flight findings of this session, listed on the page hop by hop.
+    pub fn readiness(mut self, findings: Readiness) -> Self {
+        self.readiness = Some(findings);
         self
     }
 
@@ -144,7 +153,7 @@ impl RunReport {
         let mut page = String::new();
         let extras = RunHtmlExtras {
             resume: self.resume.as_deref(),
-            readiness: None,
+            readiness: self.readiness.as_ref(),
         };
         // Writing into a String cannot fail.
         let _ = html_run(&self.plan, &self.summary, extras, &mut page);
