@@ -10,8 +10,9 @@
 //!   half of one.
 //! - Throttled: as records arrive ([`ReportingJournal`]), the page is rewritten (a step's
 //!   start or end, an operator's decision, any record) only when [`RunReport::every`]
-//!   (default [`DEFAULT_EVERY`]) has passed since the last write, and at least ten times as
-//!   long as the last write took: the page costs at most about a tenth of the run's time,
+//!   (default [`DEFAULT_EVERY`]) has passed since the last write, and at least
+//!   [`RunReport::ratio`] (default [`DEFAULT_RATIO`]: ten) times as long as the last write
+//!   took: the page costs at most about a tenth of the run's time,
 //!   however large the run (a page of tens of thousands of nodes takes a while to render). A
 //!   session's end is always written, and [`RunReport::finish`] writes the last page.
 //! - A report that cannot be written never stops the run: [`ReportingJournal`] logs the
@@ -59,6 +60,10 @@ use crate::journal::JournalError;
 /// How often, at most, the page is rewritten while the run goes on: every 5 seconds.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(5);
 
+/// The page is rewritten no sooner than ten times its last write took after it: at most about
+/// a tenth of the run's time goes to the page.
+pub const DEFAULT_RATIO: u32 = 10;
+
 /// Why the report could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write the run report {}: {source}", path.display())]
@@ -83,6 +88,8 @@ pub struct RunReport {
     last_write: Option<Instant>,
     /// How long the last write took (rendering included).
     took: Duration,
+    /// The page is rewritten no sooner than this many times `took` after the last write.
+    ratio: u32,
     writes: u64,
 }
 
@@ -100,6 +107,7 @@ impl RunReport {
             every: DEFAULT_EVERY,
             last_write: None,
             took: Duration::ZERO,
+            ratio: DEFAULT_RATIO,
             writes: 0,
         }
     }
@@ -122,6 +130,13 @@ impl RunReport {
         self
     }
 
+    /// Rewrites the page no sooner than `ratio` times its last write took after it (default
+    /// [`DEFAULT_RATIO`]; 0: only [`RunReport::every`] throttles).
+    pub fn ratio(mut self, ratio: u32) -> Self {
+        self.ratio = ratio;
+        self
+    }
+
     /// The journal as read so far.
     pub fn summary(&self) -> &RunSummary {
         &self.summary
@@ -141,7 +156,7 @@ impl RunReport {
     /// [module documentation](self)), and always at a session's end.
     pub fn push(&mut self, r: &Record) -> Result<(), ReportError> {
         self.summary.push(r);
-        let gap = self.every.max(self.took.saturating_mul(10));
+        let gap = self.every.max(self.took.saturating_mul(self.ratio));
         let due = matches!(r.kind, RecordKind::Stopped { .. })
             || self.last_write.is_none_or(|at| at.elapsed() >= gap);
         if due { self.write() } else { Ok(()) }
