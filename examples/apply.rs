@@ -566,7 +566,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         Source::Live { ops, .. } => Some(ops.client()),
         Source::Inventory => None,
     };
-    let evidence = args.evidence.load(client).await?;
+    let mut evidence = args.evidence.load(client).await?;
     let work = work(&args, &calendar, &cluster, &source_name, evidence.as_ref())?;
     args.releases.print_warnings(&work.plan.warnings);
     let plan = Arc::new(work.plan);
@@ -577,6 +577,26 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         &records,
     )?;
     provider::refuse_without(&args.provider, args.executor == Executor::Sim, &run)?;
+    // The ports (nothing runs yet).
+    let backend = Backend::new(&args, &cluster, &source).await?;
+    // `--gather-nodes`: what only the nodes can tell, read through the executor.
+    if args.gather_nodes {
+        if args.executor == Executor::Sim {
+            bail!(
+                "--gather-nodes reads the nodes through the executor, and the sim executor has no nodes to read: choose --executor ssh, pod or local, or leave --gather-nodes out"
+            );
+        }
+        let sandbox = match args.executor {
+            Executor::Local => args.sandbox.clone(),
+            _ => None,
+        };
+        let root = |node: &kupgrade_core::NodeName| match &sandbox {
+            Some(dir) => dir.join(node.as_str()).display().to_string(),
+            None => String::new(),
+        };
+        let gathered = evidence.get_or_insert_with(Default::default);
+        readiness::gather_nodes(gathered, backend.runner.as_ref(), &cluster, root).await?;
+    }
     // Readiness: errors block the start (and a resume) unless accepted by check and subject.
     let findings = evidence.as_ref().map(|e| readiness::evaluate(&plan, e));
     if let Some(report) = &findings {
@@ -638,8 +658,6 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         }
     }
 
-    // The ports.
-    let backend = Backend::new(&args, &cluster, &source).await?;
     let (stop, signal) = stop_channel();
     let mut driver = Driver::new(backend.runner.clone(), backend.ops.clone())
         .stop_on(signal)

@@ -97,12 +97,31 @@ verify_rpm() {
     grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml " "$dir/repo-access.log"
 }
 
+# verify_suse DIR ROOT NAME ADDR MINOR VERSION: the same for a zypper node.
+verify_suse() {
+  local dir=$1 r=$2 name=$3 addr=$4 minor=$5 v=$6 pkgs locks
+  pkgs=$(chroot "$r" rpm -q --qf '%{NAME}=%{VERSION}-%{RELEASE} ' kubeadm kubectl kubelet)
+  check "$name: rpm -q shows kubeadm, kubectl, kubelet at ${v#v}-150500.1.1 ($pkgs)" \
+    test "$pkgs" = "kubeadm=${v#v}-150500.1.1 kubectl=${v#v}-150500.1.1 kubelet=${v#v}-150500.1.1 "
+  check "$name: the repository file names v$minor" \
+    grep -qx "baseurl=https://pkgs.k8s.io/core:/stable:/v$minor/rpm/" "$r/etc/zypp/repos.d/kubernetes.repo"
+  check "$name: the node's kubelet was restarted by the run (its stub log)" \
+    grep -qx 'systemctl restart kubelet' "$r/var/log/kupgrade-fleet/calls.log"
+  # The locks hold: zypper lists the three packages.
+  locks=$(fleet_ssh "$dir" "$addr" zypper --non-interactive locks 2>/dev/null | awk -F'|' '$1 ~ /^ *[0-9]+ *$/ {gsub(/ /, "", $2); print $2}' | sort | tr '\n' ' ')
+  check "$name: zypper locks lists kubeadm, kubectl, kubelet ($locks)" test "$locks" = "kubeadm kubectl kubelet "
+  check "$name: zypper fetched v$minor's signed repomd.xml from the repository server" eval \
+    'grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml " "$dir/repo-access.log" &&
+      grep -q "^$addr \"GET /core:/stable:/v$minor/rpm/repodata/repomd.xml.asc " "$dir/repo-access.log"'
+}
+
 # verify DIR API MINOR VERSION: what the upgrade must leave, seen from outside the nodes.
 verify() {
   local dir=$1 api=$2 minor=$3 v=$4 name addr ns r pkgs held nodes family
   while read -r name addr ns family; do
     r=$dir/nodes/$name/root
     if [[ $family == rpm ]]; then verify_rpm "$dir" "$r" "$name" "$addr" "$minor" "$v"; continue; fi
+    if [[ $family == suse ]]; then verify_suse "$dir" "$r" "$name" "$addr" "$minor" "$v"; continue; fi
     pkgs=$(chroot "$r" dpkg-query -W -f='${Package}=${Version} ' kubeadm kubelet kubectl)
     check "$name: dpkg-query shows kubeadm, kubelet, kubectl at ${v#v}-1.1 ($pkgs)" \
       test "$pkgs" = "kubeadm=${v#v}-1.1 kubectl=${v#v}-1.1 kubelet=${v#v}-1.1 "
@@ -157,7 +176,7 @@ cmd_test() {
   # TMPDIR: the SSH runner's control sockets; a killed runner leaves its directory behind, here.
   mkdir -p "$work/tmp"
   local apply=(env "TMPDIR=$work/tmp" "$bin" --kubeconfig "$work/api/kubeconfig" --cluster "$work/fleet/hosts.yaml" --executor ssh
-    --ssh-key "$work/fleet/id" --known-hosts "$work/fleet/known_hosts" --journal "$work/up.journal")
+    --ssh-key "$work/fleet/id" --known-hosts "$work/fleet/known_hosts" --journal "$work/up.journal" --gather-nodes)
   local args=(--target "$target" --date 2026-11-25 --allow-unsupported-target --drain-grace-period 0
     --drain-timeout 60)
   # Faults: KUPGRADE_FLEET_KILLS times, SIGKILL the runner at a random moment (seeded by
@@ -184,6 +203,17 @@ cmd_test() {
   "${apply[@]}" "${args[@]}" >"$work/apply.out" 2>"$work/apply.err" ||
     { cat "$work/apply.out" "$work/apply.err" >&2; die "apply over SSH failed"; }
   tail -n 5 "$work/apply.out" >&2
+  sed -n '/^gathering readiness evidence from [0-9]* node/,/^gathered [0-9]* node fact/p' "$work/apply.err" >&2
+  # --gather-nodes ran the node-evidence commands (df, apt-cache madison, dnf list, zypper
+  # search, grep, kubeadm certs check-expiration) over SSH, on real package managers: every
+  # node gave its disk space, package sources and the versions its repository offers, every
+  # control-plane node its etcd image, certificates and the kubelet's API server (the nodes
+  # have no /sys: the cgroup version is the one fact they cannot give).
+  local gathered nodes cps
+  gathered=$(sed -n 's/^gathered \([0-9]*\) node fact(s).*/\1/p' "$work/apply.err" | tail -n1)
+  nodes=$(wc -l <"$work/fleet/nodes.list") cps=$(grep -c '^fleet-cp-' "$work/fleet/nodes.list")
+  check "apply --gather-nodes read ${gathered:-no} node facts over SSH ($((3 * nodes + 3 * cps)) expected)" \
+    test "${gathered:-0}" = "$((3 * nodes + 3 * cps))"
   v=$(sed -n "s/.*\(v$target\.[0-9]*\).*/\1/p" "$work/apply.out" | tail -n1)
   [[ -n $v ]] || die "apply's output names no v$target.x version"
   verify "$work/fleet" "$work/api" "$target" "$v"

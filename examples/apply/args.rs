@@ -57,6 +57,12 @@ pub(crate) struct Args {
     /// findings are journaled and stay accepted on --resume.
     #[arg(long, value_name = "CHECK:SUBJECT")]
     pub(crate) accept: Vec<String>,
+    /// Also read the readiness evidence only the nodes can give (cgroup version, free disk,
+    /// certificate expiry, the etcd image, the kubelet's API server, the package versions each
+    /// node's repository offers) through the executor (ssh, pod or local: read-only commands),
+    /// before the findings are judged; on --resume, again.
+    #[arg(long)]
+    pub(crate) gather_nodes: bool,
     #[command(flatten)]
     pub(crate) releases: super::releases::ReleaseArgs,
     #[command(flatten)]

@@ -50,6 +50,7 @@ pub(crate) const RESUMED: &[&str] = &[
     // or gathered anew from the cluster unless --no-gather).
     "evidence",
     "no_gather",
+    "gather_nodes",
     "lease_duration",
     // The resumed session goes on with the same page.
     "report",

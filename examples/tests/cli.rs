@@ -1154,3 +1154,86 @@ fn check_with_a_target_is_a_readiness_report_that_fails_on_errors() {
     let (md, _) = check::report(args(&["--evidence", &evidence, "--format", "markdown"])).unwrap();
     assert!(md.contains("## Readiness"), "{md}");
 }
+
+/// `kubeadm certs check-expiration -o json` as kubeadm prints it, with its CA expiring at
+/// `ca_expires`.
+fn certs_json(ca_expires: &str) -> String {
+    format!(
+        r#"{{
+  "kind": "CertificateExpirationInfo",
+  "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
+  "certificates": [
+    {{"name": "apiserver", "expirationDate": "2035-01-01T00:00:00Z", "residualTime": 310000000, "externallyManaged": false, "caName": "ca", "missing": false}}
+  ],
+  "certificateAuthorities": [
+    {{"name": "ca", "expirationDate": "{ca_expires}", "residualTime": 300, "externallyManaged": false, "missing": false}}
+  ]
+}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn apply_gathers_node_evidence_through_the_executor_when_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = dir.path().join("sb");
+    // cp-1 answers kubeadm certs check-expiration; every other program is absent (strict
+    // sandboxes), so those facts are not checkable, not a pass.
+    let bin = sandbox.join("cp-1").join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("sudo", "[ \"$1\" = -n ] || exit 1\nshift\nexec \"$@\"\n");
+    let expiring = bin.join("certs.json");
+    std::fs::write(&expiring, certs_json("2025-03-01T00:05:00Z")).unwrap();
+    script(
+        "kubeadm",
+        &format!(
+            "[ \"$*\" = 'certs check-expiration -o json' ] || exit 3\nwhile IFS= read -r l; do printf '%s\\n' \"$l\"; done < '{}'\n",
+            expiring.display()
+        ),
+    );
+    kupgrade_exec::node_env::provide_programs(&bin, kupgrade_exec::node_env::SANDBOX_PROGRAMS)
+        .unwrap();
+    let sandbox = sandbox.to_str().unwrap();
+    let base = [
+        "--target",
+        "1.30",
+        "--date",
+        DATE,
+        "--executor",
+        "local",
+        "--sandbox",
+        sandbox,
+        "--dry-run",
+    ];
+    // Past the readiness gate, the dry run reads the cluster through kubectl on cp-1, which
+    // the sandbox does not have: that error shows a run the gate let through.
+    let past_the_gate = |e: &str| e.contains("\"kubectl\" not found on node cp-1");
+    // Without --gather-nodes nothing reads the nodes: no readiness, the run goes on.
+    let e = apply_err(&base).await;
+    assert!(past_the_gate(&e), "{e}");
+    // With it, the CA that expires five minutes into the run blocks it, named.
+    let gather = [&base[..], &["--gather-nodes"]].concat();
+    let e = apply_err(&gather).await;
+    assert!(
+        e.contains("--accept certs/expire-during-upgrade:") && e.contains("cp-1"),
+        "{e}"
+    );
+    // A CA valid long after the run: the gate lets the run go on.
+    assert!(!past_the_gate(&e), "{e}");
+    std::fs::write(&expiring, certs_json("2035-01-01T00:00:00Z")).unwrap();
+    let e = apply_err(&gather).await;
+    assert!(past_the_gate(&e), "{e}");
+    // The simulator has no nodes to read: refused, naming the flag.
+    let sim = ["--target", "1.30", "--date", DATE, "--gather-nodes"];
+    let e = apply_err(&sim).await;
+    assert!(
+        e.contains("--gather-nodes") && e.contains("--executor ssh"),
+        "{e}"
+    );
+}

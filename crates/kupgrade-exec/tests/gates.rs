@@ -2,41 +2,30 @@
 //! runner: a gate holds the run until it passes, a timeout halts naming what was wrong (or
 //! warns), a regression after a batch is caught, a command gate's failure is kept, and a
 //! resume evaluates an interrupted gate again. Every test runs on a paused tokio clock.
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::civil::date;
 use kupgrade_core::gate::{
     Gate, GateCheck, GateCommand, GatePoint, GateSet, ObjectRef, OnTimeout, RegressionCheck,
     Rollout, WorkloadKind,
 };
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
+use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Event, Finished, Record, StopReason};
 use kupgrade_core::testing::upstream_run;
 use kupgrade_exec::driver::{Driver, JournalSink, stop_channel};
 use kupgrade_exec::sim::{SimCluster, Workload};
 use kupgrade_exec::{LocalRunner, NodeEnv};
 use serde_json::json;
-
-const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
+use support::fixtures::{ha, ha_plan};
 
 fn plan_with(gates: Vec<Gate>) -> Arc<UpgradePlan> {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let options = PlanOptions {
-        allow_unsupported_target: true,
-        ..PlanOptions::default()
-    };
-    let mut plan = PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-        .options(options)
-        .plan(&cluster)
-        .unwrap();
-    GateSet::new(gates).unwrap().insert(&mut plan);
-    Arc::new(plan)
+    ha_plan(|plan| GateSet::new(gates).unwrap().insert(plan))
 }
 
 fn sim() -> SimCluster {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    SimCluster::new(cluster).with_workload(&Workload::sample())
+    SimCluster::new(ha()).with_workload(&Workload::sample())
 }
 
 fn web() -> Rollout {

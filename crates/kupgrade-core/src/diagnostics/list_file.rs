@@ -131,3 +131,118 @@ pub(crate) fn parse_list_file<T: DeserializeOwned, E: ListEntry>(
         Err(fail(problems))
     }
 }
+
+/// Checks each of `entries` with `check`, which gets the entry and a reporter of its problems
+/// (`bad(field, message)`), after the checks every named entry of a list file shares: it has
+/// a name, of at most 63 lower-case letters, digits and '-', used once in the file. `noun`
+/// names one entry in messages (`gate`).
+pub(crate) fn check_named_entries<T, E: ListEntry + Clone>(
+    entries: &[T],
+    noun: &str,
+    name: impl Fn(&T) -> &str,
+    out: &mut Vec<FileProblem<E>>,
+    mut check: impl FnMut(&T, &mut dyn FnMut(&str, String)),
+) {
+    let mut seen = std::collections::HashMap::new();
+    for (i, item) in entries.iter().enumerate() {
+        let n = name(item);
+        let entry = E::new(i + 1, Some(n.to_string()));
+        let mut bad = |field: &str, message: String| {
+            out.push(
+                FileProblem::new(message)
+                    .in_entry(entry.clone())
+                    .in_field(field),
+            );
+        };
+        if n.is_empty() {
+            bad("name", format!("a {noun} needs a name"));
+        } else if n.len() > 63 {
+            bad("name", "at most 63 characters".into());
+        } else if let Some(c) = n
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
+            bad(
+                "name",
+                format!("{c:?} is not allowed (lower-case letters, digits and '-')"),
+            );
+        }
+        if let Some(first) = seen.insert(n, i) {
+            bad(
+                "name",
+                format!("used twice ({} {} and {})", E::LIST, first + 1, i + 1),
+            );
+        }
+        check(item, &mut bad);
+    }
+}
+
+/// Reports a command's `argv` (at `field`) that names no program or holds a NUL byte.
+pub(crate) fn check_argv(bad: &mut dyn FnMut(&str, String), field: &str, argv: &[String]) {
+    if argv.is_empty() || argv[0].is_empty() {
+        bad(field, "name the program to run".into());
+    } else if let Some(i) = argv.iter().position(|a| a.contains('\0')) {
+        bad(
+            &format!("{field}[{i}]"),
+            "a NUL byte cannot be passed".into(),
+        );
+    }
+}
+
+/// What a list file's set and its entry share: `$set::new` (entries checked like a file's,
+/// documented by the doc comment given), `$set::parse` (a file of them, through
+/// [`parse_list_file`]) and `$entry`'s [`ListEntry`] impl. `$set` keeps its entries in the
+/// field `$field`; a function `validate(&[$item], &mut Vec<FileProblem<$entry>>)` and the
+/// constants `API_VERSION` and `KIND` must be in scope; `$list` names the list (`gates`).
+macro_rules! list_file {
+    (
+        $(#[doc = $new_doc:literal])*
+        $set:ident { $field:ident: $item:ty }, $entry:ident, $error:ident, $list:literal
+    ) => {
+        impl $set {
+            $(#[doc = $new_doc])*
+            pub fn new($field: Vec<$item>) -> Result<Self, $error> {
+                let mut problems = Vec::new();
+                validate(&$field, &mut problems);
+                if problems.is_empty() {
+                    Ok($set { $field })
+                } else {
+                    Err($crate::diagnostics::FileError {
+                        file: concat!("<", $list, ">").into(),
+                        problems,
+                    })
+                }
+            }
+
+            #[doc = concat!("Parses a ", $list, " file in YAML or JSON. `file` only names the source in")]
+            /// messages. Every problem found is reported.
+            pub fn parse(text: &str, file: &str) -> Result<Self, $error> {
+                let $field = $crate::diagnostics::parse_list_file::<$item, $entry>(
+                    text,
+                    file,
+                    API_VERSION,
+                    KIND,
+                    validate,
+                )?;
+                Ok($set { $field })
+            }
+        }
+
+        impl $crate::diagnostics::ListEntry for $entry {
+            const LIST: &'static str = $list;
+
+            fn new(index: usize, name: Option<String>) -> Self {
+                $entry { index, name }
+            }
+
+            fn index(&self) -> usize {
+                self.index
+            }
+
+            fn index_mut(&mut self) -> &mut usize {
+                &mut self.index
+            }
+        }
+    };
+}
+pub(crate) use list_file;

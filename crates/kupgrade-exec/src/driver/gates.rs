@@ -23,8 +23,9 @@ use kupgrade_core::plan::StepId;
 use kupgrade_core::ports::{GateProbe, LineSink, Stream};
 use kupgrade_core::run::{Event, Failure, FailureKind, TaskId};
 
+use super::Driver;
 use super::notes::Notes;
-use super::{Driver, ops_failure, runner_failure};
+use super::work::{ops_failure, runner_failure};
 
 /// The snapshots taken in this session, by the id of the step that took them.
 pub(super) type Baselines = Arc<Mutex<HashMap<StepId, WorkloadSnapshot>>>;
