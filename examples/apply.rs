@@ -163,6 +163,8 @@ mod display;
 #[path = "common/gates.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod gates;
+#[path = "apply/hop_check.rs"]
+mod hop_check;
 #[path = "common/inventory.rs"]
 mod inventory;
 #[path = "common/planning.rs"]
@@ -536,6 +538,31 @@ fn stop_on_signals(handle: StopHandle) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--sim-speed 0` runs the simulation in virtual time, where a real command's wait is over
+/// at once: hooks and command gates (real commands on this machine) cannot run there.
+fn refuse_real_commands_in_virtual_time(args: &Args, plan: &UpgradePlan) -> anyhow::Result<()> {
+    if args.executor != Executor::Sim || args.sim_speed > 0.0 {
+        return Ok(());
+    }
+    let real = plan.steps.iter().find(|s| match &s.action {
+        kupgrade_core::plan::Action::Hook { .. } => true,
+        kupgrade_core::plan::Action::Gate { gate, .. } => {
+            matches!(
+                gate.check(),
+                Some(kupgrade_core::gate::GateCheck::Command(_))
+            )
+        }
+        _ => false,
+    });
+    match real {
+        Some(step) => bail!(
+            "step {} runs a real command, and --sim-speed 0 simulates in virtual time, where a real command cannot be waited for: give --sim-speed a rate (100000: a fast simulation on the real clock)",
+            step.id
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Plans (or reads the plan), then runs it; returns how the run ended.
 pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     refuse_planning_options(&args)?;
@@ -570,6 +597,7 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     let work = work(&args, &calendar, &cluster, &source_name, evidence.as_ref())?;
     args.releases.print_warnings(&work.plan.warnings);
     let plan = Arc::new(work.plan);
+    refuse_real_commands_in_virtual_time(&args, &plan)?;
     let mut run = Run::resume(
         plan.clone(),
         work.policy.policy(),
@@ -677,6 +705,24 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     };
     if let Some(p) = probe {
         driver = driver.gates(p);
+    }
+    // The readiness catalogue again before each hop after the first, on evidence read anew.
+    if evidence.is_some() {
+        let mut accepted: std::collections::BTreeSet<String> =
+            run.accepted_findings().map(String::from).collect();
+        accepted.extend(args.accept.iter().cloned());
+        let sandbox = match args.executor {
+            Executor::Local => args.sandbox.clone(),
+            _ => None,
+        };
+        driver = driver.before_each_hop(Arc::new(hop_check::ReadinessBeforeHop {
+            evidence: args.evidence.clone(),
+            client: client.cloned(),
+            nodes: args
+                .gather_nodes
+                .then(|| (backend.runner.clone(), cluster.clone(), sandbox)),
+            accepted,
+        }));
     }
     if args.executor != Executor::Sim {
         // No two copies of a step overlap on a node, whoever started them.

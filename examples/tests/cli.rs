@@ -1237,3 +1237,101 @@ async fn apply_gathers_node_evidence_through_the_executor_when_asked() {
         "{e}"
     );
 }
+
+/// Before each hop after the first, apply reads the evidence again: a FlowSchema that a client
+/// starts writing through an API the last hop removes, while the run is under way (a hook
+/// after each hop swaps the evidence file), halts the run before that hop, naming the finding
+/// and its `--accept`; the resume that accepts it goes to the end.
+#[tokio::test]
+async fn apply_reads_the_evidence_again_before_each_hop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (evidence, later, hooks, journal, state) = (
+        path("evidence.json"),
+        path("later.json"),
+        path("hooks.yaml"),
+        path("up.journal"),
+        path("sim.json"),
+    );
+    std::fs::write(&evidence, "{}\n").unwrap();
+    let text = std::fs::read_to_string(ha_evidence()).unwrap().replace(
+        "flowcontrol.apiserver.k8s.io/v1beta2",
+        "flowcontrol.apiserver.k8s.io/v1beta3",
+    );
+    std::fs::write(&later, text).unwrap();
+    std::fs::write(
+        &hooks,
+        format!(
+            "apiVersion: kupgrade.dev/v1alpha1\nkind: Hooks\nhooks:\n  - name: swap-evidence\n    after: hop\n    argv: [cp, {later}, {evidence}]\n"
+        ),
+    )
+    .unwrap();
+    let base = [
+        "--target",
+        "1.32",
+        "--date",
+        DATE,
+        "--evidence",
+        &evidence,
+        "--hooks",
+        &hooks,
+        // A fast simulation on the real clock: the hook is a real local command, whose
+        // start a paused clock would time out.
+        "--sim-speed",
+        "1000000",
+        "--journal",
+        &journal,
+        "--sim-state",
+        &state,
+    ];
+    // In virtual time (--sim-speed 0) a real command cannot be waited for: refused, named.
+    let virtual_time: Vec<&str> = base
+        .iter()
+        .map(|a| if *a == "1000000" { "0" } else { a })
+        .collect();
+    let e = apply_err(&virtual_time).await;
+    assert!(
+        e.contains("hook-after-hop-swap-evidence runs a real command") && e.contains("--sim-speed"),
+        "{e}"
+    );
+    assert!(
+        !Path::new(&journal).exists(),
+        "a refused run wrote its journal"
+    );
+    let outcome = apply::apply(apply_args(&base)).await.unwrap();
+    let text = outcome.to_string();
+    assert!(!outcome.is_completed(), "{text}");
+    assert!(
+        text.contains("the check before hop 4 (to v1.32.")
+            && text.contains("--accept removed-api:flowschema/shop-priority"),
+        "{text}"
+    );
+    // It halted before the last hop: the third hop's hook ran, no step of the fourth did.
+    let records = std::fs::read_to_string(&journal).unwrap();
+    assert!(records.contains("v1.31."), "the third hop ran");
+    assert!(
+        !records.contains("install-kubeadm@v1.32")
+            && !records.contains("v1.32.2/cp-1/kubeadm-upgrade-apply"),
+        "nothing of the fourth hop ran"
+    );
+    // The resume judges the evidence as it is now: both errors, each accepted, and it ends.
+    let resume = [
+        "--journal",
+        &journal,
+        "--sim-state",
+        &state,
+        "--resume",
+        "--evidence",
+        &evidence,
+        // A fast simulation on the real clock: the hook is a real local command, whose
+        // start a paused clock would time out.
+        "--sim-speed",
+        "1000000",
+        "--accept",
+        "removed-api:flowschema/shop-priority",
+        "--accept",
+        "drain/emptydir:pod/shop/report",
+    ];
+    let outcome = apply::apply(apply_args(&resume)).await.unwrap();
+    assert!(outcome.is_completed(), "{outcome}");
+}
