@@ -172,12 +172,15 @@ impl RunReport {
         };
         // Writing into a String cannot fail.
         let _ = html_run(&self.plan, &self.summary, extras, &mut page);
-        write_atomically(&self.path, page.as_bytes()).map_err(|source| ReportError {
+        let written = write_atomically(&self.path, page.as_bytes());
+        // A failed attempt counts for the throttle too: a full disk does not make every
+        // record render the page again.
+        self.last_write = Some(Instant::now());
+        self.took = began.elapsed();
+        written.map_err(|source| ReportError {
             path: self.path.clone(),
             source,
         })?;
-        self.last_write = Some(Instant::now());
-        self.took = began.elapsed();
         self.writes += 1;
         Ok(())
     }

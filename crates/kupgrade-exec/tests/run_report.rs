@@ -406,3 +406,28 @@ async fn the_report_file_is_throttled_and_a_resume_goes_on_with_the_same_page() 
     RunReport::write_once(&again, plan.clone(), &journal, Some(RESUME)).unwrap();
     assert_eq!(std::fs::read_to_string(&again).unwrap(), html);
 }
+
+/// A report that cannot be written never stops the run: the run completes, nothing was
+/// written, and `finish` names the file.
+#[tokio::test(start_paused = true)]
+async fn a_report_that_cannot_be_written_does_not_stop_the_run() {
+    let plan = plan();
+    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
+    let sim = SimCluster::new(cluster).with_workload(&Workload::sample());
+    let failing = Arc::new(AtomicBool::new(false));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("no-such-folder").join("run.html");
+    let mut journal = Vec::new();
+    let mut report = RunReport::new(&file, plan.clone(), &journal).ratio(0);
+    let (finished, _) = session(
+        driver(&sim, &failing),
+        &plan,
+        &mut journal,
+        Some(&mut report),
+    )
+    .await;
+    assert!(matches!(finished, Finished::Completed), "{finished:?}");
+    assert_eq!(report.writes(), 0);
+    let e = report.finish().unwrap_err();
+    assert!(e.to_string().contains("no-such-folder/run.html"), "{e}");
+}
