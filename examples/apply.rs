@@ -150,6 +150,7 @@ use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
 };
 use kupgrade_exec::events::{DEFAULT_OUTPUT_LINES, event_channel};
+use kupgrade_exec::report::{ReportingJournal, RunReport};
 use kupgrade_exec::{HeldLease, Journal, NodeLease};
 use kupgrade_kube::{Discovery, KubeClusterOps, KubeLease};
 
@@ -206,6 +207,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(format) = &args.rollback_plan {
         return rollback_plan(&args, format);
     }
+    if let Some(file) = &args.report_only {
+        return report_only(&args, file);
+    }
     let virtual_time = args.executor == Executor::Sim && args.sim_speed <= 0.0;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -247,6 +251,26 @@ fn rollback_plan(args: &Args, format: &str) -> anyhow::Result<()> {
         _ => r.text(),
     };
     print!("{text}");
+    Ok(())
+}
+
+/// `--report-only FILE`: the HTML report of the run in `--journal` (going on or over), from
+/// the journal and the plan beside it; changes nothing but FILE.
+fn report_only(args: &Args, file: &Path) -> anyhow::Result<()> {
+    let path = args
+        .journal
+        .as_deref()
+        .context("--report-only needs --journal")?;
+    // Read without the lock: a run may be writing it.
+    let recovered = Journal::<Record>::read(path)?;
+    let plan = Arc::new(Beside::of(path).read_plan()?);
+    let resume = resume::line(&args.resume_words);
+    RunReport::write_once(file, plan, &recovered.records, Some(&resume))?;
+    eprintln!(
+        "wrote {} ({} journal records)",
+        file.display(),
+        recovered.records.len()
+    );
     Ok(())
 }
 
@@ -602,11 +626,11 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         readiness::gather_nodes(gathered, backend.runner.as_ref(), &cluster, root).await?;
     }
     // Readiness: errors block the start (and a resume) unless accepted by check and subject.
-    if let Some(evidence) = &evidence {
-        let report = readiness::evaluate(&plan, evidence);
+    let findings = evidence.as_ref().map(|e| readiness::evaluate(&plan, e));
+    if let Some(report) = &findings {
         let mut accepted: Vec<String> = run.accepted_findings().map(String::from).collect();
         accepted.extend(args.accept.iter().cloned());
-        let taken = readiness::gate(&report, &accepted)?;
+        let taken = readiness::gate(report, &accepted)?;
         let new: Vec<(String, String)> = report
             .errors()
             .filter(|f| taken.contains(&f.key()) && !run.accepted_findings().any(|k| k == f.key()))
@@ -626,6 +650,22 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     if let (Some(path), Some(_), false) = (&args.journal, &journal, args.resume) {
         Beside::of(path).write(&plan, &work.policy)?;
     }
+    // The run's page, from the journal's records so far; the resume command only where
+    // there is a journal to resume.
+    let mut report = args.report.as_ref().map(|file| {
+        let mut r = RunReport::new(file, plan.clone(), &records);
+        if let Some(f) = &findings {
+            r = r.readiness(f.clone());
+        }
+        match &args.journal {
+            Some(_) => r.resume_command(resume::line(&args.resume_words)),
+            None => r,
+        }
+    });
+    if let Some(report) = &mut report {
+        // Written once now, so a path that cannot be written stops the run before it starts.
+        report.write()?;
+    }
     for (list, resolution) in [
         (&args.mark_done, Resolution::MarkDone),
         (&args.retry, Resolution::Retry),
@@ -636,6 +676,11 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
             if let Some(j) = &mut journal {
                 for r in &out.records {
                     j.append(r)?;
+                }
+            }
+            if let Some(report) = &mut report {
+                for r in &out.records {
+                    report.push(r)?;
                 }
             }
         }
@@ -740,10 +785,26 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     let display = Display::new(&args, &plan, &records);
     let watcher = tokio::spawn(display.watch(rx));
     let started = Instant::now();
-    let outcome = match &mut journal {
-        Some(j) => driver.drive(&mut run, j as &mut dyn JournalSink).await,
-        None => driver.drive(&mut run, &mut NoJournal).await,
+    let outcome = match (&mut journal, &mut report) {
+        (Some(j), Some(r)) => {
+            let mut sink = ReportingJournal::new(j, r);
+            driver.drive(&mut run, &mut sink).await
+        }
+        (None, Some(r)) => {
+            let mut none = NoJournal;
+            let mut sink = ReportingJournal::new(&mut none, r);
+            driver.drive(&mut run, &mut sink).await
+        }
+        (Some(j), None) => driver.drive(&mut run, j as &mut dyn JournalSink).await,
+        (None, None) => driver.drive(&mut run, &mut NoJournal).await,
     };
+    // The last page, also when the driver gave up (it then shows the session as not ended).
+    if let Some(report) = &mut report {
+        match report.finish() {
+            Ok(()) => eprintln!("report: {}", report.path().display()),
+            Err(e) => eprintln!("WARNING: {e}"),
+        }
+    }
     drop(driver);
     if let Some(lease) = lease
         && let Err(e) = lease.release().await

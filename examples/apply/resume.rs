@@ -52,6 +52,8 @@ pub(crate) const RESUMED: &[&str] = &[
     "no_gather",
     "gather_nodes",
     "lease_duration",
+    // The resumed session goes on with the same page.
+    "report",
 ];
 
 /// The options a resume leaves out besides the planning options (`planning::Planning`, which
@@ -62,6 +64,7 @@ pub(crate) const RESUMED: &[&str] = &[
 pub(crate) const NOT_RESUMED: &[&str] = &[
     "plan",
     "rollback_plan",
+    "report_only",
     "dry_run",
     "resume",
     "mark_done",

@@ -99,6 +99,7 @@ use crate::journal::{Journal, JournalError};
 mod gates;
 mod hop_check;
 mod lifetimes;
+mod notes;
 
 pub use hop_check::HopCheck;
 pub use lifetimes::{NodeLocks, SurvivorPolicy};
@@ -257,7 +258,7 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-type Done = (TaskId, u32, TaskResult);
+type Done = (TaskId, u32, TaskResult, Vec<kupgrade_core::run::TaskNote>);
 
 /// One session's moving parts, from its first task to its end.
 struct Session<'d> {
@@ -462,6 +463,12 @@ impl Driver {
         clock: &Clock,
     ) -> Result<Option<Simulation>, DriverError> {
         self.check_provider(run)?;
+        // The snapshots earlier sessions journaled: a resumed gate compares with the same
+        // baseline.
+        self.baselines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(run.noted_workloads().map(|(k, v)| (k.clone(), v.clone())));
         if self.dry_run {
             let state = self.read_state().await.map_err(DriverError::State)?;
             return Ok(Some(Simulation::new(state)));
@@ -578,8 +585,12 @@ impl Driver {
         };
         tokio::select! {
             done = s.inflight.next(), if !s.inflight.is_empty() => {
-                if let Some((task, attempt, result)) = done {
+                if let Some((task, attempt, result, notes)) = done {
                     s.running.remove(&task);
+                    for note in notes {
+                        let out = run.note(&task, attempt, note, s.clock.now());
+                        self.take(out, journal)?;
+                    }
                     let out = run
                         .record(Outcome { task, attempt, result }, s.clock.now())
                         .map_err(|e| DriverError::Stuck(e.to_string()))?;
@@ -613,10 +624,16 @@ impl Driver {
         if let Err(e) = model.apply(&step.on_node(task.id.node.as_ref())) {
             tracing::debug!("dry run: the model cannot apply {}: {e}", task.id);
         }
-        (task.id.clone(), task.attempt, TaskResult::Succeeded)
+        (
+            task.id.clone(),
+            task.attempt,
+            TaskResult::Succeeded,
+            Vec::new(),
+        )
     }
 
-    /// Carries one task out (after the check before its hop, when there is one).
+    /// Carries one task out (after the check before its hop, when there is one); a hook's
+    /// command output is noted for the journal (a gate's always is).
     async fn execute(
         &self,
         task: Task,
@@ -624,6 +641,12 @@ impl Driver {
         fingerprint: Arc<str>,
         handles: StartedTx,
     ) -> Done {
+        let notes = notes::Notes::default();
+        let keep_output = matches!(
+            plan.steps.get(task.step_index).map(|s| &s.action),
+            Some(kupgrade_core::plan::Action::Hook { .. })
+        );
+        let kept = keep_output.then_some(&notes);
         let id = task.id.clone();
         let span = tracing::info_span!(
             "task",
@@ -638,7 +661,12 @@ impl Driver {
             let result = match self.check_hop(&plan, hop).await {
                 Err(f) => Err(f),
                 Ok(()) => {
-                    match tokio::time::timeout(d, self.work(&task, &fingerprint, &handles)).await {
+                    match tokio::time::timeout(
+                        d,
+                        self.work(&task, &fingerprint, &handles, &notes, kept),
+                    )
+                    .await
+                    {
                         Ok(r) => r,
                         Err(_) => Err(Failure::new(
                             FailureKind::TimedOut,
@@ -658,7 +686,7 @@ impl Driver {
             Ok(()) => TaskResult::Succeeded,
             Err(f) => TaskResult::Failed(f),
         };
-        (id, task.attempt, result)
+        (id, task.attempt, result, notes.take())
     }
 }
 

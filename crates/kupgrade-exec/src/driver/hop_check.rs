@@ -15,7 +15,9 @@ use kupgrade_core::run::{Failure, FailureKind};
 
 use super::Driver;
 
-/// What the driver asks before each hop after the first (see the [module](self)).
+/// What the driver asks, once per session, before the first task of each hop after the first
+/// starts; a check that fails fails that task as a gate does (not retried, the run halts),
+/// with the check's words, and a resumed session asks again.
 #[async_trait]
 pub trait HopCheck: Send + Sync {
     /// Whether `hop` (an index into `plan.hops`) may start: `Err` says why not, in words that

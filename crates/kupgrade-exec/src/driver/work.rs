@@ -11,14 +11,18 @@ use kupgrade_core::run::{Event, Failure, FailureKind, Task, TaskId, Work};
 
 use super::Driver;
 use super::lifetimes::StartedTx;
+use super::notes::Notes;
 
 impl Driver {
-    /// The task's work, through the ports.
+    /// The task's work, through the ports; what a gate sees goes to `notes`, and a command's
+    /// output too with `kept`.
     pub(super) async fn work(
         &self,
         task: &Task,
         fingerprint: &str,
         handles: &StartedTx,
+        notes: &Notes,
+        kept: Option<&Notes>,
     ) -> Result<(), Failure> {
         let id = &task.id;
         let node = || {
@@ -31,7 +35,7 @@ impl Driver {
             Work::Commands { commands } => {
                 let node = node()?;
                 for (n, spec) in commands.iter().enumerate() {
-                    self.run_command(task, n, &node, spec, fingerprint, handles)
+                    self.run_command(task, n, &node, spec, fingerprint, handles, kept)
                         .await?;
                 }
                 Ok(())
@@ -98,13 +102,13 @@ impl Driver {
             }
             Work::GateBaseline { gate, regression } => {
                 started();
-                self.take_baseline(id, gate, regression).await
+                self.take_baseline(id, gate, regression, notes).await
             }
             Work::Gate { gate, baseline } => {
                 started();
-                self.evaluate_gate(id, gate, baseline.as_ref()).await
+                self.evaluate_gate(id, gate, baseline.as_ref(), notes).await
             }
-            Work::LocalCommand { spec } => self.run_local(id, spec).await,
+            Work::LocalCommand { spec } => self.run_local(id, spec, notes).await,
             w => Err(Failure::new(
                 FailureKind::Unsupported,
                 format!("this driver cannot carry out {}", w.describe()),
@@ -123,8 +127,10 @@ impl Driver {
         }
     }
 
-    /// Runs the `n`th command of `task` on `node`: its output lines go to the events, its
-    /// handle to `handles`, under the task's node-side lock when the driver has locks.
+    /// Runs the `n`th command of `task` on `node`: its output lines go to the events (and,
+    /// with `kept`, its output to the task's notes), its handle to `handles`, under the
+    /// task's node-side lock when the driver has locks.
+    #[allow(clippy::too_many_arguments)]
     async fn run_command(
         &self,
         task: &Task,
@@ -133,6 +139,7 @@ impl Driver {
         spec: &CommandSpec,
         fingerprint: &str,
         handles: &StartedTx,
+        kept: Option<&Notes>,
     ) -> Result<(), Failure> {
         let id = &task.id;
         self.announce(id, || spec.to_shell_line());
@@ -160,7 +167,11 @@ impl Driver {
             }
             None => LineSink::none(),
         };
-        match self.runner.run_tracked(node, spec, &sink, &tracking).await {
+        let result = self.runner.run_tracked(node, spec, &sink, &tracking).await;
+        if let (Some(notes), Ok(out)) = (kept, &result) {
+            notes.command(out);
+        }
+        match result {
             Ok(out) if out.status.success() => Ok(()),
             Ok(out) => {
                 let line = spec.to_shell_line();
