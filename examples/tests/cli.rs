@@ -757,6 +757,8 @@ const OTHER_PROGRAMS: &[(&str, &[&str])] = &[
     ),
     ("kubectl", &["--client", "--for", "--timeout"]),
     ("zypper", &["--non-interactive", "--oldpackage"]),
+    ("dnf", &["--duplicates", "--disableexcludes"]),
+    ("rpm", &["--qf"]),
     (
         "apt-get",
         &["--allow-change-held-packages", "--allow-downgrades"],
