@@ -195,6 +195,30 @@ round_up() {
   cmd_up "$work/fleet" "$n" "$work/api"
 }
 
+# interrupt_dnf DIR: leaves the first dnf node of DIR's fleet as a dnf killed halfway through
+# the first hop's install leaves it: kubelet v1.29's package installed beside v1.28's (rpm
+# installs a transaction's new packages before it erases the old ones; seen when a full disk
+# failed a download mid-transaction). The run must repair that before it installs (dnf remove
+# --duplicates): verify's `rpm -q` shows one version of each package at the end, and the
+# node's kubelet reports one version after its restart.
+interrupt_dnf() {
+  local dir=$1 name addr family rpm twice
+  while read -r name addr _ family; do
+    [[ $family == rpm ]] || continue
+    rpm=$(find "$REPO/www/core:/stable:/v1.29/rpm/x86_64" -name 'kubelet-1.29.*.rpm' | sort -V | tail -n1)
+    [[ -n $rpm ]] || die "no kubelet v1.29 package in $REPO"
+    cp "$rpm" "$dir/nodes/$name/root/tmp/kubelet.rpm"
+    fleet_ssh "$dir" "$addr" rpm -i --nodeps --replacefiles --noscripts /tmp/kubelet.rpm ||
+      die "$name: rpm -i of ${rpm##*/} beside the installed kubelet failed"
+    rm -f "$dir/nodes/$name/root/tmp/kubelet.rpm"
+    twice=$(fleet_ssh "$dir" "$addr" rpm -q kubelet | tr '\n' ' ')
+    check "$name: rpm lists two kubelets before the run, as an interrupted dnf leaves them ($twice)" \
+      test "$(wc -w <<<"$twice")" = 2
+    return
+  done <"$dir/nodes.list"
+  log "no dnf node: the repair of an interrupted dnf is not exercised"
+}
+
 # run_round WORK KINDS...: apply (then --resume) until the target, injecting faults of KINDS
 # (FAULTS_LEFT of them at most) at random moments; halted sessions must name the resume command.
 run_round() {
@@ -333,6 +357,7 @@ cmd_test() {
     local round_start=$SECONDS
     round_up "$work" "$n"
     log "round $ROUNDS: fleet ready after $((SECONDS - round_start)) s"
+    ((ROUNDS > 1)) || interrupt_dnf "$work/fleet"
     local before=$FAULTS_LEFT
     run_round "$work" "${kind_list[@]}" || break
     log "round $ROUNDS: at the target after $((SECONDS - round_start)) s, $((before - FAULTS_LEFT)) fault(s)"

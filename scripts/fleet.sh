@@ -327,7 +327,14 @@ EOS
 case "$1 ${2:-}" in
 "daemon-reload ") ;;
 "restart kubelet")
-  v=v$(dpkg-query -W -f='${Version}' kubelet 2>/dev/null || rpm -q --qf '%{VERSION}' kubelet); v=${v%%-*}
+  v=$(dpkg-query -W -f='${Version}\n' kubelet 2>/dev/null || rpm -q --qf '%{VERSION}\n' kubelet)
+  # Two versions in the database (an interrupted rpm transaction nobody repaired): which
+  # kubelet binary runs is undefined, so this kubelet does not come back.
+  [ "$(printf '%s\n' "$v" | wc -l)" = 1 ] || {
+    echo "systemctl (fleet stub): the package database lists kubelet more than once ($(echo $v)): an interrupted install was not repaired" >&2
+    exit 1
+  }
+  v=v${v%%-*}
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   api PATCH "/api/v1/nodes/$NODE/status" "{\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"$v\",\"kubeProxyVersion\":\"$v\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"kubelet $v (scripts/fleet.sh)\",\"lastHeartbeatTime\":\"$now\",\"lastTransitionTime\":\"$now\"}]}}" ;;
 *) echo "systemctl (fleet stub): $*" >&2; exit 1 ;;
