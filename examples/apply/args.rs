@@ -111,6 +111,11 @@ pub(crate) struct Args {
     /// first failure), before the run halts.
     #[arg(long, default_value_t = RetryPolicy::default().max_attempts)]
     pub(crate) attempts: u32,
+    /// Seconds a step whose node cannot be reached (a reboot, a restarting sshd) is tried
+    /// again, with backoff, before the run halts; these tries do not count against
+    /// --attempts (0: an unreachable node counts as any failure).
+    #[arg(long, default_value_t = RetryPolicy::default().unreachable_wait.as_secs())]
+    pub(crate) unreachable_wait: u64,
     /// Print every event as a JSON line on stdout instead of progress bars.
     #[arg(long)]
     pub(crate) json_events: bool,
@@ -205,6 +210,7 @@ impl Args {
             max_parallel: self.max_parallel,
             retry: RetryPolicy {
                 max_attempts: self.attempts.max(1),
+                unreachable_wait: std::time::Duration::from_secs(self.unreachable_wait),
                 ..RetryPolicy::default()
             },
         }

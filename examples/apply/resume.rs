@@ -44,6 +44,7 @@ pub(crate) const RESUMED: &[&str] = &[
     "provider_join_timeout",
     "max_parallel",
     "attempts",
+    "unreachable_wait",
     "on_survivor",
     "survivor_timeout",
     // The readiness catalogue is evaluated again on resume, with the same evidence (a file,

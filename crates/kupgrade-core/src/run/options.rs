@@ -23,6 +23,12 @@ pub struct RetryPolicy {
     pub factor: u32,
     /// The longest wait.
     pub max: Duration,
+    /// How long a task whose node cannot be reached (connection refused or timed out, host
+    /// down) is tried again, from its first such failure in the session, with the same
+    /// backoff. These failures do not count against `max_attempts`: a node that reboots or
+    /// whose sshd restarts is waited for rather than halting the run. Zero: an unreachable
+    /// node is tried again only within `max_attempts`.
+    pub unreachable_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -32,15 +38,17 @@ impl Default for RetryPolicy {
             initial: Duration::from_secs(5),
             factor: 2,
             max: Duration::from_secs(60),
+            unreachable_wait: Duration::from_secs(5 * 60),
         }
     }
 }
 
 impl RetryPolicy {
-    /// No retries.
+    /// No retries, not even for an unreachable node.
     pub fn none() -> Self {
         RetryPolicy {
             max_attempts: 1,
+            unreachable_wait: Duration::ZERO,
             ..RetryPolicy::default()
         }
     }

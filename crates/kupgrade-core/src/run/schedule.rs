@@ -141,6 +141,7 @@ impl Schedule {
                         state: TaskState::Pending,
                         attempts: 0,
                         failures: 0,
+                        unreachable: None,
                         handle: None,
                     };
                     s.nodes.len().max(1)
@@ -478,11 +479,9 @@ impl Schedule {
         let id = ran.pos.id(plan);
         let idempotent = ran.pos.step(plan).idempotent;
         let t = &mut self.steps[ran.pos.step].tasks[ran.pos.task];
-        t.failures += 1;
-        let failures = t.failures;
         let retry_at = retry
-            .filter(|p| idempotent && failure.retryable() && failures < p.max_attempts)
-            .map(|p| now.saturating_add(p.delay(failures)).unwrap_or(now));
+            .filter(|_| idempotent && failure.retryable())
+            .and_then(|p| retry_time(t, p, failure.kind, now));
         out.records.push(Record::new(
             now,
             RecordKind::TaskFinished {
@@ -870,3 +869,30 @@ fn check_acyclic(plan: &UpgradePlan, deps: &[Vec<usize>]) -> Result<(), RunError
 
 #[cfg(test)]
 mod tests;
+
+/// Counts `t`'s failure of `kind` at `now`; when `p` allows another attempt, when it starts.
+///
+/// A node that cannot be reached (a reboot, a restarting sshd, a network blip) is waited for,
+/// apart from the other failures: attempts go on with the same backoff until
+/// [`RetryPolicy::unreachable_wait`] has passed since the first of them, so that a node
+/// coming back within that time costs no halt, while a command that fails keeps its
+/// `max_attempts`.
+fn retry_time(
+    t: &mut TaskRun,
+    p: &RetryPolicy,
+    kind: FailureKind,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    let at = |failures| now.saturating_add(p.delay(failures)).unwrap_or(now);
+    if kind == FailureKind::Unreachable && !p.unreachable_wait.is_zero() {
+        let (n, since) = t.unreachable.get_or_insert((0, now));
+        *n += 1;
+        let next = at(*n);
+        let waited = next.duration_since(*since);
+        let limit =
+            jiff::SignedDuration::try_from(p.unreachable_wait).unwrap_or(jiff::SignedDuration::MAX);
+        return (waited <= limit).then_some(next);
+    }
+    t.failures += 1;
+    (t.failures < p.max_attempts).then(|| at(t.failures))
+}

@@ -317,8 +317,12 @@ pub(super) struct TaskRun {
     pub state: TaskState,
     /// Attempts over every session (the journal's attempt numbers).
     pub attempts: u32,
-    /// Failures in this session (retries are counted per session).
+    /// Failures in this session (retries are counted per session), but for those of an
+    /// unreachable node.
     pub failures: u32,
+    /// This session's failures because its node could not be reached, and when the first of
+    /// them happened ([`RetryPolicy::unreachable_wait`](super::RetryPolicy)).
+    pub unreachable: Option<(u32, Timestamp)>,
     /// How to find the last command of its latest attempt on its node, once journaled
     /// (`survivors.rs`); none until then, and none again when an attempt starts.
     pub handle: Option<CommandHandle>,

@@ -760,6 +760,56 @@ fn a_provisioned_node_is_expected_once_its_task_is_done() {
     );
 }
 
+/// The retries of `task` while `kinds` (cycled) fail it, each at the time of its retry: how
+/// long after the first failure each retry was due, until the run gives up on it.
+fn retries_while_failing(kinds: &[FailureKind]) -> Vec<i64> {
+    let plan = plan();
+    let mut run = upstream_run(&plan, &[]);
+    let model = Simulation::new(cluster());
+    let mut now = t0();
+    let out = run.next(model.state(), now);
+    let task = out.tasks[0].clone();
+    let mut attempt = task.attempt;
+    let mut due = Vec::new();
+    for kind in kinds.iter().cycle() {
+        let failed = Outcome {
+            task: task.id.clone(),
+            attempt,
+            result: TaskResult::Failed(Failure::new(*kind, "boom")),
+        };
+        let out = run.record(failed, now).unwrap();
+        let Some(at) = out.events.iter().find_map(|e| match e {
+            Event::StepRetrying { retry_at, .. } => Some(*retry_at),
+            _ => None,
+        }) else {
+            break;
+        };
+        due.push(at.duration_since(t0()).as_secs());
+        now = at;
+        let out = run.next(model.state(), now);
+        attempt = out.tasks.iter().find(|t| t.id == task.id).unwrap().attempt;
+    }
+    due
+}
+
+#[test]
+fn an_unreachable_node_is_waited_for_apart_from_the_attempts() {
+    // A command that fails: three attempts (two retries, 5 and 10 s apart).
+    assert_eq!(
+        retries_while_failing(&[FailureKind::CommandFailed]),
+        [5, 15]
+    );
+    // A node that cannot be reached is tried with the same backoff (5, 10, 20, 40, then
+    // 60 s apart) for five minutes from the first failure: past the three attempts.
+    assert_eq!(
+        retries_while_failing(&[FailureKind::Unreachable]),
+        [5, 15, 35, 75, 135, 195, 255]
+    );
+    // Both counted apart: the unreachable spells do not use up the command's attempts.
+    let mixed = retries_while_failing(&[FailureKind::Unreachable, FailureKind::CommandFailed]);
+    assert_eq!(mixed, [5, 10, 20, 30, 50]);
+}
+
 #[test]
 fn failures_are_retried_with_backoff_only_when_safe() {
     let plan = plan();
