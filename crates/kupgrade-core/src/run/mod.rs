@@ -35,6 +35,9 @@
 //! - `checks.rs`: reading the cluster before a task starts (global checks, preconditions,
 //!   unsure tasks, check and operator steps, the work a task asks for) and the stop reports.
 //!   Invariant: checks only read; a task is found done only by evidence.
+//! - `pass.rs`: one pass of [`Run::next`] over the ready steps (postconditions due, then the
+//!   due tasks in plan order). Invariant: the global checks run once a pass, before the first
+//!   task that would start; a task starts only once its preconditions hold.
 //! - `verify.rs`: a task whose work reported success is done only once the cluster shows its
 //!   step's postconditions, checked on the next reads of the cluster within the step's
 //!   settle window (`schedule/verifying.rs` keeps the schedule's figures of those tasks).
