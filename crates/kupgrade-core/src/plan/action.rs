@@ -491,42 +491,6 @@ impl Action {
     /// | remove | cordoned | drained before it goes | absent |
     /// | verify | — | a check | every API server at the target, the policy holds |
     pub fn facts(&self, goal: &KubeVersion, phase: Phase) -> (Vec<Fact>, Vec<Fact>) {
-        let version = |component, version: &KubeVersion| Fact::Version {
-            component,
-            version: version.clone(),
-        };
-        let addon_facts = |addons: &AddonVersions| {
-            let mut f = Vec::new();
-            if let Some(v) = &addons.kube_proxy {
-                f.push(Fact::Addon {
-                    component: Component::KubeProxy,
-                    version: v.clone(),
-                });
-            }
-            if let Some(v) = &addons.coredns {
-                f.push(Fact::Addon {
-                    component: Component::CoreDns,
-                    version: v.clone(),
-                });
-            }
-            f
-        };
-        // What makes a kubelet of `v` safe to install or run on the step's node.
-        let kubelet_safe = |v: &KubeVersion| {
-            if phase == Phase::ControlPlaneKubelets {
-                Fact::ControlPlaneAt {
-                    version: goal.clone(),
-                }
-            } else {
-                Fact::ControlPlaneAtLeast { minor: v.minor() }
-            }
-        };
-        // An API server moving to `v` stays within one minor of the others.
-        let apiserver_safe = |v: &KubeVersion| {
-            v.minor()
-                .prev()
-                .map(|minor| Fact::ControlPlaneAtLeast { minor })
-        };
         match self {
             Action::Preflight { .. } => (vec![], vec![Fact::PolicyHolds]),
             Action::EtcdSnapshot { .. } | Action::BackupConfig { .. } => {
@@ -536,45 +500,19 @@ impl Action {
             Action::InstallPackages {
                 packages,
                 version: v,
-            } => {
-                let mut pre = vec![Fact::Present];
-                if packages.contains(&Package::Kubelet) {
-                    pre.push(Fact::Cordoned);
-                    pre.push(kubelet_safe(v));
-                }
-                let post = packages.iter().map(|p| version(p.component(), v)).collect();
-                (pre, post)
-            }
+            } => install(packages, v, goal, phase),
             Action::CheckKubeadmVersion { version: v }
             | Action::KubeadmUpgradePlan { version: v } => {
                 (vec![version(Component::Kubeadm, v)], vec![])
             }
             Action::KubeadmUpgradeApply {
                 version: v, addons, ..
-            } => {
-                let mut post = vec![
-                    version(Component::KubeApiserver, v),
-                    Fact::ControlPlaneStarted { version: v.clone() },
-                ];
-                post.extend(addon_facts(addons));
-                let mut pre = vec![version(Component::Kubeadm, v), Fact::PolicyHolds];
-                pre.extend(apiserver_safe(v));
-                (pre, post)
-            }
+            } => upgrade_apply(v, addons),
             Action::KubeadmUpgradeNode {
                 control_plane: Some(v),
                 addons,
                 ..
-            } => {
-                let mut post = vec![version(Component::KubeApiserver, v)];
-                post.extend(addon_facts(addons));
-                let mut pre = vec![
-                    version(Component::Kubeadm, v),
-                    Fact::ControlPlaneStarted { version: v.clone() },
-                ];
-                pre.extend(apiserver_safe(v));
-                (pre, post)
-            }
+            } => upgrade_node_control_plane(v, addons),
             Action::KubeadmUpgradeNode {
                 addons, kubeadm, ..
             } => (
@@ -589,7 +527,7 @@ impl Action {
             Action::Cordon => (vec![Fact::Present], vec![Fact::Cordoned]),
             Action::Drain { .. } => (vec![Fact::Cordoned], vec![Fact::Cordoned]),
             Action::RestartKubelet { version: v } => {
-                (vec![Fact::Cordoned, kubelet_safe(v)], vec![])
+                (vec![Fact::Cordoned, kubelet_safe(v, goal, phase)], vec![])
             }
             Action::WaitReady { version: v, .. } => {
                 (vec![], vec![Fact::Ready, version(Component::Kubelet, v)])
@@ -680,6 +618,98 @@ impl Action {
             _ => None,
         }
     }
+}
+
+/// `component` on the step's node at `version`.
+fn version(component: Component, version: &KubeVersion) -> Fact {
+    Fact::Version {
+        component,
+        version: version.clone(),
+    }
+}
+
+/// The add-ons a kubeadm step moves, at their versions (kube-proxy, then CoreDNS).
+fn addon_facts(addons: &AddonVersions) -> Vec<Fact> {
+    let mut f = Vec::new();
+    if let Some(v) = &addons.kube_proxy {
+        f.push(Fact::Addon {
+            component: Component::KubeProxy,
+            version: v.clone(),
+        });
+    }
+    if let Some(v) = &addons.coredns {
+        f.push(Fact::Addon {
+            component: Component::CoreDns,
+            version: v.clone(),
+        });
+    }
+    f
+}
+
+/// What makes a kubelet of `v` safe to install or run on the step's node: on a control-plane
+/// node ([`Phase::ControlPlaneKubelets`]) every API server at the hop's version `goal`,
+/// elsewhere every API server at the kubelet's minor or newer.
+fn kubelet_safe(v: &KubeVersion, goal: &KubeVersion, phase: Phase) -> Fact {
+    if phase == Phase::ControlPlaneKubelets {
+        Fact::ControlPlaneAt {
+            version: goal.clone(),
+        }
+    } else {
+        Fact::ControlPlaneAtLeast { minor: v.minor() }
+    }
+}
+
+/// An API server moving to `v` stays within one minor of the others: every API server at
+/// the minor before or newer (nothing before the first minor).
+fn apiserver_safe(v: &KubeVersion) -> Option<Fact> {
+    v.minor()
+        .prev()
+        .map(|minor| Fact::ControlPlaneAtLeast { minor })
+}
+
+/// Installing `packages` at `v`: the node present and, for a kubelet, cordoned and
+/// [`kubelet_safe`]; after it, the packages at the version.
+fn install(
+    packages: &[Package],
+    v: &KubeVersion,
+    goal: &KubeVersion,
+    phase: Phase,
+) -> (Vec<Fact>, Vec<Fact>) {
+    let mut pre = vec![Fact::Present];
+    if packages.contains(&Package::Kubelet) {
+        pre.push(Fact::Cordoned);
+        pre.push(kubelet_safe(v, goal, phase));
+    }
+    let post = packages.iter().map(|p| version(p.component(), v)).collect();
+    (pre, post)
+}
+
+/// `kubeadm upgrade apply` to `v`: kubeadm at the version, the policy holding, the API
+/// servers [`apiserver_safe`]; after it, this node's API server at the version, the control
+/// plane started at it, and the add-ons it moves.
+fn upgrade_apply(v: &KubeVersion, addons: &AddonVersions) -> (Vec<Fact>, Vec<Fact>) {
+    let mut post = vec![
+        version(Component::KubeApiserver, v),
+        Fact::ControlPlaneStarted { version: v.clone() },
+    ];
+    post.extend(addon_facts(addons));
+    let mut pre = vec![version(Component::Kubeadm, v), Fact::PolicyHolds];
+    pre.extend(apiserver_safe(v));
+    (pre, post)
+}
+
+/// `kubeadm upgrade node` moving a control-plane node to `v`: kubeadm at the version, the
+/// control plane started at it, the API servers [`apiserver_safe`]; after it, this node's API
+/// server at the version and the add-ons it moves.
+fn upgrade_node_control_plane(v: &KubeVersion, addons: &AddonVersions) -> (Vec<Fact>, Vec<Fact>) {
+    let mut post = vec![version(Component::KubeApiserver, v)];
+    post.extend(addon_facts(addons));
+    let mut pre = vec![
+        version(Component::Kubeadm, v),
+        Fact::ControlPlaneStarted { version: v.clone() },
+    ];
+    pre.extend(apiserver_safe(v));
+    (pre, post)
 }
 
 impl Step {

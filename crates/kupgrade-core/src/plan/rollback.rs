@@ -207,22 +207,41 @@ fn ordinary(
     hop: usize,
     started: &impl Fn(&StepId, Option<&NodeName>) -> bool,
 ) -> Vec<Step> {
+    let (was, is) = packages_around_hop(plan, hop, started);
+    let mut groups = UndoGroups::default();
+    for (node, is) in &is {
+        if let Some(was) = was.get(node) {
+            groups.undo(node, is, was);
+        }
+    }
+    let mut steps: Vec<Step> = Vec::new();
+    for group in groups.in_order() {
+        let step = undo_step(plan, group, steps.last());
+        steps.push(step);
+    }
+    steps
+}
+
+/// Each node's packages when `hop` began, and, for the nodes whose packages the started
+/// tasks of `hop` changed, as those tasks leave them.
+fn packages_around_hop(
+    plan: &UpgradePlan,
+    hop: usize,
+    started: &impl Fn(&StepId, Option<&NodeName>) -> bool,
+) -> (
+    BTreeMap<NodeName, NodePackages>,
+    BTreeMap<NodeName, NodePackages>,
+) {
     let mut start = at_start(plan);
     let mut now = BTreeMap::new();
     let from = plan.hops.get(hop).map_or(&plan.from, |h| &h.from);
     for step in &plan.steps {
-        if !matches!(
-            step.action,
-            Action::SwitchRepository { .. } | Action::InstallPackages { .. }
-        ) {
-            continue;
-        }
         // A step of this hop moving a node to a version the control plane already runs
         // (workers catching up) finishes the hop before: it is not undone here.
         let beyond = match &step.action {
             Action::SwitchRepository { minor } => *minor > from.minor(),
             Action::InstallPackages { version, .. } => version > from,
-            _ => false,
+            _ => continue,
         };
         let ours = step.hop == Some(hop) && beyond;
         let earlier = step.hop.is_some_and(|h| h <= hop) && !ours;
@@ -241,35 +260,38 @@ fn ordinary(
             }
         }
     }
-    let now: BTreeMap<NodeName, NodePackages> =
-        now.into_iter().filter_map(|(n, s)| Some((n, s?))).collect();
-    // The undo actions per node, then grouped: (action, position) -> nodes.
-    let mut groups: Vec<(Action, u8, Vec<NodeName>, Vec<OsFamily>)> = Vec::new();
-    let mut add = |action: Action, order: u8, node: &NodeName, os: OsFamily| match groups
-        .iter_mut()
-        .find(|g| g.0 == action && g.1 == order)
-    {
-        Some(g) => {
-            g.2.push(node.clone());
-            if !g.3.contains(&os) {
-                g.3.push(os);
-            }
-        }
-        None => groups.push((action, order, vec![node.clone()], vec![os])),
-    };
-    for (node, is) in &now {
-        let Some(was) = start.get(node) else { continue };
+    let now = now.into_iter().filter_map(|(n, s)| Some((n, s?))).collect();
+    (start, now)
+}
+
+/// One undo action and the nodes that need it.
+struct UndoGroup {
+    action: Action,
+    /// Where it goes: repositories (0) before packages (1).
+    order: u8,
+    nodes: Vec<NodeName>,
+    /// The nodes' OS families, each once, in the order met.
+    oses: Vec<OsFamily>,
+}
+
+/// The undo actions of every node, nodes that need the same action in one group.
+#[derive(Default)]
+struct UndoGroups(Vec<UndoGroup>);
+
+impl UndoGroups {
+    /// Adds what takes `node` (of `was.os`) from `is` back to `was`: its repository first
+    /// (the old versions are installed from it), then one install per version it goes back
+    /// to.
+    fn undo(&mut self, node: &NodeName, is: &NodePackages, was: &NodePackages) {
         if is == was {
-            continue;
+            return;
         }
-        // The repository first: the old versions are installed from it.
         if is.repository != was.repository {
             let action = Action::SwitchRepository {
                 minor: was.repository,
             };
-            add(action, 0, node, was.os);
+            self.add(action, 0, node, was.os);
         }
-        // One install per version the node goes back to.
         let mut back: BTreeMap<&KubeVersion, Vec<Package>> = BTreeMap::new();
         for (p, v) in &was.versions {
             if is.versions.get(p) != Some(v) {
@@ -281,47 +303,79 @@ fn ordinary(
                 packages,
                 version: version.clone(),
             };
-            add(action, 1, node, was.os);
+            self.add(action, 1, node, was.os);
         }
     }
-    groups.sort_by_key(|g| g.1);
-    let mut steps: Vec<Step> = Vec::new();
-    for (action, _, nodes, oses) in groups {
-        let id = StepId(format!(
-            "rollback/{}/{}",
-            match nodes.as_slice() {
-                [one] => one.to_string(),
-                many => format!("{}-nodes", many.len()),
-            },
-            action.verb()
-        ));
-        let commands = oses
-            .iter()
-            .filter_map(|os| node_commands(&action, *os))
-            .collect();
-        let reason = match &action {
-            Action::SwitchRepository { minor } => {
-                format!("the repository back to v{minor}, where the old packages are")
+
+    fn add(&mut self, action: Action, order: u8, node: &NodeName, os: OsFamily) {
+        match self
+            .0
+            .iter_mut()
+            .find(|g| g.action == action && g.order == order)
+        {
+            Some(g) => {
+                g.nodes.push(node.clone());
+                if !g.oses.contains(&os) {
+                    g.oses.push(os);
+                }
             }
-            _ => "the packages back to the versions the node had when the hop began".to_string(),
-        };
-        steps.push(Step {
-            id,
-            hop: None,
-            phase: Phase::ControlPlane,
-            nodes: NodeList::new(nodes),
-            commands,
-            depends_on: steps.last().map(|s| s.id.clone()).into_iter().collect(),
-            idempotent: true,
-            point_of_no_return: false,
-            pre: Vec::new(),
-            post: Vec::new(),
-            duration_seconds: plan.options.durations.of(&action),
-            reason,
-            action,
-        });
+            None => self.0.push(UndoGroup {
+                action,
+                order,
+                nodes: vec![node.clone()],
+                oses: vec![os],
+            }),
+        }
     }
-    steps
+
+    /// The groups, repositories first, each kind in the order met.
+    fn in_order(mut self) -> Vec<UndoGroup> {
+        self.0.sort_by_key(|g| g.order);
+        self.0
+    }
+}
+
+/// The step that carries out `group`, after `previous`.
+fn undo_step(plan: &UpgradePlan, group: UndoGroup, previous: Option<&Step>) -> Step {
+    let UndoGroup {
+        action,
+        nodes,
+        oses,
+        ..
+    } = group;
+    let id = StepId(format!(
+        "rollback/{}/{}",
+        match nodes.as_slice() {
+            [one] => one.to_string(),
+            many => format!("{}-nodes", many.len()),
+        },
+        action.verb()
+    ));
+    let commands = oses
+        .iter()
+        .filter_map(|os| node_commands(&action, *os))
+        .collect();
+    let reason = match &action {
+        Action::SwitchRepository { minor } => {
+            format!("the repository back to v{minor}, where the old packages are")
+        }
+        _ => "the packages back to the versions the node had when the hop began".to_string(),
+    };
+    Step {
+        id,
+        hop: None,
+        phase: Phase::ControlPlane,
+        nodes: NodeList::new(nodes),
+        commands,
+        depends_on: previous.map(|s| s.id.clone()).into_iter().collect(),
+        idempotent: true,
+        point_of_no_return: false,
+        pre: Vec::new(),
+        post: Vec::new(),
+        duration_seconds: plan.options.durations.of(&action),
+        reason,
+        action,
+    }
 }
 
 /// The disaster-recovery path back to before the apply at step `apply`.

@@ -83,206 +83,14 @@ impl Timeline {
     /// `cordoned` nodes cordoned at the start. Dependencies on unknown steps are ignored
     /// (the run refuses such plans before it starts).
     pub fn of(steps: &[Step], limit: usize, cordoned: usize) -> Timeline {
-        let n = steps.len();
-        let limit = limit.max(1);
-        let index: HashMap<&str, usize> = if steps.iter().all(|s| s.depends_on.len() <= 1) {
-            // Chains name the step before: a lookup by position first saves the map's build.
-            HashMap::new()
-        } else {
-            steps
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.id.as_str(), i))
-                .collect()
-        };
-        let find = |i: usize, id: &str| -> Option<usize> {
-            if i > 0 && steps[i - 1].id.as_str() == id {
-                return Some(i - 1);
-            }
-            match index.get(id) {
-                Some(&j) => Some(j),
-                None if index.is_empty() => steps.iter().position(|s| s.id.as_str() == id),
-                None => None,
-            }
-        };
-        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
-        let mut waiting = vec![0usize; n];
-        for (i, s) in steps.iter().enumerate() {
-            if s.depends_on.is_empty() {
-                if i > 0 {
-                    dependents[i - 1].push(i);
-                    waiting[i] = 1;
-                }
-            } else {
-                for d in &s.depends_on {
-                    if let Some(j) = find(i, d.as_str()).filter(|&j| j != i) {
-                        dependents[j].push(i);
-                        waiting[i] += 1;
-                    }
-                }
-            }
-        }
-        let mut pending: Vec<Pending> = steps
-            .iter()
-            .map(|s| Pending {
-                skipped: Vec::new(),
-                next: 0,
-                len: s.nodes.len().max(1) as u32,
-            })
-            .collect();
-        let mut unfinished: Vec<u32> = pending.iter().map(|p| p.len).collect();
-        let mut ready: BTreeSet<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
-        let mut starts = vec![u64::MAX; n];
-        let mut ends = vec![0u64; n];
-        let mut groups: Vec<Option<Group>> = Vec::new();
-        let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
-        let (mut in_flight, mut max_in_flight) = (0usize, 0usize);
-        let (mut unavailable, mut max_unavailable) = (cordoned, cordoned);
-        let mut now = 0u64;
-        // Steps with tasks in flight, and how many.
-        let mut running: HashMap<usize, usize> = HashMap::new();
-        let mut overlaps = Overlaps::new();
+        let mut list = ListSchedule::new(steps, limit.max(1), cordoned);
         loop {
-            // Look at the ready steps in plan order until nothing more starts at `now`.
-            let mut progress = true;
-            while progress {
-                progress = false;
-                let mut cursor = 0;
-                while let Some(&si) = ready.range(cursor..).next() {
-                    cursor = si + 1;
-                    if in_flight >= limit {
-                        break;
-                    }
-                    let step = &steps[si];
-                    let inline =
-                        matches!(step.action.executor(), Executor::Check | Executor::Operator);
-                    let busy = busy_nodes(steps, si, &running, &groups, &mut overlaps);
-                    let p = &mut pending[si];
-                    let room = if inline {
-                        usize::MAX
-                    } else {
-                        limit - in_flight
-                    };
-                    // Tasks skipped earlier come first, then the ones not looked at yet.
-                    let mut list: Vec<u32> = Vec::new();
-                    let mut kept = Vec::new();
-                    for &t in &p.skipped {
-                        if list.len() < room && !is_busy(&busy, step, t) {
-                            list.push(t);
-                        } else {
-                            kept.push(t);
-                        }
-                    }
-                    p.skipped = kept;
-                    let first_new = p.next;
-                    let mut contiguous = list.is_empty();
-                    if busy.is_none() {
-                        let n = ((p.len - p.next) as usize).min(room - list.len()) as u32;
-                        p.next += n;
-                        if !contiguous {
-                            list.extend(first_new..first_new + n);
-                        }
-                    } else {
-                        while p.next < p.len && list.len() < room {
-                            let t = p.next;
-                            p.next += 1;
-                            if is_busy(&busy, step, t) {
-                                p.skipped.push(t);
-                                contiguous = false;
-                            } else {
-                                list.push(t);
-                            }
-                        }
-                        if contiguous {
-                            list.clear();
-                        }
-                    }
-                    let count = if contiguous {
-                        (p.next - first_new) as usize
-                    } else {
-                        list.len()
-                    };
-                    if count == 0 {
-                        continue;
-                    }
-                    progress = true;
-                    starts[si] = starts[si].min(now);
-                    if p.skipped.is_empty() && p.next == p.len {
-                        ready.remove(&si);
-                    }
-                    if inline {
-                        unfinished[si] -= count as u32;
-                        ends[si] = ends[si].max(now);
-                        if unfinished[si] == 0 {
-                            finish(si, &dependents, &mut waiting, &mut ready);
-                        }
-                        continue;
-                    }
-                    let tasks = if contiguous {
-                        Tasks::Range(first_new, first_new + count as u32)
-                    } else {
-                        Tasks::List(list)
-                    };
-                    in_flight += count;
-                    max_in_flight = max_in_flight.max(in_flight);
-                    if matches!(step.action, Action::Cordon)
-                        || (matches!(step.action, Action::Drain { .. })
-                            && !cordons_before(steps, si))
-                    {
-                        unavailable += count;
-                        max_unavailable = max_unavailable.max(unavailable);
-                    }
-                    *running.entry(si).or_default() += count;
-                    let end = now.saturating_add(step.duration_seconds);
-                    groups.push(Some(Group { step: si, tasks }));
-                    heap.push(Reverse((end, groups.len() - 1)));
-                }
-            }
-            // Let time pass to the next end; every group ending then ends together.
-            let Some(Reverse((t, _))) = heap.peek().copied() else {
+            list.start_what_may_start();
+            if !list.end_next_groups() {
                 break;
-            };
-            now = t;
-            while let Some(&Reverse((t, g))) = heap.peek() {
-                if t != now {
-                    break;
-                }
-                heap.pop();
-                let Some(group) = groups[g].take() else {
-                    continue;
-                };
-                let si = group.step;
-                let count = group.tasks.len();
-                in_flight -= count;
-                if let Some(r) = running.get_mut(&si) {
-                    *r -= count;
-                    if *r == 0 {
-                        running.remove(&si);
-                    }
-                }
-                if matches!(steps[si].action, Action::Uncordon | Action::RemoveNodes) {
-                    unavailable = unavailable.saturating_sub(count);
-                }
-                unfinished[si] -= count as u32;
-                ends[si] = ends[si].max(now);
-                if unfinished[si] == 0 {
-                    finish(si, &dependents, &mut waiting, &mut ready);
-                }
             }
         }
-        for (s, e) in starts.iter_mut().zip(&ends) {
-            if *s == u64::MAX {
-                // Never started (a dependency in a circle): shown where it would end.
-                *s = *e;
-            }
-        }
-        Timeline {
-            makespan: ends.iter().copied().max().unwrap_or(0),
-            starts,
-            ends,
-            max_in_flight,
-            max_unavailable,
-        }
+        list.into_timeline()
     }
 
     /// The lower bound of any schedule of `steps` that keeps the plan's rules: the control
@@ -315,26 +123,310 @@ impl Timeline {
     }
 }
 
-/// True when a step before `si` on the same nodes cordons them (then its drain adds no
-/// unavailable node).
-fn cordons_before(steps: &[Step], si: usize) -> bool {
-    si.checked_sub(1).is_some_and(|p| {
-        matches!(steps[p].action, Action::Cordon) && steps[p].nodes == steps[si].nodes
-    })
+/// The dependency graph of `steps`: for each step, the steps that depend on it, and how many
+/// steps it waits for. A step without dependencies given waits for the one before it.
+fn dependencies(steps: &[Step]) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let n = steps.len();
+    let index: HashMap<&str, usize> = if steps.iter().all(|s| s.depends_on.len() <= 1) {
+        // Chains name the step before: a lookup by position first saves the map's build.
+        HashMap::new()
+    } else {
+        steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.as_str(), i))
+            .collect()
+    };
+    let find = |i: usize, id: &str| -> Option<usize> {
+        if i > 0 && steps[i - 1].id.as_str() == id {
+            return Some(i - 1);
+        }
+        match index.get(id) {
+            Some(&j) => Some(j),
+            None if index.is_empty() => steps.iter().position(|s| s.id.as_str() == id),
+            None => None,
+        }
+    };
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut waiting = vec![0usize; n];
+    for (i, s) in steps.iter().enumerate() {
+        if s.depends_on.is_empty() {
+            if i > 0 {
+                dependents[i - 1].push(i);
+                waiting[i] = 1;
+            }
+        } else {
+            for d in &s.depends_on {
+                if let Some(j) = find(i, d.as_str()).filter(|&j| j != i) {
+                    dependents[j].push(i);
+                    waiting[i] += 1;
+                }
+            }
+        }
+    }
+    (dependents, waiting)
 }
 
-/// Step `si` is all done: the steps that waited for it and wait no more become ready.
-fn finish(
-    si: usize,
-    dependents: &[Vec<usize>],
-    waiting: &mut [usize],
-    ready: &mut BTreeSet<usize>,
-) {
-    for &d in &dependents[si] {
-        waiting[d] -= 1;
-        if waiting[d] == 0 {
-            ready.insert(d);
+/// A list schedule under way: which steps are ready, which of their tasks are still to
+/// start, the groups of tasks in flight (ending in the order of the heap), and what the
+/// timeline reports so far.
+struct ListSchedule<'s> {
+    steps: &'s [Step],
+    /// The most tasks in flight at once (at least one).
+    limit: usize,
+    /// For each step, the steps that depend on it.
+    dependents: Vec<Vec<usize>>,
+    /// For each step, how many steps it still waits for.
+    waiting: Vec<usize>,
+    /// Steps no longer waiting, with tasks still to start.
+    ready: BTreeSet<usize>,
+    /// For each step, its tasks not started yet.
+    pending: Vec<Pending>,
+    /// For each step, its tasks not ended yet.
+    unfinished: Vec<u32>,
+    starts: Vec<u64>,
+    ends: Vec<u64>,
+    /// Groups started, `None` once ended.
+    groups: Vec<Option<Group>>,
+    /// When each group in flight ends, earliest first.
+    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Steps with tasks in flight, and how many.
+    running: HashMap<usize, usize>,
+    overlaps: Overlaps,
+    now: u64,
+    in_flight: usize,
+    max_in_flight: usize,
+    unavailable: usize,
+    max_unavailable: usize,
+}
+
+impl<'s> ListSchedule<'s> {
+    /// Nothing started yet, with `cordoned` nodes cordoned.
+    fn new(steps: &'s [Step], limit: usize, cordoned: usize) -> Self {
+        let n = steps.len();
+        let (dependents, waiting) = dependencies(steps);
+        let pending: Vec<Pending> = steps
+            .iter()
+            .map(|s| Pending {
+                skipped: Vec::new(),
+                next: 0,
+                len: s.nodes.len().max(1) as u32,
+            })
+            .collect();
+        ListSchedule {
+            steps,
+            limit,
+            unfinished: pending.iter().map(|p| p.len).collect(),
+            ready: (0..n).filter(|&i| waiting[i] == 0).collect(),
+            dependents,
+            waiting,
+            pending,
+            starts: vec![u64::MAX; n],
+            ends: vec![0u64; n],
+            groups: Vec::new(),
+            heap: BinaryHeap::new(),
+            running: HashMap::new(),
+            overlaps: Overlaps::new(),
+            now: 0,
+            in_flight: 0,
+            max_in_flight: 0,
+            unavailable: cordoned,
+            max_unavailable: cordoned,
         }
+    }
+
+    /// Looks at the ready steps in plan order, again and again, until nothing more starts at
+    /// `now`; the look stops early once the limit of tasks in flight is reached.
+    fn start_what_may_start(&mut self) {
+        let mut progress = true;
+        while progress {
+            progress = false;
+            let mut cursor = 0;
+            while let Some(&si) = self.ready.range(cursor..).next() {
+                cursor = si + 1;
+                if self.in_flight >= self.limit {
+                    break;
+                }
+                progress |= self.start_step(si);
+            }
+        }
+    }
+
+    /// Starts what may start of the tasks of step `si` at `now`; false when nothing did.
+    /// Checks and operator steps are decided at once: they take a place in the look but none
+    /// in flight, and end as they start.
+    fn start_step(&mut self, si: usize) -> bool {
+        let step = &self.steps[si];
+        let inline = matches!(step.action.executor(), Executor::Check | Executor::Operator);
+        let room = if inline {
+            usize::MAX
+        } else {
+            self.limit - self.in_flight
+        };
+        let Some(tasks) = self.take_tasks(si, room) else {
+            return false;
+        };
+        self.starts[si] = self.starts[si].min(self.now);
+        let p = &self.pending[si];
+        if p.skipped.is_empty() && p.next == p.len {
+            self.ready.remove(&si);
+        }
+        if inline {
+            self.tasks_ended(si, tasks.len());
+        } else {
+            self.start_group(si, tasks);
+        }
+        true
+    }
+
+    /// Takes up to `room` of the pending tasks of step `si` whose nodes run no other task:
+    /// those skipped earlier first, then the ones not looked at yet, a busy one skipped for
+    /// later. `None` when there is none.
+    fn take_tasks(&mut self, si: usize, room: usize) -> Option<Tasks> {
+        let steps = self.steps;
+        let step = &steps[si];
+        let busy = busy_nodes(steps, si, &self.running, &self.groups, &mut self.overlaps);
+        let p = &mut self.pending[si];
+        let mut list: Vec<u32> = Vec::new();
+        let mut kept = Vec::new();
+        for &t in &p.skipped {
+            if list.len() < room && !is_busy(&busy, step, t) {
+                list.push(t);
+            } else {
+                kept.push(t);
+            }
+        }
+        p.skipped = kept;
+        let first_new = p.next;
+        let mut contiguous = list.is_empty();
+        if busy.is_none() {
+            let n = ((p.len - p.next) as usize).min(room - list.len()) as u32;
+            p.next += n;
+            if !contiguous {
+                list.extend(first_new..first_new + n);
+            }
+        } else {
+            while p.next < p.len && list.len() < room {
+                let t = p.next;
+                p.next += 1;
+                if is_busy(&busy, step, t) {
+                    p.skipped.push(t);
+                    contiguous = false;
+                } else {
+                    list.push(t);
+                }
+            }
+        }
+        let tasks = if contiguous {
+            Tasks::Range(first_new, p.next)
+        } else {
+            Tasks::List(list)
+        };
+        (tasks.len() > 0).then_some(tasks)
+    }
+
+    /// Starts `tasks` of step `si` at `now`, as one group ending after the step's duration.
+    fn start_group(&mut self, si: usize, tasks: Tasks) {
+        let count = tasks.len();
+        self.in_flight += count;
+        self.max_in_flight = self.max_in_flight.max(self.in_flight);
+        if makes_unavailable(self.steps, si) {
+            self.unavailable += count;
+            self.max_unavailable = self.max_unavailable.max(self.unavailable);
+        }
+        *self.running.entry(si).or_default() += count;
+        let end = self.now.saturating_add(self.steps[si].duration_seconds);
+        self.groups.push(Some(Group { step: si, tasks }));
+        self.heap.push(Reverse((end, self.groups.len() - 1)));
+    }
+
+    /// Lets time pass to the next end and ends every group ending then; false when no group
+    /// is in flight.
+    fn end_next_groups(&mut self) -> bool {
+        let Some(Reverse((t, _))) = self.heap.peek().copied() else {
+            return false;
+        };
+        self.now = t;
+        while let Some(&Reverse((t, g))) = self.heap.peek() {
+            if t != self.now {
+                break;
+            }
+            self.heap.pop();
+            if let Some(group) = self.groups[g].take() {
+                self.end_group(group);
+            }
+        }
+        true
+    }
+
+    /// `group` ends at `now`: its places in flight are free, its nodes available again after
+    /// an uncordon or a removal.
+    fn end_group(&mut self, group: Group) {
+        let si = group.step;
+        let count = group.tasks.len();
+        self.in_flight -= count;
+        if let Some(r) = self.running.get_mut(&si) {
+            *r -= count;
+            if *r == 0 {
+                self.running.remove(&si);
+            }
+        }
+        if matches!(
+            self.steps[si].action,
+            Action::Uncordon | Action::RemoveNodes
+        ) {
+            self.unavailable = self.unavailable.saturating_sub(count);
+        }
+        self.tasks_ended(si, count);
+    }
+
+    /// `count` tasks of step `si` ended at `now`; once all have, the steps that waited for it
+    /// and wait no more become ready.
+    fn tasks_ended(&mut self, si: usize, count: usize) {
+        self.unfinished[si] -= count as u32;
+        self.ends[si] = self.ends[si].max(self.now);
+        if self.unfinished[si] > 0 {
+            return;
+        }
+        for &d in &self.dependents[si] {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.ready.insert(d);
+            }
+        }
+    }
+
+    /// The timeline, once nothing more starts or ends.
+    fn into_timeline(self) -> Timeline {
+        let ListSchedule {
+            mut starts, ends, ..
+        } = self;
+        for (s, e) in starts.iter_mut().zip(&ends) {
+            if *s == u64::MAX {
+                // Never started (a dependency in a circle): shown where it would end.
+                *s = *e;
+            }
+        }
+        Timeline {
+            makespan: ends.iter().copied().max().unwrap_or(0),
+            starts,
+            ends,
+            max_in_flight: self.max_in_flight,
+            max_unavailable: self.max_unavailable,
+        }
+    }
+}
+
+/// True when the tasks of step `si` make their nodes unavailable: a cordon, or a drain that
+/// no cordon of the same nodes comes right before.
+fn makes_unavailable(steps: &[Step], si: usize) -> bool {
+    let cordons_before = si.checked_sub(1).is_some_and(|p| {
+        matches!(steps[p].action, Action::Cordon) && steps[p].nodes == steps[si].nodes
+    });
+    match steps[si].action {
+        Action::Cordon => true,
+        Action::Drain { .. } => !cordons_before,
+        _ => false,
     }
 }
 

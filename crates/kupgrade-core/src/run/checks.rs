@@ -13,11 +13,13 @@
 //! no such evidence is never run again without the operator.
 use std::time::Duration;
 
+use foldhash::HashSet;
+
 use crate::plan::{Action, Executor, Fact, PreflightCheck, Presence, StartVersion, UpgradePlan};
 use crate::skew::SkewPolicy;
 use crate::{Component, KubeVersion, NodeName};
 
-use super::expect::Expectations;
+use super::expect::NodeExpectations;
 use super::facts::{Verdict, View, same_release};
 use super::record::{Failure, TaskEnd};
 use super::report::{Difference, StopReason, StopReport};
@@ -37,7 +39,8 @@ pub(super) enum Decision {
 /// and Ready unless the plan made it otherwise.
 pub(super) fn globals(
     policy: &dyn SkewPolicy,
-    expect: &Expectations,
+    nodes: &NodeExpectations,
+    not_ready_ok: &HashSet<NodeName>,
     view: &mut View<'_>,
 ) -> Result<(), Box<StopReport>> {
     let errors = view.policy_errors();
@@ -63,7 +66,6 @@ pub(super) fn globals(
     }
     // Every node the run expects is there: checked again only when the node list or the
     // expectations changed since the last check.
-    let nodes = &expect.nodes;
     let mut missing: Vec<&NodeName> = if view.presence_checked == Some(nodes.generation()) {
         Vec::new()
     } else {
@@ -99,7 +101,7 @@ pub(super) fn globals(
             !n.ready
                 && nodes.presence(&n.name).is_some()
                 && !nodes.is_settling(&n.name)
-                && !expect.not_ready_ok.contains(&n.name)
+                && !not_ready_ok.contains(&n.name)
         })
         .map(|n| &n.name)
         .collect();
@@ -230,7 +232,8 @@ pub(super) fn decide_unsure(
 /// Carries out a check step: its preflight checks, its verification and its postconditions.
 pub(super) fn inline_check(
     plan: &UpgradePlan,
-    expect: &Expectations,
+    nodes: &NodeExpectations,
+    not_ready_ok: &HashSet<NodeName>,
     pos: Pos,
     view: &mut View<'_>,
 ) -> Result<TaskEnd, Box<StopReport>> {
@@ -244,7 +247,7 @@ pub(super) fn inline_check(
             match c {
                 PreflightCheck::NodesReady => {
                     for n in view.state.nodes.iter().filter(|n| !n.ready) {
-                        if !expect.not_ready_ok.contains(&n.name) {
+                        if !not_ready_ok.contains(&n.name) {
                             reason = StopReason::NodeNotReady;
                             diffs.push(Difference {
                                 node: Some(n.name.clone()),
@@ -268,7 +271,7 @@ pub(super) fn inline_check(
     }
     if let Action::Verify { version } = &step.action {
         for n in &view.state.nodes {
-            if expect.nodes.presence(&n.name) == Some(Presence::Absent) {
+            if nodes.presence(&n.name) == Some(Presence::Absent) {
                 continue;
             }
             match n.kubelet() {

@@ -35,6 +35,9 @@
 //! - `checks.rs`: reading the cluster before a task starts (global checks, preconditions,
 //!   unsure tasks, check and operator steps, the work a task asks for) and the stop reports.
 //!   Invariant: checks only read; a task is found done only by evidence.
+//! - `pass.rs`: one pass of [`Run::next`] over the ready steps (postconditions due, then the
+//!   due tasks in plan order). Invariant: the global checks run once a pass, before the first
+//!   task that would start; a task starts only once its preconditions hold.
 //! - `verify.rs`: a task whose work reported success is done only once the cluster shows its
 //!   step's postconditions, checked on the next reads of the cluster within the step's
 //!   settle window (`schedule/verifying.rs` keeps the schedule's figures of those tasks).
@@ -115,7 +118,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::ClusterState;
-use crate::plan::{Executor, StepId, UpgradePlan};
+use crate::plan::{StepId, UpgradePlan};
 use crate::ports::Taking;
 use crate::skew::SkewPolicy;
 
@@ -128,6 +131,7 @@ mod fingerprint;
 mod notes;
 mod options;
 mod output;
+mod pass;
 mod record;
 mod replay;
 mod report;
@@ -158,12 +162,10 @@ pub use summary::{LeaseNote, RunState, RunSummary, TaskRun};
 pub use survivors::Survivor;
 pub use task::{Task, TaskId, Work};
 
-use checks::Decision;
 use expect::Expectations;
-use facts::View;
 use schedule::Schedule;
 use session::Session;
-use task::{Pos, TaskState};
+use task::TaskState;
 use transient::Windows;
 
 /// The execution state machine of one plan. See the [module documentation](self).
@@ -449,137 +451,6 @@ impl Run {
             done,
             resumed: self.session.number > 1,
         });
-    }
-
-    /// Checks the postconditions of the tasks due for it (`verify.rs`), then, unless the run
-    /// stops, starts what may start: the due tasks of ready steps, in plan order, up to the
-    /// limit, one per node; the global checks come first, then each task's own.
-    fn advance(&mut self, state: &ClusterState, now: Timestamp, out: &mut Output) {
-        self.expect.layout.follow(state);
-        self.windows.follow(&self.plan, &self.schedule, now, out);
-        // The view reads the layout, the tolerated violations and the rules accepted in the
-        // windows the run is inside while the schedule, the nodes' expectations and the
-        // session change below.
-        let plan = Arc::clone(&self.plan);
-        let mut view = View::new(
-            state,
-            &*self.policy,
-            &self.expect.tolerated,
-            &self.expect.layout,
-        )
-        .accepting(self.windows.accepted(&plan));
-        if self.schedule.check_due(now) {
-            let retry = self
-                .session
-                .stopping()
-                .is_none()
-                .then_some(&self.options.retry);
-            let nodes = &mut self.expect.nodes;
-            let plan = &*self.plan;
-            if let Some(report) =
-                verify::check_due(plan, &mut self.schedule, nodes, &mut view, retry, now, out)
-            {
-                self.session.halt(*report);
-            }
-        }
-        if self.session.stopping().is_some() {
-            self.expect.layout.presence_ok = view.presence_checked;
-            return;
-        }
-        self.schedule.set_stalled(false);
-        let mut globals_checked = false;
-        let mut started_any = false;
-        let mut skipped_busy = false;
-        let mut cursor = 0;
-        let looked_at_all = 'scan: {
-            while let Some(si) = self.schedule.ready_from(cursor) {
-                cursor = si + 1;
-                for ti in 0..self.schedule.tasks_in(si) {
-                    if self.session.stopping().is_some() {
-                        break 'scan false;
-                    }
-                    let pos = Pos::new(si, ti);
-                    let task_state = self.schedule.task(pos).state;
-                    if !task_state.is_due(now) {
-                        continue;
-                    }
-                    if self.schedule.is_full() {
-                        break 'scan false;
-                    }
-                    if self.schedule.is_busy(&self.plan, pos) {
-                        skipped_busy = true;
-                        continue;
-                    }
-                    if !globals_checked {
-                        if let Err(report) = checks::globals(&*self.policy, &self.expect, &mut view)
-                        {
-                            self.session.halt(*report);
-                            break 'scan false;
-                        }
-                        globals_checked = true;
-                    }
-                    if let TaskState::Unsure(why) = task_state {
-                        match checks::decide_unsure(&self.plan, pos, why, &mut view) {
-                            Decision::Done(evidence) => {
-                                let nodes = &mut self.expect.nodes;
-                                self.schedule
-                                    .already_done(&self.plan, nodes, pos, evidence, now, out);
-                                started_any = true;
-                                continue;
-                            }
-                            Decision::Rerun => {}
-                            Decision::Halt(report) => {
-                                self.session.halt(*report);
-                                break 'scan false;
-                            }
-                        }
-                    }
-                    if let Err(report) = checks::pre(&self.plan, pos, &mut view) {
-                        self.session.halt(*report);
-                        break 'scan false;
-                    }
-                    let ended = match pos.step(&self.plan).action.executor() {
-                        Executor::Check => {
-                            checks::inline_check(&self.plan, &self.expect, pos, &mut view)
-                        }
-                        Executor::Operator => checks::operator(&self.plan, pos, &mut view),
-                        Executor::Node
-                        | Executor::Cluster
-                        | Executor::Provider
-                        | Executor::Gate
-                        | Executor::Local => match checks::work(&self.plan, pos, &view) {
-                            Ok(work) => {
-                                let work = match &self.run_id {
-                                    Some(id) => work.for_run(id),
-                                    None => work,
-                                };
-                                let nodes = &mut self.expect.nodes;
-                                self.schedule.start(&self.plan, nodes, pos, work, now, out);
-                                started_any = true;
-                                continue;
-                            }
-                            Err(report) => {
-                                self.session.halt(*report);
-                                break 'scan false;
-                            }
-                        },
-                    };
-                    let nodes = &mut self.expect.nodes;
-                    if let Err(report) = self
-                        .schedule
-                        .finish_inline(&self.plan, nodes, pos, ended, now, out)
-                    {
-                        self.session.halt(*report);
-                    }
-                    started_any = true;
-                }
-            }
-            true
-        };
-        if looked_at_all && !started_any && skipped_busy {
-            self.schedule.set_stalled(true);
-        }
-        self.expect.layout.presence_ok = view.presence_checked;
     }
 
     /// Ends the session once nothing is in flight and it stops (and no task's postconditions

@@ -8,7 +8,7 @@ use jiff::civil::date;
 
 use super::*;
 use crate::NodeName;
-use crate::plan::{Action, PlanOptions, PlanRequest, Simulation, Strategy};
+use crate::plan::{Action, Executor, PlanOptions, PlanRequest, Simulation, Strategy};
 use crate::ports::RUN_TOKEN;
 use crate::skew::UpstreamPolicy;
 use crate::testing::{succeeded, upstream_run};

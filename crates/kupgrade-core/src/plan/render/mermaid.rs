@@ -6,17 +6,13 @@ use jiff::ToSpan;
 use jiff::civil::DateTime;
 
 use crate::escape;
-use crate::plan::step::Phase;
 use crate::plan::{Timeline, UpgradePlan};
 
-use super::{Section, node_summary};
+use super::{Section, node_summary, walk};
 
 /// The plan's schedule as a Mermaid gantt chart.
 pub fn mermaid(plan: &UpgradePlan) -> String {
-    let mut out = String::new();
-    // Writing to a `String` cannot fail.
-    let _ = write_mermaid(plan, &mut out);
-    out
+    walk::to_string(plan, write_mermaid)
 }
 
 /// Writes [`mermaid`] to `o` as it goes (a huge plan is never held as one string).
@@ -59,22 +55,18 @@ pub fn write_mermaid(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result 
     // Bars where the estimate schedules them: checks and operator steps, which the run
     // decides at once, are drawn a second long.
     let timeline = Timeline::of(&plan.steps, plan.max_parallel, 0);
-    let mut section: Option<(Option<usize>, Section, Phase)> = None;
-    for (i, step) in plan.steps.iter().enumerate() {
+    for (i, step, opened) in walk::runbook(plan) {
         let (begin, end) = (timeline.starts[i], timeline.ends[i]);
-        let part = Section::of(plan, step);
-        let here = (step.hop, part, step.phase);
-        if section.as_ref() != Some(&here) {
+        if let Some(section) = opened {
             // Titled by the version the section's nodes move to.
-            let title = match &here.1 {
-                Section::Hop(h) => match plan.hops.get(*h) {
+            let title = match section {
+                Section::Hop(h) => match plan.hops.get(h) {
                     Some(hop) => format!("{} {}", hop.to, step.phase),
                     None => step.phase.to_string(),
                 },
                 Section::Before(_, goal) => format!("{goal} {}", step.phase),
                 Section::Outside => step.phase.to_string(),
             };
-            section = Some(here);
             writeln!(o, "    section {}", escape::mermaid(&title))?;
         }
         let nodes = if step.nodes.is_empty() {

@@ -22,6 +22,7 @@ mod json;
 mod markdown;
 mod mermaid;
 mod text;
+mod walk;
 
 pub use html::{HtmlExtras, html};
 pub use html_run::{RunHtmlExtras, html_run};

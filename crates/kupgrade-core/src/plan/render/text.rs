@@ -3,18 +3,15 @@
 use std::fmt::{self, Write as _};
 
 use crate::escape;
-use crate::plan::action::Executor;
-use crate::plan::step::Step;
-use crate::plan::{HopKind, UpgradePlan, WorkerPacing, human_duration};
+use crate::plan::step::{OsCommands, Step};
+use crate::plan::{Estimate, UpgradePlan, WorkerPacing, human_duration};
 
-use super::{human_line, manual_lines, node_summary, os_title};
+use super::walk::{self, Instructions};
+use super::{human_line, node_summary, os_title};
 
 /// The plan as text for a terminal.
 pub fn text(plan: &UpgradePlan) -> String {
-    let mut out = String::new();
-    // Writing to a `String` cannot fail.
-    let _ = write_text(plan, &mut out);
-    out
+    walk::to_string(plan, write_text)
 }
 
 /// Writes [`text`] to `o` as it goes (a huge plan is never held as one string).
@@ -26,18 +23,7 @@ pub fn write_text(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
         plan.from, plan.target
     )?;
     writeln!(o, "{}", summary_line(plan, escape::text))?;
-    if !plan.warnings.is_empty() {
-        writeln!(o, "\nWarnings:")?;
-        for w in &plan.warnings {
-            writeln!(o, "  ! {}", escape::text(&w.to_string()))?;
-        }
-    }
-    if !plan.transient.is_empty() {
-        let _ = writeln!(o, "\nTransient windows (accepted with --accept-transient):");
-        for w in &plan.transient {
-            let _ = writeln!(o, "  ~ {}", escape::text(&w.describe()));
-        }
-    }
+    warnings(o, plan)?;
     if plan.is_empty() {
         writeln!(
             o,
@@ -45,49 +31,74 @@ pub fn write_text(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
             plan.target
         )?;
     }
-    if !plan.hops.is_empty() {
-        writeln!(o, "\nControl-plane hops:")?;
-        for (i, h) in plan.hops.iter().enumerate() {
-            let kind = match h.kind {
-                HopKind::Resume => "finish the hop under way",
-                HopKind::Patch => "patch",
-                HopKind::Minor => "minor",
-            };
-            write!(o, "  {}. {} -> {} ({kind})", i + 1, h.from, h.to)?;
-            let mut with = Vec::new();
-            if let Some(e) = &h.etcd {
-                with.push(format!("etcd {}", e.to_plain_string()));
-            }
-            if let Some(c) = &h.coredns {
-                with.push(format!("CoreDNS {c}"));
-            }
-            if !with.is_empty() {
-                write!(o, "; kubeadm ships {}", with.join(", "))?;
-            }
-            writeln!(o)?;
+    hops(o, plan)?;
+    components(o, plan)?;
+    estimate(o, &plan.estimate)?;
+    writeln!(o, "\nRunbook:")?;
+    let width = plan.steps.len().to_string().len();
+    for (i, step) in plan.steps.iter().enumerate() {
+        step_text(o, i + 1, width, step)?;
+    }
+    if !plan.notes.is_empty() {
+        writeln!(o, "\nNotes:")?;
+        for n in &plan.notes {
+            writeln!(o, "  - {}", escape::text(n))?;
         }
     }
+    Ok(())
+}
+
+/// The plan's warnings, then its transient windows.
+fn warnings(o: &mut dyn fmt::Write, plan: &UpgradePlan) -> fmt::Result {
+    if !plan.warnings.is_empty() {
+        writeln!(o, "\nWarnings:")?;
+        for w in &plan.warnings {
+            writeln!(o, "  ! {}", escape::text(&w.to_string()))?;
+        }
+    }
+    if !plan.transient.is_empty() {
+        writeln!(o, "\nTransient windows (accepted with --accept-transient):")?;
+        for w in &plan.transient {
+            writeln!(o, "  ~ {}", escape::text(&w.describe()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The control-plane hops, numbered, with what kubeadm ships with each.
+fn hops(o: &mut dyn fmt::Write, plan: &UpgradePlan) -> fmt::Result {
+    if plan.hops.is_empty() {
+        return Ok(());
+    }
+    writeln!(o, "\nControl-plane hops:")?;
+    for (n, h, kind) in walk::hops(plan, "finish the hop under way") {
+        write!(o, "  {n}. {} -> {} ({kind})", h.from, h.to)?;
+        let with: Vec<String> = walk::ships(h).map(|(n, v)| format!("{n} {v}")).collect();
+        if !with.is_empty() {
+            write!(o, "; kubeadm ships {}", with.join(", "))?;
+        }
+        writeln!(o)?;
+    }
+    Ok(())
+}
+
+/// The components now and after, as a kubeadm-style table of aligned columns.
+fn components(o: &mut dyn fmt::Write, plan: &UpgradePlan) -> fmt::Result {
     let rows: Vec<[String; 3]> = plan
         .components
         .iter()
         .map(|c| {
-            let current = c
-                .current
-                .iter()
-                .map(|v| {
-                    let shown = super::show_version(c.component, &v.version);
-                    if v.count > 1 {
-                        format!("{shown} x{}", v.count)
+            let current = walk::current(c)
+                .map(|(shown, count)| {
+                    if count > 1 {
+                        format!("{shown} x{count}")
                     } else {
                         shown
                     }
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            let target = c.target.as_ref().map_or_else(
-                || "(unchanged)".to_string(),
-                |t| super::show_version(c.component, t),
-            );
+            let target = walk::target(c).unwrap_or_else(|| "(unchanged)".to_string());
             [c.component.to_string(), current, target]
         })
         .collect();
@@ -96,23 +107,23 @@ pub fn write_text(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
         "CURRENT".to_string(),
         "TARGET".to_string(),
     ];
-    let w0 = rows
-        .iter()
-        .chain([&header])
-        .map(|r| r[0].len())
-        .max()
-        .unwrap_or(0);
-    let w1 = rows
-        .iter()
-        .chain([&header])
-        .map(|r| r[1].len())
-        .max()
-        .unwrap_or(0);
+    let width = |column: usize| {
+        rows.iter()
+            .chain([&header])
+            .map(|r| r[column].len())
+            .max()
+            .unwrap_or(0)
+    };
+    let (w0, w1) = (width(0), width(1));
     writeln!(o)?;
     for r in std::iter::once(&header).chain(rows.iter()) {
         writeln!(o, "{:<w0$}   {:<w1$}   {}", r[0], r[1], r[2])?;
     }
-    let e = &plan.estimate;
+    Ok(())
+}
+
+/// The estimate in a sentence.
+fn estimate(o: &mut dyn fmt::Write, e: &Estimate) -> fmt::Result {
     writeln!(
         o,
         "\nEstimate: {} over {} steps (lower bound {}, ratio {}); {} drains, at most {} per node; at most {} node{} unavailable at once{}.",
@@ -129,19 +140,7 @@ pub fn write_text(plan: &UpgradePlan, o: &mut dyn fmt::Write) -> fmt::Result {
         } else {
             String::new()
         }
-    )?;
-    writeln!(o, "\nRunbook:")?;
-    let width = plan.steps.len().to_string().len();
-    for (i, step) in plan.steps.iter().enumerate() {
-        step_text(o, i + 1, width, step)?;
-    }
-    if !plan.notes.is_empty() {
-        writeln!(o, "\nNotes:")?;
-        for n in &plan.notes {
-            writeln!(o, "  - {}", escape::text(n))?;
-        }
-    }
-    Ok(())
+    )
 }
 
 /// The plan's date, policy and options in a sentence; `esc` escapes the values that came from
@@ -189,46 +188,46 @@ fn step_text(o: &mut dyn fmt::Write, n: usize, width: usize, step: &Step) -> fmt
     }
     writeln!(o)?;
     let pad = " ".repeat(width + 2);
-    match step.action.executor() {
-        Executor::Node => {
-            let same = step
-                .commands
-                .windows(2)
-                .all(|w| w[0].commands == w[1].commands && w[0].manual == w[1].manual);
-            for c in &step.commands {
-                let label = if same || step.commands.len() == 1 {
-                    String::new()
-                } else {
-                    format!("[{}] ", os_title(c.os))
-                };
-                if let Some(m) = &c.manual {
-                    writeln!(o, "{pad}{label}by hand: {}", escape::text(m))?;
-                }
-                for cmd in &c.commands {
-                    // Here-document lines stay flush left, so that a copied command works.
-                    let line = human_line(cmd);
-                    let line = escape::text_lines(&line);
-                    writeln!(o, "{pad}{label}$ {line}")?;
-                }
-                if same {
-                    break;
-                }
-            }
-        }
-        Executor::Cluster => {
-            for l in manual_lines(step) {
+    match walk::instructions(step) {
+        Instructions::Commands(commands) => node_commands(o, &pad, commands)?,
+        Instructions::Shell(lines) => {
+            for l in lines {
                 writeln!(o, "{pad}$ {}", escape::text(&l))?;
             }
         }
-        Executor::Provider
-        | Executor::Check
-        | Executor::Operator
-        | Executor::Gate
-        | Executor::Local => {
-            for l in manual_lines(step) {
+        Instructions::Items { lines, .. } => {
+            for l in lines {
                 writeln!(o, "{pad}- {}", escape::text(&l))?;
             }
         }
     }
     writeln!(o, "{pad}why: {}", escape::text(&step.reason))
+}
+
+/// A node step's commands, each line after `pad`: once when every OS family runs the same,
+/// else each family's labelled with its title.
+fn node_commands(o: &mut dyn fmt::Write, pad: &str, commands: &[OsCommands]) -> fmt::Result {
+    let same = commands
+        .windows(2)
+        .all(|w| w[0].commands == w[1].commands && w[0].manual == w[1].manual);
+    for c in commands {
+        let label = if same || commands.len() == 1 {
+            String::new()
+        } else {
+            format!("[{}] ", os_title(c.os))
+        };
+        if let Some(m) = &c.manual {
+            writeln!(o, "{pad}{label}by hand: {}", escape::text(m))?;
+        }
+        for cmd in &c.commands {
+            // Here-document lines stay flush left, so that a copied command works.
+            let line = human_line(cmd);
+            let line = escape::text_lines(&line);
+            writeln!(o, "{pad}{label}$ {line}")?;
+        }
+        if same {
+            break;
+        }
+    }
+    Ok(())
 }
