@@ -21,7 +21,7 @@ use foldhash::{HashMap, HashMapExt};
 use crate::NodeName;
 use crate::plan::PlanError;
 use crate::plan::batch::Item;
-use crate::readiness::DrainModel;
+use crate::readiness::{Demands, DrainModel};
 
 use super::Planner;
 use super::groups::Worker;
@@ -36,7 +36,7 @@ impl Planner<'_, '_> {
     pub(super) fn auto_cut(
         &self,
         model: &DrainModel<'_>,
-        demands: &HashMap<&str, Vec<(u32, u32)>>,
+        demands: &Demands,
         items: Vec<Worker>,
         cap: impl Fn(u32) -> usize,
     ) -> Result<Vec<Vec<(usize, crate::OsFamily)>>, PlanError> {
@@ -44,8 +44,8 @@ impl Planner<'_, '_> {
         let items: Vec<(Worker, &[(u32, u32)])> = items
             .into_iter()
             .map(|item| {
-                let demand = demands.get(fleet.name(item.node.0).as_str());
-                (item, demand.map_or(&[][..], Vec::as_slice))
+                let demand = model.node_of(fleet.name(item.node.0).as_str());
+                (item, demand.map_or(&[][..], |k| demands.of(k)))
             })
             .collect();
         // Each budget's allowance in one flat list: the cutting asks for it at every try.
@@ -116,77 +116,113 @@ impl Open {
     }
 }
 
-/// How much of each budget the batches use: per budget (budgets are dense indices, so a
-/// vector, not a map), `(batch, count)` sorted by batch, only for the batches that use it
-/// (memory in proportion to the demands placed, however many batches there are).
+/// How much of each budget the batches use: per batch, its use of each budget it uses (a
+/// map: memory in proportion to the demands placed, however many batches and budgets there
+/// are), and per budget, the last batch that uses it, with that use.
 #[derive(Default)]
 struct Fill {
-    by_budget: Vec<Vec<(u32, u32)>>,
-    /// Per budget, the last entry of its list (`NONE` for none), in one flat vector: nodes
-    /// land mostly in the latest batches, and this answers those without touching the list.
+    by_batch: Vec<Row>,
+    /// Per budget (budgets are dense indices, so a flat vector), the last batch that uses it
+    /// and how much (`NONE` for none): nodes land mostly in the latest batches, and this
+    /// answers those (and every batch after) without a lookup in a batch's map.
     last: Vec<(u32, u32)>,
+}
+
+/// One batch's use of the budgets.
+#[derive(Default)]
+struct Row {
+    /// Per budget it uses, how much.
+    used: HashMap<u32, u32>,
+    /// Once the batch uses one budget in 64 or more (and only then, so that it costs no more
+    /// than the map): a bit per budget, set when the batch has no room left for one more of
+    /// that budget's pods. Most questions are whether one more fits: one bit in a short,
+    /// dense list answers them, where the map's probe would miss the cache.
+    full: Vec<u64>,
+}
+
+impl Row {
+    fn set_full(&mut self, b: u32) {
+        let w = b as usize / 64;
+        if self.full.len() <= w {
+            self.full.resize(w + 1, 0);
+        }
+        self.full[w] |= 1 << (b % 64);
+    }
 }
 
 /// [`Fill::last`]'s mark of a budget no batch uses yet.
 const NONE: u32 = u32::MAX;
 
 impl Fill {
-    fn list(&self, b: u32) -> &[(u32, u32)] {
-        self.by_budget.get(b as usize).map_or(&[], Vec::as_slice)
-    }
-
-    fn used(&self, b: u32, k: usize) -> u32 {
-        let Some(&(last, n)) = self.last.get(b as usize) else {
-            return 0;
+    /// Whether batch `k` has room for `n` more of budget `b`'s pods (`allowed` in all).
+    fn fits(&self, b: u32, k: usize, n: u32, allowed: u32) -> bool {
+        let Some(&(last, used)) = self.last.get(b as usize) else {
+            return true;
         };
-        let k = k as u32;
-        if last == NONE || k > last {
-            return 0;
+        if last == NONE || k > last as usize {
+            return true;
         }
-        if k == last {
-            return n;
+        if k == last as usize {
+            return used + n <= allowed;
         }
-        let list = self.list(b);
-        match list.binary_search_by_key(&k, |e| e.0) {
-            Ok(i) => list[i].1,
-            Err(_) => 0,
+        let Some(row) = self.by_batch.get(k) else {
+            return n <= allowed;
+        };
+        if !row.full.is_empty() {
+            let w = row.full.get(b as usize / 64).copied().unwrap_or(0);
+            if w >> (b % 64) & 1 == 1 {
+                return false;
+            }
+            if n == 1 {
+                return true;
+            }
         }
+        row.used.get(&b).copied().unwrap_or(0) + n <= allowed
     }
 
-    /// The first batch from `k` on where budget `b` has room for `n` more (`allowed` in all):
-    /// batches it does not use have room, so the walk stops at the first gap in its list.
+    /// The first batch from `k` on where budget `b` has room for `n` more (`allowed` in all,
+    /// at least `n`): every batch after the last that uses `b` has room.
     fn room_from(&self, b: u32, k: usize, n: u32, allowed: u32) -> usize {
-        let list = self.list(b);
-        let mut i = list.partition_point(|e| (e.0 as usize) < k);
+        let last = self.last.get(b as usize).map_or(NONE, |l| l.0);
         let mut k = k;
-        while let Some(&(batch, used)) = list.get(i) {
-            if batch as usize != k || used + n <= allowed {
-                break;
-            }
+        while last != NONE && k <= last as usize && !self.fits(b, k, n, allowed) {
             k += 1;
-            i += 1;
         }
         k
     }
 
-    fn add(&mut self, b: u32, k: usize, n: u32) {
-        if self.by_budget.len() <= b as usize {
-            self.by_budget.resize_with(b as usize + 1, Vec::new);
+    /// Batch `k` takes `n` more of budget `b`'s pods (`allowed(b)` in all).
+    fn add(&mut self, b: u32, k: usize, n: u32, allowed: &impl Fn(u32) -> u32) {
+        if self.last.len() <= b as usize {
             self.last.resize(b as usize + 1, (NONE, 0));
         }
-        let list = &mut self.by_budget[b as usize];
-        // Nodes mostly land in the latest batches: look from the end first.
-        match list.last_mut() {
-            Some(last) if last.0 == k as u32 => last.1 += n,
-            Some(last) if last.0 < k as u32 => list.push((k as u32, n)),
-            None => list.push((k as u32, n)),
-            _ => match list.binary_search_by_key(&(k as u32), |e| e.0) {
-                Ok(i) => list[i].1 += n,
-                Err(i) => list.insert(i, (k as u32, n)),
-            },
+        if self.by_batch.len() <= k {
+            self.by_batch.resize_with(k + 1, Row::default);
         }
-        if let Some(&e) = list.last() {
-            self.last[b as usize] = e;
+        let row = &mut self.by_batch[k];
+        let used = row.used.entry(b).or_default();
+        *used += n;
+        let used = *used;
+        if !row.full.is_empty() {
+            if used >= allowed(b) {
+                row.set_full(b);
+            }
+        } else if row.used.len() * 64 >= self.last.len() {
+            // Dense enough: the bits cost no more than the map; set those of full budgets.
+            let full: Vec<u32> = row
+                .used
+                .iter()
+                .filter(|&(&b, &u)| u >= allowed(b))
+                .map(|(&b, _)| b)
+                .collect();
+            row.full = vec![0; self.last.len().div_ceil(64)];
+            for b in full {
+                row.set_full(b);
+            }
+        }
+        let last = &mut self.last[b as usize];
+        if last.0 == NONE || last.0 <= k as u32 {
+            *last = (k as u32, used);
         }
     }
 }
@@ -245,7 +281,7 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
             // where that budget has room (none between can take it).
             match demand
                 .iter()
-                .find(|&&(b, n)| fill.used(b, k) + n > allowed(b))
+                .find(|&&(b, n)| !fill.fits(b, k, n, allowed(b)))
             {
                 None => break,
                 Some(&(b, n)) => k = fill.room_from(b, k, n, allowed(b)),
@@ -258,7 +294,7 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
             None => o.zones.push((item.zone, 1)),
         }
         for &(b, n) in demand {
-            fill.add(b, k, n);
+            fill.add(b, k, n, &allowed);
         }
         members[k].push(item.node);
         // Move the remembered first batches past the full ones.
