@@ -41,11 +41,23 @@ impl Planner<'_, '_> {
         cap: impl Fn(u32) -> usize,
     ) -> Result<Vec<Vec<(usize, crate::OsFamily)>>, PlanError> {
         let fleet = &self.sim;
+        // The nodes' demands copied side by side in the wave's order: the cutting then reads
+        // them in a stream (the copy's reads from the model's order overlap each other).
+        let mut flat: Vec<(u32, u32)> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(items.len());
+        for item in &items {
+            if let Some(k) = model.node_of(fleet.name(item.node.0).as_str()) {
+                flat.extend_from_slice(demands.of(k));
+            }
+            ends.push(flat.len());
+        }
         let items: Vec<(Worker, &[(u32, u32)])> = items
             .into_iter()
-            .map(|item| {
-                let demand = model.node_of(fleet.name(item.node.0).as_str());
-                (item, demand.map_or(&[][..], |k| demands.of(k)))
+            .zip(ends)
+            .scan(0, |from, (item, to)| {
+                let demand = &flat[*from..to];
+                *from = to;
+                Some((item, demand))
             })
             .collect();
         // Each budget's allowance in one flat list: the cutting asks for it at every try.
@@ -128,25 +140,85 @@ struct Fill {
     last: Vec<(u32, u32)>,
 }
 
-/// One batch's use of the budgets.
+/// One batch's use of the budgets: a map while the batch uses few of them; once it uses
+/// one budget in 16 or more, a byte per budget (those allowing at most 255; the map keeps
+/// the others) and a bit per budget set when the batch has no room left for one more of its
+/// pods. Dense rows cost no more memory than the map (about 18 bytes per budget used) and
+/// answer with one load where the map's probe would miss the cache; most questions are
+/// whether one more pod fits, which the bits (a short list) answer.
 #[derive(Default)]
 struct Row {
-    /// Per budget it uses, how much.
     used: HashMap<u32, u32>,
-    /// Once the batch uses one budget in 64 or more (and only then, so that it costs no more
-    /// than the map): a bit per budget, set when the batch has no room left for one more of
-    /// that budget's pods. Most questions are whether one more fits: one bit in a short,
-    /// dense list answers them, where the map's probe would miss the cache.
+    counts: Vec<u8>,
     full: Vec<u64>,
 }
 
 impl Row {
+    fn dense(&self) -> bool {
+        !self.counts.is_empty()
+    }
+
+    fn is_full(&self, b: u32) -> bool {
+        let w = self.full.get(b as usize / 64).copied().unwrap_or(0);
+        w >> (b % 64) & 1 == 1
+    }
+
     fn set_full(&mut self, b: u32) {
         let w = b as usize / 64;
         if self.full.len() <= w {
             self.full.resize(w + 1, 0);
         }
         self.full[w] |= 1 << (b % 64);
+    }
+
+    /// How much of budget `b` (allowing `allowed`) the batch uses.
+    fn used(&self, b: u32, allowed: u32) -> u32 {
+        if self.dense() && allowed <= u32::from(u8::MAX) {
+            return self.counts.get(b as usize).map_or(0, |&c| u32::from(c));
+        }
+        self.used.get(&b).copied().unwrap_or(0)
+    }
+
+    /// Takes `n` more of budget `b`'s pods (`allowed(b)` in all, at least the use after);
+    /// the batch now uses `budgets` budgets in all. Returns the use after.
+    fn add(&mut self, b: u32, n: u32, allowed: &impl Fn(u32) -> u32, budgets: usize) -> u32 {
+        let a = allowed(b);
+        let used = if self.dense() && a <= u32::from(u8::MAX) {
+            if self.counts.len() <= b as usize {
+                self.counts.resize(b as usize + 1, 0);
+            }
+            let c = &mut self.counts[b as usize];
+            // Within `a`, so within a byte: the batch never overdraws.
+            *c = (u32::from(*c) + n).min(a) as u8;
+            u32::from(*c)
+        } else {
+            let u = self.used.entry(b).or_default();
+            *u += n;
+            *u
+        };
+        if self.dense() {
+            if used >= a {
+                self.set_full(b);
+            }
+        } else if self.used.len() * 16 >= budgets {
+            // Dense enough: move the budgets that fit a byte out of the map.
+            self.counts = vec![0; budgets.max(1)];
+            let entries: Vec<(u32, u32)> = self.used.iter().map(|(&b, &u)| (b, u)).collect();
+            for (b, u) in entries {
+                let a = allowed(b);
+                if a <= u32::from(u8::MAX) {
+                    self.used.remove(&b);
+                    if self.counts.len() <= b as usize {
+                        self.counts.resize(b as usize + 1, 0);
+                    }
+                    self.counts[b as usize] = u.min(a) as u8;
+                }
+                if u >= a {
+                    self.set_full(b);
+                }
+            }
+        }
+        used
     }
 }
 
@@ -168,16 +240,15 @@ impl Fill {
         let Some(row) = self.by_batch.get(k) else {
             return n <= allowed;
         };
-        if !row.full.is_empty() {
-            let w = row.full.get(b as usize / 64).copied().unwrap_or(0);
-            if w >> (b % 64) & 1 == 1 {
+        if row.dense() {
+            if row.is_full(b) {
                 return false;
             }
             if n == 1 {
                 return true;
             }
         }
-        row.used.get(&b).copied().unwrap_or(0) + n <= allowed
+        row.used(b, allowed) + n <= allowed
     }
 
     /// The first batch from `k` on where budget `b` has room for `n` more (`allowed` in all,
@@ -199,27 +270,8 @@ impl Fill {
         if self.by_batch.len() <= k {
             self.by_batch.resize_with(k + 1, Row::default);
         }
-        let row = &mut self.by_batch[k];
-        let used = row.used.entry(b).or_default();
-        *used += n;
-        let used = *used;
-        if !row.full.is_empty() {
-            if used >= allowed(b) {
-                row.set_full(b);
-            }
-        } else if row.used.len() * 64 >= self.last.len() {
-            // Dense enough: the bits cost no more than the map; set those of full budgets.
-            let full: Vec<u32> = row
-                .used
-                .iter()
-                .filter(|&(&b, &u)| u >= allowed(b))
-                .map(|(&b, _)| b)
-                .collect();
-            row.full = vec![0; self.last.len().div_ceil(64)];
-            for b in full {
-                row.set_full(b);
-            }
-        }
+        let budgets = self.last.len();
+        let used = self.by_batch[k].add(b, n, allowed, budgets);
         let last = &mut self.last[b as usize];
         if last.0 == NONE || last.0 <= k as u32 {
             *last = (k as u32, used);
@@ -326,6 +378,88 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// First fit as the module documentation states it, batch by batch from the first, with
+    /// no remembered answers: what [`auto_batches`] must give.
+    fn first_fit(
+        items: &[(Item<usize>, Vec<(u32, u32)>)],
+        size: usize,
+        cap: usize,
+        allowed: &impl Fn(u32) -> u32,
+    ) -> Vec<Vec<usize>> {
+        let mut batches: Vec<(Vec<usize>, Vec<u32>, HashMap<u32, u32>)> = Vec::new();
+        let mut lone = Vec::new();
+        for (item, demand) in items {
+            if demand.iter().any(|&(b, n)| n > allowed(b)) {
+                lone.push(vec![item.node]);
+                continue;
+            }
+            let fits = |(nodes, zones, used): &(Vec<usize>, Vec<u32>, HashMap<u32, u32>)| {
+                nodes.len() < size.max(1)
+                    && zones.iter().filter(|&&z| z == item.zone).count() < cap.max(1)
+                    && demand
+                        .iter()
+                        .all(|&(b, n)| used.get(&b).copied().unwrap_or(0) + n <= allowed(b))
+            };
+            let k = match batches.iter().position(fits) {
+                Some(k) => k,
+                None => {
+                    batches.push(Default::default());
+                    batches.len() - 1
+                }
+            };
+            let (nodes, zones, used) = &mut batches[k];
+            nodes.push(item.node);
+            zones.push(item.zone);
+            for &(b, n) in demand {
+                *used.entry(b).or_default() += n;
+            }
+        }
+        let mut out: Vec<Vec<usize>> = batches.into_iter().map(|b| b.0).collect();
+        out.extend(lone);
+        out
+    }
+
+    proptest! {
+        /// Few budgets (every batch's use dense at once), thousands (sparse maps, dense once
+        /// many nodes share a batch), and budgets allowing more than a byte counts: the
+        /// batches are first fit's.
+        #[test]
+        fn batches_are_first_fit(
+            budgets in prop_oneof![Just(3u32), Just(40), Just(3_000)],
+            big in any::<bool>(),
+            demands in prop::collection::vec(
+                prop::collection::vec((any::<u32>(), 1u32..4), 0..6), 1..120),
+            zones in 1u32..4,
+            size in prop_oneof![Just(usize::MAX), 1usize..30],
+            cap in prop_oneof![Just(usize::MAX), 1usize..10],
+        ) {
+            let allowed = |b: u32| match b % 7 {
+                0 if big => 300,
+                0 => 0,
+                1 if big => 1_000,
+                r => r.min(4),
+            };
+            let items: Vec<(Item<usize>, Vec<(u32, u32)>)> = demands
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    // One entry per budget, sorted, as the drain model gives them.
+                    let mut d: Vec<(u32, u32)> = d
+                        .into_iter()
+                        .map(|(b, n)| (b % budgets, if big && b % 7 < 2 { n * 90 } else { n }))
+                        .collect();
+                    d.sort_unstable_by_key(|e| e.0);
+                    d.dedup_by_key(|e| e.0);
+                    (Item { zone: i as u32 % zones, node: i }, d)
+                })
+                .collect();
+            let want = first_fit(&items, size, cap, &allowed);
+            let got = auto_batches(items, size, |_| cap, allowed);
+            prop_assert_eq!(got.batches, want);
+        }
+    }
 
     fn item(
         zone: u32,
