@@ -75,6 +75,10 @@ pub struct DrainModel<'w> {
     pod_node: Vec<u32>,
     /// Per pod, whether a drain evicts it at all (not a mirror, not an ignored DaemonSet pod).
     evicted: Vec<bool>,
+    /// Per pod, whether it is healthy; per budget, whether its unhealthy pods need its
+    /// permission too (see `needs_permission`): the demands read these, not the pods.
+    healthy: Vec<bool>,
+    strict: Vec<bool>,
     /// For each pod, the indices of its budgets (`budget_of[start[i]..start[i + 1]]`).
     budget_of: Vec<u32>,
     start: Vec<u32>,
@@ -157,6 +161,10 @@ impl<'w> DrainModel<'w> {
         let mut budget_of = Vec::with_capacity(workloads.pods.len());
         let mut start = Vec::with_capacity(workloads.pods.len() + 1);
         let mut unknown_budgets = 0;
+        // Two short passes rather than one long one: each pass's lookups miss the cache
+        // (a million pods against tables of megabytes), and a short loop has several pods'
+        // lookups under way at once.
+        let mut healthy = Vec::with_capacity(workloads.pods.len());
         for p in &workloads.pods {
             start.push(budget_of.len() as u32);
             for name in &p.budgets {
@@ -166,19 +174,19 @@ impl<'w> DrainModel<'w> {
                 }
             }
             evicted.push(Self::evicted_by(p, options));
+            healthy.push(p.healthy);
+        }
+        for p in &workloads.pods {
             let node = match &p.node {
-                Some(n) => {
-                    let k = match node_index.get(n.as_str()) {
-                        Some(&k) => k,
-                        None => {
-                            let k = node_names.len() as u32;
-                            node_index.insert(SmolStr::new(n.as_str()), k);
-                            node_names.push(n.as_str());
-                            k
-                        }
-                    };
-                    k
-                }
+                Some(n) => match node_index.get(n.as_str()) {
+                    Some(&k) => k,
+                    None => {
+                        let k = node_names.len() as u32;
+                        node_index.insert(SmolStr::new(n.as_str()), k);
+                        node_names.push(n.as_str());
+                        k
+                    }
+                },
                 None => NO_NODE,
             };
             pod_node.push(node);
@@ -194,6 +202,12 @@ impl<'w> DrainModel<'w> {
             node_pod,
             pod_node,
             evicted,
+            healthy,
+            strict: workloads
+                .budgets
+                .iter()
+                .map(|b| !b.always_allows_unhealthy() && b.current_healthy < b.desired_healthy)
+                .collect(),
             budget_of,
             start,
             unknown_budgets,
@@ -384,12 +398,12 @@ impl<'w> DrainModel<'w> {
         }
         // Each node's permissions, counted then written in place (budget indices only).
         let asks = |i: usize| {
-            let p = self.pod(i);
             let node = self.pod_node[i];
             let ok = node != NO_NODE && self.evicted[i];
+            let healthy = self.healthy[i];
             self.budgets_of(i)
                 .iter()
-                .filter(move |&&b| ok && self.needs_permission(p, self.budget(b as usize)))
+                .filter(move |&&b| ok && (healthy || self.strict[b as usize]))
                 .map(move |&b| (node, b))
         };
         let mut count = vec![0u32; nodes + 1];
