@@ -380,22 +380,28 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A node with its demand.
+    type Demanding = (Item<usize>, Vec<(u32, u32)>);
+
+    /// A reference batch: its nodes, their zones, its use of each budget.
+    type Plain = (Vec<usize>, Vec<u32>, HashMap<u32, u32>);
+
     /// First fit as the module documentation states it, batch by batch from the first, with
     /// no remembered answers: what [`auto_batches`] must give.
     fn first_fit(
-        items: &[(Item<usize>, Vec<(u32, u32)>)],
+        items: &[Demanding],
         size: usize,
         cap: usize,
         allowed: &impl Fn(u32) -> u32,
     ) -> Vec<Vec<usize>> {
-        let mut batches: Vec<(Vec<usize>, Vec<u32>, HashMap<u32, u32>)> = Vec::new();
+        let mut batches: Vec<Plain> = Vec::new();
         let mut lone = Vec::new();
         for (item, demand) in items {
             if demand.iter().any(|&(b, n)| n > allowed(b)) {
                 lone.push(vec![item.node]);
                 continue;
             }
-            let fits = |(nodes, zones, used): &(Vec<usize>, Vec<u32>, HashMap<u32, u32>)| {
+            let fits = |(nodes, zones, used): &Plain| {
                 nodes.len() < size.max(1)
                     && zones.iter().filter(|&&z| z == item.zone).count() < cap.max(1)
                     && demand
@@ -441,7 +447,7 @@ mod tests {
                 1 if big => 1_000,
                 r => r.min(4),
             };
-            let items: Vec<(Item<usize>, Vec<(u32, u32)>)> = demands
+            let items: Vec<Demanding> = demands
                 .into_iter()
                 .enumerate()
                 .map(|(i, d)| {
