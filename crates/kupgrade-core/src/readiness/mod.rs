@@ -68,7 +68,7 @@ mod timeline;
 mod tests;
 
 pub use checks::CheckInfo;
-pub use drain::{BatchForecast, BudgetBlock, Deadlock, DrainForecast, DrainModel};
+pub use drain::{BatchForecast, BudgetBlock, Deadlock, Demands, DrainForecast, DrainModel};
 pub use evidence::{
     ApiObject, ApiRequest, ApiService, Backend, Budget, Certificate, CertificateExpirationInfo,
     CgroupFacts, Crd, DiskSpace, EtcdFacts, Evidence, EvidenceError, Gathered, KubeadmConfig,

@@ -21,7 +21,7 @@ use foldhash::{HashMap, HashMapExt};
 use crate::NodeName;
 use crate::plan::PlanError;
 use crate::plan::batch::Item;
-use crate::readiness::DrainModel;
+use crate::readiness::{Demands, DrainModel};
 
 use super::Planner;
 use super::groups::Worker;
@@ -36,16 +36,28 @@ impl Planner<'_, '_> {
     pub(super) fn auto_cut(
         &self,
         model: &DrainModel<'_>,
-        demands: &HashMap<&str, Vec<(u32, u32)>>,
+        demands: &Demands,
         items: Vec<Worker>,
         cap: impl Fn(u32) -> usize,
     ) -> Result<Vec<Vec<(usize, crate::OsFamily)>>, PlanError> {
         let fleet = &self.sim;
+        // The nodes' demands copied side by side in the wave's order: the cutting then reads
+        // them in a stream (the copy's reads from the model's order overlap each other).
+        let mut flat: Vec<(u32, u32)> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(items.len());
+        for item in &items {
+            if let Some(k) = model.node_of(fleet.name(item.node.0).as_str()) {
+                flat.extend_from_slice(demands.of(k));
+            }
+            ends.push(flat.len());
+        }
         let items: Vec<(Worker, &[(u32, u32)])> = items
             .into_iter()
-            .map(|item| {
-                let demand = demands.get(fleet.name(item.node.0).as_str());
-                (item, demand.map_or(&[][..], Vec::as_slice))
+            .zip(ends)
+            .scan(0, |from, (item, to)| {
+                let demand = &flat[*from..to];
+                *from = to;
+                Some((item, demand))
             })
             .collect();
         // Each budget's allowance in one flat list: the cutting asks for it at every try.
@@ -116,77 +128,153 @@ impl Open {
     }
 }
 
-/// How much of each budget the batches use: per budget (budgets are dense indices, so a
-/// vector, not a map), `(batch, count)` sorted by batch, only for the batches that use it
-/// (memory in proportion to the demands placed, however many batches there are).
+/// How much of each budget the batches use: per batch, its use of each budget it uses (a
+/// map: memory in proportion to the demands placed, however many batches and budgets there
+/// are), and per budget, the last batch that uses it, with that use.
 #[derive(Default)]
 struct Fill {
-    by_budget: Vec<Vec<(u32, u32)>>,
-    /// Per budget, the last entry of its list (`NONE` for none), in one flat vector: nodes
-    /// land mostly in the latest batches, and this answers those without touching the list.
+    by_batch: Vec<Row>,
+    /// Per budget (budgets are dense indices, so a flat vector), the last batch that uses it
+    /// and how much (`NONE` for none): nodes land mostly in the latest batches, and this
+    /// answers those (and every batch after) without a lookup in a batch's map.
     last: Vec<(u32, u32)>,
+}
+
+/// One batch's use of the budgets: a map while the batch uses few of them; once it uses
+/// one budget in 16 or more, a byte per budget (those allowing at most 255; the map keeps
+/// the others) and a bit per budget set when the batch has no room left for one more of its
+/// pods. Dense rows cost no more memory than the map (about 18 bytes per budget used) and
+/// answer with one load where the map's probe would miss the cache; most questions are
+/// whether one more pod fits, which the bits (a short list) answer.
+#[derive(Default)]
+struct Row {
+    used: HashMap<u32, u32>,
+    counts: Vec<u8>,
+    full: Vec<u64>,
+}
+
+impl Row {
+    fn dense(&self) -> bool {
+        !self.counts.is_empty()
+    }
+
+    fn is_full(&self, b: u32) -> bool {
+        let w = self.full.get(b as usize / 64).copied().unwrap_or(0);
+        w >> (b % 64) & 1 == 1
+    }
+
+    fn set_full(&mut self, b: u32) {
+        let w = b as usize / 64;
+        if self.full.len() <= w {
+            self.full.resize(w + 1, 0);
+        }
+        self.full[w] |= 1 << (b % 64);
+    }
+
+    /// How much of budget `b` (allowing `allowed`) the batch uses.
+    fn used(&self, b: u32, allowed: u32) -> u32 {
+        if self.dense() && allowed <= u32::from(u8::MAX) {
+            return self.counts.get(b as usize).map_or(0, |&c| u32::from(c));
+        }
+        self.used.get(&b).copied().unwrap_or(0)
+    }
+
+    /// Takes `n` more of budget `b`'s pods (`allowed(b)` in all, at least the use after);
+    /// the batch now uses `budgets` budgets in all. Returns the use after.
+    fn add(&mut self, b: u32, n: u32, allowed: &impl Fn(u32) -> u32, budgets: usize) -> u32 {
+        let a = allowed(b);
+        let used = if self.dense() && a <= u32::from(u8::MAX) {
+            if self.counts.len() <= b as usize {
+                self.counts.resize(b as usize + 1, 0);
+            }
+            let c = &mut self.counts[b as usize];
+            // Within `a`, so within a byte: the batch never overdraws.
+            *c = (u32::from(*c) + n).min(a) as u8;
+            u32::from(*c)
+        } else {
+            let u = self.used.entry(b).or_default();
+            *u += n;
+            *u
+        };
+        if self.dense() {
+            if used >= a {
+                self.set_full(b);
+            }
+        } else if self.used.len() * 16 >= budgets {
+            // Dense enough: move the budgets that fit a byte out of the map.
+            self.counts = vec![0; budgets.max(1)];
+            let entries: Vec<(u32, u32)> = self.used.iter().map(|(&b, &u)| (b, u)).collect();
+            for (b, u) in entries {
+                let a = allowed(b);
+                if a <= u32::from(u8::MAX) {
+                    self.used.remove(&b);
+                    if self.counts.len() <= b as usize {
+                        self.counts.resize(b as usize + 1, 0);
+                    }
+                    self.counts[b as usize] = u.min(a) as u8;
+                }
+                if u >= a {
+                    self.set_full(b);
+                }
+            }
+        }
+        used
+    }
 }
 
 /// [`Fill::last`]'s mark of a budget no batch uses yet.
 const NONE: u32 = u32::MAX;
 
 impl Fill {
-    fn list(&self, b: u32) -> &[(u32, u32)] {
-        self.by_budget.get(b as usize).map_or(&[], Vec::as_slice)
-    }
-
-    fn used(&self, b: u32, k: usize) -> u32 {
-        let Some(&(last, n)) = self.last.get(b as usize) else {
-            return 0;
+    /// Whether batch `k` has room for `n` more of budget `b`'s pods (`allowed` in all).
+    fn fits(&self, b: u32, k: usize, n: u32, allowed: u32) -> bool {
+        let Some(&(last, used)) = self.last.get(b as usize) else {
+            return true;
         };
-        let k = k as u32;
-        if last == NONE || k > last {
-            return 0;
+        if last == NONE || k > last as usize {
+            return true;
         }
-        if k == last {
-            return n;
+        if k == last as usize {
+            return used + n <= allowed;
         }
-        let list = self.list(b);
-        match list.binary_search_by_key(&k, |e| e.0) {
-            Ok(i) => list[i].1,
-            Err(_) => 0,
+        let Some(row) = self.by_batch.get(k) else {
+            return n <= allowed;
+        };
+        if row.dense() {
+            if row.is_full(b) {
+                return false;
+            }
+            if n == 1 {
+                return true;
+            }
         }
+        row.used(b, allowed) + n <= allowed
     }
 
-    /// The first batch from `k` on where budget `b` has room for `n` more (`allowed` in all):
-    /// batches it does not use have room, so the walk stops at the first gap in its list.
+    /// The first batch from `k` on where budget `b` has room for `n` more (`allowed` in all,
+    /// at least `n`): every batch after the last that uses `b` has room.
     fn room_from(&self, b: u32, k: usize, n: u32, allowed: u32) -> usize {
-        let list = self.list(b);
-        let mut i = list.partition_point(|e| (e.0 as usize) < k);
+        let last = self.last.get(b as usize).map_or(NONE, |l| l.0);
         let mut k = k;
-        while let Some(&(batch, used)) = list.get(i) {
-            if batch as usize != k || used + n <= allowed {
-                break;
-            }
+        while last != NONE && k <= last as usize && !self.fits(b, k, n, allowed) {
             k += 1;
-            i += 1;
         }
         k
     }
 
-    fn add(&mut self, b: u32, k: usize, n: u32) {
-        if self.by_budget.len() <= b as usize {
-            self.by_budget.resize_with(b as usize + 1, Vec::new);
+    /// Batch `k` takes `n` more of budget `b`'s pods (`allowed(b)` in all).
+    fn add(&mut self, b: u32, k: usize, n: u32, allowed: &impl Fn(u32) -> u32) {
+        if self.last.len() <= b as usize {
             self.last.resize(b as usize + 1, (NONE, 0));
         }
-        let list = &mut self.by_budget[b as usize];
-        // Nodes mostly land in the latest batches: look from the end first.
-        match list.last_mut() {
-            Some(last) if last.0 == k as u32 => last.1 += n,
-            Some(last) if last.0 < k as u32 => list.push((k as u32, n)),
-            None => list.push((k as u32, n)),
-            _ => match list.binary_search_by_key(&(k as u32), |e| e.0) {
-                Ok(i) => list[i].1 += n,
-                Err(i) => list.insert(i, (k as u32, n)),
-            },
+        if self.by_batch.len() <= k {
+            self.by_batch.resize_with(k + 1, Row::default);
         }
-        if let Some(&e) = list.last() {
-            self.last[b as usize] = e;
+        let budgets = self.last.len();
+        let used = self.by_batch[k].add(b, n, allowed, budgets);
+        let last = &mut self.last[b as usize];
+        if last.0 == NONE || last.0 <= k as u32 {
+            *last = (k as u32, used);
         }
     }
 }
@@ -245,7 +333,7 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
             // where that budget has room (none between can take it).
             match demand
                 .iter()
-                .find(|&&(b, n)| fill.used(b, k) + n > allowed(b))
+                .find(|&&(b, n)| !fill.fits(b, k, n, allowed(b)))
             {
                 None => break,
                 Some(&(b, n)) => k = fill.room_from(b, k, n, allowed(b)),
@@ -258,7 +346,7 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
             None => o.zones.push((item.zone, 1)),
         }
         for &(b, n) in demand {
-            fill.add(b, k, n);
+            fill.add(b, k, n, &allowed);
         }
         members[k].push(item.node);
         // Move the remembered first batches past the full ones.
@@ -290,6 +378,94 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A node with its demand.
+    type Demanding = (Item<usize>, Vec<(u32, u32)>);
+
+    /// A reference batch: its nodes, their zones, its use of each budget.
+    type Plain = (Vec<usize>, Vec<u32>, HashMap<u32, u32>);
+
+    /// First fit as the module documentation states it, batch by batch from the first, with
+    /// no remembered answers: what [`auto_batches`] must give.
+    fn first_fit(
+        items: &[Demanding],
+        size: usize,
+        cap: usize,
+        allowed: &impl Fn(u32) -> u32,
+    ) -> Vec<Vec<usize>> {
+        let mut batches: Vec<Plain> = Vec::new();
+        let mut lone = Vec::new();
+        for (item, demand) in items {
+            if demand.iter().any(|&(b, n)| n > allowed(b)) {
+                lone.push(vec![item.node]);
+                continue;
+            }
+            let fits = |(nodes, zones, used): &Plain| {
+                nodes.len() < size.max(1)
+                    && zones.iter().filter(|&&z| z == item.zone).count() < cap.max(1)
+                    && demand
+                        .iter()
+                        .all(|&(b, n)| used.get(&b).copied().unwrap_or(0) + n <= allowed(b))
+            };
+            let k = match batches.iter().position(fits) {
+                Some(k) => k,
+                None => {
+                    batches.push(Default::default());
+                    batches.len() - 1
+                }
+            };
+            let (nodes, zones, used) = &mut batches[k];
+            nodes.push(item.node);
+            zones.push(item.zone);
+            for &(b, n) in demand {
+                *used.entry(b).or_default() += n;
+            }
+        }
+        let mut out: Vec<Vec<usize>> = batches.into_iter().map(|b| b.0).collect();
+        out.extend(lone);
+        out
+    }
+
+    proptest! {
+        /// Few budgets (every batch's use dense at once), thousands (sparse maps, dense once
+        /// many nodes share a batch), and budgets allowing more than a byte counts: the
+        /// batches are first fit's.
+        #[test]
+        fn batches_are_first_fit(
+            budgets in prop_oneof![Just(3u32), Just(40), Just(3_000)],
+            big in any::<bool>(),
+            demands in prop::collection::vec(
+                prop::collection::vec((any::<u32>(), 1u32..4), 0..6), 1..120),
+            zones in 1u32..4,
+            size in prop_oneof![Just(usize::MAX), 1usize..30],
+            cap in prop_oneof![Just(usize::MAX), 1usize..10],
+        ) {
+            let allowed = |b: u32| match b % 7 {
+                0 if big => 300,
+                0 => 0,
+                1 if big => 1_000,
+                r => r.min(4),
+            };
+            let items: Vec<Demanding> = demands
+                .into_iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    // One entry per budget, sorted, as the drain model gives them.
+                    let mut d: Vec<(u32, u32)> = d
+                        .into_iter()
+                        .map(|(b, n)| (b % budgets, if big && b % 7 < 2 { n * 90 } else { n }))
+                        .collect();
+                    d.sort_unstable_by_key(|e| e.0);
+                    d.dedup_by_key(|e| e.0);
+                    (Item { zone: i as u32 % zones, node: i }, d)
+                })
+                .collect();
+            let want = first_fit(&items, size, cap, &allowed);
+            let got = auto_batches(items, size, |_| cap, allowed);
+            prop_assert_eq!(got.batches, want);
+        }
+    }
 
     fn item(
         zone: u32,

@@ -35,7 +35,7 @@ use super::fleet::Fleet;
 use super::hops;
 use super::packages::validate_path;
 use super::step::{Phase, Step, StepId};
-use crate::readiness::DrainModel;
+use crate::readiness::{Demands, DrainModel};
 
 use super::{
     BatchSize, Hop, PlanError, PlanOptions, PlanRequest, Strategy, TargetError, UpgradePlan,
@@ -159,9 +159,6 @@ struct Side {
     tail: StepId,
 }
 
-/// What each node's drain asks of each budget: `(budget, evictions)` by node name.
-type Demands<'a> = HashMap<&'a str, Vec<(u32, u32)>>;
-
 /// A plan being made. The phases (one file each) add steps through [`Planner::push`], which
 /// keeps the model, the checker, the steps and the costs in step with one another.
 struct Planner<'r, 'a> {
@@ -180,7 +177,7 @@ struct Planner<'r, 'a> {
     zone_totals: HashMap<Option<String>, usize>,
     /// Pods and budgets indexed for `--batch auto` (absent for fixed batch sizes), with what
     /// each node's drain asks of the budgets (nodes that ask nothing absent).
-    drain: Option<(DrainModel<'a>, Demands<'a>)>,
+    drain: Option<(DrainModel<'a>, Demands)>,
 
     // The plan so far: `push` keeps these in step with one another, `run` sets the hop.
     /// The cluster as the steps so far leave it.
