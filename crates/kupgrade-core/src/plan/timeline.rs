@@ -85,8 +85,16 @@ impl Timeline {
     pub fn of(steps: &[Step], limit: usize, cordoned: usize) -> Timeline {
         let n = steps.len();
         let limit = limit.max(1);
-        let index: HashMap<&str, usize> = if steps.iter().all(|s| s.depends_on.len() <= 1) {
-            // Chains name the step before: a lookup by position first saves the map's build.
+        let chain = steps
+            .iter()
+            .enumerate()
+            .all(|(i, s)| match s.depends_on.as_slice() {
+                [] => true,
+                [d] => i > 0 && steps[i - 1].id == *d,
+                _ => false,
+            });
+        let index: HashMap<&str, usize> = if chain {
+            // Chains name the step before: a lookup by position saves the map's build.
             HashMap::new()
         } else {
             steps
@@ -99,11 +107,7 @@ impl Timeline {
             if i > 0 && steps[i - 1].id.as_str() == id {
                 return Some(i - 1);
             }
-            match index.get(id) {
-                Some(&j) => Some(j),
-                None if index.is_empty() => steps.iter().position(|s| s.id.as_str() == id),
-                None => None,
-            }
+            index.get(id).copied()
         };
         let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
         let mut waiting = vec![0usize; n];
@@ -290,11 +294,15 @@ impl Timeline {
     /// the workers), plus the longer of the control-plane kubelets' windows one after another
     /// and the workers' work (seconds of each worker step times its nodes) spread over the
     /// most workers a step takes at once (the budget of unavailable workers). Checks and
-    /// operator steps take no time, as in the schedule.
+    /// operator steps take no time, as in the schedule; pre-stage steps, which may run beside
+    /// all of these, count nothing.
     pub fn lower_bound(steps: &[Step]) -> u64 {
         let (mut path, mut kubelets, mut work, mut budget) = (0u64, 0u64, 0u128, 0usize);
         for s in steps {
-            if matches!(s.action.executor(), Executor::Check | Executor::Operator) {
+            // Pre-stage steps run beside the windows, on no node's window or budget.
+            if matches!(s.action.executor(), Executor::Check | Executor::Operator)
+                || s.action.is_prestage()
+            {
                 continue;
             }
             match s.phase {

@@ -16,6 +16,7 @@
 //! | `in_place.rs` | the in-place window: cordon, drain, the kubelet one minor at a time, uncordon |
 //! | `replace.rs` | the replace strategy's window: new nodes join, the old ones are drained and removed |
 //! | `names.rs` | the names of replacement nodes |
+//! | `prestage.rs` | pre-staging: each window's downloads (and a hop's control-plane image pulls) in steps before it, on a lane of their own |
 //! | `steps.rs` | how a step joins the plan: its id and commands, the model takes it, the policy is checked |
 //! | `transient.rs` | the windows through which the rule the operator accepted may break (`acceptTransient`) |
 //! | `costs.rs` | what the plan costs, counted step by step: drains, nodes out at once, nodes replaced |
@@ -49,6 +50,7 @@ mod groups;
 mod in_place;
 mod names;
 mod preflight;
+mod prestage;
 mod replace;
 mod steps;
 mod summary;
@@ -202,6 +204,9 @@ struct Planner<'r, 'a> {
     /// The control-plane kubelets just planned, which the workers after them do not wait
     /// for (`steps.rs`): they run side by side.
     side: Option<Side>,
+    /// The last pre-stage step so far of each phase (`prestage.rs`), which the phase's next
+    /// one waits for.
+    lane: Vec<(Phase, StepId)>,
 
     // Remembered answers.
     /// The version a kubelet passes through at each minor (the calendar's latest patch).
@@ -274,6 +279,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             window: None,
             transient: Vec::new(),
             side: None,
+            lane: Vec::new(),
         })
     }
 
