@@ -70,6 +70,14 @@ pub struct Host {
     /// Files written (snapshots, backups).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub files: BTreeSet<String>,
+    /// Package versions downloaded ahead into the package manager's cache (pre-staging:
+    /// `apt-get install --download-only`, `dnf install --downloadonly`), not installed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub downloaded: BTreeSet<(Package, KubeVersion)>,
+    /// The control-plane versions whose images were pulled ahead
+    /// (`kubeadm config images pull --kubernetes-version`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pulled: BTreeSet<KubeVersion>,
 }
 
 /// A node's package repository.
@@ -152,6 +160,8 @@ impl Host {
             installed,
             ready_at_ms: None,
             files: BTreeSet::new(),
+            downloaded: BTreeSet::new(),
+            pulled: BTreeSet::new(),
         }
     }
 }

@@ -93,7 +93,7 @@ impl Planner<'_, '_> {
             .map(|n| self.node(n).cloned())
             .collect::<Result<_, _>>()?;
         let pull = self.batch_of(&nodes.iter().collect::<Vec<_>>());
-        self.prestage_since(start, &v, Some(&pull))?;
+        self.prestage_since(start, &v, Some(&pull), true)?;
         self.ensure_addons(&v)?;
         self.control_plane_kubelets(&v)
     }

@@ -108,10 +108,7 @@ impl Planner<'_, '_> {
             format!("the node runs {goal} and is Ready: workloads may return"),
         )?;
         // A node left cordoned is unavailable already: nothing to move out of its window.
-        if !head.cordoned {
-            self.prestage_since(start, goal, None)?;
-        }
-        Ok(())
+        self.prestage_since(start, goal, None, !head.cordoned)
     }
 
     /// The kubelet versions nodes like `head` pass through up to `goal`, one minor at a

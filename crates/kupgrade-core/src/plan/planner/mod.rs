@@ -204,9 +204,12 @@ struct Planner<'r, 'a> {
     /// The control-plane kubelets just planned, which the workers after them do not wait
     /// for (`steps.rs`): they run side by side.
     side: Option<Side>,
-    /// The last pre-stage step so far of each phase (`prestage.rs`), which the phase's next
-    /// one waits for.
+    /// The last pre-stage step so far of each lane (`prestage.rs`: the control-plane nodes',
+    /// the workers'), which the lane's next one waits for.
     lane: Vec<(Phase, StepId)>,
+    /// The last step of each node's last window or control-plane work planned so far
+    /// (`prestage.rs`), which a later pre-stage step on the node waits for.
+    done_on: HashMap<NodeName, StepId>,
 
     // Remembered answers.
     /// The version a kubelet passes through at each minor (the calendar's latest patch).
@@ -280,6 +283,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             transient: Vec::new(),
             side: None,
             lane: Vec::new(),
+            done_on: HashMap::default(),
         })
     }
 

@@ -9,11 +9,14 @@
 //! `kubeadm upgrade apply` and `kubeadm upgrade node` count
 //! [`Durations::pull_images`](crate::plan::Durations) less (kubeadm pulls them first).
 //!
-//! These steps form lanes of their own, one per phase (control plane, control-plane kubelets,
-//! workers: a lane waiting for a busy control-plane node would hold the workers' back): each
+//! These steps form lanes of their own, one for the control-plane nodes and one for the
+//! workers (a lane waiting for a busy control-plane node would hold the workers' back): each
 //! waits only for the pre-stage step before it in its lane (the first for the plan's first
 //! step), never for a cordon or for an earlier batch's
-//! window, so the run does them batches ahead while earlier windows drain, and a node's
+//! window (only for the last step of the node's own earlier windows, or its control-plane
+//! work, in the plan so far: the run frees a node while it checks a task's outcome, and a
+//! pre-stage step must not slip into one of its windows then), so the run does them batches
+//! ahead while earlier windows drain, and a node's
 //! cordon-to-uncordon window holds only what must happen there: drain, install from the
 //! cache, `kubeadm upgrade node`, restart, wait. The first step of the window on a pre-staged
 //! node waits for its pre-stage step (besides the step before it), so a download or pull
@@ -57,15 +60,57 @@ impl Planner<'_, '_> {
     /// Pre-stages the installs of the steps from `start` on (a window, or a hop's control
     /// plane), and, with `pull`, pulls `goal`'s images on those nodes first: the steps go
     /// before `start`, on the pre-stage lane (see the module documentation).
+    ///
+    /// Without `stage` (a window that opened before the plan), nothing is staged; either
+    /// way the window's last step on each node is remembered, which later pre-stage steps on
+    /// the node wait for.
     pub(super) fn prestage_since(
         &mut self,
         start: usize,
         goal: &KubeVersion,
         pull: Option<&Batch>,
+        stage: bool,
     ) -> Result<(), PlanError> {
         if !self.opts().prestage || start >= self.steps.len() {
             return Ok(());
         }
+        let done = self.done_since(start);
+        let result = if stage {
+            self.stage(start, goal, pull)
+        } else {
+            Ok(())
+        };
+        self.done_on.extend(done);
+        result
+    }
+
+    /// The last step from `start` on on each node (the steps of one window share their
+    /// nodes: each list is looked at once).
+    fn done_since(&self, start: usize) -> Vec<(crate::NodeName, StepId)> {
+        let mut seen = foldhash::HashSet::default();
+        let mut done = Vec::new();
+        let mut last: Option<&NodeList> = None;
+        for step in self.steps[start..].iter().rev() {
+            if last == Some(&step.nodes) {
+                continue;
+            }
+            last = Some(&step.nodes);
+            for n in step.nodes.iter() {
+                if seen.insert(n) {
+                    done.push((n.clone(), step.id.clone()));
+                }
+            }
+        }
+        done
+    }
+
+    /// The pre-stage steps of the steps from `start` on (see [`Self::prestage_since`]).
+    fn stage(
+        &mut self,
+        start: usize,
+        goal: &KubeVersion,
+        pull: Option<&Batch>,
+    ) -> Result<(), PlanError> {
         let mut groups: Vec<Group> = Vec::new();
         for (i, step) in self.steps.iter().enumerate().skip(start) {
             let Action::InstallPackages { packages, version } = &step.action else {
@@ -171,7 +216,7 @@ impl Planner<'_, '_> {
         Ok(())
     }
 
-    /// A step of `phase`'s pre-stage lane: after the lane's last step (the plan's first step
+    /// A step of the pre-stage lane of `phase`'s nodes: after the lane's last step (the plan's first step
     /// for the first), whatever the window before it.
     fn lane_step(
         &mut self,
@@ -182,17 +227,31 @@ impl Planner<'_, '_> {
         reason: String,
     ) -> Step {
         let mut step = self.step(phase, batch, action, goal, reason);
-        let lane = self.lane.iter_mut().find(|(p, _)| *p == phase);
+        // The control-plane nodes' steps share a lane: two lanes on the same nodes would
+        // compete for them, and the run would order them otherwise than the estimate.
+        let key = match phase {
+            Phase::Workers => Phase::Workers,
+            _ => Phase::ControlPlane,
+        };
+        let lane = self.lane.iter_mut().find(|(p, _)| *p == key);
         let after: Option<StepId> = match &lane {
             Some((_, last)) => Some(last.clone()),
             None => self.steps.first().map(|s| s.id.clone()),
         };
         step.depends_on = after.into_iter().collect();
+        // Never inside one of the node's earlier windows: after its last step so far.
+        for n in batch.nodes.iter() {
+            if let Some(d) = self.done_on.get(n)
+                && !step.depends_on.contains(d)
+            {
+                step.depends_on.push(d.clone());
+            }
+        }
         step.idempotent = true;
         self.ids.insert(step.id.clone());
         match lane {
             Some((_, last)) => *last = step.id.clone(),
-            None => self.lane.push((phase, step.id.clone())),
+            None => self.lane.push((key, step.id.clone())),
         }
         step
     }

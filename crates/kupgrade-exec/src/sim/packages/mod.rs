@@ -102,7 +102,7 @@ pub(super) fn write_repository(
 }
 
 /// The minor of a pkgs.k8s.io repository in a repository file's text.
-fn repo_minor(text: &str) -> Option<Minor> {
+pub(super) fn repo_minor(text: &str) -> Option<Minor> {
     let rest = &text[text.find("/core:/stable:/v")? + "/core:/stable:/v".len()..];
     let end = rest.find('/')?;
     Minor::parse(&rest[..end]).ok()
