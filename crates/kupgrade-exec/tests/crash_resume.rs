@@ -603,7 +603,17 @@ fn plan_cluster(dir: &Path) -> ClusterState {
 const STUBS: &[(&str, &str)] = &[
     (
         "apt-get",
-        r#"case "$1" in
+        r#"if [ "$1" = -o ]; then
+  # Pre-staging: its own source list and index; downloads only, the node's state unchanged.
+  while [ "$1" = -o ]; do shift 2; done
+  case "$1 $2 $3 $4" in
+  "update   ") echo "Reading package lists... Done" ;;
+  "install -y --download-only --allow-change-held-packages") shift 4; echo "$*" >> "$S/downloaded"; echo "Download complete and in download only mode" ;;
+  *) echo "E: Invalid operation $*" >&2; exit 100 ;;
+  esac
+  exit 0
+fi
+case "$1" in
 update) [ -f "$S/repo" ] && echo 1 > "$S/fresh"; echo "Reading package lists... Done" ;;
 install)
   shift; [ "$1" = -y ] && shift
@@ -638,6 +648,7 @@ done
         "dnf",
         r#"[ "$1" = install ] && [ "$2" = -y ] || exit 1
 shift 2
+case " $* " in *" --downloadonly "*) echo "$*" >> "$S/downloaded"; echo "Complete!"; exit 0 ;; esac
 case " $* " in *" --disableexcludes=kubernetes "*) ;; *) echo "Error: Unable to find a match" >&2; exit 1 ;; esac
 for a in "$@"; do
   case "$a" in --*) continue ;; esac
@@ -652,6 +663,7 @@ done
         r#"case "$1 $2" in
 "version -o") echo "v$(cat "$S/kubeadm.pkg")" ;;
 "upgrade plan") echo "[upgrade/versions] Target version: $3" ;;
+"config images") echo "$5" >> "$S/pulled"; echo "[config/images] Pulled registry.k8s.io/kube-apiserver:$5" ;;
 "upgrade apply")
   v=${3#v}
   [ "$(cat "$S/kubeadm.pkg")" = "$v" ] || { echo "kubeadm is not $v" >&2; exit 1; }
@@ -1356,8 +1368,13 @@ fn local_runs_survive_sigkill_sigterm_and_sighup_at_50_seeds() {
                 "seed {seed}: {}",
                 n.name
             );
-            // The backups hold what was there before the upgrade.
-            for backup in walk(&r.join("fs/var")) {
+            // The backups hold what was there before the upgrade (pre-staging's own source
+            // lists, under /var/lib/kupgrade/prestage, are no backups).
+            let backups = walk(&r.join("fs/var"));
+            for backup in backups
+                .iter()
+                .filter(|p| !p.to_string_lossy().contains("/var/lib/kupgrade/prestage/"))
+            {
                 let text = std::fs::read_to_string(&backup).unwrap();
                 assert!(
                     text.contains("1.28.9"),
