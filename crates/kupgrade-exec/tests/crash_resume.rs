@@ -1375,7 +1375,7 @@ fn local_runs_survive_sigkill_sigterm_and_sighup_at_50_seeds() {
                 .iter()
                 .filter(|p| !p.to_string_lossy().contains("/var/lib/kupgrade/prestage/"))
             {
-                let text = std::fs::read_to_string(&backup).unwrap();
+                let text = std::fs::read_to_string(backup).unwrap();
                 assert!(
                     text.contains("1.28.9"),
                     "seed {seed}: {} no longer holds the state before the upgrade: {text}",

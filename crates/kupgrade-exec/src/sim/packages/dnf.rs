@@ -81,7 +81,7 @@ fn download(
     lifted: bool,
     base: Option<&str>,
 ) -> Exec {
-    let Some(minor) = base.and_then(|b| repo_minor(b)) else {
+    let Some(minor) = base.and_then(repo_minor) else {
         return Exec::fail(1, "sim: a pre-staging download without the minor's baseurl");
     };
     let mut got = Vec::new();
