@@ -150,6 +150,7 @@ use kupgrade_exec::driver::{
     Driver, JournalSink, NoJournal, NodeLocks, StopHandle, SurvivorPolicy, stop_channel,
 };
 use kupgrade_exec::events::{DEFAULT_OUTPUT_LINES, event_channel};
+use kupgrade_exec::report::{ReportingJournal, RunReport};
 use kupgrade_exec::{HeldLease, Journal, NodeLease};
 use kupgrade_kube::{Discovery, KubeClusterOps, KubeLease};
 
@@ -162,6 +163,8 @@ mod display;
 #[path = "common/gates.rs"]
 #[allow(dead_code)] // shared by the examples, each uses a part
 pub(crate) mod gates;
+#[path = "apply/hop_check.rs"]
+mod hop_check;
 #[path = "common/inventory.rs"]
 mod inventory;
 #[path = "common/planning.rs"]
@@ -204,6 +207,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(format) = &args.rollback_plan {
         return rollback_plan(&args, format);
     }
+    if let Some(file) = &args.report_only {
+        return report_only(&args, file);
+    }
     let virtual_time = args.executor == Executor::Sim && args.sim_speed <= 0.0;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -245,6 +251,26 @@ fn rollback_plan(args: &Args, format: &str) -> anyhow::Result<()> {
         _ => r.text(),
     };
     print!("{text}");
+    Ok(())
+}
+
+/// `--report-only FILE`: the HTML report of the run in `--journal` (going on or over), from
+/// the journal and the plan beside it; changes nothing but FILE.
+fn report_only(args: &Args, file: &Path) -> anyhow::Result<()> {
+    let path = args
+        .journal
+        .as_deref()
+        .context("--report-only needs --journal")?;
+    // Read without the lock: a run may be writing it.
+    let recovered = Journal::<Record>::read(path)?;
+    let plan = Arc::new(Beside::of(path).read_plan()?);
+    let resume = resume::line(&args.resume_words);
+    RunReport::write_once(file, plan, &recovered.records, Some(&resume))?;
+    eprintln!(
+        "wrote {} ({} journal records)",
+        file.display(),
+        recovered.records.len()
+    );
     Ok(())
 }
 
@@ -512,6 +538,31 @@ fn stop_on_signals(handle: StopHandle) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--sim-speed 0` runs the simulation in virtual time, where a real command's wait is over
+/// at once: hooks and command gates (real commands on this machine) cannot run there.
+fn refuse_real_commands_in_virtual_time(args: &Args, plan: &UpgradePlan) -> anyhow::Result<()> {
+    if args.executor != Executor::Sim || args.sim_speed > 0.0 {
+        return Ok(());
+    }
+    let real = plan.steps.iter().find(|s| match &s.action {
+        kupgrade_core::plan::Action::Hook { .. } => true,
+        kupgrade_core::plan::Action::Gate { gate, .. } => {
+            matches!(
+                gate.check(),
+                Some(kupgrade_core::gate::GateCheck::Command(_))
+            )
+        }
+        _ => false,
+    });
+    match real {
+        Some(step) => bail!(
+            "step {} runs a real command, and --sim-speed 0 simulates in virtual time, where a real command cannot be waited for: give --sim-speed a rate (100000: a fast simulation on the real clock)",
+            step.id
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Plans (or reads the plan), then runs it; returns how the run ended.
 pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     refuse_planning_options(&args)?;
@@ -542,10 +593,11 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         Source::Live { ops, .. } => Some(ops.client()),
         Source::Inventory => None,
     };
-    let evidence = args.evidence.load(client).await?;
+    let mut evidence = args.evidence.load(client).await?;
     let work = work(&args, &calendar, &cluster, &source_name, evidence.as_ref())?;
     args.releases.print_warnings(&work.plan.warnings);
     let plan = Arc::new(work.plan);
+    refuse_real_commands_in_virtual_time(&args, &plan)?;
     let mut run = Run::resume(
         plan.clone(),
         work.policy.policy(),
@@ -553,12 +605,32 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
         &records,
     )?;
     provider::refuse_without(&args.provider, args.executor == Executor::Sim, &run)?;
+    // The ports (nothing runs yet).
+    let backend = Backend::new(&args, &cluster, &source).await?;
+    // `--gather-nodes`: what only the nodes can tell, read through the executor.
+    if args.gather_nodes {
+        if args.executor == Executor::Sim {
+            bail!(
+                "--gather-nodes reads the nodes through the executor, and the sim executor has no nodes to read: choose --executor ssh, pod or local, or leave --gather-nodes out"
+            );
+        }
+        let sandbox = match args.executor {
+            Executor::Local => args.sandbox.clone(),
+            _ => None,
+        };
+        let root = |node: &kupgrade_core::NodeName| match &sandbox {
+            Some(dir) => dir.join(node.as_str()).display().to_string(),
+            None => String::new(),
+        };
+        let gathered = evidence.get_or_insert_with(Default::default);
+        readiness::gather_nodes(gathered, backend.runner.as_ref(), &cluster, root).await?;
+    }
     // Readiness: errors block the start (and a resume) unless accepted by check and subject.
-    if let Some(evidence) = &evidence {
-        let report = readiness::evaluate(&plan, evidence);
+    let findings = evidence.as_ref().map(|e| readiness::evaluate(&plan, e));
+    if let Some(report) = &findings {
         let mut accepted: Vec<String> = run.accepted_findings().map(String::from).collect();
         accepted.extend(args.accept.iter().cloned());
-        let taken = readiness::gate(&report, &accepted)?;
+        let taken = readiness::gate(report, &accepted)?;
         let new: Vec<(String, String)> = report
             .errors()
             .filter(|f| taken.contains(&f.key()) && !run.accepted_findings().any(|k| k == f.key()))
@@ -578,6 +650,22 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     if let (Some(path), Some(_), false) = (&args.journal, &journal, args.resume) {
         Beside::of(path).write(&plan, &work.policy)?;
     }
+    // The run's page, from the journal's records so far; the resume command only where
+    // there is a journal to resume.
+    let mut report = args.report.as_ref().map(|file| {
+        let mut r = RunReport::new(file, plan.clone(), &records);
+        if let Some(f) = &findings {
+            r = r.readiness(f.clone());
+        }
+        match &args.journal {
+            Some(_) => r.resume_command(resume::line(&args.resume_words)),
+            None => r,
+        }
+    });
+    if let Some(report) = &mut report {
+        // Written once now, so a path that cannot be written stops the run before it starts.
+        report.write()?;
+    }
     for (list, resolution) in [
         (&args.mark_done, Resolution::MarkDone),
         (&args.retry, Resolution::Retry),
@@ -590,11 +678,14 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
                     j.append(r)?;
                 }
             }
+            if let Some(report) = &mut report {
+                for r in &out.records {
+                    report.push(r)?;
+                }
+            }
         }
     }
 
-    // The ports.
-    let backend = Backend::new(&args, &cluster, &source).await?;
     let (stop, signal) = stop_channel();
     let mut driver = Driver::new(backend.runner.clone(), backend.ops.clone())
         .stop_on(signal)
@@ -614,6 +705,24 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     };
     if let Some(p) = probe {
         driver = driver.gates(p);
+    }
+    // The readiness catalogue again before each hop after the first, on evidence read anew.
+    if evidence.is_some() {
+        let mut accepted: std::collections::BTreeSet<String> =
+            run.accepted_findings().map(String::from).collect();
+        accepted.extend(args.accept.iter().cloned());
+        let sandbox = match args.executor {
+            Executor::Local => args.sandbox.clone(),
+            _ => None,
+        };
+        driver = driver.before_each_hop(Arc::new(hop_check::ReadinessBeforeHop {
+            evidence: args.evidence.clone(),
+            client: client.cloned(),
+            nodes: args
+                .gather_nodes
+                .then(|| (backend.runner.clone(), cluster.clone(), sandbox)),
+            accepted,
+        }));
     }
     if args.executor != Executor::Sim {
         // No two copies of a step overlap on a node, whoever started them.
@@ -676,10 +785,26 @@ pub(crate) async fn apply(args: Args) -> anyhow::Result<Finished> {
     let display = Display::new(&args, &plan, &records);
     let watcher = tokio::spawn(display.watch(rx));
     let started = Instant::now();
-    let outcome = match &mut journal {
-        Some(j) => driver.drive(&mut run, j as &mut dyn JournalSink).await,
-        None => driver.drive(&mut run, &mut NoJournal).await,
+    let outcome = match (&mut journal, &mut report) {
+        (Some(j), Some(r)) => {
+            let mut sink = ReportingJournal::new(j, r);
+            driver.drive(&mut run, &mut sink).await
+        }
+        (None, Some(r)) => {
+            let mut none = NoJournal;
+            let mut sink = ReportingJournal::new(&mut none, r);
+            driver.drive(&mut run, &mut sink).await
+        }
+        (Some(j), None) => driver.drive(&mut run, j as &mut dyn JournalSink).await,
+        (None, None) => driver.drive(&mut run, &mut NoJournal).await,
     };
+    // The last page, also when the driver gave up (it then shows the session as not ended).
+    if let Some(report) = &mut report {
+        match report.finish() {
+            Ok(()) => eprintln!("report: {}", report.path().display()),
+            Err(e) => eprintln!("WARNING: {e}"),
+        }
+    }
     drop(driver);
     if let Some(lease) = lease
         && let Err(e) = lease.release().await

@@ -143,6 +143,7 @@ install)
   for pin; do name=${pin%%=*}; v=${pin#*=}; install_pkg "$name" "${v%-\*}"; done ;;
 *) echo "stub apt-get: $*" >&2; exit 100 ;;
 esac'
+  stub dpkg '[ "$1 $2" = "--triggers-only --pending" ] || { echo "stub dpkg: $*" >&2; exit 2; }'
   stub apt-mark 'verb=$1; shift
 for p; do
   case $verb in hold) : >"$S/held.$p" ;; unhold) rm -f "$S/held.$p" ;; *) exit 1 ;; esac

@@ -91,6 +91,7 @@ case "$1 ${2:-}" in
 "version -o") echo "$V" ;;
 "version ") echo "kubeadm version: &version.Info{GitVersion:\"$V\"}" ;;
 "upgrade plan") echo "[upgrade/versions] kubeadm version: $V" ;;
+"certs check-expiration") certs ;;
 "upgrade apply")
   [ "${3:-}" = "$V" ] || { echo "[upgrade/version] FATAL: the kubeadm version is $V, not ${3:-}" >&2; exit 1; }
   static_pods "$V"
@@ -156,6 +157,9 @@ echo 'Client Version: v$v'"
       die "rpmsign failed"
     createrepo_c -q "$dir/rpm"
     cp "$tmp/keys/Release.key" "$dir/rpm/repodata/repomd.xml.key"
+    # The metadata's detached signature, as pkgs.k8s.io serves it: zypper verifies it.
+    gpg --homedir "$gh" --batch --yes --armor --detach-sign -o "$dir/rpm/repodata/repomd.xml.asc" \
+      "$dir/rpm/repodata/repomd.xml"
     dir=$dir/deb
     # A flat repository, as pkgs.k8s.io's: `deb [signed-by=...] URL/core:/stable:/vN/deb/ /`.
     (cd "$dir" && apt-ftparchive packages amd64 >Packages && gzip -9kn Packages &&

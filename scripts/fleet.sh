@@ -14,15 +14,21 @@
 #   scripts/fleet.sh down DIR        stop and remove everything `up DIR` made (idempotent)
 #   scripts/fleet.sh leftovers DIR   list what of DIR's fleet still exists; exit 1 if anything does
 #   scripts/fleet.sh seed API N      register the fleet's nodes (v1.28.15, Debian) on the test apiserver
-#   scripts/fleet.sh test            the whole path: apiserver, fleet, apply over SSH, checks, down
+#   scripts/fleet.sh test [--faults N] [--seed S] [--kinds K,...]
+#                                    the whole path: apiserver, fleet, apply over SSH, checks, down;
+#                                    with --faults, a campaign of N seeded faults of mixed kinds
+#                                    (scripts/fleet-faults.sh) each resumed to the target, and a
+#                                    summary table
 #
 # Environment: KUPGRADE_CACHE_DIR (default /var/cache/kupgrade): the root and the repositories
 # go under its fleet/ folder. KUPGRADE_FLEET_CONTROL_PLANES (default 1): how many of the nodes
 # (the first ones, fleet-cp-1 ...) are control-plane nodes. `test` reads KUPGRADE_FLEET_NODES
-# (default 5), KUPGRADE_FLEET_TARGET (default 1.31: three hops), KUPGRADE_FLEET_KILLS (default
-# 0: how often to SIGKILL the runner at a random moment and resume; each costs the 60 s the
-# killed run's lease holds) with KUPGRADE_FLEET_SEED (default 1), and runs with 2 control-plane
-# nodes and 1 dnf node unless KUPGRADE_FLEET_CONTROL_PLANES and KUPGRADE_FLEET_RPM_NODES say
+# (default 5), KUPGRADE_FLEET_TARGET (default 1.31: three hops), KUPGRADE_FLEET_FAULTS,
+# KUPGRADE_FLEET_SEED (default 1) and KUPGRADE_FLEET_FAULT_KINDS (default all but kill) as
+# --faults, --seed and --kinds do, KUPGRADE_FLEET_KILLS (default 0; without
+# KUPGRADE_FLEET_FAULTS: that many faults of the kill kind, each costing the 60 s the killed
+# run's lease holds), and runs with 2 control-plane nodes, 1 dnf node and 1 zypper node unless
+# KUPGRADE_FLEET_CONTROL_PLANES, KUPGRADE_FLEET_RPM_NODES and KUPGRADE_FLEET_SUSE_NODES say
 # otherwise. Needs root (namespaces, mounts, chroot). Each fleet has its own
 # 198.18.X.0/24 (a benchmarking range; nothing is routed outside): a bridge kfID-br on this
 # machine (.1, where the repository server and the apiserver forwarder listen) and one veth
@@ -33,7 +39,7 @@ set -euo pipefail
 
 readonly CACHE_DIR=${KUPGRADE_CACHE_DIR:-/var/cache/kupgrade}
 readonly FLEET_CACHE=$CACHE_DIR/fleet
-readonly ROOTFS_VERSION=1 REPO_VERSION=3
+readonly ROOTFS_VERSION=2 REPO_VERSION=5
 readonly ROOTFS=$FLEET_CACHE/rootfs-v$ROOTFS_VERSION
 readonly REPO=$FLEET_CACHE/repo-v$REPO_VERSION
 SCRIPTS=$(cd "$(dirname "$0")" && pwd) && readonly SCRIPTS
@@ -41,14 +47,15 @@ ROOT_DIR=$(dirname "$SCRIPTS") && readonly ROOT_DIR
 readonly READY_TIMEOUT=${KUPGRADE_READY_TIMEOUT:-60}
 readonly MINORS=(1.28 1.29 1.30 1.31)
 # The node root: sshd, apt, gpg (keyring checks), curl (the stubs' API calls), sudo (the
-# rendered commands start with `sudo -n`), dnf and rpm (a RHEL-family node, later).
-readonly ROOT_PACKAGES=openssh-server,sudo,gnupg,curl,ca-certificates,iproute2,dnf,rpm
+# rendered commands start with `sudo -n`), dnf and rpm (a RHEL-family node), zypper (a
+# SUSE-family node: Debian's zypper and libzypp against the same rpm repositories).
+readonly ROOT_PACKAGES=openssh-server,sudo,gnupg,curl,ca-certificates,iproute2,dnf,rpm,zypper
 readonly HOST_PACKAGES=(mmdebstrap apt-utils dpkg-dev rpm createrepo-c iproute2 openssh-client openssh-server
   gnupg openssl curl)
 
 log() { printf 'fleet: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
-usage() { sed -n '6,17s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
+usage() { sed -n '6,21s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
 need_root() { [[ $(id -u) == 0 ]] || die "needs root (network namespaces, mounts, chroot)"; }
 
 # ---------------------------------------------------------------------------- packages
@@ -115,8 +122,24 @@ is_cp() { (($1 < CONTROL_PLANES)); }
 [[ ${1:-} == test ]] && : "${KUPGRADE_FLEET_RPM_NODES:=1}"
 readonly RPM_NODES=${KUPGRADE_FLEET_RPM_NODES:-0}
 [[ $RPM_NODES =~ ^[0-9]$ ]] || die "KUPGRADE_FLEET_RPM_NODES must be 0 to 9, not '$RPM_NODES'"
-family() { if ! is_cp "$1" && (($1 >= $2 - RPM_NODES)); then echo rpm; else echo deb; fi; }   # family I N
-os_image() { if [[ $1 == rpm ]]; then echo 'Rocky Linux 9.3 (Blue Onyx)'; else echo 'Debian GNU/Linux 12 (bookworm)'; fi; }
+# The KUPGRADE_FLEET_SUSE_NODES workers before them (default 0; `test`: 1) stand for SUSE-family
+# nodes: zypper against the rpm repositories, shown as openSUSE Leap on the API.
+[[ ${1:-} == test ]] && : "${KUPGRADE_FLEET_SUSE_NODES:=1}"
+readonly SUSE_NODES=${KUPGRADE_FLEET_SUSE_NODES:-0}
+[[ $SUSE_NODES =~ ^[0-9]$ ]] || die "KUPGRADE_FLEET_SUSE_NODES must be 0 to 9, not '$SUSE_NODES'"
+family() {   # family I N
+  if is_cp "$1"; then echo deb
+  elif (($1 >= $2 - RPM_NODES)); then echo rpm
+  elif (($1 >= $2 - RPM_NODES - SUSE_NODES)); then echo suse
+  else echo deb; fi
+}
+os_image() {
+  case $1 in
+  rpm) echo 'Rocky Linux 9.3 (Blue Onyx)' ;;
+  suse) echo 'openSUSE Leap 15.5' ;;
+  *) echo 'Debian GNU/Linux 12 (bookworm)' ;;
+  esac
+}
 node_name() { if is_cp "$1"; then echo "fleet-cp-$(($1 + 1))"; else echo "fleet-w-$(($1 - CONTROL_PLANES + 1))"; fi; }
 
 # is_ours PID DIR: PID is alive and its command line names DIR/ (guards against PID reuse).
@@ -174,21 +197,39 @@ node_files() {
   if [[ $family == deb ]]; then
     echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.28/deb/ /" \
       >"$r/etc/apt/sources.list.d/kubernetes.list"
-  else
+  elif [[ $family == rpm ]]; then
     # dnf: the .repo file of kubeadm's documentation; dnf (libcurl) trusts the system bundle.
     install -d -m 755 "$r/etc/yum.repos.d"
     printf '%s\n' '[kubernetes]' 'name=Kubernetes' 'baseurl=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/' \
       'enabled=1' 'gpgcheck=1' 'gpgkey=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/repodata/repomd.xml.key' \
       'exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni' >"$r/etc/yum.repos.d/kubernetes.repo"
     cat "$REPO/keys/ca.crt" >>"$r/etc/ssl/certs/ca-certificates.crt"
+  else
+    # zypper: the same repository without exclude= (zypper has none: packages are locked),
+    # as kupgrade writes it. libzypp verifies repomd.xml's signature (repomd.xml.asc) and
+    # keeps its rpm database in /var/lib/rpm, where rpm on a SUSE system looks too.
+    install -d -m 755 "$r/etc/zypp/repos.d" "$r/etc/rpm"
+    printf '%s\n' '[kubernetes]' 'name=Kubernetes' 'baseurl=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/' \
+      'enabled=1' 'gpgcheck=1' 'gpgkey=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/repodata/repomd.xml.key' \
+      >"$r/etc/zypp/repos.d/kubernetes.repo"
+    echo '%_dbpath /var/lib/rpm' >"$r/etc/rpm/macros"
+    cat "$REPO/keys/ca.crt" >>"$r/etc/ssl/certs/ca-certificates.crt"
   fi
   sed -n 's/.*"minor": *"\([0-9.]*\)", *"etcd": *"\([^"]*\)", *"coredns": *"\([^"]*\)".*/\1 \2 \3/p' \
     "$ROOT_DIR/crates/kupgrade-core/data/kubeadm-bundled-versions.json" >"$r/etc/kupgrade-fleet/bundled"
   if [[ $role == cp ]]; then
-    printf 'apiVersion: v1\nkind: Pod\nmetadata: {name: kube-apiserver, namespace: kube-system}\n' \
-      >"$r/etc/kubernetes/manifests/kube-apiserver.yaml"
+    # The static pod manifests of kubeadm's v1.28.15 control plane with its bundled etcd.
+    local c etcd
+    etcd=$(awk '$1 == "1.28" { print $2 }' "$r/etc/kupgrade-fleet/bundled")
+    for c in kube-apiserver:v1.28.15 kube-controller-manager:v1.28.15 kube-scheduler:v1.28.15 "etcd:$etcd"; do
+      printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\nspec:\n  containers:\n  - name: %s\n    image: registry.k8s.io/%s\n' \
+        "${c%%:*}" "${c%%:*}" "$c" >"$r/etc/kubernetes/manifests/${c%%:*}.yaml"
+    done
     echo 'kind: Config' >"$r/etc/kubernetes/admin.conf"
   fi
+  # The kubelet's kubeconfig, as kubeadm join leaves it: the cluster's endpoint.
+  printf 'apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority-data: LS0t\n    server: https://%s.1:6443\n  name: default-cluster\n' \
+    "$net" >"$r/etc/kubernetes/kubelet.conf"
   # The API the stubs act on: the test apiserver through the forwarder on NET.1:6443 (curl
   # --connect-to keeps the name and certificate of the URL).
   if [[ -n $api ]]; then
@@ -203,6 +244,14 @@ node_files() {
 set -eu
 NODE=$(cat /etc/hostname)
 printf '%s %s\n' "${0##*/}" "$*" >>/var/log/kupgrade-fleet/calls.log
+# kubeadm's upgrades also log their start and their end (with the exit status; a killed one
+# has no end) to kubeadm.log, with the stub's version: the fault campaign proves from it that
+# no upgrade that ended well ran again.
+case "${0##*/} ${1:-} ${2:-}" in
+"kubeadm upgrade apply" | "kubeadm upgrade node")
+  echo "start ${V:-?} $*" >>/var/log/kupgrade-fleet/kubeadm.log
+  trap 'echo "end ${V:-?} $* = $?" >>/var/log/kupgrade-fleet/kubeadm.log' EXIT ;;
+esac
 api() { # api METHOD PATH BODY [strategic]: a GET prints the response
   [ -f /etc/kupgrade-fleet/api.env ] || { echo "${0##*/}: no API configured (fleet up without API)" >&2; exit 1; }
   . /etc/kupgrade-fleet/api.env
@@ -236,9 +285,32 @@ bundled() { # bundled VERSION FIELD: kubeadm's etcd (2) or CoreDNS (3) for VERSI
   m=${1#v}; m=${m%.*}
   awk -v m="$m" -v f="$2" '$1 == m { print $f }' /etc/kupgrade-fleet/bundled
 }
-image() { # image COMPONENT REF: the mirror pod of COMPONENT on this node runs REF
+image() { # image COMPONENT REF: COMPONENT's static pod manifest names REF, and its mirror pod runs it
+  manifest "$1" "$2"
   api PATCH "/api/v1/namespaces/kube-system/pods/$1-$NODE" \
     "{\"spec\":{\"containers\":[{\"name\":\"$1\",\"image\":\"$2\"}]}}" strategic
+}
+manifest() { # manifest COMPONENT REF: the static pod manifest kubeadm writes
+  printf 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: kube-system\nspec:\n  containers:\n  - name: %s\n    image: %s\n' \
+    "$1" "$1" "$2" >"/etc/kubernetes/manifests/$1.yaml"
+}
+certs() { # certs: `kubeadm certs check-expiration -o json`, as kubeadm prints it (a year left)
+  exp=$(date -u -d '+365 days' +%Y-%m-%dT%H:%M:%SZ) ca=$(date -u -d '+3650 days' +%Y-%m-%dT%H:%M:%SZ)
+  echo '[check-expiration] Reading configuration from the "kubeadm-config" ConfigMap in namespace "kube-system"...'
+  printf '{"kind":"CertificateExpirationInfo","apiVersion":"output.kubeadm.k8s.io/v1alpha3","certificates":['
+  sep=
+  for c in admin.conf apiserver apiserver-etcd-client apiserver-kubelet-client controller-manager.conf \
+    etcd-healthcheck-client etcd-peer etcd-server front-proxy-client scheduler.conf super-admin.conf; do
+    printf '%s{"name":"%s","expirationDate":"%s","residualTime":31536000,"externallyManaged":false,"caName":"ca","missing":false}' "$sep" "$c" "$exp"
+    sep=,
+  done
+  printf '],"certificateAuthorities":['
+  sep=
+  for c in ca etcd-ca front-proxy-ca; do
+    printf '%s{"name":"%s","expirationDate":"%s","residualTime":315360000,"externallyManaged":false,"missing":false}' "$sep" "$c" "$ca"
+    sep=,
+  done
+  printf ']}\n'
 }
 static_pods() { # static_pods VERSION: what the kubelet shows after kubeadm rewrote the manifests
   for c in kube-apiserver kube-controller-manager kube-scheduler; do image "$c" "registry.k8s.io/$c:$1"; done
@@ -255,7 +327,14 @@ EOS
 case "$1 ${2:-}" in
 "daemon-reload ") ;;
 "restart kubelet")
-  v=v$(dpkg-query -W -f='${Version}' kubelet 2>/dev/null || rpm -q --qf '%{VERSION}' kubelet); v=${v%%-*}
+  v=$(dpkg-query -W -f='${Version}\n' kubelet 2>/dev/null || rpm -q --qf '%{VERSION}\n' kubelet)
+  # Two versions in the database (an interrupted rpm transaction nobody repaired): which
+  # kubelet binary runs is undefined, so this kubelet does not come back.
+  [ "$(printf '%s\n' "$v" | wc -l)" = 1 ] || {
+    echo "systemctl (fleet stub): the package database lists kubelet more than once ($(echo $v)): an interrupted install was not repaired" >&2
+    exit 1
+  }
+  v=v${v%%-*}
   now=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   api PATCH "/api/v1/nodes/$NODE/status" "{\"status\":{\"nodeInfo\":{\"kubeletVersion\":\"$v\",\"kubeProxyVersion\":\"$v\"},\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\",\"reason\":\"KubeletReady\",\"message\":\"kubelet $v (scripts/fleet.sh)\",\"lastHeartbeatTime\":\"$now\",\"lastTransitionTime\":\"$now\"}]}}" ;;
 *) echo "systemctl (fleet stub): $*" >&2; exit 1 ;;
@@ -288,6 +367,14 @@ ln -s pts/ptmx "$r/dev/ptmx"; ln -s /proc/self/fd "$r/dev/fd"; ln -s /proc/self/
 ln -s /proc/self/fd/1 "$r/dev/stdout"; ln -s /proc/self/fd/2 "$r/dev/stderr"
 hostname "$(cat "$r/etc/hostname")"
 exec chroot "$r" /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config_fleet'
+
+# node_start NODE-DIR NS: the node's init (and sshd) in its namespaces; `up` starts it, the
+# fault campaign starts it again after killing it. NODE-DIR/sshd.pid is unshare's PID, whose
+# child is the node's PID 1 (sshd): killing either ends every process of the node.
+node_start() {
+  start_bg "$1" sshd ip netns exec "$2" unshare --mount --uts --pid --fork --kill-child \
+    --propagation private sh -c "$NODE_INIT" node-init "$1/root"
+}
 
 # fleet_ssh DIR ADDR CMD...: a command on a node, with the fleet's key and strict host keys.
 fleet_ssh() {
@@ -349,8 +436,7 @@ cmd_up() {
     ip -n "$ns" link set eth0 up
     ip -n "$ns" link set lo up
     ip link set "$host" master "kf$id-br" up
-    start_bg "$r" sshd ip netns exec "$ns" unshare --mount --uts --pid --fork --kill-child \
-      --propagation private sh -c "$NODE_INIT" node-init "$r/root"
+    node_start "$r" "$ns"
     # Only the ssh: fields count beside --kubeconfig; the rest makes it a valid inventory.
     printf '  - { name: %s, %s, ssh: { host: "%s", user: root } }\n' "$name" \
       "$(is_cp "$i" && echo 'roles: [control-plane], versions: { kubelet: v1.28.15, kube-apiserver: v1.28.15 }' ||
@@ -360,7 +446,8 @@ cmd_up() {
     [[ ${KUPGRADE_FLEET_FAIL_AFTER:-} != "$name" ]] || die "failing after $name (KUPGRADE_FLEET_FAIL_AFTER)"
   done
   start_bg "$dir" repo python3 "$SCRIPTS/fleet-serve.py" repo --bind "$net.1" --port 443 \
-    --dir "$REPO/www" --cert "$REPO/keys/server.crt" --key "$REPO/keys/server.key" --log "$dir/repo-access.log"
+    --dir "$REPO/www" --cert "$REPO/keys/server.crt" --key "$REPO/keys/server.key" --log "$dir/repo-access.log" \
+    --fault "$dir/repo-fault"
   wait_for "the repository server" grep -q listening "$dir/repo.log"
   if [[ -n $api ]]; then
     local target
@@ -381,6 +468,10 @@ cmd_up() {
       apt-mark hold kubeadm kubelet kubectl >/dev/null'
     [[ $family == rpm ]] &&
       install='dnf install -y -q kubeadm-1.28.15 kubelet-1.28.15 kubectl-1.28.15 --disableexcludes=kubernetes'
+    [[ $family == suse ]] &&
+      install='set -e; zypper --non-interactive --quiet --gpg-auto-import-keys refresh kubernetes
+        zypper --non-interactive --quiet install kubeadm=1.28.15 kubelet=1.28.15 kubectl=1.28.15
+        zypper --non-interactive --quiet addlock kubeadm kubelet kubectl'
     fleet_ssh "$dir" "$addr" "$install" >"$dir/nodes/$name/install.log" 2>&1 &
     pids+=($!)
   done <"$dir/nodes.list"
@@ -426,7 +517,7 @@ cmd_down() {
   while read -r mnt; do
     umount "$mnt" 2>/dev/null || umount -l "$mnt" || log "warning: cannot unmount $mnt"
   done < <(awk -v d="$dir/" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r)
-  rm -rf "$dir/nodes" "$dir/nodes.list" "$dir/env" "$dir/net"
+  rm -rf "$dir/nodes" "$dir/nodes.list" "$dir/env" "$dir/net" "$dir/repo-fault"
 }
 
 cmd_leftovers() {
@@ -458,6 +549,8 @@ procs_naming() { # procs_naming DIR: list the processes whose command line names
 # ---------------------------------------------------------------------- repo, test
 # shellcheck source=scripts/fleet-repo.sh
 source "$SCRIPTS/fleet-repo.sh"
+# shellcheck source=scripts/fleet-faults.sh
+source "$SCRIPTS/fleet-faults.sh"
 # shellcheck source=scripts/fleet-test.sh
 source "$SCRIPTS/fleet-test.sh"
 
@@ -473,7 +566,7 @@ case ${1:-} in
   down) [[ $# -eq 2 ]] || usage; need_root; cmd_down "$2" ;;
   leftovers) [[ $# -eq 2 ]] || usage; cmd_leftovers "$2" ;;
   seed) [[ $# -eq 3 ]] || usage; cmd_seed "$2" "$3" ;;
-  test) cmd_test ;;
+  test) shift && cmd_test "$@" ;;
   -h | --help | help) usage 0 ;;
   *) usage ;;
 esac

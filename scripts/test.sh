@@ -11,7 +11,8 @@
 #   CARGO_TARGET_DIR     defaults to /var/cache/kupgrade/target (kept between runs)
 #   KUPGRADE_CACHE_DIR   defaults to /var/cache/kupgrade (test apiserver build, kubectl)
 #   KUPGRADE_QUICK=1     skip the bench and fuzz builds
-#   KUPGRADE_FLEET=1     also run scripts/fleet.sh test (real nodes, real apt, real SSH; root)
+#   KUPGRADE_FLEET=0     skip scripts/fleet.sh test (real nodes, real apt/dnf/zypper, real SSH,
+#                        20 seeded faults each resumed to the target; needs root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -55,12 +56,13 @@ cargo test --workspace --all-features --no-fail-fast
 step "examples"
 scripts/run-examples.sh
 
-# Opt-in for now: real Debian nodes in network namespaces, real apt over real SSH (README,
-# "Real nodes on this machine").
-if [ "${KUPGRADE_FLEET:-0}" = 1 ]; then
-  step "fleet: an upgrade of real nodes over SSH with real apt"
+# Real Debian nodes in network namespaces, real apt, dnf and zypper over real SSH, under 20
+# seeded faults (README, "Real nodes on this machine"); its root and repositories are cached
+# beside the test apiserver.
+if [ "${KUPGRADE_FLEET:-1}" = 1 ]; then
+  step "fleet: upgrades of real nodes over SSH under 20 faults"
   scripts/fleet.sh packages
-  scripts/fleet.sh test
+  scripts/fleet.sh test --faults "${KUPGRADE_FLEET_FAULTS:-20}" --seed "${KUPGRADE_FLEET_SEED:-1}"
 fi
 
 if [ "${KUPGRADE_QUICK:-0}" != 1 ]; then

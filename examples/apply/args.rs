@@ -57,6 +57,12 @@ pub(crate) struct Args {
     /// findings are journaled and stay accepted on --resume.
     #[arg(long, value_name = "CHECK:SUBJECT")]
     pub(crate) accept: Vec<String>,
+    /// Also read the readiness evidence only the nodes can give (cgroup version, free disk,
+    /// certificate expiry, the etcd image, the kubelet's API server, the package versions each
+    /// node's repository offers) through the executor (ssh, pod or local: read-only commands),
+    /// before the findings are judged; on --resume, again.
+    #[arg(long)]
+    pub(crate) gather_nodes: bool,
     #[command(flatten)]
     pub(crate) releases: super::releases::ReleaseArgs,
     #[command(flatten)]
@@ -81,6 +87,17 @@ pub(crate) struct Args {
     /// snapshot files named. FORMAT: text (default), markdown, json or yaml.
     #[arg(long, requires = "journal", value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text", value_parser = ["text", "markdown", "json", "yaml"])]
     pub(crate) rollback_plan: Option<String>,
+    /// Keep the run's HTML report in this file: every step's state and real duration beside
+    /// its estimate, gate results, hook output, the workloads before and after, where and why
+    /// the run stopped with the command that resumes it. Rewritten as steps end (at most
+    /// every 5 seconds, replaced atomically) and finished when the session ends; with
+    /// --resume the page goes on from the journal.
+    #[arg(long, value_name = "FILE.html", conflicts_with = "dry_run")]
+    pub(crate) report: Option<PathBuf>,
+    /// Write the HTML report of the run recorded in --journal (going on or over) to this file
+    /// and exit; changes nothing.
+    #[arg(long, value_name = "FILE.html", requires = "journal", conflicts_with_all = ["report", "rollback_plan", "resume", "dry_run"])]
+    pub(crate) report_only: Option<PathBuf>,
     /// Before resuming, mark this task done (`STEP` or `STEP on NODE`, as reports print it).
     #[arg(long, requires = "resume")]
     pub(crate) mark_done: Vec<String>,

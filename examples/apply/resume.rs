@@ -50,7 +50,10 @@ pub(crate) const RESUMED: &[&str] = &[
     // or gathered anew from the cluster unless --no-gather).
     "evidence",
     "no_gather",
+    "gather_nodes",
     "lease_duration",
+    // The resumed session goes on with the same page.
+    "report",
 ];
 
 /// The options a resume leaves out besides the planning options (`planning::Planning`, which
@@ -61,6 +64,7 @@ pub(crate) const RESUMED: &[&str] = &[
 pub(crate) const NOT_RESUMED: &[&str] = &[
     "plan",
     "rollback_plan",
+    "report_only",
     "dry_run",
     "resume",
     "mark_done",

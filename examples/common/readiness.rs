@@ -66,6 +66,99 @@ impl EvidenceArgs {
     }
 }
 
+/// Reads the evidence only the nodes can give through `runner` (every node of `cluster`, the
+/// control-plane facts on control-plane nodes; `root` puts a directory before the files read,
+/// `""` on real nodes, a sandbox on the local executor's) and puts it into `evidence`: a fact
+/// already there (from `--evidence FILE`) is kept. A fact a node cannot give is marked
+/// missing with the reason, so its checks say "not checkable".
+pub(crate) async fn gather_nodes(
+    evidence: &mut Evidence,
+    runner: &dyn kupgrade_core::ports::CommandRunner,
+    cluster: &kupgrade_core::ClusterState,
+    root: impl Fn(&kupgrade_core::NodeName) -> String,
+) -> anyhow::Result<()> {
+    use kupgrade_exec::node_evidence::{NodeEvidenceOptions, gather_nodes, merge_node_facts};
+    let nodes: Vec<_> = cluster
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut options = match n.is_control_plane() {
+                true => NodeEvidenceOptions::control_plane(),
+                false => NodeEvidenceOptions::default(),
+            };
+            options.root = root(&n.name);
+            (n.name.clone(), options)
+        })
+        .collect();
+    eprintln!(
+        "gathering readiness evidence from {} node(s) through the executor (read-only commands)",
+        nodes.len()
+    );
+    let started = std::time::Instant::now();
+    let facts = gather_nodes(runner, &nodes)
+        .await
+        .context("gathering readiness evidence from the nodes")?;
+    // Per fact: how many nodes gave it, and why the first one that did not.
+    let mut read = 0;
+    for (what, facts_of) in node_fact_kinds() {
+        let (mut found, mut asked, mut first) = (0, 0, None);
+        for f in &facts {
+            match facts_of(f) {
+                None => {}
+                Some(None) => {
+                    asked += 1;
+                    found += 1;
+                }
+                Some(Some(why)) => {
+                    asked += 1;
+                    first.get_or_insert(why);
+                }
+            }
+        }
+        read += found;
+        match first {
+            Some(why) if asked > 0 => {
+                eprintln!("  {what}: {found} of {asked} node(s); not from the others ({why})")
+            }
+            _ => {}
+        }
+    }
+    eprintln!(
+        "gathered {read} node fact(s) in {:.1} s (what a node could not give is shown as not checkable)",
+        started.elapsed().as_secs_f64()
+    );
+    merge_node_facts(evidence, facts);
+    Ok(())
+}
+
+/// What one node gave of a fact: `None` when it was not asked (control-plane facts on a
+/// worker), `Some(None)` when found, `Some(Some(why))` when missing.
+type FactOf = fn(&kupgrade_core::readiness::NodeFacts) -> Option<Option<String>>;
+
+/// The node facts `gather_nodes` reads, by name.
+fn node_fact_kinds() -> [(&'static str, FactOf); 7] {
+    fn of<T>(g: &Gathered<T>) -> Option<Option<String>> {
+        match g {
+            Gathered::Found(_) => Some(None),
+            Gathered::Missing(m)
+                if m.reason == kupgrade_core::readiness::MissingReason::NotGathered =>
+            {
+                None
+            }
+            Gathered::Missing(m) => Some(Some(m.to_string())),
+        }
+    }
+    [
+        ("cgroup", |f| of(&f.cgroup)),
+        ("disk", |f| of(&f.disk)),
+        ("packages offered", |f| of(&f.packages)),
+        ("package sources", |f| of(&f.repositories)),
+        ("etcd image", |f| of(&f.etcd)),
+        ("certificates", |f| of(&f.certificates)),
+        ("kubelet's API server", |f| of(&f.kubelet_server)),
+    ]
+}
+
 /// The pods and budgets `--batch auto` needs, from `evidence`; the error names what is
 /// missing and why.
 pub(crate) fn workloads(evidence: Option<&Evidence>) -> anyhow::Result<&Workloads> {

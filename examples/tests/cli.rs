@@ -757,6 +757,8 @@ const OTHER_PROGRAMS: &[(&str, &[&str])] = &[
     ),
     ("kubectl", &["--client", "--for", "--timeout"]),
     ("zypper", &["--non-interactive", "--oldpackage"]),
+    ("dnf", &["--duplicates", "--disableexcludes"]),
+    ("rpm", &["--qf"]),
     (
         "apt-get",
         &["--allow-change-held-packages", "--allow-downgrades"],
@@ -1153,4 +1155,185 @@ fn check_with_a_target_is_a_readiness_report_that_fails_on_errors() {
     assert_eq!(doc["hops"].as_array().map(Vec::len), Some(4));
     let (md, _) = check::report(args(&["--evidence", &evidence, "--format", "markdown"])).unwrap();
     assert!(md.contains("## Readiness"), "{md}");
+}
+
+/// `kubeadm certs check-expiration -o json` as kubeadm prints it, with its CA expiring at
+/// `ca_expires`.
+fn certs_json(ca_expires: &str) -> String {
+    format!(
+        r#"{{
+  "kind": "CertificateExpirationInfo",
+  "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
+  "certificates": [
+    {{"name": "apiserver", "expirationDate": "2035-01-01T00:00:00Z", "residualTime": 310000000, "externallyManaged": false, "caName": "ca", "missing": false}}
+  ],
+  "certificateAuthorities": [
+    {{"name": "ca", "expirationDate": "{ca_expires}", "residualTime": 300, "externallyManaged": false, "missing": false}}
+  ]
+}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn apply_gathers_node_evidence_through_the_executor_when_asked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = dir.path().join("sb");
+    // cp-1 answers kubeadm certs check-expiration; every other program is absent (strict
+    // sandboxes), so those facts are not checkable, not a pass.
+    let bin = sandbox.join("cp-1").join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    script("sudo", "[ \"$1\" = -n ] || exit 1\nshift\nexec \"$@\"\n");
+    let expiring = bin.join("certs.json");
+    std::fs::write(&expiring, certs_json("2025-03-01T00:05:00Z")).unwrap();
+    script(
+        "kubeadm",
+        &format!(
+            "[ \"$*\" = 'certs check-expiration -o json' ] || exit 3\nwhile IFS= read -r l; do printf '%s\\n' \"$l\"; done < '{}'\n",
+            expiring.display()
+        ),
+    );
+    kupgrade_exec::node_env::provide_programs(&bin, kupgrade_exec::node_env::SANDBOX_PROGRAMS)
+        .unwrap();
+    let sandbox = sandbox.to_str().unwrap();
+    let base = [
+        "--target",
+        "1.30",
+        "--date",
+        DATE,
+        "--executor",
+        "local",
+        "--sandbox",
+        sandbox,
+        "--dry-run",
+    ];
+    // Past the readiness gate, the dry run reads the cluster through kubectl on cp-1, which
+    // the sandbox does not have: that error shows a run the gate let through.
+    let past_the_gate = |e: &str| e.contains("\"kubectl\" not found on node cp-1");
+    // Without --gather-nodes nothing reads the nodes: no readiness, the run goes on.
+    let e = apply_err(&base).await;
+    assert!(past_the_gate(&e), "{e}");
+    // With it, the CA that expires five minutes into the run blocks it, named.
+    let gather = [&base[..], &["--gather-nodes"]].concat();
+    let e = apply_err(&gather).await;
+    assert!(
+        e.contains("--accept certs/expire-during-upgrade:") && e.contains("cp-1"),
+        "{e}"
+    );
+    // A CA valid long after the run: the gate lets the run go on.
+    assert!(!past_the_gate(&e), "{e}");
+    std::fs::write(&expiring, certs_json("2035-01-01T00:00:00Z")).unwrap();
+    let e = apply_err(&gather).await;
+    assert!(past_the_gate(&e), "{e}");
+    // The simulator has no nodes to read: refused, naming the flag.
+    let sim = ["--target", "1.30", "--date", DATE, "--gather-nodes"];
+    let e = apply_err(&sim).await;
+    assert!(
+        e.contains("--gather-nodes") && e.contains("--executor ssh"),
+        "{e}"
+    );
+}
+
+/// Before each hop after the first, apply reads the evidence again: a FlowSchema that a client
+/// starts writing through an API the last hop removes, while the run is under way (a hook
+/// after each hop swaps the evidence file), halts the run before that hop, naming the finding
+/// and its `--accept`; the resume that accepts it goes to the end.
+#[tokio::test]
+async fn apply_reads_the_evidence_again_before_each_hop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let (evidence, later, hooks, journal, state) = (
+        path("evidence.json"),
+        path("later.json"),
+        path("hooks.yaml"),
+        path("up.journal"),
+        path("sim.json"),
+    );
+    std::fs::write(&evidence, "{}\n").unwrap();
+    let text = std::fs::read_to_string(ha_evidence()).unwrap().replace(
+        "flowcontrol.apiserver.k8s.io/v1beta2",
+        "flowcontrol.apiserver.k8s.io/v1beta3",
+    );
+    std::fs::write(&later, text).unwrap();
+    std::fs::write(
+        &hooks,
+        format!(
+            "apiVersion: kupgrade.dev/v1alpha1\nkind: Hooks\nhooks:\n  - name: swap-evidence\n    after: hop\n    argv: [cp, {later}, {evidence}]\n"
+        ),
+    )
+    .unwrap();
+    let base = [
+        "--target",
+        "1.32",
+        "--date",
+        DATE,
+        "--evidence",
+        &evidence,
+        "--hooks",
+        &hooks,
+        // A fast simulation on the real clock: the hook is a real local command, whose
+        // start a paused clock would time out.
+        "--sim-speed",
+        "1000000",
+        "--journal",
+        &journal,
+        "--sim-state",
+        &state,
+    ];
+    // In virtual time (--sim-speed 0) a real command cannot be waited for: refused, named.
+    let virtual_time: Vec<&str> = base
+        .iter()
+        .map(|a| if *a == "1000000" { "0" } else { a })
+        .collect();
+    let e = apply_err(&virtual_time).await;
+    assert!(
+        e.contains("hook-after-hop-swap-evidence runs a real command") && e.contains("--sim-speed"),
+        "{e}"
+    );
+    assert!(
+        !Path::new(&journal).exists(),
+        "a refused run wrote its journal"
+    );
+    let outcome = apply::apply(apply_args(&base)).await.unwrap();
+    let text = outcome.to_string();
+    assert!(!outcome.is_completed(), "{text}");
+    assert!(
+        text.contains("the check before hop 4 (to v1.32.")
+            && text.contains("--accept removed-api:flowschema/shop-priority"),
+        "{text}"
+    );
+    // It halted before the last hop: the third hop's hook ran, no step of the fourth did.
+    let records = std::fs::read_to_string(&journal).unwrap();
+    assert!(records.contains("v1.31."), "the third hop ran");
+    assert!(
+        !records.contains("install-kubeadm@v1.32")
+            && !records.contains("v1.32.2/cp-1/kubeadm-upgrade-apply"),
+        "nothing of the fourth hop ran"
+    );
+    // The resume judges the evidence as it is now: both errors, each accepted, and it ends.
+    let resume = [
+        "--journal",
+        &journal,
+        "--sim-state",
+        &state,
+        "--resume",
+        "--evidence",
+        &evidence,
+        // A fast simulation on the real clock: the hook is a real local command, whose
+        // start a paused clock would time out.
+        "--sim-speed",
+        "1000000",
+        "--accept",
+        "removed-api:flowschema/shop-priority",
+        "--accept",
+        "drain/emptydir:pod/shop/report",
+    ];
+    let outcome = apply::apply(apply_args(&resume)).await.unwrap();
+    assert!(outcome.is_completed(), "{outcome}");
 }

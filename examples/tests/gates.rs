@@ -123,6 +123,8 @@ fn a_run_killed_at_a_gate_evaluates_it_again_on_resume() {
         vec![
             ("task-started".to_string(), 1),
             ("task-started".to_string(), 2),
+            // What the gate said (journal format 4), just before its end.
+            ("task-output".to_string(), 2),
             ("task-finished".to_string(), 2),
         ]
     );

@@ -96,6 +96,7 @@ install) for pin; do case $pin in kubeadm=*) v=${pin#*=}; echo "${v%-\*}" > "$R/
 esac"#,
     ),
     ("apt-mark", "exit 0"),
+    ("dpkg", "exit 0"),
     ("systemctl", "exit 1"),
 ];
 

@@ -354,6 +354,29 @@ pub fn html(s: &str) -> Cow<'_, str> {
     })
 }
 
+/// A block of HTML text (the content of a `<pre>`: a command's output) whose line breaks and
+/// tabs are its own: every other hidden character as a visible escape (as [`text_lines`]
+/// writes them), and `<`, `>`, `&`, `"` and `'` as character references, as [`html`] does.
+///
+/// ```
+/// use kupgrade_core::escape::html_lines;
+/// assert_eq!(html_lines("a\n\t<b>\r"), "a\n\t&lt;b&gt;\\r");
+/// ```
+pub fn html_lines(s: &str) -> Cow<'_, str> {
+    rewrite(s, |c, out| {
+        if let Some(r) = html_reference(c) {
+            out.push_str(r);
+        } else if c == '\'' {
+            out.push_str("&#39;");
+        } else if hidden_in_lines(c) {
+            push_escape(out, c);
+        } else {
+            return false;
+        }
+        true
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -458,6 +481,23 @@ mod tests {
         );
         for s in HOSTILE {
             let e = text_lines(s);
+            assert!(
+                !e.chars().any(|c| is_hidden(c) && c != '\n' && c != '\t'),
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn html_lines_hold_no_markup_and_keep_line_breaks() {
+        assert_eq!(html_lines("a\nb\tc"), "a\nb\tc");
+        assert_eq!(
+            html_lines("<script>x</script>\r\n\u{1b}[1m"),
+            "&lt;script&gt;x&lt;/script&gt;\\r\n\\u{1b}[1m"
+        );
+        for s in HOSTILE {
+            let e = html_lines(s);
+            assert!(!e.contains(['<', '>', '"', '\'']), "{e:?}");
             assert!(
                 !e.chars().any(|c| is_hidden(c) && c != '\n' && c != '\t'),
                 "{e:?}"

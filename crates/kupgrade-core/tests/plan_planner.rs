@@ -8,7 +8,7 @@ use kupgrade_core::plan::{
     Action, AddonsAt, BatchSize, HopKind, Phase, PlanError, PlanOptions, PlanRequest, Simulation,
     Strategy, Target, TargetError, UpgradePlan, WorkerPacing,
 };
-use kupgrade_core::ports::Program;
+use kupgrade_core::ports::{Program, shell_quote};
 use kupgrade_core::skew::rules::RulePolicy;
 use kupgrade_core::skew::{SkewPolicy, UpstreamPolicy};
 use kupgrade_core::{ClusterState, EtcdTopology, KubeVersion, inventory};
@@ -167,7 +167,13 @@ fn rhel_nodes_get_dnf_and_debian_nodes_apt() {
         .collect();
     assert_eq!(
         lines,
-        ["sudo -n dnf install -y 'kubeadm-1.29.5-*' --disableexcludes=kubernetes"]
+        [
+            format!(
+                "sudo -n sh -c {}",
+                shell_quote(kupgrade_core::plan::packages::DNF_REMOVE_DUPLICATES)
+            ),
+            "sudo -n dnf install -y 'kubeadm-1.29.5-*' --disableexcludes=kubernetes".to_string()
+        ]
     );
     let install = p
         .steps
@@ -175,15 +181,17 @@ fn rhel_nodes_get_dnf_and_debian_nodes_apt() {
         .find(|s| s.id.as_str() == "v1.29.5/worker-1/install-kubeadm@v1.29.5")
         .unwrap();
     assert_eq!(
-        p.commands_for(install, "worker-1")[2].to_shell_line(),
+        p.commands_for(install, "worker-1")[3].to_shell_line(),
         "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y 'kubeadm=1.29.5-*'"
     );
-    // Only the kubeadm version check uses a shell, and it holds a parsed version.
+    // Only the kubeadm version check (which holds a parsed version) and dnf's fixed repair
+    // script use a shell.
     for s in &p.steps {
         for c in s.commands.iter().flat_map(|c| &c.commands) {
             if let Program::Shell { script } = &c.program {
                 assert!(
-                    script.starts_with("test \"$(kubeadm version -o short)\" = v1."),
+                    script.starts_with("test \"$(kubeadm version -o short)\" = v1.")
+                        || script == kupgrade_core::plan::packages::DNF_REMOVE_DUPLICATES,
                     "{script}"
                 );
             }

@@ -84,15 +84,12 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::FuturesUnordered;
 use jiff::Timestamp;
 use kupgrade_core::plan::Simulation;
-use kupgrade_core::ports::{
-    ClusterOperations, CommandRunner, CommandSpec, HandleSink, LineSink, NodeProvider, OpsError,
-    RunnerError, Tracking,
-};
+use kupgrade_core::ports::{ClusterOperations, CommandRunner, NodeProvider, OpsError};
 use kupgrade_core::run::{
     Event, Failure, FailureKind, Finished, Outcome, Output, Record, Run, Task, TaskId, TaskResult,
     Work,
 };
-use kupgrade_core::{ClusterState, KubeVersion, NodeName};
+use kupgrade_core::{ClusterState, NodeName};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -100,11 +97,15 @@ use crate::events::EventSender;
 use crate::journal::{Journal, JournalError};
 
 mod gates;
+mod hop_check;
 mod lifetimes;
+mod notes;
 
+pub use hop_check::HopCheck;
 pub use lifetimes::{NodeLocks, SurvivorPolicy};
 use lifetimes::{Started, StartedTx};
 mod provision;
+mod work;
 
 pub use provision::provider_needed;
 
@@ -244,6 +245,8 @@ pub struct Driver {
     gate_probe: Option<Arc<dyn kupgrade_core::ports::GateProbe>>,
     local: Arc<dyn CommandRunner>,
     baselines: gates::Baselines,
+    hop_check: Option<Arc<dyn HopCheck>>,
+    hops_checked: hop_check::Checked,
 }
 
 impl std::fmt::Debug for Driver {
@@ -255,7 +258,7 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-type Done = (TaskId, u32, TaskResult);
+type Done = (TaskId, u32, TaskResult, Vec<kupgrade_core::run::TaskNote>);
 
 /// One session's moving parts, from its first task to its end.
 struct Session<'d> {
@@ -270,7 +273,8 @@ struct Session<'d> {
     inflight: FuturesUnordered<BoxFuture<'d, Done>>,
     /// Why the session ends once the running tasks are recorded (nothing more starts).
     failure: Option<DriverError>,
-    /// Where the running commands report their handles.
+    /// Where the running commands report their handles: unbounded, its bound is the tasks in
+    /// flight (see [`StartedTx`]).
     started_tx: StartedTx,
     started_rx: mpsc::UnboundedReceiver<Started>,
 }
@@ -308,6 +312,8 @@ impl Driver {
             gate_probe: None,
             local: Arc::new(crate::LocalRunner::new()),
             baselines: gates::Baselines::default(),
+            hop_check: None,
+            hops_checked: hop_check::Checked::default(),
         }
     }
 
@@ -457,6 +463,12 @@ impl Driver {
         clock: &Clock,
     ) -> Result<Option<Simulation>, DriverError> {
         self.check_provider(run)?;
+        // The snapshots earlier sessions journaled: a resumed gate compares with the same
+        // baseline.
+        self.baselines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(run.noted_workloads().map(|(k, v)| (k.clone(), v.clone())));
         if self.dry_run {
             let state = self.read_state().await.map_err(DriverError::State)?;
             return Ok(Some(Simulation::new(state)));
@@ -540,9 +552,11 @@ impl Driver {
             s.running.insert(task.id.clone(), task.attempt);
             let work: BoxFuture<'d, Done> = match model {
                 Some(m) => futures::future::ready(self.pretend(run, m, &task)).boxed(),
-                None => self
-                    .execute(task, s.fingerprint.clone(), s.started_tx.clone())
-                    .boxed(),
+                None => {
+                    let plan = run.plan().clone();
+                    self.execute(task, plan, s.fingerprint.clone(), s.started_tx.clone())
+                        .boxed()
+                }
             };
             s.inflight.push(work);
         }
@@ -571,8 +585,12 @@ impl Driver {
         };
         tokio::select! {
             done = s.inflight.next(), if !s.inflight.is_empty() => {
-                if let Some((task, attempt, result)) = done {
+                if let Some((task, attempt, result, notes)) = done {
                     s.running.remove(&task);
+                    for note in notes {
+                        let out = run.note(&task, attempt, note, s.clock.now());
+                        self.take(out, journal)?;
+                    }
                     let out = run
                         .record(Outcome { task, attempt, result }, s.clock.now())
                         .map_err(|e| DriverError::Stuck(e.to_string()))?;
@@ -606,11 +624,29 @@ impl Driver {
         if let Err(e) = model.apply(&step.on_node(task.id.node.as_ref())) {
             tracing::debug!("dry run: the model cannot apply {}: {e}", task.id);
         }
-        (task.id.clone(), task.attempt, TaskResult::Succeeded)
+        (
+            task.id.clone(),
+            task.attempt,
+            TaskResult::Succeeded,
+            Vec::new(),
+        )
     }
 
-    /// Carries one task out.
-    async fn execute(&self, task: Task, fingerprint: Arc<str>, handles: StartedTx) -> Done {
+    /// Carries one task out (after the check before its hop, when there is one); a hook's
+    /// command output is noted for the journal (a gate's always is).
+    async fn execute(
+        &self,
+        task: Task,
+        plan: Arc<kupgrade_core::plan::UpgradePlan>,
+        fingerprint: Arc<str>,
+        handles: StartedTx,
+    ) -> Done {
+        let notes = notes::Notes::default();
+        let keep_output = matches!(
+            plan.steps.get(task.step_index).map(|s| &s.action),
+            Some(kupgrade_core::plan::Action::Hook { .. })
+        );
+        let kept = keep_output.then_some(&notes);
         let id = task.id.clone();
         let span = tracing::info_span!(
             "task",
@@ -621,14 +657,24 @@ impl Driver {
         let work = async {
             tracing::info!(action = %task.action, "started");
             let d = task.deadline;
-            let result =
-                match tokio::time::timeout(d, self.work(&task, &fingerprint, &handles)).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Failure::new(
-                        FailureKind::TimedOut,
-                        format!("gave up after {}s", d.as_secs()),
-                    )),
-                };
+            let hop = plan.steps.get(task.step_index).and_then(|s| s.hop);
+            let result = match self.check_hop(&plan, hop).await {
+                Err(f) => Err(f),
+                Ok(()) => {
+                    match tokio::time::timeout(
+                        d,
+                        self.work(&task, &fingerprint, &handles, &notes, kept),
+                    )
+                    .await
+                    {
+                        Ok(r) => r,
+                        Err(_) => Err(Failure::new(
+                            FailureKind::TimedOut,
+                            format!("gave up after {}s", d.as_secs()),
+                        )),
+                    }
+                }
+            };
             match &result {
                 Ok(()) => tracing::info!("succeeded"),
                 Err(f) => tracing::warn!(kind = ?f.kind, "failed: {f}"),
@@ -640,234 +686,8 @@ impl Driver {
             Ok(()) => TaskResult::Succeeded,
             Err(f) => TaskResult::Failed(f),
         };
-        (id, task.attempt, result)
+        (id, task.attempt, result, notes.take())
     }
-
-    /// The task's work, through the ports.
-    async fn work(
-        &self,
-        task: &Task,
-        fingerprint: &str,
-        handles: &StartedTx,
-    ) -> Result<(), Failure> {
-        let id = &task.id;
-        let node = || {
-            id.node
-                .clone()
-                .ok_or_else(|| Failure::new(FailureKind::Other, format!("{id} names no node")))
-        };
-        let started = || self.announce(id, || task.work.describe());
-        match &task.work {
-            Work::Commands { commands } => {
-                let node = node()?;
-                for (n, spec) in commands.iter().enumerate() {
-                    self.run_command(task, n, &node, spec, fingerprint, handles)
-                        .await?;
-                }
-                Ok(())
-            }
-            Work::Cordon => {
-                let node = node()?;
-                started();
-                self.ops.cordon(&node).await.map_err(ops_failure)
-            }
-            Work::Uncordon => {
-                let node = node()?;
-                started();
-                self.ops.uncordon(&node).await.map_err(ops_failure)
-            }
-            Work::Drain { options } => {
-                let node = node()?;
-                started();
-                let report = self.ops.drain(&node, options).await.map_err(ops_failure)?;
-                let evicted = report.evicted.iter().map(|p| format!("evicted {p}"));
-                let left =
-                    (report.skipped.iter()).map(|(p, why)| format!("left {p} in place ({why})"));
-                self.emit(
-                    evicted
-                        .chain(left)
-                        .map(|line| Event::CommandOutput {
-                            task: id.clone(),
-                            stream: kupgrade_core::ports::Stream::Stdout,
-                            line,
-                        })
-                        .collect(),
-                );
-                Ok(())
-            }
-            Work::WaitReady { version, timeout } => {
-                let node = node()?;
-                started();
-                self.ops
-                    .wait_ready(&node, version, *timeout)
-                    .await
-                    .map_err(ops_failure)
-            }
-            Work::WaitKubeProxyRollout { version, timeout } => {
-                started();
-                self.wait_kube_proxy(version.as_ref(), *timeout).await
-            }
-            Work::Provision { template, version } => {
-                let node = node()?;
-                started();
-                let Some(p) = &self.provider else {
-                    return Err(no_provider());
-                };
-                p.provision(&node, template, version)
-                    .await
-                    .map(|_| ())
-                    .map_err(ops_failure)
-            }
-            Work::Remove => {
-                let node = node()?;
-                started();
-                let Some(p) = &self.provider else {
-                    return Err(no_provider());
-                };
-                p.remove(&node).await.map_err(ops_failure)
-            }
-            Work::GateBaseline { gate, regression } => {
-                started();
-                self.take_baseline(id, gate, regression).await
-            }
-            Work::Gate { gate, baseline } => {
-                started();
-                self.evaluate_gate(id, gate, baseline.as_ref()).await
-            }
-            Work::LocalCommand { spec } => self.run_local(id, spec).await,
-            w => Err(Failure::new(
-                FailureKind::Unsupported,
-                format!("this driver cannot carry out {}", w.describe()),
-            )),
-        }
-    }
-
-    /// Emits [`Event::CommandStarted`] for `task`; what it does is only written out when
-    /// someone listens.
-    fn announce(&self, task: &TaskId, what: impl FnOnce() -> String) {
-        if self.events.is_some() {
-            self.emit(vec![Event::CommandStarted {
-                task: task.clone(),
-                command: what(),
-            }])
-        }
-    }
-
-    /// Runs the `n`th command of `task` on `node`: its output lines go to the events, its
-    /// handle to `handles`, under the task's node-side lock when the driver has locks.
-    async fn run_command(
-        &self,
-        task: &Task,
-        n: usize,
-        node: &NodeName,
-        spec: &CommandSpec,
-        fingerprint: &str,
-        handles: &StartedTx,
-    ) -> Result<(), Failure> {
-        let id = &task.id;
-        self.announce(id, || spec.to_shell_line());
-        let (tx, at) = (handles.clone(), (id.clone(), task.attempt, n));
-        // One handle per command, so the channel holds at most one per running task.
-        let reported = std::sync::atomic::AtomicBool::new(false);
-        let mut tracking = Tracking::new().started(HandleSink::new(move |h| {
-            if !reported.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                let _ = tx.send((at.0.clone(), at.1, at.2, h));
-            }
-        }));
-        if let Some(locks) = &self.locks {
-            tracking = tracking.lock(locks.for_task(fingerprint, id));
-        }
-        let sink = match &self.events {
-            Some(tx) => {
-                let (tx, id) = (tx.clone(), id.clone());
-                LineSink::new(move |stream, text| {
-                    tx.send(Event::CommandOutput {
-                        task: id.clone(),
-                        stream,
-                        line: text.to_string(),
-                    });
-                })
-            }
-            None => LineSink::none(),
-        };
-        match self.runner.run_tracked(node, spec, &sink, &tracking).await {
-            Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => {
-                let line = spec.to_shell_line();
-                Err(Failure::new(
-                    FailureKind::CommandFailed,
-                    format!("`{line}` on {node} ended with {}", out.status),
-                )
-                .with_command(line)
-                .with_stderr_tail(out.stderr_tail(5)))
-            }
-            Err(e) => Err(runner_failure(e).with_command(spec.to_shell_line())),
-        }
-    }
-
-    /// Waits until every node runs kube-proxy at `version`, or `timeout` has passed.
-    async fn wait_kube_proxy(
-        &self,
-        version: Option<&KubeVersion>,
-        timeout: Duration,
-    ) -> Result<(), Failure> {
-        let deadline = tokio::time::Instant::now() + kupgrade_core::ports::capped(timeout);
-        loop {
-            let state = self.ops.state().await.map_err(ops_failure)?;
-            let behind: Vec<String> = state
-                .nodes_behind_kube_proxy(version)
-                .map(|(n, running)| format!("{} ({running})", n.name))
-                .collect();
-            if behind.is_empty() {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let shown: Vec<&str> = behind.iter().take(5).map(String::as_str).collect();
-                return Err(Failure::new(
-                    FailureKind::TimedOut,
-                    format!(
-                        "after {}s kube-proxy still runs another version on {} node(s): {}",
-                        timeout.as_secs(),
-                        behind.len(),
-                        shown.join(", ")
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-    }
-}
-
-fn no_provider() -> Failure {
-    Failure::new(
-        FailureKind::Unsupported,
-        "no node provider is configured (the replace strategy needs one)",
-    )
-}
-
-fn runner_failure(e: RunnerError) -> Failure {
-    let kind = match &e {
-        RunnerError::Connect { .. } => FailureKind::Unreachable,
-        RunnerError::Auth { .. } | RunnerError::HostKey { .. } | RunnerError::Invalid { .. } => {
-            FailureKind::Refused
-        }
-        RunnerError::TimedOut { .. } => FailureKind::TimedOut,
-        RunnerError::NotFound { .. } | RunnerError::Unsupported { .. } => FailureKind::Unsupported,
-        _ => FailureKind::Other,
-    };
-    Failure::new(kind, e.to_string())
-}
-
-fn ops_failure(e: OpsError) -> Failure {
-    let kind = match &e {
-        OpsError::Connect { .. } => FailureKind::Unreachable,
-        OpsError::Forbidden { .. } => FailureKind::Refused,
-        OpsError::DrainBlocked { .. } => FailureKind::DrainBlocked,
-        OpsError::TimedOut { .. } => FailureKind::TimedOut,
-        OpsError::Unsupported(_) => FailureKind::Unsupported,
-        _ => FailureKind::Other,
-    };
-    Failure::new(kind, e.to_string())
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

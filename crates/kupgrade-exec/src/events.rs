@@ -206,6 +206,12 @@ impl EventReceiver {
         self.shared.lock().pop()
     }
 
+    /// Every event queued now, oldest first, without waiting for more.
+    pub fn take_queued(&mut self) -> Vec<Event> {
+        let mut q = self.shared.lock();
+        std::iter::from_fn(|| q.pop()).collect()
+    }
+
     /// How many output lines were dropped so far, in all.
     pub fn dropped(&self) -> u64 {
         self.shared.lock().dropped

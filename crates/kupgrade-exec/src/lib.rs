@@ -19,6 +19,8 @@
 //!   server, packages offered and package sources), each found or missing with the reason.
 //! - [`Journal`]: the crash-safe, append-only JSON-lines file a run records its progress in,
 //!   so an interrupted upgrade resumes where it stopped.
+//! - [`report`]: the run's HTML page kept in a file as the journal grows (throttled, replaced
+//!   atomically) and finished at the end ([`RunReport`](report::RunReport)).
 //! - [`driver`]: the async [`Driver`](driver::Driver) that carries a plan out by moving data
 //!   between kupgrade-core's run state machine (`kupgrade_core::run::Run`) and these ports:
 //!   concurrency within a batch, timeouts, retries with backoff, Ctrl-C (finish the current
@@ -72,6 +74,7 @@ mod output;
 pub mod provider;
 #[cfg(feature = "live-releases")]
 pub mod releases;
+pub mod report;
 pub mod run_lease;
 pub mod sim;
 pub mod ssh;

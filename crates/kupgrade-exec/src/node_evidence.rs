@@ -134,6 +134,11 @@ async fn stdout(
 ) -> Result<String, Gathered<()>> {
     let shown = spec.to_string();
     let out = run(runner, node, spec, timeout).await?;
+    succeeded(&shown, node, &out)
+}
+
+/// The stdout of `out` when it succeeded; else why not, as [`stdout`] says.
+fn succeeded(shown: &str, node: &NodeName, out: &CommandOutput) -> Result<String, Gathered<()>> {
     match out.status {
         ExitStatus::Code(0) => Ok(out.stdout_text()),
         ExitStatus::Code(127) => Err(Gathered::missing(
@@ -257,7 +262,9 @@ pub async fn gather_node(
     Ok(facts)
 }
 
-/// Free space of each directory, from one `df -P -k`.
+/// Free space of each directory, from `df -P -k`. A directory that does not exist yet (the
+/// backups' before the first run) is where it will be created: the free space of its
+/// nearest existing parent.
 async fn disk(
     runner: &dyn CommandRunner,
     node: &NodeName,
@@ -265,10 +272,27 @@ async fn disk(
 ) -> Gathered<Vec<DiskSpace>> {
     let mut found = Vec::new();
     for (path, purpose) in &options.disk {
-        let spec = CommandSpec::new("df").args(["-P", "-k"]).arg(path.clone());
-        let text = match stdout(runner, node, spec, options.timeout).await {
-            Ok(t) => t,
-            Err(m) => return retype(m),
+        let mut at = path.as_str();
+        let text = loop {
+            let spec = CommandSpec::new("df").args(["-P", "-k"]).arg(at);
+            let out = match run(runner, node, spec.clone(), options.timeout).await {
+                Ok(out) => out,
+                Err(m) => return retype(m),
+            };
+            let parent = at.rfind('/').map(|i| if i == 0 { "/" } else { &at[..i] });
+            match (out.status, parent) {
+                (ExitStatus::Code(0), _) => break out.stdout_text(),
+                (ExitStatus::Code(1), Some(parent))
+                    if parent != at
+                        && String::from_utf8_lossy(&out.stderr).contains("No such file") =>
+                {
+                    at = parent;
+                }
+                _ => match succeeded(&spec.to_string(), node, &out) {
+                    Ok(t) => break t,
+                    Err(m) => return retype(m),
+                },
+            }
         };
         match parse_df(&text) {
             Some(free_bytes) => found.push(DiskSpace {
@@ -510,8 +534,13 @@ pub async fn gather_nodes(
     for (_, o) in nodes {
         o.validate()?;
     }
-    let results: Vec<_> = stream::iter(nodes)
+    // The futures made first, not by a closure over the stream: a caller's future stays
+    // `Send` (a closure's higher-ranked lifetimes defeat the compiler's proof of it).
+    let futures: Vec<_> = nodes
+        .iter()
         .map(|(n, o)| gather_node(runner, n, o))
+        .collect();
+    let results: Vec<_> = stream::iter(futures)
         .buffered(CONCURRENT_NODES)
         .collect()
         .await;

@@ -3,6 +3,8 @@
 //! stays under 100 MB. A test binary of its own, so that its peak is this test's alone.
 #![cfg(target_os = "linux")]
 
+mod support;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -16,6 +18,7 @@ use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_exec::driver::Driver;
 use kupgrade_exec::events::{DEFAULT_OUTPUT_LINES, event_channel};
 use kupgrade_exec::sim::SimCluster;
+use support::fixtures::TWO_NODES;
 
 const LINES: u64 = 10_000_000;
 
@@ -61,18 +64,7 @@ fn peak_rss() -> u64 {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn ten_million_output_lines_stay_under_100_mb() {
-    let text = r#"
-addons: { kube-proxy: v1.29.10, coredns: v1.11.1 }
-nodes:
-  - name: cp-1
-    roles: [control-plane]
-    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10,
-                kube-apiserver: v1.29.10, kube-controller-manager: v1.29.10,
-                kube-scheduler: v1.29.10, etcd: 3.5.10-0 }
-  - name: w-1
-    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10 }
-"#;
-    let cluster = kupgrade_core::inventory::parse(text, "cluster.yaml").unwrap();
+    let cluster = kupgrade_core::inventory::parse(TWO_NODES, "cluster.yaml").unwrap();
     let plan = PlanRequest::new("1.30".parse().unwrap(), jiff::civil::date(2025, 3, 1))
         .plan(&cluster)
         .unwrap();

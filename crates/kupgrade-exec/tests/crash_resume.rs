@@ -644,6 +644,11 @@ for p in "$@"; do
 done
 "#,
     ),
+    // Nothing is ever left half done by the stub apt-get.
+    (
+        "dpkg",
+        r#"[ "$1 $2" = "--triggers-only --pending" ] || { echo "stub dpkg: $*" >&2; exit 2; }"#,
+    ),
     (
         "dnf",
         r#"[ "$1" = install ] && [ "$2" = -y ] || exit 1

@@ -2,41 +2,29 @@
 //! runner: a gate holds the run until it passes, a timeout halts naming what was wrong (or
 //! warns), a regression after a batch is caught, a command gate's failure is kept, and a
 //! resume evaluates an interrupted gate again. Every test runs on a paused tokio clock.
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::civil::date;
 use kupgrade_core::gate::{
     Gate, GateCheck, GateCommand, GatePoint, GateSet, ObjectRef, OnTimeout, RegressionCheck,
     Rollout, WorkloadKind,
 };
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
-use kupgrade_core::run::{Event, Finished, Record, StopReason};
-use kupgrade_core::testing::upstream_run;
-use kupgrade_exec::driver::{Driver, JournalSink, stop_channel};
+use kupgrade_core::plan::UpgradePlan;
+use kupgrade_core::run::{Event, StopReason};
+use kupgrade_exec::driver::{Driver, stop_channel};
 use kupgrade_exec::sim::{SimCluster, Workload};
 use kupgrade_exec::{LocalRunner, NodeEnv};
 use serde_json::json;
-
-const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
+use support::fixtures::{drive_to_end as drive, ha, ha_plan};
 
 fn plan_with(gates: Vec<Gate>) -> Arc<UpgradePlan> {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let options = PlanOptions {
-        allow_unsupported_target: true,
-        ..PlanOptions::default()
-    };
-    let mut plan = PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-        .options(options)
-        .plan(&cluster)
-        .unwrap();
-    GateSet::new(gates).unwrap().insert(&mut plan);
-    Arc::new(plan)
+    ha_plan(|plan| GateSet::new(gates).unwrap().insert(plan))
 }
 
 fn sim() -> SimCluster {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    SimCluster::new(cluster).with_workload(&Workload::sample())
+    SimCluster::new(ha()).with_workload(&Workload::sample())
 }
 
 fn web() -> Rollout {
@@ -61,26 +49,6 @@ fn gate(name: &str, check: GateCheck, timeout: u64) -> Gate {
     g.timeout_seconds = timeout;
     g.interval_seconds = 5;
     g
-}
-
-struct Outcome {
-    finished: Finished,
-    events: Vec<Event>,
-}
-
-async fn drive(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<Record>) -> Outcome {
-    let (tx, mut rx) = kupgrade_exec::events::event_channel(1 << 20);
-    let mut run = upstream_run(plan, journal);
-    let finished = driver
-        .events(tx)
-        .drive(&mut run, journal as &mut dyn JournalSink)
-        .await
-        .unwrap();
-    let mut events = Vec::new();
-    while let Some(e) = rx.try_recv() {
-        events.push(e);
-    }
-    Outcome { finished, events }
 }
 
 fn driver(sim: &SimCluster) -> Driver {

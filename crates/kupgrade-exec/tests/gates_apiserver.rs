@@ -7,46 +7,28 @@
 //! `KUPGRADE_REQUIRE_REAL_SERVERS=1`, when they fail.
 #[path = "../../kupgrade-kube/tests/support/mod.rs"]
 mod apiserver;
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apiserver::{Kind, NodeSpec, Scope, labels};
-use jiff::civil::date;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kupgrade_core::gate::{
     ConditionCheck, Gate, GateCheck, GateSet, RegressionCheck, Rollout, WorkloadKind,
 };
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
+use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Event, Finished, StopReason};
-use kupgrade_core::testing::upstream_run;
-use kupgrade_exec::driver::{Driver, JournalSink};
+use kupgrade_exec::driver::Driver;
 use kupgrade_exec::sim::{OpPhase, SimCluster};
 use kupgrade_kube::KubeGateProbe;
 use serde_json::{Value, json};
-
-const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
+use support::fixtures::{drive_to_end, fast_sim, ha_plan};
 
 fn plan_with(gates: Vec<Gate>) -> Arc<UpgradePlan> {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let options = PlanOptions {
-        allow_unsupported_target: true,
-        ..PlanOptions::default()
-    };
-    let mut plan = PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-        .options(options)
-        .plan(&cluster)
-        .unwrap();
-    GateSet::new(gates).unwrap().insert(&mut plan);
-    Arc::new(plan)
-}
-
-/// The HA sample, its simulated time a million times faster than the real clock.
-fn fast_sim() -> SimCluster {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    SimCluster::new(cluster).with_speed(1_000_000.0)
+    ha_plan(|plan| GateSet::new(gates).unwrap().insert(plan))
 }
 
 fn count(sim: &SimCluster, what: &str) -> usize {
@@ -65,22 +47,9 @@ fn gate(name: &str, check: GateCheck, timeout: u64) -> Gate {
 async fn drive(sim: &SimCluster, scope: &Scope, plan: &Arc<UpgradePlan>) -> (Finished, Vec<Event>) {
     let s = Arc::new(sim.clone());
     let probe = Arc::new(KubeGateProbe::new(scope.client.clone()));
-    let (tx, mut rx) = kupgrade_exec::events::event_channel(1 << 20);
-    let driver = Driver::new(s.clone(), s.clone())
-        .provider(s)
-        .gates(probe)
-        .events(tx);
-    let mut journal = Vec::new();
-    let mut run = upstream_run(plan, &journal);
-    let finished = driver
-        .drive(&mut run, &mut journal as &mut dyn JournalSink)
-        .await
-        .unwrap();
-    let mut events = Vec::new();
-    while let Some(e) = rx.try_recv() {
-        events.push(e);
-    }
-    (finished, events)
+    let driver = Driver::new(s.clone(), s.clone()).provider(s).gates(probe);
+    let out = drive_to_end(driver, plan, &mut Vec::new()).await;
+    (out.finished, out.events)
 }
 
 /// Creates Deployment `web` (3 replicas) in the scope's namespace with this status.

@@ -8,72 +8,23 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use jiff::civil::date;
+use kupgrade_core::SshTarget;
 use kupgrade_core::gate::{Gate, GateCheck, GateCommand, GatePoint, GateSet};
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
-use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, LineSink, Program, RunnerError, Tracking,
-};
+use kupgrade_core::ports::{CommandSpec, Program};
 use kupgrade_core::run::{Finished, StopReason};
 use kupgrade_core::testing::upstream_run;
-use kupgrade_core::{NodeName, SshTarget};
 use kupgrade_exec::driver::{Driver, JournalSink};
-use kupgrade_exec::sim::SimCluster;
 use kupgrade_exec::{SshConfig, SshRunner};
+use support::fixtures::{Split, fast_sim, ha_plan};
 use support::sshd::Sshd;
 
-const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
-
-/// `sh` (the gate's program) over SSH; everything else on the simulated nodes.
-struct Dispatch {
-    ssh: SshRunner,
-    sim: SimCluster,
-}
-
-#[async_trait]
-impl CommandRunner for Dispatch {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.run_tracked(node, spec, lines, &Tracking::default())
-            .await
-    }
-    async fn run_tracked(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-        tracking: &Tracking,
-    ) -> Result<CommandOutput, RunnerError> {
-        if matches!(&spec.program, Program::Exec { program, .. } if program == "sh") {
-            self.ssh.run_tracked(node, spec, lines, tracking).await
-        } else {
-            self.sim.run_tracked(node, spec, lines, tracking).await
-        }
-    }
-}
-
-fn plan_with(gate: Gate) -> Arc<UpgradePlan> {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let options = PlanOptions {
-        allow_unsupported_target: true,
-        ..PlanOptions::default()
-    };
-    let mut plan = PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-        .options(options)
-        .plan(&cluster)
-        .unwrap();
-    GateSet::new(vec![gate]).unwrap().insert(&mut plan);
-    Arc::new(plan)
+/// `sh` (the gate's program), which goes over SSH; everything else runs on the simulated nodes.
+fn is_sh(spec: &CommandSpec) -> bool {
+    matches!(&spec.program, Program::Exec { program, .. } if program == "sh")
 }
 
 async fn drive(sshd: &Sshd, state: &std::path::Path, gate: Gate) -> Finished {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let sim = SimCluster::new(cluster).with_speed(1_000_000.0);
+    let sim = fast_sim();
     let ssh = SshRunner::new(
         SshConfig::new()
             .identity_file(sshd.client_key())
@@ -90,8 +41,12 @@ async fn drive(sshd: &Sshd, state: &std::path::Path, gate: Gate) -> Finished {
         },
     );
     let s = Arc::new(sim.clone());
-    let runner = Arc::new(Dispatch { ssh, sim });
-    let plan = plan_with(gate);
+    let runner = Arc::new(Split {
+        pick: is_sh,
+        picked: ssh,
+        sim,
+    });
+    let plan = ha_plan(|plan| GateSet::new(vec![gate]).unwrap().insert(plan));
     let mut journal = Vec::new();
     let mut run = upstream_run(&plan, &journal);
     Driver::new(runner, s.clone())

@@ -3,60 +3,26 @@
 //! hooks that run here and for hooks on the step's nodes (a runner that sends the hooks'
 //! programs to the local runner and everything else to the simulated nodes). Order, the
 //! facts in the environment, a failing hook halting, and the repeat rules on resume.
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use jiff::civil::date;
-use kupgrade_core::NodeName;
 use kupgrade_core::hook::HookSet;
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
-use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, LineSink, Program, RunnerError, Tracking,
-};
+use kupgrade_core::plan::UpgradePlan;
+use kupgrade_core::ports::{CommandSpec, Program};
 use kupgrade_core::run::{Finished, Record, StopReason};
 use kupgrade_core::testing::upstream_run;
 use kupgrade_exec::driver::{Driver, JournalSink, StopHandle, stop_channel};
 use kupgrade_exec::sim::SimCluster;
 use kupgrade_exec::{LocalRunner, NodeEnv};
+use support::fixtures::{Split, fast_sim, ha_plan, node_bins};
 
-const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
-
-/// Hook programs (`*-hook`) run locally in the node's sandbox; the rest on the simulated node.
-struct Dispatch {
-    local: LocalRunner,
-    sim: SimCluster,
-}
-
+/// Hook programs (`*-hook`), which run locally in the node's sandbox; the rest runs on the
+/// simulated node.
 fn is_hook(spec: &CommandSpec) -> bool {
     matches!(&spec.program, Program::Exec { program, .. } if program.ends_with("-hook"))
-}
-
-#[async_trait]
-impl CommandRunner for Dispatch {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.run_tracked(node, spec, lines, &Tracking::default())
-            .await
-    }
-    async fn run_tracked(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-        tracking: &Tracking,
-    ) -> Result<CommandOutput, RunnerError> {
-        if is_hook(spec) {
-            self.local.run_tracked(node, spec, lines, tracking).await
-        } else {
-            self.sim.run_tracked(node, spec, lines, tracking).await
-        }
-    }
 }
 
 /// Sandboxes under `root` (one per node and one for `localhost`) whose `bin` holds the hook
@@ -64,9 +30,8 @@ impl CommandRunner for Dispatch {
 /// `slow-hook FILE` logs, then waits until `ROOT/go` exists.
 fn sandboxes(root: &Path, nodes: &[&str]) -> LocalRunner {
     let go = root.join("go");
-    for node in nodes.iter().copied().chain(["localhost"]) {
-        let bin = root.join(node).join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
+    let nodes: Vec<&str> = nodes.iter().copied().chain(["localhost"]).collect();
+    for (_, bin) in node_bins(root, &nodes) {
         for (name, body) in [
             (
                 "log-hook",
@@ -81,10 +46,7 @@ fn sandboxes(root: &Path, nodes: &[&str]) -> LocalRunner {
                 ),
             ),
         ] {
-            let path = bin.join(name);
-            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            support::write_script(&bin, name, &format!("{body}\n"));
         }
     }
     let root = root.to_path_buf();
@@ -92,24 +54,7 @@ fn sandboxes(root: &Path, nodes: &[&str]) -> LocalRunner {
 }
 
 fn plan_with(hooks: &str) -> Arc<UpgradePlan> {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let options = PlanOptions {
-        allow_unsupported_target: true,
-        ..PlanOptions::default()
-    };
-    let mut plan = PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-        .options(options)
-        .plan(&cluster)
-        .unwrap();
-    HookSet::parse(hooks, "hooks.yaml")
-        .unwrap()
-        .insert(&mut plan);
-    Arc::new(plan)
-}
-
-fn fast_sim() -> SimCluster {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    SimCluster::new(cluster).with_speed(1_000_000.0)
+    ha_plan(|plan| HookSet::parse(hooks, "hooks.yaml").unwrap().insert(plan))
 }
 
 const NODES: [&str; 9] = [
@@ -118,8 +63,9 @@ const NODES: [&str; 9] = [
 
 fn driver(sim: &SimCluster, local: &LocalRunner) -> Driver {
     let s = Arc::new(sim.clone());
-    let runner = Arc::new(Dispatch {
-        local: local.clone(),
+    let runner = Arc::new(Split {
+        pick: is_hook,
+        picked: local.clone(),
         sim: sim.clone(),
     });
     Driver::new(runner, s.clone())

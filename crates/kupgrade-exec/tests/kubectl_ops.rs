@@ -14,20 +14,15 @@
 mod apiserver;
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use apiserver::{Env, Kind, NodeSpec, Scope};
-use async_trait::async_trait;
-use kube::api::ApiResource;
-use kupgrade_core::conformance::cluster_ops::{self, Capabilities, ClusterFixture, PodKind};
-use kupgrade_core::ports::{BoxError, ClusterOperations, OpsError, PodRef};
-use kupgrade_core::{ClusterState, KubeVersion, NodeName};
+use apiserver::cluster_ops::{ScopeFixture, cluster_ops_suite};
+use apiserver::{Env, NodeSpec, Scope};
+use kupgrade_core::ClusterState;
+use kupgrade_core::ports::{ClusterOperations, OpsError};
 use kupgrade_exec::{KubectlOps, LocalRunner, NodeEnv};
-use serde_json::json;
 
 /// The kubectl to run, or `None` (after saying so) when there is none and none is required.
 fn kubectl() -> Option<PathBuf> {
@@ -74,148 +69,22 @@ fn ops(bin: &std::path::Path, kubeconfig: &std::path::Path) -> KubectlOps {
     .poll_interval(Duration::from_millis(200))
 }
 
-struct KubectlFixture {
-    scope: Scope,
-    ops: KubectlOps,
-    nodes: AtomicUsize,
-    daemonset: tokio::sync::OnceCell<()>,
-    _sandbox: tempfile::TempDir,
+async fn fixture(test: &str) -> Option<ScopeFixture<KubectlOps>> {
+    let env = apiserver::env().await?;
+    let kubectl = kubectl()?;
+    Some(fixture_on(&env, &kubectl, test).await)
 }
 
-impl KubectlFixture {
-    async fn new(env: &Env, kubectl: &std::path::Path, test: &str) -> KubectlFixture {
-        let sandbox = sandbox(kubectl);
-        KubectlFixture {
-            scope: Scope::new(env, test).await,
-            ops: ops(sandbox.path(), &env.kubeconfig),
-            nodes: AtomicUsize::new(0),
-            daemonset: tokio::sync::OnceCell::new(),
-            _sandbox: sandbox,
-        }
-    }
-
-    /// The DaemonSet the harness's DaemonSet pods name as their controller: kubectl drain
-    /// looks it up (a pod whose DaemonSet is gone is refused unless forced).
-    async fn ensure_daemonset(&self) -> Result<(), BoxError> {
-        self.daemonset
-            .get_or_try_init(|| async {
-                let ar = ApiResource {
-                    group: "apps".into(),
-                    version: "v1".into(),
-                    api_version: "apps/v1".into(),
-                    kind: "DaemonSet".into(),
-                    plural: "daemonsets".into(),
-                };
-                let template = json!({ "metadata": { "labels": { "app": "agent" } },
-                    "spec": { "containers": [{ "name": "agent", "image": "registry.example/agent:v1" }] } });
-                self.scope
-                    .create_dynamic(
-                        &self.scope.ns,
-                        &ar,
-                        json!({ "apiVersion": "apps/v1", "kind": "DaemonSet",
-                            "metadata": { "name": "ds", "namespace": self.scope.ns },
-                            "spec": { "selector": { "matchLabels": { "app": "agent" } },
-                                      "template": template } }),
-                    )
-                    .await
-                    .map(|_| ())
-            })
-            .await
-            .copied()
-    }
+/// [`KubectlOps`] in a sandbox with `kubectl`, on the test's own scope of `env`.
+async fn fixture_on(env: &Env, kubectl: &std::path::Path, test: &str) -> ScopeFixture<KubectlOps> {
+    let sandbox = sandbox(kubectl);
+    let ops = ops(sandbox.path(), &env.kubeconfig);
+    ScopeFixture::new(Scope::new(env, test).await, ops)
+        .with_daemonset()
+        .in_sandbox(sandbox)
 }
 
-#[async_trait]
-impl ClusterFixture for KubectlFixture {
-    fn ops(&self) -> &dyn ClusterOperations {
-        &self.ops
-    }
-    async fn add_node(&self, version: &KubeVersion) -> Result<NodeName, BoxError> {
-        let n = self.nodes.fetch_add(1, Ordering::Relaxed);
-        Ok(self
-            .scope
-            .node(&format!("n{n}"), NodeSpec::worker(&version.to_string()))
-            .await)
-    }
-    async fn add_pod(
-        &self,
-        node: &NodeName,
-        kind: PodKind,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<PodRef, BoxError> {
-        let kind = match kind {
-            PodKind::Replicated => Kind::Replicated,
-            PodKind::DaemonSet => {
-                self.ensure_daemonset().await?;
-                Kind::DaemonSet
-            }
-            PodKind::Mirror => Kind::Mirror,
-            PodKind::Unreplicated => Kind::Unreplicated,
-            PodKind::EmptyDir => Kind::EmptyDir,
-            other => return Err(format!("the harness cannot make {other:?} pods").into()),
-        };
-        self.scope.pod(node, kind, labels).await
-    }
-    async fn add_budget(
-        &self,
-        labels: &BTreeMap<String, String>,
-        disruptions: u32,
-    ) -> Result<String, BoxError> {
-        self.scope.budget(labels, disruptions).await
-    }
-    async fn pods_on(&self, node: &NodeName) -> Result<Vec<PodRef>, BoxError> {
-        self.scope.pods_on(node).await
-    }
-    async fn is_cordoned(&self, node: &NodeName) -> Result<bool, BoxError> {
-        self.scope.is_cordoned(node).await
-    }
-    async fn set_kubelet(
-        &self,
-        node: &NodeName,
-        version: &KubeVersion,
-        ready: bool,
-    ) -> Result<(), BoxError> {
-        self.scope
-            .set_node_status(node, &version.to_string(), "Ubuntu 22.04.4 LTS", ready)
-            .await
-    }
-}
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let Some(env) = apiserver::env().await else { return };
-            let Some(kubectl) = kubectl() else { return };
-            let f = KubectlFixture::new(&env, &kubectl, stringify!($name)).await;
-            run_check!($name, &f);
-            f.scope.cleanup().await;
-        }
-    )*};
-}
-
-macro_rules! run_check {
-    (cordon_is_idempotent, $f:expr) => {
-        cluster_ops::cordon_is_idempotent($f).await
-    };
-    (huge_timeouts_do_not_overflow, $f:expr) => {
-        cluster_ops::huge_timeouts_do_not_overflow($f).await
-    };
-    ($name:ident, $f:expr) => {
-        cluster_ops::$name($f, &Capabilities::default()).await
-    };
-}
-
-conformance!(
-    cordon_is_idempotent,
-    drain_evicts_and_skips,
-    drain_refuses_unless_asked,
-    drain_honours_disruption_budgets,
-    drain_deletes_emptydir_data_when_asked,
-    drain_without_eviction_ignores_budgets,
-    wait_ready,
-    huge_timeouts_do_not_overflow,
-);
+cluster_ops_suite!(fixture);
 
 /// The state is read through kubectl: the node as the API shows it; a user without RBAC
 /// grants is refused as `Forbidden`.
@@ -225,7 +94,7 @@ async fn the_state_comes_from_the_api_and_refusals_are_forbidden() {
         return;
     };
     let Some(kubectl) = kubectl() else { return };
-    let f = KubectlFixture::new(&env, &kubectl, "kubectlstate").await;
+    let f = fixture_on(&env, &kubectl, "kubectlstate").await;
     let node = f.scope.node("w", NodeSpec::worker("v1.29.3")).await;
     f.ops.cordon(&node).await.unwrap();
     let state = f.ops.state().await.unwrap();
@@ -237,7 +106,8 @@ async fn the_state_comes_from_the_api_and_refusals_are_forbidden() {
         .limited
         .clone()
         .expect("scripts/testenv.sh writes a kubeconfig for user limited");
-    let refused = ops(f._sandbox.path(), &limited);
+    let sandbox = f.sandbox.as_ref().expect("the fixture keeps its sandbox");
+    let refused = ops(sandbox.path(), &limited);
     match refused.uncordon(&node).await {
         Err(OpsError::Forbidden { message }) => {
             assert!(message.contains("\"limited\""), "{message}")

@@ -18,6 +18,7 @@ use kupgrade_core::ports::{
     NodeLock, RunnerError, Tracking,
 };
 use kupgrade_exec::{LocalRunner, NodeEnv};
+use support::fixtures::node_bins;
 use support::{alive, uid, write_script, write_stub_sudo};
 
 fn node(name: &str) -> NodeName {
@@ -91,9 +92,7 @@ async fn refuses_sudo_unless_allowed() {
 #[tokio::test]
 async fn each_node_runs_in_its_own_sandbox() {
     let root = tempfile::tempdir().unwrap();
-    for n in ["cp-1", "w-1"] {
-        let bin = root.path().join(n).join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
+    for (n, bin) in node_bins(root.path(), &["cp-1", "w-1"]) {
         write_script(
             &bin,
             "kubeadm",

@@ -294,3 +294,34 @@ async fn a_path_that_cannot_go_into_a_command_is_refused_before_anything_runs() 
     let e = gather_node(&runner, &node, &opts).await.unwrap_err();
     assert!(e.to_string().contains("/var/$(reboot)"), "{e}");
 }
+
+/// The backups' directory does not exist before the first run: its free space is its nearest
+/// existing parent's, where it will be created, not a fact the node "could not give".
+#[tokio::test]
+async fn free_space_of_a_directory_not_made_yet_is_its_parents() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let df = "printf '%s\\n' \"$3\" >> \"$KUPGRADE_NODE_ROOT/df.log\"\n\
+        case \"$3\" in\n\
+        /var/backups/kupgrade) echo \"df: $3: No such file or directory\" >&2; exit 1 ;;\n\
+        /var/backups) free=2048 ;;\n\
+        *) free=1024 ;;\n\
+        esac\n\
+        echo 'Filesystem     1024-blocks     Used Available Capacity Mounted on'\n\
+        echo \"/dev/vda1         51474912 12345678 $free      25% /\"\n";
+    sandbox(root, "n-1", &[("df", df)]);
+    let r = root.to_path_buf();
+    let runner = LocalRunner::new().with_node_env(move |n| NodeEnv::sandbox(&r, n));
+    let node: NodeName = "n-1".parse().unwrap();
+    let facts = gather_node(&runner, &node, &NodeEvidenceOptions::default())
+        .await
+        .unwrap();
+    let disk = facts.disk.found().expect("disk space gathered");
+    let free: Vec<(&str, u64)> = disk
+        .iter()
+        .map(|d| (d.path.as_str(), d.free_bytes / 1024))
+        .collect();
+    assert_eq!(free, [("/var", 1024), ("/var/backups/kupgrade", 2048)]);
+    let asked = std::fs::read_to_string(root.join("n-1/df.log")).unwrap();
+    assert_eq!(asked, "/var\n/var/backups/kupgrade\n/var/backups\n");
+}

@@ -9,6 +9,7 @@ use kupgrade_core::conformance::command_runner::{self, Capabilities, SignalRepor
 use kupgrade_core::ports::{CommandRunner, CommandRunnerExt, CommandSpec, LineSink, RunnerError};
 use kupgrade_core::{NodeName, SshTarget};
 use kupgrade_exec::{NodeEnv, SshConfig, SshRunner};
+use support::fixtures::node_bins;
 use support::sshd::Sshd;
 use support::{processes_with, uid, write_script, write_stub_sudo};
 
@@ -623,9 +624,7 @@ async fn node_env_sandboxes_work_remotely() {
     let Some(sshd) = Sshd::start() else { return };
     let state = tempfile::tempdir().unwrap();
     let root = tempfile::tempdir().unwrap();
-    for n in ["cp-1", "w-1"] {
-        let bin = root.path().join(n).join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
+    for (n, bin) in node_bins(root.path(), &["cp-1", "w-1"]) {
         write_script(
             &bin,
             "kubeadm",

@@ -21,13 +21,14 @@ const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
 
 /// Programs the plan's commands would call: each only logs and fails, so nothing outside the
 /// sandbox can change even if a command ran.
-const GUARDED: [&str; 10] = [
+const GUARDED: [&str; 11] = [
     "mkdir",
     "cp",
     "etcdctl",
     "tee",
     "apt-get",
     "apt-mark",
+    "dpkg",
     "dnf",
     "zypper",
     "systemctl",

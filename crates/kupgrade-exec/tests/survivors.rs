@@ -5,6 +5,8 @@
 //! The cluster is the simulated one; the runner in front of it reports a handle for
 //! `kubeadm upgrade apply` and, in the first session, never finishes it (as a node command
 //! whose `apply` was killed goes on). What the runner's `probe` answers is scripted.
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,18 +21,7 @@ use kupgrade_core::run::{Finished, Record, RecordKind, StopReason};
 use kupgrade_core::testing::upstream_run;
 use kupgrade_exec::driver::{Driver, SurvivorPolicy, stop_channel};
 use kupgrade_exec::sim::SimCluster;
-
-const CLUSTER: &str = r#"
-addons: { kube-proxy: v1.29.10, coredns: v1.11.1 }
-nodes:
-  - name: cp-1
-    roles: [control-plane]
-    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10,
-                kube-apiserver: v1.29.10, kube-controller-manager: v1.29.10,
-                kube-scheduler: v1.29.10, etcd: 3.5.10-0 }
-  - name: w-1
-    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10 }
-"#;
+use support::fixtures::TWO_NODES;
 
 fn handle() -> CommandHandle {
     CommandHandle::Local {
@@ -120,7 +111,7 @@ impl CommandRunner for Scripted {
 }
 
 fn plan() -> (Arc<UpgradePlan>, kupgrade_core::ClusterState) {
-    let cluster = kupgrade_core::inventory::parse(CLUSTER, "cluster.yaml").unwrap();
+    let cluster = kupgrade_core::inventory::parse(TWO_NODES, "cluster.yaml").unwrap();
     let plan = PlanRequest::new("1.30".parse().unwrap(), jiff::civil::date(2025, 3, 1))
         .plan(&cluster)
         .unwrap();

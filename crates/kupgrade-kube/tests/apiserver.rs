@@ -6,23 +6,20 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kupgrade_core::NodeName;
 use kupgrade_core::cluster::{ClusterState, EtcdTopology, Node, NodeVersions, Os, OsFamily, Role};
-use kupgrade_core::conformance::cluster_ops::{self, Capabilities, ClusterFixture, PodKind};
 use kupgrade_core::ports::{
-    BoxError, ClusterOperations, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions,
-    ExitStatus, LeaseClaim, LeaseHolder, LeaseStore, LeaseStoreExt, LineSink, OpsError, PodRef,
-    RunnerError,
+    ClusterOperations, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions, ExitStatus,
+    LeaseClaim, LeaseHolder, LeaseStore, LeaseStoreExt, LineSink, OpsError, RunnerError,
 };
-use kupgrade_core::{KubeVersion, NodeName};
 use kupgrade_kube::{DiscoverError, Discovery, KubeClusterOps, KubeLease, PodRunner};
 use serde_json::{Value, json};
+use support::cluster_ops::{ScopeFixture, cluster_ops_suite};
 use support::{Env, Kind, NodeSpec, Reply, Scope, labels, v};
 
 // ------------------------------------------------------------------------------ discovery
@@ -331,110 +328,14 @@ async fn discovery_reports_unreadable_values_by_object_and_field() {
 
 // ------------------------------------------------------------------ conformance suite
 
-struct KubeFixture {
-    scope: Scope,
-    ops: KubeClusterOps,
-    nodes: AtomicUsize,
+async fn fixture(test: &str) -> Option<ScopeFixture<KubeClusterOps>> {
+    let env = support::env().await?;
+    let ops = KubeClusterOps::new(env.client.clone())
+        .eviction_backoff(Duration::from_millis(100), Duration::from_millis(500));
+    Some(ScopeFixture::new(Scope::new(&env, test).await, ops))
 }
 
-impl KubeFixture {
-    async fn new(env: &Env, test: &str) -> KubeFixture {
-        KubeFixture {
-            scope: Scope::new(env, test).await,
-            ops: KubeClusterOps::new(env.client.clone())
-                .eviction_backoff(Duration::from_millis(100), Duration::from_millis(500)),
-            nodes: AtomicUsize::new(0),
-        }
-    }
-}
-
-#[async_trait]
-impl ClusterFixture for KubeFixture {
-    fn ops(&self) -> &dyn ClusterOperations {
-        &self.ops
-    }
-    async fn add_node(&self, version: &KubeVersion) -> Result<NodeName, BoxError> {
-        let n = self.nodes.fetch_add(1, Ordering::Relaxed);
-        Ok(self
-            .scope
-            .node(&format!("n{n}"), NodeSpec::worker(&version.to_string()))
-            .await)
-    }
-    async fn add_pod(
-        &self,
-        node: &NodeName,
-        kind: PodKind,
-        labels: &BTreeMap<String, String>,
-    ) -> Result<PodRef, BoxError> {
-        let kind = match kind {
-            PodKind::Replicated => Kind::Replicated,
-            PodKind::DaemonSet => Kind::DaemonSet,
-            PodKind::Mirror => Kind::Mirror,
-            PodKind::Unreplicated => Kind::Unreplicated,
-            PodKind::EmptyDir => Kind::EmptyDir,
-            other => return Err(format!("the harness cannot make {other:?} pods").into()),
-        };
-        self.scope.pod(node, kind, labels).await
-    }
-    async fn add_budget(
-        &self,
-        labels: &BTreeMap<String, String>,
-        disruptions: u32,
-    ) -> Result<String, BoxError> {
-        self.scope.budget(labels, disruptions).await
-    }
-    async fn pods_on(&self, node: &NodeName) -> Result<Vec<PodRef>, BoxError> {
-        self.scope.pods_on(node).await
-    }
-    async fn is_cordoned(&self, node: &NodeName) -> Result<bool, BoxError> {
-        self.scope.is_cordoned(node).await
-    }
-    async fn set_kubelet(
-        &self,
-        node: &NodeName,
-        version: &KubeVersion,
-        ready: bool,
-    ) -> Result<(), BoxError> {
-        self.scope
-            .set_node_status(node, &version.to_string(), "Ubuntu 22.04.4 LTS", ready)
-            .await
-    }
-}
-
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        #[tokio::test]
-        async fn $name() {
-            let Some(env) = support::env().await else { return };
-            let f = KubeFixture::new(&env, stringify!($name)).await;
-            run_check!($name, &f);
-            f.scope.cleanup().await;
-        }
-    )*};
-}
-
-macro_rules! run_check {
-    (cordon_is_idempotent, $f:expr) => {
-        cluster_ops::cordon_is_idempotent($f).await
-    };
-    (huge_timeouts_do_not_overflow, $f:expr) => {
-        cluster_ops::huge_timeouts_do_not_overflow($f).await
-    };
-    ($name:ident, $f:expr) => {
-        cluster_ops::$name($f, &Capabilities::default()).await
-    };
-}
-
-conformance!(
-    cordon_is_idempotent,
-    drain_evicts_and_skips,
-    drain_refuses_unless_asked,
-    drain_honours_disruption_budgets,
-    drain_deletes_emptydir_data_when_asked,
-    drain_without_eviction_ignores_budgets,
-    wait_ready,
-    huge_timeouts_do_not_overflow,
-);
+cluster_ops_suite!(fixture);
 
 // ------------------------------------------------------------------------- drain details
 

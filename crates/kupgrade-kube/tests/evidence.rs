@@ -523,3 +523,72 @@ async fn the_evidence_rbac_manifest_grants_every_piece() {
     }
     scope.cleanup().await;
 }
+
+/// Validating and mutating webhooks are both read, each with its configuration's kind and
+/// name, its failure policy (the server defaults an unset one to `Fail`) and its service.
+#[tokio::test]
+async fn validating_and_mutating_webhooks_are_read_alike() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    let Some(env) = support::env().await else {
+        return;
+    };
+    let scope = Scope::new(&env, "webhooks").await;
+    // No rules: they match no request, so the other tests' requests never call them.
+    let hook = |name: &str, policy: Option<&str>| {
+        let mut w = json!({ "name": name, "sideEffects": "None", "admissionReviewVersions": ["v1"],
+            "clientConfig": { "service": { "namespace": scope.ns, "name": "guard" } }, "rules": [] });
+        if let Some(p) = policy {
+            w["failurePolicy"] = json!(p);
+        }
+        w
+    };
+    let (validating, mutating) = (format!("{}-v", scope.id), format!("{}-m", scope.id));
+    let v: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": { "name": validating }, "webhooks": [hook("check.kupgrade.test", Some("Ignore"))]
+    }))
+    .unwrap();
+    let m: MutatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": { "name": mutating }, "webhooks": [hook("mutate.kupgrade.test", None)]
+    }))
+    .unwrap();
+    let (v_api, m_api) = (
+        Api::all(scope.client.clone()),
+        Api::all(scope.client.clone()),
+    );
+    v_api.create(&PostParams::default(), &v).await.unwrap();
+    m_api.create(&PostParams::default(), &m).await.unwrap();
+
+    let evidence = gather(&scope.client, &GatherOptions::default()).await;
+    let _ = v_api.delete(&validating, &Default::default()).await;
+    let _ = m_api.delete(&mutating, &Default::default()).await;
+    let webhooks = evidence.webhooks.found().expect("webhooks");
+    let ours: Vec<_> = (webhooks.iter())
+        .filter(|w| w.configuration == validating || w.configuration == mutating)
+        .map(|w| {
+            let kind = w.configuration_kind.as_str();
+            let service = w.service.as_deref();
+            (kind, w.name.as_str(), w.failure_policy.as_str(), service)
+        })
+        .collect();
+    let service = format!("{}/guard", scope.ns);
+    assert_eq!(
+        ours,
+        [
+            (
+                "ValidatingWebhookConfiguration",
+                "check.kupgrade.test",
+                "Ignore",
+                Some(&*service)
+            ),
+            (
+                "MutatingWebhookConfiguration",
+                "mutate.kupgrade.test",
+                "Fail",
+                Some(&*service)
+            ),
+        ]
+    );
+    scope.cleanup().await;
+}

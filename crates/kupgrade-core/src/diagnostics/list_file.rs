@@ -1,7 +1,7 @@
 //! Files made of `apiVersion`, `kind` and one list of entries (gates, hooks): the reading
 //! they share, so each kind only says what its entries are and how they are checked.
 use serde::de::DeserializeOwned;
-use serde_yaml_ng::Value;
+use serde_yaml_ng::{Mapping, Value};
 
 use super::{Entry, FileError, FileProblem, Locator, Step, from_value, kind_of, parse_yaml, short};
 
@@ -33,57 +33,11 @@ pub(crate) fn parse_list_file<T: DeserializeOwned, E: ListEntry>(
         file: file.to_string(),
         problems,
     };
-    let value = parse_yaml(text).map_err(|p| fail(vec![p]))?;
-    let locator = Locator::new(text);
-    let mut top = match value {
-        Value::Mapping(m) => m,
-        Value::Null => return Err(fail(vec![FileProblem::new("the file is empty")])),
-        other => {
-            return Err(fail(vec![FileProblem::new(format!(
-                "expected a mapping with a `{list}` list, found {}",
-                kind_of(&other)
-            ))]));
-        }
-    };
     let mut problems = Vec::new();
-    let top_level = |key: &str, message: String| {
-        FileProblem::new(message)
-            .at(locator.value(&[Step::key(key)]))
-            .in_field(key)
-    };
-    for (key, want) in [("apiVersion", api_version), ("kind", kind)] {
-        if let Some(v) = top.remove(key)
-            && v.as_str() != Some(want)
-        {
-            problems.push(top_level(
-                key,
-                format!("expected {want:?}, found {}", short(&v)),
-            ));
-        }
-    }
-    let raw = match top.remove(list) {
-        Some(Value::Sequence(s)) => s,
-        Some(Value::Null) => Vec::new(),
-        Some(other) => {
-            problems.push(top_level(
-                list,
-                format!("expected a list of {list}, found {}", kind_of(&other)),
-            ));
-            Vec::new()
-        }
-        None => {
-            problems.push(
-                FileProblem::new(format!("missing: a {list} file lists its {list}")).in_field(list),
-            );
-            Vec::new()
-        }
-    };
-    for (key, _) in top {
-        problems.push(FileProblem::new(format!(
-            "unknown field {}, expected one of `apiVersion`, `kind`, `{list}`",
-            short(&key)
-        )));
-    }
+    let mut top =
+        TopLevel::read(text, list, api_version, kind, &mut problems).map_err(|p| fail(vec![p]))?;
+    let raw = top.take_list(list, &mut problems);
+    let locator = top.finish(&["apiVersion", "kind", list], &mut problems);
     let entry_at = |i: usize, path: &[Step]| {
         let entry = [Step::key(list), Step::Index(i)];
         locator
@@ -129,5 +83,217 @@ pub(crate) fn parse_list_file<T: DeserializeOwned, E: ListEntry>(
         Ok(parsed)
     } else {
         Err(fail(problems))
+    }
+}
+
+/// Checks each of `entries` with `check`, which gets the entry and a reporter of its problems
+/// (`bad(field, message)`), after the checks every named entry of a list file shares: it has
+/// a name, of at most 63 lower-case letters, digits and '-', used once in the file. `noun`
+/// names one entry in messages (`gate`).
+pub(crate) fn check_named_entries<T, E: ListEntry + Clone>(
+    entries: &[T],
+    noun: &str,
+    name: impl Fn(&T) -> &str,
+    out: &mut Vec<FileProblem<E>>,
+    mut check: impl FnMut(&T, &mut dyn FnMut(&str, String)),
+) {
+    let mut seen = std::collections::HashMap::new();
+    for (i, item) in entries.iter().enumerate() {
+        let n = name(item);
+        let entry = E::new(i + 1, Some(n.to_string()));
+        let mut bad = |field: &str, message: String| {
+            out.push(
+                FileProblem::new(message)
+                    .in_entry(entry.clone())
+                    .in_field(field),
+            );
+        };
+        if n.is_empty() {
+            bad("name", format!("a {noun} needs a name"));
+        } else if n.len() > 63 {
+            bad("name", "at most 63 characters".into());
+        } else if let Some(c) = n
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
+            bad(
+                "name",
+                format!("{c:?} is not allowed (lower-case letters, digits and '-')"),
+            );
+        }
+        if let Some(first) = seen.insert(n, i) {
+            bad(
+                "name",
+                format!("used twice ({} {} and {})", E::LIST, first + 1, i + 1),
+            );
+        }
+        check(item, &mut bad);
+    }
+}
+
+/// Reports a command's `argv` (at `field`) that names no program or holds a NUL byte.
+pub(crate) fn check_argv(bad: &mut dyn FnMut(&str, String), field: &str, argv: &[String]) {
+    if argv.is_empty() || argv[0].is_empty() {
+        bad(field, "name the program to run".into());
+    } else if let Some(i) = argv.iter().position(|a| a.contains('\0')) {
+        bad(
+            &format!("{field}[{i}]"),
+            "a NUL byte cannot be passed".into(),
+        );
+    }
+}
+
+/// What a list file's set and its entry share: `$set::new` (entries checked like a file's,
+/// documented by the doc comment given), `$set::parse` (a file of them, through
+/// [`parse_list_file`]) and `$entry`'s [`ListEntry`] impl. `$set` keeps its entries in the
+/// field `$field`; a function `validate(&[$item], &mut Vec<FileProblem<$entry>>)` and the
+/// constants `API_VERSION` and `KIND` must be in scope; `$list` names the list (`gates`).
+macro_rules! list_file {
+    (
+        $(#[doc = $new_doc:literal])*
+        $set:ident { $field:ident: $item:ty }, $entry:ident, $error:ident, $list:literal
+    ) => {
+        impl $set {
+            $(#[doc = $new_doc])*
+            pub fn new($field: Vec<$item>) -> Result<Self, $error> {
+                let mut problems = Vec::new();
+                validate(&$field, &mut problems);
+                if problems.is_empty() {
+                    Ok($set { $field })
+                } else {
+                    Err($crate::diagnostics::FileError {
+                        file: concat!("<", $list, ">").into(),
+                        problems,
+                    })
+                }
+            }
+
+            #[doc = concat!("Parses a ", $list, " file in YAML or JSON. `file` only names the source in")]
+            /// messages. Every problem found is reported.
+            pub fn parse(text: &str, file: &str) -> Result<Self, $error> {
+                let $field = $crate::diagnostics::parse_list_file::<$item, $entry>(
+                    text,
+                    file,
+                    API_VERSION,
+                    KIND,
+                    validate,
+                )?;
+                Ok($set { $field })
+            }
+        }
+
+        impl $crate::diagnostics::ListEntry for $entry {
+            const LIST: &'static str = $list;
+
+            fn new(index: usize, name: Option<String>) -> Self {
+                $entry { index, name }
+            }
+
+            fn index(&self) -> usize {
+                self.index
+            }
+
+            fn index_mut(&mut self) -> &mut usize {
+                &mut self.index
+            }
+        }
+    };
+}
+pub(crate) use list_file;
+
+/// The top level of a file made of `apiVersion`, `kind` and a list: its mapping, the keys
+/// not read yet, and where each of them stands in the text.
+pub(crate) struct TopLevel<'t> {
+    /// The keys not taken yet.
+    pub(crate) map: Mapping,
+    /// Places in the file's text.
+    pub(crate) locator: Locator<'t>,
+}
+
+impl<'t> TopLevel<'t> {
+    /// Reads `text` as a mapping (`list` names its list in the message when it is not one),
+    /// taking out `apiVersion` and `kind`: one that is not `api_version` or `kind` is a
+    /// problem in `problems`. A file that is no mapping at all is the error.
+    pub(crate) fn read<E>(
+        text: &'t str,
+        list: &str,
+        api_version: &str,
+        kind: &str,
+        problems: &mut Vec<FileProblem<E>>,
+    ) -> Result<Self, FileProblem<E>> {
+        let map = match parse_yaml(text)? {
+            Value::Mapping(m) => m,
+            Value::Null => return Err(FileProblem::new("the file is empty")),
+            other => {
+                return Err(FileProblem::new(format!(
+                    "expected a mapping with a `{list}` list, found {}",
+                    kind_of(&other)
+                )));
+            }
+        };
+        let mut top = TopLevel {
+            map,
+            locator: Locator::new(text),
+        };
+        for (key, want) in [("apiVersion", api_version), ("kind", kind)] {
+            if let Some(v) = top.map.remove(key)
+                && v.as_str() != Some(want)
+            {
+                problems.push(top.problem(key, format!("expected {want:?}, found {}", short(&v))));
+            }
+        }
+        Ok(top)
+    }
+
+    /// A problem with the top-level `key`, placed at its value.
+    pub(crate) fn problem<E>(&self, key: &str, message: String) -> FileProblem<E> {
+        FileProblem::new(message)
+            .at(self.locator.value(&[Step::key(key)]))
+            .in_field(key)
+    }
+
+    /// Takes out the list `list` (empty when it is null); a missing list or a value that is
+    /// not one is a problem, and reads as empty.
+    pub(crate) fn take_list<E>(
+        &mut self,
+        list: &str,
+        problems: &mut Vec<FileProblem<E>>,
+    ) -> Vec<Value> {
+        match self.map.remove(list) {
+            Some(Value::Sequence(s)) => s,
+            Some(Value::Null) => Vec::new(),
+            Some(other) => {
+                problems.push(self.problem(
+                    list,
+                    format!("expected a list of {list}, found {}", kind_of(&other)),
+                ));
+                Vec::new()
+            }
+            None => {
+                problems.push(
+                    FileProblem::new(format!("missing: a {list} file lists its {list}"))
+                        .in_field(list),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Reports every key not taken as unknown (`expected` are the keys the file may have),
+    /// leaving the locator.
+    pub(crate) fn finish<E>(
+        self,
+        expected: &[&str],
+        problems: &mut Vec<FileProblem<E>>,
+    ) -> Locator<'t> {
+        let expected: Vec<String> = expected.iter().map(|k| format!("`{k}`")).collect();
+        for (key, _) in self.map {
+            problems.push(FileProblem::new(format!(
+                "unknown field {}, expected one of {}",
+                short(&key),
+                expected.join(", ")
+            )));
+        }
+        self.locator
     }
 }

@@ -32,7 +32,9 @@ mod list_file;
 mod locate;
 mod nesting;
 
-pub(crate) use list_file::{ListEntry, parse_list_file};
+pub(crate) use list_file::{
+    ListEntry, TopLevel, check_argv, check_named_entries, list_file, parse_list_file,
+};
 pub(crate) use locate::{Locator, Step};
 
 /// The deepest lists and mappings (`[` and `{`) may be nested in an input file.

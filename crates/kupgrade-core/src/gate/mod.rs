@@ -55,10 +55,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeName;
-use crate::diagnostics::{Entry, FileError, FileProblem};
+use crate::diagnostics::{Entry, FileError, FileProblem, check_argv, check_named_entries};
 
 pub(crate) mod insert;
-mod parse;
 mod verdict;
 
 pub use verdict::{
@@ -98,23 +97,13 @@ pub struct GateSet {
     gates: Vec<Gate>,
 }
 
-impl GateSet {
+crate::diagnostics::list_file! {
     /// A set of these gates, checked like a file's (names well formed and unique, exactly one
     /// check each, sensible times).
-    pub fn new(gates: Vec<Gate>) -> Result<Self, GatesError> {
-        let set = GateSet { gates };
-        let mut problems = Vec::new();
-        set.validate(&mut problems);
-        if problems.is_empty() {
-            Ok(set)
-        } else {
-            Err(FileError {
-                file: "<gates>".into(),
-                problems,
-            })
-        }
-    }
+    GateSet { gates: Gate }, GateEntry, GatesError, "gates"
+}
 
+impl GateSet {
     /// The gates, in order.
     pub fn gates(&self) -> &[Gate] {
         &self.gates
@@ -124,42 +113,16 @@ impl GateSet {
     pub fn is_empty(&self) -> bool {
         self.gates.is_empty()
     }
+}
 
-    /// Checks every gate; problems name the gate by its place and name.
-    fn validate(&self, out: &mut Vec<GateProblem>) {
-        let mut seen = std::collections::HashMap::new();
-        for (i, gate) in self.gates.iter().enumerate() {
-            let entry = GateEntry {
-                index: i + 1,
-                name: Some(gate.name.clone()),
-            };
-            let mut bad = |field: &str, message: String| {
-                out.push(
-                    FileProblem::new(message)
-                        .in_entry(entry.clone())
-                        .in_field(field),
-                );
-            };
-            if gate.name.is_empty() {
-                bad("name", "a gate needs a name".into());
-            } else if gate.name.len() > 63 {
-                bad("name", "at most 63 characters".into());
-            } else if let Some(c) = gate
-                .name
-                .chars()
-                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-            {
-                bad(
-                    "name",
-                    format!("{c:?} is not allowed (lower-case letters, digits and '-')"),
-                );
-            }
-            if let Some(first) = seen.insert(gate.name.as_str(), i) {
-                bad(
-                    "name",
-                    format!("used twice (gates {} and {})", first + 1, i + 1),
-                );
-            }
+/// Checks every gate; problems name the gate by its place and name.
+fn validate(gates: &[Gate], out: &mut Vec<GateProblem>) {
+    check_named_entries(
+        gates,
+        "gate",
+        |g| &g.name,
+        out,
+        |gate, bad| {
             let checks = [
                 ("rollout", gate.rollout.is_some()),
                 ("condition", gate.condition.is_some()),
@@ -188,10 +151,10 @@ impl GateSet {
                 bad("timeoutSeconds", "must be at least 1".into());
             }
             if let Some(r) = &gate.rollout {
-                object_names(&mut bad, "rollout", r.namespace.as_deref(), &r.name);
+                object_names(&mut *bad, "rollout", r.namespace.as_deref(), &r.name);
             }
             if let Some(c) = &gate.condition {
-                object_names(&mut bad, "condition", c.namespace.as_deref(), &c.name);
+                object_names(&mut *bad, "condition", c.namespace.as_deref(), &c.name);
                 if c.kind.is_empty() || !c.kind.chars().all(|c| c.is_ascii_alphanumeric()) {
                     bad("condition.kind", format!("{:?} is not a kind", c.kind));
                 }
@@ -226,20 +189,13 @@ impl GateSet {
                 }
             }
             if let Some(c) = &gate.command {
-                if c.argv.is_empty() || c.argv[0].is_empty() {
-                    bad("command.argv", "name the program to run".into());
-                } else if let Some(i) = c.argv.iter().position(|a| a.contains('\0')) {
-                    bad(
-                        &format!("command.argv[{i}]"),
-                        "a NUL byte cannot be passed".into(),
-                    );
-                }
+                check_argv(bad, "command.argv", &c.argv);
                 if c.timeout_seconds == 0 {
                     bad("command.timeoutSeconds", "must be at least 1".into());
                 }
             }
-        }
-    }
+        },
+    );
 }
 
 fn object_names(
@@ -644,4 +600,4 @@ pub type GateProblem = FileProblem<GateEntry>;
 pub type GatesError = FileError<GateEntry>;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,7 +15,8 @@ fn plan_of(cluster: &str, batch: &str) -> UpgradePlan {
         .unwrap()
 }
 
-const CLUSTER: &str = r#"
+/// One control-plane node and two workers at v1.29.10 (the hook tests use it too).
+pub(crate) const CLUSTER: &str = r#"
 addons: { kube-proxy: v1.29.10, coredns: v1.11.1 }
 nodes:
   - name: cp-1

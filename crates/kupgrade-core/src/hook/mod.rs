@@ -43,10 +43,9 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostics::{Entry, FileError, FileProblem};
+use crate::diagnostics::{Entry, FileError, FileProblem, check_argv, check_named_entries};
 
 mod insert;
-mod parse;
 #[cfg(test)]
 mod tests;
 
@@ -245,61 +244,26 @@ impl fmt::Display for HookPlace {
     }
 }
 
-impl HookSet {
+crate::diagnostics::list_file! {
     /// A set of these hooks, checked like a file's.
-    pub fn new(hooks: Vec<Hook>) -> Result<Self, HooksError> {
-        let set = HookSet { hooks };
-        let mut problems = Vec::new();
-        set.validate(&mut problems);
-        if problems.is_empty() {
-            Ok(set)
-        } else {
-            Err(FileError {
-                file: "<hooks>".into(),
-                problems,
-            })
-        }
-    }
+    HookSet { hooks: Hook }, HookEntry, HooksError, "hooks"
+}
 
+impl HookSet {
     /// The hooks, in order.
     pub fn hooks(&self) -> &[Hook] {
         &self.hooks
     }
+}
 
-    fn validate(&self, out: &mut Vec<HookProblem>) {
-        let mut seen = std::collections::HashMap::new();
-        for (i, hook) in self.hooks.iter().enumerate() {
-            let entry = HookEntry {
-                index: i + 1,
-                name: Some(hook.name.clone()),
-            };
-            let mut bad = |field: &str, message: String| {
-                out.push(
-                    FileProblem::new(message)
-                        .in_entry(entry.clone())
-                        .in_field(field),
-                );
-            };
-            if hook.name.is_empty() {
-                bad("name", "a hook needs a name".into());
-            } else if hook.name.len() > 63 {
-                bad("name", "at most 63 characters".into());
-            } else if let Some(c) = hook
-                .name
-                .chars()
-                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-            {
-                bad(
-                    "name",
-                    format!("{c:?} is not allowed (lower-case letters, digits and '-')"),
-                );
-            }
-            if let Some(first) = seen.insert(hook.name.as_str(), i) {
-                bad(
-                    "name",
-                    format!("used twice (hooks {} and {})", first + 1, i + 1),
-                );
-            }
+/// Checks every hook; problems name the hook by its place and name.
+fn validate(hooks: &[Hook], out: &mut Vec<HookProblem>) {
+    check_named_entries(
+        hooks,
+        "hook",
+        |h| &h.name,
+        out,
+        |hook, bad| {
             match (&hook.before, &hook.after) {
                 (None, None) => bad("name", "say when: `before` or `after`".into()),
                 (Some(_), Some(_)) => bad(
@@ -319,16 +283,12 @@ impl HookSet {
                     ),
                 );
             }
-            if hook.argv.is_empty() || hook.argv[0].is_empty() {
-                bad("argv", "name the program to run".into());
-            } else if let Some(i) = hook.argv.iter().position(|a| a.contains('\0')) {
-                bad(&format!("argv[{i}]"), "a NUL byte cannot be passed".into());
-            }
+            check_argv(bad, "argv", &hook.argv);
             if hook.timeout_seconds == 0 {
                 bad("timeoutSeconds", "must be at least 1".into());
             }
-        }
-    }
+        },
+    );
 }
 
 /// The hook a problem is about: its 1-based place in the file and its name.

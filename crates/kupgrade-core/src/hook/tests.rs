@@ -1,19 +1,7 @@
 use super::*;
 use crate::gate::GateSet;
+use crate::gate::tests::CLUSTER;
 use crate::plan::{Action, Executor, PlanRequest, UpgradePlan};
-
-const CLUSTER: &str = r#"
-addons: { kube-proxy: v1.29.10, coredns: v1.11.1 }
-nodes:
-  - name: cp-1
-    roles: [control-plane]
-    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10, kube-apiserver: v1.29.10,
-                kube-controller-manager: v1.29.10, kube-scheduler: v1.29.10, etcd: 3.5.10-0 }
-  - name: w-1
-    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10 }
-  - name: w-2
-    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10 }
-"#;
 
 const HOOKS: &str = r#"kind: Hooks
 hooks:

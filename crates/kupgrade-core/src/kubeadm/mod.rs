@@ -506,33 +506,46 @@ pub fn enforce_version_policies(request: &UpgradeRequest) -> VersionPolicyFindin
         }
     }
 
-    if let Some(kubelets) = kubelets {
-        let mut groups: Vec<KubeletGroup> = Vec::new();
-        for (node, version) in kubelets {
-            if !rules.kubelet_too_old(version, target) {
-                continue;
-            }
-            match groups.iter_mut().find(|g| &g.version == version) {
-                Some(g) => g.nodes.push(node.clone()),
-                None => groups.push(KubeletGroup {
-                    version: version.clone(),
-                    nodes: vec![node.clone()],
-                }),
-            }
-        }
-        if !groups.is_empty() {
-            groups.sort_by(|a, b| a.version.cmp(&b.version));
-            for g in &mut groups {
-                g.nodes.sort();
-            }
-            out.skippable.push(Finding::KubeletsTooOld {
-                target: target.clone(),
-                max_skew: rules.max_kubelet_skew,
-                kubelets: groups,
-            });
-        }
+    if let Some(kubelets) = kubelets
+        && let Some(finding) = kubelets_too_old(&rules, kubelets, target)
+    {
+        out.skippable.push(finding);
     }
     out
+}
+
+/// The kubelets `rules` find too old for `target`, grouped by version (oldest first, each
+/// group's nodes sorted); none when every kubelet is recent enough.
+fn kubelets_too_old(
+    rules: &Edition,
+    kubelets: &[(NodeName, KubeVersion)],
+    target: &KubeVersion,
+) -> Option<Finding> {
+    let mut groups: Vec<KubeletGroup> = Vec::new();
+    for (node, version) in kubelets {
+        if !rules.kubelet_too_old(version, target) {
+            continue;
+        }
+        match groups.iter_mut().find(|g| &g.version == version) {
+            Some(g) => g.nodes.push(node.clone()),
+            None => groups.push(KubeletGroup {
+                version: version.clone(),
+                nodes: vec![node.clone()],
+            }),
+        }
+    }
+    if groups.is_empty() {
+        return None;
+    }
+    groups.sort_by(|a, b| a.version.cmp(&b.version));
+    for g in &mut groups {
+        g.nodes.sort();
+    }
+    Some(Finding::KubeletsTooOld {
+        target: target.clone(),
+        max_skew: rules.max_kubelet_skew,
+        kubelets: groups,
+    })
 }
 
 #[cfg(test)]

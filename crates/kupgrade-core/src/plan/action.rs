@@ -243,6 +243,14 @@ pub enum Executor {
 }
 
 impl Action {
+    /// Whether its postconditions show all it does, so that a task of it that crashed with
+    /// them holding can be taken as done. An install's do not: they are the package versions,
+    /// and the hold, lock or exclude put back after the install is no fact the cluster shows
+    /// (a crash between the two would leave the packages unheld for good).
+    pub fn post_shows_all(&self) -> bool {
+        !matches!(self, Action::InstallPackages { .. })
+    }
+
     /// Which port carries the action out.
     pub fn executor(&self) -> Executor {
         match self {

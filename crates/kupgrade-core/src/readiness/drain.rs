@@ -47,6 +47,7 @@
 //! assert_eq!(model.budget(deadlock.budgets[0]).id(), "shop/web");
 //! ```
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use smol_str::SmolStr;
 
 use crate::NodeName;
 use crate::ports::DrainOptions;
@@ -58,8 +59,10 @@ use super::evidence::{Budget, Pod, PodVolume, Workloads};
 pub struct DrainModel<'w> {
     workloads: &'w Workloads,
     options: DrainOptions,
-    /// Node names to their index in `node_pods`.
-    node_index: HashMap<&'w str, u32>,
+    /// Node names to their index in `node_pods`, the names held in the table (inline up to
+    /// 23 bytes): a lookup compares against the bucket it probes, not against a string in
+    /// some pod far away in memory (with a million pods, one cache miss each).
+    node_index: HashMap<SmolStr, u32>,
     /// Per node (by index), its pods.
     node_pods: Vec<(&'w str, Vec<u32>)>,
     /// Per pod, its node's index ([`NO_NODE`] when unscheduled): later passes over the pods
@@ -131,12 +134,18 @@ pub struct DrainForecast {
 impl<'w> DrainModel<'w> {
     /// Indexes `workloads` for drains made with `options`.
     pub fn new(workloads: &'w Workloads, options: &DrainOptions) -> Self {
-        let mut budget_index: HashMap<(&str, &str), u32> =
+        // Budgets by `namespace/name` (a `/` is in neither), held in the table like the
+        // nodes below; each pod's keys are written into one reused buffer.
+        let mut key = String::new();
+        let mut budget_index: HashMap<SmolStr, u32> =
             HashMap::with_capacity(workloads.budgets.len());
         for (i, b) in workloads.budgets.iter().enumerate() {
-            budget_index.insert((b.namespace.as_str(), b.name.as_str()), i as u32);
+            budget_index.insert(
+                SmolStr::new(budget_key(&mut key, &b.namespace, &b.name)),
+                i as u32,
+            );
         }
-        let mut node_index: HashMap<&'w str, u32> = HashMap::new();
+        let mut node_index: HashMap<SmolStr, u32> = HashMap::new();
         let mut node_pods: Vec<(&'w str, Vec<u32>)> = Vec::new();
         let mut pod_node = Vec::with_capacity(workloads.pods.len());
         let mut evicted = Vec::with_capacity(workloads.pods.len());
@@ -146,7 +155,7 @@ impl<'w> DrainModel<'w> {
         for (i, p) in workloads.pods.iter().enumerate() {
             start.push(budget_of.len() as u32);
             for name in &p.budgets {
-                match budget_index.get(&(p.namespace.as_str(), name.as_str())) {
+                match budget_index.get(budget_key(&mut key, &p.namespace, name)) {
                     Some(&b) => budget_of.push(b),
                     None => unknown_budgets += 1,
                 }
@@ -154,11 +163,15 @@ impl<'w> DrainModel<'w> {
             evicted.push(Self::evicted_by(p, options));
             let node = match &p.node {
                 Some(n) => {
-                    let next = node_pods.len() as u32;
-                    let k = *node_index.entry(n.as_str()).or_insert(next);
-                    if k == next {
-                        node_pods.push((n.as_str(), Vec::new()));
-                    }
+                    let k = match node_index.get(n.as_str()) {
+                        Some(&k) => k,
+                        None => {
+                            let k = node_pods.len() as u32;
+                            node_index.insert(SmolStr::new(n.as_str()), k);
+                            node_pods.push((n.as_str(), Vec::new()));
+                            k
+                        }
+                    };
                     node_pods[k as usize].1.push(i as u32);
                     k
                 }
@@ -188,6 +201,11 @@ impl<'w> DrainModel<'w> {
     /// Budget `i`.
     pub fn budget(&self, i: usize) -> &'w Budget {
         &self.workloads.budgets[i]
+    }
+
+    /// How many budgets there are (budget indices run below it).
+    pub fn budget_count(&self) -> usize {
+        self.workloads.budgets.len()
     }
 
     /// The budgets of pod `i` (indices for [`budget`](Self::budget)).
@@ -422,6 +440,15 @@ impl<'w> DrainModel<'w> {
         out.sort_unstable();
         out
     }
+}
+
+/// `namespace/name`, written into `buf`.
+fn budget_key<'b>(buf: &'b mut String, namespace: &str, name: &str) -> &'b str {
+    buf.clear();
+    buf.push_str(namespace);
+    buf.push('/');
+    buf.push_str(name);
+    buf
 }
 
 /// The deadlock in `batches`: budgets that can never allow a disruption and still hold pods

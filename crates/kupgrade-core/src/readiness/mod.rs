@@ -48,7 +48,7 @@
 //! assert!(matches!(removed.coverage, Coverage::NotCheckable { .. })); // nothing gathered
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
@@ -155,9 +155,21 @@ impl<'f> Catalogue<'f> {
                 .as_ref()
                 .and_then(|s| step_index.get(s.as_str()).copied())
         };
-        findings.sort_by(|(ca, a), (cb, b)| {
-            (a.hop, position(a), ca, &a.subject).cmp(&(b.hop, position(b), cb, &b.subject))
+        // Sort small keys (each finding's step looked up once), not the findings themselves;
+        // the index last keeps equal keys in their order, as a stable sort would.
+        let mut keys: Vec<(Option<usize>, Option<usize>, usize, usize)> = findings
+            .iter()
+            .enumerate()
+            .map(|(i, (order, f))| (f.hop, position(f), *order, i))
+            .collect();
+        keys.sort_unstable_by(|a, b| {
+            (a.0, a.1, a.2)
+                .cmp(&(b.0, b.1, b.2))
+                .then_with(|| findings[a.3].1.subject.cmp(&findings[b.3].1.subject))
+                .then(a.3.cmp(&b.3))
         });
+        let mut slots: Vec<Option<(usize, Finding)>> = findings.into_iter().map(Some).collect();
+        let findings = keys.iter().filter_map(|k| slots[k.3].take());
         let mut hops: Vec<HopReadiness> = plan
             .hops
             .iter()

@@ -1,6 +1,6 @@
 //! The plan as the checks read it: when each step starts, which minor each hop crosses, when
 //! each node's kubelet moves, which steps drain which batches and install which packages.
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};

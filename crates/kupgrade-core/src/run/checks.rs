@@ -168,8 +168,8 @@ pub(super) fn pre(
 }
 
 /// Decides about a task that may or may not have happened (`why`): done when the cluster
-/// shows every postcondition its step adds, run again when it is safe to repeat, otherwise
-/// the operator's.
+/// shows every postcondition its step adds (and they show all the step does), run again when
+/// it is safe to repeat, otherwise the operator's.
 pub(super) fn decide_unsure(
     plan: &UpgradePlan,
     pos: Pos,
@@ -178,6 +178,10 @@ pub(super) fn decide_unsure(
 ) -> Decision {
     let step = pos.step(plan);
     let node = pos.node(plan);
+    // An install is run again: its versions may show, its hold not.
+    if step.idempotent && !step.action.post_shows_all() {
+        return Decision::Rerun;
+    }
     let mut diffs = Vec::new();
     let mut evidence = Vec::new();
     let mut proven = true;

@@ -46,6 +46,10 @@
 //! - `survivors.rs`: the handles of commands in flight ([`Run::command_started`]), the ones an
 //!   earlier session may have left running ([`Run::survivors`]), and [`Run::halt`]. Invariant:
 //!   only the current attempt of a running task gets a handle.
+//! - `notes.rs`: what a task saw beside its outcome ([`Run::note`]: a hook's or gate's
+//!   output, a regression gate's workload snapshots), journaled bounded; the baseline steps'
+//!   snapshots stay for a resume. `summary.rs`: [`RunSummary`], a journal read back step by
+//!   step for a report (pure, from records only).
 //! - `task.rs` (task ids, [`Task`], [`Work`], task states), `facts.rs` (a [`Fact`] checked on
 //!   a cluster state), `record.rs` (journal records), `report.rs` (how a session ends, stop
 //!   reports), `event.rs` (events), `options.rs`, `error.rs`, `output.rs`, `fingerprint.rs`.
@@ -121,6 +125,7 @@ mod event;
 mod expect;
 mod facts;
 mod fingerprint;
+mod notes;
 mod options;
 mod output;
 mod record;
@@ -128,6 +133,7 @@ mod replay;
 mod report;
 mod schedule;
 mod session;
+mod summary;
 mod survivors;
 mod task;
 #[cfg(test)]
@@ -140,13 +146,15 @@ mod verify;
 pub use error::{RecordError, ResolveError, RunError};
 pub use event::{Counts, Event, StepOutcome};
 pub use fingerprint::fingerprint;
+pub use notes::TaskNote;
 pub use options::{RetryPolicy, RunOptions};
 pub use output::Output;
 pub use record::{
-    Baseline, FORMAT, Failure, FailureKind, Outcome, Record, RecordKind, Resolution, TaskEnd,
-    TaskResult, ViolationKey,
+    Baseline, FORMAT, Failure, FailureKind, OUTPUT_KEPT, Outcome, Record, RecordKind, Resolution,
+    SNAPSHOT_KEPT, TaskEnd, TaskResult, ViolationKey,
 };
 pub use report::{Difference, Finished, StopReason, StopReport};
+pub use summary::{LeaseNote, RunState, RunSummary, TaskRun};
 pub use survivors::Survivor;
 pub use task::{Task, TaskId, Work};
 
@@ -185,6 +193,8 @@ pub struct Run {
     /// How this session took the run lease ([`Run::lease_taken`]), journaled as the session
     /// opens, then `None`.
     lease: Option<RecordKind>,
+    /// The workload snapshots the baseline steps journaled, by step (`notes.rs`).
+    workloads: std::collections::HashMap<StepId, crate::gate::WorkloadSnapshot>,
 }
 
 impl fmt::Debug for Run {
@@ -222,6 +232,7 @@ impl Run {
             run_id: None,
             begun: None,
             lease: None,
+            workloads: Default::default(),
         })
     }
 

@@ -19,11 +19,13 @@
 //! | 1 | `run-started`, `session-started`, `task-started`, `task-finished`, `resolved`, `stopped` |
 //! | 2 | `command-started` (how to find a started command again on its node) |
 //! | 3 | `findings-accepted` (readiness errors the operator accepted to start or resume), `transient-entered`, `transient-left` (the run passed through a transient window of the plan), `lease-taken` (how the session took the cluster's run lease, and from whom) |
+//! | 4 | `task-output` (what a hook or a gate printed, success or not, its tail bounded by [`OUTPUT_KEPT`]), `workloads-noted` (a regression gate's snapshot of the workloads, before and at its last evaluation, so a resume judges against the same baseline) |
 use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::gate::WorkloadSnapshot;
 use crate::plan::StepId;
 use crate::ports::{CommandHandle, Taking};
 use crate::{Component, NodeName};
@@ -32,7 +34,16 @@ use super::report::Finished;
 use super::task::TaskId;
 
 /// The newest journal format this crate writes and reads.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
+
+/// The most bytes of each stream of a hook's or gate's output a `task-output` record keeps:
+/// the last 8 KiB, with a marker saying how much was cut (the capture itself is bounded
+/// by the command's `max_output`).
+pub const OUTPUT_KEPT: usize = 8 * 1024;
+
+/// The most pods (and, apart, budgets) a `workloads-noted` record holds: a larger snapshot is
+/// not journaled (a resume then judges its gate without it, and says so).
+pub const SNAPSHOT_KEPT: usize = 20_000;
 
 /// One line of the journal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -181,6 +192,33 @@ pub enum RecordKind {
         /// How it was taken.
         taking: Taking,
     },
+    /// What a hook or a gate printed, whether it passed or not (format 4): the tail of each
+    /// stream, at most [`OUTPUT_KEPT`] bytes each. Written just before the task's end.
+    TaskOutput {
+        /// The task.
+        #[serde(flatten)]
+        task: TaskId,
+        /// Its attempt.
+        attempt: u32,
+        /// Standard output (a gate's own lines: what it waited for, how it ended).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        stdout: String,
+        /// Standard error.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        stderr: String,
+    },
+    /// The pods and budgets a regression gate watches, as a task saw them (format 4): the
+    /// snapshot its baseline step took (the one the gate compares with, also after a
+    /// resume), or the one the gate judged last.
+    WorkloadsNoted {
+        /// The task (a baseline step's, or a gate's).
+        #[serde(flatten)]
+        task: TaskId,
+        /// Its attempt.
+        attempt: u32,
+        /// What it saw.
+        snapshot: WorkloadSnapshot,
+    },
 }
 
 impl RecordKind {
@@ -192,6 +230,7 @@ impl RecordKind {
             | RecordKind::TransientEntered { .. }
             | RecordKind::TransientLeft { .. }
             | RecordKind::LeaseTaken { .. } => 3,
+            RecordKind::TaskOutput { .. } | RecordKind::WorkloadsNoted { .. } => 4,
             _ => 1,
         }
     }

@@ -121,7 +121,14 @@ impl Run {
                     Resolution::Retry => self.schedule.task_mut(pos).state = TaskState::Pending,
                 }
             }
-            RecordKind::Stopped { .. } | RecordKind::LeaseTaken { .. } => {}
+            RecordKind::Stopped { .. }
+            | RecordKind::LeaseTaken { .. }
+            | RecordKind::TaskOutput { .. } => {}
+            RecordKind::WorkloadsNoted { task, snapshot, .. } => {
+                if self.is_baseline(&task.step) {
+                    self.workloads.insert(task.step.clone(), snapshot.clone());
+                }
+            }
             RecordKind::CommandStarted {
                 task,
                 attempt,

@@ -472,6 +472,60 @@ fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
     }
 }
 
+/// Regression (issue 15: found when the SSH crash test's kills moved by one command): an
+/// install killed after its packages were in but before the hold was put back showed its
+/// versions, was taken as done, and left the packages unheld. It is installed again.
+#[test]
+fn a_crashed_install_is_run_again_for_its_hold() {
+    let plan = plan();
+    let install = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s.action, Action::InstallPackages { .. }))
+        .unwrap();
+    assert!(!plan.steps[install].post.is_empty());
+    let mut reference = Harness::new(plan.clone());
+    let mut run = upstream_run(&plan, &[]);
+    let (mut n, mut install_at, mut task) = (0, 0, None);
+    while !run.is_finished() && install_at == 0 {
+        let out = run.next(reference.model.state(), t0());
+        for t in reference.take(out) {
+            n += 1;
+            if t.step_index == install && install_at == 0 {
+                install_at = n;
+                task = Some(t.id.clone());
+            }
+            reference
+                .model
+                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
+                .unwrap();
+            let out = run.record(succeeded(t), t0()).unwrap();
+            reference.take(out);
+        }
+    }
+    let task = task.unwrap();
+    let mut h = Harness::new(plan.clone());
+    assert!(!h.drive(
+        &mut upstream_run(&plan, &[]),
+        Some(Crash::After(install_at))
+    ));
+    let mut run = upstream_run(&plan, &h.journal);
+    assert!(h.drive(&mut run, None));
+    assert_eq!(h.executed[&task], 2);
+    let ends: Vec<&TaskEnd> = h
+        .journal
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RecordKind::TaskFinished { task: t, end, .. } if *t == task => Some(end),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(ends.as_slice(), [TaskEnd::Succeeded { .. }]),
+        "{ends:?}"
+    );
+}
+
 #[test]
 fn a_step_not_safe_to_repeat_is_never_run_twice() {
     let plan = replace_plan();

@@ -2,9 +2,14 @@
 //! until it passes or its time is up (see [`kupgrade_core::gate`]).
 //!
 //! The snapshots live in the driver's memory for the session, keyed by the id of the step
-//! that took them. A gate whose snapshot an earlier session took (a resume) is judged
-//! without one: every pod it watches must be healthy, and restarts are not compared; it says
-//! so in its output. A gate is never assumed passed: a resumed run evaluates it again.
+//! that took them, and are journaled (`workloads-noted`, with the last one each regression
+//! gate judged, for the run report); a resumed session starts from the journaled ones, so a
+//! gate compares with the same baseline whichever session took it. Only a snapshot too large
+//! to journal ([`SNAPSHOT_KEPT`](kupgrade_core::run::SNAPSHOT_KEPT) pods) is missing after a
+//! resume: the gate is then judged without one (every pod it watches must be healthy,
+//! restarts are not compared) and says so in its output. A gate is never assumed passed: a
+//! resumed run evaluates it again. What a gate says, and its command's output, is journaled
+//! too (`task-output`).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,7 +23,9 @@ use kupgrade_core::plan::StepId;
 use kupgrade_core::ports::{GateProbe, LineSink, Stream};
 use kupgrade_core::run::{Event, Failure, FailureKind, TaskId};
 
-use super::{Driver, ops_failure, runner_failure};
+use super::Driver;
+use super::notes::Notes;
+use super::work::{ops_failure, runner_failure};
 
 /// The snapshots taken in this session, by the id of the step that took them.
 pub(super) type Baselines = Arc<Mutex<HashMap<StepId, WorkloadSnapshot>>>;
@@ -50,8 +57,9 @@ impl Driver {
         })
     }
 
-    fn say(&self, task: &TaskId, stream: Stream, line: String) {
+    fn say(&self, task: &TaskId, notes: &Notes, stream: Stream, line: String) {
         tracing::info!(task = %task, "{line}");
+        notes.said(stream, &line);
         self.emit(vec![Event::CommandOutput {
             task: task.clone(),
             stream,
@@ -65,6 +73,7 @@ impl Driver {
         task: &TaskId,
         gate: &str,
         regression: &RegressionCheck,
+        notes: &Notes,
     ) -> Result<(), Failure> {
         let snapshot = self
             .probe()?
@@ -73,6 +82,7 @@ impl Driver {
             .map_err(ops_failure)?;
         self.say(
             task,
+            notes,
             Stream::Stdout,
             format!(
                 "gate {gate}: noted {} pod(s) and {} disruption budget(s)",
@@ -80,6 +90,7 @@ impl Driver {
                 snapshot.budgets.len()
             ),
         );
+        notes.workloads(snapshot.clone());
         self.baselines
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -93,6 +104,7 @@ impl Driver {
         task: &TaskId,
         gate: &Gate,
         baseline: Option<&StepId>,
+        notes: &Notes,
     ) -> Result<(), Failure> {
         let before = baseline.and_then(|b| {
             (self.baselines.lock().unwrap_or_else(|e| e.into_inner()))
@@ -102,6 +114,7 @@ impl Driver {
         if gate.regression.is_some() && before.is_none() {
             self.say(
                 task,
+                notes,
                 Stream::Stderr,
                 format!(
                     "gate {}: no snapshot from before in this session (an earlier session took it): every pod it watches must be healthy, restarts are not compared",
@@ -115,11 +128,14 @@ impl Driver {
         let mut last: Vec<String> = Vec::new();
         let mut evaluations = 0u64;
         loop {
-            let problems = self.gate_problems(task, gate, before.as_ref()).await?;
+            let problems = self
+                .gate_problems(task, gate, before.as_ref(), notes)
+                .await?;
             evaluations += 1;
             if problems.is_empty() {
                 self.say(
                     task,
+                    notes,
                     Stream::Stdout,
                     format!("gate {} passed ({evaluations} evaluation(s))", gate.name),
                 );
@@ -128,6 +144,7 @@ impl Driver {
             if problems != last {
                 self.say(
                     task,
+                    notes,
                     Stream::Stdout,
                     format!(
                         "gate {}: waiting: {}",
@@ -153,6 +170,7 @@ impl Driver {
                         tracing::warn!(task = %task, "{what}; going on (on-timeout: warn)");
                         self.say(
                             task,
+                            notes,
                             Stream::Stderr,
                             format!("warning: {what}; going on (on-timeout: warn)"),
                         );
@@ -172,6 +190,7 @@ impl Driver {
         task: &TaskId,
         gate: &Gate,
         before: Option<&WorkloadSnapshot>,
+        notes: &Notes,
     ) -> Result<Vec<String>, Failure> {
         let unreadable = |what: String, e: kupgrade_core::ports::OpsError| {
             vec![format!("cannot read {what}: {e}")]
@@ -192,7 +211,11 @@ impl Driver {
                 }
             }
             Some(GateCheck::Regression(r)) => match self.probe()?.workloads(&r).await {
-                Ok(now) => now.regressions(before),
+                Ok(now) => {
+                    let worse = now.regressions(before);
+                    notes.workloads(now);
+                    worse
+                }
                 Err(e) => unreadable("the workloads".into(), e),
             },
             Some(GateCheck::Command(c)) => {
@@ -220,7 +243,11 @@ impl Driver {
                     .as_ref()
                     .map(|n| format!(" on {n}"))
                     .unwrap_or_default();
-                match runner.run(&node, &spec, &sink).await {
+                let result = runner.run(&node, &spec, &sink).await;
+                if let Ok(out) = &result {
+                    notes.command(out);
+                }
+                match result {
                     Ok(out) if out.status.success() => Vec::new(),
                     Ok(out) => {
                         let tail = out.stderr_tail(3);
@@ -274,6 +301,7 @@ impl Driver {
         &self,
         task: &TaskId,
         spec: &kupgrade_core::ports::CommandSpec,
+        notes: &Notes,
     ) -> Result<(), Failure> {
         let line = spec.to_shell_line();
         self.announce(task, || format!("here: {line}"));
@@ -290,7 +318,11 @@ impl Driver {
             }
             None => LineSink::none(),
         };
-        match self.local.run(&localhost(), spec, &sink).await {
+        let result = self.local.run(&localhost(), spec, &sink).await;
+        if let Ok(out) = &result {
+            notes.command(out);
+        }
+        match result {
             Ok(out) if out.status.success() => Ok(()),
             Ok(out) => Err(Failure::new(
                 FailureKind::CommandFailed,

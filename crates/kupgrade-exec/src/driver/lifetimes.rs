@@ -67,9 +67,17 @@ impl Default for SurvivorPolicy {
 /// A command of a running task runs on its node: the task, its attempt, which command.
 pub(super) type Started = (TaskId, u32, usize, CommandHandle);
 
-/// Where the tasks' commands report their handles. Unbounded yet bounded in use: each command
-/// reports at most one handle (a runner that reports more is not heard again) and a task runs
-/// its commands one after the other, so it holds at most one handle per running task.
+/// Where the tasks' commands report their handles.
+///
+/// Its bound is the tasks in flight, not a capacity: each command reports at most one handle
+/// (`run_command` drops any further report of the same command), a task runs its commands one
+/// after the other and cannot start the next before the one before has ended, and the driver
+/// takes the handles in the same `select!` that polls the tasks (`wait_for_news`), so the
+/// queue holds about one handle per running task, and never more than the commands started in
+/// the session. A capacity would not make it safer: the handle is reported from inside the
+/// runner through a synchronous [`HandleSink`](kupgrade_core::ports::HandleSink), which cannot
+/// wait for room, and a full channel would have to drop the handle; the journal needs every
+/// handle so that a later session can find a command this one leaves running.
 pub(super) type StartedTx = mpsc::UnboundedSender<Started>;
 
 /// How often a survivor is looked for while the driver waits for it.

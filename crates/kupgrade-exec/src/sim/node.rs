@@ -23,6 +23,7 @@
 use std::time::Duration;
 
 use kupgrade_core::plan::Package;
+use kupgrade_core::plan::packages::DNF_REMOVE_DUPLICATES;
 use kupgrade_core::ports::{CommandSpec, Privilege, Program};
 use kupgrade_core::{Component, KubeVersion, Minor, NodeName};
 
@@ -64,7 +65,8 @@ impl Exec {
 }
 
 /// A command as a simulated node receives it: a program and its arguments (kupgrade renders
-/// no other shell text than the kubeadm version check, see [`shell`]).
+/// no other shell text than the kubeadm version check and dnf's repair of duplicates, see
+/// [`shell`]).
 pub(super) struct Command<'a> {
     /// The program.
     pub program: &'a str,
@@ -129,7 +131,7 @@ pub(crate) fn duration(spec: &CommandSpec, t: &Timings) -> Duration {
 pub(crate) fn exec(inner: &mut Inner, node: &NodeName, spec: &CommandSpec, now_ms: u64) -> Exec {
     let cmd = match Command::parse(spec) {
         Ok(cmd) => cmd,
-        Err(script) => return shell(inner, node, script),
+        Err(script) => return shell(inner, node, spec, script),
     };
     match cmd.program {
         "mkdir" | "cp" | "etcdctl" | "tee" => files(inner, node, &cmd),
@@ -330,7 +332,18 @@ fn file(inner: &mut Inner, node: &NodeName, path: &str) -> Exec {
 }
 
 /// The shell scripts kupgrade renders: only the kubeadm version check.
-fn shell(inner: &mut Inner, node: &NodeName, script: &str) -> Exec {
+fn shell(inner: &mut Inner, node: &NodeName, spec: &CommandSpec, script: &str) -> Exec {
+    if script == DNF_REMOVE_DUPLICATES {
+        // No simulated dnf is ever interrupted halfway: there is never a duplicate to remove.
+        return if spec.privilege == Privilege::Sudo {
+            Exec::ok("")
+        } else {
+            Exec::fail(
+                1,
+                "Error: This command has to be run with superuser privileges (under the root user on most systems).",
+            )
+        };
+    }
     let Some(want) = script.strip_prefix("test \"$(kubeadm version -o short)\" = ") else {
         return Exec::fail(
             127,

@@ -65,10 +65,7 @@ async fn drive_with(driver: Driver, plan: &Arc<UpgradePlan>, journal: &mut Vec<R
         .drive(&mut run, journal as &mut dyn JournalSink)
         .await
         .unwrap();
-    let mut events = Vec::new();
-    while let Some(e) = rx.try_recv() {
-        events.push(e);
-    }
+    let events = rx.take_queued();
     Outcome { finished, events }
 }
 
@@ -1208,5 +1205,82 @@ async fn a_rollback_before_the_point_of_no_return_runs_back_to_the_start() {
             back.hosts[&node.name].held, start.hosts[&node.name].held,
             "{n}: holds"
         );
+    }
+}
+
+/// At every hop, stopped just before its point of no return, the rollback's ordinary steps
+/// put the packages and repositories that hop moved beyond its starting version back where
+/// the hop found them: the state that the same run reaches without those steps. Workers the
+/// hop brought up to the version the control plane already runs (catching up, so that the
+/// next apply keeps them within the skew) stay there: a rollback never downgrades a kubelet
+/// that finished its upgrade to a version the policy allows.
+#[tokio::test(start_paused = true)]
+async fn a_rollback_before_each_hops_point_of_no_return_runs_back_to_the_hops_start() {
+    use kupgrade_core::plan::rollback::{RollbackKind, rollback};
+    let plan = plan("1.30", PlanOptions::default());
+    let run = "1762000000000-0a1b2c3d";
+    let pnrs: Vec<usize> = (0..plan.steps.len())
+        .filter(|&i| plan.steps[i].point_of_no_return)
+        .collect();
+    assert_eq!(pnrs.len(), plan.hops.len(), "one apply per hop");
+    assert!(pnrs.len() >= 2, "the HA sample has two hops");
+    let runs =
+        |step: &kupgrade_core::plan::Step| !step.nodes.is_empty() && !step.commands.is_empty();
+    for (k, &pnr) in pnrs.iter().enumerate() {
+        // Where the hop found the nodes: everything before its apply but the hop's own steps
+        // toward its target (their ids start with it; the catch-up steps of the hop's
+        // workers, to the version it starts from, stay).
+        let toward = format!("{}/", plan.hops[k].to);
+        let beyond = |step: &kupgrade_core::plan::Step| {
+            step.hop == Some(k) && step.id.0.starts_with(&toward)
+        };
+        let reference = SimCluster::new(ha());
+        for step in plan.steps[..pnr].iter().filter(|s| !beyond(s)) {
+            if runs(step) {
+                run_step(&reference, &plan, step, run).await;
+            }
+        }
+        let sim = SimCluster::new(ha());
+        for step in &plan.steps[..pnr] {
+            if runs(step) {
+                run_step(&sim, &plan, step, run).await;
+            }
+        }
+        let found = reference.snapshot();
+        let moved = sim.snapshot();
+        assert_ne!(
+            moved.hosts, found.hosts,
+            "hop {k}: its steps before the apply moved packages or repositories"
+        );
+        let started = |id: &kupgrade_core::plan::StepId, _: Option<&NodeName>| {
+            plan.steps[..pnr].iter().any(|s| &s.id == id)
+        };
+        let r = rollback(&plan, Some(run), started);
+        assert_eq!(r.kind, RollbackKind::Ordinary, "hop {k}: {}", r.text());
+        assert!(!r.steps.is_empty(), "hop {k}: executable steps");
+        for step in &r.steps {
+            run_step(&sim, &plan, step, run).await;
+        }
+        let back = sim.snapshot();
+        for node in &found.cluster.nodes {
+            let n = &node.name;
+            let (b, f) = (back.cluster.node(n.as_str()).unwrap(), node);
+            assert_eq!(
+                b.versions.kubeadm, f.versions.kubeadm,
+                "hop {k}, {n}: kubeadm"
+            );
+            assert_eq!(
+                b.versions.kubelet, f.versions.kubelet,
+                "hop {k}, {n}: kubelet"
+            );
+            assert_eq!(
+                back.hosts[n].repo, found.hosts[n].repo,
+                "hop {k}, {n}: repository"
+            );
+            assert_eq!(
+                back.hosts[n].held, found.hosts[n].held,
+                "hop {k}, {n}: holds"
+            );
+        }
     }
 }

@@ -1,6 +1,8 @@
-//! Shared test support: a real sshd, stub programs.
+//! Shared test support: a real sshd, stub programs, the clusters, plans and runners the
+//! driver tests share.
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod sshd;
 
 use std::fs;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Node as KNode};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -114,7 +114,6 @@ fn service_backends(backends: &Backends, service: &Option<String>) -> Vec<Backen
 }
 
 async fn webhooks(client: &Client, backends: &Backends) -> Gathered<Vec<Webhook>> {
-    let mut out = Vec::new();
     let validating = match Api::<ValidatingWebhookConfiguration>::all(client.clone())
         .list(&ListParams::default())
         .await
@@ -122,23 +121,6 @@ async fn webhooks(client: &Client, backends: &Backends) -> Gathered<Vec<Webhook>
         Ok(l) => l.items,
         Err(e) => return missing_as("list validatingwebhookconfigurations", &e),
     };
-    for c in &validating {
-        for w in c.webhooks.iter().flatten() {
-            let service = w
-                .client_config
-                .service
-                .as_ref()
-                .map(|s| format!("{}/{}", s.namespace, s.name));
-            out.push(Webhook {
-                configuration_kind: "ValidatingWebhookConfiguration".into(),
-                configuration: c.name_any(),
-                name: w.name.clone(),
-                failure_policy: w.failure_policy.clone().unwrap_or_else(|| "Fail".into()),
-                backends: service_backends(backends, &service),
-                service,
-            });
-        }
-    }
     let mutating = match Api::<MutatingWebhookConfiguration>::all(client.clone())
         .list(&ListParams::default())
         .await
@@ -146,24 +128,42 @@ async fn webhooks(client: &Client, backends: &Backends) -> Gathered<Vec<Webhook>
         Ok(l) => l.items,
         Err(e) => return missing_as("list mutatingwebhookconfigurations", &e),
     };
-    for c in &mutating {
-        for w in c.webhooks.iter().flatten() {
-            let service = w
-                .client_config
-                .service
-                .as_ref()
-                .map(|s| format!("{}/{}", s.namespace, s.name));
-            out.push(Webhook {
-                configuration_kind: "MutatingWebhookConfiguration".into(),
-                configuration: c.name_any(),
-                name: w.name.clone(),
-                failure_policy: w.failure_policy.clone().unwrap_or_else(|| "Fail".into()),
-                backends: service_backends(backends, &service),
-                service,
-            });
-        }
+    // Validating and mutating webhooks are two types with the same fields.
+    macro_rules! webhooks_of {
+        ($configurations:expr, $kind:literal) => {
+            $configurations.iter().flat_map(|c| {
+                let hooks = c.webhooks.iter().flatten();
+                hooks.map(move |w| {
+                    let policy = w.failure_policy.as_deref();
+                    webhook($kind, c, &w.name, &w.client_config, policy, backends)
+                })
+            })
+        };
     }
-    Gathered::Found(out)
+    let validating = webhooks_of!(validating, "ValidatingWebhookConfiguration");
+    let mutating = webhooks_of!(mutating, "MutatingWebhookConfiguration");
+    Gathered::Found(validating.chain(mutating).collect())
+}
+
+/// The webhook `name` of the `kind` configuration `configuration` (validating and mutating
+/// webhooks share these fields), with the pods behind its service.
+fn webhook(
+    kind: &str,
+    configuration: &impl ResourceExt,
+    name: &str,
+    client: &WebhookClientConfig,
+    failure_policy: Option<&str>,
+    backends: &Backends,
+) -> Webhook {
+    let service = (client.service.as_ref()).map(|s| format!("{}/{}", s.namespace, s.name));
+    Webhook {
+        configuration_kind: kind.into(),
+        configuration: configuration.name_any(),
+        name: name.to_string(),
+        failure_policy: failure_policy.unwrap_or("Fail").into(),
+        backends: service_backends(backends, &service),
+        service,
+    }
 }
 
 /// APIServices served by a service, and any that is not Available.

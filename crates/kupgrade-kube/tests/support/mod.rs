@@ -17,6 +17,8 @@
 //! kupgrade-exec's `tests/kubectl_ops.rs` includes this module too.
 #![allow(dead_code)]
 
+pub mod cluster_ops;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,6 +5,18 @@
 //! The packages are held with `apt-mark hold`, so an install unholds them, installs pinned
 //! versions (`kubeadm=1.29.3-*`) and holds them again. apt reads a changed source list only
 //! after `apt-get update`.
+//!
+//! An install first has dpkg take in what an interrupted run of it left (`dpkg --triggers-only
+//! --pending`: it reads dpkg's journal in `/var/lib/dpkg/updates` into the status database and
+//! runs pending triggers, nothing else; it does nothing when nothing is pending). A dpkg killed
+//! mid-upgrade (a dropped SSH session, a crashed node, a full disk) leaves that journal, and apt
+//! then refuses every install ("dpkg was interrupted, you must manually run 'dpkg --configure
+//! -a'"), so the retries and every resume would fail alike. `dpkg --configure -a` itself fails
+//! when the kill left the package half-configured and needing a reinstall ("package is in a very
+//! bad inconsistent state"). Once the journal is read, the pinned `apt-get install` reinstalls
+//! such a package (seen with real dpkg and apt on the test fleet, `scripts/fleet.sh test
+//! --faults`, and in a bookworm chroot).
+
 use std::time::Duration;
 
 use crate::ports::CommandSpec;
@@ -40,7 +52,7 @@ impl PackageManager for Apt {
     }
 
     fn programs(&self) -> &'static [&'static str] {
-        &["apt-get", "apt-mark"]
+        &["apt-get", "apt-mark", "dpkg"]
     }
 
     fn repository_path(&self) -> &'static str {
@@ -105,6 +117,10 @@ impl PackageManager for Apt {
         let names = packages.iter().map(|p| p.name());
         let pin = package_pin(version);
         vec![
+            sudo("dpkg")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(["--triggers-only", "--pending"])
+                .timeout(Duration::from_secs(15 * MIN)),
             sudo("apt-get")
                 .arg("update")
                 .timeout(Duration::from_secs(5 * MIN)),
@@ -140,6 +156,7 @@ mod tests {
         assert_eq!(
             lines(&a, OsFamily::Debian),
             [
+                "sudo -n env DEBIAN_FRONTEND=noninteractive dpkg --triggers-only --pending",
                 "sudo -n apt-get update",
                 "sudo -n apt-mark unhold kubelet kubectl",
                 "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y 'kubelet=1.29.3-*' 'kubectl=1.29.3-*'",
@@ -151,9 +168,32 @@ mod tests {
             version: "v1.30.0-rc.1".parse().unwrap(),
         };
         assert_eq!(
-            lines(&rc, OsFamily::Debian)[2],
+            lines(&rc, OsFamily::Debian)[3],
             "sudo -n env DEBIAN_FRONTEND=noninteractive apt-get install -y 'kubeadm=1.30.0~rc.1-*'"
         );
+    }
+
+    /// Regression (the fleet's dpkg fault, issue 15): a dpkg killed during an unpack makes
+    /// real apt refuse every later install until dpkg has read its journal, so the retried
+    /// install failed the same way on every resume. The install has dpkg take in its journal
+    /// first, as root and non-interactively, before apt runs at all, and with a command that
+    /// does not fail on the half-configured package a kill can leave (`--configure -a` does).
+    #[test]
+    fn install_first_takes_in_an_interrupted_dpkg() {
+        let a = Action::InstallPackages {
+            packages: vec![Package::Kubeadm],
+            version: "v1.30.2".parse().unwrap(),
+        };
+        let l = lines(&a, OsFamily::Debian);
+        let recover = l
+            .iter()
+            .position(|c| {
+                c == "sudo -n env DEBIAN_FRONTEND=noninteractive dpkg --triggers-only --pending"
+            })
+            .expect("no dpkg --triggers-only --pending");
+        let first_apt = l.iter().position(|c| c.contains("apt")).unwrap();
+        assert!(recover < first_apt, "{l:?}");
+        assert!(Apt.programs().contains(&"dpkg"));
     }
 
     #[test]

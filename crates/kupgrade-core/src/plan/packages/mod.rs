@@ -32,7 +32,7 @@ mod rpm;
 mod zypper;
 
 pub use debian::{APT_KEYRING, APT_LIST, Apt, apt_source};
-pub use rpm::{Dnf, YUM_REPO, yum_repo};
+pub use rpm::{DNF_REMOVE_DUPLICATES, Dnf, YUM_REPO, yum_repo};
 pub use zypper::{ZYPPER_REPO, ZYPPER_REPO_ALIAS, Zypper, zypper_repo};
 
 /// The first minor pkgs.k8s.io publishes.
@@ -264,7 +264,9 @@ fn manual(os: OsFamily, what: String) -> OsCommands {
 /// };
 /// let lines: Vec<String> = node_commands(&action, OsFamily::Rhel).unwrap()
 ///     .commands.iter().map(|c| c.to_shell_line()).collect();
-/// assert_eq!(lines, ["sudo -n dnf install -y 'kubeadm-1.29.3-*' --disableexcludes=kubernetes"]);
+/// // First the repair of what an interrupted dnf may have left, then the pinned install.
+/// assert!(lines[0].contains("dnf remove -y --duplicates"));
+/// assert_eq!(lines[1], "sudo -n dnf install -y 'kubeadm-1.29.3-*' --disableexcludes=kubernetes");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
@@ -498,10 +500,16 @@ mod tests {
             // Its install commands run its own programs, as root, each with a deadline.
             let v: KubeVersion = "v1.30.2".parse().unwrap();
             for c in m.install(&[Package::Kubeadm], &v) {
-                let crate::ports::Program::Exec { program, .. } = &c.program else {
-                    panic!("{os}: a shell script")
-                };
-                assert!(m.programs().contains(&program.as_str()), "{os}: {program}");
+                match &c.program {
+                    crate::ports::Program::Exec { program, .. } => {
+                        assert!(m.programs().contains(&program.as_str()), "{os}: {program}")
+                    }
+                    // The one script: dnf's repair of an interrupted transaction.
+                    crate::ports::Program::Shell { script } => {
+                        assert_eq!(os, OsFamily::Rhel, "{os}: {script}");
+                        assert_eq!(script, DNF_REMOVE_DUPLICATES);
+                    }
+                }
                 assert_eq!(c.privilege, crate::ports::Privilege::Sudo, "{os}");
                 assert!(c.timeout.is_some(), "{os}");
             }

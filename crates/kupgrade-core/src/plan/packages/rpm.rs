@@ -5,6 +5,15 @@
 //! `exclude=` line keeps the packages out of ordinary updates; installs lift it for one
 //! command with `--disableexcludes=kubernetes` and pin versions as `kubeadm-1.29.3-*`. dnf
 //! reads a changed repository file on its next run.
+//!
+//! An install first removes what an interrupted dnf left ([`DNF_REMOVE_DUPLICATES`]): rpm
+//! installs a transaction's new packages before it erases the old ones, so a dnf killed in
+//! between (a dropped SSH session, a crashed node, a full disk failing a download) leaves both
+//! versions of a package in the rpm database. A later `dnf install` of the new version then
+//! finds it installed and does nothing, the old entry stays, and `rpm -q kubelet` answers
+//! twice. `dnf remove --duplicates` is the documented repair: it reinstalls the newest of each
+//! duplicated package and removes the older ones from the database (seen with real dnf and
+//! rpm on the test fleet, `scripts/fleet.sh test`, which starts a dnf node in that state).
 use std::time::Duration;
 
 use crate::ports::CommandSpec;
@@ -21,6 +30,13 @@ pub fn yum_repo(minor: Minor) -> String {
         "[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/\nenabled=1\ngpgcheck=1\ngpgkey=https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/repodata/repomd.xml.key\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n"
     )
 }
+
+/// The repair of an interrupted dnf transaction, run as root before every install: when rpm
+/// lists one of pkgs.k8s.io's packages twice, `dnf remove --duplicates` (with the
+/// repository's excludes lifted, so that it can reinstall the newest). Without duplicates it
+/// does nothing, and needs nothing but `rpm` and the shell's builtins. (dnf's own
+/// `remove --duplicates` fails when there is nothing to remove, hence the test first.)
+pub const DNF_REMOVE_DUPLICATES: &str = "d=; s=\" \"; for n in $(rpm -qa --qf \"%{NAME} \" kubeadm kubelet kubectl cri-tools kubernetes-cni); do case $s in *\" $n \"*) d=1 ;; esac; s=\"$s$n \"; done; [ -z \"$d\" ] || dnf remove -y --duplicates --disableexcludes=kubernetes";
 
 /// dnf, on RHEL-like systems.
 #[derive(Clone, Copy, Debug, Default)]
@@ -93,6 +109,9 @@ impl PackageManager for Dnf {
     fn install(&self, packages: &[Package], version: &KubeVersion) -> Vec<CommandSpec> {
         let pin = package_pin(version);
         vec![
+            CommandSpec::shell(DNF_REMOVE_DUPLICATES)
+                .sudo()
+                .timeout(Duration::from_secs(15 * MIN)),
             sudo("dnf")
                 .args(["install", "-y"])
                 .args(packages.iter().map(|p| format!("{}-{pin}", p.name())))
@@ -117,7 +136,8 @@ mod tests {
         assert_eq!(
             lines(&a, OsFamily::Rhel),
             [
-                "sudo -n dnf install -y 'kubelet-1.29.3-*' 'kubectl-1.29.3-*' --disableexcludes=kubernetes"
+                format!("sudo -n sh -c {}", crate::ports::shell_quote(DNF_REMOVE_DUPLICATES)),
+                "sudo -n dnf install -y 'kubelet-1.29.3-*' 'kubectl-1.29.3-*' --disableexcludes=kubernetes".to_string()
             ]
         );
     }

@@ -48,9 +48,11 @@ impl Planner<'_, '_> {
                 (item, demand.map_or(&[][..], Vec::as_slice))
             })
             .collect();
-        let out = auto_batches(items, self.batch_size, cap, |b| {
-            model.budget(b as usize).disruptions_allowed
-        });
+        // Each budget's allowance in one flat list: the cutting asks for it at every try.
+        let allowed: Vec<u32> = (0..model.budget_count())
+            .map(|b| model.budget(b).disruptions_allowed)
+            .collect();
+        let out = auto_batches(items, self.batch_size, cap, |b| allowed[b as usize]);
         // Budgets that never allow a disruption, with the lone nodes they stop.
         let mut stuck: BTreeMap<String, (usize, Vec<NodeName>)> = BTreeMap::new();
         for l in &out.lone {
@@ -114,30 +116,77 @@ impl Open {
     }
 }
 
-/// How much of each budget the batches use: per budget, `(batch, count)` sorted by batch,
-/// only for the batches that use it (memory in proportion to the demands placed, however
-/// many batches and budgets there are).
+/// How much of each budget the batches use: per budget (budgets are dense indices, so a
+/// vector, not a map), `(batch, count)` sorted by batch, only for the batches that use it
+/// (memory in proportion to the demands placed, however many batches there are).
 #[derive(Default)]
 struct Fill {
-    by_budget: HashMap<u32, Vec<(u32, u32)>>,
+    by_budget: Vec<Vec<(u32, u32)>>,
+    /// Per budget, the last entry of its list (`NONE` for none), in one flat vector: nodes
+    /// land mostly in the latest batches, and this answers those without touching the list.
+    last: Vec<(u32, u32)>,
 }
 
+/// [`Fill::last`]'s mark of a budget no batch uses yet.
+const NONE: u32 = u32::MAX;
+
 impl Fill {
+    fn list(&self, b: u32) -> &[(u32, u32)] {
+        self.by_budget.get(b as usize).map_or(&[], Vec::as_slice)
+    }
+
     fn used(&self, b: u32, k: usize) -> u32 {
-        let Some(list) = self.by_budget.get(&b) else {
+        let Some(&(last, n)) = self.last.get(b as usize) else {
             return 0;
         };
-        match list.binary_search_by_key(&(k as u32), |e| e.0) {
+        let k = k as u32;
+        if last == NONE || k > last {
+            return 0;
+        }
+        if k == last {
+            return n;
+        }
+        let list = self.list(b);
+        match list.binary_search_by_key(&k, |e| e.0) {
             Ok(i) => list[i].1,
             Err(_) => 0,
         }
     }
 
+    /// The first batch from `k` on where budget `b` has room for `n` more (`allowed` in all):
+    /// batches it does not use have room, so the walk stops at the first gap in its list.
+    fn room_from(&self, b: u32, k: usize, n: u32, allowed: u32) -> usize {
+        let list = self.list(b);
+        let mut i = list.partition_point(|e| (e.0 as usize) < k);
+        let mut k = k;
+        while let Some(&(batch, used)) = list.get(i) {
+            if batch as usize != k || used + n <= allowed {
+                break;
+            }
+            k += 1;
+            i += 1;
+        }
+        k
+    }
+
     fn add(&mut self, b: u32, k: usize, n: u32) {
-        let list = self.by_budget.entry(b).or_default();
-        match list.binary_search_by_key(&(k as u32), |e| e.0) {
-            Ok(i) => list[i].1 += n,
-            Err(i) => list.insert(i, (k as u32, n)),
+        if self.by_budget.len() <= b as usize {
+            self.by_budget.resize_with(b as usize + 1, Vec::new);
+            self.last.resize(b as usize + 1, (NONE, 0));
+        }
+        let list = &mut self.by_budget[b as usize];
+        // Nodes mostly land in the latest batches: look from the end first.
+        match list.last_mut() {
+            Some(last) if last.0 == k as u32 => last.1 += n,
+            Some(last) if last.0 < k as u32 => list.push((k as u32, n)),
+            None => list.push((k as u32, n)),
+            _ => match list.binary_search_by_key(&(k as u32), |e| e.0) {
+                Ok(i) => list[i].1 += n,
+                Err(i) => list.insert(i, (k as u32, n)),
+            },
+        }
+        if let Some(&e) = list.last() {
+            self.last[b as usize] = e;
         }
     }
 }
@@ -158,7 +207,7 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
     // The first batch that may have room: for the size, per zone, per budget.
     let mut first_sized = 0usize;
     let mut first_zone: HashMap<u32, usize> = HashMap::new();
-    let mut first_budget: HashMap<u32, usize> = HashMap::new();
+    let mut first_budget: Vec<usize> = Vec::new();
     for (item, demand) in items {
         let demand = demand.as_ref();
         if demand.iter().any(|&(b, n)| n > allowed(b)) {
@@ -175,7 +224,7 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
         let zone_cap = cap(item.zone).max(1);
         let mut k = demand
             .iter()
-            .map(|(b, _)| first_budget.get(b).copied().unwrap_or(0))
+            .map(|&(b, _)| first_budget.get(b as usize).copied().unwrap_or(0))
             .chain([
                 first_sized,
                 first_zone.get(&item.zone).copied().unwrap_or(0),
@@ -188,15 +237,19 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
                 members.push(Vec::new());
             }
             let o = &open[k];
-            let fits = o.len < size
-                && o.in_zone(item.zone) < zone_cap
-                && demand
-                    .iter()
-                    .all(|&(b, n)| fill.used(b, k) + n <= allowed(b));
-            if fits {
-                break;
+            if o.len >= size || o.in_zone(item.zone) >= zone_cap {
+                k += 1;
+                continue;
             }
-            k += 1;
+            // The first budget without room here sends the node on to the first batch
+            // where that budget has room (none between can take it).
+            match demand
+                .iter()
+                .find(|&&(b, n)| fill.used(b, k) + n > allowed(b))
+            {
+                None => break,
+                Some(&(b, n)) => k = fill.room_from(b, k, n, allowed(b)),
+            }
         }
         let o = &mut open[k];
         o.len += 1;
@@ -220,10 +273,11 @@ pub(super) fn auto_batches<T: Clone, D: AsRef<[(u32, u32)]>>(
             *z += 1;
         }
         for &(b, _) in demand {
-            let f = first_budget.entry(b).or_default();
-            while *f < open.len() && fill.used(b, *f) >= allowed(b) {
-                *f += 1;
+            if first_budget.len() <= b as usize {
+                first_budget.resize(b as usize + 1, 0);
             }
+            let f = &mut first_budget[b as usize];
+            *f = fill.room_from(b, *f, 1, allowed(b)).min(open.len());
         }
     }
     members.extend(lone.iter().map(|l| vec![l.node.clone()]));

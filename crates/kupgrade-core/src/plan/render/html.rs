@@ -27,10 +27,10 @@ pub struct HtmlExtras<'a> {
     pub readiness: Option<&'a Readiness>,
 }
 
-const LABEL_W: u64 = 200;
-const CHART_W: u64 = 1000;
-const LANE_H: u64 = 14;
-const AXIS_H: u64 = 34;
+pub(super) const LABEL_W: u64 = 200;
+pub(super) const CHART_W: u64 = 1000;
+pub(super) const LANE_H: u64 = 14;
+pub(super) const AXIS_H: u64 = 34;
 
 /// The plan as one self-contained HTML page, written to `out`.
 pub fn html(plan: &UpgradePlan, extras: HtmlExtras<'_>, out: &mut impl Write) -> fmt::Result {
@@ -87,7 +87,7 @@ pub fn html(plan: &UpgradePlan, extras: HtmlExtras<'_>, out: &mut impl Write) ->
     writeln!(out, "</body>\n</html>")
 }
 
-const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1em 2em;color:#222}\
+pub(super) const STYLE: &str = "body{font:14px system-ui,sans-serif;margin:1em 2em;color:#222}\
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.5em}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}\
 .warning{color:#a40}.facts{color:#555}\
@@ -101,7 +101,7 @@ svg text{font:11px sans-serif;fill:#333}svg .lane{dominant-baseline:middle}\
 .error{color:#c00}";
 
 /// The hops as a table.
-fn hops(plan: &UpgradePlan, out: &mut impl Write) -> fmt::Result {
+pub(super) fn hops(plan: &UpgradePlan, out: &mut impl Write) -> fmt::Result {
     writeln!(
         out,
         "<h2>Hops</h2>\n<table id=\"hops\"><tr><th>#</th><th>from</th><th>to</th><th>kind</th></tr>"
@@ -125,7 +125,7 @@ fn hops(plan: &UpgradePlan, out: &mut impl Write) -> fmt::Result {
 
 /// The lanes: cluster-wide first, then nodes in the order steps first reach them, then the
 /// nodes no step reaches. Returns each node's lane and the names in lane order.
-fn lanes(plan: &UpgradePlan) -> (HashMap<&str, u64>, Vec<&str>) {
+pub(super) fn lanes(plan: &UpgradePlan) -> (HashMap<&str, u64>, Vec<&str>) {
     let mut lane: HashMap<&str, u64> = HashMap::with_capacity(plan.nodes.len());
     let mut order: Vec<&str> = Vec::with_capacity(plan.nodes.len());
     let names = plan
@@ -143,7 +143,7 @@ fn lanes(plan: &UpgradePlan) -> (HashMap<&str, u64>, Vec<&str>) {
 }
 
 /// The lanes of `step`, as runs of neighbouring lanes (`first`, `count`).
-fn runs(step: &Step, lane: &HashMap<&str, u64>) -> Vec<(u64, u64)> {
+pub(super) fn runs(step: &Step, lane: &HashMap<&str, u64>) -> Vec<(u64, u64)> {
     if step.nodes.is_empty() {
         return vec![(0, 1)];
     }
@@ -261,13 +261,7 @@ fn bar(
     y: &impl Fn(u64) -> u64,
     out: &mut impl Write,
 ) -> fmt::Result {
-    let phase = match step.phase {
-        Phase::Preflight => "preflight",
-        Phase::ControlPlane => "control-plane",
-        Phase::ControlPlaneKubelets => "control-plane-kubelets",
-        Phase::Workers => "workers",
-        Phase::Verify => "verify",
-    };
+    let phase = phase_class(step.phase);
     let pnr = if step.point_of_no_return { " pnr" } else { "" };
     let hop = step
         .hop
@@ -307,6 +301,17 @@ fn bar(
         )?;
     }
     writeln!(out, "</g>")
+}
+
+/// The class of a step's bar by its phase.
+pub(super) fn phase_class(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Preflight => "preflight",
+        Phase::ControlPlane => "control-plane",
+        Phase::ControlPlaneKubelets => "control-plane-kubelets",
+        Phase::Workers => "workers",
+        Phase::Verify => "verify",
+    }
 }
 
 /// The minors of kube-apiserver and kubelet at one point of the plan.
@@ -501,7 +506,7 @@ fn band(
 }
 
 /// The readiness findings, hop by hop.
-fn findings(r: &Readiness, out: &mut impl Write) -> fmt::Result {
+pub(super) fn findings(r: &Readiness, out: &mut impl Write) -> fmt::Result {
     writeln!(out, "<h2>Pre-flight findings</h2>")?;
     let groups = std::iter::once(("before the first hop".to_string(), &r.before_hops)).chain(
         r.hops.iter().map(|h| {

@@ -1,7 +1,7 @@
 //! Renderers: text for a terminal ([`text`]), a Markdown runbook ([`markdown`]), JSON and
 //! YAML ([`to_json`], [`to_yaml`]: one versioned format, described by
 //! [`SCHEMA`](super::SCHEMA)), a Mermaid gantt chart of the estimated schedule
-//! ([`mermaid`]), and a self-contained HTML report ([`html`]). Each is a pure function of the
+//! ([`mermaid`]), and a self-contained HTML report ([`html`]; of a run: [`html_run`]). Each is a pure function of the
 //! plan: same plan, same bytes.
 //!
 //! Each also writes to a sink as it goes ([`Format::write`], [`write_text`], ...), so a plan
@@ -17,12 +17,14 @@ use super::action::Action;
 use super::step::Step;
 
 mod html;
+mod html_run;
 mod json;
 mod markdown;
 mod mermaid;
 mod text;
 
 pub use html::{HtmlExtras, html};
+pub use html_run::{RunHtmlExtras, html_run};
 pub use json::{from_json, from_yaml, to_json, to_yaml, write_json, write_yaml};
 pub use markdown::{markdown, write_markdown};
 pub use mermaid::{mermaid, write_mermaid};

@@ -9,9 +9,10 @@
 //! Adding a check: a function in the right file, and a row in [`CATALOGUE`] with a new id
 //! (ids are stable: never rename one, operators accept findings by it).
 use std::cell::OnceCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 
+use foldhash::HashMap;
 use serde::Serialize;
 
 use crate::plan::{UpgradePlan, render::node_summary};

@@ -3,7 +3,7 @@
 use serde_yaml_ng::{Mapping, Value};
 
 use super::*;
-use crate::diagnostics::{self, Locator, Refused, Step, kind_of, short};
+use crate::diagnostics::{self, Locator, Refused, Step, TopLevel, kind_of, short};
 
 const RULE_KEYS: [&str; 4] = ["id", "severity", "description", "nodes"];
 
@@ -47,68 +47,22 @@ impl RulePolicy {
             file: file.to_string(),
             problems,
         };
-        let value = diagnostics::parse_yaml(text).map_err(|p| fail(vec![p]))?;
-        let locator = Locator::new(text);
-        let mut top = match value {
-            Value::Mapping(m) => m,
-            Value::Null => return Err(fail(vec![FileProblem::new("the file is empty")])),
-            other => {
-                return Err(fail(vec![FileProblem::new(format!(
-                    "expected a mapping with a `rules` list, found {}",
-                    kind_of(&other)
-                ))]));
-            }
-        };
         let mut problems = Vec::new();
-        let top_level = |key: &str, message: String| {
-            FileProblem::new(message)
-                .at(locator.value(&[Step::key(key)]))
-                .in_field(key)
-        };
-        for (key, want) in [("apiVersion", API_VERSION), ("kind", KIND)] {
-            if let Some(v) = top.remove(key)
-                && v.as_str() != Some(want)
-            {
-                problems.push(top_level(
-                    key,
-                    format!("expected {want:?}, found {}", short(&v)),
-                ));
-            }
-        }
-        let name = match top.remove("name") {
+        let mut top = TopLevel::read(text, "rules", API_VERSION, KIND, &mut problems)
+            .map_err(|p| fail(vec![p]))?;
+        let name = match top.map.remove("name") {
             None => "rules".to_string(),
             Some(Value::String(s)) if !s.trim().is_empty() => s,
             Some(other) => {
-                problems.push(top_level(
+                problems.push(top.problem(
                     "name",
                     format!("expected a non-empty string, found {}", short(&other)),
                 ));
                 "rules".to_string()
             }
         };
-        let raw_rules = match top.remove("rules") {
-            Some(Value::Sequence(s)) => s,
-            Some(Value::Null) => Vec::new(),
-            Some(other) => {
-                problems.push(top_level(
-                    "rules",
-                    format!("expected a list of rules, found {}", kind_of(&other)),
-                ));
-                Vec::new()
-            }
-            None => {
-                problems.push(
-                    FileProblem::new("missing: a rules file lists its rules").in_field("rules"),
-                );
-                Vec::new()
-            }
-        };
-        for (key, _) in top {
-            let key = short(&key);
-            problems.push(FileProblem::new(format!(
-                "unknown field {key}, expected one of `apiVersion`, `kind`, `name`, `rules`"
-            )));
-        }
+        let raw_rules = top.take_list("rules", &mut problems);
+        let locator = top.finish(&["apiVersion", "kind", "name", "rules"], &mut problems);
         let mut rules = Vec::with_capacity(raw_rules.len());
         let mut indices = Vec::with_capacity(raw_rules.len());
         for (i, raw) in raw_rules.into_iter().enumerate() {

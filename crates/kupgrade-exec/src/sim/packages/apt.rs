@@ -36,8 +36,9 @@ fn options<'a, 'b>(args: &'b [&'a str]) -> (Vec<&'a str>, &'b [&'a str]) {
     (opts, rest)
 }
 
-/// `apt-get update`, `apt-mark hold|unhold PKG...`, `apt-get install -y PKG=PIN...`, and
-/// the pre-staging forms of `apt-get update` and `apt-get install --download-only`.
+/// `dpkg --triggers-only --pending` (nothing is ever left half done here), `apt-get update`,
+/// `apt-mark hold|unhold PKG...`, `apt-get install -y PKG=PIN...`, and the pre-staging forms
+/// of `apt-get update` and `apt-get install --download-only`.
 pub(super) fn exec(inner: &mut Inner, node: &NodeName, cmd: &Command<'_>) -> Exec {
     if cmd.program == "apt-get" {
         let (opts, rest) = options(&cmd.args);
@@ -46,6 +47,15 @@ pub(super) fn exec(inner: &mut Inner, node: &NodeName, cmd: &Command<'_>) -> Exe
         }
     }
     match (cmd.program, cmd.args.as_slice()) {
+        ("dpkg", ["--triggers-only", "--pending"]) => {
+            if !cmd.root {
+                return Exec::fail(
+                    2,
+                    "dpkg: error: requested operation requires superuser privilege",
+                );
+            }
+            Exec::ok("")
+        }
         ("apt-get", ["update"]) => {
             if !cmd.root {
                 return Exec::fail(

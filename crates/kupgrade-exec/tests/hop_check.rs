@@ -1,0 +1,116 @@
+//! The check before each hop (`Driver::before_each_hop`), over the simulated HA cluster on a
+//! two-hop plan: asked once per session for the second hop, never for the first; a refusal
+//! halts the run before any task of that hop runs, naming the check's words; a resumed
+//! session asks again and, answered yes, goes on to the end.
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use jiff::civil::date;
+use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
+use kupgrade_core::run::{Finished, Record, StopReason};
+use kupgrade_core::testing::upstream_run;
+use kupgrade_exec::driver::{Driver, HopCheck, JournalSink};
+use kupgrade_exec::sim::SimCluster;
+use support::fixtures::ha;
+
+/// Answers from a script: `refuse` says no; every question is written down.
+struct Scripted {
+    refuse: bool,
+    asked: Mutex<Vec<usize>>,
+}
+
+#[async_trait]
+impl HopCheck for Scripted {
+    async fn before_hop(&self, _: &UpgradePlan, hop: usize) -> Result<(), String> {
+        self.asked.lock().unwrap().push(hop);
+        match self.refuse {
+            true => Err("removed-api:ingress/shop/web (pass --accept to go on)".into()),
+            false => Ok(()),
+        }
+    }
+}
+
+fn two_hops() -> Arc<UpgradePlan> {
+    let options = PlanOptions {
+        allow_unsupported_target: true,
+        ..PlanOptions::default()
+    };
+    Arc::new(
+        PlanRequest::new("1.30".parse().unwrap(), date(2025, 11, 1))
+            .options(options)
+            .plan(&ha())
+            .unwrap(),
+    )
+}
+
+async fn session(
+    sim: &SimCluster,
+    plan: &Arc<UpgradePlan>,
+    journal: &mut Vec<Record>,
+    check: Arc<Scripted>,
+) -> Finished {
+    let s = Arc::new(sim.clone());
+    let mut run = upstream_run(plan, journal);
+    Driver::new(s.clone(), s.clone())
+        .provider(s)
+        .before_each_hop(check)
+        .drive(&mut run, journal as &mut dyn JournalSink)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_hop_halts_before_its_first_task_and_a_resume_asks_again() {
+    let plan = two_hops();
+    assert_eq!(plan.hops.len(), 2);
+    let sim = SimCluster::new(ha()).with_speed(1_000_000.0);
+    let mut journal = Vec::new();
+    let no = Arc::new(Scripted {
+        refuse: true,
+        asked: Mutex::new(Vec::new()),
+    });
+    let finished = session(&sim, &plan, &mut journal, no.clone()).await;
+    let report = finished.report().expect("halted");
+    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+    assert!(
+        report
+            .summary
+            .contains("the check before hop 2 (to v1.30.14) failed: removed-api:ingress/shop/web"),
+        "{report}"
+    );
+    // Asked once, for the second hop only, however many of its tasks were due together.
+    assert_eq!(*no.asked.lock().unwrap(), [1]);
+    // The first hop is done; nothing of the second ran: every node still runs at most 1.29.
+    let state = sim.snapshot();
+    for node in &state.cluster.nodes {
+        for (c, v) in node.versions.iter() {
+            if c.version_line() != kupgrade_core::VersionLine::Kubernetes {
+                continue;
+            }
+            assert!(
+                v.minor() <= "1.29".parse().unwrap(),
+                "{} {c:?} at {v}",
+                node.name
+            );
+        }
+    }
+    let cp1 = state.cluster.node("cp-1").unwrap();
+    assert_eq!(
+        cp1.versions
+            .get(kupgrade_core::Component::KubeApiserver)
+            .unwrap()
+            .to_string(),
+        "v1.29.15",
+        "the first hop ran"
+    );
+    // Resumed: asked again, answered yes, to the end.
+    let yes = Arc::new(Scripted {
+        refuse: false,
+        asked: Mutex::new(Vec::new()),
+    });
+    let resumed = session(&sim, &plan, &mut journal, yes.clone()).await;
+    assert!(resumed.is_completed(), "{resumed:?}");
+    assert_eq!(*yes.asked.lock().unwrap(), [1]);
+}

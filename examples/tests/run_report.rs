@@ -1,0 +1,188 @@
+//! `apply --report FILE.html` as a process, on the simulated cluster (sped up): a run halted
+//! by a failing command gate leaves a page that names the gate, what was wrong and the
+//! command that resumes the run (with `--report`, so the resume goes on with the same page);
+//! a hook's hostile output stays text; the pre-flight findings and the ones accepted are
+//! listed; `--report-only` writes the page of the journal after the fact; the resumed run
+//! finishes the page.
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The built example `name` (`target/<profile>/examples/<name>`, beside this test's `deps`).
+fn example(name: &str) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let path: PathBuf = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|p| p.join("examples").join(name))
+        .unwrap();
+    assert!(
+        path.exists(),
+        "{} is missing: build the examples first (cargo build -p kupgrade-examples --examples)",
+        path.display()
+    );
+    let mut command = Command::new(path);
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG");
+    command
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The status section of a run page.
+fn status(page: &str) -> &str {
+    let start = page
+        .find("<section id=\"status\"")
+        .expect("a status section");
+    let end = page[start..].find("</section>").unwrap();
+    &page[start..start + end]
+}
+
+#[test]
+fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (flag, journal, report) = (d.join("flag"), d.join("journal"), d.join("run.html"));
+    let (gates, hooks) = (d.join("gates.yaml"), d.join("hooks.yaml"));
+    std::fs::write(
+        &gates,
+        format!(
+            "apiVersion: kupgrade.dev/v1alpha1\nkind: Gates\ngates:\n  - name: smoke\n    after: [hop]\n    intervalSeconds: 1\n    timeoutSeconds: 2\n    command: {{ argv: [sh, -c, 'test -e {} || {{ echo \"smoke <b>failed</b>\" >&2; exit 1; }}'] }}\n",
+            flag.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &hooks,
+        "apiVersion: kupgrade.dev/v1alpha1\nkind: Hooks\nhooks:\n  - name: announce\n    before: upgrade\n    argv: [sh, -c, 'echo \"<script>alert(1)</script> upgrading $KUPGRADE_FROM\"']\n",
+    )
+    .unwrap();
+    let common = |c: &mut Command| {
+        c.arg("--journal")
+            .arg(&journal)
+            .arg("--sim-state")
+            .arg(d.join("sim.json"))
+            .args(["--sim-speed", "100000"])
+            .stdin(Stdio::null());
+    };
+    let mut first = example("apply");
+    first
+        .args(["--cluster", "clusters/ha.yaml", "--target", "1.29"])
+        .args(["--date", "2025-11-01", "--allow-unsupported-target"])
+        .arg("--gates")
+        .arg(&gates)
+        .arg("--hooks")
+        .arg(&hooks)
+        .args(["--evidence", "readiness/ha-evidence.json"])
+        .args(["--accept", "removed-api:flowschema/shop-priority"])
+        .args(["--accept", "drain/emptydir:pod/shop/report"])
+        .arg("--report")
+        .arg(&report);
+    common(&mut first);
+    let out = first.output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the gate fails: {said}");
+
+    let page = read(&report);
+    let s = status(&page);
+    assert!(s.contains("<h2>Halted: a step failed</h2>"), "{s}");
+    assert!(
+        s.contains("<strong class=\"stopped-at\">v1.29.15/hop/gate-smoke</strong>"),
+        "{s}"
+    );
+    assert!(
+        s.contains("gate smoke did not pass within 2s") && s.contains("smoke &lt;b&gt;failed"),
+        "{s}"
+    );
+    // The resume command, as the summary prints it: it keeps --report.
+    let resume = format!(
+        "--journal {} --report {} ",
+        journal.display(),
+        report.display()
+    );
+    assert!(
+        s.contains("<code class=\"resume\" id=\"resume\">cargo run --example apply --")
+            && s.contains(&resume)
+            && s.contains(" --resume</code>"),
+        "{s}"
+    );
+    assert!(
+        said.contains(&resume),
+        "the summary's resume command is the page's: {said}"
+    );
+    // The gate's row and the hook's output, escaped.
+    assert!(page.contains("<td class=\"gate-result\">fail: gate smoke did not pass"));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; upgrading v1.28.9\n</pre>"));
+    assert!(
+        !page.contains("<script"),
+        "markup from a hook reached the page"
+    );
+    // The session's pre-flight findings, and the ones accepted (journaled).
+    assert!(page.contains("<h2>Pre-flight findings</h2>"));
+    assert!(page.contains("<td>removed-api:flowschema/shop-priority</td>"));
+
+    // The page of the same journal, after the fact.
+    let again = d.join("again.html");
+    let mut only = example("apply");
+    only.arg("--journal")
+        .arg(&journal)
+        .arg("--report-only")
+        .arg(&again)
+        .stdin(Stdio::null());
+    let out = only.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let later = read(&again);
+    assert!(status(&later).contains("v1.29.15/hop/gate-smoke"));
+    // The same steps, gates, hooks, findings accepted and sessions; the pre-flight findings
+    // are the session's (--report-only evaluates none).
+    let body = |p: &str| {
+        let steps = p.split("<h2>Steps</h2>").nth(1).unwrap().to_string();
+        match (
+            steps.find("<h2>Pre-flight findings</h2>"),
+            steps.find("<h2>Sessions</h2>"),
+        ) {
+            (Some(a), Some(b)) => format!("{}{}", &steps[..a], &steps[b..]),
+            _ => steps,
+        }
+    };
+    assert_eq!(body(&later), body(&page));
+
+    // The condition holds now; the resumed run (with the pasted options) finishes the page.
+    std::fs::write(&flag, "").unwrap();
+    let mut resume = example("apply");
+    resume
+        .args(["--cluster", "clusters/ha.yaml", "--resume", "--report"])
+        .arg(&report);
+    common(&mut resume);
+    let out = resume.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = read(&report);
+    assert!(status(&page).contains("<h2>Completed</h2>"), "{page}");
+    assert!(page.contains("· 2 session(s) ·"));
+    assert!(
+        page.contains("<td class=\"gate-result\">pass"),
+        "the gate passed"
+    );
+    assert!(page.contains("<td>removed-api:flowschema/shop-priority</td>"));
+    assert!(!page.contains("<script"));
+    let names: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "temporary files left: {names:?}");
+}
