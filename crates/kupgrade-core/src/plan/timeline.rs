@@ -11,7 +11,13 @@
 //!   more starts) or its node runs another task (then it is skipped and the look goes on);
 //! - checks and operator steps (`Executor::Check`, `Executor::Operator`) are decided by the
 //!   run itself when they are looked at: they need a free place in flight but take no time;
-//! - every other task takes its step's `duration_seconds`.
+//! - every other task takes its step's `duration_seconds`;
+//! - a task whose step's postconditions the cluster shows is done once a read of the cluster
+//!   shows them (`run/verify.rs`): at once when nothing else is in flight as it ends, otherwise
+//!   at its first check, one check interval of its step later (or earlier, as soon as nothing
+//!   is in flight). Its node and its place in flight are free meanwhile; what depends on it
+//!   waits. (A run with other work in flight, pre-stage steps beside a window for example,
+//!   gains that interval on each such step.)
 //!
 //! Tasks of one step that start together end together, so the schedule is computed on groups
 //! of tasks rather than on tasks: a plan of a few hundred steps over tens of thousands of
@@ -24,6 +30,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::action::{Action, Executor};
 use super::step::{Phase, Step};
+use crate::run::verify::{interval, needs_check};
 
 /// When each step of a plan starts and ends under a list schedule, with what that schedule
 /// shows: the makespan, the most tasks in flight and the most nodes unavailable at once.
@@ -136,8 +143,20 @@ impl Timeline {
             .collect();
         let mut unfinished: Vec<u32> = pending.iter().map(|p| p.len).collect();
         let mut ready: BTreeSet<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+        // Milliseconds inside (a check interval may be a fraction of a second), seconds out.
         let mut starts = vec![u64::MAX; n];
         let mut ends = vec![0u64; n];
+        // Tasks whose work ended and whose first check is due: (when, step, tasks).
+        let mut checks: Vec<(u64, usize, u32)> = Vec::new();
+        let check_ms: Vec<Option<u64>> = steps
+            .iter()
+            .map(|s| {
+                needs_check(s).then(|| {
+                    u64::try_from(interval(s.action.settle_window()).as_millis())
+                        .unwrap_or(u64::MAX)
+                })
+            })
+            .collect();
         let mut groups: Vec<Option<Group>> = Vec::new();
         let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
         let (mut in_flight, mut max_in_flight) = (0usize, 0usize);
@@ -237,13 +256,15 @@ impl Timeline {
                         max_unavailable = max_unavailable.max(unavailable);
                     }
                     *running.entry(si).or_default() += count;
-                    let end = now.saturating_add(step.duration_seconds);
+                    let end = now.saturating_add(step.duration_seconds.saturating_mul(1000));
                     groups.push(Some(Group { step: si, tasks }));
                     heap.push(Reverse((end, groups.len() - 1)));
                 }
             }
-            // Let time pass to the next end; every group ending then ends together.
-            let Some(Reverse((t, _))) = heap.peek().copied() else {
+            // Let time pass to the next end or check; every group ending then ends together.
+            let next_end = heap.peek().map(|Reverse((t, _))| *t);
+            let next_check = checks.iter().map(|c| c.0).min();
+            let Some(t) = next_end.into_iter().chain(next_check).min() else {
                 break;
             };
             now = t;
@@ -267,13 +288,39 @@ impl Timeline {
                 if matches!(steps[si].action, Action::Uncordon | Action::RemoveNodes) {
                     unavailable = unavailable.saturating_sub(count);
                 }
-                unfinished[si] -= count as u32;
+                match check_ms[si] {
+                    Some(wait) => checks.push((now.saturating_add(wait), si, count as u32)),
+                    None => {
+                        unfinished[si] -= count as u32;
+                        ends[si] = ends[si].max(now);
+                        if unfinished[si] == 0 {
+                            finish(si, &dependents, &mut waiting, &mut ready);
+                        }
+                    }
+                }
+            }
+            // The checks due: every one once nothing is in flight, else those whose time came.
+            let idle = in_flight == 0;
+            checks.retain(|&(at, si, count)| {
+                if !idle && at > now {
+                    return true;
+                }
+                unfinished[si] -= count;
                 ends[si] = ends[si].max(now);
                 if unfinished[si] == 0 {
                     finish(si, &dependents, &mut waiting, &mut ready);
                 }
-            }
+                false
+            });
         }
+        // Seconds, rounded up.
+        let secs = |ms: u64| ms.div_ceil(1000);
+        let ends: Vec<u64> = ends.into_iter().map(secs).collect();
+        let starts: Vec<u64> = starts
+            .into_iter()
+            .map(|s| if s == u64::MAX { s } else { secs(s) })
+            .collect();
+        let mut starts = starts;
         for (s, e) in starts.iter_mut().zip(&ends) {
             if *s == u64::MAX {
                 // Never started (a dependency in a circle): shown where it would end.
