@@ -274,8 +274,13 @@ pub struct HistoryEntry {
 pub struct Timings {
     /// Reading a changed repository (`apt-get update`, `zypper refresh`).
     pub apt_update: Duration,
-    /// Installing packages (`apt-get install`, `dnf install`, `zypper install`).
+    /// Installing packages (`apt-get install`, `dnf install`, `zypper install`), their
+    /// download included: an install whose pinned packages were all downloaded ahead
+    /// (pre-staging, [`Host::downloaded`]) takes this less [`download`](Self::download).
     pub install: Duration,
+    /// Downloading packages: a download-only command (`apt-get install --download-only`,
+    /// `dnf install --downloadonly`), and the part of an install it saves.
+    pub download: Duration,
     /// `kubeadm upgrade apply`.
     pub kubeadm_apply: Duration,
     /// `kubeadm upgrade node` on a control-plane node.
@@ -314,6 +319,7 @@ impl Default for Timings {
         Timings {
             apt_update: s(20),
             install: s(60),
+            download: s(40),
             kubeadm_apply: s(240),
             kubeadm_node: s(120),
             kubeadm_plan: s(30),

@@ -108,13 +108,17 @@ impl<'a> Command<'a> {
     }
 }
 
-/// How long `spec` takes.
-pub(crate) fn duration(spec: &CommandSpec, t: &Timings) -> Duration {
+/// How long `spec` takes, on a node whose package cache holds `downloaded`.
+pub(crate) fn duration(
+    spec: &CommandSpec,
+    t: &Timings,
+    downloaded: &std::collections::BTreeSet<(Package, KubeVersion)>,
+) -> Duration {
     let Program::Exec { program, args } = &spec.program else {
         return t.command;
     };
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let Some(d) = packages::duration(program, &a, t) {
+    if let Some(d) = packages::duration(program, &a, t, downloaded) {
         return d;
     }
     match (program.as_str(), a.as_slice()) {

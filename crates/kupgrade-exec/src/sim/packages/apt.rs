@@ -14,13 +14,28 @@ use kupgrade_core::{Minor, NodeName};
 use super::super::Inner;
 use super::super::model::{RepoKind, Timings};
 use super::super::node::{Command, Exec, install, unknown};
-use super::{carries, package, pin_version, refresh, released};
+use super::{Downloaded, carries, install_time, package, pin_version, refresh, released};
 
-/// `apt-get update` and `apt-get install` take their own time (a download as an install).
-pub(super) fn duration(program: &str, args: &[&str], t: &Timings) -> Option<Duration> {
+/// `apt-get update` and `apt-get install` take their own time: a download only
+/// [`Timings::download`], an install of pins all downloaded ahead that less.
+pub(super) fn duration(
+    program: &str,
+    args: &[&str],
+    t: &Timings,
+    downloaded: &Downloaded,
+) -> Option<Duration> {
     match (program, options(args).1) {
         ("apt-get", ["update", ..]) => Some(t.apt_update),
-        ("apt-get", ["install", ..]) => Some(t.install),
+        ("apt-get", ["install", rest @ ..]) if rest.contains(&"--download-only") => {
+            Some(t.download)
+        }
+        ("apt-get", ["install", rest @ ..]) => {
+            let pins = rest.iter().filter(|a| !a.starts_with('-')).map(|pin| {
+                let (name, v) = pin.split_once('=')?;
+                Some((package(name)?, pin_version(v)?))
+            });
+            Some(install_time(t, downloaded, pins))
+        }
         _ => None,
     }
 }

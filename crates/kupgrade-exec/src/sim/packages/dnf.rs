@@ -12,12 +12,25 @@ use kupgrade_core::NodeName;
 use super::super::Inner;
 use super::super::model::{RepoKind, Timings};
 use super::super::node::{Command, Exec, install, unknown};
-use super::{carries, package, pin_version, released, repo_minor};
+use super::{Downloaded, carries, install_time, package, pin_version, released, repo_minor};
 
-/// `dnf install` takes its own time.
-pub(super) fn duration(program: &str, args: &[&str], t: &Timings) -> Option<Duration> {
+/// `dnf install` takes its own time: a download only [`Timings::download`], an install of
+/// pins all downloaded ahead that less.
+pub(super) fn duration(
+    program: &str,
+    args: &[&str],
+    t: &Timings,
+    downloaded: &Downloaded,
+) -> Option<Duration> {
     match (program, args) {
-        ("dnf", ["install", ..]) => Some(t.install),
+        ("dnf", ["install", rest @ ..]) if rest.contains(&"--downloadonly") => Some(t.download),
+        ("dnf", ["install", rest @ ..]) => {
+            let pins = rest
+                .iter()
+                .filter(|a| !a.starts_with('-'))
+                .map(|a| pinned(a));
+            Some(install_time(t, downloaded, pins))
+        }
         _ => None,
     }
 }
