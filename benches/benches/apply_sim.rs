@@ -51,11 +51,12 @@ fn setup(prestage: bool) -> (ClusterState, Arc<UpgradePlan>) {
 
 /// One whole upgrade; returns the simulated time it took.
 async fn upgrade(cluster: &ClusterState, plan: &Arc<UpgradePlan>) -> Duration {
-    upgraded(cluster, plan).await.elapsed()
+    upgraded(cluster, plan).await.1
 }
 
-/// One whole upgrade; returns the simulated cluster at its end.
-async fn upgraded(cluster: &ClusterState, plan: &Arc<UpgradePlan>) -> SimCluster {
+/// One whole upgrade; returns the simulated cluster at its end and the simulated time it took
+/// (read in the runtime: its clock is the virtual one).
+async fn upgraded(cluster: &ClusterState, plan: &Arc<UpgradePlan>) -> (SimCluster, Duration) {
     let sim = Arc::new(SimCluster::new(cluster.clone()).with_timings(Timings::default()));
     let mut run = Run::new(
         plan.clone(),
@@ -68,12 +69,13 @@ async fn upgraded(cluster: &ClusterState, plan: &Arc<UpgradePlan>) -> SimCluster
         .await
         .expect("the driver runs");
     assert!(outcome.is_completed(), "{outcome}");
-    SimCluster::clone(&sim)
+    let elapsed = sim.elapsed();
+    (SimCluster::clone(&sim), elapsed)
 }
 
-/// The simulated end-to-end time, and the mean and longest time a node spent cordoned
-/// (seconds from each cordon to the node's next uncordon in the event log, summed per node).
-fn figures(sim: &SimCluster) -> (Duration, f64, f64) {
+/// The mean and longest time a node spent cordoned (seconds from each cordon to the node's
+/// next uncordon in the event log, summed per node).
+fn cordoned(sim: &SimCluster) -> (f64, f64) {
     let state = sim.snapshot();
     let mut since: HashMap<&str, u64> = HashMap::new();
     let mut out: HashMap<&str, u64> = HashMap::new();
@@ -92,7 +94,7 @@ fn figures(sim: &SimCluster) -> (Duration, f64, f64) {
     }
     let longest = out.values().copied().max().unwrap_or(0) as f64 / 1000.0;
     let mean = out.values().sum::<u64>() as f64 / 1000.0 / out.len().max(1) as f64;
-    (sim.elapsed(), mean, longest)
+    (mean, longest)
 }
 
 fn bench(c: &mut Criterion) {
@@ -114,7 +116,8 @@ fn bench(c: &mut Criterion) {
     // With and without pre-staging: the end-to-end time and each node's time cordoned.
     let (_, unstaged) = setup(false);
     for (name, plan) in [("pre-staged", &plan), ("--no-prestage", &unstaged)] {
-        let (elapsed, mean, longest) = figures(&runtime.block_on(upgraded(&cluster, plan)));
+        let (sim, elapsed) = runtime.block_on(upgraded(&cluster, plan));
+        let (mean, longest) = cordoned(&sim);
         eprintln!(
             "{name}: {:.0} s ({:.2} h) end to end; a node cordoned {mean:.0} s on average, {longest:.0} s at most",
             elapsed.as_secs_f64(),
