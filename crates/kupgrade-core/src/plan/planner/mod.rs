@@ -209,7 +209,10 @@ struct Planner<'r, 'a> {
     lane: Vec<(Phase, StepId)>,
     /// The last step of each node's last window or control-plane work planned so far
     /// (`prestage.rs`), which a later pre-stage step on the node waits for.
-    done_on: HashMap<NodeName, StepId>,
+    /// (An index into `done_ids`: a window's nodes share a few step ids, kept once.)
+    done_on: HashMap<NodeName, u32>,
+    /// The step ids `done_on` points at.
+    done_ids: Vec<StepId>,
 
     // Remembered answers.
     /// The version a kubelet passes through at each minor (the calendar's latest patch).
@@ -284,6 +287,7 @@ impl<'r, 'a> Planner<'r, 'a> {
             side: None,
             lane: Vec::new(),
             done_on: HashMap::default(),
+            done_ids: Vec::new(),
         })
     }
 

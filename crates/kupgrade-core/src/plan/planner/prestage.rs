@@ -74,34 +74,42 @@ impl Planner<'_, '_> {
         if !self.opts().prestage || start >= self.steps.len() {
             return Ok(());
         }
-        let done = self.done_since(start);
+        let (done, ids) = self.done_since(start);
         let result = if stage {
             self.stage(start, goal, pull)
         } else {
             Ok(())
         };
-        self.done_on.extend(done);
+        let base = u32::try_from(self.done_ids.len()).unwrap_or(u32::MAX);
+        self.done_ids.extend(ids);
+        (self.done_on).extend(done.into_iter().map(|(n, i)| (n, base.saturating_add(i))));
         result
     }
 
     /// The last step from `start` on on each node (the steps of one window share their
-    /// nodes: each list is looked at once).
-    fn done_since(&self, start: usize) -> Vec<(crate::NodeName, StepId)> {
+    /// nodes: each list is looked at once), as an index into the step ids returned beside.
+    fn done_since(&self, start: usize) -> (Vec<(crate::NodeName, u32)>, Vec<StepId>) {
         let mut seen = foldhash::HashSet::default();
         let mut done = Vec::new();
+        let mut ids: Vec<StepId> = Vec::new();
         let mut last: Option<&NodeList> = None;
         for step in self.steps[start..].iter().rev() {
             if last == Some(&step.nodes) {
                 continue;
             }
             last = Some(&step.nodes);
+            let mut id = None;
             for n in step.nodes.iter() {
                 if seen.insert(n) {
-                    done.push((n.clone(), step.id.clone()));
+                    let i = *id.get_or_insert_with(|| {
+                        ids.push(step.id.clone());
+                        u32::try_from(ids.len() - 1).unwrap_or(u32::MAX)
+                    });
+                    done.push((n.clone(), i));
                 }
             }
         }
-        done
+        (done, ids)
     }
 
     /// The pre-stage steps of the steps from `start` on (see [`Self::prestage_since`]).
@@ -239,11 +247,20 @@ impl Planner<'_, '_> {
             None => self.steps.first().map(|s| s.id.clone()),
         };
         step.depends_on = after.into_iter().collect();
-        // Never inside one of the node's earlier windows: after its last step so far.
+        // Never inside one of the node's earlier windows: after its last step so far (each
+        // step once; a batch's nodes mostly share theirs).
+        let mut seen: foldhash::HashSet<u32> = foldhash::HashSet::default();
+        let mut last = None;
         for n in batch.nodes.iter() {
-            if let Some(d) = self.done_on.get(n)
-                && !step.depends_on.contains(d)
-            {
+            let Some(&i) = self.done_on.get(n) else {
+                continue;
+            };
+            if last == Some(i) || !seen.insert(i) {
+                continue;
+            }
+            last = Some(i);
+            let d = &self.done_ids[i as usize];
+            if !step.depends_on.contains(d) {
                 step.depends_on.push(d.clone());
             }
         }
