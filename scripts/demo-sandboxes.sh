@@ -30,7 +30,8 @@
 #                               patches at the recorded cluster version
 # Package installs (apt-get, dnf, zypper) are refused unless the pinned minor's repository was
 # configured first (as pkgs.k8s.io behaves), and `kubeadm upgrade apply` unless the installed
-# kubeadm is vX.
+# kubeadm is vX. Pre-staging's downloads (apt-get -o ... install --download-only, dnf install
+# --downloadonly) and image pulls (kubeadm config images pull) succeed and install nothing.
 # Nothing outside ROOT and the test apiserver is touched.
 set -euo pipefail
 
@@ -122,10 +123,14 @@ mkdir -p "$R/fs$4"; echo "copy of $3" >"$R/fs$4/COPIED"'
   stub etcdctl 'for last; do :; done
 mkdir -p "$R/fs${last%/*}"; echo "etcd snapshot" >"$R/fs$last"; echo "Snapshot saved at $last"'
 
-  # tee FILE: the repository file decides which minor the package manager can install.
+  # tee FILE: the repository file decides which minor the package manager can install
+  # (pre-staging's own source lists under /var/lib/kupgrade/prestage do not).
   stub tee 'mkdir -p "$R/fs${1%/*}"
 cat >"$R/fs$1"
-sed -n "s#.*/core:/stable:/v\([0-9.]*\)/.*#\1#p" "$R/fs$1" | head -n 1 >"$S/repo"
+case $1 in
+/var/lib/kupgrade/prestage/*) ;;
+*) sed -n "s#.*/core:/stable:/v\([0-9.]*\)/.*#\1#p" "$R/fs$1" | head -n 1 >"$S/repo" ;;
+esac
 cat "$R/fs$1"'
 
   # install NAME VERSION: one package, from the configured repository only.
@@ -135,7 +140,19 @@ cat "$R/fs$1"'
   fi
   echo "$2" >"$S/$1.pkg"; echo "Setting up $1 ($2)"
 }'
+  # Pre-staging: apt-get -o Dir::...=... (its own source list and index) update, and
+  # install --download-only, which installs nothing (the pins are written to ROOT/NODE/state/downloaded).
   stub apt-get "$INSTALL"'
+if [ "$1" = -o ]; then
+  while [ "$1" = -o ]; do shift 2; done
+  case "$1" in
+  update) echo "Reading package lists... Done" ;;
+  install) shift; for pin; do case $pin in -*) ;; *) echo "$pin" >>"$S/downloaded" ;; esac; done
+    echo "Download complete and in download only mode" ;;
+  *) echo "stub apt-get: $*" >&2; exit 100 ;;
+  esac
+  exit 0
+fi
 case "$1" in
 update) echo "Reading package lists... Done" ;;
 install)
@@ -151,6 +168,10 @@ done'
   stub dnf "$INSTALL"'
 [ "$1 $2" = "install -y" ] || { echo "stub dnf: $*" >&2; exit 1; }
 shift 2
+case " $* " in *" --downloadonly "*)
+  for a; do case $a in --*) ;; *) echo "$a" >>"$S/downloaded" ;; esac; done
+  echo "The downloaded packages were saved in cache until the next successful transaction."; exit 0 ;;
+esac
 for a; do
   case $a in --*) continue ;; esac
   name=${a%%-[0-9]*}; v=${a#"$name"-}; install_pkg "$name" "${v%-\*}"
@@ -200,6 +221,7 @@ static_pods() {
 case "$1 ${2:-}" in
 "version -o") echo "v$(cat "$S/kubeadm.pkg")" ;;
 "upgrade plan") echo "[upgrade/versions] Target version: $3" ;;
+"config images") echo "[config/images] Pulled registry.k8s.io/kube-apiserver:$5" ;;
 "upgrade apply")
   v=$3
   [ "v$(cat "$S/kubeadm.pkg")" = "$v" ] || { echo "[upgrade/version] FATAL: kubeadm is not $v" >&2; exit 1; }

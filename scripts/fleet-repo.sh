@@ -92,6 +92,11 @@ case "$1 ${2:-}" in
 "version ") echo "kubeadm version: &version.Info{GitVersion:\"$V\"}" ;;
 "upgrade plan") echo "[upgrade/versions] kubeadm version: $V" ;;
 "certs check-expiration") certs ;;
+"config images")
+  # Pre-staging: this kubeadm lists the images of the version asked for (nothing is pulled here).
+  [ "${3:-} ${4:-}" = "pull --kubernetes-version" ] && [ -n "${5:-}" ] ||
+    { echo "kubeadm (fleet stub): $*" >&2; exit 1; }
+  echo "[config/images] Pulled registry.k8s.io/kube-apiserver:$5" ;;
 "upgrade apply")
   [ "${3:-}" = "$V" ] || { echo "[upgrade/version] FATAL: the kubeadm version is $V, not ${3:-}" >&2; exit 1; }
   static_pods "$V"

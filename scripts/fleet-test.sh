@@ -131,6 +131,11 @@ verify() {
       grep -qx 'systemctl restart kubelet' "$r/var/log/kupgrade-fleet/calls.log"
     check "$name: apt fetched v$minor's signed InRelease from the repository server" \
       grep -q "^$addr \"GET /core:/stable:/v$minor/deb/InRelease " "$dir/repo-access.log"
+    # Pre-staging (on by default): apt-get -o Dir::... install --download-only read v$minor's
+    # index into a directory of its own and left the packages in apt's archive cache.
+    check "$name: pre-staging downloaded kubelet ${v#v}-1.1 ahead with its own index of v$minor" \
+      test -f "$r/var/cache/apt/archives/kubelet_${v#v}-1.1_amd64.deb" -a \
+      -n "$(ls "$r/var/lib/kupgrade/prestage/v$minor/lists/" 2>/dev/null | grep InRelease)"
     check "$name: the repository file names v$minor" \
       grep -qx "deb \[signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg\] https://pkgs.k8s.io/core:/stable:/v$minor/deb/ /" \
       "$r/etc/apt/sources.list.d/kubernetes.list"

@@ -39,7 +39,7 @@ set -euo pipefail
 
 readonly CACHE_DIR=${KUPGRADE_CACHE_DIR:-/var/cache/kupgrade}
 readonly FLEET_CACHE=$CACHE_DIR/fleet
-readonly ROOTFS_VERSION=2 REPO_VERSION=5
+readonly ROOTFS_VERSION=2 REPO_VERSION=6
 readonly ROOTFS=$FLEET_CACHE/rootfs-v$ROOTFS_VERSION
 readonly REPO=$FLEET_CACHE/repo-v$REPO_VERSION
 SCRIPTS=$(cd "$(dirname "$0")" && pwd) && readonly SCRIPTS

@@ -53,6 +53,10 @@ pub(crate) struct Planning {
     /// each window is listed in the plan.
     #[arg(long, value_name = "RULE")]
     pub(crate) accept_transient: Option<String>,
+    /// Do not pre-stage: download packages (and pull control-plane images) inside each
+    /// node's drain window, as before pre-staging, instead of in steps ahead of its cordon.
+    #[arg(long)]
+    pub(crate) no_prestage: bool,
     /// Plan even though some nodes are not Ready.
     #[arg(long)]
     pub(crate) allow_not_ready: bool,
@@ -134,6 +138,7 @@ impl Planning {
             accept_transient: self.accept_transient.clone(),
             allow_not_ready: self.allow_not_ready,
             ready_timeout_seconds: self.ready_timeout,
+            prestage: !self.no_prestage,
             ..PlanOptions::default()
         }
     }

@@ -272,6 +272,14 @@ fn every_planning_option_reaches_the_plan_of_plan_and_of_apply() {
             .iter()
             .all(|o| o.ignore_daemonsets)
     );
+
+    // Pre-staging: on by default, off with `--no-prestage`.
+    let staged = |p: &UpgradePlan| p.steps.iter().filter(|s| s.action.is_prestage()).count();
+    assert!(base.options.prestage && staged(&base) > 0);
+    let unstaged = both(&["--no-prestage"], &ha);
+    assert!(!unstaged.options.prestage);
+    assert_eq!(staged(&unstaged), 0);
+    assert!(unstaged.estimate.total_seconds > base.estimate.total_seconds);
 }
 
 /// The gate flags and a gates file reach the plans of `plan` and of `apply` alike, as gate

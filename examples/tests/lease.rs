@@ -6,7 +6,8 @@
 //! and write what commands would write under `ROOT/cp-1/fs`; `mkdir` waits while the file
 //! `ROOT/hold` exists, so a run can be held inside its first command (the backup directory);
 //! `kubeadm upgrade plan` fails, so every run halts after its backup and its etcd snapshot,
-//! before the point of no return.
+//! before the point of no return (the downloads and image pulls ahead, pre-staging, succeed
+//! and change nothing).
 //!
 //! - `a_second_run_is_refused_and_backups_stay_apart`: run A holds the cluster inside its
 //!   first command; run B (another journal) is refused naming A (run id, pid, host, since
@@ -67,6 +68,7 @@ for d; do /bin/mkdir -p "$R/fs$d"; done"#,
         "kubeadm",
         r#"case "$1 $2" in
 "version -o") echo "v$(cat "$R/state/kubeadm" 2>/dev/null || echo 1.28.9)" ;;
+"config images") echo "[config/images] Pulled registry.k8s.io/kube-apiserver:$5" ;;
 *) echo "stub kubeadm: $* (this test stops before kubeadm works)" >&2; exit 1 ;;
 esac"#,
     ),
@@ -89,9 +91,11 @@ esac"#,
     ),
     (
         "apt-get",
-        r#"case "$1" in
+        r#"while [ "$1" = -o ]; do shift 2; done
+case "$1" in
 update) echo "Reading package lists... Done" ;;
-install) for pin; do case $pin in kubeadm=*) v=${pin#*=}; echo "${v%-\*}" > "$R/state/kubeadm" ;; esac; done ;;
+install) case " $* " in *" --download-only "*) exit 0 ;; esac
+  for pin; do case $pin in kubeadm=*) v=${pin#*=}; echo "${v%-\*}" > "$R/state/kubeadm" ;; esac; done ;;
 *) exit 100 ;;
 esac"#,
     ),

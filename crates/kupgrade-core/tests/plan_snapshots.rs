@@ -66,19 +66,85 @@ fn extension(f: Format) -> &'static str {
     }
 }
 
+/// The options of each pair of snapshots: the default (pre-staging) under the sample's name,
+/// and `--no-prestage` under `NAME.no-prestage`. The `no-prestage` snapshots were copied from
+/// the plans made before pre-staging existed: their steps, estimates and renderings are
+/// those plans' byte for byte; only the options in JSON and YAML say more (`prestage: false`
+/// and the two durations pre-staging added).
+fn variants() -> [(PlanOptions, &'static str); 2] {
+    [
+        (PlanOptions::default(), ""),
+        (
+            PlanOptions {
+                prestage: false,
+                ..PlanOptions::default()
+            },
+            ".no-prestage",
+        ),
+    ]
+}
+
 #[test]
 fn every_sample_in_every_format() {
-    for (name, text, target) in SAMPLES {
-        let file = format!("{name}.yaml");
-        match plan(text, &file, target, PlanOptions::default()) {
-            Ok(p) => {
-                // The HTML page has its own snapshot, with the starting state (below).
-                for f in Format::ALL.into_iter().filter(|f| *f != Format::Html) {
-                    insta::assert_snapshot!(format!("{name}.{}", extension(f)), f.render(&p));
+    for (options, suffix) in variants() {
+        for (name, text, target) in SAMPLES {
+            let file = format!("{name}.yaml");
+            match plan(text, &file, target, options.clone()) {
+                Ok(p) => {
+                    // The HTML page has its own snapshot, with the starting state (below).
+                    for f in Format::ALL.into_iter().filter(|f| *f != Format::Html) {
+                        insta::assert_snapshot!(
+                            format!("{name}{suffix}.{}", extension(f)),
+                            f.render(&p)
+                        );
+                    }
+                }
+                // A cluster that violates the policy now gets an error that names the rules.
+                Err(e) if suffix.is_empty() => insta::assert_snapshot!(format!("{name}.error"), e),
+                Err(e) => assert_eq!(
+                    e,
+                    plan(text, &file, target, PlanOptions::default()).unwrap_err()
+                ),
+            }
+        }
+    }
+}
+
+/// With `--no-prestage` a plan has no pre-stage step and no install counts less than its
+/// download; with it, every install of a Debian or RHEL-like node at a packaged minor is
+/// pre-staged, before its node's cordon.
+#[test]
+fn no_prestage_plans_have_no_prestage_steps() {
+    use kupgrade_core::plan::Action;
+    for (options, suffix) in variants() {
+        for (name, text, target) in SAMPLES {
+            let Ok(p) = plan(text, name, target, options.clone()) else {
+                continue;
+            };
+            let d = &p.options.durations;
+            let staged = p.steps.iter().filter(|s| s.action.is_prestage()).count();
+            for s in &p.steps {
+                if matches!(s.action, Action::InstallPackages { .. }) && suffix.is_empty() {
+                    assert!(
+                        s.duration_seconds == d.install_from_cache()
+                            || s.duration_seconds == d.install_packages + d.download_packages,
+                        "{name}: {}",
+                        s.id
+                    );
+                } else if matches!(s.action, Action::InstallPackages { .. }) {
+                    assert_eq!(
+                        s.duration_seconds,
+                        d.install_packages + d.download_packages,
+                        "{name}{suffix}: {}",
+                        s.id
+                    );
                 }
             }
-            // A cluster that violates the policy now gets an error that names the rules.
-            Err(e) => insta::assert_snapshot!(format!("{name}.error"), e),
+            if suffix.is_empty() {
+                assert!(staged > 0, "{name}: nothing pre-staged");
+            } else {
+                assert_eq!(staged, 0, "{name}{suffix}");
+            }
         }
     }
 }
@@ -92,13 +158,18 @@ fn mid_upgrade_sample_repaired() {
         include_str!("../../../examples/clusters/mid-upgrade-docs-order.yaml"),
         "1.29",
     );
-    let options = PlanOptions {
-        tolerate_initial_violations: true,
-        ..PlanOptions::default()
-    };
-    let p = plan(text, &format!("{name}.yaml"), target, options).unwrap();
-    for f in Format::ALL.into_iter().filter(|f| *f != Format::Html) {
-        insta::assert_snapshot!(format!("{name}-repaired.{}", extension(f)), f.render(&p));
+    for (options, suffix) in variants() {
+        let options = PlanOptions {
+            tolerate_initial_violations: true,
+            ..options
+        };
+        let p = plan(text, &format!("{name}.yaml"), target, options).unwrap();
+        for f in Format::ALL.into_iter().filter(|f| *f != Format::Html) {
+            insta::assert_snapshot!(
+                format!("{name}-repaired{suffix}.{}", extension(f)),
+                f.render(&p)
+            );
+        }
     }
 }
 

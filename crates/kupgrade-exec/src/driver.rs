@@ -657,7 +657,12 @@ impl Driver {
         let work = async {
             tracing::info!(action = %task.action, "started");
             let d = task.deadline;
-            let hop = plan.steps.get(task.step_index).and_then(|s| s.hop);
+            // A pre-stage step (a download or an image pull ahead, changing nothing the
+            // cluster shows) may run while the hop before is under way: it does not ask, the
+            // hop's first other task does.
+            let hop = (plan.steps.get(task.step_index))
+                .filter(|s| !s.action.is_prestage())
+                .and_then(|s| s.hop);
             let result = match self.check_hop(&plan, hop).await {
                 Err(f) => Err(f),
                 Ok(()) => {

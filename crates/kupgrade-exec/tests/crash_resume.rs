@@ -570,6 +570,155 @@ fn simulated_upgrades_survive_sigkill_at_50_seeds() {
     });
 }
 
+/// A journal the test reads while the run writes it.
+#[derive(Clone, Default)]
+struct SharedJournal(Arc<std::sync::Mutex<Vec<Record>>>);
+
+impl kupgrade_exec::driver::JournalSink for SharedJournal {
+    fn append(&mut self, record: &Record) -> Result<(), kupgrade_exec::JournalError> {
+        self.0.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+}
+
+/// The tasks `records` shows started and neither verifying nor finished.
+fn in_flight(records: &[Record]) -> Vec<TaskId> {
+    let mut running: Vec<TaskId> = Vec::new();
+    for r in records {
+        match &r.kind {
+            RecordKind::TaskStarted { task, .. } => running.push(task.clone()),
+            RecordKind::TaskVerifying { task, .. } | RecordKind::TaskFinished { task, .. } => {
+                running.retain(|t| t != task)
+            }
+            _ => {}
+        }
+    }
+    running
+}
+
+/// A kill right after a pre-stage step's download (its effect on the node done, its end not
+/// journaled), at a moment when only pre-stage tasks are in flight: the resumed run downloads
+/// again (the step is repeatable, run again without asking) and repeats nothing else: the
+/// tasks in flight at the kill (all pre-stage) start twice, every other task once, no task
+/// the journal had finished starts again, and the upgrade completes.
+#[test]
+fn a_kill_during_a_pre_stage_step_repeats_that_step_and_nothing_else() {
+    let plan = sim_plan(false);
+    assert!(plan.steps.iter().any(|s| s.action.is_prestage()));
+    // Where to kill: the first download ahead (`apt-get ... install --download-only` or
+    // `dnf install --downloadonly`) with only pre-stage tasks in flight, found on an
+    // uncrashed run.
+    let found: Arc<std::sync::Mutex<Option<(u64, TaskId)>>> = Arc::default();
+    let journal = SharedJournal::default();
+    {
+        let (found, seen) = (found.clone(), journal.0.clone());
+        let plan_steps = plan.clone();
+        let sim = SimCluster::new(ha())
+            .with_workload(&Workload::sample())
+            .on_op(move |p| {
+                let download =
+                    p.what.contains("--download-only") || p.what.contains("--downloadonly");
+                let mut found = found.lock().unwrap();
+                if p.phase != OpPhase::After || !download || found.is_some() {
+                    return;
+                }
+                let running = in_flight(&seen.lock().unwrap());
+                let prestage = |t: &TaskId| {
+                    plan_steps
+                        .step(t.step.as_str())
+                        .is_some_and(|s| s.action.is_prestage())
+                };
+                let mine = running.iter().find(|t| t.node.as_ref() == Some(p.node));
+                if let Some(task) = mine
+                    && running.iter().all(prestage)
+                {
+                    *found = Some((p.op, task.clone()));
+                }
+            });
+        let s = Arc::new(sim);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let mut run = Run::new(
+            Arc::new(plan.clone()),
+            Arc::new(UpstreamPolicy::new()),
+            RunOptions::default(),
+        )
+        .unwrap();
+        let mut sink = journal.clone();
+        let out = rt
+            .block_on(
+                Driver::new(s.clone(), s.clone())
+                    .provider(s)
+                    .drive(&mut run, &mut sink),
+            )
+            .unwrap();
+        assert!(out.is_completed());
+    }
+    let (op, task) = found
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("no download ahead with only pre-stage tasks in flight");
+
+    let dir = Keep(Some(
+        tempfile::Builder::new()
+            .prefix("kupgrade-crash-prestage-")
+            .tempdir()
+            .unwrap(),
+    ));
+    let d = dir.path();
+    std::fs::write(d.join("plan.json"), serde_json::to_string(&plan).unwrap()).unwrap();
+    SimCluster::new(ha())
+        .with_workload(&Workload::sample())
+        .persist_to(d.join("sim.json"))
+        .unwrap();
+    let crash = CrashAt { op, after: true };
+    let (crashed, asked) = run_to_completion("sim", d, &[], &[crash], false, |t| {
+        panic!("asked about {t}: a pre-stage step is repeatable")
+    });
+    assert_eq!((crashed, asked), (1, 0));
+
+    // The kill landed inside the pre-stage task: its start journaled, not its end.
+    let records = records(d);
+    let second = records
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches!(r.kind, RecordKind::SessionStarted { .. }))
+        .map(|(i, _)| i)
+        .expect("a second session");
+    let killed = in_flight(&records[..second]);
+    assert!(killed.contains(&task), "{task} not in flight: {killed:?}");
+    assert!(
+        killed
+            .iter()
+            .all(|t| plan.step(t.step.as_str()).unwrap().action.is_prestage()),
+        "{killed:?}"
+    );
+    // Those started twice (the download ran twice), every other task once.
+    let started = check_journal(d);
+    assert_eq!(started[&task], 2, "{task}");
+    for (t, n) in &started {
+        let expected = if killed.contains(t) { 2 } else { 1 };
+        assert_eq!(*n, expected, "{t} started {n} times");
+    }
+    let state = SimCluster::load(d.join("sim.json")).unwrap().snapshot();
+    let downloads = state
+        .history
+        .iter()
+        .filter(|h| h.task.as_deref() == Some(task.to_string().as_str()))
+        .filter(|h| h.what.contains("--download-only") || h.what.contains("--downloadonly"))
+        .count();
+    assert_eq!(downloads, 2, "{task}");
+    assert!(state.problems.is_empty(), "{:?}", state.problems);
+    for n in &state.cluster.nodes {
+        assert_eq!(n.kubelet(), Some(&plan.target), "{}", n.name);
+        assert!(!n.unschedulable, "{} left cordoned", n.name);
+    }
+}
+
 // ---- the real sshd --------------------------------------------------------------------------
 
 const SMALL: &str = r#"
@@ -603,7 +752,17 @@ fn plan_cluster(dir: &Path) -> ClusterState {
 const STUBS: &[(&str, &str)] = &[
     (
         "apt-get",
-        r#"case "$1" in
+        r#"if [ "$1" = -o ]; then
+  # Pre-staging: its own source list and index; downloads only, the node's state unchanged.
+  while [ "$1" = -o ]; do shift 2; done
+  case "$1 $2 $3 $4" in
+  "update   ") echo "Reading package lists... Done" ;;
+  "install -y --download-only --allow-change-held-packages") shift 4; echo "$*" >> "$S/downloaded"; echo "Download complete and in download only mode" ;;
+  *) echo "E: Invalid operation $*" >&2; exit 100 ;;
+  esac
+  exit 0
+fi
+case "$1" in
 update) [ -f "$S/repo" ] && echo 1 > "$S/fresh"; echo "Reading package lists... Done" ;;
 install)
   shift; [ "$1" = -y ] && shift
@@ -643,6 +802,7 @@ done
         "dnf",
         r#"[ "$1" = install ] && [ "$2" = -y ] || exit 1
 shift 2
+case " $* " in *" --downloadonly "*) echo "$*" >> "$S/downloaded"; echo "Complete!"; exit 0 ;; esac
 case " $* " in *" --disableexcludes=kubernetes "*) ;; *) echo "Error: Unable to find a match" >&2; exit 1 ;; esac
 for a in "$@"; do
   case "$a" in --*) continue ;; esac
@@ -657,6 +817,7 @@ done
         r#"case "$1 $2" in
 "version -o") echo "v$(cat "$S/kubeadm.pkg")" ;;
 "upgrade plan") echo "[upgrade/versions] Target version: $3" ;;
+"config images") echo "$5" >> "$S/pulled"; echo "[config/images] Pulled registry.k8s.io/kube-apiserver:$5" ;;
 "upgrade apply")
   v=${3#v}
   [ "$(cat "$S/kubeadm.pkg")" = "$v" ] || { echo "kubeadm is not $v" >&2; exit 1; }
@@ -1361,9 +1522,14 @@ fn local_runs_survive_sigkill_sigterm_and_sighup_at_50_seeds() {
                 "seed {seed}: {}",
                 n.name
             );
-            // The backups hold what was there before the upgrade.
-            for backup in walk(&r.join("fs/var")) {
-                let text = std::fs::read_to_string(&backup).unwrap();
+            // The backups hold what was there before the upgrade (pre-staging's own source
+            // lists, under /var/lib/kupgrade/prestage, are no backups).
+            let backups = walk(&r.join("fs/var"));
+            for backup in backups
+                .iter()
+                .filter(|p| !p.to_string_lossy().contains("/var/lib/kupgrade/prestage/"))
+            {
+                let text = std::fs::read_to_string(backup).unwrap();
                 assert!(
                     text.contains("1.28.9"),
                     "seed {seed}: {} no longer holds the state before the upgrade: {text}",

@@ -114,3 +114,44 @@ async fn a_refused_hop_halts_before_its_first_task_and_a_resume_asks_again() {
     assert!(resumed.is_completed(), "{resumed:?}");
     assert_eq!(*yes.asked.lock().unwrap(), [1]);
 }
+
+/// Pre-staging runs the second hop's downloads while the first hop is under way: they do not
+/// ask the check (it would read the cluster's evidence before the first hop is done, and a
+/// refusal would stop the first hop halfway), the second hop's first other task does.
+#[tokio::test(start_paused = true)]
+async fn the_next_hops_downloads_ahead_do_not_ask_the_check() {
+    let plan = two_hops();
+    let first_of_hop_2 = plan
+        .steps
+        .iter()
+        .position(|s| s.hop == Some(1) && !s.action.is_prestage())
+        .unwrap();
+    assert!(
+        plan.steps[..first_of_hop_2]
+            .iter()
+            .any(|s| s.hop == Some(1) && s.action.is_prestage()),
+        "no download of the second hop is planned before its first step"
+    );
+    let sim = SimCluster::new(ha()).with_speed(1_000_000.0);
+    let mut journal = Vec::new();
+    let no = Arc::new(Scripted {
+        refuse: true,
+        asked: Mutex::new(Vec::new()),
+    });
+    let finished = session(&sim, &plan, &mut journal, no.clone()).await;
+    // The refusal failed the second hop's first task that is not a download ahead; the
+    // downloads of that hop ran (and ended) before it.
+    let report = finished.report().expect("halted");
+    let task = report.task.clone().expect("a task failed");
+    let step = plan.step(task.step.as_str()).unwrap();
+    assert_eq!(step.hop, Some(1), "{task}");
+    assert!(!step.action.is_prestage(), "{task} asked the check");
+    assert_eq!(*no.asked.lock().unwrap(), [1]);
+    let downloaded = journal.iter().any(|r| match &r.kind {
+        kupgrade_core::run::RecordKind::TaskFinished { task, .. } => plan
+            .step(task.step.as_str())
+            .is_some_and(|s| s.hop == Some(1) && s.action.is_prestage()),
+        _ => false,
+    });
+    assert!(downloaded, "no download of the second hop ran");
+}

@@ -130,7 +130,8 @@ fn hold_behind_gates(steps: &mut [Step]) {
 /// The batches and hops of `steps`: (which, first step, last step, id prefix), batches
 /// first, each in plan order. A batch ends at an uncordon or a removal with nodes and starts
 /// at the first of the steps just before it on the same nodes (in the same hop); a hop is
-/// the steps whose ids name its version, pre-flight and the final check left out.
+/// the steps whose ids name its version, pre-flight and the final check left out. Pre-stage
+/// steps, which run ahead on a lane of their own, start neither.
 pub(crate) fn places(steps: &[Step]) -> Vec<(GatePoint, usize, usize, String)> {
     let mut places = Vec::new();
     for (end, step) in steps.iter().enumerate() {
@@ -138,9 +139,11 @@ pub(crate) fn places(steps: &[Step]) -> Vec<(GatePoint, usize, usize, String)> {
             matches!(step.action, Action::Uncordon | Action::RemoveNodes) && !step.nodes.is_empty();
         if batch_end {
             let mut start = end;
+            // Pre-stage steps on the same nodes run ahead of the batch, not in it.
             while start > 0
                 && steps[start - 1].nodes == step.nodes
                 && steps[start - 1].hop == step.hop
+                && !steps[start - 1].action.is_prestage()
             {
                 start -= 1;
             }
@@ -169,7 +172,9 @@ pub(crate) fn places(steps: &[Step]) -> Vec<(GatePoint, usize, usize, String)> {
             continue;
         }
         let start = (steps.iter())
-            .position(|s| goal(s) == g && s.phase != Phase::Preflight && counted(s))
+            .position(|s| {
+                goal(s) == g && s.phase != Phase::Preflight && counted(s) && !s.action.is_prestage()
+            })
             .unwrap_or(end);
         places.push((GatePoint::Hop, start, end, format!("{g}/hop")));
     }

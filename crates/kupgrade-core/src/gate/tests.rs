@@ -141,9 +141,11 @@ fn gates_go_after_each_batch_and_hop_with_snapshots_before() {
             .rev()
             .find(|&i| plan.steps[i].action.executor() != crate::plan::Executor::Gate)
             .unwrap();
+        // Only the batch's pre-stage steps, which run ahead of it, may be on its nodes.
         assert!(
             plan.steps[before].nodes != plan.steps[u].nodes
                 || plan.steps[before].hop != plan.steps[u].hop
+                || plan.steps[before].action.is_prestage()
         );
         let Action::Gate { baseline, .. } = &plan.steps[u + 2].action else {
             panic!()

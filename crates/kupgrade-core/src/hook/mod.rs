@@ -74,10 +74,12 @@ pub fn schema_json() -> String {
 }
 
 /// The step kinds a hook may name (`before: drain`): a step's verb without its version.
-pub const STEP_KINDS: [&str; 22] = [
+pub const STEP_KINDS: [&str; 24] = [
     "preflight",
     "etcd-snapshot",
     "backup-config",
+    "pull-images",
+    "download",
     "repository",
     "install-kubeadm",
     "install-kubelet-kubectl",
@@ -100,10 +102,14 @@ pub const STEP_KINDS: [&str; 22] = [
 ];
 
 /// The kind of a step by its verb (`install-kubelet-kubectl@v1.30.1` is
-/// `install-kubelet-kubectl`, `repository-1.30` is `repository`).
+/// `install-kubelet-kubectl`, `repository-1.30` is `repository`, every pre-stage download
+/// `download-kubeadm-kubelet-kubectl@v1.30.1` is `download`).
 pub fn step_kind(verb: &str) -> &str {
     if verb.starts_with("repository-") {
         return "repository";
+    }
+    if verb.starts_with("download-") {
+        return "download";
     }
     verb.split('@').next().unwrap_or(verb)
 }

@@ -82,6 +82,23 @@ pub enum Action {
         /// Their version.
         version: KubeVersion,
     },
+    /// Download `packages` at `version` from `version`'s repository into the package
+    /// manager's cache, installing nothing and changing neither the node's configured
+    /// repository nor its holds (pre-staging: the install in the drain window then takes them
+    /// from the cache). Changes nothing the cluster shows, so it is repeated on resume.
+    DownloadPackages {
+        /// The packages.
+        packages: Vec<Package>,
+        /// Their version.
+        version: KubeVersion,
+    },
+    /// `kubeadm config images pull --kubernetes-version <version>` on a control-plane node,
+    /// with the kubeadm installed there (pre-staging: `kubeadm upgrade` then finds the
+    /// control-plane images). Changes nothing the cluster shows, so it is repeated on resume.
+    PullImages {
+        /// The control-plane version whose images are pulled.
+        version: KubeVersion,
+    },
     /// `kubeadm version` must print `version`.
     CheckKubeadmVersion {
         /// The expected version.
@@ -242,6 +259,8 @@ impl Action {
             | Action::BackupConfig { .. }
             | Action::SwitchRepository { .. }
             | Action::InstallPackages { .. }
+            | Action::DownloadPackages { .. }
+            | Action::PullImages { .. }
             | Action::CheckKubeadmVersion { .. }
             | Action::KubeadmUpgradePlan { .. }
             | Action::KubeadmUpgradeApply { .. }
@@ -273,6 +292,11 @@ impl Action {
                 let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
                 format!("install-{}@{version}", names.join("-"))
             }
+            Action::DownloadPackages { packages, version } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
+                format!("download-{}@{version}", names.join("-"))
+            }
+            Action::PullImages { version } => format!("pull-images@{version}"),
             Action::CheckKubeadmVersion { .. } => "kubeadm-version".into(),
             Action::KubeadmUpgradePlan { .. } => "kubeadm-upgrade-plan".into(),
             Action::KubeadmUpgradeApply { .. } => "kubeadm-upgrade-apply".into(),
@@ -317,6 +341,16 @@ impl Action {
             Action::InstallPackages { packages, version } => {
                 let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
                 format!("install {} {version}", names.join(", "))
+            }
+            Action::DownloadPackages { packages, version } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.name()).collect();
+                format!(
+                    "download {} {version} ahead (no install, no repository or hold change)",
+                    names.join(", ")
+                )
+            }
+            Action::PullImages { version } => {
+                format!("pull the control-plane images of {version} ahead")
             }
             Action::CheckKubeadmVersion { version } => format!("check kubeadm is {version}"),
             Action::KubeadmUpgradePlan { version } => format!("kubeadm upgrade plan {version}"),
@@ -365,6 +399,8 @@ impl Action {
             | Action::EtcdSnapshot { .. }
             | Action::BackupConfig { .. }
             | Action::SwitchRepository { .. }
+            | Action::DownloadPackages { .. }
+            | Action::PullImages { .. }
             | Action::CheckKubeadmVersion { .. }
             | Action::KubeadmUpgradePlan { .. }
             | Action::Verify { .. }
@@ -417,6 +453,8 @@ impl Action {
             | Action::BackupConfig { .. }
             | Action::SwitchRepository { .. }
             | Action::InstallPackages { .. }
+            | Action::DownloadPackages { .. }
+            | Action::PullImages { .. }
             | Action::CheckKubeadmVersion { .. }
             | Action::KubeadmUpgradePlan { .. }
             | Action::KubeadmUpgradeApply { .. }
@@ -472,6 +510,7 @@ impl Action {
     /// |---|---|---|---|
     /// | pre-flight | — | a check; changes nothing | the policy holds |
     /// | etcd snapshot, configuration backup, repository switch | the node is present | change nothing the policy judges | — (files on the node) |
+    /// | download packages, pull images (pre-staging) | the node is present | fill a cache; no version, repository, hold or schedulability changes | — (files in a cache) |
     /// | install kubeadm | the node is present | a binary the policy judges only with a warning | kubeadm at the version |
     /// | install the kubelet (and kubectl) on a worker | present, cordoned, every API server at the kubelet's minor or newer | a kubelet must never be newer than an API server; cordoned, so the restart that follows moves no workload | the packages at the version (the kubelet's shows once it restarts) |
     /// | install the kubelet on a control-plane node | present, cordoned, every API server at the hop's version | kubeadm's order: a control-plane kubelet moves once every control-plane instance runs the hop's version | as on a worker |
@@ -496,7 +535,9 @@ impl Action {
             Action::EtcdSnapshot { .. } | Action::BackupConfig { .. } => {
                 (vec![Fact::Present], vec![])
             }
-            Action::SwitchRepository { .. } => (vec![Fact::Present], vec![]),
+            Action::SwitchRepository { .. }
+            | Action::DownloadPackages { .. }
+            | Action::PullImages { .. } => (vec![Fact::Present], vec![]),
             Action::InstallPackages {
                 packages,
                 version: v,
@@ -568,6 +609,16 @@ impl Action {
         }
     }
 
+    /// Whether the action pre-stages (downloads packages or pulls images ahead of a node's
+    /// window): it changes nothing a model or the cluster shows, may run batches ahead of
+    /// the drain windows, and is repeated on resume.
+    pub fn is_prestage(&self) -> bool {
+        matches!(
+            self,
+            Action::DownloadPackages { .. } | Action::PullImages { .. }
+        )
+    }
+
     /// How long the cluster may take to show the action's postconditions once a task reports
     /// success: the run checks them against the live state until they hold or this window
     /// has passed (then the task failed). What settles: a static pod restarting and its
@@ -591,6 +642,8 @@ impl Action {
             | Action::EtcdSnapshot { .. }
             | Action::BackupConfig { .. }
             | Action::SwitchRepository { .. }
+            | Action::DownloadPackages { .. }
+            | Action::PullImages { .. }
             | Action::CheckKubeadmVersion { .. }
             | Action::KubeadmUpgradePlan { .. }
             | Action::RestartKubelet { .. }

@@ -19,15 +19,24 @@ pub struct Durations {
     pub backup_config: u64,
     /// Switching the package repository.
     pub switch_repository: u64,
-    /// Installing packages (with the index update).
+    /// Installing packages from the cache (with the index update), as in a node's drain
+    /// window once they were downloaded ahead (pre-staging); an install that was not
+    /// pre-staged takes this and [`download_packages`](Self::download_packages).
     pub install_packages: u64,
+    /// Downloading the packages of one version (the index of that minor's repository
+    /// included), ahead of the window (pre-staging) or as part of an install.
+    pub download_packages: u64,
+    /// Pulling a control-plane version's images ahead (`kubeadm config images pull`).
+    pub pull_images: u64,
     /// `kubeadm version`.
     pub check_kubeadm_version: u64,
     /// `kubeadm upgrade plan`.
     pub kubeadm_upgrade_plan: u64,
-    /// `kubeadm upgrade apply`.
+    /// `kubeadm upgrade apply`, with the image pull it starts with (pre-staged, the step
+    /// counts [`pull_images`](Self::pull_images) less).
     pub kubeadm_upgrade_apply: u64,
-    /// `kubeadm upgrade node` on a control-plane node.
+    /// `kubeadm upgrade node` on a control-plane node, with its image pull (as for
+    /// `kubeadm upgrade apply`).
     pub kubeadm_upgrade_node: u64,
     /// `kubeadm upgrade node` on a worker (kubelet configuration only).
     pub kubeadm_upgrade_node_config: u64,
@@ -60,7 +69,9 @@ impl Default for Durations {
             etcd_snapshot: 60,
             backup_config: 30,
             switch_repository: 15,
-            install_packages: 90,
+            install_packages: 30,
+            download_packages: 60,
+            pull_images: 60,
             check_kubeadm_version: 5,
             kubeadm_upgrade_plan: 60,
             kubeadm_upgrade_apply: 420,
@@ -81,14 +92,19 @@ impl Default for Durations {
 }
 
 impl Durations {
-    /// The estimate for `action`.
+    /// The estimate for `action`; an install downloads what it installs
+    /// ([`install_from_cache`](Self::install_from_cache) when pre-staged).
     pub fn of(&self, action: &Action) -> u64 {
         match action {
             Action::Preflight { .. } => self.preflight,
             Action::EtcdSnapshot { .. } => self.etcd_snapshot,
             Action::BackupConfig { .. } => self.backup_config,
             Action::SwitchRepository { .. } => self.switch_repository,
-            Action::InstallPackages { .. } => self.install_packages,
+            Action::InstallPackages { .. } => {
+                self.install_packages.saturating_add(self.download_packages)
+            }
+            Action::DownloadPackages { .. } => self.download_packages,
+            Action::PullImages { .. } => self.pull_images,
             Action::CheckKubeadmVersion { .. } => self.check_kubeadm_version,
             Action::KubeadmUpgradePlan { .. } => self.kubeadm_upgrade_plan,
             Action::KubeadmUpgradeApply { .. } => self.kubeadm_upgrade_apply,
@@ -111,6 +127,13 @@ impl Durations {
             // workloads take is theirs.
             Action::GateBaseline { .. } | Action::Gate { .. } | Action::Hook { .. } => 0,
         }
+    }
+}
+
+impl Durations {
+    /// An install whose packages were downloaded ahead (pre-staged).
+    pub fn install_from_cache(&self) -> u64 {
+        self.install_packages
     }
 }
 

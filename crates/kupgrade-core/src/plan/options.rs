@@ -287,6 +287,11 @@ pub struct PlanOptions {
     pub ready_timeout_seconds: u64,
     /// Per-step duration estimates.
     pub durations: Durations,
+    /// Pre-stage: before a node is cordoned, download its packages for every version it
+    /// installs and (control-plane nodes) pull the hop's images, in steps that may run
+    /// batches ahead, so that its drain window installs from the cache. Plans written before
+    /// the option existed load with it on (their steps are what they are).
+    pub prestage: bool,
 }
 
 /// The default directory for backups and snapshots on control-plane nodes.
@@ -313,6 +318,7 @@ impl Default for PlanOptions {
             allow_not_ready: false,
             ready_timeout_seconds: 600,
             durations: Durations::default(),
+            prestage: true,
         }
     }
 }

@@ -11,7 +11,13 @@
 //!   more starts) or its node runs another task (then it is skipped and the look goes on);
 //! - checks and operator steps (`Executor::Check`, `Executor::Operator`) are decided by the
 //!   run itself when they are looked at: they need a free place in flight but take no time;
-//! - every other task takes its step's `duration_seconds`.
+//! - every other task takes its step's `duration_seconds`;
+//! - a task whose step's postconditions the cluster shows is done once a read of the cluster
+//!   shows them (`run/verify.rs`): at once when nothing else is in flight as it ends, otherwise
+//!   at its first check, one check interval of its step later (or earlier, as soon as nothing
+//!   is in flight). Its node and its place in flight are free meanwhile; what depends on it
+//!   waits. (A run with other work in flight, pre-stage steps beside a window for example,
+//!   gains that interval on each such step.)
 //!
 //! Tasks of one step that start together end together, so the schedule is computed on groups
 //! of tasks rather than on tasks: a plan of a few hundred steps over tens of thousands of
@@ -24,6 +30,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use super::action::{Action, Executor};
 use super::step::{Phase, Step};
+use crate::run::verify::{interval, needs_check};
 
 /// When each step of a plan starts and ends under a list schedule, with what that schedule
 /// shows: the makespan, the most tasks in flight and the most nodes unavailable at once.
@@ -98,11 +105,15 @@ impl Timeline {
     /// the workers), plus the longer of the control-plane kubelets' windows one after another
     /// and the workers' work (seconds of each worker step times its nodes) spread over the
     /// most workers a step takes at once (the budget of unavailable workers). Checks and
-    /// operator steps take no time, as in the schedule.
+    /// operator steps take no time, as in the schedule; pre-stage steps, which may run beside
+    /// all of these, count nothing.
     pub fn lower_bound(steps: &[Step]) -> u64 {
         let (mut path, mut kubelets, mut work, mut budget) = (0u64, 0u64, 0u128, 0usize);
         for s in steps {
-            if matches!(s.action.executor(), Executor::Check | Executor::Operator) {
+            // Pre-stage steps run beside the windows, on no node's window or budget.
+            if matches!(s.action.executor(), Executor::Check | Executor::Operator)
+                || s.action.is_prestage()
+            {
                 continue;
             }
             match s.phase {
@@ -127,8 +138,16 @@ impl Timeline {
 /// steps it waits for. A step without dependencies given waits for the one before it.
 fn dependencies(steps: &[Step]) -> (Vec<Vec<usize>>, Vec<usize>) {
     let n = steps.len();
-    let index: HashMap<&str, usize> = if steps.iter().all(|s| s.depends_on.len() <= 1) {
-        // Chains name the step before: a lookup by position first saves the map's build.
+    let chain = steps
+        .iter()
+        .enumerate()
+        .all(|(i, s)| match s.depends_on.as_slice() {
+            [] => true,
+            [d] => i > 0 && steps[i - 1].id == *d,
+            _ => false,
+        });
+    let index: HashMap<&str, usize> = if chain {
+        // Chains name the step before: a lookup by position saves the map's build.
         HashMap::new()
     } else {
         steps
@@ -141,11 +160,7 @@ fn dependencies(steps: &[Step]) -> (Vec<Vec<usize>>, Vec<usize>) {
         if i > 0 && steps[i - 1].id.as_str() == id {
             return Some(i - 1);
         }
-        match index.get(id) {
-            Some(&j) => Some(j),
-            None if index.is_empty() => steps.iter().position(|s| s.id.as_str() == id),
-            None => None,
-        }
+        index.get(id).copied()
     };
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut waiting = vec![0usize; n];
@@ -182,10 +197,15 @@ struct ListSchedule<'s> {
     ready: BTreeSet<usize>,
     /// For each step, its tasks not started yet.
     pending: Vec<Pending>,
-    /// For each step, its tasks not ended yet.
+    /// For each step, its tasks not done yet.
     unfinished: Vec<u32>,
+    /// Milliseconds inside (a check interval may be a fraction of a second), seconds out.
     starts: Vec<u64>,
     ends: Vec<u64>,
+    /// Tasks whose work ended and whose first check is due: (when, step, tasks).
+    checks: Vec<(u64, usize, u32)>,
+    /// For each step whose tasks' postconditions are checked, the check interval (ms).
+    check_ms: Vec<Option<u64>>,
     /// Groups started, `None` once ended.
     groups: Vec<Option<Group>>,
     /// When each group in flight ends, earliest first.
@@ -223,6 +243,16 @@ impl<'s> ListSchedule<'s> {
             pending,
             starts: vec![u64::MAX; n],
             ends: vec![0u64; n],
+            checks: Vec::new(),
+            check_ms: steps
+                .iter()
+                .map(|s| {
+                    needs_check(s).then(|| {
+                        u64::try_from(interval(s.action.settle_window()).as_millis())
+                            .unwrap_or(u64::MAX)
+                    })
+                })
+                .collect(),
             groups: Vec::new(),
             heap: BinaryHeap::new(),
             running: HashMap::new(),
@@ -335,15 +365,19 @@ impl<'s> ListSchedule<'s> {
             self.max_unavailable = self.max_unavailable.max(self.unavailable);
         }
         *self.running.entry(si).or_default() += count;
-        let end = self.now.saturating_add(self.steps[si].duration_seconds);
+        let end = self
+            .now
+            .saturating_add(self.steps[si].duration_seconds.saturating_mul(1000));
         self.groups.push(Some(Group { step: si, tasks }));
         self.heap.push(Reverse((end, self.groups.len() - 1)));
     }
 
-    /// Lets time pass to the next end and ends every group ending then; false when no group
-    /// is in flight.
+    /// Lets time pass to the next end or check, ends every group ending then and makes the
+    /// checks due; false when no group is in flight and no check waits.
     fn end_next_groups(&mut self) -> bool {
-        let Some(Reverse((t, _))) = self.heap.peek().copied() else {
+        let next_end = self.heap.peek().map(|Reverse((t, _))| *t);
+        let next_check = self.checks.iter().map(|c| c.0).min();
+        let Some(t) = next_end.into_iter().chain(next_check).min() else {
             return false;
         };
         self.now = t;
@@ -356,11 +390,28 @@ impl<'s> ListSchedule<'s> {
                 self.end_group(group);
             }
         }
+        self.make_checks_due();
         true
     }
 
-    /// `group` ends at `now`: its places in flight are free, its nodes available again after
-    /// an uncordon or a removal.
+    /// The checks due: every one once nothing is in flight, else those whose time came; their
+    /// tasks are done.
+    fn make_checks_due(&mut self) {
+        let (idle, now) = (self.in_flight == 0, self.now);
+        let mut checks = std::mem::take(&mut self.checks);
+        checks.retain(|&(at, si, count)| {
+            if !idle && at > now {
+                return true;
+            }
+            self.tasks_ended(si, count as usize);
+            false
+        });
+        self.checks = checks;
+    }
+
+    /// `group`'s work ends at `now`: its places in flight are free, its nodes available again
+    /// after an uncordon or a removal; its tasks are done, or done at their first check when
+    /// the step's postconditions are checked.
     fn end_group(&mut self, group: Group) {
         let si = group.step;
         let count = group.tasks.len();
@@ -377,10 +428,15 @@ impl<'s> ListSchedule<'s> {
         ) {
             self.unavailable = self.unavailable.saturating_sub(count);
         }
-        self.tasks_ended(si, count);
+        match self.check_ms[si] {
+            Some(wait) => self
+                .checks
+                .push((self.now.saturating_add(wait), si, count as u32)),
+            None => self.tasks_ended(si, count),
+        }
     }
 
-    /// `count` tasks of step `si` ended at `now`; once all have, the steps that waited for it
+    /// `count` tasks of step `si` are done at `now`; once all are, the steps that waited for it
     /// and wait no more become ready.
     fn tasks_ended(&mut self, si: usize, count: usize) {
         self.unfinished[si] -= count as u32;
@@ -398,9 +454,14 @@ impl<'s> ListSchedule<'s> {
 
     /// The timeline, once nothing more starts or ends.
     fn into_timeline(self) -> Timeline {
-        let ListSchedule {
-            mut starts, ends, ..
-        } = self;
+        // Seconds, rounded up.
+        let secs = |ms: u64| ms.div_ceil(1000);
+        let ends: Vec<u64> = self.ends.into_iter().map(secs).collect();
+        let mut starts: Vec<u64> = self
+            .starts
+            .into_iter()
+            .map(|s| if s == u64::MAX { s } else { secs(s) })
+            .collect();
         for (s, e) in starts.iter_mut().zip(&ends) {
             if *s == u64::MAX {
                 // Never started (a dependency in a circle): shown where it would end.

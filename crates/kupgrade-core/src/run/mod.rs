@@ -145,7 +145,7 @@ mod tests;
 #[cfg(test)]
 mod tests_transient;
 mod transient;
-mod verify;
+pub(crate) mod verify;
 
 pub use error::{RecordError, ResolveError, RunError};
 pub use event::{Counts, Event, StepOutcome};

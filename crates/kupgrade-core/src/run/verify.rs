@@ -49,13 +49,13 @@ enum Shown {
 
 /// How often a postcondition that does not hold yet is checked again within `window`: a
 /// twelfth of it, between 1 and 10 seconds.
-pub(super) fn interval(window: Duration) -> Duration {
+pub(crate) fn interval(window: Duration) -> Duration {
     (window / 12).clamp(Duration::from_secs(1), Duration::from_secs(10))
 }
 
 /// True when the cluster's state may show some postcondition of `step` once a task of it
 /// ends: its tasks are verified. Otherwise a task is done when its work succeeds.
-pub(super) fn needs_check(step: &Step) -> bool {
+pub(crate) fn needs_check(step: &Step) -> bool {
     step.post
         .iter()
         .any(|f| step.action.shown_later(f).is_none())

@@ -1,6 +1,8 @@
 //! A check before each hop: something the caller asks, once per session, before the first
 //! task of each hop after the first starts (the first hop's is the caller's own, before the
-//! run). `apply` evaluates the readiness catalogue there on fresh evidence: a cluster can
+//! run). Pre-stage tasks (downloads and image pulls ahead, which change nothing the cluster
+//! shows and may run while the hop before is under way) do not ask: the hop's first other
+//! task does. `apply` evaluates the readiness catalogue there on fresh evidence: a cluster can
 //! change in the hours a long run takes.
 //!
 //! A check that fails fails the task that was about to start, as a gate does

@@ -549,6 +549,7 @@ impl SimCluster {
             inner.timings = Timings {
                 apt_update: zero,
                 install: zero,
+                download: zero,
                 kubeadm_apply: zero,
                 kubeadm_node: zero,
                 kubeadm_plan: zero,

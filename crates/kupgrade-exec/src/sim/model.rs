@@ -70,6 +70,14 @@ pub struct Host {
     /// Files written (snapshots, backups).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub files: BTreeSet<String>,
+    /// Package versions downloaded ahead into the package manager's cache (pre-staging:
+    /// `apt-get install --download-only`, `dnf install --downloadonly`), not installed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub downloaded: BTreeSet<(Package, KubeVersion)>,
+    /// The control-plane versions whose images were pulled ahead
+    /// (`kubeadm config images pull --kubernetes-version`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub pulled: BTreeSet<KubeVersion>,
 }
 
 /// A node's package repository.
@@ -152,6 +160,8 @@ impl Host {
             installed,
             ready_at_ms: None,
             files: BTreeSet::new(),
+            downloaded: BTreeSet::new(),
+            pulled: BTreeSet::new(),
         }
     }
 }
@@ -264,8 +274,13 @@ pub struct HistoryEntry {
 pub struct Timings {
     /// Reading a changed repository (`apt-get update`, `zypper refresh`).
     pub apt_update: Duration,
-    /// Installing packages (`apt-get install`, `dnf install`, `zypper install`).
+    /// Installing packages (`apt-get install`, `dnf install`, `zypper install`), their
+    /// download included: an install whose pinned packages were all downloaded ahead
+    /// (pre-staging, [`Host::downloaded`]) takes this less [`download`](Self::download).
     pub install: Duration,
+    /// Downloading packages: a download-only command (`apt-get install --download-only`,
+    /// `dnf install --downloadonly`), and the part of an install it saves.
+    pub download: Duration,
     /// `kubeadm upgrade apply`.
     pub kubeadm_apply: Duration,
     /// `kubeadm upgrade node` on a control-plane node.
@@ -304,6 +319,7 @@ impl Default for Timings {
         Timings {
             apt_update: s(20),
             install: s(60),
+            download: s(40),
             kubeadm_apply: s(240),
             kubeadm_node: s(120),
             kubeadm_plan: s(30),

@@ -17,6 +17,7 @@
 //!   one moves the add-ons) and rewrites the kubelet configuration on workers.
 //! - `systemctl restart kubelet` makes the node report the installed kubelet, NotReady for a
 //!   while.
+//! - `kubeadm config images pull --kubernetes-version vX` (pre-staging) records the pull.
 //! - `mkdir`, `cp` (the configuration backup), `etcdctl snapshot save` and `tee` need root and
 //!   record the files they write.
 use std::time::Duration;
@@ -107,13 +108,17 @@ impl<'a> Command<'a> {
     }
 }
 
-/// How long `spec` takes.
-pub(crate) fn duration(spec: &CommandSpec, t: &Timings) -> Duration {
+/// How long `spec` takes, on a node whose package cache holds `downloaded`.
+pub(crate) fn duration(
+    spec: &CommandSpec,
+    t: &Timings,
+    downloaded: &std::collections::BTreeSet<(Package, KubeVersion)>,
+) -> Duration {
     let Program::Exec { program, args } = &spec.program else {
         return t.command;
     };
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    if let Some(d) = packages::duration(program, &a, t) {
+    if let Some(d) = packages::duration(program, &a, t, downloaded) {
         return d;
     }
     match (program.as_str(), a.as_slice()) {
@@ -188,8 +193,37 @@ fn kubeadm(inner: &mut Inner, node: &NodeName, cmd: &Command<'_>) -> Exec {
             }
             kubeadm_node(inner, node)
         }
+        ["config", "images", "pull", "--kubernetes-version", version] => {
+            if !cmd.root {
+                return Exec::fail(1, "[preflight] FATAL: user is not running as root");
+            }
+            images_pull(inner, node, version)
+        }
         _ => unknown(cmd.program),
     }
+}
+
+/// `kubeadm config images pull --kubernetes-version vX` (pre-staging): the node's kubeadm
+/// pulls the images of a released version; recorded in
+/// [`Host::pulled`](super::model::Host), changing nothing else.
+fn images_pull(inner: &mut Inner, node: &NodeName, version: &str) -> Exec {
+    let v = match KubeVersion::parse(version) {
+        Ok(v) if kupgrade_core::ReleaseCalendar::embedded().knows(&v) => v,
+        _ => {
+            return Exec::fail(
+                1,
+                format!("failed to pull image: invalid or unknown version {version:?}"),
+            );
+        }
+    };
+    let host = inner.host(node);
+    if !host.installed.contains_key(&Package::Kubeadm) {
+        return Exec::fail(127, "sh: 1: kubeadm: not found");
+    }
+    host.pulled.insert(v.clone());
+    Exec::changed(format!(
+        "[config/images] Pulled registry.k8s.io/kube-apiserver:{v}\n"
+    ))
 }
 
 fn kubeadm_plan(inner: &mut Inner, node: &NodeName, version: &str) -> Exec {

@@ -44,7 +44,9 @@ impl CommandRunner for SimCluster {
                 });
             }
             let fault = fault::take_command_fault(&mut inner.state.faults, node, &line);
-            (fault, node::duration(spec, &inner.timings))
+            let none = std::collections::BTreeSet::new();
+            let downloaded = inner.state.hosts.get(node).map_or(&none, |h| &h.downloaded);
+            (fault, node::duration(spec, &inner.timings, downloaded))
         };
         if fault == Some(FaultKind::Unreachable) {
             return Err(RunnerError::Connect {

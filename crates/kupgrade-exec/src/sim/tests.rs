@@ -523,8 +523,11 @@ async fn the_mixed_os_sample_upgrades_through_each_family_s_package_manager() {
         assert_eq!(host.repo.as_ref().unwrap().kind, RepoKind::Zypper);
         assert_eq!(host.held.len(), 3, "{suse}: every package locked again");
     }
+    // Installs, and one download ahead per hop (pre-staging: apt and dnf, not zypper).
     assert_eq!(ran("ubuntu-1", "apt-get install"), 4);
-    assert_eq!(ran("rocky-1", "dnf install"), 4);
+    assert_eq!(ran("ubuntu-1", "install -y --download-only"), 2);
+    assert_eq!(ran("rocky-1", "dnf install"), 4 + 2);
+    assert_eq!(ran("rocky-1", "--downloadonly"), 2);
     assert_eq!(ran("ubuntu-1", "zypper") + ran("rocky-1", "zypper"), 0);
 }
 

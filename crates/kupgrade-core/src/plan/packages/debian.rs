@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::ports::CommandSpec;
 use crate::{KubeVersion, Minor, OsFamily};
 
-use super::{MIN, Package, PackageManager, package_pin, sudo};
+use super::{MIN, PRESTAGE_DIR, Package, PackageManager, package_pin, sudo};
 
 /// The apt source list kubeadm's documentation uses.
 pub const APT_LIST: &str = "/etc/apt/sources.list.d/kubernetes.list";
@@ -61,6 +61,56 @@ impl PackageManager for Apt {
 
     fn repository(&self, minor: Minor) -> String {
         apt_source(minor)
+    }
+
+    /// apt with a source list, a parts directory and an index of its own for `version`'s
+    /// minor (under [`PRESTAGE_DIR`]), so that the node's configured source list and index are
+    /// not touched, and without the package caches (built from the other index, they would be
+    /// wrong for the node's own); `install --download-only` puts the `.deb` files into
+    /// `/var/cache/apt/archives`, where the later `apt-get install` finds them by name and
+    /// checksum. `--allow-change-held-packages` lets apt plan past the holds, which a
+    /// download changes nothing of.
+    fn download(&self, packages: &[Package], version: &KubeVersion) -> Option<Vec<CommandSpec>> {
+        let minor = version.minor();
+        let dir = format!("{PRESTAGE_DIR}/v{minor}");
+        let options = [
+            "-o".to_string(),
+            format!("Dir::Etc::SourceList={dir}/sources.list"),
+            "-o".to_string(),
+            format!("Dir::Etc::SourceParts={dir}/sources.list.d"),
+            "-o".to_string(),
+            format!("Dir::State::Lists={dir}/lists"),
+            "-o".to_string(),
+            "Dir::Cache::pkgcache=".to_string(),
+            "-o".to_string(),
+            "Dir::Cache::srcpkgcache=".to_string(),
+        ];
+        let pin = package_pin(version);
+        Some(vec![
+            sudo("mkdir")
+                .arg("-p")
+                .arg(format!("{dir}/lists/partial"))
+                .timeout(Duration::from_secs(MIN)),
+            sudo("tee")
+                .arg(format!("{dir}/sources.list"))
+                .stdin(apt_source(minor))
+                .timeout(Duration::from_secs(MIN)),
+            sudo("apt-get")
+                .args(options.clone())
+                .arg("update")
+                .timeout(Duration::from_secs(5 * MIN)),
+            sudo("apt-get")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .args(options)
+                .args([
+                    "install",
+                    "-y",
+                    "--download-only",
+                    "--allow-change-held-packages",
+                ])
+                .args(packages.iter().map(|p| format!("{}={pin}", p.name())))
+                .timeout(Duration::from_secs(15 * MIN)),
+        ])
     }
 
     fn install(&self, packages: &[Package], version: &KubeVersion) -> Vec<CommandSpec> {

@@ -66,6 +66,14 @@ pub trait PackageManager: Send + Sync {
     /// putting it back.
     fn install(&self, packages: &[Package], version: &KubeVersion) -> Vec<CommandSpec>;
 
+    /// The commands that download `packages` at exactly `version` from `version`'s
+    /// repository into the cache the family's install reads, installing nothing and leaving
+    /// the node's repository file and its holds, locks or excludes as they are (pre-staging);
+    /// `None` when the family cannot do that (then nothing is pre-staged on its nodes).
+    fn download(&self, _packages: &[Package], _version: &KubeVersion) -> Option<Vec<CommandSpec>> {
+        None
+    }
+
     /// The commands that point the node at `minor`'s repository: by default, the repository
     /// file written with `tee`.
     fn switch_repository(&self, minor: Minor) -> Vec<CommandSpec> {
@@ -218,6 +226,17 @@ pub fn package_pin(version: &KubeVersion) -> String {
     format!("{}-*", package_version(version))
 }
 
+/// Where pre-staging keeps its own package-manager files on a node (a source list and the
+/// index of each minor's repository, apart from the node's own).
+pub const PRESTAGE_DIR: &str = "/var/lib/kupgrade/prestage";
+
+/// Whether a node of `os` can download packages at `version` ahead of its install (a family
+/// with [`PackageManager::download`], a minor pkgs.k8s.io publishes).
+pub fn can_download(os: OsFamily, version: &KubeVersion) -> bool {
+    version.minor() >= FIRST_PACKAGED_MINOR
+        && manager(os).is_some_and(|m| m.download(&[Package::Kubeadm], version).is_some())
+}
+
 /// A minute, in seconds.
 const MIN: u64 = 60;
 
@@ -296,6 +315,22 @@ pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
                 Err(what) => return Some(manual(os, what)),
             }
         }
+        // Nothing to download where the family cannot: the planner pre-stages no such node.
+        Action::DownloadPackages { packages, version } => match manager(os) {
+            Some(m) if version.minor() >= FIRST_PACKAGED_MINOR => {
+                m.download(packages, version).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        },
+        // The node's own kubeadm lists the images of the version asked for; a kubeadm one
+        // minor older names its own etcd and CoreDNS tags, which `kubeadm upgrade` then pulls
+        // itself (see the module documentation of the planner's `prestage.rs`).
+        Action::PullImages { version } => vec![
+            sudo("kubeadm")
+                .args(["config", "images", "pull", "--kubernetes-version"])
+                .arg(version.to_string())
+                .timeout(Duration::from_secs(15 * MIN)),
+        ],
         Action::CheckKubeadmVersion { version } => vec![
             CommandSpec::shell(format!(
                 "test \"$(kubeadm version -o short)\" = {}",

@@ -80,6 +80,32 @@ impl PackageManager for Dnf {
         yum_repo(minor)
     }
 
+    /// `dnf install --downloadonly` with the `kubernetes` repository's `baseurl` and `gpgkey`
+    /// set to `version`'s minor for this one command (`--setopt`; the repository file is not
+    /// changed) and its excludes lifted for it: dnf keeps the packages in that repository's
+    /// cache, named after the `baseurl`, which is where the install finds them once the file
+    /// names the same minor.
+    fn download(&self, packages: &[Package], version: &KubeVersion) -> Option<Vec<CommandSpec>> {
+        let minor = version.minor();
+        let base = format!("https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/");
+        let pin = package_pin(version);
+        Some(vec![
+            sudo("dnf")
+                .args([
+                    "install",
+                    "-y",
+                    "--downloadonly",
+                    "--disableexcludes=kubernetes",
+                ])
+                .arg(format!("--setopt=kubernetes.baseurl={base}"))
+                .arg(format!(
+                    "--setopt=kubernetes.gpgkey={base}repodata/repomd.xml.key"
+                ))
+                .args(packages.iter().map(|p| format!("{}-{pin}", p.name())))
+                .timeout(Duration::from_secs(15 * MIN)),
+        ])
+    }
+
     fn install(&self, packages: &[Package], version: &KubeVersion) -> Vec<CommandSpec> {
         let pin = package_pin(version);
         vec![

@@ -62,6 +62,7 @@ impl Planner<'_, '_> {
             self.ensure_kubectl(&v, &floor, true)?;
         }
         let pending: Vec<NodeName> = cp.iter().filter(|n| !at(self, n)).cloned().collect();
+        let start = self.steps.len();
         if self.opts().accept_transient.is_some()
             && !started
             && hop.addons_at == AddonsAt::Apply
@@ -86,6 +87,13 @@ impl Planner<'_, '_> {
                 self.upgrade_node(&hop, &batch, etcd, i + 1 == pending.len())?;
             }
         }
+        // The control plane's kubeadm downloads and images, before it moves.
+        let nodes: Vec<Node> = pending
+            .iter()
+            .map(|n| self.node(n).cloned())
+            .collect::<Result<_, _>>()?;
+        let pull = self.batch_of(&nodes.iter().collect::<Vec<_>>());
+        self.prestage_since(start, &v, Some(&pull), true)?;
         self.ensure_addons(&v)?;
         self.control_plane_kubelets(&v)
     }

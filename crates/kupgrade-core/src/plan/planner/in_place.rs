@@ -66,6 +66,7 @@ impl Planner<'_, '_> {
             return Ok(());
         }
         let path = self.kubelet_path(&head, goal)?;
+        let start = self.steps.len();
         let mut w = Window {
             phase,
             batch,
@@ -105,7 +106,9 @@ impl Planner<'_, '_> {
             Action::Uncordon,
             goal,
             format!("the node runs {goal} and is Ready: workloads may return"),
-        )
+        )?;
+        // A node left cordoned is unavailable already: nothing to move out of its window.
+        self.prestage_since(start, goal, None, !head.cordoned)
     }
 
     /// The kubelet versions nodes like `head` pass through up to `goal`, one minor at a

@@ -16,6 +16,7 @@
 //! | `in_place.rs` | the in-place window: cordon, drain, the kubelet one minor at a time, uncordon |
 //! | `replace.rs` | the replace strategy's window: new nodes join, the old ones are drained and removed |
 //! | `names.rs` | the names of replacement nodes |
+//! | `prestage.rs` | pre-staging: each window's downloads (and a hop's control-plane image pulls) in steps before it, on a lane of their own |
 //! | `steps.rs` | how a step joins the plan: its id and commands, the model takes it, the policy is checked |
 //! | `transient.rs` | the windows through which the rule the operator accepted may break (`acceptTransient`) |
 //! | `costs.rs` | what the plan costs, counted step by step: drains, nodes out at once, nodes replaced |
@@ -49,6 +50,7 @@ mod groups;
 mod in_place;
 mod names;
 mod preflight;
+mod prestage;
 mod replace;
 mod steps;
 mod summary;
@@ -199,6 +201,15 @@ struct Planner<'r, 'a> {
     /// The control-plane kubelets just planned, which the workers after them do not wait
     /// for (`steps.rs`): they run side by side.
     side: Option<Side>,
+    /// The last pre-stage step so far of each lane (`prestage.rs`: the control-plane nodes',
+    /// the workers'), which the lane's next one waits for.
+    lane: Vec<(Phase, StepId)>,
+    /// The last step of each node's last window or control-plane work planned so far
+    /// (`prestage.rs`), which a later pre-stage step on the node waits for.
+    /// (An index into `done_ids`: a window's nodes share a few step ids, kept once.)
+    done_on: HashMap<NodeName, u32>,
+    /// The step ids `done_on` points at.
+    done_ids: Vec<StepId>,
 
     // Remembered answers.
     /// The version a kubelet passes through at each minor (the calendar's latest patch).
@@ -271,6 +282,9 @@ impl<'r, 'a> Planner<'r, 'a> {
             window: None,
             transient: Vec::new(),
             side: None,
+            lane: Vec::new(),
+            done_on: HashMap::default(),
+            done_ids: Vec::new(),
         })
     }
 

@@ -115,7 +115,7 @@ impl Planner<'_, '_> {
 
     /// The step doing `action` on `batch`: its id, its commands for the batch's OS families,
     /// its facts, after the last step so far.
-    fn step(
+    pub(super) fn step(
         &self,
         phase: Phase,
         batch: &Batch,

@@ -179,3 +179,40 @@ fn the_lower_bound_is_the_control_plane_plus_the_longer_of_kubelets_and_spread_w
     // As a chain, the plan takes 100 + 30 + 50 + 50.
     assert_eq!(Timeline::of(&steps, 2, 0).makespan, 230);
 }
+
+/// A task whose postconditions the cluster shows is done at its first check: at once when
+/// nothing else is in flight as it ends, one check interval of its step later otherwise (a
+/// cordon's settle window is 30 s: 2.5 s), as the run verifies (`run/verify.rs`); its node
+/// and its place in flight are free meanwhile.
+#[test]
+fn a_checked_step_ends_at_its_first_check() {
+    let cordon = |id: &str, nodes: &[&str], deps: &[&str]| {
+        let mut s = step(id, Action::Cordon, Phase::Workers, nodes, 5, deps);
+        s.post = vec![crate::plan::step::Fact::Cordoned];
+        s
+    };
+    // Alone: the check is at once.
+    let alone = vec![cordon("a", &["w1"], &[]), cordon("b", &["w1"], &[])];
+    let t = Timeline::of(&alone, usize::MAX, 0);
+    assert_eq!((t.ends.clone(), t.makespan), (vec![5, 10], 10));
+    // Beside a long step on another node: each cordon waits 2.5 s for its check.
+    let beside = vec![
+        step("p", check(), Phase::Preflight, &[], 0, &[]),
+        cordon("a", &["w1"], &["p"]),
+        step("c", work(), Phase::Workers, &["w2"], 100, &["p"]),
+        cordon("b", &["w1"], &["a"]),
+    ];
+    let t = Timeline::of(&beside, usize::MAX, 0);
+    // a ends at 5 + 2.5 (up to 8), b starts there and ends at 12.5 + 2.5 = 15.
+    assert_eq!(t.ends[1], 8);
+    assert_eq!(t.starts[3], 8);
+    assert_eq!(t.ends[3], 15);
+    assert_eq!(t.makespan, 100);
+    // A check waits no longer than the last task in flight: it is done as that one ends.
+    let mut short = beside.clone();
+    short[2].duration_seconds = 6;
+    let t = Timeline::of(&short, usize::MAX, 0);
+    assert_eq!(t.ends[1], 6);
+    assert_eq!(t.starts[3], 6);
+    assert_eq!(t.ends[3], 11);
+}

@@ -26,8 +26,9 @@ mod zypper;
 struct Rule {
     /// Runs one of the family's programs on a node of the family.
     exec: fn(&mut Inner, &NodeName, &Command<'_>) -> Exec,
-    /// How long a command of one of its programs takes, when not like any other command.
-    duration: fn(&str, &[&str], &Timings) -> Option<Duration>,
+    /// How long a command of one of its programs takes, when not like any other command, on
+    /// a node whose cache holds the package versions given.
+    duration: fn(&str, &[&str], &Timings, &Downloaded) -> Option<Duration>,
 }
 
 /// The rule of `family`'s package manager.
@@ -57,9 +58,32 @@ fn owner(program: &str) -> Option<OsFamily> {
 }
 
 /// How long `program args` takes, when it is a package manager's command with a duration of
-/// its own.
-pub(super) fn duration(program: &str, args: &[&str], t: &Timings) -> Option<Duration> {
-    (rule(owner(program)?)?.duration)(program, args, t)
+/// its own, on a node whose cache holds `downloaded`.
+pub(super) fn duration(
+    program: &str,
+    args: &[&str],
+    t: &Timings,
+    downloaded: &Downloaded,
+) -> Option<Duration> {
+    (rule(owner(program)?)?.duration)(program, args, t, downloaded)
+}
+
+/// The package versions in a node's cache ([`Host::downloaded`](super::model::Host)).
+type Downloaded = std::collections::BTreeSet<(Package, KubeVersion)>;
+
+/// An install of `pins` (each a package and version, `None` when not one) takes
+/// [`Timings::install`] less [`Timings::download`] when every pin was downloaded ahead.
+fn install_time(
+    t: &Timings,
+    downloaded: &Downloaded,
+    mut pins: impl Iterator<Item = Option<(Package, KubeVersion)>>,
+) -> Duration {
+    let cached = pins.all(|p| p.is_some_and(|p| downloaded.contains(&p)));
+    if cached {
+        t.install.saturating_sub(t.download)
+    } else {
+        t.install
+    }
 }
 
 /// Runs `cmd` when its program is a package manager's, else `None`.
@@ -102,7 +126,7 @@ pub(super) fn write_repository(
 }
 
 /// The minor of a pkgs.k8s.io repository in a repository file's text.
-fn repo_minor(text: &str) -> Option<Minor> {
+pub(super) fn repo_minor(text: &str) -> Option<Minor> {
     let rest = &text[text.find("/core:/stable:/v")? + "/core:/stable:/v".len()..];
     let end = rest.find('/')?;
     Minor::parse(&rest[..end]).ok()

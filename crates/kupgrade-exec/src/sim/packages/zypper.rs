@@ -50,7 +50,13 @@ fn parse<'a>(args: &'a [&'a str]) -> Result<Option<Line<'a>>, &'a str> {
 }
 
 /// `zypper refresh` and `zypper install` take their own time.
-pub(super) fn duration(_program: &str, args: &[&str], t: &Timings) -> Option<Duration> {
+/// (zypper is not pre-staged: its installs always download.)
+pub(super) fn duration(
+    _program: &str,
+    args: &[&str],
+    t: &Timings,
+    _downloaded: &super::Downloaded,
+) -> Option<Duration> {
     match parse(args).ok()??.command {
         "refresh" | "ref" => Some(t.apt_update),
         "install" | "in" => Some(t.install),
