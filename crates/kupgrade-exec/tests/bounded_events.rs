@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use kupgrade_core::NodeName;
 use kupgrade_core::plan::PlanRequest;
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, LineSink, RunnerError, Stream,
+    CommandOutput, CommandRunner, CommandSpec, LineSink, RunnerError, Stream, Tracking,
 };
 use kupgrade_core::run::{Event, Run, RunOptions};
 use kupgrade_core::skew::UpstreamPolicy;
@@ -31,12 +31,14 @@ struct Chatty {
 
 #[async_trait]
 impl CommandRunner for Chatty {
-    async fn run(
+    async fn run_tracked(
         &self,
         node: &NodeName,
         spec: &CommandSpec,
         lines: &LineSink,
+        tracking: &Tracking,
     ) -> Result<CommandOutput, RunnerError> {
+        tracking.refuse_lock()?;
         if !self.spoken.swap(true, std::sync::atomic::Ordering::Relaxed) {
             let mut line = String::new();
             for n in 0..LINES {
