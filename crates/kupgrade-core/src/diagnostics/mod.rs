@@ -32,9 +32,7 @@ mod list_file;
 mod locate;
 mod nesting;
 
-pub(crate) use list_file::{
-    ListEntry, TopLevel, check_argv, check_named_entries, list_file, parse_list_file,
-};
+pub(crate) use list_file::{TopLevel, check_argv, check_named_entries, list_file, parse_list_file};
 pub(crate) use locate::{Locator, Step};
 
 /// The deepest lists and mappings (`[` and `{`) may be nested in an input file.
@@ -47,6 +45,55 @@ pub trait Entry: fmt::Display {
     /// `field patches[1].version`.
     const FIELD_PREFIX: &'static str = "";
 }
+
+/// Which list an entry of a [`ListEntry`] stands in: the noun that names one entry in
+/// messages and the list's key in its file.
+pub trait ListKind {
+    /// One entry (`gate`).
+    const NOUN: &'static str;
+    /// The list's top-level key (`gates`).
+    const LIST: &'static str;
+}
+
+/// The entry of a list (a gates, hooks or rules file) a problem is about: its 1-based place in
+/// the file and its name (a rule's id) when it has one. Said `gate 2 ("web")`, or `gate 2`;
+/// `K` gives the noun ([`ListKind`]).
+///
+/// ```
+/// use kupgrade_core::gate::GateEntry;
+/// assert_eq!(GateEntry::new(2, Some("web".into())).to_string(), "gate 2 (\"web\")");
+/// assert_eq!(GateEntry::new(2, None).to_string(), "gate 2");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry<K> {
+    /// The entry's 1-based place in its file.
+    pub index: usize,
+    /// Its name (a rule's id), when it has one.
+    pub name: Option<String>,
+    kind: std::marker::PhantomData<K>,
+}
+
+impl<K> ListEntry<K> {
+    /// The entry at 1-based `index`, named `name` when it has one.
+    pub fn new(index: usize, name: Option<String>) -> Self {
+        ListEntry {
+            index,
+            name,
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: ListKind> fmt::Display for ListEntry<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{} {} ({n:?})", K::NOUN, self.index),
+            None => write!(f, "{} {}", K::NOUN, self.index),
+        }
+    }
+}
+
+impl<K: ListKind> Entry for ListEntry<K> {}
 
 /// One problem in an input file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,6 +180,24 @@ pub struct FileError<E> {
     pub file: String,
     /// What is wrong, at least one.
     pub problems: Vec<FileProblem<E>>,
+}
+
+impl<E> FileError<E> {
+    /// `value` when no problem was found, else the error of `file` with every problem.
+    pub(crate) fn unless_any<T>(
+        file: impl Into<String>,
+        problems: Vec<FileProblem<E>>,
+        value: T,
+    ) -> Result<T, Self> {
+        if problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(FileError {
+                file: file.into(),
+                problems,
+            })
+        }
+    }
 }
 
 impl<E: Entry> fmt::Display for FileError<E> {
