@@ -38,7 +38,6 @@ impl CommandRunner for Chatty {
         lines: &LineSink,
         tracking: &Tracking,
     ) -> Result<CommandOutput, RunnerError> {
-        tracking.refuse_lock()?;
         if !self.spoken.swap(true, std::sync::atomic::Ordering::Relaxed) {
             let mut line = String::new();
             for n in 0..LINES {
@@ -48,8 +47,11 @@ impl CommandRunner for Chatty {
                 lines.line(Stream::Stdout, &line);
             }
         }
-        // The cluster's own output is left out, so that every line counted is one of these.
-        self.sim.run(node, spec, &LineSink::none()).await
+        // The cluster's own output is left out, so that every line counted is one of these;
+        // the tracking is the cluster's (it refuses a lock).
+        self.sim
+            .run_tracked(node, spec, &LineSink::none(), tracking)
+            .await
     }
 }
 
