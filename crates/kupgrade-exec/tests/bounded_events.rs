@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use kupgrade_core::NodeName;
 use kupgrade_core::plan::PlanRequest;
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, LineSink, RunnerError, Stream,
+    CommandOutput, CommandRunner, CommandSpec, LineSink, RunnerError, Stream, Tracking,
 };
 use kupgrade_core::run::{Event, Run, RunOptions};
 use kupgrade_core::skew::UpstreamPolicy;
@@ -31,11 +31,12 @@ struct Chatty {
 
 #[async_trait]
 impl CommandRunner for Chatty {
-    async fn run(
+    async fn run_tracked(
         &self,
         node: &NodeName,
         spec: &CommandSpec,
         lines: &LineSink,
+        tracking: &Tracking,
     ) -> Result<CommandOutput, RunnerError> {
         if !self.spoken.swap(true, std::sync::atomic::Ordering::Relaxed) {
             let mut line = String::new();
@@ -46,8 +47,11 @@ impl CommandRunner for Chatty {
                 lines.line(Stream::Stdout, &line);
             }
         }
-        // The cluster's own output is left out, so that every line counted is one of these.
-        self.sim.run(node, spec, &LineSink::none()).await
+        // The cluster's own output is left out, so that every line counted is one of these;
+        // the tracking is the cluster's (it refuses a lock).
+        self.sim
+            .run_tracked(node, spec, &LineSink::none(), tracking)
+            .await
     }
 }
 

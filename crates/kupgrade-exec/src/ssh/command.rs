@@ -460,16 +460,6 @@ fn not_started(
 
 #[async_trait]
 impl CommandRunner for SshRunner {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.run_tracked(node, spec, lines, &Tracking::default())
-            .await
-    }
-
     async fn run_tracked(
         &self,
         node: &NodeName,
