@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
-use kupgrade_core::ports::{ClusterOperations, DrainOptions, OpsError, PodRef};
+use kupgrade_core::ports::{ClusterOperations, DrainOptions, DrainReport, OpsError, PodRef};
 use kupgrade_kube::KubeClusterOps;
 use serde_json::{Value, json};
 
@@ -107,6 +107,24 @@ fn status(code: u16, reason: &str, message: &str, details: Value) -> Answer {
     )
 }
 
+/// The generic 404 of a path the server does not serve.
+fn not_found() -> Answer {
+    status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+        json!({}),
+    )
+}
+
+/// The answer to the cordon's PATCH of node w-1.
+fn cordoned() -> Answer {
+    Answer::Json(
+        200,
+        json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "w-1" } }),
+    )
+}
+
 fn accepted() -> Answer {
     Answer::Json(
         201,
@@ -152,10 +170,7 @@ fn node_with_pods(names: &[&str], mut evict: impl FnMut(&Call) -> Answer + Send 
     ));
     mock(move |c| {
         if c.is("PATCH", "/api/v1/nodes/w-1") {
-            return Answer::Json(
-                200,
-                json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "w-1" } }),
-            );
+            return cordoned();
         }
         if c.is("GET", "/api/v1/pods") {
             if c.watching() {
@@ -174,12 +189,7 @@ fn node_with_pods(names: &[&str], mut evict: impl FnMut(&Call) -> Answer + Send 
             }
             return answer;
         }
-        status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-            json!({}),
-        )
+        not_found()
     })
 }
 
@@ -192,6 +202,22 @@ fn web(name: &str) -> PodRef {
         namespace: "shop".into(),
         name: name.into(),
     }
+}
+
+/// Drain options with only a deadline.
+fn within(timeout_seconds: u64) -> DrainOptions {
+    DrainOptions {
+        timeout_seconds,
+        ..DrainOptions::default()
+    }
+}
+
+/// The report of a drain that ended blocked.
+fn blocked(err: &OpsError) -> &DrainReport {
+    let OpsError::DrainBlocked { report, .. } = err else {
+        panic!("{err}")
+    };
+    report
 }
 
 #[tokio::test]
@@ -245,17 +271,7 @@ async fn budget_refusals_are_retried_until_the_eviction_is_accepted() {
             accepted()
         }
     });
-    let report = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 10,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let report = m.ops().drain(&w1(), &within(10)).await.unwrap();
     assert_eq!(report.evicted, [web("web-1")]);
     assert!(report.blocked.is_empty());
     assert_eq!(m.evictions().len(), 3);
@@ -266,12 +282,7 @@ async fn budget_refusals_are_retried_until_the_eviction_is_accepted() {
 async fn a_404_for_policy_v1_falls_back_to_v1beta1_and_is_remembered() {
     let m = node_with_pods(&["web-1", "web-2"], |c| {
         if c.body["apiVersion"] == "policy/v1" {
-            status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-                json!({}),
-            )
+            not_found()
         } else {
             accepted()
         }
@@ -279,13 +290,7 @@ async fn a_404_for_policy_v1_falls_back_to_v1beta1_and_is_remembered() {
     let report = m
         .ops()
         .eviction_concurrency(1)
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 10,
-                ..DrainOptions::default()
-            },
-        )
+        .drain(&w1(), &within(10))
         .await
         .unwrap();
     assert_eq!(report.evicted, [web("web-1"), web("web-2")]);
@@ -307,17 +312,7 @@ async fn a_pod_already_gone_counts_as_evicted_without_fallback() {
             json!({ "name": "web-1", "kind": "pods" }),
         )
     });
-    let report = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 10,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let report = m.ops().drain(&w1(), &within(10)).await.unwrap();
     assert_eq!(report.evicted, [web("web-1")]);
     assert_eq!(m.evictions().len(), 1);
 }
@@ -325,20 +320,8 @@ async fn a_pod_already_gone_counts_as_evicted_without_fallback() {
 #[tokio::test]
 async fn a_budget_blocking_until_the_deadline_is_named_from_policy_v1_budgets() {
     let m = mock_with_budgets(Some(pdb_list_for_test()));
-    let err = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 1,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
-    let OpsError::DrainBlocked { report, .. } = &err else {
-        panic!("{err}")
-    };
+    let err = m.ops().drain(&w1(), &within(1)).await.unwrap_err();
+    let report = blocked(&err);
     assert!(report.evicted.is_empty());
     assert_eq!(report.blocked.len(), 1);
     // policy/v1 semantics: the empty selector selects every pod, the missing one none.
@@ -373,10 +356,7 @@ fn pdb_list_for_test() -> Value {
 fn mock_with_budgets(pdbs: Option<Value>) -> Mock {
     mock(move |c| {
         if c.is("PATCH", "/api/v1/nodes/w-1") {
-            return Answer::Json(
-                200,
-                json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "w-1" } }),
-            );
+            return cordoned();
         }
         if c.is("GET", "/api/v1/pods") {
             return if c.watching() {
@@ -402,32 +382,15 @@ fn mock_with_budgets(pdbs: Option<Value>) -> Mock {
         if c.path.ends_with("/eviction") {
             return budget_refusal();
         }
-        status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-            json!({}),
-        )
+        not_found()
     })
 }
 
 #[tokio::test]
 async fn without_permission_to_list_budgets_the_refusal_names_the_budget() {
     let m = mock_with_budgets(None);
-    let err = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 1,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
-    let OpsError::DrainBlocked { report, .. } = &err else {
-        panic!("{err}")
-    };
+    let err = m.ops().drain(&w1(), &within(1)).await.unwrap_err();
+    let report = blocked(&err);
     assert_eq!(report.blocked[0].budget.as_deref(), Some("web-budget"));
     assert!(
         m.calls()
@@ -446,17 +409,7 @@ async fn a_forbidden_eviction_names_the_verb_and_resource() {
             json!({ "name": "web-1", "kind": "pods" }),
         )
     });
-    let err = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 10,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = m.ops().drain(&w1(), &within(10)).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         r#"forbidden: evict pod shop/web-1 (create pods/eviction): pods "web-1" is forbidden: User "ci" cannot create resource "pods/eviction" in API group "" in the namespace "shop""#
