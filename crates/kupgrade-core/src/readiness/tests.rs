@@ -44,6 +44,15 @@ fn plan_133_to_136(cps: usize, workers: usize) -> UpgradePlan {
     plan
 }
 
+/// 1.33 to 1.34, one hop.
+fn plan_133_to_134(cps: usize, workers: usize) -> UpgradePlan {
+    plan_to(
+        &cluster("v1.33.4", "3.5.21-0", cps, workers),
+        "1.34",
+        date(2026, 9, 1),
+    )
+}
+
 fn node(name: &str) -> NodeName {
     NodeName::new(name).unwrap()
 }
@@ -63,6 +72,13 @@ fn found<T>(t: T) -> Gathered<T> {
 
 fn facts_of(name: &str) -> NodeFacts {
     NodeFacts::new(node(name))
+}
+
+/// The facts of `name` with one part set by `set`.
+fn facts_with(name: &str, set: impl FnOnce(&mut NodeFacts)) -> NodeFacts {
+    let mut f = facts_of(name);
+    set(&mut f);
+    f
 }
 
 /// The step a finding sits at.
@@ -443,6 +459,24 @@ fn pod(name: &str, on: &str, budgets: &[&str]) -> Pod {
     }
 }
 
+/// 1.34 with `drain` and otherwise the default options.
+fn plan_134_draining(state: &ClusterState, drain: DrainOptions) -> UpgradePlan {
+    PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 9, 1))
+        .options(PlanOptions {
+            drain,
+            ..PlanOptions::default()
+        })
+        .plan(state)
+        .unwrap()
+}
+
+fn with_nodes(nodes: Vec<NodeFacts>) -> Evidence {
+    Evidence {
+        nodes,
+        ..Evidence::default()
+    }
+}
+
 fn with_workloads(w: Workloads) -> Evidence {
     Evidence {
         workloads: found(w),
@@ -452,11 +486,7 @@ fn with_workloads(w: Workloads) -> Evidence {
 
 #[test]
 fn one_unevictable_pod_per_node_is_a_named_deadlock() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 3),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 3);
     let names: Vec<String> = plan.nodes.iter().map(|n| n.name.to_string()).collect();
     let mut b = budget("pinned", 0, 4, 4, 4);
     b.spec = Some("maxUnavailable: 0".into());
@@ -497,11 +527,7 @@ fn one_unevictable_pod_per_node_is_a_named_deadlock() {
 
 #[test]
 fn a_budget_that_can_recover_blocks_without_a_deadlock() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 2),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 2);
     // Three replicas, minAvailable 2, one unhealthy: nothing allowed now, but it can recover.
     let w = Workloads {
         budgets: vec![budget("web", 0, 2, 2, 3)],
@@ -556,11 +582,7 @@ fn unhealthy_pods_under_always_allow_do_not_block() {
 
 #[test]
 fn pods_under_two_budgets_fail_the_eviction_api() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 2),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 2);
     let w = Workloads {
         budgets: vec![budget("a", 1, 3, 2, 3), budget("b", 1, 3, 2, 3)],
         pods: vec![
@@ -610,17 +632,14 @@ fn drain_refusals_follow_the_drain_options() {
     assert_eq!(sev("drain/bare-pod"), vec![Severity::Error]);
     assert_eq!(sev("drain/emptydir"), vec![Severity::Error]); // the mirror pod is left alone
     assert_eq!(sev("drain/single-replica"), vec![Severity::Warning]);
-    let lenient = PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 9, 1))
-        .options(PlanOptions {
-            drain: DrainOptions {
-                force: true,
-                delete_emptydir_data: true,
-                ..DrainOptions::default()
-            },
-            ..PlanOptions::default()
-        })
-        .plan(&state)
-        .unwrap();
+    let lenient = plan_134_draining(
+        &state,
+        DrainOptions {
+            force: true,
+            delete_emptydir_data: true,
+            ..DrainOptions::default()
+        },
+    );
     let r = evaluate(&lenient, &evidence);
     assert_eq!(
         r.findings_of("drain/bare-pod").next().unwrap().severity,
@@ -635,16 +654,13 @@ fn drain_refusals_follow_the_drain_options() {
 #[test]
 fn disabled_eviction_consults_no_budget() {
     let state = cluster("v1.33.4", "3.5.21-0", 1, 1);
-    let plan = PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 9, 1))
-        .options(PlanOptions {
-            drain: DrainOptions {
-                disable_eviction: true,
-                ..DrainOptions::default()
-            },
-            ..PlanOptions::default()
-        })
-        .plan(&state)
-        .unwrap();
+    let plan = plan_134_draining(
+        &state,
+        DrainOptions {
+            disable_eviction: true,
+            ..DrainOptions::default()
+        },
+    );
     let w = Workloads {
         budgets: vec![budget("web", 0, 1, 1, 1)],
         pods: vec![pod("web-1", "w-1", &["web"])],
@@ -681,25 +697,19 @@ fn overdraws_count_pods_against_headroom() {
 #[test]
 fn cgroup_v1_bites_where_the_kubelet_reaches_1_35() {
     let plan = plan_133_to_136(1, 3);
-    let mut v1 = facts_of("w-1");
-    v1.cgroup = found(CgroupFacts {
-        fs_type: "tmpfs".into(),
-        fail_cgroup_v1: None,
-    });
-    let mut opted_out = facts_of("w-2");
-    opted_out.cgroup = found(CgroupFacts {
-        fs_type: "tmpfs".into(),
-        fail_cgroup_v1: Some(false),
-    });
-    let mut v2 = facts_of("cp-1");
-    v2.cgroup = found(CgroupFacts {
-        fs_type: "cgroup2fs".into(),
-        fail_cgroup_v1: None,
-    });
-    let evidence = Evidence {
-        nodes: vec![v1, opted_out, v2],
-        ..Evidence::default()
+    let cgroup = |n: &str, fs_type: &str, fail_cgroup_v1: Option<bool>| {
+        facts_with(n, |f| {
+            f.cgroup = found(CgroupFacts {
+                fs_type: fs_type.into(),
+                fail_cgroup_v1,
+            })
+        })
     };
+    let evidence = with_nodes(vec![
+        cgroup("w-1", "tmpfs", None),
+        cgroup("w-2", "tmpfs", Some(false)),
+        cgroup("cp-1", "cgroup2fs", None),
+    ]);
     let r = evaluate(&plan, &evidence);
     let f: Vec<&Finding> = r.findings_of("node/cgroup-v1").collect();
     assert_eq!(f.len(), 2, "{}", render::text(&r));
@@ -727,20 +737,13 @@ fn cgroup_v1_bites_where_the_kubelet_reaches_1_35() {
 #[test]
 fn containerd_1x_bites_at_1_36_and_old_2x_lines_warn() {
     let plan = plan_133_to_136(1, 3);
-    let runtime = |n: &str, v: &str| {
-        let mut f = facts_of(n);
-        f.runtime = found(v.to_string());
-        f
-    };
-    let evidence = Evidence {
-        nodes: vec![
-            runtime("cp-1", "containerd://2.2.1"),
-            runtime("w-1", "containerd://1.7.28"),
-            runtime("w-2", "containerd://2.0.6"),
-            runtime("w-3", "cri-o://1.33.2"),
-        ],
-        ..Evidence::default()
-    };
+    let runtime = |n: &str, v: &str| facts_with(n, |f| f.runtime = found(v.to_string()));
+    let evidence = with_nodes(vec![
+        runtime("cp-1", "containerd://2.2.1"),
+        runtime("w-1", "containerd://1.7.28"),
+        runtime("w-2", "containerd://2.0.6"),
+        runtime("w-3", "cri-o://1.33.2"),
+    ]);
     let r = evaluate(&plan, &evidence);
     let floor: Vec<&Finding> = r.findings_of("node/containerd-1x").collect();
     assert_eq!(floor.len(), 1, "{}", render::text(&r));
@@ -785,13 +788,7 @@ fn low_disk_bites_at_the_first_write() {
         purpose: DiskPurpose::Packages,
         free_bytes: 100 << 20,
     }]);
-    let r = evaluate(
-        &plan,
-        &Evidence {
-            nodes: vec![cp, w],
-            ..Evidence::default()
-        },
-    );
+    let r = evaluate(&plan, &with_nodes(vec![cp, w]));
     let f: Vec<&Finding> = r.findings_of("node/disk-space").collect();
     // cp-1: 600 MiB free for backups; 512 MiB plus three 200 MiB snapshots needed.
     assert_eq!(f.len(), 2, "{}", render::text(&r));
@@ -812,22 +809,19 @@ fn low_disk_bites_at_the_first_write() {
 fn etcd_below_the_floor_bites_at_the_hop_that_moves_it_to_3_6() {
     let plan = plan_133_to_136(3, 0);
     let etcd = |n: &str, v: &str| {
-        let mut f = facts_of(n);
-        f.etcd = found(EtcdFacts {
-            version: v.parse().unwrap(),
-            healthy: Some(true),
-            db_size_bytes: None,
-        });
-        f
+        facts_with(n, |f| {
+            f.etcd = found(EtcdFacts {
+                version: v.parse().unwrap(),
+                healthy: Some(true),
+                db_size_bytes: None,
+            })
+        })
     };
-    let evidence = Evidence {
-        nodes: vec![
-            etcd("cp-1", "3.5.21-0"),
-            etcd("cp-2", "3.5.32-0"),
-            etcd("cp-3", "3.5.21-0"),
-        ],
-        ..Evidence::default()
-    };
+    let evidence = with_nodes(vec![
+        etcd("cp-1", "3.5.21-0"),
+        etcd("cp-2", "3.5.32-0"),
+        etcd("cp-3", "3.5.21-0"),
+    ]);
     let r = evaluate(&plan, &evidence);
     let f: Vec<&Finding> = r.findings_of("etcd/below-3.6-floor").collect();
     assert_eq!(f.len(), 2, "{}", render::text(&r));
@@ -926,23 +920,16 @@ fn certificates_that_expire_before_their_renewal_are_errors_at_their_hop() {
 
 #[test]
 fn control_plane_kubelets_behind_a_load_balancer_must_wait_for_every_api_server() {
-    let mut plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 2, 0),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let mut plan = plan_133_to_134(2, 0);
     let lb = |n: &str| {
-        let mut f = facts_of(n);
-        f.kubelet_server = found(KubeletServer {
-            server: "https://lb.example:6443".into(),
-            node_addresses: vec!["10.0.0.1".into()],
-        });
-        f
+        facts_with(n, |f| {
+            f.kubelet_server = found(KubeletServer {
+                server: "https://lb.example:6443".into(),
+                node_addresses: vec!["10.0.0.1".into()],
+            })
+        })
     };
-    let evidence = Evidence {
-        nodes: vec![lb("cp-1"), lb("cp-2")],
-        ..Evidence::default()
-    };
+    let evidence = with_nodes(vec![lb("cp-1"), lb("cp-2")]);
     let r = evaluate(&plan, &evidence);
     assert_eq!(
         r.findings_of("kubelet/server-behind-load-balancer").count(),
@@ -1062,11 +1049,7 @@ fn removed_kubeadm_feature_gates_bite_at_their_hop() {
 
 #[test]
 fn packages_a_repository_does_not_offer_and_legacy_sources_are_errors() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 1),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 1);
     let target = plan.target.clone();
     let listing = |package: &str, versions: &[&str]| PackageAvailability {
         minor: Minor::new(1, 34),
@@ -1093,13 +1076,7 @@ fn packages_a_repository_does_not_offer_and_legacy_sources_are_errors() {
         file: "/etc/apt/sources.list.d/google.list".into(),
         line: "deb https://apt.kubernetes.io/ kubernetes-xenial main".into(),
     }]);
-    let r = evaluate(
-        &plan,
-        &Evidence {
-            nodes: vec![cp, w],
-            ..Evidence::default()
-        },
-    );
+    let r = evaluate(&plan, &with_nodes(vec![cp, w]));
     let missing: Vec<&Finding> = r.findings_of("packages/not-installable").collect();
     assert!(!missing.is_empty());
     assert!(
@@ -1134,11 +1111,7 @@ fn backend(pod: &str, on: &str) -> Backend {
 
 #[test]
 fn webhooks_apiservices_and_conversion_webhooks() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 3),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 3);
     let webhook = |name: &str, policy: &str, backends: Vec<Backend>| Webhook {
         configuration_kind: "ValidatingWebhookConfiguration".into(),
         configuration: name.into(),
@@ -1205,11 +1178,7 @@ fn webhooks_apiservices_and_conversion_webhooks() {
 
 #[test]
 fn text_from_the_cluster_is_escaped_in_both_renderers() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 1),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 1);
     let evidence = Evidence {
         api_services: found(vec![ApiService {
             name: "v1beta1.metrics.k8s.io".into(),
