@@ -20,7 +20,7 @@ use kupgrade_core::ports::{
 use kupgrade_kube::{DiscoverError, Discovery, KubeClusterOps, KubeLease, PodRunner};
 use serde_json::{Value, json};
 use support::cluster_ops::{ScopeFixture, cluster_ops_suite};
-use support::{Env, Kind, NodeSpec, Reply, Scope, labels, v};
+use support::{Env, Kind, NodeSpec, Reply, Scope, blocked, labels, v, within};
 
 // ------------------------------------------------------------------------------ discovery
 
@@ -37,11 +37,8 @@ async fn kubeadm_cluster(scope: &Scope, ns: &str, cps: &[Cp<'_>], etcd_image: &s
             .node(
                 cp.suffix,
                 NodeSpec {
-                    control_plane: true,
-                    kubelet: "v1.29.3",
-                    os: "Ubuntu 22.04.4 LTS",
                     zone: Some(cp.zone),
-                    ready: true,
+                    ..NodeSpec::control_plane("v1.29.3")
                 },
             )
             .await;
@@ -352,22 +349,11 @@ async fn a_blocked_drain_ends_at_its_deadline_with_a_report() {
     let budget = scope.budget(&app, 0).await.unwrap();
     let ops = KubeClusterOps::new(env.client.clone());
     let started = Instant::now();
-    let err = ops
-        .drain(
-            &node,
-            &DrainOptions {
-                timeout_seconds: 2,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = ops.drain(&node, &within(2)).await.unwrap_err();
     let took = started.elapsed();
     // kube's own 429 retry would hold each eviction for minutes; the drain's deadline rules.
     assert!(took < Duration::from_secs(12), "a 2 s drain took {took:?}");
-    let OpsError::DrainBlocked { report, .. } = &err else {
-        panic!("{err}")
-    };
+    let report = blocked(&err);
     assert!(report.evicted.is_empty(), "{report:?}");
     assert_eq!(
         report
@@ -412,8 +398,7 @@ async fn the_grace_period_reaches_the_server() {
             &now,
             &DrainOptions {
                 grace_period_seconds: Some(0),
-                timeout_seconds: 20,
-                ..DrainOptions::default()
+                ..within(20)
             },
         )
         .await
@@ -430,15 +415,12 @@ async fn the_grace_period_reaches_the_server() {
             &slow,
             &DrainOptions {
                 grace_period_seconds: Some(30),
-                timeout_seconds: 2,
-                ..DrainOptions::default()
+                ..within(2)
             },
         )
         .await
         .unwrap_err();
-    let OpsError::DrainBlocked { report, .. } = err else {
-        panic!("{err}")
-    };
+    let report = blocked(&err);
     assert_eq!(report.blocked.len(), 1);
     assert_eq!(report.blocked[0].pod, pod);
     assert_eq!(report.blocked[0].budget, None);
@@ -465,28 +447,16 @@ async fn a_drain_refuses_emptydir_data_unless_asked() {
         .await
         .unwrap();
     let ops = KubeClusterOps::new(env.client.clone());
-    let err = ops
-        .drain(
-            &node,
-            &DrainOptions {
-                timeout_seconds: 20,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
-    let OpsError::DrainBlocked { report, .. } = err else {
-        panic!("{err}")
-    };
+    let err = ops.drain(&node, &within(20)).await.unwrap_err();
+    let report = blocked(&err);
     assert_eq!(report.blocked[0].pod, pod);
     assert!(report.blocked[0].reason.contains("emptyDir"));
     let report = ops
         .drain(
             &node,
             &DrainOptions {
-                timeout_seconds: 20,
                 delete_emptydir_data: true,
-                ..DrainOptions::default()
+                ..within(20)
             },
         )
         .await
@@ -513,15 +483,7 @@ async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
         return;
     };
     let scope = Scope::new(&env, "nodecmd").await;
-    let node = scope
-        .node(
-            "cp",
-            NodeSpec {
-                control_plane: true,
-                ..NodeSpec::worker("v1.29.3")
-            },
-        )
-        .await;
+    let node = scope.node("cp", NodeSpec::control_plane("v1.29.3")).await;
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = seen.clone();
     scope.reply_with(move |line| {
@@ -870,13 +832,7 @@ async fn rbac_manifests_grant_what_they_say_and_refusals_are_clear() {
     let drainer = KubeClusterOps::new(client.clone())
         .with_discovery(Discovery::new(client).node_selector(&selector));
     let report = drainer
-        .drain(
-            &worker,
-            &DrainOptions {
-                timeout_seconds: 20,
-                ..DrainOptions::default()
-            },
-        )
+        .drain(&worker, &within(20))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.evicted, [web]);

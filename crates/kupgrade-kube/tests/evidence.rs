@@ -299,15 +299,7 @@ async fn budgets_that_never_allow_a_disruption_on_every_node_are_a_named_deadloc
         return;
     };
     let scope = Scope::new(&env, "deadlock").await;
-    let cp = scope
-        .node(
-            "cp",
-            NodeSpec {
-                control_plane: true,
-                ..NodeSpec::worker("v1.20.2")
-            },
-        )
-        .await;
+    let cp = scope.node("cp", NodeSpec::control_plane("v1.20.2")).await;
     let mut workers = Vec::new();
     for w in ["w1", "w2", "w3"] {
         let node = scope.node(w, NodeSpec::worker("v1.20.2")).await;

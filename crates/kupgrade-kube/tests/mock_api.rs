@@ -1,6 +1,8 @@
 //! Behaviour of API servers newer than the 1.20 test server (policy/v1 only, v1 budgets), and
 //! failures that a real server cannot be made to produce on demand, as request/response
 //! scenarios against a mock API (tower-test) handed to `kube::Client::new`.
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,9 +10,10 @@ use std::time::Duration;
 use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
-use kupgrade_core::ports::{ClusterOperations, DrainOptions, DrainReport, OpsError, PodRef};
+use kupgrade_core::ports::{ClusterOperations, DrainOptions, OpsError, PodRef};
 use kupgrade_kube::KubeClusterOps;
 use serde_json::{Value, json};
+use support::{blocked, within};
 
 /// One request the mock received.
 #[derive(Clone, Debug)]
@@ -204,29 +207,12 @@ fn web(name: &str) -> PodRef {
     }
 }
 
-/// Drain options with only a deadline.
-fn within(timeout_seconds: u64) -> DrainOptions {
-    DrainOptions {
-        timeout_seconds,
-        ..DrainOptions::default()
-    }
-}
-
-/// The report of a drain that ended blocked.
-fn blocked(err: &OpsError) -> &DrainReport {
-    let OpsError::DrainBlocked { report, .. } = err else {
-        panic!("{err}")
-    };
-    report
-}
-
 #[tokio::test]
 async fn a_drain_cordons_lists_by_field_selector_and_evicts_with_policy_v1_delete_options() {
     let m = node_with_pods(&["web-1"], |_| accepted());
     let options = DrainOptions {
         grace_period_seconds: Some(17),
-        timeout_seconds: 10,
-        ..DrainOptions::default()
+        ..within(10)
     };
     let report = m.ops().drain(&w1(), &options).await.unwrap();
     assert_eq!(report.evicted, [web("web-1")]);

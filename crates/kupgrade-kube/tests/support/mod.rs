@@ -31,7 +31,7 @@ use kube::api::{
 };
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use kupgrade_core::ports::PodRef;
+use kupgrade_core::ports::{DrainOptions, DrainReport, OpsError, PodRef};
 use kupgrade_core::{KubeVersion, NodeName};
 use serde_json::{Value, json};
 
@@ -594,6 +594,30 @@ impl NodeSpec<'_> {
             ready: true,
         }
     }
+
+    /// A Ready Ubuntu control-plane node at `kubelet`.
+    pub fn control_plane(kubelet: &str) -> NodeSpec<'_> {
+        NodeSpec {
+            control_plane: true,
+            ..NodeSpec::worker(kubelet)
+        }
+    }
+}
+
+/// Drain options with only a deadline.
+pub fn within(timeout_seconds: u64) -> DrainOptions {
+    DrainOptions {
+        timeout_seconds,
+        ..DrainOptions::default()
+    }
+}
+
+/// The report of a drain that ended blocked.
+pub fn blocked(err: &OpsError) -> &DrainReport {
+    let OpsError::DrainBlocked { report, .. } = err else {
+        panic!("{err}")
+    };
+    report
 }
 
 /// Labels from pairs.
