@@ -154,10 +154,9 @@ fn node_labels(
 
 #[tokio::test]
 async fn discovery_reads_a_kubeadm_shaped_cluster() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("discovery").await else {
         return;
     };
-    let scope = Scope::new(&env, "discovery").await;
     let ns = scope.ns.clone();
     let cps = [
         Cp {
@@ -274,10 +273,9 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
 
 #[tokio::test]
 async fn discovery_reports_unreadable_values_by_object_and_field() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("discoverybad").await else {
         return;
     };
-    let scope = Scope::new(&env, "discoverybad").await;
     let ns = scope.ns.clone();
     kubeadm_cluster(
         &scope,
@@ -338,10 +336,9 @@ cluster_ops_suite!(fixture);
 
 #[tokio::test]
 async fn a_blocked_drain_ends_at_its_deadline_with_a_report() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("deadline").await else {
         return;
     };
-    let scope = Scope::new(&env, "deadline").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     let app = labels(&[("app", "quorum")]);
     let a = scope.pod(&node, Kind::Replicated, &app).await.unwrap();
@@ -437,10 +434,9 @@ async fn the_grace_period_reaches_the_server() {
 
 #[tokio::test]
 async fn a_drain_refuses_emptydir_data_unless_asked() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("emptydir").await else {
         return;
     };
-    let scope = Scope::new(&env, "emptydir").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     let pod = scope
         .pod(&node, Kind::EmptyDir, &labels(&[("app", "cache")]))
@@ -479,10 +475,9 @@ fn command_pods(env: &Env, ns: &str) -> impl std::future::Future<Output = Vec<Po
 
 #[tokio::test]
 async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("nodecmd").await else {
         return;
     };
-    let scope = Scope::new(&env, "nodecmd").await;
     let node = scope.node("cp", NodeSpec::control_plane("v1.29.3")).await;
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = seen.clone();
@@ -562,10 +557,9 @@ async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
 
 #[tokio::test]
 async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("nodestdin").await else {
         return;
     };
-    let scope = Scope::new(&env, "nodestdin").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     // The simulated kubelet runs each pod's shell line here, as the node's shell would: what
     // the command reads can only come from the pod the runner created.
@@ -659,10 +653,9 @@ async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
 
 #[tokio::test]
 async fn a_node_command_that_never_starts_is_reported_and_cleaned_up() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("nostart").await else {
         return;
     };
-    let scope = Scope::new(&env, "nostart").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     // No reply: the simulated kubelet never starts the pod.
     let runner = PodRunner::new(env.client.clone())
@@ -776,10 +769,9 @@ fn forbidden(e: &OpsError) -> &str {
 
 #[tokio::test]
 async fn rbac_manifests_grant_what_they_say_and_refusals_are_clear() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("rbac").await else {
         return;
     };
-    let scope = Scope::new(&env, "rbac").await;
     assert_eq!(apply_rbac(&env, &scope).await, 15);
     // Discovery reads kube-system, as the Role in discover.yaml allows; this is the only test
     // that puts objects there.

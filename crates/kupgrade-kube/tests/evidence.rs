@@ -86,10 +86,9 @@ fn named<'a>(objects: &'a [ApiObject], ns: Option<&str>, name: &str) -> Vec<&'a 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deprecated_apis_are_found_by_each_tier_and_land_on_the_hop_that_removes_them() {
-    let Some(env) = support::env().await else {
+    let Some((_, scope)) = support::scope("deprecated").await else {
         return;
     };
-    let scope = Scope::new(&env, "deprecated").await;
     let ns = scope.ns.clone();
     let client = scope.client.clone();
     let backend = json!({"serviceName": "web", "servicePort": 80});
@@ -295,10 +294,9 @@ async fn metrics_denied_by_rbac_make_the_requests_tier_not_checkable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_that_never_allow_a_disruption_on_every_node_are_a_named_deadlock() {
-    let Some(env) = support::env().await else {
+    let Some((_, scope)) = support::scope("deadlock").await else {
         return;
     };
-    let scope = Scope::new(&env, "deadlock").await;
     let cp = scope.node("cp", NodeSpec::control_plane("v1.20.2")).await;
     let mut workers = Vec::new();
     for w in ["w1", "w2", "w3"] {
@@ -467,10 +465,9 @@ async fn apply_evidence_rbac(scope: &Scope) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_evidence_rbac_manifest_grants_every_piece() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("evidencerbac").await else {
         return;
     };
-    let scope = Scope::new(&env, "evidencerbac").await;
     apply_evidence_rbac(&scope).await;
     let sa = "system:serviceaccount:kupgrade-system:kupgrade-evidence";
     let groups = [
@@ -523,10 +520,9 @@ async fn validating_and_mutating_webhooks_are_read_alike() {
     use k8s_openapi::api::admissionregistration::v1::{
         MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
     };
-    let Some(env) = support::env().await else {
+    let Some((_, scope)) = support::scope("webhooks").await else {
         return;
     };
-    let scope = Scope::new(&env, "webhooks").await;
     // No rules: they match no request, so the other tests' requests never call them.
     let hook = |name: &str, policy: Option<&str>| {
         let mut w = json!({ "name": name, "sideEffects": "None", "admissionReviewVersions": ["v1"],

@@ -23,14 +23,13 @@ use kupgrade_core::conformance::command_runner::{
     self, Capabilities, SignalReport, StderrCapture, SudoSupport,
 };
 use kupgrade_kube::PodRunner;
-use support::{NodeSpec, Scope};
+use support::NodeSpec;
 
 #[tokio::test]
 async fn pod_runner_conforms() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("podconform").await else {
         return;
     };
-    let scope = Scope::new(&env, "podconform").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     let _kubelet = kubelet::ProcessKubelet::start(&scope.client, &scope.ns, &node)
         .await

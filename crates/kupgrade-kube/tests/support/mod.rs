@@ -73,6 +73,14 @@ pub async fn env() -> Option<Env> {
     })
 }
 
+/// The test server and a [`Scope`] on it for `test`, or `None` (after saying so) when there is
+/// none and none is required.
+pub async fn scope(test: &str) -> Option<(Env, Scope)> {
+    let env = env().await?;
+    let scope = Scope::new(&env, test).await;
+    Some((env, scope))
+}
+
 /// A client for the admin user impersonating `user` (and `groups`).
 pub async fn impersonating(env: &Env, user: &str, groups: &[&str]) -> Client {
     let mut config = kupgrade_kube::kubeconfig_config(&env.kubeconfig, None)
