@@ -211,61 +211,53 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
     want.etcd = EtcdTopology::Stacked;
     want.addons.kube_proxy = Some(v("v1.29.3"));
     want.addons.coredns = Some(v("v1.11.1"));
-    for cp in &cps {
-        let name = scope.node_name(cp.suffix);
-        want.nodes.push(Node {
-            labels: node_labels(&scope, &name, true, Some(cp.zone)).into(),
-            roles: Role::ControlPlane.into(),
+    // A Ready, schedulable node as the harness labels it, with only a kubelet.
+    let node = |name: NodeName, role: Role, zone: Option<&str>, family: OsFamily, release: &str| {
+        let cp = role == Role::ControlPlane;
+        Node {
+            labels: node_labels(&scope, &name, cp, zone).into(),
+            roles: role.into(),
             os: Os {
-                family: OsFamily::Debian,
-                release: Some("Ubuntu 22.04.4 LTS".into()),
+                family,
+                release: Some(release.into()),
             },
-            versions: NodeVersions {
-                kubelet: Some(v("v1.29.3")),
-                kube_apiserver: Some(v(cp.apiserver)),
-                kube_controller_manager: Some(v("v1.29.3")),
-                kube_scheduler: Some(v("v1.29.3")),
-                etcd: Some(v("3.5.12-0")),
-                ..NodeVersions::default()
-            },
+            versions: NodeVersions::default(),
             ready: true,
             unschedulable: false,
             ssh: None,
             name,
-        });
-    }
-    want.nodes.push(Node {
-        labels: node_labels(&scope, &w1, false, Some("zone-a")).into(),
-        roles: Role::Worker.into(),
-        os: Os {
-            family: OsFamily::Rhel,
-            release: Some("Rocky Linux 9.3 (Blue Onyx)".into()),
-        },
-        versions: NodeVersions {
-            kubelet: Some(v("v1.28.9")),
-            ..NodeVersions::default()
-        },
-        ready: true,
-        unschedulable: false,
-        ssh: None,
-        name: w1,
-    });
-    want.nodes.push(Node {
-        labels: node_labels(&scope, &w2, false, None).into(),
-        roles: Role::Worker.into(),
-        os: Os {
-            family: OsFamily::Other,
-            release: Some("Flatcar Container Linux by Kinvolk 3815.2.0".into()),
-        },
-        versions: NodeVersions {
+        }
+    };
+    for cp in &cps {
+        let name = scope.node_name(cp.suffix);
+        let ubuntu = "Ubuntu 22.04.4 LTS";
+        let mut n = node(
+            name,
+            Role::ControlPlane,
+            Some(cp.zone),
+            OsFamily::Debian,
+            ubuntu,
+        );
+        n.versions = NodeVersions {
             kubelet: Some(v("v1.29.3")),
+            kube_apiserver: Some(v(cp.apiserver)),
+            kube_controller_manager: Some(v("v1.29.3")),
+            kube_scheduler: Some(v("v1.29.3")),
+            etcd: Some(v("3.5.12-0")),
             ..NodeVersions::default()
-        },
-        ready: false,
-        unschedulable: true,
-        ssh: None,
-        name: w2,
-    });
+        };
+        want.nodes.push(n);
+    }
+    let rocky = "Rocky Linux 9.3 (Blue Onyx)";
+    let mut n = node(w1, Role::Worker, Some("zone-a"), OsFamily::Rhel, rocky);
+    n.versions.kubelet = Some(v("v1.28.9"));
+    want.nodes.push(n);
+    let flatcar = "Flatcar Container Linux by Kinvolk 3815.2.0";
+    let mut n = node(w2, Role::Worker, None, OsFamily::Other, flatcar);
+    n.versions.kubelet = Some(v("v1.29.3"));
+    n.ready = false;
+    n.unschedulable = true;
+    want.nodes.push(n);
     assert_eq!(state, want);
     assert_eq!(state.apiserver_min(), Some(&v("v1.29.2")));
     scope.cleanup().await;
