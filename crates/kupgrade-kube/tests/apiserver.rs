@@ -3,6 +3,8 @@
 //! Reads `KUPGRADE_TEST_KUBECONFIG`; without it the tests print "skipped: no test apiserver"
 //! and pass, unless `KUPGRADE_REQUIRE_REAL_SERVERS=1` (CI), when they fail. The harness in
 //! `support` plays kubelet and controllers. Every test has its own namespace and nodes.
+#[path = "support/rbac.rs"]
+mod rbac;
 mod support;
 
 use std::collections::BTreeMap;
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, ListParams};
 use kupgrade_core::NodeName;
 use kupgrade_core::cluster::{ClusterState, EtcdTopology, Node, NodeVersions, Os, OsFamily, Role};
 use kupgrade_core::ports::{
@@ -665,93 +667,6 @@ async fn a_node_command_that_never_starts_is_reported_and_cleaned_up() {
 
 // --------------------------------------------------------------------------------- RBAC
 
-fn resource_of(kind: &str) -> (ApiResource, bool) {
-    let (group, version, plural, namespaced) = match kind {
-        "Namespace" => ("", "v1", "namespaces", false),
-        "ServiceAccount" => ("", "v1", "serviceaccounts", true),
-        "ClusterRole" => ("rbac.authorization.k8s.io", "v1", "clusterroles", false),
-        "ClusterRoleBinding" => (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterrolebindings",
-            false,
-        ),
-        "Role" => ("rbac.authorization.k8s.io", "v1", "roles", true),
-        "RoleBinding" => ("rbac.authorization.k8s.io", "v1", "rolebindings", true),
-        other => panic!("the RBAC manifests should hold only RBAC objects, found {other}"),
-    };
-    let api_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    (
-        ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version,
-            kind: kind.into(),
-            plural: plural.into(),
-        },
-        namespaced,
-    )
-}
-
-/// Applies every manifest in examples/rbac (server-side apply), to be deleted with `scope`,
-/// and returns how many objects.
-async fn apply_rbac(env: &Env, scope: &Scope) -> usize {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rbac");
-    let mut count = 0;
-    for file in [
-        "namespace.yaml",
-        "discover.yaml",
-        "drain.yaml",
-        "node-command.yaml",
-    ] {
-        let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
-            let obj: DynamicObject = serde_json::from_value(value.clone()).unwrap();
-            let kind = value["kind"].as_str().unwrap();
-            let (ar, namespaced) = resource_of(kind);
-            let api: Api<DynamicObject> = if namespaced {
-                Api::namespaced_with(
-                    env.client.clone(),
-                    obj.metadata.namespace.as_deref().unwrap(),
-                    &ar,
-                )
-            } else {
-                Api::all_with(env.client.clone(), &ar)
-            };
-            let name = obj.metadata.name.clone().unwrap();
-            api.patch(
-                &name,
-                &PatchParams::apply("kupgrade-tests").force(),
-                &Patch::Apply(&value),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{file}: apply {kind} {name}: {e}"));
-            let prefix = if ar.group.is_empty() {
-                "/api/v1".to_string()
-            } else {
-                format!("/apis/{}", ar.api_version)
-            };
-            let ns = obj
-                .metadata
-                .namespace
-                .as_deref()
-                .map(|n| format!("/namespaces/{n}"));
-            scope.delete_later(format!(
-                "{prefix}{}/{}/{name}",
-                ns.unwrap_or_default(),
-                ar.plural
-            ));
-            count += 1;
-        }
-    }
-    count
-}
-
 fn forbidden(e: &OpsError) -> &str {
     match e {
         OpsError::Forbidden { message } => message,
@@ -764,7 +679,13 @@ async fn rbac_manifests_grant_what_they_say_and_refusals_are_clear() {
     let Some((env, scope)) = support::scope("rbac").await else {
         return;
     };
-    assert_eq!(apply_rbac(&env, &scope).await, 15);
+    let files = [
+        "namespace.yaml",
+        "discover.yaml",
+        "drain.yaml",
+        "node-command.yaml",
+    ];
+    assert_eq!(rbac::apply(&scope, &files).await, 15);
     // Discovery reads kube-system, as the Role in discover.yaml allows; this is the only test
     // that puts objects there.
     kubeadm_cluster(

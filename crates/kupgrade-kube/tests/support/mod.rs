@@ -11,6 +11,8 @@
 //! - A simulated kubelet per scope watches the scope's namespace: it finalizes pods marked for
 //!   deletion (delete with grace 0) and completes node-command pods with the exit code and
 //!   message the test chose.
+//! - `rbac.rs` (not a submodule here either: kupgrade-exec has no YAML parser) applies the
+//!   RBAC manifests of `examples/rbac`.
 //! - `kubelet.rs` (not a submodule here: `tests/pod_runner.rs` includes it, as it needs TLS)
 //!   is a kubelet that really runs node-command pods as local processes and serves their logs.
 //!
@@ -540,7 +542,8 @@ fn owner(api_version: &str, kind: &str, name: &str) -> Value {
     json!([{ "apiVersion": api_version, "kind": kind, "name": name, "uid": format!("uid-{kind}-{name}"), "controller": true }])
 }
 
-fn api_prefix(ar: &ApiResource) -> String {
+/// `/api/v1` or `/apis/GROUP/VERSION`.
+pub fn api_prefix(ar: &ApiResource) -> String {
     if ar.group.is_empty() {
         format!("/api/{}", ar.version)
     } else {
