@@ -93,6 +93,20 @@ fn new_run(plan: &Arc<UpgradePlan>, records: &[Record]) -> Run {
     .unwrap()
 }
 
+/// A new run of `plan` on the old HA cluster: the run, the cluster's model, an empty journal.
+fn start(plan: &Arc<UpgradePlan>) -> (Run, Simulation, Vec<Record>) {
+    (new_run(plan, &[]), Simulation::new(old_ha()), Vec::new())
+}
+
+fn assert_completed(run: &Run) {
+    assert_eq!(
+        run.finished(),
+        Some(&Finished::Completed),
+        "{:?}",
+        run.finished()
+    );
+}
+
 /// Where in `journal` a record matching `what` is.
 fn at(journal: &[Record], what: impl Fn(&RecordKind) -> bool) -> Vec<usize> {
     journal
@@ -112,16 +126,9 @@ fn index(plan: &UpgradePlan, id: &crate::plan::StepId) -> usize {
 fn a_run_through_a_window_completes_and_journals_it() {
     let plan = plan();
     let w = &plan.transient[0];
-    let mut run = new_run(&plan, &[]);
-    let mut model = Simulation::new(old_ha());
-    let mut journal = Vec::new();
+    let (mut run, mut model, mut journal) = start(&plan);
     drive(&mut run, &mut model, &mut journal, None, |_, _| {});
-    assert_eq!(
-        run.finished(),
-        Some(&Finished::Completed),
-        "{:?}",
-        run.finished()
-    );
+    assert_completed(&run);
     let entered = at(
         &journal,
         |k| matches!(k, RecordKind::TransientEntered { from, to, rule } if *from == w.from && *to == w.to && rule == RULE),
@@ -152,9 +159,7 @@ fn a_run_resumed_inside_the_window_goes_on_and_leaves_it_once() {
     let plan = plan();
     let from = index(&plan, &plan.transient[0].from);
     // Stop right after the window's first step (one task per step here).
-    let mut run = new_run(&plan, &[]);
-    let mut model = Simulation::new(old_ha());
-    let mut journal = Vec::new();
+    let (mut run, mut model, mut journal) = start(&plan);
     drive(
         &mut run,
         &mut model,
@@ -166,12 +171,7 @@ fn a_run_resumed_inside_the_window_goes_on_and_leaves_it_once() {
     drop(run);
     let mut run = new_run(&plan, &journal);
     drive(&mut run, &mut model, &mut journal, None, |_, _| {});
-    assert_eq!(
-        run.finished(),
-        Some(&Finished::Completed),
-        "{:?}",
-        run.finished()
-    );
+    assert_completed(&run);
     let entered = at(&journal, |k| {
         matches!(k, RecordKind::TransientEntered { .. })
     });
@@ -182,9 +182,7 @@ fn a_run_resumed_inside_the_window_goes_on_and_leaves_it_once() {
 /// The run halts on `meddle` applied once `after` tasks ran; the report.
 fn halted_when(after: usize, meddle: impl Fn(&mut ClusterState)) -> StopReport {
     let plan = plan();
-    let mut run = new_run(&plan, &[]);
-    let mut model = Simulation::new(old_ha());
-    let mut journal = Vec::new();
+    let (mut run, mut model, mut journal) = start(&plan);
     drive(&mut run, &mut model, &mut journal, None, |n, s| {
         if n > after {
             meddle(s)
