@@ -639,20 +639,33 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The next event of a pod watch, `None` once the watch ends. An error is reported (by
+/// `who`) and the watch read on after a pause, as a kubelet keeps watching.
+pub async fn next_event<S>(events: &mut S, who: &str) -> Option<watcher::Event<Pod>>
+where
+    S: futures::Stream<Item = std::result::Result<watcher::Event<Pod>, watcher::Error>> + Unpin,
+{
+    loop {
+        match events.try_next().await {
+            Ok(event) => return event,
+            Err(e) => {
+                eprintln!("{who}: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 /// The simulated kubelet of one namespace.
 async fn kubelet(client: Client, ns: String, finalize: bool, replier: Arc<Mutex<Option<Replier>>>) {
     let api: Api<Pod> = Api::namespaced(client, &ns);
     let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    let who = format!("simulated kubelet in {ns}");
     loop {
-        let pod = match events.try_next().await {
-            Ok(Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => p,
-            Ok(Some(_)) => continue,
-            Ok(None) => return,
-            Err(e) => {
-                eprintln!("simulated kubelet in {ns}: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                continue;
-            }
+        let pod = match next_event(&mut events, &who).await {
+            Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => p,
+            Some(_) => continue,
+            None => return,
         };
         let name = pod.name_any();
         if pod.metadata.deletion_timestamp.is_some() {
