@@ -8,6 +8,7 @@ use jiff::civil::date;
 use super::*;
 use crate::plan::{PlanOptions, PlanRequest, Simulation, Target};
 use crate::skew::UpstreamPolicy;
+use crate::testing::succeeded;
 
 const RULE: &str = "upstream/kube-proxy";
 
@@ -68,16 +69,7 @@ fn drive(
             model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                 .unwrap();
-            let out = run
-                .record(
-                    Outcome {
-                        task: t.id,
-                        attempt: t.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    t0(),
-                )
-                .unwrap();
+            let out = run.record(succeeded(t), t0()).unwrap();
             keep(out, journal);
         }
     }
