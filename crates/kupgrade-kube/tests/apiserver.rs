@@ -483,9 +483,7 @@ async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
             _ => Reply::Exit(3, "boom\nit failed\n".into()),
         }
     });
-    let runner = PodRunner::new(env.client.clone())
-        .namespace(&scope.ns)
-        .start_timeout(Duration::from_secs(20));
+    let runner = scope.pod_runner(Duration::from_secs(20));
 
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink_lines = lines.clone();
@@ -561,9 +559,7 @@ async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
     std::fs::create_dir_all(&dir).unwrap();
     let here = dir.clone();
     scope.reply_with(move |line| support::run_here(line, &here));
-    let runner = PodRunner::new(env.client.clone())
-        .namespace(&scope.ns)
-        .start_timeout(Duration::from_secs(20));
+    let runner = scope.pod_runner(Duration::from_secs(20));
 
     let mut input = b"it's \"quoted\"; $(touch pwned) `touch pwned`\n\nlast line\\".to_vec();
     input.extend([0u8, 0xff, 0xfe, b'\n']);
@@ -652,9 +648,7 @@ async fn a_node_command_that_never_starts_is_reported_and_cleaned_up() {
     };
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     // No reply: the simulated kubelet never starts the pod.
-    let runner = PodRunner::new(env.client.clone())
-        .namespace(&scope.ns)
-        .start_timeout(Duration::from_secs(1));
+    let runner = scope.pod_runner(Duration::from_secs(1));
     let err = runner
         .output(&node, &CommandSpec::new("true"))
         .await

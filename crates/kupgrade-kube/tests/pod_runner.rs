@@ -36,9 +36,8 @@ async fn pod_runner_conforms() {
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
     std::fs::create_dir(scratch.path().join("locks")).unwrap();
-    let runner = PodRunner::new(env.client.clone())
-        .namespace(&scope.ns)
-        .start_timeout(Duration::from_secs(20))
+    let runner = scope
+        .pod_runner(Duration::from_secs(20))
         // Node-side locks in the scratch directory, not this machine's /run.
         .lock_dir(scratch.path().join("locks").to_str().unwrap());
     // The test's kubelet runs commands as this process's user; a real node's, as root.

@@ -445,6 +445,14 @@ impl Scope {
         }
     }
 
+    /// A node-command runner for the scope's namespace, whose pods must start within
+    /// `start_timeout`.
+    pub fn pod_runner(&self, start_timeout: std::time::Duration) -> kupgrade_kube::PodRunner {
+        kupgrade_kube::PodRunner::new(self.client.clone())
+            .namespace(&self.ns)
+            .start_timeout(start_timeout)
+    }
+
     /// Deletes the object at this API path when the scope ends (a namespace is finalized too).
     pub fn delete_later(&self, path: String) {
         self.extra.lock().unwrap().push(path);
