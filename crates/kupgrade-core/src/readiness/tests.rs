@@ -81,6 +81,13 @@ fn facts_with(name: &str, set: impl FnOnce(&mut NodeFacts)) -> NodeFacts {
     f
 }
 
+/// The findings of check `id`, which must be `count` of them (the report shows otherwise).
+fn findings<'r>(r: &'r Readiness, id: &'r str, count: usize) -> Vec<&'r Finding> {
+    let found: Vec<&Finding> = r.findings_of(id).collect();
+    assert_eq!(found.len(), count, "{id}: {}", render::text(r));
+    found
+}
+
 /// The step a finding sits at.
 fn step_of<'p>(plan: &'p UpgradePlan, f: &Finding) -> &'p crate::plan::Step {
     let id = f.step.as_ref().expect("a step");
@@ -419,8 +426,7 @@ fn deprecated_apis_removed_after_the_target_are_warnings() {
         ..Evidence::default()
     };
     let r = evaluate(&plan, &evidence);
-    let f: Vec<&Finding> = r.findings_of("deprecated-api").collect();
-    assert_eq!(f.len(), 1);
+    let f = findings(&r, "deprecated-api", 1);
     assert_eq!(f[0].severity, Severity::Warning);
     // Deprecated in 1.21: the hop to 1.21.
     assert_eq!(f[0].hop, Some(hop_to(&plan, "1.21")));
@@ -501,8 +507,7 @@ fn one_unevictable_pod_per_node_is_a_named_deadlock() {
             pods,
         }),
     );
-    let deadlock: Vec<&Finding> = r.findings_of("drain/deadlock").collect();
-    assert_eq!(deadlock.len(), 1, "{}", render::text(&r));
+    let deadlock = findings(&r, "drain/deadlock", 1);
     assert_eq!(deadlock[0].subject.key(), "pdb/shop/pinned");
     assert!(deadlock[0].message.contains("maxUnavailable: 0"));
     assert!(
@@ -519,8 +524,7 @@ fn one_unevictable_pod_per_node_is_a_named_deadlock() {
     assert_eq!(deadlock[0].step.as_ref(), Some(&first_drain.id));
     // Each drain of a node that holds one of the pods is blocked; later drains of the same
     // node are not judged again (its pods' placement is unknown by then).
-    let blocked: Vec<&Finding> = r.findings_of("drain/pdb-blocked").collect();
-    assert_eq!(blocked.len(), names.len());
+    let blocked = findings(&r, "drain/pdb-blocked", names.len());
     assert!(blocked.iter().all(|f| f.message.contains("it never will")));
     assert!(r.has_errors());
 }
@@ -591,8 +595,7 @@ fn pods_under_two_budgets_fail_the_eviction_api() {
         ],
     };
     let r = evaluate(&plan, &with_workloads(w));
-    let multi: Vec<&Finding> = r.findings_of("drain/multi-pdb").collect();
-    assert_eq!(multi.len(), 1);
+    let multi = findings(&r, "drain/multi-pdb", 1);
     assert_eq!(multi[0].subject.key(), "pod/shop/web-1");
     assert!(multi[0].message.contains("500"));
     assert!(
@@ -711,8 +714,7 @@ fn cgroup_v1_bites_where_the_kubelet_reaches_1_35() {
         cgroup("cp-1", "cgroup2fs", None),
     ]);
     let r = evaluate(&plan, &evidence);
-    let f: Vec<&Finding> = r.findings_of("node/cgroup-v1").collect();
-    assert_eq!(f.len(), 2, "{}", render::text(&r));
+    let f = findings(&r, "node/cgroup-v1", 2);
     let error = f.iter().find(|f| f.subject.key() == "node/w-1").unwrap();
     assert_eq!(error.severity, Severity::Error);
     assert_eq!(error.hop, Some(hop_to(&plan, "1.35")));
@@ -745,14 +747,12 @@ fn containerd_1x_bites_at_1_36_and_old_2x_lines_warn() {
         runtime("w-3", "cri-o://1.33.2"),
     ]);
     let r = evaluate(&plan, &evidence);
-    let floor: Vec<&Finding> = r.findings_of("node/containerd-1x").collect();
-    assert_eq!(floor.len(), 1, "{}", render::text(&r));
+    let floor = findings(&r, "node/containerd-1x", 1);
     assert_eq!(floor[0].subject.key(), "node/w-1");
     assert_eq!(floor[0].hop, Some(hop_to(&plan, "1.36")));
     assert_eq!(floor[0].severity, Severity::Error);
-    let matrix: Vec<&Finding> = r.findings_of("node/runtime-version").collect();
     // 2.0.6 is fine for 1.34 but not recommended for 1.35 (2.2.0+, 2.1.5+, 1.7.28+).
-    assert_eq!(matrix.len(), 1, "{}", render::text(&r));
+    let matrix = findings(&r, "node/runtime-version", 1);
     assert_eq!(matrix[0].subject.key(), "node/w-2");
     assert_eq!(matrix[0].hop, Some(hop_to(&plan, "1.35")));
     assert_eq!(
@@ -789,9 +789,8 @@ fn low_disk_bites_at_the_first_write() {
         free_bytes: 100 << 20,
     }]);
     let r = evaluate(&plan, &with_nodes(vec![cp, w]));
-    let f: Vec<&Finding> = r.findings_of("node/disk-space").collect();
     // cp-1: 600 MiB free for backups; 512 MiB plus three 200 MiB snapshots needed.
-    assert_eq!(f.len(), 2, "{}", render::text(&r));
+    let f = findings(&r, "node/disk-space", 2);
     assert!(
         f.iter()
             .any(|f| f.subject.key() == "node/cp-1" && f.message.contains("1112 MiB"))
@@ -823,8 +822,7 @@ fn etcd_below_the_floor_bites_at_the_hop_that_moves_it_to_3_6() {
         etcd("cp-3", "3.5.21-0"),
     ]);
     let r = evaluate(&plan, &evidence);
-    let f: Vec<&Finding> = r.findings_of("etcd/below-3.6-floor").collect();
-    assert_eq!(f.len(), 2, "{}", render::text(&r));
+    let f = findings(&r, "etcd/below-3.6-floor", 2);
     assert!(f.iter().all(|f| f.hop == Some(hop_to(&plan, "1.34"))));
     assert!(f[0].message.contains("3.5.32") || f[0].remediation.contains("3.5.32"));
     assert!(f[0].source.as_deref().unwrap().contains("upgrade_3_6.md"));
@@ -964,10 +962,7 @@ fn control_plane_kubelets_behind_a_load_balancer_must_wait_for_every_api_server(
     let step = plan.steps.remove(restart);
     plan.steps.insert(node_upgrade, step);
     let r = evaluate(&plan, &evidence);
-    let f: Vec<&Finding> = r
-        .findings_of("kubelet/server-behind-load-balancer")
-        .collect();
-    assert_eq!(f.len(), 1);
+    let f = findings(&r, "kubelet/server-behind-load-balancer", 1);
     assert!(f[0].message.contains("lb.example"));
     // A local server is fine whatever the order.
     let local = KubeletServer {
@@ -1012,8 +1007,7 @@ fn a_stored_kubeadm_config_is_rewritten_by_each_hop_until_one_cannot_read_it() {
         date(2026, 9, 1),
     );
     let r = evaluate(&plan, &kubeadm("kubeadm.k8s.io/v1beta3", &[]));
-    let f: Vec<&Finding> = r.findings_of("kubeadm/config-api-version").collect();
-    assert_eq!(f.len(), 1);
+    let f = findings(&r, "kubeadm/config-api-version", 1);
     assert_eq!(f[0].hop, Some(0));
     assert!(
         f[0].remediation.contains("kubeadm 1.35"),
@@ -1039,8 +1033,7 @@ fn removed_kubeadm_feature_gates_bite_at_their_hop() {
             &[("PublicKeysECDSA", true), ("RootlessControlPlane", false)],
         ),
     );
-    let f: Vec<&Finding> = r.findings_of("kubeadm/feature-gate-removed").collect();
-    assert_eq!(f.len(), 1);
+    let f = findings(&r, "kubeadm/feature-gate-removed", 1);
     assert!(f[0].message.contains("PublicKeysECDSA"));
     assert_eq!(f[0].hop, Some(hop_to(&plan, "1.36")));
 }
@@ -1094,8 +1087,7 @@ fn packages_a_repository_does_not_offer_and_legacy_sources_are_errors() {
         Coverage::Partial { .. }
     ));
     // The legacy line in the file the plan rewrites does not matter; another file does.
-    let legacy: Vec<&Finding> = r.findings_of("packages/legacy-repository").collect();
-    assert_eq!(legacy.len(), 1);
+    let legacy = findings(&r, "packages/legacy-repository", 1);
     assert_eq!(legacy[0].subject.key(), "node/w-1");
 }
 
@@ -1146,10 +1138,7 @@ fn webhooks_apiservices_and_conversion_webhooks() {
         ..Evidence::default()
     };
     let r = evaluate(&plan, &evidence);
-    let hooks: Vec<&Finding> = r
-        .findings_of("webhook/fail-closed-on-drained-node")
-        .collect();
-    assert_eq!(hooks.len(), 2, "{}", render::text(&r));
+    let hooks = findings(&r, "webhook/fail-closed-on-drained-node", 2);
     let gate = hooks
         .iter()
         .find(|f| f.subject.key() == "validatingwebhookconfiguration/gate")
@@ -1165,12 +1154,10 @@ fn webhooks_apiservices_and_conversion_webhooks() {
         .find(|f| f.subject.key() == "validatingwebhookconfiguration/down")
         .unwrap();
     assert_eq!(down.hop, None);
-    let api: Vec<&Finding> = r.findings_of("apiservice/unavailable").collect();
-    assert_eq!(api.len(), 1);
+    let api = findings(&r, "apiservice/unavailable", 1);
     assert_eq!(api[0].hop, None);
     assert!(api[0].message.contains("FailedDiscoveryCheck"));
-    let crd: Vec<&Finding> = r.findings_of("crd/conversion-webhook").collect();
-    assert_eq!(crd.len(), 1);
+    let crd = findings(&r, "crd/conversion-webhook", 1);
     assert_eq!(crd[0].severity, Severity::Warning);
 }
 
