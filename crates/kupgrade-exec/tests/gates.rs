@@ -8,23 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kupgrade_core::gate::{
-    Gate, GateCheck, GateCommand, GatePoint, GateSet, ObjectRef, OnTimeout, RegressionCheck,
-    Rollout, WorkloadKind,
+    Gate, GateCheck, GateCommand, GatePoint, GateSet, ObjectRef, OnTimeout, Rollout, WorkloadKind,
 };
 use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Event, StopReason};
 use kupgrade_exec::driver::{Driver, stop_channel};
-use kupgrade_exec::sim::{SimCluster, Workload};
+use kupgrade_exec::sim::SimCluster;
 use kupgrade_exec::{LocalRunner, NodeEnv};
 use serde_json::json;
-use support::fixtures::{drive_to_end as drive, ha, ha_plan};
+use support::fixtures::{
+    drive_to_end as drive, gate, ha_plan, halted_at, pods_gate, sample_sim as sim, troubled_sim,
+};
 
 fn plan_with(gates: Vec<Gate>) -> Arc<UpgradePlan> {
     ha_plan(|plan| GateSet::new(gates).unwrap().insert(plan))
-}
-
-fn sim() -> SimCluster {
-    SimCluster::new(ha()).with_workload(&Workload::sample())
 }
 
 fn web() -> Rollout {
@@ -44,28 +41,11 @@ fn deployment(available: i64) -> serde_json::Value {
     })
 }
 
-fn gate(name: &str, check: GateCheck, timeout: u64) -> Gate {
-    let mut g = Gate::new(name, check);
-    g.timeout_seconds = timeout;
-    g.interval_seconds = 5;
-    g
-}
-
 fn driver(sim: &SimCluster) -> Driver {
     let s = Arc::new(sim.clone());
     Driver::new(s.clone(), s.clone())
         .provider(s.clone())
         .gates(s)
-}
-
-fn lines(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CommandOutput { task, line, .. } => Some(format!("{task}: {line}")),
-            _ => None,
-        })
-        .collect()
 }
 
 fn drains(sim: &SimCluster) -> usize {
@@ -103,7 +83,7 @@ async fn a_rollout_gate_holds_the_run_until_the_deployment_is_available() {
     assert!(out.finished.is_completed(), "{:?}", out.finished.report());
     // For those five minutes, only the first batch had been drained.
     assert_eq!(held.await.unwrap(), 1);
-    let lines = lines(&out.events);
+    let lines = out.lines();
     let waiting = lines
         .iter()
         .find(|l| l.contains("waiting"))
@@ -126,10 +106,7 @@ async fn a_gate_that_times_out_halts_naming_the_object() {
     let sim = sim();
     sim.set_object(&web().object(), Some(deployment(1)));
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
-    let report = out.finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
-    let task = report.task.as_ref().unwrap().to_string();
-    assert!(task.ends_with("/gate-web"), "{task}");
+    let (report, task) = halted_at(&out.finished, StopReason::StepFailed, "/gate-web");
     assert!(
         report.summary.contains(
             "gate web did not pass within 60s: Deployment shop/web: 1 of 3 replicas available"
@@ -166,7 +143,7 @@ async fn a_warning_gate_lets_the_run_go_on() {
     let sim = sim();
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
     assert!(out.finished.is_completed(), "{:?}", out.finished.report());
-    let lines = lines(&out.events);
+    let lines = out.lines();
     assert!(
         lines.iter().any(|l| l.contains(
             "warning: gate web did not pass within 20s: Deployment shop/web was not found; going on"
@@ -179,37 +156,11 @@ async fn a_warning_gate_lets_the_run_go_on() {
 /// after it, by name; a pod that was fine throughout is not named.
 #[tokio::test(start_paused = true)]
 async fn a_pod_crash_looping_after_a_batch_is_caught_by_the_regression_gate() {
-    let check = GateCheck::Regression(RegressionCheck {
-        namespace: Some("default".into()),
-        selector: None,
-    });
-    let plan = plan_with(vec![gate("pods", check, 120)]);
-    let sim = sim();
-    let first_worker = plan
-        .steps
-        .iter()
-        .find(|s| matches!(s.action, kupgrade_core::plan::Action::Drain { .. }))
-        .map(|s| s.nodes.as_slice()[0].clone())
-        .unwrap();
+    let plan = plan_with(vec![pods_gate()]);
     // A pod on another node turns crash-looping when the first node is uncordoned.
-    let victim = sim
-        .cluster()
-        .nodes
-        .iter()
-        .filter(|n| n.name != first_worker && !n.is_control_plane())
-        .flat_map(|n| sim.pods_on(&n.name))
-        .next()
-        .expect("a pod elsewhere");
-    let meddler = sim.clone();
-    let v = victim.clone();
-    let sim = sim.on_op(move |p| {
-        if p.phase == kupgrade_exec::sim::OpPhase::After && p.what == "uncordon" {
-            meddler.set_pod_trouble(&v, true, 3);
-        }
-    });
+    let (sim, victim) = troubled_sim(&plan);
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
-    let report = out.finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+    let (report, _) = halted_at(&out.finished, StopReason::StepFailed, "/gate-pods");
     assert!(
         report
             .summary
@@ -217,16 +168,8 @@ async fn a_pod_crash_looping_after_a_batch_is_caught_by_the_regression_gate() {
             && report.summary.contains("is crash-looping"),
         "{report}"
     );
-    assert!(
-        report
-            .task
-            .as_ref()
-            .unwrap()
-            .to_string()
-            .contains("/gate-pods")
-    );
     // The snapshot was taken before the batch.
-    let lines = lines(&out.events);
+    let lines = out.lines();
     assert!(
         lines
             .iter()
@@ -247,10 +190,7 @@ async fn a_command_gate_runs_through_the_local_runner() {
         ("smoke-ok", "echo all good"),
         ("smoke-bad", "echo 'replicas behind: 2' >&2; exit 3"),
     ] {
-        let path = bin.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        support::write_script(&bin, name, &format!("{body}\n"));
     }
     let root = dir.path().to_path_buf();
     let local = LocalRunner::new().with_node_env(move |node| NodeEnv::sandbox(&root, node));
@@ -273,7 +213,7 @@ async fn a_command_gate_runs_through_the_local_runner() {
     )
     .await;
     assert!(out.finished.is_completed(), "{:?}", out.finished.report());
-    let lines = lines(&out.events);
+    let lines = out.lines();
     assert!(lines.iter().any(|l| l.ends_with("all good")), "{lines:#?}");
 
     let mut bad = gate("smoke", cmd("smoke-bad"), 1);
@@ -343,7 +283,7 @@ async fn a_resume_evaluates_an_interrupted_gate_again() {
         .iter()
         .any(|e| matches!(e, Event::StepStarted { task, .. } if *task == gate_task));
     assert!(again, "the interrupted gate ran again");
-    let lines = lines(&second.events);
+    let lines = second.lines();
     assert!(
         lines
             .iter()
