@@ -143,13 +143,15 @@ fn crash_point(op: u64, crash: Option<CrashAt>, after: bool) {
     }
 }
 
-async fn child(kind: &str, dir: &Path, crash: Option<CrashAt>, resolve: &str) -> Finished {
+/// The run of the plan in `dir` (its `plan.json`) resumed from the journal there, which it
+/// returns open; the operator's answers in `resolve` (`retry=TASK` or `mark-done=TASK`,
+/// separated by `;`) are journaled first.
+fn resume_in(dir: &Path, resolve: &str) -> (Journal<Record>, Run) {
     let plan: UpgradePlan =
         serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
-    let plan = Arc::new(plan);
     let (mut journal, recovered) = Journal::<Record>::open(dir.join("journal")).unwrap();
     let mut run = Run::resume(
-        plan.clone(),
+        Arc::new(plan),
         Arc::new(UpstreamPolicy::new()),
         RunOptions::default(),
         &recovered.records,
@@ -171,6 +173,11 @@ async fn child(kind: &str, dir: &Path, crash: Option<CrashAt>, resolve: &str) ->
             journal.append(&rec).unwrap();
         }
     }
+    (journal, run)
+}
+
+async fn child(kind: &str, dir: &Path, crash: Option<CrashAt>, resolve: &str) -> Finished {
+    let (mut journal, mut run) = resume_in(dir, resolve);
     let counter = Arc::new(AtomicU64::new(0));
     let driver = match kind {
         "sim" => {
@@ -1241,28 +1248,7 @@ const READY_MARK: &str = "KUPGRADE-READY";
 /// SIGHUP handled as `apply` handles them (abort: kill what runs, record it interrupted).
 async fn local_child(dir: &Path, resolve: &str) -> Finished {
     use tokio::signal::unix::{SignalKind, signal};
-    let plan: UpgradePlan =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
-    let plan = Arc::new(plan);
-    let (mut journal, recovered) = Journal::<Record>::open(dir.join("journal")).unwrap();
-    let mut run = Run::resume(
-        plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-        &recovered.records,
-    )
-    .unwrap();
-    for r in resolve.split(';').filter(|r| !r.is_empty()) {
-        let (_, task) = r.split_once('=').unwrap();
-        let task = run.find_task(task).unwrap();
-        for rec in run
-            .resolve(&task, Resolution::MarkDone, jiff::Timestamp::now())
-            .unwrap()
-            .records
-        {
-            journal.append(&rec).unwrap();
-        }
-    }
+    let (mut journal, mut run) = resume_in(dir, resolve);
     let (stop, signal_rx) = stop_channel();
     let mut term = signal(SignalKind::terminate()).unwrap();
     let mut hup = signal(SignalKind::hangup()).unwrap();
