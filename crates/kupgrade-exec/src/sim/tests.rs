@@ -38,7 +38,14 @@ fn v(s: &str) -> KubeVersion {
     s.parse().unwrap()
 }
 
+/// The HA sample's plan to `target` with `options`.
 fn plan(target: &str, options: PlanOptions) -> Arc<UpgradePlan> {
+    plan_of(&ha(), target, options)
+}
+
+/// `cluster`'s plan to `target` with `options`, planned on 2025-11-01 (unsupported targets
+/// allowed).
+fn plan_of(cluster: &ClusterState, target: &str, options: PlanOptions) -> Arc<UpgradePlan> {
     let options = PlanOptions {
         allow_unsupported_target: true,
         ..options
@@ -46,7 +53,7 @@ fn plan(target: &str, options: PlanOptions) -> Arc<UpgradePlan> {
     Arc::new(
         PlanRequest::new(target.parse().unwrap(), date(2025, 11, 1))
             .options(options)
-            .plan(&ha())
+            .plan(cluster)
             .unwrap(),
     )
 }
@@ -194,13 +201,16 @@ async fn zypper_follows_its_repository_refreshes_and_locks() {
         text.contains("No provider of 'kubeadm=1.30.2' found."),
         "{text}"
     );
-    let repo = CommandSpec::new("tee")
-        .arg("/etc/zypp/repos.d/kubernetes.repo")
-        .stdin(kupgrade_core::plan::packages::zypper_repo(
-            "1.30".parse().unwrap(),
-        ))
-        .sudo();
-    assert_eq!(sh(&sim, "leap-1", repo).await.0, 0);
+    // The 1.30 repository's file, as the plan writes it.
+    let repo_1_30 = || {
+        CommandSpec::new("tee")
+            .arg("/etc/zypp/repos.d/kubernetes.repo")
+            .stdin(kupgrade_core::plan::packages::zypper_repo(
+                "1.30".parse().unwrap(),
+            ))
+            .sudo()
+    };
+    assert_eq!(sh(&sim, "leap-1", repo_1_30()).await.0, 0);
     assert_eq!(sh(&sim, "leap-1", install("kubeadm=1.30.2")).await.0, 104);
     let refresh = zypper(&["--gpg-auto-import-keys", "refresh", "kubernetes"]);
     assert_eq!(sh(&sim, "leap-1", refresh).await.0, 0);
@@ -241,13 +251,7 @@ async fn zypper_follows_its_repository_refreshes_and_locks() {
     );
     let rocky_repo = |sim: &SimCluster| sim.snapshot().hosts[&name("rocky-1")].repo.clone();
     let before = rocky_repo(&sim);
-    let repo = CommandSpec::new("tee")
-        .arg("/etc/zypp/repos.d/kubernetes.repo")
-        .stdin(kupgrade_core::plan::packages::zypper_repo(
-            "1.30".parse().unwrap(),
-        ))
-        .sudo();
-    assert_eq!(sh(&sim, "rocky-1", repo).await.0, 0);
+    assert_eq!(sh(&sim, "rocky-1", repo_1_30()).await.0, 0);
     assert_eq!(rocky_repo(&sim), before);
 }
 
@@ -471,15 +475,7 @@ async fn the_ha_sample_upgrades_to_the_newest_stable_release() {
 /// target, through its own family's commands.
 #[tokio::test(start_paused = true)]
 async fn the_mixed_os_sample_upgrades_through_each_family_s_package_manager() {
-    let plan = Arc::new(
-        PlanRequest::new("1.31".parse().unwrap(), date(2025, 11, 1))
-            .options(PlanOptions {
-                allow_unsupported_target: true,
-                ..PlanOptions::default()
-            })
-            .plan(&mixed_os())
-            .unwrap(),
-    );
+    let plan = plan_of(&mixed_os(), "1.31", PlanOptions::default());
     assert_eq!(plan.hops.len(), 2);
     let sim = SimCluster::new(mixed_os()).with_workload(&Workload::sample());
     let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
@@ -1039,15 +1035,7 @@ async fn the_simulation_passes_the_cluster_operations_conformance_suite() {
 async fn an_unfinished_kube_proxy_rollout_is_waited_for() {
     let mut cluster = ha();
     cluster.node_mut("worker-2").unwrap().versions.kube_proxy = Some(v("v1.28.8"));
-    let plan = Arc::new(
-        PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-            .options(PlanOptions {
-                allow_unsupported_target: true,
-                ..PlanOptions::default()
-            })
-            .plan(&cluster)
-            .unwrap(),
-    );
+    let plan = plan_of(&cluster, "1.29", PlanOptions::default());
     assert!(
         plan.steps
             .iter()
