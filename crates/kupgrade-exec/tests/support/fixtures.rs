@@ -46,11 +46,16 @@ pub fn ha() -> ClusterState {
 /// The HA sample's plan to 1.29 (planned on 2025-11-01, unsupported targets allowed), once
 /// `insert` has put its gates or hooks in.
 pub fn ha_plan(insert: impl FnOnce(&mut UpgradePlan)) -> Arc<UpgradePlan> {
+    ha_plan_to("1.29", insert)
+}
+
+/// [`ha_plan`] to `target`.
+pub fn ha_plan_to(target: &str, insert: impl FnOnce(&mut UpgradePlan)) -> Arc<UpgradePlan> {
     let options = PlanOptions {
         allow_unsupported_target: true,
         ..PlanOptions::default()
     };
-    let mut plan = PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
+    let mut plan = PlanRequest::new(target.parse().unwrap(), date(2025, 11, 1))
         .options(options)
         .plan(&ha())
         .unwrap();
@@ -216,6 +221,13 @@ pub async fn drive_reporting(
     }
 }
 
+/// The report of a run that halted for `reason`.
+pub fn halted(finished: &Finished, reason: StopReason) -> &StopReport {
+    let report = finished.report().expect("halted");
+    assert_eq!(report.reason, reason, "{report}");
+    report
+}
+
 /// The report of a run that halted for `reason` at a task whose name ends with `step`, and
 /// that task's name.
 pub fn halted_at<'f>(
@@ -223,8 +235,7 @@ pub fn halted_at<'f>(
     reason: StopReason,
     step: &str,
 ) -> (&'f StopReport, String) {
-    let report = finished.report().expect("halted");
-    assert_eq!(report.reason, reason, "{report}");
+    let report = halted(finished, reason);
     let task = (report.task.as_ref())
         .map(ToString::to_string)
         .unwrap_or_default();
