@@ -33,15 +33,31 @@ fn config(sshd: &Sshd, state: &Path) -> SshConfig {
         .state_dir(state)
 }
 
-/// What running `true` on node `name`, reached at `target` with `config`, fails with.
-async fn true_fails(config: SshConfig, name: &str, target: SshTarget) -> RunnerError {
+/// The message of the error running `true` on node `name`, reached at `target` with `config`,
+/// fails with, and the error: a refusal (nothing ran) of the kind `kind` (`Connect`, `Auth`,
+/// `HostKey` or `Invalid`) that names the node.
+async fn true_fails(
+    config: SshConfig,
+    name: &str,
+    target: SshTarget,
+    kind: &str,
+) -> (String, RunnerError) {
     let runner = SshRunner::new(config)
         .unwrap()
         .with_target(node(name), target);
-    runner
+    let e = runner
         .output(&node(name), &CommandSpec::new("true"))
         .await
-        .unwrap_err()
+        .unwrap_err();
+    let (found, n, message) = match &e {
+        RunnerError::Connect { node, message, .. } => ("Connect", node, message),
+        RunnerError::Auth { node, message } => ("Auth", node, message),
+        RunnerError::HostKey { node, message } => ("HostKey", node, message),
+        RunnerError::Invalid { node, message } => ("Invalid", node, message),
+        _ => panic!("expected {kind}, got {e:?}"),
+    };
+    assert_eq!((found, n.as_str()), (kind, name), "{e:?}");
+    (message.clone(), e)
 }
 
 fn ssh_runner(sshd: &Sshd, state: &Path, nodes: &[&str]) -> SshRunner {
@@ -76,11 +92,7 @@ async fn unknown_host_key_is_refused() {
     let empty = state.path().join("known_hosts_empty");
     std::fs::write(&empty, "").unwrap();
     let config = config(&sshd, state.path()).known_hosts_file(&empty);
-    let e = true_fails(config.clone(), "w-1", target(&sshd)).await;
-    let RunnerError::HostKey { node: n, message } = &e else {
-        panic!("expected HostKey, got {e:?}")
-    };
-    assert_eq!(n.as_str(), "w-1");
+    let (message, e) = true_fails(config.clone(), "w-1", target(&sshd), "HostKey").await;
     let dest = format!("{}@127.0.0.1:{}", sshd.user(), sshd.port());
     assert!(
         message.starts_with(&format!(
@@ -149,11 +161,7 @@ async fn changed_host_key_is_refused_even_with_accept_new() {
             .known_hosts_file(&wrong)
             .accept_new_host_keys(),
     ] {
-        let e = true_fails(config, "cp-1", target(&sshd)).await;
-        let RunnerError::HostKey { node: n, message } = &e else {
-            panic!("expected HostKey, got {e:?}")
-        };
-        assert_eq!(n.as_str(), "cp-1");
+        let (message, _) = true_fails(config, "cp-1", target(&sshd), "HostKey").await;
         assert!(
             message.contains(&format!(
                 "presented a host key that does NOT match the one recorded for it in {}",
@@ -179,16 +187,8 @@ async fn an_unauthorized_key_is_an_auth_error() {
     let state = tempfile::tempdir().unwrap();
     let stranger = state.path().join("stranger");
     sshd.keygen(&stranger);
-    let e = true_fails(
-        config(&sshd, state.path()).identity_file(&stranger),
-        "w-2",
-        target(&sshd),
-    )
-    .await;
-    let RunnerError::Auth { node: n, message } = &e else {
-        panic!("expected Auth, got {e:?}")
-    };
-    assert_eq!(n.as_str(), "w-2");
+    let config = config(&sshd, state.path()).identity_file(&stranger);
+    let (message, _) = true_fails(config, "w-2", target(&sshd), "Auth").await;
     assert!(
         message.contains("Permission denied (publickey)"),
         "{message}"
@@ -203,22 +203,11 @@ async fn nothing_listening_is_a_connect_error() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let e = true_fails(
-        config(&sshd, state.path()),
-        "w-3",
-        SshTarget {
-            port: Some(port),
-            ..target(&sshd)
-        },
-    )
-    .await;
-    let RunnerError::Connect {
-        node: n, message, ..
-    } = &e
-    else {
-        panic!("expected Connect, got {e:?}")
+    let closed = SshTarget {
+        port: Some(port),
+        ..target(&sshd)
     };
-    assert_eq!(n.as_str(), "w-3");
+    let (message, _) = true_fails(config(&sshd, state.path()), "w-3", closed, "Connect").await;
     assert!(message.contains("Connection refused"), "{message}");
 }
 
@@ -239,11 +228,7 @@ async fn ssh_refusing_its_options_is_reported_with_its_words() {
             "invalid time value",
         ),
     ] {
-        let e = true_fails(config, "w-1", target(&sshd)).await;
-        let RunnerError::Invalid { node: n, message } = &e else {
-            panic!("expected Invalid, got {e:?}")
-        };
-        assert_eq!(n.as_str(), "w-1");
+        let (message, _) = true_fails(config, "w-1", target(&sshd), "Invalid").await;
         let dest = format!("{}@127.0.0.1:{}", sshd.user(), sshd.port());
         assert!(
             message.starts_with(&format!(
@@ -282,10 +267,7 @@ async fn a_hostile_target_never_reaches_ssh() {
             },
         ),
     ] {
-        let e = true_fails(conf.clone(), "w-1", t).await;
-        let RunnerError::Invalid { message, .. } = &e else {
-            panic!("expected Invalid, got {e:?}")
-        };
+        let (message, _) = true_fails(conf.clone(), "w-1", t, "Invalid").await;
         assert!(
             message.starts_with(&format!("its SSH target's {field}: ")),
             "{message}"
