@@ -5,29 +5,21 @@ mod support;
 use std::sync::Arc;
 
 use kupgrade_core::capture::STDERR_TAIL_MAX;
-use kupgrade_core::plan::PlanRequest;
 use kupgrade_core::run::Event;
 use kupgrade_exec::driver::Driver;
 use kupgrade_exec::sim::{Fault, FaultKind, SimCluster};
-use support::fixtures::{Outcome, TWO_NODES, drive_to_end};
+use support::fixtures::{Outcome, drive_to_end, two_nodes_plan};
 
 #[tokio::test(start_paused = true)]
 async fn a_one_mib_stderr_line_is_kept_once_bounded_and_printed_short() {
-    let cluster = kupgrade_core::inventory::parse(TWO_NODES, "cluster.yaml").unwrap();
-    let plan = PlanRequest::new("1.30".parse().unwrap(), jiff::civil::date(2025, 3, 1))
-        .plan(&cluster)
-        .unwrap();
+    let (cluster, plan) = two_nodes_plan();
     let sim = Arc::new(SimCluster::new(cluster));
     // One line of 1 MiB (less its ending), without a newline.
     let stderr = "E".repeat((1 << 20) - 16) + " and the end";
     sim.inject(Fault::new(FaultKind::fail(1, stderr)).matching("kubeadm upgrade apply"));
     let mut journal = Vec::new();
-    let Outcome { finished, events } = drive_to_end(
-        Driver::new(sim.clone(), sim.clone()),
-        &Arc::new(plan),
-        &mut journal,
-    )
-    .await;
+    let Outcome { finished, events } =
+        drive_to_end(Driver::new(sim.clone(), sim.clone()), &plan, &mut journal).await;
     assert!(!finished.is_completed(), "the failing step halts the run");
 
     let mut kept = 0;

@@ -38,6 +38,15 @@ nodes:
     versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10 }
 "#;
 
+/// [`TWO_NODES`], parsed, and its plan to 1.30 (planned on 2025-03-01).
+pub fn two_nodes_plan() -> (ClusterState, Arc<UpgradePlan>) {
+    let cluster = kupgrade_core::inventory::parse(TWO_NODES, "cluster.yaml").unwrap();
+    let plan = PlanRequest::new("1.30".parse().unwrap(), date(2025, 3, 1))
+        .plan(&cluster)
+        .unwrap();
+    (cluster, Arc::new(plan))
+}
+
 /// The HA sample, parsed.
 pub fn ha() -> ClusterState {
     kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap()
