@@ -97,15 +97,17 @@ fn driver(sim: &SimCluster, failing: &Arc<AtomicBool>) -> Driver {
         .local_runner(runner)
 }
 
-/// Drives one session over `journal` (the records so far), appending to it (and to `report`
-/// when given); returns how it ended and the lines the driver printed.
+/// Drives one session of `plan` on `sim` (the hook failing while `failing` holds) over
+/// `journal` (the records so far), appending to it (and to `report` when given); returns how
+/// it ended and the lines the driver printed.
 async fn session(
-    driver: Driver,
+    sim: &SimCluster,
+    failing: &Arc<AtomicBool>,
     plan: &Arc<UpgradePlan>,
     journal: &mut Vec<Record>,
     report: Option<&mut RunReport>,
 ) -> (Finished, Vec<String>) {
-    let out = drive_reporting(driver, plan, journal, report).await;
+    let out = drive_reporting(driver(sim, failing), plan, journal, report).await;
     let lines = out.lines();
     (out.finished, lines)
 }
@@ -151,7 +153,7 @@ async fn the_page_of_a_run_halted_by_a_regression_gate_names_the_gate_the_pod_an
     let (sim, victim) = troubled_sim(&plan);
     let failing = Arc::new(AtomicBool::new(false));
     let mut journal = Vec::new();
-    let (finished, _) = session(driver(&sim, &failing), &plan, &mut journal, None).await;
+    let (finished, _) = session(&sim, &failing, &plan, &mut journal, None).await;
     let (_, gate_step) = halted_at(&finished, StopReason::StepFailed, "/gate-pods");
 
     // The hook's output (a success) and the gate's snapshots are journaled.
@@ -246,10 +248,10 @@ async fn a_resumed_gate_judges_against_the_journaled_baseline() {
     let (sim, victim) = troubled_sim(&plan);
     let failing = Arc::new(AtomicBool::new(false));
     let mut journal = Vec::new();
-    let (first, _) = session(driver(&sim, &failing), &plan, &mut journal, None).await;
+    let (first, _) = session(&sim, &failing, &plan, &mut journal, None).await;
     assert!(first.report().is_some());
     sim.set_pod_trouble(&victim, false, 3);
-    let (second, lines) = session(driver(&sim, &failing), &plan, &mut journal, None).await;
+    let (second, lines) = session(&sim, &failing, &plan, &mut journal, None).await;
     let report = second.report().expect("halted again");
     assert!(
         report
@@ -281,13 +283,7 @@ async fn the_report_file_is_throttled_and_a_resume_goes_on_with_the_same_page() 
     let mut report = RunReport::new(&file, plan.clone(), &journal)
         .resume_command(RESUME)
         .every(Duration::from_secs(3600));
-    let (first, _) = session(
-        driver(&sim, &failing),
-        &plan,
-        &mut journal,
-        Some(&mut report),
-    )
-    .await;
+    let (first, _) = session(&sim, &failing, &plan, &mut journal, Some(&mut report)).await;
     assert!(first.report().is_some());
     assert_eq!(
         report.writes(),
@@ -315,13 +311,7 @@ async fn the_report_file_is_throttled_and_a_resume_goes_on_with_the_same_page() 
         .resume_command(RESUME)
         .every(Duration::ZERO)
         .ratio(0);
-    let (second, _) = session(
-        driver(&sim, &failing),
-        &plan,
-        &mut journal,
-        Some(&mut report),
-    )
-    .await;
+    let (second, _) = session(&sim, &failing, &plan, &mut journal, Some(&mut report)).await;
     assert!(matches!(second, Finished::Completed), "{second:?}");
     // Without a throttle, one write a record.
     assert_eq!(report.writes(), (journal.len() - before) as u64);
@@ -347,13 +337,7 @@ async fn a_report_that_cannot_be_written_does_not_stop_the_run() {
     let file = dir.path().join("no-such-folder").join("run.html");
     let mut journal = Vec::new();
     let mut report = RunReport::new(&file, plan.clone(), &journal).ratio(0);
-    let (finished, _) = session(
-        driver(&sim, &failing),
-        &plan,
-        &mut journal,
-        Some(&mut report),
-    )
-    .await;
+    let (finished, _) = session(&sim, &failing, &plan, &mut journal, Some(&mut report)).await;
     assert!(matches!(finished, Finished::Completed), "{finished:?}");
     assert_eq!(report.writes(), 0);
     let e = report.finish().unwrap_err();
