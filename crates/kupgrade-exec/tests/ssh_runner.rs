@@ -25,6 +25,12 @@ fn target(sshd: &Sshd) -> SshTarget {
     }
 }
 
+/// The test sshd (`None` when there is none here: the test passes, saying so) and a folder
+/// for the runner's state.
+fn start() -> Option<(Sshd, tempfile::TempDir)> {
+    Some((Sshd::start()?, tempfile::tempdir().unwrap()))
+}
+
 /// A config that reaches `sshd` with its key and known_hosts, keeping state in `state`.
 fn config(sshd: &Sshd, state: &Path) -> SshConfig {
     SshConfig::new()
@@ -87,8 +93,7 @@ async fn conforms_over_a_real_sshd() {
 
 #[tokio::test]
 async fn unknown_host_key_is_refused() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let empty = state.path().join("known_hosts_empty");
     std::fs::write(&empty, "").unwrap();
     let config = config(&sshd, state.path()).known_hosts_file(&empty);
@@ -149,8 +154,7 @@ async fn unknown_host_key_is_refused() {
 
 #[tokio::test]
 async fn changed_host_key_is_refused_even_with_accept_new() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let other = state.path().join("other_host_key");
     sshd.keygen(&other);
     let wrong = state.path().join("known_hosts_wrong");
@@ -183,8 +187,7 @@ async fn changed_host_key_is_refused_even_with_accept_new() {
 
 #[tokio::test]
 async fn an_unauthorized_key_is_an_auth_error() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let stranger = state.path().join("stranger");
     sshd.keygen(&stranger);
     let config = config(&sshd, state.path()).identity_file(&stranger);
@@ -198,8 +201,7 @@ async fn an_unauthorized_key_is_an_auth_error() {
 
 #[tokio::test]
 async fn nothing_listening_is_a_connect_error() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
@@ -216,8 +218,7 @@ async fn nothing_listening_is_a_connect_error() {
 /// node, nor as a missing ssh client.
 #[tokio::test]
 async fn ssh_refusing_its_options_is_reported_with_its_words() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     for (config, said) in [
         (
             config(&sshd, state.path()).ssh_option("Bogus", "yes"),
@@ -246,8 +247,7 @@ async fn ssh_refusing_its_options_is_reported_with_its_words() {
 /// shell through ssh's configuration (`%r`, `%h` in a `ProxyCommand`) never reaches ssh.
 #[tokio::test]
 async fn a_hostile_target_never_reaches_ssh() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let marker = state.path().join("pwned");
     let proxy = format!("sh -c 'touch {}; nc %h %p'", marker.display());
     let conf = config(&sshd, state.path()).ssh_option("ProxyCommand", proxy);
@@ -296,8 +296,7 @@ async fn refusals_are_not_retried() {
     use kupgrade_exec::driver::Driver;
     use kupgrade_exec::sim::SimCluster;
 
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let cluster = kupgrade_core::inventory::parse(
         "nodes:\n  - name: solo\n    roles: [control-plane]\n    versions: { kubelet: v1.28.9, \
          kubeadm: v1.28.9, kube-apiserver: v1.28.9, kube-controller-manager: v1.28.9, \
@@ -372,8 +371,7 @@ async fn refusals_are_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_per_node_reused_and_reopened() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["a", "b"]);
     let mut runs = Vec::new();
     for i in 0..24 {
@@ -447,8 +445,7 @@ async fn sessions_refused_by_max_sessions_are_retried() {
 
 #[tokio::test]
 async fn dropping_the_runner_closes_its_connections() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["a", "b"]);
     for n in ["a", "b"] {
         runner
@@ -475,8 +472,7 @@ async fn dropping_the_runner_closes_its_connections() {
 async fn sessions_start_with_an_empty_home() {
     // The harness's SetEnv gives sessions an empty HOME, so the login shell reads no start-up
     // files (root's ~/.bashrc here exports PYENV_ROOT and costs ~120 ms).
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     let spec = CommandSpec::shell("printf '%s|%s|%s' \"$HOME\" \"${PYENV_ROOT-unset}\" \"$PATH\"");
     let out = runner.output(&node("w-1"), &spec).await.unwrap();
@@ -492,8 +488,7 @@ async fn sessions_start_with_an_empty_home() {
 
 #[tokio::test]
 async fn login_shell_noise_is_discarded_or_reported() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     // bash reads ~/.bashrc for commands run by sshd: make it talk.
     let bashrc = sshd.home().join(".bashrc");
@@ -549,8 +544,7 @@ fn control_sockets(state: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_kills_the_remote_process_group() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     // Both the command's child and grandchild carry a tag we can find in /proc.
     let tag = format!("31{}", sshd.port());
@@ -572,8 +566,7 @@ async fn a_timeout_kills_the_remote_process_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_run_kills_the_remote_process_group() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     let tag = format!("32{}", sshd.port());
     let spec = CommandSpec::shell(format!("echo started; sleep {tag}"));
@@ -603,8 +596,7 @@ async fn dropping_the_run_kills_the_remote_process_group() {
 
 #[tokio::test]
 async fn node_env_sandboxes_work_remotely() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let root = tempfile::tempdir().unwrap();
     for (n, bin) in node_bins(root.path(), &["cp-1", "w-1"]) {
         write_script(
@@ -665,8 +657,7 @@ async fn node_env_sandboxes_work_remotely() {
 #[tokio::test]
 async fn a_node_made_by_a_provider_is_reached_at_the_target_its_create_command_reports() {
     use kupgrade_core::ports::NodeProvider;
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = SshRunner::new(config(&sshd, state.path())).unwrap();
     let new = node("w-1-v1-30-6");
     // Unknown before: reached at its node name, which does not resolve.
