@@ -16,22 +16,16 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{HA_TO_1_29, apply_sped_up, example};
+use support::{HA_TO_1_29, apply_sped_up, example, succeeded};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// `plan` on the bundled old-1.24 sample (three hops, batches) in `format`.
 fn plan(format: &str) -> String {
-    let out = example("plan")
-        .args(["--cluster", "clusters/old-1.24.yaml", "--target", "1.27"])
-        .args(["--date", "2024-06-01", "--format", format])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "plan --format {format}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        example("plan")
+            .args(["--cluster", "clusters/old-1.24.yaml", "--target", "1.27"])
+            .args(["--date", "2024-06-01", "--format", format]),
     );
     String::from_utf8(out.stdout).unwrap()
 }

@@ -5,7 +5,7 @@ mod support;
 
 use std::process::{Command, Output, Stdio};
 
-use support::example;
+use support::{example, succeeded};
 
 /// `apply` on the bundled HA sample to 1.30 on 2025-03-01, the simulated cluster at `speed`
 /// (0: in virtual time).
@@ -62,8 +62,7 @@ fn log_lines_carry_no_terminal_escapes_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("up.journal");
     // A torn journal tail is logged as a warning when the run opens the journal.
-    let first = run(apply_sim("0").arg("--journal").arg(&journal));
-    assert!(first.status.success(), "{}", stderr(&first));
+    succeeded(apply_sim("0").arg("--journal").arg(&journal));
     let mut bytes = std::fs::read(&journal).unwrap();
     bytes.extend_from_slice(b"{\"torn");
     std::fs::write(&journal, bytes).unwrap();
@@ -94,8 +93,7 @@ fn the_bundled_inventory_is_named_not_its_build_path() {
     );
     assert!(!err.contains(env!("CARGO_MANIFEST_DIR")), "{err}");
     // It is found from any directory.
-    let out = run(example("check").arg("--date=2025-03-01").current_dir("/"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = succeeded(example("check").arg("--date=2025-03-01").current_dir("/"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("(clusters/ha.yaml (bundled))"));
 }
 

@@ -7,9 +7,8 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 
-use support::{HA_TO_1_29, apply_sped_up, example};
+use support::{HA_TO_1_29, apply_sped_up, example, succeeded};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -104,17 +103,12 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
 
     // The page of the same journal, after the fact.
     let again = d.join("again.html");
-    let mut only = example("apply");
-    only.arg("--journal")
-        .arg(&journal)
-        .arg("--report-only")
-        .arg(&again)
-        .stdin(Stdio::null());
-    let out = only.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        example("apply")
+            .arg("--journal")
+            .arg(&journal)
+            .arg("--report-only")
+            .arg(&again),
     );
     let later = read(&again);
     assert!(status(&later).contains("v1.29.15/hop/gate-smoke"));
@@ -134,15 +128,10 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
 
     // The condition holds now; the resumed run (with the pasted options) finishes the page.
     std::fs::write(&flag, "").unwrap();
-    let out = apply_sped_up(&journal, &state)
-        .args(["--cluster", "clusters/ha.yaml", "--resume", "--report"])
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        apply_sped_up(&journal, &state)
+            .args(["--cluster", "clusters/ha.yaml", "--resume", "--report"])
+            .arg(&report),
     );
     let page = read(&report);
     assert!(status(&page).contains("<h2>Completed</h2>"), "{page}");

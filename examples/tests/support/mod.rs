@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// The built example `name` (`target/<profile>/examples/<name>`, beside this test's `deps`),
 /// to run in the examples' folder without `RUST_LOG` and `RUST_BACKTRACE` from the test's
@@ -25,6 +25,17 @@ pub fn example(name: &str) -> Command {
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LOG");
     command
+}
+
+/// Runs `command` to its end, nothing on its stdin; it must succeed (else its stderr says why).
+pub fn succeeded(command: &mut Command) -> Output {
+    let out = command.stdin(Stdio::null()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 /// The planning options of the runs that gate the bundled HA sample's hops: to 1.29, planned
