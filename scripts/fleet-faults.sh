@@ -27,22 +27,46 @@ node_info() {
   NODE_DIR=$1/nodes/$2
 }
 
+# journal_query WHAT JOURNAL: reads the journal's records (an unreadable line skipped) and
+# prints, for WHAT busy, the node of its last task-started record (nothing if none); for WHAT
+# repeats, the tasks started again after they had finished well (a line each).
+journal_query() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+what, journal = sys.argv[1], sys.argv[2]
+
+def records():
+    for line in open(journal, errors="replace"):
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        yield r.get("kind", r) if isinstance(r.get("kind"), dict) else r
+
+if what == "busy":
+    node = ""
+    for r in records():
+        if r.get("record") == "task-started" and r.get("node"):
+            node = r["node"]
+    print(node)
+elif what == "repeats":
+    done = set()
+    for r in records():
+        key = (r.get("step"), r.get("node"))
+        if r.get("record") == "task-started" and key in done:
+            print("%s on %s started again after it had finished" % key)
+        end = r.get("end") or {}
+        if r.get("record") == "task-finished" and end.get("kind") in ("succeeded", "already-done"):
+            done.add(key)
+else:
+    sys.exit("journal_query: unknown question %r" % what)
+EOF
+}
+
 # busy_node JOURNAL: the node of the journal's last task-started record (nothing if none).
 busy_node() {
   [[ -f $1 ]] || return 0
-  python3 - "$1" <<'EOF'
-import json, sys
-node = ""
-for line in open(sys.argv[1], errors="replace"):
-    try:
-        r = json.loads(line)
-    except ValueError:
-        continue
-    r = r.get("kind", r) if isinstance(r.get("kind"), dict) else r
-    if r.get("record") == "task-started" and r.get("node"):
-        node = r["node"]
-print(node)
-EOF
+  journal_query busy "$1"
 }
 
 sleep_ms() { sleep "$(($1 / 1000)).$(printf %03d $(($1 % 1000)))"; }
@@ -182,24 +206,7 @@ inject() {
 }
 
 # repeats_in_journal JOURNAL: tasks started again after they had finished well (a line each).
-repeats_in_journal() {
-  python3 - "$1" <<'EOF'
-import json, sys
-done = set()
-for line in open(sys.argv[1], errors="replace"):
-    try:
-        r = json.loads(line)
-    except ValueError:
-        continue
-    r = r.get("kind", r) if isinstance(r.get("kind"), dict) else r
-    key = (r.get("step"), r.get("node"))
-    if r.get("record") == "task-started" and key in done:
-        print("%s on %s started again after it had finished" % key)
-    end = r.get("end") or {}
-    if r.get("record") == "task-finished" and end.get("kind") in ("succeeded", "already-done"):
-        done.add(key)
-EOF
-}
+repeats_in_journal() { journal_query repeats "$1"; }
 
 # kubeadm_runs DIR: per node, from its kubeadm.log: "repeated" lines (an upgrade started again
 # after the same version's upgrade ended well), and the count of upgrades run again after an

@@ -71,16 +71,27 @@ private_apt() {
   apt-get "${APTO[@]}" update -qq
 }
 
-# --------------------------------------------------------------------------- apiserver
-# The binary counts as built only if its checksum file (written last) matches.
-apiserver_ok() { [[ -f $APISERVER_BIN.sha256 ]] && (cd "$APISERVER_DIR" && sha256sum --status -c kube-apiserver.sha256); }
+# --------------------------------------------------------------------------- the cache
+# cached BIN: whether the binary BIN is in the cache. It counts as there only if its checksum
+# file BIN.sha256 (written last) matches.
+cached() { [[ -f $1.sha256 ]] && (cd "${1%/*}" && sha256sum --status -c "${1##*/}.sha256"); }
 
-cmd_apiserver() {
-  if apiserver_ok; then log "kube-apiserver cached: $APISERVER_BIN"; return; fi
+# in_cache BIN: true when BIN is cached (said in the log); else takes the cache's lock for BIN,
+# waiting while another run holds it, and is true when that run made BIN meanwhile. False: BIN
+# is to be made, under the lock (held until this script ends).
+in_cache() {
+  local bin=$1 name=${1##*/} fd
+  if cached "$bin"; then log "$name cached: $bin"; return 0; fi
   mkdir -p "$CACHE_DIR"
-  exec 9>"$CACHE_DIR/kube-apiserver-$K8S_VERSION.lock"
-  flock -n 9 || { log "another build holds the lock; waiting"; flock 9; }
-  if apiserver_ok; then log "kube-apiserver built by a concurrent run"; return; fi
+  exec {fd}>"$CACHE_DIR/$name-$K8S_VERSION.lock"
+  flock -n "$fd" || { log "another run is making $name; waiting"; flock "$fd"; }
+  if cached "$bin"; then log "$name made by a concurrent run"; return 0; fi
+  return 1
+}
+
+# --------------------------------------------------------------------------- apiserver
+cmd_apiserver() {
+  if in_cache "$APISERVER_BIN"; then return; fi
   need apt-get rsync make curl
   [[ -x $GO_ROOT/bin/go && -d $REFLECT2_SRC ]] || die "Go 1.19 or reflect2 missing; run: $0 packages"
   local start=$SECONDS work src k build_log=$APISERVER_DIR.build.log
@@ -128,16 +139,9 @@ cmd_apiserver() {
 # Debian's kubernetes-client (kubectl, built from the same source as the test apiserver) is
 # unpacked into the cache, not installed: its /usr/bin/kubectl clashes with other kubectl
 # packages (Google Cloud SDK's `kubectl` owns that path on some machines), and the tests want
-# this version whatever else is installed. The binary counts as ready only if its checksum
-# file (written last) matches.
-kubectl_ok() { [[ -f $KUBECTL_BIN.sha256 ]] && (cd "$KUBECTL_DIR" && sha256sum --status -c kubectl.sha256); }
-
+# this version whatever else is installed (cached as the apiserver is: `in_cache`).
 cmd_kubectl() {
-  if kubectl_ok; then log "kubectl cached: $KUBECTL_BIN"; return; fi
-  mkdir -p "$CACHE_DIR"
-  exec 8>"$CACHE_DIR/kubectl-$K8S_VERSION.lock"
-  flock -n 8 || { log "another download holds the lock; waiting"; flock 8; }
-  if kubectl_ok; then log "kubectl unpacked by a concurrent run"; return; fi
+  if in_cache "$KUBECTL_BIN"; then return; fi
   need apt-get dpkg-deb sha256sum
   local start=$SECONDS work deb
   work=$(mktemp -d "$CACHE_DIR/kubectl.XXXXXX")

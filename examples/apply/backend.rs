@@ -59,11 +59,19 @@ impl Backend {
                 )),
             })
         };
-        // The replace strategy's node provider: the --provider-* commands (refused earlier
-        // when the plan needs one and none is given).
-        let provider = |ops: &Arc<dyn ClusterOperations>, ssh: Option<&SshRunner>| {
-            args.provider.provider(ops, ssh, cluster.name.as_deref())
-        };
+        // The ports of a real executor whose node commands `runner` runs: its cluster
+        // operations, and the replace strategy's node provider, the --provider-* commands
+        // (refused earlier when the plan needs one and none is given).
+        let real =
+            |runner: Arc<dyn CommandRunner>, ssh: Option<&SshRunner>| -> anyhow::Result<Backend> {
+                let ops = ops(&runner)?;
+                Ok(Backend {
+                    provider: args.provider.provider(&ops, ssh, cluster.name.as_deref()),
+                    ops,
+                    runner,
+                    sim: None,
+                })
+            };
         if let Source::Live {
             overlay: Some(_), ..
         } = source
@@ -118,14 +126,7 @@ impl Backend {
                     )?),
                 };
                 let ssh = runner.clone();
-                let runner: Arc<dyn CommandRunner> = Arc::new(runner);
-                let ops = ops(&runner)?;
-                Ok(Backend {
-                    provider: provider(&ops, Some(&ssh)),
-                    ops,
-                    runner,
-                    sim: None,
-                })
+                real(Arc::new(runner), Some(&ssh))
             }
             Executor::Pod => {
                 let Source::Live { ops: live, .. } = source else {
@@ -149,29 +150,14 @@ impl Backend {
                 if args.pod_image_unpinned {
                     runner = runner.allow_unpinned_image();
                 }
-                let runner: Arc<dyn CommandRunner> = Arc::new(runner);
-                let ops = ops(&runner)?;
-                Ok(Backend {
-                    provider: provider(&ops, None),
-                    ops,
-                    runner,
-                    sim: None,
-                })
+                real(Arc::new(runner), None)
             }
             Executor::Local => {
                 let root = args.sandbox.clone().context("--sandbox is required")?;
-                let runner: Arc<dyn CommandRunner> = Arc::new(
-                    LocalRunner::new()
-                        .allow_sudo()
-                        .with_node_env(move |node| NodeEnv::sandbox(&root, node)),
-                );
-                let ops = ops(&runner)?;
-                Ok(Backend {
-                    provider: provider(&ops, None),
-                    ops,
-                    runner,
-                    sim: None,
-                })
+                let runner = LocalRunner::new()
+                    .allow_sudo()
+                    .with_node_env(move |node| NodeEnv::sandbox(&root, node));
+                real(Arc::new(runner), None)
             }
         }
     }

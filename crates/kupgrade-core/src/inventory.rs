@@ -240,14 +240,7 @@ pub fn validate(state: &ClusterState) -> Result<(), InventoryError> {
     if state.control_plane().next().is_none() {
         problems.push(FileProblem::new("no node has the control-plane role").in_field("nodes"));
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(InventoryError {
-            file: "<cluster state>".to_string(),
-            problems,
-        })
-    }
+    InventoryError::unless_any("<cluster state>", problems, ())
 }
 
 /// The rules a node must keep whatever the file said; `written` is where the file has it (a

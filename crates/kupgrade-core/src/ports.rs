@@ -520,40 +520,73 @@ pub enum RunnerError {
 
 /// Runs commands on nodes.
 ///
-/// One required method, [`CommandRunner::run`]. The others have defaults for runners that
-/// cannot track what they start: [`CommandRunner::run_tracked`] runs without reporting a handle
-/// and refuses a lock, [`CommandRunner::probe`] cannot tell, [`CommandRunner::stop`] refuses.
+/// One required method, [`CommandRunner::run_tracked`]; [`CommandRunner::run`] is
+/// `run_tracked` with no tracking ([`Tracking::default`]), written once here. The others have
+/// defaults for runners that cannot track what they start: [`CommandRunner::probe`] cannot
+/// tell, [`CommandRunner::stop`] refuses. Such a runner opens its `run_tracked` with
+/// [`Tracking::refuse_lock`] and reports no handle:
+///
+/// ```
+/// use async_trait::async_trait;
+/// use kupgrade_core::NodeName;
+/// use kupgrade_core::ports::{
+///     CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, RunnerError, Tracking,
+/// };
+///
+/// /// Every command succeeds at once, printing nothing.
+/// struct Succeeds;
+///
+/// #[async_trait]
+/// impl CommandRunner for Succeeds {
+///     async fn run_tracked(
+///         &self,
+///         _node: &NodeName,
+///         _spec: &CommandSpec,
+///         _lines: &LineSink,
+///         tracking: &Tracking,
+///     ) -> Result<CommandOutput, RunnerError> {
+///         tracking.refuse_lock()?;
+///         Ok(CommandOutput {
+///             status: ExitStatus::Code(0),
+///             stdout: Vec::new(),
+///             stderr: Vec::new(),
+///             truncated: false,
+///         })
+///     }
+/// }
+/// ```
+///
+/// (Before, `run` was the required method and `run_tracked` defaulted to it; a runner that
+/// tracks had to write both, the one forwarding to the other.)
 #[async_trait]
 pub trait CommandRunner: Send + Sync {
-    /// Runs `spec` on `node`, delivering output lines to `lines` as they arrive.
+    /// Runs `spec` on `node`, delivering output lines to `lines` as they arrive: `run_tracked`
+    /// without a lock, its handle dropped.
     async fn run(
         &self,
         node: &NodeName,
         spec: &CommandSpec,
         lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError>;
+    ) -> Result<CommandOutput, RunnerError> {
+        self.run_tracked(node, spec, lines, &Tracking::default())
+            .await
+    }
 
-    /// Runs `spec` as [`CommandRunner::run`] does, holding `tracking`'s node-side lock while
-    /// it runs (a held lock is [`RunnerError::Locked`] once its wait is over) and reporting
-    /// the command's [`CommandHandle`] to `tracking.started` once it runs on the node, before
-    /// it ends.
+    /// Runs `spec` on `node`, delivering output lines to `lines` as they arrive, holding
+    /// `tracking`'s node-side lock while it runs (a held lock is [`RunnerError::Locked`] once
+    /// its wait is over) and reporting the command's [`CommandHandle`] to `tracking.started`
+    /// once it runs on the node, before it ends.
     ///
-    /// The default runs without a handle and refuses a lock with
-    /// [`RunnerError::Unsupported`], running nothing.
+    /// A runner that cannot hold a lock refuses one with [`Tracking::refuse_lock`]
+    /// ([`RunnerError::Unsupported`], running nothing); one that cannot report a handle
+    /// reports none.
     async fn run_tracked(
         &self,
         node: &NodeName,
         spec: &CommandSpec,
         lines: &LineSink,
         tracking: &Tracking,
-    ) -> Result<CommandOutput, RunnerError> {
-        if let Some(lock) = &tracking.lock {
-            return Err(RunnerError::Unsupported {
-                what: format!("hold the node-side lock {} while a command runs", lock.name),
-            });
-        }
-        self.run(node, spec, lines).await
-    }
+    ) -> Result<CommandOutput, RunnerError>;
 
     /// Whether the command `handle` names, started on `node` by this process or an earlier
     /// one, still runs. The default cannot tell.

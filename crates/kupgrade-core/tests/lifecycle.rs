@@ -25,6 +25,26 @@ fn estimate(status: SupportStatus) -> StatusAnswer {
     }
 }
 
+/// The statuses that carry one date, by that date (known, so `Some`).
+fn supported(maintenance_from: Date) -> SupportStatus {
+    SupportStatus::Supported {
+        maintenance_from: Some(maintenance_from),
+    }
+}
+fn maintenance(end_of_life: Date) -> SupportStatus {
+    SupportStatus::MaintenanceMode {
+        end_of_life: Some(end_of_life),
+    }
+}
+fn end_of_life(since: Date) -> SupportStatus {
+    SupportStatus::EndOfLife { since }
+}
+fn not_yet(expected: Date) -> SupportStatus {
+    SupportStatus::NotYetReleased {
+        expected: Some(expected),
+    }
+}
+
 #[test]
 fn embedded_calendar_covers_1_19_to_1_38_in_order() {
     let minors: Vec<String> = cal().minors().iter().map(|r| r.minor.to_string()).collect();
@@ -53,129 +73,92 @@ fn embedded_calendar_covers_1_19_to_1_38_in_order() {
 
 #[test]
 fn status_on_real_dates() {
-    use SupportStatus::*;
     let cases: &[(&str, Date, StatusAnswer)] = &[
         // 1.28: released 2023-08-15, maintenance 2024-08-28, end of life 2024-10-22.
-        (
-            "1.28",
-            date(2023, 8, 14),
-            exact(NotYetReleased {
-                expected: Some(date(2023, 8, 15)),
-            }),
-        ),
+        ("1.28", date(2023, 8, 14), exact(not_yet(date(2023, 8, 15)))),
         (
             "1.28",
             date(2023, 8, 15),
-            exact(Supported {
-                maintenance_from: Some(date(2024, 8, 28)),
-            }),
+            exact(supported(date(2024, 8, 28))),
         ),
         (
             "1.28",
             date(2024, 1, 1),
-            exact(Supported {
-                maintenance_from: Some(date(2024, 8, 28)),
-            }),
+            exact(supported(date(2024, 8, 28))),
         ),
         (
             "1.28",
             date(2024, 8, 28),
-            exact(MaintenanceMode {
-                end_of_life: Some(date(2024, 10, 22)),
-            }),
+            exact(maintenance(date(2024, 10, 22))),
         ),
         (
             "1.28",
             date(2024, 9, 1),
-            exact(MaintenanceMode {
-                end_of_life: Some(date(2024, 10, 22)),
-            }),
+            exact(maintenance(date(2024, 10, 22))),
         ),
         (
             "1.28",
             date(2024, 10, 22),
-            exact(EndOfLife {
-                since: date(2024, 10, 22),
-            }),
+            exact(end_of_life(date(2024, 10, 22))),
         ),
         (
             "1.28",
             date(2024, 11, 1),
-            exact(EndOfLife {
-                since: date(2024, 10, 22),
-            }),
+            exact(end_of_life(date(2024, 10, 22))),
         ),
         // 1.34 uses the 27th.
         (
             "1.34",
             date(2026, 8, 27),
-            exact(MaintenanceMode {
-                end_of_life: Some(date(2026, 10, 27)),
-            }),
+            exact(maintenance(date(2026, 10, 27))),
         ),
         (
             "1.34",
             date(2026, 11, 25),
-            exact(EndOfLife {
-                since: date(2026, 10, 27),
-            }),
+            exact(end_of_life(date(2026, 10, 27))),
         ),
         // 1.22 kept getting patches after its first EOL; the calendar records the last one.
         (
             "1.22",
             date(2022, 11, 1),
-            exact(MaintenanceMode {
-                end_of_life: Some(date(2022, 12, 8)),
-            }),
+            exact(maintenance(date(2022, 12, 8))),
         ),
         // 1.38 is planned; its planned date is data, not an estimate.
         (
             "1.38",
             date(2026, 11, 25),
-            exact(NotYetReleased {
-                expected: Some(date(2026, 12, 16)),
-            }),
+            exact(not_yet(date(2026, 12, 16))),
         ),
         // Once the planned date passes, release is assumed and the support dates estimated.
         (
             "1.38",
             date(2027, 1, 10),
-            estimate(Supported {
-                maintenance_from: Some(date(2027, 12, 28)),
-            }),
+            estimate(supported(date(2027, 12, 28))),
         ),
         (
             "1.38",
             date(2028, 3, 1),
-            estimate(EndOfLife {
-                since: date(2028, 2, 28),
-            }),
+            estimate(end_of_life(date(2028, 2, 28))),
         ),
         // Past the table: 1.40 expected two cadences (8 months) after 1.38.
         (
             "1.40",
             date(2026, 11, 25),
-            estimate(NotYetReleased {
-                expected: Some(date(2027, 8, 16)),
-            }),
+            estimate(not_yet(date(2027, 8, 16))),
         ),
         (
             "1.40",
             date(2028, 9, 1),
-            estimate(MaintenanceMode {
-                end_of_life: Some(date(2028, 10, 28)),
-            }),
+            estimate(maintenance(date(2028, 10, 28))),
         ),
         // Older than the table: end of life no later than 1.19's end of life.
         (
             "1.18",
             date(2024, 1, 1),
-            estimate(EndOfLife {
-                since: date(2021, 10, 28),
-            }),
+            estimate(end_of_life(date(2021, 10, 28))),
         ),
-        ("1.18", date(2020, 1, 1), exact(Unknown)),
-        ("2.0", date(2024, 1, 1), exact(Unknown)),
+        ("1.18", date(2020, 1, 1), exact(SupportStatus::Unknown)),
+        ("2.0", date(2024, 1, 1), exact(SupportStatus::Unknown)),
     ];
     for (minor, on, want) in cases {
         assert_eq!(cal().status(m(minor), *on), *want, "{minor} on {on}");
@@ -275,9 +258,7 @@ fn supported_minors() {
 
 #[test]
 fn display_and_serde() {
-    let eol = SupportStatus::EndOfLife {
-        since: date(2024, 10, 22),
-    };
+    let eol = end_of_life(date(2024, 10, 22));
     assert_eq!(eol.to_string(), "end of life since 2024-10-22");
     assert_eq!(
         serde_json::to_string(&eol).unwrap(),
@@ -289,10 +270,7 @@ fn display_and_serde() {
         eol
     );
     assert_eq!(
-        SupportStatus::Supported {
-            maintenance_from: Some(date(2024, 8, 28))
-        }
-        .to_string(),
+        supported(date(2024, 8, 28)).to_string(),
         "supported (maintenance mode from 2024-08-28)"
     );
     assert_eq!(
@@ -300,10 +278,7 @@ fn display_and_serde() {
         "maintenance mode"
     );
     assert_eq!(
-        SupportStatus::NotYetReleased {
-            expected: Some(date(2026, 12, 16))
-        }
-        .to_string(),
+        not_yet(date(2026, 12, 16)).to_string(),
         "not yet released (expected 2026-12-16)"
     );
     assert_eq!(format!("{:<9}|", SupportStatus::Unknown), "unknown  |");
@@ -340,9 +315,7 @@ fn a_user_calendar_extends_the_embedded_one() {
     );
     assert_eq!(
         c.status(m("1.38"), date(2027, 1, 20)),
-        exact(SupportStatus::Supported {
-            maintenance_from: Some(date(2027, 12, 28))
-        })
+        exact(supported(date(2027, 12, 28)))
     );
 }
 

@@ -14,20 +14,7 @@ const RULE: &str = "upstream/kube-proxy";
 
 /// The cluster: five control-plane nodes at v1.26.15, three workers at v1.24.17.
 fn old_ha() -> ClusterState {
-    let mut text = String::from(
-        "apiVersion: kupgrade.dev/v1alpha1\nkind: Inventory\nname: old-ha\netcd: { mode: stacked }\naddons: { kube-proxy: v1.26.15, coredns: v1.9.3 }\nnodes:\n",
-    );
-    for i in 1..=5 {
-        text.push_str(&format!(
-            "  - name: cp-{i}\n    roles: [control-plane]\n    os: {{ family: debian, release: ubuntu-22.04 }}\n    versions: {{ kubelet: v1.26.15, kubeadm: v1.26.15, kubectl: v1.26.15, kube-apiserver: v1.26.15, kube-controller-manager: v1.26.15, kube-scheduler: v1.26.15, etcd: 3.5.6-0 }}\n"
-        ));
-    }
-    for i in 1..=3 {
-        text.push_str(&format!(
-            "  - name: w-{i}\n    os: {{ family: debian, release: ubuntu-22.04 }}\n    versions: {{ kubelet: v1.24.17, kubeadm: v1.24.17 }}\n"
-        ));
-    }
-    inventory::parse(&text, "old-ha.yaml").unwrap()
+    inventory::parse(include_str!("data/old-ha.yaml"), "old-ha.yaml").unwrap()
 }
 
 fn accepting(rule: &str) -> PlanOptions {

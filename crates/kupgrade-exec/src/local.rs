@@ -342,16 +342,6 @@ fn local_liveness(pgid: u32, token: &str) -> Liveness {
 
 #[async_trait]
 impl CommandRunner for LocalRunner {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.run_tracked(node, spec, lines, &Tracking::default())
-            .await
-    }
-
     async fn run_tracked(
         &self,
         node: &NodeName,

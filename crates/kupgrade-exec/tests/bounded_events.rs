@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kupgrade_core::NodeName;
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, LineSink, RunnerError, Stream,
+    CommandOutput, CommandRunner, CommandSpec, LineSink, RunnerError, Stream, Tracking,
 };
 use kupgrade_core::run::{Event, Run, RunOptions};
 use kupgrade_core::skew::UpstreamPolicy;
@@ -30,11 +30,12 @@ struct Chatty {
 
 #[async_trait]
 impl CommandRunner for Chatty {
-    async fn run(
+    async fn run_tracked(
         &self,
         node: &NodeName,
         spec: &CommandSpec,
         lines: &LineSink,
+        tracking: &Tracking,
     ) -> Result<CommandOutput, RunnerError> {
         if !self.spoken.swap(true, std::sync::atomic::Ordering::Relaxed) {
             let mut line = String::new();
@@ -45,8 +46,11 @@ impl CommandRunner for Chatty {
                 lines.line(Stream::Stdout, &line);
             }
         }
-        // The cluster's own output is left out, so that every line counted is one of these.
-        self.sim.run(node, spec, &LineSink::none()).await
+        // The cluster's own output is left out, so that every line counted is one of these;
+        // the tracking is the cluster's (it refuses a lock).
+        self.sim
+            .run_tracked(node, spec, &LineSink::none(), tracking)
+            .await
     }
 }
 

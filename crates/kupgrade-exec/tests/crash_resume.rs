@@ -43,7 +43,7 @@ use jiff::civil::date;
 use kupgrade_core::plan::{PlanOptions, PlanRequest, Strategy, UpgradePlan};
 use kupgrade_core::ports::{
     ClusterOperations, CommandOutput, CommandRunner, CommandRunnerExt, CommandSpec, DrainOptions,
-    DrainReport, LineSink, OpsError, RunnerError,
+    DrainReport, LineSink, OpsError, RunnerError, Tracking,
 };
 use kupgrade_core::run::{
     Finished, Record, RecordKind, Resolution, Run, RunOptions, StopReason, TaskEnd, TaskId,
@@ -1074,12 +1074,14 @@ struct Crashing {
 
 #[async_trait]
 impl CommandRunner for Crashing {
-    async fn run(
+    async fn run_tracked(
         &self,
         node: &NodeName,
         spec: &CommandSpec,
         lines: &LineSink,
+        tracking: &Tracking,
     ) -> Result<CommandOutput, RunnerError> {
+        tracking.refuse_lock()?;
         let op = self.counter.fetch_add(1, Ordering::SeqCst) + 1;
         crash_point(op, self.crash, false);
         let out = self.inner.run(node, spec, lines).await;

@@ -49,17 +49,20 @@ async fn conforms() {
     command_runner::run_all(&runner, &node("local-1"), &caps).await;
 }
 
-/// A runner that only runs: the port's defaults for tracking.
+/// A runner that only runs: it refuses a lock (`Tracking::refuse_lock`), reports no handle and
+/// keeps the port's defaults for `probe` and `stop`.
 struct Untracked(LocalRunner);
 
 #[async_trait::async_trait]
 impl CommandRunner for Untracked {
-    async fn run(
+    async fn run_tracked(
         &self,
         node: &NodeName,
         spec: &CommandSpec,
         lines: &LineSink,
+        tracking: &Tracking,
     ) -> Result<kupgrade_core::ports::CommandOutput, RunnerError> {
+        tracking.refuse_lock()?;
         self.0.run(node, spec, lines).await
     }
 }

@@ -38,15 +38,6 @@ struct HookStub {
 
 #[async_trait]
 impl CommandRunner for HookStub {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.run_tracked(node, spec, lines, &Tracking::default())
-            .await
-    }
     async fn run_tracked(
         &self,
         node: &NodeName,

@@ -689,3 +689,71 @@ async fn a_node_made_by_a_provider_is_reached_at_the_target_its_create_command_r
     assert_eq!(out.stdout_text().trim(), "hello");
     runner.close().await;
 }
+
+/// A shell script that walks up from itself to the first process whose parent is `sshd`
+/// (the login shell that runs the command) and kills it, or (with `up_to_sshd`) the sshd
+/// process above it, which serves the connection: every channel of it goes with it.
+fn kill_ancestor(up_to_sshd: bool) -> String {
+    let (which, then) = if up_to_sshd {
+        ("$pp", "sleep 30")
+    } else {
+        ("$p", "")
+    };
+    format!(
+        "p=$$; while [ \"$p\" -gt 1 ]; do \
+         pp=$(cut -d' ' -f4 /proc/$p/stat); \
+         case $(cat /proc/$pp/comm) in sshd|sshd-session) kill -9 \"{which}\"; break;; esac; \
+         p=$pp; done; {then}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_mid_command_is_unreachable_and_reopened() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
+    let n = node("w-1");
+    let spec = CommandSpec::shell(kill_ancestor(true)).timeout(Duration::from_secs(20));
+    let e = runner.output(&n, &spec).await.unwrap_err();
+    // Its fate is unknown and the node may be down: what a reboot or a restarting sshd
+    // looks like, so the run waits for the node (`--unreachable-wait`) instead of halting.
+    assert!(matches!(e, RunnerError::Connect { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("may or may not have finished"),
+        "{e}"
+    );
+    let out = runner
+        .output(&n, &CommandSpec::new("echo").arg("back"))
+        .await;
+    assert_eq!(out.unwrap().stdout_text(), "back\n");
+    assert_eq!(
+        sshd.accepted_logins(),
+        2,
+        "a new connection: {}",
+        sshd.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_killed_by_a_signal_keeps_its_connection() {
+    let Some(sshd) = Sshd::start() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
+    let n = node("w-1");
+    let e = runner
+        .output(&n, &CommandSpec::shell(kill_ancestor(false)))
+        .await
+        .unwrap_err();
+    assert!(!matches!(e, RunnerError::Connect { .. }), "{e:?}");
+    assert!(e.to_string().contains("signal"), "{e}");
+    let out = runner
+        .output(&n, &CommandSpec::new("echo").arg("still"))
+        .await;
+    assert_eq!(out.unwrap().stdout_text(), "still\n");
+    assert_eq!(
+        sshd.accepted_logins(),
+        1,
+        "the same connection: {}",
+        sshd.log()
+    );
+}

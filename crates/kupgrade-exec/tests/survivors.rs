@@ -50,15 +50,6 @@ struct Scripted {
 
 #[async_trait]
 impl CommandRunner for Scripted {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.sim.run(node, spec, lines).await
-    }
-
     async fn run_tracked(
         &self,
         node: &NodeName,

@@ -95,36 +95,14 @@ pub(crate) async fn list_budgets(
 }
 
 /// Whether `selector` selects an object with `labels`. A missing selector selects nothing; an
-/// empty one selects everything when `empty_matches_all` (policy/v1) and nothing otherwise.
+/// empty one selects everything when `empty_matches_all` (policy/v1) and nothing otherwise
+/// (the matching itself: [`crate::evidence::selector::matches`]).
 pub(crate) fn selector_matches(
     selector: Option<&LabelSelector>,
     labels: &BTreeMap<String, String>,
     empty_matches_all: bool,
 ) -> bool {
-    let Some(sel) = selector else {
-        return false;
-    };
-    let match_labels = sel.match_labels.as_ref().filter(|m| !m.is_empty());
-    let exprs = sel.match_expressions.as_ref().filter(|e| !e.is_empty());
-    if match_labels.is_none() && exprs.is_none() {
-        return empty_matches_all;
-    }
-    let labels_ok = match_labels
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    let exprs_ok = exprs.into_iter().flatten().all(|e| {
-        let value = labels.get(&e.key);
-        let values = e.values.as_deref().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    labels_ok && exprs_ok
+    selector.is_some_and(|s| crate::evidence::selector::matches(s, labels, empty_matches_all))
 }
 
 #[cfg(test)]

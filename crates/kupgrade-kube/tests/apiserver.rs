@@ -3,6 +3,8 @@
 //! Reads `KUPGRADE_TEST_KUBECONFIG`; without it the tests print "skipped: no test apiserver"
 //! and pass, unless `KUPGRADE_REQUIRE_REAL_SERVERS=1` (CI), when they fail. The harness in
 //! `support` plays kubelet and controllers. Every test has its own namespace and nodes.
+#[path = "support/rbac.rs"]
+mod rbac;
 mod support;
 
 use std::collections::BTreeMap;
@@ -10,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, ApiResource, ListParams};
 use kupgrade_core::NodeName;
 use kupgrade_core::cluster::{ClusterState, EtcdTopology, Node, NodeVersions, Os, OsFamily, Role};
 use kupgrade_core::ports::{
@@ -20,7 +22,7 @@ use kupgrade_core::ports::{
 use kupgrade_kube::{DiscoverError, Discovery, KubeClusterOps, KubeLease, PodRunner};
 use serde_json::{Value, json};
 use support::cluster_ops::{ScopeFixture, cluster_ops_suite};
-use support::{Env, Kind, NodeSpec, Reply, Scope, labels, v};
+use support::{Env, Kind, NodeSpec, Reply, Scope, blocked, labels, v, within};
 
 // ------------------------------------------------------------------------------ discovery
 
@@ -37,11 +39,8 @@ async fn kubeadm_cluster(scope: &Scope, ns: &str, cps: &[Cp<'_>], etcd_image: &s
             .node(
                 cp.suffix,
                 NodeSpec {
-                    control_plane: true,
-                    kubelet: "v1.29.3",
-                    os: "Ubuntu 22.04.4 LTS",
                     zone: Some(cp.zone),
-                    ready: true,
+                    ..NodeSpec::control_plane("v1.29.3")
                 },
             )
             .await;
@@ -157,10 +156,9 @@ fn node_labels(
 
 #[tokio::test]
 async fn discovery_reads_a_kubeadm_shaped_cluster() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("discovery").await else {
         return;
     };
-    let scope = Scope::new(&env, "discovery").await;
     let ns = scope.ns.clone();
     let cps = [
         Cp {
@@ -215,61 +213,53 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
     want.etcd = EtcdTopology::Stacked;
     want.addons.kube_proxy = Some(v("v1.29.3"));
     want.addons.coredns = Some(v("v1.11.1"));
-    for cp in &cps {
-        let name = scope.node_name(cp.suffix);
-        want.nodes.push(Node {
-            labels: node_labels(&scope, &name, true, Some(cp.zone)).into(),
-            roles: Role::ControlPlane.into(),
+    // A Ready, schedulable node as the harness labels it, with only a kubelet.
+    let node = |name: NodeName, role: Role, zone: Option<&str>, family: OsFamily, release: &str| {
+        let cp = role == Role::ControlPlane;
+        Node {
+            labels: node_labels(&scope, &name, cp, zone).into(),
+            roles: role.into(),
             os: Os {
-                family: OsFamily::Debian,
-                release: Some("Ubuntu 22.04.4 LTS".into()),
+                family,
+                release: Some(release.into()),
             },
-            versions: NodeVersions {
-                kubelet: Some(v("v1.29.3")),
-                kube_apiserver: Some(v(cp.apiserver)),
-                kube_controller_manager: Some(v("v1.29.3")),
-                kube_scheduler: Some(v("v1.29.3")),
-                etcd: Some(v("3.5.12-0")),
-                ..NodeVersions::default()
-            },
+            versions: NodeVersions::default(),
             ready: true,
             unschedulable: false,
             ssh: None,
             name,
-        });
-    }
-    want.nodes.push(Node {
-        labels: node_labels(&scope, &w1, false, Some("zone-a")).into(),
-        roles: Role::Worker.into(),
-        os: Os {
-            family: OsFamily::Rhel,
-            release: Some("Rocky Linux 9.3 (Blue Onyx)".into()),
-        },
-        versions: NodeVersions {
-            kubelet: Some(v("v1.28.9")),
-            ..NodeVersions::default()
-        },
-        ready: true,
-        unschedulable: false,
-        ssh: None,
-        name: w1,
-    });
-    want.nodes.push(Node {
-        labels: node_labels(&scope, &w2, false, None).into(),
-        roles: Role::Worker.into(),
-        os: Os {
-            family: OsFamily::Other,
-            release: Some("Flatcar Container Linux by Kinvolk 3815.2.0".into()),
-        },
-        versions: NodeVersions {
+        }
+    };
+    for cp in &cps {
+        let name = scope.node_name(cp.suffix);
+        let ubuntu = "Ubuntu 22.04.4 LTS";
+        let mut n = node(
+            name,
+            Role::ControlPlane,
+            Some(cp.zone),
+            OsFamily::Debian,
+            ubuntu,
+        );
+        n.versions = NodeVersions {
             kubelet: Some(v("v1.29.3")),
+            kube_apiserver: Some(v(cp.apiserver)),
+            kube_controller_manager: Some(v("v1.29.3")),
+            kube_scheduler: Some(v("v1.29.3")),
+            etcd: Some(v("3.5.12-0")),
             ..NodeVersions::default()
-        },
-        ready: false,
-        unschedulable: true,
-        ssh: None,
-        name: w2,
-    });
+        };
+        want.nodes.push(n);
+    }
+    let rocky = "Rocky Linux 9.3 (Blue Onyx)";
+    let mut n = node(w1, Role::Worker, Some("zone-a"), OsFamily::Rhel, rocky);
+    n.versions.kubelet = Some(v("v1.28.9"));
+    want.nodes.push(n);
+    let flatcar = "Flatcar Container Linux by Kinvolk 3815.2.0";
+    let mut n = node(w2, Role::Worker, None, OsFamily::Other, flatcar);
+    n.versions.kubelet = Some(v("v1.29.3"));
+    n.ready = false;
+    n.unschedulable = true;
+    want.nodes.push(n);
     assert_eq!(state, want);
     assert_eq!(state.apiserver_min(), Some(&v("v1.29.2")));
     scope.cleanup().await;
@@ -277,10 +267,9 @@ async fn discovery_reads_a_kubeadm_shaped_cluster() {
 
 #[tokio::test]
 async fn discovery_reports_unreadable_values_by_object_and_field() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("discoverybad").await else {
         return;
     };
-    let scope = Scope::new(&env, "discoverybad").await;
     let ns = scope.ns.clone();
     kubeadm_cluster(
         &scope,
@@ -341,10 +330,9 @@ cluster_ops_suite!(fixture);
 
 #[tokio::test]
 async fn a_blocked_drain_ends_at_its_deadline_with_a_report() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("deadline").await else {
         return;
     };
-    let scope = Scope::new(&env, "deadline").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     let app = labels(&[("app", "quorum")]);
     let a = scope.pod(&node, Kind::Replicated, &app).await.unwrap();
@@ -352,22 +340,11 @@ async fn a_blocked_drain_ends_at_its_deadline_with_a_report() {
     let budget = scope.budget(&app, 0).await.unwrap();
     let ops = KubeClusterOps::new(env.client.clone());
     let started = Instant::now();
-    let err = ops
-        .drain(
-            &node,
-            &DrainOptions {
-                timeout_seconds: 2,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = ops.drain(&node, &within(2)).await.unwrap_err();
     let took = started.elapsed();
     // kube's own 429 retry would hold each eviction for minutes; the drain's deadline rules.
     assert!(took < Duration::from_secs(12), "a 2 s drain took {took:?}");
-    let OpsError::DrainBlocked { report, .. } = &err else {
-        panic!("{err}")
-    };
+    let report = blocked(&err);
     assert!(report.evicted.is_empty(), "{report:?}");
     assert_eq!(
         report
@@ -412,8 +389,7 @@ async fn the_grace_period_reaches_the_server() {
             &now,
             &DrainOptions {
                 grace_period_seconds: Some(0),
-                timeout_seconds: 20,
-                ..DrainOptions::default()
+                ..within(20)
             },
         )
         .await
@@ -430,15 +406,12 @@ async fn the_grace_period_reaches_the_server() {
             &slow,
             &DrainOptions {
                 grace_period_seconds: Some(30),
-                timeout_seconds: 2,
-                ..DrainOptions::default()
+                ..within(2)
             },
         )
         .await
         .unwrap_err();
-    let OpsError::DrainBlocked { report, .. } = err else {
-        panic!("{err}")
-    };
+    let report = blocked(&err);
     assert_eq!(report.blocked.len(), 1);
     assert_eq!(report.blocked[0].pod, pod);
     assert_eq!(report.blocked[0].budget, None);
@@ -455,38 +428,25 @@ async fn the_grace_period_reaches_the_server() {
 
 #[tokio::test]
 async fn a_drain_refuses_emptydir_data_unless_asked() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("emptydir").await else {
         return;
     };
-    let scope = Scope::new(&env, "emptydir").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     let pod = scope
         .pod(&node, Kind::EmptyDir, &labels(&[("app", "cache")]))
         .await
         .unwrap();
     let ops = KubeClusterOps::new(env.client.clone());
-    let err = ops
-        .drain(
-            &node,
-            &DrainOptions {
-                timeout_seconds: 20,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
-    let OpsError::DrainBlocked { report, .. } = err else {
-        panic!("{err}")
-    };
+    let err = ops.drain(&node, &within(20)).await.unwrap_err();
+    let report = blocked(&err);
     assert_eq!(report.blocked[0].pod, pod);
     assert!(report.blocked[0].reason.contains("emptyDir"));
     let report = ops
         .drain(
             &node,
             &DrainOptions {
-                timeout_seconds: 20,
                 delete_emptydir_data: true,
-                ..DrainOptions::default()
+                ..within(20)
             },
         )
         .await
@@ -509,19 +469,10 @@ fn command_pods(env: &Env, ns: &str) -> impl std::future::Future<Output = Vec<Po
 
 #[tokio::test]
 async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("nodecmd").await else {
         return;
     };
-    let scope = Scope::new(&env, "nodecmd").await;
-    let node = scope
-        .node(
-            "cp",
-            NodeSpec {
-                control_plane: true,
-                ..NodeSpec::worker("v1.29.3")
-            },
-        )
-        .await;
+    let node = scope.node("cp", NodeSpec::control_plane("v1.29.3")).await;
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = seen.clone();
     scope.reply_with(move |line| {
@@ -532,9 +483,7 @@ async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
             _ => Reply::Exit(3, "boom\nit failed\n".into()),
         }
     });
-    let runner = PodRunner::new(env.client.clone())
-        .namespace(&scope.ns)
-        .start_timeout(Duration::from_secs(20));
+    let runner = scope.pod_runner(Duration::from_secs(20));
 
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink_lines = lines.clone();
@@ -600,10 +549,9 @@ async fn a_node_command_runs_in_a_pod_that_is_always_deleted() {
 
 #[tokio::test]
 async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("nodestdin").await else {
         return;
     };
-    let scope = Scope::new(&env, "nodestdin").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     // The simulated kubelet runs each pod's shell line here, as the node's shell would: what
     // the command reads can only come from the pod the runner created.
@@ -611,9 +559,7 @@ async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
     std::fs::create_dir_all(&dir).unwrap();
     let here = dir.clone();
     scope.reply_with(move |line| support::run_here(line, &here));
-    let runner = PodRunner::new(env.client.clone())
-        .namespace(&scope.ns)
-        .start_timeout(Duration::from_secs(20));
+    let runner = scope.pod_runner(Duration::from_secs(20));
 
     let mut input = b"it's \"quoted\"; $(touch pwned) `touch pwned`\n\nlast line\\".to_vec();
     input.extend([0u8, 0xff, 0xfe, b'\n']);
@@ -697,15 +643,12 @@ async fn a_node_command_reads_its_stdin_from_the_pod_spec() {
 
 #[tokio::test]
 async fn a_node_command_that_never_starts_is_reported_and_cleaned_up() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("nostart").await else {
         return;
     };
-    let scope = Scope::new(&env, "nostart").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     // No reply: the simulated kubelet never starts the pod.
-    let runner = PodRunner::new(env.client.clone())
-        .namespace(&scope.ns)
-        .start_timeout(Duration::from_secs(1));
+    let runner = scope.pod_runner(Duration::from_secs(1));
     let err = runner
         .output(&node, &CommandSpec::new("true"))
         .await
@@ -718,93 +661,6 @@ async fn a_node_command_that_never_starts_is_reported_and_cleaned_up() {
 
 // --------------------------------------------------------------------------------- RBAC
 
-fn resource_of(kind: &str) -> (ApiResource, bool) {
-    let (group, version, plural, namespaced) = match kind {
-        "Namespace" => ("", "v1", "namespaces", false),
-        "ServiceAccount" => ("", "v1", "serviceaccounts", true),
-        "ClusterRole" => ("rbac.authorization.k8s.io", "v1", "clusterroles", false),
-        "ClusterRoleBinding" => (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "clusterrolebindings",
-            false,
-        ),
-        "Role" => ("rbac.authorization.k8s.io", "v1", "roles", true),
-        "RoleBinding" => ("rbac.authorization.k8s.io", "v1", "rolebindings", true),
-        other => panic!("the RBAC manifests should hold only RBAC objects, found {other}"),
-    };
-    let api_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    (
-        ApiResource {
-            group: group.into(),
-            version: version.into(),
-            api_version,
-            kind: kind.into(),
-            plural: plural.into(),
-        },
-        namespaced,
-    )
-}
-
-/// Applies every manifest in examples/rbac (server-side apply), to be deleted with `scope`,
-/// and returns how many objects.
-async fn apply_rbac(env: &Env, scope: &Scope) -> usize {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rbac");
-    let mut count = 0;
-    for file in [
-        "namespace.yaml",
-        "discover.yaml",
-        "drain.yaml",
-        "node-command.yaml",
-    ] {
-        let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
-            let obj: DynamicObject = serde_json::from_value(value.clone()).unwrap();
-            let kind = value["kind"].as_str().unwrap();
-            let (ar, namespaced) = resource_of(kind);
-            let api: Api<DynamicObject> = if namespaced {
-                Api::namespaced_with(
-                    env.client.clone(),
-                    obj.metadata.namespace.as_deref().unwrap(),
-                    &ar,
-                )
-            } else {
-                Api::all_with(env.client.clone(), &ar)
-            };
-            let name = obj.metadata.name.clone().unwrap();
-            api.patch(
-                &name,
-                &PatchParams::apply("kupgrade-tests").force(),
-                &Patch::Apply(&value),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{file}: apply {kind} {name}: {e}"));
-            let prefix = if ar.group.is_empty() {
-                "/api/v1".to_string()
-            } else {
-                format!("/apis/{}", ar.api_version)
-            };
-            let ns = obj
-                .metadata
-                .namespace
-                .as_deref()
-                .map(|n| format!("/namespaces/{n}"));
-            scope.delete_later(format!(
-                "{prefix}{}/{}/{name}",
-                ns.unwrap_or_default(),
-                ar.plural
-            ));
-            count += 1;
-        }
-    }
-    count
-}
-
 fn forbidden(e: &OpsError) -> &str {
     match e {
         OpsError::Forbidden { message } => message,
@@ -814,11 +670,16 @@ fn forbidden(e: &OpsError) -> &str {
 
 #[tokio::test]
 async fn rbac_manifests_grant_what_they_say_and_refusals_are_clear() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("rbac").await else {
         return;
     };
-    let scope = Scope::new(&env, "rbac").await;
-    assert_eq!(apply_rbac(&env, &scope).await, 15);
+    let files = [
+        "namespace.yaml",
+        "discover.yaml",
+        "drain.yaml",
+        "node-command.yaml",
+    ];
+    assert_eq!(rbac::apply(&scope, &files).await, 15);
     // Discovery reads kube-system, as the Role in discover.yaml allows; this is the only test
     // that puts objects there.
     kubeadm_cluster(
@@ -870,13 +731,7 @@ async fn rbac_manifests_grant_what_they_say_and_refusals_are_clear() {
     let drainer = KubeClusterOps::new(client.clone())
         .with_discovery(Discovery::new(client).node_selector(&selector));
     let report = drainer
-        .drain(
-            &worker,
-            &DrainOptions {
-                timeout_seconds: 20,
-                ..DrainOptions::default()
-            },
-        )
+        .drain(&worker, &within(20))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.evicted, [web]);

@@ -3,6 +3,8 @@
 //!
 //! Reads `KUPGRADE_TEST_KUBECONFIG` like `tests/apiserver.rs`; the harness in `support` plays
 //! the kubelet and the disruption controller (it writes budgets' status).
+#[path = "support/rbac.rs"]
+mod rbac;
 mod support;
 
 use std::io::Write;
@@ -15,7 +17,7 @@ use kupgrade_core::plan::{PlanRequest, UpgradePlan};
 use kupgrade_core::readiness::{ApiObject, Catalogue, Coverage, Evidence, Gathered, MissingReason};
 use kupgrade_kube::evidence::{GatherOptions, gather};
 use serde_json::json;
-use support::{Kind, NodeSpec, Scope, labels};
+use support::{Kind, NodeSpec, labels};
 
 fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource {
@@ -86,10 +88,9 @@ fn named<'a>(objects: &'a [ApiObject], ns: Option<&str>, name: &str) -> Vec<&'a 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deprecated_apis_are_found_by_each_tier_and_land_on_the_hop_that_removes_them() {
-    let Some(env) = support::env().await else {
+    let Some((_, scope)) = support::scope("deprecated").await else {
         return;
     };
-    let scope = Scope::new(&env, "deprecated").await;
     let ns = scope.ns.clone();
     let client = scope.client.clone();
     let backend = json!({"serviceName": "web", "servicePort": 80});
@@ -295,19 +296,10 @@ async fn metrics_denied_by_rbac_make_the_requests_tier_not_checkable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budgets_that_never_allow_a_disruption_on_every_node_are_a_named_deadlock() {
-    let Some(env) = support::env().await else {
+    let Some((_, scope)) = support::scope("deadlock").await else {
         return;
     };
-    let scope = Scope::new(&env, "deadlock").await;
-    let cp = scope
-        .node(
-            "cp",
-            NodeSpec {
-                control_plane: true,
-                ..NodeSpec::worker("v1.20.2")
-            },
-        )
-        .await;
+    let cp = scope.node("cp", NodeSpec::control_plane("v1.20.2")).await;
     let mut workers = Vec::new();
     for w in ["w1", "w2", "w3"] {
         let node = scope.node(w, NodeSpec::worker("v1.20.2")).await;
@@ -420,66 +412,12 @@ async fn each_api_server_is_read_on_its_own_and_an_unreachable_one_is_not_a_pass
     assert!(kupgrade_kube::evidence::client_for(&config, "not a url").is_err());
 }
 
-/// Applies `examples/rbac/namespace.yaml` and `evidence.yaml` (server-side apply), to be
-/// deleted with `scope`.
-async fn apply_evidence_rbac(scope: &Scope) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/rbac");
-    for file in ["namespace.yaml", "evidence.yaml"] {
-        let text = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
-        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value: serde_json::Value = serde::Deserialize::deserialize(doc).unwrap();
-            let kind = value["kind"].as_str().unwrap();
-            let (ar, plural) = match kind {
-                "Namespace" => (resource("", "v1", kind, "namespaces"), "namespaces"),
-                "ServiceAccount" => (
-                    resource("", "v1", kind, "serviceaccounts"),
-                    "serviceaccounts",
-                ),
-                other => {
-                    let plural = match other {
-                        "ClusterRole" => "clusterroles",
-                        "ClusterRoleBinding" => "clusterrolebindings",
-                        "Role" => "roles",
-                        "RoleBinding" => "rolebindings",
-                        k => panic!("{file}: unexpected kind {k}"),
-                    };
-                    (
-                        resource("rbac.authorization.k8s.io", "v1", other, plural),
-                        plural,
-                    )
-                }
-            };
-            let name = value["metadata"]["name"].as_str().unwrap().to_string();
-            let ns = value["metadata"]["namespace"].as_str();
-            let api: Api<DynamicObject> = match ns {
-                Some(ns) => Api::namespaced_with(scope.client.clone(), ns, &ar),
-                None => Api::all_with(scope.client.clone(), &ar),
-            };
-            api.patch(
-                &name,
-                &kube::api::PatchParams::apply("kupgrade-tests").force(),
-                &kube::api::Patch::Apply(&value),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{file}: apply {kind} {name}: {e}"));
-            let prefix = if ar.group.is_empty() {
-                "/api/v1".to_string()
-            } else {
-                format!("/apis/{}", ar.api_version)
-            };
-            let ns = ns.map(|n| format!("/namespaces/{n}")).unwrap_or_default();
-            scope.delete_later(format!("{prefix}{ns}/{plural}/{name}"));
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_evidence_rbac_manifest_grants_every_piece() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("evidencerbac").await else {
         return;
     };
-    let scope = Scope::new(&env, "evidencerbac").await;
-    apply_evidence_rbac(&scope).await;
+    rbac::apply(&scope, &["namespace.yaml", "evidence.yaml"]).await;
     let sa = "system:serviceaccount:kupgrade-system:kupgrade-evidence";
     let groups = [
         "system:serviceaccounts",
@@ -531,10 +469,9 @@ async fn validating_and_mutating_webhooks_are_read_alike() {
     use k8s_openapi::api::admissionregistration::v1::{
         MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
     };
-    let Some(env) = support::env().await else {
+    let Some((_, scope)) = support::scope("webhooks").await else {
         return;
     };
-    let scope = Scope::new(&env, "webhooks").await;
     // No rules: they match no request, so the other tests' requests never call them.
     let hook = |name: &str, policy: Option<&str>| {
         let mut w = json!({ "name": name, "sideEffects": "None", "admissionReviewVersions": ["v1"],

@@ -15,7 +15,6 @@ use kupgrade_core::conformance;
 use kupgrade_core::ports::{LeaseClaim, LeaseError, LeaseHolder, LeaseStoreExt, Taking};
 use kupgrade_kube::KubeLease;
 use kupgrade_kube::lease::FINGERPRINT_ANNOTATION;
-use support::Scope;
 
 /// A second client of the test server, as another run on another machine has.
 async fn another_client(env: &support::Env) -> kube::Client {
@@ -27,10 +26,9 @@ async fn another_client(env: &support::Env) -> kube::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lease_conforms_and_of_two_runs_one_wins() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("leaseconf").await else {
         return;
     };
-    let scope = Scope::with_kubelet(&env, "leaseconf", false).await;
     let a = KubeLease::named(scope.client.clone(), &scope.ns, "kupgrade");
     let b = KubeLease::named(another_client(&env).await, &scope.ns, "kupgrade");
     conformance::lease::run_all(&a, &b).await;
@@ -39,10 +37,9 @@ async fn the_lease_conforms_and_of_two_runs_one_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_lease_is_renewed_and_carries_its_holder() {
-    let Some(env) = support::env().await else {
+    let Some((_, scope)) = support::scope("lease").await else {
         return;
     };
-    let scope = Scope::with_kubelet(&env, "lease", false).await;
     let store = KubeLease::named(scope.client.clone(), &scope.ns, "kupgrade");
     let holder = LeaseHolder::new("20261207T040000.000Z-0123abcd", "ops-1", 42);
     let claim =

@@ -1,6 +1,8 @@
 //! Behaviour of API servers newer than the 1.20 test server (policy/v1 only, v1 budgets), and
 //! failures that a real server cannot be made to produce on demand, as request/response
 //! scenarios against a mock API (tower-test) handed to `kube::Client::new`.
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use kube::client::Body;
 use kupgrade_core::ports::{ClusterOperations, DrainOptions, OpsError, PodRef};
 use kupgrade_kube::KubeClusterOps;
 use serde_json::{Value, json};
+use support::{blocked, within};
 
 /// One request the mock received.
 #[derive(Clone, Debug)]
@@ -107,6 +110,24 @@ fn status(code: u16, reason: &str, message: &str, details: Value) -> Answer {
     )
 }
 
+/// The generic 404 of a path the server does not serve.
+fn not_found() -> Answer {
+    status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource",
+        json!({}),
+    )
+}
+
+/// The answer to the cordon's PATCH of node w-1.
+fn cordoned() -> Answer {
+    Answer::Json(
+        200,
+        json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "w-1" } }),
+    )
+}
+
 fn accepted() -> Answer {
     Answer::Json(
         201,
@@ -152,10 +173,7 @@ fn node_with_pods(names: &[&str], mut evict: impl FnMut(&Call) -> Answer + Send 
     ));
     mock(move |c| {
         if c.is("PATCH", "/api/v1/nodes/w-1") {
-            return Answer::Json(
-                200,
-                json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "w-1" } }),
-            );
+            return cordoned();
         }
         if c.is("GET", "/api/v1/pods") {
             if c.watching() {
@@ -174,12 +192,7 @@ fn node_with_pods(names: &[&str], mut evict: impl FnMut(&Call) -> Answer + Send 
             }
             return answer;
         }
-        status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-            json!({}),
-        )
+        not_found()
     })
 }
 
@@ -199,8 +212,7 @@ async fn a_drain_cordons_lists_by_field_selector_and_evicts_with_policy_v1_delet
     let m = node_with_pods(&["web-1"], |_| accepted());
     let options = DrainOptions {
         grace_period_seconds: Some(17),
-        timeout_seconds: 10,
-        ..DrainOptions::default()
+        ..within(10)
     };
     let report = m.ops().drain(&w1(), &options).await.unwrap();
     assert_eq!(report.evicted, [web("web-1")]);
@@ -245,17 +257,7 @@ async fn budget_refusals_are_retried_until_the_eviction_is_accepted() {
             accepted()
         }
     });
-    let report = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 10,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let report = m.ops().drain(&w1(), &within(10)).await.unwrap();
     assert_eq!(report.evicted, [web("web-1")]);
     assert!(report.blocked.is_empty());
     assert_eq!(m.evictions().len(), 3);
@@ -266,12 +268,7 @@ async fn budget_refusals_are_retried_until_the_eviction_is_accepted() {
 async fn a_404_for_policy_v1_falls_back_to_v1beta1_and_is_remembered() {
     let m = node_with_pods(&["web-1", "web-2"], |c| {
         if c.body["apiVersion"] == "policy/v1" {
-            status(
-                404,
-                "NotFound",
-                "the server could not find the requested resource",
-                json!({}),
-            )
+            not_found()
         } else {
             accepted()
         }
@@ -279,13 +276,7 @@ async fn a_404_for_policy_v1_falls_back_to_v1beta1_and_is_remembered() {
     let report = m
         .ops()
         .eviction_concurrency(1)
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 10,
-                ..DrainOptions::default()
-            },
-        )
+        .drain(&w1(), &within(10))
         .await
         .unwrap();
     assert_eq!(report.evicted, [web("web-1"), web("web-2")]);
@@ -307,17 +298,7 @@ async fn a_pod_already_gone_counts_as_evicted_without_fallback() {
             json!({ "name": "web-1", "kind": "pods" }),
         )
     });
-    let report = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 10,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap();
+    let report = m.ops().drain(&w1(), &within(10)).await.unwrap();
     assert_eq!(report.evicted, [web("web-1")]);
     assert_eq!(m.evictions().len(), 1);
 }
@@ -325,20 +306,8 @@ async fn a_pod_already_gone_counts_as_evicted_without_fallback() {
 #[tokio::test]
 async fn a_budget_blocking_until_the_deadline_is_named_from_policy_v1_budgets() {
     let m = mock_with_budgets(Some(pdb_list_for_test()));
-    let err = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 1,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
-    let OpsError::DrainBlocked { report, .. } = &err else {
-        panic!("{err}")
-    };
+    let err = m.ops().drain(&w1(), &within(1)).await.unwrap_err();
+    let report = blocked(&err);
     assert!(report.evicted.is_empty());
     assert_eq!(report.blocked.len(), 1);
     // policy/v1 semantics: the empty selector selects every pod, the missing one none.
@@ -373,10 +342,7 @@ fn pdb_list_for_test() -> Value {
 fn mock_with_budgets(pdbs: Option<Value>) -> Mock {
     mock(move |c| {
         if c.is("PATCH", "/api/v1/nodes/w-1") {
-            return Answer::Json(
-                200,
-                json!({ "apiVersion": "v1", "kind": "Node", "metadata": { "name": "w-1" } }),
-            );
+            return cordoned();
         }
         if c.is("GET", "/api/v1/pods") {
             return if c.watching() {
@@ -402,32 +368,15 @@ fn mock_with_budgets(pdbs: Option<Value>) -> Mock {
         if c.path.ends_with("/eviction") {
             return budget_refusal();
         }
-        status(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-            json!({}),
-        )
+        not_found()
     })
 }
 
 #[tokio::test]
 async fn without_permission_to_list_budgets_the_refusal_names_the_budget() {
     let m = mock_with_budgets(None);
-    let err = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 1,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
-    let OpsError::DrainBlocked { report, .. } = &err else {
-        panic!("{err}")
-    };
+    let err = m.ops().drain(&w1(), &within(1)).await.unwrap_err();
+    let report = blocked(&err);
     assert_eq!(report.blocked[0].budget.as_deref(), Some("web-budget"));
     assert!(
         m.calls()
@@ -446,17 +395,7 @@ async fn a_forbidden_eviction_names_the_verb_and_resource() {
             json!({ "name": "web-1", "kind": "pods" }),
         )
     });
-    let err = m
-        .ops()
-        .drain(
-            &w1(),
-            &DrainOptions {
-                timeout_seconds: 10,
-                ..DrainOptions::default()
-            },
-        )
-        .await
-        .unwrap_err();
+    let err = m.ops().drain(&w1(), &within(10)).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         r#"forbidden: evict pod shop/web-1 (create pods/eviction): pods "web-1" is forbidden: User "ci" cannot create resource "pods/eviction" in API group "" in the namespace "shop""#

@@ -23,23 +23,21 @@ use kupgrade_core::conformance::command_runner::{
     self, Capabilities, SignalReport, StderrCapture, SudoSupport,
 };
 use kupgrade_kube::PodRunner;
-use support::{NodeSpec, Scope};
+use support::NodeSpec;
 
 #[tokio::test]
 async fn pod_runner_conforms() {
-    let Some(env) = support::env().await else {
+    let Some((env, scope)) = support::scope("podconform").await else {
         return;
     };
-    let scope = Scope::new(&env, "podconform").await;
     let node = scope.node("w", NodeSpec::worker("v1.29.3")).await;
     let _kubelet = kubelet::ProcessKubelet::start(&scope.client, &scope.ns, &node)
         .await
         .unwrap();
     let scratch = tempfile::tempdir().unwrap();
     std::fs::create_dir(scratch.path().join("locks")).unwrap();
-    let runner = PodRunner::new(env.client.clone())
-        .namespace(&scope.ns)
-        .start_timeout(Duration::from_secs(20))
+    let runner = scope
+        .pod_runner(Duration::from_secs(20))
         // Node-side locks in the scratch directory, not this machine's /run.
         .lock_dir(scratch.path().join("locks").to_str().unwrap());
     // The test's kubelet runs commands as this process's user; a real node's, as root.

@@ -3,33 +3,24 @@
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
-use super::{Entry, FileError, FileProblem, Locator, Step, from_value, kind_of, parse_yaml, short};
-
-/// An entry of a list file: how its list and its entries are named, and its place in the file.
-pub(crate) trait ListEntry: Entry + Sized {
-    /// The top-level key of the list (`gates`).
-    const LIST: &'static str;
-    /// The entry at 1-based `index`, named `name` when it has one.
-    fn new(index: usize, name: Option<String>) -> Self;
-    /// Its 1-based place in the file.
-    fn index(&self) -> usize;
-    /// The same, to move it.
-    fn index_mut(&mut self) -> &mut usize;
-}
+use super::{
+    FileError, FileProblem, ListEntry, ListKind, Locator, Step, from_value, kind_of, parse_yaml,
+    short,
+};
 
 /// Parses `text` (YAML or JSON; `file` names it in messages): the top level must be
 /// `apiVersion: api_version`, `kind: kind` and the list, each entry a `T`. `validate` checks
 /// the entries that parsed (its problems count them among those: they are moved to their
 /// places in the file). Every problem found is reported.
-pub(crate) fn parse_list_file<T: DeserializeOwned, E: ListEntry>(
+pub(crate) fn parse_list_file<T: DeserializeOwned, K: ListKind>(
     text: &str,
     file: &str,
     api_version: &str,
     kind: &str,
-    validate: impl FnOnce(&[T], &mut Vec<FileProblem<E>>),
-) -> Result<Vec<T>, FileError<E>> {
-    let list = E::LIST;
-    let fail = |problems: Vec<FileProblem<E>>| FileError {
+    validate: impl FnOnce(&[T], &mut Vec<FileProblem<ListEntry<K>>>),
+) -> Result<Vec<T>, FileError<ListEntry<K>>> {
+    let list = K::LIST;
+    let fail = |problems: Vec<FileProblem<ListEntry<K>>>| FileError {
         file: file.to_string(),
         problems,
     };
@@ -59,7 +50,7 @@ pub(crate) fn parse_list_file<T: DeserializeOwned, E: ListEntry>(
             Err(r) => {
                 let mut p = FileProblem::new(r.message)
                     .at(entry_at(i, &r.path))
-                    .in_entry(E::new(i + 1, name));
+                    .in_entry(ListEntry::new(i + 1, name));
                 p.field = r.field;
                 problems.push(p);
             }
@@ -71,36 +62,30 @@ pub(crate) fn parse_list_file<T: DeserializeOwned, E: ListEntry>(
     for p in &mut found {
         if let Some(entry) = &mut p.entry {
             // `validate` counts the entries that parsed; the file counts them all.
-            let i = indices[*entry.index_mut() - 1];
-            *entry.index_mut() = i + 1;
+            let i = indices[entry.index - 1];
+            entry.index = i + 1;
             let path = p.field.as_deref().map(Step::of_field).unwrap_or_default();
             p.location = entry_at(i, &path);
         }
     }
     problems.extend(found);
-    problems.sort_by_key(|p| p.entry.as_ref().map_or(0, E::index));
-    if problems.is_empty() {
-        Ok(parsed)
-    } else {
-        Err(fail(problems))
-    }
+    problems.sort_by_key(|p| p.entry.as_ref().map_or(0, |e| e.index));
+    FileError::unless_any(file, problems, parsed)
 }
 
 /// Checks each of `entries` with `check`, which gets the entry and a reporter of its problems
 /// (`bad(field, message)`), after the checks every named entry of a list file shares: it has
-/// a name, of at most 63 lower-case letters, digits and '-', used once in the file. `noun`
-/// names one entry in messages (`gate`).
-pub(crate) fn check_named_entries<T, E: ListEntry + Clone>(
+/// a name, of at most 63 lower-case letters, digits and '-', used once in the file.
+pub(crate) fn check_named_entries<T, K: ListKind + Clone>(
     entries: &[T],
-    noun: &str,
     name: impl Fn(&T) -> &str,
-    out: &mut Vec<FileProblem<E>>,
+    out: &mut Vec<FileProblem<ListEntry<K>>>,
     mut check: impl FnMut(&T, &mut dyn FnMut(&str, String)),
 ) {
     let mut seen = std::collections::HashMap::new();
     for (i, item) in entries.iter().enumerate() {
         let n = name(item);
-        let entry = E::new(i + 1, Some(n.to_string()));
+        let entry = ListEntry::new(i + 1, Some(n.to_string()));
         let mut bad = |field: &str, message: String| {
             out.push(
                 FileProblem::new(message)
@@ -109,7 +94,7 @@ pub(crate) fn check_named_entries<T, E: ListEntry + Clone>(
             );
         };
         if n.is_empty() {
-            bad("name", format!("a {noun} needs a name"));
+            bad("name", format!("a {} needs a name", K::NOUN));
         } else if n.len() > 63 {
             bad("name", "at most 63 characters".into());
         } else if let Some(c) = n
@@ -124,7 +109,7 @@ pub(crate) fn check_named_entries<T, E: ListEntry + Clone>(
         if let Some(first) = seen.insert(n, i) {
             bad(
                 "name",
-                format!("used twice ({} {} and {})", E::LIST, first + 1, i + 1),
+                format!("used twice ({} {} and {})", K::LIST, first + 1, i + 1),
             );
         }
         check(item, &mut bad);
@@ -145,33 +130,32 @@ pub(crate) fn check_argv(bad: &mut dyn FnMut(&str, String), field: &str, argv: &
 
 /// What a list file's set and its entry share: `$set::new` (entries checked like a file's,
 /// documented by the doc comment given), `$set::parse` (a file of them, through
-/// [`parse_list_file`]) and `$entry`'s [`ListEntry`] impl. `$set` keeps its entries in the
-/// field `$field`; a function `validate(&[$item], &mut Vec<FileProblem<$entry>>)` and the
-/// constants `API_VERSION` and `KIND` must be in scope; `$list` names the list (`gates`).
+/// [`parse_list_file`]) and the [`ListKind`] impl of `$kind`, the marker of its entries.
+/// `$set` keeps its entries in the field `$field`; a function
+/// `validate(&[$item], &mut Vec<FileProblem<ListEntry<$kind>>>)` and the constants
+/// `API_VERSION` and `KIND` must be in scope; `$noun` names one entry (`gate`), `$list` the
+/// list (`gates`).
 macro_rules! list_file {
     (
         $(#[doc = $new_doc:literal])*
-        $set:ident { $field:ident: $item:ty }, $entry:ident, $error:ident, $list:literal
+        $set:ident { $field:ident: $item:ty }, $kind:ident, $error:ident, $noun:literal, $list:literal
     ) => {
         impl $set {
             $(#[doc = $new_doc])*
             pub fn new($field: Vec<$item>) -> Result<Self, $error> {
                 let mut problems = Vec::new();
                 validate(&$field, &mut problems);
-                if problems.is_empty() {
-                    Ok($set { $field })
-                } else {
-                    Err($crate::diagnostics::FileError {
-                        file: concat!("<", $list, ">").into(),
-                        problems,
-                    })
-                }
+                $crate::diagnostics::FileError::unless_any(
+                    concat!("<", $list, ">"),
+                    problems,
+                    $set { $field },
+                )
             }
 
             #[doc = concat!("Parses a ", $list, " file in YAML or JSON. `file` only names the source in")]
             /// messages. Every problem found is reported.
             pub fn parse(text: &str, file: &str) -> Result<Self, $error> {
-                let $field = $crate::diagnostics::parse_list_file::<$item, $entry>(
+                let $field = $crate::diagnostics::parse_list_file::<$item, $kind>(
                     text,
                     file,
                     API_VERSION,
@@ -182,20 +166,9 @@ macro_rules! list_file {
             }
         }
 
-        impl $crate::diagnostics::ListEntry for $entry {
+        impl $crate::diagnostics::ListKind for $kind {
+            const NOUN: &'static str = $noun;
             const LIST: &'static str = $list;
-
-            fn new(index: usize, name: Option<String>) -> Self {
-                $entry { index, name }
-            }
-
-            fn index(&self) -> usize {
-                self.index
-            }
-
-            fn index_mut(&mut self) -> &mut usize {
-                &mut self.index
-            }
         }
     };
 }

@@ -32,9 +32,7 @@ mod list_file;
 mod locate;
 mod nesting;
 
-pub(crate) use list_file::{
-    ListEntry, TopLevel, check_argv, check_named_entries, list_file, parse_list_file,
-};
+pub(crate) use list_file::{TopLevel, check_argv, check_named_entries, list_file, parse_list_file};
 pub(crate) use locate::{Locator, Step};
 
 /// The deepest lists and mappings (`[` and `{`) may be nested in an input file.
@@ -47,6 +45,55 @@ pub trait Entry: fmt::Display {
     /// `field patches[1].version`.
     const FIELD_PREFIX: &'static str = "";
 }
+
+/// Which list an entry of a [`ListEntry`] stands in: the noun that names one entry in
+/// messages and the list's key in its file.
+pub trait ListKind {
+    /// One entry (`gate`).
+    const NOUN: &'static str;
+    /// The list's top-level key (`gates`).
+    const LIST: &'static str;
+}
+
+/// The entry of a list (a gates, hooks or rules file) a problem is about: its 1-based place in
+/// the file and its name (a rule's id) when it has one. Said `gate 2 ("web")`, or `gate 2`;
+/// `K` gives the noun ([`ListKind`]).
+///
+/// ```
+/// use kupgrade_core::gate::GateEntry;
+/// assert_eq!(GateEntry::new(2, Some("web".into())).to_string(), "gate 2 (\"web\")");
+/// assert_eq!(GateEntry::new(2, None).to_string(), "gate 2");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry<K> {
+    /// The entry's 1-based place in its file.
+    pub index: usize,
+    /// Its name (a rule's id), when it has one.
+    pub name: Option<String>,
+    kind: std::marker::PhantomData<K>,
+}
+
+impl<K> ListEntry<K> {
+    /// The entry at 1-based `index`, named `name` when it has one.
+    pub fn new(index: usize, name: Option<String>) -> Self {
+        ListEntry {
+            index,
+            name,
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: ListKind> fmt::Display for ListEntry<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.name {
+            Some(n) => write!(f, "{} {} ({n:?})", K::NOUN, self.index),
+            None => write!(f, "{} {}", K::NOUN, self.index),
+        }
+    }
+}
+
+impl<K: ListKind> Entry for ListEntry<K> {}
 
 /// One problem in an input file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,6 +182,24 @@ pub struct FileError<E> {
     pub problems: Vec<FileProblem<E>>,
 }
 
+impl<E> FileError<E> {
+    /// `value` when no problem was found, else the error of `file` with every problem.
+    pub(crate) fn unless_any<T>(
+        file: impl Into<String>,
+        problems: Vec<FileProblem<E>>,
+        value: T,
+    ) -> Result<T, Self> {
+        if problems.is_empty() {
+            Ok(value)
+        } else {
+            Err(FileError {
+                file: file.into(),
+                problems,
+            })
+        }
+    }
+}
+
 impl<E: Entry> fmt::Display for FileError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (i, p) in self.problems.iter().enumerate() {
@@ -148,6 +213,54 @@ impl<E: Entry> fmt::Display for FileError<E> {
 }
 
 impl<E: Entry + fmt::Debug> std::error::Error for FileError<E> {}
+
+/// A file that could not be read, for its first problem (the tables kupgrade ships and their
+/// newer copies: a release calendar, a facts table): the file's name and the problem, printed
+/// `origin:line:col: entry: field: message`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceError<E> {
+    origin: String,
+    problem: FileProblem<E>,
+}
+
+impl<E> SourceError<E> {
+    /// `problem`, in the file named `origin`.
+    pub(crate) fn new(origin: &str, problem: FileProblem<E>) -> Self {
+        SourceError {
+            origin: origin.to_string(),
+            problem,
+        }
+    }
+    /// The name of the file, as given to the parser.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+    /// The entry at fault, when the problem is inside one.
+    pub fn entry(&self) -> Option<&E> {
+        self.problem.entry.as_ref()
+    }
+    /// The field at fault, as a path inside the entry or the file (`patches[2].version`).
+    pub fn field(&self) -> Option<&str> {
+        self.problem.field.as_deref()
+    }
+    /// Line and column (1-based) of the problem, where known: of a syntax error, or of the
+    /// value at fault (of the entry, for a missing field).
+    pub fn location(&self) -> Option<(usize, usize)> {
+        self.problem.location
+    }
+    /// What is wrong.
+    pub fn reason(&self) -> &str {
+        &self.problem.message
+    }
+}
+
+impl<E: Entry> fmt::Display for SourceError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.problem.display_in(&self.origin).fmt(f)
+    }
+}
+
+impl<E: Entry + fmt::Debug> std::error::Error for SourceError<E> {}
 
 /// Reads `text` as YAML (JSON is YAML) after [`MAX_DEPTH`]'s linear check; a syntax error is
 /// a problem at its line and column.
@@ -178,6 +291,35 @@ pub(crate) fn json_message(e: &serde_json::Error) -> String {
         Some(i) if e.line() > 0 => text[..i].to_string(),
         _ => text,
     }
+}
+
+/// Reads `text` as one JSON document of type `T`, and nothing after it. A syntax error is a
+/// problem at the line and column where the parser stopped; a value that does not fit is a
+/// problem at its field's path (`minors[2].patches`; none for the top level itself), with no
+/// position (the caller may locate it).
+pub(crate) fn json_document<T: serde::de::DeserializeOwned, E>(
+    text: &str,
+) -> Result<T, FileProblem<E>> {
+    let syntax =
+        |e: &serde_json::Error| FileProblem::new(json_message(e)).at(Some((e.line(), e.column())));
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value: T = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(syntax(&inner));
+            }
+            let mut p = FileProblem::new(json_message(&inner));
+            if path != "." {
+                p = p.in_field(path);
+            }
+            return Err(p);
+        }
+    };
+    de.end().map_err(|e| syntax(&e))?;
+    Ok(value)
 }
 
 /// A value that did not deserialize: the field at fault as messages write it, the path to

@@ -55,7 +55,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::NodeName;
-use crate::diagnostics::{Entry, FileError, FileProblem, check_argv, check_named_entries};
+use crate::diagnostics::{FileError, FileProblem, ListEntry, check_argv, check_named_entries};
 
 pub(crate) mod insert;
 mod verdict;
@@ -100,7 +100,7 @@ pub struct GateSet {
 crate::diagnostics::list_file! {
     /// A set of these gates, checked like a file's (names well formed and unique, exactly one
     /// check each, sensible times).
-    GateSet { gates: Gate }, GateEntry, GatesError, "gates"
+    GateSet { gates: Gate }, GateList, GatesError, "gate", "gates"
 }
 
 impl GateSet {
@@ -119,7 +119,6 @@ impl GateSet {
 fn validate(gates: &[Gate], out: &mut Vec<GateProblem>) {
     check_named_entries(
         gates,
-        "gate",
         |g| &g.name,
         out,
         |gate, bad| {
@@ -573,26 +572,13 @@ impl GateCommand {
     }
 }
 
+/// The gates of a gates file, as the kind of their entries ([`GateEntry`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GateList {}
+
 /// The gate a problem is about: its 1-based place in the file and its name when it has one.
 /// Said `gate 2 ("web")`, or `gate 2`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GateEntry {
-    /// The gate's 1-based place in its file.
-    pub index: usize,
-    /// Its name, when it has one.
-    pub name: Option<String>,
-}
-
-impl fmt::Display for GateEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(n) => write!(f, "gate {} ({n:?})", self.index),
-            None => write!(f, "gate {}", self.index),
-        }
-    }
-}
-
-impl Entry for GateEntry {}
+pub type GateEntry = ListEntry<GateList>;
 
 /// One problem in a gates file.
 pub type GateProblem = FileProblem<GateEntry>;

@@ -43,7 +43,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostics::{Entry, FileError, FileProblem, check_argv, check_named_entries};
+use crate::diagnostics::{FileError, FileProblem, ListEntry, check_argv, check_named_entries};
 
 mod insert;
 #[cfg(test)]
@@ -246,7 +246,7 @@ impl fmt::Display for HookPlace {
 
 crate::diagnostics::list_file! {
     /// A set of these hooks, checked like a file's.
-    HookSet { hooks: Hook }, HookEntry, HooksError, "hooks"
+    HookSet { hooks: Hook }, HookList, HooksError, "hook", "hooks"
 }
 
 impl HookSet {
@@ -260,7 +260,6 @@ impl HookSet {
 fn validate(hooks: &[Hook], out: &mut Vec<HookProblem>) {
     check_named_entries(
         hooks,
-        "hook",
         |h| &h.name,
         out,
         |hook, bad| {
@@ -291,25 +290,13 @@ fn validate(hooks: &[Hook], out: &mut Vec<HookProblem>) {
     );
 }
 
-/// The hook a problem is about: its 1-based place in the file and its name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HookEntry {
-    /// The hook's 1-based place in its file.
-    pub index: usize,
-    /// Its name, when it has one.
-    pub name: Option<String>,
-}
+/// The hooks of a hooks file, as the kind of their entries ([`HookEntry`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookList {}
 
-impl fmt::Display for HookEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(n) => write!(f, "hook {} ({n:?})", self.index),
-            None => write!(f, "hook {}", self.index),
-        }
-    }
-}
-
-impl Entry for HookEntry {}
+/// The hook a problem is about: its 1-based place in the file and its name when it has one.
+/// Said `hook 2 ("web")`, or `hook 2`.
+pub type HookEntry = ListEntry<HookList>;
 
 /// One problem in a hooks file.
 pub type HookProblem = FileProblem<HookEntry>;

@@ -59,8 +59,8 @@ mod labels;
 mod parse;
 
 pub use labels::{LabelError, LabelMerge, MAX_LABEL_BYTES, ReleaseLabels, label_file, parse_label};
-pub use parse::CalendarError;
 pub(crate) use parse::MinorsFile;
+pub use parse::{CalendarError, MinorEntry};
 
 const EMBEDDED: &str = include_str!("../../data/k8s-releases.json");
 

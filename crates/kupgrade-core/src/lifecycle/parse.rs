@@ -6,22 +6,20 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{MinorRelease, PatchRelease, ReleaseCalendar};
-use crate::diagnostics::{Entry, FileProblem, Locator, Step, json_message};
+use crate::diagnostics::{
+    Entry, FileProblem, Locator, SourceError, Step, json_document, json_message,
+};
 use crate::{KubeVersion, Minor};
 
 /// Why a release calendar (or a kubeadm version table, [`crate::bundled::BundleTable`]) could
 /// not be read. The message names the source, the line and column, the minor and the field:
 /// `newer.json:40:19: minor 1.28: field patches[2].version: v1.29.1 is not a patch of 1.28`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CalendarError {
-    origin: String,
-    problem: FileProblem<MinorEntry>,
-}
+pub type CalendarError = SourceError<MinorEntry>;
 
 /// The calendar entry a problem is about: its minor (`1.28`), or `minors[3]` when it has no
-/// readable one.
+/// readable one. Said `minor 1.28`, or `minors[3]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct MinorEntry(String);
+pub struct MinorEntry(String);
 
 impl fmt::Display for MinorEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,56 +36,29 @@ impl Entry for MinorEntry {
 }
 
 impl CalendarError {
-    /// The name of the calendar's source, as given to [`ReleaseCalendar::from_json`].
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
     /// The minor entry at fault (`1.28`, or `minors[3]` when it has no readable name).
     pub fn minor(&self) -> Option<&str> {
-        self.problem.entry.as_ref().map(|m| m.0.as_str())
+        self.entry().map(|m| m.0.as_str())
     }
-    /// The field at fault, as a path inside the entry (`patches[2].version`).
-    pub fn field(&self) -> Option<&str> {
-        self.problem.field.as_deref()
-    }
-    /// Line and column (1-based) of the problem: of a JSON syntax error, or of the value at
-    /// fault (of the entry, for a missing field).
-    pub fn location(&self) -> Option<(usize, usize)> {
-        self.problem.location
-    }
-    /// What is wrong.
-    pub fn reason(&self) -> &str {
-        &self.problem.message
-    }
-}
 
-impl fmt::Display for CalendarError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.problem.display_in(&self.origin).fmt(f)
-    }
-}
-
-impl std::error::Error for CalendarError {}
-
-impl CalendarError {
     /// A problem with the file `origin`, at `location` (line, column) where known, in the entry
     /// of minor `minor` (or `minors[3]`), at `field` inside it.
-    pub(crate) fn new(
+    pub(crate) fn at(
         origin: &str,
         location: Option<(usize, usize)>,
         minor: Option<String>,
         field: Option<String>,
         reason: String,
     ) -> CalendarError {
-        CalendarError {
-            origin: origin.to_string(),
-            problem: FileProblem {
+        SourceError::new(
+            origin,
+            FileProblem {
                 location,
                 entry: minor.map(MinorEntry),
                 field,
                 message: reason,
             },
-        }
+        )
     }
 }
 
@@ -121,31 +92,16 @@ impl<'t> MinorsFile<'t> {
         reason: String,
     ) -> CalendarError {
         let at = locate(&self.locator, index, field.as_deref());
-        CalendarError::new(self.origin, at, minor, field, reason)
+        CalendarError::at(self.origin, at, minor, field, reason)
     }
 
     /// The file's top level as `T`; a syntax error is located where the parser stopped, and
     /// nothing may follow the document.
     pub fn top<T: DeserializeOwned>(&self) -> Result<T, CalendarError> {
-        let syntax = |e: &serde_json::Error| {
-            let at = Some((e.line(), e.column()));
-            CalendarError::new(self.origin, at, None, None, json_message(e))
-        };
-        let mut de = serde_json::Deserializer::from_str(self.text);
-        let top: T = match serde_path_to_error::deserialize(&mut de) {
-            Ok(top) => top,
-            Err(e) => {
-                let path = e.path().to_string();
-                let inner = e.into_inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    return Err(syntax(&inner));
-                }
-                let field = (path != ".").then_some(path);
-                return Err(self.error(None, None, field, json_message(&inner)));
-            }
-        };
-        de.end().map_err(|e| syntax(&e))?;
-        Ok(top)
+        json_document(self.text).map_err(|p: FileProblem<MinorEntry>| match p.location {
+            Some(_) => CalendarError::new(self.origin, p),
+            None => self.error(None, None, p.field, p.message),
+        })
     }
 
     /// The entries of `minors` (the file's list, in order), each read as `R` and checked by

@@ -13,11 +13,11 @@
 //!   run itself when they are looked at: they need a free place in flight but take no time;
 //! - every other task takes its step's `duration_seconds`;
 //! - a task whose step's postconditions the cluster shows is done once a read of the cluster
-//!   shows them (`run/verify.rs`): at once when nothing else is in flight as it ends, otherwise
-//!   at its first check, one check interval of its step later (or earlier, as soon as nothing
-//!   is in flight). Its node and its place in flight are free meanwhile; what depends on it
-//!   waits. (A run with other work in flight, pre-stage steps beside a window for example,
-//!   gains that interval on each such step.)
+//!   shows them (`run/verify.rs`): at once when no other task of its step is in flight as it
+//!   ends, otherwise at its first check, one check interval of its step later (or earlier, as
+//!   soon as no task of its step is in flight). Its node and its place in flight are free
+//!   meanwhile; what depends on it waits. Other steps' work in flight (pre-stage steps beside
+//!   a window, for example) does not hold a check back.
 //!
 //! Tasks of one step that start together end together, so the schedule is computed on groups
 //! of tasks rather than on tasks: a plan of a few hundred steps over tens of thousands of
@@ -394,13 +394,13 @@ impl<'s> ListSchedule<'s> {
         true
     }
 
-    /// The checks due: every one once nothing is in flight, else those whose time came; their
-    /// tasks are done.
+    /// The checks due: those whose time came, and those of steps with no task in flight;
+    /// their tasks are done.
     fn make_checks_due(&mut self) {
-        let (idle, now) = (self.in_flight == 0, self.now);
+        let now = self.now;
         let mut checks = std::mem::take(&mut self.checks);
         checks.retain(|&(at, si, count)| {
-            if !idle && at > now {
+            if at > now && self.running.contains_key(&si) {
                 return true;
             }
             self.tasks_ended(si, count as usize);

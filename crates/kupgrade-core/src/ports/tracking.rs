@@ -142,6 +142,29 @@ impl Tracking {
         self.started = sink;
         self
     }
+    /// For a runner that cannot hold a node-side lock, the first line of its
+    /// [`run_tracked`](super::CommandRunner::run_tracked): a lock asked for is refused with
+    /// [`RunnerError::Unsupported`](super::RunnerError::Unsupported) before anything runs.
+    ///
+    /// ```
+    /// use kupgrade_core::ports::{NodeLock, Tracking};
+    /// use std::time::Duration;
+    /// assert!(Tracking::new().refuse_lock().is_ok());
+    /// let lock = NodeLock::for_step("0123456789abcdef", "s", None, Duration::ZERO, "me");
+    /// let e = Tracking::new().lock(lock).refuse_lock().unwrap_err();
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "this runner cannot hold the node-side lock 0123456789abcdef.s while a command runs"
+    /// );
+    /// ```
+    pub fn refuse_lock(&self) -> Result<(), super::RunnerError> {
+        match &self.lock {
+            Some(lock) => Err(super::RunnerError::Unsupported {
+                what: format!("hold the node-side lock {} while a command runs", lock.name),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A lock on a node that a command holds while it runs, so that no two copies of one step

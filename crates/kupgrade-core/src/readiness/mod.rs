@@ -78,7 +78,7 @@ pub use evidence::{
 pub use facts::{
     ApiRemoval, CgroupRule, DiskFloor, DiskPurpose, EtcdFloor, FACTS_TABLE, FactTables,
     KubeadmConfigApi, LegacyHost, REMOVALS_TABLE, RemovedFeatureGate, RuntimeFloor,
-    RuntimeMatrixRow, STALE_AFTER_MONTHS, TableError, TableStatus, guess_resource,
+    RuntimeMatrixRow, STALE_AFTER_MONTHS, TableError, TableRow, TableStatus, guess_resource,
 };
 pub use finding::{Coverage, Finding, Gap, MAX_GAPS, Severity, Subject};
 

@@ -44,6 +44,15 @@ fn plan_133_to_136(cps: usize, workers: usize) -> UpgradePlan {
     plan
 }
 
+/// 1.33 to 1.34, one hop.
+fn plan_133_to_134(cps: usize, workers: usize) -> UpgradePlan {
+    plan_to(
+        &cluster("v1.33.4", "3.5.21-0", cps, workers),
+        "1.34",
+        date(2026, 9, 1),
+    )
+}
+
 fn node(name: &str) -> NodeName {
     NodeName::new(name).unwrap()
 }
@@ -63,6 +72,20 @@ fn found<T>(t: T) -> Gathered<T> {
 
 fn facts_of(name: &str) -> NodeFacts {
     NodeFacts::new(node(name))
+}
+
+/// The facts of `name` with one part set by `set`.
+fn facts_with(name: &str, set: impl FnOnce(&mut NodeFacts)) -> NodeFacts {
+    let mut f = facts_of(name);
+    set(&mut f);
+    f
+}
+
+/// The findings of check `id`, which must be `count` of them (the report shows otherwise).
+fn findings<'r>(r: &'r Readiness, id: &'r str, count: usize) -> Vec<&'r Finding> {
+    let found: Vec<&Finding> = r.findings_of(id).collect();
+    assert_eq!(found.len(), count, "{id}: {}", render::text(r));
+    found
 }
 
 /// The step a finding sits at.
@@ -403,8 +426,7 @@ fn deprecated_apis_removed_after_the_target_are_warnings() {
         ..Evidence::default()
     };
     let r = evaluate(&plan, &evidence);
-    let f: Vec<&Finding> = r.findings_of("deprecated-api").collect();
-    assert_eq!(f.len(), 1);
+    let f = findings(&r, "deprecated-api", 1);
     assert_eq!(f[0].severity, Severity::Warning);
     // Deprecated in 1.21: the hop to 1.21.
     assert_eq!(f[0].hop, Some(hop_to(&plan, "1.21")));
@@ -443,6 +465,24 @@ fn pod(name: &str, on: &str, budgets: &[&str]) -> Pod {
     }
 }
 
+/// 1.34 with `drain` and otherwise the default options.
+fn plan_134_draining(state: &ClusterState, drain: DrainOptions) -> UpgradePlan {
+    PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 9, 1))
+        .options(PlanOptions {
+            drain,
+            ..PlanOptions::default()
+        })
+        .plan(state)
+        .unwrap()
+}
+
+fn with_nodes(nodes: Vec<NodeFacts>) -> Evidence {
+    Evidence {
+        nodes,
+        ..Evidence::default()
+    }
+}
+
 fn with_workloads(w: Workloads) -> Evidence {
     Evidence {
         workloads: found(w),
@@ -452,11 +492,7 @@ fn with_workloads(w: Workloads) -> Evidence {
 
 #[test]
 fn one_unevictable_pod_per_node_is_a_named_deadlock() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 3),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 3);
     let names: Vec<String> = plan.nodes.iter().map(|n| n.name.to_string()).collect();
     let mut b = budget("pinned", 0, 4, 4, 4);
     b.spec = Some("maxUnavailable: 0".into());
@@ -471,8 +507,7 @@ fn one_unevictable_pod_per_node_is_a_named_deadlock() {
             pods,
         }),
     );
-    let deadlock: Vec<&Finding> = r.findings_of("drain/deadlock").collect();
-    assert_eq!(deadlock.len(), 1, "{}", render::text(&r));
+    let deadlock = findings(&r, "drain/deadlock", 1);
     assert_eq!(deadlock[0].subject.key(), "pdb/shop/pinned");
     assert!(deadlock[0].message.contains("maxUnavailable: 0"));
     assert!(
@@ -489,19 +524,14 @@ fn one_unevictable_pod_per_node_is_a_named_deadlock() {
     assert_eq!(deadlock[0].step.as_ref(), Some(&first_drain.id));
     // Each drain of a node that holds one of the pods is blocked; later drains of the same
     // node are not judged again (its pods' placement is unknown by then).
-    let blocked: Vec<&Finding> = r.findings_of("drain/pdb-blocked").collect();
-    assert_eq!(blocked.len(), names.len());
+    let blocked = findings(&r, "drain/pdb-blocked", names.len());
     assert!(blocked.iter().all(|f| f.message.contains("it never will")));
     assert!(r.has_errors());
 }
 
 #[test]
 fn a_budget_that_can_recover_blocks_without_a_deadlock() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 2),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 2);
     // Three replicas, minAvailable 2, one unhealthy: nothing allowed now, but it can recover.
     let w = Workloads {
         budgets: vec![budget("web", 0, 2, 2, 3)],
@@ -556,11 +586,7 @@ fn unhealthy_pods_under_always_allow_do_not_block() {
 
 #[test]
 fn pods_under_two_budgets_fail_the_eviction_api() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 2),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 2);
     let w = Workloads {
         budgets: vec![budget("a", 1, 3, 2, 3), budget("b", 1, 3, 2, 3)],
         pods: vec![
@@ -569,8 +595,7 @@ fn pods_under_two_budgets_fail_the_eviction_api() {
         ],
     };
     let r = evaluate(&plan, &with_workloads(w));
-    let multi: Vec<&Finding> = r.findings_of("drain/multi-pdb").collect();
-    assert_eq!(multi.len(), 1);
+    let multi = findings(&r, "drain/multi-pdb", 1);
     assert_eq!(multi[0].subject.key(), "pod/shop/web-1");
     assert!(multi[0].message.contains("500"));
     assert!(
@@ -610,17 +635,14 @@ fn drain_refusals_follow_the_drain_options() {
     assert_eq!(sev("drain/bare-pod"), vec![Severity::Error]);
     assert_eq!(sev("drain/emptydir"), vec![Severity::Error]); // the mirror pod is left alone
     assert_eq!(sev("drain/single-replica"), vec![Severity::Warning]);
-    let lenient = PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 9, 1))
-        .options(PlanOptions {
-            drain: DrainOptions {
-                force: true,
-                delete_emptydir_data: true,
-                ..DrainOptions::default()
-            },
-            ..PlanOptions::default()
-        })
-        .plan(&state)
-        .unwrap();
+    let lenient = plan_134_draining(
+        &state,
+        DrainOptions {
+            force: true,
+            delete_emptydir_data: true,
+            ..DrainOptions::default()
+        },
+    );
     let r = evaluate(&lenient, &evidence);
     assert_eq!(
         r.findings_of("drain/bare-pod").next().unwrap().severity,
@@ -635,16 +657,13 @@ fn drain_refusals_follow_the_drain_options() {
 #[test]
 fn disabled_eviction_consults_no_budget() {
     let state = cluster("v1.33.4", "3.5.21-0", 1, 1);
-    let plan = PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 9, 1))
-        .options(PlanOptions {
-            drain: DrainOptions {
-                disable_eviction: true,
-                ..DrainOptions::default()
-            },
-            ..PlanOptions::default()
-        })
-        .plan(&state)
-        .unwrap();
+    let plan = plan_134_draining(
+        &state,
+        DrainOptions {
+            disable_eviction: true,
+            ..DrainOptions::default()
+        },
+    );
     let w = Workloads {
         budgets: vec![budget("web", 0, 1, 1, 1)],
         pods: vec![pod("web-1", "w-1", &["web"])],
@@ -681,28 +700,21 @@ fn overdraws_count_pods_against_headroom() {
 #[test]
 fn cgroup_v1_bites_where_the_kubelet_reaches_1_35() {
     let plan = plan_133_to_136(1, 3);
-    let mut v1 = facts_of("w-1");
-    v1.cgroup = found(CgroupFacts {
-        fs_type: "tmpfs".into(),
-        fail_cgroup_v1: None,
-    });
-    let mut opted_out = facts_of("w-2");
-    opted_out.cgroup = found(CgroupFacts {
-        fs_type: "tmpfs".into(),
-        fail_cgroup_v1: Some(false),
-    });
-    let mut v2 = facts_of("cp-1");
-    v2.cgroup = found(CgroupFacts {
-        fs_type: "cgroup2fs".into(),
-        fail_cgroup_v1: None,
-    });
-    let evidence = Evidence {
-        nodes: vec![v1, opted_out, v2],
-        ..Evidence::default()
+    let cgroup = |n: &str, fs_type: &str, fail_cgroup_v1: Option<bool>| {
+        facts_with(n, |f| {
+            f.cgroup = found(CgroupFacts {
+                fs_type: fs_type.into(),
+                fail_cgroup_v1,
+            })
+        })
     };
+    let evidence = with_nodes(vec![
+        cgroup("w-1", "tmpfs", None),
+        cgroup("w-2", "tmpfs", Some(false)),
+        cgroup("cp-1", "cgroup2fs", None),
+    ]);
     let r = evaluate(&plan, &evidence);
-    let f: Vec<&Finding> = r.findings_of("node/cgroup-v1").collect();
-    assert_eq!(f.len(), 2, "{}", render::text(&r));
+    let f = findings(&r, "node/cgroup-v1", 2);
     let error = f.iter().find(|f| f.subject.key() == "node/w-1").unwrap();
     assert_eq!(error.severity, Severity::Error);
     assert_eq!(error.hop, Some(hop_to(&plan, "1.35")));
@@ -727,29 +739,20 @@ fn cgroup_v1_bites_where_the_kubelet_reaches_1_35() {
 #[test]
 fn containerd_1x_bites_at_1_36_and_old_2x_lines_warn() {
     let plan = plan_133_to_136(1, 3);
-    let runtime = |n: &str, v: &str| {
-        let mut f = facts_of(n);
-        f.runtime = found(v.to_string());
-        f
-    };
-    let evidence = Evidence {
-        nodes: vec![
-            runtime("cp-1", "containerd://2.2.1"),
-            runtime("w-1", "containerd://1.7.28"),
-            runtime("w-2", "containerd://2.0.6"),
-            runtime("w-3", "cri-o://1.33.2"),
-        ],
-        ..Evidence::default()
-    };
+    let runtime = |n: &str, v: &str| facts_with(n, |f| f.runtime = found(v.to_string()));
+    let evidence = with_nodes(vec![
+        runtime("cp-1", "containerd://2.2.1"),
+        runtime("w-1", "containerd://1.7.28"),
+        runtime("w-2", "containerd://2.0.6"),
+        runtime("w-3", "cri-o://1.33.2"),
+    ]);
     let r = evaluate(&plan, &evidence);
-    let floor: Vec<&Finding> = r.findings_of("node/containerd-1x").collect();
-    assert_eq!(floor.len(), 1, "{}", render::text(&r));
+    let floor = findings(&r, "node/containerd-1x", 1);
     assert_eq!(floor[0].subject.key(), "node/w-1");
     assert_eq!(floor[0].hop, Some(hop_to(&plan, "1.36")));
     assert_eq!(floor[0].severity, Severity::Error);
-    let matrix: Vec<&Finding> = r.findings_of("node/runtime-version").collect();
     // 2.0.6 is fine for 1.34 but not recommended for 1.35 (2.2.0+, 2.1.5+, 1.7.28+).
-    assert_eq!(matrix.len(), 1, "{}", render::text(&r));
+    let matrix = findings(&r, "node/runtime-version", 1);
     assert_eq!(matrix[0].subject.key(), "node/w-2");
     assert_eq!(matrix[0].hop, Some(hop_to(&plan, "1.35")));
     assert_eq!(
@@ -785,16 +788,9 @@ fn low_disk_bites_at_the_first_write() {
         purpose: DiskPurpose::Packages,
         free_bytes: 100 << 20,
     }]);
-    let r = evaluate(
-        &plan,
-        &Evidence {
-            nodes: vec![cp, w],
-            ..Evidence::default()
-        },
-    );
-    let f: Vec<&Finding> = r.findings_of("node/disk-space").collect();
+    let r = evaluate(&plan, &with_nodes(vec![cp, w]));
     // cp-1: 600 MiB free for backups; 512 MiB plus three 200 MiB snapshots needed.
-    assert_eq!(f.len(), 2, "{}", render::text(&r));
+    let f = findings(&r, "node/disk-space", 2);
     assert!(
         f.iter()
             .any(|f| f.subject.key() == "node/cp-1" && f.message.contains("1112 MiB"))
@@ -812,25 +808,21 @@ fn low_disk_bites_at_the_first_write() {
 fn etcd_below_the_floor_bites_at_the_hop_that_moves_it_to_3_6() {
     let plan = plan_133_to_136(3, 0);
     let etcd = |n: &str, v: &str| {
-        let mut f = facts_of(n);
-        f.etcd = found(EtcdFacts {
-            version: v.parse().unwrap(),
-            healthy: Some(true),
-            db_size_bytes: None,
-        });
-        f
+        facts_with(n, |f| {
+            f.etcd = found(EtcdFacts {
+                version: v.parse().unwrap(),
+                healthy: Some(true),
+                db_size_bytes: None,
+            })
+        })
     };
-    let evidence = Evidence {
-        nodes: vec![
-            etcd("cp-1", "3.5.21-0"),
-            etcd("cp-2", "3.5.32-0"),
-            etcd("cp-3", "3.5.21-0"),
-        ],
-        ..Evidence::default()
-    };
+    let evidence = with_nodes(vec![
+        etcd("cp-1", "3.5.21-0"),
+        etcd("cp-2", "3.5.32-0"),
+        etcd("cp-3", "3.5.21-0"),
+    ]);
     let r = evaluate(&plan, &evidence);
-    let f: Vec<&Finding> = r.findings_of("etcd/below-3.6-floor").collect();
-    assert_eq!(f.len(), 2, "{}", render::text(&r));
+    let f = findings(&r, "etcd/below-3.6-floor", 2);
     assert!(f.iter().all(|f| f.hop == Some(hop_to(&plan, "1.34"))));
     assert!(f[0].message.contains("3.5.32") || f[0].remediation.contains("3.5.32"));
     assert!(f[0].source.as_deref().unwrap().contains("upgrade_3_6.md"));
@@ -926,23 +918,16 @@ fn certificates_that_expire_before_their_renewal_are_errors_at_their_hop() {
 
 #[test]
 fn control_plane_kubelets_behind_a_load_balancer_must_wait_for_every_api_server() {
-    let mut plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 2, 0),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let mut plan = plan_133_to_134(2, 0);
     let lb = |n: &str| {
-        let mut f = facts_of(n);
-        f.kubelet_server = found(KubeletServer {
-            server: "https://lb.example:6443".into(),
-            node_addresses: vec!["10.0.0.1".into()],
-        });
-        f
+        facts_with(n, |f| {
+            f.kubelet_server = found(KubeletServer {
+                server: "https://lb.example:6443".into(),
+                node_addresses: vec!["10.0.0.1".into()],
+            })
+        })
     };
-    let evidence = Evidence {
-        nodes: vec![lb("cp-1"), lb("cp-2")],
-        ..Evidence::default()
-    };
+    let evidence = with_nodes(vec![lb("cp-1"), lb("cp-2")]);
     let r = evaluate(&plan, &evidence);
     assert_eq!(
         r.findings_of("kubelet/server-behind-load-balancer").count(),
@@ -977,10 +962,7 @@ fn control_plane_kubelets_behind_a_load_balancer_must_wait_for_every_api_server(
     let step = plan.steps.remove(restart);
     plan.steps.insert(node_upgrade, step);
     let r = evaluate(&plan, &evidence);
-    let f: Vec<&Finding> = r
-        .findings_of("kubelet/server-behind-load-balancer")
-        .collect();
-    assert_eq!(f.len(), 1);
+    let f = findings(&r, "kubelet/server-behind-load-balancer", 1);
     assert!(f[0].message.contains("lb.example"));
     // A local server is fine whatever the order.
     let local = KubeletServer {
@@ -1025,8 +1007,7 @@ fn a_stored_kubeadm_config_is_rewritten_by_each_hop_until_one_cannot_read_it() {
         date(2026, 9, 1),
     );
     let r = evaluate(&plan, &kubeadm("kubeadm.k8s.io/v1beta3", &[]));
-    let f: Vec<&Finding> = r.findings_of("kubeadm/config-api-version").collect();
-    assert_eq!(f.len(), 1);
+    let f = findings(&r, "kubeadm/config-api-version", 1);
     assert_eq!(f[0].hop, Some(0));
     assert!(
         f[0].remediation.contains("kubeadm 1.35"),
@@ -1052,8 +1033,7 @@ fn removed_kubeadm_feature_gates_bite_at_their_hop() {
             &[("PublicKeysECDSA", true), ("RootlessControlPlane", false)],
         ),
     );
-    let f: Vec<&Finding> = r.findings_of("kubeadm/feature-gate-removed").collect();
-    assert_eq!(f.len(), 1);
+    let f = findings(&r, "kubeadm/feature-gate-removed", 1);
     assert!(f[0].message.contains("PublicKeysECDSA"));
     assert_eq!(f[0].hop, Some(hop_to(&plan, "1.36")));
 }
@@ -1062,11 +1042,7 @@ fn removed_kubeadm_feature_gates_bite_at_their_hop() {
 
 #[test]
 fn packages_a_repository_does_not_offer_and_legacy_sources_are_errors() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 1),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 1);
     let target = plan.target.clone();
     let listing = |package: &str, versions: &[&str]| PackageAvailability {
         minor: Minor::new(1, 34),
@@ -1093,13 +1069,7 @@ fn packages_a_repository_does_not_offer_and_legacy_sources_are_errors() {
         file: "/etc/apt/sources.list.d/google.list".into(),
         line: "deb https://apt.kubernetes.io/ kubernetes-xenial main".into(),
     }]);
-    let r = evaluate(
-        &plan,
-        &Evidence {
-            nodes: vec![cp, w],
-            ..Evidence::default()
-        },
-    );
+    let r = evaluate(&plan, &with_nodes(vec![cp, w]));
     let missing: Vec<&Finding> = r.findings_of("packages/not-installable").collect();
     assert!(!missing.is_empty());
     assert!(
@@ -1117,8 +1087,7 @@ fn packages_a_repository_does_not_offer_and_legacy_sources_are_errors() {
         Coverage::Partial { .. }
     ));
     // The legacy line in the file the plan rewrites does not matter; another file does.
-    let legacy: Vec<&Finding> = r.findings_of("packages/legacy-repository").collect();
-    assert_eq!(legacy.len(), 1);
+    let legacy = findings(&r, "packages/legacy-repository", 1);
     assert_eq!(legacy[0].subject.key(), "node/w-1");
 }
 
@@ -1134,11 +1103,7 @@ fn backend(pod: &str, on: &str) -> Backend {
 
 #[test]
 fn webhooks_apiservices_and_conversion_webhooks() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 3),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 3);
     let webhook = |name: &str, policy: &str, backends: Vec<Backend>| Webhook {
         configuration_kind: "ValidatingWebhookConfiguration".into(),
         configuration: name.into(),
@@ -1173,10 +1138,7 @@ fn webhooks_apiservices_and_conversion_webhooks() {
         ..Evidence::default()
     };
     let r = evaluate(&plan, &evidence);
-    let hooks: Vec<&Finding> = r
-        .findings_of("webhook/fail-closed-on-drained-node")
-        .collect();
-    assert_eq!(hooks.len(), 2, "{}", render::text(&r));
+    let hooks = findings(&r, "webhook/fail-closed-on-drained-node", 2);
     let gate = hooks
         .iter()
         .find(|f| f.subject.key() == "validatingwebhookconfiguration/gate")
@@ -1192,12 +1154,10 @@ fn webhooks_apiservices_and_conversion_webhooks() {
         .find(|f| f.subject.key() == "validatingwebhookconfiguration/down")
         .unwrap();
     assert_eq!(down.hop, None);
-    let api: Vec<&Finding> = r.findings_of("apiservice/unavailable").collect();
-    assert_eq!(api.len(), 1);
+    let api = findings(&r, "apiservice/unavailable", 1);
     assert_eq!(api[0].hop, None);
     assert!(api[0].message.contains("FailedDiscoveryCheck"));
-    let crd: Vec<&Finding> = r.findings_of("crd/conversion-webhook").collect();
-    assert_eq!(crd.len(), 1);
+    let crd = findings(&r, "crd/conversion-webhook", 1);
     assert_eq!(crd[0].severity, Severity::Warning);
 }
 
@@ -1205,11 +1165,7 @@ fn webhooks_apiservices_and_conversion_webhooks() {
 
 #[test]
 fn text_from_the_cluster_is_escaped_in_both_renderers() {
-    let plan = plan_to(
-        &cluster("v1.33.4", "3.5.21-0", 1, 1),
-        "1.34",
-        date(2026, 9, 1),
-    );
+    let plan = plan_133_to_134(1, 1);
     let evidence = Evidence {
         api_services: found(vec![ApiService {
             name: "v1beta1.metrics.k8s.io".into(),

@@ -14,10 +14,11 @@
 //!   every such task belongs to a ready step;
 //! - `verifying` holds exactly `(check_at, task)` for each task whose postconditions are being
 //!   checked (every one in a ready step), and `unchecked` counts those not checked yet in this
-//!   session;
+//!   session, `unchecked_in[s]` those of step `s`, and `unchecked_idle` those of steps with no
+//!   task running;
 //! - `running` maps the id of each Running task (every one in a ready step) to its position,
-//!   `in_flight` is their number and never more than `limit`, and `busy` holds their nodes:
-//!   at most one running task per node.
+//!   `in_flight` is their number and never more than `limit`, `running_in[s]` the number of
+//!   step `s`, and `busy` holds their nodes: at most one running task per node.
 //!
 //! Every change of a task's state made here during a session is written down as it is made:
 //! a journal record and an event into the call's [`Output`], counted in [`Counts`]. Two
@@ -74,6 +75,13 @@ pub(super) struct Schedule {
     verifying: BTreeSet<(Timestamp, Pos)>,
     /// Verifying tasks not checked yet in this session (their window has not started).
     unchecked: usize,
+    /// For each step, its verifying tasks not checked yet in this session.
+    unchecked_in: Vec<u32>,
+    /// Verifying tasks not checked yet whose step has no task running: their first check is
+    /// due (the tasks of a step that end together are checked on one read of the cluster).
+    unchecked_idle: usize,
+    /// For each step, its tasks in flight.
+    running_in: Vec<u32>,
     /// True when the last look found tasks to start but each one's node busy: nothing starts
     /// until a running task ends.
     stalled: bool,
@@ -166,6 +174,9 @@ impl Schedule {
             retries: BTreeSet::new(),
             verifying: BTreeSet::new(),
             unchecked: 0,
+            unchecked_in: vec![0; n],
+            unchecked_idle: 0,
+            running_in: vec![0; n],
             stalled: false,
             busy: HashSet::new(),
             running: HashMap::new(),
@@ -184,6 +195,8 @@ impl Schedule {
         self.retries.clear();
         self.verifying.clear();
         self.unchecked = 0;
+        self.unchecked_in = vec![0; n];
+        self.running_in = vec![0; n];
         self.in_flight = 0;
         self.busy.clear();
         self.running.clear();
@@ -218,10 +231,13 @@ impl Schedule {
                         check_at, until, ..
                     } => {
                         self.verifying.insert((check_at, pos));
-                        self.unchecked += usize::from(until.is_none());
+                        let fresh = u32::from(until.is_none());
+                        self.unchecked += fresh as usize;
+                        self.unchecked_in[si] += fresh;
                     }
                     TaskState::Running { .. } => {
                         self.in_flight += 1;
+                        self.running_in[si] += 1;
                         let id = pos.id(plan);
                         if let Some(n) = &id.node {
                             self.busy.insert(n.clone());
@@ -232,6 +248,7 @@ impl Schedule {
                 }
             }
         }
+        self.unchecked_idle = idle_unchecked(&self.unchecked_in, &self.running_in);
     }
 
     // ---- reading ----------------------------------------------------------------------------
@@ -341,6 +358,10 @@ impl Schedule {
     ) {
         let (id, attempt) = self.begin(plan, pos, now, out);
         self.in_flight += 1;
+        if self.running_in[pos.step] == 0 {
+            self.unchecked_idle -= self.unchecked_in[pos.step] as usize;
+        }
+        self.running_in[pos.step] += 1;
         if let Some(n) = &id.node {
             self.busy.insert(n.clone());
         }
@@ -439,6 +460,10 @@ impl Schedule {
         };
         self.running.remove(task);
         self.in_flight -= 1;
+        self.running_in[pos.step] -= 1;
+        if self.running_in[pos.step] == 0 {
+            self.unchecked_idle += self.unchecked_in[pos.step] as usize;
+        }
         self.stalled = false;
         if let Some(n) = &task.node {
             self.busy.remove(n);
@@ -703,8 +728,12 @@ impl Schedule {
                         TaskState::Verifying {
                             check_at, until, ..
                         } => {
+                            // A step that just became ready has no task running.
                             self.verifying.insert((check_at, Pos::new(d, ti)));
-                            self.unchecked += usize::from(until.is_none());
+                            let fresh = u32::from(until.is_none());
+                            self.unchecked += fresh as usize;
+                            self.unchecked_in[d] += fresh;
+                            self.unchecked_idle += fresh as usize;
                         }
                         _ => {}
                     }
@@ -763,6 +792,8 @@ impl Schedule {
         let mut retries = BTreeSet::new();
         let mut verifying = BTreeSet::new();
         let mut unchecked = 0;
+        let mut unchecked_in = vec![0; self.steps.len()];
+        let mut running_in = vec![0; self.steps.len()];
         let mut running = HashMap::new();
         let mut busy = HashSet::new();
         for (si, s) in self.steps.iter().enumerate() {
@@ -789,8 +820,10 @@ impl Schedule {
                     } => {
                         verifying.insert((check_at, pos));
                         unchecked += usize::from(until.is_none());
+                        unchecked_in[si] += u32::from(until.is_none());
                     }
                     TaskState::Running { .. } => {
+                        running_in[si] += 1;
                         let id = pos.id(plan);
                         if let Some(node) = &id.node
                             && !busy.insert(node.clone())
@@ -812,8 +845,15 @@ impl Schedule {
         if retries != self.retries {
             return Err("the retries differ from the tasks waiting to be retried".into());
         }
-        if verifying != self.verifying || unchecked != self.unchecked {
+        if verifying != self.verifying
+            || unchecked != self.unchecked
+            || unchecked_in != self.unchecked_in
+            || idle_unchecked(&unchecked_in, &running_in) != self.unchecked_idle
+        {
             return Err("the checks differ from the tasks being verified".into());
+        }
+        if running_in != self.running_in {
+            return Err("the tasks counted in flight by step differ from those running".into());
         }
         if running != self.running || busy != self.busy || self.in_flight != running.len() {
             return Err(format!(
@@ -830,6 +870,16 @@ impl Schedule {
         }
         Ok(())
     }
+}
+
+/// The unchecked verifying tasks of the steps with no task running.
+fn idle_unchecked(unchecked_in: &[u32], running_in: &[u32]) -> usize {
+    unchecked_in
+        .iter()
+        .zip(running_in)
+        .filter(|(_, r)| **r == 0)
+        .map(|(u, _)| *u as usize)
+        .sum()
 }
 
 /// Milliseconds from `since` to `now` (0 when the clock went back).

@@ -345,12 +345,7 @@ fn the_nodes_of_a_batch_start_together_up_to_the_limit() {
             // Other steps' tasks may start beside the batch (control-plane kubelets).
             widest = widest.max(tasks.iter().filter(|t| t.step_index == batch).count());
             assert!(run.in_flight() <= limit.unwrap_or(plan.max_parallel));
-            for t in tasks {
-                model
-                    .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
-                    .unwrap();
-                run.record(succeeded(t), t0()).unwrap();
-            }
+            succeed_all(&plan, &mut run, &mut model, tasks);
         }
         assert_eq!(widest, expect, "limit {limit:?}");
     }
@@ -412,30 +407,18 @@ fn every_crash_point_resumes_to_the_same_end() {
     }
 }
 
-#[test]
-fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
-    let plan = plan();
-    let cordon = plan
-        .steps
-        .iter()
-        .position(|s| s.action == Action::Cordon)
-        .unwrap();
-    // Find the crash point of the first cordon and of the drain after it.
+/// Where a run of `plan` carries out the first task of step `step`: how many tasks it has carried
+/// out by then (the crash point just after it), and the task.
+fn crash_point(plan: &Arc<UpgradePlan>, step: usize) -> (usize, TaskId) {
     let mut h = Harness::new(plan.clone());
-    let mut run = upstream_run(&plan, &[]);
+    let mut run = upstream_run(plan, &[]);
     let mut n = 0;
-    let (mut cordon_at, mut drain_at) = (0, 0);
-    while !run.is_finished() && drain_at == 0 {
+    while !run.is_finished() {
         let out = run.next(h.model.state(), t0());
         for t in h.take(out) {
             n += 1;
-            if t.step_index == cordon {
-                cordon_at = n;
-            }
-            // Other tasks may run between the cordon and its drain (workers beside the
-            // control-plane kubelets).
-            if t.step_index == cordon + 1 {
-                drain_at = n;
+            if t.step_index == step {
+                return (n, t.id);
             }
             h.model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
@@ -444,6 +427,22 @@ fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
             h.take(out);
         }
     }
+    panic!("the run never reached step {step}")
+}
+
+#[test]
+fn a_crashed_cordon_is_found_done_and_a_crashed_drain_is_drained_again() {
+    let plan = plan();
+    let cordon = plan
+        .steps
+        .iter()
+        .position(|s| s.action == Action::Cordon)
+        .unwrap();
+    assert_eq!(plan.steps[cordon].nodes.len(), 1);
+    assert_eq!(plan.steps[cordon + 1].nodes.len(), 1);
+    // The crash points of the first cordon and of the drain after it.
+    let (cordon_at, _) = crash_point(&plan, cordon);
+    let (drain_at, _) = crash_point(&plan, cordon + 1);
     for (crash, cordon_end, drain_runs) in [
         (Crash::After(cordon_at), StepOutcome::AlreadyDone, 1),
         (Crash::After(drain_at), StepOutcome::Succeeded, 2),
@@ -484,26 +483,7 @@ fn a_crashed_install_is_run_again_for_its_hold() {
         .position(|s| matches!(s.action, Action::InstallPackages { .. }))
         .unwrap();
     assert!(!plan.steps[install].post.is_empty());
-    let mut reference = Harness::new(plan.clone());
-    let mut run = upstream_run(&plan, &[]);
-    let (mut n, mut install_at, mut task) = (0, 0, None);
-    while !run.is_finished() && install_at == 0 {
-        let out = run.next(reference.model.state(), t0());
-        for t in reference.take(out) {
-            n += 1;
-            if t.step_index == install && install_at == 0 {
-                install_at = n;
-                task = Some(t.id.clone());
-            }
-            reference
-                .model
-                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
-                .unwrap();
-            let out = run.record(succeeded(t), t0()).unwrap();
-            reference.take(out);
-        }
-    }
-    let task = task.unwrap();
+    let (install_at, task) = crash_point(&plan, install);
     let mut h = Harness::new(plan.clone());
     assert!(!h.drive(
         &mut upstream_run(&plan, &[]),
@@ -587,30 +567,20 @@ fn a_step_not_safe_to_repeat_is_never_run_twice() {
 
 #[test]
 fn a_node_upgraded_by_hand_stops_the_run_with_what_differs() {
-    let plan = plan();
-    let mut h = Harness::new(plan.clone());
-    let mut run = upstream_run(&plan, &[]);
     // Run until the first worker step, then upgrade worker-6's kubelet by hand.
+    let plan = plan();
     let mut meddled = false;
-    while !run.is_finished() {
-        let mut state = h.model.state().clone();
+    let run = drive_reading(&plan, |last, state| {
+        meddled |= last
+            .tasks
+            .iter()
+            .any(|t| plan.steps[t.step_index].phase == crate::plan::Phase::Workers);
         if meddled {
             // The operator's meddling persists in the live cluster, not in the model.
             let n = state.node_mut("worker-6").unwrap();
             n.versions.kubelet = Some("v1.30.1".parse().unwrap());
         }
-        let out = run.next(&state, t0());
-        for t in h.take(out) {
-            if plan.steps[t.step_index].phase == crate::plan::Phase::Workers {
-                meddled = true;
-            }
-            h.model
-                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
-                .unwrap();
-            let out = run.record(succeeded(t), t0()).unwrap();
-            h.take(out);
-        }
-    }
+    });
     let report = run.finished().unwrap().report().unwrap();
     assert_eq!(report.reason, StopReason::PolicyViolated, "{report}");
     let text = report.to_string();
@@ -622,27 +592,42 @@ fn a_node_upgraded_by_hand_stops_the_run_with_what_differs() {
     );
 }
 
+/// Carries `tasks` of `plan` out on `model`, one after another, each succeeding.
+fn succeed_all(plan: &UpgradePlan, run: &mut Run, model: &mut Simulation, tasks: Vec<Task>) {
+    for t in tasks {
+        model
+            .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
+            .unwrap();
+        run.record(succeeded(t), t0()).unwrap();
+    }
+}
+
+/// Drives a run of `plan` to its end on the model, every task succeeding. Before each read of
+/// the cluster, `read` is given what the run answered to the read before (nothing at first)
+/// and the model's state, which it may change: the run sees the changed state.
+fn drive_reading(plan: &Arc<UpgradePlan>, mut read: impl FnMut(&Output, &mut ClusterState)) -> Run {
+    let mut run = upstream_run(plan, &[]);
+    let mut model = Simulation::new(cluster());
+    let mut last = Output::default();
+    while !run.is_finished() {
+        let mut state = model.state().clone();
+        read(&last, &mut state);
+        last = run.next(&state, t0());
+        succeed_all(plan, &mut run, &mut model, last.tasks.clone());
+    }
+    run
+}
+
 /// Drives a run on the model, changing the state it reads with `meddle` once `after` tasks
 /// ran; returns the report it stopped with.
 fn halted_when(after: usize, meddle: impl Fn(&mut ClusterState)) -> StopReport {
-    let plan = plan();
-    let mut run = upstream_run(&plan, &[]);
-    let mut model = Simulation::new(cluster());
     let mut steps = 0;
-    while !run.is_finished() {
-        let mut state = model.state().clone();
+    let run = drive_reading(&plan(), |last, state| {
+        steps += last.tasks.len();
         if steps > after {
-            meddle(&mut state);
+            meddle(state);
         }
-        let out = run.next(&state, t0());
-        for t in out.tasks {
-            steps += 1;
-            model
-                .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
-                .unwrap();
-            run.record(succeeded(t), t0()).unwrap();
-        }
-    }
+    });
     run.finished().unwrap().report().expect("halted").clone()
 }
 
@@ -693,26 +678,19 @@ fn a_node_that_goes_not_ready_stops_the_run() {
 #[test]
 fn a_restarted_kubelet_may_be_not_ready_until_its_wait() {
     let plan = plan();
-    let mut run = upstream_run(&plan, &[]);
-    let mut model = Simulation::new(cluster());
     let mut restarting: Option<NodeName> = None;
-    while !run.is_finished() {
-        let mut state = model.state().clone();
-        if let Some(n) = &restarting {
-            state.node_mut(n.as_str()).unwrap().ready = false;
-        }
-        let out = run.next(&state, t0());
-        for t in out.tasks {
-            let step = &plan.steps[t.step_index];
-            match step.action {
+    let run = drive_reading(&plan, |last, state| {
+        for t in &last.tasks {
+            match plan.steps[t.step_index].action {
                 Action::RestartKubelet { .. } => restarting = t.id.node.clone(),
                 Action::WaitReady { .. } => restarting = None,
                 _ => {}
             }
-            model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
-            run.record(succeeded(t), t0()).unwrap();
         }
-    }
+        if let Some(n) = &restarting {
+            state.node_mut(n.as_str()).unwrap().ready = false;
+        }
+    });
     assert_eq!(run.finished(), Some(&Finished::Completed));
 }
 
@@ -721,17 +699,10 @@ fn a_restarted_kubelet_may_be_not_ready_until_its_wait() {
 #[test]
 fn a_provisioned_node_is_expected_once_its_task_is_done() {
     let plan = replace_plan();
-    let mut run = upstream_run(&plan, &[]);
-    let mut model = Simulation::new(cluster());
     let mut provisioned: Option<NodeName> = None;
-    while !run.is_finished() {
-        let mut state = model.state().clone();
-        if let Some(n) = &provisioned {
-            state.nodes.retain(|m| m.name != *n);
-        }
-        let out = run.next(&state, t0());
+    let run = drive_reading(&plan, |last, state| {
         // The node shows until its task is done (the run checks that it does), then goes.
-        for r in &out.records {
+        for r in &last.records {
             if let RecordKind::TaskFinished { task, .. } = &r.kind
                 && provisioned.is_none()
                 && matches!(
@@ -742,12 +713,10 @@ fn a_provisioned_node_is_expected_once_its_task_is_done() {
                 provisioned = task.node.clone();
             }
         }
-        for t in out.tasks {
-            let step = &plan.steps[t.step_index];
-            model.apply(&step.on_node(t.id.node.as_ref())).unwrap();
-            run.record(succeeded(t), t0()).unwrap();
+        if let Some(n) = &provisioned {
+            state.nodes.retain(|m| m.name != *n);
         }
-    }
+    });
     let report = run.finished().unwrap().report().expect("halted");
     assert_eq!(report.reason, StopReason::Drift, "{report}");
     assert_eq!(

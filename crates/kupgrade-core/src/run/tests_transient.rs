@@ -8,25 +8,13 @@ use jiff::civil::date;
 use super::*;
 use crate::plan::{PlanOptions, PlanRequest, Simulation, Target};
 use crate::skew::UpstreamPolicy;
+use crate::testing::succeeded;
 
 const RULE: &str = "upstream/kube-proxy";
 
 /// Five control-plane nodes at v1.26.15, three workers at v1.24.17.
 fn old_ha() -> ClusterState {
-    let mut text = String::from(
-        "apiVersion: kupgrade.dev/v1alpha1\nkind: Inventory\nname: old-ha\netcd: { mode: stacked }\naddons: { kube-proxy: v1.26.15, coredns: v1.9.3 }\nnodes:\n",
-    );
-    for i in 1..=5 {
-        text.push_str(&format!(
-            "  - name: cp-{i}\n    roles: [control-plane]\n    os: {{ family: debian, release: ubuntu-22.04 }}\n    versions: {{ kubelet: v1.26.15, kubeadm: v1.26.15, kubectl: v1.26.15, kube-apiserver: v1.26.15, kube-controller-manager: v1.26.15, kube-scheduler: v1.26.15, etcd: 3.5.6-0 }}\n"
-        ));
-    }
-    for i in 1..=3 {
-        text.push_str(&format!(
-            "  - name: w-{i}\n    os: {{ family: debian, release: ubuntu-22.04 }}\n    versions: {{ kubelet: v1.24.17, kubeadm: v1.24.17 }}\n"
-        ));
-    }
-    crate::inventory::parse(&text, "old-ha.yaml").unwrap()
+    crate::inventory::parse(include_str!("../../tests/data/old-ha.yaml"), "old-ha.yaml").unwrap()
 }
 
 /// The plan to v1.28 with the rule accepted: one window.
@@ -81,16 +69,7 @@ fn drive(
             model
                 .apply(&plan.steps[t.step_index].on_node(t.id.node.as_ref()))
                 .unwrap();
-            let out = run
-                .record(
-                    Outcome {
-                        task: t.id,
-                        attempt: t.attempt,
-                        result: TaskResult::Succeeded,
-                    },
-                    t0(),
-                )
-                .unwrap();
+            let out = run.record(succeeded(t), t0()).unwrap();
             keep(out, journal);
         }
     }
@@ -104,6 +83,20 @@ fn new_run(plan: &Arc<UpgradePlan>, records: &[Record]) -> Run {
         records,
     )
     .unwrap()
+}
+
+/// A new run of `plan` on the old HA cluster: the run, the cluster's model, an empty journal.
+fn start(plan: &Arc<UpgradePlan>) -> (Run, Simulation, Vec<Record>) {
+    (new_run(plan, &[]), Simulation::new(old_ha()), Vec::new())
+}
+
+fn assert_completed(run: &Run) {
+    assert_eq!(
+        run.finished(),
+        Some(&Finished::Completed),
+        "{:?}",
+        run.finished()
+    );
 }
 
 /// Where in `journal` a record matching `what` is.
@@ -125,16 +118,9 @@ fn index(plan: &UpgradePlan, id: &crate::plan::StepId) -> usize {
 fn a_run_through_a_window_completes_and_journals_it() {
     let plan = plan();
     let w = &plan.transient[0];
-    let mut run = new_run(&plan, &[]);
-    let mut model = Simulation::new(old_ha());
-    let mut journal = Vec::new();
+    let (mut run, mut model, mut journal) = start(&plan);
     drive(&mut run, &mut model, &mut journal, None, |_, _| {});
-    assert_eq!(
-        run.finished(),
-        Some(&Finished::Completed),
-        "{:?}",
-        run.finished()
-    );
+    assert_completed(&run);
     let entered = at(
         &journal,
         |k| matches!(k, RecordKind::TransientEntered { from, to, rule } if *from == w.from && *to == w.to && rule == RULE),
@@ -165,9 +151,7 @@ fn a_run_resumed_inside_the_window_goes_on_and_leaves_it_once() {
     let plan = plan();
     let from = index(&plan, &plan.transient[0].from);
     // Stop right after the window's first step (one task per step here).
-    let mut run = new_run(&plan, &[]);
-    let mut model = Simulation::new(old_ha());
-    let mut journal = Vec::new();
+    let (mut run, mut model, mut journal) = start(&plan);
     drive(
         &mut run,
         &mut model,
@@ -179,12 +163,7 @@ fn a_run_resumed_inside_the_window_goes_on_and_leaves_it_once() {
     drop(run);
     let mut run = new_run(&plan, &journal);
     drive(&mut run, &mut model, &mut journal, None, |_, _| {});
-    assert_eq!(
-        run.finished(),
-        Some(&Finished::Completed),
-        "{:?}",
-        run.finished()
-    );
+    assert_completed(&run);
     let entered = at(&journal, |k| {
         matches!(k, RecordKind::TransientEntered { .. })
     });
@@ -195,9 +174,7 @@ fn a_run_resumed_inside_the_window_goes_on_and_leaves_it_once() {
 /// The run halts on `meddle` applied once `after` tasks ran; the report.
 fn halted_when(after: usize, meddle: impl Fn(&mut ClusterState)) -> StopReport {
     let plan = plan();
-    let mut run = new_run(&plan, &[]);
-    let mut model = Simulation::new(old_ha());
-    let mut journal = Vec::new();
+    let (mut run, mut model, mut journal) = start(&plan);
     drive(&mut run, &mut model, &mut journal, None, |n, s| {
         if n > after {
             meddle(s)

@@ -16,7 +16,8 @@
 //!   ([`FailureKind::PostconditionFailed`]): retried when the step is safe to repeat, under the
 //!   usual retry policy, otherwise the run halts naming the fact, the node and what was found;
 //! - the tasks of a step that end together are checked on one read of the cluster: a task's
-//!   first check waits until nothing is in flight, or one [`interval`] at most;
+//!   first check waits until no task of its step is in flight (other steps' work does not
+//!   hold it back), or one [`interval`] at most;
 //! - a resume never assumes: a task the journal left verifying is checked again, with a whole
 //!   window.
 //!

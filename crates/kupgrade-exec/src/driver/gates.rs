@@ -20,7 +20,7 @@ use kupgrade_core::gate::{
     summarize,
 };
 use kupgrade_core::plan::StepId;
-use kupgrade_core::ports::{GateProbe, LineSink, Stream};
+use kupgrade_core::ports::{GateProbe, Stream};
 use kupgrade_core::run::{Event, Failure, FailureKind, TaskId};
 
 use super::Driver;
@@ -224,19 +224,7 @@ impl Driver {
                     Some(n) => (&self.runner, n.clone()),
                     None => (&self.local, localhost()),
                 };
-                let sink = match &self.events {
-                    Some(tx) => {
-                        let (tx, id) = (tx.clone(), task.clone());
-                        LineSink::new(move |stream, text| {
-                            tx.send(Event::CommandOutput {
-                                task: id.clone(),
-                                stream,
-                                line: text.to_string(),
-                            });
-                        })
-                    }
-                    None => LineSink::none(),
-                };
+                let sink = self.output_lines(task);
                 let line = spec.to_shell_line();
                 let on = c
                     .node
@@ -305,19 +293,7 @@ impl Driver {
     ) -> Result<(), Failure> {
         let line = spec.to_shell_line();
         self.announce(task, || format!("here: {line}"));
-        let sink = match &self.events {
-            Some(tx) => {
-                let (tx, id) = (tx.clone(), task.clone());
-                LineSink::new(move |stream, text| {
-                    tx.send(Event::CommandOutput {
-                        task: id.clone(),
-                        stream,
-                        line: text.to_string(),
-                    });
-                })
-            }
-            None => LineSink::none(),
-        };
+        let sink = self.output_lines(task);
         let result = self.local.run(&localhost(), spec, &sink).await;
         if let Ok(out) = &result {
             notes.command(out);

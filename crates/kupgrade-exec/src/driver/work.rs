@@ -127,6 +127,24 @@ impl Driver {
         }
     }
 
+    /// Where the output lines of a command of `task` go: to the events as
+    /// [`Event::CommandOutput`], when someone listens.
+    pub(super) fn output_lines(&self, task: &TaskId) -> LineSink {
+        match &self.events {
+            Some(tx) => {
+                let (tx, id) = (tx.clone(), task.clone());
+                LineSink::new(move |stream, text| {
+                    tx.send(Event::CommandOutput {
+                        task: id.clone(),
+                        stream,
+                        line: text.to_string(),
+                    });
+                })
+            }
+            None => LineSink::none(),
+        }
+    }
+
     /// Runs the `n`th command of `task` on `node`: its output lines go to the events (and,
     /// with `kept`, its output to the task's notes), its handle to `handles`, under the
     /// task's node-side lock when the driver has locks.
@@ -154,19 +172,7 @@ impl Driver {
         if let Some(locks) = &self.locks {
             tracking = tracking.lock(locks.for_task(fingerprint, id));
         }
-        let sink = match &self.events {
-            Some(tx) => {
-                let (tx, id) = (tx.clone(), id.clone());
-                LineSink::new(move |stream, text| {
-                    tx.send(Event::CommandOutput {
-                        task: id.clone(),
-                        stream,
-                        line: text.to_string(),
-                    });
-                })
-            }
-            None => LineSink::none(),
-        };
+        let sink = self.output_lines(id);
         let result = self.runner.run_tracked(node, spec, &sink, &tracking).await;
         if let (Some(notes), Ok(out)) = (kept, &result) {
             notes.command(out);

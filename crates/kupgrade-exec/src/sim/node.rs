@@ -335,7 +335,7 @@ fn file(inner: &mut Inner, node: &NodeName, path: &str) -> Exec {
     Exec::changed("")
 }
 
-/// The shell scripts kupgrade renders: only the kubeadm version check.
+/// The shell scripts kupgrade renders: the repair of an interrupted dnf and the kubeadm version check.
 fn shell(inner: &mut Inner, node: &NodeName, spec: &CommandSpec, script: &str) -> Exec {
     if script == DNF_REMOVE_DUPLICATES {
         // No simulated dnf is ever interrupted halfway: there is never a duplicate to remove.

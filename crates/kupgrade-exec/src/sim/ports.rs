@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kupgrade_core::ports::{
     ClusterOperations, CommandOutput, CommandRunner, CommandSpec, DrainOptions, DrainReport,
-    ExitStatus, LineSink, MachineLookup, NodeProvider, OpsError, RunnerError, Stream,
+    ExitStatus, LineSink, MachineLookup, NodeProvider, OpsError, RunnerError, Stream, Tracking,
 };
 use kupgrade_core::{ClusterState, KubeVersion, Node, NodeName};
 
@@ -26,12 +26,14 @@ use super::{FaultKind, Host, OpPhase, PodKind, SimCluster, fault, node, ops_err,
 
 #[async_trait]
 impl CommandRunner for SimCluster {
-    async fn run(
+    async fn run_tracked(
         &self,
         node: &NodeName,
         spec: &CommandSpec,
         lines: &LineSink,
+        tracking: &Tracking,
     ) -> Result<CommandOutput, RunnerError> {
+        tracking.refuse_lock()?;
         self.charge().await;
         let line = spec.to_shell_line();
         let (fault, d) = {

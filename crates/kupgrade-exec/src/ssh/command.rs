@@ -72,6 +72,24 @@ fn session_refused(e: &openssh::Error) -> bool {
     matches!(e, openssh::Error::SshMux(inner) if inner.to_string().contains("refused by peer"))
 }
 
+/// How long [`connection_answers`] waits for the node to run `true`.
+const ANSWER_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether `session`'s connection still carries commands: its master answers and the node
+/// runs `true` on a new channel within [`ANSWER_WAIT`]. A master that has not yet noticed
+/// its connection's end still answers the first question, never the second.
+async fn connection_answers(session: &Arc<Session>) -> bool {
+    if session.check().await.is_err() {
+        return false;
+    }
+    let mut probe = Session::to_raw_command(session.clone(), "true");
+    probe
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    matches!(tokio::time::timeout(ANSWER_WAIT, probe.status()).await, Ok(Ok(s)) if s.success())
+}
+
 /// Sends `SIGKILL` to process group `pgid` on the node, over `session` (`kill -KILL -PGID`:
 /// dash's `kill` refuses `--`).
 async fn kill_group(session: &Arc<Session>, node: &NodeName, pgid: u32, sudo: bool) {
@@ -320,6 +338,28 @@ impl SshRunner {
         })
     }
 
+    /// The answer for a command whose connection went away while it ran: the connection is
+    /// forgotten (the next command opens a new one) and the failure is
+    /// [`RunnerError::Connect`], so that a run waits for the node as for a reboot.
+    async fn lost(
+        &self,
+        node: &NodeName,
+        slot: &Slot,
+        session: &Arc<Session>,
+        e: openssh::Error,
+    ) -> RunnerError {
+        slot.forget(session).await;
+        RunnerError::Connect {
+            node: node.clone(),
+            message: format!(
+                "the connection to {} was lost while the command ran; it may or may not have \
+                 finished",
+                self.destination(node)
+            ),
+            source: Some(Box::new(e)),
+        }
+    }
+
     /// Phase 4: the port's answer from what the channel gave back. A lost connection is
     /// forgotten (the next command opens a new one); a command that never started, or whose
     /// start cannot be told, is an error naming why; status 127 of a program is
@@ -336,16 +376,20 @@ impl SshRunner {
             Ok(s) => s.code(),
             // openssh reports status 127 as an error of its own.
             Err(openssh::Error::Remote(e)) if e.kind() == io::ErrorKind::NotFound => Some(127),
-            Err(openssh::Error::Disconnected) => {
-                slot.forget(session).await;
-                return Err(RunnerError::Connect {
+            Err(e @ openssh::Error::Disconnected) => {
+                return Err(self.lost(node, slot, session, e).await);
+            }
+            // The multiplexing protocol says the same for a login shell killed by a signal
+            // and for a connection that went away (the node went down, its sshd was killed):
+            // ask the connection itself which it was.
+            Err(e @ openssh::Error::RemoteProcessTerminated) => {
+                if !connection_answers(session).await {
+                    return Err(self.lost(node, slot, session, e).await);
+                }
+                return Err(RunnerError::Other {
                     node: node.clone(),
-                    message: format!(
-                        "the connection to {} was lost while the command ran; it may or may not \
-                         have finished",
-                        self.destination(node)
-                    ),
-                    source: Some(Box::new(openssh::Error::Disconnected)),
+                    message: "the remote login shell was killed by a signal".into(),
+                    source: Some(Box::new(e)),
                 });
             }
             Err(e) => {
@@ -416,16 +460,6 @@ fn not_started(
 
 #[async_trait]
 impl CommandRunner for SshRunner {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.run_tracked(node, spec, lines, &Tracking::default())
-            .await
-    }
-
     async fn run_tracked(
         &self,
         node: &NodeName,

@@ -138,15 +138,6 @@ pub struct Split<R> {
 
 #[async_trait]
 impl<R: CommandRunner> CommandRunner for Split<R> {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.run_tracked(node, spec, lines, &Tracking::default())
-            .await
-    }
     async fn run_tracked(
         &self,
         node: &NodeName,

@@ -32,7 +32,7 @@ mod api;
 mod cluster;
 mod helm;
 mod metrics;
-mod selector;
+pub(crate) mod selector;
 #[cfg(test)]
 mod tests;
 mod workloads;

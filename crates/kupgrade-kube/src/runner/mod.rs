@@ -281,16 +281,6 @@ impl Drop for Cleanup {
 
 #[async_trait]
 impl CommandRunner for PodRunner {
-    async fn run(
-        &self,
-        node: &NodeName,
-        spec: &CommandSpec,
-        lines: &LineSink,
-    ) -> Result<CommandOutput, RunnerError> {
-        self.run_tracked(node, spec, lines, &Tracking::default())
-            .await
-    }
-
     async fn run_tracked(
         &self,
         node: &NodeName,

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node as KNode, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::watcher;
@@ -38,7 +38,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
 
-use crate::support::Result;
+use crate::support::{Result, next_event};
 
 /// The command pods' running processes, by pod name: `None` while starting.
 type Running = Arc<Mutex<HashMap<String, Option<Pid>>>>;
@@ -207,20 +207,16 @@ async fn run_pods(api: Api<Pod>, node: String, logs: PathBuf, running: Running) 
     ));
     let mut events = watcher(api.clone(), config).boxed();
     loop {
-        let (pod, deleted) = match events.try_next().await {
-            Ok(Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => {
-                let deleted = p.metadata.deletion_timestamp.is_some();
-                (p, deleted)
-            }
-            Ok(Some(watcher::Event::Delete(p))) => (p, true),
-            Ok(Some(_)) => continue,
-            Ok(None) => return,
-            Err(e) => {
-                eprintln!("test kubelet: watching command pods: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                continue;
-            }
-        };
+        let (pod, deleted) =
+            match next_event(&mut events, "test kubelet: watching command pods").await {
+                Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => {
+                    let deleted = p.metadata.deletion_timestamp.is_some();
+                    (p, deleted)
+                }
+                Some(watcher::Event::Delete(p)) => (p, true),
+                Some(_) => continue,
+                None => return,
+            };
         let name = pod.name_any();
         if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node.as_str()) {
             continue;

@@ -11,6 +11,8 @@
 //! - A simulated kubelet per scope watches the scope's namespace: it finalizes pods marked for
 //!   deletion (delete with grace 0) and completes node-command pods with the exit code and
 //!   message the test chose.
+//! - `rbac.rs` (not a submodule here either: kupgrade-exec has no YAML parser) applies the
+//!   RBAC manifests of `examples/rbac`.
 //! - `kubelet.rs` (not a submodule here: `tests/pod_runner.rs` includes it, as it needs TLS)
 //!   is a kubelet that really runs node-command pods as local processes and serves their logs.
 //!
@@ -31,7 +33,7 @@ use kube::api::{
 };
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use kupgrade_core::ports::PodRef;
+use kupgrade_core::ports::{DrainOptions, DrainReport, OpsError, PodRef};
 use kupgrade_core::{KubeVersion, NodeName};
 use serde_json::{Value, json};
 
@@ -71,6 +73,14 @@ pub async fn env() -> Option<Env> {
         kubeconfig,
         limited,
     })
+}
+
+/// The test server and a [`Scope`] on it for `test`, or `None` (after saying so) when there is
+/// none and none is required.
+pub async fn scope(test: &str) -> Option<(Env, Scope)> {
+    let env = env().await?;
+    let scope = Scope::new(&env, test).await;
+    Some((env, scope))
 }
 
 /// A client for the admin user impersonating `user` (and `groups`).
@@ -435,6 +445,14 @@ impl Scope {
         }
     }
 
+    /// A node-command runner for the scope's namespace, whose pods must start within
+    /// `start_timeout`.
+    pub fn pod_runner(&self, start_timeout: std::time::Duration) -> kupgrade_kube::PodRunner {
+        kupgrade_kube::PodRunner::new(self.client.clone())
+            .namespace(&self.ns)
+            .start_timeout(start_timeout)
+    }
+
     /// Deletes the object at this API path when the scope ends (a namespace is finalized too).
     pub fn delete_later(&self, path: String) {
         self.extra.lock().unwrap().push(path);
@@ -532,7 +550,8 @@ fn owner(api_version: &str, kind: &str, name: &str) -> Value {
     json!([{ "apiVersion": api_version, "kind": kind, "name": name, "uid": format!("uid-{kind}-{name}"), "controller": true }])
 }
 
-fn api_prefix(ar: &ApiResource) -> String {
+/// `/api/v1` or `/apis/GROUP/VERSION`.
+pub fn api_prefix(ar: &ApiResource) -> String {
     if ar.group.is_empty() {
         format!("/api/{}", ar.version)
     } else {
@@ -594,6 +613,30 @@ impl NodeSpec<'_> {
             ready: true,
         }
     }
+
+    /// A Ready Ubuntu control-plane node at `kubelet`.
+    pub fn control_plane(kubelet: &str) -> NodeSpec<'_> {
+        NodeSpec {
+            control_plane: true,
+            ..NodeSpec::worker(kubelet)
+        }
+    }
+}
+
+/// Drain options with only a deadline.
+pub fn within(timeout_seconds: u64) -> DrainOptions {
+    DrainOptions {
+        timeout_seconds,
+        ..DrainOptions::default()
+    }
+}
+
+/// The report of a drain that ended blocked.
+pub fn blocked(err: &OpsError) -> &DrainReport {
+    let OpsError::DrainBlocked { report, .. } = err else {
+        panic!("{err}")
+    };
+    report
 }
 
 /// Labels from pairs.
@@ -604,20 +647,33 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The next event of a pod watch, `None` once the watch ends. An error is reported (by
+/// `who`) and the watch read on after a pause, as a kubelet keeps watching.
+pub async fn next_event<S>(events: &mut S, who: &str) -> Option<watcher::Event<Pod>>
+where
+    S: futures::Stream<Item = std::result::Result<watcher::Event<Pod>, watcher::Error>> + Unpin,
+{
+    loop {
+        match events.try_next().await {
+            Ok(event) => return event,
+            Err(e) => {
+                eprintln!("{who}: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 /// The simulated kubelet of one namespace.
 async fn kubelet(client: Client, ns: String, finalize: bool, replier: Arc<Mutex<Option<Replier>>>) {
     let api: Api<Pod> = Api::namespaced(client, &ns);
     let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    let who = format!("simulated kubelet in {ns}");
     loop {
-        let pod = match events.try_next().await {
-            Ok(Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p))) => p,
-            Ok(Some(_)) => continue,
-            Ok(None) => return,
-            Err(e) => {
-                eprintln!("simulated kubelet in {ns}: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                continue;
-            }
+        let pod = match next_event(&mut events, &who).await {
+            Some(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => p,
+            Some(_) => continue,
+            None => return,
         };
         let name = pod.name_any();
         if pod.metadata.deletion_timestamp.is_some() {

@@ -244,6 +244,16 @@ fn sudo(program: &str) -> CommandSpec {
     CommandSpec::new(program).sudo()
 }
 
+/// `mkdir -p` of the directory `path` (a backup's or a snapshot's) goes into (`/` for a path
+/// with no directory or one right under `/`).
+fn make_parent(path: &str) -> CommandSpec {
+    let dir = path.rsplit_once('/').map_or("/", |(d, _)| d);
+    sudo("mkdir")
+        .arg("-p")
+        .arg(if dir.is_empty() { "/" } else { dir })
+        .timeout(Duration::from_secs(MIN))
+}
+
 fn manual(os: OsFamily, what: String) -> OsCommands {
     OsCommands {
         os,
@@ -271,40 +281,28 @@ fn manual(os: OsFamily, what: String) -> OsCommands {
 /// ```
 pub fn node_commands(action: &Action, os: OsFamily) -> Option<OsCommands> {
     let commands = match action {
-        Action::EtcdSnapshot { path } => {
-            let dir = path.rsplit_once('/').map_or("/", |(d, _)| d);
-            vec![
-                sudo("mkdir")
-                    .arg("-p")
-                    .arg(if dir.is_empty() { "/" } else { dir })
-                    .timeout(Duration::from_secs(MIN)),
-                sudo("etcdctl")
-                    .env("ETCDCTL_API", "3")
-                    .args([
-                        "--endpoints=https://127.0.0.1:2379",
-                        "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
-                        "--cert=/etc/kubernetes/pki/etcd/server.crt",
-                        "--key=/etc/kubernetes/pki/etcd/server.key",
-                        "snapshot",
-                        "save",
-                    ])
-                    .arg(path.as_str())
-                    .timeout(Duration::from_secs(10 * MIN)),
-            ]
-        }
-        Action::BackupConfig { path } => {
-            let dir = path.rsplit_once('/').map_or("/", |(d, _)| d);
-            vec![
-                sudo("mkdir")
-                    .arg("-p")
-                    .arg(if dir.is_empty() { "/" } else { dir })
-                    .timeout(Duration::from_secs(MIN)),
-                sudo("cp")
-                    .args(["-a", "-T", "/etc/kubernetes"])
-                    .arg(path.as_str())
-                    .timeout(Duration::from_secs(5 * MIN)),
-            ]
-        }
+        Action::EtcdSnapshot { path } => vec![
+            make_parent(path),
+            sudo("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .args([
+                    "--endpoints=https://127.0.0.1:2379",
+                    "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+                    "--cert=/etc/kubernetes/pki/etcd/server.crt",
+                    "--key=/etc/kubernetes/pki/etcd/server.key",
+                    "snapshot",
+                    "save",
+                ])
+                .arg(path.as_str())
+                .timeout(Duration::from_secs(10 * MIN)),
+        ],
+        Action::BackupConfig { path } => vec![
+            make_parent(path),
+            sudo("cp")
+                .args(["-a", "-T", "/etc/kubernetes"])
+                .arg(path.as_str())
+                .timeout(Duration::from_secs(5 * MIN)),
+        ],
         Action::SwitchRepository { minor } => match switch_repository(*minor, os) {
             Ok(commands) => commands,
             Err(what) => return Some(manual(os, what)),
@@ -543,11 +541,17 @@ mod tests {
             ("Debian GNU/Linux 12 (bookworm)", OsFamily::Debian),
             ("Red Hat Enterprise Linux 9.3 (Plow)", OsFamily::Rhel),
             ("Rocky Linux 9.3 (Blue Onyx)", OsFamily::Rhel),
+            ("AlmaLinux 9.3 (Shamrock Pampas Cat)", OsFamily::Rhel),
+            ("CentOS Stream 9", OsFamily::Rhel),
+            ("Fedora Linux 39 (Server Edition)", OsFamily::Rhel),
             ("Amazon Linux 2023", OsFamily::Rhel),
+            ("Oracle Linux Server 8.9", OsFamily::Rhel),
             ("openSUSE Leap 15.5", OsFamily::Suse),
             ("openSUSE Tumbleweed", OsFamily::Suse),
             ("SUSE Linux Enterprise Server 15 SP5", OsFamily::Suse),
+            // A read-only root: packages go through transactional-update, not zypper install.
             ("SUSE Linux Enterprise Micro 5.5", OsFamily::Other),
+            ("openSUSE MicroOS", OsFamily::Other),
             ("Bottlerocket OS 1.19.0 (aws-k8s-1.29)", OsFamily::Other),
             ("Container-Optimized OS from Google", OsFamily::Other),
             ("", OsFamily::Other),

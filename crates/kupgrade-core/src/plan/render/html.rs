@@ -163,19 +163,17 @@ pub(super) fn runs(step: &Step, lane: &HashMap<&str, u64>) -> Vec<(u64, u64)> {
     runs
 }
 
-/// The timeline: lanes, batches, hop lines, bars, flags.
-fn timeline(
-    plan: &UpgradePlan,
-    starts: &[u64],
-    makespan: u64,
+/// Opens a timeline's `<svg>` (`id`: the plan's or the run's) under its heading, with a label
+/// for each lane: cluster-wide, then the nodes in lane `order`. Returns the chart's height.
+pub(super) fn open_timeline(
+    id: &str,
+    order: &[&str],
     out: &mut impl Write,
-) -> fmt::Result {
-    let (lane, order) = lanes(plan);
-    let x = |t: u64| LABEL_W + t.saturating_mul(CHART_W) / makespan.max(1);
+) -> Result<u64, fmt::Error> {
     let height = AXIS_H + (order.len() as u64 + 1) * LANE_H;
     writeln!(
         out,
-        "<h2>Timeline</h2>\n<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\">",
+        "<h2>Timeline</h2>\n<svg id=\"{id}\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\">",
         LABEL_W + CHART_W + 20
     )?;
     let y = |l: u64| AXIS_H + l * LANE_H;
@@ -192,6 +190,20 @@ fn timeline(
             esc(n)
         )?;
     }
+    Ok(height)
+}
+
+/// The timeline: lanes, batches, hop lines, bars, flags.
+fn timeline(
+    plan: &UpgradePlan,
+    starts: &[u64],
+    makespan: u64,
+    out: &mut impl Write,
+) -> fmt::Result {
+    let (lane, order) = lanes(plan);
+    let x = |t: u64| LABEL_W + t.saturating_mul(CHART_W) / makespan.max(1);
+    let height = open_timeline("timeline", &order, out)?;
+    let y = |l: u64| AXIS_H + l * LANE_H;
     // Batches: consecutive worker steps on the same nodes, drawn behind the bars.
     let mut i = 0;
     while i < plan.steps.len() {
@@ -251,6 +263,38 @@ fn timeline(
     )
 }
 
+/// ` on NODES` (at most three named), or nothing for a cluster-wide step.
+pub(super) fn on_nodes(step: &Step) -> String {
+    if step.nodes.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", node_summary(step.nodes.as_slice(), 3))
+    }
+}
+
+/// The rectangles of a bar from `x0` to `x1` (at least a pixel wide): one per run of
+/// neighbouring lanes of `step` (lane `l`'s top at `y(l)`), `inset.0` pixels below the run's
+/// top and `inset.1` above its bottom.
+pub(super) fn bar_rects(
+    step: &Step,
+    lane: &HashMap<&str, u64>,
+    y: &impl Fn(u64) -> u64,
+    (x0, x1): (u64, u64),
+    inset: (u64, u64),
+    out: &mut impl Write,
+) -> fmt::Result {
+    for (first, count) in runs(step, lane) {
+        writeln!(
+            out,
+            "<rect x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
+            y(first) + inset.0,
+            (x1 - x0).max(1),
+            count * LANE_H - inset.0 - inset.1
+        )?;
+    }
+    Ok(())
+}
+
 /// One step's bar: a rectangle per run of neighbouring lanes, its description as a tooltip.
 fn bar(
     plan: &UpgradePlan,
@@ -268,11 +312,7 @@ fn bar(
         .and_then(|h| plan.hops.get(h))
         .map(|h| format!(" (hop to {})", h.to))
         .unwrap_or_default();
-    let nodes = if step.nodes.is_empty() {
-        String::new()
-    } else {
-        format!(" on {}", node_summary(step.nodes.as_slice(), 3))
-    };
+    let nodes = on_nodes(step);
     writeln!(
         out,
         "<g class=\"bar {phase}{pnr}\" data-step=\"{}\"><title>{}: {}{}{} · {}</title>",
@@ -284,15 +324,7 @@ fn bar(
         human_duration(step.duration_seconds)
     )?;
     let (x0, x1) = (x(t), x(t + step.duration_seconds));
-    for (first, count) in runs(step, lane) {
-        writeln!(
-            out,
-            "<rect x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
-            y(first) + 1,
-            (x1 - x0).max(1),
-            count * LANE_H - 2
-        )?;
-    }
+    bar_rects(step, lane, y, (x0, x1), (1, 1), out)?;
     if step.point_of_no_return {
         writeln!(
             out,

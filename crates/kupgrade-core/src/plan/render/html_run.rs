@@ -22,7 +22,10 @@ use crate::ports::Taking;
 use crate::readiness::Readiness;
 use crate::run::{Finished, RunState, RunSummary, TaskRun};
 
-use super::html::{AXIS_H, CHART_W, LABEL_W, LANE_H, STYLE, findings, hops, lanes, runs};
+use super::html::{
+    AXIS_H, CHART_W, LABEL_W, LANE_H, STYLE, bar_rects, findings, hops, lanes, on_nodes,
+    open_timeline,
+};
 use super::node_summary;
 
 /// What the run report shows beside the plan and the journal.
@@ -233,25 +236,7 @@ fn timeline(
     let span = makespan.max(now).max(1);
     let x = |t: u64| LABEL_W + t.min(span).saturating_mul(CHART_W) / span;
     let y = |l: u64| AXIS_H + l * LANE_H;
-    let height = AXIS_H + (order.len() as u64 + 1) * LANE_H;
-    writeln!(
-        out,
-        "<h2>Timeline</h2>\n<svg id=\"run-timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\">",
-        LABEL_W + CHART_W + 20
-    )?;
-    writeln!(
-        out,
-        "<text class=\"lane\" data-lane=\"cluster\" x=\"4\" y=\"{}\">cluster-wide</text>",
-        y(0) + LANE_H / 2
-    )?;
-    for (i, n) in order.iter().enumerate() {
-        writeln!(
-            out,
-            "<text class=\"lane\" data-lane=\"node\" x=\"4\" y=\"{}\">{}</text>",
-            y(i as u64 + 1) + LANE_H / 2,
-            esc(n)
-        )?;
-    }
+    let height = open_timeline("run-timeline", &order, out)?;
     writeln!(
         out,
         "<g class=\"hop\"><line x1=\"{0}\" y1=\"12\" x2=\"{0}\" y2=\"{height}\"/><text x=\"{1}\" y=\"10\">now {2}</text></g>",
@@ -267,26 +252,14 @@ fn timeline(
             "<g class=\"est\" data-step=\"{}\">",
             esc(step.id.as_str())
         )?;
-        for (first, count) in runs(step, &lane) {
-            writeln!(
-                out,
-                "<rect x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
-                y(first) + 1,
-                (x1 - x0).max(1),
-                count * LANE_H - half - 1
-            )?;
-        }
+        bar_rects(step, &lane, &y, (x0, x1), (1, half), out)?;
         writeln!(out, "</g>")?;
         let Some((a, b)) = summary.step_times(i) else {
             continue;
         };
         let (a, b) = (since(summary, a), b.map_or(now, |b| since(summary, b)));
         let (x0, x1) = (x(a), x(b.max(a)));
-        let nodes = if step.nodes.is_empty() {
-            String::new()
-        } else {
-            format!(" on {}", node_summary(step.nodes.as_slice(), 3))
-        };
+        let nodes = on_nodes(step);
         writeln!(
             out,
             "<g class=\"run-bar {}\" data-step=\"{}\"><title>{}{}: {} from {}, took {} (estimated {})</title>",
@@ -299,15 +272,7 @@ fn timeline(
             human_duration(b.saturating_sub(a)),
             human_duration(step.duration_seconds)
         )?;
-        for (first, count) in runs(step, &lane) {
-            writeln!(
-                out,
-                "<rect x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
-                y(first) + half,
-                (x1 - x0).max(1),
-                count * LANE_H - half - 1
-            )?;
-        }
+        bar_rects(step, &lane, &y, (x0, x1), (half, 1), out)?;
         writeln!(out, "</g>")?;
     }
     writeln!(out, "</svg>")?;

@@ -180,10 +180,10 @@ fn the_lower_bound_is_the_control_plane_plus_the_longer_of_kubelets_and_spread_w
     assert_eq!(Timeline::of(&steps, 2, 0).makespan, 230);
 }
 
-/// A task whose postconditions the cluster shows is done at its first check: at once when
-/// nothing else is in flight as it ends, one check interval of its step later otherwise (a
-/// cordon's settle window is 30 s: 2.5 s), as the run verifies (`run/verify.rs`); its node
-/// and its place in flight are free meanwhile.
+/// A task whose postconditions the cluster shows is done at its first check: at once when no
+/// other task of its step is in flight as it ends, one check interval of its step later
+/// otherwise (a cordon's settle window is 30 s: 2.5 s), or as the last of them ends, as the
+/// run verifies (`run/verify.rs`); its node and its place in flight are free meanwhile.
 #[test]
 fn a_checked_step_ends_at_its_first_check() {
     let cordon = |id: &str, nodes: &[&str], deps: &[&str]| {
@@ -195,7 +195,7 @@ fn a_checked_step_ends_at_its_first_check() {
     let alone = vec![cordon("a", &["w1"], &[]), cordon("b", &["w1"], &[])];
     let t = Timeline::of(&alone, usize::MAX, 0);
     assert_eq!((t.ends.clone(), t.makespan), (vec![5, 10], 10));
-    // Beside a long step on another node: each cordon waits 2.5 s for its check.
+    // Beside a long step on another node (pre-staging beside a window): still at once.
     let beside = vec![
         step("p", check(), Phase::Preflight, &[], 0, &[]),
         cordon("a", &["w1"], &["p"]),
@@ -203,16 +203,22 @@ fn a_checked_step_ends_at_its_first_check() {
         cordon("b", &["w1"], &["a"]),
     ];
     let t = Timeline::of(&beside, usize::MAX, 0);
-    // a ends at 5 + 2.5 (up to 8), b starts there and ends at 12.5 + 2.5 = 15.
-    assert_eq!(t.ends[1], 8);
-    assert_eq!(t.starts[3], 8);
-    assert_eq!(t.ends[3], 15);
+    assert_eq!((t.ends[1], t.starts[3], t.ends[3]), (5, 5, 10));
     assert_eq!(t.makespan, 100);
-    // A check waits no longer than the last task in flight: it is done as that one ends.
-    let mut short = beside.clone();
-    short[2].duration_seconds = 6;
-    let t = Timeline::of(&short, usize::MAX, 0);
-    assert_eq!(t.ends[1], 6);
-    assert_eq!(t.starts[3], 6);
-    assert_eq!(t.ends[3], 11);
+    // Its own step's tasks in flight hold it back: w2 is busy until 3, so the cordon of w1
+    // runs 0-5 and that of w2 3-8; w1's check waits 2.5 s (until 7.5), w2's is at once (8).
+    let own = vec![
+        step("p", check(), Phase::Preflight, &[], 0, &[]),
+        step("x", work(), Phase::Workers, &["w2"], 3, &["p"]),
+        cordon("a", &["w1", "w2"], &["p"]),
+        cordon("b", &["w1"], &["a"]),
+    ];
+    let t = Timeline::of(&own, usize::MAX, 0);
+    assert_eq!((t.starts[2], t.ends[2], t.starts[3]), (0, 8, 8));
+    // One interval is the longest a check waits: with w2's cordon ending at 13 (w2 busy
+    // until 8), w1's task is checked at 7.5 and the step still ends with w2's, at 13.
+    let mut long = own.clone();
+    long[1].duration_seconds = 8;
+    let t = Timeline::of(&long, usize::MAX, 0);
+    assert_eq!(t.ends[2], 13);
 }

@@ -12,7 +12,7 @@ use super::finding::Severity;
 
 mod parse;
 
-pub use parse::TableError;
+pub use parse::{TableError, TableRow};
 
 const EMBEDDED_FACTS: &str = include_str!("../../../data/k8s-readiness.json");
 const EMBEDDED_REMOVALS: &str = include_str!("../../../data/k8s-api-removals.json");

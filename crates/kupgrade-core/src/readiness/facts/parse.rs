@@ -7,7 +7,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::diagnostics::{Entry, FileProblem, json_message};
+use crate::diagnostics::{Entry, FileProblem, SourceError, json_document, json_message};
 
 use super::{
     ApiRemoval, CgroupRule, DiskFloor, EtcdFloor, FactTables, KubeadmConfigApi, LegacyHost,
@@ -16,57 +16,29 @@ use super::{
 
 /// Why a facts table could not be read. The message names the file, the row and the field:
 /// `newer.json: runtime_floors[1]: field below: "2.x" is not a version: ...`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableError {
-    origin: String,
-    problem: FileProblem<Row>,
-}
+pub type TableError = SourceError<TableRow>;
 
 /// The row a problem is about: `runtime_floors[1]`, or `api removal 3 (extensions/v1beta1
 /// Ingress)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Row(String);
+pub struct TableRow(String);
 
-impl fmt::Display for Row {
+impl fmt::Display for TableRow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl Entry for Row {
+impl Entry for TableRow {
     const FIELD_PREFIX: &'static str = "field ";
 }
 
 impl TableError {
-    /// The source's name, as given to [`FactTables::from_json`].
-    pub fn origin(&self) -> &str {
-        &self.origin
-    }
     /// The row at fault (`runtime_floors[1]`), when the problem is inside one.
     pub fn row(&self) -> Option<&str> {
-        self.problem.entry.as_ref().map(|r| r.0.as_str())
-    }
-    /// The field at fault, as a path inside the row or the file.
-    pub fn field(&self) -> Option<&str> {
-        self.problem.field.as_deref()
-    }
-    /// Line and column (1-based) of a JSON syntax error.
-    pub fn location(&self) -> Option<(usize, usize)> {
-        self.problem.location
-    }
-    /// What is wrong.
-    pub fn reason(&self) -> &str {
-        &self.problem.message
+        self.entry().map(|r| r.0.as_str())
     }
 }
-
-impl fmt::Display for TableError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.problem.display_in(&self.origin).fmt(f)
-    }
-}
-
-impl std::error::Error for TableError {}
 
 #[derive(Deserialize)]
 struct RawFacts {
@@ -97,31 +69,7 @@ struct RawRemovalsHeader {
 
 /// Reads one file's top level, reporting syntax errors with their position.
 fn document<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, TableError> {
-    let problem = |p: FileProblem<Row>| TableError {
-        origin: origin.to_string(),
-        problem: p,
-    };
-    let syntax = |e: &serde_json::Error| {
-        problem(FileProblem::new(json_message(e)).at(Some((e.line(), e.column()))))
-    };
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value: T = match serde_path_to_error::deserialize(&mut de) {
-        Ok(v) => v,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Err(syntax(&inner));
-            }
-            let mut p = FileProblem::new(json_message(&inner));
-            if path != "." {
-                p = p.in_field(path);
-            }
-            return Err(problem(p));
-        }
-    };
-    de.end().map_err(|e| syntax(&e))?;
-    Ok(value)
+    json_document(text).map_err(|p| TableError::new(origin, p))
 }
 
 /// Reads the rows of one table, each named `table[i]` in messages.
@@ -137,14 +85,11 @@ fn rows<T: DeserializeOwned>(
             serde_path_to_error::deserialize(v).map_err(|e| {
                 let path = e.path().to_string();
                 let mut p = FileProblem::new(json_message(e.inner()))
-                    .in_entry(Row(format!("{table}[{i}]")));
+                    .in_entry(TableRow(format!("{table}[{i}]")));
                 if path != "." {
                     p = p.in_field(path);
                 }
-                TableError {
-                    origin: origin.to_string(),
-                    problem: p,
-                }
+                TableError::new(origin, p)
             })
         })
         .collect()
@@ -222,9 +167,13 @@ impl FactTables {
     /// Checks what serde cannot: no empty matrix row, no API version read before it is
     /// introduced and after it is removed.
     fn validate(&self, origin: &str) -> Result<(), TableError> {
-        let err = |row: String, field: &str, message: String| TableError {
-            origin: origin.to_string(),
-            problem: FileProblem::new(message).in_entry(Row(row)).in_field(field),
+        let err = |row: String, field: &str, message: String| {
+            TableError::new(
+                origin,
+                FileProblem::new(message)
+                    .in_entry(TableRow(row))
+                    .in_field(field),
+            )
         };
         for (i, r) in self.runtime_matrix.iter().enumerate() {
             if r.supported.is_empty() {
@@ -267,14 +216,11 @@ fn removal_list(
             _ => format!("entry {i}"),
         };
         let err = |field: Option<String>, message: String| {
-            let mut p = FileProblem::new(message).in_entry(Row(label.clone()));
+            let mut p = FileProblem::new(message).in_entry(TableRow(label.clone()));
             if let Some(f) = field {
                 p = p.in_field(f);
             }
-            TableError {
-                origin: origin.to_string(),
-                problem: p,
-            }
+            TableError::new(origin, p)
         };
         let row: ApiRemoval = serde_path_to_error::deserialize(v).map_err(|e| {
             let path = e.path().to_string();

@@ -51,6 +51,15 @@ fn the_check_finds_each_figure_that_disagrees_with_the_states() {
     s.ready.remove(&next);
     assert!(s.check(&plan).unwrap_err().contains("ready"));
 
+    // A first check counted due although no task waits for one; a step's tasks in flight
+    // miscounted.
+    let mut s = Schedule::new(&plan, 2).unwrap();
+    s.unchecked_idle += 1;
+    assert!(s.check(&plan).unwrap_err().contains("checks"));
+    let mut s = Schedule::new(&plan, 2).unwrap();
+    s.running_in[0] += 1;
+    assert!(s.check(&plan).unwrap_err().contains("by step"));
+
     // A retry the schedule does not know of.
     let mut s = Schedule::new(&plan, 2).unwrap();
     s.retries.insert((t0(), Pos::new(0, 0)));

@@ -16,11 +16,11 @@ use super::{Ran, Schedule};
 
 impl Schedule {
     /// True when a verifying task is due for a check at `now`: its time has come, or it was
-    /// not checked yet and nothing is in flight (the tasks of a step that end together are
-    /// checked on one read of the cluster).
+    /// not checked yet and no task of its step is in flight (the tasks of a step that end
+    /// together are checked on one read of the cluster; other steps' work, such as pre-stage
+    /// downloads beside a window, does not hold the check back).
     pub fn check_due(&self, now: Timestamp) -> bool {
-        self.verifying.first().is_some_and(|v| v.0 <= now)
-            || (self.in_flight == 0 && self.unchecked > 0)
+        self.verifying.first().is_some_and(|v| v.0 <= now) || self.unchecked_idle > 0
     }
 
     /// When the first retry or check is due, if one waits.
@@ -45,11 +45,13 @@ impl Schedule {
 
     /// The verifying tasks due for a check at `now` (see [`Schedule::check_due`]).
     pub fn due_checks(&self, now: Timestamp) -> Vec<Pos> {
-        if self.in_flight == 0 && self.unchecked > 0 {
+        if self.unchecked_idle > 0 {
             return self
                 .verifying
                 .iter()
-                .filter(|(at, pos)| *at <= now || self.until(*pos).is_none())
+                .filter(|(at, pos)| {
+                    *at <= now || (self.running_in[pos.step] == 0 && self.until(*pos).is_none())
+                })
                 .map(|v| v.1)
                 .collect();
         }
@@ -86,6 +88,10 @@ impl Schedule {
         };
         self.verifying.insert((check_at, ran.pos));
         self.unchecked += 1;
+        self.unchecked_in[ran.pos.step] += 1;
+        if self.running_in[ran.pos.step] == 0 {
+            self.unchecked_idle += 1;
+        }
         out.records.push(Record::new(
             now,
             RecordKind::TaskVerifying {
@@ -165,6 +171,10 @@ impl Schedule {
         self.verifying.remove(&(check_at, pos));
         if until.is_none() {
             self.unchecked -= 1;
+            self.unchecked_in[pos.step] -= 1;
+            if self.running_in[pos.step] == 0 {
+                self.unchecked_idle -= 1;
+            }
         }
         Some(since)
     }

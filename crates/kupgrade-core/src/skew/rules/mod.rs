@@ -86,7 +86,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     AllOf, Context, LabelKeys, MinorRange, Severity, SkewPolicy, UpstreamPolicy, Violation,
 };
-use crate::diagnostics::{Entry, FileError, FileProblem};
+use crate::diagnostics::{FileError, FileProblem, ListEntry, ListKind};
 use crate::lifecycle::{ReleaseCalendar, SupportStatus};
 use crate::{Component, EtcdTopology, KubeVersion, Minor, Node, Role, VersionLine};
 use jiff::civil::Date;
@@ -369,26 +369,18 @@ pub type RulesError = FileError<RuleEntry>;
 /// One problem in a rules file.
 pub type RuleProblem = FileProblem<RuleEntry>;
 
-/// The rule a problem is about: its 1-based place in the file and its id when it has one.
-/// Said `rule 2 ("lag")`, or `rule 2`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleEntry {
-    /// The rule's 1-based place in its file.
-    pub index: usize,
-    /// The rule's id, when it has one.
-    pub id: Option<String>,
+/// The rules of a rules file, as the kind of their entries ([`RuleEntry`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleList {}
+
+impl ListKind for RuleList {
+    const NOUN: &'static str = "rule";
+    const LIST: &'static str = "rules";
 }
 
-impl fmt::Display for RuleEntry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.id {
-            Some(id) => write!(f, "rule {} ({id:?})", self.index),
-            None => write!(f, "rule {}", self.index),
-        }
-    }
-}
-
-impl Entry for RuleEntry {}
+/// The rule a problem is about: its 1-based place in the file and its id (the entry's `name`)
+/// when it has one. Said `rule 2 ("lag")`, or `rule 2`.
+pub type RuleEntry = ListEntry<RuleList>;
 
 impl RulePolicy {
     /// The policy's name.

@@ -30,14 +30,7 @@ impl RulePolicy {
         let mut problems = Vec::new();
         let indices: Vec<usize> = (0..policy.rules.len()).collect();
         policy.validate(&indices, &mut problems);
-        if problems.is_empty() {
-            Ok(policy)
-        } else {
-            Err(RulesError {
-                file: "<rules>".into(),
-                problems,
-            })
-        }
+        RulesError::unless_any("<rules>", problems, policy)
     }
 
     /// Parses a rules file in YAML or JSON. `file` only names the source in messages. Every
@@ -86,11 +79,7 @@ impl RulePolicy {
         }
         problems.extend(found);
         problems.sort_by_key(|p| p.entry.as_ref().map_or(0, |r| r.index));
-        if problems.is_empty() {
-            Ok(policy)
-        } else {
-            Err(fail(problems))
-        }
+        RulesError::unless_any(file, problems, policy)
     }
 
     /// Checks the rules; `indices[i]` is rule `i`'s 0-based position in its file.
@@ -100,10 +89,7 @@ impl RulePolicy {
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (&i, rule) in indices.iter().zip(&self.rules) {
-            let entry = RuleEntry {
-                index: i + 1,
-                id: Some(rule.id.clone()),
-            };
+            let entry = RuleEntry::new(i + 1, Some(rule.id.clone()));
             let mut bad = |field: &str, message: String| {
                 out.push(
                     FileProblem::new(message)
@@ -193,7 +179,7 @@ fn parse_rule(raw: Value, i: usize, locator: &Locator<'_>) -> Result<Rule, RuleP
         .and_then(|m| m.get("id"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    let entry = RuleEntry { index: i + 1, id };
+    let entry = RuleEntry::new(i + 1, id);
     let fail_at = |field: Option<String>, path: Option<&[Step]>, message: String| RuleProblem {
         location: rule_at(locator, i, path),
         entry: Some(entry.clone()),
