@@ -707,10 +707,19 @@ fn kill_ancestor(up_to_sshd: bool) -> String {
     )
 }
 
+/// `echo` on `n` through `runner` answers afterwards, `sshd` having accepted `logins` logins
+/// in all (`why`).
+async fn echo_answers(runner: &SshRunner, n: &NodeName, sshd: &Sshd, logins: usize, why: &str) {
+    let out = runner
+        .output(n, &CommandSpec::new("echo").arg("back"))
+        .await;
+    assert_eq!(out.unwrap().stdout_text(), "back\n");
+    assert_eq!(sshd.accepted_logins(), logins, "{why}: {}", sshd.log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_lost_mid_command_is_unreachable_and_reopened() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     let n = node("w-1");
     let spec = CommandSpec::shell(kill_ancestor(true)).timeout(Duration::from_secs(20));
@@ -722,22 +731,12 @@ async fn a_connection_lost_mid_command_is_unreachable_and_reopened() {
         e.to_string().contains("may or may not have finished"),
         "{e}"
     );
-    let out = runner
-        .output(&n, &CommandSpec::new("echo").arg("back"))
-        .await;
-    assert_eq!(out.unwrap().stdout_text(), "back\n");
-    assert_eq!(
-        sshd.accepted_logins(),
-        2,
-        "a new connection: {}",
-        sshd.log()
-    );
+    echo_answers(&runner, &n, &sshd, 2, "a new connection").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shell_killed_by_a_signal_keeps_its_connection() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     let n = node("w-1");
     let e = runner
@@ -746,14 +745,5 @@ async fn a_shell_killed_by_a_signal_keeps_its_connection() {
         .unwrap_err();
     assert!(!matches!(e, RunnerError::Connect { .. }), "{e:?}");
     assert!(e.to_string().contains("signal"), "{e}");
-    let out = runner
-        .output(&n, &CommandSpec::new("echo").arg("still"))
-        .await;
-    assert_eq!(out.unwrap().stdout_text(), "still\n");
-    assert_eq!(
-        sshd.accepted_logins(),
-        1,
-        "the same connection: {}",
-        sshd.log()
-    );
+    echo_answers(&runner, &n, &sshd, 1, "the same connection").await;
 }
