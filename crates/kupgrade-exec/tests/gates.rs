@@ -32,13 +32,20 @@ fn web() -> Rollout {
     }
 }
 
-fn deployment(available: i64) -> serde_json::Value {
-    json!({
+/// The plan with one rollout gate on shop/web that gives up after `timeout` seconds.
+fn web_gated(timeout: u64) -> Arc<UpgradePlan> {
+    plan_with(vec![gate("web", GateCheck::Rollout(web()), timeout)])
+}
+
+/// Deployment shop/web in `sim`, `available` of its 3 replicas available.
+fn set_web(sim: &SimCluster, available: i64) {
+    let deployment = json!({
         "metadata": {"name": "web", "namespace": "shop", "generation": 1},
         "spec": {"replicas": 3},
         "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3,
                    "availableReplicas": available}
-    })
+    });
+    sim.set_object(&web().object(), Some(deployment));
 }
 
 fn driver(sim: &SimCluster) -> Driver {
@@ -64,10 +71,9 @@ fn count(sim: &SimCluster, what: &str) -> usize {
 /// first gate (no other node is drained meanwhile) and goes on once it is available.
 #[tokio::test(start_paused = true)]
 async fn a_rollout_gate_holds_the_run_until_the_deployment_is_available() {
-    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 3600)]);
+    let plan = web_gated(3600);
     let sim = sim();
-    let obj = web().object();
-    sim.set_object(&obj, Some(deployment(0)));
+    set_web(&sim, 0);
     let flip = sim.clone();
     let held = tokio::spawn(async move {
         // Until the first gate starts waiting (the first drain has happened)...
@@ -76,7 +82,7 @@ async fn a_rollout_gate_holds_the_run_until_the_deployment_is_available() {
         }
         tokio::time::sleep(Duration::from_secs(300)).await;
         let during = drains(&flip);
-        flip.set_object(&web().object(), Some(deployment(3)));
+        set_web(&flip, 3);
         during
     });
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
@@ -102,9 +108,9 @@ async fn a_rollout_gate_holds_the_run_until_the_deployment_is_available() {
 /// and how to skip it; nothing after it runs.
 #[tokio::test(start_paused = true)]
 async fn a_gate_that_times_out_halts_naming_the_object() {
-    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 60)]);
+    let plan = web_gated(60);
     let sim = sim();
-    sim.set_object(&web().object(), Some(deployment(1)));
+    set_web(&sim, 1);
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
     let (report, task) = halted_at(&out.finished, StopReason::StepFailed, "/gate-web");
     assert!(
@@ -239,9 +245,9 @@ async fn a_command_gate_runs_through_the_local_runner() {
 /// again (it is never assumed passed), and it passes only once the object is available.
 #[tokio::test(start_paused = true)]
 async fn a_resume_evaluates_an_interrupted_gate_again() {
-    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 3600)]);
+    let plan = web_gated(3600);
     let sim = sim();
-    sim.set_object(&web().object(), Some(deployment(0)));
+    set_web(&sim, 0);
     let (stop, signal) = stop_channel();
     let watcher = sim.clone();
     tokio::spawn(async move {
@@ -270,7 +276,7 @@ async fn a_resume_evaluates_an_interrupted_gate_again() {
     let flip = sim.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(120)).await;
-        flip.set_object(&web().object(), Some(deployment(3)));
+        set_web(&flip, 3);
     });
     let second = drive(driver(&sim), &plan, &mut journal).await;
     assert!(
@@ -296,7 +302,7 @@ async fn a_resume_evaluates_an_interrupted_gate_again() {
 /// passing it.
 #[tokio::test(start_paused = true)]
 async fn a_gate_without_a_probe_halts() {
-    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 30)]);
+    let plan = web_gated(30);
     let sim = sim();
     let s = Arc::new(sim.clone());
     let out = drive(
