@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use kupgrade_core::ClusterState;
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
+use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Run, RunOptions};
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_exec::driver::Driver;
@@ -35,17 +35,7 @@ const NODES: usize = 5_000;
 
 fn setup(prestage: bool) -> (ClusterState, Arc<UpgradePlan>) {
     let cluster = kupgrade_benches::cluster(NODES, 42);
-    let plan = PlanRequest::new(
-        "1.32".parse().expect("target"),
-        jiff::civil::date(2025, 6, 1),
-    )
-    .options(PlanOptions {
-        batch: "5%".parse().expect("batch"),
-        prestage,
-        ..PlanOptions::default()
-    })
-    .plan(&cluster)
-    .expect("the fixture plans");
+    let plan = kupgrade_benches::simulated_plan(&cluster, prestage);
     (cluster, Arc::new(plan))
 }
 

@@ -25,20 +25,14 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use jiff::civil::date;
-use kupgrade_benches::{cluster, with_hostnames};
-use kupgrade_core::plan::{BatchSize, PlanOptions, PlanRequest, Target, UpgradePlan};
-use kupgrade_core::{ClusterState, Minor};
-
-fn request() -> PlanRequest<'static> {
-    PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 6, 1)).options(PlanOptions {
-        batch: BatchSize::Percent(10),
-        ..PlanOptions::default()
-    })
-}
+use kupgrade_benches::{cluster, three_hops, with_hostnames};
+use kupgrade_core::ClusterState;
+use kupgrade_core::plan::{BatchSize, UpgradePlan};
 
 fn plan(state: &ClusterState) -> UpgradePlan {
-    request().plan(state).expect("the fixture has a plan")
+    three_hops(BatchSize::Percent(10))
+        .plan(state)
+        .expect("the fixture has a plan")
 }
 
 fn plans(c: &mut Criterion) {

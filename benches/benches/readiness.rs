@@ -18,7 +18,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use jiff::civil::date;
-use kupgrade_benches::{cluster, cluster_at, workloads};
+use kupgrade_benches::{cluster, cluster_at, three_hops, workloads};
 use kupgrade_core::plan::{BatchSize, PlanOptions, PlanRequest, Target, UpgradePlan};
 use kupgrade_core::ports::DrainOptions;
 use kupgrade_core::readiness::{
@@ -105,11 +105,7 @@ fn auto_batches(c: &mut Criterion) {
     let workers = state.nodes.iter().filter(|n| !n.is_control_plane()).count();
     let w = workloads(workers, 1_000_000, 1, 7);
     let plan = |state: &ClusterState| {
-        PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 6, 1))
-            .options(PlanOptions {
-                batch: BatchSize::Auto,
-                ..PlanOptions::default()
-            })
+        three_hops(BatchSize::Auto)
             .workloads(&w)
             .plan(state)
             .expect("the fixture has a plan")
@@ -119,11 +115,7 @@ fn auto_batches(c: &mut Criterion) {
     let mut group = c.benchmark_group("readiness");
     group.sample_size(10);
     let fixed = |state: &ClusterState| {
-        PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 6, 1))
-            .options(PlanOptions {
-                batch: BatchSize::Count(280),
-                ..PlanOptions::default()
-            })
+        three_hops(BatchSize::Count(280))
             .plan(state)
             .expect("the fixture has a plan")
     };

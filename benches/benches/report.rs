@@ -12,21 +12,15 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use jiff::civil::date;
-use kupgrade_benches::cluster;
+use kupgrade_benches::{cluster, three_hops};
 use kupgrade_core::ClusterState;
-use kupgrade_core::Minor;
 use kupgrade_core::plan::render::{HtmlExtras, html};
-use kupgrade_core::plan::{BatchSize, PlanOptions, PlanRequest, Target, UpgradePlan};
+use kupgrade_core::plan::{BatchSize, UpgradePlan};
 
 const NODES: usize = 65_000;
 
 fn plan(state: &ClusterState) -> UpgradePlan {
-    PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 6, 1))
-        .options(PlanOptions {
-            batch: BatchSize::Percent(10),
-            ..PlanOptions::default()
-        })
+    three_hops(BatchSize::Percent(10))
         .plan(state)
         .expect("the fixture has a plan")
 }

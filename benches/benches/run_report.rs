@@ -15,8 +15,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::plan::render::{RunHtmlExtras, html_run};
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
 use kupgrade_core::run::{Record, Run, RunOptions, RunSummary};
 use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_exec::driver::Driver;
@@ -27,17 +27,7 @@ const NODES: usize = 5_000;
 /// The plan and the journal of its whole run on the simulated cluster, in virtual time.
 fn journal() -> (Arc<UpgradePlan>, Vec<Record>) {
     let cluster = kupgrade_benches::cluster(NODES, 42);
-    let plan = PlanRequest::new(
-        "1.32".parse().expect("target"),
-        jiff::civil::date(2025, 6, 1),
-    )
-    .options(PlanOptions {
-        batch: "5%".parse().expect("batch"),
-        ..PlanOptions::default()
-    })
-    .plan(&cluster)
-    .expect("the fixture plans");
-    let plan = Arc::new(plan);
+    let plan = Arc::new(kupgrade_benches::simulated_plan(&cluster, true));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)

@@ -2,6 +2,8 @@
 //!
 //! Everything here is deterministic: the same arguments give the same cluster on every run and
 //! every machine, so benchmark figures compare across commits.
+use jiff::civil::date;
+use kupgrade_core::plan::{BatchSize, PlanOptions, PlanRequest, Target, UpgradePlan};
 use kupgrade_core::readiness::{Budget, Owner, Pod, Workloads};
 use kupgrade_core::{ClusterState, KubeVersion, Minor, Node, NodeName, ZONE_LABEL};
 
@@ -57,10 +59,12 @@ pub fn cluster(nodes: usize, seed: u64) -> ClusterState {
     let etcd = bundled.and_then(|b| b.etcd.clone());
     let mut out = Vec::with_capacity(nodes);
     for i in 0..control_plane {
-        let node = Node::control_plane(&format!("cp-{}", i + 1), cp_version.clone(), etcd.clone())
-            .expect("valid name")
-            .with_label(ZONE_LABEL, zones[i % zones.len()]);
-        out.push(node);
+        out.push(control_plane_node(
+            i + 1,
+            &cp_version,
+            &etcd,
+            zones[i % zones.len()],
+        ));
     }
     for i in 0..nodes - control_plane {
         let lag = match rng.below(100) {
@@ -79,12 +83,41 @@ pub fn cluster(nodes: usize, seed: u64) -> ClusterState {
         }
         out.push(node);
     }
-    let mut state = ClusterState::new(out);
-    state.name = Some(format!("bench-{nodes}"));
-    state.addons.kube_proxy = Some(cp_version.clone());
-    state.addons.coredns = bundled.and_then(|b| b.coredns.clone());
-    state.kubectl = Some(cp_version);
-    state
+    with_addons(out, format!("bench-{nodes}"), cp_version)
+}
+
+/// Control-plane node `cp-{i}` at `version` with stacked etcd at `etcd`, in `zone`.
+fn control_plane_node(
+    i: usize,
+    version: &KubeVersion,
+    etcd: &Option<KubeVersion>,
+    zone: &str,
+) -> Node {
+    Node::control_plane(&format!("cp-{i}"), version.clone(), etcd.clone())
+        .expect("valid name")
+        .with_label(ZONE_LABEL, zone)
+}
+
+/// The request of the `plan`, `report` and `readiness` benches for [`cluster`]: to 1.34 on
+/// 2026-06-01 (three minor hops from the control plane's 1.31), workers in `batch`es.
+pub fn three_hops<'a>(batch: BatchSize) -> PlanRequest<'a> {
+    PlanRequest::new(Target::Minor(Minor::new(1, 34)), date(2026, 6, 1)).options(PlanOptions {
+        batch,
+        ..PlanOptions::default()
+    })
+}
+
+/// The plan of the `apply_sim` and `run_report` benches for `cluster` (a [`cluster`]): to the
+/// latest 1.32 on 2025-06-01, workers in batches of 5 %, pre-staged or not.
+pub fn simulated_plan(cluster: &ClusterState, prestage: bool) -> UpgradePlan {
+    PlanRequest::new("1.32".parse().expect("target"), date(2025, 6, 1))
+        .options(PlanOptions {
+            batch: BatchSize::Percent(5),
+            prestage,
+            ..PlanOptions::default()
+        })
+        .plan(cluster)
+        .expect("the fixture plans")
 }
 
 /// `state` with every node labelled `kubernetes.io/hostname` (its name), as the kubelet
@@ -108,10 +141,7 @@ pub fn cluster_at(minor: Minor, nodes: usize) -> ClusterState {
     let etcd = bundled.and_then(|b| b.etcd.clone());
     let mut out = Vec::with_capacity(nodes);
     for (i, zone) in zones.iter().enumerate() {
-        let node = Node::control_plane(&format!("cp-{}", i + 1), version.clone(), etcd.clone())
-            .expect("valid name")
-            .with_label(ZONE_LABEL, zone);
-        out.push(node);
+        out.push(control_plane_node(i + 1, &version, &etcd, zone));
     }
     for i in 1..=nodes - 3 {
         let node = Node::worker(worker_name(i).as_str(), version.clone())
@@ -119,10 +149,17 @@ pub fn cluster_at(minor: Minor, nodes: usize) -> ClusterState {
             .with_label(ZONE_LABEL, zones[i % 3]);
         out.push(node);
     }
-    let mut state = ClusterState::new(out);
-    state.name = Some(format!("bench-{nodes}-at-{minor}"));
+    with_addons(out, format!("bench-{nodes}-at-{minor}"), version)
+}
+
+/// The cluster `name` of `nodes`, its kube-proxy and kubectl at the control plane's
+/// `version`, CoreDNS at kubeadm's bundled version for it.
+fn with_addons(nodes: Vec<Node>, name: String, version: KubeVersion) -> ClusterState {
+    let mut state = ClusterState::new(nodes);
+    state.name = Some(name);
     state.addons.kube_proxy = Some(version.clone());
-    state.addons.coredns = bundled.and_then(|b| b.coredns.clone());
+    state.addons.coredns =
+        kupgrade_core::bundled::bundled(version.minor()).and_then(|b| b.coredns.clone());
     state.kubectl = Some(version);
     state
 }

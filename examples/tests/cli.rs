@@ -27,7 +27,8 @@ use kupgrade_core::ClusterState;
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::plan::{Action, UpgradePlan};
 use kupgrade_core::ports::DrainOptions;
-use kupgrade_core::run::{Record, RetryPolicy, RunOptions, fingerprint};
+use kupgrade_core::readiness::Workloads;
+use kupgrade_core::run::{Finished, Record, RetryPolicy, RunOptions, fingerprint};
 use kupgrade_exec::Journal;
 
 const DATE: &str = "2025-03-01";
@@ -43,9 +44,8 @@ fn cluster(name: &str) -> ClusterState {
 }
 
 /// `extra`, with `--date DATE` and `--target 1.30` unless it gives its own.
-fn argv(program: &str, extra: &[&str]) -> Vec<String> {
-    let mut argv = vec![program.to_string()];
-    argv.extend(extra.iter().map(|s| s.to_string()));
+fn defaulted(extra: &[&str]) -> Vec<String> {
+    let mut argv: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     for (flag, value) in [("--date", DATE), ("--target", "1.30")] {
         if !extra.contains(&flag) {
             argv.extend([flag.to_string(), value.to_string()]);
@@ -54,10 +54,38 @@ fn argv(program: &str, extra: &[&str]) -> Vec<String> {
     argv
 }
 
-fn apply_args(extra: &[&str]) -> apply::args::Args {
-    let mut argv = vec!["apply".to_string()];
-    argv.extend(extra.iter().map(|s| s.to_string()));
+/// `program`, then `extra` with the defaults of [`defaulted`].
+fn argv(program: &str, extra: &[&str]) -> Vec<String> {
+    [vec![program.to_string()], defaulted(extra)].concat()
+}
+
+fn apply_args<S: AsRef<str>>(extra: &[S]) -> apply::args::Args {
+    let argv = std::iter::once("apply").chain(extra.iter().map(AsRef::as_ref));
     apply::args::Args::parse_from_iter(argv).unwrap()
+}
+
+/// What `apply` makes of `args` for the HA sample: its plan and its policy.
+fn ha_work(args: &apply::args::Args) -> apply::Work {
+    apply::work(
+        args,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+        None,
+    )
+    .unwrap()
+}
+
+/// The plan `plan` makes with `p` for the HA sample, with `workloads` when given.
+fn ha_plan(p: &plan::Args, workloads: Option<&Workloads>) -> UpgradePlan {
+    plan::plan_for(
+        &p.planning,
+        ReleaseCalendar::embedded(),
+        &cluster("ha.yaml"),
+        "ha",
+        workloads,
+    )
+    .unwrap()
 }
 
 /// The plans `plan` and `apply` make with `extra`; their planning options must agree.
@@ -184,32 +212,24 @@ fn every_planning_option_reaches_the_plan_of_plan_and_of_apply() {
     assert_eq!(strict.policy, "upstream+strict");
 
     // What to accept: refused without the option (whose name the error gives), planned with it.
+    let accepted = |cluster: &ClusterState, extra: &[&str], option: &str| -> UpgradePlan {
+        let e = both_refuse(extra, cluster);
+        assert!(e.contains(option), "{extra:?} without {option}: {e}");
+        both(&[extra, &[option]].concat(), cluster)
+    };
     let torn = cluster("mid-upgrade-docs-order.yaml");
-    assert!(both_refuse(&[], &torn).contains("--tolerate-initial-violations"));
-    both(&["--tolerate-initial-violations"], &torn);
+    accepted(&torn, &[], "--tolerate-initial-violations");
     let mut not_ready = ha.clone();
     not_ready.node_mut("worker-1").unwrap().ready = false;
-    assert!(both_refuse(&[], &not_ready).contains("--allow-not-ready"));
-    both(&["--allow-not-ready"], &not_ready);
+    accepted(&not_ready, &[], "--allow-not-ready");
     let late = ["--date", "2026-01-01"];
-    assert!(both_refuse(&late, &ha).contains("--allow-unsupported-target"));
-    both(&[&late[..], &["--allow-unsupported-target"]].concat(), &ha);
+    accepted(&ha, &late, "--allow-unsupported-target");
     let unknown = ["--target", "v1.30.99"];
-    assert!(both_refuse(&unknown, &ha).contains("--allow-unknown-versions"));
-    assert_eq!(
-        both(&[&unknown[..], &["--allow-unknown-versions"]].concat(), &ha)
-            .target
-            .to_string(),
-        "v1.30.99"
-    );
+    let plan = accepted(&ha, &unknown, "--allow-unknown-versions");
+    assert_eq!(plan.target.to_string(), "v1.30.99");
     let rc = ["--target", "v1.32.0-rc.0"];
-    assert!(both_refuse(&rc, &ha).contains("--allow-prerelease"));
-    assert_eq!(
-        both(&[&rc[..], &["--allow-prerelease"]].concat(), &ha)
-            .target
-            .to_string(),
-        "v1.32.0-rc.0"
-    );
+    let plan = accepted(&ha, &rc, "--allow-prerelease");
+    assert_eq!(plan.target.to_string(), "v1.32.0-rc.0");
 
     // How long to wait, how to drain.
     let ready_timeouts = |p: &UpgradePlan| -> Vec<u64> {
@@ -380,7 +400,13 @@ fn waits_are_capped_so_no_deadline_overflows() {
 
 #[test]
 fn disable_eviction_is_off_unless_asked_for_by_its_name() {
-    assert!(!apply_args(&[]).planning.options().drain.disable_eviction);
+    assert!(
+        !apply_args::<&str>(&[])
+            .planning
+            .options()
+            .drain
+            .disable_eviction
+    );
     for abbreviation in ["--disable", "--disable-evict", "--no-eviction"] {
         assert!(
             apply::args::Args::parse_from_iter(["apply", abbreviation]).is_err(),
@@ -408,20 +434,15 @@ fn apply_maps_its_run_options() {
             },
         }
     );
-    assert_eq!(apply_args(&[]).run_options(), RunOptions::default());
+    assert_eq!(apply_args::<&str>(&[]).run_options(), RunOptions::default());
 }
 
 /// `plan --format json`'s document for the HA sample, written to `dir/plan.json`.
 fn reviewed_plan(dir: &Path, extra: &[&str]) -> (PathBuf, UpgradePlan) {
-    let p = plan::Args::try_parse_from(argv("plan", extra)).unwrap();
-    let plan = plan::plan_for(
-        &p.planning,
-        ReleaseCalendar::embedded(),
-        &cluster("ha.yaml"),
-        "ha",
+    let plan = ha_plan(
+        &plan::Args::try_parse_from(argv("plan", extra)).unwrap(),
         None,
-    )
-    .unwrap();
+    );
     let file = dir.join("plan.json");
     std::fs::write(&file, plan::reviewed::to_json(&plan)).unwrap();
     (file, plan)
@@ -430,15 +451,10 @@ fn reviewed_plan(dir: &Path, extra: &[&str]) -> (PathBuf, UpgradePlan) {
 /// `plan` streams its JSON document: the same bytes as the document built whole.
 #[test]
 fn the_streamed_plan_document_is_the_one_built_whole() {
-    let p = plan::Args::try_parse_from(argv("plan", &[])).unwrap();
-    let plan = plan::plan_for(
-        &p.planning,
-        ReleaseCalendar::embedded(),
-        &cluster("ha.yaml"),
-        "ha",
+    let plan = ha_plan(
+        &plan::Args::try_parse_from(argv("plan", &[])).unwrap(),
         None,
-    )
-    .unwrap();
+    );
     let mut out = Vec::new();
     plan::reviewed::write_json(&plan, &mut out).unwrap();
     assert_eq!(
@@ -447,7 +463,22 @@ fn the_streamed_plan_document_is_the_one_built_whole() {
     );
 }
 
-async fn apply_err(extra: &[&str]) -> String {
+/// The journal `up.journal` in `dir` of a completed run of the HA sample (in virtual time),
+/// and the arguments of that run.
+async fn finished_run(dir: &Path) -> (String, Vec<String>) {
+    let journal = dir.join("up.journal").to_str().unwrap().to_string();
+    let run = defaulted(&["--journal", &journal, "--sim-speed", "0"]);
+    assert!(apply_ok(&run).await.is_completed());
+    (journal, run)
+}
+
+/// How `apply` with `extra` ended (it ran).
+async fn apply_ok(extra: &[impl AsRef<str>]) -> Finished {
+    apply::apply(apply_args(extra)).await.unwrap()
+}
+
+/// The error `apply` with `extra` gives (it did not run).
+async fn apply_err(extra: &[impl AsRef<str> + std::fmt::Debug]) -> String {
     match apply::apply(apply_args(extra)).await {
         Ok(outcome) => panic!("apply {extra:?} ran: {outcome}"),
         Err(e) => format!("{e:#}"),
@@ -468,9 +499,7 @@ async fn a_reviewed_plan_runs_as_written_only() {
 
     // Unedited, it runs on the cluster it was made for, as it is: the date it was made for
     // (when v1.30 was supported) is not looked at again.
-    let outcome = apply::apply(apply_args(&["--plan", file, "--sim-speed", "0"]))
-        .await
-        .unwrap();
+    let outcome = apply_ok(&["--plan", file, "--sim-speed", "0"]).await;
     assert!(outcome.is_completed(), "{outcome}");
 
     // Edited after review: refused, naming the file and both fingerprints.
@@ -536,26 +565,9 @@ async fn a_reviewed_plan_runs_with_the_policy_it_was_made_with() {
             && e.contains("would check the upstream policy"),
         "{e}"
     );
-    let args = apply_args(&["--plan", file, "--policy", policy]);
-    let work = apply::work(
-        &args,
-        ReleaseCalendar::embedded(),
-        &cluster("ha.yaml"),
-        "ha",
-        None,
-    )
-    .unwrap();
+    let work = ha_work(&apply_args(&["--plan", file, "--policy", policy]));
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
-    let outcome = apply::apply(apply_args(&[
-        "--plan",
-        file,
-        "--policy",
-        policy,
-        "--sim-speed",
-        "0",
-    ]))
-    .await
-    .unwrap();
+    let outcome = apply_ok(&["--plan", file, "--policy", policy, "--sim-speed", "0"]).await;
     assert!(outcome.is_completed(), "{outcome}");
 }
 
@@ -566,46 +578,24 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
     let journal = journal.to_str().unwrap();
     let one_behind = sample("policies/kubelet-one-behind.yaml");
     let one_behind = one_behind.to_str().unwrap();
-    let start = argv(
-        "apply",
-        &[
-            "--journal",
-            journal,
-            "--policy",
-            one_behind,
-            "--sim-speed",
-            "0",
-        ],
-    );
-    let start: Vec<&str> = start[1..].iter().map(String::as_str).collect();
-    let work = apply::work(
-        &apply_args(&start),
-        ReleaseCalendar::embedded(),
-        &cluster("ha.yaml"),
-        "ha",
-        None,
-    )
-    .unwrap();
+    let start = defaulted(&[
+        "--journal",
+        journal,
+        "--policy",
+        one_behind,
+        "--sim-speed",
+        "0",
+    ]);
+    let work = ha_work(&apply_args(&start));
     assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
-    assert!(
-        apply::apply(apply_args(&start))
-            .await
-            .unwrap()
-            .is_completed()
-    );
+    assert!(apply_ok(&start).await.is_completed());
     assert!(Path::new(&format!("{journal}.policy.json")).exists());
 
     // Without --policy, the resume checks the recorded policy; with the same file, too.
     for extra in [&[][..], &["--policy", one_behind][..]] {
-        let args = apply_args(&[&["--journal", journal, "--resume"][..], extra].concat());
-        let work = apply::work(
-            &args,
-            ReleaseCalendar::embedded(),
-            &cluster("ha.yaml"),
-            "ha",
-            None,
-        )
-        .unwrap();
+        let work = ha_work(&apply_args(
+            &[&["--journal", journal, "--resume"][..], extra].concat(),
+        ));
         assert_eq!(work.policy.policy().name(), "upstream+kubelet-one-behind");
         assert_eq!(work.plan.policy, "upstream+kubelet-one-behind");
     }
@@ -642,12 +632,9 @@ async fn a_resume_keeps_the_policy_the_run_started_with() {
 #[tokio::test(start_paused = true)]
 async fn a_resume_without_a_recorded_run_is_refused_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("up.journal");
-    let journal = journal.to_str().unwrap();
     // A finished run leaves its plan beside the journal; then the journal is lost.
-    let run = argv("apply", &["--journal", journal, "--sim-speed", "0"]);
-    let run: Vec<&str> = run[1..].iter().map(String::as_str).collect();
-    assert!(apply::apply(apply_args(&run)).await.unwrap().is_completed());
+    let (journal, _) = finished_run(dir.path()).await;
+    let journal = journal.as_str();
     assert!(Path::new(&format!("{journal}.plan.json")).exists());
     let resume = ["--journal", journal, "--resume", "--sim-speed", "0"];
     for (bytes, found) in [
@@ -676,11 +663,8 @@ async fn a_resume_without_a_recorded_run_is_refused_and_starts_nothing() {
 #[tokio::test(start_paused = true)]
 async fn a_refused_run_leaves_a_torn_journal_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().join("up.journal");
-    let journal = journal.to_str().unwrap();
-    let run = argv("apply", &["--journal", journal, "--sim-speed", "0"]);
-    let run: Vec<&str> = run[1..].iter().map(String::as_str).collect();
-    assert!(apply::apply(apply_args(&run)).await.unwrap().is_completed());
+    let (journal, run) = finished_run(dir.path()).await;
+    let journal = journal.as_str();
     let mut bytes = std::fs::read(journal).unwrap();
     bytes.extend_from_slice(b"{\"record\":\"sta");
     std::fs::write(journal, &bytes).unwrap();
@@ -699,26 +683,16 @@ async fn a_refused_run_leaves_a_torn_journal_as_it_was() {
 #[tokio::test(start_paused = true)]
 async fn a_dry_run_reports_a_corrupt_or_locked_journal() {
     let dir = tempfile::tempdir().unwrap();
+    let dry_run =
+        |journal: &Path| defaulted(&["--dry-run", "--journal", journal.to_str().unwrap()]);
     let corrupt = dir.path().join("corrupt.journal");
     std::fs::write(&corrupt, "not a record\n").unwrap();
-    let e = apply_err(
-        &argv("", &["--dry-run", "--journal", corrupt.to_str().unwrap()])[1..]
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let e = apply_err(&dry_run(&corrupt)).await;
     assert!(e.contains("corrupt.journal:1: not a valid record"), "{e}");
 
     let locked = dir.path().join("locked.journal");
     let (_held, _) = Journal::<Record>::open(&locked).unwrap();
-    let e = apply_err(
-        &argv("", &["--dry-run", "--journal", locked.to_str().unwrap()])[1..]
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let e = apply_err(&dry_run(&locked)).await;
     assert!(e.contains("is in use by another kupgrade run"), "{e}");
 }
 
@@ -960,13 +934,7 @@ async fn the_replace_strategy_needs_a_node_provider_outside_the_simulator() {
     let (journal, sandbox) = (journal.to_str().unwrap(), sandbox.to_str().unwrap());
     let replace = ["--strategy", "replace", "--journal", journal];
     let local = [&replace[..], &["--executor", "local", "--sandbox", sandbox]].concat();
-    let e = apply_err(
-        &argv("apply", &local)[1..]
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .await;
+    let e = apply_err(&defaulted(&local)).await;
     assert!(
         e.starts_with("the plan creates 6 node(s) (")
             && e.contains("no node provider is configured: nothing was run")
@@ -986,9 +954,7 @@ async fn the_replace_strategy_needs_a_node_provider_outside_the_simulator() {
     assert!(apply::args::Args::parse_from_iter(argv("apply", &lone)).is_err());
     // The simulator is its own provider.
     let sim = [&replace[..], &["--sim-speed", "0"]].concat();
-    let sim = argv("apply", &sim);
-    let sim: Vec<&str> = sim[1..].iter().map(String::as_str).collect();
-    assert!(apply::apply(apply_args(&sim)).await.unwrap().is_completed());
+    assert!(apply_ok(&defaulted(&sim)).await.is_completed());
 }
 
 // ---- readiness: findings with the plan, --batch auto, apply's gate ---------------------------
@@ -1001,38 +967,27 @@ fn ha_evidence() -> String {
         .to_string()
 }
 
+/// The options of the readiness runs: the HA sample to 1.32 (four hops) with `evidence`, then
+/// `extra`.
+fn to_1_32<'a>(evidence: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [
+        &["--target", "1.32", "--date", DATE, "--evidence", evidence][..],
+        extra,
+    ]
+    .concat()
+}
+
 #[test]
 fn plan_shows_findings_per_hop_in_every_format_and_auto_batches_from_the_evidence() {
     let evidence = ha_evidence();
     let args = |format: &str| {
-        plan::Args::try_parse_from(argv(
-            "plan",
-            &[
-                "--target",
-                "1.32",
-                "--date",
-                DATE,
-                "--batch",
-                "auto",
-                "--evidence",
-                &evidence,
-                "--format",
-                format,
-            ],
-        ))
-        .unwrap()
+        let extra = to_1_32(&evidence, &["--batch", "auto", "--format", format]);
+        plan::Args::try_parse_from(argv("plan", &extra)).unwrap()
     };
     let a = args("text");
     let e = a.evidence.read().unwrap().unwrap();
     let w = plan::readiness::workloads(Some(&e)).unwrap();
-    let plan = plan::plan_for(
-        &a.planning,
-        ReleaseCalendar::embedded(),
-        &cluster("ha.yaml"),
-        "ha",
-        Some(w),
-    )
-    .unwrap();
+    let plan = ha_plan(&a, Some(w));
     // shop/web allows one disruption (its pods on worker-1, -2, -3), shop/cache two (on
     // worker-1, -4, -5, -6): three batches, none of which could take another node.
     let batches: Vec<Vec<&str>> = plan
@@ -1087,18 +1042,7 @@ async fn apply_refuses_readiness_errors_unless_each_is_accepted_and_journals_the
     let journal = dir.path().join("up.journal");
     let journal = journal.to_str().unwrap();
     let evidence = ha_evidence();
-    let base = [
-        "--target",
-        "1.32",
-        "--date",
-        DATE,
-        "--evidence",
-        &evidence,
-        "--sim-speed",
-        "0",
-        "--journal",
-        journal,
-    ];
+    let base = to_1_32(&evidence, &["--sim-speed", "0", "--journal", journal]);
     let e = apply_err(&base).await;
     assert!(e.contains("block the run"), "{e}");
     assert!(
@@ -1121,7 +1065,7 @@ async fn apply_refuses_readiness_errors_unless_each_is_accepted_and_journals_the
         "{e}"
     );
     let accepted = [&one[..], &["--accept", "drain/emptydir:pod/shop/report"]].concat();
-    let outcome = apply::apply(apply_args(&accepted)).await.unwrap();
+    let outcome = apply_ok(&accepted).await;
     assert!(outcome.is_completed(), "{outcome}");
     let text = std::fs::read_to_string(journal).unwrap();
     let records: Vec<Record> = text
@@ -1276,24 +1220,21 @@ async fn apply_reads_the_evidence_again_before_each_hop() {
         ),
     )
     .unwrap();
-    let base = [
-        "--target",
-        "1.32",
-        "--date",
-        DATE,
-        "--evidence",
+    let base = to_1_32(
         &evidence,
-        "--hooks",
-        &hooks,
-        // A fast simulation on the real clock: the hook is a real local command, whose
-        // start a paused clock would time out.
-        "--sim-speed",
-        "1000000",
-        "--journal",
-        &journal,
-        "--sim-state",
-        &state,
-    ];
+        &[
+            "--hooks",
+            &hooks,
+            // A fast simulation on the real clock: the hook is a real local command, whose
+            // start a paused clock would time out.
+            "--sim-speed",
+            "1000000",
+            "--journal",
+            &journal,
+            "--sim-state",
+            &state,
+        ],
+    );
     // In virtual time (--sim-speed 0) a real command cannot be waited for: refused, named.
     let virtual_time: Vec<&str> = base
         .iter()
@@ -1308,7 +1249,7 @@ async fn apply_reads_the_evidence_again_before_each_hop() {
         !Path::new(&journal).exists(),
         "a refused run wrote its journal"
     );
-    let outcome = apply::apply(apply_args(&base)).await.unwrap();
+    let outcome = apply_ok(&base).await;
     let text = outcome.to_string();
     assert!(!outcome.is_completed(), "{text}");
     assert!(
@@ -1342,6 +1283,6 @@ async fn apply_reads_the_evidence_again_before_each_hop() {
         "--accept",
         "drain/emptydir:pod/shop/report",
     ];
-    let outcome = apply::apply(apply_args(&resume)).await.unwrap();
+    let outcome = apply_ok(&resume).await;
     assert!(outcome.is_completed(), "{outcome}");
 }

@@ -2,29 +2,13 @@
 //! a gate evaluates the gate again when resumed (it is never assumed passed), and goes on
 //! only once the gate passes. The gate is a command gate run locally; the cluster is the
 //! simulated one, sped up (node steps take no real time, the gate's waits do).
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// The built example `name` (`target/<profile>/examples/<name>`, beside this test's `deps`).
-fn example(name: &str) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let path: PathBuf = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("examples").join(name))
-        .unwrap();
-    assert!(
-        path.exists(),
-        "{} is missing: build the examples first (cargo build -p kupgrade-examples --examples)",
-        path.display()
-    );
-    let mut command = Command::new(path);
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG");
-    command
-}
+use support::{HA_TO_1_29, apply_sped_up};
 
 fn lines_of(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -64,30 +48,19 @@ fn a_run_killed_at_a_gate_evaluates_it_again_on_resume() {
         ),
     )
     .unwrap();
-    let common = |c: &mut Command| {
-        c.arg("--journal")
-            .arg(&journal)
-            .arg("--sim-state")
-            .arg(d.join("sim.json"))
-            .args(["--sim-speed", "100000", "--json-events"])
-            .stdin(Stdio::null())
+    let apply = |extra: &[&str]| {
+        let mut c = apply_sped_up(&journal, &d.join("sim.json"));
+        c.args(extra)
+            .arg("--json-events")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        c
     };
-    let mut first = example("apply");
-    first.args([
-        "--cluster",
-        "clusters/ha.yaml",
-        "--target",
-        "1.29",
-        "--date",
-        "2025-11-01",
-        "--allow-unsupported-target",
-        "--gates",
-    ]);
-    first.arg(&gates);
-    common(&mut first);
-    let mut child = first.spawn().unwrap();
+    let mut child = apply(&HA_TO_1_29)
+        .arg("--gates")
+        .arg(&gates)
+        .spawn()
+        .unwrap();
     // Wait until the gate has been evaluated (and failed) twice: the run waits at it.
     let began = Instant::now();
     while lines_of(&count).len() < 2 {
@@ -109,10 +82,7 @@ fn a_run_killed_at_a_gate_evaluates_it_again_on_resume() {
 
     // The condition holds now; the resumed run evaluates the gate again, then finishes.
     std::fs::write(&flag, "").unwrap();
-    let mut resume = example("apply");
-    resume.arg("--resume");
-    common(&mut resume);
-    let status = resume.status().unwrap();
+    let status = apply(&["--resume"]).status().unwrap();
     assert!(status.success(), "{status:?}");
     assert!(
         lines_of(&count).len() > evaluated,

@@ -10,42 +10,22 @@
 //!
 //! Without chromium the test says so and passes, unless `KUPGRADE_REQUIRE_REAL_SERVERS=1`
 //! (CI, `scripts/test.sh`, which installs it), where a missing browser is a failure.
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+use support::{HA_TO_1_29, apply_sped_up, example, succeeded};
 
-/// The built example `name` (`target/<profile>/examples/<name>`, beside this test's `deps`).
-fn example(name: &str) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let path: PathBuf = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("examples").join(name))
-        .unwrap();
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test -p kupgrade-examples` builds the examples (with a --test filter, build them first: cargo build -p kupgrade-examples --examples)",
-        path.display()
-    );
-    let mut command = Command::new(path);
-    command.current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
-}
+const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// `plan` on the bundled old-1.24 sample (three hops, batches) in `format`.
 fn plan(format: &str) -> String {
-    let out = example("plan")
-        .args(["--cluster", "clusters/old-1.24.yaml", "--target", "1.27"])
-        .args(["--date", "2024-06-01", "--format", format])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "plan --format {format}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        example("plan")
+            .args(["--cluster", "clusters/old-1.24.yaml", "--target", "1.27"])
+            .args(["--date", "2024-06-01", "--format", format]),
     );
     String::from_utf8(out.stdout).unwrap()
 }
@@ -201,20 +181,12 @@ fn the_run_report_renders_in_headless_chromium() {
         "apiVersion: kupgrade.dev/v1alpha1\nkind: Gates\ngates:\n  - name: smoke\n    after: [hop]\n    intervalSeconds: 1\n    timeoutSeconds: 1\n    command: { argv: [sh, -c, 'echo \"<script>x</script>\" >&2; exit 1'] }\n",
     )
     .unwrap();
-    let out = example("apply")
-        .args(["--cluster", "clusters/ha.yaml", "--target", "1.29"])
-        .args(["--date", "2025-11-01", "--allow-unsupported-target"])
-        .args(["--sim-speed", "100000"])
+    let out = apply_sped_up(&journal, &d.join("sim.json"))
+        .args(HA_TO_1_29)
         .arg("--gates")
         .arg(&gates)
-        .arg("--journal")
-        .arg(&journal)
-        .arg("--sim-state")
-        .arg(d.join("sim.json"))
         .arg("--report")
         .arg(&page)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert!(

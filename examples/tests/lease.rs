@@ -22,10 +22,14 @@
 //! - `a_run_whose_lease_is_broken_stops_driving`: while run A waits inside a command, run B
 //!   breaks A's lease by naming A's run; A finds out at its next renewal and aborts (its
 //!   command killed, its session journaled as cancelled), and its end leaves B's lease alone.
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use support::example;
 
 const INVENTORY: &str = r#"
 name: leased
@@ -206,21 +210,8 @@ impl Sandbox {
 
     /// `apply` on this sandbox with `journal` and `extra` options.
     fn apply(&self, journal: &str, extra: &[&str]) -> Command {
-        let exe = std::env::current_exe().unwrap();
-        let path = exe
-            .parent()
-            .and_then(Path::parent)
-            .unwrap()
-            .join("examples/apply");
-        assert!(
-            path.exists(),
-            "{} is missing: `cargo test -p kupgrade-examples` builds the examples (with a --test filter, build them first: cargo build -p kupgrade-examples --examples)",
-            path.display()
-        );
-        let mut c = Command::new(path);
+        let mut c = example("apply");
         c.current_dir(self.dir.path())
-            .env_remove("RUST_LOG")
-            .env_remove("RUST_BACKTRACE")
             .args([
                 "--cluster",
                 "inventory.yaml",

@@ -1,28 +1,24 @@
 //! The examples as programs: what a user sees at the shell (exit statuses, pipes, terminal
 //! escapes, the names in messages). `cargo test` builds the examples before it runs tests;
 //! these run the binaries it built.
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Output, Stdio};
 
-/// The built example `name` (`target/<profile>/examples/<name>`, beside this test's `deps`).
-fn example(name: &str) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("examples"))
-        .unwrap();
-    let path: PathBuf = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: `cargo test -p kupgrade-examples` builds the examples (with a --test filter, build them first: cargo build -p kupgrade-examples --examples)",
-        path.display()
-    );
-    let mut command = Command::new(path);
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("RUST_LOG");
+use support::{example, succeeded};
+
+/// `apply` on the bundled HA sample to 1.30 on 2025-03-01, the simulated cluster at `speed`
+/// (0: in virtual time).
+fn apply_sim(speed: &str) -> Command {
+    let mut command = example("apply");
+    command.args([
+        "--date",
+        "2025-03-01",
+        "--target",
+        "1.30",
+        "--sim-speed",
+        speed,
+    ]);
     command
 }
 
@@ -66,17 +62,7 @@ fn log_lines_carry_no_terminal_escapes_when_stderr_is_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("up.journal");
     // A torn journal tail is logged as a warning when the run opens the journal.
-    let first = run(example("apply").args([
-        "--date",
-        "2025-03-01",
-        "--target",
-        "1.30",
-        "--sim-speed",
-        "0",
-        "--journal",
-        journal.to_str().unwrap(),
-    ]));
-    assert!(first.status.success(), "{}", stderr(&first));
+    succeeded(apply_sim("0").arg("--journal").arg(&journal));
     let mut bytes = std::fs::read(&journal).unwrap();
     bytes.extend_from_slice(b"{\"torn");
     std::fs::write(&journal, bytes).unwrap();
@@ -107,8 +93,7 @@ fn the_bundled_inventory_is_named_not_its_build_path() {
     );
     assert!(!err.contains(env!("CARGO_MANIFEST_DIR")), "{err}");
     // It is found from any directory.
-    let out = run(example("check").arg("--date=2025-03-01").current_dir("/"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = succeeded(example("check").arg("--date=2025-03-01").current_dir("/"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("(clusters/ha.yaml (bundled))"));
 }
 
@@ -139,15 +124,7 @@ fn a_drain_timeout_past_the_cap_is_a_usage_error_not_a_panic() {
 
 #[test]
 fn a_run_that_deletes_pods_past_their_budgets_says_so_loudly() {
-    let out = run(example("apply").args([
-        "--date",
-        "2025-03-01",
-        "--target",
-        "1.30",
-        "--sim-speed",
-        "0",
-        "--disable-eviction",
-    ]));
+    let out = run(apply_sim("0").arg("--disable-eviction"));
     let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(out.status.success(), "{err}");
     assert!(err.contains("WARNING: --disable-eviction"), "{err}");
@@ -155,14 +132,7 @@ fn a_run_that_deletes_pods_past_their_budgets_says_so_loudly() {
         stdout.contains("WARNING: --disable-eviction: the drains deleted pods"),
         "{stdout}"
     );
-    let quiet = run(example("apply").args([
-        "--date",
-        "2025-03-01",
-        "--target",
-        "1.30",
-        "--sim-speed",
-        "0",
-    ]));
+    let quiet = run(&mut apply_sim("0"));
     assert!(!String::from_utf8_lossy(&quiet.stdout).contains("WARNING"));
 }
 
@@ -171,15 +141,7 @@ fn sigterm_and_sighup_abort_apply_and_record_the_session_cancelled() {
     for signal in ["TERM", "HUP"] {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("up.journal");
-        let child = example("apply")
-            .args([
-                "--target",
-                "1.30",
-                "--date",
-                "2025-03-01",
-                "--sim-speed",
-                "20",
-            ])
+        let child = apply_sim("20")
             .arg("--journal")
             .arg(&journal)
             .arg("--sim-state")

@@ -4,28 +4,11 @@
 //! a hook's hostile output stays text; the pre-flight findings and the ones accepted are
 //! listed; `--report-only` writes the page of the journal after the fact; the resumed run
 //! finishes the page.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod support;
 
-/// The built example `name` (`target/<profile>/examples/<name>`, beside this test's `deps`).
-fn example(name: &str) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let path: PathBuf = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|p| p.join("examples").join(name))
-        .unwrap();
-    assert!(
-        path.exists(),
-        "{} is missing: build the examples first (cargo build -p kupgrade-examples --examples)",
-        path.display()
-    );
-    let mut command = Command::new(path);
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG");
-    command
-}
+use std::path::Path;
+
+use support::{HA_TO_1_29, apply_sped_up, example, succeeded};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -59,18 +42,10 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
         "apiVersion: kupgrade.dev/v1alpha1\nkind: Hooks\nhooks:\n  - name: announce\n    before: upgrade\n    argv: [sh, -c, 'echo \"<script>alert(1)</script> upgrading $KUPGRADE_FROM\"']\n",
     )
     .unwrap();
-    let common = |c: &mut Command| {
-        c.arg("--journal")
-            .arg(&journal)
-            .arg("--sim-state")
-            .arg(d.join("sim.json"))
-            .args(["--sim-speed", "100000"])
-            .stdin(Stdio::null());
-    };
-    let mut first = example("apply");
+    let state = d.join("sim.json");
+    let mut first = apply_sped_up(&journal, &state);
     first
-        .args(["--cluster", "clusters/ha.yaml", "--target", "1.29"])
-        .args(["--date", "2025-11-01", "--allow-unsupported-target"])
+        .args(HA_TO_1_29)
         .arg("--gates")
         .arg(&gates)
         .arg("--hooks")
@@ -80,7 +55,6 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
         .args(["--accept", "drain/emptydir:pod/shop/report"])
         .arg("--report")
         .arg(&report);
-    common(&mut first);
     let out = first.output().unwrap();
     let said = format!(
         "{}{}",
@@ -129,17 +103,12 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
 
     // The page of the same journal, after the fact.
     let again = d.join("again.html");
-    let mut only = example("apply");
-    only.arg("--journal")
-        .arg(&journal)
-        .arg("--report-only")
-        .arg(&again)
-        .stdin(Stdio::null());
-    let out = only.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        example("apply")
+            .arg("--journal")
+            .arg(&journal)
+            .arg("--report-only")
+            .arg(&again),
     );
     let later = read(&again);
     assert!(status(&later).contains("v1.29.15/hop/gate-smoke"));
@@ -159,16 +128,10 @@ fn a_run_halted_at_a_gate_leaves_a_page_naming_the_gate_and_the_resume_command()
 
     // The condition holds now; the resumed run (with the pasted options) finishes the page.
     std::fs::write(&flag, "").unwrap();
-    let mut resume = example("apply");
-    resume
-        .args(["--cluster", "clusters/ha.yaml", "--resume", "--report"])
-        .arg(&report);
-    common(&mut resume);
-    let out = resume.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeded(
+        apply_sped_up(&journal, &state)
+            .args(["--cluster", "clusters/ha.yaml", "--resume", "--report"])
+            .arg(&report),
     );
     let page = read(&report);
     assert!(status(&page).contains("<h2>Completed</h2>"), "{page}");

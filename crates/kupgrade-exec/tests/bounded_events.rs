@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use kupgrade_core::NodeName;
-use kupgrade_core::plan::PlanRequest;
 use kupgrade_core::ports::{
     CommandOutput, CommandRunner, CommandSpec, LineSink, RunnerError, Stream, Tracking,
 };
@@ -18,7 +17,7 @@ use kupgrade_core::skew::UpstreamPolicy;
 use kupgrade_exec::driver::Driver;
 use kupgrade_exec::events::{DEFAULT_OUTPUT_LINES, event_channel};
 use kupgrade_exec::sim::SimCluster;
-use support::fixtures::TWO_NODES;
+use support::fixtures::two_nodes_plan;
 
 const LINES: u64 = 10_000_000;
 
@@ -68,21 +67,13 @@ fn peak_rss() -> u64 {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn ten_million_output_lines_stay_under_100_mb() {
-    let cluster = kupgrade_core::inventory::parse(TWO_NODES, "cluster.yaml").unwrap();
-    let plan = PlanRequest::new("1.30".parse().unwrap(), jiff::civil::date(2025, 3, 1))
-        .plan(&cluster)
-        .unwrap();
+    let (cluster, plan) = two_nodes_plan();
     let sim = Arc::new(SimCluster::new(cluster));
     let runner = Arc::new(Chatty {
         sim: sim.clone(),
         spoken: false.into(),
     });
-    let mut run = Run::new(
-        Arc::new(plan),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-    )
-    .unwrap();
+    let mut run = Run::new(plan, Arc::new(UpstreamPolicy::new()), RunOptions::default()).unwrap();
     let (tx, mut rx) = event_channel(DEFAULT_OUTPUT_LINES);
     let mut journal = Vec::new();
     // The watcher reads nothing until the run is over: the slowest display there is.

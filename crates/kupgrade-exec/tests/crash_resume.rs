@@ -77,6 +77,16 @@ impl Rng {
     }
 }
 
+/// One or two points, drawn from `rng`, where a child dies among its first `total` operations.
+fn crash_points(rng: &mut Rng, total: u64) -> Vec<CrashAt> {
+    (0..1 + rng.below(2))
+        .map(|_| CrashAt {
+            op: 1 + rng.below(total),
+            after: rng.below(2) == 1,
+        })
+        .collect()
+}
+
 /// Where a child dies: before or after the effect of its n-th operation.
 #[derive(Clone, Copy, Debug)]
 struct CrashAt {
@@ -143,13 +153,15 @@ fn crash_point(op: u64, crash: Option<CrashAt>, after: bool) {
     }
 }
 
-async fn child(kind: &str, dir: &Path, crash: Option<CrashAt>, resolve: &str) -> Finished {
+/// The run of the plan in `dir` (its `plan.json`) resumed from the journal there, which it
+/// returns open; the operator's answers in `resolve` (`retry=TASK` or `mark-done=TASK`,
+/// separated by `;`) are journaled first.
+fn resume_in(dir: &Path, resolve: &str) -> (Journal<Record>, Run) {
     let plan: UpgradePlan =
         serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
-    let plan = Arc::new(plan);
     let (mut journal, recovered) = Journal::<Record>::open(dir.join("journal")).unwrap();
     let mut run = Run::resume(
-        plan.clone(),
+        Arc::new(plan),
         Arc::new(UpstreamPolicy::new()),
         RunOptions::default(),
         &recovered.records,
@@ -171,6 +183,11 @@ async fn child(kind: &str, dir: &Path, crash: Option<CrashAt>, resolve: &str) ->
             journal.append(&rec).unwrap();
         }
     }
+    (journal, run)
+}
+
+async fn child(kind: &str, dir: &Path, crash: Option<CrashAt>, resolve: &str) -> Finished {
+    let (mut journal, mut run) = resume_in(dir, resolve);
     let counter = Arc::new(AtomicU64::new(0));
     let driver = match kind {
         "sim" => {
@@ -359,6 +376,21 @@ fn only_seeds() -> Option<Vec<u64>> {
 struct Keep(Option<tempfile::TempDir>);
 
 impl Keep {
+    /// A new directory `kupgrade-crash-{name}-…` holding `plan` as `plan.json`, where the
+    /// children read it.
+    fn with_plan(name: &str, plan: &UpgradePlan) -> Keep {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("kupgrade-crash-{name}-"))
+            .tempdir()
+            .unwrap();
+        std::fs::write(
+            dir.path().join("plan.json"),
+            serde_json::to_string(plan).unwrap(),
+        )
+        .unwrap();
+        Keep(Some(dir))
+    }
+
     fn path(&self) -> &Path {
         self.0
             .as_ref()
@@ -427,20 +459,10 @@ fn sim_seed(seed: u64, plans: &[(UpgradePlan, u64); 2]) {
     let replace = seed % 2 == 1;
     let (plan, total) = &plans[usize::from(replace)];
     let mut rng = Rng(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0xdead_beef);
-    let crashes: Vec<CrashAt> = (0..1 + rng.below(2))
-        .map(|_| CrashAt {
-            op: 1 + rng.below(*total),
-            after: rng.below(2) == 1,
-        })
-        .collect();
+    let crashes = crash_points(&mut rng, *total);
     let torn = rng.below(4) == 0;
-    let dir = tempfile::Builder::new()
-        .prefix(&format!("kupgrade-crash-sim-{seed}-"))
-        .tempdir()
-        .unwrap();
-    let dir = Keep(Some(dir));
+    let dir = Keep::with_plan(&format!("sim-{seed}"), plan);
     let d = dir.path();
-    std::fs::write(d.join("plan.json"), serde_json::to_string(plan).unwrap()).unwrap();
     SimCluster::new(ha())
         .with_workload(&Workload::sample())
         .persist_to(d.join("sim.json"))
@@ -663,14 +685,8 @@ fn a_kill_during_a_pre_stage_step_repeats_that_step_and_nothing_else() {
         .clone()
         .expect("no download ahead with only pre-stage tasks in flight");
 
-    let dir = Keep(Some(
-        tempfile::Builder::new()
-            .prefix("kupgrade-crash-prestage-")
-            .tempdir()
-            .unwrap(),
-    ));
+    let dir = Keep::with_plan("prestage", &plan);
     let d = dir.path();
-    std::fs::write(d.join("plan.json"), serde_json::to_string(&plan).unwrap()).unwrap();
     SimCluster::new(ha())
         .with_workload(&Workload::sample())
         .persist_to(d.join("sim.json"))
@@ -1130,19 +1146,9 @@ fn upgrades_over_a_real_sshd_survive_sigkill() {
     assert!(total > 30, "{total}");
     for seed in 0..8u64 {
         let mut rng = Rng(seed ^ 0x5eed_0000_55d0);
-        let crashes: Vec<CrashAt> = (0..1 + rng.below(2))
-            .map(|_| CrashAt {
-                op: 1 + rng.below(total),
-                after: rng.below(2) == 1,
-            })
-            .collect();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("kupgrade-crash-ssh-{seed}-"))
-            .tempdir()
-            .unwrap();
-        let dir = Keep(Some(dir));
+        let crashes = crash_points(&mut rng, total);
+        let dir = Keep::with_plan(&format!("ssh-{seed}"), &plan);
         let d = dir.path();
-        std::fs::write(d.join("plan.json"), serde_json::to_string(&plan).unwrap()).unwrap();
         std::fs::create_dir_all(d.join("ssh")).unwrap();
         write_sandboxes(&d.join("nodes"), &cluster);
         let envs = [
@@ -1243,28 +1249,7 @@ const READY_MARK: &str = "KUPGRADE-READY";
 /// SIGHUP handled as `apply` handles them (abort: kill what runs, record it interrupted).
 async fn local_child(dir: &Path, resolve: &str) -> Finished {
     use tokio::signal::unix::{SignalKind, signal};
-    let plan: UpgradePlan =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
-    let plan = Arc::new(plan);
-    let (mut journal, recovered) = Journal::<Record>::open(dir.join("journal")).unwrap();
-    let mut run = Run::resume(
-        plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-        &recovered.records,
-    )
-    .unwrap();
-    for r in resolve.split(';').filter(|r| !r.is_empty()) {
-        let (_, task) = r.split_once('=').unwrap();
-        let task = run.find_task(task).unwrap();
-        for rec in run
-            .resolve(&task, Resolution::MarkDone, jiff::Timestamp::now())
-            .unwrap()
-            .records
-        {
-            journal.append(&rec).unwrap();
-        }
-    }
+    let (mut journal, mut run) = resume_in(dir, resolve);
     let (stop, signal_rx) = stop_channel();
     let mut term = signal(SignalKind::terminate()).unwrap();
     let mut hup = signal(SignalKind::hangup()).unwrap();
@@ -1444,16 +1429,12 @@ fn local_runs_survive_sigkill_sigterm_and_sighup_at_50_seeds() {
         .map(|s| s.id.as_str().to_string())
         .collect();
     let fresh = |name: &str| {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("kupgrade-crash-local-{name}-"))
-            .tempdir()
-            .unwrap();
+        let dir = Keep::with_plan(&format!("local-{name}"), &plan);
         let d = dir.path();
-        std::fs::write(d.join("plan.json"), serde_json::to_string(&plan).unwrap()).unwrap();
         write_sandboxes_with(&d.join("nodes"), &cluster, WATCH);
         std::fs::write(d.join("nodes/slow"), "0.03\n").unwrap();
         std::fs::write(d.join("nodes/slow-apply"), "2\n").unwrap();
-        Keep(Some(dir))
+        dir
     };
     // How long a whole run takes here: the kills land anywhere in it.
     let calibrate = fresh("calibrate");

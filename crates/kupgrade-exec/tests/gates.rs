@@ -8,23 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kupgrade_core::gate::{
-    Gate, GateCheck, GateCommand, GatePoint, GateSet, ObjectRef, OnTimeout, RegressionCheck,
-    Rollout, WorkloadKind,
+    Gate, GateCheck, GateCommand, GatePoint, GateSet, ObjectRef, OnTimeout, Rollout, WorkloadKind,
 };
 use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Event, StopReason};
 use kupgrade_exec::driver::{Driver, stop_channel};
-use kupgrade_exec::sim::{SimCluster, Workload};
+use kupgrade_exec::sim::SimCluster;
 use kupgrade_exec::{LocalRunner, NodeEnv};
 use serde_json::json;
-use support::fixtures::{drive_to_end as drive, ha, ha_plan};
+use support::fixtures::{
+    drive_to_end as drive, gate, ha_plan, halted_at, pods_gate, sample_sim as sim, troubled_sim,
+};
 
 fn plan_with(gates: Vec<Gate>) -> Arc<UpgradePlan> {
     ha_plan(|plan| GateSet::new(gates).unwrap().insert(plan))
-}
-
-fn sim() -> SimCluster {
-    SimCluster::new(ha()).with_workload(&Workload::sample())
 }
 
 fn web() -> Rollout {
@@ -35,20 +32,20 @@ fn web() -> Rollout {
     }
 }
 
-fn deployment(available: i64) -> serde_json::Value {
-    json!({
+/// The plan with one rollout gate on shop/web that gives up after `timeout` seconds.
+fn web_gated(timeout: u64) -> Arc<UpgradePlan> {
+    plan_with(vec![gate("web", GateCheck::Rollout(web()), timeout)])
+}
+
+/// Deployment shop/web in `sim`, `available` of its 3 replicas available.
+fn set_web(sim: &SimCluster, available: i64) {
+    let deployment = json!({
         "metadata": {"name": "web", "namespace": "shop", "generation": 1},
         "spec": {"replicas": 3},
         "status": {"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3,
                    "availableReplicas": available}
-    })
-}
-
-fn gate(name: &str, check: GateCheck, timeout: u64) -> Gate {
-    let mut g = Gate::new(name, check);
-    g.timeout_seconds = timeout;
-    g.interval_seconds = 5;
-    g
+    });
+    sim.set_object(&web().object(), Some(deployment));
 }
 
 fn driver(sim: &SimCluster) -> Driver {
@@ -56,16 +53,6 @@ fn driver(sim: &SimCluster) -> Driver {
     Driver::new(s.clone(), s.clone())
         .provider(s.clone())
         .gates(s)
-}
-
-fn lines(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::CommandOutput { task, line, .. } => Some(format!("{task}: {line}")),
-            _ => None,
-        })
-        .collect()
 }
 
 fn drains(sim: &SimCluster) -> usize {
@@ -84,10 +71,9 @@ fn count(sim: &SimCluster, what: &str) -> usize {
 /// first gate (no other node is drained meanwhile) and goes on once it is available.
 #[tokio::test(start_paused = true)]
 async fn a_rollout_gate_holds_the_run_until_the_deployment_is_available() {
-    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 3600)]);
+    let plan = web_gated(3600);
     let sim = sim();
-    let obj = web().object();
-    sim.set_object(&obj, Some(deployment(0)));
+    set_web(&sim, 0);
     let flip = sim.clone();
     let held = tokio::spawn(async move {
         // Until the first gate starts waiting (the first drain has happened)...
@@ -96,14 +82,14 @@ async fn a_rollout_gate_holds_the_run_until_the_deployment_is_available() {
         }
         tokio::time::sleep(Duration::from_secs(300)).await;
         let during = drains(&flip);
-        flip.set_object(&web().object(), Some(deployment(3)));
+        set_web(&flip, 3);
         during
     });
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
     assert!(out.finished.is_completed(), "{:?}", out.finished.report());
     // For those five minutes, only the first batch had been drained.
     assert_eq!(held.await.unwrap(), 1);
-    let lines = lines(&out.events);
+    let lines = out.lines();
     let waiting = lines
         .iter()
         .find(|l| l.contains("waiting"))
@@ -122,14 +108,11 @@ async fn a_rollout_gate_holds_the_run_until_the_deployment_is_available() {
 /// and how to skip it; nothing after it runs.
 #[tokio::test(start_paused = true)]
 async fn a_gate_that_times_out_halts_naming_the_object() {
-    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 60)]);
+    let plan = web_gated(60);
     let sim = sim();
-    sim.set_object(&web().object(), Some(deployment(1)));
+    set_web(&sim, 1);
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
-    let report = out.finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
-    let task = report.task.as_ref().unwrap().to_string();
-    assert!(task.ends_with("/gate-web"), "{task}");
+    let (report, task) = halted_at(&out.finished, StopReason::StepFailed, "/gate-web");
     assert!(
         report.summary.contains(
             "gate web did not pass within 60s: Deployment shop/web: 1 of 3 replicas available"
@@ -166,7 +149,7 @@ async fn a_warning_gate_lets_the_run_go_on() {
     let sim = sim();
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
     assert!(out.finished.is_completed(), "{:?}", out.finished.report());
-    let lines = lines(&out.events);
+    let lines = out.lines();
     assert!(
         lines.iter().any(|l| l.contains(
             "warning: gate web did not pass within 20s: Deployment shop/web was not found; going on"
@@ -179,37 +162,11 @@ async fn a_warning_gate_lets_the_run_go_on() {
 /// after it, by name; a pod that was fine throughout is not named.
 #[tokio::test(start_paused = true)]
 async fn a_pod_crash_looping_after_a_batch_is_caught_by_the_regression_gate() {
-    let check = GateCheck::Regression(RegressionCheck {
-        namespace: Some("default".into()),
-        selector: None,
-    });
-    let plan = plan_with(vec![gate("pods", check, 120)]);
-    let sim = sim();
-    let first_worker = plan
-        .steps
-        .iter()
-        .find(|s| matches!(s.action, kupgrade_core::plan::Action::Drain { .. }))
-        .map(|s| s.nodes.as_slice()[0].clone())
-        .unwrap();
+    let plan = plan_with(vec![pods_gate()]);
     // A pod on another node turns crash-looping when the first node is uncordoned.
-    let victim = sim
-        .cluster()
-        .nodes
-        .iter()
-        .filter(|n| n.name != first_worker && !n.is_control_plane())
-        .flat_map(|n| sim.pods_on(&n.name))
-        .next()
-        .expect("a pod elsewhere");
-    let meddler = sim.clone();
-    let v = victim.clone();
-    let sim = sim.on_op(move |p| {
-        if p.phase == kupgrade_exec::sim::OpPhase::After && p.what == "uncordon" {
-            meddler.set_pod_trouble(&v, true, 3);
-        }
-    });
+    let (sim, victim) = troubled_sim(&plan);
     let out = drive(driver(&sim), &plan, &mut Vec::new()).await;
-    let report = out.finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+    let (report, _) = halted_at(&out.finished, StopReason::StepFailed, "/gate-pods");
     assert!(
         report
             .summary
@@ -217,16 +174,8 @@ async fn a_pod_crash_looping_after_a_batch_is_caught_by_the_regression_gate() {
             && report.summary.contains("is crash-looping"),
         "{report}"
     );
-    assert!(
-        report
-            .task
-            .as_ref()
-            .unwrap()
-            .to_string()
-            .contains("/gate-pods")
-    );
     // The snapshot was taken before the batch.
-    let lines = lines(&out.events);
+    let lines = out.lines();
     assert!(
         lines
             .iter()
@@ -247,10 +196,7 @@ async fn a_command_gate_runs_through_the_local_runner() {
         ("smoke-ok", "echo all good"),
         ("smoke-bad", "echo 'replicas behind: 2' >&2; exit 3"),
     ] {
-        let path = bin.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        support::write_script(&bin, name, &format!("{body}\n"));
     }
     let root = dir.path().to_path_buf();
     let local = LocalRunner::new().with_node_env(move |node| NodeEnv::sandbox(&root, node));
@@ -273,7 +219,7 @@ async fn a_command_gate_runs_through_the_local_runner() {
     )
     .await;
     assert!(out.finished.is_completed(), "{:?}", out.finished.report());
-    let lines = lines(&out.events);
+    let lines = out.lines();
     assert!(lines.iter().any(|l| l.ends_with("all good")), "{lines:#?}");
 
     let mut bad = gate("smoke", cmd("smoke-bad"), 1);
@@ -299,9 +245,9 @@ async fn a_command_gate_runs_through_the_local_runner() {
 /// again (it is never assumed passed), and it passes only once the object is available.
 #[tokio::test(start_paused = true)]
 async fn a_resume_evaluates_an_interrupted_gate_again() {
-    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 3600)]);
+    let plan = web_gated(3600);
     let sim = sim();
-    sim.set_object(&web().object(), Some(deployment(0)));
+    set_web(&sim, 0);
     let (stop, signal) = stop_channel();
     let watcher = sim.clone();
     tokio::spawn(async move {
@@ -330,7 +276,7 @@ async fn a_resume_evaluates_an_interrupted_gate_again() {
     let flip = sim.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(120)).await;
-        flip.set_object(&web().object(), Some(deployment(3)));
+        set_web(&flip, 3);
     });
     let second = drive(driver(&sim), &plan, &mut journal).await;
     assert!(
@@ -343,7 +289,7 @@ async fn a_resume_evaluates_an_interrupted_gate_again() {
         .iter()
         .any(|e| matches!(e, Event::StepStarted { task, .. } if *task == gate_task));
     assert!(again, "the interrupted gate ran again");
-    let lines = lines(&second.events);
+    let lines = second.lines();
     assert!(
         lines
             .iter()
@@ -356,7 +302,7 @@ async fn a_resume_evaluates_an_interrupted_gate_again() {
 /// passing it.
 #[tokio::test(start_paused = true)]
 async fn a_gate_without_a_probe_halts() {
-    let plan = plan_with(vec![gate("web", GateCheck::Rollout(web()), 30)]);
+    let plan = web_gated(30);
     let sim = sim();
     let s = Arc::new(sim.clone());
     let out = drive(

@@ -15,7 +15,7 @@ use kupgrade_core::run::{Finished, StopReason};
 use kupgrade_core::testing::upstream_run;
 use kupgrade_exec::driver::{Driver, JournalSink};
 use kupgrade_exec::{SshConfig, SshRunner};
-use support::fixtures::{Split, fast_sim, ha_plan};
+use support::fixtures::{Split, fast_sim, ha_plan, halted};
 use support::sshd::Sshd;
 
 /// `sh` (the gate's program), which goes over SSH; everything else runs on the simulated nodes.
@@ -97,8 +97,7 @@ async fn a_command_gate_on_a_node_runs_over_ssh() {
     // Never there: the gate times out naming the node and the command's output.
     std::fs::remove_file(&flag).unwrap();
     let finished = drive(&sshd, dir.path(), gate(script, 2)).await;
-    let report = finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+    let report = halted(&finished, StopReason::StepFailed);
     assert!(
         report
             .summary

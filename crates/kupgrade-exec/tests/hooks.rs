@@ -17,7 +17,7 @@ use kupgrade_core::testing::upstream_run;
 use kupgrade_exec::driver::{Driver, JournalSink, StopHandle, stop_channel};
 use kupgrade_exec::sim::SimCluster;
 use kupgrade_exec::{LocalRunner, NodeEnv};
-use support::fixtures::{Split, fast_sim, ha_plan, node_bins};
+use support::fixtures::{Split, fast_sim, ha_plan, halted_at, node_bins};
 
 /// Hook programs (`*-hook`), which run locally in the node's sandbox; the rest runs on the
 /// simulated node.
@@ -155,17 +155,7 @@ async fn a_failing_hook_halts_the_run_with_its_output() {
     );
     let sim = fast_sim();
     let finished = drive(driver(&sim, &local), &plan, &mut Vec::new(), None).await;
-    let report = finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
-    assert!(
-        report
-            .task
-            .as_ref()
-            .unwrap()
-            .to_string()
-            .ends_with("/hook-before-drain-page"),
-        "{report}"
-    );
+    let (report, _) = halted_at(&finished, StopReason::StepFailed, "/hook-before-drain-page");
     assert!(
         report
             .summary
@@ -215,17 +205,8 @@ async fn an_interrupted_hook_runs_again_only_if_repeatable() {
             assert!(second.is_completed(), "{:?}", second.report());
             assert_eq!(lines(&log).len(), 2, "it ran again");
         } else {
-            let report = second.report().expect("asks the operator");
-            assert_eq!(report.reason, StopReason::Unsure, "{report}");
-            assert!(
-                report
-                    .task
-                    .as_ref()
-                    .unwrap()
-                    .to_string()
-                    .ends_with("/hook-after-hop-slow"),
-                "{report}"
-            );
+            // It asks the operator.
+            halted_at(&second, StopReason::Unsure, "/hook-after-hop-slow");
             assert_eq!(lines(&log).len(), 1, "not run again");
         }
     }

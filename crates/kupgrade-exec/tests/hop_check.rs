@@ -7,13 +7,12 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use jiff::civil::date;
-use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
+use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::run::{Finished, Record, StopReason};
 use kupgrade_core::testing::upstream_run;
 use kupgrade_exec::driver::{Driver, HopCheck, JournalSink};
 use kupgrade_exec::sim::SimCluster;
-use support::fixtures::ha;
+use support::fixtures::{fast_sim, ha_plan_to, halted};
 
 /// Answers from a script: `refuse` says no; every question is written down.
 struct Scripted {
@@ -32,17 +31,18 @@ impl HopCheck for Scripted {
     }
 }
 
+impl Scripted {
+    fn new(refuse: bool) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            refuse,
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+/// The HA sample's plan to 1.30: two hops.
 fn two_hops() -> Arc<UpgradePlan> {
-    let options = PlanOptions {
-        allow_unsupported_target: true,
-        ..PlanOptions::default()
-    };
-    Arc::new(
-        PlanRequest::new("1.30".parse().unwrap(), date(2025, 11, 1))
-            .options(options)
-            .plan(&ha())
-            .unwrap(),
-    )
+    ha_plan_to("1.30", |_| {})
 }
 
 async fn session(
@@ -65,15 +65,11 @@ async fn session(
 async fn a_refused_hop_halts_before_its_first_task_and_a_resume_asks_again() {
     let plan = two_hops();
     assert_eq!(plan.hops.len(), 2);
-    let sim = SimCluster::new(ha()).with_speed(1_000_000.0);
+    let sim = fast_sim();
     let mut journal = Vec::new();
-    let no = Arc::new(Scripted {
-        refuse: true,
-        asked: Mutex::new(Vec::new()),
-    });
+    let no = Scripted::new(true);
     let finished = session(&sim, &plan, &mut journal, no.clone()).await;
-    let report = finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
+    let report = halted(&finished, StopReason::StepFailed);
     assert!(
         report
             .summary
@@ -106,10 +102,7 @@ async fn a_refused_hop_halts_before_its_first_task_and_a_resume_asks_again() {
         "the first hop ran"
     );
     // Resumed: asked again, answered yes, to the end.
-    let yes = Arc::new(Scripted {
-        refuse: false,
-        asked: Mutex::new(Vec::new()),
-    });
+    let yes = Scripted::new(false);
     let resumed = session(&sim, &plan, &mut journal, yes.clone()).await;
     assert!(resumed.is_completed(), "{resumed:?}");
     assert_eq!(*yes.asked.lock().unwrap(), [1]);
@@ -132,12 +125,9 @@ async fn the_next_hops_downloads_ahead_do_not_ask_the_check() {
             .any(|s| s.hop == Some(1) && s.action.is_prestage()),
         "no download of the second hop is planned before its first step"
     );
-    let sim = SimCluster::new(ha()).with_speed(1_000_000.0);
+    let sim = fast_sim();
     let mut journal = Vec::new();
-    let no = Arc::new(Scripted {
-        refuse: true,
-        asked: Mutex::new(Vec::new()),
-    });
+    let no = Scripted::new(true);
     let finished = session(&sim, &plan, &mut journal, no.clone()).await;
     // The refusal failed the second hop's first task that is not a download ahead; the
     // downloads of that hop ran (and ended) before it.

@@ -1,47 +1,25 @@
 //! A command that prints one huge line on stderr and fails: the journal keeps a bounded tail
 //! of it once, with a marker saying how much was cut, and what is printed stays short.
+mod support;
+
 use std::sync::Arc;
 
 use kupgrade_core::capture::STDERR_TAIL_MAX;
-use kupgrade_core::plan::PlanRequest;
-use kupgrade_core::run::{Event, Run, RunOptions};
-use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::run::Event;
 use kupgrade_exec::driver::Driver;
-use kupgrade_exec::events::event_channel;
 use kupgrade_exec::sim::{Fault, FaultKind, SimCluster};
+use support::fixtures::{Outcome, drive_to_end, two_nodes_plan};
 
 #[tokio::test(start_paused = true)]
 async fn a_one_mib_stderr_line_is_kept_once_bounded_and_printed_short() {
-    let text = r#"
-addons: { kube-proxy: v1.29.10, coredns: v1.11.1 }
-nodes:
-  - name: cp-1
-    roles: [control-plane]
-    versions: { kubelet: v1.29.10, kubeadm: v1.29.10, kubectl: v1.29.10,
-                kube-apiserver: v1.29.10, kube-controller-manager: v1.29.10,
-                kube-scheduler: v1.29.10, etcd: 3.5.10-0 }
-"#;
-    let cluster = kupgrade_core::inventory::parse(text, "cluster.yaml").unwrap();
-    let plan = PlanRequest::new("1.30".parse().unwrap(), jiff::civil::date(2025, 3, 1))
-        .plan(&cluster)
-        .unwrap();
+    let (cluster, plan) = two_nodes_plan();
     let sim = Arc::new(SimCluster::new(cluster));
     // One line of 1 MiB (less its ending), without a newline.
     let stderr = "E".repeat((1 << 20) - 16) + " and the end";
     sim.inject(Fault::new(FaultKind::fail(1, stderr)).matching("kubeadm upgrade apply"));
-    let mut run = Run::new(
-        Arc::new(plan),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-    )
-    .unwrap();
-    let (tx, mut rx) = event_channel(1 << 16);
     let mut journal = Vec::new();
-    let finished = Driver::new(sim.clone(), sim.clone())
-        .events(tx)
-        .drive(&mut run, &mut journal)
-        .await
-        .unwrap();
+    let Outcome { finished, events } =
+        drive_to_end(Driver::new(sim.clone(), sim.clone()), &plan, &mut journal).await;
     assert!(!finished.is_completed(), "the failing step halts the run");
 
     let mut kept = 0;
@@ -72,7 +50,7 @@ nodes:
         printed.len()
     );
     assert!(printed.contains("and the end"), "{printed}");
-    while let Some(e) = rx.try_recv() {
+    for e in events {
         if let Event::StepRetrying { error, .. } = e {
             assert!(error.len() < 1024, "a retry line of {} bytes", error.len());
         }

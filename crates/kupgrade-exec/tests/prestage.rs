@@ -1,20 +1,21 @@
 //! Pre-staging in the simulator's event log: packages are downloaded and control-plane images
 //! pulled before a node is cordoned, never between its cordon and its uncordon.
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::civil::date;
 use kupgrade_core::plan::{PlanOptions, PlanRequest, UpgradePlan};
-use kupgrade_core::run::{Finished, Record, Run, RunOptions};
-use kupgrade_core::skew::UpstreamPolicy;
+use kupgrade_core::run::Finished;
 use kupgrade_exec::driver::Driver;
 use kupgrade_exec::sim::SimCluster;
+use support::fixtures::{drive_to_end, ha};
 
 /// The HA sample (Debian and RHEL-like nodes, several hops), planned to `stable` on a fixed
 /// date, with or without pre-staging.
 fn plan(prestage: bool) -> (kupgrade_core::ClusterState, Arc<UpgradePlan>) {
-    let text = include_str!("../../../examples/clusters/ha.yaml");
-    let cluster = kupgrade_core::inventory::parse(text, "ha.yaml").unwrap();
+    let cluster = ha();
     let plan = PlanRequest::new("stable".parse().unwrap(), date(2026, 12, 6))
         .options(PlanOptions {
             prestage,
@@ -29,14 +30,7 @@ fn plan(prestage: bool) -> (kupgrade_core::ClusterState, Arc<UpgradePlan>) {
 async fn run(sim: &SimCluster, plan: &Arc<UpgradePlan>) {
     let s = Arc::new(sim.clone());
     let driver = Driver::new(s.clone(), s.clone()).provider(s);
-    let mut run = Run::new(
-        plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-    )
-    .unwrap();
-    let mut journal: Vec<Record> = Vec::new();
-    let finished = driver.drive(&mut run, &mut journal).await.unwrap();
+    let finished = drive_to_end(driver, plan, &mut Vec::new()).await.finished;
     assert_eq!(finished, Finished::Completed, "{finished}");
 }
 

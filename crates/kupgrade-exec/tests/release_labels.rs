@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use jiff::civil::date;
 use kupgrade_core::lifecycle::ReleaseCalendar;
 use kupgrade_core::{KubeVersion, Minor};
-use kupgrade_exec::releases::{FetchErrorKind, LabelClient};
+use kupgrade_exec::releases::{FetchErrorKind, LabelClient, LabelFetchError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -63,6 +63,14 @@ fn v(s: &str) -> KubeVersion {
 
 fn client(base: &str, timeout: Duration) -> LabelClient {
     LabelClient::new(base, timeout).unwrap()
+}
+
+/// Why the label of `minor` (`None`: stable) under `base` cannot be read (within 10 s).
+async fn label_error(base: &str, minor: Option<Minor>) -> LabelFetchError {
+    client(base, Duration::from_secs(10))
+        .label(minor)
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -161,10 +169,7 @@ async fn redirects_are_followed_within_bounds() {
     let c = client(&format!("{base}/release"), Duration::from_secs(10));
     assert_eq!(c.label(None).await.unwrap(), v("1.31.4"));
     assert_eq!(c.label(Some(Minor::new(1, 31))).await.unwrap(), v("1.31.4"));
-    let e = client(&format!("{base}/loop"), Duration::from_secs(10))
-        .label(None)
-        .await
-        .unwrap_err();
+    let e = label_error(&format!("{base}/loop"), None).await;
     assert_eq!(
         e.to_string(),
         format!(
@@ -217,10 +222,7 @@ async fn a_server_error_and_no_server_are_errors_naming_the_url() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let e = client(&closed, Duration::from_secs(10))
-        .label(None)
-        .await
-        .unwrap_err();
+    let e = label_error(&closed, None).await;
     assert!(matches!(e.kind(), FetchErrorKind::Connect(_)), "{e}");
     assert!(
         e.to_string()
@@ -236,20 +238,14 @@ async fn answers_that_are_not_labels_are_refused() {
         file("/other/stable-1.30.txt", "v1.31.0\n"),
     ])
     .await;
-    let e = client(&format!("{base}/big"), Duration::from_secs(10))
-        .label(None)
-        .await
-        .unwrap_err();
+    let e = label_error(&format!("{base}/big"), None).await;
     assert_eq!(
         e.to_string(),
         format!(
             "could not reach {base}/big/stable.txt (the answer is longer than 1024 bytes: not a version label)"
         )
     );
-    let e = client(&format!("{base}/other"), Duration::from_secs(10))
-        .label(Some(Minor::new(1, 30)))
-        .await
-        .unwrap_err();
+    let e = label_error(&format!("{base}/other"), Some(Minor::new(1, 30))).await;
     assert_eq!(
         e.kind(),
         &FetchErrorKind::NotALabel("stable-1.30.txt: v1.31.0 is not a patch of 1.30".into())

@@ -5,28 +5,27 @@
 //! the regression gate's baseline journaled, so a resumed session judges against the same
 //! one; the report file kept as the journal grows (throttled, replaced atomically) and
 //! going on, on resume, with the same page.
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::civil::date;
 use kupgrade_core::NodeName;
-use kupgrade_core::gate::{Gate, GateCheck, GateSet, RegressionCheck};
+use kupgrade_core::gate::GateSet;
 use kupgrade_core::hook::HookSet;
+use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::plan::render::{RunHtmlExtras, html_run};
-use kupgrade_core::plan::{Action, PlanOptions, PlanRequest, UpgradePlan};
 use kupgrade_core::ports::{
-    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, PodRef, Program, RunnerError,
-    Tracking,
+    CommandOutput, CommandRunner, CommandSpec, ExitStatus, LineSink, Program, RunnerError, Tracking,
 };
-use kupgrade_core::run::{Event, Finished, Record, RecordKind, RunSummary, StopReason};
-use kupgrade_core::testing::upstream_run;
-use kupgrade_exec::driver::{Driver, JournalSink};
-use kupgrade_exec::report::{ReportingJournal, RunReport};
-use kupgrade_exec::sim::{OpPhase, SimCluster, Workload};
+use kupgrade_core::run::{Finished, Record, RecordKind, RunSummary, StopReason};
+use kupgrade_exec::driver::Driver;
+use kupgrade_exec::report::RunReport;
+use kupgrade_exec::sim::SimCluster;
+use support::fixtures::{drive_reporting, ha_plan, halted_at, pods_gate, sample_sim, troubled_sim};
 
-const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
 const HOSTILE: &str = "<script>alert('owned')</script> & \u{1b}[2J";
 const RESUME: &str = "cargo run --example apply -- --journal 'j' --resume";
 
@@ -66,62 +65,15 @@ impl CommandRunner for HookStub {
 }
 
 fn plan() -> Arc<UpgradePlan> {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let options = PlanOptions {
-        allow_unsupported_target: true,
-        ..PlanOptions::default()
-    };
-    let mut plan = PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-        .options(options)
-        .plan(&cluster)
-        .unwrap();
-    HookSet::parse(
-        "apiVersion: kupgrade.dev/v1alpha1\nkind: Hooks\nhooks:\n  - name: announce\n    before: upgrade\n    argv: [announce-hook]\n",
-        "hooks.yaml",
-    )
-    .unwrap()
-    .insert(&mut plan);
-    let mut gate = Gate::new(
-        "pods",
-        GateCheck::Regression(RegressionCheck {
-            namespace: Some("default".into()),
-            selector: None,
-        }),
-    );
-    gate.timeout_seconds = 120;
-    gate.interval_seconds = 5;
-    GateSet::new(vec![gate]).unwrap().insert(&mut plan);
-    Arc::new(plan)
-}
-
-/// The sample workload; a pod away from the first drained node starts crash-looping (3
-/// restarts) when a node is first uncordoned. Returns the sim and that pod.
-fn troubled_sim(plan: &UpgradePlan) -> (SimCluster, PodRef) {
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let sim = SimCluster::new(cluster).with_workload(&Workload::sample());
-    let first_drained = plan
-        .steps
-        .iter()
-        .find(|s| matches!(s.action, Action::Drain { .. }))
-        .map(|s| s.nodes.as_slice()[0].clone())
-        .unwrap();
-    let victim = sim
-        .cluster()
-        .nodes
-        .iter()
-        .filter(|n| n.name != first_drained && !n.is_control_plane())
-        .flat_map(|n| sim.pods_on(&n.name))
-        .next()
-        .expect("a pod elsewhere");
-    let meddler = sim.clone();
-    let v = victim.clone();
-    let once = AtomicBool::new(false);
-    let sim = sim.on_op(move |p| {
-        if p.phase == OpPhase::After && p.what == "uncordon" && !once.swap(true, Ordering::SeqCst) {
-            meddler.set_pod_trouble(&v, true, 3);
-        }
-    });
-    (sim, victim)
+    ha_plan(|plan| {
+        HookSet::parse(
+            "apiVersion: kupgrade.dev/v1alpha1\nkind: Hooks\nhooks:\n  - name: announce\n    before: upgrade\n    argv: [announce-hook]\n",
+            "hooks.yaml",
+        )
+        .unwrap()
+        .insert(plan);
+        GateSet::new(vec![pods_gate()]).unwrap().insert(plan);
+    })
 }
 
 fn driver(sim: &SimCluster, failing: &Arc<AtomicBool>) -> Driver {
@@ -136,36 +88,19 @@ fn driver(sim: &SimCluster, failing: &Arc<AtomicBool>) -> Driver {
         .local_runner(runner)
 }
 
-/// Drives one session over `journal` (the records so far), appending to it (and to `report`
-/// when given); returns how it ended and the lines the driver printed.
+/// Drives one session of `plan` on `sim` (the hook failing while `failing` holds) over
+/// `journal` (the records so far), appending to it (and to `report` when given); returns how
+/// it ended and the lines the driver printed.
 async fn session(
-    driver: Driver,
+    sim: &SimCluster,
+    failing: &Arc<AtomicBool>,
     plan: &Arc<UpgradePlan>,
     journal: &mut Vec<Record>,
     report: Option<&mut RunReport>,
 ) -> (Finished, Vec<String>) {
-    let (tx, mut rx) = kupgrade_exec::events::event_channel(1 << 20);
-    let mut run = upstream_run(plan, journal);
-    let driver = driver.events(tx);
-    let finished = match report {
-        Some(r) => {
-            let mut sink = ReportingJournal::new(journal, r);
-            driver.drive(&mut run, &mut sink).await
-        }
-        None => {
-            driver
-                .drive(&mut run, journal as &mut dyn JournalSink)
-                .await
-        }
-    }
-    .unwrap();
-    let mut lines = Vec::new();
-    while let Some(e) = rx.try_recv() {
-        if let Event::CommandOutput { task, line, .. } = e {
-            lines.push(format!("{task}: {line}"));
-        }
-    }
-    (finished, lines)
+    let out = drive_reporting(driver(sim, failing), plan, journal, report).await;
+    let lines = out.lines();
+    (out.finished, lines)
 }
 
 /// The records with the journal's wall clock moved so the first is at 2025-11-01 09:00 UTC
@@ -209,11 +144,8 @@ async fn the_page_of_a_run_halted_by_a_regression_gate_names_the_gate_the_pod_an
     let (sim, victim) = troubled_sim(&plan);
     let failing = Arc::new(AtomicBool::new(false));
     let mut journal = Vec::new();
-    let (finished, _) = session(driver(&sim, &failing), &plan, &mut journal, None).await;
-    let report = finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::StepFailed, "{report}");
-    let gate_step = report.task.as_ref().unwrap().step.to_string();
-    assert!(gate_step.ends_with("/gate-pods"), "{gate_step}");
+    let (finished, _) = session(&sim, &failing, &plan, &mut journal, None).await;
+    let (_, gate_step) = halted_at(&finished, StopReason::StepFailed, "/gate-pods");
 
     // The hook's output (a success) and the gate's snapshots are journaled.
     assert!(journal.iter().any(|r| matches!(&r.kind,
@@ -307,10 +239,10 @@ async fn a_resumed_gate_judges_against_the_journaled_baseline() {
     let (sim, victim) = troubled_sim(&plan);
     let failing = Arc::new(AtomicBool::new(false));
     let mut journal = Vec::new();
-    let (first, _) = session(driver(&sim, &failing), &plan, &mut journal, None).await;
+    let (first, _) = session(&sim, &failing, &plan, &mut journal, None).await;
     assert!(first.report().is_some());
     sim.set_pod_trouble(&victim, false, 3);
-    let (second, lines) = session(driver(&sim, &failing), &plan, &mut journal, None).await;
+    let (second, lines) = session(&sim, &failing, &plan, &mut journal, None).await;
     let report = second.report().expect("halted again");
     assert!(
         report
@@ -332,8 +264,7 @@ async fn a_resumed_gate_judges_against_the_journaled_baseline() {
 #[tokio::test(start_paused = true)]
 async fn the_report_file_is_throttled_and_a_resume_goes_on_with_the_same_page() {
     let plan = plan();
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let sim = SimCluster::new(cluster).with_workload(&Workload::sample());
+    let sim = sample_sim();
     let failing = Arc::new(AtomicBool::new(true));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("run.html");
@@ -343,13 +274,7 @@ async fn the_report_file_is_throttled_and_a_resume_goes_on_with_the_same_page() 
     let mut report = RunReport::new(&file, plan.clone(), &journal)
         .resume_command(RESUME)
         .every(Duration::from_secs(3600));
-    let (first, _) = session(
-        driver(&sim, &failing),
-        &plan,
-        &mut journal,
-        Some(&mut report),
-    )
-    .await;
+    let (first, _) = session(&sim, &failing, &plan, &mut journal, Some(&mut report)).await;
     assert!(first.report().is_some());
     assert_eq!(
         report.writes(),
@@ -377,13 +302,7 @@ async fn the_report_file_is_throttled_and_a_resume_goes_on_with_the_same_page() 
         .resume_command(RESUME)
         .every(Duration::ZERO)
         .ratio(0);
-    let (second, _) = session(
-        driver(&sim, &failing),
-        &plan,
-        &mut journal,
-        Some(&mut report),
-    )
-    .await;
+    let (second, _) = session(&sim, &failing, &plan, &mut journal, Some(&mut report)).await;
     assert!(matches!(second, Finished::Completed), "{second:?}");
     // Without a throttle, one write a record.
     assert_eq!(report.writes(), (journal.len() - before) as u64);
@@ -403,20 +322,13 @@ async fn the_report_file_is_throttled_and_a_resume_goes_on_with_the_same_page() 
 #[tokio::test(start_paused = true)]
 async fn a_report_that_cannot_be_written_does_not_stop_the_run() {
     let plan = plan();
-    let cluster = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let sim = SimCluster::new(cluster).with_workload(&Workload::sample());
+    let sim = sample_sim();
     let failing = Arc::new(AtomicBool::new(false));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("no-such-folder").join("run.html");
     let mut journal = Vec::new();
     let mut report = RunReport::new(&file, plan.clone(), &journal).ratio(0);
-    let (finished, _) = session(
-        driver(&sim, &failing),
-        &plan,
-        &mut journal,
-        Some(&mut report),
-    )
-    .await;
+    let (finished, _) = session(&sim, &failing, &plan, &mut journal, Some(&mut report)).await;
     assert!(matches!(finished, Finished::Completed), "{finished:?}");
     assert_eq!(report.writes(), 0);
     let e = report.finish().unwrap_err();

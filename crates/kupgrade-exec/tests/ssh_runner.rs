@@ -25,6 +25,12 @@ fn target(sshd: &Sshd) -> SshTarget {
     }
 }
 
+/// The test sshd (`None` when there is none here: the test passes, saying so) and a folder
+/// for the runner's state.
+fn start() -> Option<(Sshd, tempfile::TempDir)> {
+    Some((Sshd::start()?, tempfile::tempdir().unwrap()))
+}
+
 /// A config that reaches `sshd` with its key and known_hosts, keeping state in `state`.
 fn config(sshd: &Sshd, state: &Path) -> SshConfig {
     SshConfig::new()
@@ -33,15 +39,31 @@ fn config(sshd: &Sshd, state: &Path) -> SshConfig {
         .state_dir(state)
 }
 
-/// What running `true` on node `name`, reached at `target` with `config`, fails with.
-async fn true_fails(config: SshConfig, name: &str, target: SshTarget) -> RunnerError {
+/// The message of the error running `true` on node `name`, reached at `target` with `config`,
+/// fails with, and the error: a refusal (nothing ran) of the kind `kind` (`Connect`, `Auth`,
+/// `HostKey` or `Invalid`) that names the node.
+async fn true_fails(
+    config: SshConfig,
+    name: &str,
+    target: SshTarget,
+    kind: &str,
+) -> (String, RunnerError) {
     let runner = SshRunner::new(config)
         .unwrap()
         .with_target(node(name), target);
-    runner
+    let e = runner
         .output(&node(name), &CommandSpec::new("true"))
         .await
-        .unwrap_err()
+        .unwrap_err();
+    let (found, n, message) = match &e {
+        RunnerError::Connect { node, message, .. } => ("Connect", node, message),
+        RunnerError::Auth { node, message } => ("Auth", node, message),
+        RunnerError::HostKey { node, message } => ("HostKey", node, message),
+        RunnerError::Invalid { node, message } => ("Invalid", node, message),
+        _ => panic!("expected {kind}, got {e:?}"),
+    };
+    assert_eq!((found, n.as_str()), (kind, name), "{e:?}");
+    (message.clone(), e)
 }
 
 fn ssh_runner(sshd: &Sshd, state: &Path, nodes: &[&str]) -> SshRunner {
@@ -71,16 +93,11 @@ async fn conforms_over_a_real_sshd() {
 
 #[tokio::test]
 async fn unknown_host_key_is_refused() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let empty = state.path().join("known_hosts_empty");
     std::fs::write(&empty, "").unwrap();
     let config = config(&sshd, state.path()).known_hosts_file(&empty);
-    let e = true_fails(config.clone(), "w-1", target(&sshd)).await;
-    let RunnerError::HostKey { node: n, message } = &e else {
-        panic!("expected HostKey, got {e:?}")
-    };
-    assert_eq!(n.as_str(), "w-1");
+    let (message, e) = true_fails(config.clone(), "w-1", target(&sshd), "HostKey").await;
     let dest = format!("{}@127.0.0.1:{}", sshd.user(), sshd.port());
     assert!(
         message.starts_with(&format!(
@@ -137,8 +154,7 @@ async fn unknown_host_key_is_refused() {
 
 #[tokio::test]
 async fn changed_host_key_is_refused_even_with_accept_new() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let other = state.path().join("other_host_key");
     sshd.keygen(&other);
     let wrong = state.path().join("known_hosts_wrong");
@@ -149,11 +165,7 @@ async fn changed_host_key_is_refused_even_with_accept_new() {
             .known_hosts_file(&wrong)
             .accept_new_host_keys(),
     ] {
-        let e = true_fails(config, "cp-1", target(&sshd)).await;
-        let RunnerError::HostKey { node: n, message } = &e else {
-            panic!("expected HostKey, got {e:?}")
-        };
-        assert_eq!(n.as_str(), "cp-1");
+        let (message, _) = true_fails(config, "cp-1", target(&sshd), "HostKey").await;
         assert!(
             message.contains(&format!(
                 "presented a host key that does NOT match the one recorded for it in {}",
@@ -175,20 +187,11 @@ async fn changed_host_key_is_refused_even_with_accept_new() {
 
 #[tokio::test]
 async fn an_unauthorized_key_is_an_auth_error() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let stranger = state.path().join("stranger");
     sshd.keygen(&stranger);
-    let e = true_fails(
-        config(&sshd, state.path()).identity_file(&stranger),
-        "w-2",
-        target(&sshd),
-    )
-    .await;
-    let RunnerError::Auth { node: n, message } = &e else {
-        panic!("expected Auth, got {e:?}")
-    };
-    assert_eq!(n.as_str(), "w-2");
+    let config = config(&sshd, state.path()).identity_file(&stranger);
+    let (message, _) = true_fails(config, "w-2", target(&sshd), "Auth").await;
     assert!(
         message.contains("Permission denied (publickey)"),
         "{message}"
@@ -198,27 +201,15 @@ async fn an_unauthorized_key_is_an_auth_error() {
 
 #[tokio::test]
 async fn nothing_listening_is_a_connect_error() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let e = true_fails(
-        config(&sshd, state.path()),
-        "w-3",
-        SshTarget {
-            port: Some(port),
-            ..target(&sshd)
-        },
-    )
-    .await;
-    let RunnerError::Connect {
-        node: n, message, ..
-    } = &e
-    else {
-        panic!("expected Connect, got {e:?}")
+    let closed = SshTarget {
+        port: Some(port),
+        ..target(&sshd)
     };
-    assert_eq!(n.as_str(), "w-3");
+    let (message, _) = true_fails(config(&sshd, state.path()), "w-3", closed, "Connect").await;
     assert!(message.contains("Connection refused"), "{message}");
 }
 
@@ -227,8 +218,7 @@ async fn nothing_listening_is_a_connect_error() {
 /// node, nor as a missing ssh client.
 #[tokio::test]
 async fn ssh_refusing_its_options_is_reported_with_its_words() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     for (config, said) in [
         (
             config(&sshd, state.path()).ssh_option("Bogus", "yes"),
@@ -239,11 +229,7 @@ async fn ssh_refusing_its_options_is_reported_with_its_words() {
             "invalid time value",
         ),
     ] {
-        let e = true_fails(config, "w-1", target(&sshd)).await;
-        let RunnerError::Invalid { node: n, message } = &e else {
-            panic!("expected Invalid, got {e:?}")
-        };
-        assert_eq!(n.as_str(), "w-1");
+        let (message, _) = true_fails(config, "w-1", target(&sshd), "Invalid").await;
         let dest = format!("{}@127.0.0.1:{}", sshd.user(), sshd.port());
         assert!(
             message.starts_with(&format!(
@@ -261,8 +247,7 @@ async fn ssh_refusing_its_options_is_reported_with_its_words() {
 /// shell through ssh's configuration (`%r`, `%h` in a `ProxyCommand`) never reaches ssh.
 #[tokio::test]
 async fn a_hostile_target_never_reaches_ssh() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let marker = state.path().join("pwned");
     let proxy = format!("sh -c 'touch {}; nc %h %p'", marker.display());
     let conf = config(&sshd, state.path()).ssh_option("ProxyCommand", proxy);
@@ -282,10 +267,7 @@ async fn a_hostile_target_never_reaches_ssh() {
             },
         ),
     ] {
-        let e = true_fails(conf.clone(), "w-1", t).await;
-        let RunnerError::Invalid { message, .. } = &e else {
-            panic!("expected Invalid, got {e:?}")
-        };
+        let (message, _) = true_fails(conf.clone(), "w-1", t, "Invalid").await;
         assert!(
             message.starts_with(&format!("its SSH target's {field}: ")),
             "{message}"
@@ -314,8 +296,7 @@ async fn refusals_are_not_retried() {
     use kupgrade_exec::driver::Driver;
     use kupgrade_exec::sim::SimCluster;
 
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let cluster = kupgrade_core::inventory::parse(
         "nodes:\n  - name: solo\n    roles: [control-plane]\n    versions: { kubelet: v1.28.9, \
          kubeadm: v1.28.9, kube-apiserver: v1.28.9, kube-controller-manager: v1.28.9, \
@@ -390,8 +371,7 @@ async fn refusals_are_not_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_connection_per_node_reused_and_reopened() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["a", "b"]);
     let mut runs = Vec::new();
     for i in 0..24 {
@@ -465,8 +445,7 @@ async fn sessions_refused_by_max_sessions_are_retried() {
 
 #[tokio::test]
 async fn dropping_the_runner_closes_its_connections() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["a", "b"]);
     for n in ["a", "b"] {
         runner
@@ -493,8 +472,7 @@ async fn dropping_the_runner_closes_its_connections() {
 async fn sessions_start_with_an_empty_home() {
     // The harness's SetEnv gives sessions an empty HOME, so the login shell reads no start-up
     // files (root's ~/.bashrc here exports PYENV_ROOT and costs ~120 ms).
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     let spec = CommandSpec::shell("printf '%s|%s|%s' \"$HOME\" \"${PYENV_ROOT-unset}\" \"$PATH\"");
     let out = runner.output(&node("w-1"), &spec).await.unwrap();
@@ -510,8 +488,7 @@ async fn sessions_start_with_an_empty_home() {
 
 #[tokio::test]
 async fn login_shell_noise_is_discarded_or_reported() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     // bash reads ~/.bashrc for commands run by sshd: make it talk.
     let bashrc = sshd.home().join(".bashrc");
@@ -567,8 +544,7 @@ fn control_sockets(state: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_kills_the_remote_process_group() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     // Both the command's child and grandchild carry a tag we can find in /proc.
     let tag = format!("31{}", sshd.port());
@@ -590,8 +566,7 @@ async fn a_timeout_kills_the_remote_process_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_the_run_kills_the_remote_process_group() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     let tag = format!("32{}", sshd.port());
     let spec = CommandSpec::shell(format!("echo started; sleep {tag}"));
@@ -621,8 +596,7 @@ async fn dropping_the_run_kills_the_remote_process_group() {
 
 #[tokio::test]
 async fn node_env_sandboxes_work_remotely() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let root = tempfile::tempdir().unwrap();
     for (n, bin) in node_bins(root.path(), &["cp-1", "w-1"]) {
         write_script(
@@ -683,8 +657,7 @@ async fn node_env_sandboxes_work_remotely() {
 #[tokio::test]
 async fn a_node_made_by_a_provider_is_reached_at_the_target_its_create_command_reports() {
     use kupgrade_core::ports::NodeProvider;
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = SshRunner::new(config(&sshd, state.path())).unwrap();
     let new = node("w-1-v1-30-6");
     // Unknown before: reached at its node name, which does not resolve.
@@ -734,10 +707,19 @@ fn kill_ancestor(up_to_sshd: bool) -> String {
     )
 }
 
+/// `echo` on `n` through `runner` answers afterwards, `sshd` having accepted `logins` logins
+/// in all (`why`).
+async fn echo_answers(runner: &SshRunner, n: &NodeName, sshd: &Sshd, logins: usize, why: &str) {
+    let out = runner
+        .output(n, &CommandSpec::new("echo").arg("back"))
+        .await;
+    assert_eq!(out.unwrap().stdout_text(), "back\n");
+    assert_eq!(sshd.accepted_logins(), logins, "{why}: {}", sshd.log());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_lost_mid_command_is_unreachable_and_reopened() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     let n = node("w-1");
     let spec = CommandSpec::shell(kill_ancestor(true)).timeout(Duration::from_secs(20));
@@ -749,22 +731,12 @@ async fn a_connection_lost_mid_command_is_unreachable_and_reopened() {
         e.to_string().contains("may or may not have finished"),
         "{e}"
     );
-    let out = runner
-        .output(&n, &CommandSpec::new("echo").arg("back"))
-        .await;
-    assert_eq!(out.unwrap().stdout_text(), "back\n");
-    assert_eq!(
-        sshd.accepted_logins(),
-        2,
-        "a new connection: {}",
-        sshd.log()
-    );
+    echo_answers(&runner, &n, &sshd, 2, "a new connection").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shell_killed_by_a_signal_keeps_its_connection() {
-    let Some(sshd) = Sshd::start() else { return };
-    let state = tempfile::tempdir().unwrap();
+    let Some((sshd, state)) = start() else { return };
     let runner = ssh_runner(&sshd, state.path(), &["w-1"]);
     let n = node("w-1");
     let e = runner
@@ -773,14 +745,5 @@ async fn a_shell_killed_by_a_signal_keeps_its_connection() {
         .unwrap_err();
     assert!(!matches!(e, RunnerError::Connect { .. }), "{e:?}");
     assert!(e.to_string().contains("signal"), "{e}");
-    let out = runner
-        .output(&n, &CommandSpec::new("echo").arg("still"))
-        .await;
-    assert_eq!(out.unwrap().stdout_text(), "still\n");
-    assert_eq!(
-        sshd.accepted_logins(),
-        1,
-        "the same connection: {}",
-        sshd.log()
-    );
+    echo_answers(&runner, &n, &sshd, 1, "the same connection").await;
 }

@@ -6,18 +6,14 @@ mod support;
 use std::path::Path;
 use std::sync::Arc;
 
-use jiff::civil::date;
-use kupgrade_core::plan::{PlanOptions, PlanRequest};
 use kupgrade_core::ports::ClusterOperations;
-use kupgrade_core::run::{Record, Run, RunOptions, StopReason};
-use kupgrade_core::skew::UpstreamPolicy;
-use kupgrade_core::{ClusterState, Component, NodeName};
+use kupgrade_core::run::StopReason;
+use kupgrade_core::{Component, NodeName};
 use kupgrade_exec::driver::Driver;
 use kupgrade_exec::sim::SimCluster;
 use kupgrade_exec::{LocalRunner, NodeEnv, NodeReadOps};
+use support::fixtures::{drive_to_end, ha, ha_plan, halted_at};
 use support::{write_script, write_stub_sudo};
-
-const HA: &str = include_str!("../../../examples/clusters/ha.yaml");
 
 /// Programs the plan's commands would call: each only logs and fails, so nothing outside the
 /// sandbox can change even if a command ran.
@@ -78,16 +74,8 @@ fn sandbox(root: &Path, node: &NodeName, kubeadm: &str, control_plane: Option<(&
 
 #[tokio::test]
 async fn a_stale_inventory_is_refused_before_any_command() {
-    let inventory: ClusterState = kupgrade_core::inventory::parse(HA, "ha.yaml").unwrap();
-    let plan = Arc::new(
-        PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-            .options(PlanOptions {
-                allow_unsupported_target: true,
-                ..PlanOptions::default()
-            })
-            .plan(&inventory)
-            .unwrap(),
-    );
+    let inventory = ha();
+    let plan = ha_plan(|_| {});
     let root = tempfile::tempdir().unwrap();
     for n in &inventory.nodes {
         let cp = match (n.is_control_plane(), n.name.as_str()) {
@@ -135,20 +123,8 @@ async fn a_stale_inventory_is_refused_before_any_command() {
         );
     }
 
-    let mut run = Run::new(
-        plan.clone(),
-        Arc::new(UpstreamPolicy::new()),
-        RunOptions::default(),
-    )
-    .unwrap();
-    let mut journal: Vec<Record> = Vec::new();
-    let finished = Driver::new(runner, ops)
-        .drive(&mut run, &mut journal)
-        .await
-        .unwrap();
-    let report = finished.report().expect("halted");
-    assert_eq!(report.reason, StopReason::Drift, "{report}");
-    assert_eq!(report.task.as_ref().unwrap().step, plan.steps[0].id);
+    let out = drive_to_end(Driver::new(runner, ops), &plan, &mut Vec::new()).await;
+    let (report, _) = halted_at(&out.finished, StopReason::Drift, plan.steps[0].id.as_str());
     let text = report.to_string();
     for c in [
         "kubeadm",

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kupgrade_core::NodeName;
-use kupgrade_core::plan::{PlanRequest, UpgradePlan};
+use kupgrade_core::plan::UpgradePlan;
 use kupgrade_core::ports::{
     CommandHandle, CommandOutput, CommandRunner, CommandSpec, LineSink, Liveness, RunnerError,
     Tracking,
@@ -21,7 +21,7 @@ use kupgrade_core::run::{Finished, Record, RecordKind, StopReason};
 use kupgrade_core::testing::upstream_run;
 use kupgrade_exec::driver::{Driver, SurvivorPolicy, stop_channel};
 use kupgrade_exec::sim::SimCluster;
-use support::fixtures::TWO_NODES;
+use support::fixtures::two_nodes_plan;
 
 fn handle() -> CommandHandle {
     CommandHandle::Local {
@@ -101,18 +101,10 @@ impl CommandRunner for Scripted {
     }
 }
 
-fn plan() -> (Arc<UpgradePlan>, kupgrade_core::ClusterState) {
-    let cluster = kupgrade_core::inventory::parse(TWO_NODES, "cluster.yaml").unwrap();
-    let plan = PlanRequest::new("1.30".parse().unwrap(), jiff::civil::date(2025, 3, 1))
-        .plan(&cluster)
-        .unwrap();
-    (Arc::new(plan), cluster)
-}
-
 /// Session 1: `apply` starts and hangs; the run is aborted once its handle is journaled.
 /// Returns the journal and the runner (its script reset for session 2).
 async fn first_session() -> (Vec<Record>, Arc<Scripted>, Arc<UpgradePlan>) {
-    let (plan, cluster) = plan();
+    let (cluster, plan) = two_nodes_plan();
     let sim = Arc::new(SimCluster::new(cluster));
     let runner = Arc::new(Scripted {
         sim: sim.clone(),

@@ -38,7 +38,14 @@ fn v(s: &str) -> KubeVersion {
     s.parse().unwrap()
 }
 
+/// The HA sample's plan to `target` with `options`.
 fn plan(target: &str, options: PlanOptions) -> Arc<UpgradePlan> {
+    plan_of(&ha(), target, options)
+}
+
+/// `cluster`'s plan to `target` with `options`, planned on 2025-11-01 (unsupported targets
+/// allowed).
+fn plan_of(cluster: &ClusterState, target: &str, options: PlanOptions) -> Arc<UpgradePlan> {
     let options = PlanOptions {
         allow_unsupported_target: true,
         ..options
@@ -46,7 +53,7 @@ fn plan(target: &str, options: PlanOptions) -> Arc<UpgradePlan> {
     Arc::new(
         PlanRequest::new(target.parse().unwrap(), date(2025, 11, 1))
             .options(options)
-            .plan(&ha())
+            .plan(cluster)
             .unwrap(),
     )
 }
@@ -194,13 +201,16 @@ async fn zypper_follows_its_repository_refreshes_and_locks() {
         text.contains("No provider of 'kubeadm=1.30.2' found."),
         "{text}"
     );
-    let repo = CommandSpec::new("tee")
-        .arg("/etc/zypp/repos.d/kubernetes.repo")
-        .stdin(kupgrade_core::plan::packages::zypper_repo(
-            "1.30".parse().unwrap(),
-        ))
-        .sudo();
-    assert_eq!(sh(&sim, "leap-1", repo).await.0, 0);
+    // The 1.30 repository's file, as the plan writes it.
+    let repo_1_30 = || {
+        CommandSpec::new("tee")
+            .arg("/etc/zypp/repos.d/kubernetes.repo")
+            .stdin(kupgrade_core::plan::packages::zypper_repo(
+                "1.30".parse().unwrap(),
+            ))
+            .sudo()
+    };
+    assert_eq!(sh(&sim, "leap-1", repo_1_30()).await.0, 0);
     assert_eq!(sh(&sim, "leap-1", install("kubeadm=1.30.2")).await.0, 104);
     let refresh = zypper(&["--gpg-auto-import-keys", "refresh", "kubernetes"]);
     assert_eq!(sh(&sim, "leap-1", refresh).await.0, 0);
@@ -241,13 +251,7 @@ async fn zypper_follows_its_repository_refreshes_and_locks() {
     );
     let rocky_repo = |sim: &SimCluster| sim.snapshot().hosts[&name("rocky-1")].repo.clone();
     let before = rocky_repo(&sim);
-    let repo = CommandSpec::new("tee")
-        .arg("/etc/zypp/repos.d/kubernetes.repo")
-        .stdin(kupgrade_core::plan::packages::zypper_repo(
-            "1.30".parse().unwrap(),
-        ))
-        .sudo();
-    assert_eq!(sh(&sim, "rocky-1", repo).await.0, 0);
+    assert_eq!(sh(&sim, "rocky-1", repo_1_30()).await.0, 0);
     assert_eq!(rocky_repo(&sim), before);
 }
 
@@ -471,15 +475,7 @@ async fn the_ha_sample_upgrades_to_the_newest_stable_release() {
 /// target, through its own family's commands.
 #[tokio::test(start_paused = true)]
 async fn the_mixed_os_sample_upgrades_through_each_family_s_package_manager() {
-    let plan = Arc::new(
-        PlanRequest::new("1.31".parse().unwrap(), date(2025, 11, 1))
-            .options(PlanOptions {
-                allow_unsupported_target: true,
-                ..PlanOptions::default()
-            })
-            .plan(&mixed_os())
-            .unwrap(),
-    );
+    let plan = plan_of(&mixed_os(), "1.31", PlanOptions::default());
     assert_eq!(plan.hops.len(), 2);
     let sim = SimCluster::new(mixed_os()).with_workload(&Workload::sample());
     let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
@@ -679,18 +675,29 @@ async fn a_blocked_eviction_halts_with_the_budget_named() {
     assert!(sim.cluster().node("worker-1").unwrap().unschedulable);
 }
 
+/// The HA sample's sim, on which `meddle` acts (given the sim) right after each operation
+/// `at` picks.
+fn meddled(
+    at: impl Fn(&OpPoint<'_>) -> bool + Send + Sync + 'static,
+    meddle: impl Fn(&SimCluster) + Send + Sync + 'static,
+) -> SimCluster {
+    let sim = SimCluster::new(ha());
+    let meddler = sim.clone();
+    sim.on_op(move |p| {
+        if p.phase == OpPhase::After && at(p) {
+            meddle(&meddler);
+        }
+    })
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_node_upgraded_by_hand_halts_the_run_before_its_turn() {
     let plan = plan("1.29", PlanOptions::default());
     // Right after `kubeadm upgrade apply` on cp-1, someone upgrades worker-6's kubelet by hand.
-    let sim = SimCluster::new(ha());
-    let meddler = sim.clone();
-    let sim = sim.on_op(move |p| {
-        if p.phase == OpPhase::After && p.what.contains("kubeadm upgrade apply") {
-            let mut inner = meddler.lock();
-            inner.node_mut(&name("worker-6")).versions.kubelet = Some(v("v1.29.15"));
-        }
-    });
+    let sim = meddled(
+        |p| p.what.contains("kubeadm upgrade apply"),
+        |sim| sim.lock().node_mut(&name("worker-6")).versions.kubelet = Some(v("v1.29.15")),
+    );
     let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
     let report = out.finished.report().expect("halted");
     // The kubelet is now newer than two API servers: the policy check catches it at once.
@@ -715,13 +722,10 @@ async fn a_cordon_undone_at_once_fails_its_postcondition() {
     // cluster never shows it cordoned, so the cordon fails (after its retries) and the drain
     // never starts.
     let plan = plan("1.29", PlanOptions::default());
-    let sim = SimCluster::new(ha());
-    let meddler = sim.clone();
-    let sim = sim.on_op(move |p| {
-        if p.phase == OpPhase::After && p.what == "cordon" && p.node.as_str() == "worker-1" {
-            meddler.lock().node_mut(&name("worker-1")).unschedulable = false;
-        }
-    });
+    let sim = meddled(
+        |p| p.what == "cordon" && p.node.as_str() == "worker-1",
+        |sim| sim.lock().node_mut(&name("worker-1")).unschedulable = false,
+    );
     let out = drive_with(driver(&sim), &plan, &mut Vec::new()).await;
     let report = out.finished.report().expect("halted");
     assert_eq!(report.reason, StopReason::StepFailed, "{report}");
@@ -779,21 +783,36 @@ async fn a_dry_run_touches_nothing_and_lists_every_command() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn stopping_finishes_the_current_step_and_a_resume_goes_on() {
+/// A session of the HA sample's 1.29 plan that `stop` ends (given the session's stop handle)
+/// at the operations `at` picks (at `phase`): it ends cancelled. Returns the plan, that
+/// session's journal and outcome, and its sim (`stop` still hooked in).
+async fn cancelled_at(
+    phase: OpPhase,
+    at: impl Fn(&OpPoint<'_>) -> bool + Send + Sync + 'static,
+    stop: impl Fn(&crate::driver::StopHandle) + Send + Sync + 'static,
+) -> (Arc<UpgradePlan>, Vec<Record>, Outcome, SimCluster) {
     let plan = plan("1.29", PlanOptions::default());
-    let sim = SimCluster::new(ha());
     let (handle, signal) = stop_channel();
-    // Ask to stop while cp-1's kubeadm upgrade apply runs.
-    let h = handle.clone();
-    let sim = sim.on_op(move |p| {
-        if p.phase == OpPhase::Before && p.what.contains("kubeadm upgrade apply") {
-            h.finish_current();
+    let sim = SimCluster::new(ha()).on_op(move |p| {
+        if p.phase == phase && at(p) {
+            stop(&handle);
         }
     });
     let mut journal = Vec::new();
     let out = drive_with(driver(&sim).stop_on(signal), &plan, &mut journal).await;
     assert_eq!(out.finished, Finished::Cancelled);
+    (plan, journal, out, sim)
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_finishes_the_current_step_and_a_resume_goes_on() {
+    // Ask to stop while cp-1's kubeadm upgrade apply runs.
+    let (plan, mut journal, _, sim) = cancelled_at(
+        OpPhase::Before,
+        |p| p.what.contains("kubeadm upgrade apply"),
+        |h| h.finish_current(),
+    )
+    .await;
     // The apply finished and was journaled; nothing started after it.
     let last_start = journal
         .iter()
@@ -826,18 +845,12 @@ async fn stopping_finishes_the_current_step_and_a_resume_goes_on() {
 
 #[tokio::test(start_paused = true)]
 async fn aborting_interrupts_the_step_and_a_resume_checks_it() {
-    let plan = plan("1.29", PlanOptions::default());
-    let sim = SimCluster::new(ha());
-    let (handle, signal) = stop_channel();
-    let h = handle.clone();
-    let sim = sim.on_op(move |p| {
-        if p.phase == OpPhase::Before && p.what == "drain" && p.node.as_str() == "worker-2" {
-            h.abort();
-        }
-    });
-    let mut journal = Vec::new();
-    let out = drive_with(driver(&sim).stop_on(signal), &plan, &mut journal).await;
-    assert_eq!(out.finished, Finished::Cancelled);
+    let (plan, mut journal, out, sim) = cancelled_at(
+        OpPhase::Before,
+        |p| p.what == "drain" && p.node.as_str() == "worker-2",
+        |h| h.abort(),
+    )
+    .await;
     assert!(out.events.iter().any(|e| matches!(e, Event::StepFinished { outcome: StepOutcome::Interrupted, task, .. } if task.step.as_str() == "v1.29.15/worker-2/drain")));
     // The drain (whose postcondition, cordoned, already held before it) runs again.
     let sim2 = SimCluster::from_state(sim.snapshot());
@@ -873,19 +886,12 @@ fn run_dirs(files: &std::collections::BTreeSet<String>) -> std::collections::BTr
 /// touches none of them.
 #[tokio::test(start_paused = true)]
 async fn a_resumed_backup_completes_and_a_new_run_writes_beside_an_earlier_one() {
-    let plan = plan("1.29", PlanOptions::default());
-    let (handle, signal) = stop_channel();
-    let sim = SimCluster::new(ha()).on_op(move |p| {
-        if p.phase == OpPhase::After
-            && p.node.as_str() == "cp-1"
-            && p.what.contains("cp -a -T /etc/kubernetes")
-        {
-            handle.abort();
-        }
-    });
-    let mut journal = Vec::new();
-    let out = drive_with(driver(&sim).stop_on(signal), &plan, &mut journal).await;
-    assert_eq!(out.finished, Finished::Cancelled);
+    let (plan, mut journal, _, sim) = cancelled_at(
+        OpPhase::After,
+        |p| p.node.as_str() == "cp-1" && p.what.contains("cp -a -T /etc/kubernetes"),
+        |h| h.abort(),
+    )
+    .await;
     let first = backup_files(&sim);
     assert_eq!(run_dirs(&first).len(), 1, "{first:?}");
     assert!(first.iter().any(|f| f.starts_with("cp-1:")), "{first:?}");
@@ -1039,15 +1045,7 @@ async fn the_simulation_passes_the_cluster_operations_conformance_suite() {
 async fn an_unfinished_kube_proxy_rollout_is_waited_for() {
     let mut cluster = ha();
     cluster.node_mut("worker-2").unwrap().versions.kube_proxy = Some(v("v1.28.8"));
-    let plan = Arc::new(
-        PlanRequest::new("1.29".parse().unwrap(), date(2025, 11, 1))
-            .options(PlanOptions {
-                allow_unsupported_target: true,
-                ..PlanOptions::default()
-            })
-            .plan(&cluster)
-            .unwrap(),
-    );
+    let plan = plan_of(&cluster, "1.29", PlanOptions::default());
     assert!(
         plan.steps
             .iter()
@@ -1073,16 +1071,13 @@ async fn an_unfinished_kube_proxy_rollout_is_waited_for() {
 
 #[tokio::test(start_paused = true)]
 async fn a_new_run_of_a_plan_from_before_a_halted_run_is_refused_before_any_command() {
-    let plan = plan("1.29", PlanOptions::default());
     // The first run is stopped right after `kubeadm upgrade apply` on cp-1.
-    let (handle, signal) = stop_channel();
-    let sim = SimCluster::new(ha()).on_op(move |p| {
-        if p.phase == OpPhase::After && p.what.contains("kubeadm upgrade apply") {
-            handle.finish_current();
-        }
-    });
-    let first = drive_with(driver(&sim).stop_on(signal), &plan, &mut Vec::new()).await;
-    assert!(!first.finished.is_completed());
+    let (plan, _, _, sim) = cancelled_at(
+        OpPhase::After,
+        |p| p.what.contains("kubeadm upgrade apply"),
+        |h| h.finish_current(),
+    )
+    .await;
     assert!(
         sim.snapshot()
             .history
